@@ -1,0 +1,215 @@
+//! `csc-server`: the operator's command line and the server itself. The command contract is a
+//! public interface (README "Commands"): change it only compatibly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use csc_api::{admin, config::Config, server};
+use sam::KeySpec;
+use storage::Scal;
+
+#[derive(Parser)]
+#[command(name = "csc-server", version, about = "CSC v1 remote signing server")]
+struct Cli {
+    /// Data directory (database, SoftHSM2 token, PIN files, development CA).
+    #[arg(long, global = true, env = "CSC_DATA_DIR", default_value = "./csc-data")]
+    data_dir: PathBuf,
+    /// TOML configuration file (default: DATA_DIR/config.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data directory, the token, the database and the development CA (idempotent).
+    Init,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage credentials (keys in the HSM with their certificates).
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Serve the CSC API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// init + a demo user with credentials + serve.
+    Demo {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a signer; the password comes from CSC_PASSWORD, else one line of standard input.
+    Add { name: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyArg {
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    #[value(name = "ec-p256")]
+    EcP256,
+    #[value(name = "ec-p384")]
+    EcP384,
+}
+
+impl From<KeyArg> for KeySpec {
+    fn from(k: KeyArg) -> Self {
+        match k {
+            KeyArg::Rsa2048 => KeySpec::Rsa2048,
+            KeyArg::Rsa3072 => KeySpec::Rsa3072,
+            KeyArg::Rsa4096 => KeySpec::Rsa4096,
+            KeyArg::EcP256 => KeySpec::EcP256,
+            KeyArg::EcP384 => KeySpec::EcP384,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Generate a key in the HSM for user NAME and certify it; the PIN comes from CSC_PIN, else
+    /// one line of standard input. Prints one JSON object.
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        key: KeyArg,
+        /// Sole control assurance level: 1, or 2 (signatures bound to the authorized hashes).
+        #[arg(long, default_value = "1", value_parser = ["1", "2"])]
+        scal: String,
+        /// How many signatures one authorization may allow.
+        #[arg(long, default_value_t = 1)]
+        multisign: u32,
+        /// Add a TOTP second factor; its otpauth URI is printed once.
+        #[arg(long)]
+        otp: bool,
+    },
+    /// List credentials (of user NAME only, when given) as a JSON array.
+    List { name: Option<String> },
+    /// Replace a credential's certificate chain with a PEM bundle (signer first) issued
+    /// elsewhere; refused unless it certifies the key in the token.
+    ImportChain { credential_id: String, file: PathBuf },
+    /// Destroy a credential's key in the HSM and disable the credential.
+    Destroy { credential_id: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of the whole audit log; exits 1 and names the first broken record.
+    Verify,
+}
+
+fn print(value: &serde_json::Value) {
+    println!("{value:#}");
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+    match cli.command {
+        Command::Init => print(&admin::init(&cfg)?.1),
+        Command::User {
+            command: UserCommand::Add { name },
+        } => {
+            let password = admin::read_secret("CSC_PASSWORD", "password")?;
+            let sam = admin::open(&cfg)?;
+            let user = admin::user_add(&sam, &name, &password)?;
+            print(&serde_json::json!({ "userID": user.id.to_string(), "name": user.name }));
+        }
+        Command::Credential { command } => match command {
+            CredentialCommand::Create {
+                name,
+                key,
+                scal,
+                multisign,
+                otp,
+            } => {
+                let pin = admin::read_secret("CSC_PIN", "PIN")?;
+                let scal = if scal == "2" { Scal::Two } else { Scal::One };
+                let sam = admin::open(&cfg)?;
+                print(&admin::credential_create(
+                    &sam,
+                    &name,
+                    key.into(),
+                    scal,
+                    multisign,
+                    otp,
+                    pin,
+                )?);
+            }
+            CredentialCommand::List { name } => {
+                let sam = admin::open(&cfg)?;
+                print(&admin::credential_list(&sam, name.as_deref())?);
+            }
+            CredentialCommand::ImportChain {
+                credential_id,
+                file,
+            } => {
+                let sam = admin::open(&cfg)?;
+                print(&admin::credential_import_chain(&sam, &credential_id, &file)?);
+            }
+            CredentialCommand::Destroy { credential_id } => {
+                let sam = admin::open(&cfg)?;
+                print(&admin::credential_destroy(&sam, &credential_id)?);
+            }
+        },
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let sam = admin::open(&cfg)?;
+            let (intact, report) = admin::audit_verify(&sam)?;
+            print(&report);
+            if !intact {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Serve { listen } => {
+            let sam = admin::open(&cfg)?;
+            server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
+        }
+        Command::Demo { listen } => {
+            let (sam, _) = admin::init(&cfg)?;
+            let demo = admin::demo_setup(&sam)?;
+            print(&demo);
+            server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

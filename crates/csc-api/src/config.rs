@@ -1,0 +1,217 @@
+//! Configuration: built-in defaults, then a TOML file (`--config FILE`, else
+//! `<data-dir>/config.toml` when present), then `CSC_`-prefixed environment variables. Secrets
+//! (the token PIN) are `SecretString`s and never printed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The default PKCS#11 module: Debian's SoftHSM2.
+pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The default listen address of `serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The environment variables read as configuration (others, such as `CSC_PIN`, are command
+/// inputs and not configuration).
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "pkcs11_module",
+    "token_label",
+    "token_pin",
+    "token_pin_file",
+    "softhsm_conf",
+    "max_body_bytes",
+    "service_name",
+    "service_region",
+    "service_lang",
+    "service_description",
+    "service_logo",
+];
+
+/// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
+/// that depend on the data directory.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub pkcs11_module: Option<PathBuf>,
+    pub token_label: Option<String>,
+    pub token_pin: Option<SecretString>,
+    pub token_pin_file: Option<PathBuf>,
+    pub softhsm_conf: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub service_name: Option<String>,
+    pub service_region: Option<String>,
+    pub service_lang: Option<String>,
+    pub service_description: Option<String>,
+    pub service_logo: Option<String>,
+}
+
+/// What `info` says about the service.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub logo: String,
+    pub region: String,
+    pub lang: String,
+    pub description: String,
+}
+
+/// Where the token PIN comes from.
+pub enum PinSource {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+/// The effective configuration.
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: String,
+    pub pkcs11_module: PathBuf,
+    pub token_label: String,
+    pub token_pin: PinSource,
+    /// The SoftHSM2 configuration to point the module at; `None` for other modules.
+    pub softhsm_conf: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub info: ServiceInfo,
+}
+
+impl Config {
+    /// Reads the file and the environment and fills the defaults.
+    pub fn load(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new();
+        let default_file = data_dir.join("config.toml");
+        match file {
+            Some(f) => {
+                anyhow::ensure!(f.exists(), "configuration file {} not found", f.display());
+                figment = figment.merge(Toml::file(f));
+            }
+            None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("CSC_").only(ENV_KEYS));
+        let raw: FileConfig = figment.extract().context("invalid configuration")?;
+        Ok(Self::resolve(data_dir, raw))
+    }
+
+    fn resolve(data_dir: &Path, raw: FileConfig) -> Config {
+        let module = raw
+            .pkcs11_module
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODULE));
+        let is_softhsm = module
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("softhsm"));
+        let softhsm_conf = match raw.softhsm_conf {
+            Some(p) => Some(p),
+            None if is_softhsm => Some(data_dir.join("softhsm2.conf")),
+            None => None,
+        };
+        let token_pin = match (raw.token_pin, raw.token_pin_file) {
+            (Some(pin), _) => PinSource::Value(pin),
+            (None, Some(file)) => PinSource::File(file),
+            (None, None) => PinSource::File(data_dir.join("token.pin")),
+        };
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            database_url: raw.database_url.unwrap_or_else(|| {
+                format!("sqlite://{}", data_dir.join("csc.db").display())
+            }),
+            listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            pkcs11_module: module,
+            token_label: raw.token_label.unwrap_or_else(|| "csc-server".into()),
+            token_pin,
+            softhsm_conf,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
+            info: ServiceInfo {
+                name: raw
+                    .service_name
+                    .unwrap_or_else(|| "csc-server remote signing".into()),
+                logo: raw
+                    .service_logo
+                    .unwrap_or_else(|| "https://example.invalid/csc-server.png".into()),
+                region: raw.service_region.unwrap_or_else(|| "BE".into()),
+                lang: raw.service_lang.unwrap_or_else(|| "en-US".into()),
+                description: raw.service_description.unwrap_or_else(|| {
+                    "Remote signing with keys held in an HSM (CSC API v1)".into()
+                }),
+            },
+        }
+    }
+
+    /// The development CA's record in the data directory.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir.join("dev-ca.json")
+    }
+
+    /// The token PIN, read from its file when configured so.
+    pub fn read_token_pin(&self) -> anyhow::Result<SecretString> {
+        match &self.token_pin {
+            PinSource::Value(pin) => Ok(pin.clone()),
+            PinSource::File(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "cannot read the token PIN file {} (run `csc-server init` first, or set CSC_TOKEN_PIN)",
+                        path.display()
+                    )
+                })?;
+                Ok(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+        }
+    }
+
+    /// The HSM configuration for the SAM.
+    pub fn hsm_config(&self) -> anyhow::Result<sam::HsmConfig> {
+        Ok(sam::HsmConfig {
+            module: self.pkcs11_module.clone(),
+            token_label: self.token_label.clone(),
+            user_pin: self.read_token_pin()?,
+            max_sessions: 8,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_live_under_the_data_dir() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!(c.database_url, "sqlite:///d/csc.db");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.softhsm_conf.as_deref(), Some(Path::new("/d/softhsm2.conf")));
+        assert!(matches!(&c.token_pin, PinSource::File(p) if p == Path::new("/d/token.pin")));
+    }
+
+    #[test]
+    fn a_foreign_module_gets_no_softhsm_conf() {
+        let raw = FileConfig {
+            pkcs11_module: Some("/opt/vendor/libhsm.so".into()),
+            ..FileConfig::default()
+        };
+        assert!(Config::resolve(Path::new("/d"), raw).softhsm_conf.is_none());
+    }
+
+    #[test]
+    fn the_file_is_strict_and_the_pin_is_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen = \"0.0.0.0:9\"\ntoken_pin = \"s3cret\"\n").expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert_eq!(c.listen, "0.0.0.0:9");
+        let PinSource::Value(pin) = &c.token_pin else {
+            panic!("pin from file expected")
+        };
+        assert!(!format!("{pin:?}").contains("s3cret"));
+        std::fs::write(&f, "lisen = \"x\"\n").expect("write");
+        assert!(Config::load(dir.path(), Some(&f)).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The Server Signing Application (EN 419 241 SSA): the CSC v1 HTTP API on actix-web, the CSC
+//! error model, configuration, and the operator commands behind the `csc-server` binary. It
+//! reads users and credentials through `storage` and reaches keys only through `sam`.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod server;

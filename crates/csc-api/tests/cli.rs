@@ -1,0 +1,359 @@
+//! The `csc-server` command contract, driven as operators and scripts drive it: the real binary,
+//! a temporary data directory, a real SoftHSM2 token and SQLite database (lldap-style harness).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use openssl::x509::X509;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_csc-server");
+
+fn csc(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir").arg(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CSC_") || k == "SOFTHSM2_CONF" {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("spawn csc-server");
+    assert!(
+        out.status.success(),
+        "csc-server failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON value")
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn init_with_user(dir: &Path) {
+    run_ok(csc(dir).arg("init"));
+    run_ok(
+        csc(dir)
+            .args(["user", "add", "alice"])
+            .env("CSC_PASSWORD", "correct horse battery"),
+    );
+}
+
+fn create(dir: &Path, key: &str, extra: &[&str]) -> Value {
+    run_ok(
+        csc(dir)
+            .args(["credential", "create", "alice", "--key", key])
+            .args(extra)
+            .env("CSC_PIN", "246810"),
+    )
+}
+
+#[test]
+fn init_is_idempotent_and_keeps_the_token_pin_private() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let first = run_ok(csc(&dir).arg("init"));
+    assert_eq!(first["tokenCreated"], true);
+    let second = run_ok(csc(&dir).arg("init"));
+    assert_eq!(second["tokenCreated"], false);
+    assert_eq!(first["caCertificate"], second["caCertificate"]);
+    for f in ["token.pin", "token.so-pin"] {
+        let mode = std::fs::metadata(dir.join(f)).expect(f).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "data dir is private");
+    assert!(dir.join("softhsm2.conf").exists() && dir.join("csc.db").exists());
+}
+
+#[test]
+fn a_command_before_init_fails_with_a_clear_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = csc(&tmp.path().join("nothing"))
+        .args(["credential", "list"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("csc-server init"), "{err}");
+}
+
+#[test]
+fn credentials_of_every_key_type_come_with_a_dev_ca_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_with_user(dir);
+    let ca_b64 = run_ok(csc(dir).arg("init"))["caCertificate"]
+        .as_str()
+        .expect("ca")
+        .to_owned();
+    let ca = X509::from_der(&decode(&ca_b64)).expect("ca der");
+    let ca_key = ca.public_key().expect("ca key");
+    for key in ["rsa-2048", "rsa-3072", "ec-p256", "ec-p384"] {
+        let c = create(dir, key, &[]);
+        assert_eq!(c["keyAlgo"], key);
+        assert_eq!(c["SCAL"], "1");
+        assert_eq!(c["multisign"], 1);
+        assert!(c.get("otpauth").is_none());
+        let cert = X509::from_der(&decode(c["certificate"].as_str().expect("cert"))).expect("der");
+        assert!(cert.verify(&ca_key).expect("verify"), "{key}");
+        assert_eq!(c["certificates"][1], ca_b64.as_str());
+    }
+    let otp = create(dir, "ec-p256", &["--scal", "2", "--multisign", "10", "--otp"]);
+    assert_eq!(otp["SCAL"], "2");
+    assert_eq!(otp["multisign"], 10);
+    assert!(otp["otpauth"].as_str().expect("uri").starts_with("otpauth://totp/"));
+
+    let all = run_ok(csc(dir).args(["credential", "list"]));
+    assert_eq!(all.as_array().expect("array").len(), 5);
+    let mine = run_ok(csc(dir).args(["credential", "list", "alice"]));
+    assert_eq!(mine.as_array().expect("array").len(), 5);
+    let out = csc(dir)
+        .args(["credential", "list", "bob"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success(), "unknown user is an error");
+
+    // refused inputs
+    let out = csc(dir)
+        .args(["credential", "create", "alice", "--key", "rsa-1024"])
+        .env("CSC_PIN", "246810")
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let out = csc(dir)
+        .args(["credential", "create", "nobody", "--key", "ec-p256"])
+        .env("CSC_PIN", "246810")
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+}
+
+#[test]
+fn secrets_are_read_from_stdin_and_never_printed_or_stored_in_clear() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    run_ok(csc(dir).arg("init"));
+    let out = run_with_stdin(csc(dir).args(["user", "add", "bob"]), "pa55word-from-stdin\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out2 = run_with_stdin(
+        csc(dir).args(["credential", "create", "bob", "--key", "ec-p256"]),
+        "97531864\n",
+    );
+    assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
+    let dup = run_with_stdin(csc(dir).args(["user", "add", "bob"]), "another-password\n");
+    assert!(!dup.status.success(), "duplicate user refused");
+    for o in [&out, &out2, &dup] {
+        for secret in ["pa55word-from-stdin", "97531864", "another-password"] {
+            assert!(!String::from_utf8_lossy(&o.stdout).contains(secret));
+            assert!(!String::from_utf8_lossy(&o.stderr).contains(secret));
+        }
+    }
+    let db = std::fs::read(dir.join("csc.db")).expect("db");
+    let wal = std::fs::read(dir.join("csc.db-wal")).unwrap_or_default();
+    for secret in [&b"pa55word-from-stdin"[..], b"97531864"] {
+        assert!(!contains(&db, secret) && !contains(&wal, secret));
+    }
+    let empty = run_with_stdin(csc(dir).args(["user", "add", "carol"]), "");
+    assert!(!empty.status.success(), "no password, no user");
+}
+
+#[test]
+fn a_foreign_chain_is_refused_and_destroy_disables_the_credential() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_with_user(dir);
+    let a = create(dir, "ec-p256", &[]);
+    let b = create(dir, "ec-p256", &[]);
+    let pem_of = |c: &Value| {
+        let mut pem = Vec::new();
+        for cert in c["certificates"].as_array().expect("chain") {
+            let x = X509::from_der(&decode(cert.as_str().expect("b64"))).expect("der");
+            pem.extend(x.to_pem().expect("pem"));
+        }
+        pem
+    };
+    let b_pem = tmp.path().join("b.pem");
+    std::fs::write(&b_pem, pem_of(&b)).expect("write");
+    let a_id = a["credentialID"].as_str().expect("id");
+    let out = csc(dir)
+        .args(["credential", "import-chain", a_id])
+        .arg(&b_pem)
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the credential's key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a_pem = tmp.path().join("a.pem");
+    std::fs::write(&a_pem, pem_of(&a)).expect("write");
+    let imported = run_ok(csc(dir).args(["credential", "import-chain", a_id]).arg(&a_pem));
+    assert_eq!(imported["certificates"], a["certificates"]);
+
+    let destroyed = run_ok(csc(dir).args(["credential", "destroy", a_id]));
+    assert_eq!(destroyed["status"], "disabled");
+    let list = run_ok(csc(dir).args(["credential", "list", "alice"]));
+    let a_now = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["credentialID"] == a_id)
+        .expect("still listed");
+    assert_eq!(a_now["status"], "disabled");
+    let again = csc(dir).args(["credential", "destroy", a_id]).output().expect("spawn");
+    assert!(!again.status.success(), "a key cannot be destroyed twice");
+
+    let verdict = run_ok(csc(dir).args(["audit", "verify"]));
+    assert_eq!(verdict["intact"], true);
+    assert!(verdict["records"].as_i64().expect("count") >= 6);
+}
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    first_stdout: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mut cmd: Command) -> Server {
+    let mut child = cmd
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("server printed its address");
+    let mut first_stdout = String::new();
+    if let Some(out) = child.stdout.take() {
+        // demo prints one JSON document before serving; serve prints nothing
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                s.push_str(&line);
+                s.push('\n');
+                if line == "}" {
+                    let _ = tx.send(s.clone());
+                }
+            }
+        });
+        first_stdout = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+    }
+    Server {
+        child,
+        base,
+        first_stdout,
+    }
+}
+
+fn post(base: &str, path: &str, body: &'static str) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn serve_answers_info_and_turns_bad_bodies_into_csc_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    run_ok(csc(dir).arg("init"));
+    let mut cmd = csc(dir);
+    cmd.arg("serve");
+    let server = start(cmd);
+    let (status, info) = post(&server.base, "/csc/v1/info", "{}");
+    assert_eq!(status, 200);
+    assert_eq!(info["specs"], "1.0.4.0");
+    assert!(info["authType"].is_array() && info["methods"].is_array());
+    let (status, err) = post(&server.base, "/csc/v1/info", "{not json");
+    assert_eq!(status, 400);
+    assert_eq!(err["error"], "invalid_request");
+    assert!(err["error_description"].is_string());
+    let (status, err) = post(&server.base, "/csc/v1/nothing", "{}");
+    assert_eq!(status, 404);
+    assert_eq!(err["error"], "invalid_request");
+    // still serving
+    let (status, _) = post(&server.base, "/csc/v1/info", "");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn demo_initialises_a_signer_and_serves() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = csc(tmp.path());
+    cmd.arg("demo");
+    let started = Instant::now();
+    let server = start(cmd);
+    let demo: Value = serde_json::from_str(&server.first_stdout).expect("demo summary");
+    assert_eq!(demo["user"], "demo");
+    assert_eq!(demo["credentials"].as_array().expect("array").len(), 3);
+    let (status, info) = post(&server.base, "/csc/v1/info", "{}");
+    assert_eq!(status, 200);
+    assert_eq!(info["specs"], "1.0.4.0");
+    eprintln!("demo ready in {:?}", started.elapsed());
+    drop(server);
+    // a second demo on the same data dir reuses everything
+    let mut cmd = csc(tmp.path());
+    cmd.arg("demo");
+    let server = start(cmd);
+    let again: Value = serde_json::from_str(&server.first_stdout).expect("demo summary");
+    assert_eq!(again["credentials"], demo["credentials"]);
+}
+
+fn decode(b64: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
