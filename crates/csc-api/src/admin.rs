@@ -13,7 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use sam::{KeySpec, NewCredentialRequest, Sam, audit_event, secrets};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use storage::{AuditVerdict, Credential, CredentialId, NewUser, Role, Scal, Store, StoreOptions, User};
+use storage::{
+    AuditVerdict, Credential, CredentialId, NewUser, Role, Scal, Store, StoreOptions, User,
+};
 
 use crate::config::{Config, PinSource};
 
@@ -141,7 +143,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     }
     let store = Store::open_or_create(&cfg.database_url, StoreOptions::default())
         .with_context(|| format!("cannot open {}", redact_url(&cfg.database_url)))?;
-    let sam = Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file()).context("cannot open the SAM")?;
+    let sam =
+        Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file()).context("cannot open the SAM")?;
     if token_created {
         sam.store().write(|c| {
             c.append_audit(&audit_event(
@@ -258,10 +261,10 @@ pub fn credential_create(
 
 /// `csc-server credential list [NAME]`.
 pub fn credential_list(sam: &Sam, user_name: Option<&str>) -> anyhow::Result<Value> {
-    if let Some(name) = user_name {
-        if sam.store().read(|c| c.user_by_name(name))?.is_none() {
-            bail!("no user named {name:?}");
-        }
+    if let Some(name) = user_name
+        && sam.store().read(|c| c.user_by_name(name))?.is_none()
+    {
+        bail!("no user named {name:?}");
     }
     let rows = sam.store().read(|c| c.list_credentials(user_name))?;
     let list = rows
@@ -273,7 +276,9 @@ pub fn credential_list(sam: &Sam, user_name: Option<&str>) -> anyhow::Result<Val
 
 /// `csc-server credential import-chain ID FILE`: a PEM bundle, signer first.
 pub fn credential_import_chain(sam: &Sam, id: &str, pem_file: &Path) -> anyhow::Result<Value> {
-    let id: CredentialId = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
+    let id: CredentialId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     let pem = fs::read(pem_file).with_context(|| format!("cannot read {}", pem_file.display()))?;
     let chain = sam::ca::pem_chain_to_der(&pem)?;
     let credential = sam.import_certificate_chain(&id, chain, OPERATOR)?;
@@ -286,7 +291,9 @@ pub fn credential_import_chain(sam: &Sam, id: &str, pem_file: &Path) -> anyhow::
 
 /// `csc-server credential destroy ID`.
 pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
-    let id: CredentialId = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
+    let id: CredentialId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     sam.destroy_credential_key(&id, OPERATOR)?;
     Ok(json!({ "credentialID": id.to_string(), "status": "disabled", "keyDestroyed": true }))
 }

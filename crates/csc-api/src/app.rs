@@ -51,7 +51,10 @@ async fn info(
     } else {
         serde_json::from_slice(&body).map_err(|_| ApiError::InvalidRequest(MALFORMED.into()))?
     };
-    Ok(web::Json(info_response(&state.info, request.lang.as_deref())))
+    Ok(web::Json(info_response(
+        &state.info,
+        request.lang.as_deref(),
+    )))
 }
 
 async fn info_get(state: web::Data<AppState>) -> web::Json<InfoResponse> {

@@ -121,9 +121,9 @@ impl Config {
         };
         Config {
             data_dir: data_dir.to_path_buf(),
-            database_url: raw.database_url.unwrap_or_else(|| {
-                format!("sqlite://{}", data_dir.join("csc.db").display())
-            }),
+            database_url: raw
+                .database_url
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("csc.db").display())),
             listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
             pkcs11_module: module,
             token_label: raw.token_label.unwrap_or_else(|| "csc-server".into()),
@@ -162,7 +162,9 @@ impl Config {
                         path.display()
                     )
                 })?;
-                Ok(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+                Ok(SecretString::from(
+                    text.trim_end_matches(['\r', '\n']).to_owned(),
+                ))
             }
         }
     }
@@ -187,7 +189,10 @@ mod tests {
         let c = Config::resolve(Path::new("/d"), FileConfig::default());
         assert_eq!(c.database_url, "sqlite:///d/csc.db");
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.softhsm_conf.as_deref(), Some(Path::new("/d/softhsm2.conf")));
+        assert_eq!(
+            c.softhsm_conf.as_deref(),
+            Some(Path::new("/d/softhsm2.conf"))
+        );
         assert!(matches!(&c.token_pin, PinSource::File(p) if p == Path::new("/d/token.pin")));
     }
 

@@ -84,15 +84,18 @@ impl SigningKey for HsmSigningKey<'_> {
 }
 
 /// A subject public key read from the token, for rcgen.
-struct TokenPublicKey<'a>(&'a PublicKey);
+struct TokenPublicKey {
+    raw: Vec<u8>,
+    spec: KeySpec,
+}
 
-impl PublicKeyData for TokenPublicKey<'_> {
+impl PublicKeyData for TokenPublicKey {
     fn der_bytes(&self) -> &[u8] {
-        self.0.raw_public_key_bits()
+        &self.raw
     }
 
     fn algorithm(&self) -> &'static SignatureAlgorithm {
-        rcgen_algorithm(self.0.spec)
+        rcgen_algorithm(self.spec)
     }
 }
 
@@ -141,7 +144,7 @@ impl DevCa {
             return Ok((Self::load(hsm, path)?, false));
         }
         let key_id = hsm.generate_key(CA_SPEC, CA_KEY_LABEL)?;
-        let created = Self::self_sign(hsm, key_id.clone()).and_then(|ca| {
+        let created = Self::self_sign(hsm, key_id).and_then(|ca| {
             ca.save(path)?;
             Ok(ca)
         });
@@ -180,14 +183,14 @@ impl DevCa {
         }
         Ok(DevCa {
             key_id,
-            raw_public_key: public.raw_public_key_bits().to_vec(),
+            raw_public_key: public.try_raw_public_key_bits()?,
             cert_der,
         })
     }
 
     fn self_sign(hsm: &Hsm, key_id: KeyId) -> Result<DevCa, SamError> {
         let public = hsm.public_key(&key_id)?;
-        let raw_public_key = public.raw_public_key_bits().to_vec();
+        let raw_public_key = public.try_raw_public_key_bits()?;
         let key = HsmSigningKey {
             hsm,
             key_id: &key_id,
@@ -254,7 +257,11 @@ impl DevCa {
         validity(&mut params, SIGNER_VALIDITY_DAYS);
         let (serial, serial_hex) = random_serial()?;
         params.serial_number = Some(serial);
-        let cert = params.signed_by(&TokenPublicKey(subject_key), &issuer)?;
+        let subject = TokenPublicKey {
+            raw: subject_key.try_raw_public_key_bits()?,
+            spec: subject_key.spec,
+        };
+        let cert = params.signed_by(&subject, &issuer)?;
         Ok(IssuedCertificate {
             der: cert.der().to_vec(),
             serial_hex,
@@ -267,7 +274,9 @@ pub fn pem_chain_to_der(pem: &[u8]) -> Result<Vec<Vec<u8>>, SamError> {
     let certs = openssl::x509::X509::stack_from_pem(pem)
         .map_err(|e| SamError::InvalidChain(format!("not a PEM certificate bundle: {e}")))?;
     if certs.is_empty() {
-        return Err(SamError::InvalidChain("no certificate in the bundle".into()));
+        return Err(SamError::InvalidChain(
+            "no certificate in the bundle".into(),
+        ));
     }
     certs
         .iter()

@@ -107,11 +107,5 @@ pub fn audit_event(
     outcome: &str,
     detail: serde_json::Value,
 ) -> NewAuditEvent {
-    NewAuditEvent {
-        event: event.to_owned(),
-        actor: actor.to_owned(),
-        subject: subject.to_owned(),
-        outcome: outcome.to_owned(),
-        detail: detail.to_string(),
-    }
+    NewAuditEvent::new(event, actor, subject, outcome).with_detail(detail)
 }

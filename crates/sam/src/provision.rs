@@ -10,7 +10,9 @@ use cm_pkcs11::{KeyId, KeySpec};
 use openssl::pkey::PKey;
 use openssl::x509::X509;
 use secrecy::SecretString;
-use storage::{AuthMode, Credential, CredentialId, CredentialStatus, FactorKind, NewCredential, Scal};
+use storage::{
+    AuthMode, Credential, CredentialId, CredentialStatus, FactorKind, NewCredential, Scal,
+};
 
 use crate::secrets::{hash_secret, random_bytes};
 use crate::{Sam, SamError, audit_event};
@@ -48,17 +50,17 @@ fn check_pin_policy(pin: &SecretString) -> Result<(), SamError> {
     Ok(())
 }
 
-fn new_totp(secret: Vec<u8>, account: &str) -> Result<totp_rs::TOTP, SamError> {
-    totp_rs::TOTP::new(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        secret,
-        Some(OTP_ISSUER.to_owned()),
-        account.to_owned(),
-    )
-    .map_err(|e| SamError::InvalidInput(format!("OTP setup: {e}")))
+fn new_totp(secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, SamError> {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_issuer(Some(OTP_ISSUER))
+        .with_account_name(account)
+        .build()
+        .map_err(|e| SamError::InvalidInput(format!("OTP setup: {e}")))
 }
 
 impl Sam {
@@ -119,7 +121,10 @@ impl Sam {
         let pin_verifier = hash_secret(&req.pin)?;
         let otp = if req.with_otp {
             let totp = new_totp(random_bytes(20)?, &user.name)?;
-            Some((totp.get_secret_base32(), totp.get_url()))
+            let uri = totp
+                .to_url()
+                .map_err(|e| SamError::InvalidInput(format!("OTP setup: {e}")))?;
+            Some((totp.secret().to_base32(), uri))
         } else {
             None
         };
@@ -269,7 +274,11 @@ impl Sam {
         self.store
             .write(|c| c.set_credential_status(credential_id, CredentialStatus::Disabled))?;
         let destroyed = self.hsm.destroy_key(&key_id);
-        let outcome = if destroyed.is_ok() { "success" } else { "failure" };
+        let outcome = if destroyed.is_ok() {
+            "success"
+        } else {
+            "failure"
+        };
         self.store.write(|c| {
             c.append_audit(&audit_event(
                 "key.destroy",

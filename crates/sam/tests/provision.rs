@@ -98,7 +98,10 @@ fn every_key_type_is_generated_in_the_token_and_certified_by_the_dev_ca() {
         KeySpec::EcP256,
         KeySpec::EcP384,
     ] {
-        let created = f.sam.create_credential(request(spec), "test").expect("create");
+        let created = f
+            .sam
+            .create_credential(request(spec), "test")
+            .expect("create");
         let cred = &created.credential;
         assert_eq!(cred.key_spec, spec.to_string());
         let chain = cred.cert_chain_der().expect("chain");
@@ -106,19 +109,39 @@ fn every_key_type_is_generated_in_the_token_and_certified_by_the_dev_ca() {
         assert_eq!(chain[1], f.sam.ca_certificate_der());
         assert_eq!(chain[0], created.certificate_der);
         let cert = X509::from_der(&chain[0]).expect("signer cert");
-        assert!(cert.verify(&ca_key).expect("verify"), "{spec}: issued by the CA");
+        assert!(
+            cert.verify(&ca_key).expect("verify"),
+            "{spec}: issued by the CA"
+        );
         let text = String::from_utf8(cert.to_text().expect("text")).expect("utf8");
-        assert!(text.contains("Digital Signature, Non Repudiation"), "{text}");
-        assert!(text.contains("CN = alice") || text.contains("CN=alice"), "{text}");
-        let serial = cert.serial_number().to_bn().expect("bn").to_hex_str().expect("hex");
-        assert_eq!(cred.cert_serial.as_deref(), Some(serial.to_lowercase().as_str()));
+        assert!(
+            text.contains("Digital Signature, Non Repudiation"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CN = alice") || text.contains("CN=alice"),
+            "{text}"
+        );
+        let serial = cert
+            .serial_number()
+            .to_bn()
+            .expect("bn")
+            .to_hex_str()
+            .expect("hex");
+        assert_eq!(
+            cred.cert_serial.as_deref(),
+            Some(serial.to_lowercase().as_str())
+        );
 
         // the certified key is the key in the token, and it is not extractable
         let key_id: KeyId = cred.key_id.parse().expect("key id");
         let attrs = f.hsm.key_attributes(&key_id).expect("attributes");
         assert!(attrs.sensitive && !attrs.extractable && attrs.never_extractable);
         assert_eq!(attrs.private_value_len, 0);
-        assert!(sign_and_verify(&f, &key_id, spec, &cert, b"hello"), "{spec}");
+        assert!(
+            sign_and_verify(&f, &key_id, spec, &cert, b"hello"),
+            "{spec}"
+        );
         // a signature does not verify for other data: the check is real
         let (mech, md) = mechanism(spec);
         let sig = f
@@ -151,8 +174,15 @@ fn the_pin_is_kept_as_an_argon2_verifier_and_otp_gives_a_uri() {
         .expect("pin factor");
     assert!(pin.verifier.starts_with("$argon2id$"));
     assert!(!pin.verifier.contains("123456"));
-    assert!(sam::secrets::verify_secret(&SecretString::from("123456"), &pin.verifier));
-    let otp = f.sam.store().read(|c| c.factor(&id, FactorKind::Otp)).expect("read");
+    assert!(sam::secrets::verify_secret(
+        &SecretString::from("123456"),
+        &pin.verifier
+    ));
+    let otp = f
+        .sam
+        .store()
+        .read(|c| c.factor(&id, FactorKind::Otp))
+        .expect("read");
     assert!(otp.is_some());
     assert_eq!(created.credential.scal, Scal::Two);
     assert_eq!(created.credential.multisign, 5);
@@ -179,15 +209,25 @@ fn bad_requests_are_refused_before_any_key_is_made() {
         f.sam.create_credential(req, "test"),
         Err(SamError::UnknownUser(_))
     ));
-    let listed = f.sam.store().read(|c| c.list_credentials(None)).expect("list");
+    let listed = f
+        .sam
+        .store()
+        .read(|c| c.list_credentials(None))
+        .expect("list");
     assert!(listed.is_empty());
 }
 
 #[test]
 fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
     let f = fixture();
-    let a = f.sam.create_credential(request(KeySpec::EcP256), "t").expect("a");
-    let b = f.sam.create_credential(request(KeySpec::EcP256), "t").expect("b");
+    let a = f
+        .sam
+        .create_credential(request(KeySpec::EcP256), "t")
+        .expect("a");
+    let b = f
+        .sam
+        .create_credential(request(KeySpec::EcP256), "t")
+        .expect("b");
     let b_chain = b.credential.cert_chain_der().expect("chain");
     let a_chain = a.credential.cert_chain_der().expect("chain");
 
@@ -198,7 +238,8 @@ fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
     // the CA first is also a key mismatch; garbage is an invalid chain
     let reversed: Vec<_> = a_chain.iter().rev().cloned().collect();
     assert!(matches!(
-        f.sam.import_certificate_chain(&a.credential.id, reversed, "t"),
+        f.sam
+            .import_certificate_chain(&a.credential.id, reversed, "t"),
         Err(SamError::KeyMismatch)
     ));
     assert!(matches!(
@@ -218,7 +259,8 @@ fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
     // a chain whose signer is the token key but whose issuer did not sign it is refused
     let forged = vec![a_chain[0].clone(), b_chain[0].clone()];
     assert!(matches!(
-        f.sam.import_certificate_chain(&a.credential.id, forged, "t"),
+        f.sam
+            .import_certificate_chain(&a.credential.id, forged, "t"),
         Err(SamError::InvalidChain(_))
     ));
 
@@ -226,16 +268,28 @@ fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
         .sam
         .import_certificate_chain(&a.credential.id, vec![a_chain[0].clone()], "t")
         .expect("import own certificate");
-    assert_eq!(ok.cert_chain_der().expect("chain"), vec![a_chain[0].clone()]);
+    assert_eq!(
+        ok.cert_chain_der().expect("chain"),
+        vec![a_chain[0].clone()]
+    );
 }
 
 #[test]
 fn a_destroyed_key_can_no_longer_sign() {
     let f = fixture();
-    let created = f.sam.create_credential(request(KeySpec::EcP256), "t").expect("create");
+    let created = f
+        .sam
+        .create_credential(request(KeySpec::EcP256), "t")
+        .expect("create");
     let key_id: KeyId = created.credential.key_id.parse().expect("key id");
     let cert = X509::from_der(&created.certificate_der).expect("cert");
-    assert!(sign_and_verify(&f, &key_id, KeySpec::EcP256, &cert, b"before"));
+    assert!(sign_and_verify(
+        &f,
+        &key_id,
+        KeySpec::EcP256,
+        &cert,
+        b"before"
+    ));
     f.sam
         .destroy_credential_key(&created.credential.id, "t")
         .expect("destroy");
@@ -254,7 +308,11 @@ fn a_destroyed_key_can_no_longer_sign() {
         .expect("read")
         .expect("cred");
     assert_eq!(stored.status, CredentialStatus::Disabled);
-    let records = f.sam.store().read(|c| c.audit_records(0, 1000)).expect("audit");
+    let records = f
+        .sam
+        .store()
+        .read(|c| c.audit_records(0, 1000))
+        .expect("audit");
     let events: Vec<_> = records.iter().map(|r| r.event.as_str()).collect();
     assert!(events.contains(&"key.generate"), "{events:?}");
     assert!(events.contains(&"key.destroy"), "{events:?}");

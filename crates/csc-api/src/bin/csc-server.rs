@@ -13,7 +13,12 @@ use storage::Scal;
 #[command(name = "csc-server", version, about = "CSC v1 remote signing server")]
 struct Cli {
     /// Data directory (database, SoftHSM2 token, PIN files, development CA).
-    #[arg(long, global = true, env = "CSC_DATA_DIR", default_value = "./csc-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CSC_DATA_DIR",
+        default_value = "./csc-data"
+    )]
     data_dir: PathBuf,
     /// TOML configuration file (default: DATA_DIR/config.toml when present).
     #[arg(long, global = true)]
@@ -109,7 +114,10 @@ enum CredentialCommand {
     List { name: Option<String> },
     /// Replace a credential's certificate chain with a PEM bundle (signer first) issued
     /// elsewhere; refused unless it certifies the key in the token.
-    ImportChain { credential_id: String, file: PathBuf },
+    ImportChain {
+        credential_id: String,
+        file: PathBuf,
+    },
     /// Destroy a credential's key in the HSM and disable the credential.
     Destroy { credential_id: String },
 }
@@ -166,7 +174,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 file,
             } => {
                 let sam = admin::open(&cfg)?;
-                print(&admin::credential_import_chain(&sam, &credential_id, &file)?);
+                print(&admin::credential_import_chain(
+                    &sam,
+                    &credential_id,
+                    &file,
+                )?);
             }
             CredentialCommand::Destroy { credential_id } => {
                 let sam = admin::open(&cfg)?;

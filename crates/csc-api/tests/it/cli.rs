@@ -1,55 +1,13 @@
-//! The `csc-server` command contract, driven as operators and scripts drive it: the real binary,
-//! a temporary data directory, a real SoftHSM2 token and SQLite database (lldap-style harness).
+//! The `csc-server` command contract, driven as operators and scripts drive it.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openssl::x509::X509;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_csc-server");
-
-fn csc(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir").arg(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CSC_") || k == "SOFTHSM2_CONF" {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn");
-    c
-}
-
-fn run_ok(cmd: &mut Command) -> Value {
-    let out = cmd.output().expect("spawn csc-server");
-    assert!(
-        out.status.success(),
-        "csc-server failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON value")
-}
-
-fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
+use crate::common::*;
 
 fn init_with_user(dir: &Path) {
     run_ok(csc(dir).arg("init"));
@@ -79,7 +37,10 @@ fn init_is_idempotent_and_keeps_the_token_pin_private() {
     assert_eq!(second["tokenCreated"], false);
     assert_eq!(first["caCertificate"], second["caCertificate"]);
     for f in ["token.pin", "token.so-pin"] {
-        let mode = std::fs::metadata(dir.join(f)).expect(f).permissions().mode();
+        let mode = std::fs::metadata(dir.join(f))
+            .expect(f)
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
@@ -120,10 +81,19 @@ fn credentials_of_every_key_type_come_with_a_dev_ca_certificate() {
         assert!(cert.verify(&ca_key).expect("verify"), "{key}");
         assert_eq!(c["certificates"][1], ca_b64.as_str());
     }
-    let otp = create(dir, "ec-p256", &["--scal", "2", "--multisign", "10", "--otp"]);
+    let otp = create(
+        dir,
+        "ec-p256",
+        &["--scal", "2", "--multisign", "10", "--otp"],
+    );
     assert_eq!(otp["SCAL"], "2");
     assert_eq!(otp["multisign"], 10);
-    assert!(otp["otpauth"].as_str().expect("uri").starts_with("otpauth://totp/"));
+    assert!(
+        otp["otpauth"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/")
+    );
 
     let all = run_ok(csc(dir).args(["credential", "list"]));
     assert_eq!(all.as_array().expect("array").len(), 5);
@@ -156,13 +126,24 @@ fn secrets_are_read_from_stdin_and_never_printed_or_stored_in_clear() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     run_ok(csc(dir).arg("init"));
-    let out = run_with_stdin(csc(dir).args(["user", "add", "bob"]), "pa55word-from-stdin\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_with_stdin(
+        csc(dir).args(["user", "add", "bob"]),
+        "pa55word-from-stdin\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out2 = run_with_stdin(
         csc(dir).args(["credential", "create", "bob", "--key", "ec-p256"]),
         "97531864\n",
     );
-    assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
     let dup = run_with_stdin(csc(dir).args(["user", "add", "bob"]), "another-password\n");
     assert!(!dup.status.success(), "duplicate user refused");
     for o in [&out, &out2, &dup] {
@@ -211,7 +192,11 @@ fn a_foreign_chain_is_refused_and_destroy_disables_the_credential() {
     );
     let a_pem = tmp.path().join("a.pem");
     std::fs::write(&a_pem, pem_of(&a)).expect("write");
-    let imported = run_ok(csc(dir).args(["credential", "import-chain", a_id]).arg(&a_pem));
+    let imported = run_ok(
+        csc(dir)
+            .args(["credential", "import-chain", a_id])
+            .arg(&a_pem),
+    );
     assert_eq!(imported["certificates"], a["certificates"]);
 
     let destroyed = run_ok(csc(dir).args(["credential", "destroy", a_id]));
@@ -224,80 +209,15 @@ fn a_foreign_chain_is_refused_and_destroy_disables_the_credential() {
         .find(|c| c["credentialID"] == a_id)
         .expect("still listed");
     assert_eq!(a_now["status"], "disabled");
-    let again = csc(dir).args(["credential", "destroy", a_id]).output().expect("spawn");
+    let again = csc(dir)
+        .args(["credential", "destroy", a_id])
+        .output()
+        .expect("spawn");
     assert!(!again.status.success(), "a key cannot be destroyed twice");
 
     let verdict = run_ok(csc(dir).args(["audit", "verify"]));
     assert_eq!(verdict["intact"], true);
     assert!(verdict["records"].as_i64().expect("count") >= 6);
-}
-
-/// A running server, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    first_stdout: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(mut cmd: Command) -> Server {
-    let mut child = cmd
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("server printed its address");
-    let mut first_stdout = String::new();
-    if let Some(out) = child.stdout.take() {
-        // demo prints one JSON document before serving; serve prints nothing
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                s.push_str(&line);
-                s.push('\n');
-                if line == "}" {
-                    let _ = tx.send(s.clone());
-                }
-            }
-        });
-        first_stdout = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-    }
-    Server {
-        child,
-        base,
-        first_stdout,
-    }
-}
-
-fn post(base: &str, path: &str, body: &'static str) -> (u16, Value) {
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().unwrap_or(Value::Null))
 }
 
 #[test]
@@ -345,15 +265,4 @@ fn demo_initialises_a_signer_and_serves() {
     let server = start(cmd);
     let again: Value = serde_json::from_str(&server.first_stdout).expect("demo summary");
     assert_eq!(again["credentials"], demo["credentials"]);
-}
-
-fn decode(b64: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("base64")
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }

@@ -1,0 +1,53 @@
+//! Cryptographic module (CM) of the CSC remote signing server: drives any
+//! PKCS#11 token through `cryptoki`.
+//!
+//! It loads a module by path, finds its token by label, and keeps one
+//! process-wide PKCS#11 context, a pool of logged-in sessions and a key-handle
+//! cache. It generates non-extractable, sign-only key pairs inside the token
+//! (JT2A Part III 1, 3, 5, 16, 17), exports public keys, signs digests with
+//! approved algorithms only (Part III 2: RSA >= 2048, P-256/P-384, SHA-2) and
+//! destroys keys with the token's own mechanism (Part III appendix 1.6).
+//!
+//! It knows nothing about users, SADs, HTTP or databases.
+//!
+//! Rules that follow from SoftHSM2 / cryptoki behaviour measured on this
+//! project (see `STACK-NOTES.md` §2.2, §2.3):
+//! * one PKCS#11 context per process (a second one segfaults SoftHSM), so run
+//!   tests that touch a token under cargo-nextest (one process per test);
+//! * `SOFTHSM2_CONF` is read at `C_Initialize`: set it before any thread
+//!   starts, see [`point_softhsm_at`];
+//! * all methods of [`Hsm`] block; call them from blocking threads.
+
+mod error;
+mod hsm;
+mod types;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{HsmError, ParseError};
+pub use hsm::{DEFAULT_MAX_SESSIONS, Hsm, HsmConfig, loaded_module};
+pub use types::{HashAlg, KeyAttributes, KeyId, KeySpec, PublicKey, SignMechanism};
+
+use std::path::Path;
+
+/// Environment variable SoftHSM2 reads its configuration file from.
+pub const SOFTHSM2_CONF_ENV: &str = "SOFTHSM2_CONF";
+
+/// Points SoftHSM2 at the configuration file `conf` by setting `SOFTHSM2_CONF`
+/// in the current process. SoftHSM reads it when the module is initialised,
+/// i.e. on the first [`Hsm::open`] / [`Hsm::init_token`].
+///
+/// Must be called before any other thread may read the environment, i.e. at
+/// the start of `main` or of a test running in its own process under
+/// cargo-nextest.
+pub fn point_softhsm_at(conf: &Path) {
+    #[allow(unsafe_code)]
+    // SAFETY: `set_var` is only unsound when another thread reads or writes
+    // the environment at the same time. The documented contract of this
+    // function is that it runs before any other thread exists (start of
+    // `main`, or a single-test process under cargo-nextest).
+    unsafe {
+        std::env::set_var(SOFTHSM2_CONF_ENV, conf);
+    }
+}

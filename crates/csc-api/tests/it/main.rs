@@ -1,0 +1,4 @@
+//! The one integration-test binary of `csc-api` (one binary links once: kanidm's rule).
+
+mod cli;
+mod common;

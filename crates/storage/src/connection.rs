@@ -1,0 +1,417 @@
+//! Connections, the pool, migrations and transactions.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::StorageError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock held while migrating, so that several instances starting
+/// at once do not race on the schema.
+const PG_MIGRATION_LOCK: i64 = 0x6373_635f_6d69_6772; // "csc_migr"
+
+/// A connection to either backend.
+///
+/// The derived `Connection::establish` tries each variant in turn and hides the errors, so it is
+/// never used: [`Store`] picks the backend from the URL scheme and establishes the concrete
+/// connection itself.
+#[derive(diesel::MultiConnection)]
+pub(crate) enum AnyConnection {
+    /// PostgreSQL, for several server instances sharing one database.
+    Postgresql(PgConnection),
+    /// SQLite, the embedded default (one file, WAL mode).
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Tuning knobs of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Maximum number of pooled connections (default 8).
+    pub pool_size: u32,
+    /// How long to wait for a pooled connection before failing (default 30 s).
+    pub connection_timeout: Duration,
+    /// SQLite only: how long a writer waits for the write lock before failing with
+    /// "database is locked" (default 5 s, `PRAGMA busy_timeout`).
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_size: 8,
+            connection_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where a URL points.
+#[derive(Clone)]
+enum Target {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+/// Parses a database URL: `postgres://…` / `postgresql://…` select PostgreSQL; `sqlite://PATH`,
+/// `sqlite:PATH` or a plain path select SQLite. Error messages never repeat the URL (it may hold a
+/// password).
+fn parse_url(url: &str) -> Result<Target, StorageError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(StorageError::InvalidUrl("the database URL is empty".into()));
+    }
+    let lower_scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    let path = match lower_scheme.as_deref() {
+        Some("postgres" | "postgresql") => {
+            return Ok(Target::Postgres(url.to_owned()));
+        }
+        Some("sqlite") => {
+            let rest = &url["sqlite:".len()..];
+            rest.strip_prefix("//").unwrap_or(rest)
+        }
+        Some(scheme) if url.contains("://") => {
+            return Err(StorageError::InvalidUrl(format!(
+                "unsupported scheme {scheme:?}: use postgres://, postgresql://, sqlite:// or a file path"
+            )));
+        }
+        _ => url,
+    };
+    if path.is_empty() {
+        return Err(StorageError::InvalidUrl(
+            "the SQLite URL names no file".into(),
+        ));
+    }
+    if path == ":memory:" || path.starts_with("file:") {
+        return Err(StorageError::InvalidUrl(
+            "SQLite in-memory databases and file: URIs are not supported; give a file path".into(),
+        ));
+    }
+    Ok(Target::Sqlite(PathBuf::from(path)))
+}
+
+/// The r2d2 connection manager: establishes the concrete connection for the URL's backend and
+/// applies the SQLite connection settings.
+struct Manager {
+    target: Target,
+    create: bool,
+    busy_timeout_ms: u128,
+}
+
+impl Manager {
+    fn establish_sqlite(&self, path: &Path) -> Result<SqliteConnection, StorageError> {
+        if !self.create && !path.exists() {
+            return Err(StorageError::Connection(format!(
+                "SQLite database file {} does not exist (create it with `open_or_create`, or check the path)",
+                path.display()
+            )));
+        }
+        if self.create
+            && let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(StorageError::Connection(format!(
+                "directory {} for the SQLite database does not exist",
+                parent.display()
+            )));
+        }
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| StorageError::InvalidUrl("the SQLite path is not valid UTF-8".into()))?;
+        let mut conn = SqliteConnection::establish(path_str)?;
+        // busy_timeout first, so that switching to WAL waits for a concurrent writer.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            self.busy_timeout_ms
+        ))
+        .map_err(|e| StorageError::Connection(format!("SQLite connection setup failed: {e}")))?;
+        Ok(conn)
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = StorageError;
+
+    fn connect(&self) -> Result<AnyConnection, StorageError> {
+        match &self.target {
+            Target::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),
+            Target::Sqlite(path) => Ok(AnyConnection::Sqlite(self.establish_sqlite(path)?)),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), StorageError> {
+        conn.ping().map_err(StorageError::from)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        // A panic inside `write` leaves a transaction open: never hand such a connection out.
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Handle to the database: a pool of connections to one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("pool_size", &self.pool.max_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens an existing database and applies pending migrations.
+    ///
+    /// `url` is `postgres://…` / `postgresql://…` for PostgreSQL, or `sqlite://PATH`,
+    /// `sqlite:PATH` or a plain path for SQLite. A missing SQLite file is refused (so a typo
+    /// cannot silently start an empty database); use [`Store::open_or_create`] to create it.
+    pub fn open(url: &str, opts: StoreOptions) -> Result<Store, StorageError> {
+        Self::open_inner(url, opts, false)
+    }
+
+    /// Like [`Store::open`], but creates a missing SQLite file (its directory must exist).
+    /// For PostgreSQL the database itself must already exist; the schema is created.
+    pub fn open_or_create(url: &str, opts: StoreOptions) -> Result<Store, StorageError> {
+        Self::open_inner(url, opts, true)
+    }
+
+    fn open_inner(url: &str, opts: StoreOptions, create: bool) -> Result<Store, StorageError> {
+        let target = parse_url(url)?;
+        let backend = match target {
+            Target::Postgres(_) => Backend::Postgres,
+            Target::Sqlite(_) => Backend::Sqlite,
+        };
+        let manager = Manager {
+            target,
+            create,
+            busy_timeout_ms: opts.busy_timeout.as_millis(),
+        };
+        // One direct connection first: a clear error if the database is unreachable, and the
+        // migrations run before the pool hands out connections.
+        let mut conn = manager.connect()?;
+        let applied = run_migrations(&mut conn)?;
+        drop(conn);
+
+        let pool = Pool::builder()
+            .max_size(opts.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(opts.connection_timeout)
+            // A local SQLite file does not go away; a PostgreSQL server may restart.
+            .test_on_check_out(backend == Backend::Postgres)
+            .build(manager)?;
+        tracing::info!(%backend, pool_size = pool.max_size(), migrations_applied = applied, "database opened");
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend chosen by the URL.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled connection, without an enclosing transaction. BLOCKING.
+    ///
+    /// Each statement sees committed data. Mutating methods called here still run atomically
+    /// (each in its own transaction); use [`Store::write`] to group several.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut pooled = self.pool.get()?;
+        f(&mut Conn { conn: &mut pooled })
+    }
+
+    /// Runs `f` in one transaction, committed only if `f` returns `Ok`. BLOCKING.
+    ///
+    /// On SQLite the transaction is `BEGIN IMMEDIATE`: it takes the database write lock at once,
+    /// so concurrent writers queue on `busy_timeout` instead of failing with `SQLITE_BUSY` when a
+    /// read transaction tries to upgrade. On PostgreSQL it is a `READ COMMITTED` transaction;
+    /// the repository methods lock what they change (conditional updates, `FOR UPDATE`).
+    ///
+    /// [`Conn::append_audit`] serialises every writer on the audit head until commit: call it
+    /// last in the transaction.
+    ///
+    /// When a repository method fails inside `f`, return its error: on PostgreSQL a failed
+    /// statement aborts the whole transaction, so carrying on is not portable.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut pooled = self.pool.get()?;
+        write_transaction(&mut pooled, |c| f(&mut Conn { conn: c }))
+    }
+}
+
+/// Applies the embedded migrations of the connection's backend; returns how many ran.
+fn run_migrations(conn: &mut AnyConnection) -> Result<usize, StorageError> {
+    let mig_err =
+        |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+    match conn {
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(mig_err)
+        }),
+        AnyConnection::Postgresql(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+                .execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(mig_err);
+            let unlocked =
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
+                    .execute(c);
+            let n = result?;
+            unlocked?;
+            Ok(n)
+        }
+    }
+}
+
+fn in_transaction(conn: &mut AnyConnection) -> Result<bool, StorageError> {
+    let status =
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn);
+    Ok(status.transaction_depth()?.is_some())
+}
+
+/// Runs `f` in a new top-level transaction (`BEGIN IMMEDIATE` on SQLite).
+fn write_transaction<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    // The derived transaction manager of `AnyConnection` delegates to the inner connection's
+    // `AnsiTransactionManager`, whose state the `begin` above set.
+    type Tm = <AnyConnection as Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => {
+            Tm::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback_err) = Tm::rollback_transaction(conn) {
+                tracing::warn!(error = %rollback_err, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A connection lent to a [`Store::read`] or [`Store::write`] closure. Carries every repository
+/// method (see the other modules of this crate).
+pub struct Conn<'a> {
+    pub(crate) conn: &'a mut AnyConnection,
+}
+
+impl Conn<'_> {
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            AnyConnection::Postgresql(_) => Backend::Postgres,
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs `f` atomically: inside a savepoint if a transaction is already open (so a failure
+    /// undoes only `f`'s statements), otherwise in a new write transaction.
+    pub(crate) fn atomic<T>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if in_transaction(self.conn)? {
+            self.conn.transaction(f)
+        } else {
+            write_transaction(self.conn, f)
+        }
+    }
+}
+
+/// Runs the same code on the concrete connection of either backend, for SQL that the
+/// multi-backend connection cannot express (`ON CONFLICT`, `FOR UPDATE`).
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::connection::AnyConnection::Postgresql($c) => $body,
+            $crate::connection::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_path(url: &str) -> Option<PathBuf> {
+        match parse_url(url) {
+            Ok(Target::Sqlite(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(matches!(
+            parse_url("postgres://u@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(matches!(
+            parse_url("postgresql://u:pw@h:5/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db".into()));
+        assert_eq!(sqlite_path("sqlite://data/x.db"), Some("data/x.db".into()));
+        assert_eq!(sqlite_path("sqlite:x.db"), Some("x.db".into()));
+        assert_eq!(
+            sqlite_path("/var/lib/csc/db.sqlite"),
+            Some("/var/lib/csc/db.sqlite".into())
+        );
+        assert!(
+            matches!(parse_url("mysql://u:secret@h/db"), Err(StorageError::InvalidUrl(m)) if !m.contains("secret"))
+        );
+        assert!(parse_url("").is_err());
+        assert!(parse_url("sqlite://").is_err());
+        assert!(parse_url(":memory:").is_err());
+        assert!(parse_url("sqlite::memory:").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Key-activation factors (PIN, OTP) of credentials.
+
+use diesel::prelude::*;
+
+use crate::connection::{Conn, on_backend};
+use crate::error::{StorageError, fk_as_not_found};
+use crate::models::{Factor, FactorRow};
+use crate::schema::credential_factors as cf;
+use crate::types::{CredentialId, FactorKind};
+use crate::users::one_row;
+
+impl Conn<'_> {
+    /// Sets (inserts or replaces) a factor's verifier and clears its failure counter and lock.
+    /// The OTP anti-replay step is kept, so re-setting a secret never re-opens used steps.
+    /// [`StorageError::NotFound`] if the credential does not exist.
+    pub fn set_factor(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        verifier: &str,
+    ) -> Result<(), StorageError> {
+        let row = FactorRow {
+            credential_id: id.to_string(),
+            kind: kind.as_str().to_owned(),
+            verifier: verifier.to_owned(),
+            failures: 0,
+            locked: false,
+            last_otp_step: None,
+        };
+        on_backend!(&mut *self.conn, c => diesel::insert_into(cf::table)
+            .values(&row)
+            .on_conflict((cf::credential_id, cf::kind))
+            .do_update()
+            .set((
+                cf::verifier.eq(verifier),
+                cf::failures.eq(0),
+                cf::locked.eq(false),
+            ))
+            .execute(c))
+        .map_err(fk_as_not_found)?;
+        Ok(())
+    }
+
+    /// The factor of this kind, if the credential has one.
+    pub fn factor(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+    ) -> Result<Option<Factor>, StorageError> {
+        cf::table
+            .find((id.to_string(), kind.as_str()))
+            .first::<FactorRow>(self.conn)
+            .optional()?
+            .map(Factor::try_from)
+            .transpose()
+    }
+
+    /// Counts one failed verification, atomically, and locks the factor when the count reaches
+    /// `lock_after` (a value below 1 locks on the first failure). Returns the updated factor.
+    pub fn record_factor_failure(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        lock_after: i32,
+    ) -> Result<Factor, StorageError> {
+        let id = id.to_string();
+        // failures + 1 >= lock_after  <=>  failures >= lock_after - 1 (old value in SET).
+        let threshold = lock_after.saturating_sub(1);
+        self.atomic(|c| {
+            let n = diesel::update(cf::table.find((&id, kind.as_str())))
+                .set((
+                    cf::failures.eq(cf::failures + 1),
+                    cf::locked.eq(cf::locked.or(cf::failures.ge(threshold))),
+                ))
+                .execute(c)?;
+            one_row(n)?;
+            let row = cf::table.find((&id, kind.as_str())).first::<FactorRow>(c)?;
+            Factor::try_from(row)
+        })
+    }
+
+    /// Clears the failure counter (after a successful verification); the lock is unchanged.
+    pub fn reset_factor_failures(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+    ) -> Result<(), StorageError> {
+        let n = diesel::update(cf::table.find((id.to_string(), kind.as_str())))
+            .set(cf::failures.eq(0))
+            .execute(self.conn)?;
+        one_row(n)
+    }
+
+    /// Locks or unlocks a factor. Unlocking also clears the failure counter.
+    pub fn set_factor_lock(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        locked: bool,
+    ) -> Result<(), StorageError> {
+        let target = cf::table.find((id.to_string(), kind.as_str()));
+        let n = if locked {
+            diesel::update(target)
+                .set(cf::locked.eq(true))
+                .execute(self.conn)?
+        } else {
+            diesel::update(target)
+                .set((cf::locked.eq(false), cf::failures.eq(0)))
+                .execute(self.conn)?
+        };
+        one_row(n)
+    }
+
+    /// OTP anti-replay: records `step` as used iff it is newer than every step accepted before,
+    /// in one conditional update. Returns `false` for a replayed or older step (or when the
+    /// credential has no OTP factor).
+    pub fn advance_otp_step(&mut self, id: &CredentialId, step: i64) -> Result<bool, StorageError> {
+        let n = diesel::update(
+            cf::table
+                .find((id.to_string(), FactorKind::Otp.as_str()))
+                .filter(cf::last_otp_step.is_null().or(cf::last_otp_step.lt(step))),
+        )
+        .set(cf::last_otp_step.eq(step))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,48 @@
+//! Persistence for the CSC server: users, credentials, activation factors, tokens, SADs and the
+//! hash-chained audit log, on SQLite (embedded default) or PostgreSQL (several instances), chosen
+//! by URL. Only this crate speaks SQL.
+//!
+//! Entry point: [`Store::open`] (or [`Store::open_or_create`] for a new SQLite file). Work runs
+//! through [`Store::read`] or [`Store::write`], both blocking (async callers wrap them in
+//! `spawn_blocking` / `web::block`). The closure gets a [`Conn`], which carries every repository
+//! method, so several operations can share one transaction:
+//!
+//! ```no_run
+//! # use storage::*;
+//! # fn demo(store: &Store, new: &NewCredential) -> Result<(), StorageError> {
+//! store.write(|c| {
+//!     let cred = c.create_credential(new)?;
+//!     c.append_audit(&NewAuditEvent::new("credential.create", "admin", cred.id.to_string(), "ok"))?;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! Secrets never reach the database in clear: tokens and SADs are stored as SHA-256 digests
+//! ([`secret_hash`]), PINs and passwords as PHC strings produced by the caller. The audit log is
+//! append-only and hash-chained; [`Store::verify_audit_chain`] detects edits, deletions and
+//! reordering.
+
+mod audit;
+mod connection;
+mod credentials;
+mod error;
+mod factors;
+mod models;
+mod sads;
+mod schema;
+mod tokens;
+mod types;
+mod users;
+
+pub use audit::{AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use connection::{Backend, Conn, Store, StoreOptions};
+pub use error::StorageError;
+pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
+pub use types::{
+    AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,
+    UserId, secret_hash, truncate_to_micros, utc_now,
+};
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,107 @@
+//! Diesel schema, identical for both backends (see `migrations/{sqlite,postgres}`).
+//!
+//! Only SQL types that `#[derive(MultiConnection)]` supports are used: Text, Integer, BigInt,
+//! Bool, Binary and Timestamp. Enums are stored as Text and converted in `models`.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        failed_logins -> Integer,
+        locked -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        key_id -> Text,
+        key_spec -> Text,
+        cert_chain -> Text,
+        cert_serial -> Nullable<Text>,
+        scal -> Integer,
+        multisign -> Integer,
+        status -> Text,
+        auth_mode -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credential_factors (credential_id, kind) {
+        credential_id -> Text,
+        kind -> Text,
+        verifier -> Text,
+        failures -> Integer,
+        locked -> Bool,
+        last_otp_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    auth_tokens (token_hash) {
+        token_hash -> Binary,
+        kind -> Text,
+        user_id -> Text,
+        client_id -> Nullable<Text>,
+        scope -> Text,
+        expires_at -> Timestamp,
+        revoked -> Bool,
+        created_at -> Timestamp,
+        parent_hash -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    sads (sad_hash) {
+        sad_hash -> Binary,
+        user_id -> Text,
+        credential_id -> Text,
+        token_hash -> Binary,
+        remaining -> Integer,
+        expires_at -> Timestamp,
+        hashes -> Nullable<Text>,
+        revoked -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        event -> Text,
+        actor -> Text,
+        subject -> Text,
+        outcome -> Text,
+        detail -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(credentials -> users (user_id));
+diesel::joinable!(credential_factors -> credentials (credential_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    credentials,
+    credential_factors,
+    auth_tokens,
+    sads,
+    audit_log,
+    audit_head,
+);

@@ -1,0 +1,74 @@
+//! Bearer tokens (stored only as SHA-256 digests).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::connection::Conn;
+use crate::error::{StorageError, fk_as_not_found};
+use crate::models::{NewToken, Token, TokenRow};
+use crate::schema::{auth_tokens as t, sads};
+use crate::types::{truncate_to_micros, utc_now};
+
+impl Conn<'_> {
+    /// Stores a token. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`]
+    /// if the user does not.
+    pub fn insert_token(&mut self, new: &NewToken) -> Result<(), StorageError> {
+        let row = TokenRow {
+            token_hash: new.token_hash.clone(),
+            kind: new.kind.as_str().to_owned(),
+            user_id: new.user_id.to_string(),
+            client_id: new.client_id.clone(),
+            scope: new.scope.clone(),
+            expires_at: truncate_to_micros(new.expires_at),
+            revoked: false,
+            created_at: utc_now(),
+            parent_hash: new.parent_hash.clone(),
+        };
+        diesel::insert_into(t::table)
+            .values(&row)
+            .execute(self.conn)
+            .map_err(fk_as_not_found)?;
+        Ok(())
+    }
+
+    /// The token with this hash (revoked and expired ones included: check
+    /// [`Token::is_active`]).
+    pub fn token(&mut self, hash: &[u8]) -> Result<Option<Token>, StorageError> {
+        t::table
+            .find(hash)
+            .first::<TokenRow>(self.conn)
+            .optional()?
+            .map(Token::try_from)
+            .transpose()
+    }
+
+    /// Revokes a token; `true` iff this call revoked it (it existed and was not revoked yet).
+    pub fn revoke_token(&mut self, hash: &[u8]) -> Result<bool, StorageError> {
+        let n = diesel::update(t::table.find(hash).filter(t::revoked.eq(false)))
+            .set(t::revoked.eq(true))
+            .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Revokes every token minted by the refresh token `parent_hash`; returns how many this call
+    /// revoked.
+    pub fn revoke_tokens_with_parent(&mut self, parent_hash: &[u8]) -> Result<usize, StorageError> {
+        Ok(diesel::update(
+            t::table
+                .filter(t::parent_hash.eq(parent_hash))
+                .filter(t::revoked.eq(false)),
+        )
+        .set(t::revoked.eq(true))
+        .execute(self.conn)?)
+    }
+
+    /// Deletes tokens and SADs that expired before `before`; returns how many rows went.
+    pub fn purge_expired(&mut self, before: NaiveDateTime) -> Result<usize, StorageError> {
+        let before = truncate_to_micros(before);
+        self.atomic(|c| {
+            let s = diesel::delete(sads::table.filter(sads::expires_at.lt(before))).execute(c)?;
+            let k = diesel::delete(t::table.filter(t::expires_at.lt(before))).execute(c)?;
+            Ok(s + k)
+        })
+    }
+}

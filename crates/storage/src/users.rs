@@ -1,0 +1,103 @@
+//! Users.
+
+use diesel::prelude::*;
+
+use crate::connection::Conn;
+use crate::error::StorageError;
+use crate::models::{NewUser, User, UserRow};
+use crate::schema::users;
+use crate::types::{UserId, utc_now};
+
+impl Conn<'_> {
+    /// Creates a user with a fresh id. [`StorageError::Conflict`] if the name is taken.
+    pub fn create_user(&mut self, new: &NewUser) -> Result<User, StorageError> {
+        let row = UserRow {
+            id: UserId::new().to_string(),
+            name: new.name.clone(),
+            password_hash: new.password_hash.clone(),
+            role: new.role.as_str().to_owned(),
+            failed_logins: 0,
+            locked: false,
+            created_at: utc_now(),
+        };
+        diesel::insert_into(users::table)
+            .values(&row)
+            .execute(self.conn)
+            .map_err(|e| match StorageError::from(e) {
+                StorageError::Conflict(_) => {
+                    StorageError::Conflict("a user with this name already exists".into())
+                }
+                other => other,
+            })?;
+        User::try_from(row)
+    }
+
+    /// The user with this login name.
+    pub fn user_by_name(&mut self, name: &str) -> Result<Option<User>, StorageError> {
+        users::table
+            .filter(users::name.eq(name))
+            .first::<UserRow>(self.conn)
+            .optional()?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    /// The user with this id.
+    pub fn user(&mut self, id: &UserId) -> Result<Option<User>, StorageError> {
+        users::table
+            .find(id.to_string())
+            .first::<UserRow>(self.conn)
+            .optional()?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    /// All users, ordered by name.
+    pub fn list_users(&mut self) -> Result<Vec<User>, StorageError> {
+        users::table
+            .order(users::name.asc())
+            .load::<UserRow>(self.conn)?
+            .into_iter()
+            .map(User::try_from)
+            .collect()
+    }
+
+    /// Sets the failed-login counter and the lock flag. [`StorageError::NotFound`] if no such
+    /// user.
+    pub fn set_user_lock(
+        &mut self,
+        id: &UserId,
+        failed_logins: i32,
+        locked: bool,
+    ) -> Result<(), StorageError> {
+        let n = diesel::update(users::table.find(id.to_string()))
+            .set((
+                users::failed_logins.eq(failed_logins),
+                users::locked.eq(locked),
+            ))
+            .execute(self.conn)?;
+        one_row(n)
+    }
+
+    /// Replaces the password hash (an Argon2 PHC string). [`StorageError::NotFound`] if no such
+    /// user.
+    pub fn set_user_password(
+        &mut self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<(), StorageError> {
+        let n = diesel::update(users::table.find(id.to_string()))
+            .set(users::password_hash.eq(password_hash))
+            .execute(self.conn)?;
+        one_row(n)
+    }
+}
+
+/// `Ok` if an update touched a row, [`StorageError::NotFound`] otherwise.
+pub(crate) fn one_row(n: usize) -> Result<(), StorageError> {
+    if n == 0 {
+        Err(StorageError::NotFound)
+    } else {
+        Ok(())
+    }
+}

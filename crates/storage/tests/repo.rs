@@ -1,0 +1,1242 @@
+//! Repository tests, run once per backend against real databases: an SQLite file in a temp dir,
+//! and a fresh PostgreSQL database per test on the server named by `CSC_TEST_POSTGRES_URL`.
+//!
+//! Each scenario is a function taking `&TestDb` (which derefs to `Store`); `both!` generates
+//! `sqlite::<name>` and `postgres::<name>` tests from it. This is the crate's only integration
+//! test binary (link time matters on 2 cores): add tests here.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+use storage::*;
+
+const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
+
+// ---------------------------------------------------------------------------------------------
+// harness
+
+enum Raw {
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        admin_url: String,
+        db_name: String,
+    },
+}
+
+/// A store on a fresh database, dropped (PostgreSQL) or deleted (SQLite) afterwards.
+struct TestDb {
+    store: Option<Store>,
+    raw: Raw,
+}
+
+impl Deref for TestDb {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store.as_ref().expect("store is present until drop")
+    }
+}
+
+fn opts(pool_size: u32) -> StoreOptions {
+    StoreOptions {
+        pool_size,
+        ..StoreOptions::default()
+    }
+}
+
+/// `admin` with its database name replaced by `db`.
+fn with_database(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+impl TestDb {
+    fn sqlite(pool_size: u32) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("csc.sqlite");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open_or_create(&url, opts(pool_size)).expect("open SQLite store");
+        assert_eq!(store.backend(), Backend::Sqlite);
+        TestDb {
+            store: Some(store),
+            raw: Raw::Sqlite { path, _dir: dir },
+        }
+    }
+
+    fn postgres(pool_size: u32) -> TestDb {
+        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{PG_ENV} is not set. The PostgreSQL variants of these tests need a server: \
+                 start one (e.g. initdb -A trust -U csc; pg_ctl -o '-p 54329 -c \
+                 listen_addresses=127.0.0.1' start) and export \
+                 {PG_ENV}=postgresql://csc@127.0.0.1:54329/postgres (an account that may \
+                 CREATE DATABASE)"
+            )
+        });
+        let db_name = format!("csc_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {db_name}"))
+            .execute(&mut admin)
+            .expect("CREATE DATABASE");
+        let url = with_database(&admin_url, &db_name);
+        let store = Store::open(&url, opts(pool_size)).expect("open PostgreSQL store");
+        assert_eq!(store.backend(), Backend::Postgres);
+        TestDb {
+            store: Some(store),
+            raw: Raw::Postgres {
+                url,
+                admin_url,
+                db_name,
+            },
+        }
+    }
+
+    /// Runs one SQL statement on a connection of its own, outside the store (the tamperer).
+    fn exec_raw(&self, sql: &str) -> usize {
+        match &self.raw {
+            Raw::Sqlite { path, .. } => {
+                let mut c =
+                    SqliteConnection::establish(&path.to_string_lossy()).expect("raw sqlite");
+                diesel::sql_query(sql).execute(&mut c).expect(sql)
+            }
+            Raw::Postgres { url, .. } => {
+                let mut c = PgConnection::establish(url).expect("raw pg");
+                diesel::sql_query(sql).execute(&mut c).expect(sql)
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop(self.store.take());
+        if let Raw::Postgres {
+            admin_url, db_name, ..
+        } = &self.raw
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
+        {
+            // Best effort.
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                .execute(&mut admin);
+        }
+    }
+}
+
+/// Generates `sqlite::$name` and `postgres::$name` from `fn $name(&TestDb)`; an optional
+/// `pool = N` sets the pool size.
+macro_rules! both {
+    ($($name:ident $(pool = $pool:literal)?),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let db = super::TestDb::sqlite(both!(@pool $($pool)?));
+                    super::$name(&db);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let db = super::TestDb::postgres(both!(@pool $($pool)?));
+                    super::$name(&db);
+                }
+            )*
+        }
+    };
+    (@pool $pool:literal) => { $pool };
+    (@pool) => { 4 };
+}
+
+both!(
+    users,
+    credentials,
+    factors,
+    otp_anti_replay,
+    tokens,
+    sad_consume_counts,
+    sad_expired_and_revoked,
+    sad_hash_multiset,
+    sad_concurrent_consume pool = 16,
+    sad_concurrent_consume_hashes pool = 16,
+    audit_concurrent_append_and_verify pool = 8,
+    audit_tamper_edit,
+    audit_tamper_delete_middle,
+    audit_tamper_swap,
+    audit_tamper_delete_last,
+    audit_tamper_forged_beyond_head,
+    audit_batch,
+    write_rolls_back_on_err,
+    atomic_methods_inside_write,
+    timestamps_round_trip,
+);
+
+// ---------------------------------------------------------------------------------------------
+// fixtures
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+fn new_user(store: &Store, name: &str) -> User {
+    store
+        .write(|c| {
+            c.create_user(&NewUser {
+                name: name.into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                role: Role::Signer,
+            })
+        })
+        .expect("create user")
+}
+
+fn new_credential_for(user: &User, scal: Scal) -> NewCredential {
+    NewCredential {
+        id: CredentialId::new(),
+        user_id: user.id,
+        key_id: "a1b2c3".into(),
+        key_spec: "ec-p256".into(),
+        cert_chain: vec![],
+        cert_serial: None,
+        scal,
+        multisign: 5,
+        status: CredentialStatus::Enabled,
+        auth_mode: AuthMode::Explicit,
+        description: Some("test key".into()),
+    }
+}
+
+fn new_credential(store: &Store, user: &User, scal: Scal) -> Credential {
+    let new = new_credential_for(user, scal);
+    store
+        .write(|c| c.create_credential(&new))
+        .expect("create credential")
+}
+
+fn sad_for(
+    store: &Store,
+    cred: &Credential,
+    remaining: i32,
+    ttl: chrono::Duration,
+    hashes: Option<Vec<Vec<u8>>>,
+) -> Vec<u8> {
+    let sad_hash = secret_hash(uuid::Uuid::new_v4().as_bytes()).to_vec();
+    let new = NewSad {
+        sad_hash: sad_hash.clone(),
+        user_id: cred.user_id,
+        credential_id: cred.id,
+        token_hash: secret_hash(b"access token").to_vec(),
+        remaining,
+        expires_at: utc_now() + ttl,
+        hashes,
+    };
+    store.write(|c| c.insert_sad(&new)).expect("insert sad");
+    sad_hash
+}
+
+fn remaining(store: &Store, sad: &[u8]) -> i32 {
+    store
+        .read(|c| c.sad(sad))
+        .expect("read sad")
+        .expect("sad exists")
+        .remaining
+}
+
+// ---------------------------------------------------------------------------------------------
+// users, credentials, factors, tokens
+
+fn users(db: &TestDb) {
+    let bob = new_user(db, "bob");
+    let alice = new_user(db, "alice");
+    assert_eq!(bob.role, Role::Signer);
+    assert_eq!((bob.failed_logins, bob.locked), (0, false));
+
+    let dup = db.write(|c| {
+        c.create_user(&NewUser {
+            name: "bob".into(),
+            password_hash: "x".into(),
+            role: Role::Admin,
+        })
+    });
+    assert!(matches!(dup, Err(StorageError::Conflict(_))), "{dup:?}");
+
+    let found = db.read(|c| c.user_by_name("bob")).unwrap();
+    assert_eq!(found.as_ref(), Some(&bob));
+    assert_eq!(db.read(|c| c.user(&alice.id)).unwrap(), Some(alice.clone()));
+    assert_eq!(db.read(|c| c.user_by_name("carol")).unwrap(), None);
+    assert_eq!(db.read(|c| c.user(&UserId::new())).unwrap(), None);
+
+    let names: Vec<String> = db
+        .read(|c| c.list_users())
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    db.write(|c| c.set_user_lock(&bob.id, 5, true)).unwrap();
+    let bob2 = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
+    assert_eq!((bob2.failed_logins, bob2.locked), (5, true));
+    db.write(|c| c.set_user_password(&bob.id, "$argon2id$new"))
+        .unwrap();
+    assert_eq!(
+        db.read(|c| c.user(&bob.id)).unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    let missing = db.write(|c| c.set_user_lock(&UserId::new(), 0, false));
+    assert!(
+        matches!(missing, Err(StorageError::NotFound)),
+        "{missing:?}"
+    );
+    // Debug never shows the password hash.
+    assert!(!format!("{bob2:?}").contains("argon2"));
+}
+
+fn credentials(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let bob = new_user(db, "bob");
+    let mut ids: Vec<CredentialId> = (0..5)
+        .map(|_| new_credential(db, &alice, Scal::One).id)
+        .collect();
+    let bobs = new_credential(db, &bob, Scal::Two);
+    ids.sort_by_key(|id| id.to_string());
+
+    let first = db.read(|c| c.credential(&ids[0])).unwrap().unwrap();
+    assert_eq!(first.user_id, alice.id);
+    assert_eq!(first.scal, Scal::One);
+    assert_eq!(first.multisign, 5);
+    assert_eq!(first.status, CredentialStatus::Enabled);
+    assert_eq!(first.auth_mode, AuthMode::Explicit);
+    assert_eq!(first.description.as_deref(), Some("test key"));
+    assert_eq!(first.cert_chain_der().unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(
+        db.read(|c| c.credential(&CredentialId::new())).unwrap(),
+        None
+    );
+
+    // Paging by id.
+    let mut paged = Vec::new();
+    let mut after: Option<CredentialId> = None;
+    loop {
+        let page = db
+            .read(|c| c.credentials_of_user(&alice.id, after.as_ref(), 2))
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|c| c.id);
+        paged.extend(page.into_iter().map(|c| c.id));
+    }
+    assert_eq!(paged, ids);
+    assert!(
+        db.read(|c| c.credentials_of_user(&bob.id, None, 10))
+            .unwrap()
+            .len()
+            == 1
+    );
+
+    let all = db.read(|c| c.list_credentials(None)).unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0].0.name, "alice");
+    assert_eq!(all[5].0.name, "bob");
+    assert_eq!(all[5].1.id, bobs.id);
+    let only_bob = db.read(|c| c.list_credentials(Some("bob"))).unwrap();
+    assert_eq!(only_bob.len(), 1);
+    assert_eq!(only_bob[0].1, bobs);
+
+    // Chain round trip: arbitrary bytes, signer first.
+    let chain = vec![
+        vec![0x30, 0x82, 0x00, 0xff, 0x00],
+        (0..=255).collect::<Vec<u8>>(),
+    ];
+    db.write(|c| c.set_certificate_chain(&ids[1], &chain, Some("0a1b")))
+        .unwrap();
+    let cred = db.read(|c| c.credential(&ids[1])).unwrap().unwrap();
+    assert_eq!(cred.cert_chain_der().unwrap(), chain);
+    assert_eq!(cred.cert_serial.as_deref(), Some("0a1b"));
+    db.write(|c| c.set_certificate_chain(&ids[1], &[], None))
+        .unwrap();
+    let cred = db.read(|c| c.credential(&ids[1])).unwrap().unwrap();
+    assert!(cred.cert_chain_der().unwrap().is_empty());
+    assert_eq!(cred.cert_serial, None);
+
+    db.write(|c| c.set_credential_status(&ids[2], CredentialStatus::Disabled))
+        .unwrap();
+    assert_eq!(
+        db.read(|c| c.credential(&ids[2])).unwrap().unwrap().status,
+        CredentialStatus::Disabled
+    );
+
+    // Delete takes factors and SADs along.
+    db.write(|c| c.set_factor(&ids[3], FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    let cred3 = db.read(|c| c.credential(&ids[3])).unwrap().unwrap();
+    let sad = sad_for(db, &cred3, 1, secs(60), None);
+    db.write(|c| c.delete_credential(&ids[3])).unwrap();
+    assert_eq!(db.read(|c| c.credential(&ids[3])).unwrap(), None);
+    assert_eq!(
+        db.read(|c| c.factor(&ids[3], FactorKind::Pin)).unwrap(),
+        None
+    );
+    assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None);
+    let again = db.write(|c| c.delete_credential(&ids[3]));
+    assert!(matches!(again, Err(StorageError::NotFound)), "{again:?}");
+
+    // Unknown owner, duplicate id.
+    let ghost = User {
+        id: UserId::new(),
+        ..alice.clone()
+    };
+    let orphan = new_credential_for(&ghost, Scal::One);
+    let r = db.write(|c| c.create_credential(&orphan));
+    assert!(matches!(r, Err(StorageError::NotFound)), "{r:?}");
+    let mut dup = new_credential_for(&alice, Scal::One);
+    dup.id = ids[0];
+    let r = db.write(|c| c.create_credential(&dup));
+    assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
+}
+
+fn factors(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    assert_eq!(
+        db.read(|c| c.factor(&cred.id, FactorKind::Pin)).unwrap(),
+        None
+    );
+
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$one"))
+        .unwrap();
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.verifier, "$argon2id$one");
+    assert_eq!((f.failures, f.locked, f.last_otp_step), (0, false, None));
+    assert!(
+        !format!("{f:?}").contains("argon2"),
+        "Debug redacts the verifier"
+    );
+
+    // Failures count up and lock at the limit.
+    for expected in 1..=2 {
+        let f = db
+            .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+            .unwrap();
+        assert_eq!((f.failures, f.locked), (expected, false));
+    }
+    let f = db
+        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+        .unwrap();
+    assert_eq!((f.failures, f.locked), (3, true));
+    let f = db
+        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+        .unwrap();
+    assert_eq!((f.failures, f.locked), (4, true));
+
+    // Unlock resets the counter; reset keeps the lock.
+    db.write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, false))
+        .unwrap();
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.failures, f.locked), (0, false));
+    db.write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+        .unwrap();
+    db.write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, true))
+        .unwrap();
+    db.write(|c| c.reset_factor_failures(&cred.id, FactorKind::Pin))
+        .unwrap();
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.failures, f.locked), (0, true));
+
+    // Upsert replaces the verifier and clears counter and lock.
+    db.write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+        .unwrap();
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$two"))
+        .unwrap();
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (f.verifier.as_str(), f.failures, f.locked),
+        ("$argon2id$two", 0, false)
+    );
+
+    // The OTP factor is separate.
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Otp, "JBSWY3DPEHPK3PXP"))
+        .unwrap();
+    let otp = db
+        .read(|c| c.factor(&cred.id, FactorKind::Otp))
+        .unwrap()
+        .unwrap();
+    assert_eq!(otp.kind, FactorKind::Otp);
+    assert_eq!(otp.failures, 0);
+
+    // lock_after < 1 locks on the first failure; unknown factor / credential.
+    let f = db
+        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Otp, 0))
+        .unwrap();
+    assert!(f.locked);
+    let other = new_credential(db, &alice, Scal::One);
+    let r = db.write(|c| c.record_factor_failure(&other.id, FactorKind::Pin, 3));
+    assert!(matches!(r, Err(StorageError::NotFound)), "{r:?}");
+    let r = db.write(|c| c.set_factor(&CredentialId::new(), FactorKind::Pin, "x"));
+    assert!(matches!(r, Err(StorageError::NotFound)), "{r:?}");
+}
+
+fn otp_anti_replay(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    // No OTP factor yet: nothing to advance.
+    assert!(!db.write(|c| c.advance_otp_step(&cred.id, 10)).unwrap());
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Otp, "secret"))
+        .unwrap();
+    assert!(db.write(|c| c.advance_otp_step(&cred.id, 1_000)).unwrap());
+    assert!(
+        !db.write(|c| c.advance_otp_step(&cred.id, 1_000)).unwrap(),
+        "same step twice"
+    );
+    assert!(
+        !db.write(|c| c.advance_otp_step(&cred.id, 999)).unwrap(),
+        "older step"
+    );
+    assert!(db.read(|c| c.advance_otp_step(&cred.id, 1_001)).unwrap());
+    // Re-setting the secret keeps the anti-replay step.
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Otp, "secret2"))
+        .unwrap();
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Otp))
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.last_otp_step, Some(1_001));
+    assert!(!db.write(|c| c.advance_otp_step(&cred.id, 1_001)).unwrap());
+}
+
+fn tokens(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let now = utc_now();
+    let refresh = NewToken {
+        token_hash: secret_hash(b"refresh-1").to_vec(),
+        kind: TokenKind::Refresh,
+        user_id: alice.id,
+        client_id: Some("client-a".into()),
+        scope: "service".into(),
+        expires_at: now + secs(3600),
+        parent_hash: None,
+    };
+    let access = |name: &[u8]| NewToken {
+        token_hash: secret_hash(name).to_vec(),
+        kind: TokenKind::Access,
+        user_id: alice.id,
+        client_id: None,
+        scope: "service credential".into(),
+        expires_at: now + secs(300),
+        parent_hash: Some(refresh.token_hash.clone()),
+    };
+    db.write(|c| {
+        c.insert_token(&refresh)?;
+        c.insert_token(&access(b"access-1"))?;
+        c.insert_token(&access(b"access-2"))
+    })
+    .unwrap();
+
+    let t = db.read(|c| c.token(&refresh.token_hash)).unwrap().unwrap();
+    assert_eq!(t.kind, TokenKind::Refresh);
+    assert_eq!(t.user_id, alice.id);
+    assert_eq!(t.client_id.as_deref(), Some("client-a"));
+    assert_eq!(t.scope, "service");
+    assert_eq!(t.expires_at, truncate_to_micros(now + secs(3600)));
+    assert_eq!(t.parent_hash, None);
+    assert!(t.is_active(utc_now()));
+    let a1 = db
+        .read(|c| c.token(&secret_hash(b"access-1")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        a1.parent_hash.as_deref(),
+        Some(refresh.token_hash.as_slice())
+    );
+    assert_eq!(a1.client_id, None);
+    assert_eq!(db.read(|c| c.token(&secret_hash(b"nope"))).unwrap(), None);
+
+    let dup = db.write(|c| c.insert_token(&refresh));
+    assert!(matches!(dup, Err(StorageError::Conflict(_))), "{dup:?}");
+
+    assert!(
+        db.write(|c| c.revoke_token(&secret_hash(b"access-1")))
+            .unwrap()
+    );
+    assert!(
+        !db.write(|c| c.revoke_token(&secret_hash(b"access-1")))
+            .unwrap()
+    );
+    assert!(!db.write(|c| c.revoke_token(&secret_hash(b"nope"))).unwrap());
+    let a1 = db
+        .read(|c| c.token(&secret_hash(b"access-1")))
+        .unwrap()
+        .unwrap();
+    assert!(a1.revoked && !a1.is_active(utc_now()));
+
+    // Only access-2 was still active among the children.
+    assert_eq!(
+        db.write(|c| c.revoke_tokens_with_parent(&refresh.token_hash))
+            .unwrap(),
+        1
+    );
+    assert!(
+        db.read(|c| c.token(&secret_hash(b"access-2")))
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !db.read(|c| c.token(&refresh.token_hash))
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+
+    // Purge removes what expired.
+    let purged = db.write(|c| c.purge_expired(now + secs(400))).unwrap();
+    assert_eq!(purged, 2);
+    assert!(db.read(|c| c.token(&refresh.token_hash)).unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SADs
+
+fn sad_consume_counts(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let sad = sad_for(db, &cred, 5, secs(300), None);
+    let consume = |n: i32| db.write(|c| c.consume_sad(&sad, n, utc_now())).unwrap();
+
+    let stored = db.read(|c| c.sad(&sad)).unwrap().unwrap();
+    assert_eq!(stored.credential_id, cred.id);
+    assert_eq!(stored.user_id, alice.id);
+    assert_eq!(stored.hashes, None);
+    assert!(stored.is_usable(utc_now()));
+
+    assert!(consume(2));
+    assert!(consume(2));
+    assert!(!consume(2), "only 1 left");
+    assert_eq!(remaining(db, &sad), 1);
+    assert!(!consume(0));
+    assert!(!consume(-3), "a negative count must not add signatures");
+    assert_eq!(remaining(db, &sad), 1);
+    assert!(consume(1));
+    assert!(!consume(1), "exhausted");
+    assert_eq!(remaining(db, &sad), 0);
+
+    // Compensation gives the count back.
+    assert!(db.write(|c| c.restore_sad(&sad, 2, &[])).unwrap());
+    assert_eq!(remaining(db, &sad), 2);
+    assert!(consume(2));
+    assert!(
+        !db.write(|c| c.restore_sad(&secret_hash(b"none"), 1, &[]))
+            .unwrap()
+    );
+    assert!(
+        !db.write(|c| c.consume_sad(&secret_hash(b"none"), 1, utc_now()))
+            .unwrap()
+    );
+
+    // Duplicate SAD hash.
+    let dup = NewSad {
+        sad_hash: sad.clone(),
+        user_id: alice.id,
+        credential_id: cred.id,
+        token_hash: vec![1],
+        remaining: 1,
+        expires_at: utc_now(),
+        hashes: None,
+    };
+    let r = db.write(|c| c.insert_sad(&dup));
+    assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
+}
+
+fn sad_expired_and_revoked(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+
+    let expired = sad_for(db, &cred, 3, secs(-1), None);
+    assert!(!db.write(|c| c.consume_sad(&expired, 1, utc_now())).unwrap());
+    assert_eq!(remaining(db, &expired), 3);
+    // Still valid for a caller whose `now` is before the expiry.
+    let before = utc_now() - secs(10);
+    assert!(db.write(|c| c.consume_sad(&expired, 1, before)).unwrap());
+
+    let sad = sad_for(db, &cred, 3, secs(300), None);
+    assert!(db.write(|c| c.revoke_sad(&sad)).unwrap());
+    assert!(!db.write(|c| c.revoke_sad(&sad)).unwrap());
+    assert!(!db.write(|c| c.consume_sad(&sad, 1, utc_now())).unwrap());
+    assert_eq!(remaining(db, &sad), 3);
+    assert!(
+        !db.read(|c| c.sad(&sad))
+            .unwrap()
+            .unwrap()
+            .is_usable(utc_now())
+    );
+
+    // Hash-bound SADs are refused by the count-only consume, and honour expiry/revocation.
+    let h = vec![b"h1".to_vec()];
+    let scal2 = sad_for(db, &cred, 1, secs(300), Some(h.clone()));
+    assert!(!db.write(|c| c.consume_sad(&scal2, 1, utc_now())).unwrap());
+    let scal2_expired = sad_for(db, &cred, 1, secs(-1), Some(h.clone()));
+    assert!(
+        !db.write(|c| c.consume_sad_hashes(&scal2_expired, &h, utc_now()))
+            .unwrap()
+    );
+    assert!(db.write(|c| c.revoke_sad(&scal2)).unwrap());
+    assert!(
+        !db.write(|c| c.consume_sad_hashes(&scal2, &h, utc_now()))
+            .unwrap()
+    );
+}
+
+fn sad_hash_multiset(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    let a = secret_hash(b"doc a").to_vec();
+    let b = secret_hash(b"doc b").to_vec();
+    let c_ = secret_hash(b"doc c").to_vec();
+    let sad = sad_for(
+        db,
+        &cred,
+        3,
+        secs(300),
+        Some(vec![a.clone(), b.clone(), a.clone()]),
+    );
+    let spend = |hs: &[Vec<u8>]| {
+        db.write(|c| c.consume_sad_hashes(&sad, hs, utc_now()))
+            .unwrap()
+    };
+
+    let stored = db.read(|c| c.sad(&sad)).unwrap().unwrap();
+    assert_eq!(stored.hashes, Some(vec![a.clone(), b.clone(), a.clone()]));
+
+    assert!(!spend(std::slice::from_ref(&c_)), "foreign hash");
+    assert!(!spend(&[]), "nothing to spend");
+    assert!(!spend(&[b.clone(), b.clone()]), "b is there once");
+    assert_eq!(remaining(db, &sad), 3, "a refused spend changes nothing");
+    assert!(spend(std::slice::from_ref(&a)));
+    assert!(
+        spend(&[b.clone(), a.clone()]),
+        "the duplicate a authorises a second signature"
+    );
+    assert!(!spend(std::slice::from_ref(&a)), "a spent twice already");
+    assert!(!spend(std::slice::from_ref(&b)), "b spent");
+    let stored = db.read(|c| c.sad(&sad)).unwrap().unwrap();
+    assert_eq!((stored.remaining, stored.hashes), (0, Some(vec![])));
+
+    // Compensation returns count and hashes.
+    assert!(
+        db.write(|c| c.restore_sad(&sad, 1, std::slice::from_ref(&b)))
+            .unwrap()
+    );
+    assert_eq!(remaining(db, &sad), 1);
+    assert!(spend(std::slice::from_ref(&b)));
+    assert!(!spend(std::slice::from_ref(&b)));
+
+    // A duplicate pair authorises exactly two signatures of the same hash.
+    let pair = sad_for(db, &cred, 2, secs(300), Some(vec![c_.clone(), c_.clone()]));
+    assert!(
+        db.write(|c| c.consume_sad_hashes(&pair, &[c_.clone(), c_.clone()], utc_now()))
+            .unwrap()
+    );
+    assert!(
+        !db.write(|c| c.consume_sad_hashes(&pair, std::slice::from_ref(&c_), utc_now()))
+            .unwrap()
+    );
+
+    // More hashes than signatures left is refused even if they are listed.
+    let tight = sad_for(db, &cred, 1, secs(300), Some(vec![a.clone(), b.clone()]));
+    assert!(
+        !db.write(|c| c.consume_sad_hashes(&tight, &[a.clone(), b.clone()], utc_now()))
+            .unwrap()
+    );
+    assert!(
+        db.read(|c| c.consume_sad_hashes(&tight, std::slice::from_ref(&b), utc_now()))
+            .unwrap()
+    );
+}
+
+/// 16 threads, each on its own pooled connection, race for the last signature.
+fn sad_concurrent_consume(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    for round in 0..3 {
+        let sad = sad_for(db, &cred, 1, secs(300), None);
+        let barrier = Arc::new(Barrier::new(16));
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let store: Store = (**db).clone();
+                let sad = sad.clone();
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    // Wait outside the transaction: on SQLite a waiting BEGIN IMMEDIATE holder
+                    // would block the others.
+                    barrier.wait();
+                    // Half in an explicit write transaction, half as a bare statement.
+                    let run = |c: &mut Conn<'_>| c.consume_sad(&sad, 1, utc_now());
+                    if (i + round) % 2 == 0 {
+                        store.write(run)
+                    } else {
+                        store.read(run)
+                    }
+                })
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("consume"))
+            .filter(|won| *won)
+            .count();
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(remaining(db, &sad), 0);
+    }
+}
+
+fn sad_concurrent_consume_hashes(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    let h = secret_hash(b"the one document").to_vec();
+    let sad = sad_for(db, &cred, 2, secs(300), Some(vec![h.clone()]));
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let store: Store = (**db).clone();
+            let (sad, h, barrier) = (sad.clone(), h.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                store.write(|c| c.consume_sad_hashes(&sad, &[h], utc_now()))
+            })
+        })
+        .collect();
+    let wins = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread").expect("consume"))
+        .filter(|won| *won)
+        .count();
+    assert_eq!(wins, 1);
+    assert_eq!(remaining(db, &sad), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit
+
+fn event(i: usize) -> NewAuditEvent {
+    NewAuditEvent::new(
+        "signature.sign_hash",
+        format!("user{}", i % 7),
+        "cred-1",
+        "ok",
+    )
+    .with_detail(json!({ "i": i, "hashes": 1, "note": "ünïcödé \"quoted\"" }))
+}
+
+fn fill_chain(db: &TestDb, n: usize) {
+    db.write(|c| {
+        for i in 0..n {
+            c.append_audit(&event(i))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: n as u64 }
+    );
+}
+
+fn assert_broken_at(db: &TestDb, expected: i64) {
+    match db.verify_audit_chain().unwrap() {
+        AuditVerdict::Broken { seq, reason } => {
+            assert_eq!(seq, expected, "reason: {reason}");
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected Broken at {expected}, got {other:?}"),
+    }
+}
+
+fn audit_concurrent_append_and_verify(db: &TestDb) {
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 0 }
+    );
+    let started = Instant::now();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let store: Store = (**db).clone();
+            thread::spawn(move || {
+                for i in 0..250 {
+                    store
+                        .write(|c| c.append_audit(&event(t * 1000 + i)))
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("appender");
+    }
+    let appended = started.elapsed();
+
+    let started = Instant::now();
+    let verdict = db.verify_audit_chain().unwrap();
+    let verified = started.elapsed();
+    eprintln!(
+        "[{:?}] 1000 audit appends from 4 threads: {appended:?}; verify_audit_chain: {verified:?}",
+        db.backend()
+    );
+    assert_eq!(verdict, AuditVerdict::Intact { records: 1000 });
+
+    let records = db.read(|c| c.audit_records(0, 2000)).unwrap();
+    assert_eq!(records.len(), 1000);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.hash, r.compute_hash());
+    }
+    assert_eq!(records[0].prev_hash, ZERO_HASH);
+    let page = db.read(|c| c.audit_records(990, 5)).unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [991, 992, 993, 994, 995]
+    );
+    let head = db.read(|c| c.audit_head()).unwrap();
+    assert_eq!(head, (1000, records[999].hash.clone()));
+    // The detail is stored as compact JSON, exactly as hashed.
+    let detail: serde_json::Value = serde_json::from_str(&records[0].detail).unwrap();
+    assert_eq!(detail["note"], "ünïcödé \"quoted\"");
+}
+
+fn audit_tamper_edit(db: &TestDb) {
+    fill_chain(db, 30);
+    assert_eq!(
+        db.exec_raw("UPDATE audit_log SET outcome = 'denied' WHERE seq = 10"),
+        1
+    );
+    assert_broken_at(db, 10);
+    // A second, later break does not hide the first.
+    db.exec_raw("DELETE FROM audit_log WHERE seq = 20");
+    assert_broken_at(db, 10);
+}
+
+fn audit_tamper_delete_middle(db: &TestDb) {
+    fill_chain(db, 30);
+    assert_eq!(db.exec_raw("DELETE FROM audit_log WHERE seq = 20"), 1);
+    assert_broken_at(db, 20);
+}
+
+fn audit_tamper_swap(db: &TestDb) {
+    fill_chain(db, 30);
+    // Swap the contents of records 15 and 16 (reordering).
+    db.exec_raw("UPDATE audit_log SET seq = -1 WHERE seq = 15");
+    db.exec_raw("UPDATE audit_log SET seq = 15 WHERE seq = 16");
+    db.exec_raw("UPDATE audit_log SET seq = 16 WHERE seq = -1");
+    assert_broken_at(db, 15);
+}
+
+fn audit_tamper_delete_last(db: &TestDb) {
+    fill_chain(db, 30);
+    assert_eq!(db.exec_raw("DELETE FROM audit_log WHERE seq = 30"), 1);
+    assert_broken_at(db, 30);
+}
+
+fn audit_tamper_forged_beyond_head(db: &TestDb) {
+    fill_chain(db, 5);
+    // A record written past the head (copy of record 5 as 6, head untouched).
+    db.exec_raw(
+        "INSERT INTO audit_log (seq, at, event, actor, subject, outcome, detail, prev_hash, hash) \
+         SELECT 6, at, event, actor, subject, outcome, detail, hash, hash FROM audit_log WHERE seq = 5",
+    );
+    assert_broken_at(db, 6);
+}
+
+fn audit_batch(db: &TestDb) {
+    let first = db.write(|c| c.append_audit(&event(0))).unwrap();
+    assert!(db.write(|c| c.append_audit_batch(&[])).unwrap().is_empty());
+    let events: Vec<_> = (1..=2_500).map(event).collect();
+    let recs = db.write(|c| c.append_audit_batch(&events)).unwrap();
+    assert_eq!(recs.len(), 2_500);
+    assert_eq!(
+        (recs[0].seq, recs[0].prev_hash.as_str()),
+        (2, first.hash.as_str())
+    );
+    assert_eq!(recs[2_499].seq, 2_501);
+    assert_eq!(
+        db.read(|c| c.audit_head()).unwrap(),
+        (2_501, recs[2_499].hash.clone())
+    );
+    let last = db.write(|c| c.append_audit(&event(9))).unwrap();
+    assert_eq!(
+        (last.seq, last.prev_hash.as_str()),
+        (2_502, recs[2_499].hash.as_str())
+    );
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 2_502 }
+    );
+}
+
+fn write_rolls_back_on_err(db: &TestDb) {
+    let r: Result<(), StorageError> = db.write(|c| {
+        let u = c.create_user(&NewUser {
+            name: "ghost".into(),
+            password_hash: "x".into(),
+            role: Role::Admin,
+        })?;
+        c.append_audit(&NewAuditEvent::new("user.create", "admin", u.name, "ok"))?;
+        Err(StorageError::Corrupt("caller changed its mind".into()))
+    });
+    assert!(matches!(r, Err(StorageError::Corrupt(_))));
+    assert_eq!(db.read(|c| c.user_by_name("ghost")).unwrap(), None);
+    assert_eq!(
+        db.read(|c| c.audit_head()).unwrap(),
+        (0, ZERO_HASH.to_owned())
+    );
+    assert!(db.read(|c| c.audit_records(0, 10)).unwrap().is_empty());
+    // The pool connection is clean afterwards.
+    fill_chain(db, 3);
+}
+
+/// Multi-statement methods run in a savepoint inside `write` and in their own transaction
+/// inside `read`.
+fn atomic_methods_inside_write(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    let h = secret_hash(b"x").to_vec();
+    let sad = sad_for(db, &cred, 1, secs(300), Some(vec![h.clone()]));
+    let (won, rec) = db
+        .write(|c| {
+            let won = c.consume_sad_hashes(&sad, std::slice::from_ref(&h), utc_now())?;
+            let rec = c.append_audit(
+                &NewAuditEvent::new("signature.sign_hash", "alice", cred.id.to_string(), "ok")
+                    .with_detail(json!({ "credential": cred.id })),
+            )?;
+            Ok((won, rec))
+        })
+        .unwrap();
+    assert!(won);
+    assert_eq!(rec.seq, 1);
+    let rec2 = db
+        .read(|c| c.append_audit(&NewAuditEvent::new("x", "y", "z", "ok")))
+        .unwrap();
+    assert_eq!((rec2.seq, rec2.prev_hash.as_str()), (2, rec.hash.as_str()));
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 2 }
+    );
+}
+
+fn timestamps_round_trip(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let stored = db.read(|c| c.user(&alice.id)).unwrap().unwrap();
+    assert_eq!(stored.created_at, alice.created_at);
+    // Sub-microsecond precision is dropped identically on both backends.
+    let t = NaiveDateTime::parse_from_str("2031-02-03 04:05:06.123456789", "%Y-%m-%d %H:%M:%S%.f")
+        .unwrap();
+    let new = NewToken {
+        token_hash: vec![7; 32],
+        kind: TokenKind::Access,
+        user_id: alice.id,
+        client_id: None,
+        scope: String::new(),
+        expires_at: t,
+        parent_hash: None,
+    };
+    db.write(|c| c.insert_token(&new)).unwrap();
+    let tok = db.read(|c| c.token(&[7; 32])).unwrap().unwrap();
+    assert_eq!(tok.expires_at.to_string(), "2031-02-03 04:05:06.123456");
+    let rec = db.write(|c| c.append_audit(&event(0))).unwrap();
+    let back = db.read(|c| c.audit_records(0, 1)).unwrap();
+    assert_eq!(back[0], rec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backend-specific
+
+#[test]
+fn sqlite_open_refuses_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.sqlite");
+    for url in [
+        path.display().to_string(),
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+    ] {
+        let r = Store::open(&url, StoreOptions::default());
+        match r {
+            Err(StorageError::Connection(msg)) => assert!(msg.contains("does not exist"), "{msg}"),
+            other => panic!("expected a Connection error, got {other:?}"),
+        }
+        assert!(!path.exists(), "open() must not create the file");
+    }
+    // open_or_create creates it; open then works and migrations are idempotent.
+    let store =
+        Store::open_or_create(&path.display().to_string(), StoreOptions::default()).unwrap();
+    new_user(&store, "alice");
+    drop(store);
+    assert!(path.exists());
+    let store = Store::open(
+        &format!("sqlite:{}", path.display()),
+        StoreOptions::default(),
+    )
+    .unwrap();
+    assert!(store.read(|c| c.user_by_name("alice")).unwrap().is_some());
+    // A missing directory is reported, not created.
+    let deep = dir.path().join("no/such/dir/db.sqlite");
+    let r = Store::open_or_create(&deep.display().to_string(), StoreOptions::default());
+    assert!(matches!(r, Err(StorageError::Connection(_))), "{r:?}");
+}
+
+#[test]
+fn invalid_urls() {
+    for url in [
+        "",
+        "mysql://root:hunter2@db/csc",
+        "sqlite://",
+        ":memory:",
+        "sqlite::memory:",
+    ] {
+        match Store::open(url, StoreOptions::default()) {
+            Err(StorageError::InvalidUrl(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
+            other => panic!("{url:?}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn postgres_unreachable_is_a_clear_error() {
+    let started = Instant::now();
+    let r = Store::open(
+        "postgresql://csc:hunter2@127.0.0.1:1/csc",
+        StoreOptions {
+            connection_timeout: Duration::from_secs(2),
+            ..StoreOptions::default()
+        },
+    );
+    match r {
+        Err(StorageError::Connection(msg)) => {
+            assert!(!msg.contains("hunter2"), "{msg}");
+            assert!(
+                msg.contains("127.0.0.1") || msg.contains("connect"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a Connection error, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn sqlite_separate_stores_share_one_file() {
+    // Two stores on one file behave like two processes: appends serialise on the write lock.
+    let db = TestDb::sqlite(4);
+    let Raw::Sqlite { path, .. } = &db.raw else {
+        unreachable!()
+    };
+    let other = Store::open(&path.display().to_string(), opts(4)).unwrap();
+    let handles: Vec<_> = [(*db).clone(), other]
+        .into_iter()
+        .map(|store| {
+            thread::spawn(move || {
+                for i in 0..100 {
+                    store.write(|c| c.append_audit(&event(i))).expect("append");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 200 }
+    );
+}
+
+#[test]
+fn sqlite_write_is_begin_immediate() {
+    // A write transaction holds the write lock from its start, even before its first
+    // statement: a second writer (another store = another process) waits for it.
+    let db = TestDb::sqlite(2);
+    let Raw::Sqlite { path, .. } = &db.raw else {
+        unreachable!()
+    };
+    let other = Store::open(&path.display().to_string(), opts(2)).unwrap();
+    let (began_tx, began_rx) = std::sync::mpsc::channel();
+    let store: Store = (*db).clone();
+    let holder = thread::spawn(move || {
+        store.write(|c| {
+            let _ = began_tx.send(());
+            thread::sleep(Duration::from_millis(400));
+            c.audit_head()
+        })
+    });
+    began_rx.recv().unwrap();
+    let started = Instant::now();
+    other.write(|c| c.append_audit(&event(1))).unwrap();
+    let waited = started.elapsed();
+    holder.join().unwrap().unwrap();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "second writer did not wait: {waited:?}"
+    );
+}
+
+/// Timing only (run with `--run-ignored only --no-capture`, preferably `--release`).
+#[test]
+#[ignore = "benchmark: 200,000 audit records"]
+fn sqlite_audit_verify_200k() {
+    audit_bulk(&TestDb::sqlite(2), 200_000);
+}
+
+#[test]
+#[ignore = "benchmark: 200,000 audit records"]
+fn postgres_audit_verify_200k() {
+    audit_bulk(&TestDb::postgres(2), 200_000);
+}
+
+fn audit_bulk(db: &TestDb, n: usize) {
+    let started = Instant::now();
+    for chunk in 0..n / 5_000 {
+        let events: Vec<_> = (0..5_000).map(|i| event(chunk * 5_000 + i)).collect();
+        db.write(|c| c.append_audit_batch(&events)).unwrap();
+    }
+    let appended = started.elapsed();
+    let started = Instant::now();
+    let verdict = db.verify_audit_chain().unwrap();
+    let verified = started.elapsed();
+    assert_eq!(verdict, AuditVerdict::Intact { records: n as u64 });
+    eprintln!(
+        "[{:?}] appended {n} in {appended:?} ({:.0}/s); verified in {verified:?} ({:.0}/s)",
+        db.backend(),
+        n as f64 / appended.as_secs_f64(),
+        n as f64 / verified.as_secs_f64()
+    );
+}
