@@ -89,7 +89,9 @@ pub fn open(cfg: &Config) -> anyhow::Result<Sam> {
             redact_url(&cfg.database_url)
         )
     })?;
-    Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file()).context("cannot open the SAM")
+    Ok(Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
+        .context("cannot open the SAM")?
+        .with_policy(cfg.sam_policy()))
 }
 
 /// A database URL without its password, for messages.
@@ -143,8 +145,9 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     }
     let store = Store::open_or_create(&cfg.database_url, StoreOptions::default())
         .with_context(|| format!("cannot open {}", redact_url(&cfg.database_url)))?;
-    let sam =
-        Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file()).context("cannot open the SAM")?;
+    let sam = Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
+        .context("cannot open the SAM")?
+        .with_policy(cfg.sam_policy());
     if token_created {
         sam.store().write(|c| {
             c.append_audit(&audit_event(

@@ -1,34 +1,65 @@
 //! The one app factory: production (`serve`) and every test build the HTTP app through
 //! [`configure`], so what is tested is what is served.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use csc_types::{InfoRequest, InfoResponse, SPECS_VERSION};
+use actix_web::{HttpResponse, web};
+use csc_types::{InfoResponse, SPECS_VERSION};
 
+use crate::body::Body;
 use crate::config::ServiceInfo;
-use crate::error::{ApiError, MALFORMED};
+use crate::error::ApiError;
+use crate::{auth, credentials, signatures};
+
+/// Lifetimes of the service tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenPolicy {
+    pub access_ttl: chrono::Duration,
+    pub refresh_ttl: chrono::Duration,
+}
 
 /// The shared state of the HTTP handlers.
 pub struct AppState {
     pub sam: sam::Sam,
     pub info: ServiceInfo,
+    pub tokens: TokenPolicy,
 }
 
-/// Mounts every route on `cfg`. `max_body` bounds every JSON body (oversized or malformed
-/// bodies are a 400 CSC error, never a crash).
+/// The CSC methods this server implements, exactly (spec §11.1 `methods`).
+pub const METHODS: &[&str] = &[
+    "auth/login",
+    "auth/revoke",
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "credentials/extendTransaction",
+    "signatures/signHash",
+];
+
+/// Mounts every route on `cfg`. `max_body` bounds every request body: an oversized or
+/// malformed body is a 400 CSC error, never a crash.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_body: usize) {
-    let json = web::JsonConfig::default()
-        .limit(max_body)
-        .error_handler(|err, _req| {
-            tracing::debug!(error = %err, "rejected request body");
-            actix_web::Error::from(ApiError::InvalidRequest(MALFORMED.into()))
-        });
     cfg.app_data(state)
-        .app_data(json)
+        .app_data(web::PayloadConfig::new(max_body))
         .route("/health", web::get().to(health))
         .service(
             web::scope("/csc/v1")
                 .route("/info", web::post().to(info))
-                .route("/info", web::get().to(info_get)),
+                .route("/info", web::get().to(info_get))
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/revoke", web::post().to(auth::revoke))
+                .route("/credentials/list", web::post().to(credentials::list))
+                .route("/credentials/info", web::post().to(credentials::info))
+                .route(
+                    "/credentials/authorize",
+                    web::post().to(credentials::authorize),
+                )
+                .route(
+                    "/credentials/extendTransaction",
+                    web::post().to(credentials::extend_transaction),
+                )
+                .route(
+                    "/signatures/signHash",
+                    web::post().to(signatures::sign_hash),
+                ),
         )
         .default_service(web::to(not_found));
 }
@@ -37,35 +68,26 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::Csc {
+        status: actix_web::http::StatusCode::NOT_FOUND,
+        error: "invalid_request",
+        description: "The requested method does not exist".into(),
+    })
 }
 
-/// `info` accepts an empty body as well as `{}` (pyHanko and curl users send either).
-async fn info(
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<web::Json<InfoResponse>, ApiError> {
-    let request: InfoRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        InfoRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| ApiError::InvalidRequest(MALFORMED.into()))?
-    };
-    Ok(web::Json(info_response(
-        &state.info,
-        request.lang.as_deref(),
-    )))
+/// `info` (no authentication; an empty body counts as `{}`).
+async fn info(state: web::Data<AppState>, body: Body) -> Result<web::Json<InfoResponse>, ApiError> {
+    // one language is served; the output `lang` tells the client which (spec §11.1)
+    body.opt_string("lang")?;
+    Ok(web::Json(info_response(&state.info)))
 }
 
 async fn info_get(state: web::Data<AppState>) -> web::Json<InfoResponse> {
-    web::Json(info_response(&state.info, None))
+    web::Json(info_response(&state.info))
 }
 
-/// The methods this server implements, exactly (spec §11.1 `methods`).
-pub const METHODS: &[&str] = &[];
-
-fn info_response(info: &ServiceInfo, _lang: Option<&str>) -> InfoResponse {
-    // one language is served; the output `lang` tells the client which (spec §11.1)
+fn info_response(info: &ServiceInfo) -> InfoResponse {
     InfoResponse {
         specs: SPECS_VERSION.into(),
         name: info.name.clone(),

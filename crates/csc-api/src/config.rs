@@ -26,6 +26,10 @@ const ENV_KEYS: &[&str] = &[
     "token_pin_file",
     "softhsm_conf",
     "max_body_bytes",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "sad_ttl_secs",
+    "max_factor_failures",
     "service_name",
     "service_region",
     "service_lang",
@@ -46,6 +50,10 @@ pub struct FileConfig {
     pub token_pin_file: Option<PathBuf>,
     pub softhsm_conf: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
+    pub access_token_ttl_secs: Option<u32>,
+    pub refresh_token_ttl_secs: Option<u32>,
+    pub sad_ttl_secs: Option<u32>,
+    pub max_factor_failures: Option<u16>,
     pub service_name: Option<String>,
     pub service_region: Option<String>,
     pub service_lang: Option<String>,
@@ -80,6 +88,14 @@ pub struct Config {
     /// The SoftHSM2 configuration to point the module at; `None` for other modules.
     pub softhsm_conf: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// Lifetime of a service access token (seconds).
+    pub access_token_ttl_secs: u32,
+    /// Lifetime of a refresh token (seconds).
+    pub refresh_token_ttl_secs: u32,
+    /// Lifetime of a SAD (seconds; the spec's default `expiresIn` is 3600).
+    pub sad_ttl_secs: u32,
+    /// Consecutive wrong PINs/OTPs that lock a credential's activation.
+    pub max_factor_failures: u16,
     pub info: ServiceInfo,
 }
 
@@ -130,6 +146,10 @@ impl Config {
             token_pin,
             softhsm_conf,
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
+            access_token_ttl_secs: raw.access_token_ttl_secs.unwrap_or(1800),
+            refresh_token_ttl_secs: raw.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
+            sad_ttl_secs: raw.sad_ttl_secs.unwrap_or(3600).max(1),
+            max_factor_failures: raw.max_factor_failures.unwrap_or(5).max(1),
             info: ServiceInfo {
                 name: raw
                     .service_name
@@ -143,6 +163,22 @@ impl Config {
                     "Remote signing with keys held in an HSM (CSC API v1)".into()
                 }),
             },
+        }
+    }
+
+    /// The service token lifetimes.
+    pub fn token_policy(&self) -> crate::app::TokenPolicy {
+        crate::app::TokenPolicy {
+            access_ttl: chrono::Duration::seconds(i64::from(self.access_token_ttl_secs)),
+            refresh_ttl: chrono::Duration::seconds(i64::from(self.refresh_token_ttl_secs)),
+        }
+    }
+
+    /// The SAM's policy.
+    pub fn sam_policy(&self) -> sam::SamPolicy {
+        sam::SamPolicy {
+            sad_lifetime: std::time::Duration::from_secs(u64::from(self.sad_ttl_secs)),
+            max_factor_failures: i32::from(self.max_factor_failures),
         }
     }
 

@@ -1,9 +1,14 @@
 //! The one place where internal errors become CSC errors: the HTTP status, the `error` code and
-//! the `error_description` of spec §10. Internal detail is logged, never sent.
+//! the exact `error_description` strings of spec §10-11 (REFERENCE.md §5). Internal detail is
+//! logged, never sent.
+
+use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use csc_types::ErrorResponse;
+use sam::{AlgoError, SamError};
 
 /// The spec's generic text for a malformed request (§11, every method's error table).
 pub const MALFORMED: &str = "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.";
@@ -11,53 +16,152 @@ pub const MALFORMED: &str = "The request is missing a required parameter, includ
 /// An error as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("invalid_request: {0}")]
-    InvalidRequest(String),
-    #[error("not found")]
-    NotFound,
+    /// A CSC error with its status, code and description.
+    #[error("{status} {error}: {description}")]
+    Csc {
+        status: StatusCode,
+        error: &'static str,
+        description: Cow<'static, str>,
+    },
+    /// A bearer token that is unknown, revoked or expired (RFC 6750: 401 with
+    /// `WWW-Authenticate`).
+    #[error("401 {error}")]
+    Token { error: &'static str },
+    /// Anything unexpected: logged in full, sent as a bare `server_error`.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidRequest(_) | ApiError::NotFound => "invalid_request",
-            ApiError::Internal(_) => "server_error",
+    /// 400 `invalid_request` with `description`.
+    pub fn invalid(description: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Csc {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description: description.into(),
         }
     }
 
-    fn description(&self) -> String {
-        match self {
-            ApiError::InvalidRequest(d) => d.clone(),
-            ApiError::NotFound => "The requested method does not exist".into(),
-            ApiError::Internal(_) => "The server encountered an unexpected condition".into(),
+    /// 400 with another error code.
+    pub fn bad(error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Csc {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
         }
+    }
+
+    /// The body could not be read as the method's JSON object.
+    pub fn malformed() -> Self {
+        Self::invalid(MALFORMED)
+    }
+
+    /// `Missing (or invalid type) <kind> parameter <name>`.
+    pub fn missing(kind: &str, name: &str) -> Self {
+        Self::invalid(format!("Missing (or invalid type) {kind} parameter {name}"))
+    }
+
+    /// `Invalid parameter <name>`.
+    pub fn invalid_parameter(name: &str) -> Self {
+        Self::invalid(format!("Invalid parameter {name}"))
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Csc { status, .. } => *status,
+            ApiError::Token { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(detail) = self {
-            tracing::error!(%detail, "request failed");
+        let (error, description): (&str, Cow<'_, str>) = match self {
+            ApiError::Csc {
+                error, description, ..
+            } => (error, Cow::Borrowed(description.as_ref())),
+            ApiError::Token { error } => (
+                error,
+                Cow::Borrowed(if *error == "expired_token" {
+                    "The access or refresh token is expired or has been revoked"
+                } else {
+                    "The access or refresh token is invalid"
+                }),
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                (
+                    "server_error",
+                    Cow::Borrowed("The server encountered an unexpected condition"),
+                )
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Token { error } = self {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                format!("Bearer error=\"{error}\""),
+            ));
         }
-        HttpResponse::build(self.status_code()).json(ErrorResponse {
-            error: self.code().into(),
-            error_description: Some(self.description()),
+        response.json(ErrorResponse {
+            error: error.to_owned(),
+            error_description: Some(description.into_owned()),
         })
     }
 }
 
-impl From<sam::SamError> for ApiError {
-    fn from(e: sam::SamError) -> Self {
+impl From<SamError> for ApiError {
+    fn from(e: SamError) -> Self {
+        use SamError as S;
+        match e {
+            S::UnknownCredential(_) => Self::invalid_parameter("credentialID"),
+            S::CredentialDisabled => {
+                Self::invalid("The credential identified by credentialID is disabled")
+            }
+            S::InvalidNumSignatures => Self::invalid("Invalid value for parameter numSignatures"),
+            S::TooManySignatures => Self::invalid("Numbers of signatures is too high"),
+            S::MissingHash => Self::missing("array", "hash"),
+            S::EmptyHashes => Self::invalid("Empty hash array"),
+            S::MissingPin => Self::missing("string", "PIN"),
+            S::MissingOtp => Self::missing("string", "OTP"),
+            S::InvalidPin => Self::bad("invalid_pin", "The PIN is invalid"),
+            S::InvalidOtp => Self::bad("invalid_otp", "The OTP is invalid"),
+            S::PinLocked => Self::invalid("PIN locked"),
+            S::OtpLocked => Self::invalid("OTP locked"),
+            S::InvalidSad | S::TooManyHashes => Self::invalid_parameter("SAD"),
+            S::SadExpired => Self::invalid("SAD expired"),
+            S::HashNotAuthorized => Self::invalid("Hash is not authorized by the SAD."),
+            S::InvalidDigestLength => Self::invalid("Invalid digest value length"),
+            S::Algo(a) => match a {
+                AlgoError::InvalidSignAlgo => Self::invalid_parameter("signAlgo"),
+                AlgoError::MissingHashAlgo => Self::missing("string", "hashAlgo"),
+                AlgoError::InvalidHashAlgo => Self::invalid_parameter("hashAlgo"),
+                AlgoError::MissingSignAlgoParams => Self::missing("string", "signAlgoParams"),
+                AlgoError::InvalidSignAlgoParams => Self::invalid_parameter("signAlgoParams"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<storage::StorageError> for ApiError {
+    fn from(e: storage::StorageError) -> Self {
         ApiError::Internal(e.to_string())
     }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Runs blocking work (database, HSM, Argon2) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    actix_web::web::block(f).await?
 }

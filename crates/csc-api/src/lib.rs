@@ -4,6 +4,11 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth;
+pub mod body;
+pub mod certinfo;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod server;
+pub mod signatures;

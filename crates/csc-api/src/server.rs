@@ -1,5 +1,6 @@
 //! `serve`: the HTTP server around the app factory.
 
+use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 
 use crate::app::{AppState, configure};
@@ -11,11 +12,15 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
     let state = web::Data::new(AppState {
         sam,
         info: cfg.info.clone(),
+        tokens: cfg.token_policy(),
     });
     let max_body = cfg.max_body_bytes;
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
-            App::new().configure(|c| configure(c, state.clone(), max_body))
+            App::new()
+                // the request line and status only: never headers (Authorization) or bodies
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .configure(|c| configure(c, state.clone(), max_body))
         })
         .bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -3,6 +3,8 @@
 //! them, keeps activation factors as verifiers, and (with the signing core) verifies PIN/OTP,
 //! issues single-use SADs and consumes them. `csc-api` reaches the HSM only through this crate.
 
+mod activation;
+pub mod algo;
 pub mod ca;
 mod provision;
 pub mod secrets;
@@ -13,8 +15,10 @@ use std::sync::Arc;
 use cm_pkcs11::Hsm;
 use storage::{NewAuditEvent, Store};
 
+pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
+pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
-pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, point_softhsm_at};
+pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
 pub use provision::{CreatedCredential, NewCredentialRequest};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
@@ -44,6 +48,64 @@ pub enum SamError {
     Hashing(String),
     #[error("the OS random generator failed: {0}")]
     Random(String),
+
+    // ---- key activation and signing (activation.rs); each is one CSC error at the HTTP edge
+    /// The credential is disabled (authorize, extendTransaction, signHash).
+    #[error("the credential is disabled")]
+    CredentialDisabled,
+    /// `numSignatures` < 1.
+    #[error("numSignatures must be at least 1")]
+    InvalidNumSignatures,
+    /// `numSignatures` above the credential's `multisign`, or more hashes than signatures to
+    /// bind (authorize, extendTransaction).
+    #[error("too many signatures for this credential or authorization")]
+    TooManySignatures,
+    /// SCAL 2 (or a hash-bound SAD) without `hash` in authorize / extendTransaction.
+    #[error("the hashes to authorize are missing")]
+    MissingHash,
+    /// signHash with an empty `hash` array.
+    #[error("the hash array is empty")]
+    EmptyHashes,
+    /// The credential has a PIN and none was sent.
+    #[error("the PIN is missing")]
+    MissingPin,
+    /// The credential has an OTP and none was sent.
+    #[error("the OTP is missing")]
+    MissingOtp,
+    /// Wrong PIN (counted towards the lock).
+    #[error("the PIN is invalid")]
+    InvalidPin,
+    /// Wrong, replayed or malformed OTP (counted towards the lock).
+    #[error("the OTP is invalid")]
+    InvalidOtp,
+    /// The PIN is locked after too many failures; even the right PIN is refused.
+    #[error("the PIN is locked")]
+    PinLocked,
+    /// The OTP is locked after too many failures.
+    #[error("the OTP is locked")]
+    OtpLocked,
+    /// The SAD is unknown, revoked (extended), used up, another user's or another
+    /// credential's.
+    #[error("the SAD is invalid")]
+    InvalidSad,
+    /// The SAD has expired.
+    #[error("the SAD has expired")]
+    SadExpired,
+    /// SCAL 2: a hash the SAD does not (or no longer) cover.
+    #[error("a hash is not authorized by the SAD")]
+    HashNotAuthorized,
+    /// More hashes than the SAD has signatures left (SCAL 1).
+    #[error("more hashes than the SAD has signatures left")]
+    TooManyHashes,
+    /// A hash whose length is not the digest length of the hash algorithm.
+    #[error("invalid digest value length")]
+    InvalidDigestLength,
+    /// signAlgo / hashAlgo / signAlgoParams refused.
+    #[error(transparent)]
+    Algo(#[from] AlgoError),
+    /// The HSM failed after the SAD was reserved; the reservation was given back.
+    #[error("the HSM could not sign; the SAD reservation was given back")]
+    SigningFailed,
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
@@ -56,12 +118,13 @@ pub fn init_token(
     Ok(Hsm::init_token(module, label, so_pin, user_pin)?)
 }
 
-/// The SAM: the HSM, the store and the development CA.
+/// The SAM: the HSM, the store, the development CA and the activation policy.
 #[derive(Clone)]
 pub struct Sam {
     hsm: Hsm,
     store: Store,
     ca: Arc<DevCa>,
+    policy: SamPolicy,
 }
 
 impl Sam {
@@ -85,6 +148,7 @@ impl Sam {
             hsm,
             store,
             ca: Arc::new(ca),
+            policy: SamPolicy::default(),
         })
     }
 

@@ -266,3 +266,83 @@ fn demo_initialises_a_signer_and_serves() {
     let again: Value = serde_json::from_str(&server.first_stdout).expect("demo summary");
     assert_eq!(again["credentials"], demo["credentials"]);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Runs SQL directly on a data directory's SQLite database, behind the server's back.
+fn tamper(dir: &Path, sql: &str) {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let url = dir.join("csc.db").display().to_string();
+    let mut conn = SqliteConnection::establish(&url).expect("open db");
+    for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .expect("tamper");
+    }
+}
+
+#[test]
+fn audit_verify_names_the_first_edited_deleted_or_reordered_record() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    init_with_user(&dir);
+    create(&dir, "ec-p256", &[]);
+    create(&dir, "ec-p256", &[]);
+    let intact = run_ok(csc(&dir).args(["audit", "verify"]));
+    assert_eq!(intact["intact"], true, "{intact}");
+    let records = intact["records"].as_i64().expect("records");
+    assert!(records >= 6, "{intact}");
+
+    let cases = [
+        (
+            "edit",
+            "UPDATE audit_log SET outcome = 'refused' WHERE seq = 3",
+            3,
+        ),
+        (
+            "edit-actor",
+            "UPDATE audit_log SET actor = 'mallory' WHERE seq = 5",
+            5,
+        ),
+        ("delete", "DELETE FROM audit_log WHERE seq = 4", 4),
+        (
+            "reorder",
+            "UPDATE audit_log SET seq = -2 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -2",
+            2,
+        ),
+        (
+            "truncate",
+            &format!("DELETE FROM audit_log WHERE seq = {records}"),
+            records,
+        ),
+    ];
+    for (name, sql, expected) in cases {
+        let copy = tmp.path().join(name);
+        copy_dir(&dir, &copy);
+        tamper(&copy, sql);
+        let out = csc(&copy)
+            .args(["audit", "verify"])
+            .output()
+            .expect("spawn");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: tampering must fail verify"
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        assert_eq!(report["intact"], false, "{name}");
+        assert_eq!(report["firstBrokenRecord"], expected, "{name}: {report}");
+        assert!(report["reason"].is_string());
+    }
+}

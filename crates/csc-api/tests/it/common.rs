@@ -53,6 +53,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub first_stdout: String,
+    /// Everything the server wrote on standard error so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -72,10 +74,16 @@ pub fn start(mut cmd: Command) -> Server {
         .expect("spawn server");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("listening on ") {
                 let _ = tx.send(addr.to_owned());
+            }
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&line);
+                l.push('\n');
             }
         }
     });
@@ -102,6 +110,7 @@ pub fn start(mut cmd: Command) -> Server {
         child,
         base,
         first_stdout,
+        log,
     }
 }
 
@@ -125,4 +134,130 @@ pub fn decode(b64: &str) -> Vec<u8> {
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A CSC client for tests: JSON in, `(status, JSON)` out.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::blocking::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// POST `/csc/v1/{method}` with an optional bearer token.
+    pub fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/csc/v1/{method}", self.base))
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `auth/login` with HTTP Basic; panics unless it succeeds.
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/csc/v1/auth/login", self.base))
+            .basic_auth(user, Some(password))
+            .json(&serde_json::json!({}))
+            .send()
+            .expect("login");
+        assert_eq!(resp.status().as_u16(), 200, "login of {user}");
+        let v: Value = resp.json().expect("json");
+        v["access_token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// Asserts a CSC error: status, `error` and `error_description`.
+#[track_caller]
+pub fn assert_error(got: &(u16, Value), status: u16, error: &str, description: &str) {
+    assert_eq!(got.0, status, "status of {}", got.1);
+    assert_eq!(got.1["error"], error, "{}", got.1);
+    assert_eq!(got.1["error_description"], description, "{}", got.1);
+}
+
+pub const PIN: &str = "123456";
+pub const ALICE_PASSWORD: &str = "alice-password";
+pub const BOB_PASSWORD: &str = "bob-password";
+
+/// A data directory with two signers and their credentials:
+/// `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256, SCAL 1), `scal2` (alice, RSA-2048,
+/// SCAL 2, multisign 5), `multi` (alice, P-256, SCAL 1, multisign 3), `bob` (bob, P-256).
+pub struct Signers {
+    pub tmp: tempfile::TempDir,
+    pub creds: std::collections::HashMap<&'static str, String>,
+}
+
+impl Signers {
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn new() -> Signers {
+        Self::with_env(&[])
+    }
+
+    /// The same, with configuration given as environment (e.g. a PostgreSQL `CSC_DATABASE_URL`).
+    pub fn with_env(env: &[(&str, &str)]) -> Signers {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let cmd = |args: &[&str]| {
+            let mut c = csc(dir);
+            c.args(args).envs(env.iter().copied());
+            c
+        };
+        run_ok(&mut cmd(&["init"]));
+        run_ok(cmd(&["user", "add", "alice"]).env("CSC_PASSWORD", ALICE_PASSWORD));
+        run_ok(cmd(&["user", "add", "bob"]).env("CSC_PASSWORD", BOB_PASSWORD));
+        let mut creds = std::collections::HashMap::new();
+        for (name, user, args) in [
+            ("rsa", "alice", &["--key", "rsa-2048"][..]),
+            ("ec", "alice", &["--key", "ec-p256"][..]),
+            (
+                "scal2",
+                "alice",
+                &["--key", "rsa-2048", "--scal", "2", "--multisign", "5"][..],
+            ),
+            (
+                "multi",
+                "alice",
+                &["--key", "ec-p256", "--multisign", "3"][..],
+            ),
+            ("bob", "bob", &["--key", "ec-p256"][..]),
+        ] {
+            let mut c = cmd(&["credential", "create", user]);
+            c.args(args).env("CSC_PIN", PIN);
+            let v = run_ok(&mut c);
+            creds.insert(name, v["credentialID"].as_str().expect("id").to_owned());
+        }
+        Signers { tmp, creds }
+    }
+
+    pub fn id(&self, name: &str) -> &str {
+        &self.creds[name]
+    }
+
+    /// Starts `serve` on a free port with extra environment.
+    pub fn serve(&self, env: &[(&str, &str)]) -> (Server, Api) {
+        let mut cmd = csc(self.dir());
+        cmd.arg("serve").envs(env.iter().copied());
+        let server = start(cmd);
+        let api = Api::new(&server.base);
+        (server, api)
+    }
 }

@@ -1,4 +1,5 @@
 //! The one integration-test binary of `csc-api` (one binary links once: kanidm's rule).
 
+mod api;
 mod cli;
 mod common;

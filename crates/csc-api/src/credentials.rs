@@ -1,0 +1,266 @@
+//! `credentials/*` (spec §11.4-11.7): list, info, authorize and extendTransaction. The SAM
+//! decides; this module reads the request, asks, and shapes the answer.
+
+use actix_web::web;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use csc_types::{
+    CertInfo, CredentialsInfoResponse, CredentialsListResponse, KeyInfo, OtpInfo, PinInfo,
+    SadResponse,
+};
+use openssl::x509::X509;
+use sam::{Factors, KeySpec};
+use secrecy::SecretString;
+use storage::{CredentialId, CredentialStatus, FactorKind, utc_now};
+
+use crate::app::AppState;
+use crate::auth::Authenticated;
+use crate::body::Body;
+use crate::certinfo;
+use crate::error::{ApiError, blocking};
+
+/// The most credential IDs one `credentials/list` page holds.
+pub const MAX_PAGE: i64 = 100;
+
+fn credential_id(body: &Body) -> Result<CredentialId, ApiError> {
+    body.string("credentialID")?
+        .parse()
+        .map_err(|_| ApiError::invalid_parameter("credentialID"))
+}
+
+/// `credentials/list`.
+pub async fn list(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<CredentialsListResponse>, ApiError> {
+    body.check_client_data()?;
+    if body.0.get("userID").is_some_and(|v| !v.is_null()) {
+        // user-specific service authorization: the user is the token's (spec §11.4 NOTE 1)
+        return Err(ApiError::invalid("userID parameter MUST be null"));
+    }
+    let limit = match body.opt_integer("maxResults")? {
+        None => MAX_PAGE,
+        Some(n) if n >= 1 => n.min(MAX_PAGE),
+        Some(_) => return Err(ApiError::invalid_parameter("maxResults")),
+    };
+    let after = match body.opt_string("pageToken")? {
+        None => None,
+        Some(t) => Some(
+            URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<CredentialId>().ok())
+                .ok_or_else(|| ApiError::invalid_parameter("pageToken"))?,
+        ),
+    };
+    let mut page = blocking(move || {
+        Ok(state
+            .sam
+            .store()
+            .read(|c| c.credentials_of_user(&caller.user, after.as_ref(), limit + 1))?)
+    })
+    .await?;
+    let more = i64::try_from(page.len()).unwrap_or(i64::MAX) > limit;
+    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_page_token = more
+        .then(|| page.last())
+        .flatten()
+        .map(|c| URL_SAFE_NO_PAD.encode(c.id.to_string()));
+    Ok(web::Json(CredentialsListResponse {
+        credential_ids: page.iter().map(|c| c.id.to_string()).collect(),
+        next_page_token,
+    }))
+}
+
+/// `credentials/info`.
+pub async fn info(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<CredentialsInfoResponse>, ApiError> {
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    let certificates = match body.opt_string("certificates")? {
+        None | Some("single") => 1,
+        Some("chain") => usize::MAX,
+        Some("none") => 0,
+        Some(_) => return Err(ApiError::invalid_parameter("certificates")),
+    };
+    let cert_info = body.opt_bool("certInfo")?.unwrap_or(false);
+    let auth_info = body.opt_bool("authInfo")?.unwrap_or(false);
+    let lang = state.info.lang.clone();
+    let (credential, has_pin, has_otp) = blocking(move || {
+        let credential = state.sam.credential_of(&caller, &id)?;
+        let (pin, otp) = state.sam.store().read(|c| {
+            Ok((
+                c.factor(&id, FactorKind::Pin)?.is_some(),
+                c.factor(&id, FactorKind::Otp)?.is_some(),
+            ))
+        })?;
+        Ok((credential, pin, otp))
+    })
+    .await?;
+
+    let spec: KeySpec = credential
+        .key_spec
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("stored key spec {:?}", credential.key_spec)))?;
+    let chain = credential.cert_chain_der()?;
+    let signer = chain
+        .first()
+        .map(|der| X509::from_der(der))
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("stored certificate: {e}")))?;
+    let mut cert = CertInfo {
+        status: signer.as_ref().map(|c| {
+            if certinfo::is_valid_at(c, utc_now()) {
+                "valid".to_owned()
+            } else {
+                "expired".to_owned()
+            }
+        }),
+        ..CertInfo::default()
+    };
+    if certificates > 0 {
+        cert.certificates = Some(
+            chain
+                .iter()
+                .take(certificates)
+                .map(|c| STANDARD.encode(c))
+                .collect(),
+        );
+    }
+    if cert_info && let Some(c) = &signer {
+        cert.issuer_dn = Some(certinfo::rfc4514(c.issuer_name()));
+        cert.subject_dn = Some(certinfo::rfc4514(c.subject_name()));
+        cert.serial_number = c
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+            .ok();
+        cert.valid_from = certinfo::generalized_time(c.not_before());
+        cert.valid_to = certinfo::generalized_time(c.not_after());
+    }
+    let explicit = credential.auth_mode == storage::AuthMode::Explicit;
+    let (pin, otp) = if auth_info && explicit {
+        (
+            Some(if has_pin {
+                PinInfo {
+                    presence: "true".into(),
+                    format: Some("A".into()),
+                    label: Some("PIN".into()),
+                    description: Some("The PIN chosen for this signing key".into()),
+                }
+            } else {
+                PinInfo {
+                    presence: "false".into(),
+                    format: None,
+                    label: None,
+                    description: None,
+                }
+            }),
+            Some(if has_otp {
+                OtpInfo {
+                    presence: "true".into(),
+                    otp_type: Some("offline".into()),
+                    format: Some("N".into()),
+                    label: Some("OTP".into()),
+                    description: Some(
+                        "The 6-digit code of the authenticator app enrolled for this key".into(),
+                    ),
+                    id: Some(credential.id.to_string()),
+                    provider: Some("totp".into()),
+                }
+            } else {
+                OtpInfo {
+                    presence: "false".into(),
+                    otp_type: None,
+                    format: None,
+                    label: None,
+                    description: None,
+                    id: None,
+                    provider: None,
+                }
+            }),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(web::Json(CredentialsInfoResponse {
+        description: credential.description.clone(),
+        key: KeyInfo {
+            status: if credential.status == CredentialStatus::Enabled {
+                "enabled".into()
+            } else {
+                "disabled".into()
+            },
+            algo: sam::algo::key_algos(spec)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            len: u32::try_from(spec.bits()).unwrap_or(u32::MAX),
+            curve: sam::algo::curve_oid(spec).map(str::to_owned),
+        },
+        cert,
+        auth_mode: credential.auth_mode.as_str().into(),
+        scal: credential.scal.as_str().into(),
+        pin,
+        otp,
+        multisign: u32::try_from(credential.multisign).unwrap_or(1),
+        lang: Some(lang),
+    }))
+}
+
+fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
+    Ok(body
+        .opt_string(name)
+        .map_err(|_| ApiError::missing("string", name))?
+        .map(|s| SecretString::from(s.to_owned())))
+}
+
+/// `credentials/authorize`.
+pub async fn authorize(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<SadResponse>, ApiError> {
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    let num_signatures = body.integer("numSignatures")?;
+    let hashes = body.opt_hashes("hash")?;
+    let factors = Factors {
+        pin: secret(&body, "PIN")?,
+        otp: secret(&body, "OTP")?,
+    };
+    body.opt_string("description")?;
+    let issued = blocking(move || {
+        Ok(state
+            .sam
+            .authorize(&caller, &id, num_signatures, hashes, factors)?)
+    })
+    .await?;
+    Ok(web::Json(SadResponse {
+        sad: issued.sad,
+        expires_in: Some(issued.expires_in),
+    }))
+}
+
+/// `credentials/extendTransaction`.
+pub async fn extend_transaction(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<SadResponse>, ApiError> {
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    let hashes = body.opt_hashes("hash")?;
+    let sad = body.string("SAD")?.to_owned();
+    let issued =
+        blocking(move || Ok(state.sam.extend_transaction(&caller, &id, &sad, hashes)?)).await?;
+    Ok(web::Json(SadResponse {
+        sad: issued.sad,
+        expires_in: Some(issued.expires_in),
+    }))
+}

@@ -1,0 +1,56 @@
+//! `signatures/signHash` (spec §11.9): the request is checked here for form, the SAM checks the
+//! SAD and signs.
+
+use actix_web::web;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use csc_types::SignHashResponse;
+use sam::SignAlgoRequest;
+use storage::CredentialId;
+
+use crate::app::AppState;
+use crate::auth::Authenticated;
+use crate::body::Body;
+use crate::error::{ApiError, blocking};
+
+/// `signatures/signHash`.
+pub async fn sign_hash(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<SignHashResponse>, ApiError> {
+    // the order of the spec's error table: SAD, credentialID, hash, algorithms, clientData
+    let sad = body.string("SAD")?.to_owned();
+    let id: CredentialId = body
+        .string("credentialID")?
+        .parse()
+        .map_err(|_| ApiError::invalid_parameter("credentialID"))?;
+    let hashes = body.hashes("hash")?;
+    let sign_algo = body.string("signAlgo")?.to_owned();
+    let hash_algo = body
+        .opt_string("hashAlgo")
+        .map_err(|_| ApiError::missing("string", "hashAlgo"))?
+        .map(str::to_owned);
+    let sign_algo_params = match body
+        .opt_string("signAlgoParams")
+        .map_err(|_| ApiError::missing("string", "signAlgoParams"))?
+    {
+        None => None,
+        Some(p) => Some(
+            STANDARD
+                .decode(p)
+                .map_err(|_| ApiError::invalid_parameter("signAlgoParams"))?,
+        ),
+    };
+    body.check_client_data()?;
+    let request = SignAlgoRequest {
+        sign_algo,
+        hash_algo,
+        sign_algo_params,
+    };
+    let signatures =
+        blocking(move || Ok(state.sam.sign_hash(&caller, &id, &sad, &hashes, &request)?)).await?;
+    Ok(web::Json(SignHashResponse {
+        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
+    }))
+}

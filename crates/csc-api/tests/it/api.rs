@@ -1,0 +1,1378 @@
+//! The CSC v1 API over HTTP against the real server (SoftHSM2 + SQLite): every method's success
+//! path with the signature verified against the certificate, and the spec's errors with their
+//! exact status and strings (REFERENCE.md §5).
+
+// `&[h.clone()]` reads better than `std::slice::from_ref(&h)` in a table of requests
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
+use std::sync::{Arc, Barrier};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use openssl::hash::MessageDigest;
+use openssl::pkey_ctx::PkeyCtx;
+use openssl::rsa::Padding;
+use openssl::x509::X509;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
+const RSA: &str = "1.2.840.113549.1.1.1";
+const RSA_PSS: &str = "1.2.840.113549.1.1.10";
+const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const SHA384: &str = "2.16.840.1.101.3.4.2.2";
+/// RSASSA-PSS-params: SHA-256, MGF1-SHA-256, salt 32, trailer 1 (REFERENCE.md §5.9).
+const PSS_PARAMS: &str =
+    "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
+
+fn digest(md: MessageDigest, data: &[u8]) -> Vec<u8> {
+    openssl::hash::hash(md, data).expect("hash").to_vec()
+}
+
+fn b64(d: &[u8]) -> String {
+    STANDARD.encode(d)
+}
+
+fn signer_cert(api: &Api, token: &str, cred: &str) -> X509 {
+    let (status, info) = api.call(
+        "credentials/info",
+        Some(token),
+        &json!({ "credentialID": cred, "certificates": "chain" }),
+    );
+    assert_eq!(status, 200, "{info}");
+    X509::from_der(&decode(
+        info["cert"]["certificates"][0].as_str().expect("cert"),
+    ))
+    .expect("der")
+}
+
+/// Verifies a raw signature over `digest` with the certificate's key.
+fn verifies(
+    cert: &X509,
+    digest: &[u8],
+    md: MessageDigest,
+    sig: &[u8],
+    pss_salt: Option<i32>,
+) -> bool {
+    let key = cert.public_key().expect("key");
+    let mut ctx = PkeyCtx::new(&key).expect("ctx");
+    ctx.verify_init().expect("init");
+    if key.rsa().is_ok() {
+        match pss_salt {
+            Some(salt) => {
+                ctx.set_rsa_padding(Padding::PKCS1_PSS).expect("pss");
+                ctx.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(salt))
+                    .expect("salt");
+                ctx.set_rsa_mgf1_md(openssl::md::Md::sha256())
+                    .expect("mgf1");
+            }
+            None => ctx.set_rsa_padding(Padding::PKCS1).expect("pkcs1"),
+        }
+    }
+    let md = match md.type_() {
+        t if t == MessageDigest::sha384().type_() => openssl::md::Md::sha384(),
+        _ => openssl::md::Md::sha256(),
+    };
+    ctx.set_signature_md(md).expect("md");
+    ctx.verify(digest, sig).unwrap_or(false)
+}
+
+fn authorize(
+    api: &Api,
+    token: &str,
+    cred: &str,
+    n: u32,
+    hashes: Option<&[Vec<u8>]>,
+) -> (u16, Value) {
+    let mut body = json!({ "credentialID": cred, "numSignatures": n, "PIN": PIN });
+    if let Some(h) = hashes {
+        body["hash"] = json!(h.iter().map(|d| b64(d)).collect::<Vec<_>>());
+    }
+    api.call("credentials/authorize", Some(token), &body)
+}
+
+fn sad_of(got: (u16, Value)) -> String {
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(got.1["expiresIn"].as_u64().is_some_and(|s| s > 0));
+    got.1["SAD"].as_str().expect("SAD").to_owned()
+}
+
+fn sign(
+    api: &Api,
+    token: &str,
+    cred: &str,
+    sad: &str,
+    hashes: &[Vec<u8>],
+    sign_algo: &str,
+    extra: Value,
+) -> (u16, Value) {
+    let mut body = json!({
+        "credentialID": cred, "SAD": sad, "signAlgo": sign_algo,
+        "hash": hashes.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+    });
+    if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+        obj.extend(more.clone());
+    }
+    api.call("signatures/signHash", Some(token), &body)
+}
+
+fn signatures(got: &(u16, Value)) -> Vec<Vec<u8>> {
+    assert_eq!(got.0, 200, "{}", got.1);
+    got.1["signatures"]
+        .as_array()
+        .expect("signatures")
+        .iter()
+        .map(|s| decode(s.as_str().expect("b64")))
+        .collect()
+}
+
+#[test]
+fn info_lists_exactly_the_served_methods() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let (status, info) = api.call("info", None, &json!({ "lang": "fr-FR" }));
+    assert_eq!(status, 200);
+    assert_eq!(info["specs"], "1.0.4.0");
+    assert_eq!(info["lang"], "en-US", "one language is served and said");
+    let methods: Vec<&str> = info["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "auth/login",
+            "auth/revoke",
+            "credentials/list",
+            "credentials/info",
+            "credentials/authorize",
+            "credentials/extendTransaction",
+            "signatures/signHash"
+        ]
+    );
+    assert_eq!(info["authType"], json!(["basic"]));
+}
+
+#[test]
+fn login_refresh_and_revoke_follow_the_spec() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let url = format!("{}/csc/v1/auth/login", api.base);
+    let login = |user: &str, pw: &str, body: Value| {
+        let r = api
+            .client
+            .post(&url)
+            .basic_auth(user, Some(pw))
+            .json(&body)
+            .send()
+            .expect("login");
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (status, ok) = login("alice", ALICE_PASSWORD, json!({ "rememberMe": true }));
+    assert_eq!(status, 200, "{ok}");
+    assert!(ok["expires_in"].as_u64().is_some_and(|s| s > 0));
+    let access = ok["access_token"].as_str().expect("access").to_owned();
+    let refresh = ok["refresh_token"].as_str().expect("refresh").to_owned();
+    let (status, plain) = login("alice", ALICE_PASSWORD, json!({}));
+    assert_eq!(status, 200);
+    assert!(
+        plain.get("refresh_token").is_none(),
+        "no rememberMe, no refresh token"
+    );
+
+    assert_error(
+        &login("alice", "wrong-password", json!({})),
+        400,
+        "authentication_error",
+        "An error occurred during authentication process",
+    );
+    assert_error(
+        &login("nobody", "whatever-password", json!({})),
+        400,
+        "authentication_error",
+        "An error occurred during authentication process",
+    );
+    let raw = |header: &str, body: Value| {
+        let r = api
+            .client
+            .post(&url)
+            .header("authorization", header)
+            .json(&body)
+            .send()
+            .expect("login");
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    assert_error(
+        &raw("Bearer abc", json!({})),
+        401,
+        "invalid_request",
+        "Malformed authentication parameter.",
+    );
+    assert_error(
+        &raw(&format!("Basic {}", b64(b"no-colon-here")), json!({})),
+        400,
+        "invalid_request",
+        "Malformed username-password.",
+    );
+    let (status, _) = api.call("auth/login", None, &json!({}));
+    assert_eq!(status, 401, "neither header nor refresh token");
+    assert_error(
+        &api.call("auth/login", None, &json!({ "refresh_token": 7 })),
+        400,
+        "invalid_request",
+        "Invalid string parameter: refresh_token",
+    );
+    assert_error(
+        &api.call(
+            "auth/login",
+            None,
+            &json!({ "refresh_token": "csc_rt_bogus" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid refresh_token",
+    );
+    // an access token is not a refresh token
+    assert_error(
+        &api.call("auth/login", None, &json!({ "refresh_token": access })),
+        400,
+        "invalid_request",
+        "Invalid refresh_token",
+    );
+    let (status, renewed) = api.call("auth/login", None, &json!({ "refresh_token": refresh }));
+    assert_eq!(status, 200, "{renewed}");
+    let from_refresh = renewed["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(
+        api.call("credentials/list", Some(&from_refresh), &json!({}))
+            .0,
+        200
+    );
+
+    // bearer problems: malformed header 400, unknown token 401
+    let (status, err) = api.call("credentials/list", None, &json!({}));
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, err) = api.call("credentials/list", Some("csc_at_unknown"), &json!({}));
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    // revoke: errors, then access, then refresh (which takes its access tokens along)
+    assert_error(
+        &api.call("auth/revoke", Some(&access), &json!({})),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter token",
+    );
+    assert_error(
+        &api.call(
+            "auth/revoke",
+            Some(&access),
+            &json!({ "token": access, "token_type_hint": "sad" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid string parameter token_type_hint",
+    );
+    assert_error(
+        &api.call(
+            "auth/revoke",
+            Some(&access),
+            &json!({ "token": "csc_at_nope" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid string parameter token",
+    );
+    let bob = api.login("bob", BOB_PASSWORD);
+    assert_error(
+        &api.call("auth/revoke", Some(&bob), &json!({ "token": access })),
+        400,
+        "invalid_request",
+        "Invalid string parameter token",
+    );
+    let (status, _) = api.call(
+        "auth/revoke",
+        Some(&access),
+        &json!({ "token": access, "token_type_hint": "access_token" }),
+    );
+    assert_eq!(status, 204);
+    // spec §10.1: expired_token is "expired or revoked"
+    let (status, err) = api.call("credentials/list", Some(&access), &json!({}));
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (401, Some("expired_token"))
+    );
+    let other = api.login("alice", ALICE_PASSWORD);
+    let (status, _) = api.call(
+        "auth/revoke",
+        Some(&other),
+        &json!({ "token": refresh, "token_type_hint": "refresh_token" }),
+    );
+    assert_eq!(status, 204);
+    assert_eq!(
+        api.call("credentials/list", Some(&from_refresh), &json!({}))
+            .0,
+        401
+    );
+    assert_error(
+        &api.call("auth/login", None, &json!({ "refresh_token": refresh })),
+        400,
+        "invalid_request",
+        "Invalid refresh_token",
+    );
+    assert_eq!(
+        api.call("credentials/list", Some(&other), &json!({})).0,
+        200
+    );
+}
+
+#[test]
+fn credentials_list_pages_through_the_callers_credentials_only() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let bob = api.login("bob", BOB_PASSWORD);
+    let (status, all) = api.call("credentials/list", Some(&alice), &json!({}));
+    assert_eq!(status, 200);
+    let mut ids: Vec<String> = serde_json::from_value(all["credentialIDs"].clone()).expect("ids");
+    ids.sort();
+    let mut expected: Vec<String> = ["rsa", "ec", "scal2", "multi"]
+        .iter()
+        .map(|n| s.id(n).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(all.get("nextPageToken").is_none());
+    let (_, b) = api.call("credentials/list", Some(&bob), &json!({}));
+    assert_eq!(b["credentialIDs"], json!([s.id("bob")]));
+
+    let mut seen = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut body = json!({ "maxResults": 1 });
+        if let Some(t) = &page_token {
+            body["pageToken"] = json!(t);
+        }
+        let (status, page) = api.call("credentials/list", Some(&alice), &body);
+        assert_eq!(status, 200, "{page}");
+        let ids = page["credentialIDs"].as_array().expect("ids");
+        assert!(ids.len() <= 1);
+        seen.extend(ids.iter().filter_map(Value::as_str).map(str::to_owned));
+        match page["nextPageToken"].as_str() {
+            Some(t) => page_token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, expected);
+    assert_error(
+        &api.call(
+            "credentials/list",
+            Some(&alice),
+            &json!({ "pageToken": "!!" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter pageToken",
+    );
+    assert_error(
+        &api.call(
+            "credentials/list",
+            Some(&alice),
+            &json!({ "userID": "bob" }),
+        ),
+        400,
+        "invalid_request",
+        "userID parameter MUST be null",
+    );
+}
+
+#[test]
+fn credentials_info_describes_key_certificate_and_factors() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let (status, rsa) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("rsa"), "certificates": "chain", "certInfo": true, "authInfo": true }),
+    );
+    assert_eq!(status, 200, "{rsa}");
+    assert_eq!(rsa["key"]["status"], "enabled");
+    assert_eq!(rsa["key"]["len"], 2048);
+    let algos = rsa["key"]["algo"].as_array().expect("algo");
+    for oid in [SHA256_RSA, RSA_PSS, RSA] {
+        assert!(algos.contains(&json!(oid)), "{oid} in {algos:?}");
+    }
+    assert!(rsa["key"].get("curve").is_none());
+    assert_eq!(rsa["cert"]["status"], "valid");
+    assert_eq!(
+        rsa["cert"]["certificates"].as_array().expect("chain").len(),
+        2
+    );
+    assert_eq!(rsa["cert"]["subjectDN"], "CN=alice");
+    assert!(
+        rsa["cert"]["issuerDN"]
+            .as_str()
+            .expect("issuer")
+            .starts_with("O=")
+            || rsa["cert"]["issuerDN"]
+                .as_str()
+                .expect("issuer")
+                .starts_with("CN=")
+    );
+    let serial = rsa["cert"]["serialNumber"].as_str().expect("serial");
+    assert!(serial.chars().all(|c| c.is_ascii_hexdigit()));
+    for f in ["validFrom", "validTo"] {
+        let t = rsa["cert"][f].as_str().expect(f);
+        assert!(t.len() == 15 && t.ends_with('Z'), "{t}");
+    }
+    assert_eq!(rsa["authMode"], "explicit");
+    assert_eq!(rsa["SCAL"], "1");
+    assert_eq!(rsa["multisign"], 1);
+    assert_eq!(rsa["PIN"]["presence"], "true");
+    assert_eq!(rsa["OTP"]["presence"], "false");
+
+    let (_, ec) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("ec") }),
+    );
+    assert_eq!(ec["key"]["curve"], "1.2.840.10045.3.1.7");
+    assert_eq!(ec["key"]["algo"].as_array().expect("algo")[0], ECDSA_SHA256);
+    assert_eq!(
+        ec["cert"]["certificates"].as_array().expect("single").len(),
+        1
+    );
+    assert!(ec.get("PIN").is_none() && ec["cert"].get("subjectDN").is_none());
+    let (_, none) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("ec"), "certificates": "none" }),
+    );
+    assert!(none["cert"].get("certificates").is_none());
+    let (_, scal2) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("scal2") }),
+    );
+    assert_eq!(
+        (scal2["SCAL"].as_str(), scal2["multisign"].as_i64()),
+        (Some("2"), Some(5))
+    );
+
+    assert_error(
+        &api.call(
+            "credentials/info",
+            Some(&alice),
+            &json!({ "credentialID": s.id("bob") }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+    assert_error(
+        &api.call("credentials/info", Some(&alice), &json!({})),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter credentialID",
+    );
+    assert_error(
+        &api.call(
+            "credentials/info",
+            Some(&alice),
+            &json!({ "credentialID": "not-a-uuid" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+    assert_error(
+        &api.call(
+            "credentials/info",
+            Some(&alice),
+            &json!({ "credentialID": s.id("ec"), "certificates": "all" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter certificates",
+    );
+}
+
+#[test]
+fn authorize_then_sign_with_every_algorithm_verifies_against_the_certificate() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let rsa_cert = signer_cert(&api, &alice, s.id("rsa"));
+    let ec_cert = signer_cert(&api, &alice, s.id("ec"));
+
+    // sha256WithRSA, hashAlgo sent anyway (pyHanko does)
+    let h = digest(MessageDigest::sha256(), b"document one");
+    let sad = sad_of(authorize(&api, &alice, s.id("rsa"), 1, None));
+    let got = sign(
+        &api,
+        &alice,
+        s.id("rsa"),
+        &sad,
+        &[h.clone()],
+        SHA256_RSA,
+        json!({ "hashAlgo": SHA256 }),
+    );
+    let sig = signatures(&got);
+    assert!(verifies(
+        &rsa_cert,
+        &h,
+        MessageDigest::sha256(),
+        &sig[0],
+        None
+    ));
+    assert!(!verifies(
+        &rsa_cert,
+        &digest(MessageDigest::sha256(), b"other"),
+        MessageDigest::sha256(),
+        &sig[0],
+        None
+    ));
+
+    // plain rsaEncryption with hashAlgo SHA-384
+    let h = digest(MessageDigest::sha384(), b"document two");
+    let sad = sad_of(authorize(&api, &alice, s.id("rsa"), 1, None));
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("rsa"),
+        &sad,
+        &[h.clone()],
+        RSA,
+        json!({ "hashAlgo": SHA384 }),
+    ));
+    assert!(verifies(
+        &rsa_cert,
+        &h,
+        MessageDigest::sha384(),
+        &sig[0],
+        None
+    ));
+
+    // RSASSA-PSS with parameters
+    let h = digest(MessageDigest::sha256(), b"document three");
+    let sad = sad_of(authorize(&api, &alice, s.id("rsa"), 1, None));
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("rsa"),
+        &sad,
+        &[h.clone()],
+        RSA_PSS,
+        json!({ "signAlgoParams": PSS_PARAMS }),
+    ));
+    assert!(verifies(
+        &rsa_cert,
+        &h,
+        MessageDigest::sha256(),
+        &sig[0],
+        Some(32)
+    ));
+
+    // ECDSA, DER-encoded
+    let h = digest(MessageDigest::sha256(), b"document four");
+    let sad = sad_of(authorize(&api, &alice, s.id("ec"), 1, None));
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("ec"),
+        &sad,
+        &[h.clone()],
+        ECDSA_SHA256,
+        json!({}),
+    ));
+    assert!(
+        openssl::ecdsa::EcdsaSig::from_der(&sig[0]).is_ok(),
+        "DER ECDSA-Sig-Value"
+    );
+    assert!(verifies(
+        &ec_cert,
+        &h,
+        MessageDigest::sha256(),
+        &sig[0],
+        None
+    ));
+
+    // several hashes in one call (multisign 3), in order
+    let multi_cert = signer_cert(&api, &alice, s.id("multi"));
+    let hs: Vec<Vec<u8>> = (0..3)
+        .map(|i| digest(MessageDigest::sha256(), format!("batch {i}").as_bytes()))
+        .collect();
+    let sad = sad_of(authorize(&api, &alice, s.id("multi"), 3, None));
+    let sigs = signatures(&sign(
+        &api,
+        &alice,
+        s.id("multi"),
+        &sad,
+        &hs,
+        ECDSA_SHA256,
+        json!({}),
+    ));
+    assert_eq!(sigs.len(), 3);
+    for (h, sig) in hs.iter().zip(&sigs) {
+        assert!(verifies(&multi_cert, h, MessageDigest::sha256(), sig, None));
+    }
+}
+
+#[test]
+fn authorize_refuses_with_the_spec_errors() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let call = |body: Value| api.call("credentials/authorize", Some(&alice), &body);
+    assert_error(
+        &call(json!({ "numSignatures": 1, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter credentialID",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("bob"), "numSignatures": 1, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) integer parameter numSignatures",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "numSignatures": "two", "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) integer parameter numSignatures",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "numSignatures": 0, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Invalid value for parameter numSignatures",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "numSignatures": 2, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Numbers of signatures is too high",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "numSignatures": 1, "PIN": "654321" })),
+        400,
+        "invalid_pin",
+        "The PIN is invalid",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("rsa"), "numSignatures": 1 })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter PIN",
+    );
+    assert_error(
+        &call(json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) array parameter hash",
+    );
+    assert_error(
+        &call(
+            json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "PIN": PIN, "hash": ["***"] }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid Base64 hash string parameter",
+    );
+    // numeric strings are tolerated (the spec's own diagram sends "2")
+    let (status, _) =
+        call(json!({ "credentialID": s.id("multi"), "numSignatures": "2", "PIN": PIN }));
+    assert_eq!(status, 200);
+    // a disabled credential
+    run_ok(csc(s.dir()).args(["credential", "destroy", s.id("ec")]));
+    assert_error(
+        &call(json!({ "credentialID": s.id("ec"), "numSignatures": 1, "PIN": PIN })),
+        400,
+        "invalid_request",
+        "The credential identified by credentialID is disabled",
+    );
+}
+
+#[test]
+fn sads_are_single_use_and_bound_to_user_credential_and_hashes() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let bob = api.login("bob", BOB_PASSWORD);
+    let h1 = digest(MessageDigest::sha256(), b"one");
+    let h2 = digest(MessageDigest::sha256(), b"two");
+
+    // replay of a used SAD
+    let sad = sad_of(authorize(&api, &alice, s.id("ec"), 1, None));
+    signatures(&sign(
+        &api,
+        &alice,
+        s.id("ec"),
+        &sad,
+        &[h1.clone()],
+        ECDSA_SHA256,
+        json!({}),
+    ));
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("ec"),
+            &sad,
+            &[h1.clone()],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+
+    // another user's token, another credential: refused and not burnt
+    let sad = sad_of(authorize(&api, &alice, s.id("ec"), 1, None));
+    assert_error(
+        &sign(
+            &api,
+            &bob,
+            s.id("ec"),
+            &sad,
+            &[h1.clone()],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+    assert_error(
+        &sign(
+            &api,
+            &bob,
+            s.id("bob"),
+            &sad,
+            &[h1.clone()],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("multi"),
+            &sad,
+            &[h1.clone()],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    // malformed requests do not burn it either
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("ec"),
+            &sad,
+            &[vec![0u8; 20]],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid digest value length",
+    );
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("ec"),
+            &sad,
+            &[h1.clone()],
+            SHA256_RSA,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter signAlgo",
+    );
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("ec"),
+            &sad,
+            &[h1.clone(), h2.clone()],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    signatures(&sign(
+        &api,
+        &alice,
+        s.id("ec"),
+        &sad,
+        &[h1.clone()],
+        ECDSA_SHA256,
+        json!({}),
+    ));
+
+    // SCAL 2: only the authorized hashes, each once
+    let sad = sad_of(authorize(
+        &api,
+        &alice,
+        s.id("scal2"),
+        2,
+        Some(&[h1.clone(), h2.clone()]),
+    ));
+    let foreign = digest(MessageDigest::sha256(), b"foreign");
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("scal2"),
+            &sad,
+            &[foreign],
+            SHA256_RSA,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Hash is not authorized by the SAD.",
+    );
+    signatures(&sign(
+        &api,
+        &alice,
+        s.id("scal2"),
+        &sad,
+        &[h2.clone()],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("scal2"),
+            &sad,
+            &[h2.clone()],
+            SHA256_RSA,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Hash is not authorized by the SAD.",
+    );
+    signatures(&sign(
+        &api,
+        &alice,
+        s.id("scal2"),
+        &sad,
+        &[h1.clone()],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("scal2"),
+            &sad,
+            &[h1.clone()],
+            SHA256_RSA,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+}
+
+#[test]
+fn sign_hash_validates_every_field() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let h = b64(&digest(MessageDigest::sha256(), b"x"));
+    let sad = sad_of(authorize(&api, &alice, s.id("rsa"), 1, None));
+    let call = |body: Value| api.call("signatures/signHash", Some(&alice), &body);
+    let id = s.id("rsa");
+    assert_error(
+        &call(json!({ "credentialID": id, "hash": [h], "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter SAD",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "hash": [h], "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter credentialID",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) array parameter hash",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": "abc", "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) array parameter hash",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": [], "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Empty hash array",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": ["@@"], "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Invalid Base64 hash string parameter",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": [h] })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter signAlgo",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": "1.2.3" })),
+        400,
+        "invalid_request",
+        "Invalid parameter signAlgo",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": RSA })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter hashAlgo",
+    );
+    assert_error(
+        &call(
+            json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": RSA, "hashAlgo": "1.3.14.3.2.26" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter hashAlgo",
+    );
+    assert_error(
+        &call(
+            json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": SHA256_RSA, "hashAlgo": SHA384 }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter hashAlgo",
+    );
+    assert_error(
+        &call(json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": RSA_PSS })),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter signAlgoParams",
+    );
+    assert_error(
+        &call(
+            json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": RSA_PSS, "signAlgoParams": "AAAA" }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter signAlgoParams",
+    );
+    assert_error(
+        &call(
+            json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": SHA256_RSA, "clientData": 5 }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter clientData",
+    );
+    assert_error(
+        &call(json!({ "SAD": "bogus", "credentialID": id, "hash": [h], "signAlgo": SHA256_RSA })),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    // after all that, the SAD is still good
+    let (status, _) = call(
+        json!({ "SAD": sad, "credentialID": id, "hash": [h], "signAlgo": SHA256_RSA, "clientData": "tx-1" }),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn an_expired_sad_is_refused_and_cannot_be_extended() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[("CSC_SAD_TTL_SECS", "1")]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let h = digest(MessageDigest::sha256(), b"late");
+    let sad = sad_of(authorize(&api, &alice, s.id("multi"), 2, None));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("multi"),
+            &sad,
+            &[h],
+            ECDSA_SHA256,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "SAD expired",
+    );
+    assert_error(
+        &api.call(
+            "credentials/extendTransaction",
+            Some(&alice),
+            &json!({ "credentialID": s.id("multi"), "SAD": sad }),
+        ),
+        400,
+        "invalid_request",
+        "SAD expired",
+    );
+}
+
+#[test]
+fn extend_transaction_chains_sads_for_nested_signatures() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let cert = signer_cert(&api, &alice, s.id("scal2"));
+    let h1 = digest(MessageDigest::sha256(), b"first revision");
+    let h2 = digest(MessageDigest::sha256(), b"second revision");
+    let h3 = digest(MessageDigest::sha256(), b"third revision");
+    let extend = |sad: &str, hashes: &[Vec<u8>]| {
+        let mut body = json!({ "credentialID": s.id("scal2"), "SAD": sad });
+        if !hashes.is_empty() {
+            body["hash"] = json!(hashes.iter().map(|h| b64(h)).collect::<Vec<_>>());
+        }
+        api.call("credentials/extendTransaction", Some(&alice), &body)
+    };
+    // spec §13.8: authorize 3 signatures binding only h1, then bind h2 and h3 as they appear
+    let sad1 = sad_of(authorize(
+        &api,
+        &alice,
+        s.id("scal2"),
+        3,
+        Some(&[h1.clone()]),
+    ));
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("scal2"),
+        &sad1,
+        &[h1.clone()],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert!(verifies(&cert, &h1, MessageDigest::sha256(), &sig[0], None));
+    assert_error(
+        &extend(&sad1, &[]),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) array parameter hash",
+    );
+    let sad2 = sad_of(extend(&sad1, &[h2.clone()]));
+    assert_ne!(sad1, sad2);
+    assert_error(
+        &sign(
+            &api,
+            &alice,
+            s.id("scal2"),
+            &sad1,
+            &[h2.clone()],
+            SHA256_RSA,
+            json!({}),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    assert_error(
+        &extend(&sad1, &[h3.clone()]),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("scal2"),
+        &sad2,
+        &[h2.clone()],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert!(verifies(&cert, &h2, MessageDigest::sha256(), &sig[0], None));
+    let sad3 = sad_of(extend(&sad2, &[h3.clone()]));
+    let sig = signatures(&sign(
+        &api,
+        &alice,
+        s.id("scal2"),
+        &sad3,
+        &[h3.clone()],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert!(verifies(&cert, &h3, MessageDigest::sha256(), &sig[0], None));
+    // all three signatures spent: nothing left to extend or sign
+    assert_error(
+        &extend(&sad3, &[h1.clone()]),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    // an extension may not bind more hashes than signatures remain
+    let sad = sad_of(authorize(
+        &api,
+        &alice,
+        s.id("scal2"),
+        2,
+        Some(&[h1.clone()]),
+    ));
+    assert_error(
+        &extend(&sad, &[h2.clone(), h3.clone()]),
+        400,
+        "invalid_request",
+        "Numbers of signatures is too high",
+    );
+    // a bogus SAD, another user's
+    assert_error(
+        &extend("bogus", &[h2.clone()]),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+}
+
+/// Fires `n` signHash calls at once on a one-signature SAD through `apis` (round robin) and
+/// returns how many succeeded.
+pub fn race(apis: &[Api], token: &str, cred: &str, sad: &str, n: usize) -> usize {
+    let barrier = Arc::new(Barrier::new(n));
+    let h = b64(&digest(MessageDigest::sha256(), b"contended"));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let api = &apis[i % apis.len()];
+                let barrier = barrier.clone();
+                let body = json!({ "credentialID": cred, "SAD": sad, "hash": [h], "signAlgo": ECDSA_SHA256 });
+                scope.spawn(move || {
+                    barrier.wait();
+                    let (status, v) = api.call("signatures/signHash", Some(token), &body);
+                    match status {
+                        200 => 1,
+                        400 => {
+                            assert_eq!(v["error_description"], "Invalid parameter SAD", "{v}");
+                            0
+                        }
+                        other => panic!("unexpected {other}: {v}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    })
+}
+
+#[test]
+fn thirty_two_concurrent_sign_hash_calls_spend_a_one_signature_sad_once() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    for _ in 0..3 {
+        let sad = sad_of(authorize(&api, &alice, s.id("ec"), 1, None));
+        assert_eq!(
+            race(std::slice::from_ref(&api), &alice, s.id("ec"), &sad, 32),
+            1
+        );
+    }
+    let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]));
+    assert_eq!(verdict["intact"], true, "{verdict}");
+}
+
+#[test]
+fn oversized_and_malformed_bodies_are_csc_errors_and_the_server_keeps_serving() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[("CSC_MAX_BODY_BYTES", "65536")]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let big = format!(
+        "{{\"credentialID\":\"{}\",\"pad\":\"{}\"}}",
+        s.id("ec"),
+        "x".repeat(200_000)
+    );
+    let url = format!("{}/csc/v1/credentials/info", api.base);
+    for body in [
+        big,
+        "{\"credentialID\":".to_owned(),
+        "[1,2,3]".to_owned(),
+        "\u{0}".to_owned(),
+    ] {
+        let r = api
+            .client
+            .post(&url)
+            .bearer_auth(&alice)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 400);
+        let v: Value = r.json().expect("CSC error body");
+        assert_eq!(v["error"], "invalid_request");
+        assert!(v["error_description"].is_string());
+    }
+    let (status, _) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("ec") }),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn secrets_never_reach_the_audit_log_or_the_server_log() {
+    let s = Signers::new();
+    let (server, api) = s.serve(&[("RUST_LOG", "debug")]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let h = digest(MessageDigest::sha256(), b"secret-free");
+    let sad = sad_of(authorize(&api, &alice, s.id("ec"), 1, None));
+    signatures(&sign(
+        &api,
+        &alice,
+        s.id("ec"),
+        &sad,
+        &[h],
+        ECDSA_SHA256,
+        json!({}),
+    ));
+    let _ = authorize(&api, &alice, s.id("ec"), 1, None);
+    let _ = api.call(
+        "credentials/authorize",
+        Some(&alice),
+        &json!({ "credentialID": s.id("ec"), "numSignatures": 1, "PIN": "999999" }),
+    );
+    let db = std::fs::read(s.dir().join("csc.db")).expect("db");
+    let wal = std::fs::read(s.dir().join("csc.db-wal")).unwrap_or_default();
+    let log = server.log.lock().map(|l| l.clone()).unwrap_or_default();
+    drop(server);
+    assert!(
+        log.contains("POST /csc/v1/signatures/signHash"),
+        "requests are logged: {log}"
+    );
+    for secret in [PIN, "999999", ALICE_PASSWORD, sad.as_str(), alice.as_str()] {
+        assert!(
+            !contains(&db, secret.as_bytes()) && !contains(&wal, secret.as_bytes()),
+            "{secret} stored in clear"
+        );
+        assert!(!log.contains(secret), "{secret} in the server log");
+    }
+    let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]));
+    assert_eq!(verdict["intact"], true);
+}
+
+/// A fresh PostgreSQL database for this test, dropped on drop.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    fn new() -> PgDatabase {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        let admin = std::env::var("CSC_TEST_POSTGRES_URL").expect(
+            "CSC_TEST_POSTGRES_URL is not set: run scripts/test (it starts a throwaway PostgreSQL) \
+             or point it at an admin URL such as postgresql://csc@127.0.0.1:54329/postgres",
+        );
+        let name = format!("csc_it_{}", uuid_like());
+        let mut conn = PgConnection::establish(&admin).expect("connect to PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create database");
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        PgDatabase { admin, name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        if let Ok(mut conn) = PgConnection::establish(&self.admin) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let mut b = [0u8; 8];
+    openssl::rand::rand_bytes(&mut b).expect("rand");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn two_server_processes_on_one_postgres_database_never_spend_a_sad_twice() {
+    let db = PgDatabase::new();
+    let env = [("CSC_DATABASE_URL", db.url.as_str())];
+    let s = Signers::with_env(&env);
+    let (_a, api_a) = s.serve(&env);
+    let (_b, api_b) = s.serve(&env);
+    // a token from one instance works on the other: state lives in the database
+    let alice = api_a.login("alice", ALICE_PASSWORD);
+    assert_eq!(
+        api_b.call("credentials/list", Some(&alice), &json!({})).0,
+        200
+    );
+    let apis = [api_a, api_b];
+    for round in 0..3 {
+        let sad = sad_of(authorize(&apis[round % 2], &alice, s.id("ec"), 1, None));
+        assert_eq!(
+            race(&apis, &alice, s.id("ec"), &sad, 32),
+            1,
+            "round {round}"
+        );
+    }
+    // a two-signature SAD spent from both sides yields exactly two signatures
+    let sad = sad_of(authorize(&apis[0], &alice, s.id("multi"), 2, None));
+    assert_eq!(race(&apis, &alice, s.id("multi"), &sad, 32), 2);
+    let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]).envs(env));
+    assert_eq!(verdict["intact"], true, "{verdict}");
+}

@@ -1,0 +1,1484 @@
+//! Key activation and signing on a real SoftHSM2 token and a real database (SQLite; PostgreSQL
+//! for the cross-instance race), no mocks: authorize / extendTransaction / signHash, every
+//! signature verified with OpenSSL against the credential's certificate, every refusal checked
+//! not to burn the SAD. Run with cargo-nextest (one process per test: one PKCS#11 context).
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cm_pkcs11::testkit::TestToken;
+use cm_pkcs11::{HashAlg, Hsm, KeyId, KeySpec, SignMechanism};
+use openssl::md::{Md, MdRef};
+use openssl::pkey::{PKey, Public};
+use openssl::pkey_ctx::PkeyCtx;
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Verifier};
+use openssl::x509::X509;
+use sam::algo::{self, AlgoError};
+use sam::{
+    Caller, Factors, IssuedSad, NewCredentialRequest, Sam, SamError, SamPolicy, SignAlgoRequest,
+};
+use secrecy::SecretString;
+use storage::{
+    AuditVerdict, Credential, CredentialId, CredentialStatus, FactorKind, NewUser, Role, Sad, Scal,
+    Store, StoreOptions, secret_hash,
+};
+
+/// A PIN with characters that never occur in hex, base64 or UUIDs, so the secrecy scan is exact.
+const PIN: &str = "pin:S3cr3t!";
+const WRONG_PIN: &str = "pin:Wr0ng?";
+/// INTESI's RSASSA-PSS parameters (REFERENCE §5.9): SHA-256, MGF1-SHA-256, salt 32, trailer 1.
+const INTESI_PSS: &str =
+    "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
+const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
+
+// ---------------------------------------------------------------------------------------------
+// fixture
+
+struct Fixture {
+    token: TestToken,
+    _dir: tempfile::TempDir,
+    sam: Sam,
+    alice: Caller,
+    bob: Caller,
+}
+
+fn add_users(store: &Store) {
+    for name in ["alice", "bob"] {
+        store
+            .write(|c| {
+                c.create_user(&NewUser {
+                    name: name.into(),
+                    password_hash: "$argon2id$unused".into(),
+                    role: Role::Signer,
+                })
+            })
+            .expect("user");
+    }
+}
+
+fn caller(store: &Store, name: &str) -> Caller {
+    let user = store
+        .read(|c| c.user_by_name(name))
+        .expect("read")
+        .expect("user");
+    Caller {
+        user: user.id,
+        user_name: user.name,
+        token_hash: secret_hash(format!("access-token-of-{name}").as_bytes()),
+    }
+}
+
+fn fixture_with(policy: SamPolicy) -> Fixture {
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    add_users(&store);
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
+        .expect("sam")
+        .with_policy(policy);
+    let alice = caller(sam.store(), "alice");
+    let bob = caller(sam.store(), "bob");
+    Fixture {
+        token,
+        _dir: dir,
+        sam,
+        alice,
+        bob,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(SamPolicy::default())
+}
+
+struct Cred<'a> {
+    user: &'a str,
+    spec: KeySpec,
+    scal: Scal,
+    multisign: u32,
+    otp: bool,
+}
+
+fn create(sam: &Sam, c: Cred<'_>) -> Credential {
+    sam.create_credential(
+        NewCredentialRequest {
+            user_name: c.user.into(),
+            spec: c.spec,
+            scal: c.scal,
+            multisign: c.multisign,
+            pin: SecretString::from(PIN),
+            with_otp: c.otp,
+            description: None,
+        },
+        "test",
+    )
+    .expect("create credential")
+    .credential
+}
+
+fn ec(sam: &Sam, user: &str, scal: Scal, multisign: u32) -> Credential {
+    create(
+        sam,
+        Cred {
+            user,
+            spec: KeySpec::EcP256,
+            scal,
+            multisign,
+            otp: false,
+        },
+    )
+}
+
+fn pin() -> Factors {
+    Factors {
+        pin: Some(SecretString::from(PIN)),
+        otp: None,
+    }
+}
+
+fn pin_otp(pin: &str, otp: &str) -> Factors {
+    Factors {
+        pin: Some(SecretString::from(pin)),
+        otp: Some(SecretString::from(otp)),
+    }
+}
+
+fn wrong_pin() -> Factors {
+    Factors {
+        pin: Some(SecretString::from(WRONG_PIN)),
+        otp: None,
+    }
+}
+
+fn algo(sign_algo: &str) -> SignAlgoRequest {
+    SignAlgoRequest {
+        sign_algo: sign_algo.into(),
+        ..SignAlgoRequest::default()
+    }
+}
+
+fn es256() -> SignAlgoRequest {
+    algo(algo::ECDSA_WITH_SHA256)
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    HashAlg::Sha256.digest(data)
+}
+
+fn sad_record(sam: &Sam, sad: &str) -> Sad {
+    sam.store()
+        .read(|c| c.sad(&secret_hash(sad.as_bytes())))
+        .expect("read")
+        .expect("SAD record")
+}
+
+fn factor(sam: &Sam, cred: &CredentialId, kind: FactorKind) -> storage::Factor {
+    sam.store()
+        .read(|c| c.factor(cred, kind))
+        .expect("read")
+        .expect("factor")
+}
+
+fn audit(sam: &Sam) -> Vec<storage::AuditRecord> {
+    sam.store()
+        .read(|c| c.audit_records(0, 100_000))
+        .expect("audit")
+}
+
+fn count_events(sam: &Sam, event: &str, outcome: &str) -> usize {
+    audit(sam)
+        .iter()
+        .filter(|r| r.event == event && r.outcome == outcome)
+        .count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// verification with OpenSSL, independently of the SAM
+
+fn signer_key(cred: &Credential) -> PKey<Public> {
+    let chain = cred.cert_chain_der().expect("chain");
+    X509::from_der(&chain[0])
+        .expect("certificate")
+        .public_key()
+        .expect("public key")
+}
+
+fn md(h: HashAlg) -> &'static MdRef {
+    match h {
+        HashAlg::Sha256 => Md::sha256(),
+        HashAlg::Sha384 => Md::sha384(),
+        HashAlg::Sha512 => Md::sha512(),
+    }
+}
+
+/// Verifies `sig` over the raw `digest` with the certificate's key, as `mech` prescribes.
+fn verifies(cred: &Credential, mech: &SignMechanism, digest: &[u8], sig: &[u8]) -> bool {
+    let key = signer_key(cred);
+    let mut ctx = PkeyCtx::new(&key).expect("ctx");
+    ctx.verify_init().expect("verify_init");
+    match *mech {
+        SignMechanism::RsaPkcs1v15 { hash } => {
+            ctx.set_rsa_padding(Padding::PKCS1).expect("padding");
+            ctx.set_signature_md(md(hash)).expect("md");
+        }
+        SignMechanism::RsaPss {
+            hash,
+            mgf_hash,
+            salt_len,
+        } => {
+            ctx.set_rsa_padding(Padding::PKCS1_PSS).expect("padding");
+            ctx.set_signature_md(md(hash)).expect("md");
+            ctx.set_rsa_mgf1_md(md(mgf_hash)).expect("mgf1");
+            let salt = i32::try_from(salt_len).expect("salt");
+            ctx.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt))
+                .expect("salt");
+        }
+        SignMechanism::Ecdsa { hash } => {
+            ctx.set_signature_md(md(hash)).expect("md");
+        }
+    }
+    ctx.verify(digest, sig).unwrap_or(false)
+}
+
+fn assert_all_verify(
+    cred: &Credential,
+    mech: &SignMechanism,
+    digests: &[Vec<u8>],
+    sigs: &[Vec<u8>],
+) {
+    assert_eq!(digests.len(), sigs.len(), "one signature per hash");
+    for (d, s) in digests.iter().zip(sigs) {
+        assert!(verifies(cred, mech, d, s), "{mech} signature must verify");
+    }
+    // the check is real: a signature does not verify for another digest
+    let mut other = digests[0].clone();
+    other[0] ^= 1;
+    assert!(
+        !verifies(cred, mech, &other, &sigs[0]),
+        "{mech}: must not verify a different digest"
+    );
+}
+
+/// Authorizes `n` signatures (SCAL 1, no hashes) and signs `digests`.
+fn sign(
+    f: &Fixture,
+    cred: &Credential,
+    digests: &[Vec<u8>],
+    req: &SignAlgoRequest,
+) -> Vec<Vec<u8>> {
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, digests.len() as i64, None, pin())
+        .expect("authorize");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, digests, req)
+        .expect("sign_hash")
+}
+
+// ---------------------------------------------------------------------------------------------
+// signatures
+
+#[test]
+fn rsa_signatures_verify_for_every_algorithm() {
+    let f = fixture();
+    let cred = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::Rsa2048,
+            scal: Scal::One,
+            multisign: 10,
+            otp: false,
+        },
+    );
+
+    // sha256WithRSA, hashAlgo omitted; verified over the original data too
+    let data = b"signed attributes";
+    let d = vec![sha256(data)];
+    let sigs = sign(&f, &cred, &d, &algo(algo::SHA256_WITH_RSA));
+    let pk1 = SignMechanism::RsaPkcs1v15 {
+        hash: HashAlg::Sha256,
+    };
+    assert_all_verify(&cred, &pk1, &d, &sigs);
+    assert_eq!(
+        sigs[0].len(),
+        256,
+        "RSA-2048 signature is the modulus length"
+    );
+    let key = signer_key(&cred);
+    let mut v = Verifier::new(openssl::hash::MessageDigest::sha256(), &key).expect("verifier");
+    v.update(data).expect("update");
+    assert!(v.verify(&sigs[0]).expect("verify"));
+
+    // sha256WithRSA with the redundant hashAlgo pyHanko always sends
+    let req = SignAlgoRequest {
+        hash_algo: Some(HashAlg::Sha256.oid().into()),
+        ..algo(algo::SHA256_WITH_RSA)
+    };
+    let d = vec![sha256(b"pyhanko")];
+    assert_all_verify(&cred, &pk1, &d, &sign(&f, &cred, &d, &req));
+
+    // plain rsaEncryption + hashAlgo SHA-384, three digests in one call (INTESI)
+    let req = SignAlgoRequest {
+        hash_algo: Some(HashAlg::Sha384.oid().into()),
+        ..algo(algo::RSA_ENCRYPTION)
+    };
+    let d: Vec<_> = (0..3u8).map(|i| HashAlg::Sha384.digest(&[i])).collect();
+    let mech = SignMechanism::RsaPkcs1v15 {
+        hash: HashAlg::Sha384,
+    };
+    assert_all_verify(&cred, &mech, &d, &sign(&f, &cred, &d, &req));
+
+    // RSASSA-PSS with INTESI's parameters (salt 32)
+    let req = SignAlgoRequest {
+        sign_algo_params: Some(STANDARD.decode(INTESI_PSS).expect("b64")),
+        ..algo(algo::RSASSA_PSS)
+    };
+    let d = vec![sha256(b"pss")];
+    let sigs = sign(&f, &cred, &d, &req);
+    let mech = SignMechanism::RsaPss {
+        hash: HashAlg::Sha256,
+        mgf_hash: HashAlg::Sha256,
+        salt_len: 32,
+    };
+    assert_all_verify(&cred, &mech, &d, &sigs);
+    let wrong_salt = SignMechanism::RsaPss {
+        hash: HashAlg::Sha256,
+        mgf_hash: HashAlg::Sha256,
+        salt_len: 20,
+    };
+    assert!(
+        !verifies(&cred, &wrong_salt, &d[0], &sigs[0]),
+        "the salt length is really 32"
+    );
+
+    // RSASSA-PSS as pyHanko sends it: maximum salt (emLen - hLen - 2 = 222) and hashAlgo
+    let params = pss_params_der(HashAlg::Sha256, 222);
+    let req = SignAlgoRequest {
+        sign_algo: algo::RSASSA_PSS.into(),
+        hash_algo: Some(HashAlg::Sha256.oid().into()),
+        sign_algo_params: Some(params),
+    };
+    let d = vec![sha256(b"pyhanko pss")];
+    let sigs = sign(&f, &cred, &d, &req);
+    let mech = SignMechanism::RsaPss {
+        hash: HashAlg::Sha256,
+        mgf_hash: HashAlg::Sha256,
+        salt_len: 222,
+    };
+    assert_all_verify(&cred, &mech, &d, &sigs);
+    assert!(!verifies(&cred, &mech_with_salt(32), &d[0], &sigs[0]));
+
+    // one audit record per signHash call, with the certificate serial
+    let records = audit(&f.sam);
+    let signed: Vec<_> = records
+        .iter()
+        .filter(|r| r.event == "signature.sign_hash" && r.outcome == "success")
+        .collect();
+    assert_eq!(signed.len(), 5);
+    let serial = cred.cert_serial.clone().expect("serial");
+    assert!(signed.iter().all(|r| r.detail.contains(&serial)
+        && r.subject == cred.id.to_string()
+        && r.actor == "alice"));
+    assert!(signed.iter().any(|r| r.detail.contains(r#""count":3"#)));
+}
+
+fn mech_with_salt(salt_len: usize) -> SignMechanism {
+    SignMechanism::RsaPss {
+        hash: HashAlg::Sha256,
+        mgf_hash: HashAlg::Sha256,
+        salt_len,
+    }
+}
+
+/// DER RSASSA-PSS-params (hash, MGF1 with the same hash, salt, no trailer), written with yasna.
+fn pss_params_der(hash: HashAlg, salt: u64) -> Vec<u8> {
+    use yasna::Tag;
+    use yasna::models::ObjectIdentifier;
+    let oid = |s: &str| {
+        ObjectIdentifier::from_slice(
+            &s.split('.')
+                .map(|p| p.parse::<u64>().expect("oid"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let hash_oid = oid(hash.oid());
+    let write_alg = |w: yasna::DERWriter<'_>| {
+        w.write_sequence(|w| {
+            w.next().write_oid(&hash_oid);
+            w.next().write_null();
+        })
+    };
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_tagged(Tag::context(0), write_alg);
+            w.next().write_tagged(Tag::context(1), |w| {
+                w.write_sequence(|w| {
+                    w.next().write_oid(&oid("1.2.840.113549.1.1.8"));
+                    write_alg(w.next());
+                })
+            });
+            w.next()
+                .write_tagged(Tag::context(2), |w| w.write_u64(salt));
+        })
+    })
+}
+
+#[test]
+fn ec_p256_and_p384_signatures_verify() {
+    let f = fixture();
+    for (spec, oid, hash) in [
+        (KeySpec::EcP256, algo::ECDSA_WITH_SHA256, HashAlg::Sha256),
+        (KeySpec::EcP384, algo::ECDSA_WITH_SHA384, HashAlg::Sha384),
+        (KeySpec::EcP256, algo::ECDSA_WITH_SHA512, HashAlg::Sha512),
+    ] {
+        let cred = create(
+            &f.sam,
+            Cred {
+                user: "alice",
+                spec,
+                scal: Scal::Two,
+                multisign: 2,
+                otp: false,
+            },
+        );
+        let d = vec![hash.digest(b"one"), hash.digest(b"two")];
+        let issued = f
+            .sam
+            .authorize(&f.alice, &cred.id, 2, Some(d.clone()), pin())
+            .expect("authorize");
+        let req = SignAlgoRequest {
+            hash_algo: Some(hash.oid().into()),
+            ..algo(oid)
+        };
+        let sigs = f
+            .sam
+            .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &req)
+            .expect("sign");
+        // DER ECDSA-Sig-Value: a SEQUENCE
+        assert!(sigs.iter().all(|s| s[0] == 0x30), "{spec}: DER signature");
+        assert_all_verify(&cred, &SignMechanism::Ecdsa { hash }, &d, &sigs);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// factors
+
+#[test]
+fn a_wrong_pin_is_refused_and_counted_and_the_right_pin_resets_the_count() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    for expected in 1..=2 {
+        let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+        assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+        let pin = factor(&f.sam, &cred.id, FactorKind::Pin);
+        assert_eq!(pin.failures, expected);
+        assert!(!pin.locked);
+    }
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("right PIN");
+    assert_eq!(issued.sad.len(), 43, "32 random bytes, base64url");
+    assert_eq!(issued.expires_in, 3600);
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 0);
+    assert_eq!(count_events(&f.sam, "sad.authorize", "refused"), 2);
+    assert_eq!(count_events(&f.sam, "sad.authorize", "success"), 1);
+    // the SAD signs
+    let d = vec![sha256(b"x")];
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
+        .expect("sign");
+}
+
+#[test]
+fn the_pin_locks_after_max_failures_and_then_refuses_even_the_right_pin() {
+    let f = fixture_with(SamPolicy {
+        max_factor_failures: 3,
+        ..SamPolicy::default()
+    });
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    for _ in 0..3 {
+        let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+        assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    }
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert!(pin_factor.locked, "locked after 3 failures");
+    assert_eq!(pin_factor.failures, 3);
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    assert_eq!(
+        factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+        3,
+        "not counted when locked"
+    );
+    // an administrator unlocks it
+    f.sam
+        .store()
+        .write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, false))
+        .expect("unlock");
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("right PIN after unlock");
+}
+
+#[test]
+fn missing_factors_are_refused_without_counting() {
+    let f = fixture();
+    let cred = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::EcP256,
+            scal: Scal::One,
+            multisign: 1,
+            otp: true,
+        },
+    );
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, Factors::default());
+    assert!(matches!(r, Err(SamError::MissingPin)), "{r:?}");
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        None,
+        Factors {
+            pin: None,
+            otp: Some(SecretString::from("123456")),
+        },
+    );
+    assert!(matches!(r, Err(SamError::MissingPin)), "{r:?}");
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::MissingOtp)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 0);
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Otp).failures, 0);
+    assert_eq!(count_events(&f.sam, "sad.authorize", "refused"), 3);
+}
+
+/// The TOTP code of the credential now, from the stored secret.
+fn current_otp(sam: &Sam, cred: &CredentialId) -> String {
+    let secret = factor(sam, cred, FactorKind::Otp).verifier;
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("base32"))
+        .build()
+        .expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    totp.generate(now).to_string()
+}
+
+#[test]
+fn an_otp_code_is_accepted_once() {
+    let f = fixture();
+    let cred = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::EcP256,
+            scal: Scal::One,
+            multisign: 1,
+            otp: true,
+        },
+    );
+    let code = current_otp(&f.sam, &cred.id);
+
+    // a wrong OTP is refused and counted
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().expect("digits") + 500_000) % 1_000_000
+    );
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &wrong));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Otp).failures, 1);
+
+    // a wrong PIN with the right code: InvalidPin, and the code is not burned
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(WRONG_PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    assert_eq!(
+        factor(&f.sam, &cred.id, FactorKind::Otp).last_otp_step,
+        None
+    );
+
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &code))
+        .expect("right PIN and OTP");
+    let otp = factor(&f.sam, &cred.id, FactorKind::Otp);
+    assert!(otp.last_otp_step.is_some(), "the step is recorded");
+    assert_eq!(otp.failures, 0, "success resets the OTP count");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 0);
+
+    // the same code again: a replay
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Otp).failures, 1);
+
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &[sha256(b"otp")], &es256())
+        .expect("sign");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the SAD
+
+#[test]
+fn a_used_sad_is_refused() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    let d = [sha256(b"once")];
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
+        .expect("first use");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let r = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &issued.sad, None);
+    assert!(
+        matches!(r, Err(SamError::InvalidSad)),
+        "a used-up SAD cannot be extended: {r:?}"
+    );
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, "not-a-sad", &d, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    assert_eq!(count_events(&f.sam, "signature.sign_hash", "success"), 1);
+    assert_eq!(count_events(&f.sam, "signature.refused", "refused"), 2);
+}
+
+#[test]
+fn another_users_sad_is_refused_and_not_burned() {
+    let f = fixture();
+    let alices = ec(&f.sam, "alice", Scal::One, 1);
+    let bobs = ec(&f.sam, "bob", Scal::One, 1);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &alices.id, 1, None, pin())
+        .expect("authorize");
+    let d = [sha256(b"contract")];
+
+    // Bob does not even learn that Alice's credential exists
+    for r in [
+        f.sam
+            .sign_hash(&f.bob, &alices.id, &issued.sad, &d, &es256())
+            .map(|_| ()),
+        f.sam.credential_of(&f.bob, &alices.id).map(|_| ()),
+        f.sam
+            .authorize(&f.bob, &alices.id, 1, None, pin())
+            .map(|_| ()),
+    ] {
+        assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
+    }
+    // Alice's SAD on Bob's own credential
+    let r = f.sam.sign_hash(&f.bob, &bobs.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let r = f
+        .sam
+        .extend_transaction(&f.bob, &bobs.id, &issued.sad, None);
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    // a wrong-credential authorize did not count a PIN failure on Alice's credential
+    assert_eq!(factor(&f.sam, &alices.id, FactorKind::Pin).failures, 0);
+
+    // not burned: Alice still signs with it
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 1);
+    let sigs = f
+        .sam
+        .sign_hash(&f.alice, &alices.id, &issued.sad, &d, &es256())
+        .expect("Alice signs");
+    assert_all_verify(
+        &alices,
+        &SignMechanism::Ecdsa {
+            hash: HashAlg::Sha256,
+        },
+        &d,
+        &sigs,
+    );
+    assert_eq!(
+        f.sam.credential_of(&f.alice, &alices.id).expect("own").id,
+        alices.id
+    );
+    // defence in depth: a SAD record naming another user is refused even on the credential
+    // it names (ownership of a credential never changes, so only a forged row can do this)
+    let forged = "forged-sad-for-bob";
+    f.sam
+        .store()
+        .write(|c| {
+            c.insert_sad(&storage::NewSad {
+                sad_hash: secret_hash(forged.as_bytes()).to_vec(),
+                user_id: f.bob.user,
+                credential_id: alices.id,
+                token_hash: f.bob.token_hash.to_vec(),
+                remaining: 1,
+                expires_at: storage::utc_now() + chrono::TimeDelta::hours(1),
+                hashes: None,
+            })
+        })
+        .expect("insert");
+    let r = f.sam.sign_hash(&f.alice, &alices.id, forged, &d, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let r = f.sam.extend_transaction(&f.alice, &alices.id, forged, None);
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    assert_eq!(sad_record(&f.sam, forged).remaining, 1);
+
+    let refusals: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.outcome == "refused" && r.actor == "bob")
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        4,
+        "every attempt by Bob is audited: {refusals:?}"
+    );
+}
+
+#[test]
+fn a_sad_for_another_credential_is_refused_and_not_burned() {
+    let f = fixture();
+    let x = ec(&f.sam, "alice", Scal::One, 1);
+    let y = ec(&f.sam, "alice", Scal::One, 1);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &x.id, 1, None, pin())
+        .expect("authorize");
+    let d = [sha256(b"doc")];
+    let r = f.sam.sign_hash(&f.alice, &y.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let r = f.sam.extend_transaction(&f.alice, &y.id, &issued.sad, None);
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    f.sam
+        .sign_hash(&f.alice, &x.id, &issued.sad, &d, &es256())
+        .expect("still good for X");
+}
+
+#[test]
+fn scal2_binds_the_sad_to_its_hashes() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 3);
+    let h1 = sha256(b"h1");
+    let h2 = sha256(b"h2");
+
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, Some(vec![]), pin());
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(vec![h1.clone(), h2.clone()]),
+        pin(),
+    );
+    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, Some(vec![vec![7; 20]]), pin());
+    assert!(matches!(r, Err(SamError::InvalidDigestLength)), "{r:?}");
+
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, Some(vec![h1.clone()]), pin())
+        .expect("authorize");
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &issued.sad,
+        std::slice::from_ref(&h2),
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &issued.sad,
+        &[h1.clone(), h1.clone()],
+        &es256(),
+    );
+    assert!(
+        matches!(r, Err(SamError::HashNotAuthorized)),
+        "a hash is spendable once: {r:?}"
+    );
+    let rec = sad_record(&f.sam, &issued.sad);
+    assert_eq!(
+        (rec.remaining, rec.hashes),
+        (1, Some(vec![h1.clone()])),
+        "not burned"
+    );
+    let sigs = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &issued.sad,
+            std::slice::from_ref(&h1),
+            &es256(),
+        )
+        .expect("the authorized hash");
+    assert_all_verify(
+        &cred,
+        &SignMechanism::Ecdsa {
+            hash: HashAlg::Sha256,
+        },
+        &[h1],
+        &sigs,
+    );
+    let refused = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "signature.refused")
+        .count();
+    assert_eq!(refused, 2);
+}
+
+#[test]
+fn scal1_counts_signatures_and_binds_hashes_when_given() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 5);
+    let d: Vec<_> = (0..3u8).map(|i| sha256(&[i])).collect();
+
+    // count-only SAD for 2: three hashes are too many, and nothing is burned
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, None, pin())
+        .expect("authorize");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::TooManyHashes)), "{r:?}");
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 2);
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d[..2], &es256())
+        .expect("two of two");
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 0);
+
+    // hashes sent to authorize bind a SCAL 1 SAD too
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, Some(vec![d[0].clone()]), pin())
+        .expect("authorize with a hash");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d[1..2], &es256());
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d[..1], &es256())
+        .expect("the bound hash");
+}
+
+#[test]
+fn invalid_requests_do_not_burn_the_sad() {
+    let f = fixture();
+    let cred = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::Rsa2048,
+            scal: Scal::One,
+            multisign: 1,
+            otp: false,
+        },
+    );
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    let sad = &issued.sad;
+    let good = [sha256(b"good")];
+    // a 48-byte hash with sha256WithRSA, and with sha512WithRSA (INTESI)
+    for req in [algo(algo::SHA256_WITH_RSA), algo(algo::SHA512_WITH_RSA)] {
+        let r = f.sam.sign_hash(
+            &f.alice,
+            &cred.id,
+            sad,
+            &[HashAlg::Sha384.digest(b"x")],
+            &req,
+        );
+        assert!(matches!(r, Err(SamError::InvalidDigestLength)), "{r:?}");
+    }
+    let cases: Vec<(SignAlgoRequest, AlgoError)> = vec![
+        (es256(), AlgoError::InvalidSignAlgo),
+        (algo("1.2.840.113549.1.1.5"), AlgoError::InvalidSignAlgo),
+        (algo(algo::RSA_ENCRYPTION), AlgoError::MissingHashAlgo),
+        (
+            SignAlgoRequest {
+                hash_algo: Some("1.3.14.3.2.26".into()),
+                ..algo(algo::RSA_ENCRYPTION)
+            },
+            AlgoError::InvalidHashAlgo,
+        ),
+        (
+            SignAlgoRequest {
+                hash_algo: Some(HashAlg::Sha512.oid().into()),
+                ..algo(algo::SHA256_WITH_RSA)
+            },
+            AlgoError::InvalidHashAlgo,
+        ),
+        (algo(algo::RSASSA_PSS), AlgoError::MissingSignAlgoParams),
+        (
+            SignAlgoRequest {
+                sign_algo_params: Some(b"junk".to_vec()),
+                ..algo(algo::RSASSA_PSS)
+            },
+            AlgoError::InvalidSignAlgoParams,
+        ),
+        (
+            SignAlgoRequest {
+                sign_algo_params: Some(pss_params_der(HashAlg::Sha256, 223)),
+                ..algo(algo::RSASSA_PSS)
+            },
+            AlgoError::InvalidSignAlgoParams,
+        ),
+    ];
+    for (req, want) in cases {
+        let r = f.sam.sign_hash(&f.alice, &cred.id, sad, &good, &req);
+        assert!(
+            matches!(r, Err(SamError::Algo(e)) if e == want),
+            "{req:?}: {r:?}"
+        );
+    }
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, sad, &[], &algo(algo::SHA256_WITH_RSA));
+    assert!(matches!(r, Err(SamError::EmptyHashes)), "{r:?}");
+    assert_eq!(sad_record(&f.sam, sad).remaining, 1, "nothing burned");
+    let sigs = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, sad, &good, &algo(algo::SHA256_WITH_RSA))
+        .expect("the valid request");
+    assert_all_verify(
+        &cred,
+        &SignMechanism::RsaPkcs1v15 {
+            hash: HashAlg::Sha256,
+        },
+        &good,
+        &sigs,
+    );
+}
+
+#[test]
+fn an_expired_sad_is_refused() {
+    let f = fixture_with(SamPolicy {
+        sad_lifetime: Duration::from_secs(1),
+        ..SamPolicy::default()
+    });
+    let cred = ec(&f.sam, "alice", Scal::One, 2);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, None, pin())
+        .expect("authorize");
+    assert_eq!(issued.expires_in, 1);
+    let d = [sha256(b"late")];
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
+        .expect("in time");
+    std::thread::sleep(Duration::from_millis(1_200));
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::SadExpired)), "{r:?}");
+    let r = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &issued.sad, None);
+    assert!(
+        matches!(r, Err(SamError::SadExpired)),
+        "an expired SAD cannot be extended: {r:?}"
+    );
+    assert!(!sad_record(&f.sam, &issued.sad).revoked);
+}
+
+#[test]
+fn num_signatures_must_be_between_1_and_multisign() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 3);
+    for n in [0, -1, i64::MIN] {
+        let r = f.sam.authorize(&f.alice, &cred.id, n, None, pin());
+        assert!(
+            matches!(r, Err(SamError::InvalidNumSignatures)),
+            "{n}: {r:?}"
+        );
+    }
+    for n in [4, i64::from(i32::MAX) + 1, i64::MAX] {
+        let r = f.sam.authorize(&f.alice, &cred.id, n, None, pin());
+        assert!(matches!(r, Err(SamError::TooManySignatures)), "{n}: {r:?}");
+    }
+    // the request is checked before the PIN: a wrong PIN in a bad request is not counted
+    let r = f.sam.authorize(&f.alice, &cred.id, 0, None, wrong_pin());
+    assert!(matches!(r, Err(SamError::InvalidNumSignatures)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 0);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 3, None, pin())
+        .expect("3 of 3");
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 3);
+}
+
+#[test]
+fn a_disabled_credential_is_refused() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    let set = |status| {
+        f.sam
+            .store()
+            .write(|c| c.set_credential_status(&cred.id, status))
+            .expect("status")
+    };
+    set(CredentialStatus::Disabled);
+    let d = [sha256(b"d")];
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::CredentialDisabled)), "{r:?}");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::CredentialDisabled)), "{r:?}");
+    let r = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &issued.sad, None);
+    assert!(matches!(r, Err(SamError::CredentialDisabled)), "{r:?}");
+    set(CredentialStatus::Enabled);
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
+        .expect("enabled again, the SAD was not burned");
+}
+
+// ---------------------------------------------------------------------------------------------
+// extendTransaction
+
+#[test]
+fn extend_transaction_chains_sads_for_nested_signatures() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 2);
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    let (h1, h2, h3) = (sha256(b"h1"), sha256(b"h2"), sha256(b"h3"));
+
+    // spec §13.8: authorize(2, [h1]) -> sign h1 -> extend([h2]) -> sign h2
+    let sad1 = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin())
+        .expect("authorize");
+    let sigs = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad1.sad,
+            std::slice::from_ref(&h1),
+            &es256(),
+        )
+        .expect("sign h1");
+    assert_all_verify(&cred, &mech, std::slice::from_ref(&h1), &sigs);
+    // h2 is not covered yet
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &sad1.sad,
+        std::slice::from_ref(&h2),
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+
+    // SCAL 2 needs new hashes; no more than the signatures left
+    let r = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None);
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    let r = f.sam.extend_transaction(
+        &f.alice,
+        &cred.id,
+        &sad1.sad,
+        Some(vec![h2.clone(), h3.clone()]),
+    );
+    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    assert!(
+        !sad_record(&f.sam, &sad1.sad).revoked,
+        "refusals leave the SAD alive"
+    );
+
+    let sad2 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, Some(vec![h2.clone()]))
+        .expect("extend");
+    assert_ne!(sad2.sad, sad1.sad);
+    assert_eq!(sad2.expires_in, 3600);
+    let rec = sad_record(&f.sam, &sad2.sad);
+    assert_eq!(
+        (rec.remaining, rec.hashes.clone()),
+        (1, Some(vec![h2.clone()]))
+    );
+    assert!(rec.expires_at > sad_record(&f.sam, &sad1.sad).created_at);
+
+    // the old SAD is dead, for signing and for extending
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &sad1.sad,
+        std::slice::from_ref(&h2),
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let r = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, Some(vec![h3.clone()]));
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+
+    let sigs = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad2.sad,
+            std::slice::from_ref(&h2),
+            &es256(),
+        )
+        .expect("sign h2 with the new SAD");
+    assert_all_verify(&cred, &mech, std::slice::from_ref(&h2), &sigs);
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &sad2.sad, &[h2], &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "used up: {r:?}");
+    assert_eq!(count_events(&f.sam, "sad.extend", "success"), 1);
+    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 3);
+}
+
+#[test]
+fn extend_transaction_renews_a_count_only_sad() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 3);
+    let d: Vec<_> = (0..3u8).map(|i| sha256(&[i])).collect();
+    let sad1 = f
+        .sam
+        .authorize(&f.alice, &cred.id, 3, None, pin())
+        .expect("authorize");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad1.sad, &d[..1], &es256())
+        .expect("one");
+    let sad2 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None)
+        .expect("extend");
+    let rec = sad_record(&f.sam, &sad2.sad);
+    assert_eq!((rec.remaining, rec.hashes), (2, None));
+    assert_eq!(rec.token_hash, f.alice.token_hash.to_vec());
+    let r = f.sam.sign_hash(&f.alice, &cred.id, &sad2.sad, &d, &es256());
+    assert!(matches!(r, Err(SamError::TooManyHashes)), "{r:?}");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad2.sad, &d[1..], &es256())
+        .expect("the other two");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HSM failure, concurrency, secrecy
+
+#[test]
+fn an_hsm_failure_gives_the_reservation_back() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 2);
+    let h = vec![sha256(b"a"), sha256(b"b")];
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, Some(h.clone()), pin())
+        .expect("authorize");
+    // the key vanishes from the token behind the SAM's back
+    let key_id: KeyId = cred.key_id.parse().expect("key id");
+    let other: Hsm = f.token.open();
+    other.destroy_key(&key_id).expect("destroy");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &h, &es256());
+    assert!(matches!(r, Err(SamError::SigningFailed)), "{r:?}");
+    let rec = sad_record(&f.sam, &issued.sad);
+    assert_eq!(rec.remaining, 2, "the count is given back");
+    let mut back = rec.hashes.expect("hashes");
+    back.sort();
+    let mut want = h.clone();
+    want.sort();
+    assert_eq!(back, want, "the hashes are given back");
+    assert_eq!(count_events(&f.sam, "signature.sign_hash", "failure"), 1);
+    assert_eq!(count_events(&f.sam, "signature.sign_hash", "success"), 0);
+}
+
+/// 32 threads, spread over `sams` (one per "server instance"), race to spend a one-signature
+/// SAD: exactly one signs, the rest get InvalidSad, and the audit chain stays intact. Several
+/// rounds, because one round does not always put two threads between the check and the spend.
+fn race_for_one_signature(sams: &[Sam], alice: &Caller, cred: &Credential) {
+    const THREADS: usize = 32;
+    const ROUNDS: usize = 5;
+    for round in 0..ROUNDS {
+        let issued: IssuedSad = sams[round % sams.len()]
+            .authorize(alice, &cred.id, 1, None, pin())
+            .expect("authorize");
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let digest = sha256(format!("race {round}").as_bytes());
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let sam = sams[i % sams.len()].clone();
+                let (alice, id, sad, barrier, digest) = (
+                    alice.clone(),
+                    cred.id,
+                    issued.sad.clone(),
+                    Arc::clone(&barrier),
+                    digest.clone(),
+                );
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    sam.sign_hash(&alice, &id, &sad, &[digest], &es256())
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(
+            ok.len(),
+            1,
+            "round {round}: exactly one signature: {results:?}"
+        );
+        for r in &results {
+            assert!(
+                matches!(r, Ok(_) | Err(SamError::InvalidSad)),
+                "the losers get InvalidSad: {r:?}"
+            );
+        }
+        assert_all_verify(
+            cred,
+            &SignMechanism::Ecdsa {
+                hash: HashAlg::Sha256,
+            },
+            &[digest],
+            ok[0],
+        );
+        assert_eq!(sad_record(&sams[0], &issued.sad).remaining, 0);
+    }
+    assert_eq!(
+        count_events(&sams[0], "signature.sign_hash", "success"),
+        ROUNDS
+    );
+    assert_eq!(
+        count_events(&sams[0], "signature.refused", "refused"),
+        ROUNDS * (THREADS - 1)
+    );
+    assert!(
+        matches!(
+            sams[0].store().verify_audit_chain().expect("verify"),
+            AuditVerdict::Intact { .. }
+        ),
+        "the audit chain is intact"
+    );
+}
+
+#[test]
+fn concurrent_sign_hash_spends_a_one_signature_sad_once_sqlite() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    race_for_one_signature(std::slice::from_ref(&f.sam), &f.alice, &cred);
+}
+
+/// A fresh PostgreSQL database, dropped afterwards.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn create() -> PgDb {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{PG_ENV} is not set. This test races two SAM instances on one PostgreSQL \
+                 database: start a server (e.g. initdb -A trust -U csc; pg_ctl -o '-p 54329 -c \
+                 listen_addresses=127.0.0.1' start) and export \
+                 {PG_ENV}=postgresql://csc@127.0.0.1:54329/postgres (an account that may \
+                 CREATE DATABASE)"
+            )
+        });
+        let name = format!("csc_sam_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("CREATE DATABASE");
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b.to_owned(), format!("?{q}")),
+            None => (admin_url.clone(), String::new()),
+        };
+        let after_scheme = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[after_scheme..]
+            .find('/')
+            .map_or(base.len(), |i| after_scheme + i);
+        let url = format!("{}/{name}{query}", &base[..host_end]);
+        PgDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+#[test]
+fn concurrent_sign_hash_spends_a_one_signature_sad_once_postgres_two_instances() {
+    let db = PgDb::create();
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("dev-ca.json");
+    let open = || {
+        let store = Store::open(&db.url, StoreOptions::default()).expect("PostgreSQL store");
+        assert_eq!(store.backend(), storage::Backend::Postgres);
+        store
+    };
+    let first_store = open();
+    add_users(&first_store);
+    // two instances: separate pools on one database, one token
+    let first = Sam::open(&token.config, first_store, &ca_file).expect("sam 1");
+    let second = Sam::open(&token.config, open(), &ca_file).expect("sam 2");
+    let alice = caller(first.store(), "alice");
+    let cred = ec(&first, "alice", Scal::One, 1);
+    race_for_one_signature(&[first.clone(), second], &alice, &cred);
+    drop(first);
+}
+
+#[test]
+fn audit_records_hold_no_secrets() {
+    let f = fixture();
+    let cred = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::EcP256,
+            scal: Scal::Two,
+            multisign: 2,
+            otp: true,
+        },
+    );
+    let h1 = sha256(b"h1");
+    let h2 = sha256(b"h2");
+    let code = current_otp(&f.sam, &cred.id);
+    let _ = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        2,
+        Some(vec![h1.clone()]),
+        pin_otp(WRONG_PIN, &code),
+    );
+    let sad1 = f
+        .sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            2,
+            Some(vec![h1.clone()]),
+            pin_otp(PIN, &code),
+        )
+        .expect("authorize");
+    let _ = f.sam.sign_hash(
+        &f.bob,
+        &cred.id,
+        &sad1.sad,
+        std::slice::from_ref(&h1),
+        &es256(),
+    );
+    let _ = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &sad1.sad,
+        std::slice::from_ref(&h2),
+        &es256(),
+    );
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad1.sad, &[h1], &es256())
+        .expect("sign");
+    let sad2 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, Some(vec![h2.clone()]))
+        .expect("extend");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad2.sad, &[h2], &es256())
+        .expect("sign");
+    let _ = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &sad2.sad, &[sha256(b"x")], &es256());
+
+    let records = audit(&f.sam);
+    let events: Vec<_> = records
+        .iter()
+        .map(|r| (r.event.as_str(), r.outcome.as_str()))
+        .collect();
+    for want in [
+        ("sad.authorize", "refused"),
+        ("sad.authorize", "success"),
+        ("signature.refused", "refused"),
+        ("signature.sign_hash", "success"),
+        ("sad.extend", "success"),
+    ] {
+        assert!(events.contains(&want), "{want:?} audited: {events:?}");
+    }
+    // the 6-digit code is searched as a JSON string: bare digits may occur by chance in hex
+    let quoted_code = format!("\"{code}\"");
+    let secrets = [
+        PIN,
+        WRONG_PIN,
+        quoted_code.as_str(),
+        sad1.sad.as_str(),
+        sad2.sad.as_str(),
+    ];
+    for r in &records {
+        let text = format!(
+            "{} {} {} {} {}",
+            r.event, r.actor, r.subject, r.outcome, r.detail
+        );
+        for s in secrets {
+            assert!(!text.contains(s), "record {} leaks a secret: {text}", r.seq);
+        }
+    }
+    // the SAD is referred to by its hash prefix
+    let prefix = &hex::encode(secret_hash(sad1.sad.as_bytes()))[..8];
+    assert!(records.iter().any(|r| r.detail.contains(prefix)));
+    assert!(matches!(
+        f.sam.store().verify_audit_chain().expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
