@@ -133,6 +133,9 @@ impl From<SamError> for ApiError {
             S::SadExpired => Self::invalid("SAD expired"),
             S::HashNotAuthorized => Self::invalid("Hash is not authorized by the SAD."),
             S::InvalidDigestLength => Self::invalid("Invalid digest value length"),
+            S::CertificateExpired(subject) => {
+                Self::invalid(format!("Signing certificate '{subject}' is expired."))
+            }
             S::Algo(a) => match a {
                 AlgoError::InvalidSignAlgo => Self::invalid_parameter("signAlgo"),
                 AlgoError::MissingHashAlgo => Self::missing("string", "hashAlgo"),
@@ -164,4 +167,52 @@ where
     T: Send + 'static,
 {
     actix_web::web::block(f).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(e: ApiError) -> (u16, &'static str, String) {
+        match e {
+            ApiError::Csc {
+                status,
+                error,
+                description,
+            } => (status.as_u16(), error, description.into_owned()),
+            other => panic!("not a CSC error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sam_refusals_become_the_spec_errors() {
+        assert_eq!(
+            parts(SamError::CertificateExpired("O=Example,CN=alice".into()).into()),
+            (
+                400,
+                "invalid_request",
+                "Signing certificate 'O=Example,CN=alice' is expired.".into()
+            )
+        );
+        assert_eq!(
+            parts(SamError::InvalidPin.into()),
+            (400, "invalid_pin", "The PIN is invalid".into())
+        );
+        assert_eq!(
+            parts(SamError::InvalidOtp.into()),
+            (400, "invalid_otp", "The OTP is invalid".into())
+        );
+        assert_eq!(
+            parts(SamError::HashNotAuthorized.into()),
+            (
+                400,
+                "invalid_request",
+                "Hash is not authorized by the SAD.".into()
+            )
+        );
+        assert!(matches!(
+            ApiError::from(SamError::SigningFailed),
+            ApiError::Internal(_)
+        ));
+    }
 }

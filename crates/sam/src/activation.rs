@@ -174,7 +174,35 @@ fn usable(
     if credential.status != CredentialStatus::Enabled {
         return Err(SamError::CredentialDisabled);
     }
+    check_certificate_validity(&credential)?;
     Ok(credential)
+}
+
+/// A key is not activated under a certificate outside its validity period, judged on the UTC
+/// clock (Part I 7.1.1.12). A credential without a certificate is not refused here.
+fn check_certificate_validity(credential: &Credential) -> Result<(), SamError> {
+    let chain = credential.cert_chain_der()?;
+    let Some(der) = chain.first() else {
+        return Ok(());
+    };
+    let cert = openssl::x509::X509::from_der(der)?;
+    let now = openssl::asn1::Asn1Time::days_from_now(0)?;
+    if cert.not_after() < now || cert.not_before() > now {
+        let subject = cert
+            .subject_name()
+            .entries()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.object().nid().short_name().unwrap_or("?"),
+                    e.data().to_string().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        return Err(SamError::CertificateExpired(subject));
+    }
+    Ok(())
 }
 
 /// The SAD checks shared by extendTransaction and signHash: it exists, is not revoked, belongs

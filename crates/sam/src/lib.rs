@@ -36,6 +36,9 @@ pub enum SamError {
     KeyMismatch,
     #[error("invalid certificate chain: {0}")]
     InvalidChain(String),
+    /// The signer certificate is outside its validity period; carries its subject DN.
+    #[error("Signing certificate '{0}' is expired.")]
+    CertificateExpired(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("development CA: {0}")]

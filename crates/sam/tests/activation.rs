@@ -1482,3 +1482,75 @@ fn audit_records_hold_no_secrets() {
         AuditVerdict::Intact { .. }
     ));
 }
+
+/// A certificate for any key, valid from `from_days` to `to_days` relative to now.
+fn certificate_valid_between(from_days: i64, to_days: i64) -> Vec<u8> {
+    let key = PKey::from_ec_key(
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("group"),
+        )
+        .expect("key"),
+    )
+    .expect("pkey");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("O", "Example").expect("o");
+    name.append_entry_by_text("CN", "alice").expect("cn");
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().expect("builder");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    let days = |d: i64| {
+        openssl::asn1::Asn1Time::from_unix(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs() as i64
+                + d * 86_400,
+        )
+        .expect("time")
+    };
+    b.set_not_before(&days(from_days)).expect("nb");
+    b.set_not_after(&days(to_days)).expect("na");
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .expect("sign");
+    b.build().to_der().expect("der")
+}
+
+#[test]
+fn a_certificate_outside_its_validity_refuses_activation_and_signing() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 2);
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, None, pin())
+        .expect("authorize");
+    let d = [sha256(b"d")];
+    let original = cred.cert_chain_der().expect("chain");
+    for (from, to) in [(-30, -1), (1, 30)] {
+        // written behind the SAM's back, as if the certificate had run out
+        f.sam
+            .store()
+            .write(|c| {
+                c.set_certificate_chain(&cred.id, &[certificate_valid_between(from, to)], None)
+            })
+            .expect("chain");
+        let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+        assert!(
+            matches!(&r, Err(SamError::CertificateExpired(s)) if s == "O=Example,CN=alice"),
+            "{r:?}"
+        );
+        let r = f
+            .sam
+            .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256());
+        assert!(matches!(r, Err(SamError::CertificateExpired(_))), "{r:?}");
+    }
+    f.sam
+        .store()
+        .write(|c| c.set_certificate_chain(&cred.id, &original, None))
+        .expect("restore");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
+        .expect("valid again, and the SAD was not burned");
+}
