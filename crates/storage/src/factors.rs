@@ -6,6 +6,7 @@ use crate::connection::{Conn, on_backend};
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{Factor, FactorRow};
 use crate::schema::credential_factors as cf;
+use crate::schema::online_otps as oo;
 use crate::types::{CredentialId, FactorKind};
 use crate::users::one_row;
 
@@ -121,6 +122,55 @@ impl Conn<'_> {
                 .filter(cf::last_otp_step.is_null().or(cf::last_otp_step.lt(step))),
         )
         .set(cf::last_otp_step.eq(step))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
+    /// Stores the pending online OTP of a credential (its SHA-256 digest), replacing any earlier
+    /// one: only the last code sent is valid. Does not touch the failure counter or the lock.
+    pub fn put_online_otp(
+        &mut self,
+        id: &CredentialId,
+        code_hash: &[u8],
+        expires_at: chrono::NaiveDateTime,
+    ) -> Result<(), StorageError> {
+        let expires_at = crate::types::truncate_to_micros(expires_at);
+        let now = crate::types::utc_now();
+        let row = (
+            oo::credential_id.eq(id.to_string()),
+            oo::code_hash.eq(code_hash),
+            oo::expires_at.eq(expires_at),
+            oo::created_at.eq(now),
+        );
+        on_backend!(&mut *self.conn, c => diesel::insert_into(oo::table)
+            .values(row)
+            .on_conflict(oo::credential_id)
+            .do_update()
+            .set((
+                oo::code_hash.eq(code_hash),
+                oo::expires_at.eq(expires_at),
+                oo::created_at.eq(now),
+            ))
+            .execute(c))
+        .map_err(fk_as_not_found)?;
+        Ok(())
+    }
+
+    /// Uses the pending online OTP: true iff `code_hash` is the pending code and it has not
+    /// expired. One conditional delete, so a code is accepted at most once, also across
+    /// instances. A wrong code leaves the pending one in place.
+    pub fn take_online_otp(
+        &mut self,
+        id: &CredentialId,
+        code_hash: &[u8],
+        now: chrono::NaiveDateTime,
+    ) -> Result<bool, StorageError> {
+        let n = diesel::delete(
+            oo::table
+                .filter(oo::credential_id.eq(id.to_string()))
+                .filter(oo::code_hash.eq(code_hash))
+                .filter(oo::expires_at.gt(now)),
+        )
         .execute(self.conn)?;
         Ok(n == 1)
     }

@@ -93,13 +93,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    online_otps (credential_id) {
+        credential_id -> Text,
+        code_hash -> Binary,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(credentials -> users (user_id));
+diesel::joinable!(online_otps -> credentials (credential_id));
 diesel::joinable!(credential_factors -> credentials (credential_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     credentials,
     credential_factors,
+    online_otps,
     auth_tokens,
     sads,
     audit_log,

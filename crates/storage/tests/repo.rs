@@ -167,6 +167,7 @@ macro_rules! both {
 }
 
 both!(
+    online_otp_single_use,
     users,
     credentials,
     factors,
@@ -1239,4 +1240,57 @@ fn audit_bulk(db: &TestDb, n: usize) {
         n as f64 / appended.as_secs_f64(),
         n as f64 / verified.as_secs_f64()
     );
+}
+
+fn online_otp_single_use(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    let now = storage::utc_now();
+    let later = now + chrono::Duration::minutes(5);
+    let code = storage::secret_hash(b"123456");
+    let other = storage::secret_hash(b"654321");
+    assert!(
+        !db.write(|c| c.take_online_otp(&cred.id, &code, now))
+            .unwrap(),
+        "nothing sent yet"
+    );
+    db.write(|c| c.put_online_otp(&cred.id, &code, later))
+        .unwrap();
+    assert!(
+        !db.write(|c| c.take_online_otp(&cred.id, &other, now))
+            .unwrap(),
+        "wrong code"
+    );
+    assert!(
+        db.write(|c| c.take_online_otp(&cred.id, &code, now))
+            .unwrap(),
+        "right code once"
+    );
+    assert!(
+        !db.write(|c| c.take_online_otp(&cred.id, &code, now))
+            .unwrap(),
+        "never twice"
+    );
+    // a newer code replaces the older one; an expired one is refused
+    db.write(|c| c.put_online_otp(&cred.id, &code, later))
+        .unwrap();
+    db.write(|c| c.put_online_otp(&cred.id, &other, later))
+        .unwrap();
+    assert!(
+        !db.write(|c| c.take_online_otp(&cred.id, &code, now))
+            .unwrap(),
+        "replaced"
+    );
+    db.write(|c| c.put_online_otp(&cred.id, &code, now))
+        .unwrap();
+    assert!(
+        !db.write(|c| c.take_online_otp(&cred.id, &code, now))
+            .unwrap(),
+        "expired"
+    );
+    let missing = storage::CredentialId::new();
+    assert!(matches!(
+        db.write(|c| c.put_online_otp(&missing, &code, later)),
+        Err(StorageError::NotFound)
+    ));
 }
