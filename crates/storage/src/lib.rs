@@ -28,7 +28,9 @@ mod connection;
 mod credentials;
 mod error;
 mod factors;
+mod lockout;
 mod models;
+mod oauth;
 mod sads;
 mod schema;
 mod tokens;
@@ -39,6 +41,10 @@ pub use audit::{AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
 pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
+pub use oauth::{
+    CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,
+    OAuthRequest,
+};
 pub use types::{
     AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,
     UserId, secret_hash, truncate_to_micros, utc_now,

@@ -238,7 +238,9 @@ pub struct Factor {
     pub credential_id: CredentialId,
     /// PIN or OTP.
     pub kind: FactorKind,
-    /// Argon2 PHC string for a PIN; the TOTP shared secret for an OTP. Never logged.
+    /// Argon2 PHC string for a PIN. For an OTP: the TOTP shared secret (base32, an "offline"
+    /// OTP), or the marker `online` for codes the server generates and sends on
+    /// `credentials/sendOTP` (kept in `online_otps` as digests). Never logged.
     pub verifier: String,
     /// Consecutive failed verifications.
     pub failures: i32,
@@ -297,8 +299,9 @@ pub struct NewToken {
     pub token_hash: Vec<u8>,
     /// Access or refresh.
     pub kind: TokenKind,
-    /// The user it acts for.
-    pub user_id: UserId,
+    /// The user it acts for; `None` for a client's own token (OAuth2 `client_credentials`),
+    /// which then names its `client_id`.
+    pub user_id: Option<UserId>,
     /// OAuth2 client it was issued to, if any.
     pub client_id: Option<String>,
     /// Space-separated scopes.
@@ -316,8 +319,8 @@ pub struct Token {
     pub token_hash: Vec<u8>,
     /// Access or refresh.
     pub kind: TokenKind,
-    /// The user it acts for.
-    pub user_id: UserId,
+    /// The user it acts for; `None` for a client's own token (OAuth2 `client_credentials`).
+    pub user_id: Option<UserId>,
     /// OAuth2 client it was issued to, if any.
     pub client_id: Option<String>,
     /// Space-separated scopes.
@@ -345,7 +348,7 @@ impl Token {
 pub(crate) struct TokenRow {
     pub token_hash: Vec<u8>,
     pub kind: String,
-    pub user_id: String,
+    pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub scope: String,
     pub expires_at: NaiveDateTime,
@@ -360,7 +363,11 @@ impl TryFrom<TokenRow> for Token {
         Ok(Token {
             token_hash: r.token_hash,
             kind: parse(&r.kind, "token kind")?,
-            user_id: parse(&r.user_id, "user id")?,
+            user_id: r
+                .user_id
+                .as_deref()
+                .map(|u| parse(u, "user id"))
+                .transpose()?,
             client_id: r.client_id,
             scope: r.scope,
             expires_at: r.expires_at,

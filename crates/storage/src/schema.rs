@@ -47,7 +47,7 @@ diesel::table! {
     auth_tokens (token_hash) {
         token_hash -> Binary,
         kind -> Text,
-        user_id -> Text,
+        user_id -> Nullable<Text>,
         client_id -> Nullable<Text>,
         scope -> Text,
         expires_at -> Timestamp,
@@ -102,6 +102,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        redirect_uris -> Text,
+        secret_hash -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_requests (request_hash) {
+        request_hash -> Binary,
+        client_id -> Text,
+        params -> Text,
+        user_id -> Nullable<Text>,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_codes (code_hash) {
+        code_hash -> Binary,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        redirect_uri -> Text,
+        redirect_uri_given -> Bool,
+        code_challenge -> Nullable<Text>,
+        credential_id -> Nullable<Text>,
+        num_signatures -> Nullable<Integer>,
+        hashes -> Nullable<Text>,
+        remember -> Bool,
+        expires_at -> Timestamp,
+        used -> Bool,
+        issued_hash -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(online_otps -> credentials (credential_id));
 diesel::joinable!(credential_factors -> credentials (credential_id));
@@ -115,4 +156,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sads,
     audit_log,
     audit_head,
+    oauth_clients,
+    oauth_requests,
+    oauth_codes,
 );

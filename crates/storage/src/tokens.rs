@@ -16,7 +16,7 @@ impl Conn<'_> {
         let row = TokenRow {
             token_hash: new.token_hash.clone(),
             kind: new.kind.as_str().to_owned(),
-            user_id: new.user_id.to_string(),
+            user_id: new.user_id.map(|u| u.to_string()),
             client_id: new.client_id.clone(),
             scope: new.scope.clone(),
             expires_at: truncate_to_micros(new.expires_at),

@@ -168,6 +168,11 @@ macro_rules! both {
 
 both!(
     online_otp_single_use,
+    login_lockout,
+    login_lockout_concurrent pool = 8,
+    oauth_clients_and_requests,
+    oauth_codes_single_use pool = 8,
+    client_tokens_have_no_user,
     users,
     credentials,
     factors,
@@ -543,7 +548,7 @@ fn tokens(db: &TestDb) {
     let refresh = NewToken {
         token_hash: secret_hash(b"refresh-1").to_vec(),
         kind: TokenKind::Refresh,
-        user_id: alice.id,
+        user_id: Some(alice.id),
         client_id: Some("client-a".into()),
         scope: "service".into(),
         expires_at: now + secs(3600),
@@ -552,7 +557,7 @@ fn tokens(db: &TestDb) {
     let access = |name: &[u8]| NewToken {
         token_hash: secret_hash(name).to_vec(),
         kind: TokenKind::Access,
-        user_id: alice.id,
+        user_id: Some(alice.id),
         client_id: None,
         scope: "service credential".into(),
         expires_at: now + secs(300),
@@ -567,7 +572,7 @@ fn tokens(db: &TestDb) {
 
     let t = db.read(|c| c.token(&refresh.token_hash)).unwrap().unwrap();
     assert_eq!(t.kind, TokenKind::Refresh);
-    assert_eq!(t.user_id, alice.id);
+    assert_eq!(t.user_id, Some(alice.id));
     assert_eq!(t.client_id.as_deref(), Some("client-a"));
     assert_eq!(t.scope, "service");
     assert_eq!(t.expires_at, truncate_to_micros(now + secs(3600)));
@@ -1064,7 +1069,7 @@ fn timestamps_round_trip(db: &TestDb) {
     let new = NewToken {
         token_hash: vec![7; 32],
         kind: TokenKind::Access,
-        user_id: alice.id,
+        user_id: Some(alice.id),
         client_id: None,
         scope: String::new(),
         expires_at: t,
@@ -1293,4 +1298,267 @@ fn online_otp_single_use(db: &TestDb) {
         db.write(|c| c.put_online_otp(&missing, &code, later)),
         Err(StorageError::NotFound)
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// login lockout, OAuth 2.0 clients, pending requests, codes, client tokens
+
+fn login_lockout(db: &TestDb) {
+    let bob = new_user(db, "bob");
+    for i in 1..=2 {
+        let u = db.write(|c| c.record_login_failure(&bob.id, 3)).unwrap();
+        assert_eq!((u.failed_logins, u.locked), (i, false));
+    }
+    db.write(|c| c.reset_login_failures(&bob.id)).unwrap();
+    for i in 1..=3 {
+        let u = db.write(|c| c.record_login_failure(&bob.id, 3)).unwrap();
+        assert_eq!((u.failed_logins, u.locked), (i, i == 3));
+    }
+    // a success later does not lift the lock; only set_user_lock (the operator) does
+    db.write(|c| c.reset_login_failures(&bob.id)).unwrap();
+    assert!(db.read(|c| c.user(&bob.id)).unwrap().unwrap().locked);
+    db.write(|c| c.set_user_lock(&bob.id, 0, false)).unwrap();
+    let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked), (0, false));
+    assert!(matches!(
+        db.write(|c| c.record_login_failure(&UserId::new(), 3)),
+        Err(StorageError::NotFound)
+    ));
+}
+
+fn login_lockout_concurrent(db: &TestDb) {
+    // 8 concurrent failures against a limit of 5: the count is exact and exactly one caller
+    // sees the failure that set the lock
+    let bob = new_user(db, "bob");
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store: Store = (**db).clone();
+            let barrier = barrier.clone();
+            let id = bob.id;
+            thread::spawn(move || {
+                barrier.wait();
+                store.write(|c| c.record_login_failure(&id, 5)).unwrap()
+            })
+        })
+        .collect();
+    let users: Vec<User> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let setters = users
+        .iter()
+        .filter(|u| u.locked && u.failed_logins == 5)
+        .count();
+    assert_eq!(setters, 1);
+    let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked), (8, true));
+}
+
+fn oauth_client(db: &TestDb, id: &str, secret: Option<&[u8]>) -> OAuthClient {
+    db.write(|c| {
+        c.create_oauth_client(&NewOAuthClient {
+            client_id: id.into(),
+            name: format!("App {id}"),
+            redirect_uris: vec![
+                "https://app.example/cb".into(),
+                "http://127.0.0.1:9/cb".into(),
+            ],
+            secret_hash: secret.map(|s| secret_hash(s).to_vec()),
+        })
+    })
+    .unwrap()
+}
+
+fn oauth_clients_and_requests(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let public = oauth_client(db, "pub-1", None);
+    let conf = oauth_client(db, "conf-1", Some(b"s3cret"));
+    assert!(!public.is_confidential() && conf.is_confidential());
+    assert_eq!(public.redirect_uris[0], "https://app.example/cb");
+    assert!(!format!("{conf:?}").contains("secret_hash"));
+    assert_eq!(db.read(|c| c.oauth_client("conf-1")).unwrap(), Some(conf));
+    assert_eq!(db.read(|c| c.oauth_client("nope")).unwrap(), None);
+    assert_eq!(db.read(|c| c.list_oauth_clients()).unwrap().len(), 2);
+    assert!(matches!(
+        db.write(|c| c.create_oauth_client(&NewOAuthClient {
+            client_id: "pub-1".into(),
+            name: "again".into(),
+            redirect_uris: vec![],
+            secret_hash: None,
+        })),
+        Err(StorageError::Conflict(_))
+    ));
+
+    let now = utc_now();
+    let handle = secret_hash(b"handle").to_vec();
+    db.write(|c| {
+        c.insert_oauth_request(&NewOAuthRequest {
+            request_hash: handle.clone(),
+            client_id: "pub-1".into(),
+            params: "{\"scope\":\"service\"}".into(),
+            expires_at: now + secs(600),
+        })
+    })
+    .unwrap();
+    let r = db.read(|c| c.oauth_request(&handle)).unwrap().unwrap();
+    assert_eq!((r.client_id.as_str(), r.user_id), ("pub-1", None));
+    // the signer binds once
+    assert!(
+        db.write(|c| c.bind_oauth_request_user(&handle, &alice.id, utc_now()))
+            .unwrap()
+    );
+    assert!(
+        !db.write(|c| c.bind_oauth_request_user(&handle, &alice.id, utc_now()))
+            .unwrap()
+    );
+    assert_eq!(
+        db.read(|c| c.oauth_request(&handle))
+            .unwrap()
+            .unwrap()
+            .user_id,
+        Some(alice.id)
+    );
+    assert!(db.write(|c| c.delete_oauth_request(&handle)).unwrap());
+    assert!(!db.write(|c| c.delete_oauth_request(&handle)).unwrap());
+    // an expired request cannot be bound
+    let old = secret_hash(b"old").to_vec();
+    db.write(|c| {
+        c.insert_oauth_request(&NewOAuthRequest {
+            request_hash: old.clone(),
+            client_id: "pub-1".into(),
+            params: "{}".into(),
+            expires_at: now - secs(1),
+        })
+    })
+    .unwrap();
+    assert!(
+        !db.write(|c| c.bind_oauth_request_user(&old, &alice.id, utc_now()))
+            .unwrap()
+    );
+    assert!(matches!(
+        db.write(|c| c.insert_oauth_request(&NewOAuthRequest {
+            request_hash: secret_hash(b"x").to_vec(),
+            client_id: "ghost".into(),
+            params: "{}".into(),
+            expires_at: now,
+        })),
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(
+        db.write(|c| c.purge_expired_oauth(utc_now())).unwrap(),
+        1,
+        "the expired request"
+    );
+}
+
+fn oauth_codes_single_use(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::Two);
+    oauth_client(db, "pub-1", None);
+    let code = secret_hash(b"code-1").to_vec();
+    let h = secret_hash(b"document").to_vec();
+    let new = NewOAuthCode {
+        code_hash: code.clone(),
+        client_id: "pub-1".into(),
+        user_id: alice.id,
+        scope: "credential".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        redirect_uri_given: true,
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        credential_id: Some(cred.id),
+        num_signatures: Some(1),
+        hashes: Some(vec![h.clone()]),
+        remember: false,
+        expires_at: utc_now() + secs(60),
+    };
+    db.write(|c| c.insert_oauth_code(&new)).unwrap();
+    assert_eq!(
+        db.write(|c| c.redeem_oauth_code(&secret_hash(b"other")))
+            .unwrap(),
+        CodeRedemption::Unknown
+    );
+    let CodeRedemption::Redeemed(first) = db.write(|c| c.redeem_oauth_code(&code)).unwrap() else {
+        panic!("first presentation redeems")
+    };
+    assert_eq!(first.credential_id, Some(cred.id));
+    assert_eq!(first.hashes, Some(vec![h]));
+    assert_eq!(first.num_signatures, Some(1));
+    assert!(first.used && first.redirect_uri_given);
+    db.write(|c| c.set_oauth_code_issued(&code, &secret_hash(b"sad")))
+        .unwrap();
+    let CodeRedemption::AlreadyUsed(again) = db.write(|c| c.redeem_oauth_code(&code)).unwrap()
+    else {
+        panic!("second presentation is a replay")
+    };
+    assert_eq!(again.issued_hash, Some(secret_hash(b"sad").to_vec()));
+
+    // concurrent presentations: exactly one wins
+    let racy = secret_hash(b"code-2").to_vec();
+    db.write(|c| {
+        c.insert_oauth_code(&NewOAuthCode {
+            code_hash: racy.clone(),
+            scope: "service".into(),
+            credential_id: None,
+            num_signatures: None,
+            hashes: None,
+            remember: true,
+            ..new.clone()
+        })
+    })
+    .unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store: Store = (**db).clone();
+            let barrier = barrier.clone();
+            let racy = racy.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                store.write(|c| c.redeem_oauth_code(&racy)).unwrap()
+            })
+        })
+        .collect();
+    let wins = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|r| matches!(r, CodeRedemption::Redeemed(_)))
+        .count();
+    assert_eq!(wins, 1);
+
+    // deleting the credential removes its codes
+    db.write(|c| c.delete_credential(&cred.id)).unwrap();
+    assert_eq!(
+        db.write(|c| c.redeem_oauth_code(&code)).unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+fn client_tokens_have_no_user(db: &TestDb) {
+    oauth_client(db, "conf-1", Some(b"s3cret"));
+    let hash = secret_hash(b"client-token").to_vec();
+    db.write(|c| {
+        c.insert_token(&NewToken {
+            token_hash: hash.clone(),
+            kind: TokenKind::Access,
+            user_id: None,
+            client_id: Some("conf-1".into()),
+            scope: "service".into(),
+            expires_at: utc_now() + secs(60),
+            parent_hash: None,
+        })
+    })
+    .unwrap();
+    let t = db.read(|c| c.token(&hash)).unwrap().unwrap();
+    assert_eq!((t.user_id, t.client_id.as_deref()), (None, Some("conf-1")));
+    // a token names a user or a client
+    let orphan = db.write(|c| {
+        c.insert_token(&NewToken {
+            token_hash: secret_hash(b"orphan").to_vec(),
+            kind: TokenKind::Access,
+            user_id: None,
+            client_id: None,
+            scope: "service".into(),
+            expires_at: utc_now(),
+            parent_hash: None,
+        })
+    });
+    assert!(orphan.is_err(), "{orphan:?}");
 }
