@@ -61,7 +61,10 @@ fn caller_of(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         let Some(t) = c.token(&token_hash)? else {
             return Ok(None);
         };
-        let user = c.user(&t.user_id)?;
+        let user = match &t.user_id {
+            Some(id) => c.user(id)?,
+            None => None,
+        };
         Ok(Some((t, user)))
     })?;
     let Some((t, Some(user))) = found else {
@@ -194,7 +197,10 @@ fn issue_tokens(
                 let Some(t) = c.token(&hash)? else {
                     return Ok(None);
                 };
-                Ok(c.user(&t.user_id)?.map(|u| (t, u)))
+                let Some(user_id) = t.user_id else {
+                    return Ok(None);
+                };
+                Ok(c.user(&user_id)?.map(|u| (t, u)))
             })?;
             match found {
                 Some((t, u)) if t.kind == TokenKind::Refresh && t.is_active(utc_now()) => {
@@ -219,7 +225,7 @@ fn issue_tokens(
             c.insert_token(&NewToken {
                 token_hash: hash.clone(),
                 kind: TokenKind::Refresh,
-                user_id: user.id,
+                user_id: Some(user.id),
                 client_id: None,
                 scope: "service".into(),
                 expires_at: now + refresh_ttl,
@@ -229,7 +235,7 @@ fn issue_tokens(
         c.insert_token(&NewToken {
             token_hash: secret_hash(access.as_bytes()).to_vec(),
             kind: TokenKind::Access,
-            user_id: user.id,
+            user_id: Some(user.id),
             client_id: None,
             scope: "service".into(),
             expires_at: now + access_ttl,
@@ -274,7 +280,7 @@ pub async fn revoke(
         let hash = secret_hash(token.as_bytes());
         let store = state.sam.store();
         let revoked = store.write(|c| {
-            let Some(t) = c.token(&hash)?.filter(|t| t.user_id == caller.user) else {
+            let Some(t) = c.token(&hash)?.filter(|t| t.user_id == Some(caller.user)) else {
                 return Ok(None);
             };
             c.revoke_token(&hash)?;
