@@ -1,6 +1,158 @@
 //! A black-box CSC v1.0.4.0 conformance suite: talks HTTP to a base URL and checks the rules of
-//! the specification one by one. The catalogue and the `csc-conformance` binary arrive with the
-//! conformance issue; this crate holds its place in the workspace.
+//! the specification one by one. Each check of the [catalogue](checks::catalogue) names the
+//! section it comes from, covers one rule and ends as pass, fail or skipped (with the reason).
+//! [`run`] is what the `csc-conformance` binary calls; tests call it directly.
+
+pub mod checks;
+pub mod crypto;
+pub mod ctx;
+pub mod http;
+pub mod report;
+
+use std::time::{Duration, Instant};
+
+pub use report::{CheckResult, Outcome, Report, Status};
 
 /// The specification version the suite checks against.
 pub const SPEC_UNDER_TEST: &str = csc_types::SPECS_VERSION;
+
+/// How the suite authenticates as a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// `auth/login` with HTTP Basic.
+    Login { user: String, password: String },
+    /// A service access token obtained elsewhere (OAuth2, or a server without authentication).
+    Token(String),
+}
+
+/// What to test and with what.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The part of the URL before `/csc/v1`.
+    pub base_url: String,
+    /// The user under test.
+    pub identity: Option<Identity>,
+    /// A second user, for the checks that one user cannot use another's credentials or SADs.
+    pub other: Option<Identity>,
+    /// Credentials of the user under test (SCAL 1 or 2: read from credentials/info); the
+    /// first is the primary one.
+    pub credentials: Vec<String>,
+    /// A SCAL 2 credential of the user under test, for the hash-binding checks.
+    pub scal2_credential: Option<String>,
+    /// The PIN of the credentials.
+    pub pin: Option<String>,
+    /// A shell command that prints a fresh OTP (its last line), run with `CSC_CREDENTIAL_ID`
+    /// set; for an online OTP `credentials/sendOTP` is called first.
+    pub otp_command: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Config {
+    pub fn new(base_url: impl Into<String>) -> Config {
+        Config {
+            base_url: base_url.into(),
+            identity: None,
+            other: None,
+            credentials: Vec::new(),
+            scal2_credential: None,
+            pin: None,
+            otp_command: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs every check of the catalogue against `config.base_url`, in order.
+pub fn run(config: &Config) -> Report {
+    run_with(config, |_| {})
+}
+
+/// [`run`], calling `progress` after each check (the binary prints as it goes).
+pub fn run_with(config: &Config, mut progress: impl FnMut(&CheckResult)) -> Report {
+    let started = Instant::now();
+    let mut ctx = ctx::Ctx::new(config);
+    let mut results = Vec::new();
+    for check in checks::catalogue() {
+        let t = Instant::now();
+        let outcome = check.run(&mut ctx);
+        let duration_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (status, detail, expected, got) = match outcome {
+            Outcome::Pass(d) => (Status::Pass, Some(d), None, None),
+            Outcome::Skip(d) => (Status::Skip, Some(d), None, None),
+            Outcome::Fail { expected, got } => (Status::Fail, None, Some(expected), Some(got)),
+        };
+        let result = CheckResult {
+            id: check.id.clone(),
+            section: check.section.to_owned(),
+            rule: check.rule.clone(),
+            status,
+            detail,
+            expected,
+            got,
+            duration_ms,
+        };
+        progress(&result);
+        results.push(result);
+    }
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Report::new(&config.base_url, results, duration_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_ids_are_unique_and_every_check_names_a_section() {
+        let all = checks::catalogue();
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate ids");
+        assert!(n >= 60, "{n} checks");
+        for c in &all {
+            assert!(c.section.starts_with('§'), "{}", c.id);
+            assert!(!c.rule.is_empty(), "{}", c.id);
+        }
+        let last_requests: Vec<&str> = all
+            .iter()
+            .rev()
+            .skip(2)
+            .take(4)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert!(
+            last_requests.iter().all(|id| id.starts_with("revoke.")),
+            "revoke runs last: {last_requests:?}"
+        );
+    }
+
+    #[test]
+    fn a_server_that_is_not_there_fails_and_skips_with_reasons() {
+        let mut config = Config::new("http://127.0.0.1:9");
+        config.timeout = Duration::from_secs(2);
+        config.identity = Some(Identity::Token("t".into()));
+        let report = run(&config);
+        assert!(report.failed >= 1);
+        assert_eq!(
+            report.result("info.status").map(|r| r.status),
+            Some(Status::Fail)
+        );
+        for r in &report.results {
+            if r.status == Status::Skip {
+                assert!(
+                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{}",
+                    r.id
+                );
+            }
+        }
+        assert!(
+            report
+                .render()
+                .ends_with(&format!("{}\n", report.summary()))
+        );
+    }
+}
