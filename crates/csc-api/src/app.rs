@@ -1,13 +1,13 @@
 //! The one app factory: production (`serve`) and every test build the HTTP app through
 //! [`configure`], so what is tested is what is served.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use csc_types::{InfoResponse, SPECS_VERSION};
 
 use crate::body::Body;
 use crate::config::ServiceInfo;
 use crate::error::ApiError;
-use crate::{auth, credentials, signatures};
+use crate::{auth, credentials, oauth2, signatures};
 
 /// Lifetimes of the service tokens.
 #[derive(Debug, Clone, Copy)]
@@ -16,11 +16,26 @@ pub struct TokenPolicy {
     pub refresh_ttl: chrono::Duration,
 }
 
+/// The OAuth 2.0 authorization server's settings (spec §8.3).
+#[derive(Debug, Clone)]
+pub struct OAuthPolicy {
+    /// The public base URL (`https://rssp.example`, no trailing slash); `None`: each request's
+    /// scheme and Host.
+    pub public_url: Option<String>,
+    /// Lifetime of an authorization code.
+    pub code_ttl: chrono::Duration,
+    /// How long the consent page may take.
+    pub request_ttl: chrono::Duration,
+}
+
 /// The shared state of the HTTP handlers.
 pub struct AppState {
     pub sam: sam::Sam,
     pub info: ServiceInfo,
     pub tokens: TokenPolicy,
+    /// Consecutive failed logins that lock a user (Part I 7.1.2.5.1).
+    pub max_login_failures: i32,
+    pub oauth: OAuthPolicy,
 }
 
 /// The CSC methods this server implements, exactly (spec §11.1 `methods`).
@@ -31,6 +46,7 @@ pub const METHODS: &[&str] = &[
     "credentials/info",
     "credentials/authorize",
     "credentials/extendTransaction",
+    "credentials/sendOTP",
     "signatures/signHash",
 ];
 
@@ -57,10 +73,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                     web::post().to(credentials::extend_transaction),
                 )
                 .route(
+                    "/credentials/sendOTP",
+                    web::post().to(credentials::send_otp),
+                )
+                .route(
                     "/signatures/signHash",
                     web::post().to(signatures::sign_hash),
                 ),
         )
+        // the OAuth 2.0 authorization server, at the `oauth2` base URI of `info` (spec §8.3)
+        .service(oauth2::scope())
         .default_service(web::to(not_found));
 }
 
@@ -77,17 +99,22 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// `info` (no authentication; an empty body counts as `{}`).
-async fn info(state: web::Data<AppState>, body: Body) -> Result<web::Json<InfoResponse>, ApiError> {
+async fn info(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<web::Json<InfoResponse>, ApiError> {
     // one language is served; the output `lang` tells the client which (spec §11.1)
     body.opt_string("lang")?;
-    Ok(web::Json(info_response(&state.info)))
+    Ok(web::Json(info_response(&state, &req)))
 }
 
-async fn info_get(state: web::Data<AppState>) -> web::Json<InfoResponse> {
-    web::Json(info_response(&state.info))
+async fn info_get(req: HttpRequest, state: web::Data<AppState>) -> web::Json<InfoResponse> {
+    web::Json(info_response(&state, &req))
 }
 
-fn info_response(info: &ServiceInfo) -> InfoResponse {
+fn info_response(state: &AppState, req: &HttpRequest) -> InfoResponse {
+    let info: &ServiceInfo = &state.info;
     InfoResponse {
         specs: SPECS_VERSION.into(),
         name: info.name.clone(),
@@ -95,8 +122,10 @@ fn info_response(info: &ServiceInfo) -> InfoResponse {
         region: info.region.clone(),
         lang: info.lang.clone(),
         description: info.description.clone(),
-        auth_type: vec!["basic".into()],
-        oauth2: None,
+        // user-specific: basic (auth/login), oauth2code; non-user-specific: oauth2client
+        auth_type: vec!["basic".into(), "oauth2code".into(), "oauth2client".into()],
+        // the absolute base URI the oauth2/* paths are appended to (spec §11.1)
+        oauth2: Some(format!("{}/", oauth2::public_base(state, req))),
         methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
     }
 }

@@ -31,16 +31,17 @@ use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{
-    Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, NewSad, Sad, Scal,
-    StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, NewSad, Sad,
+    Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
+use crate::otp::{OtpType, online_otp_hash};
 use crate::secrets::{random_token, verify_secret};
 use crate::{Sam, SamError, audit_event};
 
 /// Bytes of randomness in a SAD (256 bits).
-const SAD_BYTES: usize = 32;
+pub(crate) const SAD_BYTES: usize = 32;
 /// Digest lengths of the approved hashes (SHA-256/384/512, Part III 2).
 const DIGEST_LENGTHS: [usize; 3] = [32, 48, 64];
 
@@ -52,6 +53,8 @@ pub struct SamPolicy {
     /// Consecutive failed PIN (or OTP) verifications after which the factor locks, until an
     /// administrator unlocks it (Part I 7.1.2.5.1).
     pub max_factor_failures: i32,
+    /// Lifetime of an online OTP sent by `credentials/sendOTP` (default 300 s).
+    pub online_otp_lifetime: Duration,
 }
 
 impl Default for SamPolicy {
@@ -59,6 +62,7 @@ impl Default for SamPolicy {
         SamPolicy {
             sad_lifetime: Duration::from_secs(3600),
             max_factor_failures: 5,
+            online_otp_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -117,8 +121,47 @@ pub struct SignAlgoRequest {
 /// What a renewed SAD gets: the signatures left and the hashes bound (if any).
 type Renewal = (i32, Option<Vec<Vec<u8>>>);
 
+/// Which entry point asks for a key activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// `credentials/authorize` (refused for `oauth2code` credentials).
+    Authorize,
+    /// The OAuth 2.0 consent page (scope `credential`).
+    OAuth2,
+}
+
+/// A key activation to verify: who, which credential, how many signatures, which hashes.
+pub(crate) struct ActivationRequest<'a> {
+    /// The audit event of the outcome.
+    pub event: &'a str,
+    pub caller: &'a Caller,
+    pub credential: &'a CredentialId,
+    pub num_signatures: i64,
+    pub hashes: Option<Vec<Vec<u8>>>,
+    pub via: Via,
+}
+
+/// What a verified activation grants.
+#[derive(Debug, Clone)]
+pub(crate) struct Granted {
+    /// The credential, as read before the factors were checked.
+    pub credential: Credential,
+    /// Signatures authorized.
+    pub num: i32,
+    /// Hashes bound (SCAL 2, or SCAL 1 when sent).
+    pub hashes: Option<Vec<Vec<u8>>>,
+}
+
+/// The proof an OTP was right, spent in the granting transaction.
+enum OtpProof {
+    /// The TOTP time step of an offline code.
+    Step(i64),
+    /// The digest of an online code.
+    Online([u8; 32]),
+}
+
 /// The audit reference of a SAD: the first 8 hex digits of its SHA-256.
-fn sad_ref(sad_hash: &[u8]) -> String {
+pub(crate) fn sad_ref(sad_hash: &[u8]) -> String {
     hex::encode(sad_hash.get(..4).unwrap_or(sad_hash))
 }
 
@@ -165,7 +208,7 @@ fn owned(
 }
 
 /// [`owned`] and enabled.
-fn usable(
+pub(crate) fn usable(
     caller: &Caller,
     id: &CredentialId,
     found: Option<Credential>,
@@ -321,18 +364,25 @@ impl Sam {
     /// `credentials/authorize` (explicit mode): verifies every factor the credential has and
     /// issues a SAD for `num_signatures` signatures (Part II 3.2.1.1, I 3.5.2).
     ///
-    /// * The credential must be the caller's ([`SamError::UnknownCredential`]) and enabled.
+    /// * The credential must be the caller's ([`SamError::UnknownCredential`]) and enabled; a
+    ///   credential whose `authMode` is `oauth2code` is refused ([`SamError::OAuthOnly`], spec
+    ///   §11.6: "SHALL NOT be used" for it).
     /// * `1 <= num_signatures <= multisign`.
     /// * SCAL 2 requires `hashes` (1..=num_signatures of them; fewer is allowed, the rest come
     ///   with extendTransaction, spec §13.8) and binds the SAD to exactly that multiset
     ///   (Part II 3.2.1.4). SCAL 1 binds them too when they are sent (the spec lets the server
     ///   bind a SAD to the hashes it was given): such a SAD then signs only those hashes.
+    /// * SCAL 2 is never activated by one factor: a SCAL 2 credential without both a PIN and an
+    ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2,
+    ///   REFERENCE §4.4). Provisioning refuses to make one; this guards older data.
     /// * Each hash must have an approved digest length (32, 48 or 64 bytes).
     /// * PIN: Argon2id verifier; a locked PIN refuses even the right PIN; a wrong one counts
-    ///   towards the lock (Part I 7.1.2.5.1). The PIN is checked before the OTP, so a wrong
-    ///   PIN never burns an OTP code.
-    /// * OTP: RFC 6238 TOTP; the accepted time step is recorded atomically, so a code works
-    ///   once (replay is [`SamError::InvalidOtp`]); failures count like PIN failures.
+    ///   towards the lock (Part I 7.1.2.5.1), and the failure that sets the lock is audited as
+    ///   `factor.lock`. The PIN is checked before the OTP, so a wrong PIN never burns an OTP.
+    /// * OTP: an offline RFC 6238 TOTP, whose accepted time step is recorded atomically so a
+    ///   code works once; or an online OTP sent by [`Sam::send_online_otp`], used up by one
+    ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
+    ///   like a PIN failure.
     ///
     /// Parallel wrong guesses that all start before the lock is written are each verified, so
     /// at most (max_factor_failures + concurrent requests - 1) guesses are possible; a right
@@ -347,9 +397,68 @@ impl Sam {
         hashes: Option<Vec<Vec<u8>>>,
         factors: Factors,
     ) -> Result<IssuedSad, SamError> {
-        const EVENT: &str = "sad.authorize";
+        let sad = random_token(SAD_BYTES)?;
+        let sad_hash = secret_hash(sad.as_bytes());
+        let now = utc_now();
+        let expires_at = self.expiry(now)?;
+        let lifetime = self.policy.sad_lifetime.as_secs();
+        self.activate(
+            &ActivationRequest {
+                event: "sad.authorize",
+                caller,
+                credential,
+                num_signatures,
+                hashes,
+                via: Via::Authorize,
+            },
+            factors,
+            |c, granted| {
+                c.insert_sad(&NewSad {
+                    sad_hash: sad_hash.to_vec(),
+                    user_id: caller.user,
+                    credential_id: *credential,
+                    token_hash: caller.token_hash.to_vec(),
+                    remaining: granted.num,
+                    expires_at,
+                    hashes: granted.hashes.clone(),
+                })?;
+                Ok(Ok(
+                    json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
+                ))
+            },
+        )?;
+        Ok(IssuedSad {
+            sad,
+            expires_in: lifetime,
+        })
+    }
+
+    /// The shared core of key activation (`credentials/authorize` and the OAuth 2.0 consent
+    /// page): validates the request, verifies every factor of the credential (see
+    /// [`Sam::authorize`] for the rules), and — in ONE transaction that also re-checks the
+    /// locks, spends the OTP and clears the failure counters — runs `grant`, which writes what
+    /// the activation yields (a SAD, an authorization code) and returns audit details, then
+    /// audits the success under `req.event`. A refusal from `grant` rolls the whole transaction
+    /// back; factor refusals commit their bookkeeping (failure count, lock, audit).
+    pub(crate) fn activate(
+        &self,
+        req: &ActivationRequest<'_>,
+        factors: Factors,
+        grant: impl FnOnce(
+            &mut Conn<'_>,
+            &Granted,
+        ) -> Result<Result<serde_json::Value, SamError>, StorageError>,
+    ) -> Result<Granted, SamError> {
+        let ActivationRequest {
+            event,
+            caller,
+            credential,
+            num_signatures,
+            via,
+            ..
+        } = *req;
         let subject = credential.to_string();
-        let refuse = |e: SamError| self.refuse(EVENT, caller, &subject, e, json!({}));
+        let refuse = |e: SamError| self.refuse(event, caller, &subject, e, json!({}));
 
         let found = self.store.read(|c| {
             let Some(cred) = c.credential(credential)? else {
@@ -367,6 +476,9 @@ impl Sam {
             None => (None, None, None),
         };
         let cred = usable(caller, credential, found).map_err(refuse)?;
+        if via == Via::Authorize && cred.auth_mode == AuthMode::Oauth2Code {
+            return Err(refuse(SamError::OAuthOnly));
+        }
 
         // The request itself, before any factor is touched.
         let num = match i32::try_from(num_signatures) {
@@ -378,12 +490,16 @@ impl Sam {
         if num > cred.multisign {
             return Err(refuse(SamError::TooManySignatures));
         }
-        let hashes = non_empty(hashes);
+        let hashes = non_empty(req.hashes.clone());
         match &hashes {
             None if cred.scal == Scal::Two => return Err(refuse(SamError::MissingHash)),
             Some(h) if h.len() > num as usize => return Err(refuse(SamError::TooManySignatures)),
             Some(h) => check_digest_lengths(h).map_err(refuse)?,
             None => {}
+        }
+        // Level 2 key authorization is multi-factor (Part I 3.5.2): never one factor for SCAL 2.
+        if cred.scal == Scal::Two && (pin_factor.is_none() || otp_factor.is_none()) {
+            return Err(refuse(SamError::TwoFactorsRequired));
         }
 
         // Every factor the credential has must be presented, and none may be locked.
@@ -420,35 +536,32 @@ impl Sam {
         if let Some((factor, given)) = pin
             && !verify_secret(given, &factor.verifier)
         {
-            return Err(self.factor_failure(caller, &cred, FactorKind::Pin, "wrong PIN")?);
+            return Err(self.factor_failure(event, caller, &cred, FactorKind::Pin, "wrong PIN")?);
         }
-        let otp_step = match otp {
-            Some((factor, given)) => match otp_step(factor, given)? {
-                Some(step) => Some(step),
-                None => {
-                    return Err(self.factor_failure(
-                        caller,
-                        &cred,
-                        FactorKind::Otp,
-                        "wrong OTP",
-                    )?);
-                }
+        // An offline OTP is checked against the clock here and its step spent in the
+        // transaction; an online OTP is checked and spent there in one conditional delete.
+        let otp_proof = match otp {
+            Some((factor, given)) => match OtpType::of(factor) {
+                OtpType::Online => Some(OtpProof::Online(online_otp_hash(credential, given))),
+                OtpType::Totp => match otp_step(factor, given)? {
+                    Some(step) => Some(OtpProof::Step(step)),
+                    None => {
+                        return Err(self.factor_failure(
+                            event,
+                            caller,
+                            &cred,
+                            FactorKind::Otp,
+                            "wrong OTP",
+                        )?);
+                    }
+                },
             },
             None => None,
         };
 
-        let sad = random_token(SAD_BYTES)?;
-        let sad_hash = secret_hash(sad.as_bytes());
-        let now = utc_now();
-        let expires_at = self.expiry(now)?;
-        let bound = hashes.as_ref().map_or(0, Vec::len);
-        let new = NewSad {
-            sad_hash: sad_hash.to_vec(),
-            user_id: caller.user,
-            credential_id: *credential,
-            token_hash: caller.token_hash.to_vec(),
-            remaining: num,
-            expires_at,
+        let granted = Granted {
+            credential: cred,
+            num,
             hashes,
         };
         let factor_names: Vec<&str> = [pin_factor.as_ref(), otp_factor.as_ref()]
@@ -457,61 +570,89 @@ impl Sam {
             .map(|f| f.kind.as_str())
             .collect();
         let max_failures = self.policy.max_factor_failures;
+        let now = utc_now();
         // One transaction: re-check the locks (a concurrent failure may have locked a factor
-        // since the read above), spend the OTP step, clear the failure counters, store the
-        // SAD, audit. Refusals found here commit their own bookkeeping (failure count, audit).
+        // since the read above), spend the OTP, clear the failure counters, grant, audit.
+        // Factor refusals found here commit their own bookkeeping (failure count, audit); a
+        // refusal from `grant` rolls everything back.
+        let mut grant_refusal = None;
         let outcome = self.store.write(|c| {
             let mut fresh = Vec::with_capacity(2);
             for kind in [FactorKind::Pin, FactorKind::Otp] {
                 if let Some(f) = c.factor(credential, kind)? {
                     if f.locked {
                         let err = lock_error(kind);
-                        c.append_audit(&refusal_event(EVENT, caller, &subject, &err, json!({})))?;
+                        c.append_audit(&refusal_event(event, caller, &subject, &err, json!({})))?;
                         return Ok(Err(err));
                     }
                     fresh.push(f);
                 }
             }
-            if let Some(step) = otp_step
-                && !c.advance_otp_step(credential, step)?
-            {
-                let f = c.record_factor_failure(credential, FactorKind::Otp, max_failures)?;
+            let otp_refusal = match &otp_proof {
+                Some(OtpProof::Step(step)) if !c.advance_otp_step(credential, *step)? => {
+                    Some("OTP code already used")
+                }
+                Some(OtpProof::Online(code_hash))
+                    if !c.take_online_otp(credential, code_hash, now)? =>
+                {
+                    Some("wrong, used or expired online OTP")
+                }
+                _ => None,
+            };
+            if let Some(what) = otp_refusal {
                 let err = SamError::InvalidOtp;
-                c.append_audit(&refusal_event(
-                    EVENT,
+                record_failure(
+                    c,
+                    event,
                     caller,
                     &subject,
+                    credential,
+                    FactorKind::Otp,
+                    max_failures,
                     &err,
-                    json!({ "factor": "otp", "detail": "OTP code already used", "failures": f.failures, "locked": f.locked }),
-                ))?;
+                    what,
+                )?;
                 return Ok(Err(err));
             }
             for f in fresh.iter().filter(|f| f.failures > 0) {
                 c.reset_factor_failures(credential, f.kind)?;
             }
-            c.insert_sad(&new)?;
+            let mut detail = match grant(c, &granted)? {
+                Ok(d) => d,
+                Err(e) => {
+                    grant_refusal = Some(e);
+                    return Err(StorageError::Conflict("refused: rolled back".into()));
+                }
+            };
+            if let Some(map) = detail.as_object_mut() {
+                map.insert("numSignatures".into(), json!(granted.num));
+                map.insert(
+                    "boundHashes".into(),
+                    json!(granted.hashes.as_ref().map_or(0, Vec::len)),
+                );
+                map.insert("SCAL".into(), json!(granted.credential.scal.as_str()));
+                map.insert("factors".into(), json!(factor_names));
+                map.insert(
+                    "certificateSerial".into(),
+                    json!(granted.credential.cert_serial),
+                );
+            }
             c.append_audit(&audit_event(
-                EVENT,
+                event,
                 &caller.user_name,
                 &subject,
                 "success",
-                json!({
-                    "sad": sad_ref(&sad_hash),
-                    "numSignatures": num,
-                    "boundHashes": bound,
-                    "SCAL": cred.scal.as_str(),
-                    "factors": factor_names,
-                    "certificateSerial": cred.cert_serial,
-                    "expiresIn": self.policy.sad_lifetime.as_secs(),
-                }),
+                detail,
             ))?;
             Ok(Ok(()))
-        })?;
-        outcome?;
-        Ok(IssuedSad {
-            sad,
-            expires_in: self.policy.sad_lifetime.as_secs(),
-        })
+        });
+        match (outcome, grant_refusal) {
+            (Err(_), Some(e)) => Err(refuse(e)),
+            (outcome, _) => {
+                outcome??;
+                Ok(granted)
+            }
+        }
     }
 
     /// `credentials/extendTransaction`: renews a partly used, unexpired SAD into a new one with
@@ -761,8 +902,54 @@ impl Sam {
         }
     }
 
+    /// `csc-server credential unlock`: an operator lifts the lock of a credential's activation
+    /// factors (PIN, OTP) and clears their failure counters (Part I 7.1.2.5.1: locked "until an
+    /// administrator unlocks"). Returns the factors that were locked. Audited as
+    /// `credential.unlock`, also when nothing was locked.
+    pub fn unlock_credential(
+        &self,
+        credential: &CredentialId,
+        actor: &str,
+    ) -> Result<Vec<FactorKind>, SamError> {
+        let subject = credential.to_string();
+        self.store
+            .write(|c| {
+                if c.credential(credential)?.is_none() {
+                    return Err(StorageError::NotFound);
+                }
+                let mut was_locked = Vec::new();
+                let mut present = Vec::new();
+                for kind in [FactorKind::Pin, FactorKind::Otp] {
+                    if let Some(f) = c.factor(credential, kind)? {
+                        present.push(kind.as_str());
+                        if f.locked {
+                            was_locked.push(kind);
+                        }
+                        if f.locked || f.failures > 0 {
+                            c.set_factor_lock(credential, kind, false)?;
+                        }
+                    }
+                }
+                c.append_audit(&audit_event(
+                    "credential.unlock",
+                    actor,
+                    &subject,
+                    "success",
+                    json!({
+                        "unlocked": was_locked.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                        "factors": present,
+                    }),
+                ))?;
+                Ok(was_locked)
+            })
+            .map_err(|e| match e {
+                StorageError::NotFound => SamError::UnknownCredential(subject.clone()),
+                e => e.into(),
+            })
+    }
+
     /// `now` + the SAD lifetime.
-    fn expiry(&self, now: NaiveDateTime) -> Result<NaiveDateTime, SamError> {
+    pub(crate) fn expiry(&self, now: NaiveDateTime) -> Result<NaiveDateTime, SamError> {
         chrono::TimeDelta::from_std(self.policy.sad_lifetime)
             .ok()
             .and_then(|d| now.checked_add_signed(d))
@@ -773,6 +960,7 @@ impl Sam {
     /// audits it in the same transaction; returns the error to give the client.
     fn factor_failure(
         &self,
+        event: &str,
         caller: &Caller,
         credential: &Credential,
         kind: FactorKind,
@@ -782,21 +970,24 @@ impl Sam {
         let subject = credential.id.to_string();
         let max = self.policy.max_factor_failures;
         self.store.write(|c| {
-            let f = c.record_factor_failure(&credential.id, kind, max)?;
-            c.append_audit(&refusal_event(
-                "sad.authorize",
+            record_failure(
+                c,
+                event,
                 caller,
                 &subject,
+                &credential.id,
+                kind,
+                max,
                 &err,
-                json!({ "factor": kind.as_str(), "detail": what, "failures": f.failures, "locked": f.locked }),
-            ))
+                what,
+            )
         })?;
         Ok(err)
     }
 
     /// Audits a refusal (best effort: a failed audit write is logged, and the refusal stands)
     /// and returns it.
-    fn refuse(
+    pub(crate) fn refuse(
         &self,
         event: &str,
         caller: &Caller,
@@ -835,6 +1026,41 @@ impl Sam {
             (Err(e), None) => Err(e.into()),
         }
     }
+}
+
+/// Counts one failed verification of `kind` and audits the refusal; the failure that sets the
+/// lock (exactly one, even among concurrent ones) is also audited as `factor.lock`
+/// (Part I 7.1.2.5.1, 7.1.4.1).
+#[allow(clippy::too_many_arguments)]
+fn record_failure(
+    c: &mut Conn<'_>,
+    event: &str,
+    caller: &Caller,
+    subject: &str,
+    credential: &CredentialId,
+    kind: FactorKind,
+    max_failures: i32,
+    err: &SamError,
+    what: &str,
+) -> Result<(), StorageError> {
+    let f = c.record_factor_failure(credential, kind, max_failures)?;
+    c.append_audit(&refusal_event(
+        event,
+        caller,
+        subject,
+        err,
+        json!({ "factor": kind.as_str(), "detail": what, "failures": f.failures, "locked": f.locked }),
+    ))?;
+    if f.locked && f.failures == max_failures.max(1) {
+        c.append_audit(&audit_event(
+            "factor.lock",
+            &caller.user_name,
+            subject,
+            "success",
+            json!({ "factor": kind.as_str(), "failures": f.failures }),
+        ))?;
+    }
+    Ok(())
 }
 
 /// A `refused` audit record whose reason is the error's message (never a secret).
@@ -890,5 +1116,6 @@ mod tests {
         let p = SamPolicy::default();
         assert_eq!(p.sad_lifetime, Duration::from_secs(3600));
         assert_eq!(p.max_factor_failures, 5);
+        assert_eq!(p.online_otp_lifetime, Duration::from_secs(300));
     }
 }

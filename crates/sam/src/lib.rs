@@ -6,6 +6,8 @@
 mod activation;
 pub mod algo;
 pub mod ca;
+mod oauth;
+mod otp;
 mod provision;
 pub mod secrets;
 
@@ -19,7 +21,9 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
 pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
-pub use provision::{CreatedCredential, NewCredentialRequest};
+pub use oauth::CredentialGrant;
+pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
+pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,23 @@ pub enum SamError {
     /// The HSM failed after the SAD was reserved; the reservation was given back.
     #[error("the HSM could not sign; the SAD reservation was given back")]
     SigningFailed,
+
+    // ---- factors, online OTP and OAuth 2.0 (otp.rs, oauth.rs)
+    /// `credentials/authorize` on a credential whose `authMode` is `oauth2code` (spec §11.6).
+    #[error("the credential is authorized with OAuth 2.0 only")]
+    OAuthOnly,
+    /// A SCAL 2 credential without two activation factors (Part I 3.5.2 level 2).
+    #[error("a SCAL 2 credential needs two activation factors")]
+    TwoFactorsRequired,
+    /// `credentials/sendOTP` on a credential without an online OTP.
+    #[error("the credential has no online OTP")]
+    NoOnlineOtp,
+    /// The online OTP could not be delivered (the reason never holds the code).
+    #[error("the OTP could not be delivered: {0}")]
+    OtpDelivery(String),
+    /// An OAuth 2.0 authorization request that was already approved, denied or expired.
+    #[error("the authorization request is no longer pending")]
+    RequestGone,
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
@@ -128,6 +149,8 @@ pub struct Sam {
     store: Store,
     ca: Arc<DevCa>,
     policy: SamPolicy,
+    /// Delivers online OTPs ([`Sam::with_otp_notifier`]); none: sendOTP fails.
+    notifier: Option<Arc<dyn OtpNotifier>>,
 }
 
 impl Sam {
@@ -152,6 +175,7 @@ impl Sam {
             store,
             ca: Arc::new(ca),
             policy: SamPolicy::default(),
+            notifier: None,
         })
     }
 

@@ -18,7 +18,8 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use sam::algo::{self, AlgoError};
 use sam::{
-    Caller, Factors, IssuedSad, NewCredentialRequest, Sam, SamError, SamPolicy, SignAlgoRequest,
+    Caller, Factors, IssuedSad, NewCredentialRequest, OtpChoice, OtpDelivery, OtpNotifier, Sam,
+    SamError, SamPolicy, SignAlgoRequest,
 };
 use secrecy::SecretString;
 use storage::{
@@ -43,6 +44,45 @@ struct Fixture {
     sam: Sam,
     alice: Caller,
     bob: Caller,
+    outbox: Arc<Outbox>,
+}
+
+/// Online OTPs as delivered, in memory: (credential, code).
+#[derive(Default)]
+struct Outbox(std::sync::Mutex<Vec<(CredentialId, String)>>);
+
+impl OtpNotifier for Outbox {
+    fn deliver(&self, d: &OtpDelivery<'_>) -> Result<(), String> {
+        use secrecy::ExposeSecret;
+        self.0
+            .lock()
+            .map_err(|_| "poisoned".to_owned())?
+            .push((*d.credential_id, d.code.expose_secret().to_owned()));
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn last(&self, cred: &CredentialId) -> String {
+        self.0
+            .lock()
+            .expect("outbox")
+            .iter()
+            .rev()
+            .find(|(c, _)| c == cred)
+            .map(|(_, code)| code.clone())
+            .expect("a code was sent")
+    }
+}
+
+impl Fixture {
+    /// PIN plus a fresh online OTP, sent and read from the outbox (SCAL 2 credentials).
+    fn pin_online(&self, cred: &CredentialId) -> Factors {
+        self.sam
+            .send_online_otp(&self.alice, cred)
+            .expect("sendOTP");
+        pin_otp(PIN, &self.outbox.last(cred))
+    }
 }
 
 fn add_users(store: &Store) {
@@ -77,9 +117,11 @@ fn fixture_with(policy: SamPolicy) -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
     add_users(&store);
+    let outbox = Arc::new(Outbox::default());
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
         .expect("sam")
-        .with_policy(policy);
+        .with_policy(policy)
+        .with_otp_notifier(outbox.clone());
     let alice = caller(sam.store(), "alice");
     let bob = caller(sam.store(), "bob");
     Fixture {
@@ -88,6 +130,7 @@ fn fixture_with(policy: SamPolicy) -> Fixture {
         sam,
         alice,
         bob,
+        outbox,
     }
 }
 
@@ -111,7 +154,13 @@ fn create(sam: &Sam, c: Cred<'_>) -> Credential {
             scal: c.scal,
             multisign: c.multisign,
             pin: SecretString::from(PIN),
-            with_otp: c.otp,
+            // SCAL 2 needs a second factor: an online OTP unless a TOTP is asked for
+            otp: match (c.otp, c.scal) {
+                (true, _) => OtpChoice::Totp,
+                (false, Scal::Two) => OtpChoice::Online,
+                (false, Scal::One) => OtpChoice::None,
+            },
+            auth_mode: storage::AuthMode::Explicit,
             description: None,
         },
         "test",
@@ -449,7 +498,13 @@ fn ec_p256_and_p384_signatures_verify() {
         let d = vec![hash.digest(b"one"), hash.digest(b"two")];
         let issued = f
             .sam
-            .authorize(&f.alice, &cred.id, 2, Some(d.clone()), pin())
+            .authorize(
+                &f.alice,
+                &cred.id,
+                2,
+                Some(d.clone()),
+                f.pin_online(&cred.id),
+            )
             .expect("authorize");
         let req = SignAlgoRequest {
             hash_algo: Some(hash.oid().into()),
@@ -802,7 +857,13 @@ fn scal2_binds_the_sad_to_its_hashes() {
 
     let issued = f
         .sam
-        .authorize(&f.alice, &cred.id, 1, Some(vec![h1.clone()]), pin())
+        .authorize(
+            &f.alice,
+            &cred.id,
+            1,
+            Some(vec![h1.clone()]),
+            f.pin_online(&cred.id),
+        )
         .expect("authorize");
     let r = f.sam.sign_hash(
         &f.alice,
@@ -1083,7 +1144,13 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
     // spec §13.8: authorize(2, [h1]) -> sign h1 -> extend([h2]) -> sign h2
     let sad1 = f
         .sam
-        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin())
+        .authorize(
+            &f.alice,
+            &cred.id,
+            2,
+            Some(vec![h1.clone()]),
+            f.pin_online(&cred.id),
+        )
         .expect("authorize");
     let sigs = f
         .sam
@@ -1205,7 +1272,13 @@ fn an_hsm_failure_gives_the_reservation_back() {
     let h = vec![sha256(b"a"), sha256(b"b")];
     let issued = f
         .sam
-        .authorize(&f.alice, &cred.id, 2, Some(h.clone()), pin())
+        .authorize(
+            &f.alice,
+            &cred.id,
+            2,
+            Some(h.clone()),
+            f.pin_online(&cred.id),
+        )
         .expect("authorize");
     // the key vanishes from the token behind the SAM's back
     let key_id: KeyId = cred.key_id.parse().expect("key id");
@@ -1553,4 +1626,359 @@ fn a_certificate_outside_its_validity_refuses_activation_and_signing() {
     f.sam
         .sign_hash(&f.alice, &cred.id, &issued.sad, &d, &es256())
         .expect("valid again, and the SAD was not burned");
+}
+
+// ---------------------------------------------------------------------------------------------
+// lockout and unlock, online OTP, SCAL 2 two factors, OAuth 2.0 grants
+
+#[test]
+fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
+    // Part I 7.1.2.5.1: locked after N failures until an administrator unlocks
+    let f = fixture_with(SamPolicy {
+        max_factor_failures: 3,
+        ..SamPolicy::default()
+    });
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    for _ in 0..4 {
+        let _ = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+    }
+    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
+    let lock = audit(&f.sam)
+        .into_iter()
+        .find(|r| r.event == "factor.lock")
+        .expect("lock record");
+    assert_eq!(
+        (lock.actor.as_str(), lock.subject),
+        ("alice", cred.id.to_string())
+    );
+    assert!(lock.detail.contains("\"pin\""), "{}", lock.detail);
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+
+    let unlocked = f
+        .sam
+        .unlock_credential(&cred.id, "operator:test")
+        .expect("unlock");
+    assert_eq!(unlocked, vec![FactorKind::Pin]);
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!((pin_factor.locked, pin_factor.failures), (false, 0));
+    let rec = audit(&f.sam)
+        .into_iter()
+        .rfind(|r| r.event == "credential.unlock")
+        .expect("unlock record");
+    assert_eq!(rec.actor, "operator:test");
+    assert!(
+        rec.detail.contains("\"unlocked\":[\"pin\"]"),
+        "{}",
+        rec.detail
+    );
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("the right PIN after the unlock");
+    let r = f
+        .sam
+        .unlock_credential(&CredentialId::new(), "operator:test");
+    assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
+}
+
+#[test]
+fn an_online_otp_is_sent_used_once_and_never_recorded() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    assert_eq!(
+        factor(&f.sam, &cred.id, FactorKind::Otp).verifier,
+        sam::ONLINE_OTP
+    );
+    let h = vec![sha256(b"doc")];
+    // nothing sent yet: any code is wrong (and counted)
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(PIN, "000000"),
+    );
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+    assert_eq!(code.len(), 6);
+    // a wrong PIN does not burn the code
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(WRONG_PIN, &code),
+    );
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, Some(h.clone()), pin_otp(PIN, &code))
+        .expect("PIN and the online OTP");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Otp).failures, 0);
+    // the same code again: a replay, refused and counted
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, Some(h.clone()), pin_otp(PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Otp).failures, 1);
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &h, &es256())
+        .expect("sign");
+    // a newer code replaces an older one
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let first = f.outbox.last(&cred.id);
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let second = f.outbox.last(&cred.id);
+    if first != second {
+        let r = f
+            .sam
+            .authorize(&f.alice, &cred.id, 1, Some(h.clone()), pin_otp(PIN, &first));
+        assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    }
+    f.sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            1,
+            Some(h.clone()),
+            pin_otp(PIN, &second),
+        )
+        .expect("the newest code");
+
+    // not for an offline OTP, not another user's credential, not when locked
+    let totp = create(
+        &f.sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::EcP256,
+            scal: Scal::One,
+            multisign: 1,
+            otp: true,
+        },
+    );
+    let r = f.sam.send_online_otp(&f.alice, &totp.id);
+    assert!(matches!(r, Err(SamError::NoOnlineOtp)), "{r:?}");
+    let r = f.sam.send_online_otp(&f.bob, &cred.id);
+    assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
+    f.sam
+        .store()
+        .write(|c| c.set_factor_lock(&cred.id, FactorKind::Otp, true))
+        .expect("lock");
+    let r = f.sam.send_online_otp(&f.alice, &cred.id);
+    assert!(matches!(r, Err(SamError::OtpLocked)), "{r:?}");
+
+    // the codes never reach the audit log
+    let codes: Vec<String> = f
+        .outbox
+        .0
+        .lock()
+        .expect("outbox")
+        .iter()
+        .map(|(_, c)| format!("\"{c}\""))
+        .collect();
+    let records = audit(&f.sam);
+    assert!(count_events(&f.sam, "otp.send", "success") >= 3);
+    for r in &records {
+        for c in &codes {
+            assert!(
+                !r.detail.contains(c.as_str()),
+                "record {} leaks an OTP",
+                r.seq
+            );
+        }
+    }
+}
+
+#[test]
+fn an_expired_online_otp_is_refused() {
+    let f = fixture_with(SamPolicy {
+        online_otp_lifetime: Duration::from_secs(1),
+        ..SamPolicy::default()
+    });
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(vec![sha256(b"late")]),
+        pin_otp(PIN, &code),
+    );
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+}
+
+#[test]
+fn scal2_is_never_created_or_activated_with_one_factor() {
+    // Part I 3.5.2 level 2: multi-factor key authorization
+    let f = fixture();
+    let r = f.sam.create_credential(
+        NewCredentialRequest {
+            user_name: "alice".into(),
+            spec: KeySpec::EcP256,
+            scal: Scal::Two,
+            multisign: 1,
+            pin: SecretString::from(PIN),
+            otp: OtpChoice::None,
+            auth_mode: storage::AuthMode::Explicit,
+            description: None,
+        },
+        "test",
+    );
+    assert!(matches!(r, Err(SamError::InvalidInput(_))), "{:?}", r.err());
+    // older data: a PIN-only credential raised to SCAL 2 behind the SAM's back
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let db = f._dir.path().join("csc.db");
+    {
+        use diesel::prelude::*;
+        let mut c = diesel::SqliteConnection::establish(&db.to_string_lossy()).expect("sqlite");
+        diesel::sql_query(format!(
+            "UPDATE credentials SET scal = 2 WHERE id = '{}'",
+            cred.id
+        ))
+        .execute(&mut c)
+        .expect("update");
+    }
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, Some(vec![sha256(b"x")]), pin());
+    assert!(matches!(r, Err(SamError::TwoFactorsRequired)), "{r:?}");
+    // a SCAL 2 credential with two factors refuses the PIN alone
+    let two = ec(&f.sam, "alice", Scal::Two, 1);
+    let r = f
+        .sam
+        .authorize(&f.alice, &two.id, 1, Some(vec![sha256(b"x")]), pin());
+    assert!(matches!(r, Err(SamError::MissingOtp)), "{r:?}");
+}
+
+#[test]
+fn oauth2code_credentials_are_activated_only_through_a_grant() {
+    let f = fixture();
+    let cred = f
+        .sam
+        .create_credential(
+            NewCredentialRequest {
+                user_name: "alice".into(),
+                spec: KeySpec::EcP256,
+                scal: Scal::Two,
+                multisign: 2,
+                pin: SecretString::from(PIN),
+                otp: OtpChoice::Online,
+                auth_mode: storage::AuthMode::Oauth2Code,
+                description: None,
+            },
+            "test",
+        )
+        .expect("create")
+        .credential;
+    let h = vec![sha256(b"one"), sha256(b"two")];
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        2,
+        Some(h.clone()),
+        f.pin_online(&cred.id),
+    );
+    assert!(matches!(r, Err(SamError::OAuthOnly)), "{r:?}");
+
+    // the consent page: a pending request, approved with the factors, becomes a code
+    f.sam
+        .store()
+        .write(|c| {
+            c.create_oauth_client(&storage::NewOAuthClient {
+                client_id: "app".into(),
+                name: "App".into(),
+                redirect_uris: vec!["http://127.0.0.1/cb".into()],
+                secret_hash: None,
+            })?;
+            c.insert_oauth_request(&storage::NewOAuthRequest {
+                request_hash: secret_hash(b"handle").to_vec(),
+                client_id: "app".into(),
+                params: "{}".into(),
+                expires_at: storage::utc_now() + chrono::Duration::minutes(5),
+            })
+        })
+        .expect("client and request");
+    let grant = sam::CredentialGrant {
+        credential: cred.id,
+        num_signatures: 2,
+        hashes: Some(h.clone()),
+        client_id: "app".into(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        redirect_uri_given: true,
+        code_challenge: None,
+        code_hash: secret_hash(b"the code"),
+        code_expires_at: storage::utc_now() + chrono::Duration::minutes(1),
+        pending_request: secret_hash(b"handle").to_vec(),
+    };
+    let r = f
+        .sam
+        .approve_credential_grant(&f.alice, &grant, pin_otp(WRONG_PIN, "000000"));
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    f.sam
+        .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id))
+        .expect("approve");
+    // approved once only
+    let r = f.sam.approve_credential_grant(
+        &f.alice,
+        &sam::CredentialGrant {
+            code_hash: secret_hash(b"another code"),
+            ..grant.clone()
+        },
+        f.pin_online(&cred.id),
+    );
+    assert!(matches!(r, Err(SamError::RequestGone)), "{r:?}");
+    // the refused second approval rolled back: no second code exists
+    assert_eq!(
+        f.sam
+            .store()
+            .write(|c| c.redeem_oauth_code(&secret_hash(b"another code")))
+            .expect("redeem"),
+        storage::CodeRedemption::Unknown
+    );
+
+    let storage::CodeRedemption::Redeemed(code) = f
+        .sam
+        .store()
+        .write(|c| c.redeem_oauth_code(&secret_hash(b"the code")))
+        .expect("redeem")
+    else {
+        panic!("the code redeems once")
+    };
+    let issued = f.sam.issue_sad_for_code(&code).expect("SAD");
+    let rec = sad_record(&f.sam, &issued.sad);
+    assert_eq!((rec.remaining, rec.hashes.clone()), (2, Some(h.clone())));
+    // the same rules as any SAD: only the approved hashes, each once
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &issued.sad,
+        &[sha256(b"foreign")],
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+    let sigs = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &h, &es256())
+        .expect("sign both");
+    assert_all_verify(
+        &cred,
+        &SignMechanism::Ecdsa {
+            hash: HashAlg::Sha256,
+        },
+        &h,
+        &sigs,
+    );
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &h[..1], &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    assert_eq!(count_events(&f.sam, "oauth2.consent", "success"), 1);
+    assert!(
+        audit(&f.sam)
+            .iter()
+            .any(|r| r.event == "sad.authorize" && r.detail.contains("\"via\":\"oauth2\""))
+    );
 }

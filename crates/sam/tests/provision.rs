@@ -49,7 +49,8 @@ fn request(spec: KeySpec) -> NewCredentialRequest {
         scal: Scal::One,
         multisign: 1,
         pin: SecretString::from("123456"),
-        with_otp: false,
+        otp: sam::OtpChoice::None,
+        auth_mode: storage::AuthMode::Explicit,
         description: None,
     }
 }
@@ -159,7 +160,7 @@ fn every_key_type_is_generated_in_the_token_and_certified_by_the_dev_ca() {
 fn the_pin_is_kept_as_an_argon2_verifier_and_otp_gives_a_uri() {
     let f = fixture();
     let mut req = request(KeySpec::EcP256);
-    req.with_otp = true;
+    req.otp = sam::OtpChoice::Totp;
     req.scal = Scal::Two;
     req.multisign = 5;
     let created = f.sam.create_credential(req, "test").expect("create");
@@ -328,4 +329,35 @@ fn the_dev_ca_survives_a_restart() {
     let first = Sam::open(&token.config, store.clone(), &ca_file).expect("sam");
     let again = Sam::open(&token.config, store, &ca_file).expect("sam again");
     assert_eq!(first.ca_certificate_der(), again.ca_certificate_der());
+}
+
+#[test]
+fn scal2_needs_an_otp_and_online_otp_shows_no_uri() {
+    let f = fixture();
+    let mut req = request(KeySpec::EcP256);
+    req.scal = Scal::Two;
+    assert!(matches!(
+        f.sam.create_credential(req, "test"),
+        Err(SamError::InvalidInput(_))
+    ));
+    let mut req = request(KeySpec::EcP256);
+    req.auth_mode = storage::AuthMode::Implicit;
+    assert!(matches!(
+        f.sam.create_credential(req, "test"),
+        Err(SamError::InvalidInput(_))
+    ));
+    let mut req = request(KeySpec::EcP256);
+    req.scal = Scal::Two;
+    req.otp = sam::OtpChoice::Online;
+    req.auth_mode = storage::AuthMode::Oauth2Code;
+    let created = f.sam.create_credential(req, "test").expect("create");
+    assert!(created.otpauth_uri.is_none());
+    assert_eq!(created.credential.auth_mode, storage::AuthMode::Oauth2Code);
+    let otp = f
+        .sam
+        .store()
+        .read(|c| c.factor(&created.credential.id, FactorKind::Otp))
+        .expect("read")
+        .expect("otp factor");
+    assert_eq!(otp.verifier, sam::ONLINE_OTP);
 }

@@ -1,0 +1,182 @@
+//! Key activation through the OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3.2-8.3.3, scope
+//! `credential`; REFERENCE §5.11-5.12).
+//!
+//! On the consent page the signer, signed in, approves a credential, a number of signatures and
+//! (SCAL 2) the hashes, and enters the credential's PIN and OTP. [`Sam::approve_credential_grant`]
+//! verifies them exactly as `credentials/authorize` does (the same code: lockout, OTP single
+//! use, SCAL 2 two factors) and, in the same transaction, stores the authorization code bound to
+//! what was approved. [`Sam::issue_sad_for_code`] later turns a redeemed code into a SAD (the
+//! `access_token` of `token_type` "SAD"), bound like any SAD to the user, the credential, the
+//! count and the hashes, so signHash applies the same single-use and hash-binding rules. A code
+//! yields at most one SAD: the caller redeems it with storage's single conditional update first.
+
+use chrono::NaiveDateTime;
+use serde_json::json;
+use storage::{CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, secret_hash, utc_now};
+
+use crate::activation::{
+    ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref, usable,
+};
+use crate::secrets::random_token;
+use crate::{Sam, SamError, audit_event};
+
+/// What the signer approves on the consent page, and the code to bind to it.
+#[derive(Debug, Clone)]
+pub struct CredentialGrant {
+    /// The credential (`credentialID`).
+    pub credential: CredentialId,
+    /// `numSignatures`.
+    pub num_signatures: i64,
+    /// `hash` (digests), if any; required for SCAL 2.
+    pub hashes: Option<Vec<Vec<u8>>>,
+    /// The client the code is for.
+    pub client_id: String,
+    /// The redirect URI the code goes to, and whether the request named it.
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    /// The PKCE S256 challenge, if any.
+    pub code_challenge: Option<String>,
+    /// SHA-256 of the new authorization code.
+    pub code_hash: [u8; 32],
+    /// When the code expires.
+    pub code_expires_at: NaiveDateTime,
+    /// SHA-256 of the pending request's handle: removed in the same transaction, so a request
+    /// is approved at most once.
+    pub pending_request: Vec<u8>,
+}
+
+impl Sam {
+    /// The consent page's approval (scope `credential`): verifies the factors like
+    /// [`Sam::authorize`] (which see) and stores the authorization code bound to the client,
+    /// the redirect URI, the PKCE challenge, the credential, the number of signatures and the
+    /// hashes. Audited as `oauth2.consent`. A request already approved or expired is
+    /// [`SamError::RequestGone`].
+    pub fn approve_credential_grant(
+        &self,
+        caller: &Caller,
+        grant: &CredentialGrant,
+        factors: Factors,
+    ) -> Result<(), SamError> {
+        self.activate(
+            &ActivationRequest {
+                event: "oauth2.consent",
+                caller,
+                credential: &grant.credential,
+                num_signatures: grant.num_signatures,
+                hashes: grant.hashes.clone(),
+                via: Via::OAuth2,
+            },
+            factors,
+            |c, granted| {
+                if !c.delete_oauth_request(&grant.pending_request)? {
+                    return Ok(Err(SamError::RequestGone));
+                }
+                c.insert_oauth_code(&NewOAuthCode {
+                    code_hash: grant.code_hash.to_vec(),
+                    client_id: grant.client_id.clone(),
+                    user_id: caller.user,
+                    scope: "credential".into(),
+                    redirect_uri: grant.redirect_uri.clone(),
+                    redirect_uri_given: grant.redirect_uri_given,
+                    code_challenge: grant.code_challenge.clone(),
+                    credential_id: Some(grant.credential),
+                    num_signatures: Some(granted.num),
+                    hashes: granted.hashes.clone(),
+                    remember: false,
+                    expires_at: grant.code_expires_at,
+                })?;
+                Ok(Ok(json!({ "client": grant.client_id })))
+            },
+        )?;
+        Ok(())
+    }
+
+    /// `oauth2/token` with a redeemed credential-scope code: issues the SAD the signer approved
+    /// (Part II 3.2.1.1: the factors were verified when the code was made). The credential must
+    /// still be the signer's, enabled, under a valid certificate, with no factor locked since.
+    /// The SAD's record names the code's digest where a credentials/authorize SAD names the
+    /// access token. Audited as `sad.authorize` with `"via": "oauth2"`.
+    pub fn issue_sad_for_code(&self, code: &OAuthCode) -> Result<IssuedSad, SamError> {
+        const EVENT: &str = "sad.authorize";
+        let (Some(credential), Some(num)) = (code.credential_id, code.num_signatures) else {
+            return Err(SamError::InvalidInput(
+                "the authorization code is not for a credential".into(),
+            ));
+        };
+        let subject = credential.to_string();
+        let (user, found, pin, otp) = self.store.read(|c| {
+            Ok((
+                c.user(&code.user_id)?,
+                c.credential(&credential)?,
+                c.factor(&credential, FactorKind::Pin)?,
+                c.factor(&credential, FactorKind::Otp)?,
+            ))
+        })?;
+        let user = user.ok_or_else(|| SamError::UnknownUser(code.user_id.to_string()))?;
+        let mut code_hash = [0u8; 32];
+        if code.code_hash.len() == 32 {
+            code_hash.copy_from_slice(&code.code_hash);
+        }
+        let caller = Caller {
+            user: user.id,
+            user_name: user.name,
+            token_hash: code_hash,
+        };
+        let refuse = |e: SamError| {
+            self.refuse(
+                EVENT,
+                &caller,
+                &subject,
+                e,
+                json!({ "via": "oauth2", "client": code.client_id }),
+            )
+        };
+        let cred = usable(&caller, &credential, found).map_err(refuse)?;
+        for f in [pin.as_ref(), otp.as_ref()].into_iter().flatten() {
+            if f.locked {
+                return Err(refuse(match f.kind {
+                    FactorKind::Pin => SamError::PinLocked,
+                    FactorKind::Otp => SamError::OtpLocked,
+                }));
+            }
+        }
+        let sad = random_token(SAD_BYTES)?;
+        let sad_hash = secret_hash(sad.as_bytes());
+        let now = utc_now();
+        let expires_at = self.expiry(now)?;
+        let lifetime = self.policy.sad_lifetime.as_secs();
+        let bound = code.hashes.as_ref().map_or(0, Vec::len);
+        self.store.write(|c| {
+            c.insert_sad(&NewSad {
+                sad_hash: sad_hash.to_vec(),
+                user_id: caller.user,
+                credential_id: credential,
+                token_hash: code.code_hash.clone(),
+                remaining: num,
+                expires_at,
+                hashes: code.hashes.clone(),
+            })?;
+            c.set_oauth_code_issued(&code.code_hash, &sad_hash)?;
+            c.append_audit(&audit_event(
+                EVENT,
+                &caller.user_name,
+                &subject,
+                "success",
+                json!({
+                    "via": "oauth2",
+                    "client": code.client_id,
+                    "sad": sad_ref(&sad_hash),
+                    "numSignatures": num,
+                    "boundHashes": bound,
+                    "SCAL": cred.scal.as_str(),
+                    "certificateSerial": cred.cert_serial,
+                    "expiresIn": lifetime,
+                }),
+            ))
+        })?;
+        Ok(IssuedSad {
+            sad,
+            expires_in: lifetime,
+        })
+    }
+}
