@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end test: pyHanko's CSC client signs PDFs on a running csc-server.
 
-    python csc_e2e.py --base-url URL --token TOKEN --pin PIN --ca CA.der --out DIR \
+    python csc_e2e.py --base-url URL --token TOKEN --pin PIN [--otp CODE] --ca CA.der --out DIR \
         --scenario NAME --credential ID [--batch N]
 
 Scenarios:
@@ -10,7 +10,8 @@ Scenarios:
   ec-p256      an EC P-256 credential (ecdsa-with-SHA256, DER signature values)
   scal2-batch  a SCAL 2 credential, batch_size=N and N concurrent async_sign_pdf calls on N
                different PDFs: exactly one credentials/authorize (numSignatures N, the N hashes)
-               and one signatures/signHash with those N hashes
+               and one signatures/signHash with those N hashes. SCAL 2 takes two factors: the
+               PIN and an OTP (--otp; the test has the server send an online one)
 
 The input PDFs are made here. Every signed PDF is validated with pyHanko's validator against the
 given CA certificate as the only trust root (no fetching): it must be intact, valid and trusted
@@ -85,28 +86,29 @@ class Recorder:
 
 
 def redact(v):
-    """PIN and SAD hidden, long strings (certificates, signatures) shortened."""
+    """PIN, OTP and SAD hidden, long strings (certificates, signatures) shortened."""
     if isinstance(v, str) and len(v) > 80:
         return v[:40] + f"...({len(v)} chars)"
     if isinstance(v, list):
         return [redact(x) for x in v]
     if isinstance(v, dict):
-        return {k: ("***" if k in ("PIN", "SAD") else redact(x)) for k, x in v.items()}
+        return {k: ("***" if k in ("PIN", "OTP", "SAD") else redact(x)) for k, x in v.items()}
     return v
 
 
 class AuthManager(csc_signer.CSCAuthorizationManager):
-    """Calls credentials/authorize with the PIN and the hashes of the batch, and counts the calls."""
+    """Calls credentials/authorize with the PIN (and OTP) and the hashes of the batch, and counts the calls."""
 
-    def __init__(self, session, session_info, credential_info, pin):
+    def __init__(self, session, session_info, credential_info, pin, otp=None):
         super().__init__(session_info, credential_info)
         self.session = session
         self.pin = pin
+        self.otp = otp
         self.authorized = []  # the hash lists, one per credentials/authorize call
 
     async def authorize_signature(self, hash_b64s):
         self.authorized.append(list(hash_b64s))
-        req = self.format_csc_auth_request(hash_b64s=hash_b64s, pin=self.pin)
+        req = self.format_csc_auth_request(hash_b64s=hash_b64s, pin=self.pin, otp=self.otp)
         url = self.csc_session_info.endpoint_url("credentials/authorize")
         async with self.session.post(
             url,
@@ -200,7 +202,7 @@ async def run(args) -> int:
                 failures.append(f"credential SCAL: hash pinning is {cred.hash_pinning_required}")
             if cred.max_batch_size < batch:
                 failures.append(f"credential multisign {cred.max_batch_size} < batch {batch}")
-            auth = AuthManager(session, info, cred, args.pin)
+            auth = AuthManager(session, info, cred, args.pin, args.otp)
             signer = csc_signer.CSCSigner(
                 session, auth_manager=auth, prefer_pss=prefer_pss, batch_size=batch
             )
@@ -301,6 +303,7 @@ def main() -> int:
     p.add_argument("--base-url", required=True, help="the server's URL before /csc/v1")
     p.add_argument("--token", required=True, help="a bearer access token (auth/login)")
     p.add_argument("--pin", required=True)
+    p.add_argument("--otp", help="the OTP, for a credential with two factors (SCAL 2)")
     p.add_argument("--ca", required=True, help="the trust root, DER or PEM")
     p.add_argument("--out", required=True, help="where the signed PDFs go")
     p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))

@@ -10,11 +10,12 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sam::{KeySpec, NewCredentialRequest, Sam, audit_event, secrets};
+use sam::{KeySpec, NewCredentialRequest, OtpChoice, Sam, audit_event, secrets};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use storage::{
-    AuditVerdict, Credential, CredentialId, NewUser, Role, Scal, Store, StoreOptions, User,
+    AuditVerdict, AuthMode, Credential, CredentialId, NewOAuthClient, NewUser, Role, Scal, Store,
+    StoreOptions, User, secret_hash,
 };
 
 use crate::config::{Config, PinSource};
@@ -91,7 +92,8 @@ pub fn open(cfg: &Config) -> anyhow::Result<Sam> {
     })?;
     Ok(Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
         .context("cannot open the SAM")?
-        .with_policy(cfg.sam_policy()))
+        .with_policy(cfg.sam_policy())
+        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
 }
 
 /// A database URL without its password, for messages.
@@ -147,7 +149,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
         .with_context(|| format!("cannot open {}", redact_url(&cfg.database_url)))?;
     let sam = Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
         .context("cannot open the SAM")?
-        .with_policy(cfg.sam_policy());
+        .with_policy(cfg.sam_policy())
+        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?);
     if token_created {
         sam.store().write(|c| {
             c.append_audit(&audit_event(
@@ -223,30 +226,41 @@ pub fn credential_json(user: &User, c: &Credential) -> anyhow::Result<Value> {
         "SCAL": c.scal.as_str(),
         "multisign": c.multisign,
         "status": c.status.to_string(),
+        "authMode": c.auth_mode.as_str(),
         "certificateSerial": c.cert_serial,
         "certificate": chain.first(),
         "certificates": chain,
     }))
 }
 
+/// What `csc-server credential create` asks for besides the user and the PIN.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialOptions {
+    pub spec: KeySpec,
+    pub scal: Scal,
+    pub multisign: u32,
+    /// `--otp` (TOTP, offline) or `--online-otp` (sendOTP); SCAL 2 needs one.
+    pub otp: OtpChoice,
+    /// `--auth-mode explicit|oauth2code`.
+    pub auth_mode: AuthMode,
+}
+
 /// `csc-server credential create`.
 pub fn credential_create(
     sam: &Sam,
     user_name: &str,
-    spec: KeySpec,
-    scal: Scal,
-    multisign: u32,
-    with_otp: bool,
+    opts: CredentialOptions,
     pin: SecretString,
 ) -> anyhow::Result<Value> {
     let created = sam.create_credential(
         NewCredentialRequest {
             user_name: user_name.to_owned(),
-            spec,
-            scal,
-            multisign,
+            spec: opts.spec,
+            scal: opts.scal,
+            multisign: opts.multisign,
             pin,
-            with_otp,
+            otp: opts.otp,
+            auth_mode: opts.auth_mode,
             description: None,
         },
         OPERATOR,
@@ -256,10 +270,140 @@ pub fn credential_create(
         .read(|c| c.user(&created.credential.user_id))?
         .context("the user vanished")?;
     let mut out = credential_json(&user, &created.credential)?;
+    out["otp"] = match opts.otp {
+        OtpChoice::None => Value::Null,
+        OtpChoice::Totp => json!("offline"),
+        OtpChoice::Online => json!("online"),
+    };
     if let Some(uri) = created.otpauth_uri {
         out["otpauth"] = Value::String(uri);
     }
     Ok(out)
+}
+
+/// `csc-server credential unlock ID`: lifts the lock of the credential's PIN and OTP after too
+/// many failures (Part I 7.1.2.5.1), audited.
+pub fn credential_unlock(sam: &Sam, id: &str) -> anyhow::Result<Value> {
+    let id: CredentialId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
+    let unlocked = sam.unlock_credential(&id, OPERATOR)?;
+    Ok(json!({
+        "credentialID": id.to_string(),
+        "unlocked": unlocked.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+    }))
+}
+
+/// `csc-server user unlock NAME`: lifts a login lock and clears the failure count, audited.
+pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
+    let user = sam
+        .store()
+        .write(|c| {
+            let Some(user) = c.user_by_name(name)? else {
+                return Ok(None);
+            };
+            c.set_user_lock(&user.id, 0, false)?;
+            c.append_audit(&audit_event(
+                "user.unlock",
+                OPERATOR,
+                name,
+                "success",
+                json!({ "wasLocked": user.locked, "failedLogins": user.failed_logins }),
+            ))?;
+            Ok(Some(user))
+        })?
+        .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+    Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
+}
+
+/// A redirect URI a client may register: absolute (a scheme), no fragment, no spaces
+/// (RFC 6749 §3.1.2). Matched exactly at authorization time.
+fn valid_redirect_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let web = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
+    scheme_ok
+        && !rest.is_empty()
+        && (!web || rest.starts_with("//") && rest.len() > 2)
+        && !uri.contains('#')
+        && uri.len() <= 2000
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// `csc-server client add NAME --redirect-uri URI... [--confidential]`: registers an OAuth 2.0
+/// client (spec §8.3: client id, redirect URIs, and a secret for a confidential client). The
+/// secret is printed once and stored only as its SHA-256. Audited as `client.register`.
+pub fn client_add(
+    sam: &Sam,
+    name: &str,
+    redirect_uris: &[String],
+    confidential: bool,
+) -> anyhow::Result<Value> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        bail!("a client name has 1 to 100 printable characters");
+    }
+    if redirect_uris.is_empty() {
+        bail!("give at least one --redirect-uri");
+    }
+    if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
+        bail!("{bad:?} is not an absolute redirect URI without a fragment");
+    }
+    let client_id = secrets::random_token(16)?;
+    let secret = if confidential {
+        Some(format!("csc_cs_{}", secrets::random_token(32)?))
+    } else {
+        None
+    };
+    let new = NewOAuthClient {
+        client_id: client_id.clone(),
+        name: name.to_owned(),
+        redirect_uris: redirect_uris.to_vec(),
+        secret_hash: secret.as_ref().map(|s| secret_hash(s.as_bytes()).to_vec()),
+    };
+    sam.store().write(|c| {
+        c.create_oauth_client(&new)?;
+        c.append_audit(&audit_event(
+            "client.register",
+            OPERATOR,
+            &client_id,
+            "success",
+            json!({ "name": name, "redirectURIs": redirect_uris, "confidential": confidential }),
+        ))
+    })?;
+    let mut out = json!({
+        "client_id": client_id,
+        "name": name,
+        "redirect_uris": redirect_uris,
+        "confidential": confidential,
+    });
+    if let Some(s) = secret {
+        out["client_secret"] = Value::String(s);
+    }
+    Ok(out)
+}
+
+/// `csc-server client list`: the registered clients (never a secret).
+pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
+    let clients = sam.store().read(|c| c.list_oauth_clients())?;
+    Ok(Value::Array(
+        clients
+            .iter()
+            .map(|c| {
+                json!({
+                    "client_id": c.client_id,
+                    "name": c.name,
+                    "redirect_uris": c.redirect_uris,
+                    "confidential": c.is_confidential(),
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// `csc-server credential list [NAME]`.
@@ -327,18 +471,22 @@ pub fn demo_setup(sam: &Sam) -> anyhow::Result<Value> {
     };
     let existing = sam.store().read(|c| c.list_credentials(Some(DEMO_USER)))?;
     if existing.is_empty() {
-        for (spec, scal, multisign) in [
-            (KeySpec::Rsa2048, Scal::One, 1),
-            (KeySpec::EcP256, Scal::One, 1),
-            (KeySpec::Rsa2048, Scal::Two, 10),
+        for (spec, scal, multisign, otp) in [
+            (KeySpec::Rsa2048, Scal::One, 1, OtpChoice::None),
+            (KeySpec::EcP256, Scal::One, 1, OtpChoice::None),
+            // SCAL 2: PIN and an online OTP (credentials/sendOTP, then DATA_DIR/otp-outbox.log)
+            (KeySpec::Rsa2048, Scal::Two, 10, OtpChoice::Online),
         ] {
             credential_create(
                 sam,
                 DEMO_USER,
-                spec,
-                scal,
-                multisign,
-                false,
+                CredentialOptions {
+                    spec,
+                    scal,
+                    multisign,
+                    otp,
+                    auth_mode: AuthMode::Explicit,
+                },
                 SecretString::from(pin.clone()),
             )?;
         }

@@ -1,7 +1,16 @@
 //! Service authorization (spec §8.1, §11.2-11.3): `auth/login` with HTTP Basic or a refresh
-//! token, `auth/revoke`, and the Bearer extractor every other method uses. Tokens are opaque
-//! random strings; the database holds only their SHA-256, so revocation works on every instance
-//! sharing it and a copy of the database yields no usable token (crates.io's model).
+//! token, `auth/revoke`, the password check with its lockout, and the Bearer extractor every
+//! other method uses. Tokens are opaque random strings; the database holds only their SHA-256,
+//! so revocation works on every instance sharing it and a copy of the database yields no usable
+//! token (crates.io's model).
+//!
+//! A service token is either user-specific (`auth/login`, OAuth 2.0 authorization code: it acts
+//! for one user) or a client's own (OAuth 2.0 `client_credentials`: it names no user, spec §8.1
+//! "non-user-specific", `authType` `oauth2client`). With a client token, `credentials/list`
+//! needs `userID` (the user's login name, spec §11.4 NOTE 1) and the other methods act for the
+//! owner of the credential they name, audited with the client as the actor (`client:<id>`).
+//! Key activation still needs the signer's own PIN/OTP (or the signer's approval on the OAuth
+//! 2.0 consent page): a client token alone never signs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,17 +25,84 @@ use csc_types::LoginResponse;
 use sam::{Caller, secrets};
 use secrecy::SecretString;
 use serde_json::json;
-use storage::{NewAuditEvent, NewToken, TokenKind, secret_hash, utc_now};
+use storage::{
+    CredentialId, NewAuditEvent, NewToken, TokenKind, User, UserId, secret_hash, utc_now,
+};
 
 use crate::app::AppState;
 use crate::body::Body;
 use crate::error::{ApiError, blocking};
 
-const ACCESS_PREFIX: &str = "csc_at_";
-const REFRESH_PREFIX: &str = "csc_rt_";
+/// Prefix of service access tokens.
+pub const ACCESS_PREFIX: &str = "csc_at_";
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "csc_rt_";
+
+/// Who a service access token speaks for.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A user-specific token.
+    User(Caller),
+    /// A client's own token (`client_credentials`), naming no user.
+    Client {
+        client_id: String,
+        token_hash: [u8; 32],
+    },
+}
 
 /// The authenticated caller of a Bearer-protected method.
-pub struct Authenticated(pub Caller);
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    /// The caller acting on `credential`. For a user token, its user (the SAM refuses other
+    /// users' credentials as unknown). For a client token, the credential's owner, with
+    /// `client:<id>` as the audit actor; an unknown credential is `Invalid parameter
+    /// credentialID`. Blocking.
+    pub fn caller_for(
+        &self,
+        state: &AppState,
+        credential: &CredentialId,
+    ) -> Result<Caller, ApiError> {
+        match &self.0 {
+            Principal::User(caller) => Ok(caller.clone()),
+            Principal::Client {
+                client_id,
+                token_hash,
+            } => {
+                let owner = state
+                    .sam
+                    .store()
+                    .read(|c| c.credential(credential))?
+                    .map(|c| c.user_id)
+                    .ok_or_else(|| ApiError::invalid_parameter("credentialID"))?;
+                Ok(Caller {
+                    user: owner,
+                    user_name: format!("client:{client_id}"),
+                    token_hash: *token_hash,
+                })
+            }
+        }
+    }
+
+    /// The user whose credentials `credentials/list` lists (spec §11.4 NOTE 1): a user token's
+    /// own (then `userID` must be absent); for a client token, the user named by `userID` (a
+    /// login name), which is then required. Blocking.
+    pub fn list_user(&self, state: &AppState, user_id: Option<&str>) -> Result<UserId, ApiError> {
+        match (&self.0, user_id) {
+            (Principal::User(_), Some(_)) => {
+                Err(ApiError::invalid("userID parameter MUST be null"))
+            }
+            (Principal::User(caller), None) => Ok(caller.user),
+            (Principal::Client { .. }, None) => Err(ApiError::missing("string", "userID")),
+            (Principal::Client { .. }, Some(name)) => state
+                .sam
+                .store()
+                .read(|c| c.user_by_name(name))?
+                .map(|u| u.id)
+                .ok_or_else(|| ApiError::invalid_parameter("userID")),
+        }
+    }
+}
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
@@ -47,15 +123,15 @@ impl FromRequest for Authenticated {
             // a missing or malformed header is the spec's 400; a bad token is 401 (RFC 6750)
             let token = token.ok_or_else(ApiError::malformed)?;
             let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
-            blocking(move || caller_of(&state, &token))
+            blocking(move || principal_of(&state, &token))
                 .await
                 .map(Authenticated)
         })
     }
 }
 
-/// Resolves an access token to its caller.
-fn caller_of(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+/// Resolves an access token to whom it speaks for.
+fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let token_hash = secret_hash(token.as_bytes());
     let found = state.sam.store().read(|c| {
         let Some(t) = c.token(&token_hash)? else {
@@ -67,26 +143,32 @@ fn caller_of(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         };
         Ok(Some((t, user)))
     })?;
-    let Some((t, Some(user))) = found else {
-        return Err(ApiError::Token {
-            error: "invalid_token",
-        });
+    let invalid = ApiError::Token {
+        error: "invalid_token",
+    };
+    let Some((t, user)) = found else {
+        return Err(invalid);
     };
     if t.kind != TokenKind::Access {
-        return Err(ApiError::Token {
-            error: "invalid_token",
-        });
+        return Err(invalid);
     }
     if !t.is_active(utc_now()) {
         return Err(ApiError::Token {
             error: "expired_token",
         });
     }
-    Ok(Caller {
-        user: user.id,
-        user_name: user.name,
-        token_hash,
-    })
+    match (user, t.user_id, t.client_id) {
+        (Some(user), _, _) => Ok(Principal::User(Caller {
+            user: user.id,
+            user_name: user.name,
+            token_hash,
+        })),
+        (None, None, Some(client_id)) => Ok(Principal::Client {
+            client_id,
+            token_hash,
+        }),
+        _ => Err(invalid),
+    }
 }
 
 /// A verifier that no password matches, so an unknown user costs as much as a wrong password.
@@ -97,6 +179,83 @@ fn dummy_verifier() -> &'static str {
             .and_then(|p| secrets::hash_secret(&SecretString::from(p)))
             .unwrap_or_default()
     })
+}
+
+/// Why a password login was refused (the client is never told which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// Unknown user or wrong password.
+    Invalid,
+    /// The user is locked after too many failures (even the right password is refused).
+    Locked,
+}
+
+/// Checks a user name and password (Argon2id; an unknown user costs the same work), with the
+/// lockout of Part I 7.1.2.5.1: each wrong password counts, and at `max_login_failures`
+/// consecutive failures the user is locked — refused even with the right password — until
+/// `csc-server user unlock` (audited as `user.lock` when it happens). A success clears the
+/// count. Refusals are audited as `auth.login` with `method` (`basic`, `oauth2`); the success
+/// record is the caller's to write. Blocking.
+pub fn authenticate(
+    state: &AppState,
+    name: &str,
+    password: &SecretString,
+    method: &str,
+) -> Result<Result<User, LoginRefusal>, ApiError> {
+    let store = state.sam.store();
+    let found = store.read(|c| c.user_by_name(name))?;
+    let verifier = found
+        .as_ref()
+        .map_or(dummy_verifier(), |u| u.password_hash.as_str());
+    let ok = secrets::verify_secret(password, verifier);
+    let max = state.max_login_failures;
+    // user-supplied, so bounded in the audit record
+    let actor: String = name.chars().take(64).collect();
+    let refusal = match found {
+        Some(user) if user.locked => {
+            store.write(|c| {
+                c.append_audit(
+                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused")
+                        .with_detail(json!({ "method": method, "reason": "user locked" })),
+                )
+            })?;
+            LoginRefusal::Locked
+        }
+        Some(user) if ok => {
+            if user.failed_logins > 0 {
+                store.write(|c| c.reset_login_failures(&user.id))?;
+            }
+            return Ok(Ok(user));
+        }
+        Some(user) => {
+            store.write(|c| {
+                let u = c.record_login_failure(&user.id, max)?;
+                c.append_audit(
+                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused").with_detail(
+                        json!({ "method": method, "reason": "wrong password", "failures": u.failed_logins, "locked": u.locked }),
+                    ),
+                )?;
+                if u.locked && u.failed_logins == max.max(1) {
+                    c.append_audit(
+                        &NewAuditEvent::new("user.lock", &actor, &actor, "success")
+                            .with_detail(json!({ "failures": u.failed_logins })),
+                    )?;
+                }
+                Ok(())
+            })?;
+            LoginRefusal::Invalid
+        }
+        None => {
+            store.write(|c| {
+                c.append_audit(
+                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused")
+                        .with_detail(json!({ "method": method, "reason": "unknown user" })),
+                )
+            })?;
+            LoginRefusal::Invalid
+        }
+    };
+    Ok(Err(refusal))
 }
 
 enum LoginWith {
@@ -175,21 +334,11 @@ fn issue_tokens(
     let store = state.sam.store();
     let (user, parent) = match with {
         LoginWith::Password { user, password } => {
-            let found = store.read(|c| c.user_by_name(&user))?;
-            let verifier = found
-                .as_ref()
-                .map_or(dummy_verifier(), |u| u.password_hash.as_str());
-            let ok = secrets::verify_secret(&password, verifier) && found.is_some();
-            let Some(found) = found.filter(|_| ok) else {
-                store.write(|c| {
-                    c.append_audit(
-                        &NewAuditEvent::new("auth.login", &user, &user, "refused")
-                            .with_detail(json!({ "method": "basic" })),
-                    )
-                })?;
-                return Err(authentication_error());
-            };
-            (found, None)
+            // wrong password, unknown or locked user: one answer (Part I 7.1.2.5.1)
+            match authenticate(state, &user, &password, "basic")? {
+                Ok(user) => (user, None),
+                Err(_) => return Err(authentication_error()),
+            }
         }
         LoginWith::Refresh(token) => {
             let hash = secret_hash(token.as_bytes());
@@ -197,7 +346,8 @@ fn issue_tokens(
                 let Some(t) = c.token(&hash)? else {
                     return Ok(None);
                 };
-                let Some(user_id) = t.user_id else {
+                // auth/login refresh tokens only (an OAuth 2.0 one goes to oauth2/token)
+                let (Some(user_id), None) = (t.user_id, &t.client_id) else {
                     return Ok(None);
                 };
                 Ok(c.user(&user_id)?.map(|u| (t, u)))
@@ -210,57 +360,103 @@ fn issue_tokens(
             }
         }
     };
+    let issued = issue_service_tokens(
+        state,
+        Some(&user),
+        None,
+        remember_me && parent.is_none(),
+        parent,
+    )?;
+    store.write(|c| {
+        c.append_audit(
+            &NewAuditEvent::new("auth.login", &user.name, &user.name, "success").with_detail(
+                json!({
+                    "method": if issued.from_refresh { "refresh_token" } else { "basic" },
+                    "rememberMe": issued.refresh_token.is_some(),
+                }),
+            ),
+        )
+    })?;
+    Ok(LoginResponse {
+        access_token: issued.access_token,
+        refresh_token: issued.refresh_token,
+        expires_in: issued.expires_in,
+    })
+}
+
+/// Service tokens just issued (plaintext, shown once).
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: u64,
+    /// SHA-256 of the refresh token if one was issued, else of the access token: what a
+    /// replayed authorization code revokes.
+    pub grant_hash: Vec<u8>,
+    /// The access token was minted by a refresh token.
+    pub from_refresh: bool,
+}
+
+/// Stores a new access token (and a refresh token when `with_refresh`) for `user` (or, with
+/// no user, for `client_id`: `client_credentials`); `parent` is the refresh token that mints
+/// the access token, if any. Only digests are stored. Blocking.
+pub fn issue_service_tokens(
+    state: &AppState,
+    user: Option<&User>,
+    client_id: Option<&str>,
+    with_refresh: bool,
+    parent: Option<Vec<u8>>,
+) -> Result<IssuedTokens, ApiError> {
     let now = utc_now();
     let access = format!("{ACCESS_PREFIX}{}", secrets::random_token(32)?);
-    let refresh = if remember_me && parent.is_none() {
+    let refresh = if with_refresh {
         Some(format!("{REFRESH_PREFIX}{}", secrets::random_token(32)?))
     } else {
         None
     };
+    let access_hash = secret_hash(access.as_bytes()).to_vec();
     let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
     let access_ttl = state.tokens.access_ttl;
     let refresh_ttl = state.tokens.refresh_ttl;
-    store.write(|c| {
+    let user_id = user.map(|u| u.id);
+    let from_refresh = parent.is_some();
+    state.sam.store().write(|c| {
         if let Some(hash) = &refresh_hash {
             c.insert_token(&NewToken {
                 token_hash: hash.clone(),
                 kind: TokenKind::Refresh,
-                user_id: Some(user.id),
-                client_id: None,
+                user_id,
+                client_id: client_id.map(str::to_owned),
                 scope: "service".into(),
                 expires_at: now + refresh_ttl,
                 parent_hash: None,
             })?;
         }
         c.insert_token(&NewToken {
-            token_hash: secret_hash(access.as_bytes()).to_vec(),
+            token_hash: access_hash.clone(),
             kind: TokenKind::Access,
-            user_id: Some(user.id),
-            client_id: None,
+            user_id,
+            client_id: client_id.map(str::to_owned),
             scope: "service".into(),
             expires_at: now + access_ttl,
-            parent_hash: refresh_hash.clone().or_else(|| parent.clone()),
-        })?;
-        c.append_audit(
-            &NewAuditEvent::new("auth.login", &user.name, &user.name, "success").with_detail(
-                json!({
-                    "method": if parent.is_some() { "refresh_token" } else { "basic" },
-                    "rememberMe": refresh.is_some(),
-                }),
-            ),
-        )
+            parent_hash: refresh_hash.clone().or(parent),
+        })
     })?;
-    Ok(LoginResponse {
+    Ok(IssuedTokens {
         access_token: access,
         refresh_token: refresh,
         expires_in: u64::try_from(access_ttl.num_seconds()).unwrap_or(0),
+        grant_hash: refresh_hash.unwrap_or(access_hash),
+        from_refresh,
     })
 }
 
+/// Which stored tokens a caller may revoke.
+type TokenFilter = Box<dyn Fn(&storage::Token) -> bool + Send>;
+
 /// `POST /csc/v1/auth/revoke` (spec §11.3): 204; revoking a refresh token also revokes the
-/// access tokens it minted.
+/// access tokens it minted. A user revokes its own tokens; a client token, the client's own.
 pub async fn revoke(
-    Authenticated(caller): Authenticated,
+    Authenticated(principal): Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -276,27 +472,26 @@ pub async fn revoke(
             ));
         }
     }
+    let (actor, owns): (String, TokenFilter) = match principal {
+        Principal::User(caller) => {
+            let user = caller.user;
+            (caller.user_name, Box::new(move |t| t.user_id == Some(user)))
+        }
+        Principal::Client { client_id, .. } => (
+            format!("client:{client_id}"),
+            Box::new(move |t| t.user_id.is_none() && t.client_id.as_deref() == Some(&client_id)),
+        ),
+    };
     blocking(move || {
         let hash = secret_hash(token.as_bytes());
-        let store = state.sam.store();
-        let revoked = store.write(|c| {
-            let Some(t) = c.token(&hash)?.filter(|t| t.user_id == Some(caller.user)) else {
+        let revoked = state.sam.store().write(|c| {
+            let Some(t) = c.token(&hash)?.filter(|t| owns(t)) else {
                 return Ok(None);
             };
-            c.revoke_token(&hash)?;
-            let children = if t.kind == TokenKind::Refresh {
-                c.revoke_tokens_with_parent(&hash)?
-            } else {
-                0
-            };
+            let children = revoke_token_and_children(c, &t)?;
             c.append_audit(
-                &NewAuditEvent::new(
-                    "auth.revoke",
-                    &caller.user_name,
-                    &caller.user_name,
-                    "success",
-                )
-                .with_detail(json!({ "kind": t.kind.as_str(), "alsoRevoked": children })),
+                &NewAuditEvent::new("auth.revoke", &actor, &actor, "success")
+                    .with_detail(json!({ "kind": t.kind.as_str(), "alsoRevoked": children })),
             )?;
             Ok(Some(()))
         })?;
@@ -304,4 +499,18 @@ pub async fn revoke(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes a token and, for a refresh token, the access tokens it minted (RFC 7009 §2.1);
+/// returns how many of those were revoked.
+pub fn revoke_token_and_children(
+    c: &mut storage::Conn<'_>,
+    t: &storage::Token,
+) -> Result<usize, storage::StorageError> {
+    c.revoke_token(&t.token_hash)?;
+    if t.kind == TokenKind::Refresh {
+        c.revoke_tokens_with_parent(&t.token_hash)
+    } else {
+        Ok(0)
+    }
 }

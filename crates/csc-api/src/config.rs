@@ -30,6 +30,12 @@ const ENV_KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "sad_ttl_secs",
     "max_factor_failures",
+    "max_login_failures",
+    "online_otp_ttl_secs",
+    "otp_outbox",
+    "otp_webhook_url",
+    "public_url",
+    "oauth2_code_ttl_secs",
     "service_name",
     "service_region",
     "service_lang",
@@ -54,6 +60,12 @@ pub struct FileConfig {
     pub refresh_token_ttl_secs: Option<u32>,
     pub sad_ttl_secs: Option<u32>,
     pub max_factor_failures: Option<u16>,
+    pub max_login_failures: Option<u16>,
+    pub online_otp_ttl_secs: Option<u32>,
+    pub otp_outbox: Option<PathBuf>,
+    pub otp_webhook_url: Option<String>,
+    pub public_url: Option<String>,
+    pub oauth2_code_ttl_secs: Option<u32>,
     pub service_name: Option<String>,
     pub service_region: Option<String>,
     pub service_lang: Option<String>,
@@ -96,7 +108,28 @@ pub struct Config {
     pub sad_ttl_secs: u32,
     /// Consecutive wrong PINs/OTPs that lock a credential's activation.
     pub max_factor_failures: u16,
+    /// Consecutive failed logins (auth/login, the OAuth 2.0 page) that lock a user.
+    pub max_login_failures: u16,
+    /// Lifetime of an online OTP (seconds).
+    pub online_otp_ttl_secs: u32,
+    /// Where online OTPs are delivered.
+    pub otp_channel: OtpChannel,
+    /// The server's public base URL (`https://rssp.example`), from which `info` derives the
+    /// `oauth2` base URI; `None`: derived from each request's Host.
+    pub public_url: Option<String>,
+    /// Lifetime of an OAuth 2.0 authorization code (seconds).
+    pub oauth2_code_ttl_secs: u32,
     pub info: ServiceInfo,
+}
+
+/// The channel that delivers online OTPs (`credentials/sendOTP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtpChannel {
+    /// Lines of JSON appended to a file an operator (or a test) reads: the default, for
+    /// development and for gateways that poll a file.
+    Outbox(PathBuf),
+    /// An HTTP POST of JSON to an SMS or e-mail gateway.
+    Webhook(String),
 }
 
 impl Config {
@@ -150,6 +183,20 @@ impl Config {
             refresh_token_ttl_secs: raw.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
             sad_ttl_secs: raw.sad_ttl_secs.unwrap_or(3600).max(1),
             max_factor_failures: raw.max_factor_failures.unwrap_or(5).max(1),
+            max_login_failures: raw.max_login_failures.unwrap_or(5).max(1),
+            online_otp_ttl_secs: raw.online_otp_ttl_secs.unwrap_or(300).max(1),
+            otp_channel: match raw.otp_webhook_url {
+                Some(url) if !url.trim().is_empty() => OtpChannel::Webhook(url),
+                _ => OtpChannel::Outbox(
+                    raw.otp_outbox
+                        .unwrap_or_else(|| data_dir.join("otp-outbox.log")),
+                ),
+            },
+            public_url: raw
+                .public_url
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
+            oauth2_code_ttl_secs: raw.oauth2_code_ttl_secs.unwrap_or(60).max(1),
             info: ServiceInfo {
                 name: raw
                     .service_name
@@ -174,11 +221,23 @@ impl Config {
         }
     }
 
+    /// The OAuth 2.0 authorization server's settings.
+    pub fn oauth_policy(&self) -> crate::app::OAuthPolicy {
+        crate::app::OAuthPolicy {
+            public_url: self.public_url.clone(),
+            code_ttl: chrono::Duration::seconds(i64::from(self.oauth2_code_ttl_secs)),
+            request_ttl: chrono::Duration::minutes(10),
+        }
+    }
+
     /// The SAM's policy.
     pub fn sam_policy(&self) -> sam::SamPolicy {
         sam::SamPolicy {
             sad_lifetime: std::time::Duration::from_secs(u64::from(self.sad_ttl_secs)),
             max_factor_failures: i32::from(self.max_factor_failures),
+            online_otp_lifetime: std::time::Duration::from_secs(u64::from(
+                self.online_otp_ttl_secs,
+            )),
         }
     }
 
@@ -230,6 +289,27 @@ mod tests {
             Some(Path::new("/d/softhsm2.conf"))
         );
         assert!(matches!(&c.token_pin, PinSource::File(p) if p == Path::new("/d/token.pin")));
+        assert_eq!(
+            c.otp_channel,
+            OtpChannel::Outbox(PathBuf::from("/d/otp-outbox.log"))
+        );
+        assert_eq!((c.public_url, c.oauth2_code_ttl_secs), (None, 60));
+        assert_eq!((c.max_login_failures, c.online_otp_ttl_secs), (5, 300));
+    }
+
+    #[test]
+    fn a_webhook_replaces_the_outbox_and_the_public_url_is_trimmed() {
+        let raw = FileConfig {
+            otp_webhook_url: Some("https://sms.example/send".into()),
+            public_url: Some("https://rssp.example/ ".into()),
+            ..FileConfig::default()
+        };
+        let c = Config::resolve(Path::new("/d"), raw);
+        assert_eq!(
+            c.otp_channel,
+            OtpChannel::Webhook("https://sms.example/send".into())
+        );
+        assert_eq!(c.public_url.as_deref(), Some("https://rssp.example"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `credentials/*` (spec §11.4-11.7): list, info, authorize and extendTransaction. The SAM
 //! decides; this module reads the request, asks, and shapes the answer.
 
+use actix_web::HttpResponse;
 use actix_web::web;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -9,7 +10,7 @@ use csc_types::{
     SadResponse,
 };
 use openssl::x509::X509;
-use sam::{Factors, KeySpec};
+use sam::{Factors, KeySpec, OtpType};
 use secrecy::SecretString;
 use storage::{CredentialId, CredentialStatus, FactorKind, utc_now};
 
@@ -30,15 +31,21 @@ fn credential_id(body: &Body) -> Result<CredentialId, ApiError> {
 
 /// `credentials/list`.
 pub async fn list(
-    Authenticated(caller): Authenticated,
+    auth: Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<CredentialsListResponse>, ApiError> {
     body.check_client_data()?;
-    if body.0.get("userID").is_some_and(|v| !v.is_null()) {
-        // user-specific service authorization: the user is the token's (spec §11.4 NOTE 1)
-        return Err(ApiError::invalid("userID parameter MUST be null"));
-    }
+    // user-specific service authorization: the user is the token's and userID must be absent;
+    // a client token (client_credentials) names the user (spec §11.4 NOTE 1)
+    let user_id = match body.0.get("userID") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(u)) => Some(u.clone()),
+        Some(_) if matches!(auth.0, crate::auth::Principal::User(_)) => {
+            return Err(ApiError::invalid("userID parameter MUST be null"));
+        }
+        Some(_) => return Err(ApiError::invalid_parameter("userID")),
+    };
     let limit = match body.opt_integer("maxResults")? {
         None => MAX_PAGE,
         Some(n) if n >= 1 => n.min(MAX_PAGE),
@@ -56,10 +63,11 @@ pub async fn list(
         ),
     };
     let mut page = blocking(move || {
+        let user = auth.list_user(&state, user_id.as_deref())?;
         Ok(state
             .sam
             .store()
-            .read(|c| c.credentials_of_user(&caller.user, after.as_ref(), limit + 1))?)
+            .read(|c| c.credentials_of_user(&user, after.as_ref(), limit + 1))?)
     })
     .await?;
     let more = i64::try_from(page.len()).unwrap_or(i64::MAX) > limit;
@@ -76,7 +84,7 @@ pub async fn list(
 
 /// `credentials/info`.
 pub async fn info(
-    Authenticated(caller): Authenticated,
+    auth: Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<CredentialsInfoResponse>, ApiError> {
@@ -91,12 +99,13 @@ pub async fn info(
     let cert_info = body.opt_bool("certInfo")?.unwrap_or(false);
     let auth_info = body.opt_bool("authInfo")?.unwrap_or(false);
     let lang = state.info.lang.clone();
-    let (credential, has_pin, has_otp) = blocking(move || {
+    let (credential, has_pin, otp_type) = blocking(move || {
+        let caller = auth.caller_for(&state, &id)?;
         let credential = state.sam.credential_of(&caller, &id)?;
         let (pin, otp) = state.sam.store().read(|c| {
             Ok((
                 c.factor(&id, FactorKind::Pin)?.is_some(),
-                c.factor(&id, FactorKind::Otp)?.is_some(),
+                c.factor(&id, FactorKind::Otp)?.map(|f| OtpType::of(&f)),
             ))
         })?;
         Ok((credential, pin, otp))
@@ -161,17 +170,27 @@ pub async fn info(
                     description: None,
                 }
             }),
-            Some(if has_otp {
+            // what the OTP really is: a TOTP app ("offline") or a code this server sends on
+            // credentials/sendOTP ("online"), spec §11.5
+            Some(if let Some(kind) = otp_type {
                 OtpInfo {
                     presence: "true".into(),
-                    otp_type: Some("offline".into()),
+                    otp_type: Some(kind.csc_type().into()),
                     format: Some("N".into()),
                     label: Some("OTP".into()),
-                    description: Some(
-                        "The 6-digit code of the authenticator app enrolled for this key".into(),
-                    ),
+                    description: Some(match kind {
+                        OtpType::Totp => {
+                            "The 6-digit code of the authenticator app enrolled for this key".into()
+                        }
+                        OtpType::Online => {
+                            "The 6-digit code sent to you on request (credentials/sendOTP)".into()
+                        }
+                    }),
                     id: Some(credential.id.to_string()),
-                    provider: Some("totp".into()),
+                    provider: match kind {
+                        OtpType::Totp => Some("totp".into()),
+                        OtpType::Online => Some("csc-server".into()),
+                    },
                 }
             } else {
                 OtpInfo {
@@ -222,7 +241,7 @@ fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
 
 /// `credentials/authorize`.
 pub async fn authorize(
-    Authenticated(caller): Authenticated,
+    auth: Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SadResponse>, ApiError> {
@@ -236,6 +255,7 @@ pub async fn authorize(
     };
     body.opt_string("description")?;
     let issued = blocking(move || {
+        let caller = auth.caller_for(&state, &id)?;
         Ok(state
             .sam
             .authorize(&caller, &id, num_signatures, hashes, factors)?)
@@ -249,7 +269,7 @@ pub async fn authorize(
 
 /// `credentials/extendTransaction`.
 pub async fn extend_transaction(
-    Authenticated(caller): Authenticated,
+    auth: Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SadResponse>, ApiError> {
@@ -257,10 +277,30 @@ pub async fn extend_transaction(
     let id = credential_id(&body)?;
     let hashes = body.opt_hashes("hash")?;
     let sad = body.string("SAD")?.to_owned();
-    let issued =
-        blocking(move || Ok(state.sam.extend_transaction(&caller, &id, &sad, hashes)?)).await?;
+    let issued = blocking(move || {
+        let caller = auth.caller_for(&state, &id)?;
+        Ok(state.sam.extend_transaction(&caller, &id, &sad, hashes)?)
+    })
+    .await?;
     Ok(web::Json(SadResponse {
         sad: issued.sad,
         expires_in: Some(issued.expires_in),
     }))
+}
+
+/// `credentials/sendOTP` (spec §11.8, REFERENCE §5.8): the SAM makes a fresh online OTP and
+/// its notifier delivers it to the signer; 204, and the code is never in the response.
+pub async fn send_otp(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    blocking(move || {
+        let caller = auth.caller_for(&state, &id)?;
+        Ok(state.sam.send_online_otp(&caller, &id)?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

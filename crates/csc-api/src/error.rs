@@ -136,6 +136,18 @@ impl From<SamError> for ApiError {
             S::CertificateExpired(subject) => {
                 Self::invalid(format!("Signing certificate '{subject}' is expired."))
             }
+            S::OAuthOnly => Self::invalid(
+                "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
+            ),
+            S::TwoFactorsRequired => Self::invalid("SCAL 2 requires two activation factors"),
+            S::NoOnlineOtp => Self::invalid("The credential has no online OTP"),
+            // the reason was logged by the SAM; it never holds the code
+            S::OtpDelivery(_) => ApiError::Csc {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: "temporarily_unavailable",
+                description: "The OTP could not be delivered".into(),
+            },
+            S::RequestGone => Self::invalid("The authorization request is no longer pending"),
             S::Algo(a) => match a {
                 AlgoError::InvalidSignAlgo => Self::invalid_parameter("signAlgo"),
                 AlgoError::MissingHashAlgo => Self::missing("string", "hashAlgo"),

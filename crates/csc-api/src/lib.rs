@@ -10,5 +10,7 @@ pub mod certinfo;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod notify;
+pub mod oauth2;
 pub mod server;
 pub mod signatures;

@@ -13,6 +13,8 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         sam,
         info: cfg.info.clone(),
         tokens: cfg.token_policy(),
+        max_login_failures: i32::from(cfg.max_login_failures),
+        oauth: cfg.oauth_policy(),
     });
     let max_body = cfg.max_body_bytes;
     actix_web::rt::System::new().block_on(async move {

@@ -15,7 +15,7 @@ use crate::error::{ApiError, blocking};
 
 /// `signatures/signHash`.
 pub async fn sign_hash(
-    Authenticated(caller): Authenticated,
+    auth: Authenticated,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SignHashResponse>, ApiError> {
@@ -48,8 +48,11 @@ pub async fn sign_hash(
         hash_algo,
         sign_algo_params,
     };
-    let signatures =
-        blocking(move || Ok(state.sam.sign_hash(&caller, &id, &sad, &hashes, &request)?)).await?;
+    let signatures = blocking(move || {
+        let caller = auth.caller_for(&state, &id)?;
+        Ok(state.sam.sign_hash(&caller, &id, &sad, &hashes, &request)?)
+    })
+    .await?;
     Ok(web::Json(SignHashResponse {
         signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
     }))

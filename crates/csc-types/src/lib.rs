@@ -282,6 +282,28 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
+/// `credentials/sendOTP` input (spec §11.8); the output is 204 No Content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendOtpRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_data: Option<String>,
+}
+
+/// `oauth2/token` output (spec §8.3.3): `token_type` is `Bearer` for scope `service` and `SAD`
+/// for scope `credential` (then `access_token` is the SAD for signHash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthTokenResponse {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

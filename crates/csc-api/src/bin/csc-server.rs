@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use csc_api::{admin, config::Config, server};
-use sam::KeySpec;
-use storage::Scal;
+use sam::{KeySpec, OtpChoice};
+use storage::{AuthMode, Scal};
 
 #[derive(Parser)]
 #[command(name = "csc-server", version, about = "CSC v1 remote signing server")]
@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: CredentialCommand,
     },
+    /// Manage OAuth 2.0 clients (signature applications).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -64,6 +69,27 @@ enum Command {
 enum UserCommand {
     /// Add a signer; the password comes from CSC_PASSWORD, else one line of standard input.
     Add { name: String },
+    /// Lift the lock set by too many failed logins (and clear the count).
+    Unlock { name: String },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its client_id and, for a confidential client, its secret
+    /// (shown once, stored only as a hash).
+    Add {
+        /// Shown to signers on the consent page.
+        name: String,
+        /// An exact redirect URI (repeat for several; the first is the default).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uri: Vec<String>,
+        /// A confidential client (has a secret; may use client_credentials). Without it: a
+        /// public client, which must use PKCE (S256).
+        #[arg(long)]
+        confidential: bool,
+    },
+    /// List the registered clients as a JSON array.
+    List,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,9 +133,18 @@ enum CredentialCommand {
         #[arg(long, default_value_t = 1)]
         multisign: u32,
         /// Add a TOTP second factor; its otpauth URI is printed once.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "online_otp")]
         otp: bool,
+        /// Add an online OTP second factor: codes the server sends on credentials/sendOTP.
+        #[arg(long)]
+        online_otp: bool,
+        /// explicit (PIN/OTP sent to credentials/authorize) or oauth2code (authorized only on
+        /// the OAuth 2.0 consent page).
+        #[arg(long, default_value = "explicit", value_parser = ["explicit", "oauth2code"])]
+        auth_mode: String,
     },
+    /// Lift the lock of a credential's PIN and OTP after too many wrong attempts.
+    Unlock { credential_id: String },
     /// List credentials (of user NAME only, when given) as a JSON array.
     List { name: Option<String> },
     /// Replace a credential's certificate chain with a PEM bundle (signer first) issued
@@ -144,6 +179,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let user = admin::user_add(&sam, &name, &password)?;
             print(&serde_json::json!({ "userID": user.id.to_string(), "name": user.name }));
         }
+        Command::User {
+            command: UserCommand::Unlock { name },
+        } => {
+            let sam = admin::open(&cfg)?;
+            print(&admin::user_unlock(&sam, &name)?);
+        }
+        Command::Client { command } => {
+            let sam = admin::open(&cfg)?;
+            match command {
+                ClientCommand::Add {
+                    name,
+                    redirect_uri,
+                    confidential,
+                } => print(&admin::client_add(
+                    &sam,
+                    &name,
+                    &redirect_uri,
+                    confidential,
+                )?),
+                ClientCommand::List => print(&admin::client_list(&sam)?),
+            }
+        }
         Command::Credential { command } => match command {
             CredentialCommand::Create {
                 name,
@@ -151,19 +208,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scal,
                 multisign,
                 otp,
+                online_otp,
+                auth_mode,
             } => {
                 let pin = admin::read_secret("CSC_PIN", "PIN")?;
                 let scal = if scal == "2" { Scal::Two } else { Scal::One };
+                let otp = match (otp, online_otp) {
+                    (true, _) => OtpChoice::Totp,
+                    (false, true) => OtpChoice::Online,
+                    (false, false) => OtpChoice::None,
+                };
+                let auth_mode = if auth_mode == "oauth2code" {
+                    AuthMode::Oauth2Code
+                } else {
+                    AuthMode::Explicit
+                };
                 let sam = admin::open(&cfg)?;
                 print(&admin::credential_create(
                     &sam,
                     &name,
-                    key.into(),
-                    scal,
-                    multisign,
-                    otp,
+                    admin::CredentialOptions {
+                        spec: key.into(),
+                        scal,
+                        multisign,
+                        otp,
+                        auth_mode,
+                    },
                     pin,
                 )?);
+            }
+            CredentialCommand::Unlock { credential_id } => {
+                let sam = admin::open(&cfg)?;
+                print(&admin::credential_unlock(&sam, &credential_id)?);
             }
             CredentialCommand::List { name } => {
                 let sam = admin::open(&cfg)?;

@@ -87,6 +87,10 @@ fn authorize(
     hashes: Option<&[Vec<u8>]>,
 ) -> (u16, Value) {
     let mut body = json!({ "credentialID": cred, "numSignatures": n, "PIN": PIN });
+    // SCAL 2 takes two factors: the PIN and an online OTP (sent, then read from the outbox)
+    if let Some(otp) = api.online_otp(token, cred) {
+        body["OTP"] = json!(otp);
+    }
     if let Some(h) = hashes {
         body["hash"] = json!(h.iter().map(|d| b64(d)).collect::<Vec<_>>());
     }
@@ -151,10 +155,16 @@ fn info_lists_exactly_the_served_methods() {
             "credentials/info",
             "credentials/authorize",
             "credentials/extendTransaction",
+            "credentials/sendOTP",
             "signatures/signHash"
         ]
     );
-    assert_eq!(info["authType"], json!(["basic"]));
+    assert_eq!(
+        info["authType"],
+        json!(["basic", "oauth2code", "oauth2client"])
+    );
+    // the absolute base URI of the OAuth 2.0 endpoints, from the request's Host (spec §11.1)
+    assert_eq!(info["oauth2"], format!("{}/", api.base));
 }
 
 #[test]

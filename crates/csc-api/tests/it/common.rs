@@ -140,6 +140,20 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub struct Api {
     pub base: String,
     pub client: reqwest::blocking::Client,
+    /// The OTP outbox of the server's data directory and the credentials with an online OTP
+    /// (set by [`Signers::serve`]), for [`Api::online_otp`].
+    pub online_otp: Option<(std::path::PathBuf, Vec<String>)>,
+}
+
+/// The last online OTP the server wrote for `cred` to its outbox (`DATA_DIR/otp-outbox.log`,
+/// one JSON object per line).
+pub fn outbox_code(outbox: &Path, cred: &str) -> Option<String> {
+    let text = std::fs::read_to_string(outbox).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["credentialID"] == cred)
+        .and_then(|v| v["otp"].as_str().map(str::to_owned))
 }
 
 impl Api {
@@ -150,7 +164,24 @@ impl Api {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("client"),
+            online_otp: None,
         }
+    }
+
+    /// For a credential with an online OTP: has one sent (`credentials/sendOTP`, 204) and
+    /// reads it from the outbox; `None` for other credentials.
+    pub fn online_otp(&self, token: &str, cred: &str) -> Option<String> {
+        let (outbox, creds) = self.online_otp.as_ref()?;
+        if !creds.iter().any(|c| c == cred) {
+            return None;
+        }
+        let (status, body) = self.call(
+            "credentials/sendOTP",
+            Some(token),
+            &serde_json::json!({ "credentialID": cred }),
+        );
+        assert_eq!(status, 204, "sendOTP: {body}");
+        Some(outbox_code(outbox, cred).expect("the OTP in the outbox"))
     }
 
     /// POST `/csc/v1/{method}` with an optional bearer token.
@@ -197,7 +228,8 @@ pub const BOB_PASSWORD: &str = "bob-password";
 
 /// A data directory with two signers and their credentials:
 /// `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256, SCAL 1), `scal2` (alice, RSA-2048,
-/// SCAL 2, multisign 5), `multi` (alice, P-256, SCAL 1, multisign 3), `bob` (bob, P-256).
+/// SCAL 2, multisign 5, PIN and online OTP: two factors), `multi` (alice, P-256, SCAL 1,
+/// multisign 3), `bob` (bob, P-256).
 pub struct Signers {
     pub tmp: tempfile::TempDir,
     pub creds: std::collections::HashMap<&'static str, String>,
@@ -231,7 +263,15 @@ impl Signers {
             (
                 "scal2",
                 "alice",
-                &["--key", "rsa-2048", "--scal", "2", "--multisign", "5"][..],
+                &[
+                    "--key",
+                    "rsa-2048",
+                    "--scal",
+                    "2",
+                    "--multisign",
+                    "5",
+                    "--online-otp",
+                ][..],
             ),
             (
                 "multi",
@@ -257,7 +297,11 @@ impl Signers {
         let mut cmd = csc(self.dir());
         cmd.arg("serve").envs(env.iter().copied());
         let server = start(cmd);
-        let api = Api::new(&server.base);
+        let mut api = Api::new(&server.base);
+        api.online_otp = Some((
+            self.dir().join("otp-outbox.log"),
+            vec![self.id("scal2").to_owned()],
+        ));
         (server, api)
     }
 }

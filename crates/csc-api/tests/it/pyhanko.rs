@@ -67,12 +67,19 @@ fn run_scenario(scenario: &str, cred: &str, batch: usize) -> (Run, Signers) {
         "the chain ends with the dev CA"
     );
 
+    // SCAL 2 takes two factors: the server sends an online OTP, read from its outbox
+    let otp = api.online_otp(&alice, &cred);
+
     let work = tempfile::tempdir().expect("tempdir");
     let ca = work.path().join("ca.der");
     std::fs::write(&ca, decode(&ca_b64)).expect("write CA");
     let out_dir = work.path().join("out");
-    let out = Command::new(&python)
-        .arg(script())
+    let mut cmd = Command::new(&python);
+    cmd.arg(script());
+    if let Some(otp) = &otp {
+        cmd.args(["--otp", otp]);
+    }
+    let out = cmd
         .args(["--base-url", &api.base, "--token", &alice, "--pin", PIN])
         .arg("--ca")
         .arg(&ca)

@@ -1,0 +1,143 @@
+//! The OAuth 2.0 authorization server of CSC v1.0.4.0 §8.3 (REFERENCE §5.11-5.13), at the
+//! `oauth2` base URI that `info` advertises:
+//!
+//! * `GET/POST oauth2/authorize` ([`page`]): a server-rendered HTML page without JavaScript where
+//!   the signer signs in and, for scope `credential`, approves the credential, the number of
+//!   signatures and the hashes with the credential's PIN/OTP; then a 302 to the client's
+//!   registered redirect URI with a single-use, short-lived `code` and the `state`.
+//! * `POST oauth2/token` ([`token`]): `authorization_code` (scopes `service` and
+//!   `credential`), `client_credentials` and `refresh_token` (scope `service`). A credential
+//!   code yields a SAD with `token_type` "SAD".
+//! * `POST oauth2/revoke` ([`token::revoke`]): access and refresh tokens, and SADs.
+//!
+//! Clients are registered by the operator (`csc-server client add`): exact redirect URIs, a
+//! secret for confidential clients (stored as SHA-256); public clients must use PKCE S256
+//! (RFC 7636). Codes, page handles and secrets are stored only as digests. Refusals are audited.
+
+mod html;
+pub mod page;
+pub mod token;
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, web};
+
+use crate::app::AppState;
+
+/// Largest form body accepted by the OAuth 2.0 endpoints (the consent form carries no hashes).
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The routes, mounted at `/oauth2` (the `oauth2` base URI is the server's root).
+pub fn scope() -> actix_web::Scope {
+    web::scope("/oauth2")
+        .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
+        .route("/authorize", web::get().to(page::authorize_get))
+        .route("/authorize", web::post().to(page::authorize_post))
+        .route("/token", web::post().to(token::token))
+        .route("/revoke", web::post().to(token::revoke))
+}
+
+/// The server's absolute base URL without a trailing slash: the configured `public_url`, else
+/// the request's scheme and Host (behind a proxy, configure `public_url`).
+pub fn public_base(state: &AppState, req: &HttpRequest) -> String {
+    if let Some(url) = &state.oauth.public_url {
+        return url.clone();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// A query string or form body as name → value. A parameter sent twice is refused and an empty
+/// value counts as absent (RFC 6749 §3.1, §3.2).
+#[derive(Debug, Default, Clone)]
+pub struct Params(BTreeMap<String, String>);
+
+/// Why a query string or form could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamsError {
+    /// Not `application/x-www-form-urlencoded` UTF-8.
+    Malformed,
+    /// This parameter came more than once.
+    Repeated(String),
+}
+
+impl Params {
+    /// Parses `a=1&b=2`.
+    pub fn parse(bytes: &[u8]) -> Result<Params, ParamsError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(bytes).map_err(|_| ParamsError::Malformed)?;
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if v.is_empty() {
+                continue;
+            }
+            if map.insert(k.clone(), v).is_some() {
+                return Err(ParamsError::Repeated(k));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    /// A parameter, if present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// SHA-256 of a value as bytes, compared in constant time with a stored digest.
+pub(crate) fn digest_matches(secret: &str, stored: &[u8]) -> bool {
+    let d = storage::secret_hash(secret.as_bytes());
+    stored.len() == d.len() && openssl::memcmp::eq(&d, stored)
+}
+
+/// RFC 7636 §4.1: a code verifier is 43 to 128 characters of `[A-Za-z0-9-._~]`.
+pub(crate) fn valid_code_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// RFC 7636 §4.2: the S256 challenge of a verifier, base64url without padding.
+pub(crate) fn s256(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(storage::secret_hash(verifier.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_refuse_repeats_and_ignore_empty_values() {
+        let p = Params::parse(b"a=1&b=&c=x%20y").expect("parse");
+        assert_eq!(
+            (p.get("a"), p.get("b"), p.get("c")),
+            (Some("1"), None, Some("x y"))
+        );
+        assert_eq!(
+            Params::parse(b"a=1&a=2").err(),
+            Some(ParamsError::Repeated("a".into()))
+        );
+    }
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(valid_code_verifier(verifier));
+        assert_eq!(
+            s256(verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(!valid_code_verifier("short"));
+        assert!(!valid_code_verifier(&"a+".repeat(30)));
+    }
+
+    #[test]
+    fn digests_compare_only_equal_lengths() {
+        let d = storage::secret_hash(b"s3cret");
+        assert!(digest_matches("s3cret", &d));
+        assert!(!digest_matches("s3cret!", &d));
+        assert!(!digest_matches("s3cret", &d[..31]));
+    }
+}
