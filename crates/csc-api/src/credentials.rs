@@ -98,6 +98,8 @@ pub async fn info(
     };
     let cert_info = body.opt_bool("certInfo")?.unwrap_or(false);
     let auth_info = body.opt_bool("authInfo")?.unwrap_or(false);
+    // one language is served; the output `lang` says which (as for `info`)
+    body.opt_string("lang")?;
     let lang = state.info.lang.clone();
     let (credential, has_pin, otp_type) = blocking(move || {
         let caller = auth.caller_for(&state, &id)?;

@@ -521,6 +521,23 @@ fn credentials_info_describes_key_certificate_and_factors() {
         "invalid_request",
         "Invalid parameter certificates",
     );
+    // a `lang` that is not a string was accepted: schemathesis' negative testing flags it
+    assert_error(
+        &api.call(
+            "credentials/info",
+            Some(&alice),
+            &json!({ "credentialID": s.id("ec"), "lang": 5 }),
+        ),
+        400,
+        "invalid_request",
+        "Invalid parameter lang",
+    );
+    let (status, _) = api.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": s.id("ec"), "lang": "fr-FR" }),
+    );
+    assert_eq!(status, 200, "one language is served, whatever lang asks for");
 }
 
 #[test]
