@@ -56,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
     cfg.app_data(state)
         .app_data(web::PayloadConfig::new(max_body))
         .route("/health", web::get().to(health))
+        .route("/openapi.json", web::get().to(openapi_json))
         .service(
             web::scope("/csc/v1")
                 .route("/info", web::post().to(info))
@@ -88,6 +89,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The OpenAPI document of every route (crates/openapi), built once.
+async fn openapi_json() -> HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HttpResponse::Ok().content_type("application/json").body(
+        DOCUMENT
+            .get_or_init(|| openapi::document().to_string())
+            .as_str(),
+    )
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -19,6 +19,7 @@ const KEYWORDS: &[&str] = &[
     "items",
     "minItems",
     "minimum",
+    "maxLength",
     "pattern",
     "description",
 ];
@@ -108,6 +109,13 @@ fn validate_at(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mu
     ) && n < min
     {
         errors.push(format!("{at}: {n} < {min}"));
+    }
+    if let (Some(max), Some(s)) = (
+        keywords.get("maxLength").and_then(Value::as_u64),
+        value.as_str(),
+    ) && s.chars().count() as u64 > max
+    {
+        errors.push(format!("{at}: longer than {max} characters"));
     }
     if let (Some(p), Some(s)) = (
         keywords.get("pattern").and_then(Value::as_str),
@@ -226,6 +234,9 @@ mod tests {
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert_eq!(validate(&doc, &s, &json!({ "a": 0, "c": [] })).len(), 2);
         assert_eq!(validate(&doc, &s, &json!({ "a": 1.5 })).len(), 1);
+        let short = json!({ "type": "string", "maxLength": 3 });
+        assert!(validate(&doc, &short, &json!("abé")).is_empty());
+        assert_eq!(validate(&doc, &short, &json!("abcd")).len(), 1);
         let bad = json!({ "type": "string", "format": "uuid" });
         assert_eq!(
             validate(&doc, &bad, &json!("x")).len(),

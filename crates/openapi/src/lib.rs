@@ -36,6 +36,9 @@ pub enum Security {
     BasicOrNone,
     /// `Authorization: Bearer` with a service access token.
     Bearer,
+    /// An OAuth 2.0 client: HTTP Basic with its client_id and secret, or none (the client
+    /// identifies itself in the form body, RFC 6749 §2.3.1).
+    ClientBasicOrNone,
 }
 
 /// The body of a request.
@@ -66,6 +69,14 @@ pub enum Response {
     },
     /// A redirect (302) with a `Location` header (OAuth2 front channel).
     Redirect { description: &'static str },
+    /// An HTML page (the OAuth2 sign-in and consent page).
+    Html {
+        status: u16,
+        description: &'static str,
+    },
+    /// 413 in plain text: a form body over the OAuth2 endpoints' size limit (actix's own
+    /// answer; the JSON methods answer an oversized body with a CSC 400 instead).
+    FormTooLarge,
 }
 
 /// One operation: a method on a path.
@@ -269,7 +280,7 @@ pub fn operations() -> Vec<Operation> {
             "credentialsList",
             "credentials",
             "The caller's credential IDs, paged (CSC §11.4)",
-            "Service authorization is user-specific (`basic`): `userID` must be absent.",
+            "With a user's token `userID` must be absent; a client token names the user.",
             "CredentialsListRequest",
             Response::Json {
                 status: 200,
@@ -309,6 +320,19 @@ pub fn operations() -> Vec<Operation> {
             sad("The new signature activation data"),
         ),
         csc(
+            "/csc/v1/credentials/sendOTP",
+            "credentialsSendOTP",
+            "credentials",
+            "Send an online OTP to the credential's owner (CSC §11.8)",
+            "The code goes to the owner through the configured notifier, never in the answer. \
+             A credential without an online OTP is `invalid_request`.",
+            "SendOtpRequest",
+            Response::Empty {
+                status: 204,
+                description: "The OTP is on its way",
+            },
+        ),
+        csc(
             "/csc/v1/signatures/signHash",
             "signaturesSignHash",
             "signatures",
@@ -321,7 +345,232 @@ pub fn operations() -> Vec<Operation> {
                 schema: "SignHashResponse",
             },
         ),
+        Operation {
+            method: "get",
+            path: "/oauth2/authorize",
+            operation_id: "oauth2Authorize",
+            tag: "oauth2",
+            summary: "Start an authorization-code flow: the sign-in page (CSC §8.3.2)",
+            description: "The path is the `oauth2` base URI of `info` plus `oauth2/authorize`. \
+                          A valid request gets the sign-in page (and a cookie its form must come \
+                          back with); an invalid one from a known client and redirect URI a 302 \
+                          with `error`; one whose client or redirect URI is unknown an error \
+                          page, never a redirect. Public clients must use PKCE (S256).",
+            security: Security::None,
+            body: RequestBody::None,
+            query: authorize_query(),
+            responses: vec![
+                Response::Html {
+                    status: 200,
+                    description: "The sign-in page",
+                },
+                Response::Redirect {
+                    description: "Back to the client's redirect URI with `error`, \
+                                  `error_description` and `state`",
+                },
+                Response::Html {
+                    status: 400,
+                    description: "An error page: unknown client, unregistered redirect URI, a \
+                                  repeated or malformed parameter",
+                },
+                Response::Html {
+                    status: 500,
+                    description: "An error page: an unexpected condition",
+                },
+            ],
+        },
+        Operation {
+            method: "post",
+            path: "/oauth2/authorize",
+            operation_id: "oauth2AuthorizeForm",
+            tag: "oauth2",
+            summary: "The sign-in and consent page's form",
+            description: "Sent by the page only: `request` must equal the cookie the page set. \
+                          Signing in, then (scope `credential`) approving with the PIN/OTP ends \
+                          in a 302 to the redirect URI with a single-use `code` and `state`.",
+            security: Security::None,
+            body: RequestBody::Form {
+                schema: "OAuthAuthorizeForm",
+            },
+            query: vec![],
+            responses: vec![
+                Response::Html {
+                    status: 200,
+                    description: "The next step of the page (or the same with an error)",
+                },
+                Response::Redirect {
+                    description: "Back to the client's redirect URI with `code` and `state`, or \
+                                  with `error` (`access_denied`, ...)",
+                },
+                Response::Html {
+                    status: 400,
+                    description: "An error page: malformed form, unknown or expired request",
+                },
+                Response::Html {
+                    status: 403,
+                    description: "An error page: the form and its cookie differ (CSRF check)",
+                },
+                Response::FormTooLarge,
+                Response::Html {
+                    status: 500,
+                    description: "An error page: an unexpected condition",
+                },
+            ],
+        },
+        Operation {
+            method: "post",
+            path: "/oauth2/token",
+            operation_id: "oauth2Token",
+            tag: "oauth2",
+            summary: "Exchange a code, client credentials or a refresh token for a token (CSC §8.3.3)",
+            description: "Scope `service` gives a Bearer service token; a code of scope \
+                          `credential` gives a SAD (`token_type` `SAD`) for signHash. \
+                          `client_credentials` is for confidential clients and scope `service`.",
+            security: Security::ClientBasicOrNone,
+            body: RequestBody::Form {
+                schema: "OAuthTokenRequest",
+            },
+            query: vec![],
+            responses: vec![
+                Response::Json {
+                    status: 200,
+                    description: "The token",
+                    schema: "OAuthTokenResponse",
+                },
+                bad_request(
+                    "A missing or invalid parameter (`invalid_request`), an invalid, expired or \
+                     reused code or refresh token (`invalid_grant`), a wrong scope \
+                     (`invalid_scope`), an unknown client or wrong secret",
+                ),
+                Response::Json {
+                    status: 401,
+                    description: "A malformed client `Authorization` header (`invalid_client`), \
+                                  or a confidential client without its secret",
+                    schema: ERROR,
+                },
+                Response::FormTooLarge,
+                SERVER_ERROR,
+            ],
+        },
+        Operation {
+            method: "post",
+            path: "/oauth2/revoke",
+            operation_id: "oauth2Revoke",
+            tag: "oauth2",
+            summary: "Revoke a token issued to the client, or a SAD (CSC §8.3.4)",
+            description: "A refresh token takes the access tokens it minted with it.",
+            security: Security::ClientBasicOrNone,
+            body: RequestBody::Form {
+                schema: "OAuthRevokeRequest",
+            },
+            query: vec![],
+            responses: vec![
+                Response::Empty {
+                    status: 204,
+                    description: "Revoked",
+                },
+                bad_request(
+                    "A missing or invalid parameter, a token this client cannot revoke \
+                     (`Invalid string parameter token`), an unknown client or wrong secret",
+                ),
+                Response::Json {
+                    status: 401,
+                    description: "A malformed client `Authorization` header (`invalid_client`), \
+                                  or a confidential client without its secret",
+                    schema: ERROR,
+                },
+                Response::FormTooLarge,
+                SERVER_ERROR,
+            ],
+        },
     ]
+}
+
+/// The query of `GET oauth2/authorize` (CSC §8.3.2, RFC 6749 §4.1.1, RFC 7636).
+fn authorize_query() -> Vec<(&'static str, Value, bool)> {
+    let text = |d: &str| string(d);
+    vec![
+        (
+            "response_type",
+            json!({ "type": "string", "enum": ["code"] }),
+            true,
+        ),
+        ("client_id", text("The registered client"), true),
+        (
+            "redirect_uri",
+            text("One of the client's registered redirect URIs (default: the first)"),
+            false,
+        ),
+        (
+            "scope",
+            json!({ "type": "string", "enum": ["service", "credential"] }),
+            false,
+        ),
+        (
+            "state",
+            json!({ "type": "string", "maxLength": 255, "description": "Returned as is" }),
+            false,
+        ),
+        (
+            "code_challenge",
+            text("PKCE S256 challenge, base64url (43 characters)"),
+            false,
+        ),
+        (
+            "code_challenge_method",
+            json!({ "type": "string", "enum": ["S256"] }),
+            false,
+        ),
+        (
+            "credentialID",
+            text("Scope `credential`: the credential to authorize"),
+            false,
+        ),
+        (
+            "numSignatures",
+            json!({ "type": "string", "pattern": "^[\\s\\u0085]*\\+?0*[1-9][0-9]{0,18}[\\s\\u0085]*$",
+                    "description": "Scope `credential`: how many signatures" }),
+            false,
+        ),
+        (
+            "hash",
+            text("Scope `credential`: base64url digests, comma-separated (required at SCAL 2)"),
+            false,
+        ),
+        (
+            "description",
+            json!({ "type": "string", "maxLength": 500, "description": "Shown to the signer" }),
+            false,
+        ),
+        ("lang", text("Preferred language (one is served)"), false),
+        (
+            "clientData",
+            text("Opaque application data, never interpreted"),
+            false,
+        ),
+    ]
+}
+
+/// Response headers beyond the CSC ones. (operationId, status) → headers object.
+fn response_headers(operation_id: &str, status: u16) -> Option<Value> {
+    let no_store = json!({ "required": true, "schema": { "type": "string", "const": "no-store" } });
+    match (operation_id, status) {
+        // RFC 6749 §5.1
+        ("oauth2Token", 200) => Some(json!({ "Cache-Control": no_store })),
+        ("oauth2Authorize", 200) => Some(json!({
+            "Set-Cookie": {
+                "required": true,
+                "description": "Binds the page's form to this browser (CSRF check)",
+                "schema": { "type": "string" },
+            },
+            "X-Frame-Options": { "required": true, "schema": { "type": "string", "const": "DENY" } },
+        })),
+        ("oauth2Authorize" | "oauth2AuthorizeForm", 302) => Some(json!({
+            "Location": { "required": true, "schema": { "type": "string" } },
+            "Cache-Control": no_store,
+        })),
+        _ => None,
+    }
 }
 
 /// OpenAPI links: how a success answer feeds the next call (schemathesis' stateful phase
@@ -374,6 +623,13 @@ pub fn links() -> Vec<(&'static str, u16, &'static str, &'static str, Value)> {
             "SignUnderTheNewSad",
             "signaturesSignHash",
             sad,
+        ),
+        (
+            "oauth2Token",
+            200,
+            "RevokeTheToken",
+            "oauth2Revoke",
+            json!({ "token": "$response.body#/access_token" }),
         ),
     ]
 }
@@ -514,10 +770,10 @@ pub fn schemas() -> Map<String, Value> {
             "clientData": client_data(),
         }), "`auth/revoke` input"),
         "CredentialsListRequest": request(&[], json!({
-            "userID": {
-                "type": "null",
-                "description": "Must be absent: service authorization is user-specific here",
-            },
+            "userID": nullable(string(
+                "Only with a client token (`client_credentials`): whose credentials; with a \
+                 user's token it must be absent (`userID parameter MUST be null`)",
+            )),
             "maxResults": nullable(positive_integer("At most this many IDs (the server caps it at 100)")),
             "pageToken": nullable(string("`nextPageToken` of the previous page")),
             "clientData": client_data(),
@@ -618,6 +874,46 @@ pub fn schemas() -> Map<String, Value> {
             "signAlgoParams": nullable(base64("DER algorithm parameters (RSASSA-PSS)")),
             "clientData": client_data(),
         }), "`signatures/signHash` input"),
+        "SendOtpRequest": request(&["credentialID"], json!({
+            "credentialID": string("The credential with an online OTP"),
+            "clientData": client_data(),
+        }), "`credentials/sendOTP` input"),
+        "OAuthTokenResponse": response(&["access_token", "token_type"], json!({
+            "access_token": string("A Bearer service token, or for scope `credential` the SAD"),
+            "refresh_token": string("Scope `service` only"),
+            "token_type": { "type": "string", "enum": ["Bearer", "SAD"] },
+            "expires_in": { "type": "integer", "minimum": 0, "description": "Seconds" },
+        }), "`oauth2/token` output"),
+        "OAuthTokenRequest": request(&["grant_type"], json!({
+            "grant_type": {
+                "type": "string",
+                "enum": ["authorization_code", "client_credentials", "refresh_token"],
+            },
+            "code": string("grant_type authorization_code: the code"),
+            "redirect_uri": string("The redirect_uri of the authorization request, if it named one"),
+            "code_verifier": string("The PKCE verifier of the code's challenge"),
+            "refresh_token": string("grant_type refresh_token: the refresh token"),
+            "scope": { "type": "string", "enum": ["service"], "description": "client_credentials: service only" },
+            "client_id": string("The client, when not in the Authorization header"),
+            "client_secret": string("A confidential client's secret, when not in the Authorization header"),
+            "clientData": string("Opaque application data, never interpreted"),
+        }), "`oauth2/token` input (form); an empty value counts as absent, a repeated one is refused"),
+        "OAuthRevokeRequest": request(&["token"], json!({
+            "token": string("An access or refresh token issued to this client, or a SAD"),
+            "token_type_hint": { "type": "string", "enum": ["access_token", "refresh_token"] },
+            "client_id": string("The client, when not in the Authorization header"),
+            "client_secret": string("A confidential client's secret, when not in the Authorization header"),
+            "clientData": string("Opaque application data, never interpreted"),
+        }), "`oauth2/revoke` input (form)"),
+        "OAuthAuthorizeForm": request(&["request"], json!({
+            "request": string("The page's request handle (equal to its cookie)"),
+            "action": { "type": "string", "enum": ["login", "approve", "deny", "resend"] },
+            "username": string("Signing in"),
+            "password": string("Signing in"),
+            "remember": string("Scope service: ask for a refresh token"),
+            "PIN": string("Approving a credential"),
+            "OTP": string("Approving a credential"),
+        }), "The form of the `oauth2/authorize` page"),
         "SignHashResponse": response(&["signatures"], json!({
             "signatures": {
                 "type": "array",
@@ -648,6 +944,7 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
         Security::None => json!([]),
         Security::BasicOrNone => json!([{ "BasicAuth": [] }, {}]),
         Security::Bearer => json!([{ "BearerAuth": [] }]),
+        Security::ClientBasicOrNone => json!([{ "OAuthClientBasic": [] }, {}]),
     };
     match op.body {
         RequestBody::None => {}
@@ -679,7 +976,7 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
     }
     let mut responses = Map::new();
     for r in &op.responses {
-        let (status, value) = match *r {
+        let (status, mut value) = match *r {
             Response::Json {
                 status,
                 description,
@@ -709,7 +1006,27 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                     "headers": { "Location": { "required": true, "schema": { "type": "string" } } },
                 }),
             ),
+            Response::Html {
+                status,
+                description,
+            } => (
+                status,
+                json!({
+                    "description": description,
+                    "content": { "text/html": { "schema": { "type": "string" } } },
+                }),
+            ),
+            Response::FormTooLarge => (
+                413,
+                json!({
+                    "description": "The form is larger than the OAuth2 endpoints' limit (16 KiB)",
+                    "content": { "text/plain": { "schema": { "type": "string" } } },
+                }),
+            ),
         };
+        if let Some(headers) = response_headers(op.operation_id, status) {
+            value["headers"] = headers;
+        }
         responses.insert(status.to_string(), value);
     }
     for (from, status, name, to, body) in links() {
@@ -746,13 +1063,18 @@ pub fn document() -> Value {
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "service" }, { "name": "info" }, { "name": "auth" },
-            { "name": "credentials" }, { "name": "signatures" },
+            { "name": "credentials" }, { "name": "signatures" }, { "name": "oauth2" },
         ],
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "BasicAuth": { "type": "http", "scheme": "basic" },
                 "BearerAuth": { "type": "http", "scheme": "bearer" },
+                "OAuthClientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "An OAuth 2.0 client's client_id and secret (oauth2/token, oauth2/revoke)",
+                },
             },
             "schemas": schemas,
         },

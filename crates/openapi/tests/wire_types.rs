@@ -13,15 +13,19 @@ use openapi::check::{component, same_fields, validate};
 
 /// Schemas that are not `csc-types` wire types; `crates/csc-api/tests/it/openapi_routes.rs`
 /// checks them against the server's answers.
-const NOT_WIRE_TYPES: &[&str] = &["Health", "OpenApiDocument"];
+const NOT_WIRE_TYPES: &[&str] = &[
+    "Health",
+    "OpenApiDocument",
+    // the OAuth 2.0 forms, which the server reads as forms, not through csc-types
+    "OAuthTokenRequest",
+    "OAuthRevokeRequest",
+    "OAuthAuthorizeForm",
+];
 
 /// Where this server is deliberately narrower than the wire type (which follows the spec).
 /// (schema, JSON pointer, why)
-const NARROWER: &[(&str, &str, &str)] = &[(
-    "CredentialsListRequest",
-    "/userID",
-    "service authorization is user-specific only, so userID must be absent or null",
-)];
+/// (None at present: the mechanism stays for the next deliberate narrowing.)
+const NARROWER: &[(&str, &str, &str)] = &[];
 
 struct Sample {
     schema: &'static str,
@@ -226,6 +230,22 @@ fn samples() -> Vec<Sample> {
             },
         ),
         sample(
+            "SendOtpRequest",
+            SendOtpRequest {
+                credential_id: s("c1"),
+                client_data: some("c"),
+            },
+        ),
+        sample(
+            "OAuthTokenResponse",
+            OAuthTokenResponse {
+                access_token: s("csc_at_x"),
+                refresh_token: some("csc_rt_x"),
+                token_type: s("Bearer"),
+                expires_in: Some(3600),
+            },
+        ),
+        sample(
             "SignHashResponse",
             SignHashResponse {
                 signatures: vec![s(B64)],
@@ -321,6 +341,11 @@ fn only_the_required_fields_are_required() {
             "ExtendTransactionRequest",
             json!({ "credentialID": "c", "SAD": "s" }),
         ),
+        ("SendOtpRequest", json!({ "credentialID": "c" })),
+        (
+            "OAuthTokenResponse",
+            json!({ "access_token": "a", "token_type": "SAD" }),
+        ),
     ];
     for (name, value) in minimal {
         let schema = component(&doc, name).unwrap_or(&Value::Null);
@@ -387,8 +412,18 @@ fn the_document_is_well_formed() {
             responses.keys().any(|s| s.starts_with('2')),
             "{id}: no success"
         );
+        // every error is the CSC error body, except the pages of the browser-facing
+        // oauth2/authorize, which are HTML, and the plain 413 of an oversized form
+        let html = id.starts_with("oauth2Authorize");
         for (status, r) in responses {
-            if status.starts_with('4') || status.starts_with('5') {
+            if status == "413" {
+                assert!(r["content"].get("text/plain").is_some(), "{id} {status}");
+            } else if html {
+                assert!(
+                    r["content"].get("application/json").is_none(),
+                    "{id} {status}"
+                );
+            } else if status.starts_with('4') || status.starts_with('5') {
                 assert_eq!(
                     r["content"]["application/json"]["schema"]["$ref"],
                     "#/components/schemas/ErrorResponse",
@@ -433,8 +468,10 @@ fn every_link_joins_two_operations_and_names_their_fields() {
     let body_schema = |op: &Value| {
         component(
             &doc,
-            op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                .as_str()
+            op["requestBody"]["content"]
+                .as_object()
+                .and_then(|c| c.values().next())
+                .and_then(|m| m["schema"]["$ref"].as_str())
                 .unwrap_or_default()
                 .trim_start_matches("#/components/schemas/"),
         )

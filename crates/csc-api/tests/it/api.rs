@@ -537,7 +537,7 @@ fn credentials_info_describes_key_certificate_and_factors() {
         Some(&alice),
         &json!({ "credentialID": s.id("ec"), "lang": "fr-FR" }),
     );
-    assert_eq!(status, 200, "one language is served, whatever lang asks for");
+    assert_eq!(status, 200, "one language is served, whatever is asked");
 }
 
 #[test]

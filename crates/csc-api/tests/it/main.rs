@@ -4,4 +4,6 @@ mod api;
 mod cli;
 mod common;
 mod conformance;
+mod openapi_routes;
 mod pyhanko;
+mod schemathesis;
