@@ -222,6 +222,15 @@ pub fn assert_error(got: &(u16, Value), status: u16, error: &str, description: &
     assert_eq!(got.1["error_description"], description, "{}", got.1);
 }
 
+/// The audit records of a (SQLite) data directory, read beside the running server.
+pub fn audit_records(dir: &Path) -> Vec<storage::AuditRecord> {
+    let url = format!("sqlite://{}", dir.join("csc.db").display());
+    let store = storage::Store::open(&url, storage::StoreOptions::default()).expect("open db");
+    store
+        .read(|c| c.audit_records(0, 1_000_000))
+        .expect("audit records")
+}
+
 pub const PIN: &str = "123456";
 pub const ALICE_PASSWORD: &str = "alice-password";
 pub const BOB_PASSWORD: &str = "bob-password";

@@ -4,6 +4,8 @@ mod api;
 mod cli;
 mod common;
 mod conformance;
+mod factors;
+mod oauth2;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;

@@ -1,0 +1,475 @@
+//! Activation factors over HTTP against the real server (SoftHSM2 + SQLite): PIN lockout and
+//! the operator's unlock, login lockout, OTP single use (offline TOTP and online codes),
+//! credentials/sendOTP never leaking the code, the webhook notifier, and SCAL 2 never activated
+//! by one factor (JT2A Part I 7.1.2.5.1, 3.5.2; REFERENCE §5.5, §5.6, §5.8).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use openssl::hash::MessageDigest;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn sha256(data: &[u8]) -> String {
+    STANDARD.encode(openssl::sha::sha256(data))
+}
+
+fn authorize(api: &Api, token: &str, body: Value) -> (u16, Value) {
+    api.call("credentials/authorize", Some(token), &body)
+}
+
+fn events(dir: &std::path::Path, event: &str) -> Vec<storage::AuditRecord> {
+    audit_records(dir)
+        .into_iter()
+        .filter(|r| r.event == event)
+        .collect()
+}
+
+#[test]
+fn the_pin_locks_after_n_failures_refuses_the_right_pin_and_only_an_unlock_lifts_it() {
+    // Part I 7.1.2.5.1: lock after too many failures until an administrator unlocks
+    let s = Signers::new();
+    let (server, api) = s.serve(&[("CSC_MAX_FACTOR_FAILURES", "3")]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let rsa = s.id("rsa");
+    let body = |pin: &str| json!({ "credentialID": rsa, "numSignatures": 1, "PIN": pin });
+    for _ in 0..3 {
+        assert_error(
+            &authorize(&api, &alice, body("000000")),
+            400,
+            "invalid_pin",
+            "The PIN is invalid",
+        );
+    }
+    for pin in [PIN, "000000"] {
+        assert_error(
+            &authorize(&api, &alice, body(pin)),
+            400,
+            "invalid_request",
+            "PIN locked",
+        );
+    }
+    // another credential of the same signer is not affected
+    let (status, _) = authorize(
+        &api,
+        &alice,
+        json!({ "credentialID": s.id("ec"), "numSignatures": 1, "PIN": PIN }),
+    );
+    assert_eq!(status, 200);
+    let locks = events(s.dir(), "factor.lock");
+    assert_eq!(locks.len(), 1, "the lock is audited once");
+    assert_eq!(
+        (locks[0].actor.as_str(), locks[0].subject.as_str()),
+        ("alice", rsa)
+    );
+
+    // the operator unlocks, audited; the right PIN works again
+    let out = run_ok(csc(s.dir()).args(["credential", "unlock", rsa]));
+    assert_eq!(out["unlocked"], json!(["pin"]));
+    let (status, got) = authorize(&api, &alice, body(PIN));
+    assert_eq!(status, 200, "{got}");
+    let unlocks = events(s.dir(), "credential.unlock");
+    assert_eq!(unlocks.len(), 1);
+    assert_eq!(unlocks[0].actor, "operator:cli");
+    // unlocking an unknown credential is an error
+    let out = csc(s.dir())
+        .args([
+            "credential",
+            "unlock",
+            "00000000-0000-7000-8000-000000000000",
+        ])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    drop(server);
+    assert_eq!(
+        run_ok(csc(s.dir()).args(["audit", "verify"]))["intact"],
+        true
+    );
+}
+
+#[test]
+fn failed_logins_lock_the_user_even_against_the_right_password_until_unlocked() {
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[("CSC_MAX_LOGIN_FAILURES", "3")]);
+    let login = |pw: &str| {
+        let r = api
+            .client
+            .post(format!("{}/csc/v1/auth/login", api.base))
+            .basic_auth("bob", Some(pw))
+            .json(&json!({}))
+            .send()
+            .expect("login");
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    for _ in 0..3 {
+        assert_error(
+            &login("wrong-password"),
+            400,
+            "authentication_error",
+            "An error occurred during authentication process",
+        );
+    }
+    // locked: the right password is refused with the same answer
+    assert_error(
+        &login(BOB_PASSWORD),
+        400,
+        "authentication_error",
+        "An error occurred during authentication process",
+    );
+    // alice is not affected
+    api.login("alice", ALICE_PASSWORD);
+    assert_eq!(events(s.dir(), "user.lock").len(), 1);
+    let out = run_ok(csc(s.dir()).args(["user", "unlock", "bob"]));
+    assert_eq!(
+        (out["wasLocked"].clone(), out["locked"].clone()),
+        (json!(true), json!(false))
+    );
+    let (status, _) = login(BOB_PASSWORD);
+    assert_eq!(status, 200);
+    let unlocks = events(s.dir(), "user.unlock");
+    assert_eq!(
+        (unlocks.len(), unlocks[0].subject.as_str()),
+        (1, "bob"),
+        "the unlock is audited"
+    );
+}
+
+/// RFC 4648 base32 without padding.
+fn base32(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut value, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.trim_end_matches('=').bytes() {
+        let v = alphabet
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())
+            .expect("base32") as u32;
+        value = (value << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((value >> bits) as u8);
+            value &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The RFC 6238 code of an otpauth URI now (HMAC-SHA1, 6 digits, 30 s), computed here with
+/// OpenSSL; waits for a fresh step when the current one is about to end.
+fn totp_now(uri: &str) -> String {
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .expect("secret in the otpauth URI");
+    let mut now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    if now % 30 > 27 {
+        std::thread::sleep(std::time::Duration::from_secs(31 - now % 30));
+        now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+    }
+    let key = openssl::pkey::PKey::hmac(&base32(secret)).expect("key");
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha1(), &key).expect("hmac");
+    signer.update(&(now / 30).to_be_bytes()).expect("update");
+    let mac = signer.sign_to_vec().expect("mac");
+    let offset = (mac[19] & 0x0f) as usize;
+    let n = u32::from_be_bytes([
+        mac[offset],
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]) & 0x7fff_ffff;
+    format!("{:06}", n % 1_000_000)
+}
+
+#[test]
+fn an_otp_is_accepted_once_offline_totp_and_online_code() {
+    let s = Signers::new();
+    let totp = run_ok(
+        csc(s.dir())
+            .args(["credential", "create", "alice", "--key", "ec-p256", "--otp"])
+            .env("CSC_PIN", PIN),
+    );
+    let totp_id = totp["credentialID"].as_str().expect("id").to_owned();
+    assert_eq!(totp["otp"], "offline");
+    let uri = totp["otpauth"].as_str().expect("otpauth URI").to_owned();
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+
+    // credentials/info says truthfully which OTP each credential has (spec §11.5)
+    for (id, kind, provider) in [
+        (totp_id.as_str(), "offline", "totp"),
+        (s.id("scal2"), "online", "csc-server"),
+    ] {
+        let (status, info) = api.call(
+            "credentials/info",
+            Some(&alice),
+            &json!({ "credentialID": id, "authInfo": true }),
+        );
+        assert_eq!(status, 200, "{info}");
+        assert_eq!(info["OTP"]["presence"], "true");
+        assert_eq!(info["OTP"]["type"], kind, "{info}");
+        assert_eq!(info["OTP"]["provider"], provider);
+        assert_eq!(info["OTP"]["format"], "N");
+        assert_eq!(info["PIN"]["presence"], "true");
+    }
+
+    // offline: a TOTP code once, never twice
+    let code = totp_now(&uri);
+    let body = json!({ "credentialID": totp_id, "numSignatures": 1, "PIN": PIN, "OTP": code });
+    let (status, got) = authorize(&api, &alice, body.clone());
+    assert_eq!(status, 200, "{got}");
+    assert_error(
+        &authorize(&api, &alice, body),
+        400,
+        "invalid_otp",
+        "The OTP is invalid",
+    );
+
+    // online: a code from credentials/sendOTP once, never twice
+    let h = sha256(b"document");
+    let code = api.online_otp(&alice, s.id("scal2")).expect("online OTP");
+    let body = json!({
+        "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code,
+    });
+    let (status, got) = authorize(&api, &alice, body.clone());
+    assert_eq!(status, 200, "{got}");
+    assert_error(
+        &authorize(&api, &alice, body),
+        400,
+        "invalid_otp",
+        "The OTP is invalid",
+    );
+}
+
+#[test]
+fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
+    let s = Signers::new();
+    let (server, api) = s.serve(&[("RUST_LOG", "debug")]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let bob = api.login("bob", BOB_PASSWORD);
+    let resp = api
+        .client
+        .post(format!("{}/csc/v1/credentials/sendOTP", api.base))
+        .bearer_auth(&alice)
+        .json(&json!({ "credentialID": s.id("scal2"), "clientData": "tx-1" }))
+        .send()
+        .expect("sendOTP");
+    assert_eq!(resp.status().as_u16(), 204);
+    let raw_headers = format!("{:?}", resp.headers());
+    let body = resp.bytes().expect("body");
+    assert!(body.is_empty(), "204 has no body");
+    let outbox = s.dir().join("otp-outbox.log");
+    let code = outbox_code(&outbox, s.id("scal2")).expect("the code in the outbox");
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
+    assert!(!raw_headers.contains(&code));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&outbox)
+            .expect("outbox")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the outbox is private");
+    }
+    // the code works (and proves it was the real one)
+    let h = sha256(b"x");
+    let (status, got) = authorize(
+        &api,
+        &alice,
+        json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code }),
+    );
+    assert_eq!(status, 200, "{got}");
+
+    // the spec's errors (REFERENCE §5.8)
+    let send = |token: &str, body: Value| api.call("credentials/sendOTP", Some(token), &body);
+    assert_error(
+        &send(&alice, json!({})),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter credentialID",
+    );
+    assert_error(
+        &send(&bob, json!({ "credentialID": s.id("scal2") })),
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+    assert_error(
+        &send(&alice, json!({ "credentialID": s.id("rsa") })),
+        400,
+        "invalid_request",
+        "The credential has no online OTP",
+    );
+    let (status, _) = api.call(
+        "credentials/sendOTP",
+        None,
+        &json!({ "credentialID": s.id("scal2") }),
+    );
+    assert_eq!(status, 400, "no bearer token");
+
+    let log = server.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let db = std::fs::read(s.dir().join("csc.db")).expect("db");
+    let wal = std::fs::read(s.dir().join("csc.db-wal")).unwrap_or_default();
+    drop(server);
+    assert!(log.contains("POST /csc/v1/credentials/sendOTP"), "{log}");
+    assert!(!log.contains(&code), "the code is in the server log");
+    assert!(
+        !contains(&db, code.as_bytes()) && !contains(&wal, code.as_bytes()),
+        "the code is stored in clear"
+    );
+    let quoted = format!("\"{code}\"");
+    for r in audit_records(s.dir()) {
+        assert!(
+            !r.detail.contains(&quoted),
+            "audit record {} holds the code",
+            r.seq
+        );
+    }
+    assert!(!events(s.dir(), "otp.send").is_empty());
+}
+
+/// A one-shot HTTP endpoint on loopback: answers 204 to every request and hands over the
+/// bodies it received.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/sms", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(&stream);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.trim_end().to_ascii_lowercase();
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if l.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = (&stream).write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn the_webhook_notifier_posts_the_code_to_the_gateway() {
+    let s = Signers::new();
+    let (url, received) = webhook_receiver();
+    let (_server, api) = s.serve(&[("CSC_OTP_WEBHOOK_URL", &url)]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let (status, body) = api.call(
+        "credentials/sendOTP",
+        Some(&alice),
+        &json!({ "credentialID": s.id("scal2") }),
+    );
+    assert_eq!((status, body), (204, Value::Null));
+    let msg = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the gateway got a message");
+    assert_eq!(msg["credentialID"], s.id("scal2"));
+    assert_eq!(msg["user"], "alice");
+    assert_eq!(msg["expiresIn"], 300);
+    let code = msg["otp"].as_str().expect("otp").to_owned();
+    assert!(
+        !s.dir().join("otp-outbox.log").exists(),
+        "the webhook replaces the outbox"
+    );
+    let (status, got) = authorize(
+        &api,
+        &alice,
+        json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [sha256(b"w")], "PIN": PIN, "OTP": code }),
+    );
+    assert_eq!(status, 200, "{got}");
+}
+
+#[test]
+fn scal2_is_never_created_or_activated_with_one_factor() {
+    // JT2A Part I 3.5.2 level 2 / REFERENCE §4.4: SCAL 2 implies two-factor authorization
+    let s = Signers::new();
+    let out = csc(s.dir())
+        .args([
+            "credential",
+            "create",
+            "alice",
+            "--key",
+            "ec-p256",
+            "--scal",
+            "2",
+        ])
+        .env("CSC_PIN", PIN)
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success(), "SCAL 2 without an OTP is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("second activation factor"), "{err}");
+
+    let (_server, api) = s.serve(&[]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let h = sha256(b"one factor");
+    assert_error(
+        &authorize(
+            &api,
+            &alice,
+            json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
+        ),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter OTP",
+    );
+    assert_error(
+        &authorize(
+            &api,
+            &alice,
+            json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "OTP": "123456" }),
+        ),
+        400,
+        "invalid_request",
+        "Missing (or invalid type) string parameter PIN",
+    );
+
+    // data from before the rule: a PIN-only credential at SCAL 2 is refused too
+    {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        let db = s.dir().join("csc.db");
+        let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("sqlite");
+        diesel::sql_query(format!(
+            "UPDATE credentials SET scal = 2 WHERE id = '{}'",
+            s.id("multi")
+        ))
+        .execute(&mut c)
+        .expect("raise to SCAL 2");
+    }
+    assert_error(
+        &authorize(
+            &api,
+            &alice,
+            json!({ "credentialID": s.id("multi"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
+        ),
+        400,
+        "invalid_request",
+        "SCAL 2 requires two activation factors",
+    );
+}
