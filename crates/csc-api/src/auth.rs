@@ -267,6 +267,14 @@ enum LoginWith {
 }
 
 fn login_credentials(req: &HttpRequest, body: &Body) -> Result<LoginWith, ApiError> {
+    // a refresh_token of the wrong type is refused whether or not a Basic header comes along
+    if body
+        .0
+        .get("refresh_token")
+        .is_some_and(|v| !v.is_string() && !v.is_null())
+    {
+        return Err(ApiError::invalid("Invalid string parameter: refresh_token"));
+    }
     match req.headers().get(AUTHORIZATION) {
         Some(value) => {
             let malformed = || ApiError::Csc {

@@ -753,7 +753,7 @@ pub fn schemas() -> Map<String, Value> {
             "`info` output",
         ),
         "LoginRequest": request(&[], json!({
-            "refresh_token": string("A refresh token from an earlier login (then no Authorization header)"),
+            "refresh_token": nullable(string("A refresh token from an earlier login (then no Authorization header)")),
             "rememberMe": nullable(json!({ "type": "boolean", "description": "Ask for a refresh token" })),
             "clientData": client_data(),
         }), "`auth/login` input"),

@@ -236,6 +236,13 @@ fn login_refresh_and_revoke_follow_the_spec() {
     );
     let (status, _) = api.call("auth/login", None, &json!({}));
     assert_eq!(status, 401, "neither header nor refresh token");
+    // a wrongly typed refresh_token is refused even beside a valid Basic header
+    assert_error(
+        &login("alice", ALICE_PASSWORD, json!({ "refresh_token": 7 })),
+        400,
+        "invalid_request",
+        "Invalid string parameter: refresh_token",
+    );
     assert_error(
         &api.call("auth/login", None, &json!({ "refresh_token": 7 })),
         400,
