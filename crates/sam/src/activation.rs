@@ -303,12 +303,7 @@ fn key_of(credential: &Credential) -> Result<(KeySpec, KeyId), SamError> {
 fn totp_of(factor: &Factor) -> Result<totp_rs::Totp, SamError> {
     let secret = totp_rs::Secret::try_from_base32(&factor.verifier)
         .map_err(|_| SamError::InvalidInput("stored OTP secret is malformed".into()))?;
-    totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_skew(1)
-        .with_step_duration(30)
-        .with_secret(secret)
+    crate::provision::totp_builder(secret)
         .build()
         .map_err(|e| SamError::InvalidInput(format!("stored OTP secret is unusable: {e}")))
 }

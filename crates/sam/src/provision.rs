@@ -66,13 +66,19 @@ fn check_pin_policy(pin: &SecretString) -> Result<(), SamError> {
     Ok(())
 }
 
-fn new_totp(secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, SamError> {
+/// The one TOTP profile of this server (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, one step
+/// of skew), shared by provisioning (the otpauth URI) and activation (the check).
+pub(crate) fn totp_builder(secret: impl Into<totp_rs::Secret>) -> totp_rs::Builder {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)
         .with_skew(1)
         .with_step_duration(30)
         .with_secret(secret)
+}
+
+fn new_totp(secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, SamError> {
+    totp_builder(secret)
         .with_issuer(Some(OTP_ISSUER))
         .with_account_name(account)
         .build()
