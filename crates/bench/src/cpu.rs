@@ -1,0 +1,126 @@
+//! CPU accounting from `/proc`: how much of the box the load generator, the server and
+//! everything else used while a row was measured. On 2 cores the client competes with the
+//! server, and other engineers' compilers compete with both, so every row says so.
+
+use std::time::Instant;
+
+/// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, 100 on every Linux we know).
+pub fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// Number of CPUs the kernel reports.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// user + system ticks of a process (all its threads), or 0 if it is gone.
+pub fn process_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // the command name may contain spaces and parentheses: fields start after the last ')'
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime is field 14, stime field 15
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12)
+}
+
+/// Busy ticks of the whole machine (all CPUs, everything but idle and iowait).
+pub fn machine_busy_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().next() else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum(); // user nice system idle iowait irq softirq steal
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    total.saturating_sub(idle)
+}
+
+/// A point-in-time reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    at: Instant,
+    client: u64,
+    server: u64,
+    machine: u64,
+}
+
+impl Sample {
+    pub fn take(server_pid: Option<&str>) -> Sample {
+        Sample {
+            at: Instant::now(),
+            client: process_ticks("self"),
+            server: server_pid.map_or(0, process_ticks),
+            machine: machine_busy_ticks(),
+        }
+    }
+}
+
+/// CPU used between two samples, in percent of ONE core (so 200 % is the whole 2-core box).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub client_pct: f64,
+    pub server_pct: f64,
+    /// Everything else on the machine (other engineers' builds, the kernel's own work).
+    pub other_pct: f64,
+}
+
+impl Usage {
+    pub fn between(a: &Sample, b: &Sample, ticks_per_sec: f64) -> Usage {
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+        let pct = |t: u64| t as f64 / ticks_per_sec / secs * 100.0;
+        let client = b.client.saturating_sub(a.client);
+        let server = b.server.saturating_sub(a.server);
+        let machine = b.machine.saturating_sub(a.machine);
+        Usage {
+            client_pct: pct(client),
+            server_pct: pct(server),
+            other_pct: pct(machine.saturating_sub(client + server)),
+        }
+    }
+}
+
+/// Waits (at most `max_wait`) for a 1-second window in which processes other than this one
+/// and `server_pid` use at most `max_other` % of a core; returns whether it came.
+pub fn wait_quiet(
+    server_pid: Option<&str>,
+    max_other: f64,
+    ticks: f64,
+    max_wait: std::time::Duration,
+) -> bool {
+    let deadline = Instant::now() + max_wait;
+    loop {
+        let a = Sample::take(server_pid);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let b = Sample::take(server_pid);
+        if Usage::between(&a, &b, ticks).other_pct <= max_other {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! The printed table, the issue's targets and the JSON file.
+
+use std::time::Instant;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::load::{HttpResult, Kind};
+use crate::populate::Populated;
+use crate::raw::RawResult;
+use crate::{Alg, Db};
+
+/// Fewer operations than this in a row make its ratios meaningless.
+const MIN_OPS: u64 = 20;
+
+/// One HTTP row.
+#[derive(Debug, Clone)]
+pub struct HttpRow {
+    pub alg: Alg,
+    pub db: Db,
+    pub kind: Kind,
+    pub conc: usize,
+    pub result: HttpResult,
+}
+
+/// What one Argon2id PIN verification costs, measured in this process on the verifier the
+/// server stored (so with the server's parameters).
+#[derive(Debug, Clone)]
+pub struct Argon2Timing {
+    /// `m=...,t=...,p=...` of the PHC string.
+    pub params: String,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+    /// Verifications per second with 2 threads (the box's ceiling for authorize).
+    pub two_threads_per_s: f64,
+}
+
+/// Times `sam::secrets::verify_secret` (what `authorize` runs) `n` times on one thread, then
+/// `n` times on each of 2 threads.
+pub fn argon2(verifier: &str, n: usize) -> Argon2Timing {
+    let pin = SecretString::from(crate::server::PIN);
+    let params = verifier
+        .split('$')
+        .filter(|s| s.starts_with("m=") || s.starts_with("v=") || s.starts_with("argon"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let t = Instant::now();
+        let ok = sam::secrets::verify_secret(&pin, verifier);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        debug_assert!(ok);
+    }
+    let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
+    let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..n.max(1) {
+                    sam::secrets::verify_secret(&pin, verifier);
+                }
+            });
+        }
+    });
+    let two_threads_per_s = (2 * n.max(1)) as f64 / t.elapsed().as_secs_f64();
+    Argon2Timing {
+        params,
+        mean_ms,
+        min_ms,
+        two_threads_per_s,
+    }
+}
+
+pub struct Report {
+    pub config: Value,
+    pub rustc_running_at_start: usize,
+    pub rustc_running_at_end: usize,
+    pub populated: Option<Populated>,
+    pub argon2: Option<Argon2Timing>,
+    pub raw: Vec<(Alg, RawResult)>,
+    pub raw_end: Vec<(Alg, RawResult)>,
+    pub http: Vec<HttpRow>,
+    pub audit_in_process: Option<(u64, f64)>,
+    pub audit_cli: Option<(u64, f64)>,
+    pub total_secs: f64,
+}
+
+/// A target of issue 6 and whether this run met it.
+struct Target {
+    name: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+impl Report {
+    pub fn new(config: &Value) -> Report {
+        Report {
+            config: config.clone(),
+            rustc_running_at_start: 0,
+            rustc_running_at_end: 0,
+            populated: None,
+            argon2: None,
+            raw: Vec::new(),
+            raw_end: Vec::new(),
+            http: Vec::new(),
+            audit_in_process: None,
+            audit_cli: None,
+            total_secs: 0.0,
+        }
+    }
+
+    /// The raw signatures/s of `alg` with `threads` threads and `batch` digests per call.
+    pub fn raw_rate(&self, alg: Alg, threads: usize, batch: usize) -> Option<f64> {
+        self.raw
+            .iter()
+            .find(|(a, r)| *a == alg && r.threads == threads && r.batch == batch)
+            .map(|(_, r)| r.sig_per_s)
+    }
+
+    /// The baseline of an HTTP row: the raw 1-thread rate for one client at a time, the raw
+    /// 2-thread (whole box) rate for concurrent rows. Always single-digest calls, also for the
+    /// 100-hash rows (the target compares with "the raw rate per signature").
+    fn baseline(&self, row: &HttpRow) -> Option<(&'static str, f64)> {
+        let threads = if row.conc <= 1 { 1 } else { 2 };
+        let name = if threads == 1 {
+            "raw-1-thread"
+        } else {
+            "raw-2-thread"
+        };
+        self.raw_rate(row.alg, threads, 1).map(|r| (name, r))
+    }
+
+    fn row(&self, alg: Alg, db: Db, kind: Kind, conc: usize) -> Option<&HttpRow> {
+        self.http
+            .iter()
+            .find(|r| r.alg == alg && r.db == db && r.kind == kind && r.conc == conc)
+    }
+
+    /// (empty, loaded) pairs of the same row, both with enough operations to compare
+    /// ([`MIN_OPS`]; a smoke window is shorter than one authorize at c32).
+    fn scale_pairs(&self) -> Vec<(&HttpRow, &HttpRow)> {
+        self.scale_rows()
+            .into_iter()
+            .filter(|(e, l)| e.result.ops >= MIN_OPS && l.result.ops >= MIN_OPS)
+            .collect()
+    }
+
+    /// Every (empty, loaded) pair of the same row.
+    fn scale_rows(&self) -> Vec<(&HttpRow, &HttpRow)> {
+        self.http
+            .iter()
+            .filter(|r| r.db == Db::Empty)
+            .filter_map(|e| self.row(e.alg, Db::Loaded, e.kind, e.conc).map(|l| (e, l)))
+            .collect()
+    }
+
+    fn audit_rate(&self) -> Option<f64> {
+        self.audit_in_process.map(|(n, s)| n as f64 / s.max(1e-9))
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut t = Vec::new();
+        let sh = Kind::SignHash { batch: 1 };
+        // 1. RSA signHash c8 >= 80 % of raw 2-thread
+        let rsa8 = self.row(Alg::Rsa, Db::Empty, sh, 8);
+        let raw2 = self.raw_rate(Alg::Rsa, 2, 1);
+        t.push(match (rsa8, raw2) {
+            (Some(r), Some(b)) => Target {
+                name: "RSA-2048 signHash (issued SAD) c8 >= 80% of raw 2-thread".into(),
+                measured: format!(
+                    "{} ({:.0}/s vs {b:.0}/s)",
+                    pct(r.result.sig_per_s / b),
+                    r.result.sig_per_s
+                ),
+                met: Some(r.result.sig_per_s >= 0.8 * b),
+            },
+            _ => Target {
+                name: "RSA-2048 signHash c8 >= 80% of raw 2-thread".into(),
+                measured: "not measured".into(),
+                met: None,
+            },
+        });
+        // 2. EC signHash c8 >= 8000/s, p99 < 10 ms
+        let ec8 = self.row(Alg::Ec, Db::Empty, sh, 8);
+        t.push(Target {
+            name: "EC P-256 signHash (issued SAD) c8 >= 8,000/s".into(),
+            measured: ec8.map_or("not measured".into(), |r| {
+                format!("{:.0}/s", r.result.sig_per_s)
+            }),
+            met: ec8.map(|r| r.result.sig_per_s >= 8000.0),
+        });
+        t.push(Target {
+            name: "EC P-256 signHash (issued SAD) c8 p99 < 10 ms".into(),
+            measured: ec8.map_or("not measured".into(), |r| {
+                format!("{} ms", ms(r.result.p99_ms))
+            }),
+            met: ec8.map(|r| r.result.p99_ms.is_some_and(|p| p < 10.0)),
+        });
+        // 3. EC pairs c8 >= 4000/s, p99 < 10 ms
+        let pairs8 = self.row(Alg::Ec, Db::Empty, Kind::Pairs, 8);
+        t.push(Target {
+            name: "EC P-256 authorize+signHash pairs c8 >= 4,000/s".into(),
+            measured: pairs8.map_or("not measured".into(), |r| {
+                format!("{:.0} pairs/s", r.result.ops_per_s)
+            }),
+            met: pairs8.map(|r| r.result.ops_per_s >= 4000.0),
+        });
+        t.push(Target {
+            name: "EC P-256 authorize+signHash pairs c8 p99 < 10 ms".into(),
+            measured: pairs8.map_or("not measured".into(), |r| {
+                format!("{} ms", ms(r.result.p99_ms))
+            }),
+            met: pairs8.map(|r| r.result.p99_ms.is_some_and(|p| p < 10.0)),
+        });
+        // 4. RSA 100 hashes, c1, per signature >= 90 % of raw (1 thread: one request at a time)
+        let b100 = self.row(Alg::Rsa, Db::Empty, Kind::SignHash { batch: 100 }, 1);
+        let raw1 = self.raw_rate(Alg::Rsa, 1, 1);
+        t.push(match (b100, raw1) {
+            (Some(r), Some(b)) => Target {
+                name: "RSA-2048 one signHash of 100 hashes >= 90% of raw per signature".into(),
+                measured: format!(
+                    "{} ({:.0} sig/s vs raw 1-thread {b:.0}/s)",
+                    pct(r.result.sig_per_s / b),
+                    r.result.sig_per_s
+                ),
+                met: Some(r.result.sig_per_s >= 0.9 * b),
+            },
+            _ => Target {
+                name: "RSA-2048 one signHash of 100 hashes >= 90% of raw per signature".into(),
+                measured: "not measured".into(),
+                met: None,
+            },
+        });
+        // 5. scale: every row within 10 %
+        let pairs = self.scale_pairs();
+        let worst = pairs
+            .iter()
+            .map(|(e, l)| (l.result.ops_per_s / e.result.ops_per_s.max(1e-9), e))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        t.push(Target {
+            name: "loaded database: every HTTP row >= 90% of its empty-database throughput".into(),
+            measured: worst.map_or("not measured".into(), |(ratio, e)| {
+                format!(
+                    "worst {} ({} {} c{})",
+                    pct(ratio),
+                    e.alg.label(),
+                    e.kind.name(),
+                    e.conc
+                )
+            }),
+            met: worst.map(|(ratio, _)| ratio >= 0.9),
+        });
+        // 6. audit verify >= 200k records/s
+        t.push(Target {
+            name: "audit verify >= 200,000 records/s".into(),
+            measured: self
+                .audit_in_process
+                .map_or("not measured".into(), |(n, s)| {
+                    format!(
+                        "{:.0} records/s ({n} records in {s:.2} s)",
+                        n as f64 / s.max(1e-9)
+                    )
+                }),
+            met: self.audit_rate().map(|r| r >= 200_000.0),
+        });
+        t
+    }
+
+    pub fn print(&self) {
+        let cpus = self.config["cpus"].as_u64().unwrap_or(0);
+        println!();
+        println!(
+            "== csc-bench: csc-server over HTTP vs raw cm-pkcs11 ({cpus} CPUs; {:.1} s warm-up + {:.1} s measured per row) ==",
+            self.config["warmupSecs"].as_f64().unwrap_or(0.0),
+            self.config["durationSecs"].as_f64().unwrap_or(0.0)
+        );
+        println!();
+        println!(
+            "Raw cm-pkcs11 signing, in-process (own SoftHSM2 token, pooled long-lived sessions)"
+        );
+        println!(
+            "  {:<9} {:>7} {:>12} {:>9} {:>7} {:>7} {:>6} {:>6}",
+            "alg", "threads", "hashes/call", "sig/s", "p50 ms", "p99 ms", "cpu", "other"
+        );
+        for (alg, r) in &self.raw {
+            println!(
+                "  {:<9} {:>7} {:>12} {:>9.0} {:>7} {:>7} {:>5.0}% {:>5.0}%",
+                alg.label(),
+                r.threads,
+                r.batch,
+                r.sig_per_s,
+                ms(r.p50_ms),
+                ms(r.p99_ms),
+                r.usage.client_pct,
+                r.usage.other_pct
+            );
+        }
+        for db in [Db::Empty, Db::Loaded] {
+            let rows: Vec<&HttpRow> = self.http.iter().filter(|r| r.db == db).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            println!();
+            println!(
+                "HTTP, {} database  (ratio = sig/s / baseline; r1 = raw 1-thread for c1, r2 = raw 2-thread for c>=2; cpu in % of one core)",
+                db.label()
+            );
+            println!(
+                "  {:<9} {:<24} {:>4} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}  errors",
+                "alg",
+                "row",
+                "conc",
+                "ops/s",
+                "sig/s",
+                "p50 ms",
+                "p99 ms",
+                "ratio",
+                "client",
+                "server",
+                "other"
+            );
+            for r in rows {
+                let (base, ratio) = match self.baseline(r) {
+                    Some((name, b)) => (
+                        if name == "raw-1-thread" { "r1" } else { "r2" },
+                        format!("{:.0}%", r.result.sig_per_s / b * 100.0),
+                    ),
+                    None => ("", "-".into()),
+                };
+                let mut flags = r.result.errors.to_string();
+                if r.result.errors > 0 {
+                    flags.push_str(&format!(
+                        " ({})",
+                        r.result
+                            .first_error
+                            .as_deref()
+                            .unwrap_or("")
+                            .chars()
+                            .take(80)
+                            .collect::<String>()
+                    ));
+                }
+                if r.result.exhausted {
+                    flags.push_str(" SADs ran out: window cut short");
+                }
+                if r.result.attempts > 1 {
+                    flags.push_str(&format!(" ({} tries)", r.result.attempts));
+                }
+                println!(
+                    "  {:<9} {:<24} {:>4} {:>8.0} {:>8.0} {:>7} {:>7} {:>4} {:<2} {:>6.0}% {:>6.0}% {:>5.0}%  {}",
+                    r.alg.label(),
+                    r.kind.name(),
+                    r.conc,
+                    r.result.ops_per_s,
+                    r.result.sig_per_s,
+                    ms(r.result.p50_ms),
+                    ms(r.result.p99_ms),
+                    ratio,
+                    base,
+                    r.result.usage.client_pct,
+                    r.result.usage.server_pct,
+                    r.result.usage.other_pct,
+                    flags
+                );
+            }
+        }
+        let pair_rows: Vec<&HttpRow> = self
+            .http
+            .iter()
+            .filter(|r| r.kind == Kind::Pairs && r.db == Db::Empty)
+            .collect();
+        if !pair_rows.is_empty() {
+            println!();
+            println!("Pairs, where the time goes (empty database; p50 / p99 ms of each half)");
+            for r in pair_rows {
+                println!(
+                    "  {:<9} c{:<3} authorize {:>7} / {:>7}   signHash {:>7} / {:>7}",
+                    r.alg.label(),
+                    r.conc,
+                    ms(r.result.authorize_p50_ms),
+                    ms(r.result.authorize_p99_ms),
+                    ms(r.result.sign_p50_ms),
+                    ms(r.result.sign_p99_ms)
+                );
+            }
+        }
+        if let Some(a) = &self.argon2 {
+            println!(
+                "  one Argon2 PIN verification ({}): mean {:.1} ms, min {:.1} ms; 2 threads: {:.0} verifications/s = the pairs ceiling of this box",
+                a.params, a.mean_ms, a.min_ms, a.two_threads_per_s
+            );
+        }
+        let pairs = self.scale_rows();
+        if !pairs.is_empty() {
+            println!();
+            match &self.populated {
+                Some(p) => println!(
+                    "Scale check: loaded database (+{} credentials of {} users, +{} audit records, {} MB) vs empty",
+                    p.credentials,
+                    p.users,
+                    p.audit_records,
+                    p.db_bytes / 1_000_000
+                ),
+                None => println!("Scale check: loaded vs empty"),
+            }
+            println!(
+                "  {:<9} {:<24} {:>4} {:>10} {:>10} {:>7} {:>10} {:>10}",
+                "alg", "row", "conc", "empty/s", "loaded/s", "ratio", "p99 empty", "p99 loaded"
+            );
+            for (e, l) in pairs {
+                println!(
+                    "  {:<9} {:<24} {:>4} {:>10.0} {:>10.0} {:>7} {:>10} {:>10}",
+                    e.alg.label(),
+                    e.kind.name(),
+                    e.conc,
+                    e.result.ops_per_s,
+                    l.result.ops_per_s,
+                    if e.result.ops >= MIN_OPS && l.result.ops >= MIN_OPS {
+                        pct(l.result.ops_per_s / e.result.ops_per_s.max(1e-9))
+                    } else {
+                        "n/a".into()
+                    },
+                    ms(e.result.p99_ms),
+                    ms(l.result.p99_ms)
+                );
+            }
+        }
+        println!();
+        if let Some((n, s)) = self.audit_in_process {
+            println!(
+                "audit verify, in-process Store::verify_audit_chain: {n} records in {s:.2} s = {:.0} records/s",
+                n as f64 / s.max(1e-9)
+            );
+        }
+        if let Some((n, s)) = self.audit_cli {
+            println!(
+                "audit verify, `csc-server audit verify` (process start, HSM login included): {n} records in {s:.2} s = {:.0} records/s",
+                n as f64 / s.max(1e-9)
+            );
+        }
+        for (alg, end) in &self.raw_end {
+            if let Some(start) = self.raw_rate(*alg, 2, 1) {
+                println!(
+                    "raw {} 2-thread at the start {start:.0}/s, at the end {:.0}/s ({:+.1}%: drift/noise during the run)",
+                    alg.label(),
+                    end.sig_per_s,
+                    (end.sig_per_s / start - 1.0) * 100.0
+                );
+            }
+        }
+        let max_other = self
+            .http
+            .iter()
+            .map(|r| r.result.usage.other_pct)
+            .fold(0.0, f64::max);
+        println!(
+            "noise: rustc processes at start {} / end {}; highest CPU taken by other processes during an HTTP row: {max_other:.0}% of a core",
+            self.rustc_running_at_start, self.rustc_running_at_end
+        );
+        println!();
+        println!("Targets (issue 6)");
+        for t in self.targets() {
+            let mark = match t.met {
+                Some(true) => "MET   ",
+                Some(false) => "MISSED",
+                None => "  -   ",
+            };
+            println!("  [{mark}] {:<76} {}", t.name, t.measured);
+        }
+        println!("(total {:.0} s)", self.total_secs);
+    }
+
+    pub fn json(&self) -> Value {
+        let usage = |u: &crate::cpu::Usage| json!({ "clientPct": u.client_pct, "serverPct": u.server_pct, "otherPct": u.other_pct });
+        let raw = |v: &[(Alg, RawResult)]| -> Vec<Value> {
+            v.iter()
+                .map(|(alg, r)| {
+                    json!({
+                        "alg": alg.label(),
+                        "threads": r.threads,
+                        "hashesPerCall": r.batch,
+                        "sigPerSec": r.sig_per_s,
+                        "p50Ms": r.p50_ms,
+                        "p99Ms": r.p99_ms,
+                        "signatures": r.signatures,
+                        "secs": r.secs,
+                        "attempts": r.attempts,
+                        "cpu": usage(&r.usage),
+                    })
+                })
+                .collect()
+        };
+        let http: Vec<Value> = self
+            .http
+            .iter()
+            .map(|r| {
+                let base = self.baseline(r);
+                json!({
+                    "alg": r.alg.label(),
+                    "database": r.db.label(),
+                    "row": r.kind.id(),
+                    "concurrency": r.conc,
+                    "signaturesPerRequest": r.kind.signatures_per_op(),
+                    "ops": r.result.ops,
+                    "secs": r.result.secs,
+                    "opsPerSec": r.result.ops_per_s,
+                    "sigPerSec": r.result.sig_per_s,
+                    "p50Ms": r.result.p50_ms,
+                    "p99Ms": r.result.p99_ms,
+                    "authorizeP50Ms": r.result.authorize_p50_ms,
+                    "authorizeP99Ms": r.result.authorize_p99_ms,
+                    "signHashP50Ms": r.result.sign_p50_ms,
+                    "signHashP99Ms": r.result.sign_p99_ms,
+                    "baseline": base.map(|b| b.0),
+                    "baselineSigPerSec": base.map(|b| b.1),
+                    "ratioToBaseline": base.map(|b| r.result.sig_per_s / b.1),
+                    "errors": r.result.errors,
+                    "firstError": r.result.first_error,
+                    "sadPoolExhausted": r.result.exhausted,
+                    "attempts": r.result.attempts,
+                    "cpu": usage(&r.result.usage),
+                })
+            })
+            .collect();
+        let scale: Vec<Value> = self
+            .scale_pairs()
+            .iter()
+            .map(|(e, l)| {
+                json!({
+                    "alg": e.alg.label(),
+                    "row": e.kind.id(),
+                    "concurrency": e.conc,
+                    "emptyOpsPerSec": e.result.ops_per_s,
+                    "loadedOpsPerSec": l.result.ops_per_s,
+                    "ratio": l.result.ops_per_s / e.result.ops_per_s.max(1e-9),
+                    "emptyP99Ms": e.result.p99_ms,
+                    "loadedP99Ms": l.result.p99_ms,
+                })
+            })
+            .collect();
+        let audit = |v: Option<(u64, f64)>| {
+            v.map(|(n, s)| json!({ "records": n, "secs": s, "recordsPerSec": n as f64 / s.max(1e-9) }))
+        };
+        json!({
+            "config": self.config,
+            "environment": {
+                "rustcProcessesAtStart": self.rustc_running_at_start,
+                "rustcProcessesAtEnd": self.rustc_running_at_end,
+            },
+            "raw": raw(&self.raw),
+            "rawAtEnd": raw(&self.raw_end),
+            "http": http,
+            "scale": scale,
+            "populated": self.populated.as_ref().map(|p| json!({
+                "users": p.users,
+                "credentials": p.credentials,
+                "auditRecords": p.audit_records,
+                "credentialsSecs": p.credentials_secs,
+                "auditSecs": p.audit_secs,
+                "databaseBytes": p.db_bytes,
+            })),
+            "argon2": self.argon2.as_ref().map(|a| json!({
+                "params": a.params,
+                "meanMs": a.mean_ms,
+                "minMs": a.min_ms,
+                "twoThreadsPerSec": a.two_threads_per_s,
+            })),
+            "auditVerify": {
+                "inProcess": audit(self.audit_in_process),
+                "cli": audit(self.audit_cli),
+            },
+            "targets": self.targets().iter().map(|t| json!({
+                "target": t.name, "measured": t.measured, "met": t.met,
+            })).collect::<Vec<_>>(),
+            "totalSecs": self.total_secs,
+        })
+    }
+}

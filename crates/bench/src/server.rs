@@ -1,0 +1,244 @@
+//! The server under test: the release `csc-server` binary as a child process, driven through
+//! its public command contract (README "Commands"), exactly as an operator would.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+pub const USER: &str = "bench";
+pub const PASSWORD: &str = "bench-password";
+pub const PIN: &str = "123456";
+/// The most signatures one SAD may carry (`sam::provision::MAX_MULTISIGN`).
+pub const MULTISIGN: u32 = 1000;
+
+/// How to run `csc-server`.
+#[derive(Debug, Clone)]
+pub struct ServerCmd {
+    pub bin: PathBuf,
+    /// A command the server is started under (e.g. `perf record -g --`), whitespace-split.
+    pub prefix: Vec<String>,
+    /// Extra environment for `serve` (e.g. `RUST_LOG=warn`).
+    pub env: Vec<(String, String)>,
+}
+
+impl ServerCmd {
+    /// `csc-server --data-dir DIR` with a clean environment: no CSC_* or SOFTHSM2_CONF of ours
+    /// (this process points SOFTHSM2_CONF at its own token).
+    fn command(&self, dir: &Path, with_prefix: bool) -> Command {
+        let mut c = match (with_prefix, self.prefix.split_first()) {
+            (true, Some((first, rest))) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            _ => Command::new(&self.bin),
+        };
+        c.arg("--data-dir").arg(dir);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CSC_") || k == "SOFTHSM2_CONF" {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    /// Runs a command to completion; its standard output is one JSON value.
+    pub fn run_json(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        let mut c = self.command(dir, false);
+        c.args(args).env("RUST_LOG", "warn");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "csc-server {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "csc-server {}: stdout is not JSON: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+/// The data directory shared by both databases, and what the CLI created in it.
+pub struct DataDir {
+    pub dir: PathBuf,
+    pub rsa_credential: String,
+    pub ec_credential: String,
+}
+
+impl DataDir {
+    /// `sqlite://` URL of the empty database (the default one).
+    pub fn empty_db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("csc.db").display())
+    }
+
+    /// `sqlite://` URL of the copy that gets 100k credentials and 1M audit records.
+    pub fn loaded_db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("loaded.db").display())
+    }
+
+    /// Copies the (closed) empty database to `loaded.db`.
+    pub fn copy_to_loaded(&self) -> anyhow::Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let from = self.dir.join(format!("csc.db{suffix}"));
+            let to = self.dir.join(format!("loaded.db{suffix}"));
+            if from.exists() {
+                std::fs::copy(&from, &to)
+                    .with_context(|| format!("cannot copy {}", from.display()))?;
+            } else if to.exists() {
+                std::fs::remove_file(&to)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `init`, one signer, one RSA-2048 and one EC P-256 credential (SCAL 1, PIN, multisign
+/// [`MULTISIGN`]).
+pub fn setup(cmd: &ServerCmd, dir: &Path) -> anyhow::Result<DataDir> {
+    cmd.run_json(dir, &["init"], &[])?;
+    cmd.run_json(dir, &["user", "add", USER], &[("CSC_PASSWORD", PASSWORD)])?;
+    let multisign = MULTISIGN.to_string();
+    let create = |key: &str| -> anyhow::Result<String> {
+        let v = cmd.run_json(
+            dir,
+            &[
+                "credential",
+                "create",
+                USER,
+                "--key",
+                key,
+                "--multisign",
+                &multisign,
+            ],
+            &[("CSC_PIN", PIN)],
+        )?;
+        v["credentialID"]
+            .as_str()
+            .map(str::to_owned)
+            .context("credential create printed no credentialID")
+    };
+    let rsa_credential = create("rsa-2048")?;
+    let ec_credential = create("ec-p256")?;
+    Ok(DataDir {
+        dir: dir.to_path_buf(),
+        rsa_credential,
+        ec_credential,
+    })
+}
+
+/// A running `serve`; stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Running {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The pid of csc-server itself (differs from the child's when started under a prefix).
+    pub pid: String,
+    pub log: PathBuf,
+}
+
+impl Running {
+    /// Starts `serve --listen 127.0.0.1:0` on `db_url` and waits for `listening on http://ADDR`
+    /// in its log (standard error goes to a file, so draining it costs this process nothing).
+    pub fn start(
+        cmd: &ServerCmd,
+        data: &DataDir,
+        db_url: &str,
+        tag: &str,
+    ) -> anyhow::Result<Running> {
+        let log = data.dir.join(format!("serve-{tag}.log"));
+        let err = File::create(&log)?;
+        let mut c = cmd.command(&data.dir, true);
+        c.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("CSC_DATABASE_URL", db_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        let child = c.spawn().context("cannot start csc-server serve")?;
+        let mut running = Running {
+            pid: child.id().to_string(),
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut text = String::new();
+            File::open(&running.log)?.read_to_string(&mut text)?;
+            if let Some(addr) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on http://"))
+            {
+                running.addr = addr.trim().parse().context("bad listen address")?;
+                break;
+            }
+            if let Some(status) = running.child.try_wait()? {
+                bail!("csc-server serve exited ({status}):\n{text}");
+            }
+            if Instant::now() > deadline {
+                bail!("csc-server serve did not print its address within 120 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !cmd.prefix.is_empty() {
+            // the wrapper's child is the server
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", running.pid))
+                    .unwrap_or_default();
+            if let Some(first) = children.split_whitespace().next() {
+                running.pid = first.to_owned();
+            }
+        }
+        Ok(running)
+    }
+
+    /// SIGTERM to the server (so a wrapper such as `perf record` sees it exit and writes its
+    /// data), then SIGKILL to the child after 20 s.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(&self.pid).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
