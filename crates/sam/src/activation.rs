@@ -291,11 +291,15 @@ fn key_of(credential: &Credential) -> Result<(KeySpec, KeyId), SamError> {
         .key_spec
         .parse()
         .map_err(|_| SamError::InvalidInput("stored key spec is malformed".into()))?;
-    let key_id = credential
+    Ok((spec, key_id_of(credential)?))
+}
+
+/// Parses the stored key id (the CKA_ID in the token) of a credential.
+pub(crate) fn key_id_of(credential: &Credential) -> Result<KeyId, SamError> {
+    credential
         .key_id
         .parse()
-        .map_err(|_| SamError::InvalidInput("stored key id is malformed".into()))?;
-    Ok((spec, key_id))
+        .map_err(|_| SamError::InvalidInput("stored key id is malformed".into()))
 }
 
 /// The TOTP of a credential (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, one step of skew —

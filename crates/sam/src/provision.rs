@@ -254,20 +254,22 @@ impl Sam {
         })?)
     }
 
+    /// The key id in the token of an existing credential.
+    fn stored_key_id(&self, credential_id: &CredentialId) -> Result<KeyId, SamError> {
+        let credential = self
+            .store
+            .read(|c| c.credential(credential_id))?
+            .ok_or_else(|| SamError::UnknownCredential(credential_id.to_string()))?;
+        crate::activation::key_id_of(&credential)
+    }
+
     /// Checks a chain against the credential's key; returns the signer certificate's serial.
     fn check_chain(
         &self,
         credential_id: &CredentialId,
         chain_der: &[Vec<u8>],
     ) -> Result<String, SamError> {
-        let credential = self
-            .store
-            .read(|c| c.credential(credential_id))?
-            .ok_or_else(|| SamError::UnknownCredential(credential_id.to_string()))?;
-        let key_id: KeyId = credential
-            .key_id
-            .parse()
-            .map_err(|_| SamError::InvalidInput("stored key id is malformed".into()))?;
+        let key_id = self.stored_key_id(credential_id)?;
         let certs = chain_der
             .iter()
             .map(|der| X509::from_der(der))
@@ -303,14 +305,7 @@ impl Sam {
         actor: &str,
     ) -> Result<(), SamError> {
         let subject = credential_id.to_string();
-        let credential = self
-            .store
-            .read(|c| c.credential(credential_id))?
-            .ok_or_else(|| SamError::UnknownCredential(subject.clone()))?;
-        let key_id: KeyId = credential
-            .key_id
-            .parse()
-            .map_err(|_| SamError::InvalidInput("stored key id is malformed".into()))?;
+        let key_id = self.stored_key_id(credential_id)?;
         self.store
             .write(|c| c.set_credential_status(credential_id, CredentialStatus::Disabled))?;
         let destroyed = self.hsm.destroy_key(&key_id);
