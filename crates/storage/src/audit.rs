@@ -209,7 +209,7 @@ impl Conn<'_> {
             let (last_seq, mut prev_hash) = audit_head::table
                 .find(1)
                 .select((audit_head::seq, audit_head::hash))
-                .first::<(i64, String)>(c)?;
+                .get_result::<(i64, String)>(c)?;
             let at = utc_now();
             let mut buf = Vec::with_capacity(512);
             let mut records = Vec::with_capacity(events.len());
@@ -273,7 +273,7 @@ impl Conn<'_> {
         audit_head::table
             .find(1)
             .select((audit_head::seq, audit_head::hash))
-            .first::<(i64, String)>(self.conn)
+            .get_result::<(i64, String)>(self.conn)
             .optional()?
             .ok_or_else(|| StorageError::Corrupt("the audit head row is missing".into()))
     }

@@ -38,7 +38,7 @@ impl Conn<'_> {
     pub fn credential(&mut self, id: &CredentialId) -> Result<Option<Credential>, StorageError> {
         credentials::table
             .find(id.to_string())
-            .first::<CredentialRow>(self.conn)
+            .get_result::<CredentialRow>(self.conn)
             .optional()?
             .map(Credential::try_from)
             .transpose()

@@ -29,6 +29,9 @@ pub enum StorageError {
     /// The embedded migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// A shared (group) commit failed: nothing of the job was written.
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
     /// Data read from the database violates an invariant of this crate.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

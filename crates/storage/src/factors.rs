@@ -50,7 +50,7 @@ impl Conn<'_> {
     ) -> Result<Option<Factor>, StorageError> {
         cf::table
             .find((id.to_string(), kind.as_str()))
-            .first::<FactorRow>(self.conn)
+            .get_result::<FactorRow>(self.conn)
             .optional()?
             .map(Factor::try_from)
             .transpose()
@@ -75,7 +75,9 @@ impl Conn<'_> {
                 ))
                 .execute(c)?;
             one_row(n)?;
-            let row = cf::table.find((&id, kind.as_str())).first::<FactorRow>(c)?;
+            let row = cf::table
+                .find((&id, kind.as_str()))
+                .get_result::<FactorRow>(c)?;
             Factor::try_from(row)
         })
     }

@@ -28,6 +28,7 @@ mod connection;
 mod credentials;
 mod error;
 mod factors;
+mod group;
 mod lockout;
 mod models;
 mod oauth;
@@ -40,6 +41,7 @@ mod users;
 pub use audit::{AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
+pub use group::Grouped;
 pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
 pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,

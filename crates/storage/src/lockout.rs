@@ -30,7 +30,7 @@ impl Conn<'_> {
                 ))
                 .execute(c)?;
             one_row(n)?;
-            User::try_from(users::table.find(&id).first::<UserRow>(c)?)
+            User::try_from(users::table.find(&id).get_result::<UserRow>(c)?)
         })
     }
 

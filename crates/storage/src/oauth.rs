@@ -323,7 +323,7 @@ impl Conn<'_> {
     pub fn oauth_client(&mut self, client_id: &str) -> Result<Option<OAuthClient>, StorageError> {
         oc::table
             .find(client_id)
-            .first::<ClientRow>(self.conn)
+            .get_result::<ClientRow>(self.conn)
             .optional()?
             .map(OAuthClient::try_from)
             .transpose()
@@ -362,7 +362,7 @@ impl Conn<'_> {
     pub fn oauth_request(&mut self, hash: &[u8]) -> Result<Option<OAuthRequest>, StorageError> {
         orq::table
             .find(hash)
-            .first::<RequestRow>(self.conn)
+            .get_result::<RequestRow>(self.conn)
             .optional()?
             .map(OAuthRequest::try_from)
             .transpose()
@@ -430,7 +430,7 @@ impl Conn<'_> {
                 .set(co::used.eq(true))
                 .execute(c)?
                 == 1;
-            let Some(row) = co::table.find(hash).first::<CodeRow>(c).optional()? else {
+            let Some(row) = co::table.find(hash).get_result::<CodeRow>(c).optional()? else {
                 return Ok(CodeRedemption::Unknown);
             };
             let code = OAuthCode::try_from(row)?;

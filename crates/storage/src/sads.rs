@@ -23,12 +23,12 @@ fn lock_sad(conn: &mut AnyConnection, hash: &[u8]) -> Result<Option<LockedSad>, 
             .find(hash)
             .select(cols)
             .for_update()
-            .first::<LockedSad>(c)
+            .get_result::<LockedSad>(c)
             .optional()?,
         AnyConnection::Sqlite(c) => s::table
             .find(hash)
             .select(cols)
-            .first::<LockedSad>(c)
+            .get_result::<LockedSad>(c)
             .optional()?,
     })
 }
@@ -59,7 +59,7 @@ impl Conn<'_> {
     pub fn sad(&mut self, hash: &[u8]) -> Result<Option<Sad>, StorageError> {
         s::table
             .find(hash)
-            .first::<SadRow>(self.conn)
+            .get_result::<SadRow>(self.conn)
             .optional()?
             .map(Sad::try_from)
             .transpose()

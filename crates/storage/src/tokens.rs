@@ -36,7 +36,7 @@ impl Conn<'_> {
     pub fn token(&mut self, hash: &[u8]) -> Result<Option<Token>, StorageError> {
         t::table
             .find(hash)
-            .first::<TokenRow>(self.conn)
+            .get_result::<TokenRow>(self.conn)
             .optional()?
             .map(Token::try_from)
             .transpose()

@@ -36,7 +36,7 @@ impl Conn<'_> {
     pub fn user_by_name(&mut self, name: &str) -> Result<Option<User>, StorageError> {
         users::table
             .filter(users::name.eq(name))
-            .first::<UserRow>(self.conn)
+            .get_result::<UserRow>(self.conn)
             .optional()?
             .map(User::try_from)
             .transpose()
@@ -46,7 +46,7 @@ impl Conn<'_> {
     pub fn user(&mut self, id: &UserId) -> Result<Option<User>, StorageError> {
         users::table
             .find(id.to_string())
-            .first::<UserRow>(self.conn)
+            .get_result::<UserRow>(self.conn)
             .optional()?
             .map(User::try_from)
             .transpose()

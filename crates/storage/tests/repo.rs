@@ -192,6 +192,8 @@ both!(
     audit_batch,
     write_rolls_back_on_err,
     atomic_methods_inside_write,
+    grouped_concurrent_consume pool = 16,
+    grouped_failed_job_is_undone_alone pool = 16,
     timestamps_round_trip,
 );
 
@@ -1057,6 +1059,154 @@ fn atomic_methods_inside_write(db: &TestDb) {
         db.verify_audit_chain().unwrap(),
         AuditVerdict::Intact { records: 2 }
     );
+}
+
+/// Group commit (`write_grouped`): 16 threads race for a one-signature SAD, each job auditing
+/// its outcome in the same transaction. Exactly one wins per round, every job's record is in an
+/// intact chain, and on SQLite the jobs really shared transactions.
+fn grouped_concurrent_consume(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 3;
+    for round in 0..ROUNDS {
+        let sad = sad_for(db, &cred, 1, secs(300), None);
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let store: Store = (**db).clone();
+                let (sad, barrier) = (sad.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    store.write_grouped(move |c| {
+                        let won = c.consume_sad(&sad, 1, utc_now())?;
+                        let ev = NewAuditEvent::new("sad.spend", format!("t{i}"), "cred", "ok")
+                            .with_detail(json!({ "won": won }));
+                        Ok((won, vec![ev]))
+                    })
+                })
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("grouped consume"))
+            .filter(|won| *won)
+            .count();
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(remaining(db, &sad), 0);
+    }
+    let records = db.read(|c| c.audit_records(0, 1_000)).unwrap();
+    // the users/credentials/SADs above were written without audit: only the jobs' records
+    assert_eq!(records.len(), THREADS * ROUNDS);
+    let won = records.iter().filter(|r| r.detail.contains("true")).count();
+    assert_eq!(won, ROUNDS);
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: (THREADS * ROUNDS) as u64
+        }
+    );
+    let (batches, jobs) = db.group_commit_stats();
+    match db.backend() {
+        Backend::Sqlite => {
+            assert_eq!(jobs, (THREADS * ROUNDS) as u64);
+            assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
+        }
+        Backend::Postgres => assert_eq!((batches, jobs), (0, 0)),
+    }
+}
+
+/// A failing job in a shared transaction undoes only its own statements and events; its
+/// neighbours commit. The first job holds the writer for a while so the others queue behind it
+/// and (on SQLite) run as one batch.
+fn grouped_failed_job_is_undone_alone(db: &TestDb) {
+    const THREADS: usize = 12;
+    let barrier = Arc::new(Barrier::new(THREADS + 1));
+    let slow = {
+        let store: Store = (**db).clone();
+        let barrier = barrier.clone();
+        thread::spawn(move || {
+            store.write_grouped(move |c| {
+                barrier.wait();
+                thread::sleep(Duration::from_millis(300));
+                c.create_user(&NewUser {
+                    name: "slow".into(),
+                    password_hash: "x".into(),
+                    role: Role::Signer,
+                })?;
+                Ok((
+                    (),
+                    vec![NewAuditEvent::new("user.create", "t", "slow", "ok")],
+                ))
+            })
+        })
+    };
+    let handles: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let store: Store = (**db).clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                store.write_grouped(move |c| {
+                    let name = format!("u{i}");
+                    c.create_user(&NewUser {
+                        name: name.clone(),
+                        password_hash: "x".into(),
+                        role: Role::Signer,
+                    })?;
+                    if i % 3 == 0 {
+                        return Err(StorageError::Corrupt(format!("job {i} gives up")));
+                    }
+                    Ok(((), vec![NewAuditEvent::new("user.create", "t", name, "ok")]))
+                })
+            })
+        })
+        .collect();
+    // the slow job may not be the leader of the others' batch on PostgreSQL; fine either way
+    slow.join().expect("thread").expect("slow job");
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().expect("thread");
+        if i % 3 == 0 {
+            assert!(
+                matches!(r, Err(StorageError::Corrupt(ref m)) if m.contains("gives up")),
+                "{r:?}"
+            );
+        } else {
+            r.expect("job commits");
+        }
+    }
+    for i in 0..THREADS {
+        let present = db
+            .read(|c| c.user_by_name(&format!("u{i}")))
+            .unwrap()
+            .is_some();
+        assert_eq!(present, i % 3 != 0, "user u{i}");
+    }
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let expected = 1 + (0..THREADS).filter(|i| i % 3 != 0).count();
+    assert_eq!(records.len(), expected);
+    for failed in (0..THREADS).filter(|i| i % 3 == 0) {
+        let subject = format!("u{failed}");
+        assert!(
+            records.iter().all(|r| r.subject != subject),
+            "{subject} audited"
+        );
+    }
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: expected as u64
+        }
+    );
+    if db.backend() == Backend::Sqlite {
+        let (batches, jobs) = db.group_commit_stats();
+        assert_eq!(jobs, (THREADS + 1) as u64);
+        // the slow job alone, then the 12 queued behind it in (nearly) one transaction
+        assert!(
+            batches <= 4,
+            "{batches} transactions for {jobs} jobs: no grouping"
+        );
+    }
 }
 
 fn timestamps_round_trip(db: &TestDb) {
