@@ -9,17 +9,42 @@ use sam::SignAlgoRequest;
 use storage::CredentialId;
 
 use crate::app::AppState;
-use crate::auth::Authenticated;
+use crate::auth::Bearer;
 use crate::body::Body;
 use crate::error::{ApiError, blocking};
 
-/// `signatures/signHash`.
+/// `signatures/signHash`. The token, the body and the signing are handled in ONE blocking
+/// call, the token first (so a bad token is 401 whatever the body).
 pub async fn sign_hash(
-    auth: Authenticated,
+    bearer: Bearer,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SignHashResponse>, ApiError> {
-    // the order of the spec's error table: SAD, credentialID, hash, algorithms, clientData
+    let signatures = blocking(move || {
+        let auth = bearer.authenticate(&state)?;
+        let r = parse(&body)?;
+        let caller = auth.caller_for(&state, &r.id)?;
+        Ok(state
+            .sam
+            .sign_hash(&caller, &r.id, &r.sad, &r.hashes, &r.algo)?)
+    })
+    .await?;
+    Ok(web::Json(SignHashResponse {
+        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
+    }))
+}
+
+/// A signHash request, read.
+struct SignHashRequest {
+    id: CredentialId,
+    sad: String,
+    hashes: Vec<Vec<u8>>,
+    algo: SignAlgoRequest,
+}
+
+/// The request's fields, checked in the order of the spec's error table: SAD, credentialID,
+/// hash, algorithms, clientData.
+fn parse(body: &Body) -> Result<SignHashRequest, ApiError> {
     let sad = body.string("SAD")?.to_owned();
     let id: CredentialId = body
         .string("credentialID")?
@@ -43,17 +68,14 @@ pub async fn sign_hash(
         ),
     };
     body.check_client_data()?;
-    let request = SignAlgoRequest {
-        sign_algo,
-        hash_algo,
-        sign_algo_params,
-    };
-    let signatures = blocking(move || {
-        let caller = auth.caller_for(&state, &id)?;
-        Ok(state.sam.sign_hash(&caller, &id, &sad, &hashes, &request)?)
+    Ok(SignHashRequest {
+        id,
+        sad,
+        hashes,
+        algo: SignAlgoRequest {
+            sign_algo,
+            hash_algo,
+            sign_algo_params,
+        },
     })
-    .await?;
-    Ok(web::Json(SignHashResponse {
-        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
-    }))
 }

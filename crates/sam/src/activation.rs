@@ -207,47 +207,6 @@ fn owned(
     }
 }
 
-/// [`owned`] and enabled.
-pub(crate) fn usable(
-    caller: &Caller,
-    id: &CredentialId,
-    found: Option<Credential>,
-) -> Result<Credential, SamError> {
-    let credential = owned(caller, id, found)?;
-    if credential.status != CredentialStatus::Enabled {
-        return Err(SamError::CredentialDisabled);
-    }
-    check_certificate_validity(&credential)?;
-    Ok(credential)
-}
-
-/// A key is not activated under a certificate outside its validity period, judged on the UTC
-/// clock (Part I 7.1.1.12). A credential without a certificate is not refused here.
-fn check_certificate_validity(credential: &Credential) -> Result<(), SamError> {
-    let chain = credential.cert_chain_der()?;
-    let Some(der) = chain.first() else {
-        return Ok(());
-    };
-    let cert = openssl::x509::X509::from_der(der)?;
-    let now = openssl::asn1::Asn1Time::days_from_now(0)?;
-    if cert.not_after() < now || cert.not_before() > now {
-        let subject = cert
-            .subject_name()
-            .entries()
-            .map(|e| {
-                format!(
-                    "{}={}",
-                    e.object().nid().short_name().unwrap_or("?"),
-                    e.data().to_string().unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        return Err(SamError::CertificateExpired(subject));
-    }
-    Ok(())
-}
-
 /// The SAD checks shared by extendTransaction and signHash: it exists, is not revoked, belongs
 /// to this caller and this credential, has not expired and has signatures left.
 fn check_sad<'s>(
@@ -338,6 +297,21 @@ fn invalid_factor(kind: FactorKind) -> SamError {
 }
 
 impl Sam {
+    /// [`owned`], enabled, and its certificate within its validity period.
+    pub(crate) fn usable(
+        &self,
+        caller: &Caller,
+        id: &CredentialId,
+        found: Option<Credential>,
+    ) -> Result<Credential, SamError> {
+        let credential = owned(caller, id, found)?;
+        if credential.status != CredentialStatus::Enabled {
+            return Err(SamError::CredentialDisabled);
+        }
+        self.validity.check(&credential)?;
+        Ok(credential)
+    }
+
     /// Replaces the activation policy.
     pub fn with_policy(mut self, policy: SamPolicy) -> Sam {
         self.policy = policy;
@@ -474,7 +448,7 @@ impl Sam {
             Some((c, p, o)) => (Some(c), p, o),
             None => (None, None, None),
         };
-        let cred = usable(caller, credential, found).map_err(refuse)?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
         if via == Via::Authorize && cred.auth_mode == AuthMode::Oauth2Code {
             return Err(refuse(SamError::OAuthOnly));
         }
@@ -686,7 +660,7 @@ impl Sam {
         let (found, old) = self
             .store
             .read(|c| Ok((c.credential(credential)?, c.sad(&old_hash)?)))?;
-        let cred = usable(caller, credential, found).map_err(refuse)?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
         let new_hashes = non_empty(hashes);
         if let Some(h) = &new_hashes {
             check_digest_lengths(h).map_err(refuse)?;
@@ -773,17 +747,17 @@ impl Sam {
     /// (known, not revoked, this user's and this credential's, unexpired, signatures left; SCAL
     /// 2: every hash covered). Refusals are audited as `signature.refused` and burn nothing.
     ///
-    /// Then one atomic conditional update spends the SAD (SCAL 1 `consume_sad`, hash-bound
-    /// `consume_sad_hashes`); losing a race is diagnosed again and never signs. The HSM signs
-    /// all digests in one session; if it fails, the reservation is given back (count and
-    /// hashes) and [`SamError::SigningFailed`] returned (Part III 13). On success one
-    /// `signature.sign_hash` record (credential, certificate serial, count, algorithm, SAD
-    /// reference, digests) is COMMITTED before the signatures are returned; if it cannot be
-    /// written the signatures are dropped and the error returned (the spent SAD is not given
-    /// back: fail closed).
+    /// Then ONE transaction spends the SAD by an atomic conditional update (SCAL 1
+    /// `consume_sad`, hash-bound `consume_sad_hashes`) and writes the `signature.sign_hash`
+    /// record (credential, certificate serial, count, algorithm, SAD reference, digests); it is
+    /// committed (fsynced on SQLite, group-committed with concurrent requests) BEFORE the HSM is
+    /// asked, so no signature can leave without its record (Part I 7.1.4.3-4: write-ahead
+    /// audit). Losing a race is diagnosed again and never signs. If the HSM then fails, the
+    /// reservation is given back (count and hashes), a `failure` record for the same SAD
+    /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
     ///
-    /// Cost per request: one read (credential and SAD), one write (the spend), one HSM batch,
-    /// one write (the audit record).
+    /// Cost per request: one read (credential and SAD), one shared write transaction, one HSM
+    /// batch; the certificate's validity period is parsed once per chain.
     pub fn sign_hash(
         &self,
         caller: &Caller,
@@ -814,7 +788,7 @@ impl Sam {
         let (found, sad_record) = self
             .store
             .read(|c| Ok((c.credential(credential)?, c.sad(&sad_hash)?)))?;
-        let cred = usable(caller, credential, found).map_err(refuse)?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
         if hashes.is_empty() {
             return Err(refuse(SamError::EmptyHashes));
         }
@@ -835,28 +809,6 @@ impl Sam {
         let hash_bound = record.hashes.is_some();
         let count = i32::try_from(hashes.len()).map_err(|_| refuse(SamError::TooManyHashes))?;
 
-        // Spend: one conditional update; on a lost race, say why from the row as it is now.
-        let lost = self.store.write(|c| {
-            let won = if hash_bound {
-                c.consume_sad_hashes(&sad_hash, hashes, now)?
-            } else {
-                c.consume_sad(&sad_hash, count, now)?
-            };
-            if won {
-                Ok(None)
-            } else {
-                Ok(Some(c.sad(&sad_hash)?))
-            }
-        })?;
-        if let Some(current) = lost {
-            let why = check_sad(current.as_ref(), caller, credential, now)
-                .and_then(|s| check_spend(s, cred.scal, hashes))
-                .err()
-                .unwrap_or(SamError::InvalidSad);
-            return Err(refuse(why));
-        }
-
-        let signed = self.hsm.sign_digests(&key_id, &mech, hashes);
         let base = json!({
             "sad": sad_reference,
             "count": count,
@@ -865,25 +817,52 @@ impl Sam {
             "hashAlgo": mech.hash().oid(),
             "mechanism": mech.to_string(),
         });
-        match signed {
-            Ok(signatures) => {
-                let mut detail = base;
-                detail["digests"] = hashes.iter().map(hex::encode).collect();
-                let event = audit_event(
-                    "signature.sign_hash",
-                    &caller.user_name,
-                    &subject,
-                    "success",
-                    detail,
-                );
-                // Durability: the record is committed before any signature leaves the SAM.
-                self.store.write(|c| c.append_audit(&event))?;
-                Ok(signatures)
+        let mut detail = base.clone();
+        detail["digests"] = hashes.iter().map(hex::encode).collect();
+        let signed_record = audit_event(
+            "signature.sign_hash",
+            &caller.user_name,
+            &subject,
+            "success",
+            detail,
+        );
+
+        // Spend and audit in ONE transaction (group-committed with concurrent requests): one
+        // conditional update spends the SAD and, only if it won, the record is written with it
+        // (write-ahead: committed before the HSM is asked, so no signature can ever leave
+        // without its record). On a lost race, say why from the row as it is now.
+        let spend = {
+            let hashes = hashes.to_vec();
+            move |c: &mut Conn<'_>| {
+                let won = if hash_bound {
+                    c.consume_sad_hashes(&sad_hash, &hashes, now)?
+                } else {
+                    c.consume_sad(&sad_hash, count, now)?
+                };
+                if won {
+                    Ok((None, vec![signed_record]))
+                } else {
+                    Ok((Some(c.sad(&sad_hash)?), Vec::new()))
+                }
             }
+        };
+        if let Some(current) = self.store.write_grouped(spend)? {
+            let why = check_sad(current.as_ref(), caller, credential, now)
+                .and_then(|s| check_spend(s, cred.scal, hashes))
+                .err()
+                .unwrap_or(SamError::InvalidSad);
+            return Err(refuse(why));
+        }
+
+        match self.hsm.sign_digests(&key_id, &mech, hashes) {
+            Ok(signatures) => Ok(signatures),
             Err(hsm_error) => {
                 tracing::error!(error = %hsm_error, credential = %subject, "the HSM failed to sign; giving the SAD reservation back");
+                // The success record above stands (it was the authorisation to sign); this
+                // one, for the same SAD reference and digests, says no signature came of it.
                 let mut detail = base;
                 detail["error"] = json!(hsm_error.to_string());
+                detail["digests"] = hashes.iter().map(hex::encode).collect();
                 let event = audit_event(
                     "signature.sign_hash",
                     &caller.user_name,

@@ -10,6 +10,7 @@ mod oauth;
 mod otp;
 mod provision;
 pub mod secrets;
+mod validity;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -151,6 +152,8 @@ pub struct Sam {
     policy: SamPolicy,
     /// Delivers online OTPs ([`Sam::with_otp_notifier`]); none: sendOTP fails.
     notifier: Option<Arc<dyn OtpNotifier>>,
+    /// Signer certificate validity periods, parsed once per chain.
+    validity: Arc<validity::ValidityCache>,
 }
 
 impl Sam {
@@ -176,6 +179,7 @@ impl Sam {
             ca: Arc::new(ca),
             policy: SamPolicy::default(),
             notifier: None,
+            validity: Arc::default(),
         })
     }
 

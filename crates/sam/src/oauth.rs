@@ -14,9 +14,7 @@ use chrono::NaiveDateTime;
 use serde_json::json;
 use storage::{CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, secret_hash, utc_now};
 
-use crate::activation::{
-    ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref, usable,
-};
+use crate::activation::{ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref};
 use crate::secrets::random_token;
 use crate::{Sam, SamError, audit_event};
 
@@ -131,7 +129,7 @@ impl Sam {
                 json!({ "via": "oauth2", "client": code.client_id }),
             )
         };
-        let cred = usable(&caller, &credential, found).map_err(refuse)?;
+        let cred = self.usable(&caller, &credential, found).map_err(refuse)?;
         for f in [pin.as_ref(), otp.as_ref()].into_iter().flatten() {
             if f.locked {
                 return Err(refuse(match f.kind {

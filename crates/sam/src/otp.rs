@@ -142,7 +142,7 @@ impl Sam {
                 c.factor(credential, FactorKind::Otp)?,
             ))
         })?;
-        let cred = crate::activation::usable(caller, credential, found).map_err(refuse)?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
         let factor = match factor {
             Some(f) if OtpType::of(&f) == OtpType::Online => f,
             _ => return Err(refuse(SamError::NoOnlineOtp)),

@@ -1295,8 +1295,24 @@ fn an_hsm_failure_gives_the_reservation_back() {
     let mut want = h.clone();
     want.sort();
     assert_eq!(back, want, "the hashes are given back");
-    assert_eq!(count_events(&f.sam, "signature.sign_hash", "failure"), 1);
-    assert_eq!(count_events(&f.sam, "signature.sign_hash", "success"), 0);
+    // write-ahead audit: the record committed before the HSM was asked, then the failure that
+    // voids it, for the same SAD reference and digests
+    let records: Vec<_> = f
+        .sam
+        .store()
+        .read(|c| c.audit_records(0, 1_000))
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "signature.sign_hash")
+        .collect();
+    let outcomes: Vec<&str> = records.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["success", "failure"]);
+    let detail = |i: usize| -> serde_json::Value {
+        serde_json::from_str(&records[i].detail).expect("detail is JSON")
+    };
+    assert_eq!(detail(0)["sad"], detail(1)["sad"]);
+    assert_eq!(detail(0)["digests"], detail(1)["digests"]);
+    assert!(detail(1)["error"].is_string());
 }
 
 /// 32 threads, spread over `sams` (one per "server instance"), race to spend a one-signature
