@@ -7,6 +7,9 @@
 //! (JT2A Part III 1, 3, 5, 16, 17), exports public keys, signs digests with
 //! approved algorithms only (Part III 2: RSA >= 2048, P-256/P-384, SHA-2) and
 //! destroys keys with the token's own mechanism (Part III appendix 1.6).
+//! It also keeps a non-extractable HMAC-SHA256 secret key in the token
+//! ([`Hsm::secret_key`], [`Hsm::hmac_sha256`]), the pepper of the SAM's PIN
+//! verifiers: the secret never leaves the HSM (Part III 1, 17).
 //!
 //! It knows nothing about users, SADs, HTTP or databases.
 //!

@@ -512,3 +512,126 @@ fn hsm_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Hsm>();
 }
+
+// ---- HMAC-SHA256 secret key (PIN verifier pepper) ----
+
+#[test]
+fn secret_key_is_found_again_by_label() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let pepper = hsm.secret_key("pin-pepper").expect("create");
+    assert_eq!(hsm.secret_key("pin-pepper").expect("find"), pepper);
+    let other = hsm.secret_key("other-pepper").expect("create other");
+    assert_ne!(other, pepper, "another label is another key");
+    assert_eq!(hsm.secret_key("pin-pepper").expect("find"), pepper);
+    let mac = hsm.hmac_sha256(&pepper, b"pin").expect("hmac");
+    // A fresh handle (new sessions, empty cache) finds the same key in the
+    // token, and it computes the same HMAC.
+    drop(hsm);
+    let hsm = token.open();
+    assert_eq!(hsm.secret_key("pin-pepper").expect("find"), pepper);
+    assert_eq!(hsm.secret_key("other-pepper").expect("find"), other);
+    assert_eq!(hsm.hmac_sha256(&pepper, b"pin").expect("hmac"), mac);
+    let err = hsm.secret_key("").unwrap_err();
+    assert!(matches!(err, HsmError::Config(_)), "{err:?}");
+}
+
+#[test]
+fn hmac_sha256_is_deterministic_and_keyed() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let a = hsm.secret_key("pepper-a").expect("key a");
+    let b = hsm.secret_key("pepper-b").expect("key b");
+    let data = b"user 42, PIN 123456".to_vec();
+    let mac = hsm.hmac_sha256(&a, &data).expect("hmac");
+    assert_eq!(mac.len(), 32);
+    assert_eq!(
+        hsm.hmac_sha256(&a, &data).expect("hmac"),
+        mac,
+        "deterministic"
+    );
+    let mut changed = data.clone();
+    changed[data.len() - 1] ^= 0x01;
+    assert_ne!(
+        hsm.hmac_sha256(&a, &changed).expect("hmac"),
+        mac,
+        "1-bit change of the data"
+    );
+    assert_ne!(hsm.hmac_sha256(&b, &data).expect("hmac"), mac, "other key");
+    // Keyed: not a plain hash of the data, not a constant.
+    assert_ne!(mac.to_vec(), SHA256.digest(&data));
+    assert_ne!(mac, [0u8; 32]);
+    assert_ne!(
+        hsm.hmac_sha256(&a, b"").expect("empty data"),
+        hsm.hmac_sha256(&a, b"\0").expect("one zero byte")
+    );
+
+    // Only HMAC secret keys: a signing key pair's id is not one, and the
+    // secret key cannot sign digests.
+    let signing = hsm.generate_key(KeySpec::EcP256, "sign").expect("keygen");
+    assert!(matches!(
+        hsm.hmac_sha256(&signing, &data),
+        Err(HsmError::KeyNotFound(k)) if k == signing
+    ));
+    assert!(matches!(
+        hsm.sign_digest(&a, &SignMechanism::Ecdsa { hash: SHA256 }, &[0; 32]),
+        Err(HsmError::KeyNotFound(k)) if k == a
+    ));
+    let unknown = KeyId::random().expect("random");
+    assert!(matches!(
+        hsm.hmac_sha256(&unknown, &data),
+        Err(HsmError::KeyNotFound(k)) if k == unknown
+    ));
+}
+
+#[test]
+fn secret_key_value_cannot_be_read() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let id = hsm.secret_key("pin-pepper").expect("create");
+    let a = hsm.key_attributes(&id).expect("key_attributes");
+    assert!(a.sensitive, "CKA_SENSITIVE");
+    assert!(!a.extractable, "CKA_EXTRACTABLE must be false");
+    assert!(a.always_sensitive, "CKA_ALWAYS_SENSITIVE");
+    assert!(a.never_extractable, "CKA_NEVER_EXTRACTABLE");
+    assert!(a.local, "CKA_LOCAL (generated in the token)");
+    assert!(a.sign, "CKA_SIGN");
+    assert!(!a.decrypt, "CKA_DECRYPT must be false");
+    assert!(!a.unwrap, "CKA_UNWRAP must be false");
+    assert!(!a.derive, "CKA_DERIVE must be false");
+    assert_eq!(a.private_value_len, 0, "CKA_VALUE must read back empty");
+    assert_eq!(a.allowed_mechanisms, ["CKM_SHA256_HMAC"]);
+    // Same answer through a fresh handle (key found by id, not cached).
+    drop(hsm);
+    assert_eq!(token.open().key_attributes(&id).expect("again"), a);
+}
+
+#[test]
+fn hmac_sha256_from_many_threads() {
+    let token = TestToken::new();
+    let mut cfg = token.config.clone();
+    cfg.max_sessions = 2;
+    let hsm = Hsm::open(&cfg).expect("open");
+    let key = hsm.secret_key("pin-pepper").expect("create");
+    let expected: Vec<[u8; 32]> = (0..20)
+        .map(|i| {
+            hsm.hmac_sha256(&key, format!("pin {i}").as_bytes())
+                .expect("hmac")
+        })
+        .collect();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let hsm = hsm.clone();
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|i| hsm.hmac_sha256(&key, format!("pin {i}").as_bytes()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread").expect("hmac"), expected);
+    }
+    let distinct: BTreeSet<[u8; 32]> = expected.iter().copied().collect();
+    assert_eq!(distinct.len(), expected.len());
+}
