@@ -174,16 +174,3 @@ pub fn verify_in_process(url: &str) -> anyhow::Result<(u64, f64)> {
         }
     }
 }
-
-/// The Argon2 verifier of the credential's PIN, as stored (to time one verification exactly
-/// as `authorize` does it).
-pub fn pin_verifier(url: &str, credential: &str) -> anyhow::Result<String> {
-    let store = Store::open(url, StoreOptions::default())?;
-    let id: CredentialId = credential
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad credential id {credential}"))?;
-    let f = store
-        .read(|c| c.factor(&id, FactorKind::Pin))?
-        .context("the credential has no PIN")?;
-    Ok(f.verifier)
-}

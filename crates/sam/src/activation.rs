@@ -24,6 +24,7 @@
 //! All methods block (Argon2, database, HSM): the HTTP layer calls them inside `web::block`.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::NaiveDateTime;
@@ -31,13 +32,13 @@ use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{
-    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, NewSad, Sad,
-    Scal, StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, Grouped,
+    NewSad, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
 use crate::otp::{OtpType, online_otp_hash};
-use crate::secrets::{random_token, verify_secret};
+use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
 use crate::{Sam, SamError, audit_event};
 
 /// Bytes of randomness in a SAD (256 bits).
@@ -349,9 +350,10 @@ impl Sam {
     ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2,
     ///   REFERENCE §4.4). Provisioning refuses to make one; this guards older data.
     /// * Each hash must have an approved digest length (32, 48 or 64 bytes).
-    /// * PIN: Argon2id verifier; a locked PIN refuses even the right PIN; a wrong one counts
-    ///   towards the lock (Part I 7.1.2.5.1), and the failure that sets the lock is audited as
-    ///   `factor.lock`. The PIN is checked before the OTP, so a wrong PIN never burns an OTP.
+    /// * PIN: Argon2id over an HMAC keyed in the HSM ([`crate::secrets`]; an older plain
+    ///   Argon2id verifier is upgraded on success); a locked PIN refuses even the right PIN; a
+    ///   wrong one counts towards the lock (Part I 7.1.2.5.1), and the failure that sets the
+    ///   lock is audited as `factor.lock`. The PIN is checked before the OTP, so a wrong PIN never burns an OTP.
     /// * OTP: an offline RFC 6238 TOTP, whose accepted time step is recorded atomically so a
     ///   code works once; or an online OTP sent by [`Sam::send_online_otp`], used up by one
     ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
@@ -385,19 +387,22 @@ impl Sam {
                 via: Via::Authorize,
             },
             factors,
-            |c, granted| {
-                c.insert_sad(&NewSad {
-                    sad_hash: sad_hash.to_vec(),
-                    user_id: caller.user,
-                    credential_id: *credential,
-                    token_hash: caller.token_hash.to_vec(),
-                    remaining: granted.num,
-                    expires_at,
-                    hashes: granted.hashes.clone(),
-                })?;
-                Ok(Ok(
-                    json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
-                ))
+            {
+                let (user, credential, token_hash) = (caller.user, *credential, caller.token_hash);
+                move |c, granted| {
+                    c.insert_sad(&NewSad {
+                        sad_hash: sad_hash.to_vec(),
+                        user_id: user,
+                        credential_id: credential,
+                        token_hash: token_hash.to_vec(),
+                        remaining: granted.num,
+                        expires_at,
+                        hashes: granted.hashes.clone(),
+                    })?;
+                    Ok(Ok(
+                        json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
+                    ))
+                }
             },
         )?;
         Ok(IssuedSad {
@@ -420,7 +425,9 @@ impl Sam {
         grant: impl FnOnce(
             &mut Conn<'_>,
             &Granted,
-        ) -> Result<Result<serde_json::Value, SamError>, StorageError>,
+        ) -> Result<Result<serde_json::Value, SamError>, StorageError>
+        + Send
+        + 'static,
     ) -> Result<Granted, SamError> {
         let ActivationRequest {
             event,
@@ -506,10 +513,30 @@ impl Sam {
         }
 
         // PIN first: a wrong PIN must not burn the OTP code.
-        if let Some((factor, given)) = pin
-            && !verify_secret(given, &factor.verifier)
-        {
-            return Err(self.factor_failure(event, caller, &cred, FactorKind::Pin, "wrong PIN")?);
+        let mut upgraded_pin = None;
+        if let Some((factor, given)) = pin {
+            match verify_pin(
+                &self.hsm,
+                &self.pin_key,
+                credential,
+                given,
+                &factor.verifier,
+            )? {
+                PinMatch::No => {
+                    return Err(self.factor_failure(
+                        event,
+                        caller,
+                        &cred,
+                        FactorKind::Pin,
+                        "wrong PIN",
+                    )?);
+                }
+                PinMatch::Yes => {}
+                // an older, unpeppered verifier: replaced in the granting transaction
+                PinMatch::YesUpgrade => {
+                    upgraded_pin = Some(pin_verifier(&self.hsm, &self.pin_key, credential, given)?);
+                }
+            }
         }
         // An offline OTP is checked against the clock here and its step spent in the
         // transaction; an online OTP is checked and spent there in one conditional delete.
@@ -544,82 +571,96 @@ impl Sam {
             .collect();
         let max_failures = self.policy.max_factor_failures;
         let now = utc_now();
-        // One transaction: re-check the locks (a concurrent failure may have locked a factor
-        // since the read above), spend the OTP, clear the failure counters, grant, audit.
-        // Factor refusals found here commit their own bookkeeping (failure count, audit); a
-        // refusal from `grant` rolls everything back.
-        let mut grant_refusal = None;
-        let outcome = self.store.write(|c| {
-            let mut fresh = Vec::with_capacity(2);
-            for kind in [FactorKind::Pin, FactorKind::Otp] {
-                if let Some(f) = c.factor(credential, kind)? {
-                    if f.locked {
-                        let err = lock_error(kind);
-                        c.append_audit(&refusal_event(event, caller, &subject, &err, json!({})))?;
-                        return Ok(Err(err));
+        // One transaction (group-committed with concurrent requests): re-check the locks (a
+        // concurrent failure may have locked a factor since the read above), spend the OTP,
+        // clear the failure counters, grant, audit. Factor refusals found here commit their
+        // own bookkeeping (failure count, audit); a refusal from `grant` rolls the job back.
+        // The job may run on another thread: it owns what it uses.
+        let grant_refusal = Arc::new(Mutex::new(None));
+        let job = {
+            let (event, caller, subject, credential) = (
+                event.to_owned(),
+                caller.clone(),
+                subject.clone(),
+                *credential,
+            );
+            let granted = granted.clone();
+            let grant_refusal = Arc::clone(&grant_refusal);
+            move |c: &mut Conn<'_>| -> Result<Grouped<Result<(), SamError>>, StorageError> {
+                let event = event.as_str();
+                let mut fresh = Vec::with_capacity(2);
+                for kind in [FactorKind::Pin, FactorKind::Otp] {
+                    if let Some(f) = c.factor(&credential, kind)? {
+                        if f.locked {
+                            let err = lock_error(kind);
+                            let refusal = refusal_event(event, &caller, &subject, &err, json!({}));
+                            return Ok((Err(err), vec![refusal]));
+                        }
+                        fresh.push(f);
                     }
-                    fresh.push(f);
                 }
-            }
-            let otp_refusal = match &otp_proof {
-                Some(OtpProof::Step(step)) if !c.advance_otp_step(credential, *step)? => {
-                    Some("OTP code already used")
+                let otp_refusal = match &otp_proof {
+                    Some(OtpProof::Step(step)) if !c.advance_otp_step(&credential, *step)? => {
+                        Some("OTP code already used")
+                    }
+                    Some(OtpProof::Online(code_hash))
+                        if !c.take_online_otp(&credential, code_hash, now)? =>
+                    {
+                        Some("wrong, used or expired online OTP")
+                    }
+                    _ => None,
+                };
+                if let Some(what) = otp_refusal {
+                    let err = SamError::InvalidOtp;
+                    record_failure(
+                        c,
+                        event,
+                        &caller,
+                        &subject,
+                        &credential,
+                        FactorKind::Otp,
+                        max_failures,
+                        &err,
+                        what,
+                    )?;
+                    return Ok((Err(err), Vec::new()));
                 }
-                Some(OtpProof::Online(code_hash))
-                    if !c.take_online_otp(credential, code_hash, now)? =>
-                {
-                    Some("wrong, used or expired online OTP")
+                for f in fresh.iter().filter(|f| f.failures > 0) {
+                    c.reset_factor_failures(&credential, f.kind)?;
                 }
-                _ => None,
-            };
-            if let Some(what) = otp_refusal {
-                let err = SamError::InvalidOtp;
-                record_failure(
-                    c,
-                    event,
-                    caller,
-                    &subject,
-                    credential,
-                    FactorKind::Otp,
-                    max_failures,
-                    &err,
-                    what,
-                )?;
-                return Ok(Err(err));
-            }
-            for f in fresh.iter().filter(|f| f.failures > 0) {
-                c.reset_factor_failures(credential, f.kind)?;
-            }
-            let mut detail = match grant(c, &granted)? {
-                Ok(d) => d,
-                Err(e) => {
-                    grant_refusal = Some(e);
-                    return Err(StorageError::Conflict("refused: rolled back".into()));
+                if let Some(verifier) = &upgraded_pin {
+                    c.set_factor(&credential, FactorKind::Pin, verifier)?;
                 }
-            };
-            if let Some(map) = detail.as_object_mut() {
-                map.insert("numSignatures".into(), json!(granted.num));
-                map.insert(
-                    "boundHashes".into(),
-                    json!(granted.hashes.as_ref().map_or(0, Vec::len)),
-                );
-                map.insert("SCAL".into(), json!(granted.credential.scal.as_str()));
-                map.insert("factors".into(), json!(factor_names));
-                map.insert(
-                    "certificateSerial".into(),
-                    json!(granted.credential.cert_serial),
-                );
+                let mut detail = match grant(c, &granted)? {
+                    Ok(d) => d,
+                    Err(e) => {
+                        *grant_refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                        return Err(StorageError::Conflict("refused: rolled back".into()));
+                    }
+                };
+                if let Some(map) = detail.as_object_mut() {
+                    map.insert("numSignatures".into(), json!(granted.num));
+                    map.insert(
+                        "boundHashes".into(),
+                        json!(granted.hashes.as_ref().map_or(0, Vec::len)),
+                    );
+                    map.insert("SCAL".into(), json!(granted.credential.scal.as_str()));
+                    map.insert("factors".into(), json!(factor_names));
+                    map.insert(
+                        "certificateSerial".into(),
+                        json!(granted.credential.cert_serial),
+                    );
+                }
+                let success = audit_event(event, &caller.user_name, &subject, "success", detail);
+                Ok((Ok(()), vec![success]))
             }
-            c.append_audit(&audit_event(
-                event,
-                &caller.user_name,
-                &subject,
-                "success",
-                detail,
-            ))?;
-            Ok(Ok(()))
-        });
-        match (outcome, grant_refusal) {
+        };
+        let outcome = self.store.write_grouped(job);
+        let refused = grant_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match (outcome, refused) {
             (Err(_), Some(e)) => Err(refuse(e)),
             (outcome, _) => {
                 outcome??;

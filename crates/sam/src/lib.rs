@@ -152,6 +152,8 @@ pub struct Sam {
     policy: SamPolicy,
     /// Delivers online OTPs ([`Sam::with_otp_notifier`]); none: sendOTP fails.
     notifier: Option<Arc<dyn OtpNotifier>>,
+    /// The HSM secret key that peppers PIN verifiers ([`secrets`] module doc).
+    pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
 }
@@ -162,6 +164,9 @@ impl Sam {
     pub fn open(hsm: &HsmConfig, store: Store, ca_file: &Path) -> Result<Sam, SamError> {
         let hsm = Hsm::open(hsm)?;
         let (ca, created) = DevCa::load_or_create(&hsm, ca_file)?;
+        // Created by the first open (`init`), found afterwards; see Hsm::secret_key on
+        // instances sharing a token.
+        let pin_key = hsm.secret_key(secrets::PIN_PEPPER_LABEL)?;
         if created {
             store.write(|c| {
                 c.append_audit(&audit_event(
@@ -179,6 +184,7 @@ impl Sam {
             ca: Arc::new(ca),
             policy: SamPolicy::default(),
             notifier: None,
+            pin_key,
             validity: Arc::default(),
         })
     }

@@ -65,25 +65,28 @@ impl Sam {
                 via: Via::OAuth2,
             },
             factors,
-            |c, granted| {
-                if !c.delete_oauth_request(&grant.pending_request)? {
-                    return Ok(Err(SamError::RequestGone));
+            {
+                let (grant, user) = (grant.clone(), caller.user);
+                move |c, granted| {
+                    if !c.delete_oauth_request(&grant.pending_request)? {
+                        return Ok(Err(SamError::RequestGone));
+                    }
+                    c.insert_oauth_code(&NewOAuthCode {
+                        code_hash: grant.code_hash.to_vec(),
+                        client_id: grant.client_id.clone(),
+                        user_id: user,
+                        scope: "credential".into(),
+                        redirect_uri: grant.redirect_uri.clone(),
+                        redirect_uri_given: grant.redirect_uri_given,
+                        code_challenge: grant.code_challenge.clone(),
+                        credential_id: Some(grant.credential),
+                        num_signatures: Some(granted.num),
+                        hashes: granted.hashes.clone(),
+                        remember: false,
+                        expires_at: grant.code_expires_at,
+                    })?;
+                    Ok(Ok(json!({ "client": grant.client_id })))
                 }
-                c.insert_oauth_code(&NewOAuthCode {
-                    code_hash: grant.code_hash.to_vec(),
-                    client_id: grant.client_id.clone(),
-                    user_id: caller.user,
-                    scope: "credential".into(),
-                    redirect_uri: grant.redirect_uri.clone(),
-                    redirect_uri_given: grant.redirect_uri_given,
-                    code_challenge: grant.code_challenge.clone(),
-                    credential_id: Some(grant.credential),
-                    num_signatures: Some(granted.num),
-                    hashes: granted.hashes.clone(),
-                    remember: false,
-                    expires_at: grant.code_expires_at,
-                })?;
-                Ok(Ok(json!({ "client": grant.client_id })))
             },
         )?;
         Ok(())

@@ -14,7 +14,7 @@ use storage::{
     AuthMode, Credential, CredentialId, CredentialStatus, FactorKind, NewCredential, Scal,
 };
 
-use crate::secrets::{hash_secret, random_bytes};
+use crate::secrets::{pin_verifier, random_bytes};
 use crate::{Sam, SamError, audit_event};
 
 /// The most signatures one authorization may allow on a credential.
@@ -150,7 +150,7 @@ impl Sam {
         let cert = self
             .ca
             .issue_signer_certificate(&self.hsm, &user.name, &public)?;
-        let pin_verifier = hash_secret(&req.pin)?;
+        let pin_verifier = pin_verifier(&self.hsm, &self.pin_key, &credential_id, &req.pin)?;
         let otp = match req.otp {
             OtpChoice::Totp => {
                 let totp = new_totp(random_bytes(20)?, &user.name)?;

@@ -1998,3 +1998,77 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
             .any(|r| r.event == "sad.authorize" && r.detail.contains("\"via\":\"oauth2\""))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// PIN verifiers peppered by an HSM key (issue 6)
+
+#[test]
+fn pin_verifiers_are_keyed_by_the_hsm_and_bound_to_the_credential() {
+    let f = fixture();
+    let a = ec(&f.sam, "alice", Scal::One, 1);
+    let b = ec(&f.sam, "alice", Scal::One, 1);
+    let va = factor(&f.sam, &a.id, FactorKind::Pin).verifier;
+    let phc = va
+        .strip_prefix("hsm-hmac-sha256:$argon2id$")
+        .expect("peppered Argon2id verifier");
+    assert!(!va.contains(PIN), "{va}");
+    // Without the HSM key the verifier is useless: Argon2 over the PIN itself does not match
+    // (offline guessing needs the token).
+    assert!(!sam::secrets::verify_secret(
+        &SecretString::from(PIN),
+        &format!("$argon2id${phc}")
+    ));
+    // A verifier copied onto another credential does not open it.
+    f.sam
+        .store()
+        .write(|c| c.set_factor(&b.id, FactorKind::Pin, &va))
+        .expect("copy verifier");
+    let r = f.sam.authorize(&f.alice, &b.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    // and its own credential still opens with the right PIN only
+    let r = f.sam.authorize(&f.alice, &a.id, 1, None, wrong_pin());
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    let issued = f
+        .sam
+        .authorize(&f.alice, &a.id, 1, None, pin())
+        .expect("right PIN");
+    f.sam
+        .sign_hash(&f.alice, &a.id, &issued.sad, &[sha256(b"x")], &es256())
+        .expect("sign");
+}
+
+#[test]
+fn an_older_unpeppered_pin_verifier_still_works_and_is_upgraded() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let legacy = sam::secrets::hash_secret(&SecretString::from(PIN)).expect("argon2");
+    assert!(legacy.starts_with("$argon2id$"));
+    f.sam
+        .store()
+        .write(|c| c.set_factor(&cred.id, FactorKind::Pin, &legacy))
+        .expect("legacy verifier");
+    // a wrong PIN counts as before and leaves the verifier alone
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    let after_wrong = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!(
+        (after_wrong.verifier.as_str(), after_wrong.failures),
+        (legacy.as_str(), 1)
+    );
+    // the right PIN opens it, and the verifier is replaced by the peppered form
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("legacy verifier accepts the right PIN");
+    let upgraded = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert!(
+        upgraded.verifier.starts_with("hsm-hmac-sha256:$argon2id$"),
+        "{}",
+        upgraded.verifier
+    );
+    assert_eq!(upgraded.failures, 0);
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("the upgraded verifier accepts the right PIN");
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+}
