@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use storage::{CredentialId, CredentialStatus, FactorKind, utc_now};
 
 use crate::app::AppState;
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Bearer};
 use crate::body::Body;
 use crate::certinfo;
 use crate::error::{ApiError, blocking};
@@ -241,22 +241,24 @@ fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
         .map(|s| SecretString::from(s.to_owned())))
 }
 
-/// `credentials/authorize`.
+/// `credentials/authorize`. The token, the body and the activation are handled in ONE
+/// blocking call, the token first (so a bad token is 401 whatever the body).
 pub async fn authorize(
-    auth: Authenticated,
+    bearer: Bearer,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SadResponse>, ApiError> {
-    body.check_client_data()?;
-    let id = credential_id(&body)?;
-    let num_signatures = body.integer("numSignatures")?;
-    let hashes = body.opt_hashes("hash")?;
-    let factors = Factors {
-        pin: secret(&body, "PIN")?,
-        otp: secret(&body, "OTP")?,
-    };
-    body.opt_string("description")?;
     let issued = blocking(move || {
+        let auth = bearer.authenticate(&state)?;
+        body.check_client_data()?;
+        let id = credential_id(&body)?;
+        let num_signatures = body.integer("numSignatures")?;
+        let hashes = body.opt_hashes("hash")?;
+        let factors = Factors {
+            pin: secret(&body, "PIN")?,
+            otp: secret(&body, "OTP")?,
+        };
+        body.opt_string("description")?;
         let caller = auth.caller_for(&state, &id)?;
         Ok(state
             .sam
