@@ -17,7 +17,8 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         oauth: cfg.oauth_policy(),
     });
     let max_body = cfg.max_body_bytes;
-    actix_web::rt::System::new().block_on(async move {
+    let store = state.sam.store().clone();
+    let served = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
                 // the request line and status only: never headers (Authorization) or bodies
@@ -31,5 +32,12 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         }
         server.run().await?;
         Ok(())
-    })
+    });
+    let (transactions, jobs) = store.group_commit_stats();
+    tracing::info!(
+        transactions,
+        jobs,
+        "stopped; group commit shared transactions between jobs"
+    );
+    served
 }

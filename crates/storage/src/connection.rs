@@ -11,7 +11,7 @@ use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StorageError;
-use crate::group::{self, Grouped, WriterGate};
+use crate::group::{Grouped, WriterGate};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -317,19 +317,10 @@ impl Store {
                 Ok(value)
             });
         }
-        let rx = self.gate.enqueue(job);
-        let writer = self.gate.enter();
-        if let Ok(answer) = rx.try_recv() {
-            // A previous leader ran and committed this job.
-            return answer;
-        }
-        // Leader: run everything queued so far, this job included, in one transaction.
-        self.gate.run_batch(|run| {
+        self.gate.submit(job, |run| {
             let mut pooled = self.pool.get()?;
             write_transaction(&mut pooled, |c| run(&mut Conn { conn: c }))
-        });
-        drop(writer);
-        group::outcome(&rx)
+        })
     }
 }
 

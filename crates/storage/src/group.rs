@@ -2,7 +2,7 @@
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
 //! fsync of the WAL (about 0.4 ms on the CI machines). Writers that arrive while a commit is
-//! under way queue their jobs; the next thread to get the in-process writer lock becomes the
+//! under way queue their jobs; when it is done, the waiter of the first queued job becomes the
 //! *leader*: it runs every queued job in ONE transaction (each job in its own savepoint, so a
 //! failing job undoes only its own statements), appends all their audit events with one head
 //! update, commits once, and hands every job its outcome. A job's result is never released
@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::audit::NewAuditEvent;
@@ -37,6 +37,14 @@ pub type Grouped<T> = (T, Vec<NewAuditEvent>);
 /// Called once the batch's transaction is settled: `Ok` when committed.
 type Finish = Box<dyn FnOnce(Result<(), &StorageError>) + Send>;
 
+/// What a waiting writer is told.
+pub(crate) enum Msg<T> {
+    /// Its job's outcome, once its batch is settled.
+    Done(Result<T, StorageError>),
+    /// Its job is first in the queue and nobody leads: it runs the next batch.
+    Lead,
+}
+
 /// A queued job, type-erased.
 trait Job: Send {
     /// Runs the job inside the batch transaction (in its own savepoint), collecting its audit
@@ -44,11 +52,13 @@ trait Job: Send {
     fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish;
     /// The batch failed before this job could run.
     fn abandon(self: Box<Self>, why: &StorageError);
+    /// Makes this job's waiter the next leader.
+    fn promote(&self);
 }
 
 struct Pending<T, F> {
     job: F,
-    reply: SyncSender<Result<T, StorageError>>,
+    reply: SyncSender<Msg<T>>,
 }
 
 fn settle_error(e: &StorageError) -> StorageError {
@@ -66,27 +76,44 @@ where
             Ok((value, events)) => {
                 audit.extend(events);
                 Box::new(move |settled| {
-                    // The caller may have gone (it never does: it waits); nothing to do then.
-                    let _ = reply.send(settled.map(|()| value).map_err(settle_error));
+                    // The waiter never goes away (it blocks on this); nothing to do if it did.
+                    let _ = reply.send(Msg::Done(settled.map(|()| value).map_err(settle_error)));
                 })
             }
             Err(e) => Box::new(move |_| {
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Msg::Done(Err(e)));
             }),
         }
     }
 
     fn abandon(self: Box<Self>, why: &StorageError) {
-        let _ = self.reply.send(Err(settle_error(why)));
+        let _ = self.reply.send(Msg::Done(Err(settle_error(why))));
     }
+
+    fn promote(&self) {
+        // capacity 2: a waiter gets at most Lead, then Done
+        let _ = self.reply.try_send(Msg::Lead);
+    }
+}
+
+/// The queue and whether some thread is leading.
+#[derive(Default)]
+struct GroupState {
+    queue: Vec<Box<dyn Job>>,
+    leading: bool,
 }
 
 /// The in-process writer lock and the queue of grouped jobs. One per [`crate::Store`] (shared
 /// by its clones).
+///
+/// One thread leads at a time. It drains the queue, runs the batch under the writer lock, and
+/// then hands the lead to the waiter of the first job queued meanwhile (or gives it up): every
+/// waiter is woken exactly once with its outcome, never to queue for a lock just to learn that
+/// its job is done.
 #[derive(Default)]
 pub(crate) struct WriterGate {
     lock: Mutex<()>,
-    queue: Mutex<Vec<Box<dyn Job>>>,
+    state: Mutex<GroupState>,
     batches: AtomicU64,
     jobs: AtomicU64,
 }
@@ -98,6 +125,19 @@ impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         if self.0.is_some() {
             HOLDS_WRITER.set(false);
+        }
+    }
+}
+
+/// The lead, passed on when dropped (also when a job panics, so writers never wait forever).
+struct Leadership<'a>(&'a WriterGate);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        match state.queue.first() {
+            Some(next) => next.promote(),
+            None => state.leading = false,
         }
     }
 }
@@ -114,29 +154,56 @@ impl WriterGate {
         WriterGuard(Some(guard))
     }
 
-    /// Queues `job`; the receiver gets its outcome once its batch is settled.
-    pub(crate) fn enqueue<T, F>(&self, job: F) -> Receiver<Result<T, StorageError>>
+    fn state(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `job` in a batch with whatever else is queued: leads the batch when nobody does,
+    /// otherwise waits to be told the outcome (or to lead the next batch). `transaction` opens
+    /// the batch's transaction and runs the closure it is given inside it.
+    pub(crate) fn submit<T, F>(
+        &self,
+        job: F,
+        transaction: impl FnOnce(
+            &mut dyn FnMut(&mut Conn<'_>) -> Result<(), StorageError>,
+        ) -> Result<(), StorageError>,
+    ) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        let (reply, rx) = sync_channel(1);
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::new(Pending { job, reply }));
-        rx
+        let (reply, rx) = sync_channel(2);
+        let lead_now = {
+            let mut state = self.state();
+            state.queue.push(Box::new(Pending { job, reply }));
+            !std::mem::replace(&mut state.leading, true)
+        };
+        if !lead_now {
+            match rx.recv() {
+                Ok(Msg::Done(outcome)) => return outcome,
+                Ok(Msg::Lead) => {}
+                Err(_) => return Err(StorageError::Commit("the batch writer stopped".into())),
+            }
+        }
+        {
+            let _lead = Leadership(self);
+            self.run_batch(transaction);
+        }
+        match rx.recv() {
+            Ok(Msg::Done(outcome)) => outcome,
+            _ => Err(StorageError::Commit("the batch writer stopped".into())),
+        }
     }
 
-    /// Runs every queued job in one transaction opened by `begin`. Call with the writer lock
-    /// held: then a job that is no longer queued has already been answered.
-    pub(crate) fn run_batch(
+    /// Runs every queued job in one transaction, under the writer lock.
+    fn run_batch(
         &self,
         transaction: impl FnOnce(
             &mut dyn FnMut(&mut Conn<'_>) -> Result<(), StorageError>,
         ) -> Result<(), StorageError>,
     ) {
-        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        let _writer = self.enter();
+        let jobs = std::mem::take(&mut self.state().queue);
         if jobs.is_empty() {
             return;
         }
@@ -163,9 +230,7 @@ impl WriterGate {
             finish(settled);
         }
     }
-}
 
-impl WriterGate {
     /// `(transactions, jobs)` run by group commit so far.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (
@@ -173,10 +238,4 @@ impl WriterGate {
             self.jobs.load(Ordering::Relaxed),
         )
     }
-}
-
-/// Waits for a grouped job's outcome.
-pub(crate) fn outcome<T>(rx: &Receiver<Result<T, StorageError>>) -> Result<T, StorageError> {
-    rx.recv()
-        .unwrap_or_else(|_| Err(StorageError::Commit("the batch writer stopped".into())))
 }
