@@ -158,16 +158,7 @@ impl FromRequest for Bearer {
 /// Resolves an access token to whom it speaks for.
 fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let token_hash = secret_hash(token.as_bytes());
-    let found = state.sam.store().read(|c| {
-        let Some(t) = c.token(&token_hash)? else {
-            return Ok(None);
-        };
-        let user = match &t.user_id {
-            Some(id) => c.user(id)?,
-            None => None,
-        };
-        Ok(Some((t, user)))
-    })?;
+    let found = state.sam.store().read(|c| c.token_and_user(&token_hash))?;
     let invalid = ApiError::Token {
         error: "invalid_token",
     };

@@ -143,6 +143,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(online_otps -> credentials (credential_id));
 diesel::joinable!(credential_factors -> credentials (credential_id));

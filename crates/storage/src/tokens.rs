@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
-use crate::models::{NewToken, Token, TokenRow};
-use crate::schema::{auth_tokens as t, sads};
+use crate::models::{NewToken, Token, TokenRow, User, UserRow};
+use crate::schema::{auth_tokens as t, sads, users};
 use crate::types::{truncate_to_micros, utc_now};
 
 impl Conn<'_> {
@@ -40,6 +40,26 @@ impl Conn<'_> {
             .optional()?
             .map(Token::try_from)
             .transpose()
+    }
+
+    /// The token with this hash and the user it acts for (none for a client's own token), in
+    /// one query: what every Bearer-protected request reads first.
+    pub fn token_and_user(
+        &mut self,
+        hash: &[u8],
+    ) -> Result<Option<(Token, Option<User>)>, StorageError> {
+        let Some((token, user)) = t::table
+            .find(hash)
+            .left_join(users::table)
+            .get_result::<(TokenRow, Option<UserRow>)>(self.conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Token::try_from(token)?,
+            user.map(User::try_from).transpose()?,
+        )))
     }
 
     /// Revokes a token; `true` iff this call revoked it (it existed and was not revoked yet).

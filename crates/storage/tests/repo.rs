@@ -1698,6 +1698,26 @@ fn client_tokens_have_no_user(db: &TestDb) {
     .unwrap();
     let t = db.read(|c| c.token(&hash)).unwrap().unwrap();
     assert_eq!((t.user_id, t.client_id.as_deref()), (None, Some("conf-1")));
+    let (joined, user) = db.read(|c| c.token_and_user(&hash)).unwrap().unwrap();
+    assert_eq!((joined, user), (t, None));
+    // a user's token comes with its user, in one query
+    let alice = new_user(db, "alice");
+    let user_hash = secret_hash(b"user-token").to_vec();
+    db.write(|c| {
+        c.insert_token(&NewToken {
+            token_hash: user_hash.clone(),
+            kind: TokenKind::Access,
+            user_id: Some(alice.id),
+            client_id: None,
+            scope: "service".into(),
+            expires_at: utc_now() + secs(60),
+            parent_hash: None,
+        })
+    })
+    .unwrap();
+    let (t, user) = db.read(|c| c.token_and_user(&user_hash)).unwrap().unwrap();
+    assert_eq!((t.user_id, user), (Some(alice.id), Some(alice)));
+    assert_eq!(db.read(|c| c.token_and_user(b"unknown")).unwrap(), None);
     // a token names a user or a client
     let orphan = db.write(|c| {
         c.insert_token(&NewToken {

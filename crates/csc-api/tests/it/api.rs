@@ -1409,4 +1409,18 @@ fn two_server_processes_on_one_postgres_database_never_spend_a_sad_twice() {
     assert_eq!(race(&apis, &alice, s.id("multi"), &sad, 32), 2);
     let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]).envs(env));
     assert_eq!(verdict["intact"], true, "{verdict}");
+    // exactly one audit record per signature handed out (3 + 2), none for the refused racers
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = PgConnection::establish(&db.url).expect("connect");
+    let signed: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM audit_log WHERE event = 'signature.sign_hash' AND outcome = 'success'",
+    )
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(signed.n, 5);
 }
