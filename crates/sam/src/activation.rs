@@ -857,16 +857,18 @@ impl Sam {
             "signAlgo": mechanism.sign_algo,
             "hashAlgo": mech.hash().oid(),
             "mechanism": mech.to_string(),
+            "digests": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let mut detail = base.clone();
-        detail["digests"] = hashes.iter().map(hex::encode).collect();
-        let signed_record = audit_event(
-            "signature.sign_hash",
-            &caller.user_name,
-            &subject,
-            "success",
-            detail,
-        );
+        let record = |outcome: &str, detail: serde_json::Value| {
+            audit_event(
+                "signature.sign_hash",
+                &caller.user_name,
+                &subject,
+                outcome,
+                detail,
+            )
+        };
+        let signed_record = record("success", base.clone());
 
         // Spend and audit in ONE transaction (group-committed with concurrent requests): one
         // conditional update spends the SAD and, only if it won, the record is written with it
@@ -903,14 +905,7 @@ impl Sam {
                 // one, for the same SAD reference and digests, says no signature came of it.
                 let mut detail = base;
                 detail["error"] = json!(hsm_error.to_string());
-                detail["digests"] = hashes.iter().map(hex::encode).collect();
-                let event = audit_event(
-                    "signature.sign_hash",
-                    &caller.user_name,
-                    &subject,
-                    "failure",
-                    detail,
-                );
+                let event = record("failure", detail);
                 let spent: &[Vec<u8>] = if hash_bound { hashes } else { &[] };
                 self.store.write(|c| {
                     c.restore_sad(&sad_hash, count, spent)?;
