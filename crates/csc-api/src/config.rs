@@ -36,6 +36,8 @@ const ENV_KEYS: &[&str] = &[
     "otp_webhook_url",
     "public_url",
     "oauth2_code_ttl_secs",
+    "purge_interval_secs",
+    "purge_after_secs",
     "service_name",
     "service_region",
     "service_lang",
@@ -66,6 +68,8 @@ pub struct FileConfig {
     pub otp_webhook_url: Option<String>,
     pub public_url: Option<String>,
     pub oauth2_code_ttl_secs: Option<u32>,
+    pub purge_interval_secs: Option<u32>,
+    pub purge_after_secs: Option<u32>,
     pub service_name: Option<String>,
     pub service_region: Option<String>,
     pub service_lang: Option<String>,
@@ -119,6 +123,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Lifetime of an OAuth 2.0 authorization code (seconds).
     pub oauth2_code_ttl_secs: u32,
+    /// How often `serve` deletes expired SADs, tokens, online OTPs and OAuth 2.0 codes
+    /// (seconds; 0: never).
+    pub purge_interval_secs: u32,
+    /// How long after expiry such rows are kept (seconds; until then a client still hears
+    /// "expired" rather than "invalid").
+    pub purge_after_secs: u32,
     pub info: ServiceInfo,
 }
 
@@ -197,6 +207,8 @@ impl Config {
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
             oauth2_code_ttl_secs: raw.oauth2_code_ttl_secs.unwrap_or(60).max(1),
+            purge_interval_secs: raw.purge_interval_secs.unwrap_or(600),
+            purge_after_secs: raw.purge_after_secs.unwrap_or(86_400),
             info: ServiceInfo {
                 name: raw
                     .service_name

@@ -1,7 +1,10 @@
 //! `serve`: the HTTP server around the app factory.
 
+use std::time::Duration;
+
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
+use storage::{Store, utc_now};
 
 use crate::app::{AppState, configure};
 use crate::config::Config;
@@ -18,6 +21,13 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
     });
     let max_body = cfg.max_body_bytes;
     let store = state.sam.store().clone();
+    if cfg.purge_interval_secs > 0 {
+        spawn_purger(
+            store.clone(),
+            Duration::from_secs(cfg.purge_interval_secs.into()),
+            Duration::from_secs(cfg.purge_after_secs.into()),
+        )?;
+    }
     let served = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
@@ -40,4 +50,34 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         "stopped; group commit shared transactions between jobs"
     );
     served
+}
+
+/// Rows deleted per table per transaction by the purger.
+const PURGE_BATCH: usize = 5_000;
+
+/// Starts the housekeeping thread: every `every`, deletes the SADs, tokens, online OTPs and
+/// OAuth 2.0 codes and requests that expired more than `after` ago, in short transactions, each
+/// audited with its counts (`housekeeping.purge`). Several instances may purge the
+/// same database: each deletion is by key, so they only share the work.
+fn spawn_purger(store: Store, every: Duration, after: Duration) -> anyhow::Result<()> {
+    let after = chrono::TimeDelta::from_std(after)
+        .map_err(|_| anyhow::anyhow!("purge_after_secs is out of range"))?;
+    std::thread::Builder::new()
+        .name("csc-purge".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(before) = utc_now().checked_sub_signed(after) else {
+                    continue;
+                };
+                match store.purge_expired_before(before, PURGE_BATCH) {
+                    Ok(p) if p.total() > 0 => {
+                        tracing::info!(rows = p.total(), "purged expired SADs, tokens and codes");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+                }
+            }
+        })?;
+    Ok(())
 }

@@ -32,6 +32,7 @@ mod group;
 mod lockout;
 mod models;
 mod oauth;
+mod purge;
 mod sads;
 mod schema;
 mod tokens;
@@ -47,6 +48,7 @@ pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,
     OAuthRequest,
 };
+pub use purge::Purged;
 pub use types::{
     AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,
     UserId, secret_hash, truncate_to_micros, utc_now,

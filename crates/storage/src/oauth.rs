@@ -453,15 +453,4 @@ impl Conn<'_> {
             .execute(self.conn)?;
         crate::users::one_row(n)
     }
-
-    /// Deletes codes and pending requests that expired before `before`; returns how many rows
-    /// went.
-    pub fn purge_expired_oauth(&mut self, before: NaiveDateTime) -> Result<usize, StorageError> {
-        let before = truncate_to_micros(before);
-        self.atomic(|c| {
-            let a = diesel::delete(co::table.filter(co::expires_at.lt(before))).execute(c)?;
-            let b = diesel::delete(orq::table.filter(orq::expires_at.lt(before))).execute(c)?;
-            Ok(a + b)
-        })
-    }
 }

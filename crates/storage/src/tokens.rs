@@ -1,12 +1,11 @@
 //! Bearer tokens (stored only as SHA-256 digests).
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewToken, Token, TokenRow, User, UserRow};
-use crate::schema::{auth_tokens as t, sads, users};
+use crate::schema::{auth_tokens as t, users};
 use crate::types::{truncate_to_micros, utc_now};
 
 impl Conn<'_> {
@@ -80,15 +79,5 @@ impl Conn<'_> {
         )
         .set(t::revoked.eq(true))
         .execute(self.conn)?)
-    }
-
-    /// Deletes tokens and SADs that expired before `before`; returns how many rows went.
-    pub fn purge_expired(&mut self, before: NaiveDateTime) -> Result<usize, StorageError> {
-        let before = truncate_to_micros(before);
-        self.atomic(|c| {
-            let s = diesel::delete(sads::table.filter(sads::expires_at.lt(before))).execute(c)?;
-            let k = diesel::delete(t::table.filter(t::expires_at.lt(before))).execute(c)?;
-            Ok(s + k)
-        })
     }
 }

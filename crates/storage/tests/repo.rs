@@ -192,6 +192,7 @@ both!(
     audit_batch,
     write_rolls_back_on_err,
     atomic_methods_inside_write,
+    purge_in_batches,
     grouped_concurrent_consume pool = 16,
     grouped_failed_job_is_undone_alone pool = 16,
     timestamps_round_trip,
@@ -629,8 +630,8 @@ fn tokens(db: &TestDb) {
     );
 
     // Purge removes what expired.
-    let purged = db.write(|c| c.purge_expired(now + secs(400))).unwrap();
-    assert_eq!(purged, 2);
+    let purged = db.purge_expired_before(now + secs(400), 1_000).unwrap();
+    assert_eq!((purged.tokens, purged.total()), (2, 2));
     assert!(db.read(|c| c.token(&refresh.token_hash)).unwrap().is_some());
 }
 
@@ -1058,6 +1059,87 @@ fn atomic_methods_inside_write(db: &TestDb) {
     assert_eq!(
         db.verify_audit_chain().unwrap(),
         AuditVerdict::Intact { records: 2 }
+    );
+}
+
+/// Housekeeping deletes exactly what expired before the cut-off, in as many batches as it
+/// takes, and leaves everything else (live rows, the audit chain) alone.
+fn purge_in_batches(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let other = new_credential(db, &alice, Scal::One);
+    let expired: Vec<Vec<u8>> = (0..7)
+        .map(|_| sad_for(db, &cred, 1, secs(-60), None))
+        .collect();
+    let live: Vec<Vec<u8>> = (0..3)
+        .map(|_| sad_for(db, &cred, 1, secs(600), None))
+        .collect();
+    for (i, ttl) in [-60, -60, -60, -60, -60, 600, 600].into_iter().enumerate() {
+        db.write(|c| {
+            c.insert_token(&NewToken {
+                token_hash: secret_hash(format!("t{i}").as_bytes()).to_vec(),
+                kind: TokenKind::Access,
+                user_id: Some(alice.id),
+                client_id: None,
+                scope: "service".into(),
+                expires_at: utc_now() + secs(ttl),
+                parent_hash: None,
+            })
+        })
+        .unwrap();
+    }
+    db.write(|c| c.put_online_otp(&cred.id, b"h1", utc_now() - secs(60)))
+        .unwrap();
+    db.write(|c| c.put_online_otp(&other.id, b"h2", utc_now() + secs(60)))
+        .unwrap();
+    fill_chain(db, 3);
+
+    let purged = db.purge_expired_before(utc_now(), 2).unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            sads: 7,
+            tokens: 5,
+            online_otps: 1,
+            ..Purged::default()
+        }
+    );
+    for h in &expired {
+        assert!(db.read(|c| c.sad(h)).unwrap().is_none());
+    }
+    for h in &live {
+        assert!(db.read(|c| c.sad(h)).unwrap().is_some());
+    }
+    for i in 5..7 {
+        let h = secret_hash(format!("t{i}").as_bytes());
+        assert!(
+            db.read(|c| c.token(&h)).unwrap().is_some(),
+            "live token t{i}"
+        );
+    }
+    assert!(
+        db.write(|c| c.take_online_otp(&other.id, b"h2", utc_now()))
+            .unwrap()
+    );
+    assert_eq!(
+        db.purge_expired_before(utc_now(), 2).unwrap(),
+        Purged::default()
+    );
+    // every deleting transaction audited its counts; they add up to what went
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let purges: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r.event == "housekeeping.purge")
+        .map(|r| serde_json::from_str(&r.detail).unwrap())
+        .collect();
+    assert_eq!(purges.len(), 4, "7 SADs in batches of 2: 4 transactions");
+    let sum = |k: &str| purges.iter().map(|d| d[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("sads"), sum("tokens"), sum("onlineOtps")), (7, 5, 1));
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: 3 + purges.len() as u64
+        }
     );
 }
 
@@ -1593,8 +1675,11 @@ fn oauth_clients_and_requests(db: &TestDb) {
         Err(StorageError::NotFound)
     ));
     assert_eq!(
-        db.write(|c| c.purge_expired_oauth(utc_now())).unwrap(),
-        1,
+        db.purge_expired_before(utc_now(), 1_000).unwrap(),
+        Purged {
+            oauth_requests: 1,
+            ..Purged::default()
+        },
         "the expired request"
     );
 }

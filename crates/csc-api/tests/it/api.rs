@@ -1067,6 +1067,62 @@ fn sign_hash_validates_every_field() {
     assert_eq!(status, 200);
 }
 
+/// `serve` deletes expired SADs and tokens on its own (`purge_interval_secs`), in audited
+/// transactions, so the tables that grow with traffic do not grow without end.
+#[test]
+fn the_server_purges_expired_sads_and_audits_it() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let s = Signers::new();
+    let (_server, api) = s.serve(&[
+        ("CSC_SAD_TTL_SECS", "1"),
+        ("CSC_PURGE_INTERVAL_SECS", "1"),
+        ("CSC_PURGE_AFTER_SECS", "0"),
+    ]);
+    let alice = api.login("alice", ALICE_PASSWORD);
+    let sad = sad_of(authorize(&api, &alice, s.id("multi"), 2, None));
+    let url = s.dir().join("csc.db").display().to_string();
+    let count = |sql: &str| -> i64 {
+        let mut conn = SqliteConnection::establish(&url).expect("open db");
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .expect("count")
+            .n
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM sads"), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count("SELECT count(*) AS n FROM sads") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired SAD was not purged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let audited = count(
+        "SELECT count(*) AS n FROM audit_log WHERE event = 'housekeeping.purge' AND detail LIKE '%\"sads\":1%'",
+    );
+    assert!(audited >= 1, "the purge is audited with its counts");
+    // the purged SAD is unknown now; the live access token still works
+    let h = digest(MessageDigest::sha256(), b"late");
+    let r = sign(
+        &api,
+        &alice,
+        s.id("multi"),
+        &sad,
+        &[h],
+        ECDSA_SHA256,
+        json!({}),
+    );
+    assert_eq!(r.0, 400, "{r:?}");
+    assert_eq!(r.1["error"], "invalid_request", "{r:?}");
+    let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]));
+    assert_eq!(verdict["intact"], true);
+}
+
 #[test]
 fn an_expired_sad_is_refused_and_cannot_be_extended() {
     let s = Signers::new();
