@@ -1067,16 +1067,18 @@ fn sign_hash_validates_every_field() {
     assert_eq!(status, 200);
 }
 
+/// The row of a `SELECT count(*) AS n ...` run on a database behind the server's back.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// `serve` deletes expired SADs and tokens on its own (`purge_interval_secs`), in audited
 /// transactions, so the tables that grow with traffic do not grow without end.
 #[test]
 fn the_server_purges_expired_sads_and_audits_it() {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
     let s = Signers::new();
     let (_server, api) = s.serve(&[
         ("CSC_SAD_TTL_SECS", "1"),
@@ -1467,11 +1469,6 @@ fn two_server_processes_on_one_postgres_database_never_spend_a_sad_twice() {
     assert_eq!(verdict["intact"], true, "{verdict}");
     // exactly one audit record per signature handed out (3 + 2), none for the refused racers
     use diesel::{Connection, PgConnection, RunQueryDsl};
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
     let mut conn = PgConnection::establish(&db.url).expect("connect");
     let signed: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM audit_log WHERE event = 'signature.sign_hash' AND outcome = 'success'",
