@@ -397,6 +397,33 @@ impl WorkerOut {
         }
     }
 
+    /// Counts a failed request: an unexpected answer, or a transport error, after which the
+    /// connection is opened again. `false` when no new connection could be had (the worker
+    /// stops).
+    async fn failed(
+        &mut self,
+        r: anyhow::Result<(StatusCode, Bytes)>,
+        conn: &mut Conn,
+        addr: SocketAddr,
+    ) -> bool {
+        match r {
+            Ok((status, body)) => {
+                self.error(describe(status, &body));
+                true
+            }
+            Err(e) => {
+                self.error(format!("transport: {e}"));
+                match Conn::open(addr).await {
+                    Ok(c) => {
+                        *conn = c;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+
     /// Keeps the operation if it ran entirely inside the measured window.
     fn keep(&mut self, w: &Window, a: Instant, b: Instant) -> bool {
         if a >= w.from && b <= w.end {
@@ -434,12 +461,9 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                     Ok((StatusCode::OK, body)) if body.starts_with(b"{\"signatures\":[") => {
                         out.keep(&w, a, b);
                     }
-                    Ok((status, body)) => out.error(describe(status, &body)),
-                    Err(e) => {
-                        out.error(format!("transport: {e}"));
-                        match Conn::open(t.addr).await {
-                            Ok(c) => conn = c,
-                            Err(_) => break,
+                    other => {
+                        if !out.failed(other, &mut conn, t.addr).await {
+                            break;
                         }
                     }
                 }
@@ -462,15 +486,8 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                     _ => None,
                 };
                 let Some(sad) = sad else {
-                    match r {
-                        Ok((status, body)) => out.error(describe(status, &body)),
-                        Err(e) => {
-                            out.error(format!("transport: {e}"));
-                            match Conn::open(t.addr).await {
-                                Ok(c) => conn = c,
-                                Err(_) => break,
-                            }
-                        }
+                    if !out.failed(r, &mut conn, t.addr).await {
+                        break;
                     }
                     continue;
                 };
@@ -489,12 +506,9 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                             out.sign.push(micros(b.duration_since(m)));
                         }
                     }
-                    Ok((status, body)) => out.error(describe(status, &body)),
-                    Err(e) => {
-                        out.error(format!("transport: {e}"));
-                        match Conn::open(t.addr).await {
-                            Ok(c) => conn = c,
-                            Err(_) => break,
+                    other => {
+                        if !out.failed(other, &mut conn, t.addr).await {
+                            break;
                         }
                     }
                 }

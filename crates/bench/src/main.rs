@@ -465,63 +465,44 @@ fn http_rows(
     ))?);
     let mut rows = Vec::new();
     for &(kind, conc) in kinds {
-        if let Kind::SignHash { batch } = kind {
-            // enough issued signatures for the fastest this row could possibly go (the raw
-            // 2-thread rate), issued before the clock starts
-            let window = (timing.warmup + timing.duration).as_secs_f64();
-            let want = (raw_2t * window * 1.1) as u64 + (conc * batch) as u64;
-            rt.block_on(target.ensure_sads(want, server::MULTISIGN, 2))?;
-        }
+        // signHash rows: enough issued signatures for the fastest this row could possibly go
+        // (the raw 2-thread rate), issued before the clock starts (again before a retry)
+        let issued = match kind {
+            Kind::SignHash { batch } => {
+                let window = (timing.warmup + timing.duration).as_secs_f64();
+                Some((raw_2t * window * 1.1) as u64 + (conc * batch) as u64)
+            }
+            Kind::Pairs => None,
+        };
         let profile =
             perf.map(|(d, a)| (d.join(format!("{tag}-{}-c{conc}.perf.data", kind.id())), a));
-        let mut best: Option<load::HttpResult> = None;
-        for attempt in 0..=timing.retries {
-            if attempt > 0 {
-                // let the other processes finish (up to a minute) rather than retry into them
-                cpu::wait_quiet(
-                    Some(&server.pid),
-                    timing.max_other,
-                    timing.ticks,
-                    Duration::from_secs(60),
-                );
-            }
-            if let Kind::SignHash { batch } = kind
-                && attempt > 0
-            {
-                let window = (timing.warmup + timing.duration).as_secs_f64();
-                let want = (raw_2t * window * 1.1) as u64 + (conc * batch) as u64;
-                rt.block_on(target.ensure_sads(want, server::MULTISIGN, 2))?;
-            }
-            let mut r = rt.block_on(load::run(
-                target.clone(),
-                kind,
-                conc,
-                timing,
-                &server.pid,
-                profile.as_ref().map(|(p, a)| (p.as_path(), *a)),
-            ));
-            r.attempts = attempt + 1;
-            let disturbed = r.usage.other_pct > timing.max_other;
-            if disturbed && attempt < timing.retries {
-                note(format!(
-                    "  {:<24} c{conc:<3} disturbed (other processes {:.0}% of a core): waiting for quiet, again",
-                    kind.name(),
-                    r.usage.other_pct
+        let r = cpu::least_disturbed(
+            timing,
+            Some(&server.pid),
+            |r: &load::HttpResult| &r.usage,
+            |attempt| {
+                if let Some(want) = issued {
+                    rt.block_on(target.ensure_sads(want, server::MULTISIGN, 2))?;
+                }
+                let mut r = rt.block_on(load::run(
+                    target.clone(),
+                    kind,
+                    conc,
+                    timing,
+                    &server.pid,
+                    profile.as_ref().map(|(p, a)| (p.as_path(), *a)),
                 ));
-            }
-            if best
-                .as_ref()
-                .is_none_or(|b| r.usage.other_pct < b.usage.other_pct)
-            {
-                best = Some(r);
-            }
-            if !disturbed {
-                break;
-            }
-        }
-        let Some(r) = best else {
-            bail!("no attempt was made");
-        };
+                r.attempts = attempt + 1;
+                if r.usage.other_pct > timing.max_other && attempt < timing.retries {
+                    note(format!(
+                        "  {:<24} c{conc:<3} disturbed (other processes {:.0}% of a core): waiting for quiet, again",
+                        kind.name(),
+                        r.usage.other_pct
+                    ));
+                }
+                Ok(r)
+            },
+        )?;
         note(format!(
             "  {:<24} c{conc:<3} {:>8.0} ops/s {:>8.0} sig/s  p50 {:>7.2} ms  p99 {:>7.2} ms  client {:>3.0}%  server {:>3.0}%  other {:>3.0}%{}",
             kind.name(),

@@ -182,8 +182,8 @@ fn run_once(
     })
 }
 
-/// [`run_once`], measured again (up to `timing.retries` times) while other processes took more
-/// than `timing.max_other` % of a core beyond this process; the least disturbed attempt is kept.
+/// [`run_once`], measured again while other processes disturbed it
+/// ([`crate::cpu::least_disturbed`]).
 pub fn run(
     hsm: &Hsm,
     key: &KeyId,
@@ -192,28 +192,14 @@ pub fn run(
     batch: usize,
     timing: &crate::Timing,
 ) -> anyhow::Result<RawResult> {
-    let mut best: Option<RawResult> = None;
-    for attempt in 0..=timing.retries {
-        if attempt > 0 {
-            crate::cpu::wait_quiet(
-                None,
-                timing.max_other,
-                timing.ticks,
-                std::time::Duration::from_secs(60),
-            );
-        }
-        let mut r = run_once(hsm, key, spec, threads, batch, timing)?;
-        r.attempts = attempt + 1;
-        let disturbed = r.usage.other_pct > timing.max_other;
-        if best
-            .as_ref()
-            .is_none_or(|b| r.usage.other_pct < b.usage.other_pct)
-        {
-            best = Some(r);
-        }
-        if !disturbed {
-            break;
-        }
-    }
-    best.ok_or_else(|| anyhow::anyhow!("no attempt was made"))
+    crate::cpu::least_disturbed(
+        timing,
+        None,
+        |r: &RawResult| &r.usage,
+        |attempt| {
+            let mut r = run_once(hsm, key, spec, threads, batch, timing)?;
+            r.attempts = attempt + 1;
+            Ok(r)
+        },
+    )
 }
