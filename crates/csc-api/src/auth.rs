@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -50,6 +50,11 @@ pub enum Principal {
     },
 }
 
+/// The audit actor of an OAuth 2.0 client acting on its own (`client:<client_id>`).
+pub fn client_actor(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
 /// The authenticated caller of a Bearer-protected method.
 pub struct Authenticated(pub Principal);
 
@@ -77,7 +82,7 @@ impl Authenticated {
                     .ok_or_else(|| ApiError::invalid_parameter("credentialID"))?;
                 Ok(Caller {
                     user: owner,
-                    user_name: format!("client:{client_id}"),
+                    user_name: client_actor(client_id),
                     token_hash: *token_hash,
                 })
             }
@@ -102,6 +107,17 @@ impl Authenticated {
                 .ok_or_else(|| ApiError::invalid_parameter("userID")),
         }
     }
+}
+
+/// The decoded payload (`id:secret`) of an `Authorization: Basic` header value; `None` when the
+/// value is not Basic, not base64 or not UTF-8. Shared by auth/login and the OAuth 2.0 client
+/// authentication, which each say in their own terms what is wrong.
+pub(crate) fn basic_payload(value: &HeaderValue) -> Option<String> {
+    let (scheme, encoded) = value.to_str().ok()?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -227,13 +243,15 @@ pub fn authenticate(
     let max = state.max_login_failures;
     // user-supplied, so bounded in the audit record
     let actor: String = name.chars().take(64).collect();
+    let refused = |detail: serde_json::Value| {
+        NewAuditEvent::new("auth.login", &actor, &actor, "refused").with_detail(detail)
+    };
     let refusal = match found {
         Some(user) if user.locked => {
             store.write(|c| {
-                c.append_audit(
-                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused")
-                        .with_detail(json!({ "method": method, "reason": "user locked" })),
-                )
+                c.append_audit(&refused(
+                    json!({ "method": method, "reason": "user locked" }),
+                ))
             })?;
             LoginRefusal::Locked
         }
@@ -246,11 +264,9 @@ pub fn authenticate(
         Some(user) => {
             store.write(|c| {
                 let u = c.record_login_failure(&user.id, max)?;
-                c.append_audit(
-                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused").with_detail(
-                        json!({ "method": method, "reason": "wrong password", "failures": u.failed_logins, "locked": u.locked }),
-                    ),
-                )?;
+                c.append_audit(&refused(
+                    json!({ "method": method, "reason": "wrong password", "failures": u.failed_logins, "locked": u.locked }),
+                ))?;
                 if u.locked && u.failed_logins == max.max(1) {
                     c.append_audit(
                         &NewAuditEvent::new("user.lock", &actor, &actor, "success")
@@ -263,10 +279,9 @@ pub fn authenticate(
         }
         None => {
             store.write(|c| {
-                c.append_audit(
-                    &NewAuditEvent::new("auth.login", &actor, &actor, "refused")
-                        .with_detail(json!({ "method": method, "reason": "unknown user" })),
-                )
+                c.append_audit(&refused(
+                    json!({ "method": method, "reason": "unknown user" }),
+                ))
             })?;
             LoginRefusal::Invalid
         }
@@ -298,16 +313,7 @@ fn login_credentials(req: &HttpRequest, body: &Body) -> Result<LoginWith, ApiErr
                 error: "invalid_request",
                 description: "Malformed authentication parameter.".into(),
             };
-            let value = value.to_str().map_err(|_| malformed())?;
-            let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
-            if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(malformed());
-            }
-            let decoded = STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|d| String::from_utf8(d).ok())
-                .ok_or_else(malformed)?;
+            let decoded = basic_payload(value).ok_or_else(malformed)?;
             let (user, password) = decoded
                 .split_once(':')
                 .filter(|(u, p)| !u.is_empty() && !p.is_empty())
@@ -502,7 +508,7 @@ pub async fn revoke(
             (caller.user_name, Box::new(move |t| t.user_id == Some(user)))
         }
         Principal::Client { client_id, .. } => (
-            format!("client:{client_id}"),
+            client_actor(&client_id),
             Box::new(move |t| t.user_id.is_none() && t.client_id.as_deref() == Some(&client_id)),
         ),
     };

@@ -106,6 +106,14 @@ fn bad_request(what: &'static str) -> Response {
     }
 }
 
+/// 401 of the OAuth 2.0 token and revoke endpoints: the client did not authenticate.
+const BAD_CLIENT: Response = Response::Json {
+    status: 401,
+    description: "A malformed client `Authorization` header (`invalid_client`), or a \
+                  confidential client without its secret",
+    schema: ERROR,
+};
+
 /// 401 of a Bearer-protected method: a well-formed but unknown, revoked or expired token
 /// (`invalid_token` / `expired_token`, with `WWW-Authenticate: Bearer error="..."`).
 const BAD_TOKEN: Response = Response::Json {
@@ -442,12 +450,7 @@ pub fn operations() -> Vec<Operation> {
                      reused code or refresh token (`invalid_grant`), a wrong scope \
                      (`invalid_scope`), an unknown client or wrong secret",
                 ),
-                Response::Json {
-                    status: 401,
-                    description: "A malformed client `Authorization` header (`invalid_client`), \
-                                  or a confidential client without its secret",
-                    schema: ERROR,
-                },
+                BAD_CLIENT,
                 Response::FormTooLarge,
                 SERVER_ERROR,
             ],
@@ -473,12 +476,7 @@ pub fn operations() -> Vec<Operation> {
                     "A missing or invalid parameter, a token this client cannot revoke \
                      (`Invalid string parameter token`), an unknown client or wrong secret",
                 ),
-                Response::Json {
-                    status: 401,
-                    description: "A malformed client `Authorization` header (`invalid_client`), \
-                                  or a confidential client without its secret",
-                    schema: ERROR,
-                },
+                BAD_CLIENT,
                 Response::FormTooLarge,
                 SERVER_ERROR,
             ],

@@ -38,7 +38,7 @@ use storage::{
 use super::html::{self, ConsentPage, CredentialView, LoginPage};
 use super::{Params, ParamsError};
 use crate::app::AppState;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, client_actor};
 use crate::error::{ApiError, blocking};
 
 /// Prefix of authorization codes.
@@ -397,7 +397,7 @@ fn begin(state: &AppState, origin: &Origin, params: Result<Params, ParamsError>)
         Some(_) => {
             audit(
                 state,
-                &format!("client:{}", client.client_id),
+                &client_actor(&client.client_id),
                 &client.client_id,
                 "refused",
                 json!({ "reason": "redirect_uri not registered" }),
@@ -526,7 +526,7 @@ fn step(state: &AppState, origin: &Origin, params: Result<Params, ParamsError>) 
     if !cookie_ok {
         audit(
             state,
-            &format!("client:{}", client.client_id),
+            &client_actor(&client.client_id),
             &client.client_id,
             "refused",
             json!({ "reason": "the form and its cookie differ (CSRF check)" }),
@@ -577,7 +577,7 @@ impl Step<'_> {
             .write(|c| c.delete_oauth_request(self.request_hash()))?;
         audit(
             self.state,
-            &format!("client:{}", self.client.client_id),
+            &client_actor(&self.client.client_id),
             &self.client.client_id,
             "refused",
             json!({ "scope": self.pending.scope, "error": error, "reason": description }),

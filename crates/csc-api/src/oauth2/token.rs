@@ -5,8 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, AUTHORIZATION};
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use csc_types::OAuthTokenResponse;
 use serde_json::json;
 use storage::{
@@ -15,7 +13,7 @@ use storage::{
 
 use super::{Params, ParamsError, digest_matches, s256, valid_code_verifier};
 use crate::app::AppState;
-use crate::auth::{issue_service_tokens, revoke_token_and_children};
+use crate::auth::{basic_payload, client_actor, issue_service_tokens, revoke_token_and_children};
 use crate::error::{ApiError, blocking};
 
 /// `invalid_grant` with the spec's description.
@@ -51,16 +49,7 @@ fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientCredentials
         return Err(ApiError::invalid("Invalid parameter client_assertion"));
     }
     if let Some(value) = req.headers().get(AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| invalid_client_header())?;
-        let (scheme, encoded) = value.split_once(' ').ok_or_else(invalid_client_header)?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(invalid_client_header());
-        }
-        let decoded = STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(invalid_client_header)?;
+        let decoded = basic_payload(value).ok_or_else(invalid_client_header)?;
         let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client_header)?;
         let unescape = |s: &str| {
             serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
@@ -125,7 +114,7 @@ fn authenticate_client(
                 c.append_audit(
                     &NewAuditEvent::new(
                         "oauth2.client_auth",
-                        format!("client:{actor}"),
+                        client_actor(&actor),
                         &actor,
                         "refused",
                     )
@@ -235,7 +224,7 @@ fn exchange_code(
             conn.append_audit(
                 &NewAuditEvent::new(
                     "oauth2.token",
-                    format!("client:{}", client.client_id),
+                    client_actor(&client.client_id),
                     &client.client_id,
                     "refused",
                 )
@@ -364,7 +353,7 @@ fn client_token(state: &AppState, client: &OAuthClient) -> Result<OAuthTokenResp
     let issued = issue_service_tokens(state, None, Some(&client.client_id), false, None)?;
     audit_issue(
         state,
-        &format!("client:{}", client.client_id),
+        &client_actor(&client.client_id),
         client,
         "client_credentials",
         "service",
@@ -445,7 +434,7 @@ pub async fn revoke(
     blocking(move || {
         let client = authenticate_client(&state, &creds)?;
         let hash = secret_hash(token.as_bytes());
-        let actor = format!("client:{}", client.client_id);
+        let actor = client_actor(&client.client_id);
         let revoked = state.sam.store().write(|c| {
             let what = match c.token(&hash)? {
                 Some(t) if t.client_id.as_deref() == Some(&client.client_id) => {
