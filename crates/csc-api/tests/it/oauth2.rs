@@ -373,6 +373,26 @@ async fn browser(driver: &Driver) -> fantoccini::Client {
 
 /// Drives the page as a signer in Chromium: a wrong PIN first (the page says so and stays),
 /// then the right PIN and the online OTP. Returns the URL the browser was redirected to.
+/// Types `text` into the element with id `id`.
+async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
+    c.find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into #{id}: {e}"));
+}
+
+/// Clicks the element with id `id`.
+async fn click(c: &fantoccini::Client, id: &str) {
+    c.find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
+}
+
 async fn chromium_consent(
     c: &fantoccini::Client,
     url: &str,
@@ -390,24 +410,9 @@ async fn chromium_consent(
             .expect("scripts")
             .is_empty()
     );
-    c.find(Locator::Id("username"))
-        .await
-        .expect("username")
-        .send_keys("alice")
-        .await
-        .expect("type");
-    c.find(Locator::Id("password"))
-        .await
-        .expect("password")
-        .send_keys(ALICE_PASSWORD)
-        .await
-        .expect("type");
-    c.find(Locator::Id("login"))
-        .await
-        .expect("login")
-        .click()
-        .await
-        .expect("click");
+    type_into(c, "username", "alice").await;
+    type_into(c, "password", ALICE_PASSWORD).await;
+    click(c, "login").await;
 
     // the consent step shows what is approved
     let shown = c
@@ -432,24 +437,9 @@ async fn chromium_consent(
 
     // a wrong PIN: the page says so, nothing is issued
     let code = outbox_code(&dir.join("otp-outbox.log"), cred).expect("an OTP was sent at sign-in");
-    c.find(Locator::Id("pin"))
-        .await
-        .expect("pin")
-        .send_keys("000000")
-        .await
-        .expect("type");
-    c.find(Locator::Id("otp"))
-        .await
-        .expect("otp")
-        .send_keys(&code)
-        .await
-        .expect("type");
-    c.find(Locator::Id("approve"))
-        .await
-        .expect("approve")
-        .click()
-        .await
-        .expect("click");
+    type_into(c, "pin", "000000").await;
+    type_into(c, "otp", &code).await;
+    click(c, "approve").await;
     let error = c
         .wait()
         .at_most(Duration::from_secs(30))
@@ -459,24 +449,9 @@ async fn chromium_consent(
     assert_eq!(error.text().await.expect("text"), "The PIN is invalid.");
 
     // the right PIN with the (still unused) online OTP
-    c.find(Locator::Id("pin"))
-        .await
-        .expect("pin")
-        .send_keys(PIN)
-        .await
-        .expect("type");
-    c.find(Locator::Id("otp"))
-        .await
-        .expect("otp")
-        .send_keys(&code)
-        .await
-        .expect("type");
-    c.find(Locator::Id("approve"))
-        .await
-        .expect("approve")
-        .click()
-        .await
-        .expect("click");
+    type_into(c, "pin", PIN).await;
+    type_into(c, "otp", &code).await;
+    click(c, "approve").await;
     c.wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::Id("done"))
