@@ -353,7 +353,8 @@ impl Sam {
     /// * PIN: Argon2id over an HMAC keyed in the HSM ([`crate::secrets`]; an older plain
     ///   Argon2id verifier is upgraded on success); a locked PIN refuses even the right PIN; a
     ///   wrong one counts towards the lock (Part I 7.1.2.5.1), and the failure that sets the
-    ///   lock is audited as `factor.lock`. The PIN is checked before the OTP, so a wrong PIN never burns an OTP.
+    ///   lock is audited as `factor.lock`. The PIN is checked before the OTP, so a wrong PIN
+    ///   never burns an OTP.
     /// * OTP: an offline RFC 6238 TOTP, whose accepted time step is recorded atomically so a
     ///   code works once; or an online OTP sent by [`Sam::send_online_otp`], used up by one
     ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
