@@ -1,4 +1,4 @@
-//! The black-box conformance suite (`crates/conformance-tests`, the same catalogue the
+//! The black-box conformance suite (`conformance-tests`, the same catalogue the
 //! `csc-conformance` binary runs) against our own server: SoftHSM2, a temporary data
 //! directory, alice under test with her rsa, ec and scal2 credentials, bob as the other user.
 //! It must report no failure; every skip must say why.

@@ -1,4 +1,4 @@
-//! The OpenAPI document (crates/openapi) against the running server:
+//! The OpenAPI document (openapi) against the running server:
 //!
 //! * routes: every documented operation is served, and every method on every path the server
 //!   might serve is documented when served. The paths probed are the documented ones, every
@@ -9,7 +9,7 @@
 //!   against the document (status documented, body valid, required headers present). This
 //!   covers the successes schemathesis cannot reach with random data (a SAD needs the PIN).
 //!
-//! The fields of the wire types are compared with the document in `crates/openapi/tests`.
+//! The fields of the wire types are compared with the document in `openapi/tests`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -166,7 +166,7 @@ fn every_served_route_is_documented_and_every_documented_route_is_served() {
     }
     assert!(
         undocumented.is_empty() && unserved.is_empty(),
-        "the server and its OpenAPI document (crates/openapi) disagree\n  served, not documented: \
+        "the server and its OpenAPI document (openapi) disagree\n  served, not documented: \
          {undocumented:?}\n  documented, not served: {unserved:?}\n({} paths probed)",
         paths.len()
     );

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use openapi::check::{component, same_fields, validate};
 
-/// Schemas that are not `csc-types` wire types; `crates/csc-api/tests/it/openapi_routes.rs`
+/// Schemas that are not `csc-types` wire types; `csc-api/tests/it/openapi_routes.rs`
 /// checks them against the server's answers.
 const NOT_WIRE_TYPES: &[&str] = &[
     "Health",
@@ -288,7 +288,7 @@ fn every_schema_has_the_fields_and_types_of_its_wire_type() {
     }
     assert!(
         failures.is_empty(),
-        "the OpenAPI document (crates/openapi) and the wire types (crates/csc-types) disagree:\n  {}",
+        "the OpenAPI document (openapi) and the wire types (csc-types) disagree:\n  {}",
         failures.join("\n  ")
     );
 }

@@ -36,7 +36,7 @@ fn python() -> String {
 fn schemathesis_finds_no_failure_against_the_served_document() {
     let python = python();
     let config =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/schemathesis/schemathesis.toml");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/schemathesis/schemathesis.toml");
     let signers = Signers::new();
     // a confidential OAuth 2.0 client, so that oauth2/token and oauth2/revoke are reached
     let (client_id, secret) = crate::openapi_routes::register_client(&signers, true);

@@ -91,7 +91,7 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The OpenAPI document of every route (crates/openapi), built once.
+/// The OpenAPI document of every route (openapi), built once.
 async fn openapi_json() -> HttpResponse {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HttpResponse::Ok().content_type("application/json").body(

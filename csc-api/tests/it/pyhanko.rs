@@ -27,7 +27,7 @@ fn python() -> String {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/pyhanko/csc_e2e.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyhanko/csc_e2e.py")
 }
 
 /// What one run of the script reported.

@@ -32,7 +32,7 @@ fn python() -> String {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The Certomancer configuration with freshly generated keys, in `dir`.

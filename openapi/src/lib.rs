@@ -12,9 +12,9 @@
 //!
 //! It is checked, not trusted: the unit tests below compare every component schema with the
 //! serde form of the `csc-types` type of the same name (a field renamed on one side fails), and
-//! `crates/csc-api/tests/it/openapi_routes.rs` compares the documented operations with what the
+//! `csc-api/tests/it/openapi_routes.rs` compares the documented operations with what the
 //! running server answers. schemathesis then fuzzes the server against this document
-//! (`crates/csc-api/tests/it/schemathesis.rs`).
+//! (`csc-api/tests/it/schemathesis.rs`).
 //!
 //! Adding an endpoint: one [`Operation`] in [`operations`] (form-encoded bodies and query
 //! parameters are supported for the OAuth2 endpoints) and, for a new wire type, one schema in
