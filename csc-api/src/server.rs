@@ -12,13 +12,7 @@ use crate::config::Config;
 /// Serves until the process is stopped. Prints `listening on http://ADDR` on standard error for
 /// each bound address (`--listen 127.0.0.1:0` picks a free port; scripts read it there).
 pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
-    let state = web::Data::new(AppState {
-        sam,
-        info: cfg.info.clone(),
-        tokens: cfg.token_policy(),
-        max_login_failures: i32::from(cfg.max_login_failures),
-        oauth: cfg.oauth_policy(),
-    });
+    let state = app_state(cfg, sam);
     let max_body = cfg.max_body_bytes;
     let store = state.sam.store().clone();
     if cfg.purge_interval_secs > 0 {
@@ -50,6 +44,18 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         "stopped; group commit shared transactions between jobs"
     );
     served
+}
+
+/// The handlers' shared state for `sam` under `cfg`: what `serve` runs and what the in-process
+/// test kit drives through [`configure`].
+pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
+    web::Data::new(AppState {
+        sam,
+        info: cfg.info.clone(),
+        tokens: cfg.token_policy(),
+        max_login_failures: i32::from(cfg.max_login_failures),
+        oauth: cfg.oauth_policy(),
+    })
 }
 
 /// Rows deleted per table per transaction by the purger.
