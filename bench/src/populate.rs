@@ -124,7 +124,7 @@ pub fn populate(
             let digest = random_hex(32)?;
             events.push(
                 NewAuditEvent::new(
-                    "signature.sign_hash",
+                    storage::AuditEvent::SignatureSignHash,
                     format!("load-user-{:06}", (i / 7) % users.max(1)),
                     subject_of(i),
                     "success",

@@ -10,13 +10,12 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sam::{KeySpec, NewCredentialRequest, OtpChoice, Sam, audit_event, secrets};
+use sam::{
+    AuditVerdict, AuthMode, Credential, CredentialId, KeySpec, NewCredentialRequest, OtpChoice,
+    Sam, Scal, User, secrets,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use storage::{
-    AuditVerdict, AuthMode, Credential, CredentialId, NewOAuthClient, NewUser, Role, Scal, Store,
-    StoreOptions, User, secret_hash,
-};
 
 use crate::config::{Config, PinSource};
 
@@ -81,38 +80,29 @@ pub fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store and the SAM of an initialised data directory.
+/// Opens the SAM (database and token) of an initialised data directory.
 pub fn open(cfg: &Config) -> anyhow::Result<Sam> {
     prepare_softhsm(cfg, false)?;
-    let store = Store::open(&cfg.database_url, StoreOptions::default()).with_context(|| {
-        format!(
-            "cannot open the database {} (run `csc-server init` first?)",
-            redact_url(&cfg.database_url)
-        )
-    })?;
-    Ok(Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
-        .context("cannot open the SAM")?
-        .with_policy(cfg.sam_policy())
-        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
+    connect(cfg, false)
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
+/// The SAM over the configured database (created when `create`) and token.
+fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
+    let sam = Sam::connect(
+        &cfg.hsm_config()?,
+        &cfg.database_url,
+        create,
+        &cfg.ca_file(),
+    )
+    .map_err(|e| match e {
+        e @ sam::SamError::Database { .. } if !create => {
+            anyhow::anyhow!("{e} (run `csc-server init` first?)")
         }
-        _ => url.to_owned(),
-    }
+        e => anyhow::Error::new(e).context("cannot open the SAM"),
+    })?;
+    Ok(sam
+        .with_policy(cfg.sam_policy())
+        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
 }
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
@@ -145,26 +135,13 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
         };
         token_created = sam::init_token(&cfg.pkcs11_module, &cfg.token_label, &so_pin, &user_pin)?;
     }
-    let store = Store::open_or_create(&cfg.database_url, StoreOptions::default())
-        .with_context(|| format!("cannot open {}", redact_url(&cfg.database_url)))?;
-    let sam = Sam::open(&cfg.hsm_config()?, store, &cfg.ca_file())
-        .context("cannot open the SAM")?
-        .with_policy(cfg.sam_policy())
-        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?);
+    let sam = connect(cfg, true)?;
     if token_created {
-        sam.store().write(|c| {
-            c.append_audit(&audit_event(
-                "token.init",
-                OPERATOR,
-                &cfg.token_label,
-                "success",
-                json!({}),
-            ))
-        })?;
+        sam.record_token_init(&cfg.token_label, OPERATOR)?;
     }
     let report = json!({
         "dataDir": cfg.data_dir.display().to_string(),
-        "database": redact_url(&cfg.database_url),
+        "database": sam::redact_url(&cfg.database_url),
         "tokenLabel": cfg.token_label,
         "tokenCreated": token_created,
         "caCertificate": STANDARD.encode(sam.ca_certificate_der()),
@@ -172,48 +149,9 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     Ok((sam, report))
 }
 
-fn valid_user_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
-}
-
 /// `csc-server user add NAME`.
 pub fn user_add(sam: &Sam, name: &str, password: &SecretString) -> anyhow::Result<User> {
-    if !valid_user_name(name) {
-        bail!("a user name has 1 to 64 characters among letters, digits and . _ - @");
-    }
-    {
-        use secrecy::ExposeSecret;
-        if password.expose_secret().chars().count() < 8 {
-            bail!("the password must have at least 8 characters");
-        }
-    }
-    let verifier = secrets::hash_secret(password)?;
-    let new = NewUser {
-        name: name.to_owned(),
-        password_hash: verifier,
-        role: Role::Signer,
-    };
-    let user = sam
-        .store()
-        .write(|c| {
-            let user = c.create_user(&new)?;
-            c.append_audit(&audit_event(
-                "user.create",
-                OPERATOR,
-                name,
-                "success",
-                json!({}),
-            ))?;
-            Ok(user)
-        })
-        .map_err(|e| match e {
-            storage::StorageError::Conflict(_) => anyhow::anyhow!("user {name:?} already exists"),
-            e => e.into(),
-        })?;
-    Ok(user)
+    Ok(sam.add_user(name, password, OPERATOR)?)
 }
 
 /// The JSON an operator sees for a credential.
@@ -265,10 +203,7 @@ pub fn credential_create(
         },
         OPERATOR,
     )?;
-    let user = sam
-        .store()
-        .read(|c| c.user(&created.credential.user_id))?
-        .context("the user vanished")?;
+    let user = sam.owner_of(&created.credential)?;
     let mut out = credential_json(&user, &created.credential)?;
     out["otp"] = match opts.otp {
         OtpChoice::None => Value::Null,
@@ -296,93 +231,27 @@ pub fn credential_unlock(sam: &Sam, id: &str) -> anyhow::Result<Value> {
 
 /// `csc-server user unlock NAME`: lifts a login lock and clears the failure count, audited.
 pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam
-        .store()
-        .write(|c| {
-            let Some(user) = c.user_by_name(name)? else {
-                return Ok(None);
-            };
-            c.set_user_lock(&user.id, 0, false)?;
-            c.append_audit(&audit_event(
-                "user.unlock",
-                OPERATOR,
-                name,
-                "success",
-                json!({ "wasLocked": user.locked, "failedLogins": user.failed_logins }),
-            ))?;
-            Ok(Some(user))
-        })?
-        .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+    let user = sam.unlock_user(name, OPERATOR)?;
     Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
 }
 
-/// A redirect URI a client may register: absolute (a scheme), no fragment, no spaces
-/// (RFC 6749 §3.1.2). Matched exactly at authorization time.
-fn valid_redirect_uri(uri: &str) -> bool {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
-    };
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    let web = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
-    scheme_ok
-        && !rest.is_empty()
-        && (!web || rest.starts_with("//") && rest.len() > 2)
-        && !uri.contains('#')
-        && uri.len() <= 2000
-        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 /// `csc-server client add NAME --redirect-uri URI... [--confidential]`: registers an OAuth 2.0
-/// client (spec §8.3: client id, redirect URIs, and a secret for a confidential client). The
-/// secret is printed once and stored only as its SHA-256. Audited as `client.register`.
+/// client. The secret is printed once and stored only as its SHA-256. Audited as
+/// `client.register`.
 pub fn client_add(
     sam: &Sam,
     name: &str,
     redirect_uris: &[String],
     confidential: bool,
 ) -> anyhow::Result<Value> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        bail!("a client name has 1 to 100 printable characters");
-    }
-    if redirect_uris.is_empty() {
-        bail!("give at least one --redirect-uri");
-    }
-    if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
-        bail!("{bad:?} is not an absolute redirect URI without a fragment");
-    }
-    let client_id = secrets::random_token(16)?;
-    let secret = if confidential {
-        Some(format!("csc_cs_{}", secrets::random_token(32)?))
-    } else {
-        None
-    };
-    let new = NewOAuthClient {
-        client_id: client_id.clone(),
-        name: name.to_owned(),
-        redirect_uris: redirect_uris.to_vec(),
-        secret_hash: secret.as_ref().map(|s| secret_hash(s.as_bytes()).to_vec()),
-    };
-    sam.store().write(|c| {
-        c.create_oauth_client(&new)?;
-        c.append_audit(&audit_event(
-            "client.register",
-            OPERATOR,
-            &client_id,
-            "success",
-            json!({ "name": name, "redirectURIs": redirect_uris, "confidential": confidential }),
-        ))
-    })?;
+    let client = sam.register_client(name, redirect_uris, confidential, OPERATOR)?;
     let mut out = json!({
-        "client_id": client_id,
-        "name": name,
+        "client_id": client.client_id,
+        "name": name.trim(),
         "redirect_uris": redirect_uris,
         "confidential": confidential,
     });
-    if let Some(s) = secret {
+    if let Some(s) = client.secret {
         out["client_secret"] = Value::String(s);
     }
     Ok(out)
@@ -390,9 +259,8 @@ pub fn client_add(
 
 /// `csc-server client list`: the registered clients (never a secret).
 pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
-    let clients = sam.store().read(|c| c.list_oauth_clients())?;
     Ok(Value::Array(
-        clients
+        sam.clients()?
             .iter()
             .map(|c| {
                 json!({
@@ -408,13 +276,8 @@ pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
 
 /// `csc-server credential list [NAME]`.
 pub fn credential_list(sam: &Sam, user_name: Option<&str>) -> anyhow::Result<Value> {
-    if let Some(name) = user_name
-        && sam.store().read(|c| c.user_by_name(name))?.is_none()
-    {
-        bail!("no user named {name:?}");
-    }
-    let rows = sam.store().read(|c| c.list_credentials(user_name))?;
-    let list = rows
+    let list = sam
+        .credentials_with_owners(user_name)?
         .iter()
         .map(|(u, c)| credential_json(u, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -429,11 +292,7 @@ pub fn credential_import_chain(sam: &Sam, id: &str, pem_file: &Path) -> anyhow::
     let pem = fs::read(pem_file).with_context(|| format!("cannot read {}", pem_file.display()))?;
     let chain = sam::ca::pem_chain_to_der(&pem)?;
     let credential = sam.import_certificate_chain(&id, chain, OPERATOR)?;
-    let user = sam
-        .store()
-        .read(|c| c.user(&credential.user_id))?
-        .context("the user vanished")?;
-    credential_json(&user, &credential)
+    credential_json(&sam.owner_of(&credential)?, &credential)
 }
 
 /// `csc-server credential destroy ID`.
@@ -447,7 +306,7 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
 
 /// `csc-server audit verify`: `Ok(true)` when the chain is intact.
 pub fn audit_verify(sam: &Sam) -> anyhow::Result<(bool, Value)> {
-    Ok(match sam.store().verify_audit_chain()? {
+    Ok(match sam.verify_audit()? {
         AuditVerdict::Intact { records } => (true, json!({ "intact": true, "records": records })),
         AuditVerdict::Broken { seq, reason } => (
             false,
@@ -465,11 +324,11 @@ pub const DEMO_USER: &str = "demo";
 pub fn demo_setup(sam: &Sam) -> anyhow::Result<Value> {
     let password = std::env::var("CSC_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let pin = std::env::var("CSC_PIN").unwrap_or_else(|_| "123456".into());
-    let user = match sam.store().read(|c| c.user_by_name(DEMO_USER))? {
+    let user = match sam.user_by_name(DEMO_USER)? {
         Some(u) => u,
         None => user_add(sam, DEMO_USER, &SecretString::from(password))?,
     };
-    let existing = sam.store().read(|c| c.list_credentials(Some(DEMO_USER)))?;
+    let existing = sam.credentials_with_owners(Some(DEMO_USER))?;
     if existing.is_empty() {
         for (spec, scal, multisign, otp) in [
             (KeySpec::Rsa2048, Scal::One, 1, OtpChoice::None),
@@ -491,7 +350,7 @@ pub fn demo_setup(sam: &Sam) -> anyhow::Result<Value> {
             )?;
         }
     }
-    let rows = sam.store().read(|c| c.list_credentials(Some(DEMO_USER)))?;
+    let rows = sam.credentials_with_owners(Some(DEMO_USER))?;
     let ids: Vec<Value> = rows
         .iter()
         .map(|(_, c)| json!({ "credentialID": c.id.to_string(), "keyAlgo": c.key_spec, "SCAL": c.scal.as_str() }))

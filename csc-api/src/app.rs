@@ -33,8 +33,6 @@ pub struct AppState {
     pub sam: sam::Sam,
     pub info: ServiceInfo,
     pub tokens: TokenPolicy,
-    /// Consecutive failed logins that lock a user (Part I 7.1.2.5.1).
-    pub max_login_failures: i32,
     pub oauth: OAuthPolicy,
 }
 

@@ -14,7 +14,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, HeaderValue};
@@ -203,90 +202,17 @@ fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     }
 }
 
-/// A verifier that no password matches, so an unknown user costs as much as a wrong password.
-fn dummy_verifier() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        secrets::random_token(32)
-            .and_then(|p| secrets::hash_secret(&SecretString::from(p)))
-            .unwrap_or_default()
-    })
-}
+pub use sam::{LoginMethod, LoginRefusal};
 
-/// Why a password login was refused (the client is never told which).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginRefusal {
-    /// Unknown user or wrong password.
-    Invalid,
-    /// The user is locked after too many failures (even the right password is refused).
-    Locked,
-}
-
-/// Checks a user name and password (Argon2id; an unknown user costs the same work), with the
-/// lockout of Part I 7.1.2.5.1: each wrong password counts, and at `max_login_failures`
-/// consecutive failures the user is locked — refused even with the right password — until
-/// `csc-server user unlock` (audited as `user.lock` when it happens). A success clears the
-/// count. Refusals are audited as `auth.login` with `method` (`basic`, `oauth2`); the success
-/// record is the caller's to write. Blocking.
+/// Checks a user name and password with the login lockout (see [`sam::Sam::check_password`]).
+/// Blocking.
 pub fn authenticate(
     state: &AppState,
     name: &str,
     password: &SecretString,
-    method: &str,
+    method: LoginMethod,
 ) -> Result<Result<User, LoginRefusal>, ApiError> {
-    let store = state.sam.store();
-    let found = store.read(|c| c.user_by_name(name))?;
-    let verifier = found
-        .as_ref()
-        .map_or(dummy_verifier(), |u| u.password_hash.as_str());
-    let ok = secrets::verify_secret(password, verifier);
-    let max = state.max_login_failures;
-    // user-supplied, so bounded in the audit record
-    let actor: String = name.chars().take(64).collect();
-    let refused = |detail: serde_json::Value| {
-        NewAuditEvent::new("auth.login", &actor, &actor, "refused").with_detail(detail)
-    };
-    let refusal = match found {
-        Some(user) if user.locked => {
-            store.write(|c| {
-                c.append_audit(&refused(
-                    json!({ "method": method, "reason": "user locked" }),
-                ))
-            })?;
-            LoginRefusal::Locked
-        }
-        Some(user) if ok => {
-            if user.failed_logins > 0 {
-                store.write(|c| c.reset_login_failures(&user.id))?;
-            }
-            return Ok(Ok(user));
-        }
-        Some(user) => {
-            store.write(|c| {
-                let u = c.record_login_failure(&user.id, max)?;
-                c.append_audit(&refused(
-                    json!({ "method": method, "reason": "wrong password", "failures": u.failed_logins, "locked": u.locked }),
-                ))?;
-                if u.locked && u.failed_logins == max.max(1) {
-                    c.append_audit(
-                        &NewAuditEvent::new("user.lock", &actor, &actor, "success")
-                            .with_detail(json!({ "failures": u.failed_logins })),
-                    )?;
-                }
-                Ok(())
-            })?;
-            LoginRefusal::Invalid
-        }
-        None => {
-            store.write(|c| {
-                c.append_audit(&refused(
-                    json!({ "method": method, "reason": "unknown user" }),
-                ))
-            })?;
-            LoginRefusal::Invalid
-        }
-    };
-    Ok(Err(refusal))
+    Ok(state.sam.check_password(name, password, method)?)
 }
 
 enum LoginWith {
@@ -365,7 +291,7 @@ fn issue_tokens(
     let (user, parent) = match with {
         LoginWith::Password { user, password } => {
             // wrong password, unknown or locked user: one answer (Part I 7.1.2.5.1)
-            match authenticate(state, &user, &password, "basic")? {
+            match authenticate(state, &user, &password, LoginMethod::Basic)? {
                 Ok(user) => (user, None),
                 Err(_) => return Err(authentication_error()),
             }
@@ -399,12 +325,16 @@ fn issue_tokens(
     )?;
     store.write(|c| {
         c.append_audit(
-            &NewAuditEvent::new("auth.login", &user.name, &user.name, "success").with_detail(
-                json!({
-                    "method": if issued.from_refresh { "refresh_token" } else { "basic" },
-                    "rememberMe": issued.refresh_token.is_some(),
-                }),
-            ),
+            &NewAuditEvent::new(
+                sam::AuditEvent::AuthLogin,
+                &user.name,
+                &user.name,
+                "success",
+            )
+            .with_detail(json!({
+                "method": if issued.from_refresh { "refresh_token" } else { "basic" },
+                "rememberMe": issued.refresh_token.is_some(),
+            })),
         )
     })?;
     Ok(LoginResponse {
@@ -520,7 +450,7 @@ pub async fn revoke(
             };
             let children = revoke_token_and_children(c, &t)?;
             c.append_audit(
-                &NewAuditEvent::new("auth.revoke", &actor, &actor, "success")
+                &NewAuditEvent::new(sam::AuditEvent::AuthRevoke, &actor, &actor, "success")
                     .with_detail(json!({ "kind": t.kind.as_str(), "alsoRevoked": children })),
             )?;
             Ok(Some(()))

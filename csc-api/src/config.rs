@@ -247,6 +247,7 @@ impl Config {
         sam::SamPolicy {
             sad_lifetime: std::time::Duration::from_secs(u64::from(self.sad_ttl_secs)),
             max_factor_failures: i32::from(self.max_factor_failures),
+            max_login_failures: i32::from(self.max_login_failures),
             online_otp_lifetime: std::time::Duration::from_secs(u64::from(
                 self.online_otp_ttl_secs,
             )),

@@ -10,9 +10,10 @@ use csc_types::{
     SadResponse,
 };
 use openssl::x509::X509;
-use sam::{Factors, KeySpec, OtpType};
+use sam::{
+    AuthMode, CredentialId, CredentialStatus, CredentialView, Factors, KeySpec, OtpType, utc_now,
+};
 use secrecy::SecretString;
-use storage::{CredentialId, CredentialStatus, FactorKind, utc_now};
 
 use crate::app::AppState;
 use crate::auth::{Authenticated, Bearer};
@@ -66,8 +67,7 @@ pub async fn list(
         let user = auth.list_user(&state, user_id.as_deref())?;
         Ok(state
             .sam
-            .store()
-            .read(|c| c.credentials_of_user(&user, after.as_ref(), limit + 1))?)
+            .credentials_page(&user, after.as_ref(), limit + 1)?)
     })
     .await?;
     let more = i64::try_from(page.len()).unwrap_or(i64::MAX) > limit;
@@ -101,16 +101,13 @@ pub async fn info(
     // one language is served; the output `lang` says which (as for `info`)
     body.opt_string("lang")?;
     let lang = state.info.lang.clone();
-    let (credential, has_pin, otp_type) = blocking(move || {
+    let CredentialView {
+        credential,
+        has_pin,
+        otp: otp_type,
+    } = blocking(move || {
         let caller = auth.caller_for(&state, &id)?;
-        let credential = state.sam.credential_of(&caller, &id)?;
-        let (pin, otp) = state.sam.store().read(|c| {
-            Ok((
-                c.factor(&id, FactorKind::Pin)?.is_some(),
-                c.factor(&id, FactorKind::Otp)?.map(|f| OtpType::of(&f)),
-            ))
-        })?;
-        Ok((credential, pin, otp))
+        Ok(state.sam.describe_credential(&caller, &id)?)
     })
     .await?;
 
@@ -154,7 +151,7 @@ pub async fn info(
         cert.valid_from = certinfo::generalized_time(c.not_before());
         cert.valid_to = certinfo::generalized_time(c.not_after());
     }
-    let explicit = credential.auth_mode == storage::AuthMode::Explicit;
+    let explicit = credential.auth_mode == AuthMode::Explicit;
     let (pin, otp) = if auth_info && explicit {
         (
             Some(if has_pin {

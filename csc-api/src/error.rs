@@ -1,5 +1,6 @@
 //! The one place where internal errors become CSC errors: the HTTP status, the `error` code and
-//! the exact `error_description` strings of spec §10-11 (REFERENCE.md §5). Internal detail is
+//! the exact `error_description` strings of spec §10-11. Every [`SamError`] is named in the
+//! mapping (no catch-all), so a new refusal cannot silently become a 500. Internal detail is
 //! logged, never sent.
 
 use std::borrow::Cow;
@@ -155,7 +156,21 @@ impl From<SamError> for ApiError {
                 AlgoError::MissingSignAlgoParams => Self::missing("string", "signAlgoParams"),
                 AlgoError::InvalidSignAlgoParams => Self::invalid_parameter("signAlgoParams"),
             },
-            other => ApiError::Internal(other.to_string()),
+            // not the client's doing: logged in full, answered as a bare server_error
+            e @ (S::Hsm(_)
+            | S::Storage(_)
+            | S::Database { .. }
+            | S::UnknownUser(_)
+            | S::UserExists(_)
+            | S::KeyMismatch
+            | S::InvalidChain(_)
+            | S::InvalidInput(_)
+            | S::Ca(_)
+            | S::Certificate(_)
+            | S::OpenSsl(_)
+            | S::Hashing(_)
+            | S::Random(_)
+            | S::SigningFailed) => ApiError::Internal(e.to_string()),
         }
     }
 }

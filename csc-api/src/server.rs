@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
-use storage::{Store, utc_now};
+use sam::{Sam, utc_now};
 
 use crate::app::{AppState, configure};
 use crate::config::Config;
@@ -14,10 +14,10 @@ use crate::config::Config;
 pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
     let state = app_state(cfg, sam);
     let max_body = cfg.max_body_bytes;
-    let store = state.sam.store().clone();
+    let sam = state.sam.clone();
     if cfg.purge_interval_secs > 0 {
         spawn_purger(
-            store.clone(),
+            sam.clone(),
             Duration::from_secs(cfg.purge_interval_secs.into()),
             Duration::from_secs(cfg.purge_after_secs.into()),
         )?;
@@ -37,7 +37,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         server.run().await?;
         Ok(())
     });
-    let (transactions, jobs) = store.group_commit_stats();
+    let (transactions, jobs) = sam.group_commit_stats();
     tracing::info!(
         transactions,
         jobs,
@@ -53,7 +53,6 @@ pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
         sam,
         info: cfg.info.clone(),
         tokens: cfg.token_policy(),
-        max_login_failures: i32::from(cfg.max_login_failures),
         oauth: cfg.oauth_policy(),
     })
 }
@@ -61,11 +60,9 @@ pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
 /// Rows deleted per table per transaction by the purger.
 const PURGE_BATCH: usize = 5_000;
 
-/// Starts the housekeeping thread: every `every`, deletes the SADs, tokens, online OTPs and
-/// OAuth 2.0 codes and requests that expired more than `after` ago, in short transactions, each
-/// audited with its counts (`housekeeping.purge`). Several instances may purge the
-/// same database: each deletion is by key, so they only share the work.
-fn spawn_purger(store: Store, every: Duration, after: Duration) -> anyhow::Result<()> {
+/// Starts the housekeeping thread: every `every`, [`Sam::purge_expired`] of what expired more
+/// than `after` ago.
+fn spawn_purger(sam: Sam, every: Duration, after: Duration) -> anyhow::Result<()> {
     let after = chrono::TimeDelta::from_std(after)
         .map_err(|_| anyhow::anyhow!("purge_after_secs is out of range"))?;
     std::thread::Builder::new()
@@ -76,7 +73,7 @@ fn spawn_purger(store: Store, every: Duration, after: Duration) -> anyhow::Resul
                 let Some(before) = utc_now().checked_sub_signed(after) else {
                     continue;
                 };
-                match store.purge_expired_before(before, PURGE_BATCH) {
+                match sam.purge_expired(before, PURGE_BATCH) {
                     Ok(p) if p.total() > 0 => {
                         tracing::info!(rows = p.total(), "purged expired SADs, tokens and codes");
                     }

@@ -5,8 +5,8 @@ use actix_web::web;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use csc_types::SignHashResponse;
+use sam::CredentialId;
 use sam::SignAlgoRequest;
-use storage::CredentialId;
 
 use crate::app::AppState;
 use crate::auth::Bearer;

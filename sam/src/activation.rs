@@ -37,9 +37,10 @@ use storage::{
 };
 
 use crate::algo::resolve_mechanism;
+use crate::lockout::{Counted, Lockout};
 use crate::otp::{OtpType, online_otp_hash};
 use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
-use crate::{Sam, SamError, audit_event};
+use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// Bytes of randomness in a SAD (256 bits).
 pub(crate) const SAD_BYTES: usize = 32;
@@ -54,6 +55,9 @@ pub struct SamPolicy {
     /// Consecutive failed PIN (or OTP) verifications after which the factor locks, until an
     /// administrator unlocks it (Part I 7.1.2.5.1).
     pub max_factor_failures: i32,
+    /// Consecutive failed logins after which the user locks, until an administrator unlocks
+    /// it (Part I 7.1.2.5.1).
+    pub max_login_failures: i32,
     /// Lifetime of an online OTP sent by `credentials/sendOTP` (default 300 s).
     pub online_otp_lifetime: Duration,
 }
@@ -63,8 +67,21 @@ impl Default for SamPolicy {
         SamPolicy {
             sad_lifetime: Duration::from_secs(3600),
             max_factor_failures: 5,
+            max_login_failures: 5,
             online_otp_lifetime: Duration::from_secs(300),
         }
+    }
+}
+
+impl SamPolicy {
+    /// The lockout of activation factors.
+    pub(crate) fn factor_lockout(&self) -> Lockout {
+        Lockout::new(self.max_factor_failures)
+    }
+
+    /// The lockout of passwords.
+    pub(crate) fn login_lockout(&self) -> Lockout {
+        Lockout::new(self.max_login_failures)
     }
 }
 
@@ -134,7 +151,7 @@ pub(crate) enum Via {
 /// A key activation to verify: who, which credential, how many signatures, which hashes.
 pub(crate) struct ActivationRequest<'a> {
     /// The audit event of the outcome.
-    pub event: &'a str,
+    pub event: AuditEvent,
     pub caller: &'a Caller,
     pub credential: &'a CredentialId,
     pub num_signatures: i64,
@@ -380,7 +397,7 @@ impl Sam {
         let lifetime = self.policy.sad_lifetime.as_secs();
         self.activate(
             &ActivationRequest {
-                event: "sad.authorize",
+                event: AuditEvent::SadAuthorize,
                 caller,
                 credential,
                 num_signatures,
@@ -570,7 +587,7 @@ impl Sam {
             .flatten()
             .map(|f| f.kind.as_str())
             .collect();
-        let max_failures = self.policy.max_factor_failures;
+        let lockout = self.policy.factor_lockout();
         let now = utc_now();
         // One transaction (group-committed with concurrent requests): re-check the locks (a
         // concurrent failure may have locked a factor since the read above), spend the OTP,
@@ -579,16 +596,11 @@ impl Sam {
         // The job may run on another thread: it owns what it uses.
         let grant_refusal = Arc::new(Mutex::new(None));
         let job = {
-            let (event, caller, subject, credential) = (
-                event.to_owned(),
-                caller.clone(),
-                subject.clone(),
-                *credential,
-            );
+            let (event, caller, subject, credential) =
+                (event, caller.clone(), subject.clone(), *credential);
             let granted = granted.clone();
             let grant_refusal = Arc::clone(&grant_refusal);
             move |c: &mut Conn<'_>| -> Result<Grouped<Result<(), SamError>>, StorageError> {
-                let event = event.as_str();
                 let mut fresh = Vec::with_capacity(2);
                 for kind in [FactorKind::Pin, FactorKind::Otp] {
                     if let Some(f) = c.factor(&credential, kind)? {
@@ -620,7 +632,7 @@ impl Sam {
                         &subject,
                         &credential,
                         FactorKind::Otp,
-                        max_failures,
+                        lockout,
                         &err,
                         what,
                     )?;
@@ -691,7 +703,7 @@ impl Sam {
         sad: &str,
         hashes: Option<Vec<Vec<u8>>>,
     ) -> Result<IssuedSad, SamError> {
-        const EVENT: &str = "sad.extend";
+        const EVENT: AuditEvent = AuditEvent::SadExtend;
         let subject = credential.to_string();
         let old_hash = secret_hash(sad.as_bytes());
         let old_ref = sad_ref(&old_hash);
@@ -813,7 +825,7 @@ impl Sam {
         let sad_reference = sad_ref(&sad_hash);
         let refuse = |e: SamError| {
             self.refuse(
-                "signature.refused",
+                AuditEvent::SignatureRefused,
                 caller,
                 &subject,
                 e,
@@ -862,7 +874,7 @@ impl Sam {
         });
         let record = |outcome: &str, detail: serde_json::Value| {
             audit_event(
-                "signature.sign_hash",
+                AuditEvent::SignatureSignHash,
                 &caller.user_name,
                 &subject,
                 outcome,
@@ -946,7 +958,7 @@ impl Sam {
                     }
                 }
                 c.append_audit(&audit_event(
-                    "credential.unlock",
+                    AuditEvent::CredentialUnlock,
                     actor,
                     &subject,
                     "success",
@@ -975,7 +987,7 @@ impl Sam {
     /// audits it in the same transaction; returns the error to give the client.
     fn factor_failure(
         &self,
-        event: &str,
+        event: AuditEvent,
         caller: &Caller,
         credential: &Credential,
         kind: FactorKind,
@@ -983,7 +995,7 @@ impl Sam {
     ) -> Result<SamError, SamError> {
         let err = invalid_factor(kind);
         let subject = credential.id.to_string();
-        let max = self.policy.max_factor_failures;
+        let lockout = self.policy.factor_lockout();
         self.store.write(|c| {
             record_failure(
                 c,
@@ -992,7 +1004,7 @@ impl Sam {
                 &subject,
                 &credential.id,
                 kind,
-                max,
+                lockout,
                 &err,
                 what,
             )
@@ -1004,7 +1016,7 @@ impl Sam {
     /// and returns it.
     pub(crate) fn refuse(
         &self,
-        event: &str,
+        event: AuditEvent,
         caller: &Caller,
         subject: &str,
         error: SamError,
@@ -1016,7 +1028,7 @@ impl Sam {
         }
         let ev = refusal_event(event, caller, subject, &error, detail);
         if let Err(e) = self.store.write(|c| c.append_audit(&ev)) {
-            tracing::error!(error = %e, event, "could not write an audit record");
+            tracing::error!(error = %e, event = event.as_str(), "could not write an audit record");
         }
         error
     }
@@ -1043,44 +1055,50 @@ impl Sam {
     }
 }
 
-/// Counts one failed verification of `kind` and audits the refusal; the failure that sets the
-/// lock (exactly one, even among concurrent ones) is also audited as `factor.lock`
+/// Counts one failed verification of `kind` and audits the refusal, under the lockout rule
+/// ([`crate::lockout`]): the failure that sets the lock is also audited as `factor.lock`
 /// (Part I 7.1.2.5.1, 7.1.4.1).
 #[allow(clippy::too_many_arguments)]
 fn record_failure(
     c: &mut Conn<'_>,
-    event: &str,
+    event: AuditEvent,
     caller: &Caller,
     subject: &str,
     credential: &CredentialId,
     kind: FactorKind,
-    max_failures: i32,
+    lockout: Lockout,
     err: &SamError,
     what: &str,
 ) -> Result<(), StorageError> {
-    let f = c.record_factor_failure(credential, kind, max_failures)?;
-    c.append_audit(&refusal_event(
-        event,
-        caller,
-        subject,
-        err,
-        json!({ "factor": kind.as_str(), "detail": what, "failures": f.failures, "locked": f.locked }),
-    ))?;
-    if f.locked && f.failures == max_failures.max(1) {
-        c.append_audit(&audit_event(
-            "factor.lock",
+    lockout.count_failure(
+        c,
+        |c, limit| {
+            let f = c.record_factor_failure(credential, kind, limit)?;
+            Ok(Counted {
+                failures: f.failures,
+                locked: f.locked,
+            })
+        },
+        refusal_event(
+            event,
+            caller,
+            subject,
+            err,
+            json!({ "factor": kind.as_str(), "detail": what }),
+        ),
+        (
+            AuditEvent::FactorLock,
             &caller.user_name,
             subject,
-            "success",
-            json!({ "factor": kind.as_str(), "failures": f.failures }),
-        ))?;
-    }
+            json!({ "factor": kind.as_str() }),
+        ),
+    )?;
     Ok(())
 }
 
 /// A `refused` audit record whose reason is the error's message (never a secret).
 fn refusal_event(
-    event: &str,
+    event: AuditEvent,
     caller: &Caller,
     subject: &str,
     error: &SamError,

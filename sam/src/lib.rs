@@ -4,8 +4,12 @@
 //! issues single-use SADs and consumes them. `csc-api` reaches the HSM only through this crate.
 
 mod activation;
+mod admin;
 pub mod algo;
 pub mod ca;
+mod credentials;
+pub mod lockout;
+mod login;
 mod oauth;
 mod otp;
 mod provision;
@@ -16,15 +20,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cm_pkcs11::Hsm;
-use storage::{NewAuditEvent, Store};
+use storage::{NewAuditEvent, Store, StoreOptions};
 
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
+pub use admin::{RegisteredClient, valid_redirect_uri};
+pub use credentials::CredentialView;
+pub use login::{LoginMethod, LoginRefusal, MIN_PASSWORD_CHARS};
+// The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
+// them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
 pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
 pub use oauth::CredentialGrant;
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
+pub use storage::{
+    AuditEvent, AuditRecord, AuditVerdict, AuthMode, Credential, CredentialId, CredentialStatus,
+    FactorKind, OAuthClient, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
+};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +48,14 @@ pub enum SamError {
     Storage(#[from] storage::StorageError),
     #[error("no user named {0:?}")]
     UnknownUser(String),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// The database could not be opened (the URL is shown without its password).
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        source: storage::StorageError,
+    },
     #[error("no credential {0}")]
     UnknownCredential(String),
     #[error("the certificate's public key is not the credential's key in the token")]
@@ -170,7 +191,7 @@ impl Sam {
         if created {
             store.write(|c| {
                 c.append_audit(&audit_event(
-                    "ca.create",
+                    AuditEvent::CaCreate,
                     "system",
                     "dev-ca",
                     "success",
@@ -189,6 +210,26 @@ impl Sam {
         })
     }
 
+    /// Opens (with `create`: creates, when missing) the database at `database_url` and then
+    /// the SAM over it ([`Sam::open`]). Blocking.
+    pub fn connect(
+        hsm: &HsmConfig,
+        database_url: &str,
+        create: bool,
+        ca_file: &Path,
+    ) -> Result<Sam, SamError> {
+        let opened = if create {
+            Store::open_or_create(database_url, StoreOptions::default())
+        } else {
+            Store::open(database_url, StoreOptions::default())
+        };
+        let store = opened.map_err(|source| SamError::Database {
+            url: redact_url(database_url),
+            source,
+        })?;
+        Sam::open(hsm, store, ca_file)
+    }
+
     /// The store the SAM writes to.
     pub fn store(&self) -> &Store {
         &self.store
@@ -200,9 +241,27 @@ impl Sam {
     }
 }
 
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) else {
+        return url.to_owned();
+    };
+    let (Some(head), Some(userinfo), Some(tail)) = (
+        url.get(..scheme + 3),
+        url.get(scheme + 3..at),
+        url.get(at..),
+    ) else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{head}{user}:***{tail}"),
+        None => url.to_owned(),
+    }
+}
+
 /// An audit event; `detail` must never hold a secret (Part I 7.1.4.4).
 pub fn audit_event(
-    event: &str,
+    event: AuditEvent,
     actor: &str,
     subject: &str,
     outcome: &str,

@@ -16,7 +16,7 @@ use storage::{CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, secret_
 
 use crate::activation::{ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref};
 use crate::secrets::random_token;
-use crate::{Sam, SamError, audit_event};
+use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// What the signer approves on the consent page, and the code to bind to it.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ impl Sam {
     ) -> Result<(), SamError> {
         self.activate(
             &ActivationRequest {
-                event: "oauth2.consent",
+                event: AuditEvent::OAuth2Consent,
                 caller,
                 credential: &grant.credential,
                 num_signatures: grant.num_signatures,
@@ -98,7 +98,7 @@ impl Sam {
     /// The SAD's record names the code's digest where a credentials/authorize SAD names the
     /// access token. Audited as `sad.authorize` with `"via": "oauth2"`.
     pub fn issue_sad_for_code(&self, code: &OAuthCode) -> Result<IssuedSad, SamError> {
-        const EVENT: &str = "sad.authorize";
+        const EVENT: AuditEvent = AuditEvent::SadAuthorize;
         let (Some(credential), Some(num)) = (code.credential_id, code.num_signatures) else {
             return Err(SamError::InvalidInput(
                 "the authorization code is not for a credential".into(),

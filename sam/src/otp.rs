@@ -16,7 +16,7 @@ use storage::{CredentialId, Factor, FactorKind, utc_now};
 
 use crate::activation::Caller;
 use crate::secrets::random_bytes;
-use crate::{Sam, SamError, audit_event};
+use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// The verifier of an online OTP factor: the codes themselves live in `online_otps`.
 pub const ONLINE_OTP: &str = "online";
@@ -133,7 +133,7 @@ impl Sam {
         caller: &Caller,
         credential: &CredentialId,
     ) -> Result<(), SamError> {
-        const EVENT: &str = "otp.send";
+        const EVENT: AuditEvent = AuditEvent::OtpSend;
         let subject = credential.to_string();
         let refuse = |e: SamError| self.refuse(EVENT, caller, &subject, e, serde_json::json!({}));
         let (found, factor) = self.store.read(|c| {

@@ -15,7 +15,7 @@ use storage::{
 };
 
 use crate::secrets::{pin_verifier, random_bytes};
-use crate::{Sam, SamError, audit_event};
+use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// The most signatures one authorization may allow on a credential.
 pub const MAX_MULTISIGN: u32 = 1000;
@@ -118,7 +118,7 @@ impl Sam {
             Ok(k) => k,
             Err(e) => {
                 self.audit_best_effort(audit_event(
-                    "key.generate",
+                    AuditEvent::KeyGenerate,
                     actor,
                     &credential_id.to_string(),
                     "failure",
@@ -183,7 +183,7 @@ impl Sam {
                 c.set_factor(&credential_id, FactorKind::Otp, secret)?;
             }
             c.append_audit(&audit_event(
-                "key.generate",
+                AuditEvent::KeyGenerate,
                 actor,
                 &subject,
                 "success",
@@ -192,7 +192,7 @@ impl Sam {
                 }),
             ))?;
             c.append_audit(&audit_event(
-                "credential.create",
+                AuditEvent::CredentialCreate,
                 actor,
                 &subject,
                 "success",
@@ -231,7 +231,7 @@ impl Sam {
             Ok(serial) => serial,
             Err(e) => {
                 self.audit_best_effort(audit_event(
-                    "credential.import_chain",
+                    AuditEvent::CredentialImportChain,
                     actor,
                     &subject,
                     "refused",
@@ -243,7 +243,7 @@ impl Sam {
         Ok(self.store.write(|c| {
             c.set_certificate_chain(credential_id, &chain_der, Some(&serial))?;
             c.append_audit(&audit_event(
-                "credential.import_chain",
+                AuditEvent::CredentialImportChain,
                 actor,
                 &subject,
                 "success",
@@ -316,7 +316,7 @@ impl Sam {
         };
         self.store.write(|c| {
             c.append_audit(&audit_event(
-                "key.destroy",
+                AuditEvent::KeyDestroy,
                 actor,
                 &subject,
                 outcome,

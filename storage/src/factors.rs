@@ -56,32 +56,6 @@ impl Conn<'_> {
             .transpose()
     }
 
-    /// Counts one failed verification, atomically, and locks the factor when the count reaches
-    /// `lock_after` (a value below 1 locks on the first failure). Returns the updated factor.
-    pub fn record_factor_failure(
-        &mut self,
-        id: &CredentialId,
-        kind: FactorKind,
-        lock_after: i32,
-    ) -> Result<Factor, StorageError> {
-        let id = id.to_string();
-        // failures + 1 >= lock_after  <=>  failures >= lock_after - 1 (old value in SET).
-        let threshold = lock_after.saturating_sub(1);
-        self.atomic(|c| {
-            let n = diesel::update(cf::table.find((&id, kind.as_str())))
-                .set((
-                    cf::failures.eq(cf::failures + 1),
-                    cf::locked.eq(cf::locked.or(cf::failures.ge(threshold))),
-                ))
-                .execute(c)?;
-            one_row(n)?;
-            let row = cf::table
-                .find((&id, kind.as_str()))
-                .get_result::<FactorRow>(c)?;
-            Factor::try_from(row)
-        })
-    }
-
     /// Clears the failure counter (after a successful verification); the lock is unchanged.
     pub fn reset_factor_failures(
         &mut self,

@@ -12,7 +12,7 @@
 //! # fn demo(store: &Store, new: &NewCredential) -> Result<(), StorageError> {
 //! store.write(|c| {
 //!     let cred = c.create_credential(new)?;
-//!     c.append_audit(&NewAuditEvent::new("credential.create", "admin", cred.id.to_string(), "ok"))?;
+//!     c.append_audit(&NewAuditEvent::new(AuditEvent::CredentialCreate, "admin", cred.id.to_string(), "ok"))?;
 //!     Ok(())
 //! })
 //! # }
@@ -39,7 +39,7 @@ mod tokens;
 mod types;
 mod users;
 
-pub use audit::{AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use audit::{AuditEvent, AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
 pub use group::Grouped;

@@ -426,8 +426,22 @@ pub struct Sad {
 impl Sad {
     /// Usable at `now`: not revoked, not expired, signatures left.
     pub fn is_usable(&self, now: NaiveDateTime) -> bool {
-        !self.revoked && self.expires_at > now && self.remaining > 0
+        sad_may_sign(self.revoked, self.expires_at, self.remaining, 1, now)
     }
+}
+
+/// THE rule of whether a SAD may give `n` more signatures at `now`: not revoked, not expired,
+/// at least `n` signatures left. Rust callers use [`Sad::is_usable`]; the conditional updates
+/// that spend a SAD apply the same rule as SQL (`sads::may_sign`), and the locked read of a
+/// hash-bound SAD calls this function.
+pub(crate) fn sad_may_sign(
+    revoked: bool,
+    expires_at: NaiveDateTime,
+    remaining: i32,
+    n: i32,
+    now: NaiveDateTime,
+) -> bool {
+    !revoked && expires_at > now && remaining >= n && n >= 1
 }
 
 #[derive(Queryable, Insertable)]

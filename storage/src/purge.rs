@@ -78,15 +78,20 @@ impl Store {
                 let p = c.purge_batch(before, limit)?;
                 if p.total() > 0 {
                     c.append_audit(
-                        &NewAuditEvent::new("housekeeping.purge", "system", "expired", "success")
-                            .with_detail(serde_json::json!({
-                                "expiredBefore": before.and_utc().to_rfc3339(),
-                                "sads": p.sads,
-                                "tokens": p.tokens,
-                                "onlineOtps": p.online_otps,
-                                "oauthCodes": p.oauth_codes,
-                                "oauthRequests": p.oauth_requests,
-                            })),
+                        &NewAuditEvent::new(
+                            crate::AuditEvent::HousekeepingPurge,
+                            "system",
+                            "expired",
+                            "success",
+                        )
+                        .with_detail(serde_json::json!({
+                            "expiredBefore": before.and_utc().to_rfc3339(),
+                            "sads": p.sads,
+                            "tokens": p.tokens,
+                            "onlineOtps": p.online_otps,
+                            "oauthCodes": p.oauth_codes,
+                            "oauthRequests": p.oauth_requests,
+                        })),
                     )?;
                 }
                 Ok(p)

@@ -7,9 +7,27 @@ use diesel::prelude::*;
 
 use crate::connection::{AnyConnection, Conn};
 use crate::error::{StorageError, fk_as_not_found};
-use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list};
+use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
 use crate::types::{truncate_to_micros, utc_now};
+
+/// [`sad_may_sign`] as the SQL filter of a conditional update: not revoked, not expired at
+/// `now`, at least `n` signatures left.
+fn may_sign(
+    n: i32,
+    now: NaiveDateTime,
+) -> diesel::dsl::And<
+    diesel::dsl::And<
+        diesel::dsl::Eq<s::revoked, bool>,
+        diesel::dsl::Gt<s::expires_at, NaiveDateTime>,
+    >,
+    diesel::dsl::GtEq<s::remaining, i32>,
+> {
+    s::revoked
+        .eq(false)
+        .and(s::expires_at.gt(now))
+        .and(s::remaining.ge(n))
+}
 
 /// The columns `consume_sad_hashes` and `restore_sad` read under lock.
 type LockedSad = (i32, Option<String>, NaiveDateTime, bool);
@@ -83,9 +101,7 @@ impl Conn<'_> {
         let changed = diesel::update(
             s::table
                 .find(hash)
-                .filter(s::remaining.ge(n))
-                .filter(s::expires_at.gt(now))
-                .filter(s::revoked.eq(false))
+                .filter(may_sign(n, now))
                 .filter(s::hashes.is_null()),
         )
         .set(s::remaining.eq(s::remaining - n))
@@ -114,7 +130,7 @@ impl Conn<'_> {
             let Some((remaining, Some(old_json), expires_at, revoked)) = lock_sad(c, hash)? else {
                 return Ok(false);
             };
-            if revoked || expires_at <= now || remaining < n {
+            if !sad_may_sign(revoked, expires_at, remaining, n, now) {
                 return Ok(false);
             }
             let mut left = parse_string_list(&old_json, "SAD hash list")?;
@@ -134,8 +150,7 @@ impl Conn<'_> {
                     .find(hash)
                     .filter(s::hashes.eq(&old_json))
                     .filter(s::remaining.eq(remaining))
-                    .filter(s::revoked.eq(false))
-                    .filter(s::expires_at.gt(now)),
+                    .filter(may_sign(n, now)),
             )
             .set((s::remaining.eq(s::remaining - n), s::hashes.eq(new_json)))
             .execute(c)?;

@@ -860,7 +860,7 @@ fn sad_concurrent_consume_hashes(db: &TestDb) {
 
 fn event(i: usize) -> NewAuditEvent {
     NewAuditEvent::new(
-        "signature.sign_hash",
+        AuditEvent::SignatureSignHash,
         format!("user{}", i % 7),
         "cred-1",
         "ok",
@@ -1019,7 +1019,12 @@ fn write_rolls_back_on_err(db: &TestDb) {
             password_hash: "x".into(),
             role: Role::Admin,
         })?;
-        c.append_audit(&NewAuditEvent::new("user.create", "admin", u.name, "ok"))?;
+        c.append_audit(&NewAuditEvent::new(
+            AuditEvent::UserCreate,
+            "admin",
+            u.name,
+            "ok",
+        ))?;
         Err(StorageError::Corrupt("caller changed its mind".into()))
     });
     assert!(matches!(r, Err(StorageError::Corrupt(_))));
@@ -1044,8 +1049,13 @@ fn atomic_methods_inside_write(db: &TestDb) {
         .write(|c| {
             let won = c.consume_sad_hashes(&sad, std::slice::from_ref(&h), utc_now())?;
             let rec = c.append_audit(
-                &NewAuditEvent::new("signature.sign_hash", "alice", cred.id.to_string(), "ok")
-                    .with_detail(json!({ "credential": cred.id })),
+                &NewAuditEvent::new(
+                    AuditEvent::SignatureSignHash,
+                    "alice",
+                    cred.id.to_string(),
+                    "ok",
+                )
+                .with_detail(json!({ "credential": cred.id })),
             )?;
             Ok((won, rec))
         })
@@ -1053,7 +1063,7 @@ fn atomic_methods_inside_write(db: &TestDb) {
     assert!(won);
     assert_eq!(rec.seq, 1);
     let rec2 = db
-        .read(|c| c.append_audit(&NewAuditEvent::new("x", "y", "z", "ok")))
+        .read(|c| c.append_audit(&NewAuditEvent::new(AuditEvent::AuthLogin, "y", "z", "ok")))
         .unwrap();
     assert_eq!((rec2.seq, rec2.prev_hash.as_str()), (2, rec.hash.as_str()));
     assert_eq!(
@@ -1162,8 +1172,13 @@ fn grouped_concurrent_consume(db: &TestDb) {
                     barrier.wait();
                     store.write_grouped(move |c| {
                         let won = c.consume_sad(&sad, 1, utc_now())?;
-                        let ev = NewAuditEvent::new("sad.spend", format!("t{i}"), "cred", "ok")
-                            .with_detail(json!({ "won": won }));
+                        let ev = NewAuditEvent::new(
+                            AuditEvent::SignatureSignHash,
+                            format!("t{i}"),
+                            "cred",
+                            "ok",
+                        )
+                        .with_detail(json!({ "won": won }));
                         Ok((won, vec![ev]))
                     })
                 })
@@ -1218,7 +1233,12 @@ fn grouped_failed_job_is_undone_alone(db: &TestDb) {
                 })?;
                 Ok((
                     (),
-                    vec![NewAuditEvent::new("user.create", "t", "slow", "ok")],
+                    vec![NewAuditEvent::new(
+                        AuditEvent::UserCreate,
+                        "t",
+                        "slow",
+                        "ok",
+                    )],
                 ))
             })
         })
@@ -1239,7 +1259,10 @@ fn grouped_failed_job_is_undone_alone(db: &TestDb) {
                     if i % 3 == 0 {
                         return Err(StorageError::Corrupt(format!("job {i} gives up")));
                     }
-                    Ok(((), vec![NewAuditEvent::new("user.create", "t", name, "ok")]))
+                    Ok((
+                        (),
+                        vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+                    ))
                 })
             })
         })

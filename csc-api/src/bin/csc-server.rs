@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use csc_api::{admin, config::Config, server};
+use sam::{AuthMode, Scal};
 use sam::{KeySpec, OtpChoice};
-use storage::{AuthMode, Scal};
 
 /// mimalloc: per-thread free lists instead of glibc's arenas (malloc was 17% of the server's
 /// CPU under signHash load; README "Benchmark").

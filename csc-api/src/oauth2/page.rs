@@ -236,7 +236,8 @@ fn internal(state: &AppState, e: ApiError) -> Answer {
 }
 
 fn audit(state: &AppState, actor: &str, client: &str, outcome: &str, detail: serde_json::Value) {
-    let ev = NewAuditEvent::new("oauth2.authorize", actor, client, outcome).with_detail(detail);
+    let ev = NewAuditEvent::new(sam::AuditEvent::OAuth2Authorize, actor, client, outcome)
+        .with_detail(detail);
     if let Err(e) = state.sam.store().write(|c| c.append_audit(&ev)) {
         tracing::error!(error = %e, "could not write an audit record");
     }
@@ -626,7 +627,12 @@ impl Step<'_> {
             ));
         };
         let password = SecretString::from(password.to_owned());
-        let user = match authenticate(self.state, name, &password, "oauth2")? {
+        let user = match authenticate(
+            self.state,
+            name,
+            &password,
+            crate::auth::LoginMethod::OAuth2,
+        )? {
             Ok(u) => u,
             Err(_) => {
                 return Ok(self.login_page(
@@ -637,8 +643,13 @@ impl Step<'_> {
         };
         self.state.sam.store().write(|c| {
             c.append_audit(
-                &NewAuditEvent::new("auth.login", &user.name, &user.name, "success")
-                    .with_detail(json!({ "method": "oauth2", "client": self.client.client_id })),
+                &NewAuditEvent::new(
+                    sam::AuditEvent::AuthLogin,
+                    &user.name,
+                    &user.name,
+                    "success",
+                )
+                .with_detail(json!({ "method": "oauth2", "client": self.client.client_id })),
             )
         })?;
         if self.pending.scope == "service" {
@@ -671,7 +682,7 @@ impl Step<'_> {
             })?;
             c.append_audit(
                 &NewAuditEvent::new(
-                    "oauth2.authorize",
+                    sam::AuditEvent::OAuth2Authorize,
                     &user.name,
                     &self.client.client_id,
                     "success",

@@ -113,7 +113,7 @@ fn authenticate_client(
             store.write(|c| {
                 c.append_audit(
                     &NewAuditEvent::new(
-                        "oauth2.client_auth",
+                        sam::AuditEvent::OAuth2ClientAuth,
                         client_actor(&actor),
                         &actor,
                         "refused",
@@ -200,8 +200,13 @@ fn audit_issue(
 ) -> Result<(), ApiError> {
     state.sam.store().write(|c| {
         c.append_audit(
-            &NewAuditEvent::new("oauth2.token", actor, &client.client_id, "success")
-                .with_detail(json!({ "grant": grant, "scope": scope })),
+            &NewAuditEvent::new(
+                sam::AuditEvent::OAuth2Token,
+                actor,
+                &client.client_id,
+                "success",
+            )
+            .with_detail(json!({ "grant": grant, "scope": scope })),
         )
     })?;
     Ok(())
@@ -223,7 +228,7 @@ fn exchange_code(
         store.write(|conn| {
             conn.append_audit(
                 &NewAuditEvent::new(
-                    "oauth2.token",
+                    sam::AuditEvent::OAuth2Token,
                     client_actor(&client.client_id),
                     &client.client_id,
                     "refused",
@@ -454,8 +459,13 @@ pub async fn revoke(
                 return Ok(false);
             };
             c.append_audit(
-                &NewAuditEvent::new("oauth2.revoke", &actor, &client.client_id, "success")
-                    .with_detail(detail),
+                &NewAuditEvent::new(
+                    sam::AuditEvent::OAuth2Revoke,
+                    &actor,
+                    &client.client_id,
+                    "success",
+                )
+                .with_detail(detail),
             )?;
             Ok(true)
         })?;

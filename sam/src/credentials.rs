@@ -1,0 +1,54 @@
+//! What a signer may read of their own credentials (spec §11.4 `credentials/list`, §11.5
+//! `credentials/info`): a page of credential IDs and one credential with its factors. Another
+//! user's credential is "unknown", never "forbidden", so its existence is not revealed.
+
+use storage::{Credential, CredentialId, FactorKind, UserId};
+
+use crate::activation::Caller;
+use crate::otp::OtpType;
+use crate::{Sam, SamError};
+
+/// A credential as `credentials/info` describes it.
+#[derive(Debug, Clone)]
+pub struct CredentialView {
+    pub credential: Credential,
+    /// The credential has a PIN.
+    pub has_pin: bool,
+    /// The kind of its OTP, if it has one.
+    pub otp: Option<OtpType>,
+}
+
+impl Sam {
+    /// A page of `user`'s credentials ordered by id: at most `limit`, after `after` when given.
+    pub fn credentials_page(
+        &self,
+        user: &UserId,
+        after: Option<&CredentialId>,
+        limit: i64,
+    ) -> Result<Vec<Credential>, SamError> {
+        Ok(self
+            .store
+            .read(|c| c.credentials_of_user(user, after, limit))?)
+    }
+
+    /// The caller's credential with its factors ([`SamError::UnknownCredential`] when it is
+    /// not the caller's).
+    pub fn describe_credential(
+        &self,
+        caller: &Caller,
+        id: &CredentialId,
+    ) -> Result<CredentialView, SamError> {
+        let credential = self.credential_of(caller, id)?;
+        let (has_pin, otp) = self.store.read(|c| {
+            Ok((
+                c.factor(id, FactorKind::Pin)?.is_some(),
+                c.factor(id, FactorKind::Otp)?.map(|f| OtpType::of(&f)),
+            ))
+        })?;
+        Ok(CredentialView {
+            credential,
+            has_pin,
+            otp,
+        })
+    }
+}
