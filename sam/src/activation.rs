@@ -234,16 +234,17 @@ fn check_sad<'s>(
     now: NaiveDateTime,
 ) -> Result<&'s Sad, SamError> {
     let sad = sad.ok_or(SamError::InvalidSad)?;
-    if sad.revoked || sad.user_id != caller.user || sad.credential_id != *credential {
+    if sad.user_id != caller.user || sad.credential_id != *credential {
         return Err(SamError::InvalidSad);
     }
-    if sad.expires_at <= now {
-        return Err(SamError::SadExpired);
+    // storage's one rule decides; the expiry only chooses the answer's words
+    if sad.is_usable(now) {
+        Ok(sad)
+    } else if !sad.revoked && sad.expires_at <= now {
+        Err(SamError::SadExpired)
+    } else {
+        Err(SamError::InvalidSad)
     }
-    if sad.remaining < 1 {
-        return Err(SamError::InvalidSad);
-    }
-    Ok(sad)
 }
 
 /// Why a signHash request may not spend `hashes` from `sad` (SCAL 2: every hash must be
@@ -917,7 +918,9 @@ impl Sam {
                 // The success record above stands (it was the authorisation to sign); this
                 // one, for the same SAD reference and digests, says no signature came of it.
                 let mut detail = base;
-                detail["error"] = json!(hsm_error.to_string());
+                if let Some(map) = detail.as_object_mut() {
+                    map.insert("error".into(), json!(hsm_error.to_string()));
+                }
                 let event = record("failure", detail);
                 let spent: &[Vec<u8>] = if hash_bound { hashes } else { &[] };
                 self.store.write(|c| {

@@ -233,9 +233,9 @@ fn push_field(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-fn two(out: &mut [u8], v: u32) {
-    out[0] = b'0' + (v / 10 % 10) as u8;
-    out[1] = b'0' + (v % 10) as u8;
+/// The last two decimal digits of `v`, as ASCII.
+fn two(v: u32) -> [u8; 2] {
+    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
 }
 
 /// Appends `t` as a length-prefixed `YYYY-MM-DDTHH:MM:SS.ffffffZ` (what chrono's
@@ -253,16 +253,16 @@ fn push_at(buf: &mut Vec<u8>, t: &NaiveDateTime) {
     let sec = t.second() + nanos / 1_000_000_000;
     let micros = (nanos % 1_000_000_000) / 1_000;
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    two(&mut b[0..2], year / 100);
-    two(&mut b[2..4], year % 100);
-    two(&mut b[5..7], t.month());
-    two(&mut b[8..10], t.day());
-    two(&mut b[11..13], t.hour());
-    two(&mut b[14..16], t.minute());
-    two(&mut b[17..19], sec);
-    two(&mut b[20..22], micros / 10_000);
-    two(&mut b[22..24], micros / 100 % 100);
-    two(&mut b[24..26], micros % 100);
+    b[0..2].copy_from_slice(&two(year / 100));
+    b[2..4].copy_from_slice(&two(year % 100));
+    b[5..7].copy_from_slice(&two(t.month()));
+    b[8..10].copy_from_slice(&two(t.day()));
+    b[11..13].copy_from_slice(&two(t.hour()));
+    b[14..16].copy_from_slice(&two(t.minute()));
+    b[17..19].copy_from_slice(&two(sec));
+    b[20..22].copy_from_slice(&two(micros / 10_000));
+    b[22..24].copy_from_slice(&two(micros / 100 % 100));
+    b[24..26].copy_from_slice(&two(micros % 100));
     push_field(buf, &b);
 }
 

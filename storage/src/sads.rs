@@ -11,18 +11,18 @@ use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad
 use crate::schema::sads as s;
 use crate::types::{truncate_to_micros, utc_now};
 
-/// [`sad_may_sign`] as the SQL filter of a conditional update: not revoked, not expired at
-/// `now`, at least `n` signatures left.
-fn may_sign(
-    n: i32,
-    now: NaiveDateTime,
-) -> diesel::dsl::And<
+/// The SQL expression of [`may_sign`].
+type MaySign = diesel::dsl::And<
     diesel::dsl::And<
         diesel::dsl::Eq<s::revoked, bool>,
         diesel::dsl::Gt<s::expires_at, NaiveDateTime>,
     >,
     diesel::dsl::GtEq<s::remaining, i32>,
-> {
+>;
+
+/// [`sad_may_sign`] as the SQL filter of a conditional update: not revoked, not expired at
+/// `now`, at least `n` signatures left.
+fn may_sign(n: i32, now: NaiveDateTime) -> MaySign {
     s::revoked
         .eq(false)
         .and(s::expires_at.gt(now))
