@@ -1,5 +1,5 @@
 //! Key activation and signing: `credentials/authorize`, `credentials/extendTransaction` and
-//! `signatures/signHash` (CSC v1.0.4.0 §11.6, §11.7, §11.9; REFERENCE §4.4-4.5, §5.6-5.9).
+//! `signatures/signHash` (CSC v1.0.4.0 §11.6, §11.7, §11.9).
 //!
 //! The SAM verifies the activation factors (PIN and TOTP), issues the SAD and is the only code
 //! that reaches [`cm_pkcs11::Hsm::sign_digests`] (Part II 3.2.1.1). A SAD is
@@ -365,8 +365,8 @@ impl Sam {
     ///   (Part II 3.2.1.4). SCAL 1 binds them too when they are sent (the spec lets the server
     ///   bind a SAD to the hashes it was given): such a SAD then signs only those hashes.
     /// * SCAL 2 is never activated by one factor: a SCAL 2 credential without both a PIN and an
-    ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2,
-    ///   REFERENCE §4.4). Provisioning refuses to make one; this guards older data.
+    ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2).
+    ///   Provisioning refuses to make one; this guards older data.
     /// * Each hash must have an approved digest length (32, 48 or 64 bytes).
     /// * PIN: Argon2id over an HMAC keyed in the HSM ([`crate::secrets`]; an older plain
     ///   Argon2id verifier is upgraded on success); a locked PIN refuses even the right PIN; a

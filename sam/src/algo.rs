@@ -1,10 +1,10 @@
 //! CSC signature algorithm OIDs (`key.algo`, `signAlgo`, `hashAlgo`, `signAlgoParams`) and the
-//! PKCS#11 mechanism each one selects (REFERENCE §5.9, §7).
+//! PKCS#11 mechanism each one selects (spec §11.9; RFC 4055 for RSASSA-PSS).
 //!
 //! Only approved algorithms are offered (JT2A Part III 2: RSA >= 2048 bits, P-256/P-384,
 //! SHA-2); SHA-1 is refused everywhere, also inside RSASSA-PSS parameters. The hash-specific
 //! OIDs are listed, not only `rsaEncryption`, because pyHanko refuses a credential whose
-//! `key.algo` lacks the OID it picked (REFERENCE §8.4).
+//! `key.algo` lacks the OID it picked.
 
 use cm_pkcs11::{HashAlg, KeySpec, SignMechanism};
 use yasna::models::ObjectIdentifier;
@@ -46,7 +46,7 @@ const RSA_ALGOS: &[&str] = &[
 const EC_ALGOS: &[&str] = &[ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, ECDSA_WITH_SHA512];
 
 /// Why a `signAlgo` / `hashAlgo` / `signAlgoParams` combination is refused. Each variant is one
-/// CSC error of signHash (REFERENCE §5.9).
+/// CSC error of signHash (spec §11.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AlgoError {
     /// `signAlgo` is not one of the credential's `key.algo`.
@@ -102,7 +102,7 @@ pub fn max_pss_salt_len(spec: KeySpec, hash: HashAlg) -> usize {
     (spec.bits() / 8).saturating_sub(hash.digest_len() + 2)
 }
 
-/// Selects the PKCS#11 mechanism for a signHash request (REFERENCE §5.9, §9):
+/// Selects the PKCS#11 mechanism for a signHash request (spec §11.9):
 ///
 /// * `sign_algo` must be one of [`key_algos`] of the key, else [`AlgoError::InvalidSignAlgo`];
 /// * an algorithm that implies a hash accepts `hash_algo` absent or equal to it (pyHanko always
@@ -247,10 +247,10 @@ mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
 
-    /// INTESI's vector (REFERENCE §5.9): SHA-256, MGF1-SHA-256, salt 32, trailer 1 (explicit).
+    /// INTESI's vector: SHA-256, MGF1-SHA-256, salt 32, trailer 1 (explicit).
     const INTESI_PSS: &str =
         "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
-    /// EUDI-KT's vector (REFERENCE §7.1): SHA-1 / MGF1-SHA-1 / salt 20.
+    /// EUDI-KT's vector: SHA-1 / MGF1-SHA-1 / salt 20.
     const SHA1_PSS: &str = "MDGgCzAJBgUrDgMCGgUAoRgwFgYJKoZIhvcNAQEIMAkGBSsOAwIaBQCiAwIBFKMDAgEB";
 
     const SHA256: &str = "2.16.840.1.101.3.4.2.1";

@@ -1,4 +1,4 @@
-//! Online OTPs (`credentials/sendOTP`, spec §11.8; REFERENCE §5.8): the SAM generates a
+//! Online OTPs (`credentials/sendOTP`, spec §11.8): the SAM generates a
 //! 6-digit code from the OS CSPRNG (Part II 3.2.2.2), keeps only its salted SHA-256 with a short
 //! expiry (storage `online_otps`, one pending code per credential, used once), and hands the
 //! code to a pluggable [`OtpNotifier`] for delivery to the signer. The code never appears in a

@@ -13,7 +13,7 @@
 //! guessing at all, and online guessing is capped by the lockout (Part I 7.1.2.5.1). The Argon2
 //! parameters are therefore light ([`PIN_ARGON2_PARAMS`]): a PIN check costs one HMAC in the
 //! token (~25 us on SoftHSM2) plus ~40 us of Argon2id, instead of 15 ms, which is what lets
-//! `authorize` keep up with `signHash` (issue 6).
+//! `authorize` keep up with `signHash`.
 //!
 //! Stored form: `hsm-hmac-sha256:` + the PHC string. Verifiers written before (a plain Argon2id
 //! PHC string of the PIN, default parameters) still verify, and are replaced by the peppered

@@ -1,4 +1,4 @@
-//! The validity period of each credential's signer certificate, parsed once (issue 6: parsing
+//! The validity period of each credential's signer certificate, parsed once (parsing
 //! the X.509 certificate on every request was a quarter of signHash's CPU).
 //!
 //! Keyed by the SHA-256 of the stored chain text, so a chain replaced by `credential

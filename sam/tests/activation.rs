@@ -30,7 +30,7 @@ use storage::{
 /// A PIN with characters that never occur in hex, base64 or UUIDs, so the secrecy scan is exact.
 const PIN: &str = "pin:S3cr3t!";
 const WRONG_PIN: &str = "pin:Wr0ng?";
-/// INTESI's RSASSA-PSS parameters (REFERENCE §5.9): SHA-256, MGF1-SHA-256, salt 32, trailer 1.
+/// INTESI's RSASSA-PSS parameters (spec §11.9 signAlgoParams): SHA-256, MGF1-SHA-256, salt 32, trailer 1.
 const INTESI_PSS: &str =
     "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
 const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
@@ -2000,7 +2000,7 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PIN verifiers peppered by an HSM key (issue 6)
+// PIN verifiers peppered by an HSM key
 
 #[test]
 fn pin_verifiers_are_keyed_by_the_hsm_and_bound_to_the_credential() {

@@ -151,7 +151,7 @@ impl Manager {
         let mut conn = SqliteConnection::establish(path_str)?;
         // busy_timeout first, so that switching to WAL waits for a concurrent writer.
         // synchronous = FULL: a commit returns only once the WAL is fsynced, so an audit record
-        // that was committed survives a power cut (issue 6: durability is not traded for speed;
+        // that was committed survives a power cut (durability is not traded for speed;
         // group commit amortises the fsync, see `Store::write_grouped`).
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",

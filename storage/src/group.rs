@@ -1,4 +1,4 @@
-//! Group commit for the hot write path (issue 6).
+//! Group commit for the hot write path.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
 //! fsync of the WAL (about 0.4 ms on the CI machines). Writers that arrive while a commit is

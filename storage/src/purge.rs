@@ -1,6 +1,6 @@
 //! Housekeeping: what has expired is deleted in bounded batches, so the tables that grow with
 //! traffic (SADs, tokens, online OTPs, OAuth 2.0 codes and pending requests: one SAD per
-//! authorize) do not grow without end (issue 6: the cost of a request must not grow with the
+//! authorize) do not grow without end (the cost of a request must not grow with the
 //! data). Each batch is its own short write transaction, so signing is never held up for long.
 
 use chrono::NaiveDateTime;
