@@ -1,6 +1,7 @@
 //! The Server Signing Application (EN 419 241 SSA): the CSC v1 HTTP API on actix-web, the CSC
-//! error model, configuration, and the operator commands behind the `csc-server` binary. It
-//! reads users and credentials through `storage` and reaches keys only through `sam`.
+//! and OAuth 2.0 error model, configuration, and the operator commands behind the `csc-server`
+//! binary. It speaks HTTP (and the command line) only: each handler parses, calls one `sam`
+//! function and maps the result; every rule, database row and key is behind `sam`.
 
 pub mod admin;
 pub mod app;

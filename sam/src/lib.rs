@@ -1,7 +1,10 @@
-//! The Signature Activation Module (EN 419 241 SAM, JT2A Part II): the only component that can
-//! activate a signing key. It provisions signer keys through the crypto module and certifies
-//! them, keeps activation factors as verifiers, and (with the signing core) verifies PIN/OTP,
-//! issues single-use SADs and consumes them. `csc-api` reaches the HSM only through this crate.
+//! The domain of the signing service, around the Signature Activation Module (EN 419 241 SAM,
+//! JT2A Part II): the only component that can activate a signing key. It provisions signer keys
+//! through the crypto module and certifies them, keeps activation factors as verifiers,
+//! verifies PIN/OTP, issues single-use SADs and consumes them; and it holds the other rules of
+//! the service — password login and its lockout, service tokens, OAuth 2.0 grants, the
+//! operator's acts — each writing its own audit record. `csc-api` reaches the database and the
+//! HSM only through this crate.
 
 mod activation;
 mod admin;
