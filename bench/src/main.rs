@@ -211,10 +211,13 @@ fn server_binary(args: &Args) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+#[allow(unsafe_code)]
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // FIRST, before any thread exists: SoftHSM reads SOFTHSM2_CONF when the module loads.
-    let token = match raw::prepare_token_dir() {
+    // SAFETY: nothing before this line starts a thread (argument parsing does not), so no
+    // other thread can touch the environment while it is set.
+    let token = match unsafe { raw::prepare_token_dir() } {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -20,9 +20,13 @@ pub struct BenchToken {
 }
 
 /// Creates the token directory and its `softhsm2.conf` and points `SOFTHSM2_CONF` at it.
-/// Must run before any other thread of this process exists (see
-/// [`cm_pkcs11::point_softhsm_at`]): `main` calls it first.
-pub fn prepare_token_dir() -> anyhow::Result<BenchToken> {
+///
+/// # Safety
+///
+/// Sets an environment variable (see [`cm_pkcs11::point_softhsm_at`]): call it before any
+/// other thread of this process exists. `main` calls it first thing.
+#[allow(unsafe_code)]
+pub unsafe fn prepare_token_dir() -> anyhow::Result<BenchToken> {
     let dir = tempfile::Builder::new()
         .prefix("csc-bench-hsm-")
         .tempdir()
@@ -37,7 +41,8 @@ pub fn prepare_token_dir() -> anyhow::Result<BenchToken> {
             tokens.display()
         ),
     )?;
-    cm_pkcs11::point_softhsm_at(&conf);
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { cm_pkcs11::point_softhsm_at(&conf) };
     Ok(BenchToken { dir })
 }
 

@@ -50,6 +50,10 @@ impl TestToken {
     /// Creates the temp dir and its `softhsm2.conf`, points `SOFTHSM2_CONF`
     /// at it, and initialises a token with a random label and random PINs.
     ///
+    /// Call it first in the test, before the test starts an async runtime or
+    /// any thread: setting the environment variable is only sound while no
+    /// other thread runs (see [`point_softhsm_at`]).
+    ///
     /// # Panics
     /// When not running under cargo-nextest's process-per-test mode, when
     /// called twice in one process, when the PKCS#11 context already exists,
@@ -92,7 +96,15 @@ impl TestToken {
         if let Err(e) = std::fs::write(&conf, text) {
             panic!("testkit: cannot write {}: {e}", conf.display());
         }
-        point_softhsm_at(&conf);
+        #[allow(unsafe_code)]
+        // SAFETY: the nextest check above makes this process run this one test, and the
+        // `CREATED` and `loaded_module` checks make this the first token of the process, before
+        // it opened the PKCS#11 module. A test calls `TestToken::new` before it starts a runtime
+        // or threads (the documented contract of this kit), so no other thread reads or writes
+        // the environment now.
+        unsafe {
+            point_softhsm_at(&conf);
+        }
 
         let module = softhsm_module();
         let label = format!("cm-test-{}", random_hex(4));

@@ -53,9 +53,14 @@ fn write_private_file(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 /// Points the SoftHSM2 module at its configuration under the data directory, creating it when
-/// `create` is set. Must run before any other thread starts (see
-/// [`sam::point_softhsm_at`]); the commands call it first thing.
-pub fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
+/// `create` is set. The commands call it first thing.
+///
+/// # Safety
+///
+/// Sets `SOFTHSM2_CONF` (see [`sam::point_softhsm_at`]): call it before any other thread of the
+/// process exists, i.e. first thing in `main`, before a runtime or thread pool starts.
+#[allow(unsafe_code)]
+pub unsafe fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
     let Some(conf) = &cfg.softhsm_conf else {
         return Ok(());
     };
@@ -77,13 +82,21 @@ pub fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
         );
         fs::write(conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
     }
-    sam::point_softhsm_at(conf);
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { sam::point_softhsm_at(conf) };
     Ok(())
 }
 
 /// Opens the store and the SAM of an initialised data directory.
-pub fn open(cfg: &Config) -> anyhow::Result<Sam> {
-    prepare_softhsm(cfg, false)?;
+///
+/// # Safety
+///
+/// Sets `SOFTHSM2_CONF` (see [`sam::point_softhsm_at`]): call it before any other thread of the
+/// process exists, i.e. first thing in `main`, before a runtime or thread pool starts.
+#[allow(unsafe_code)]
+pub unsafe fn open(cfg: &Config) -> anyhow::Result<Sam> {
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { prepare_softhsm(cfg, false) }?;
     let store = Store::open(&cfg.database_url, StoreOptions::default()).with_context(|| {
         format!(
             "cannot open the database {} (run `csc-server init` first?)",
@@ -117,13 +130,20 @@ pub fn redact_url(url: &str) -> String {
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
 /// by the owner, the database and the development CA. Idempotent.
-pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
+///
+/// # Safety
+///
+/// Sets `SOFTHSM2_CONF` (see [`sam::point_softhsm_at`]): call it before any other thread of the
+/// process exists, i.e. first thing in `main`, before a runtime or thread pool starts.
+#[allow(unsafe_code)]
+pub unsafe fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
-    prepare_softhsm(cfg, true)?;
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { prepare_softhsm(cfg, true) }?;
     let mut token_created = false;
     if cfg.softhsm_conf.is_some() {
         // a token this server owns: create it (and its PINs) unless it exists

@@ -172,26 +172,38 @@ fn print(value: &serde_json::Value) {
     println!("{value:#}");
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one command. Each command opens the SAM (`admin::open`, `admin::init`) before it starts
+/// any thread.
+///
+/// # Safety
+///
+/// `admin::open` and `admin::init` set `SOFTHSM2_CONF`: call this before any other thread of the
+/// process exists (`main` does, first thing). Every `unsafe` block below relies on this.
+#[allow(unsafe_code)]
+unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
     match cli.command {
-        Command::Init => print(&admin::init(&cfg)?.1),
+        // SAFETY: no thread exists yet (the contract of `run`).
+        Command::Init => print(&unsafe { admin::init(&cfg) }?.1),
         Command::User {
             command: UserCommand::Add { name },
         } => {
             let password = admin::read_secret("CSC_PASSWORD", "password")?;
-            let sam = admin::open(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let sam = unsafe { admin::open(&cfg) }?;
             let user = admin::user_add(&sam, &name, &password)?;
             print(&serde_json::json!({ "userID": user.id.to_string(), "name": user.name }));
         }
         Command::User {
             command: UserCommand::Unlock { name },
         } => {
-            let sam = admin::open(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let sam = unsafe { admin::open(&cfg) }?;
             print(&admin::user_unlock(&sam, &name)?);
         }
         Command::Client { command } => {
-            let sam = admin::open(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let sam = unsafe { admin::open(&cfg) }?;
             match command {
                 ClientCommand::Add {
                     name,
@@ -228,7 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     AuthMode::Explicit
                 };
-                let sam = admin::open(&cfg)?;
+                // SAFETY: no thread exists yet (the contract of `run`).
+                let sam = unsafe { admin::open(&cfg) }?;
                 print(&admin::credential_create(
                     &sam,
                     &name,
@@ -243,18 +256,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?);
             }
             CredentialCommand::Unlock { credential_id } => {
-                let sam = admin::open(&cfg)?;
+                // SAFETY: no thread exists yet (the contract of `run`).
+                let sam = unsafe { admin::open(&cfg) }?;
                 print(&admin::credential_unlock(&sam, &credential_id)?);
             }
             CredentialCommand::List { name } => {
-                let sam = admin::open(&cfg)?;
+                // SAFETY: no thread exists yet (the contract of `run`).
+                let sam = unsafe { admin::open(&cfg) }?;
                 print(&admin::credential_list(&sam, name.as_deref())?);
             }
             CredentialCommand::ImportChain {
                 credential_id,
                 file,
             } => {
-                let sam = admin::open(&cfg)?;
+                // SAFETY: no thread exists yet (the contract of `run`).
+                let sam = unsafe { admin::open(&cfg) }?;
                 print(&admin::credential_import_chain(
                     &sam,
                     &credential_id,
@@ -262,14 +278,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?);
             }
             CredentialCommand::Destroy { credential_id } => {
-                let sam = admin::open(&cfg)?;
+                // SAFETY: no thread exists yet (the contract of `run`).
+                let sam = unsafe { admin::open(&cfg) }?;
                 print(&admin::credential_destroy(&sam, &credential_id)?);
             }
         },
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let sam = admin::open(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let sam = unsafe { admin::open(&cfg) }?;
             let (intact, report) = admin::audit_verify(&sam)?;
             print(&report);
             if !intact {
@@ -277,11 +295,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Serve { listen } => {
-            let sam = admin::open(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let sam = unsafe { admin::open(&cfg) }?;
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
         }
         Command::Demo { listen } => {
-            let (sam, _) = admin::init(&cfg)?;
+            // SAFETY: no thread exists yet (the contract of `run`).
+            let (sam, _) = unsafe { admin::init(&cfg) }?;
             let demo = admin::demo_setup(&sam)?;
             print(&demo);
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
@@ -290,6 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -298,7 +319,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run(Cli::parse()) {
+    // SAFETY: the tracing subscriber and the argument parser start no thread, so none exists yet.
+    match unsafe { run(Cli::parse()) } {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
