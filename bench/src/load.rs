@@ -79,14 +79,15 @@ impl Conn {
 fn json_str<'a>(body: &'a [u8], key: &str) -> Option<&'a str> {
     let pat = format!("\"{key}\":\"");
     let start = body.windows(pat.len()).position(|w| w == pat.as_bytes())? + pat.len();
-    let len = body[start..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&body[start..start + len]).ok()
+    let rest = body.get(start..)?;
+    let len = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(rest.get(..len)?).ok()
 }
 
 fn describe(status: StatusCode, body: &[u8]) -> String {
     format!(
         "HTTP {status}: {}",
-        String::from_utf8_lossy(&body[..body.len().min(300)])
+        String::from_utf8_lossy(body.get(..300).unwrap_or(body))
     )
 }
 
@@ -174,7 +175,7 @@ impl Target {
             serde_json::json!({
                 "credentialID": self.credential,
                 "SAD": sad,
-                "hash": &self.hashes[..n.min(self.hashes.len())],
+                "hash": self.hashes.get(..n).unwrap_or(&self.hashes),
                 "signAlgo": self.sign_algo,
                 "hashAlgo": SHA256_OID,
             })
@@ -470,10 +471,14 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
             }
         }
         Kind::Pairs => {
+            let Some(hash) = t.hashes.first() else {
+                out.error("no digest to sign".into());
+                return out;
+            };
             let prefix = format!("{{\"credentialID\":\"{}\",\"SAD\":\"", t.credential);
             let suffix = format!(
                 "\",\"hash\":[\"{}\"],\"signAlgo\":\"{}\",\"hashAlgo\":\"{SHA256_OID}\"}}",
-                t.hashes[0], t.sign_algo
+                hash, t.sign_algo
             );
             while !w.over() {
                 let a = Instant::now();

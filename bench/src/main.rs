@@ -411,7 +411,10 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         &[("CSC_DATABASE_URL", url.as_str())],
     )?;
     let cli_secs = t.elapsed().as_secs_f64();
-    let cli_records = v["records"].as_u64().unwrap_or(0);
+    let cli_records = v
+        .get("records")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     report.audit_cli = Some((cli_records, cli_secs));
 
     // ---- drift: the raw 2-thread rate again, at the end

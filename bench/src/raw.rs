@@ -120,6 +120,7 @@ fn run_once(
     let digests: Vec<Vec<u8>> = (0..batch.max(1))
         .map(|i| HashAlg::Sha256.digest(format!("csc-bench raw {i}").as_bytes()))
         .collect();
+    let first = digests.first().context("no digest to sign")?;
     let barrier = Barrier::new(threads + 1);
     let (per_thread, usage) = std::thread::scope(|s| -> anyhow::Result<_> {
         let mut handles = Vec::new();
@@ -128,7 +129,7 @@ fn run_once(
             let digests = &digests;
             handles.push(s.spawn(move || -> anyhow::Result<(u64, Vec<u32>)> {
                 // borrow this thread's session once before timing (the pool opens it lazily)
-                hsm.sign_digest(key, &mech, &digests[0])?;
+                hsm.sign_digest(key, &mech, first)?;
                 barrier.wait();
                 let t0 = Instant::now();
                 let measure_from = t0 + warmup;
@@ -141,7 +142,7 @@ fn run_once(
                         break;
                     }
                     if batch <= 1 {
-                        hsm.sign_digest(key, &mech, &digests[0])?;
+                        hsm.sign_digest(key, &mech, first)?;
                     } else {
                         hsm.sign_digests(key, &mech, digests)?;
                     }
