@@ -17,9 +17,27 @@ pub fn p50_p99_ms(samples: &mut [u32]) -> (Option<f64>, Option<f64>) {
     (at(0.50), at(0.99))
 }
 
+/// The end of a row's measured window, as an offset from its start (microseconds): its nominal
+/// end, or, when no operation that started in the window had ended by then, the end of the first
+/// one (`ends`: the end offsets of the operations that started in the window). So every row
+/// counts at least one operation, whatever the machine's speed.
+pub fn window_end(nominal: u64, ends: impl IntoIterator<Item = u64>) -> u64 {
+    ends.into_iter()
+        .min()
+        .map_or(nominal, |first| first.max(nominal))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_extends_to_the_first_operation_only_when_none_ended_in_time() {
+        assert_eq!(window_end(300, [120, 250, 400]), 300);
+        assert_eq!(window_end(300, [300]), 300);
+        assert_eq!(window_end(300, [900, 500, 700]), 500);
+        assert_eq!(window_end(300, []), 300);
+    }
 
     #[test]
     fn nearest_rank() {
