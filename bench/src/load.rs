@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::cpu::{Sample, Usage};
-use crate::stats::p50_p99_ms;
+use crate::stats::{p50_p99_ms, window_end};
 
 pub const LOGIN: &str = "/csc/v1/auth/login";
 pub const AUTHORIZE: &str = "/csc/v1/credentials/authorize";
@@ -79,14 +79,15 @@ impl Conn {
 fn json_str<'a>(body: &'a [u8], key: &str) -> Option<&'a str> {
     let pat = format!("\"{key}\":\"");
     let start = body.windows(pat.len()).position(|w| w == pat.as_bytes())? + pat.len();
-    let len = body[start..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&body[start..start + len]).ok()
+    let rest = body.get(start..)?;
+    let len = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(rest.get(..len)?).ok()
 }
 
 fn describe(status: StatusCode, body: &[u8]) -> String {
     format!(
         "HTTP {status}: {}",
-        String::from_utf8_lossy(&body[..body.len().min(300)])
+        String::from_utf8_lossy(body.get(..300).unwrap_or(body))
     )
 }
 
@@ -174,7 +175,7 @@ impl Target {
             serde_json::json!({
                 "credentialID": self.credential,
                 "SAD": sad,
-                "hash": &self.hashes[..n.min(self.hashes.len())],
+                "hash": self.hashes.get(..n).unwrap_or(&self.hashes),
                 "signAlgo": self.sign_algo,
                 "hashAlgo": SHA256_OID,
             })
@@ -357,8 +358,9 @@ pub struct HttpResult {
 struct WorkerOut {
     /// (end offset from the window start, latency), microseconds.
     ops: Vec<(u32, u32)>,
-    authorize: Vec<u32>,
-    sign: Vec<u32>,
+    /// Pairs only: (end offset of the pair, latency of its authorize / signHash half).
+    authorize: Vec<(u32, u32)>,
+    sign: Vec<(u32, u32)>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -367,16 +369,33 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// The measured window of a row: operations that start at or after `from` and end by `end`
+/// count.
+///
+/// Every row measures at least one operation, whatever the window and the machine's speed: when
+/// no operation that started in the window has finished by `end` (a `--smoke` window of 0.3 s can
+/// be shorter than one debug-build signHash of 100 RSA hashes on a loaded machine), the workers
+/// keep going past `end` until one has finished, successfully or not, and the window is extended
+/// to the first successful finish ([`crate::stats::window_end`]), so that operation counts. The
+/// CPU usage of the row still covers the nominal window.
 struct Window {
     from: Instant,
     end: Instant,
     stop: AtomicBool,
     stopped_at: Mutex<Option<Instant>>,
+    /// An operation that started at or after `from` finished (or any request failed).
+    settled: AtomicBool,
 }
 
 impl Window {
     fn over(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || Instant::now() >= self.end
+        self.stop.load(Ordering::Relaxed)
+            || (Instant::now() >= self.end && self.settled.load(Ordering::Relaxed))
+    }
+
+    /// Past `end`, the workers stop at their next check.
+    fn settle(&self) {
+        self.settled.store(true, Ordering::Relaxed);
     }
 
     fn halt(&self) {
@@ -424,17 +443,17 @@ impl WorkerOut {
         }
     }
 
-    /// Keeps the operation if it ran entirely inside the measured window.
-    fn keep(&mut self, w: &Window, a: Instant, b: Instant) -> bool {
-        if a >= w.from && b <= w.end {
-            self.ops.push((
-                micros(b.duration_since(w.from)),
-                micros(b.duration_since(a)),
-            ));
-            true
-        } else {
-            false
+    /// Keeps a successful operation that started in the measured window, with its end offset
+    /// (returned): [`run`] counts those that ended by the window's end, extended as
+    /// [`Window`] says.
+    fn keep(&mut self, w: &Window, a: Instant, b: Instant) -> Option<u32> {
+        if a < w.from {
+            return None;
         }
+        let end = micros(b.duration_since(w.from));
+        self.ops.push((end, micros(b.duration_since(a))));
+        w.settle();
+        Some(end)
     }
 }
 
@@ -462,6 +481,7 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                         out.keep(&w, a, b);
                     }
                     other => {
+                        w.settle();
                         if !out.failed(other, &mut conn, t.addr).await {
                             break;
                         }
@@ -470,10 +490,14 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
             }
         }
         Kind::Pairs => {
+            let Some(hash) = t.hashes.first() else {
+                out.error("no digest to sign".into());
+                return out;
+            };
             let prefix = format!("{{\"credentialID\":\"{}\",\"SAD\":\"", t.credential);
             let suffix = format!(
                 "\",\"hash\":[\"{}\"],\"signAlgo\":\"{}\",\"hashAlgo\":\"{SHA256_OID}\"}}",
-                t.hashes[0], t.sign_algo
+                hash, t.sign_algo
             );
             while !w.over() {
                 let a = Instant::now();
@@ -486,6 +510,7 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                     _ => None,
                 };
                 let Some(sad) = sad else {
+                    w.settle();
                     if !out.failed(r, &mut conn, t.addr).await {
                         break;
                     }
@@ -501,12 +526,13 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
                 let b = Instant::now();
                 match r {
                     Ok((StatusCode::OK, body)) if body.starts_with(b"{\"signatures\":[") => {
-                        if out.keep(&w, a, b) {
-                            out.authorize.push(micros(m.duration_since(a)));
-                            out.sign.push(micros(b.duration_since(m)));
+                        if let Some(end) = out.keep(&w, a, b) {
+                            out.authorize.push((end, micros(m.duration_since(a))));
+                            out.sign.push((end, micros(b.duration_since(m))));
                         }
                     }
                     other => {
+                        w.settle();
                         if !out.failed(other, &mut conn, t.addr).await {
                             break;
                         }
@@ -519,7 +545,9 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
 }
 
 /// Runs `kind` with `conc` workers for `warmup` + `duration`; only operations that start after
-/// the warm-up and end before the deadline count.
+/// the warm-up and end before the deadline count. When none has ended by the deadline, the
+/// window is extended to the end of the first one (see [`Window`]): every row measures at least
+/// one operation unless every request failed or the SAD pool ran dry.
 pub async fn run(
     t: Arc<Target>,
     kind: Kind,
@@ -534,6 +562,7 @@ pub async fn run(
         end: from + timing.duration,
         stop: AtomicBool::new(false),
         stopped_at: Mutex::new(None),
+        settled: AtomicBool::new(false),
     });
     let handles: Vec<_> = (0..conc)
         .map(|_| tokio::spawn(worker(t.clone(), kind, w.clone())))
@@ -576,12 +605,18 @@ pub async fn run(
     let usage = sampler.await.unwrap_or_default();
     let stopped_at = *w.stopped_at.lock().unwrap_or_else(PoisonError::into_inner);
     let exhausted = stopped_at.is_some_and(|s| s < w.end);
-    let window_end = match stopped_at {
-        Some(s) if s < w.end => s.max(w.from),
-        _ => w.end,
+    let cutoff = match stopped_at {
+        Some(s) if s < w.end => micros(s.max(w.from).duration_since(w.from)),
+        _ => {
+            let nominal = micros(w.end.duration_since(w.from));
+            let ends = outs
+                .iter()
+                .flat_map(|o| o.ops.iter().map(|(end, _)| u64::from(*end)));
+            // no end is beyond u32::MAX (`micros` saturates)
+            u32::try_from(window_end(u64::from(nominal), ends)).unwrap_or(u32::MAX)
+        }
     };
-    let cutoff = micros(window_end.duration_since(w.from));
-    let secs = window_end.duration_since(w.from).as_secs_f64().max(1e-9);
+    let secs = (f64::from(cutoff) / 1e6).max(1e-9);
     let mut lat = Vec::new();
     let (mut auth, mut sign) = (Vec::new(), Vec::new());
     let mut res = HttpResult {
@@ -597,8 +632,9 @@ pub async fn run(
                 .filter(|(end, _)| *end <= cutoff)
                 .map(|(_, l)| *l),
         );
-        auth.extend(o.authorize);
-        sign.extend(o.sign);
+        let kept = |v: Vec<(u32, u32)>| v.into_iter().filter(|(end, _)| *end <= cutoff);
+        auth.extend(kept(o.authorize).map(|(_, l)| l));
+        sign.extend(kept(o.sign).map(|(_, l)| l));
         res.errors += o.errors;
         if res.first_error.is_none() {
             res.first_error = o.first_error;

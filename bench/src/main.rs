@@ -211,10 +211,13 @@ fn server_binary(args: &Args) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+#[allow(unsafe_code)]
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // FIRST, before any thread exists: SoftHSM reads SOFTHSM2_CONF when the module loads.
-    let token = match raw::prepare_token_dir() {
+    // SAFETY: nothing before this line starts a thread (argument parsing does not), so no
+    // other thread can touch the environment while it is set.
+    let token = match unsafe { raw::prepare_token_dir() } {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -408,7 +411,10 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         &[("CSC_DATABASE_URL", url.as_str())],
     )?;
     let cli_secs = t.elapsed().as_secs_f64();
-    let cli_records = v["records"].as_u64().unwrap_or(0);
+    let cli_records = v
+        .get("records")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     report.audit_cli = Some((cli_records, cli_secs));
 
     // ---- drift: the raw 2-thread rate again, at the end

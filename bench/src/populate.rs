@@ -83,7 +83,9 @@ pub fn populate(
         for i in made..made + n {
             rows.push(NewCredential {
                 id: CredentialId::new(),
-                user_id: user_ids[i / CREDENTIALS_PER_USER],
+                user_id: *user_ids
+                    .get(i / CREDENTIALS_PER_USER)
+                    .context("fewer users than credentials need")?,
                 key_id: random_hex(16)?,
                 key_spec: if i % 2 == 0 { "rsa-2048" } else { "ec-p256" }.into(),
                 cert_chain: chain.clone(),

@@ -5,13 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use cm_pkcs11::{HashAlg, Hsm, HsmConfig, KeyId, KeySpec, SignMechanism};
 use secrecy::SecretString;
 
-use crate::stats::p50_p99_ms;
+use crate::stats::{p50_p99_ms, window_end};
 
 /// The bench's own token: a temporary SoftHSM2 directory, never the server's.
 pub struct BenchToken {
@@ -20,9 +21,13 @@ pub struct BenchToken {
 }
 
 /// Creates the token directory and its `softhsm2.conf` and points `SOFTHSM2_CONF` at it.
-/// Must run before any other thread of this process exists (see
-/// [`cm_pkcs11::point_softhsm_at`]): `main` calls it first.
-pub fn prepare_token_dir() -> anyhow::Result<BenchToken> {
+///
+/// # Safety
+///
+/// Sets an environment variable (see [`cm_pkcs11::point_softhsm_at`]): call it before any
+/// other thread of this process exists. `main` calls it first thing.
+#[allow(unsafe_code)]
+pub unsafe fn prepare_token_dir() -> anyhow::Result<BenchToken> {
     let dir = tempfile::Builder::new()
         .prefix("csc-bench-hsm-")
         .tempdir()
@@ -37,7 +42,8 @@ pub fn prepare_token_dir() -> anyhow::Result<BenchToken> {
             tokens.display()
         ),
     )?;
-    cm_pkcs11::point_softhsm_at(&conf);
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { cm_pkcs11::point_softhsm_at(&conf) };
     Ok(BenchToken { dir })
 }
 
@@ -92,8 +98,14 @@ pub struct RawResult {
     pub attempts: usize,
 }
 
-/// Signs with `threads` threads for `warmup` + `duration`; counts what completes in the
-/// measured window.
+/// Signs with `threads` threads for `warmup` + `duration`; counts the calls that start after the
+/// warm-up and complete in the measured window.
+///
+/// Every row measures at least one call, whatever the window and the machine's speed: when no
+/// call that started in the window has completed by its end (a `--smoke` window of 0.3 s can be
+/// shorter than one debug-build call signing 100 RSA digests on a loaded machine), the threads
+/// keep signing past the end until one has, and the window is extended to that call's end, so it
+/// counts. The CPU usage still covers the nominal window.
 fn run_once(
     hsm: &Hsm,
     key: &KeyId,
@@ -115,40 +127,51 @@ fn run_once(
     let digests: Vec<Vec<u8>> = (0..batch.max(1))
         .map(|i| HashAlg::Sha256.digest(format!("csc-bench raw {i}").as_bytes()))
         .collect();
+    let first = digests.first().context("no digest to sign")?;
     let barrier = Barrier::new(threads + 1);
+    // a call that started in the measured window has completed (see above)
+    let settled = AtomicBool::new(false);
     let (per_thread, usage) = std::thread::scope(|s| -> anyhow::Result<_> {
         let mut handles = Vec::new();
         for _ in 0..threads {
             let barrier = &barrier;
             let digests = &digests;
-            handles.push(s.spawn(move || -> anyhow::Result<(u64, Vec<u32>)> {
+            let settled = &settled;
+            // per call in the window: (end offset from the window start, latency), microseconds
+            handles.push(s.spawn(move || -> anyhow::Result<Vec<(u64, u32)>> {
                 // borrow this thread's session once before timing (the pool opens it lazily)
-                hsm.sign_digest(key, &mech, &digests[0])?;
+                hsm.sign_digest(key, &mech, first)?;
                 barrier.wait();
                 let t0 = Instant::now();
                 let measure_from = t0 + warmup;
                 let end = measure_from + duration;
-                let mut done = 0u64;
-                let mut lat = Vec::with_capacity(1 << 16);
+                let mut calls = Vec::with_capacity(1 << 16);
                 loop {
                     let a = Instant::now();
-                    if a >= end {
+                    if a >= end && settled.load(Ordering::Relaxed) {
                         break;
                     }
-                    if batch <= 1 {
-                        hsm.sign_digest(key, &mech, &digests[0])?;
+                    let signed = if batch <= 1 {
+                        hsm.sign_digest(key, &mech, first).map(drop)
                     } else {
-                        hsm.sign_digests(key, &mech, digests)?;
+                        hsm.sign_digests(key, &mech, digests).map(drop)
+                    };
+                    if signed.is_err() {
+                        // the row fails; the other threads must not wait for a success
+                        settled.store(true, Ordering::Relaxed);
                     }
+                    signed?;
                     let b = Instant::now();
-                    if a >= measure_from && b <= end {
-                        done += batch.max(1) as u64;
-                        lat.push(
+                    if a >= measure_from {
+                        calls.push((
+                            u64::try_from(b.duration_since(measure_from).as_micros())
+                                .unwrap_or(u64::MAX),
                             u32::try_from(b.duration_since(a).as_micros()).unwrap_or(u32::MAX),
-                        );
+                        ));
+                        settled.store(true, Ordering::Relaxed);
                     }
                 }
-                Ok((done, lat))
+                Ok(calls)
             }));
         }
         barrier.wait();
@@ -165,10 +188,22 @@ fn run_once(
         }
         Ok((out, crate::cpu::Usage::between(&a, &b, ticks)))
     })?;
-    let signatures: u64 = per_thread.iter().map(|(n, _)| n).sum();
-    let mut lat: Vec<u32> = per_thread.into_iter().flat_map(|(_, l)| l).collect();
+    // the window ends at its nominal end, or at the end of its first call if that is later
+    let nominal = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+    let cutoff = window_end(nominal, per_thread.iter().flatten().map(|(end, _)| *end));
+    let mut lat: Vec<u32> = per_thread
+        .into_iter()
+        .flatten()
+        .filter(|(end, _)| *end <= cutoff)
+        .map(|(_, l)| l)
+        .collect();
+    let signatures = lat.len() as u64 * batch.max(1) as u64;
     let (p50, p99) = p50_p99_ms(&mut lat);
-    let secs = duration.as_secs_f64();
+    let secs = if cutoff == nominal {
+        duration.as_secs_f64()
+    } else {
+        cutoff as f64 / 1e6
+    };
     Ok(RawResult {
         threads,
         batch: batch.max(1),

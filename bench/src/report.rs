@@ -282,12 +282,13 @@ impl Report {
     }
 
     pub fn print(&self) {
-        let cpus = self.config["cpus"].as_u64().unwrap_or(0);
+        let config = |key: &str| self.config.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+        let cpus = self.config.get("cpus").and_then(Value::as_u64).unwrap_or(0);
         println!();
         println!(
             "== csc-bench: csc-server over HTTP vs raw cm-pkcs11 ({cpus} CPUs; {:.1} s warm-up + {:.1} s measured per row) ==",
-            self.config["warmupSecs"].as_f64().unwrap_or(0.0),
-            self.config["durationSecs"].as_f64().unwrap_or(0.0)
+            config("warmupSecs"),
+            config("durationSecs")
         );
         println!();
         println!(

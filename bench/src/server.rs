@@ -136,8 +136,8 @@ pub fn setup(cmd: &ServerCmd, dir: &Path) -> anyhow::Result<DataDir> {
             ],
             &[("CSC_PIN", PIN)],
         )?;
-        v["credentialID"]
-            .as_str()
+        v.get("credentialID")
+            .and_then(Value::as_str)
             .map(str::to_owned)
             .context("credential create printed no credentialID")
     };

@@ -5,6 +5,14 @@
 //! Needs the `csc-server` binary of the same profile next to `csc-bench`, which the workspace
 //! test run builds (csc-api's integration tests need it); run it with cargo-nextest.
 
+// Tests may panic loudly: a failing test should say where and why.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -41,15 +41,18 @@ pub const SOFTHSM2_CONF_ENV: &str = "SOFTHSM2_CONF";
 /// in the current process. SoftHSM reads it when the module is initialised,
 /// i.e. on the first [`Hsm::open`] / [`Hsm::init_token`].
 ///
-/// Must be called before any other thread may read the environment, i.e. at
-/// the start of `main` or of a test running in its own process under
-/// cargo-nextest.
-pub fn point_softhsm_at(conf: &Path) {
-    #[allow(unsafe_code)]
-    // SAFETY: `set_var` is only unsound when another thread reads or writes
-    // the environment at the same time. The documented contract of this
-    // function is that it runs before any other thread exists (start of
-    // `main`, or a single-test process under cargo-nextest).
+/// # Safety
+///
+/// This calls [`std::env::set_var`], which is unsound while another thread
+/// may read or write the environment. Call it before any other thread of the
+/// process exists: first thing in `main`, before an async runtime or a
+/// thread pool is started, or at the start of a test that runs in its own
+/// process (cargo-nextest) before the test starts a runtime or threads.
+#[allow(unsafe_code)]
+pub unsafe fn point_softhsm_at(conf: &Path) {
+    // SAFETY: the caller guarantees that no other thread exists (see the
+    // `# Safety` section above), so nothing reads or writes the environment
+    // concurrently.
     unsafe {
         std::env::set_var(SOFTHSM2_CONF_ENV, conf);
     }

@@ -38,10 +38,21 @@ pub struct TestToken {
     pub so_pin: SecretString,
 }
 
+/// Fails the calling test with `msg`. A test kit reports a broken test setup
+/// by panicking (see the `# Panics` sections), which fails the test loudly;
+/// this is the kit's one place that panics.
+#[allow(clippy::panic)] // test support only (feature `testkit`), never in the server
+#[track_caller]
+fn fail(msg: std::fmt::Arguments<'_>) -> ! {
+    panic!("{msg}")
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     if let Err(e) = getrandom::fill(&mut b) {
-        panic!("testkit: OS random number generator failed: {e}");
+        fail(format_args!(
+            "testkit: OS random number generator failed: {e}"
+        ));
     }
     hex::encode(b)
 }
@@ -49,6 +60,10 @@ fn random_hex(bytes: usize) -> String {
 impl TestToken {
     /// Creates the temp dir and its `softhsm2.conf`, points `SOFTHSM2_CONF`
     /// at it, and initialises a token with a random label and random PINs.
+    ///
+    /// Call it first in the test, before the test starts an async runtime or
+    /// any thread: setting the environment variable is only sound while no
+    /// other thread runs (see [`point_softhsm_at`]).
     ///
     /// # Panics
     /// When not running under cargo-nextest's process-per-test mode, when
@@ -68,20 +83,23 @@ impl TestToken {
              SoftHSM2 configuration can be used per process"
         );
         if let Some(loaded) = crate::loaded_module() {
-            panic!(
+            fail(format_args!(
                 "cm_pkcs11::testkit::TestToken::new called after the PKCS#11 module {} was \
                  initialised: SOFTHSM2_CONF would be ignored",
                 loaded.display()
-            );
+            ));
         }
 
         let dir = match tempfile::Builder::new().prefix("cm-pkcs11-").tempdir() {
             Ok(d) => d,
-            Err(e) => panic!("testkit: cannot create a temp dir: {e}"),
+            Err(e) => fail(format_args!("testkit: cannot create a temp dir: {e}")),
         };
         let tokens = dir.path().join("tokens");
         if let Err(e) = std::fs::create_dir(&tokens) {
-            panic!("testkit: cannot create {}: {e}", tokens.display());
+            fail(format_args!(
+                "testkit: cannot create {}: {e}",
+                tokens.display()
+            ));
         }
         let conf = dir.path().join("softhsm2.conf");
         let text = format!(
@@ -90,9 +108,20 @@ impl TestToken {
             tokens.display()
         );
         if let Err(e) = std::fs::write(&conf, text) {
-            panic!("testkit: cannot write {}: {e}", conf.display());
+            fail(format_args!(
+                "testkit: cannot write {}: {e}",
+                conf.display()
+            ));
         }
-        point_softhsm_at(&conf);
+        #[allow(unsafe_code)]
+        // SAFETY: the nextest check above makes this process run this one test, and the
+        // `CREATED` and `loaded_module` checks make this the first token of the process, before
+        // it opened the PKCS#11 module. A test calls `TestToken::new` before it starts a runtime
+        // or threads (the documented contract of `new`), so no other thread reads or writes
+        // the environment now.
+        unsafe {
+            point_softhsm_at(&conf);
+        }
 
         let module = softhsm_module();
         let label = format!("cm-test-{}", random_hex(4));
@@ -100,8 +129,12 @@ impl TestToken {
         let user_pin = SecretString::from(random_hex(6));
         match Hsm::init_token(&module, &label, &so_pin, &user_pin) {
             Ok(true) => {}
-            Ok(false) => panic!("testkit: token {label} already existed in a fresh directory"),
-            Err(e) => panic!("testkit: cannot initialise a SoftHSM2 token: {e}"),
+            Ok(false) => fail(format_args!(
+                "testkit: token {label} already existed in a fresh directory"
+            )),
+            Err(e) => fail(format_args!(
+                "testkit: cannot initialise a SoftHSM2 token: {e}"
+            )),
         }
         TestToken {
             dir,
@@ -117,7 +150,7 @@ impl TestToken {
     pub fn open(&self) -> Hsm {
         match Hsm::open(&self.config) {
             Ok(h) => h,
-            Err(e) => panic!("testkit: cannot open the test token: {e}"),
+            Err(e) => fail(format_args!("testkit: cannot open the test token: {e}")),
         }
     }
 }

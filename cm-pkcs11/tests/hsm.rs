@@ -5,6 +5,14 @@
 //! Every signature is verified with OpenSSL against the exported public key,
 //! and a signature over a different message must NOT verify.
 
+// Tests may panic loudly: a failing test should say where and why.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

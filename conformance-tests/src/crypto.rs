@@ -152,8 +152,7 @@ pub fn verify(cert: &X509, digest: &[u8], scheme: Scheme, sig: &[u8]) -> Result<
 
 /// Each certificate is issued and signed by the next one.
 pub fn chain_links(chain: &[X509]) -> Result<(), String> {
-    for (i, pair) in chain.windows(2).enumerate() {
-        let (child, parent) = (&pair[0], &pair[1]);
+    for (i, (child, parent)) in chain.iter().zip(chain.iter().skip(1)).enumerate() {
         if parent.issued(child) != X509VerifyResult::OK {
             return Err(format!(
                 "certificate {} is not issued by certificate {}",
@@ -187,7 +186,7 @@ pub fn dotted(obj: &Asn1ObjectRef) -> String {
         }
     }
     let mut out = Vec::new();
-    if let Some(&first) = arcs.first() {
+    if let Some((&first, rest)) = arcs.split_first() {
         let (a, b) = match first {
             f if f < 40 => (0, f),
             f if f < 80 => (1, f - 40),
@@ -195,7 +194,7 @@ pub fn dotted(obj: &Asn1ObjectRef) -> String {
         };
         out.push(a.to_string());
         out.push(b.to_string());
-        out.extend(arcs[1..].iter().map(u128::to_string));
+        out.extend(rest.iter().map(u128::to_string));
     }
     out.join(".")
 }

@@ -268,7 +268,7 @@ impl<'a> Ctx<'a> {
             Some(Value::String(s)) => s.parse().unwrap_or(1),
             _ => 1,
         };
-        let algos = raw["key"]["algo"]
+        let algos = member(&raw, &["key", "algo"])
             .as_array()
             .map(|a| {
                 a.iter()
@@ -282,7 +282,7 @@ impl<'a> Ctx<'a> {
             Some(Value::Bool(b)) => b.to_string(),
             _ => "false".to_owned(),
         };
-        let chain = raw["cert"]["certificates"]
+        let chain = member(&raw, &["cert", "certificates"])
             .as_array()
             .map(|a| {
                 a.iter()
@@ -296,10 +296,13 @@ impl<'a> Ctx<'a> {
             scal,
             multisign: u32::try_from(multisign).unwrap_or(u32::MAX),
             algos,
-            auth_mode: raw["authMode"].as_str().unwrap_or("").to_owned(),
+            auth_mode: member(&raw, &["authMode"])
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
             pin: presence("PIN"),
             otp: presence("OTP"),
-            otp_online: raw["OTP"]["type"].as_str() == Some("online"),
+            otp_online: member(&raw, &["OTP", "type"]).as_str() == Some("online"),
             chain,
             raw,
         })
@@ -471,6 +474,14 @@ impl<'a> Ctx<'a> {
 /// A wire type as a JSON object.
 pub fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The member of `v` at `path`, one object key per step (`&["key", "algo"]`), or `null` when a
+/// step is missing: what `v["key"]["algo"]` reads, without indexing.
+pub fn member<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter()
+        .try_fold(v, |v, key| v.get(*key))
+        .unwrap_or(&Value::Null)
 }
 
 /// `v` without member `name`.

@@ -7,6 +7,14 @@
 //! The Python comes from `CSC_TEST_PYTHON`, which `scripts/test` sets to the virtual environment
 //! it makes from tests/*/requirements.txt; without it this test fails, never passes.
 
+// Tests may panic loudly: a failing test should say where and why.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -51,10 +51,23 @@ fn write_private_file(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Points the SoftHSM2 module at its configuration under the data directory, creating it when
-/// `create` is set. Must run before any other thread starts (see
-/// [`sam::point_softhsm_at`]); the commands call it first thing.
-pub fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
+/// Points the SoftHSM2 module at its configuration under the data directory; with `create`,
+/// makes the data directory and the configuration when missing (`init`, `demo`). `main` calls
+/// it first thing; [`open`] and [`init`] then need no environment change.
+///
+/// # Safety
+///
+/// Sets `SOFTHSM2_CONF` (see [`sam::point_softhsm_at`]): call it before any other thread of the
+/// process exists, i.e. first thing in `main`, before a runtime or thread pool starts.
+#[allow(unsafe_code)]
+pub unsafe fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
+    if create {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.data_dir)
+            .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    }
     let Some(conf) = &cfg.softhsm_conf else {
         return Ok(());
     };
@@ -76,13 +89,14 @@ pub fn prepare_softhsm(cfg: &Config, create: bool) -> anyhow::Result<()> {
         );
         fs::write(conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
     }
-    sam::point_softhsm_at(conf);
+    // SAFETY: our caller guarantees that no other thread exists yet (`# Safety` above).
+    unsafe { sam::point_softhsm_at(conf) };
     Ok(())
 }
 
-/// Opens the SAM (database and token) of an initialised data directory.
+/// Opens the SAM (database and token) of an initialised data directory, after
+/// [`prepare_softhsm`].
 pub fn open(cfg: &Config) -> anyhow::Result<Sam> {
-    prepare_softhsm(cfg, false)?;
     connect(cfg, false)
 }
 
@@ -106,14 +120,9 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
 }
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
-/// by the owner, the database and the development CA. Idempotent.
+/// by the owner, the database and the development CA. Idempotent. After
+/// [`prepare_softhsm`] with `create`.
 pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&cfg.data_dir)
-        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
-    prepare_softhsm(cfg, true)?;
     let mut token_created = false;
     if cfg.softhsm_conf.is_some() {
         // a token this server owns: create it (and its PINs) unless it exists
@@ -152,6 +161,13 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
 /// `csc-server user add NAME`.
 pub fn user_add(sam: &Sam, name: &str, password: &SecretString) -> anyhow::Result<User> {
     Ok(sam.add_user(name, password, OPERATOR)?)
+}
+
+/// Sets `key` of a JSON object (the outputs below are all objects).
+fn set(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
 }
 
 /// The JSON an operator sees for a credential.
@@ -205,13 +221,14 @@ pub fn credential_create(
     )?;
     let user = sam.owner_of(&created.credential)?;
     let mut out = credential_json(&user, &created.credential)?;
-    out["otp"] = match opts.otp {
+    let otp = match opts.otp {
         OtpChoice::None => Value::Null,
         OtpChoice::Totp => json!("offline"),
         OtpChoice::Online => json!("online"),
     };
+    set(&mut out, "otp", otp);
     if let Some(uri) = created.otpauth_uri {
-        out["otpauth"] = Value::String(uri);
+        set(&mut out, "otpauth", Value::String(uri));
     }
     Ok(out)
 }
@@ -252,7 +269,7 @@ pub fn client_add(
         "confidential": confidential,
     });
     if let Some(s) = client.secret {
-        out["client_secret"] = Value::String(s);
+        set(&mut out, "client_secret", Value::String(s));
     }
     Ok(out)
 }

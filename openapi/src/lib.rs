@@ -20,6 +20,8 @@
 //! parameters are supported for the OAuth2 endpoints) and, for a new wire type, one schema in
 //! [`schemas`] named like its `csc-types` type plus a sample in the tests.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 pub mod check;
@@ -634,13 +636,13 @@ pub fn links() -> Vec<(&'static str, u16, &'static str, &'static str, Value)> {
 
 /// An optional request field: `null` counts as absent.
 fn nullable(mut schema: Value) -> Value {
-    if let Some(t) = schema.get("type").cloned() {
-        let mut types = match t {
+    if let Some(t) = schema.get_mut("type") {
+        let mut types = match t.take() {
             Value::Array(a) => a,
             other => vec![other],
         };
         types.push(json!("null"));
-        schema["type"] = Value::Array(types);
+        *t = Value::Array(types);
         if let Some(Value::Array(e)) = schema.get_mut("enum") {
             e.push(Value::Null);
         }
@@ -684,16 +686,15 @@ fn client_data() -> Value {
 }
 
 fn object(required: &[&str], properties: Value, closed: bool, description: &str) -> Value {
-    let mut o = json!({
-        "type": "object",
-        "description": description,
-        "required": required,
-        "properties": properties,
-    });
+    let mut o = Map::new();
+    o.insert("type".into(), json!("object"));
+    o.insert("description".into(), json!(description));
+    o.insert("required".into(), json!(required));
+    o.insert("properties".into(), properties);
     if closed {
-        o["additionalProperties"] = json!(false);
+        o.insert("additionalProperties".into(), json!(false));
     }
-    o
+    Value::Object(o)
 }
 
 /// A request body: unknown fields are ignored by the server, so allowed.
@@ -930,47 +931,52 @@ fn schema_ref(name: &str) -> Value {
 }
 
 fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
-    let mut o = json!({
-        "operationId": op.operation_id,
-        "tags": [op.tag],
-        "summary": op.summary,
-    });
+    let mut o = Map::new();
+    o.insert("operationId".into(), json!(op.operation_id));
+    o.insert("tags".into(), json!([op.tag]));
+    o.insert("summary".into(), json!(op.summary));
     if !op.description.is_empty() {
-        o["description"] = json!(op.description);
+        o.insert("description".into(), json!(op.description));
     }
-    o["security"] = match op.security {
+    let security = match op.security {
         Security::None => json!([]),
         Security::BasicOrNone => json!([{ "BasicAuth": [] }, {}]),
         Security::Bearer => json!([{ "BearerAuth": [] }]),
         Security::ClientBasicOrNone => json!([{ "OAuthClientBasic": [] }, {}]),
     };
+    o.insert("security".into(), security);
     match op.body {
         RequestBody::None => {}
         RequestBody::Json { schema } => {
             let required = schemas
                 .get(schema)
-                .and_then(|s| s["required"].as_array())
+                .and_then(|s| s.get("required"))
+                .and_then(Value::as_array)
                 .is_some_and(|r| !r.is_empty());
-            o["requestBody"] = json!({
-                "required": required,
-                "content": { "application/json": { "schema": schema_ref(schema) } },
-            });
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": required,
+                    "content": { "application/json": { "schema": schema_ref(schema) } },
+                }),
+            );
         }
         RequestBody::Form { schema } => {
-            o["requestBody"] = json!({
+            o.insert("requestBody".into(), json!({
                 "required": true,
                 "content": { "application/x-www-form-urlencoded": { "schema": schema_ref(schema) } },
-            });
+            }));
         }
     }
     if !op.query.is_empty() {
-        o["parameters"] = op
+        let parameters = op
             .query
             .iter()
             .map(|(name, schema, required)| {
                 json!({ "name": name, "in": "query", "required": required, "schema": schema })
             })
             .collect();
+        o.insert("parameters".into(), parameters);
     }
     let mut responses = Map::new();
     for r in &op.responses {
@@ -980,17 +986,10 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                 description,
                 schema,
             } => {
-                let mut v = json!({
+                let v = json!({
                     "description": description,
                     "content": { "application/json": { "schema": schema_ref(schema) } },
                 });
-                if status == 401 && op.security == Security::Bearer {
-                    v["headers"] = json!({ "WWW-Authenticate": {
-                        "required": true,
-                        "description": "`Bearer error=\"invalid_token\"` or `Bearer error=\"expired_token\"`",
-                        "schema": { "type": "string", "pattern": "^Bearer error=\"(invalid_token|expired_token)\"$" },
-                    }});
-                }
                 (status, v)
             }
             Response::Empty {
@@ -1022,31 +1021,52 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                 }),
             ),
         };
-        if let Some(headers) = response_headers(op.operation_id, status) {
-            value["headers"] = headers;
+        let headers = if matches!(r, Response::Json { .. })
+            && status == 401
+            && op.security == Security::Bearer
+        {
+            Some(json!({ "WWW-Authenticate": {
+                "required": true,
+                "description": "`Bearer error=\"invalid_token\"` or `Bearer error=\"expired_token\"`",
+                "schema": { "type": "string", "pattern": "^Bearer error=\"(invalid_token|expired_token)\"$" },
+            }}))
+        } else {
+            None
+        };
+        // The operation's own headers, if any, win over the Bearer 401 ones.
+        if let Some(headers) = response_headers(op.operation_id, status).or(headers)
+            && let Some(value) = value.as_object_mut()
+        {
+            value.insert("headers".into(), headers);
         }
         responses.insert(status.to_string(), value);
     }
     for (from, status, name, to, body) in links() {
         if from == op.operation_id
-            && let Some(r) = responses.get_mut(&status.to_string())
+            && let Some(Value::Object(r)) = responses.get_mut(&status.to_string())
+            && let Value::Object(links) = r
+                .entry("links")
+                .or_insert_with(|| Value::Object(Map::new()))
         {
-            r["links"][name] = json!({ "operationId": to, "requestBody": body });
+            links.insert(
+                name.into(),
+                json!({ "operationId": to, "requestBody": body }),
+            );
         }
     }
-    o["responses"] = Value::Object(responses);
-    o
+    o.insert("responses".into(), Value::Object(responses));
+    Value::Object(o)
 }
 
 /// The OpenAPI document as JSON.
 pub fn document() -> Value {
     let schemas = schemas();
-    let mut paths = Map::new();
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     for op in operations() {
-        let item = paths
+        paths
             .entry(op.path)
-            .or_insert_with(|| Value::Object(Map::new()));
-        item[op.method] = operation_json(&op, &schemas);
+            .or_default()
+            .insert(op.method.to_owned(), operation_json(&op, &schemas));
     }
     json!({
         "openapi": "3.1.0",
@@ -1082,7 +1102,7 @@ pub fn document() -> Value {
 /// Every documented operation as `(METHOD, path)`, method upper-case.
 pub fn documented_routes(doc: &Value) -> Vec<(String, String)> {
     let mut routes = vec![];
-    if let Some(paths) = doc["paths"].as_object() {
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
         for (path, item) in paths {
             if let Some(item) = item.as_object() {
                 for method in item.keys() {

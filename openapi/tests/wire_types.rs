@@ -2,6 +2,14 @@
 //! serde form of a fully populated value of the `csc-types` type of the same name. A field
 //! renamed, added or removed on one side only fails here, as does a type or enum mismatch.
 
+// Tests may panic loudly: a failing test should say where and why.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeSet;
 
 use csc_types::*;

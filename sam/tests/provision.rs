@@ -2,6 +2,13 @@
 //! token, certified by the HSM-held development CA, signatures verified against the issued
 //! certificate, foreign chains refused, destroyed keys unusable.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use cm_pkcs11::testkit::TestToken;
 use cm_pkcs11::{HashAlg, Hsm, HsmError, KeyId, KeySpec, SignMechanism};
 use openssl::hash::MessageDigest;

@@ -5,6 +5,13 @@
 //! `sqlite::<name>` and `postgres::<name>` tests from it. This is the crate's only integration
 //! test binary (link time matters on 2 cores): add tests here.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};

@@ -27,12 +27,13 @@ fn request_without_otp(ctx: &mut Ctx<'_>, cred: &Cred, n: u32) -> Value {
         .collect();
     let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
     if cred.scal == 2 {
-        body["hash"] = json!(hashes.iter().map(|h| crypto::b64(h)).collect::<Vec<_>>());
+        let hashes: Vec<String> = hashes.iter().map(|h| crypto::b64(h)).collect();
+        body = with(body, "hash", json!(hashes));
     }
     if cred.pin != "false"
         && let Some(pin) = &ctx.cfg.pin
     {
-        body["PIN"] = json!(pin);
+        body = with(body, "PIN", json!(pin));
     }
     body
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Check, bogus, check, key_type_of_algo};
 use crate::crypto;
-use crate::ctx::{Cred, Ctx, Need, expect_error, to_json, without};
+use crate::ctx::{Cred, Ctx, Need, expect_error, member, to_json, without};
 use crate::http::Resp;
 use crate::report::Outcome;
 
@@ -61,7 +61,7 @@ fn cert_info(ctx: &mut Ctx<'_>) -> Need<(X509, Value)> {
         )));
     };
     match r.json {
-        Some(v) if r.status == 200 => Ok((cert, v["cert"].clone())),
+        Some(v) if r.status == 200 => Ok((cert, member(&v, &["cert"]).clone())),
         _ => Err(Outcome::fail(
             "200 with cert.issuerDN, serialNumber, subjectDN, validFrom, validTo for certInfo true",
             r.brief(),
@@ -122,12 +122,14 @@ pub fn checks() -> Vec<Check> {
             S,
             "key.status is enabled or disabled",
             |ctx: &mut Ctx<'_>| {
-                each(ctx, r#"key.status "enabled" or "disabled""#, |c| {
-                    match c.raw["key"]["status"].as_str() {
+                each(
+                    ctx,
+                    r#"key.status "enabled" or "disabled""#,
+                    |c| match member(&c.raw, &["key", "status"]).as_str() {
                         Some(s @ ("enabled" | "disabled")) => Ok(s.to_owned()),
-                        _ => Err(c.raw["key"]["status"].to_string()),
-                    }
-                })
+                        _ => Err(member(&c.raw, &["key", "status"]).to_string()),
+                    },
+                )
             },
         ),
         check(
@@ -136,13 +138,16 @@ pub fn checks() -> Vec<Check> {
             "key.algo is a non-empty array of signature algorithm OIDs",
             |ctx: &mut Ctx<'_>| {
                 each(ctx, "a non-empty array of dotted OIDs", |c| {
-                    let ok = c.raw["key"]["algo"].as_array().is_some_and(|a| {
-                        !a.is_empty() && a.iter().all(|o| o.as_str().is_some_and(crypto::is_oid))
-                    });
+                    let ok = member(&c.raw, &["key", "algo"])
+                        .as_array()
+                        .is_some_and(|a| {
+                            !a.is_empty()
+                                && a.iter().all(|o| o.as_str().is_some_and(crypto::is_oid))
+                        });
                     if ok {
                         Ok(c.algos.join(" "))
                     } else {
-                        Err(c.raw["key"]["algo"].to_string())
+                        Err(member(&c.raw, &["key", "algo"]).to_string())
                     }
                 })
             },
@@ -175,11 +180,11 @@ pub fn checks() -> Vec<Check> {
                 each(ctx, "key.len = the certificate key's bits", |c| {
                     let cert = c.cert().ok_or("no certificate returned")?;
                     let (_, bits) = crypto::key_of(cert)?;
-                    match c.raw["key"]["len"].as_u64() {
+                    match member(&c.raw, &["key", "len"]).as_u64() {
                         Some(l) if l == u64::from(bits) => Ok(format!("{l}")),
                         _ => Err(format!(
                             "{} where the certificate key has {bits} bits",
-                            c.raw["key"]["len"]
+                            member(&c.raw, &["key", "len"])
                         )),
                     }
                 })
@@ -191,7 +196,7 @@ pub fn checks() -> Vec<Check> {
             "key.curve is the curve OID for an EC key and absent otherwise",
             |ctx: &mut Ctx<'_>| {
                 each(ctx, "the named curve's OID for EC keys only", |c| {
-                    let curve = c.raw["key"].get("curve");
+                    let curve = member(&c.raw, &["key"]).get("curve");
                     match (c.key_kind().as_str(), curve) {
                         ("EC", Some(Value::String(s))) => {
                             let want = c.cert().and_then(crypto::curve_oid).unwrap_or_default();
@@ -218,7 +223,7 @@ pub fn checks() -> Vec<Check> {
                     r#""implicit", "explicit" or "oauth2code""#,
                     |c| match c.auth_mode.as_str() {
                         m @ ("implicit" | "explicit" | "oauth2code") => Ok(m.to_owned()),
-                        _ => Err(c.raw["authMode"].to_string()),
+                        _ => Err(member(&c.raw, &["authMode"]).to_string()),
                     },
                 )
             },
@@ -241,9 +246,9 @@ pub fn checks() -> Vec<Check> {
             "multisign is an integer of at least 1",
             |ctx: &mut Ctx<'_>| {
                 each(ctx, "an integer >= 1", |c| {
-                    match c.raw["multisign"].as_u64() {
+                    match member(&c.raw, &["multisign"]).as_u64() {
                         Some(n) if n >= 1 => Ok(n.to_string()),
-                        _ => Err(c.raw["multisign"].to_string()),
+                        _ => Err(member(&c.raw, &["multisign"]).to_string()),
                     }
                 })
             },
@@ -326,7 +331,7 @@ pub fn checks() -> Vec<Check> {
                 let v = r.json.clone().unwrap_or_default();
                 let present: Vec<&&str> = CERT_INFO_FIELDS
                     .iter()
-                    .filter(|f| v["cert"].get(**f).is_some())
+                    .filter(|f| member(&v, &["cert"]).get(**f).is_some())
                     .collect();
                 Ok(Outcome::check(
                     r.status == 200 && present.is_empty(),
@@ -408,8 +413,11 @@ pub fn checks() -> Vec<Check> {
                     if c.auth_mode != "explicit" {
                         return Ok(format!("authMode {}: no PIN group needed", c.auth_mode));
                     }
-                    let p = &c.raw["PIN"];
-                    match (p["presence"].as_str(), p["format"].as_str()) {
+                    let p = member(&c.raw, &["PIN"]);
+                    match (
+                        member(p, &["presence"]).as_str(),
+                        member(p, &["format"]).as_str(),
+                    ) {
                         (Some("false"), _) => Ok("presence false".into()),
                         (Some(pr @ ("true" | "optional")), Some(f @ ("A" | "N"))) => {
                             Ok(format!("presence {pr}, format {f}"))
@@ -428,8 +436,11 @@ pub fn checks() -> Vec<Check> {
                     if c.auth_mode != "explicit" {
                         return Ok(format!("authMode {}: no OTP group needed", c.auth_mode));
                     }
-                    let o = &c.raw["OTP"];
-                    match (o["presence"].as_str(), o["type"].as_str()) {
+                    let o = member(&c.raw, &["OTP"]);
+                    match (
+                        member(o, &["presence"]).as_str(),
+                        member(o, &["type"]).as_str(),
+                    ) {
                         (Some("false"), _) => Ok("presence false".into()),
                         (Some(pr @ ("true" | "optional")), Some(t @ ("online" | "offline"))) => {
                             Ok(format!("presence {pr}, type {t}"))

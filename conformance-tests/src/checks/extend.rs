@@ -84,7 +84,7 @@ pub fn checks() -> Vec<Check> {
                 let sig = second
                     .json
                     .as_ref()
-                    .and_then(|v| v["signatures"][0].as_str())
+                    .and_then(|v| v.get("signatures")?.get(0)?.as_str())
                     .and_then(|s| crypto::unb64(s).ok());
                 let verified = match (cred.cert(), scheme, sig) {
                     (Some(cert), Some(scheme), Some(sig)) => {

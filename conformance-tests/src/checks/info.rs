@@ -4,7 +4,7 @@ use csc_types::InfoResponse;
 use serde_json::{Value, json};
 
 use super::{Check, check};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, member};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -113,18 +113,18 @@ pub fn checks() -> Vec<Check> {
             "specs is a string Major.Minor.x.y of version 1",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let ok = v["specs"].as_str().is_some_and(|s| {
+                let ok = member(&v, &["specs"]).as_str().is_some_and(|s| {
                     let parts: Vec<&str> = s.split('.').collect();
                     parts.len() == 4
                         && parts
                             .iter()
                             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-                        && parts[0] == "1"
+                        && parts.first() == Some(&"1")
                 });
                 Ok(Outcome::check(
                     ok,
                     r#"a string like "1.0.4.0""#,
-                    v["specs"].to_string(),
+                    member(&v, &["specs"]).to_string(),
                 ))
             },
         ),
@@ -140,7 +140,7 @@ pub fn checks() -> Vec<Check> {
             "logo is the URI of an image",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let ok = v["logo"].as_str().is_some_and(|s| {
+                let ok = member(&v, &["logo"]).as_str().is_some_and(|s| {
                     s.split_once("://").is_some_and(|(scheme, rest)| {
                         !scheme.is_empty()
                             && scheme
@@ -149,7 +149,11 @@ pub fn checks() -> Vec<Check> {
                             && !rest.is_empty()
                     }) || s.starts_with("data:image/")
                 });
-                Ok(Outcome::check(ok, "a URI string", v["logo"].to_string()))
+                Ok(Outcome::check(
+                    ok,
+                    "a URI string",
+                    member(&v, &["logo"]).to_string(),
+                ))
             },
         ),
         check(
@@ -158,13 +162,13 @@ pub fn checks() -> Vec<Check> {
             "region is an ISO 3166-1 alpha-2 country code",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let ok = v["region"]
+                let ok = member(&v, &["region"])
                     .as_str()
                     .is_some_and(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase()));
                 Ok(Outcome::check(
                     ok,
                     "two upper-case letters, e.g. \"BE\"",
-                    v["region"].to_string(),
+                    member(&v, &["region"]).to_string(),
                 ))
             },
         ),
@@ -174,11 +178,13 @@ pub fn checks() -> Vec<Check> {
             "lang is an RFC 5646 language tag",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let ok = v["lang"].as_str().is_some_and(looks_like_language_tag);
+                let ok = member(&v, &["lang"])
+                    .as_str()
+                    .is_some_and(looks_like_language_tag);
                 Ok(Outcome::check(
                     ok,
                     "a language tag, e.g. \"en-US\"",
-                    v["lang"].to_string(),
+                    member(&v, &["lang"]).to_string(),
                 ))
             },
         ),
@@ -194,7 +200,7 @@ pub fn checks() -> Vec<Check> {
             "authType is a non-empty array of external, TLS, basic, digest, oauth2code, oauth2client",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let ok = v["authType"].as_array().is_some_and(|a| {
+                let ok = member(&v, &["authType"]).as_array().is_some_and(|a| {
                     !a.is_empty()
                         && a.iter()
                             .all(|t| t.as_str().is_some_and(|t| AUTH_TYPES.contains(&t)))
@@ -202,7 +208,7 @@ pub fn checks() -> Vec<Check> {
                 Ok(Outcome::check(
                     ok,
                     format!("a non-empty subset of {AUTH_TYPES:?}"),
-                    v["authType"].to_string(),
+                    member(&v, &["authType"]).to_string(),
                 ))
             },
         ),
@@ -219,9 +225,11 @@ pub fn checks() -> Vec<Check> {
                     ));
                 }
                 Ok(Outcome::check(
-                    v["oauth2"].as_str().is_some_and(|s| !s.is_empty()),
+                    member(&v, &["oauth2"])
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty()),
                     "oauth2: a base URI string",
-                    v["oauth2"].to_string(),
+                    member(&v, &["oauth2"]).to_string(),
                 ))
             },
         ),
@@ -231,10 +239,10 @@ pub fn checks() -> Vec<Check> {
             "methods is an array of the method names of Table 4",
             |ctx: &mut Ctx<'_>| {
                 let v = ctx.info()?;
-                let Some(a) = v["methods"].as_array() else {
+                let Some(a) = member(&v, &["methods"]).as_array() else {
                     return Ok(Outcome::fail(
                         "an array of strings",
-                        v["methods"].to_string(),
+                        member(&v, &["methods"]).to_string(),
                     ));
                 };
                 let unknown: Vec<String> = a
@@ -246,7 +254,7 @@ pub fn checks() -> Vec<Check> {
                     unknown.is_empty(),
                     "only method names of Table 4",
                     if unknown.is_empty() {
-                        v["methods"].to_string()
+                        member(&v, &["methods"]).to_string()
                     } else {
                         format!("unknown: {}", unknown.join(", "))
                     },

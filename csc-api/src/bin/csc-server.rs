@@ -172,8 +172,21 @@ fn print(value: &serde_json::Value) {
     println!("{value:#}");
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one command.
+///
+/// # Safety
+///
+/// Points SoftHSM2 at the data directory's configuration ([`admin::prepare_softhsm`], which
+/// sets `SOFTHSM2_CONF`) before anything else: call this before any other thread of the
+/// process exists (`main` does, first thing).
+#[allow(unsafe_code)]
+unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+    // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
+    // command needs them to exist
+    let create = matches!(cli.command, Command::Init | Command::Demo { .. });
+    // SAFETY: no other thread exists yet (the contract of `run`).
+    unsafe { admin::prepare_softhsm(&cfg, create) }?;
     match cli.command {
         Command::Init => print(&admin::init(&cfg)?.1),
         Command::User {
@@ -290,6 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -298,7 +312,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run(Cli::parse()) {
+    // SAFETY: the tracing subscriber and the argument parser start no thread, so none exists yet.
+    match unsafe { run(Cli::parse()) } {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

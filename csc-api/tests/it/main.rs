@@ -1,4 +1,10 @@
 //! The one integration-test binary of `csc-api` (one binary links once: kanidm's rule).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod api;
 mod cli;
