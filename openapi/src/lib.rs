@@ -3,14 +3,14 @@
 //!
 //! The document is written by hand, as data: one [`Operation`] per route in [`operations`] and
 //! one JSON Schema per wire type in [`schemas`]. It describes what *this* server does, which is
-//! stricter or more lenient than the official v1.0.3.0 document in places (REFERENCE.md §5.16):
+//! stricter or more lenient than the official v1.0.3.0 document in places:
 //!
 //! * requests: optional fields may be `null` (read as absent), unknown fields are ignored,
 //!   integers may come as numeric strings (the spec's own §13.8 diagram sends `"2"`);
 //! * responses: exactly the fields this server emits (`additionalProperties: false`), every
 //!   error as the CSC error body, 401s with `WWW-Authenticate`.
 //!
-//! It is checked, not trusted: the unit tests below compare every component schema with the
+//! It is checked, not trusted: `tests/wire_types.rs` compares every component schema with the
 //! serde form of the `csc-types` type of the same name (a field renamed on one side fails), and
 //! `csc-api/tests/it/openapi_routes.rs` compares the documented operations with what the
 //! running server answers. schemathesis then fuzzes the server against this document
