@@ -1,4 +1,5 @@
-//! `csc-bench`: how close `csc-server` gets to the HSM's own limit (issue 6).
+//! `csc-bench`: how close `csc-server` gets to the HSM's own limit, checked against the
+//! server's performance targets (the `Targets` section of the report).
 //!
 //! One run on one machine measures, side by side:
 //! 1. the raw `cm-pkcs11` signing rate in-process (1 and 2 threads) on the bench's own

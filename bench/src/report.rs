@@ -92,7 +92,7 @@ pub struct Report {
     pub total_secs: f64,
 }
 
-/// A target of issue 6 and whether this run met it.
+/// A performance target of the server and whether this run met it.
 struct Target {
     name: String,
     measured: String,

@@ -1,6 +1,6 @@
-//! `csc-bench --smoke` end to end, so the benchmark cannot rot unnoticed (CI runs it; issue 6:
-//! "CI may run it in a tiny smoke mode"). Asserts that every row ran and signed without a single
-//! error, never a speed: timed assertions do not belong in tests.
+//! `csc-bench --smoke` end to end, so the benchmark cannot rot unnoticed (CI runs it in this
+//! small smoke mode). Asserts that every row ran and signed without a single error, never a
+//! speed: timed assertions do not belong in tests.
 //!
 //! Needs the `csc-server` binary of the same profile next to `csc-bench`, which the workspace
 //! test run builds (csc-api's integration tests need it); run it with cargo-nextest.

@@ -14,7 +14,7 @@
 //! It knows nothing about users, SADs, HTTP or databases.
 //!
 //! Rules that follow from SoftHSM2 / cryptoki behaviour measured on this
-//! project (see `STACK-NOTES.md` §2.2, §2.3):
+//! project:
 //! * one PKCS#11 context per process (a second one segfaults SoftHSM), so run
 //!   tests that touch a token under cargo-nextest (one process per test);
 //! * `SOFTHSM2_CONF` is read at `C_Initialize`: set it before any thread

@@ -1,0 +1,200 @@
+//! Rendering: the OpenAPI 3.1 document built from the operations and the schemas.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::CSC_SPECS;
+use crate::operation::{
+    Operation, RequestBody, Response, Security, links, operations, response_headers,
+};
+use crate::schema::schemas;
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
+    let mut o = Map::new();
+    o.insert("operationId".into(), json!(op.operation_id));
+    o.insert("tags".into(), json!([op.tag]));
+    o.insert("summary".into(), json!(op.summary));
+    if !op.description.is_empty() {
+        o.insert("description".into(), json!(op.description));
+    }
+    let security = match op.security {
+        Security::None => json!([]),
+        Security::BasicOrNone => json!([{ "BasicAuth": [] }, {}]),
+        Security::Bearer => json!([{ "BearerAuth": [] }]),
+        Security::ClientBasicOrNone => json!([{ "OAuthClientBasic": [] }, {}]),
+    };
+    o.insert("security".into(), security);
+    match op.body {
+        RequestBody::None => {}
+        RequestBody::Json { schema } => {
+            let required = schemas
+                .get(schema)
+                .and_then(|s| s.get("required"))
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": required,
+                    "content": { "application/json": { "schema": schema_ref(schema) } },
+                }),
+            );
+        }
+        RequestBody::Form { schema } => {
+            o.insert("requestBody".into(), json!({
+                "required": true,
+                "content": { "application/x-www-form-urlencoded": { "schema": schema_ref(schema) } },
+            }));
+        }
+    }
+    if !op.query.is_empty() {
+        let parameters = op
+            .query
+            .iter()
+            .map(|(name, schema, required)| {
+                json!({ "name": name, "in": "query", "required": required, "schema": schema })
+            })
+            .collect();
+        o.insert("parameters".into(), parameters);
+    }
+    let mut responses = Map::new();
+    for r in &op.responses {
+        let (status, mut value) = match *r {
+            Response::Json {
+                status,
+                description,
+                schema,
+            } => {
+                let v = json!({
+                    "description": description,
+                    "content": { "application/json": { "schema": schema_ref(schema) } },
+                });
+                (status, v)
+            }
+            Response::Empty {
+                status,
+                description,
+            } => (status, json!({ "description": description })),
+            Response::Redirect { description } => (
+                302,
+                json!({
+                    "description": description,
+                    "headers": { "Location": { "required": true, "schema": { "type": "string" } } },
+                }),
+            ),
+            Response::Html {
+                status,
+                description,
+            } => (
+                status,
+                json!({
+                    "description": description,
+                    "content": { "text/html": { "schema": { "type": "string" } } },
+                }),
+            ),
+            Response::FormTooLarge => (
+                413,
+                json!({
+                    "description": "The form is larger than the OAuth2 endpoints' limit (16 KiB)",
+                    "content": { "text/plain": { "schema": { "type": "string" } } },
+                }),
+            ),
+        };
+        let headers = if matches!(r, Response::Json { .. })
+            && status == 401
+            && op.security == Security::Bearer
+        {
+            Some(json!({ "WWW-Authenticate": {
+                "required": true,
+                "description": "`Bearer error=\"invalid_token\"` or `Bearer error=\"expired_token\"`",
+                "schema": { "type": "string", "pattern": "^Bearer error=\"(invalid_token|expired_token)\"$" },
+            }}))
+        } else {
+            None
+        };
+        // The operation's own headers, if any, win over the Bearer 401 ones.
+        if let Some(headers) = response_headers(op.operation_id, status).or(headers)
+            && let Some(value) = value.as_object_mut()
+        {
+            value.insert("headers".into(), headers);
+        }
+        responses.insert(status.to_string(), value);
+    }
+    for (from, status, name, to, body) in links() {
+        if from == op.operation_id
+            && let Some(Value::Object(r)) = responses.get_mut(&status.to_string())
+            && let Value::Object(links) = r
+                .entry("links")
+                .or_insert_with(|| Value::Object(Map::new()))
+        {
+            links.insert(
+                name.into(),
+                json!({ "operationId": to, "requestBody": body }),
+            );
+        }
+    }
+    o.insert("responses".into(), Value::Object(responses));
+    Value::Object(o)
+}
+
+/// The OpenAPI document as JSON.
+pub fn document() -> Value {
+    let schemas = schemas();
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for op in operations() {
+        paths
+            .entry(op.path)
+            .or_default()
+            .insert(op.method.to_owned(), operation_json(&op, &schemas));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CSC remote signing server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "The Cloud Signature Consortium API v{CSC_SPECS} as this server serves it. \
+                 Every error is the CSC error body `{{error, error_description}}`."
+            ),
+        },
+        "servers": [{ "url": "/" }],
+        "tags": [
+            { "name": "service" }, { "name": "info" }, { "name": "auth" },
+            { "name": "credentials" }, { "name": "signatures" }, { "name": "oauth2" },
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "BasicAuth": { "type": "http", "scheme": "basic" },
+                "BearerAuth": { "type": "http", "scheme": "bearer" },
+                "OAuthClientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "An OAuth 2.0 client's client_id and secret (oauth2/token, oauth2/revoke)",
+                },
+            },
+            "schemas": schemas,
+        },
+    })
+}
+
+/// Every documented operation as `(METHOD, path)`, method upper-case.
+pub fn documented_routes(doc: &Value) -> Vec<(String, String)> {
+    let mut routes = vec![];
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            if let Some(item) = item.as_object() {
+                for method in item.keys() {
+                    routes.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
