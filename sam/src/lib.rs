@@ -6,10 +6,11 @@
 mod activation;
 pub mod algo;
 pub mod ca;
-mod oauth;
+pub mod oauth;
 mod otp;
 mod provision;
 pub mod secrets;
+mod tokens;
 mod validity;
 
 use std::path::Path;
@@ -22,9 +23,17 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
 pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
-pub use oauth::CredentialGrant;
+pub use oauth::{
+    ClientAuth, CodeBinding, CodeGrant, ConsentView, CredentialGrant, OAuthError, OpenRequest,
+    OtpOffer, PendingHandle,
+};
+pub use tokens::{
+    ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
+};
+// plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
+pub use storage::{Credential, CredentialId, OAuthClient, OAuthRequest, User, UserId};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +140,23 @@ pub enum SamError {
     /// An OAuth 2.0 authorization request that was already approved, denied or expired.
     #[error("the authorization request is no longer pending")]
     RequestGone,
+
+    // ---- service tokens and the OAuth 2.0 server (tokens.rs, oauth/)
+    /// A Bearer token that is unknown, revoked, not an access token, or names nobody.
+    #[error("the access token is invalid")]
+    InvalidToken,
+    /// A Bearer token past its expiry.
+    #[error("the access token has expired")]
+    ExpiredToken,
+    /// `auth/login` with a refresh token that is unknown, inactive or not an `auth/login` one.
+    #[error("the refresh token is invalid")]
+    InvalidRefreshToken,
+    /// A token to revoke that is unknown or not the caller's.
+    #[error("no such token of the caller's")]
+    UnknownToken,
+    /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
