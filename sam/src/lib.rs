@@ -142,10 +142,10 @@ pub enum SamError {
     RequestGone,
 
     // ---- service tokens and the OAuth 2.0 server (tokens.rs, oauth/)
-    /// A Bearer token that is unknown, revoked, not an access token, or names nobody.
+    /// A Bearer token that is unknown, not an access token, or names nobody.
     #[error("the access token is invalid")]
     InvalidToken,
-    /// A Bearer token past its expiry.
+    /// A Bearer token past its expiry, or revoked.
     #[error("the access token has expired")]
     ExpiredToken,
     /// `auth/login` with a refresh token that is unknown, inactive or not an `auth/login` one.

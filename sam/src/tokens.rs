@@ -231,9 +231,10 @@ impl Sam {
         )
     }
 
-    /// Resolves a service access token to whom it speaks for: unknown, revoked, not an access
-    /// token or naming nobody is [`SamError::InvalidToken`]; expired is
-    /// [`SamError::ExpiredToken`]. One read.
+    /// Resolves a service access token to whom it speaks for: unknown, not an access token or
+    /// naming nobody is [`SamError::InvalidToken`]; expired or revoked is
+    /// [`SamError::ExpiredToken`] (RFC 6750 `expired_token`: "expired or has been revoked").
+    /// One read.
     pub fn principal_of(&self, token: &str) -> Result<Principal, SamError> {
         let token_hash = secret_hash(token.as_bytes());
         let Some((t, user)) = self.store.read(|c| c.token_and_user(&token_hash))? else {
