@@ -9,12 +9,8 @@ use crate::config::ServiceInfo;
 use crate::error::ApiError;
 use crate::{auth, credentials, oauth2, signatures};
 
-/// Lifetimes of the service tokens.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenPolicy {
-    pub access_ttl: chrono::Duration,
-    pub refresh_ttl: chrono::Duration,
-}
+/// Lifetimes of the service tokens (the SAM issues them).
+pub use sam::TokenPolicy;
 
 /// The OAuth 2.0 authorization server's settings (spec §8.3).
 #[derive(Debug, Clone)]

@@ -21,38 +21,13 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use csc_types::LoginResponse;
-use sam::{Caller, secrets};
+pub use sam::{ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, client_actor};
+use sam::{Caller, CredentialId, LoginMethod, UserId};
 use secrecy::SecretString;
-use serde_json::json;
-use storage::{
-    CredentialId, NewAuditEvent, NewToken, TokenKind, User, UserId, secret_hash, utc_now,
-};
 
 use crate::app::AppState;
 use crate::body::Body;
 use crate::error::{ApiError, blocking};
-
-/// Prefix of service access tokens.
-pub const ACCESS_PREFIX: &str = "csc_at_";
-/// Prefix of refresh tokens.
-pub const REFRESH_PREFIX: &str = "csc_rt_";
-
-/// Who a service access token speaks for.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// A user-specific token.
-    User(Caller),
-    /// A client's own token (`client_credentials`), naming no user.
-    Client {
-        client_id: String,
-        token_hash: [u8; 32],
-    },
-}
-
-/// The audit actor of an OAuth 2.0 client acting on its own (`client:<client_id>`).
-pub fn client_actor(client_id: &str) -> String {
-    format!("client:{client_id}")
-}
 
 /// The authenticated caller of a Bearer-protected method.
 pub struct Authenticated(pub Principal);
@@ -67,25 +42,7 @@ impl Authenticated {
         state: &AppState,
         credential: &CredentialId,
     ) -> Result<Caller, ApiError> {
-        match &self.0 {
-            Principal::User(caller) => Ok(caller.clone()),
-            Principal::Client {
-                client_id,
-                token_hash,
-            } => {
-                let owner = state
-                    .sam
-                    .store()
-                    .read(|c| c.credential(credential))?
-                    .map(|c| c.user_id)
-                    .ok_or_else(|| ApiError::invalid_parameter("credentialID"))?;
-                Ok(Caller {
-                    user: owner,
-                    user_name: client_actor(client_id),
-                    token_hash: *token_hash,
-                })
-            }
-        }
+        Ok(state.sam.caller_for(&self.0, credential)?)
     }
 
     /// The user whose credentials `credentials/list` lists (spec §11.4 NOTE 1): a user token's
@@ -100,9 +57,7 @@ impl Authenticated {
             (Principal::Client { .. }, None) => Err(ApiError::missing("string", "userID")),
             (Principal::Client { .. }, Some(name)) => state
                 .sam
-                .store()
-                .read(|c| c.user_by_name(name))?
-                .map(|u| u.id)
+                .user_id_by_name(name)?
                 .ok_or_else(|| ApiError::invalid_parameter("userID")),
         }
     }
@@ -157,7 +112,7 @@ impl Bearer {
     /// Resolves the token to whom it speaks for (401 `invalid_token` / `expired_token`).
     /// Blocking.
     pub fn authenticate(&self, state: &AppState) -> Result<Authenticated, ApiError> {
-        principal_of(state, &self.0).map(Authenticated)
+        Ok(Authenticated(state.sam.principal_of(&self.0)?))
     }
 }
 
@@ -168,51 +123,6 @@ impl FromRequest for Bearer {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(Bearer::of(req))
     }
-}
-
-/// Resolves an access token to whom it speaks for.
-fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let token_hash = secret_hash(token.as_bytes());
-    let found = state.sam.store().read(|c| c.token_and_user(&token_hash))?;
-    let invalid = ApiError::Token {
-        error: "invalid_token",
-    };
-    let Some((t, user)) = found else {
-        return Err(invalid);
-    };
-    if t.kind != TokenKind::Access {
-        return Err(invalid);
-    }
-    if !t.is_active(utc_now()) {
-        return Err(ApiError::Token {
-            error: "expired_token",
-        });
-    }
-    match (user, t.user_id, t.client_id) {
-        (Some(user), _, _) => Ok(Principal::User(Caller {
-            user: user.id,
-            user_name: user.name,
-            token_hash,
-        })),
-        (None, None, Some(client_id)) => Ok(Principal::Client {
-            client_id,
-            token_hash,
-        }),
-        _ => Err(invalid),
-    }
-}
-
-pub use sam::{LoginMethod, LoginRefusal};
-
-/// Checks a user name and password with the login lockout (see [`sam::Sam::check_password`]).
-/// Blocking.
-pub fn authenticate(
-    state: &AppState,
-    name: &str,
-    password: &SecretString,
-    method: LoginMethod,
-) -> Result<Result<User, LoginRefusal>, ApiError> {
-    Ok(state.sam.check_password(name, password, method)?)
 }
 
 enum LoginWith {
@@ -287,131 +197,27 @@ fn issue_tokens(
     with: LoginWith,
     remember_me: bool,
 ) -> Result<LoginResponse, ApiError> {
-    let store = state.sam.store();
-    let (user, parent) = match with {
+    let issued = match with {
         LoginWith::Password { user, password } => {
             // wrong password, unknown or locked user: one answer (Part I 7.1.2.5.1)
-            match authenticate(state, &user, &password, LoginMethod::Basic)? {
-                Ok(user) => (user, None),
+            match state
+                .sam
+                .check_password(&user, &password, LoginMethod::Basic)?
+            {
+                Ok(user) => state
+                    .sam
+                    .issue_login_tokens(&state.tokens, &user, remember_me)?,
                 Err(_) => return Err(authentication_error()),
             }
         }
-        LoginWith::Refresh(token) => {
-            let hash = secret_hash(token.as_bytes());
-            let found = store.read(|c| {
-                let Some(t) = c.token(&hash)? else {
-                    return Ok(None);
-                };
-                // auth/login refresh tokens only (an OAuth 2.0 one goes to oauth2/token)
-                let (Some(user_id), None) = (t.user_id, &t.client_id) else {
-                    return Ok(None);
-                };
-                Ok(c.user(&user_id)?.map(|u| (t, u)))
-            })?;
-            match found {
-                Some((t, u)) if t.kind == TokenKind::Refresh && t.is_active(utc_now()) => {
-                    (u, Some(hash.to_vec()))
-                }
-                _ => return Err(ApiError::invalid("Invalid refresh_token")),
-            }
-        }
+        LoginWith::Refresh(token) => state.sam.login_with_refresh_token(&state.tokens, &token)?,
     };
-    let issued = issue_service_tokens(
-        state,
-        Some(&user),
-        None,
-        remember_me && parent.is_none(),
-        parent,
-    )?;
-    store.write(|c| {
-        c.append_audit(
-            &NewAuditEvent::new(
-                sam::AuditEvent::AuthLogin,
-                &user.name,
-                &user.name,
-                "success",
-            )
-            .with_detail(json!({
-                "method": if issued.from_refresh { "refresh_token" } else { "basic" },
-                "rememberMe": issued.refresh_token.is_some(),
-            })),
-        )
-    })?;
     Ok(LoginResponse {
         access_token: issued.access_token,
         refresh_token: issued.refresh_token,
         expires_in: issued.expires_in,
     })
 }
-
-/// Service tokens just issued (plaintext, shown once).
-pub struct IssuedTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub expires_in: u64,
-    /// SHA-256 of the refresh token if one was issued, else of the access token: what a
-    /// replayed authorization code revokes.
-    pub grant_hash: Vec<u8>,
-    /// The access token was minted by a refresh token.
-    pub from_refresh: bool,
-}
-
-/// Stores a new access token (and a refresh token when `with_refresh`) for `user` (or, with
-/// no user, for `client_id`: `client_credentials`); `parent` is the refresh token that mints
-/// the access token, if any. Only digests are stored. Blocking.
-pub fn issue_service_tokens(
-    state: &AppState,
-    user: Option<&User>,
-    client_id: Option<&str>,
-    with_refresh: bool,
-    parent: Option<Vec<u8>>,
-) -> Result<IssuedTokens, ApiError> {
-    let now = utc_now();
-    let access = format!("{ACCESS_PREFIX}{}", secrets::random_token(32)?);
-    let refresh = if with_refresh {
-        Some(format!("{REFRESH_PREFIX}{}", secrets::random_token(32)?))
-    } else {
-        None
-    };
-    let access_hash = secret_hash(access.as_bytes()).to_vec();
-    let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
-    let access_ttl = state.tokens.access_ttl;
-    let refresh_ttl = state.tokens.refresh_ttl;
-    let user_id = user.map(|u| u.id);
-    let from_refresh = parent.is_some();
-    state.sam.store().write(|c| {
-        if let Some(hash) = &refresh_hash {
-            c.insert_token(&NewToken {
-                token_hash: hash.clone(),
-                kind: TokenKind::Refresh,
-                user_id,
-                client_id: client_id.map(str::to_owned),
-                scope: "service".into(),
-                expires_at: now + refresh_ttl,
-                parent_hash: None,
-            })?;
-        }
-        c.insert_token(&NewToken {
-            token_hash: access_hash.clone(),
-            kind: TokenKind::Access,
-            user_id,
-            client_id: client_id.map(str::to_owned),
-            scope: "service".into(),
-            expires_at: now + access_ttl,
-            parent_hash: refresh_hash.clone().or(parent),
-        })
-    })?;
-    Ok(IssuedTokens {
-        access_token: access,
-        refresh_token: refresh,
-        expires_in: u64::try_from(access_ttl.num_seconds()).unwrap_or(0),
-        grant_hash: refresh_hash.unwrap_or(access_hash),
-        from_refresh,
-    })
-}
-
-/// Which stored tokens a caller may revoke.
-type TokenFilter = Box<dyn Fn(&storage::Token) -> bool + Send>;
 
 /// `POST /csc/v1/auth/revoke` (spec §11.3): 204; revoking a refresh token also revokes the
 /// access tokens it minted. A user revokes its own tokens; a client token, the client's own.
@@ -432,45 +238,6 @@ pub async fn revoke(
             ));
         }
     }
-    let (actor, owns): (String, TokenFilter) = match principal {
-        Principal::User(caller) => {
-            let user = caller.user;
-            (caller.user_name, Box::new(move |t| t.user_id == Some(user)))
-        }
-        Principal::Client { client_id, .. } => (
-            client_actor(&client_id),
-            Box::new(move |t| t.user_id.is_none() && t.client_id.as_deref() == Some(&client_id)),
-        ),
-    };
-    blocking(move || {
-        let hash = secret_hash(token.as_bytes());
-        let revoked = state.sam.store().write(|c| {
-            let Some(t) = c.token(&hash)?.filter(|t| owns(t)) else {
-                return Ok(None);
-            };
-            let children = revoke_token_and_children(c, &t)?;
-            c.append_audit(
-                &NewAuditEvent::new(sam::AuditEvent::AuthRevoke, &actor, &actor, "success")
-                    .with_detail(json!({ "kind": t.kind.as_str(), "alsoRevoked": children })),
-            )?;
-            Ok(Some(()))
-        })?;
-        revoked.ok_or_else(|| ApiError::invalid("Invalid string parameter token"))
-    })
-    .await?;
+    blocking(move || Ok(state.sam.revoke_service_token(&principal, &token)?)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Revokes a token and, for a refresh token, the access tokens it minted (RFC 7009 §2.1);
-/// returns how many of those were revoked.
-pub fn revoke_token_and_children(
-    c: &mut storage::Conn<'_>,
-    t: &storage::Token,
-) -> Result<usize, storage::StorageError> {
-    c.revoke_token(&t.token_hash)?;
-    if t.kind == TokenKind::Refresh {
-        c.revoke_tokens_with_parent(&t.token_hash)
-    } else {
-        Ok(0)
-    }
 }

@@ -115,7 +115,9 @@ pub async fn info(
         .key_spec
         .parse()
         .map_err(|_| ApiError::Internal(format!("stored key spec {:?}", credential.key_spec)))?;
-    let chain = credential.cert_chain_der()?;
+    let chain = credential
+        .cert_chain_der()
+        .map_err(|e| ApiError::Internal(format!("stored certificate chain: {e}")))?;
     let signer = chain
         .first()
         .map(|der| X509::from_der(der))

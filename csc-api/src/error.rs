@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use csc_types::ErrorResponse;
-use sam::{AlgoError, SamError};
+use sam::{AlgoError, OAuthError, SamError};
 
 /// The spec's generic text for a malformed request (§11, every method's error table).
 pub const MALFORMED: &str = "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.";
@@ -156,7 +156,17 @@ impl From<SamError> for ApiError {
                 AlgoError::MissingSignAlgoParams => Self::missing("string", "signAlgoParams"),
                 AlgoError::InvalidSignAlgoParams => Self::invalid_parameter("signAlgoParams"),
             },
-            // not the client's doing: logged in full, answered as a bare server_error
+            // ---- service tokens and the OAuth 2.0 server
+            S::InvalidToken => ApiError::Token {
+                error: "invalid_token",
+            },
+            S::ExpiredToken => ApiError::Token {
+                error: "expired_token",
+            },
+            S::InvalidRefreshToken => Self::invalid("Invalid refresh_token"),
+            S::UnknownToken => Self::invalid("Invalid string parameter token"),
+            S::OAuth(o) => o.into(),
+            // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)
             | S::Storage(_)
             | S::Database { .. }
@@ -175,9 +185,44 @@ impl From<SamError> for ApiError {
     }
 }
 
-impl From<storage::StorageError> for ApiError {
-    fn from(e: storage::StorageError) -> Self {
-        ApiError::Internal(e.to_string())
+/// The OAuth 2.0 refusals as RFC 6749 §5.2 errors with the spec's descriptions (the page's own
+/// refusals never reach JSON: the page shows them; mapped here for completeness).
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        use OAuthError as O;
+        let invalid_grant = |d: &'static str| ApiError::bad("invalid_grant", d);
+        match e {
+            O::UnknownClient => Self::invalid_parameter("client_id"),
+            O::ClientAuthRequired => ApiError::Csc {
+                status: StatusCode::UNAUTHORIZED,
+                error: "invalid_request",
+                description: "Client authorization required".into(),
+            },
+            O::InvalidClientSecret => Self::invalid_parameter("client_secret"),
+            O::RedirectUriNotRegistered => Self::invalid_parameter("redirect_uri"),
+            O::NoRedirectUri => Self::invalid("Missing parameter redirect_uri"),
+            O::UnknownRequest | O::RequestExpired => {
+                Self::invalid("The authorization request is no longer pending")
+            }
+            O::FormNotVerified => ApiError::Csc {
+                status: StatusCode::FORBIDDEN,
+                error: "access_denied",
+                description: "The form could not be verified".into(),
+            },
+            O::InvalidCode => invalid_grant("Invalid parameter code"),
+            O::CodeUsedOrExpired => invalid_grant("Authorization code is invalid or expired"),
+            O::RedirectUriMismatch => invalid_grant(
+                "redirect_uri parameter does not match redirect_uri parameter of authorization request",
+            ),
+            O::MissingCodeVerifier => invalid_grant("Missing parameter code_verifier"),
+            O::InvalidCodeVerifier => invalid_grant("Invalid parameter code_verifier"),
+            O::UnauthorizedClient => ApiError::bad(
+                "unauthorized_client",
+                "The client is not allowed to use client_credentials",
+            ),
+            O::InvalidRefreshToken => invalid_grant("Invalid parameter refresh_token"),
+            O::RefreshTokenExpired => invalid_grant("Refresh token expired"),
+        }
     }
 }
 

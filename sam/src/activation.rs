@@ -136,7 +136,7 @@ pub struct SignAlgoRequest {
     pub sign_algo_params: Option<Vec<u8>>,
 }
 
-/// What a renewed SAD gets: the signatures left and the hashes bound (if any).
+/// What a renewed (or new) SAD gets: the signatures left and the hashes bound (if any).
 type Renewal = (i32, Option<Vec<Vec<u8>>>);
 
 /// Which entry point asks for a key activation.
@@ -301,6 +301,33 @@ fn otp_step(factor: &Factor, code: &SecretString) -> Result<Option<i64>, SamErro
         .and_then(|step| i64::try_from(step).ok()))
 }
 
+/// The checks of the request itself that every key activation makes before any factor is
+/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs hashes; no more hashes than
+/// signatures; approved digest lengths. Returns the count and the hashes to bind.
+fn check_request(
+    cred: &Credential,
+    num_signatures: i64,
+    hashes: Option<Vec<Vec<u8>>>,
+) -> Result<Renewal, SamError> {
+    let num = match i32::try_from(num_signatures) {
+        Ok(n) if n >= 1 => n,
+        Ok(_) => return Err(SamError::InvalidNumSignatures),
+        Err(_) if num_signatures < 1 => return Err(SamError::InvalidNumSignatures),
+        Err(_) => return Err(SamError::TooManySignatures),
+    };
+    if num > cred.multisign {
+        return Err(SamError::TooManySignatures);
+    }
+    let hashes = non_empty(hashes);
+    match &hashes {
+        None if cred.scal == Scal::Two => return Err(SamError::MissingHash),
+        Some(h) if h.len() > num as usize => return Err(SamError::TooManySignatures),
+        Some(h) => check_digest_lengths(h)?,
+        None => {}
+    }
+    Ok((num, hashes))
+}
+
 fn lock_error(kind: FactorKind) -> SamError {
     match kind {
         FactorKind::Pin => SamError::PinLocked,
@@ -329,6 +356,23 @@ impl Sam {
         }
         self.validity.check(&credential)?;
         Ok(credential)
+    }
+
+    /// The checks a key activation makes before it asks for the factors, without activating
+    /// or auditing: the credential is the caller's, enabled and certified now ([`Sam::usable`]),
+    /// and the request passes [`check_request`]. For the OAuth 2.0 consent page, which checks
+    /// before it shows the form; the activation itself checks again.
+    pub fn check_activation(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        num_signatures: i64,
+        hashes: Option<Vec<Vec<u8>>>,
+    ) -> Result<(), SamError> {
+        let found = self.store.read(|c| c.credential(credential))?;
+        let cred = self.usable(caller, credential, found)?;
+        check_request(&cred, num_signatures, hashes)?;
+        Ok(())
     }
 
     /// Replaces the activation policy.
@@ -480,22 +524,8 @@ impl Sam {
         }
 
         // The request itself, before any factor is touched.
-        let num = match i32::try_from(num_signatures) {
-            Ok(n) if n >= 1 => n,
-            Ok(_) => return Err(refuse(SamError::InvalidNumSignatures)),
-            Err(_) if num_signatures < 1 => return Err(refuse(SamError::InvalidNumSignatures)),
-            Err(_) => return Err(refuse(SamError::TooManySignatures)),
-        };
-        if num > cred.multisign {
-            return Err(refuse(SamError::TooManySignatures));
-        }
-        let hashes = non_empty(req.hashes.clone());
-        match &hashes {
-            None if cred.scal == Scal::Two => return Err(refuse(SamError::MissingHash)),
-            Some(h) if h.len() > num as usize => return Err(refuse(SamError::TooManySignatures)),
-            Some(h) => check_digest_lengths(h).map_err(refuse)?,
-            None => {}
-        }
+        let (num, hashes) =
+            check_request(&cred, num_signatures, req.hashes.clone()).map_err(refuse)?;
         // Level 2 key authorization is multi-factor (Part I 3.5.2): never one factor for SCAL 2.
         if cred.scal == Scal::Two && (pin_factor.is_none() || otp_factor.is_none()) {
             return Err(refuse(SamError::TwoFactorsRequired));

@@ -13,10 +13,11 @@ pub mod ca;
 mod credentials;
 pub mod lockout;
 mod login;
-mod oauth;
+pub mod oauth;
 mod otp;
 mod provision;
 pub mod secrets;
+mod tokens;
 mod validity;
 
 use std::path::Path;
@@ -34,12 +35,19 @@ pub use login::{LoginMethod, LoginRefusal, MIN_PASSWORD_CHARS};
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
 pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
-pub use oauth::CredentialGrant;
+pub use oauth::{
+    ClientAuth, CodeBinding, CodeGrant, ConsentView, CredentialGrant, OAuthError, OpenRequest,
+    OtpOffer, PendingHandle,
+};
+pub use tokens::{
+    ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
+};
+// plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use storage::{
     AuditEvent, AuditRecord, AuditVerdict, AuthMode, Credential, CredentialId, CredentialStatus,
-    FactorKind, OAuthClient, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
+    FactorKind, OAuthClient, OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
@@ -155,6 +163,23 @@ pub enum SamError {
     /// An OAuth 2.0 authorization request that was already approved, denied or expired.
     #[error("the authorization request is no longer pending")]
     RequestGone,
+
+    // ---- service tokens and the OAuth 2.0 server (tokens.rs, oauth/)
+    /// A Bearer token that is unknown, not an access token, or names nobody.
+    #[error("the access token is invalid")]
+    InvalidToken,
+    /// A Bearer token past its expiry, or revoked.
+    #[error("the access token has expired")]
+    ExpiredToken,
+    /// `auth/login` with a refresh token that is unknown, inactive or not an `auth/login` one.
+    #[error("the refresh token is invalid")]
+    InvalidRefreshToken,
+    /// A token to revoke that is unknown or not the caller's.
+    #[error("no such token of the caller's")]
+    UnknownToken,
+    /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).

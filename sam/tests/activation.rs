@@ -1928,44 +1928,35 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
         credential: cred.id,
         num_signatures: 2,
         hashes: Some(h.clone()),
-        client_id: "app".into(),
-        redirect_uri: "http://127.0.0.1/cb".into(),
-        redirect_uri_given: true,
-        code_challenge: None,
-        code_hash: secret_hash(b"the code"),
-        code_expires_at: storage::utc_now() + chrono::Duration::minutes(1),
-        pending_request: secret_hash(b"handle").to_vec(),
+        binding: sam::CodeBinding {
+            client_id: "app".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_given: true,
+            code_challenge: None,
+            pending_request: secret_hash(b"handle").to_vec(),
+            code_ttl: chrono::Duration::minutes(1),
+        },
     };
     let r = f
         .sam
         .approve_credential_grant(&f.alice, &grant, pin_otp(WRONG_PIN, "000000"));
     assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
-    f.sam
+    let the_code = f
+        .sam
         .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id))
         .expect("approve");
+    assert!(the_code.starts_with(sam::oauth::CODE_PREFIX), "{the_code}");
     // approved once only
-    let r = f.sam.approve_credential_grant(
-        &f.alice,
-        &sam::CredentialGrant {
-            code_hash: secret_hash(b"another code"),
-            ..grant.clone()
-        },
-        f.pin_online(&cred.id),
-    );
+    let r = f
+        .sam
+        .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id));
     assert!(matches!(r, Err(SamError::RequestGone)), "{r:?}");
-    // the refused second approval rolled back: no second code exists
-    assert_eq!(
-        f.sam
-            .store()
-            .write(|c| c.redeem_oauth_code(&secret_hash(b"another code")))
-            .expect("redeem"),
-        storage::CodeRedemption::Unknown
-    );
+    // (the refused second approval returns no code: its transaction rolled back)
 
     let storage::CodeRedemption::Redeemed(code) = f
         .sam
         .store()
-        .write(|c| c.redeem_oauth_code(&secret_hash(b"the code")))
+        .write(|c| c.redeem_oauth_code(&secret_hash(the_code.as_bytes())))
         .expect("redeem")
     else {
         panic!("the code redeems once")

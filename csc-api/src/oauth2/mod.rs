@@ -84,26 +84,6 @@ impl Params {
     }
 }
 
-/// SHA-256 of a value as bytes, compared in constant time with a stored digest.
-pub(crate) fn digest_matches(secret: &str, stored: &[u8]) -> bool {
-    let d = storage::secret_hash(secret.as_bytes());
-    stored.len() == d.len() && openssl::memcmp::eq(&d, stored)
-}
-
-/// RFC 7636 §4.1: a code verifier is 43 to 128 characters of `[A-Za-z0-9-._~]`.
-pub(crate) fn valid_code_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// RFC 7636 §4.2: the S256 challenge of a verifier, base64url without padding.
-pub(crate) fn s256(verifier: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(storage::secret_hash(verifier.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,25 +99,5 @@ mod tests {
             Params::parse(b"a=1&a=2").err(),
             Some(ParamsError::Repeated("a".into()))
         );
-    }
-
-    #[test]
-    fn pkce_s256_matches_rfc_7636_appendix_b() {
-        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        assert!(valid_code_verifier(verifier));
-        assert_eq!(
-            s256(verifier),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-        assert!(!valid_code_verifier("short"));
-        assert!(!valid_code_verifier(&"a+".repeat(30)));
-    }
-
-    #[test]
-    fn digests_compare_only_equal_lengths() {
-        let d = storage::secret_hash(b"s3cret");
-        assert!(digest_matches("s3cret", &d));
-        assert!(!digest_matches("s3cret!", &d));
-        assert!(!digest_matches("s3cret", &d[..31]));
     }
 }

@@ -10,15 +10,15 @@
 //! count and the hashes, so signHash applies the same single-use and hash-binding rules. A code
 //! yields at most one SAD: the caller redeems it with storage's single conditional update first.
 
-use chrono::NaiveDateTime;
 use serde_json::json;
 use storage::{CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, secret_hash, utc_now};
 
+use super::requests::{CodeBinding, new_code};
 use crate::activation::{ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref};
 use crate::secrets::random_token;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
-/// What the signer approves on the consent page, and the code to bind to it.
+/// What the signer approves on the consent page, and what the code is bound to.
 #[derive(Debug, Clone)]
 pub struct CredentialGrant {
     /// The credential (`credentialID`).
@@ -27,34 +27,24 @@ pub struct CredentialGrant {
     pub num_signatures: i64,
     /// `hash` (digests), if any; required for SCAL 2.
     pub hashes: Option<Vec<Vec<u8>>>,
-    /// The client the code is for.
-    pub client_id: String,
-    /// The redirect URI the code goes to, and whether the request named it.
-    pub redirect_uri: String,
-    pub redirect_uri_given: bool,
-    /// The PKCE S256 challenge, if any.
-    pub code_challenge: Option<String>,
-    /// SHA-256 of the new authorization code.
-    pub code_hash: [u8; 32],
-    /// When the code expires.
-    pub code_expires_at: NaiveDateTime,
-    /// SHA-256 of the pending request's handle: removed in the same transaction, so a request
-    /// is approved at most once.
-    pub pending_request: Vec<u8>,
+    /// The client, redirect URI, PKCE challenge and pending request of the code.
+    pub binding: CodeBinding,
 }
 
 impl Sam {
     /// The consent page's approval (scope `credential`): verifies the factors like
     /// [`Sam::authorize`] (which see) and stores the authorization code bound to the client,
     /// the redirect URI, the PKCE challenge, the credential, the number of signatures and the
-    /// hashes. Audited as `oauth2.consent`. A request already approved or expired is
-    /// [`SamError::RequestGone`].
+    /// hashes; returns the code. Audited as `oauth2.consent`. A request already approved or
+    /// expired is [`SamError::RequestGone`].
     pub fn approve_credential_grant(
         &self,
         caller: &Caller,
         grant: &CredentialGrant,
         factors: Factors,
-    ) -> Result<(), SamError> {
+    ) -> Result<String, SamError> {
+        let (code, code_hash) = new_code()?;
+        let code_expires_at = utc_now() + grant.binding.code_ttl;
         self.activate(
             &ActivationRequest {
                 event: AuditEvent::OAuth2Consent,
@@ -68,28 +58,29 @@ impl Sam {
             {
                 let (grant, user) = (grant.clone(), caller.user);
                 move |c, granted| {
-                    if !c.delete_oauth_request(&grant.pending_request)? {
+                    let b = &grant.binding;
+                    if !c.delete_oauth_request(&b.pending_request)? {
                         return Ok(Err(SamError::RequestGone));
                     }
                     c.insert_oauth_code(&NewOAuthCode {
-                        code_hash: grant.code_hash.to_vec(),
-                        client_id: grant.client_id.clone(),
+                        code_hash: code_hash.to_vec(),
+                        client_id: b.client_id.clone(),
                         user_id: user,
                         scope: "credential".into(),
-                        redirect_uri: grant.redirect_uri.clone(),
-                        redirect_uri_given: grant.redirect_uri_given,
-                        code_challenge: grant.code_challenge.clone(),
+                        redirect_uri: b.redirect_uri.clone(),
+                        redirect_uri_given: b.redirect_uri_given,
+                        code_challenge: b.code_challenge.clone(),
                         credential_id: Some(grant.credential),
                         num_signatures: Some(granted.num),
                         hashes: granted.hashes.clone(),
                         remember: false,
-                        expires_at: grant.code_expires_at,
+                        expires_at: code_expires_at,
                     })?;
-                    Ok(Ok(json!({ "client": grant.client_id })))
+                    Ok(Ok(json!({ "client": b.client_id })))
                 }
             },
         )?;
-        Ok(())
+        Ok(code)
     }
 
     /// `oauth2/token` with a redeemed credential-scope code: issues the SAD the signer approved

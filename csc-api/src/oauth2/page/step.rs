@@ -1,0 +1,405 @@
+//! The POST steps of the page, a small state machine over the pending request: a request not
+//! yet bound to a signer takes `login` (or `deny`); a bound one takes `approve`, `resend` (or
+//! `deny`). Every rule and every audit record is the SAM's; this maps its outcomes to pages and
+//! redirects.
+
+use actix_web::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sam::{
+    Caller, CodeBinding, CredentialGrant, CredentialId, Factors, OAuthClient, OAuthError, OtpOffer,
+    SamError, User, UserId,
+};
+use secrecy::SecretString;
+
+use super::answer::{
+    Answer, Origin, cookie_name, error_page, error_redirect, internal, page, success_redirect,
+};
+use super::validate::Pending;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::oauth2::html::{self, ConsentPage, CredentialView, LoginPage};
+use crate::oauth2::{Params, ParamsError};
+
+/// Everything a POST step knows.
+struct Step<'a> {
+    state: &'a AppState,
+    handle: String,
+    /// SHA-256 of the handle: the pending request's key.
+    request_hash: Vec<u8>,
+    pending: Pending,
+    client: OAuthClient,
+}
+
+/// The page's notice and error after an online OTP was (or was not) sent.
+type OtpMessages = (Option<&'static str>, Option<&'static str>);
+
+fn otp_messages(offer: &OtpOffer) -> OtpMessages {
+    match offer {
+        OtpOffer::NotOnline => (None, None),
+        OtpOffer::Sent => (Some("A one-time code was sent to you."), None),
+        OtpOffer::Refused(SamError::OtpLocked) => (None, Some("OTP locked")),
+        OtpOffer::Refused(SamError::OtpDelivery(_)) => (
+            None,
+            Some("The one-time code could not be sent. Try \"Send a new code\" later."),
+        ),
+        OtpOffer::Refused(_) => (None, Some("No one-time code can be sent for this key.")),
+    }
+}
+
+pub(super) fn step(
+    state: &AppState,
+    origin: &Origin,
+    params: Result<Params, ParamsError>,
+) -> Answer {
+    let bad_page = |status: StatusCode, m: &str| error_page(state, status, m);
+    let Ok(p) = params else {
+        return bad_page(StatusCode::BAD_REQUEST, "The form is malformed.");
+    };
+    let Some(handle) = p.get("request").map(str::to_owned) else {
+        return bad_page(
+            StatusCode::BAD_REQUEST,
+            "The form names no sign-in request.",
+        );
+    };
+    let request_hash = sam::oauth::handle_digest(&handle);
+    // CSRF: the hidden field must equal the cookie set with the form
+    let cookie_ok = origin.cookie(&cookie_name(&request_hash)).is_some_and(|v| {
+        v.len() == handle.len() && openssl::memcmp::eq(v.as_bytes(), handle.as_bytes())
+    });
+    let open = match state.sam.open_oauth_request(&handle, cookie_ok) {
+        Ok(o) => o,
+        Err(SamError::OAuth(OAuthError::UnknownRequest)) => {
+            return bad_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request is unknown, finished or expired.",
+            );
+        }
+        Err(SamError::OAuth(OAuthError::FormNotVerified)) => {
+            return bad_page(
+                StatusCode::FORBIDDEN,
+                "This form could not be verified (it must be sent from this page, with cookies enabled).",
+            );
+        }
+        Err(SamError::OAuth(OAuthError::RequestExpired)) => {
+            return bad_page(StatusCode::BAD_REQUEST, "This sign-in request has expired.");
+        }
+        Err(e) => return internal(state, e.into()),
+    };
+    let pending: Pending = match serde_json::from_str(&open.request.params) {
+        Ok(p) => p,
+        Err(e) => return internal(state, ApiError::Internal(format!("pending request: {e}"))),
+    };
+    let s = Step {
+        state,
+        handle,
+        request_hash: open.request.request_hash,
+        pending,
+        client: open.client,
+    };
+    let result = match (p.get("action"), open.request.user_id) {
+        (Some("deny"), _) => Ok(s.deny()),
+        (Some("login") | None, None) => s.login(&p),
+        (Some("approve") | None, Some(user)) => s.approve(&p, user),
+        (Some("resend"), Some(user)) => s.resend(user),
+        _ => Ok(bad_page(StatusCode::BAD_REQUEST, "Unexpected form action.")),
+    };
+    result.unwrap_or_else(|e| internal(state, e))
+}
+
+impl Step<'_> {
+    /// Ends the request with an error redirect (the SAM removes and audits it).
+    fn finish_with_error(&self, error: &str, description: &str) -> Result<Answer, ApiError> {
+        self.state.sam.refuse_oauth_request(
+            &self.request_hash,
+            &self.client.client_id,
+            &self.pending.scope,
+            error,
+            description,
+        )?;
+        Ok(error_redirect(
+            &self.pending.redirect_uri,
+            self.pending.state.as_deref(),
+            error,
+            description,
+        ))
+    }
+
+    fn success(&self, code: &str) -> Answer {
+        success_redirect(
+            &self.pending.redirect_uri,
+            self.pending.state.as_deref(),
+            code,
+        )
+    }
+
+    fn already_answered(&self) -> Answer {
+        error_page(
+            self.state,
+            StatusCode::BAD_REQUEST,
+            "This sign-in request was already answered.",
+        )
+    }
+
+    fn deny(&self) -> Answer {
+        self.finish_with_error("access_denied", "The user refused the request")
+            .unwrap_or_else(|e| internal(self.state, e))
+    }
+
+    fn login_page(&self, user: Option<&str>, error: Option<&str>) -> Answer {
+        page(
+            StatusCode::OK,
+            html::login_page(&LoginPage {
+                service: &self.state.info.name,
+                client: &self.client.name,
+                scope: &self.pending.scope,
+                handle: &self.handle,
+                user,
+                error,
+            }),
+            Some(&self.pending.redirect_uri),
+            None,
+        )
+    }
+
+    /// What a code from this request is bound to.
+    fn binding(&self) -> CodeBinding {
+        CodeBinding {
+            client_id: self.client.client_id.clone(),
+            redirect_uri: self.pending.redirect_uri.clone(),
+            redirect_uri_given: self.pending.redirect_uri_given,
+            code_challenge: self.pending.code_challenge.clone(),
+            pending_request: self.request_hash.clone(),
+            code_ttl: self.state.oauth.code_ttl,
+        }
+    }
+
+    /// The sign-in step.
+    fn login(&self, p: &Params) -> Result<Answer, ApiError> {
+        let (Some(name), Some(password)) = (p.get("username"), p.get("password")) else {
+            return Ok(self.login_page(
+                p.get("username"),
+                Some("Enter your user name and password."),
+            ));
+        };
+        let password = SecretString::from(password.to_owned());
+        let user = match self
+            .state
+            .sam
+            .check_password(name, &password, sam::LoginMethod::OAuth2)?
+        {
+            Ok(u) => u,
+            Err(_) => {
+                return Ok(self.login_page(
+                    Some(name),
+                    Some("Sign-in failed: wrong user name or password, or the account is locked."),
+                ));
+            }
+        };
+        self.state
+            .sam
+            .oauth_signed_in(&user, &self.client.client_id)?;
+        if self.pending.scope == "service" {
+            return self.issue_service_code(&user, p.get("remember").is_some());
+        }
+        self.start_consent(&user)
+    }
+
+    /// Scope `service`: signing in is the approval.
+    fn issue_service_code(&self, user: &User, remember: bool) -> Result<Answer, ApiError> {
+        match self
+            .state
+            .sam
+            .issue_service_code(user, &self.binding(), remember)
+        {
+            Ok(code) => Ok(self.success(&code)),
+            Err(SamError::RequestGone) => Ok(self.already_answered()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn caller(&self, user: &User) -> Caller {
+        let mut token_hash = [0u8; 32];
+        if self.request_hash.len() == 32 {
+            token_hash.copy_from_slice(&self.request_hash);
+        }
+        Caller {
+            user: user.id,
+            user_name: user.name.clone(),
+            token_hash,
+        }
+    }
+
+    fn credential_id(&self) -> Result<CredentialId, ApiError> {
+        self.pending
+            .credential_id
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| ApiError::Internal("pending request without a credential".into()))
+    }
+
+    /// The pending hashes as digests (`None` when there are none).
+    fn hashes(&self) -> Result<Option<Vec<Vec<u8>>>, ApiError> {
+        let hashes = self
+            .pending
+            .hashes
+            .iter()
+            .map(|h| URL_SAFE_NO_PAD.decode(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::Internal(format!("pending hashes: {e}")))?;
+        Ok((!hashes.is_empty()).then_some(hashes))
+    }
+
+    /// Ends the request with the redirect that a SAM refusal of the credential or the request
+    /// means (spec §8.3.2 error texts).
+    fn refused(&self, e: SamError) -> Result<Answer, ApiError> {
+        match e {
+            SamError::CredentialDisabled => self.finish_with_error(
+                "access_denied",
+                "The credential identified by credentialID is disabled",
+            ),
+            // spec §8.3.2: hash SHALL be sent for a SCAL 2 credential
+            SamError::MissingHash => {
+                self.finish_with_error("invalid_request", "Missing parameter hash")
+            }
+            SamError::PinLocked => self.finish_with_error("access_denied", "PIN locked"),
+            SamError::OtpLocked => self.finish_with_error("access_denied", "OTP locked"),
+            e => match ApiError::from(e) {
+                ApiError::Csc { description, .. } => {
+                    self.finish_with_error("invalid_request", &description)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Scope `credential`, after sign-in: the SAM's own activation checks (before the factors),
+    /// binds the request to the signer, sends an online OTP, shows the consent step.
+    fn start_consent(&self, user: &User) -> Result<Answer, ApiError> {
+        let id = self.credential_id()?;
+        let caller = self.caller(user);
+        if let Err(e) = self.state.sam.check_activation(
+            &caller,
+            &id,
+            self.pending.num_signatures.unwrap_or(0),
+            self.hashes()?,
+        ) {
+            return self.refused(e);
+        }
+        match self
+            .state
+            .sam
+            .bind_oauth_request(&self.request_hash, &user.id)
+        {
+            Ok(()) => {}
+            Err(SamError::RequestGone) => return Ok(self.already_answered()),
+            Err(e) => return Err(e.into()),
+        }
+        match self.state.sam.offer_online_otp(&caller, &id)? {
+            OtpOffer::Refused(SamError::OtpLocked) => {
+                self.finish_with_error("access_denied", "OTP locked")
+            }
+            offer => {
+                let (notice, error) = otp_messages(&offer);
+                self.consent_page(user, error, notice)
+            }
+        }
+    }
+
+    fn consent_page(
+        &self,
+        user: &User,
+        error: Option<&str>,
+        notice: Option<&str>,
+    ) -> Result<Answer, ApiError> {
+        let view = self.state.sam.consent_view(&self.credential_id()?)?;
+        let cred = &view.credential;
+        let subject = cred
+            .cert_chain_der()
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .first()
+            .and_then(|der| openssl::x509::X509::from_der(der).ok())
+            .map(|c| crate::certinfo::rfc4514(c.subject_name()));
+        let credential = CredentialView {
+            id: cred.id.to_string(),
+            description: cred.description.clone(),
+            key: cred.key_spec.clone(),
+            subject,
+            scal: cred.scal.as_str().into(),
+        };
+        Ok(page(
+            StatusCode::OK,
+            html::consent_page(&ConsentPage {
+                service: &self.state.info.name,
+                client: &self.client.name,
+                user: &user.name,
+                handle: &self.handle,
+                credential: &credential,
+                num_signatures: self.pending.num_signatures.unwrap_or(0),
+                hashes: &self.pending.hashes,
+                description: self.pending.description.as_deref(),
+                pin: view.pin,
+                otp: view.otp.map(sam::OtpType::csc_type),
+                error,
+                notice,
+            }),
+            Some(&self.pending.redirect_uri),
+            None,
+        ))
+    }
+
+    fn signer(&self, user_id: UserId) -> Result<User, ApiError> {
+        self.state
+            .sam
+            .user_by_id(&user_id)?
+            .ok_or_else(|| ApiError::Internal("the signer vanished".into()))
+    }
+
+    fn resend(&self, user_id: UserId) -> Result<Answer, ApiError> {
+        let user = self.signer(user_id)?;
+        let offer = self
+            .state
+            .sam
+            .offer_online_otp(&self.caller(&user), &self.credential_id()?)?;
+        let (notice, error) = otp_messages(&offer);
+        let notice = notice.map(|_| "A new one-time code was sent to you.");
+        self.consent_page(&user, error, notice)
+    }
+
+    /// The consent step's approval: the SAM verifies PIN and OTP and stores the code.
+    fn approve(&self, p: &Params, user_id: UserId) -> Result<Answer, ApiError> {
+        let user = self.signer(user_id)?;
+        let factors = Factors {
+            pin: p.get("PIN").map(|s| SecretString::from(s.to_owned())),
+            otp: p
+                .get("OTP")
+                .map(|s| SecretString::from(s.trim().to_owned())),
+        };
+        let grant = CredentialGrant {
+            credential: self.credential_id()?,
+            num_signatures: self.pending.num_signatures.unwrap_or(0),
+            hashes: self.hashes()?,
+            binding: self.binding(),
+        };
+        let again = |msg: &str| self.consent_page(&user, Some(msg), None);
+        match self
+            .state
+            .sam
+            .approve_credential_grant(&self.caller(&user), &grant, factors)
+        {
+            Ok(code) => Ok(self.success(&code)),
+            Err(SamError::InvalidPin) => again("The PIN is invalid."),
+            Err(SamError::MissingPin) => again("Enter the PIN of this key."),
+            Err(SamError::InvalidOtp) => again("The one-time code is invalid or expired."),
+            Err(SamError::MissingOtp) => again("Enter the one-time code."),
+            Err(SamError::RequestGone) => Ok(self.already_answered()),
+            Err(e @ (SamError::PinLocked | SamError::OtpLocked)) => self.refused(e),
+            Err(e) => match ApiError::from(e) {
+                ApiError::Csc { description, .. } => {
+                    self.finish_with_error("invalid_request", &description)
+                }
+                other => Err(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Validation of an authorization request (RFC 6749 §4.1.1, RFC 7636, spec §8.3.2) once its
+//! client and redirect URI are known to be good.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sam::{CredentialId, OAuthClient};
+use serde::{Deserialize, Serialize};
+
+use crate::oauth2::Params;
+
+/// The most hashes one request may carry (it must fit a URL anyway).
+const MAX_HASHES: usize = 64;
+
+/// The validated request, kept server-side while the signer is on the page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Pending {
+    /// `service` or `credential`.
+    pub scope: String,
+    /// Where the answer goes (the request's, or the client's default).
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub credential_id: Option<String>,
+    pub num_signatures: Option<i64>,
+    /// base64url without padding, as shown to the signer.
+    pub hashes: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// `hash`: base64url values, comma-separated (padding and standard base64 tolerated).
+fn parse_hashes(value: &str) -> Option<Vec<Vec<u8>>> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    if items.len() > MAX_HASHES {
+        return None;
+    }
+    items
+        .iter()
+        .map(|h| {
+            let h = h.trim_end_matches('=');
+            URL_SAFE_NO_PAD
+                .decode(h)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(h))
+                .ok()
+                .filter(|d| !d.is_empty())
+        })
+        .collect()
+}
+
+/// Validates a request after the client and redirect URI are known to be good; an `Err` is
+/// the `(error, error_description)` of the redirect.
+pub(super) fn validate(
+    p: &Params,
+    client: &OAuthClient,
+    redirect_uri: String,
+    redirect_uri_given: bool,
+) -> Result<Pending, (&'static str, String)> {
+    let bad = |d: &str| ("invalid_request", d.to_owned());
+    match p.get("response_type") {
+        None => return Err(bad("Missing parameter response_type")),
+        Some("code") => {}
+        Some(_) => {
+            return Err((
+                "unsupported_response_type",
+                "Only response_type code is supported".into(),
+            ));
+        }
+    }
+    let scope = match p.get("scope") {
+        None | Some("service") => "service",
+        Some("credential") => "credential",
+        Some(_) => return Err(("invalid_scope", "Invalid parameter scope".into())),
+    };
+    let state = p.get("state").map(str::to_owned);
+    if state.as_ref().is_some_and(|s| s.len() > 255) {
+        return Err(bad("Invalid parameter state"));
+    }
+    // PKCE (RFC 7636): S256 only; required of public clients
+    let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
+        (None, None) if client.is_confidential() => None,
+        (None, None) => {
+            return Err(bad(
+                "Missing parameter code_challenge: a public client must use PKCE (S256)",
+            ));
+        }
+        (None, Some(_)) => return Err(bad("Missing parameter code_challenge")),
+        (Some(_), method) if method != Some("S256") => {
+            return Err(bad("Invalid parameter code_challenge_method: only S256"));
+        }
+        (Some(c), _) => {
+            if c.len() != 43 || URL_SAFE_NO_PAD.decode(c).is_err() {
+                return Err(bad("Invalid parameter code_challenge"));
+            }
+            Some(c.to_owned())
+        }
+    };
+    let description = p.get("description").map(str::to_owned);
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 500)
+    {
+        return Err(bad("Invalid parameter description"));
+    }
+    let (credential_id, num_signatures, hashes) = if scope == "credential" {
+        let id = p
+            .get("credentialID")
+            .ok_or_else(|| bad("Missing parameter credentialID"))?;
+        let id: CredentialId = id
+            .parse()
+            .map_err(|_| bad("Invalid parameter credentialID"))?;
+        let n = p
+            .get("numSignatures")
+            .ok_or_else(|| bad("Missing parameter numSignatures"))?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| bad("Invalid parameter numSignatures"))?;
+        let hashes = match p.get("hash") {
+            None => vec![],
+            Some(h) => parse_hashes(h).ok_or_else(|| bad("Invalid parameter hash"))?,
+        };
+        (
+            Some(id.to_string()),
+            Some(n),
+            hashes.iter().map(|h| URL_SAFE_NO_PAD.encode(h)).collect(),
+        )
+    } else {
+        for name in ["credentialID", "numSignatures", "hash"] {
+            if p.get(name).is_some() {
+                return Err(bad(&format!(
+                    "Invalid parameter {name}: only for scope credential"
+                )));
+            }
+        }
+        (None, None, vec![])
+    };
+    Ok(Pending {
+        scope: scope.into(),
+        redirect_uri,
+        redirect_uri_given,
+        state,
+        code_challenge,
+        credential_id,
+        num_signatures,
+        hashes,
+        description,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_comma_separated_base64url() {
+        let h = parse_hashes("AAEC,_-8").expect("parse");
+        assert_eq!(h, vec![vec![0, 1, 2], vec![0xff, 0xef]]);
+        assert!(parse_hashes("AA==,").is_none(), "an empty element");
+        assert!(parse_hashes("%%%").is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! Pending authorization requests (the consent page, spec §8.3.2): created when the page opens,
+//! found again by the form's handle, bound to the signer after sign-in, and ended by a refusal
+//! or a code. Scope `service` codes are issued here (signing in is the approval); scope
+//! `credential` codes in [`super::grant`].
+
+use serde_json::json;
+use storage::{
+    Credential, CredentialId, FactorKind, NewAuditEvent, NewOAuthCode, NewOAuthRequest,
+    OAuthClient, OAuthRequest, User, UserId, secret_hash, utc_now,
+};
+
+use super::{CODE_PREFIX, OAuthError};
+use crate::otp::OtpType;
+use crate::secrets::random_token;
+use crate::tokens::login_success;
+use crate::{Sam, SamError};
+
+/// The digest a pending request is stored (and its cookie named) under: SHA-256 of the handle.
+pub fn handle_digest(handle: &str) -> [u8; 32] {
+    secret_hash(handle.as_bytes())
+}
+
+/// A pending request just created: its random handle (for the form and the cookie, shown
+/// once) and the digest stored. No `Debug`: it holds the handle.
+pub struct PendingHandle {
+    pub handle: String,
+    pub request_hash: [u8; 32],
+}
+
+/// A pending request found by its handle, with its client.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    pub request: OAuthRequest,
+    pub client: OAuthClient,
+}
+
+/// What an authorization code is bound to besides the signer: the client, the redirect URI,
+/// the PKCE challenge, and the pending request it ends.
+#[derive(Debug, Clone)]
+pub struct CodeBinding {
+    /// The client the code is for.
+    pub client_id: String,
+    /// The redirect URI the code goes to, and whether the request named it.
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    /// The PKCE S256 challenge, if any.
+    pub code_challenge: Option<String>,
+    /// SHA-256 of the pending request's handle: removed in the same transaction as the code is
+    /// stored, so a request is answered at most once.
+    pub pending_request: Vec<u8>,
+    /// How long the code lives.
+    pub code_ttl: chrono::Duration,
+}
+
+/// What the consent page shows of a credential.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    pub credential: Credential,
+    /// The credential has a PIN.
+    pub pin: bool,
+    /// The credential's OTP, if any.
+    pub otp: Option<OtpType>,
+}
+
+/// What sending an online OTP on the consent page came to.
+#[derive(Debug)]
+pub enum OtpOffer {
+    /// The credential has no online OTP: nothing to send.
+    NotOnline,
+    /// A code was sent.
+    Sent,
+    /// The SAM refused (e.g. [`SamError::OtpLocked`], [`SamError::OtpDelivery`]).
+    Refused(SamError),
+}
+
+/// A new authorization code and its digest.
+pub(crate) fn new_code() -> Result<(String, [u8; 32]), SamError> {
+    let code = format!("{CODE_PREFIX}{}", random_token(32)?);
+    let hash = secret_hash(code.as_bytes());
+    Ok((code, hash))
+}
+
+impl Sam {
+    /// Stores a validated authorization request (`params`: the HTTP layer's JSON of it) under a
+    /// new random handle for `ttl`.
+    pub fn create_oauth_request(
+        &self,
+        client_id: &str,
+        params: String,
+        ttl: chrono::Duration,
+    ) -> Result<PendingHandle, SamError> {
+        let handle = random_token(32)?;
+        let request_hash = handle_digest(&handle);
+        self.store.write(|c| {
+            c.insert_oauth_request(&NewOAuthRequest {
+                request_hash: request_hash.to_vec(),
+                client_id: client_id.to_owned(),
+                params: params.clone(),
+                expires_at: utc_now() + ttl,
+            })
+        })?;
+        Ok(PendingHandle {
+            handle,
+            request_hash,
+        })
+    }
+
+    /// The pending request a form names by its handle. `form_verified`: the HTTP layer's CSRF
+    /// check (the handle equals the request's cookie) passed. Unknown or finished:
+    /// [`OAuthError::UnknownRequest`]; unverified: [`OAuthError::FormNotVerified`] (audited as
+    /// `oauth2.authorize`); expired: [`OAuthError::RequestExpired`] (the request is removed).
+    pub fn open_oauth_request(
+        &self,
+        handle: &str,
+        form_verified: bool,
+    ) -> Result<OpenRequest, SamError> {
+        let request_hash = handle_digest(handle);
+        let found = self.store.read(|c| {
+            let Some(r) = c.oauth_request(&request_hash)? else {
+                return Ok(None);
+            };
+            Ok(c.oauth_client(&r.client_id)?.map(|client| (r, client)))
+        })?;
+        let Some((request, client)) = found else {
+            return Err(OAuthError::UnknownRequest.into());
+        };
+        if !form_verified {
+            self.audit_request_refusal(
+                &client.client_id,
+                json!({ "reason": "the form and its cookie differ (CSRF check)" }),
+            );
+            return Err(OAuthError::FormNotVerified.into());
+        }
+        if request.expires_at <= utc_now() {
+            if let Err(e) = self.store.write(|c| c.delete_oauth_request(&request_hash)) {
+                tracing::warn!(error = %e, "could not remove an expired authorization request");
+            }
+            return Err(OAuthError::RequestExpired.into());
+        }
+        Ok(OpenRequest { request, client })
+    }
+
+    /// Ends a pending request with an error for the client (`error`, `description`: what the
+    /// redirect says): the request is removed, the refusal audited as `oauth2.authorize`.
+    pub fn refuse_oauth_request(
+        &self,
+        request_hash: &[u8],
+        client_id: &str,
+        scope: &str,
+        error: &str,
+        description: &str,
+    ) -> Result<(), SamError> {
+        self.store.write(|c| c.delete_oauth_request(request_hash))?;
+        self.audit_request_refusal(
+            client_id,
+            json!({ "scope": scope, "error": error, "reason": description }),
+        );
+        Ok(())
+    }
+
+    /// The signer signed in on the page (the password was checked): audited as `auth.login`
+    /// (`method` `oauth2`).
+    pub fn oauth_signed_in(&self, user: &User, client_id: &str) -> Result<(), SamError> {
+        self.store.write(|c| {
+            c.append_audit(&login_success(
+                user,
+                json!({ "method": "oauth2", "client": client_id }),
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Scope `service`: signing in is the approval. Ends the pending request and stores a code
+    /// for `user` (a refresh token comes with it when `remember`), in one transaction; returns
+    /// the code. A request already answered is [`SamError::RequestGone`]. Audited as
+    /// `oauth2.authorize`.
+    pub fn issue_service_code(
+        &self,
+        user: &User,
+        binding: &CodeBinding,
+        remember: bool,
+    ) -> Result<String, SamError> {
+        let (code, code_hash) = new_code()?;
+        let expires_at = utc_now() + binding.code_ttl;
+        let issued = self.store.write(|c| {
+            if !c.delete_oauth_request(&binding.pending_request)? {
+                return Ok(false);
+            }
+            c.insert_oauth_code(&NewOAuthCode {
+                code_hash: code_hash.to_vec(),
+                client_id: binding.client_id.clone(),
+                user_id: user.id,
+                scope: "service".into(),
+                redirect_uri: binding.redirect_uri.clone(),
+                redirect_uri_given: binding.redirect_uri_given,
+                code_challenge: binding.code_challenge.clone(),
+                credential_id: None,
+                num_signatures: None,
+                hashes: None,
+                remember,
+                expires_at,
+            })?;
+            c.append_audit(
+                &NewAuditEvent::new(
+                    crate::AuditEvent::OAuth2Authorize,
+                    &user.name,
+                    &binding.client_id,
+                    "success",
+                )
+                .with_detail(json!({ "scope": "service", "remember": remember })),
+            )?;
+            Ok(true)
+        })?;
+        if issued {
+            Ok(code)
+        } else {
+            Err(SamError::RequestGone)
+        }
+    }
+
+    /// Binds a pending request to the signer who signed in (once: a request already bound or
+    /// gone is [`SamError::RequestGone`]).
+    pub fn bind_oauth_request(&self, request_hash: &[u8], user: &UserId) -> Result<(), SamError> {
+        if self
+            .store
+            .write(|c| c.bind_oauth_request_user(request_hash, user, utc_now()))?
+        {
+            Ok(())
+        } else {
+            Err(SamError::RequestGone)
+        }
+    }
+
+    /// The user with this id, if any (the signer a pending request is bound to).
+    pub fn user_by_id(&self, id: &UserId) -> Result<Option<User>, SamError> {
+        Ok(self.store.read(|c| c.user(id))?)
+    }
+
+    /// What the consent page shows of a credential, and which factors it asks for.
+    pub fn consent_view(&self, credential: &CredentialId) -> Result<ConsentView, SamError> {
+        let (cred, pin, otp) = self.store.read(|c| {
+            Ok((
+                c.credential(credential)?,
+                c.factor(credential, FactorKind::Pin)?.is_some(),
+                c.factor(credential, FactorKind::Otp)?
+                    .map(|f| OtpType::of(&f)),
+            ))
+        })?;
+        let credential = cred.ok_or_else(|| SamError::UnknownCredential(credential.to_string()))?;
+        Ok(ConsentView {
+            credential,
+            pin,
+            otp,
+        })
+    }
+
+    /// Sends an online OTP for the consent step if the credential has one
+    /// ([`Sam::send_online_otp`], audited there).
+    pub fn offer_online_otp(
+        &self,
+        caller: &crate::Caller,
+        credential: &CredentialId,
+    ) -> Result<OtpOffer, SamError> {
+        let otp = self.store.read(|c| c.factor(credential, FactorKind::Otp))?;
+        if !otp.is_some_and(|f| OtpType::of(&f) == OtpType::Online) {
+            return Ok(OtpOffer::NotOnline);
+        }
+        match self.send_online_otp(caller, credential) {
+            Ok(()) => Ok(OtpOffer::Sent),
+            Err(e @ SamError::Storage(_)) => Err(e),
+            Err(e) => Ok(OtpOffer::Refused(e)),
+        }
+    }
+}

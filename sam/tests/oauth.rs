@@ -1,0 +1,500 @@
+//! Service tokens and the OAuth 2.0 server's rules (sam::tokens, sam::oauth) on a real SoftHSM2
+//! token and a real SQLite database, no mocks: code single use (also under concurrency), a
+//! replayed code revoking what it bought, PKCE and redirect URI bindings, client
+//! authentication, refresh and revocation, and the consent page's activation checks. Run with
+//! cargo-nextest (one process per test: one PKCS#11 context).
+
+// a failing test should fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::{Arc, Barrier};
+
+use cm_pkcs11::KeySpec;
+use cm_pkcs11::testkit::TestToken;
+use sam::oauth::CODE_PREFIX;
+use sam::{
+    Caller, ClientAuth, CodeBinding, CodeGrant, NewCredentialRequest, OAuthClient, OAuthError,
+    OtpChoice, Principal, Sam, SamError, TokenPolicy, User,
+};
+use secrecy::SecretString;
+use storage::{CredentialStatus, NewOAuthClient, NewUser, Role, Scal, Store, StoreOptions};
+
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+/// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+struct Fixture {
+    _token: TestToken,
+    _dir: tempfile::TempDir,
+    sam: Sam,
+    alice: User,
+    policy: TokenPolicy,
+}
+
+fn fixture() -> Fixture {
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let alice = store
+        .write(|c| {
+            c.create_user(&NewUser {
+                name: "alice".into(),
+                password_hash: "$argon2id$unused".into(),
+                role: Role::Signer,
+            })
+        })
+        .expect("user");
+    store
+        .write(|c| {
+            c.create_oauth_client(&NewOAuthClient {
+                client_id: "public-app".into(),
+                name: "Public app".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                secret_hash: None,
+            })?;
+            c.create_oauth_client(&NewOAuthClient {
+                client_id: "server-app".into(),
+                name: "Server app".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                secret_hash: Some(storage::secret_hash(b"s3cret").to_vec()),
+            })
+        })
+        .expect("clients");
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
+    Fixture {
+        _token: token,
+        _dir: dir,
+        sam,
+        alice,
+        policy: TokenPolicy {
+            access_ttl: chrono::Duration::minutes(5),
+            refresh_ttl: chrono::Duration::hours(1),
+        },
+    }
+}
+
+impl Fixture {
+    fn client(&self, id: &str) -> OAuthClient {
+        self.sam
+            .oauth_client(id)
+            .expect("read")
+            .expect("registered")
+    }
+
+    /// A scope `service` code of `client` for alice, through a pending request as the page
+    /// makes it.
+    fn service_code(&self, client: &str, challenge: Option<&str>, remember: bool) -> String {
+        let pending = self
+            .sam
+            .create_oauth_request(client, "{}".into(), chrono::Duration::minutes(10))
+            .expect("pending request");
+        let code = self
+            .sam
+            .issue_service_code(
+                &self.alice,
+                &CodeBinding {
+                    client_id: client.into(),
+                    redirect_uri: REDIRECT.into(),
+                    redirect_uri_given: true,
+                    code_challenge: challenge.map(str::to_owned),
+                    pending_request: pending.request_hash.to_vec(),
+                    code_ttl: chrono::Duration::minutes(1),
+                },
+                remember,
+            )
+            .expect("code");
+        assert!(code.starts_with(CODE_PREFIX), "{code}");
+        code
+    }
+
+    fn exchange(
+        &self,
+        client: &str,
+        code: &str,
+        verifier: Option<&str>,
+    ) -> Result<CodeGrant, SamError> {
+        self.sam.exchange_code(
+            &self.policy,
+            &self.client(client),
+            code,
+            Some(REDIRECT),
+            verifier,
+        )
+    }
+
+    fn count(&self, event: &str, outcome: &str) -> usize {
+        self.sam
+            .store()
+            .read(|c| c.audit_records(0, 100_000))
+            .expect("audit")
+            .iter()
+            .filter(|r| r.event == event && r.outcome == outcome)
+            .count()
+    }
+}
+
+fn service(grant: Result<CodeGrant, SamError>) -> sam::IssuedTokens {
+    match grant {
+        Ok(CodeGrant::Service(t)) => t,
+        other => panic!("not service tokens: {other:?}"),
+    }
+}
+
+fn oauth_err(r: Result<impl std::fmt::Debug, SamError>) -> OAuthError {
+    match r {
+        Err(SamError::OAuth(e)) => e,
+        other => panic!("not an OAuth refusal: {other:?}"),
+    }
+}
+
+#[test]
+fn a_replayed_code_revokes_the_tokens_it_bought() {
+    let f = fixture();
+    let code = f.service_code("public-app", Some(CHALLENGE), true);
+    let tokens = service(f.exchange("public-app", &code, Some(VERIFIER)));
+    let refresh = tokens
+        .refresh_token
+        .clone()
+        .expect("remember: a refresh token");
+    assert!(matches!(
+        f.sam.principal_of(&tokens.access_token),
+        Ok(Principal::User(Caller { user, .. })) if user == f.alice.id
+    ));
+    // a second access token minted by the refresh token dies with it too
+    let minted = f
+        .sam
+        .refresh_oauth_token(&f.policy, &f.client("public-app"), &refresh)
+        .expect("refresh");
+
+    let replay = f.exchange("public-app", &code, Some(VERIFIER));
+    assert_eq!(oauth_err(replay), OAuthError::CodeUsedOrExpired);
+    for t in [&tokens.access_token, &minted.access_token] {
+        // revoked reads as expired_token ("expired or has been revoked")
+        assert!(matches!(f.sam.principal_of(t), Err(SamError::ExpiredToken)));
+    }
+    assert_eq!(
+        oauth_err(
+            f.sam
+                .refresh_oauth_token(&f.policy, &f.client("public-app"), &refresh)
+        ),
+        OAuthError::InvalidRefreshToken
+    );
+    // audited: two issued (code, refresh), one refusal saying what the replay did
+    assert_eq!(f.count("oauth2.token", "success"), 2);
+    let refusals: Vec<_> = f
+        .sam
+        .store()
+        .read(|c| c.audit_records(0, 1000))
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "oauth2.token" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), 1);
+    assert!(
+        refusals[0]
+            .detail
+            .contains("code used twice: its tokens were revoked"),
+        "{}",
+        refusals[0].detail
+    );
+}
+
+#[test]
+fn a_code_is_single_use_under_concurrency() {
+    let f = Arc::new(fixture());
+    let code = Arc::new(f.service_code("public-app", Some(CHALLENGE), false));
+    const N: usize = 8;
+    let barrier = Arc::new(Barrier::new(N));
+    let handles: Vec<_> = (0..N)
+        .map(|_| {
+            let (f, code, barrier) = (f.clone(), code.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f.exchange("public-app", &code, Some(VERIFIER))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in results.into_iter().filter(Result::is_err) {
+        assert_eq!(oauth_err(r), OAuthError::CodeUsedOrExpired);
+    }
+}
+
+#[test]
+fn codes_are_bound_to_the_client_the_redirect_uri_and_the_pkce_verifier() {
+    let f = fixture();
+    let unknown = f.exchange("public-app", "csc_ac_nonsense", Some(VERIFIER));
+    assert_eq!(oauth_err(unknown), OAuthError::InvalidCode);
+
+    let code = f.service_code("public-app", Some(CHALLENGE), false);
+    assert_eq!(
+        oauth_err(f.exchange("server-app", &code, Some(VERIFIER))),
+        OAuthError::InvalidCode
+    );
+    // presented once (by the wrong client): used up
+    assert_eq!(
+        oauth_err(f.exchange("public-app", &code, Some(VERIFIER))),
+        OAuthError::CodeUsedOrExpired
+    );
+
+    let code = f.service_code("public-app", Some(CHALLENGE), false);
+    assert_eq!(
+        oauth_err(f.exchange("public-app", &code, None)),
+        OAuthError::MissingCodeVerifier
+    );
+    let code = f.service_code("public-app", Some(CHALLENGE), false);
+    let wrong = "x".repeat(43);
+    assert_eq!(
+        oauth_err(f.exchange("public-app", &code, Some(&wrong))),
+        OAuthError::InvalidCodeVerifier
+    );
+    let code = f.service_code("public-app", Some(CHALLENGE), false);
+    let r = f.sam.exchange_code(
+        &f.policy,
+        &f.client("public-app"),
+        &code,
+        Some("http://127.0.0.1:9/other"),
+        Some(VERIFIER),
+    );
+    assert_eq!(oauth_err(r), OAuthError::RedirectUriMismatch);
+    assert_eq!(f.count("oauth2.token", "refused"), 5);
+}
+
+#[test]
+fn a_pending_request_yields_one_code() {
+    let f = fixture();
+    let pending = f
+        .sam
+        .create_oauth_request("public-app", "{}".into(), chrono::Duration::minutes(10))
+        .expect("pending");
+    let binding = CodeBinding {
+        client_id: "public-app".into(),
+        redirect_uri: REDIRECT.into(),
+        redirect_uri_given: true,
+        code_challenge: Some(CHALLENGE.into()),
+        pending_request: pending.request_hash.to_vec(),
+        code_ttl: chrono::Duration::minutes(1),
+    };
+    f.sam
+        .issue_service_code(&f.alice, &binding, false)
+        .expect("first");
+    let again = f.sam.issue_service_code(&f.alice, &binding, false);
+    assert!(matches!(again, Err(SamError::RequestGone)), "{again:?}");
+    // the form of a finished request is unknown; an unverified form is audited
+    let r = f.sam.open_oauth_request(&pending.handle, true);
+    assert_eq!(oauth_err(r), OAuthError::UnknownRequest);
+    let other = f
+        .sam
+        .create_oauth_request("public-app", "{}".into(), chrono::Duration::minutes(10))
+        .expect("pending");
+    let r = f.sam.open_oauth_request(&other.handle, false);
+    assert_eq!(oauth_err(r), OAuthError::FormNotVerified);
+    assert_eq!(f.count("oauth2.authorize", "refused"), 1);
+    assert_eq!(f.count("oauth2.authorize", "success"), 1);
+    let expired = f
+        .sam
+        .create_oauth_request("public-app", "{}".into(), chrono::Duration::minutes(-1))
+        .expect("pending");
+    let r = f.sam.open_oauth_request(&expired.handle, true);
+    assert_eq!(oauth_err(r), OAuthError::RequestExpired);
+    let r = f.sam.open_oauth_request(&expired.handle, true);
+    assert_eq!(
+        oauth_err(r),
+        OAuthError::UnknownRequest,
+        "removed when found expired"
+    );
+}
+
+#[test]
+fn clients_authenticate_and_refusals_are_audited() {
+    let f = fixture();
+    let auth = |id: &str, secret: Option<&str>| {
+        f.sam.authenticate_client(&ClientAuth {
+            client_id: id.into(),
+            secret: secret.map(str::to_owned),
+        })
+    };
+    assert_eq!(
+        auth("server-app", Some("s3cret")).expect("ok").client_id,
+        "server-app"
+    );
+    assert_eq!(
+        auth("public-app", None).expect("ok").client_id,
+        "public-app"
+    );
+    assert_eq!(oauth_err(auth("nobody", None)), OAuthError::UnknownClient);
+    assert_eq!(
+        oauth_err(auth("server-app", None)),
+        OAuthError::ClientAuthRequired
+    );
+    assert_eq!(
+        oauth_err(auth("server-app", Some("wrong"))),
+        OAuthError::InvalidClientSecret
+    );
+    assert_eq!(
+        oauth_err(auth("public-app", Some("s3cret"))),
+        OAuthError::InvalidClientSecret
+    );
+    assert_eq!(f.count("oauth2.client_auth", "refused"), 4);
+
+    // client_credentials: confidential clients only; the token names no user
+    let r = f
+        .sam
+        .client_credentials_token(&f.policy, &f.client("public-app"));
+    assert_eq!(oauth_err(r), OAuthError::UnauthorizedClient);
+    let t = f
+        .sam
+        .client_credentials_token(&f.policy, &f.client("server-app"))
+        .expect("client token");
+    assert!(t.refresh_token.is_none());
+    assert!(matches!(
+        f.sam.principal_of(&t.access_token),
+        Ok(Principal::Client { ref client_id, .. }) if client_id == "server-app"
+    ));
+    // revoked by its client only
+    assert!(matches!(
+        f.sam
+            .revoke_oauth_token(&f.client("public-app"), &t.access_token),
+        Err(SamError::UnknownToken)
+    ));
+    f.sam
+        .revoke_oauth_token(&f.client("server-app"), &t.access_token)
+        .expect("revoke");
+    assert!(matches!(
+        f.sam.principal_of(&t.access_token),
+        Err(SamError::ExpiredToken)
+    ));
+}
+
+#[test]
+fn login_tokens_refresh_expire_and_revoke() {
+    let f = fixture();
+    let issued = f
+        .sam
+        .issue_login_tokens(&f.policy, &f.alice, true)
+        .expect("login");
+    let refresh = issued.refresh_token.clone().expect("rememberMe");
+    let renewed = f
+        .sam
+        .login_with_refresh_token(&f.policy, &refresh)
+        .expect("refresh login");
+    assert!(renewed.from_refresh && renewed.refresh_token.is_none());
+    assert!(matches!(
+        f.sam
+            .login_with_refresh_token(&f.policy, &issued.access_token),
+        Err(SamError::InvalidRefreshToken)
+    ));
+    assert_eq!(f.count("auth.login", "success"), 2);
+
+    // another user's principal cannot revoke alice's token
+    let bob = Principal::User(Caller {
+        user: storage::UserId::new(),
+        user_name: "bob".into(),
+        token_hash: [0; 32],
+    });
+    assert!(matches!(
+        f.sam.revoke_service_token(&bob, &refresh),
+        Err(SamError::UnknownToken)
+    ));
+    let alice = f.sam.principal_of(&issued.access_token).expect("principal");
+    f.sam
+        .revoke_service_token(&alice, &refresh)
+        .expect("revoke the refresh token");
+    for t in [&issued.access_token, &renewed.access_token] {
+        // revoked reads as expired_token ("expired or has been revoked")
+        assert!(matches!(f.sam.principal_of(t), Err(SamError::ExpiredToken)));
+    }
+    assert_eq!(f.count("auth.revoke", "success"), 1);
+
+    let expired = f
+        .sam
+        .issue_login_tokens(
+            &TokenPolicy {
+                access_ttl: chrono::Duration::seconds(-1),
+                refresh_ttl: chrono::Duration::seconds(-1),
+            },
+            &f.alice,
+            false,
+        )
+        .expect("login");
+    assert!(matches!(
+        f.sam.principal_of(&expired.access_token),
+        Err(SamError::ExpiredToken)
+    ));
+}
+
+#[test]
+fn the_consent_checks_are_the_activation_checks() {
+    let f = fixture();
+    let caller = Caller {
+        user: f.alice.id,
+        user_name: "alice".into(),
+        token_hash: [0; 32],
+    };
+    let create = |scal, multisign| {
+        f.sam
+            .create_credential(
+                NewCredentialRequest {
+                    user_name: "alice".into(),
+                    spec: KeySpec::EcP256,
+                    scal,
+                    multisign,
+                    pin: SecretString::from("1234"),
+                    otp: if scal == Scal::Two {
+                        OtpChoice::Online
+                    } else {
+                        OtpChoice::None
+                    },
+                    auth_mode: storage::AuthMode::Explicit,
+                    description: None,
+                },
+                "test",
+            )
+            .expect("credential")
+            .credential
+    };
+    let one = create(Scal::One, 2);
+    let two = create(Scal::Two, 2);
+    let h = vec![vec![7u8; 32]];
+    f.sam
+        .check_activation(&caller, &one.id, 2, None)
+        .expect("fine");
+    f.sam
+        .check_activation(&caller, &two.id, 1, Some(h.clone()))
+        .expect("fine");
+    let r = f.sam.check_activation(&caller, &one.id, 3, None);
+    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    let r = f.sam.check_activation(&caller, &two.id, 1, None);
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    let r = f.sam.check_activation(
+        &caller,
+        &one.id,
+        1,
+        Some(vec![vec![1u8; 32], vec![2u8; 32]]),
+    );
+    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    let r = f
+        .sam
+        .check_activation(&caller, &storage::CredentialId::new(), 1, None);
+    assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
+    f.sam
+        .store()
+        .write(|c| c.set_credential_status(&one.id, CredentialStatus::Disabled))
+        .expect("disable");
+    let r = f.sam.check_activation(&caller, &one.id, 1, None);
+    assert!(matches!(r, Err(SamError::CredentialDisabled)), "{r:?}");
+    // checking writes nothing: no activation, no audit record of one
+    assert_eq!(f.count("sad.authorize", "refused"), 0);
+}
