@@ -287,4 +287,56 @@ mod tests {
             ApiError::Internal(_)
         ));
     }
+
+    #[test]
+    fn token_and_oauth_refusals_become_the_spec_errors() {
+        assert!(matches!(
+            ApiError::from(SamError::InvalidToken),
+            ApiError::Token {
+                error: "invalid_token"
+            }
+        ));
+        assert!(matches!(
+            ApiError::from(SamError::ExpiredToken),
+            ApiError::Token {
+                error: "expired_token"
+            }
+        ));
+        assert_eq!(
+            parts(SamError::InvalidRefreshToken.into()),
+            (400, "invalid_request", "Invalid refresh_token".into())
+        );
+        assert_eq!(
+            parts(SamError::UnknownToken.into()),
+            (
+                400,
+                "invalid_request",
+                "Invalid string parameter token".into()
+            )
+        );
+        assert_eq!(
+            parts(SamError::OAuth(OAuthError::CodeUsedOrExpired).into()),
+            (
+                400,
+                "invalid_grant",
+                "Authorization code is invalid or expired".into()
+            )
+        );
+        assert_eq!(
+            parts(SamError::OAuth(OAuthError::ClientAuthRequired).into()),
+            (
+                401,
+                "invalid_request",
+                "Client authorization required".into()
+            )
+        );
+        assert_eq!(
+            parts(SamError::OAuth(OAuthError::UnauthorizedClient).into()),
+            (
+                400,
+                "unauthorized_client",
+                "The client is not allowed to use client_credentials".into()
+            )
+        );
+    }
 }
