@@ -1,0 +1,399 @@
+//! Key activation and signing: `credentials/authorize`, `credentials/extendTransaction` and
+//! `signatures/signHash` (CSC v1.0.4.0 §11.6, §11.7, §11.9).
+//!
+//! The SAM verifies the activation factors (PIN and TOTP), issues the SAD and is the only code
+//! that reaches [`cm_pkcs11::Hsm::sign_digests`] (Part II 3.2.1.1). A SAD is
+//!
+//! * 32 bytes from the OS CSPRNG, base64url (Part II 3.2.2.2), stored only as its SHA-256
+//!   (Part II 3.1.1.2): a copy of the database yields no usable SAD;
+//! * bound to the user, the credential, the signatures still allowed, the expiry, and — for
+//!   SCAL 2, or whenever `hash` was sent — the multiset of authorized hashes, each spendable
+//!   once (Part II 3.2.1.4). The access token's hash is recorded with it for the audit trail;
+//!   the binding is to the token's *subject* (the user), so a client that refreshes its access
+//!   token mid-transaction keeps its SAD;
+//! * spent by ONE atomic conditional update in storage, so concurrent requests, on one process
+//!   or several sharing PostgreSQL, never spend more signatures than authorized (Part III 6,
+//!   Part II 3.2.1.2 replay protection).
+//!
+//! Every request is validated completely before anything is spent, so a refused request never
+//! burns a valid SAD. Every refusal is audited (Part I 7.1.4.1 "all access attempts"), and every
+//! signature returned has its audit record committed first (Part I 7.1.4.3-4). Secrets (PIN,
+//! OTP, SAD) never reach a record; a SAD is referred to by the first 8 hex digits of its
+//! SHA-256.
+//!
+//! All methods block (Argon2, database, HSM): the HTTP layer calls them inside `web::block`.
+//!
+//! This module holds the request types, the policy and the checks every activation shares;
+//! [`factors`] verifies the PIN and OTP (with their lockout) and grants in one transaction;
+//! [`sad`] issues, renews and spends SADs and signs.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::NaiveDateTime;
+use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use storage::{
+    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, Grouped,
+    NewSad, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+};
+
+use crate::algo::resolve_mechanism;
+use crate::lockout::{Counted, Lockout};
+use crate::otp::{OtpType, online_otp_hash};
+use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
+use crate::{AuditEvent, Sam, SamError, audit_event};
+
+mod factors;
+mod sad;
+
+pub(crate) use sad::{key_id_of, sad_ref};
+
+/// Bytes of randomness in a SAD (256 bits).
+pub(crate) const SAD_BYTES: usize = 32;
+/// Digest lengths of the approved hashes (SHA-256/384/512, Part III 2).
+const DIGEST_LENGTHS: [usize; 3] = [32, 48, 64];
+
+/// How activation behaves. Changed only by the operator's configuration (Part II 3.2.2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamPolicy {
+    /// Lifetime of a SAD from `authorize` or `extendTransaction` (CSC default 3600 s).
+    pub sad_lifetime: Duration,
+    /// Consecutive failed PIN (or OTP) verifications after which the factor locks, until an
+    /// administrator unlocks it (Part I 7.1.2.5.1).
+    pub max_factor_failures: i32,
+    /// Consecutive failed logins after which the user locks, until an administrator unlocks
+    /// it (Part I 7.1.2.5.1).
+    pub max_login_failures: i32,
+    /// Lifetime of an online OTP sent by `credentials/sendOTP` (default 300 s).
+    pub online_otp_lifetime: Duration,
+}
+
+impl Default for SamPolicy {
+    fn default() -> Self {
+        SamPolicy {
+            sad_lifetime: Duration::from_secs(3600),
+            max_factor_failures: 5,
+            max_login_failures: 5,
+            online_otp_lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+impl SamPolicy {
+    /// The lockout of activation factors.
+    pub(crate) fn factor_lockout(&self) -> Lockout {
+        Lockout::new(self.max_factor_failures)
+    }
+
+    /// The lockout of passwords.
+    pub(crate) fn login_lockout(&self) -> Lockout {
+        Lockout::new(self.max_login_failures)
+    }
+}
+
+/// Who is asking: the user behind the service access token, and the token's hash (stored with
+/// the SAD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user the access token acts for.
+    pub user: UserId,
+    /// Their login name (the audit actor).
+    pub user_name: String,
+    /// SHA-256 of the access token ([`storage::secret_hash`]).
+    pub token_hash: [u8; 32],
+}
+
+/// The activation factors sent to `credentials/authorize`.
+#[derive(Debug, Default)]
+pub struct Factors {
+    /// `PIN`.
+    pub pin: Option<SecretString>,
+    /// `OTP`.
+    pub otp: Option<SecretString>,
+}
+
+/// A SAD just issued. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedSad {
+    /// The opaque SAD: 32 bytes from the OS CSPRNG, base64url without padding.
+    pub sad: String,
+    /// Seconds until it expires (`expiresIn`).
+    pub expires_in: u64,
+}
+
+impl fmt::Debug for IssuedSad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedSad")
+            .field("sad", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// The algorithm fields of a signHash request, as sent (OIDs as dotted strings,
+/// `sign_algo_params` already base64-decoded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignAlgoRequest {
+    /// `signAlgo`.
+    pub sign_algo: String,
+    /// `hashAlgo`.
+    pub hash_algo: Option<String>,
+    /// `signAlgoParams` (DER).
+    pub sign_algo_params: Option<Vec<u8>>,
+}
+
+/// What a renewed (or new) SAD gets: the signatures left and the hashes bound (if any).
+type Renewal = (i32, Option<Vec<Vec<u8>>>);
+
+/// Which entry point asks for a key activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// `credentials/authorize` (refused for `oauth2code` credentials).
+    Authorize,
+    /// The OAuth 2.0 consent page (scope `credential`).
+    OAuth2,
+}
+
+/// A key activation to verify: who, which credential, how many signatures, which hashes.
+pub(crate) struct ActivationRequest<'a> {
+    /// The audit event of the outcome.
+    pub event: AuditEvent,
+    pub caller: &'a Caller,
+    pub credential: &'a CredentialId,
+    pub num_signatures: i64,
+    pub hashes: Option<Vec<Vec<u8>>>,
+    pub via: Via,
+}
+
+/// What a verified activation grants.
+#[derive(Debug, Clone)]
+pub(crate) struct Granted {
+    /// The credential, as read before the factors were checked.
+    pub credential: Credential,
+    /// Signatures authorized.
+    pub num: i32,
+    /// Hashes bound (SCAL 2, or SCAL 1 when sent).
+    pub hashes: Option<Vec<Vec<u8>>>,
+}
+
+/// `Some(hashes)` unless absent or empty.
+fn non_empty(hashes: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
+    hashes.filter(|h| !h.is_empty())
+}
+
+/// Every hash has the length of an approved digest. (At authorize time the algorithm is not
+/// known yet; a hash no algorithm could sign is refused early.)
+fn check_digest_lengths(hashes: &[Vec<u8>]) -> Result<(), SamError> {
+    if hashes.iter().all(|h| DIGEST_LENGTHS.contains(&h.len())) {
+        Ok(())
+    } else {
+        Err(SamError::InvalidDigestLength)
+    }
+}
+
+/// The credential if it is `caller`'s; a credential of another user is "unknown", so its
+/// existence is never revealed.
+fn owned(
+    caller: &Caller,
+    id: &CredentialId,
+    found: Option<Credential>,
+) -> Result<Credential, SamError> {
+    match found {
+        Some(c) if c.user_id == caller.user => Ok(c),
+        _ => Err(SamError::UnknownCredential(id.to_string())),
+    }
+}
+
+/// The checks of the request itself that every key activation makes before any factor is
+/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs hashes; no more hashes than
+/// signatures; approved digest lengths. Returns the count and the hashes to bind.
+fn check_request(
+    cred: &Credential,
+    num_signatures: i64,
+    hashes: Option<Vec<Vec<u8>>>,
+) -> Result<Renewal, SamError> {
+    let num = match i32::try_from(num_signatures) {
+        Ok(n) if n >= 1 => n,
+        Ok(_) => return Err(SamError::InvalidNumSignatures),
+        Err(_) if num_signatures < 1 => return Err(SamError::InvalidNumSignatures),
+        Err(_) => return Err(SamError::TooManySignatures),
+    };
+    if num > cred.multisign {
+        return Err(SamError::TooManySignatures);
+    }
+    let hashes = non_empty(hashes);
+    match &hashes {
+        None if cred.scal == Scal::Two => return Err(SamError::MissingHash),
+        Some(h) if h.len() > num as usize => return Err(SamError::TooManySignatures),
+        Some(h) => check_digest_lengths(h)?,
+        None => {}
+    }
+    Ok((num, hashes))
+}
+
+impl Sam {
+    /// [`owned`], enabled, and its certificate within its validity period.
+    pub(crate) fn usable(
+        &self,
+        caller: &Caller,
+        id: &CredentialId,
+        found: Option<Credential>,
+    ) -> Result<Credential, SamError> {
+        let credential = owned(caller, id, found)?;
+        if credential.status != CredentialStatus::Enabled {
+            return Err(SamError::CredentialDisabled);
+        }
+        self.validity.check(&credential)?;
+        Ok(credential)
+    }
+
+    /// The checks a key activation makes before it asks for the factors, without activating
+    /// or auditing: the credential is the caller's, enabled and certified now ([`Sam::usable`]),
+    /// and the request passes [`check_request`]. For the OAuth 2.0 consent page, which checks
+    /// before it shows the form; the activation itself checks again.
+    pub fn check_activation(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        num_signatures: i64,
+        hashes: Option<Vec<Vec<u8>>>,
+    ) -> Result<(), SamError> {
+        let found = self.store.read(|c| c.credential(credential))?;
+        let cred = self.usable(caller, credential, found)?;
+        check_request(&cred, num_signatures, hashes)?;
+        Ok(())
+    }
+
+    /// Replaces the activation policy.
+    pub fn with_policy(mut self, policy: SamPolicy) -> Sam {
+        self.policy = policy;
+        self
+    }
+
+    /// The activation policy.
+    pub fn policy(&self) -> &SamPolicy {
+        &self.policy
+    }
+
+    /// The credential if it belongs to `caller.user`, else [`SamError::UnknownCredential`]
+    /// (also when it exists but is someone else's). For credentials/info.
+    pub fn credential_of(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+    ) -> Result<Credential, SamError> {
+        let found = self.store.read(|c| c.credential(credential))?;
+        owned(caller, credential, found)
+    }
+
+    /// `now` + the SAD lifetime.
+    pub(crate) fn expiry(&self, now: NaiveDateTime) -> Result<NaiveDateTime, SamError> {
+        chrono::TimeDelta::from_std(self.policy.sad_lifetime)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| SamError::InvalidInput("the SAD lifetime is out of range".into()))
+    }
+
+    /// Audits a refusal (best effort: a failed audit write is logged, and the refusal stands)
+    /// and returns it.
+    pub(crate) fn refuse(
+        &self,
+        event: AuditEvent,
+        caller: &Caller,
+        subject: &str,
+        error: SamError,
+        detail: serde_json::Value,
+    ) -> SamError {
+        // Storage trouble is not a refusal: there is nothing to audit about the request.
+        if matches!(error, SamError::Storage(_)) {
+            return error;
+        }
+        let ev = refusal_event(event, caller, subject, &error, detail);
+        if let Err(e) = self.store.write(|c| c.append_audit(&ev)) {
+            tracing::error!(error = %e, event = event.as_str(), "could not write an audit record");
+        }
+        error
+    }
+
+    /// Runs `f` in one write transaction. A refusal (`Ok(Err(e))`) rolls back everything `f`
+    /// did and is returned as is; so does a storage error.
+    fn write_or_rollback<T>(
+        &self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<Result<T, SamError>, StorageError>,
+    ) -> Result<T, SamError> {
+        let mut refusal = None;
+        let result = self.store.write(|c| match f(c)? {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                refusal = Some(e);
+                Err(StorageError::Conflict("refused: rolled back".into()))
+            }
+        });
+        match (result, refusal) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+}
+
+/// A `refused` audit record whose reason is the error's message (never a secret).
+fn refusal_event(
+    event: AuditEvent,
+    caller: &Caller,
+    subject: &str,
+    error: &SamError,
+    mut detail: serde_json::Value,
+) -> storage::NewAuditEvent {
+    if let Some(map) = detail.as_object_mut() {
+        map.insert("reason".into(), json!(error.to_string()));
+    }
+    audit_event(event, &caller.user_name, subject, "refused", detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sad::covers;
+    use super::*;
+
+    #[test]
+    fn multiset_cover() {
+        let a = vec![1u8; 32];
+        let b = vec![2u8; 32];
+        let ab = vec![a.clone(), b.clone()];
+        let aa = vec![a.clone(), a.clone()];
+        assert!(covers(&ab, &ab[1..]));
+        assert!(covers(&aa, &aa));
+        assert!(!covers(&ab, &aa));
+        assert!(!covers(&ab[..1], &ab[1..]));
+        assert!(covers(&ab[..1], &[]));
+    }
+
+    #[test]
+    fn sad_reference_is_eight_hex_digits() {
+        let h = secret_hash(b"sad");
+        let r = sad_ref(&h);
+        assert_eq!(r.len(), 8);
+        assert!(hex::encode(h).starts_with(&r));
+    }
+
+    #[test]
+    fn issued_sad_debug_hides_the_sad() {
+        let s = IssuedSad {
+            sad: "secret-sad-value".into(),
+            expires_in: 3600,
+        };
+        assert!(!format!("{s:?}").contains("secret-sad-value"));
+    }
+
+    #[test]
+    fn default_policy() {
+        let p = SamPolicy::default();
+        assert_eq!(p.sad_lifetime, Duration::from_secs(3600));
+        assert_eq!(p.max_factor_failures, 5);
+        assert_eq!(p.online_otp_lifetime, Duration::from_secs(300));
+    }
+}

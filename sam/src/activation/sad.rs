@@ -1,0 +1,406 @@
+//! SADs: issue (`credentials/authorize`), renewal (`credentials/extendTransaction`) and
+//! spending (`signatures/signHash`), the only path to [`cm_pkcs11::Hsm::sign_digests`].
+
+use super::*;
+
+/// The audit reference of a SAD: the first 8 hex digits of its SHA-256.
+pub(crate) fn sad_ref(sad_hash: &[u8]) -> String {
+    hex::encode(sad_hash.get(..4).unwrap_or(sad_hash))
+}
+
+/// Whether the multiset `bound` contains every element of the multiset `wanted`.
+pub(super) fn covers(bound: &[Vec<u8>], wanted: &[Vec<u8>]) -> bool {
+    let mut left: Vec<&[u8]> = bound.iter().map(Vec::as_slice).collect();
+    wanted
+        .iter()
+        .all(|w| match left.iter().position(|h| *h == w.as_slice()) {
+            Some(i) => {
+                left.swap_remove(i);
+                true
+            }
+            None => false,
+        })
+}
+
+/// The SAD checks shared by extendTransaction and signHash: it exists, is not revoked, belongs
+/// to this caller and this credential, has not expired and has signatures left.
+pub(super) fn check_sad<'s>(
+    sad: Option<&'s Sad>,
+    caller: &Caller,
+    credential: &CredentialId,
+    now: NaiveDateTime,
+) -> Result<&'s Sad, SamError> {
+    let sad = sad.ok_or(SamError::InvalidSad)?;
+    if sad.user_id != caller.user || sad.credential_id != *credential {
+        return Err(SamError::InvalidSad);
+    }
+    // storage's one rule decides; the expiry only chooses the answer's words
+    if sad.is_usable(now) {
+        Ok(sad)
+    } else if !sad.revoked && sad.expires_at <= now {
+        Err(SamError::SadExpired)
+    } else {
+        Err(SamError::InvalidSad)
+    }
+}
+
+/// Why a signHash request may not spend `hashes` from `sad` (SCAL 2: every hash must be
+/// covered; SCAL 1: no more hashes than signatures left).
+pub(super) fn check_spend(sad: &Sad, scal: Scal, hashes: &[Vec<u8>]) -> Result<(), SamError> {
+    match &sad.hashes {
+        Some(bound) if !covers(bound, hashes) => return Err(SamError::HashNotAuthorized),
+        // A count-only SAD never signs for a SCAL 2 credential (e.g. one raised to SCAL 2
+        // after the SAD was issued).
+        None if scal == Scal::Two => return Err(SamError::HashNotAuthorized),
+        _ => {}
+    }
+    if i32::try_from(hashes.len()).map_or(true, |n| n > sad.remaining) {
+        return Err(SamError::TooManyHashes);
+    }
+    Ok(())
+}
+
+/// Parses the stored key spec and key id of a credential.
+pub(super) fn key_of(credential: &Credential) -> Result<(KeySpec, KeyId), SamError> {
+    let spec = credential
+        .key_spec
+        .parse()
+        .map_err(|_| SamError::InvalidInput("stored key spec is malformed".into()))?;
+    Ok((spec, key_id_of(credential)?))
+}
+
+/// Parses the stored key id (the CKA_ID in the token) of a credential.
+pub(crate) fn key_id_of(credential: &Credential) -> Result<KeyId, SamError> {
+    credential
+        .key_id
+        .parse()
+        .map_err(|_| SamError::InvalidInput("stored key id is malformed".into()))
+}
+
+impl Sam {
+    /// `credentials/authorize` (explicit mode): verifies every factor the credential has and
+    /// issues a SAD for `num_signatures` signatures (Part II 3.2.1.1, I 3.5.2).
+    ///
+    /// * The credential must be the caller's ([`SamError::UnknownCredential`]) and enabled; a
+    ///   credential whose `authMode` is `oauth2code` is refused ([`SamError::OAuthOnly`], spec
+    ///   §11.6: "SHALL NOT be used" for it).
+    /// * `1 <= num_signatures <= multisign`.
+    /// * SCAL 2 requires `hashes` (1..=num_signatures of them; fewer is allowed, the rest come
+    ///   with extendTransaction, spec §13.8) and binds the SAD to exactly that multiset
+    ///   (Part II 3.2.1.4). SCAL 1 binds them too when they are sent (the spec lets the server
+    ///   bind a SAD to the hashes it was given): such a SAD then signs only those hashes.
+    /// * SCAL 2 is never activated by one factor: a SCAL 2 credential without both a PIN and an
+    ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2).
+    ///   Provisioning refuses to make one; this guards older data.
+    /// * Each hash must have an approved digest length (32, 48 or 64 bytes).
+    /// * PIN: Argon2id over an HMAC keyed in the HSM ([`crate::secrets`]; an older plain
+    ///   Argon2id verifier is upgraded on success); a locked PIN refuses even the right PIN; a
+    ///   wrong one counts towards the lock (Part I 7.1.2.5.1), and the failure that sets the
+    ///   lock is audited as `factor.lock`. The PIN is checked before the OTP, so a wrong PIN
+    ///   never burns an OTP.
+    /// * OTP: an offline RFC 6238 TOTP, whose accepted time step is recorded atomically so a
+    ///   code works once; or an online OTP sent by [`Sam::send_online_otp`], used up by one
+    ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
+    ///   like a PIN failure.
+    ///
+    /// Parallel wrong guesses that all start before the lock is written are each verified, so
+    /// at most (max_factor_failures + concurrent requests - 1) guesses are possible; a right
+    /// guess among them is still refused if the lock committed before its SAD is written.
+    ///
+    /// Audited as `sad.authorize` (success or refused, with the reason).
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        num_signatures: i64,
+        hashes: Option<Vec<Vec<u8>>>,
+        factors: Factors,
+    ) -> Result<IssuedSad, SamError> {
+        let sad = random_token(SAD_BYTES)?;
+        let sad_hash = secret_hash(sad.as_bytes());
+        let now = utc_now();
+        let expires_at = self.expiry(now)?;
+        let lifetime = self.policy.sad_lifetime.as_secs();
+        self.activate(
+            &ActivationRequest {
+                event: AuditEvent::SadAuthorize,
+                caller,
+                credential,
+                num_signatures,
+                hashes,
+                via: Via::Authorize,
+            },
+            factors,
+            {
+                let (user, credential, token_hash) = (caller.user, *credential, caller.token_hash);
+                move |c, granted| {
+                    c.insert_sad(&NewSad {
+                        sad_hash: sad_hash.to_vec(),
+                        user_id: user,
+                        credential_id: credential,
+                        token_hash: token_hash.to_vec(),
+                        remaining: granted.num,
+                        expires_at,
+                        hashes: granted.hashes.clone(),
+                    })?;
+                    Ok(Ok(
+                        json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
+                    ))
+                }
+            },
+        )?;
+        Ok(IssuedSad {
+            sad,
+            expires_in: lifetime,
+        })
+    }
+
+    /// `credentials/extendTransaction`: renews a partly used, unexpired SAD into a new one with
+    /// the same remaining count and a fresh lifetime; the old SAD dies (spec §11.7, §13.8;
+    /// Part II appendix 1: batch signing by renewing SAD tokens).
+    ///
+    /// * The old SAD must be the caller's and the credential's, not revoked, with signatures
+    ///   left ([`SamError::InvalidSad`]) and unexpired ([`SamError::SadExpired`]).
+    /// * A hash-bound SAD (SCAL 2, or SCAL 1 authorized with hashes) keeps its unspent hashes
+    ///   and adds the new ones; SCAL 2 requires new hashes ([`SamError::MissingHash`]). The
+    ///   bound hashes may not outnumber the signatures left ([`SamError::TooManySignatures`]).
+    ///   Hashes sent for a count-only SCAL 1 SAD bind the new SAD to them.
+    /// * In ONE transaction: the old SAD is revoked (only one of two concurrent extensions can
+    ///   win), re-read under that lock (a signature spent concurrently is not handed out
+    ///   again), the new SAD stored and the renewal audited (`sad.extend`). A refusal found in
+    ///   the transaction rolls it back, so the old SAD is untouched.
+    pub fn extend_transaction(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        sad: &str,
+        hashes: Option<Vec<Vec<u8>>>,
+    ) -> Result<IssuedSad, SamError> {
+        const EVENT: AuditEvent = AuditEvent::SadExtend;
+        let subject = credential.to_string();
+        let old_hash = secret_hash(sad.as_bytes());
+        let old_ref = sad_ref(&old_hash);
+        let refuse =
+            |e: SamError| self.refuse(EVENT, caller, &subject, e, json!({ "sad": old_ref }));
+        let now = utc_now();
+
+        let (found, old) = self
+            .store
+            .read(|c| Ok((c.credential(credential)?, c.sad(&old_hash)?)))?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
+        let new_hashes = non_empty(hashes);
+        if let Some(h) = &new_hashes {
+            check_digest_lengths(h).map_err(refuse)?;
+        }
+        let plan = |old: Option<&Sad>| -> Result<Renewal, SamError> {
+            let old = check_sad(old, caller, credential, now)?;
+            if cred.scal == Scal::Two && new_hashes.is_none() {
+                return Err(SamError::MissingHash);
+            }
+            let bound = match (&old.hashes, &new_hashes) {
+                (None, None) => None,
+                (old_h, new_h) => {
+                    let mut all = old_h.clone().unwrap_or_default();
+                    all.extend(new_h.iter().flatten().cloned());
+                    if i32::try_from(all.len()).map_or(true, |n| n > old.remaining) {
+                        return Err(SamError::TooManySignatures);
+                    }
+                    Some(all)
+                }
+            };
+            Ok((old.remaining, bound))
+        };
+        // Everything checked before the transaction, so an obvious refusal costs no write.
+        plan(old.as_ref()).map_err(refuse)?;
+
+        let sad = random_token(SAD_BYTES)?;
+        let new_hash = secret_hash(sad.as_bytes());
+        let expires_at = self.expiry(now)?;
+        let renewed = self.write_or_rollback(|c| {
+            if !c.revoke_sad(&old_hash)? {
+                return Ok(Err(SamError::InvalidSad));
+            }
+            // Re-read after the revocation, which locks the row: a signature spent since the
+            // first read is not handed out again.
+            let fresh = c.sad(&old_hash)?.map(|s| Sad {
+                revoked: false,
+                ..s
+            });
+            let (remaining, bound) = match plan(fresh.as_ref()) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let bound_count = bound.as_ref().map(Vec::len);
+            c.insert_sad(&NewSad {
+                sad_hash: new_hash.to_vec(),
+                user_id: caller.user,
+                credential_id: *credential,
+                token_hash: caller.token_hash.to_vec(),
+                remaining,
+                expires_at,
+                hashes: bound,
+            })?;
+            c.append_audit(&audit_event(
+                EVENT,
+                &caller.user_name,
+                &subject,
+                "success",
+                json!({
+                    "sad": old_ref,
+                    "newSad": sad_ref(&new_hash),
+                    "remaining": remaining,
+                    "boundHashes": bound_count,
+                    "addedHashes": new_hashes.as_ref().map_or(0, Vec::len),
+                    "expiresIn": self.policy.sad_lifetime.as_secs(),
+                }),
+            ))?;
+            Ok(Ok(()))
+        });
+        match renewed {
+            Ok(()) => Ok(IssuedSad {
+                sad,
+                expires_in: self.policy.sad_lifetime.as_secs(),
+            }),
+            Err(e @ SamError::Storage(_)) => Err(e),
+            Err(e) => Err(refuse(e)),
+        }
+    }
+
+    /// `signatures/signHash`: signs `hashes` (raw digests, in order) with the credential's
+    /// key, spending the SAD (Part II 3.2.1.1, Part III 6).
+    ///
+    /// Everything is validated before anything is spent: the credential (the caller's,
+    /// enabled), the algorithm ([`resolve_mechanism`]), each digest's length, and the SAD
+    /// (known, not revoked, this user's and this credential's, unexpired, signatures left; SCAL
+    /// 2: every hash covered). Refusals are audited as `signature.refused` and burn nothing.
+    ///
+    /// Then ONE transaction spends the SAD by an atomic conditional update (SCAL 1
+    /// `consume_sad`, hash-bound `consume_sad_hashes`) and writes the `signature.sign_hash`
+    /// record (credential, certificate serial, count, algorithm, SAD reference, digests); it is
+    /// committed (fsynced on SQLite, group-committed with concurrent requests) BEFORE the HSM is
+    /// asked, so no signature can leave without its record (Part I 7.1.4.3-4: write-ahead
+    /// audit). Losing a race is diagnosed again and never signs. If the HSM then fails, the
+    /// reservation is given back (count and hashes), a `failure` record for the same SAD
+    /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
+    ///
+    /// Cost per request: one read (credential and SAD), one shared write transaction, one HSM
+    /// batch; the certificate's validity period is parsed once per chain.
+    pub fn sign_hash(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        mechanism: &SignAlgoRequest,
+    ) -> Result<Vec<Vec<u8>>, SamError> {
+        let subject = credential.to_string();
+        let sad_hash = secret_hash(sad.as_bytes());
+        let sad_reference = sad_ref(&sad_hash);
+        let refuse = |e: SamError| {
+            self.refuse(
+                AuditEvent::SignatureRefused,
+                caller,
+                &subject,
+                e,
+                json!({
+                    "sad": sad_reference,
+                    "count": hashes.len(),
+                    // client input: bounded, so a refusal cannot flood the log
+                    "signAlgo": mechanism.sign_algo.chars().take(64).collect::<String>(),
+                }),
+            )
+        };
+        let now = utc_now();
+
+        let (found, sad_record) = self
+            .store
+            .read(|c| Ok((c.credential(credential)?, c.sad(&sad_hash)?)))?;
+        let cred = self.usable(caller, credential, found).map_err(refuse)?;
+        if hashes.is_empty() {
+            return Err(refuse(SamError::EmptyHashes));
+        }
+        let (spec, key_id) = key_of(&cred)?;
+        let mech: SignMechanism = resolve_mechanism(
+            spec,
+            &mechanism.sign_algo,
+            mechanism.hash_algo.as_deref(),
+            mechanism.sign_algo_params.as_deref(),
+        )
+        .map_err(|e| refuse(e.into()))?;
+        let digest_len = mech.hash().digest_len();
+        if hashes.iter().any(|h| h.len() != digest_len) {
+            return Err(refuse(SamError::InvalidDigestLength));
+        }
+        let record = check_sad(sad_record.as_ref(), caller, credential, now).map_err(refuse)?;
+        check_spend(record, cred.scal, hashes).map_err(refuse)?;
+        let hash_bound = record.hashes.is_some();
+        let count = i32::try_from(hashes.len()).map_err(|_| refuse(SamError::TooManyHashes))?;
+
+        let base = json!({
+            "sad": sad_reference,
+            "count": count,
+            "certificateSerial": cred.cert_serial,
+            "signAlgo": mechanism.sign_algo,
+            "hashAlgo": mech.hash().oid(),
+            "mechanism": mech.to_string(),
+            "digests": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        });
+        let record = |outcome: &str, detail: serde_json::Value| {
+            audit_event(
+                AuditEvent::SignatureSignHash,
+                &caller.user_name,
+                &subject,
+                outcome,
+                detail,
+            )
+        };
+        let signed_record = record("success", base.clone());
+
+        // Spend and audit in ONE transaction (group-committed with concurrent requests): one
+        // conditional update spends the SAD and, only if it won, the record is written with it
+        // (write-ahead: committed before the HSM is asked, so no signature can ever leave
+        // without its record). On a lost race, say why from the row as it is now.
+        let spend = {
+            let hashes = hashes.to_vec();
+            move |c: &mut Conn<'_>| {
+                let won = if hash_bound {
+                    c.consume_sad_hashes(&sad_hash, &hashes, now)?
+                } else {
+                    c.consume_sad(&sad_hash, count, now)?
+                };
+                if won {
+                    Ok((None, vec![signed_record]))
+                } else {
+                    Ok((Some(c.sad(&sad_hash)?), Vec::new()))
+                }
+            }
+        };
+        if let Some(current) = self.store.write_grouped(spend)? {
+            let why = check_sad(current.as_ref(), caller, credential, now)
+                .and_then(|s| check_spend(s, cred.scal, hashes))
+                .err()
+                .unwrap_or(SamError::InvalidSad);
+            return Err(refuse(why));
+        }
+
+        match self.hsm.sign_digests(&key_id, &mech, hashes) {
+            Ok(signatures) => Ok(signatures),
+            Err(hsm_error) => {
+                tracing::error!(error = %hsm_error, credential = %subject, "the HSM failed to sign; giving the SAD reservation back");
+                // The success record above stands (it was the authorisation to sign); this
+                // one, for the same SAD reference and digests, says no signature came of it.
+                let mut detail = base;
+                if let Some(map) = detail.as_object_mut() {
+                    map.insert("error".into(), json!(hsm_error.to_string()));
+                }
+                let event = record("failure", detail);
+                let spent: &[Vec<u8>] = if hash_bound { hashes } else { &[] };
+                self.store.write(|c| {
+                    c.restore_sad(&sad_hash, count, spent)?;
+                    c.append_audit(&event)
+                })?;
+                Err(SamError::SigningFailed)
+            }
+        }
+    }
+}
