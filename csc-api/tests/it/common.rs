@@ -1,5 +1,7 @@
-//! The test harness: the real `csc-server` binary on a temporary data directory with its own
-//! SoftHSM2 token and SQLite database (lldap-style), and small HTTP helpers.
+//! The binary harness: the real `csc-server` binary on a temporary data directory with its own
+//! SoftHSM2 token and SQLite database (lldap-style), and small HTTP helpers; for the tests about
+//! the binary (its commands, several processes, the server log, outside tools). Behaviour tests
+//! use the in-process [`crate::kit`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -167,10 +169,22 @@ impl Api {
             online_otp: None,
         }
     }
+}
 
+/// What the tests need of a CSC client: [`Api`] over HTTP to a `csc-server` process, or the
+/// in-process [`crate::kit::Kit`].
+pub trait Csc {
+    /// POST `/csc/v1/{method}` with an optional bearer token: `(status, JSON)`.
+    fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value);
+    /// `auth/login` with HTTP Basic; panics unless it succeeds.
+    fn login(&self, user: &str, password: &str) -> String;
     /// For a credential with an online OTP: has one sent (`credentials/sendOTP`, 204) and
     /// reads it from the outbox; `None` for other credentials.
-    pub fn online_otp(&self, token: &str, cred: &str) -> Option<String> {
+    fn online_otp(&self, token: &str, cred: &str) -> Option<String>;
+}
+
+impl Csc for Api {
+    fn online_otp(&self, token: &str, cred: &str) -> Option<String> {
         let (outbox, creds) = self.online_otp.as_ref()?;
         if !creds.iter().any(|c| c == cred) {
             return None;
@@ -184,8 +198,7 @@ impl Api {
         Some(outbox_code(outbox, cred).expect("the OTP in the outbox"))
     }
 
-    /// POST `/csc/v1/{method}` with an optional bearer token.
-    pub fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}/csc/v1/{method}", self.base))
@@ -199,8 +212,7 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// `auth/login` with HTTP Basic; panics unless it succeeds.
-    pub fn login(&self, user: &str, password: &str) -> String {
+    fn login(&self, user: &str, password: &str) -> String {
         let resp = self
             .client
             .post(format!("{}/csc/v1/auth/login", self.base))
@@ -220,15 +232,6 @@ pub fn assert_error(got: &(u16, Value), status: u16, error: &str, description: &
     assert_eq!(got.0, status, "status of {}", got.1);
     assert_eq!(got.1["error"], error, "{}", got.1);
     assert_eq!(got.1["error_description"], description, "{}", got.1);
-}
-
-/// The audit records of a (SQLite) data directory, read beside the running server.
-pub fn audit_records(dir: &Path) -> Vec<storage::AuditRecord> {
-    let url = format!("sqlite://{}", dir.join("csc.db").display());
-    let store = storage::Store::open(&url, storage::StoreOptions::default()).expect("open db");
-    store
-        .read(|c| c.audit_records(0, 1_000_000))
-        .expect("audit records")
 }
 
 pub const PIN: &str = "123456";

@@ -13,6 +13,7 @@ use openssl::hash::MessageDigest;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::kit::audit_records;
 
 fn sha256(data: &[u8]) -> String {
     STANDARD.encode(openssl::sha::sha256(data))

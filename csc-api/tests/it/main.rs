@@ -1,10 +1,18 @@
 //! The one integration-test binary of `csc-api` (one binary links once: kanidm's rule).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod api;
 mod cli;
 mod common;
 mod conformance;
 mod factors;
+mod kit;
 mod oauth2;
 mod openapi_routes;
 mod pyhanko;

@@ -18,6 +18,7 @@ use openssl::x509::X509;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::kit::audit_records;
 
 const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
 const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
