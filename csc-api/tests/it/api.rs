@@ -1,6 +1,8 @@
-//! The CSC v1 API over HTTP against the real server (SoftHSM2 + SQLite): every method's success
-//! path with the signature verified against the certificate, and the spec's errors with their
-//! exact status and strings (REFERENCE.md §5).
+//! The CSC v1 API against the real app in process (SoftHSM2 + SQLite, [`crate::kit`]): every
+//! method's success path with the signature verified against the certificate, and the spec's
+//! errors with their exact status and strings (REFERENCE.md §5). At the end, what is about the
+//! `csc-server` binary: the purger of `serve`, the server log, two processes on one PostgreSQL
+//! database.
 
 // `&[h.clone()]` reads better than `std::slice::from_ref(&h)` in a table of requests
 #![allow(clippy::cloned_ref_to_slice_refs)]
