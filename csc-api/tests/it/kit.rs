@@ -23,7 +23,7 @@ use actix_web::web::Bytes;
 use base64::Engine;
 use csc_api::admin;
 use csc_api::app::{AppState, configure};
-use csc_api::config::Config;
+use csc_api::config::{Config, OtpChannel};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -168,10 +168,6 @@ impl Kit {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         self.tmp.path()
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     /// The SAM the app serves, for the operator's commands (`admin::*`) beside it.
@@ -384,6 +380,9 @@ impl Csc for Kit {
             &json!({ "credentialID": cred }),
         );
         assert_eq!(status, 204, "sendOTP: {body}");
-        Some(outbox_code(&self.dir().join("otp-outbox.log"), cred).expect("the OTP in the outbox"))
+        let OtpChannel::Outbox(outbox) = &self.cfg.otp_channel else {
+            panic!("the kit's online OTPs go to a webhook")
+        };
+        Some(outbox_code(outbox, cred).expect("the OTP in the outbox"))
     }
 }
