@@ -1053,7 +1053,7 @@ struct Count {
 #[test]
 fn the_server_purges_expired_sads_and_audits_it() {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
-    let s = Signers::new();
+    let s = Signers::only(&["multi"]);
     let (_server, api) = s.serve(&[
         ("CSC_SAD_TTL_SECS", "1"),
         ("CSC_PURGE_INTERVAL_SECS", "1"),
@@ -1366,7 +1366,7 @@ fn secrets_never_reach_the_database_or_its_audit_log() {
 /// never a secret. The same calls as above, and an online OTP sent (its code is never logged).
 #[test]
 fn secrets_and_otp_codes_never_reach_the_server_log() {
-    let s = Signers::new();
+    let s = Signers::only(&["ec", "scal2"]);
     let (server, api) = s.serve(&[("RUST_LOG", "debug")]);
     let alice = api.login("alice", ALICE_PASSWORD);
     let h = digest(MessageDigest::sha256(), b"secret-free");
@@ -1452,7 +1452,7 @@ fn uuid_like() -> String {
 fn two_server_processes_on_one_postgres_database_never_spend_a_sad_twice() {
     let db = PgDatabase::new();
     let env = [("CSC_DATABASE_URL", db.url.as_str())];
-    let s = Signers::with_env(&env);
+    let s = Signers::with_env_only(&env, &["ec", "multi"]);
     let (_a, api_a) = s.serve(&env);
     let (_b, api_b) = s.serve(&env);
     // a token from one instance works on the other: state lives in the database

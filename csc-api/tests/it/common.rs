@@ -258,6 +258,16 @@ impl Signers {
 
     /// The same, with configuration given as environment (e.g. a PostgreSQL `CSC_DATABASE_URL`).
     pub fn with_env(env: &[(&str, &str)]) -> Signers {
+        Self::with_env_only(env, &["rsa", "ec", "scal2", "multi", "bob"])
+    }
+
+    /// Only the named credentials (a test about the binary pays for the keys it uses).
+    pub fn only(names: &[&str]) -> Signers {
+        Self::with_env_only(&[], names)
+    }
+
+    /// The named credentials only, with configuration given as environment.
+    pub fn with_env_only(env: &[(&str, &str)], names: &[&str]) -> Signers {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         let cmd = |args: &[&str]| {
@@ -292,6 +302,9 @@ impl Signers {
             ),
             ("bob", "bob", &["--key", "ec-p256"][..]),
         ] {
+            if !names.contains(&name) {
+                continue;
+            }
             let mut c = cmd(&["credential", "create", user]);
             c.args(args).env("CSC_PIN", PIN);
             let v = run_ok(&mut c);
@@ -312,7 +325,7 @@ impl Signers {
         let mut api = Api::new(&server.base);
         api.online_otp = Some((
             self.dir().join("otp-outbox.log"),
-            vec![self.id("scal2").to_owned()],
+            self.creds.get("scal2").cloned().into_iter().collect(),
         ));
         (server, api)
     }

@@ -454,7 +454,7 @@ async fn chromium_consent(
 
 #[test]
 fn chromium_runs_the_authorization_code_flow_with_pkce_and_the_sad_signs() {
-    let s = Signers::new();
+    let s = Signers::only(&["scal2"]);
     let app = catcher();
     let (client_id, _) = add_client(s.dir(), "Chromium Test App", &[&app.redirect_uri], false);
     let (_server, api) = s.serve(&[]);
