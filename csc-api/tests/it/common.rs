@@ -241,7 +241,7 @@ pub const BOB_PASSWORD: &str = "bob-password";
 /// A data directory with two signers and their credentials:
 /// `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256, SCAL 1), `scal2` (alice, RSA-2048,
 /// SCAL 2, multisign 5, PIN and online OTP: two factors), `multi` (alice, P-256, SCAL 1,
-/// multisign 3), `bob` (bob, P-256).
+/// multisign 3), `bob` (bob, P-256); or only some of them ([`Signers::only`]).
 pub struct Signers {
     pub tmp: tempfile::TempDir,
     pub creds: std::collections::HashMap<&'static str, String>,

@@ -5,8 +5,9 @@
 //! module is initialised once per process); each credential's key is generated once, when the
 //! test first asks for it, and reused.
 //!
-//! All the setup is [`Kit::with`] and every audit-record read is [`audit_records`], so that a
-//! change of the crates' edges touches one function each.
+//! All the setup is [`Kit::with`] and every audit-record read goes through one function
+//! ([`audit_records`] and [`Kit::audit_records`] both call it), so that a change of the crates'
+//! edges touches one function each.
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -109,11 +110,14 @@ pub fn basic(user: &str, password: &str) -> String {
     )
 }
 
-/// The audit records of the database a data directory's server writes (SQLite). The one
-/// reader of the audit log in the tests.
+/// The audit records of a data directory's SQLite database (a `csc-server` process beside it).
 pub fn audit_records(dir: &Path) -> Vec<storage::AuditRecord> {
-    let url = format!("sqlite://{}", dir.join("csc.db").display());
-    let store = storage::Store::open(&url, storage::StoreOptions::default()).expect("open db");
+    audit_records_in(&format!("sqlite://{}", dir.join("csc.db").display()))
+}
+
+/// The audit records of the database at `url`: the one reader of the audit log in the tests.
+fn audit_records_in(url: &str) -> Vec<storage::AuditRecord> {
+    let store = storage::Store::open(url, storage::StoreOptions::default()).expect("open db");
     store
         .read(|c| c.audit_records(0, 1_000_000))
         .expect("audit records")
@@ -260,9 +264,9 @@ impl Kit {
         intact
     }
 
-    /// The audit records so far ([`audit_records`]).
+    /// The audit records so far, from the kit's database.
     pub fn audit_records(&self) -> Vec<storage::AuditRecord> {
-        audit_records(self.dir())
+        audit_records_in(&self.cfg.database_url)
     }
 
     /// A request to `path` (with its query), with the kit's `Host`.
