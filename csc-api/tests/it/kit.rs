@@ -135,11 +135,12 @@ impl Kit {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         let mut cfg = Config::load(dir, None).expect("configuration");
-        // what the environment of the test process might say is not this kit's business
+        // the kit's own SQLite database, whatever CSC_DATABASE_URL the test process may have
         cfg.database_url = format!("sqlite://{}", dir.join("csc.db").display());
         set(&mut cfg);
-        // SoftHSM2 reads SOFTHSM2_CONF from the environment: set it first, while this process
-        // has no other thread than the test harness's (the actix runtime starts below)
+        // SoftHSM2 reads SOFTHSM2_CONF from the environment: set it once, first, while this
+        // process has no thread but the test harness's (the actix runtime and the store's pools
+        // start below). This is the contract of `prepare_softhsm` (to become an `unsafe fn`).
         admin::prepare_softhsm(&cfg, true).expect("SoftHSM2 configuration");
         let (sam, _) = admin::init(&cfg).expect("init");
         admin::user_add(&sam, "alice", &SecretString::from(ALICE_PASSWORD)).expect("alice");
