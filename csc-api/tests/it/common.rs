@@ -1,5 +1,7 @@
-//! The test harness: the real `csc-server` binary on a temporary data directory with its own
-//! SoftHSM2 token and SQLite database (lldap-style), and small HTTP helpers.
+//! The binary harness: the real `csc-server` binary on a temporary data directory with its own
+//! SoftHSM2 token and SQLite database (lldap-style), and small HTTP helpers; for the tests about
+//! the binary (its commands, several processes, the server log, outside tools). Behaviour tests
+//! use the in-process [`crate::kit`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -167,10 +169,22 @@ impl Api {
             online_otp: None,
         }
     }
+}
 
+/// What the tests need of a CSC client: [`Api`] over HTTP to a `csc-server` process, or the
+/// in-process [`crate::kit::Kit`].
+pub trait Csc {
+    /// POST `/csc/v1/{method}` with an optional bearer token: `(status, JSON)`.
+    fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value);
+    /// `auth/login` with HTTP Basic; panics unless it succeeds.
+    fn login(&self, user: &str, password: &str) -> String;
     /// For a credential with an online OTP: has one sent (`credentials/sendOTP`, 204) and
     /// reads it from the outbox; `None` for other credentials.
-    pub fn online_otp(&self, token: &str, cred: &str) -> Option<String> {
+    fn online_otp(&self, token: &str, cred: &str) -> Option<String>;
+}
+
+impl Csc for Api {
+    fn online_otp(&self, token: &str, cred: &str) -> Option<String> {
         let (outbox, creds) = self.online_otp.as_ref()?;
         if !creds.iter().any(|c| c == cred) {
             return None;
@@ -184,8 +198,7 @@ impl Api {
         Some(outbox_code(outbox, cred).expect("the OTP in the outbox"))
     }
 
-    /// POST `/csc/v1/{method}` with an optional bearer token.
-    pub fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}/csc/v1/{method}", self.base))
@@ -199,8 +212,7 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// `auth/login` with HTTP Basic; panics unless it succeeds.
-    pub fn login(&self, user: &str, password: &str) -> String {
+    fn login(&self, user: &str, password: &str) -> String {
         let resp = self
             .client
             .post(format!("{}/csc/v1/auth/login", self.base))
@@ -222,15 +234,6 @@ pub fn assert_error(got: &(u16, Value), status: u16, error: &str, description: &
     assert_eq!(got.1["error_description"], description, "{}", got.1);
 }
 
-/// The audit records of a (SQLite) data directory, read beside the running server.
-pub fn audit_records(dir: &Path) -> Vec<storage::AuditRecord> {
-    let url = format!("sqlite://{}", dir.join("csc.db").display());
-    let store = storage::Store::open(&url, storage::StoreOptions::default()).expect("open db");
-    store
-        .read(|c| c.audit_records(0, 1_000_000))
-        .expect("audit records")
-}
-
 pub const PIN: &str = "123456";
 pub const ALICE_PASSWORD: &str = "alice-password";
 pub const BOB_PASSWORD: &str = "bob-password";
@@ -238,7 +241,7 @@ pub const BOB_PASSWORD: &str = "bob-password";
 /// A data directory with two signers and their credentials:
 /// `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256, SCAL 1), `scal2` (alice, RSA-2048,
 /// SCAL 2, multisign 5, PIN and online OTP: two factors), `multi` (alice, P-256, SCAL 1,
-/// multisign 3), `bob` (bob, P-256).
+/// multisign 3), `bob` (bob, P-256); or only some of them ([`Signers::only`]).
 pub struct Signers {
     pub tmp: tempfile::TempDir,
     pub creds: std::collections::HashMap<&'static str, String>,
@@ -255,6 +258,16 @@ impl Signers {
 
     /// The same, with configuration given as environment (e.g. a PostgreSQL `CSC_DATABASE_URL`).
     pub fn with_env(env: &[(&str, &str)]) -> Signers {
+        Self::with_env_only(env, &["rsa", "ec", "scal2", "multi", "bob"])
+    }
+
+    /// Only the named credentials (a test about the binary pays for the keys it uses).
+    pub fn only(names: &[&str]) -> Signers {
+        Self::with_env_only(&[], names)
+    }
+
+    /// The named credentials only, with configuration given as environment.
+    pub fn with_env_only(env: &[(&str, &str)], names: &[&str]) -> Signers {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         let cmd = |args: &[&str]| {
@@ -289,6 +302,9 @@ impl Signers {
             ),
             ("bob", "bob", &["--key", "ec-p256"][..]),
         ] {
+            if !names.contains(&name) {
+                continue;
+            }
             let mut c = cmd(&["credential", "create", user]);
             c.args(args).env("CSC_PIN", PIN);
             let v = run_ok(&mut c);
@@ -309,7 +325,7 @@ impl Signers {
         let mut api = Api::new(&server.base);
         api.online_otp = Some((
             self.dir().join("otp-outbox.log"),
-            vec![self.id("scal2").to_owned()],
+            self.creds.get("scal2").cloned().into_iter().collect(),
         ));
         (server, api)
     }

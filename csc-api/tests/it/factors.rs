@@ -1,5 +1,5 @@
-//! Activation factors over HTTP against the real server (SoftHSM2 + SQLite): PIN lockout and
-//! the operator's unlock, login lockout, OTP single use (offline TOTP and online codes),
+//! Activation factors against the real app in process (SoftHSM2 + SQLite, [`crate::kit`]): PIN
+//! lockout and the operator's unlock, login lockout, OTP single use (offline TOTP and online codes),
 //! credentials/sendOTP never leaking the code, the webhook notifier, and SCAL 2 never activated
 //! by one factor (JT2A Part I 7.1.2.5.1, 3.5.2; REFERENCE §5.5, §5.6, §5.8).
 
@@ -9,21 +9,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use csc_api::config::OtpChannel;
 use openssl::hash::MessageDigest;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::kit::Kit;
 
 fn sha256(data: &[u8]) -> String {
     STANDARD.encode(openssl::sha::sha256(data))
 }
 
-fn authorize(api: &Api, token: &str, body: Value) -> (u16, Value) {
-    api.call("credentials/authorize", Some(token), &body)
+fn authorize(k: &Kit, token: &str, body: Value) -> (u16, Value) {
+    k.call("credentials/authorize", Some(token), &body)
 }
 
-fn events(dir: &std::path::Path, event: &str) -> Vec<storage::AuditRecord> {
-    audit_records(dir)
+fn events(k: &Kit, event: &str) -> Vec<storage::AuditRecord> {
+    k.audit_records()
         .into_iter()
         .filter(|r| r.event == event)
         .collect()
@@ -32,14 +34,13 @@ fn events(dir: &std::path::Path, event: &str) -> Vec<storage::AuditRecord> {
 #[test]
 fn the_pin_locks_after_n_failures_refuses_the_right_pin_and_only_an_unlock_lifts_it() {
     // Part I 7.1.2.5.1: lock after too many failures until an administrator unlocks
-    let s = Signers::new();
-    let (server, api) = s.serve(&[("CSC_MAX_FACTOR_FAILURES", "3")]);
-    let alice = api.login("alice", ALICE_PASSWORD);
-    let rsa = s.id("rsa");
+    let k = Kit::with(|c| c.max_factor_failures = 3);
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let rsa = k.id("rsa");
     let body = |pin: &str| json!({ "credentialID": rsa, "numSignatures": 1, "PIN": pin });
     for _ in 0..3 {
         assert_error(
-            &authorize(&api, &alice, body("000000")),
+            &authorize(&k, &alice, body("000000")),
             400,
             "invalid_pin",
             "The PIN is invalid",
@@ -47,7 +48,7 @@ fn the_pin_locks_after_n_failures_refuses_the_right_pin_and_only_an_unlock_lifts
     }
     for pin in [PIN, "000000"] {
         assert_error(
-            &authorize(&api, &alice, body(pin)),
+            &authorize(&k, &alice, body(pin)),
             400,
             "invalid_request",
             "PIN locked",
@@ -55,12 +56,12 @@ fn the_pin_locks_after_n_failures_refuses_the_right_pin_and_only_an_unlock_lifts
     }
     // another credential of the same signer is not affected
     let (status, _) = authorize(
-        &api,
+        &k,
         &alice,
-        json!({ "credentialID": s.id("ec"), "numSignatures": 1, "PIN": PIN }),
+        json!({ "credentialID": k.id("ec"), "numSignatures": 1, "PIN": PIN }),
     );
     assert_eq!(status, 200);
-    let locks = events(s.dir(), "factor.lock");
+    let locks = events(&k, "factor.lock");
     assert_eq!(locks.len(), 1, "the lock is audited once");
     assert_eq!(
         (locks[0].actor.as_str(), locks[0].subject.as_str()),
@@ -68,47 +69,24 @@ fn the_pin_locks_after_n_failures_refuses_the_right_pin_and_only_an_unlock_lifts
     );
 
     // the operator unlocks, audited; the right PIN works again
-    let out = run_ok(csc(s.dir()).args(["credential", "unlock", rsa]));
+    let out = csc_api::admin::credential_unlock(k.sam(), rsa).expect("credential unlock");
     assert_eq!(out["unlocked"], json!(["pin"]));
-    let (status, got) = authorize(&api, &alice, body(PIN));
+    let (status, got) = authorize(&k, &alice, body(PIN));
     assert_eq!(status, 200, "{got}");
-    let unlocks = events(s.dir(), "credential.unlock");
+    let unlocks = events(&k, "credential.unlock");
     assert_eq!(unlocks.len(), 1);
     assert_eq!(unlocks[0].actor, "operator:cli");
     // unlocking an unknown credential is an error
-    let out = csc(s.dir())
-        .args([
-            "credential",
-            "unlock",
-            "00000000-0000-7000-8000-000000000000",
-        ])
-        .output()
-        .expect("spawn");
-    assert!(!out.status.success());
-    drop(server);
-    assert_eq!(
-        run_ok(csc(s.dir()).args(["audit", "verify"]))["intact"],
-        true
+    assert!(
+        csc_api::admin::credential_unlock(k.sam(), "00000000-0000-7000-8000-000000000000").is_err()
     );
+    assert!(k.audit_intact());
 }
 
 #[test]
 fn failed_logins_lock_the_user_even_against_the_right_password_until_unlocked() {
-    let s = Signers::new();
-    let (_server, api) = s.serve(&[("CSC_MAX_LOGIN_FAILURES", "3")]);
-    let login = |pw: &str| {
-        let r = api
-            .client
-            .post(format!("{}/csc/v1/auth/login", api.base))
-            .basic_auth("bob", Some(pw))
-            .json(&json!({}))
-            .send()
-            .expect("login");
-        (
-            r.status().as_u16(),
-            r.json::<Value>().unwrap_or(Value::Null),
-        )
-    };
+    let k = Kit::with(|c| c.max_login_failures = 3);
+    let login = |pw: &str| k.login_with("bob", pw, &json!({}));
     for _ in 0..3 {
         assert_error(
             &login("wrong-password"),
@@ -125,16 +103,16 @@ fn failed_logins_lock_the_user_even_against_the_right_password_until_unlocked() 
         "An error occurred during authentication process",
     );
     // alice is not affected
-    api.login("alice", ALICE_PASSWORD);
-    assert_eq!(events(s.dir(), "user.lock").len(), 1);
-    let out = run_ok(csc(s.dir()).args(["user", "unlock", "bob"]));
+    k.login("alice", ALICE_PASSWORD);
+    assert_eq!(events(&k, "user.lock").len(), 1);
+    let out = csc_api::admin::user_unlock(k.sam(), "bob").expect("user unlock");
     assert_eq!(
         (out["wasLocked"].clone(), out["locked"].clone()),
         (json!(true), json!(false))
     );
     let (status, _) = login(BOB_PASSWORD);
     assert_eq!(status, 200);
-    let unlocks = events(s.dir(), "user.unlock");
+    let unlocks = events(&k, "user.unlock");
     assert_eq!(
         (unlocks.len(), unlocks[0].subject.as_str()),
         (1, "bob"),
@@ -196,24 +174,21 @@ fn totp_now(uri: &str) -> String {
 
 #[test]
 fn an_otp_is_accepted_once_offline_totp_and_online_code() {
-    let s = Signers::new();
-    let totp = run_ok(
-        csc(s.dir())
-            .args(["credential", "create", "alice", "--key", "ec-p256", "--otp"])
-            .env("CSC_PIN", PIN),
-    );
+    let k = Kit::new();
+    let totp = k
+        .credential_create("alice", &["--key", "ec-p256", "--otp"])
+        .expect("credential create");
     let totp_id = totp["credentialID"].as_str().expect("id").to_owned();
     assert_eq!(totp["otp"], "offline");
     let uri = totp["otpauth"].as_str().expect("otpauth URI").to_owned();
-    let (_server, api) = s.serve(&[]);
-    let alice = api.login("alice", ALICE_PASSWORD);
+    let alice = k.login("alice", ALICE_PASSWORD);
 
     // credentials/info says truthfully which OTP each credential has (spec §11.5)
     for (id, kind, provider) in [
         (totp_id.as_str(), "offline", "totp"),
-        (s.id("scal2"), "online", "csc-server"),
+        (k.id("scal2"), "online", "csc-server"),
     ] {
-        let (status, info) = api.call(
+        let (status, info) = k.call(
             "credentials/info",
             Some(&alice),
             &json!({ "credentialID": id, "authInfo": true }),
@@ -229,10 +204,10 @@ fn an_otp_is_accepted_once_offline_totp_and_online_code() {
     // offline: a TOTP code once, never twice
     let code = totp_now(&uri);
     let body = json!({ "credentialID": totp_id, "numSignatures": 1, "PIN": PIN, "OTP": code });
-    let (status, got) = authorize(&api, &alice, body.clone());
+    let (status, got) = authorize(&k, &alice, body.clone());
     assert_eq!(status, 200, "{got}");
     assert_error(
-        &authorize(&api, &alice, body),
+        &authorize(&k, &alice, body),
         400,
         "invalid_otp",
         "The OTP is invalid",
@@ -240,14 +215,14 @@ fn an_otp_is_accepted_once_offline_totp_and_online_code() {
 
     // online: a code from credentials/sendOTP once, never twice
     let h = sha256(b"document");
-    let code = api.online_otp(&alice, s.id("scal2")).expect("online OTP");
+    let code = k.online_otp(&alice, k.id("scal2")).expect("online OTP");
     let body = json!({
-        "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code,
+        "credentialID": k.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code,
     });
-    let (status, got) = authorize(&api, &alice, body.clone());
+    let (status, got) = authorize(&k, &alice, body.clone());
     assert_eq!(status, 200, "{got}");
     assert_error(
-        &authorize(&api, &alice, body),
+        &authorize(&k, &alice, body),
         400,
         "invalid_otp",
         "The OTP is invalid",
@@ -256,23 +231,19 @@ fn an_otp_is_accepted_once_offline_totp_and_online_code() {
 
 #[test]
 fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
-    let s = Signers::new();
-    let (server, api) = s.serve(&[("RUST_LOG", "debug")]);
-    let alice = api.login("alice", ALICE_PASSWORD);
-    let bob = api.login("bob", BOB_PASSWORD);
-    let resp = api
-        .client
-        .post(format!("{}/csc/v1/credentials/sendOTP", api.base))
-        .bearer_auth(&alice)
-        .json(&json!({ "credentialID": s.id("scal2"), "clientData": "tx-1" }))
-        .send()
-        .expect("sendOTP");
-    assert_eq!(resp.status().as_u16(), 204);
-    let raw_headers = format!("{:?}", resp.headers());
-    let body = resp.bytes().expect("body");
-    assert!(body.is_empty(), "204 has no body");
-    let outbox = s.dir().join("otp-outbox.log");
-    let code = outbox_code(&outbox, s.id("scal2")).expect("the code in the outbox");
+    let k = Kit::new();
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let bob = k.login("bob", BOB_PASSWORD);
+    let resp = k.send(k.csc_request(
+        "credentials/sendOTP",
+        Some(&alice),
+        &json!({ "credentialID": k.id("scal2"), "clientData": "tx-1" }),
+    ));
+    assert_eq!(resp.status, 204);
+    let raw_headers = format!("{:?}", resp.headers);
+    assert!(resp.body.is_empty(), "204 has no body");
+    let outbox = k.dir().join("otp-outbox.log");
+    let code = outbox_code(&outbox, k.id("scal2")).expect("the code in the outbox");
     assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
     assert!(!raw_headers.contains(&code));
     {
@@ -286,14 +257,14 @@ fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
     // the code works (and proves it was the real one)
     let h = sha256(b"x");
     let (status, got) = authorize(
-        &api,
+        &k,
         &alice,
-        json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code }),
+        json!({ "credentialID": k.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN, "OTP": code }),
     );
     assert_eq!(status, 200, "{got}");
 
     // the spec's errors (REFERENCE §5.8)
-    let send = |token: &str, body: Value| api.call("credentials/sendOTP", Some(token), &body);
+    let send = |token: &str, body: Value| k.call("credentials/sendOTP", Some(token), &body);
     assert_error(
         &send(&alice, json!({})),
         400,
@@ -301,43 +272,40 @@ fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
         "Missing (or invalid type) string parameter credentialID",
     );
     assert_error(
-        &send(&bob, json!({ "credentialID": s.id("scal2") })),
+        &send(&bob, json!({ "credentialID": k.id("scal2") })),
         400,
         "invalid_request",
         "Invalid parameter credentialID",
     );
     assert_error(
-        &send(&alice, json!({ "credentialID": s.id("rsa") })),
+        &send(&alice, json!({ "credentialID": k.id("rsa") })),
         400,
         "invalid_request",
         "The credential has no online OTP",
     );
-    let (status, _) = api.call(
+    let (status, _) = k.call(
         "credentials/sendOTP",
         None,
-        &json!({ "credentialID": s.id("scal2") }),
+        &json!({ "credentialID": k.id("scal2") }),
     );
     assert_eq!(status, 400, "no bearer token");
 
-    let log = server.log.lock().map(|l| l.clone()).unwrap_or_default();
-    let db = std::fs::read(s.dir().join("csc.db")).expect("db");
-    let wal = std::fs::read(s.dir().join("csc.db-wal")).unwrap_or_default();
-    drop(server);
-    assert!(log.contains("POST /csc/v1/credentials/sendOTP"), "{log}");
-    assert!(!log.contains(&code), "the code is in the server log");
+    // the server log: api::secrets_and_otp_codes_never_reach_the_server_log
+    let db = std::fs::read(k.dir().join("csc.db")).expect("db");
+    let wal = std::fs::read(k.dir().join("csc.db-wal")).unwrap_or_default();
     assert!(
         !contains(&db, code.as_bytes()) && !contains(&wal, code.as_bytes()),
         "the code is stored in clear"
     );
     let quoted = format!("\"{code}\"");
-    for r in audit_records(s.dir()) {
+    for r in k.audit_records() {
         assert!(
             !r.detail.contains(&quoted),
             "audit record {} holds the code",
             r.seq
         );
     }
-    assert!(!events(s.dir(), "otp.send").is_empty());
+    assert!(!events(&k, "otp.send").is_empty());
 }
 
 /// A one-shot HTTP endpoint on loopback: answers 204 to every request and hands over the
@@ -376,31 +344,30 @@ fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
 
 #[test]
 fn the_webhook_notifier_posts_the_code_to_the_gateway() {
-    let s = Signers::new();
     let (url, received) = webhook_receiver();
-    let (_server, api) = s.serve(&[("CSC_OTP_WEBHOOK_URL", &url)]);
-    let alice = api.login("alice", ALICE_PASSWORD);
-    let (status, body) = api.call(
+    let k = Kit::with(|c| c.otp_channel = OtpChannel::Webhook(url));
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let (status, body) = k.call(
         "credentials/sendOTP",
         Some(&alice),
-        &json!({ "credentialID": s.id("scal2") }),
+        &json!({ "credentialID": k.id("scal2") }),
     );
     assert_eq!((status, body), (204, Value::Null));
     let msg = received
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the gateway got a message");
-    assert_eq!(msg["credentialID"], s.id("scal2"));
+    assert_eq!(msg["credentialID"], k.id("scal2"));
     assert_eq!(msg["user"], "alice");
     assert_eq!(msg["expiresIn"], 300);
     let code = msg["otp"].as_str().expect("otp").to_owned();
     assert!(
-        !s.dir().join("otp-outbox.log").exists(),
+        !k.dir().join("otp-outbox.log").exists(),
         "the webhook replaces the outbox"
     );
     let (status, got) = authorize(
-        &api,
+        &k,
         &alice,
-        json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [sha256(b"w")], "PIN": PIN, "OTP": code }),
+        json!({ "credentialID": k.id("scal2"), "numSignatures": 1, "hash": [sha256(b"w")], "PIN": PIN, "OTP": code }),
     );
     assert_eq!(status, 200, "{got}");
 }
@@ -408,32 +375,18 @@ fn the_webhook_notifier_posts_the_code_to_the_gateway() {
 #[test]
 fn scal2_is_never_created_or_activated_with_one_factor() {
     // JT2A Part I 3.5.2 level 2 / REFERENCE §4.4: SCAL 2 implies two-factor authorization
-    let s = Signers::new();
-    let out = csc(s.dir())
-        .args([
-            "credential",
-            "create",
-            "alice",
-            "--key",
-            "ec-p256",
-            "--scal",
-            "2",
-        ])
-        .env("CSC_PIN", PIN)
-        .output()
-        .expect("spawn");
-    assert!(!out.status.success(), "SCAL 2 without an OTP is refused");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let k = Kit::new();
+    let out = k.credential_create("alice", &["--key", "ec-p256", "--scal", "2"]);
+    let err = format!("{:#}", out.expect_err("SCAL 2 without an OTP is refused"));
     assert!(err.contains("second activation factor"), "{err}");
 
-    let (_server, api) = s.serve(&[]);
-    let alice = api.login("alice", ALICE_PASSWORD);
+    let alice = k.login("alice", ALICE_PASSWORD);
     let h = sha256(b"one factor");
     assert_error(
         &authorize(
-            &api,
+            &k,
             &alice,
-            json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
+            json!({ "credentialID": k.id("scal2"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
         ),
         400,
         "invalid_request",
@@ -441,9 +394,9 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
     );
     assert_error(
         &authorize(
-            &api,
+            &k,
             &alice,
-            json!({ "credentialID": s.id("scal2"), "numSignatures": 1, "hash": [h], "OTP": "123456" }),
+            json!({ "credentialID": k.id("scal2"), "numSignatures": 1, "hash": [h], "OTP": "123456" }),
         ),
         400,
         "invalid_request",
@@ -453,20 +406,20 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
     // data from before the rule: a PIN-only credential at SCAL 2 is refused too
     {
         use diesel::{Connection, RunQueryDsl, SqliteConnection};
-        let db = s.dir().join("csc.db");
+        let db = k.dir().join("csc.db");
         let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("sqlite");
         diesel::sql_query(format!(
             "UPDATE credentials SET scal = 2 WHERE id = '{}'",
-            s.id("multi")
+            k.id("multi")
         ))
         .execute(&mut c)
         .expect("raise to SCAL 2");
     }
     assert_error(
         &authorize(
-            &api,
+            &k,
             &alice,
-            json!({ "credentialID": s.id("multi"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
+            json!({ "credentialID": k.id("multi"), "numSignatures": 1, "hash": [h], "PIN": PIN }),
         ),
         400,
         "invalid_request",

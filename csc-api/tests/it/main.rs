@@ -6,11 +6,19 @@
     clippy::indexing_slicing
 )]
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod api;
 mod cli;
 mod common;
 mod conformance;
 mod factors;
+mod kit;
 mod oauth2;
 mod openapi_routes;
 mod pyhanko;

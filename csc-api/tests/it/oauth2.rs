@@ -1,8 +1,9 @@
-//! The OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3, REFERENCE §5.11-5.13) against the
-//! real server (SoftHSM2 + SQLite), no mocks: the authorization-code flow with PKCE driven
-//! through the real HTML page by headless Chromium (WebDriver) and by the `oauth2` crate as
-//! the client, the credential-scope token used as the SAD by signHash, and the errors the spec
-//! names for codes used twice, wrong redirect URIs, wrong PKCE verifiers and expired codes.
+//! The OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3, REFERENCE §5.11-5.13), no mocks: the
+//! authorization-code flow with PKCE driven through the real HTML page by headless Chromium
+//! (WebDriver, against a `csc-server` process) and, in process ([`crate::kit`]), by plain form
+//! posts and by the `oauth2` crate as the client; the credential-scope token used as the SAD by
+//! signHash, and the errors the spec names for codes used twice, wrong redirect URIs, wrong
+//! PKCE verifiers and expired codes.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -18,6 +19,7 @@ use openssl::x509::X509;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::kit::{BASE, Kit, audit_records};
 
 const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
 const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
@@ -60,6 +62,10 @@ fn catcher() -> Catcher {
     });
     Catcher { redirect_uri, hits }
 }
+
+/// The redirect URI of the client application in the in-process tests (never fetched: the
+/// tests read the redirect's Location).
+const REDIRECT_URI: &str = "https://app.example/cb";
 
 /// `csc-server client add`: `(client_id, client_secret)`.
 fn add_client(
@@ -115,8 +121,8 @@ fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// `POST oauth2/token` (or `oauth2/revoke`) with a form, optionally with HTTP Basic client
-/// authentication.
+/// `POST oauth2/token` (or `oauth2/revoke`) to a `csc-server` process with a form, optionally
+/// with HTTP Basic client authentication ([`Kit::form_post`] in process).
 fn form_post(
     api: &Api,
     endpoint: &str,
@@ -137,65 +143,54 @@ fn form_post(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// A user agent made of plain HTTP requests: follows no redirect and keeps the page's cookies,
-/// as a browser without JavaScript would.
-struct Agent {
-    http: reqwest::blocking::Client,
+/// A user agent made of plain requests to the kit: follows no redirect and keeps the page's
+/// cookies, as a browser without JavaScript would.
+struct Agent<'k> {
+    k: &'k Kit,
     cookies: Vec<String>,
 }
 
 struct Page {
     status: u16,
     location: Option<String>,
-    headers: reqwest::header::HeaderMap,
+    headers: actix_web::http::header::HeaderMap,
     body: String,
 }
 
-impl Agent {
-    fn new() -> Agent {
-        Agent {
-            http: reqwest::blocking::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
-            cookies: vec![],
-        }
+impl<'k> Agent<'k> {
+    fn new(k: &'k Kit) -> Agent<'k> {
+        Agent { k, cookies: vec![] }
     }
 
-    fn answer(&mut self, resp: reqwest::blocking::Response) -> Page {
-        for c in resp.headers().get_all("set-cookie") {
+    fn answer(&mut self, resp: crate::kit::Resp) -> Page {
+        for c in resp.headers.get_all("set-cookie") {
             if let Some(kv) = c.to_str().ok().and_then(|v| v.split(';').next()) {
                 self.cookies.push(kv.to_owned());
             }
         }
         Page {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .map(str::to_owned),
-            headers: resp.headers().clone(),
-            body: resp.text().unwrap_or_default(),
+            status: resp.status,
+            location: resp.header("location").map(str::to_owned),
+            body: resp.text(),
+            headers: resp.headers,
         }
     }
 
     fn get(&mut self, url: &str) -> Page {
-        let resp = self.http.get(url).send().expect("GET");
+        let resp = self.k.send(self.k.get(url));
         self.answer(resp)
     }
 
-    fn post(&mut self, base: &str, fields: &[(&str, &str)]) -> Page {
+    fn post(&mut self, fields: &[(&str, &str)]) -> Page {
         let mut req = self
-            .http
-            .post(format!("{base}/oauth2/authorize"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(fields).expect("form"));
+            .k
+            .post("/oauth2/authorize")
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(serde_urlencoded::to_string(fields).expect("form"));
         if !self.cookies.is_empty() {
-            req = req.header("cookie", self.cookies.join("; "));
+            req = req.insert_header(("cookie", self.cookies.join("; ")));
         }
-        let resp = req.send().expect("POST");
+        let resp = self.k.send(req);
         self.answer(resp)
     }
 }
@@ -211,21 +206,18 @@ fn handle_of(body: &str) -> String {
 
 /// Signs in on the page and, for scope credential, approves with the PIN and the online OTP
 /// the server sent (read from the outbox); returns the redirect's Location.
-fn approve_with_forms(api: &Api, dir: &Path, url: &str, cred: Option<&str>) -> String {
-    let mut agent = Agent::new();
+fn approve_with_forms(k: &Kit, url: &str, cred: Option<&str>) -> String {
+    let mut agent = Agent::new(k);
     let page = agent.get(url);
     assert_eq!(page.status, 200, "{}", page.body);
     let handle = handle_of(&page.body);
-    let page = agent.post(
-        &api.base,
-        &[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("remember", "on"),
-            ("action", "login"),
-        ],
-    );
+    let page = agent.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("remember", "on"),
+        ("action", "login"),
+    ]);
     if let Some(l) = page.location {
         return l;
     }
@@ -240,16 +232,16 @@ fn approve_with_forms(api: &Api, dir: &Path, url: &str, cred: Option<&str>) -> S
         ("PIN", PIN),
         ("action", "approve"),
     ];
-    let otp = outbox_code(&dir.join("otp-outbox.log"), cred);
+    let otp = outbox_code(&k.dir().join("otp-outbox.log"), cred);
     if let Some(otp) = &otp {
         fields.push(("OTP", otp));
     }
-    let page = agent.post(&api.base, &fields);
+    let page = agent.post(&fields);
     page.location
         .unwrap_or_else(|| panic!("no redirect after approval: {} {}", page.status, page.body))
 }
 
-fn signer_cert(api: &Api, token: &str, cred: &str) -> X509 {
+fn signer_cert(api: &impl Csc, token: &str, cred: &str) -> X509 {
     let (status, info) = api.call(
         "credentials/info",
         Some(token),
@@ -277,7 +269,7 @@ fn verifies(cert: &X509, digest: &[u8], sig: &[u8]) -> bool {
 }
 
 fn sign_hash(
-    api: &Api,
+    api: &impl Csc,
     token: &str,
     cred: &str,
     sad: &str,
@@ -462,7 +454,7 @@ async fn chromium_consent(
 
 #[test]
 fn chromium_runs_the_authorization_code_flow_with_pkce_and_the_sad_signs() {
-    let s = Signers::new();
+    let s = Signers::only(&["scal2"]);
     let app = catcher();
     let (client_id, _) = add_client(s.dir(), "Chromium Test App", &[&app.redirect_uri], false);
     let (_server, api) = s.serve(&[]);
@@ -572,25 +564,22 @@ fn chromium_runs_the_authorization_code_flow_with_pkce_and_the_sad_signs() {
 // ---------------------------------------------------------------------------------------------
 // the oauth2 crate as the client
 
-/// The `oauth2` crate's HTTP client: reqwest (blocking), no redirects.
-fn oauth_http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io::Error> {
-    let http = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(std::io::Error::other)?;
+/// The `oauth2` crate's HTTP client: the kit (no redirects followed).
+fn oauth_http(
+    k: &Kit,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, oauth2::http::Error> {
     let (parts, body) = req.into_parts();
-    let resp = http
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .map_err(std::io::Error::other)?;
-    let mut out = oauth2::http::Response::builder().status(resp.status());
-    for (k, v) in resp.headers() {
-        out = out.header(k, v);
+    let mut test = k.req(parts.method.as_str(), &parts.uri.to_string());
+    for (name, value) in &parts.headers {
+        test = test.append_header((name.as_str(), value.as_bytes()));
     }
-    out.body(resp.bytes().map_err(std::io::Error::other)?.to_vec())
-        .map_err(std::io::Error::other)
+    let resp = k.send(test.set_payload(body));
+    let mut out = oauth2::http::Response::builder().status(resp.status);
+    for (name, value) in &resp.headers {
+        out = out.header(name.as_str(), value.as_bytes());
+    }
+    out.body(resp.body.to_vec())
 }
 
 #[test]
@@ -600,17 +589,17 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
         AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
         TokenResponse, TokenUrl,
     };
-    let s = Signers::new();
-    let app = catcher();
-    let (client_id, _) = add_client(s.dir(), "oauth2-rs App", &[&app.redirect_uri], false);
-    let (_server, api) = s.serve(&[]);
+    let k = Kit::new();
+    k.create(&["rsa", "ec", "scal2", "multi"]);
+    let (client_id, _) = k.client_add("oauth2-rs App", &[REDIRECT_URI], false);
+    let http = |req| oauth_http(&k, req);
     // the base URI the spec says to append the paths to (info.oauth2)
-    let (_, info) = api.call("info", None, &json!({}));
+    let (_, info) = k.call("info", None, &json!({}));
     let base = info["oauth2"].as_str().expect("oauth2 base URI").to_owned();
     let client = BasicClient::new(ClientId::new(client_id.clone()))
         .set_auth_uri(AuthUrl::new(format!("{base}oauth2/authorize")).expect("auth url"))
         .set_token_uri(TokenUrl::new(format!("{base}oauth2/token")).expect("token url"))
-        .set_redirect_uri(RedirectUrl::new(app.redirect_uri.clone()).expect("redirect"));
+        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.to_owned()).expect("redirect"));
 
     // scope service: a Bearer token (and a refresh token, the signer ticked "keep me signed in")
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -619,25 +608,25 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
         .add_scope(Scope::new("service".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let landed = approve_with_forms(&api, s.dir(), url.as_str(), None);
+    let landed = approve_with_forms(&k, url.as_str(), None);
     let q = query_of(&landed);
     assert_eq!(q.get("state"), Some(csrf.secret()));
     let token = client
         .exchange_code(AuthorizationCode::new(q["code"].clone()))
         .set_pkce_verifier(verifier)
-        .request(&oauth_http)
+        .request(&http)
         .expect("service token");
     assert_eq!(*token.token_type(), BasicTokenType::Bearer);
     let bearer = token.access_token().secret().clone();
-    let (status, list) = api.call("credentials/list", Some(&bearer), &json!({}));
+    let (status, list) = k.call("credentials/list", Some(&bearer), &json!({}));
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["credentialIDs"].as_array().map(Vec::len), Some(4));
     let refresh = token.refresh_token().expect("a refresh token").clone();
     let renewed = client
         .exchange_refresh_token(&refresh)
-        .request(&oauth_http)
+        .request(&http)
         .expect("refresh");
-    let (status, _) = api.call(
+    let (status, _) = k.call(
         "credentials/list",
         Some(renewed.access_token().secret()),
         &json!({}),
@@ -645,7 +634,7 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
     assert_eq!(status, 200);
 
     // scope credential: token_type SAD, used as the SAD of signHash
-    let cred = s.id("ec");
+    let cred = k.id("ec");
     let h = digest(b"invoice");
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, _) = client
@@ -656,18 +645,18 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
         .add_extra_param("numSignatures", "1")
         .add_extra_param("hash", b64url(&h))
         .url();
-    let landed = approve_with_forms(&api, s.dir(), url.as_str(), Some(cred));
+    let landed = approve_with_forms(&k, url.as_str(), Some(cred));
     let code = query_of(&landed)["code"].clone();
     let token = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
-        .request(&oauth_http)
+        .request(&http)
         .expect("credential token");
     // "SAD" on the wire (checked in the Chromium test); the crate lowercases token types
     assert_eq!(*token.token_type(), BasicTokenType::Extension("sad".into()));
     let sad = token.access_token().secret().clone();
     let (status, signed) = sign_hash(
-        &api,
+        &k,
         &bearer,
         cred,
         &sad,
@@ -675,7 +664,7 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
         ECDSA_SHA256,
     );
     assert_eq!(status, 200, "{signed}");
-    let cert = signer_cert(&api, &bearer, cred);
+    let cert = signer_cert(&k, &bearer, cred);
     let sig = decode(signed["signatures"][0].as_str().expect("sig"));
     assert!(verifies(&cert, &h, &sig));
 }
@@ -683,32 +672,20 @@ fn the_oauth2_crate_gets_service_and_credential_tokens_with_pkce() {
 // ---------------------------------------------------------------------------------------------
 // what the spec says is refused
 
-/// A public client, a served data directory, and a way to obtain fresh codes by the forms.
+/// A public client, the kit, and a way to obtain fresh codes by the forms.
 struct Fixture {
-    s: Signers,
-    app: Catcher,
+    k: Kit,
     client_id: String,
-    _server: Server,
-    api: Api,
 }
 
-fn fixture(env: &[(&str, &str)]) -> Fixture {
-    let s = Signers::new();
-    let app = catcher();
-    let (client_id, _) = add_client(
-        s.dir(),
+fn fixture(set: impl FnOnce(&mut csc_api::config::Config)) -> Fixture {
+    let k = Kit::with(set);
+    let (client_id, _) = k.client_add(
         "Test App",
-        &[&app.redirect_uri, "http://127.0.0.1:9/other"],
+        &[REDIRECT_URI, "http://127.0.0.1:9/other"],
         false,
     );
-    let (server, api) = s.serve(env);
-    Fixture {
-        s,
-        app,
-        client_id,
-        _server: server,
-        api,
-    }
+    Fixture { k, client_id }
 }
 
 impl Fixture {
@@ -726,12 +703,7 @@ impl Fixture {
         if let Some(r) = redirect_uri {
             params.push(("redirect_uri", r));
         }
-        let landed = approve_with_forms(
-            &self.api,
-            self.s.dir(),
-            &authorize_url(&self.api.base, &params),
-            None,
-        );
+        let landed = approve_with_forms(&self.k, &authorize_url(BASE, &params), None);
         (query_of(&landed)["code"].clone(), verifier)
     }
 
@@ -745,14 +717,14 @@ impl Fixture {
         if let Some(r) = redirect_uri {
             fields.push(("redirect_uri", r));
         }
-        form_post(&self.api, "token", &fields, None)
+        self.k.form_post("token", &fields, None)
     }
 }
 
 #[test]
 fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
-    let f = fixture(&[]);
-    let r = f.app.redirect_uri.clone();
+    let f = fixture(|_| {});
+    let r = REDIRECT_URI.to_owned();
 
     // a code used twice: invalid_grant, and the tokens it bought are revoked (RFC 6749 §4.1.2)
     let (code, verifier) = f.service_code(Some(&r));
@@ -760,7 +732,7 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
     assert_eq!(status, 200, "{first}");
     let bearer = first["access_token"].as_str().expect("token").to_owned();
     assert_eq!(
-        f.api.call("credentials/list", Some(&bearer), &json!({})).0,
+        f.k.call("credentials/list", Some(&bearer), &json!({})).0,
         200
     );
     assert_error(
@@ -769,7 +741,7 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
         "invalid_grant",
         "Authorization code is invalid or expired",
     );
-    let (status, _) = f.api.call("credentials/list", Some(&bearer), &json!({}));
+    let (status, _) = f.k.call("credentials/list", Some(&bearer), &json!({}));
     assert_eq!(
         status, 401,
         "the first exchange's token died with the replay"
@@ -804,8 +776,7 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
         "Invalid parameter code_verifier",
     );
     let (code, _) = f.service_code(Some(&r));
-    let (status, got) = form_post(
-        &f.api,
+    let (status, got) = f.k.form_post(
         "token",
         &[
             ("grant_type", "authorization_code"),
@@ -829,11 +800,10 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
         "invalid_grant",
         "Invalid parameter code",
     );
-    let (other_client, _) = add_client(f.s.dir(), "Other", &[&r], false);
+    let (other_client, _) = f.k.client_add("Other", &[&r], false);
     let (code, verifier) = f.service_code(Some(&r));
     assert_error(
-        &form_post(
-            &f.api,
+        &f.k.form_post(
             "token",
             &[
                 ("grant_type", "authorization_code"),
@@ -848,7 +818,7 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
         "invalid_grant",
         "Invalid parameter code",
     );
-    let records = audit_records(f.s.dir());
+    let records = f.k.audit_records();
     assert!(
         records
             .iter()
@@ -858,8 +828,8 @@ fn codes_are_single_use_and_bound_to_the_redirect_uri_and_the_pkce_verifier() {
 
 #[test]
 fn an_expired_code_is_refused() {
-    let f = fixture(&[("CSC_OAUTH2_CODE_TTL_SECS", "1")]);
-    let r = f.app.redirect_uri.clone();
+    let f = fixture(|c| c.oauth2_code_ttl_secs = 1);
+    let r = REDIRECT_URI.to_owned();
     let (code, verifier) = f.service_code(Some(&r));
     std::thread::sleep(Duration::from_millis(2100));
     assert_error(
@@ -872,8 +842,8 @@ fn an_expired_code_is_refused() {
 
 #[test]
 fn the_authorization_page_refuses_bad_requests_as_rfc_6749_says_and_resists_csrf_and_framing() {
-    let f = fixture(&[]);
-    let r = f.app.redirect_uri.clone();
+    let f = fixture(|_| {});
+    let r = REDIRECT_URI.to_owned();
     let (_, challenge) = pkce();
     let base = [
         ("response_type", "code"),
@@ -892,9 +862,9 @@ fn the_authorization_page_refuses_bad_requests_as_rfc_6749_says_and_resists_csrf
             }
         }
         let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        authorize_url(&f.api.base, &p)
+        authorize_url(BASE, &p)
     };
-    let mut agent = Agent::new();
+    let mut agent = Agent::new(&f.k);
 
     // no valid client or redirect URI: shown on the page, never redirected (§4.1.2.1)
     for (url, says) in [
@@ -930,7 +900,7 @@ fn the_authorization_page_refuses_bad_requests_as_rfc_6749_says_and_resists_csrf
         (
             vec![
                 ("scope", Some("credential")),
-                ("credentialID", Some(f.s.id("rsa"))),
+                ("credentialID", Some(f.k.id("rsa"))),
                 ("numSignatures", Some("0")),
             ],
             "invalid_request",
@@ -976,71 +946,61 @@ fn the_authorization_page_refuses_bad_requests_as_rfc_6749_says_and_resists_csrf
     let handle = handle_of(&page.body);
 
     // CSRF: the same form from elsewhere (without the cookie) is refused
-    let mut stranger = Agent::new();
-    let forged = stranger.post(
-        &f.api.base,
-        &[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("action", "login"),
-        ],
-    );
+    let mut stranger = Agent::new(&f.k);
+    let forged = stranger.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ]);
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert!(forged.location.is_none());
     // a wrong password stays on the page; the signer may refuse: access_denied with the state
-    let again = agent.post(
-        &f.api.base,
-        &[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", "nope-nope"),
-            ("action", "login"),
-        ],
-    );
+    let again = agent.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", "nope-nope"),
+        ("action", "login"),
+    ]);
     assert_eq!(again.status, 200);
     assert!(again.body.contains("Sign-in failed"));
-    let denied = agent.post(&f.api.base, &[("request", &handle), ("action", "deny")]);
+    let denied = agent.post(&[("request", &handle), ("action", "deny")]);
     let q = query_of(&denied.location.expect("redirect"));
     assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
     assert_eq!(q.get("state").map(String::as_str), Some("st-9"));
     // the request is over
-    let late = agent.post(
-        &f.api.base,
-        &[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("action", "login"),
-        ],
-    );
+    let late = agent.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ]);
     assert_eq!(late.status, 400);
-    let refused: Vec<_> = audit_records(f.s.dir())
-        .into_iter()
-        .filter(|x| x.event == "oauth2.authorize" && x.outcome == "refused")
-        .collect();
+    let refused: Vec<_> =
+        f.k.audit_records()
+            .into_iter()
+            .filter(|x| x.event == "oauth2.authorize" && x.outcome == "refused")
+            .collect();
     assert!(refused.len() >= 3, "{refused:?}");
 }
 
 #[test]
 fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_user() {
-    let s = Signers::new();
-    let app = catcher();
-    let (public, _) = add_client(s.dir(), "Public", &[&app.redirect_uri], false);
-    let (conf, secret) = add_client(s.dir(), "Back office", &[&app.redirect_uri], true);
+    let k = Kit::new();
+    k.create(&["bob"]);
+    let (public, _) = k.client_add("Public", &[REDIRECT_URI], false);
+    let (conf, secret) = k.client_add("Back office", &[REDIRECT_URI], true);
     let secret = secret.expect("a confidential client gets a secret");
-    let listed = run_ok(csc(s.dir()).args(["client", "list"]));
+    let listed = csc_api::admin::client_list(k.sam()).expect("client list");
     assert!(
         !listed.to_string().contains(&secret),
         "the secret is shown once"
     );
-    let db = std::fs::read(s.dir().join("csc.db")).expect("db");
-    let wal = std::fs::read(s.dir().join("csc.db-wal")).unwrap_or_default();
+    let db = std::fs::read(k.dir().join("csc.db")).expect("db");
+    let wal = std::fs::read(k.dir().join("csc.db-wal")).unwrap_or_default();
     assert!(!contains(&db, secret.as_bytes()) && !contains(&wal, secret.as_bytes()));
-    let (_server, api) = s.serve(&[]);
-    let post = |fields: &[(&str, &str)], basic: Option<(&str, &str)>| {
-        form_post(&api, "token", fields, basic)
-    };
+    let post =
+        |fields: &[(&str, &str)], basic: Option<(&str, &str)>| k.form_post("token", fields, basic);
 
     assert_error(
         &post(&[("grant_type", "client_credentials")], None),
@@ -1094,17 +1054,15 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "invalid_request",
         "Invalid parameter client_secret",
     );
-    let garbage = api
-        .client
-        .post(format!("{}/oauth2/token", api.base))
-        .header("authorization", "Basic %%%")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .expect("token");
-    assert_eq!(garbage.status().as_u16(), 401);
+    let garbage = k.send(
+        k.post("/oauth2/token")
+            .insert_header(("authorization", "Basic %%%"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload("grant_type=client_credentials"),
+    );
+    assert_eq!(garbage.status, 401);
     assert_eq!(
-        garbage.json::<Value>().expect("json")["error"],
+        serde_json::from_slice::<Value>(&garbage.body).expect("json")["error"],
         "invalid_client"
     );
     assert_error(
@@ -1164,13 +1122,13 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
     assert_eq!(status, 200);
     let client_token = tok["access_token"].as_str().expect("token").to_owned();
     assert_error(
-        &api.call("credentials/list", Some(&client_token), &json!({})),
+        &k.call("credentials/list", Some(&client_token), &json!({})),
         400,
         "invalid_request",
         "Missing (or invalid type) string parameter userID",
     );
     assert_error(
-        &api.call(
+        &k.call(
             "credentials/list",
             Some(&client_token),
             &json!({ "userID": "carol" }),
@@ -1179,43 +1137,43 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "invalid_request",
         "Invalid parameter userID",
     );
-    let (status, list) = api.call(
+    let (status, list) = k.call(
         "credentials/list",
         Some(&client_token),
         &json!({ "userID": "bob" }),
     );
     assert_eq!(
         (status, list["credentialIDs"].clone()),
-        (200, json!([s.id("bob")]))
+        (200, json!([k.id("bob")]))
     );
     // activation still needs the signer's own PIN
     let h = digest(b"statement");
     assert_error(
-        &api.call(
+        &k.call(
             "credentials/authorize",
             Some(&client_token),
-            &json!({ "credentialID": s.id("bob"), "numSignatures": 1, "PIN": "999999" }),
+            &json!({ "credentialID": k.id("bob"), "numSignatures": 1, "PIN": "999999" }),
         ),
         400,
         "invalid_pin",
         "The PIN is invalid",
     );
-    let (status, sad) = api.call(
+    let (status, sad) = k.call(
         "credentials/authorize",
         Some(&client_token),
-        &json!({ "credentialID": s.id("bob"), "numSignatures": 1, "PIN": PIN }),
+        &json!({ "credentialID": k.id("bob"), "numSignatures": 1, "PIN": PIN }),
     );
     assert_eq!(status, 200, "{sad}");
     let (status, signed) = sign_hash(
-        &api,
+        &k,
         &client_token,
-        s.id("bob"),
+        k.id("bob"),
         sad["SAD"].as_str().expect("SAD"),
         std::slice::from_ref(&h),
         ECDSA_SHA256,
     );
     assert_eq!(status, 200, "{signed}");
-    let records = audit_records(s.dir());
+    let records = k.audit_records();
     let actor = format!("client:{conf}");
     assert!(
         records
@@ -1230,14 +1188,13 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
 
     // oauth2/revoke: its own token only, then the token is dead; auth/revoke takes them too
     assert_error(
-        &form_post(&api, "revoke", &[("client_id", &public)], None),
+        &k.form_post("revoke", &[("client_id", &public)], None),
         400,
         "invalid_request",
         "Missing parameter token",
     );
     assert_error(
-        &form_post(
-            &api,
+        &k.form_post(
             "revoke",
             &[("token", &client_token), ("token_type_hint", "id_token")],
             Some((&conf, &secret)),
@@ -1247,8 +1204,7 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "Invalid parameter token_type_hint",
     );
     assert_error(
-        &form_post(
-            &api,
+        &k.form_post(
             "revoke",
             &[("token", &client_token), ("client_id", &public)],
             None,
@@ -1257,15 +1213,14 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "invalid_request",
         "Invalid string parameter token",
     );
-    let (status, _) = form_post(
-        &api,
+    let (status, _) = k.form_post(
         "revoke",
         &[("token", &client_token)],
         Some((&conf, &secret)),
     );
     assert_eq!(status, 204);
     assert_eq!(
-        api.call(
+        k.call(
             "credentials/list",
             Some(&client_token),
             &json!({ "userID": "bob" })
@@ -1278,19 +1233,19 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         Some((&conf, &secret)),
     );
     let second = tok["access_token"].as_str().expect("token").to_owned();
-    let (status, _) = api.call("auth/revoke", Some(&second), &json!({ "token": second }));
+    let (status, _) = k.call("auth/revoke", Some(&second), &json!({ "token": second }));
     assert_eq!(status, 204);
 }
 
 #[test]
 fn refresh_tokens_renew_and_their_revocation_takes_the_access_tokens() {
-    let f = fixture(&[]);
-    let r = f.app.redirect_uri.clone();
+    let f = fixture(|_| {});
+    let r = REDIRECT_URI.to_owned();
     let (code, verifier) = f.service_code(Some(&r));
     let (status, tok) = f.exchange(&code, Some(&r), &verifier);
     assert_eq!(status, 200, "{tok}");
     let refresh = tok["refresh_token"].as_str().expect("refresh").to_owned();
-    let post = |fields: &[(&str, &str)]| form_post(&f.api, "token", fields, None);
+    let post = |fields: &[(&str, &str)]| f.k.form_post("token", fields, None);
     let (status, renewed) = post(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &refresh),
@@ -1299,21 +1254,13 @@ fn refresh_tokens_renew_and_their_revocation_takes_the_access_tokens() {
     assert_eq!(status, 200, "{renewed}");
     let access = renewed["access_token"].as_str().expect("access").to_owned();
     assert_eq!(
-        f.api.call("credentials/list", Some(&access), &json!({})).0,
+        f.k.call("credentials/list", Some(&access), &json!({})).0,
         200
     );
     // an auth/login refresh token is not an OAuth 2.0 one, and the reverse
-    let (_, login) = {
-        let resp = f
-            .api
-            .client
-            .post(format!("{}/csc/v1/auth/login", f.api.base))
-            .basic_auth("alice", Some(ALICE_PASSWORD))
-            .json(&json!({ "rememberMe": true }))
-            .send()
-            .expect("login");
-        (resp.status().as_u16(), resp.json::<Value>().expect("json"))
-    };
+    let (status, login) =
+        f.k.login_with("alice", ALICE_PASSWORD, &json!({ "rememberMe": true }));
+    assert_eq!(status, 200, "{login}");
     assert_error(
         &post(&[
             ("grant_type", "refresh_token"),
@@ -1328,15 +1275,13 @@ fn refresh_tokens_renew_and_their_revocation_takes_the_access_tokens() {
         "Invalid parameter refresh_token",
     );
     assert_error(
-        &f.api
-            .call("auth/login", None, &json!({ "refresh_token": refresh })),
+        &f.k.call("auth/login", None, &json!({ "refresh_token": refresh })),
         400,
         "invalid_request",
         "Invalid refresh_token",
     );
     // revoking the refresh token revokes the access tokens it minted (RFC 7009 §2.1)
-    let (status, _) = form_post(
-        &f.api,
+    let (status, _) = f.k.form_post(
         "revoke",
         &[
             ("token", &refresh),
@@ -1347,7 +1292,7 @@ fn refresh_tokens_renew_and_their_revocation_takes_the_access_tokens() {
     );
     assert_eq!(status, 204);
     assert_eq!(
-        f.api.call("credentials/list", Some(&access), &json!({})).0,
+        f.k.call("credentials/list", Some(&access), &json!({})).0,
         401
     );
     assert_error(
@@ -1364,13 +1309,11 @@ fn refresh_tokens_renew_and_their_revocation_takes_the_access_tokens() {
 
 #[test]
 fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page() {
-    let s = Signers::new();
-    let created = run_ok(
-        csc(s.dir())
-            .args([
-                "credential",
-                "create",
-                "alice",
+    let k = Kit::new();
+    let created = k
+        .credential_create(
+            "alice",
+            &[
                 "--key",
                 "ec-p256",
                 "--scal",
@@ -1378,19 +1321,17 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
                 "--online-otp",
                 "--auth-mode",
                 "oauth2code",
-            ])
-            .env("CSC_PIN", PIN),
-    );
+            ],
+        )
+        .expect("credential create");
     let cred = created["credentialID"].as_str().expect("id").to_owned();
     assert_eq!(
         (created["authMode"].as_str(), created["otp"].as_str()),
         (Some("oauth2code"), Some("online"))
     );
-    let app = catcher();
-    let (client_id, _) = add_client(s.dir(), "App", &[&app.redirect_uri], false);
-    let (_server, api) = s.serve(&[]);
-    let alice = api.login("alice", ALICE_PASSWORD);
-    let (_, info) = api.call(
+    let (client_id, _) = k.client_add("App", &[REDIRECT_URI], false);
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let (_, info) = k.call(
         "credentials/info",
         Some(&alice),
         &json!({ "credentialID": cred, "authInfo": true }),
@@ -1401,10 +1342,10 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
         "PIN/OTP are described for explicit mode only"
     );
     let h = digest(b"deed");
-    let otp = api.online_otp(&alice, &cred);
+    let otp = k.online_otp(&alice, &cred);
     assert!(otp.is_none(), "not in the fixture's list");
     assert_error(
-        &api.call(
+        &k.call(
             "credentials/authorize",
             Some(&alice),
             &json!({ "credentialID": cred, "numSignatures": 1, "hash": [STANDARD.encode(&h)], "PIN": PIN, "OTP": "123456" }),
@@ -1424,18 +1365,15 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    let mut agent = Agent::new();
-    let page = agent.get(&authorize_url(&api.base, &params));
+    let mut agent = Agent::new(&k);
+    let page = agent.get(&authorize_url(BASE, &params));
     let handle = handle_of(&page.body);
-    let after = agent.post(
-        &api.base,
-        &[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("action", "login"),
-        ],
-    );
+    let after = agent.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ]);
     let q = query_of(&after.location.expect("redirect"));
     assert_eq!(q.get("error").map(String::as_str), Some("invalid_request"));
     assert_eq!(
@@ -1445,15 +1383,9 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
 
     let hash = b64url(&h);
     params.push(("hash", hash.as_str()));
-    let landed = approve_with_forms(
-        &api,
-        s.dir(),
-        &authorize_url(&api.base, &params),
-        Some(&cred),
-    );
+    let landed = approve_with_forms(&k, &authorize_url(BASE, &params), Some(&cred));
     let code = query_of(&landed)["code"].clone();
-    let (status, tok) = form_post(
-        &api,
+    let (status, tok) = k.form_post(
         "token",
         &[
             ("grant_type", "authorization_code"),
@@ -1469,7 +1401,7 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
         "{tok}"
     );
     let (status, signed) = sign_hash(
-        &api,
+        &k,
         &alice,
         &cred,
         tok["access_token"].as_str().expect("SAD"),

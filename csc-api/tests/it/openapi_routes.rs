@@ -1,4 +1,4 @@
-//! The OpenAPI document (openapi) against the running server:
+//! The OpenAPI document (openapi) against the real app in process ([`crate::kit`]):
 //!
 //! * routes: every documented operation is served, and every method on every path the server
 //!   might serve is documented when served. The paths probed are the documented ones, every
@@ -19,6 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::kit::{Kit, basic};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -129,15 +130,10 @@ fn candidate_paths(documented: &[(String, String)], info: &Value) -> BTreeSet<St
     paths
 }
 
-fn served(api: &Api, method: &str, path: &str) -> bool {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let resp = api
-        .client
-        .request(m, format!("{}{path}", api.base))
-        .send()
-        .expect("probe");
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap_or_default();
+fn served(k: &Kit, method: &str, path: &str) -> bool {
+    let resp = k.send(k.req(method, path));
+    let status = resp.status;
+    let text = resp.text();
     // the app's default service; a HEAD answer has no body to tell it by
     let default =
         status == 404 && (method == "HEAD" || text.contains("The requested method does not exist"));
@@ -148,16 +144,15 @@ fn served(api: &Api, method: &str, path: &str) -> bool {
 fn every_served_route_is_documented_and_every_documented_route_is_served() {
     let doc = openapi::document();
     let documented = openapi::documented_routes(&doc);
-    let s = Signers::new();
-    let (_server, api) = s.serve(&[]);
-    let (_, info) = api.call("info", None, &json!({}));
+    let k = Kit::new();
+    let (_, info) = k.call("info", None, &json!({}));
     let mut undocumented = vec![];
     let mut unserved = vec![];
     let paths = candidate_paths(&documented, &info);
     for path in &paths {
         for method in METHODS {
             let is_documented = documented.iter().any(|(m, p)| m == method && p == path);
-            match (served(&api, method, path), is_documented) {
+            match (served(&k, method, path), is_documented) {
                 (true, false) => undocumented.push(format!("{method} {path}")),
                 (false, true) => unserved.push(format!("{method} {path}")),
                 _ => {}
@@ -183,7 +178,7 @@ fn every_served_route_is_documented_and_every_documented_route_is_served() {
 /// One real answer.
 struct Answer {
     status: u16,
-    headers: reqwest::header::HeaderMap,
+    headers: actix_web::http::header::HeaderMap,
     body: String,
 }
 
@@ -194,32 +189,24 @@ enum Body {
     Form(Vec<(&'static str, String)>),
 }
 
-/// Sends one request; redirects are answers, not followed.
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Client {
-    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Answer {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(m, format!("{}{path}", self.base));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        req = match body {
-            Body::None => req,
-            Body::Json(v) => req.json(&v),
-            Body::Form(f) => req
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(serde_urlencoded::to_string(&f).expect("form")),
-        };
-        let resp = req.send().expect("request");
-        Answer {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().unwrap_or_default(),
-        }
+/// Sends one request to the kit; redirects are answers, not followed.
+fn send(k: &Kit, method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Answer {
+    let mut req = k.req(method, path);
+    for (name, value) in headers {
+        req = req.append_header((*name, *value));
+    }
+    req = match body {
+        Body::None => req,
+        Body::Json(v) => req.set_json(&v),
+        Body::Form(f) => req
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(serde_urlencoded::to_string(&f).expect("form")),
+    };
+    let resp = k.send(req);
+    Answer {
+        status: resp.status,
+        body: resp.text(),
+        headers: resp.headers,
     }
 }
 
@@ -288,7 +275,8 @@ fn conforms(doc: &Value, method: &str, path: &str, a: &Answer) -> Value {
     }
 }
 
-/// Registers an OAuth 2.0 client in the signers' data directory: `(client_id, secret)`.
+/// Registers an OAuth 2.0 client in the signers' data directory with the command:
+/// `(client_id, secret)`.
 pub fn register_client(s: &Signers, confidential: bool) -> (String, Option<String>) {
     let mut cmd = csc(s.dir());
     cmd.args(["client", "add", "contract-test", "--redirect-uri"])
@@ -306,25 +294,15 @@ pub fn register_client(s: &Signers, confidential: bool) -> (String, Option<Strin
 #[test]
 fn real_answers_of_every_operation_match_the_document() {
     let doc = openapi::document();
-    let s = Signers::new();
-    let (client_id, secret) = register_client(&s, true);
+    let k = Kit::new();
+    k.create(&["rsa", "ec", "scal2", "multi", "bob"]);
+    let (client_id, secret) =
+        k.client_add("contract-test", &["https://app.example/callback"], true);
     let secret = secret.expect("a confidential client's secret");
-    let (_server, api) = s.serve(&[]);
-    let client = Client {
-        http: reqwest::blocking::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .expect("client"),
-        base: api.base.clone(),
-    };
-    let basic = |user: &str, password: &str| {
-        format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
-    };
     let seen = std::cell::RefCell::new(BTreeSet::new());
     let call = |method: &str, path: &str, auth: Option<&str>, body: Body| {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
-        let a = client.send(method, path, &headers, body);
+        let a = send(&k, method, path, &headers, body);
         let v = conforms(&doc, method, path, &a);
         seen.borrow_mut()
             .insert(format!("{method} {path} {}", a.status));
@@ -374,35 +352,35 @@ fn real_answers_of_every_operation_match_the_document() {
     for cred in ["rsa", "ec", "scal2", "multi"] {
         for certificates in ["none", "single", "chain"] {
             let body = json!({
-                "credentialID": s.id(cred), "certificates": certificates,
+                "credentialID": k.id(cred), "certificates": certificates,
                 "certInfo": true, "authInfo": true,
             });
             assert_eq!(call("POST", info, bearer, json(body)).0, 200, "{cred}");
         }
     }
-    let bobs = json(json!({ "credentialID": s.id("bob") }));
+    let bobs = json(json!({ "credentialID": k.id("bob") }));
     assert_eq!(call("POST", info, bearer, bobs).0, 400);
 
     // sendOTP (scal2 has an online OTP), authorize, signHash, extendTransaction, signHash
     let send_otp = "/csc/v1/credentials/sendOTP";
-    let scal2 = json(json!({ "credentialID": s.id("scal2") }));
+    let scal2 = json(json!({ "credentialID": k.id("scal2") }));
     assert_eq!(call("POST", send_otp, bearer, scal2).0, 204);
-    let no_online_otp = json(json!({ "credentialID": s.id("ec") }));
+    let no_online_otp = json(json!({ "credentialID": k.id("ec") }));
     assert_eq!(call("POST", send_otp, bearer, no_online_otp).0, 400);
     let digest = |data: &[u8]| STANDARD.encode(openssl::sha::sha256(data));
     let authorize = "/csc/v1/credentials/authorize";
-    let two = json!({ "credentialID": s.id("multi"), "numSignatures": 2, "PIN": PIN });
+    let two = json!({ "credentialID": k.id("multi"), "numSignatures": 2, "PIN": PIN });
     let (status, sad, _) = call("POST", authorize, bearer, json(two));
     assert_eq!(status, 200);
     let sign = |sad: &Value, data: &[u8]| {
         Body::Json(json!({
-            "credentialID": s.id("multi"), "SAD": sad["SAD"],
+            "credentialID": k.id("multi"), "SAD": sad["SAD"],
             "hash": [digest(data)], "signAlgo": "1.2.840.10045.4.3.2",
         }))
     };
     let sign_hash = "/csc/v1/signatures/signHash";
     assert_eq!(call("POST", sign_hash, bearer, sign(&sad, b"one")).0, 200);
-    let extend = json(json!({ "credentialID": s.id("multi"), "SAD": sad["SAD"] }));
+    let extend = json(json!({ "credentialID": k.id("multi"), "SAD": sad["SAD"] }));
     let (status, sad, _) = call(
         "POST",
         "/csc/v1/credentials/extendTransaction",
@@ -411,7 +389,7 @@ fn real_answers_of_every_operation_match_the_document() {
     );
     assert_eq!(status, 200);
     assert_eq!(call("POST", sign_hash, bearer, sign(&sad, b"two")).0, 200);
-    let wrong_pin = json!({ "credentialID": s.id("ec"), "numSignatures": 1, "PIN": "000000" });
+    let wrong_pin = json!({ "credentialID": k.id("ec"), "numSignatures": 1, "PIN": "000000" });
     assert_eq!(call("POST", authorize, bearer, json(wrong_pin)).0, 400);
 
     // every Bearer method: no header (400), an unknown token (401 + WWW-Authenticate), a body
@@ -438,7 +416,7 @@ fn real_answers_of_every_operation_match_the_document() {
     // OAuth 2.0: the sign-in page, its form (denied: a redirect), token, revoke
     let authorize_page = "/oauth2/authorize";
     let query = format!("{authorize_page}?response_type=code&client_id={client_id}&state=xyz");
-    let a = client.send("GET", &query, &[], Body::None);
+    let a = send(&k, "GET", &query, &[], Body::None);
     assert_eq!(a.status, 200, "{}", a.body);
     let page = conforms(&doc, "GET", authorize_page, &a);
     seen.borrow_mut()
@@ -457,15 +435,21 @@ fn real_answers_of_every_operation_match_the_document() {
         .expect("the page's cookie")
         .to_owned();
     let unknown_client = format!("{authorize_page}?response_type=code&client_id=nobody");
-    let a = client.send("GET", &unknown_client, &[], Body::None);
+    let a = send(&k, "GET", &unknown_client, &[], Body::None);
     assert_eq!(a.status, 400);
     conforms(&doc, "GET", authorize_page, &a);
     let form =
         |action: &str| Body::Form(vec![("request", handle.clone()), ("action", action.into())]);
-    let a = client.send("POST", authorize_page, &[], form("deny"));
+    let a = send(&k, "POST", authorize_page, &[], form("deny"));
     assert_eq!(a.status, 403, "no cookie: the CSRF check");
     conforms(&doc, "POST", authorize_page, &a);
-    let a = client.send("POST", authorize_page, &[("cookie", &cookie)], form("deny"));
+    let a = send(
+        &k,
+        "POST",
+        authorize_page,
+        &[("cookie", &cookie)],
+        form("deny"),
+    );
     assert_eq!(a.status, 302, "{}", a.body);
     conforms(&doc, "POST", authorize_page, &a);
     seen.borrow_mut()
@@ -519,7 +503,7 @@ fn real_answers_of_every_operation_match_the_document() {
 
     // oversized bodies: a CSC 400 from the JSON methods, a plain 413 from the OAuth2 forms
     let big = "x".repeat(2 * 1024 * 1024);
-    let oversized = json(json!({ "credentialID": s.id("ec"), "pad": big }));
+    let oversized = json(json!({ "credentialID": k.id("ec"), "pad": big }));
     assert_eq!(call("POST", info, bearer, oversized).0, 400);
     for path in [token, "/oauth2/revoke", authorize_page] {
         let big_form = Body::Form(vec![("token", "x".repeat(20 * 1024))]);

@@ -43,7 +43,7 @@ struct Run {
 /// on return.
 fn run_scenario(scenario: &str, cred: &str, batch: usize) -> (Run, Signers) {
     let python = python();
-    let signers = Signers::new();
+    let signers = Signers::only(&[cred]);
     let cred = signers.id(cred).to_owned();
     // The trust root as the operator sees it (`init` on an existing data directory reprints it).
     let ca_b64 = run_ok(csc(signers.dir()).arg("init"))["caCertificate"]
