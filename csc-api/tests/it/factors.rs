@@ -24,7 +24,7 @@ fn authorize(k: &Kit, token: &str, body: Value) -> (u16, Value) {
     k.call("credentials/authorize", Some(token), &body)
 }
 
-fn events(k: &Kit, event: &str) -> Vec<storage::AuditRecord> {
+fn events(k: &Kit, event: &str) -> Vec<crate::kit::AuditRow> {
     k.audit_records()
         .into_iter()
         .filter(|r| r.event == event)

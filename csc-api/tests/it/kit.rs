@@ -110,17 +110,47 @@ pub fn basic(user: &str, password: &str) -> String {
     )
 }
 
-/// The audit records of a data directory's SQLite database (a `csc-server` process beside it).
-pub fn audit_records(dir: &Path) -> Vec<storage::AuditRecord> {
-    audit_records_in(&format!("sqlite://{}", dir.join("csc.db").display()))
+/// One audit record as the tests read it (the columns they check).
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct AuditRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub event: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub actor: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub subject: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub outcome: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub detail: String,
 }
 
-/// The audit records of the database at `url`: the one reader of the audit log in the tests.
-fn audit_records_in(url: &str) -> Vec<storage::AuditRecord> {
-    let store = storage::Store::open(url, storage::StoreOptions::default()).expect("open db");
-    store
-        .read(|c| c.audit_records(0, 1_000_000))
-        .expect("audit records")
+impl From<sam::AuditRecord> for AuditRow {
+    fn from(r: sam::AuditRecord) -> Self {
+        AuditRow {
+            seq: r.seq,
+            event: r.event,
+            actor: r.actor,
+            subject: r.subject,
+            outcome: r.outcome,
+            detail: r.detail,
+        }
+    }
+}
+
+/// The audit records of a data directory's SQLite database, read with SQL of the test's own
+/// beside a running `csc-server` (the binary tests; the kit asks its SAM instead).
+pub fn audit_records(dir: &Path) -> Vec<AuditRow> {
+    use diesel::{Connection, RunQueryDsl};
+    let mut db = diesel::SqliteConnection::establish(&dir.join("csc.db").display().to_string())
+        .expect("open db");
+    diesel::sql_query(
+        "SELECT seq, event, actor, subject, outcome, detail FROM audit_log ORDER BY seq",
+    )
+    .load(&mut db)
+    .expect("audit records")
 }
 
 impl Kit {
@@ -140,8 +170,11 @@ impl Kit {
         set(&mut cfg);
         // SoftHSM2 reads SOFTHSM2_CONF from the environment: set it once, first, while this
         // process has no thread but the test harness's (the actix runtime and the store's pools
-        // start below). This is the contract of `prepare_softhsm` (to become an `unsafe fn`).
-        admin::prepare_softhsm(&cfg, true).expect("SoftHSM2 configuration");
+        // start below).
+        // SAFETY: nextest runs each test in its own process, and the kit is the first thing a
+        // test makes: no other thread of this process reads the environment yet.
+        #[allow(unsafe_code)]
+        unsafe { admin::prepare_softhsm(&cfg, true) }.expect("SoftHSM2 configuration");
         let (sam, _) = admin::init(&cfg).expect("init");
         admin::user_add(&sam, "alice", &SecretString::from(ALICE_PASSWORD)).expect("alice");
         admin::user_add(&sam, "bob", &SecretString::from(BOB_PASSWORD)).expect("bob");
@@ -203,8 +236,8 @@ impl Kit {
     /// `credential create USER ARGS...` with the PIN [`PIN`], in process: the operator's
     /// function behind the command, with the command's options.
     pub fn credential_create(&self, user: &str, args: &[&str]) -> anyhow::Result<Value> {
+        use sam::{AuthMode, Scal};
         use sam::{KeySpec, OtpChoice};
-        use storage::{AuthMode, Scal};
         let mut opts = admin::CredentialOptions {
             spec: KeySpec::EcP256,
             scal: Scal::One,
@@ -266,8 +299,13 @@ impl Kit {
     }
 
     /// The audit records so far, from the kit's database.
-    pub fn audit_records(&self) -> Vec<storage::AuditRecord> {
-        audit_records_in(&self.cfg.database_url)
+    pub fn audit_records(&self) -> Vec<AuditRow> {
+        self.sam()
+            .audit_records(0, 1_000_000)
+            .expect("audit records")
+            .into_iter()
+            .map(AuditRow::from)
+            .collect()
     }
 
     /// A request to `path` (with its query), with the kit's `Host`.

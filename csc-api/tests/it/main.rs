@@ -6,13 +6,6 @@
     clippy::indexing_slicing
 )]
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod api;
 mod cli;
 mod common;
