@@ -7,6 +7,7 @@
 )]
 
 mod api;
+mod architecture;
 mod cli;
 mod common;
 mod conformance;
