@@ -1951,7 +1951,7 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
         .sam
         .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id));
     assert!(matches!(r, Err(SamError::RequestGone)), "{r:?}");
-    // (the refused second approval returns no code: its transaction rolled back)
+    // (the refused second approval returns no code: its transaction rolled back, counted below)
 
     let storage::CodeRedemption::Redeemed(code) = f
         .sam
@@ -1995,6 +1995,13 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
             .iter()
             .any(|r| r.event == "sad.authorize" && r.detail.contains("\"via\":\"oauth2\""))
     );
+    // the refused second approval rolled back: only one code was ever stored (purging
+    // everything counts the rows of the table)
+    let purged = f
+        .sam
+        .purge_expired(storage::utc_now() + chrono::Duration::days(1), 1_000)
+        .expect("purge");
+    assert_eq!(purged.oauth_codes, 1, "{purged:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
