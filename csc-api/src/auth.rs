@@ -57,7 +57,8 @@ impl Authenticated {
             (Principal::Client { .. }, None) => Err(ApiError::missing("string", "userID")),
             (Principal::Client { .. }, Some(name)) => state
                 .sam
-                .user_id_by_name(name)?
+                .user_by_name(name)?
+                .map(|u| u.id)
                 .ok_or_else(|| ApiError::invalid_parameter("userID")),
         }
     }

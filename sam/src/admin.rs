@@ -133,8 +133,7 @@ impl Sam {
 
     /// The owner of `credential`.
     pub fn owner_of(&self, credential: &Credential) -> Result<User, SamError> {
-        self.store
-            .read(|c| c.user(&credential.user_id))?
+        self.user_by_id(&credential.user_id)?
             .ok_or_else(|| SamError::UnknownUser(credential.user_id.to_string()))
     }
 

@@ -27,9 +27,9 @@ use cm_pkcs11::Hsm;
 use storage::{NewAuditEvent, Store, StoreOptions};
 
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
-pub use admin::{RegisteredClient, valid_redirect_uri};
+pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
-pub use login::{LoginMethod, LoginRefusal, MIN_PASSWORD_CHARS};
+pub use login::{LoginMethod, LoginRefusal};
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -258,6 +258,14 @@ impl Sam {
         Sam::open(hsm, store, ca_file)
     }
 
+    /// Appends an audit record outside any other transaction; a failed write is logged and
+    /// otherwise ignored (the refusal or fact it records stands).
+    pub(crate) fn audit_best_effort(&self, event: &NewAuditEvent) {
+        if let Err(e) = self.store.write(|c| c.append_audit(event)) {
+            tracing::error!(error = %e, event = %event.event, "could not write an audit record");
+        }
+    }
+
     /// The store the SAM writes to.
     pub fn store(&self) -> &Store {
         &self.store
@@ -296,4 +304,28 @@ pub fn audit_event(
     detail: serde_json::Value,
 ) -> NewAuditEvent {
     NewAuditEvent::new(event, actor, subject, outcome).with_detail(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("postgresql://csc:s3cret@db.example:5432/csc"),
+            "postgresql://csc:***@db.example:5432/csc"
+        );
+        // no password, or no credentials at all: unchanged
+        assert_eq!(
+            redact_url("postgresql://csc@db.example/csc"),
+            "postgresql://csc@db.example/csc"
+        );
+        assert_eq!(redact_url("sqlite:///data/csc.db"), "sqlite:///data/csc.db");
+        // an `@` in the password: everything up to the last `@` is hidden
+        assert_eq!(
+            redact_url("postgresql://csc:p@ss@db/csc"),
+            "postgresql://csc:***@db/csc"
+        );
+    }
 }

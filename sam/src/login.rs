@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use storage::{NewAuditEvent, NewUser, Role, StorageError, User};
+use storage::{NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
 use crate::lockout::Counted;
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
@@ -189,5 +189,10 @@ impl Sam {
     /// The user named `name`, if any.
     pub fn user_by_name(&self, name: &str) -> Result<Option<User>, SamError> {
         Ok(self.store.read(|c| c.user_by_name(name))?)
+    }
+
+    /// The user with this id, if any.
+    pub fn user_by_id(&self, id: &UserId) -> Result<Option<User>, SamError> {
+        Ok(self.store.read(|c| c.user(id))?)
     }
 }

@@ -117,7 +117,7 @@ impl Sam {
         let key_id = match self.hsm.generate_key(req.spec, &credential_id.to_string()) {
             Ok(k) => k,
             Err(e) => {
-                self.audit_best_effort(audit_event(
+                self.audit_best_effort(&audit_event(
                     AuditEvent::KeyGenerate,
                     actor,
                     &credential_id.to_string(),
@@ -230,7 +230,7 @@ impl Sam {
         let serial = match result {
             Ok(serial) => serial,
             Err(e) => {
-                self.audit_best_effort(audit_event(
+                self.audit_best_effort(&audit_event(
                     AuditEvent::CredentialImportChain,
                     actor,
                     &subject,
@@ -333,13 +333,5 @@ impl Sam {
             .iter()
             .map(|c| STANDARD.encode(c))
             .collect())
-    }
-
-    /// Audits a refusal or failure that has no transaction of its own; an audit write failure
-    /// is logged, never hidden.
-    fn audit_best_effort(&self, event: storage::NewAuditEvent) {
-        if let Err(e) = self.store.write(|c| c.append_audit(&event)) {
-            tracing::error!(error = %e, event = %event.event, "could not write an audit record");
-        }
     }
 }

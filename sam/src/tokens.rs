@@ -207,17 +207,15 @@ impl Sam {
         refresh_token: &str,
     ) -> Result<IssuedTokens, SamError> {
         let hash = secret_hash(refresh_token.as_bytes());
-        let found = self.store.read(|c| {
-            let Some(t) = c.token(&hash)? else {
-                return Ok(None);
-            };
-            let (Some(user_id), None) = (t.user_id, &t.client_id) else {
-                return Ok(None);
-            };
-            Ok(c.user(&user_id)?.map(|u| (t, u)))
-        })?;
-        let user = match found {
-            Some((t, u)) if t.kind == TokenKind::Refresh && t.is_active(utc_now()) => u,
+        let user = match self.store.read(|c| c.token_and_user(&hash))? {
+            // an auth/login refresh token: a user's, issued to no OAuth 2.0 client
+            Some((t, Some(u)))
+                if t.client_id.is_none()
+                    && t.kind == TokenKind::Refresh
+                    && t.is_active(utc_now()) =>
+            {
+                u
+            }
             _ => return Err(SamError::InvalidRefreshToken),
         };
         self.issue_service_tokens(
@@ -293,12 +291,6 @@ impl Sam {
                 })
             }
         }
-    }
-
-    /// The id of the user with this login name, if any (`credentials/list` with `userID` for a
-    /// client token, spec §11.4 NOTE 1).
-    pub fn user_id_by_name(&self, name: &str) -> Result<Option<UserId>, SamError> {
-        Ok(self.store.read(|c| c.user_by_name(name))?.map(|u| u.id))
     }
 
     /// `auth/revoke` (spec §11.3): revokes a service token of the principal's own (a user's,

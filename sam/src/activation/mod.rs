@@ -311,10 +311,7 @@ impl Sam {
         if matches!(error, SamError::Storage(_)) {
             return error;
         }
-        let ev = refusal_event(event, caller, subject, &error, detail);
-        if let Err(e) = self.store.write(|c| c.append_audit(&ev)) {
-            tracing::error!(error = %e, event = event.as_str(), "could not write an audit record");
-        }
+        self.audit_best_effort(&refusal_event(event, caller, subject, &error, detail));
         error
     }
 

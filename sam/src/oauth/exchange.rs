@@ -206,17 +206,7 @@ impl Sam {
         refresh_token: &str,
     ) -> Result<IssuedTokens, SamError> {
         let hash = secret_hash(refresh_token.as_bytes());
-        let found = self.store.read(|c| {
-            let Some(t) = c.token(&hash)? else {
-                return Ok(None);
-            };
-            let user = match t.user_id {
-                Some(id) => c.user(&id)?,
-                None => None,
-            };
-            Ok(Some((t, user)))
-        })?;
-        let (t, user) = match found {
+        let (t, user) = match self.store.read(|c| c.token_and_user(&hash))? {
             Some((t, Some(user)))
                 if t.kind == TokenKind::Refresh
                     && !t.revoked

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 authorization server's domain (CSC v1.0.4.0 §8.3; REFERENCE §5.11-5.13): the
+//! The OAuth 2.0 authorization server's domain (CSC v1.0.4.0 §8.3): the
 //! HTTP layer parses requests, renders the page and maps these outcomes to RFC 6749 / CSC
 //! errors; every rule and every audit record is here.
 //!
@@ -93,18 +93,10 @@ pub enum OAuthError {
 }
 
 impl Sam {
-    /// Appends an audit record; a failed write is logged and otherwise ignored (the refusal it
-    /// records stands).
-    pub(crate) fn audit_or_log(&self, event: &storage::NewAuditEvent) {
-        if let Err(e) = self.store.write(|c| c.append_audit(event)) {
-            tracing::error!(error = %e, "could not write an audit record");
-        }
-    }
-
     /// An `oauth2.authorize` refusal by the client's request itself, before any signer
     /// (best effort).
     pub(crate) fn audit_request_refusal(&self, client_id: &str, detail: serde_json::Value) {
-        self.audit_or_log(
+        self.audit_best_effort(
             &storage::NewAuditEvent::new(
                 crate::AuditEvent::OAuth2Authorize,
                 client_actor(client_id),

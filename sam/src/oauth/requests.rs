@@ -231,11 +231,6 @@ impl Sam {
         }
     }
 
-    /// The user with this id, if any (the signer a pending request is bound to).
-    pub fn user_by_id(&self, id: &UserId) -> Result<Option<User>, SamError> {
-        Ok(self.store.read(|c| c.user(id))?)
-    }
-
     /// What the consent page shows of a credential, and which factors it asks for.
     pub fn consent_view(&self, credential: &CredentialId) -> Result<ConsentView, SamError> {
         let (cred, pin, otp) = self.store.read(|c| {
