@@ -25,8 +25,8 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use sam::algo::{self, AlgoError};
 use sam::{
-    Caller, Factors, IssuedSad, NewCredentialRequest, OtpChoice, OtpDelivery, OtpNotifier, Sam,
-    SamError, SamPolicy, SignAlgoRequest,
+    Caller, Factors, IssuedSad, LoginMethod, LoginRefusal, NewCredentialRequest, OtpChoice,
+    OtpDelivery, OtpNotifier, Sam, SamError, SamPolicy, SignAlgoRequest,
 };
 use secrecy::SecretString;
 use storage::{
@@ -588,6 +588,72 @@ fn the_pin_locks_after_max_failures_and_then_refuses_even_the_right_pin() {
     f.sam
         .authorize(&f.alice, &cred.id, 1, None, pin())
         .expect("right PIN after unlock");
+}
+
+/// The lockout rule under parallel guesses (Part I 7.1.2.5.1): eight concurrent wrong PINs, and
+/// eight concurrent wrong passwords, against a limit of 3: the secret ends locked, every guess
+/// was refused, and exactly one `factor.lock` (`user.lock`) record says when.
+#[test]
+fn parallel_wrong_guesses_lock_once_for_pins_and_passwords() {
+    const GUESSES: usize = 8;
+    let f = fixture_with(SamPolicy {
+        max_factor_failures: 3,
+        max_login_failures: 3,
+        ..SamPolicy::default()
+    });
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    f.sam
+        .add_user("carol", &SecretString::from("carol-password"), "test")
+        .expect("carol");
+    let barrier = Arc::new(Barrier::new(2 * GUESSES));
+    let mut handles = Vec::new();
+    for _ in 0..GUESSES {
+        let (sam, alice, id, start) = (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
+        handles.push(std::thread::spawn(move || {
+            start.wait();
+            let r = sam.authorize(&alice, &id, 1, None, wrong_pin());
+            assert!(
+                matches!(r, Err(SamError::InvalidPin | SamError::PinLocked)),
+                "{r:?}"
+            );
+        }));
+        let (sam, start) = (f.sam.clone(), barrier.clone());
+        handles.push(std::thread::spawn(move || {
+            start.wait();
+            let r = sam
+                .check_password(
+                    "carol",
+                    &SecretString::from("wrong-password"),
+                    LoginMethod::Basic,
+                )
+                .expect("checked");
+            assert!(r.is_err(), "a wrong password is refused");
+        }));
+    }
+    for h in handles {
+        h.join().expect("guess");
+    }
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert!(
+        pin_factor.locked && pin_factor.failures >= 3,
+        "{pin_factor:?}"
+    );
+    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
+    let carol = f.sam.user_by_name("carol").expect("read").expect("carol");
+    assert!(carol.locked && carol.failed_logins >= 3, "{carol:?}");
+    assert_eq!(count_events(&f.sam, "user.lock", "success"), 1);
+    // locked means locked: the right secrets are refused too
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    let r = f
+        .sam
+        .check_password(
+            "carol",
+            &SecretString::from("carol-password"),
+            LoginMethod::Basic,
+        )
+        .expect("checked");
+    assert_eq!(r.err(), Some(LoginRefusal::Locked));
 }
 
 #[test]

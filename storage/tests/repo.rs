@@ -177,6 +177,7 @@ both!(
     online_otp_single_use,
     login_lockout,
     login_lockout_concurrent pool = 8,
+    factor_lockout_concurrent pool = 8,
     oauth_clients_and_requests,
     oauth_codes_single_use pool = 8,
     client_tokens_have_no_user,
@@ -1612,6 +1613,40 @@ fn login_lockout_concurrent(db: &TestDb) {
     assert_eq!(setters, 1);
     let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
     assert_eq!((u.failed_logins, u.locked), (8, true));
+}
+
+fn factor_lockout_concurrent(db: &TestDb) {
+    // the factor counter is the login counter's statement: 8 concurrent failures against a
+    // limit of 5 are all counted and exactly one caller sees the failure that set the lock
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store: Store = (**db).clone();
+            let barrier = barrier.clone();
+            let id = cred.id;
+            thread::spawn(move || {
+                barrier.wait();
+                store
+                    .write(|c| c.record_factor_failure(&id, FactorKind::Pin, 5))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let factors: Vec<Factor> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let setters = factors
+        .iter()
+        .filter(|f| f.locked && f.failures == 5)
+        .count();
+    assert_eq!(setters, 1);
+    let f = db
+        .read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.failures, f.locked), (8, true));
 }
 
 fn oauth_client(db: &TestDb, id: &str, secret: Option<&[u8]>) -> OAuthClient {
