@@ -291,7 +291,7 @@ pub async fn extend_transaction(
     }))
 }
 
-/// `credentials/sendOTP` (spec §11.8, REFERENCE §5.8): the SAM makes a fresh online OTP and
+/// `credentials/sendOTP` (spec §11.8): the SAM makes a fresh online OTP and
 /// its notifier delivers it to the signer; 204, and the code is never in the response.
 pub async fn send_otp(
     auth: Authenticated,

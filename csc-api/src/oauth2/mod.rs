@@ -1,4 +1,4 @@
-//! The OAuth 2.0 authorization server of CSC v1.0.4.0 §8.3 (REFERENCE §5.11-5.13), at the
+//! The OAuth 2.0 authorization server of CSC v1.0.4.0 §8.3, at the
 //! `oauth2` base URI that `info` advertises:
 //!
 //! * `GET/POST oauth2/authorize` ([`page`]): a server-rendered HTML page without JavaScript where

@@ -1,4 +1,4 @@
-//! `oauth2/token` and `oauth2/revoke` (spec §8.3.3-8.3.4, REFERENCE §5.12-5.13), with the
+//! `oauth2/token` and `oauth2/revoke` (spec §8.3.3-8.3.4), with the
 //! spec's error codes and descriptions; client authentication by `client_secret` in the body or
 //! HTTP Basic (RFC 6749 §2.3.1). Client assertions (RFC 7521) are not supported.
 

@@ -1,6 +1,6 @@
 //! The CSC v1 API against the real app in process (SoftHSM2 + SQLite, [`crate::kit`]): every
 //! method's success path with the signature verified against the certificate, and the spec's
-//! errors with their exact status and strings (REFERENCE.md §5). At the end, what is about the
+//! errors with their exact status and strings (spec §10-11). At the end, what is about the
 //! `csc-server` binary: the purger of `serve`, the server log, two processes on one PostgreSQL
 //! database.
 
@@ -26,7 +26,7 @@ const RSA_PSS: &str = "1.2.840.113549.1.1.10";
 const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 const SHA256: &str = "2.16.840.1.101.3.4.2.1";
 const SHA384: &str = "2.16.840.1.101.3.4.2.2";
-/// RSASSA-PSS-params: SHA-256, MGF1-SHA-256, salt 32, trailer 1 (REFERENCE.md §5.9).
+/// RSASSA-PSS-params: SHA-256, MGF1-SHA-256, salt 32, trailer 1 (spec §11.9 signAlgoParams).
 const PSS_PARAMS: &str =
     "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
 

@@ -1,7 +1,7 @@
 //! Activation factors against the real app in process (SoftHSM2 + SQLite, [`crate::kit`]): PIN
 //! lockout and the operator's unlock, login lockout, OTP single use (offline TOTP and online codes),
 //! credentials/sendOTP never leaking the code, the webhook notifier, and SCAL 2 never activated
-//! by one factor (JT2A Part I 7.1.2.5.1, 3.5.2; REFERENCE §5.5, §5.6, §5.8).
+//! by one factor (JT2A Part I 7.1.2.5.1, 3.5.2; spec §11.6, §11.8).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -263,7 +263,7 @@ fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
     );
     assert_eq!(status, 200, "{got}");
 
-    // the spec's errors (REFERENCE §5.8)
+    // the spec's errors (spec §11.8)
     let send = |token: &str, body: Value| k.call("credentials/sendOTP", Some(token), &body);
     assert_error(
         &send(&alice, json!({})),
@@ -374,7 +374,7 @@ fn the_webhook_notifier_posts_the_code_to_the_gateway() {
 
 #[test]
 fn scal2_is_never_created_or_activated_with_one_factor() {
-    // JT2A Part I 3.5.2 level 2 / REFERENCE §4.4: SCAL 2 implies two-factor authorization
+    // JT2A Part I 3.5.2 level 2: SCAL 2 implies two-factor authorization
     let k = Kit::new();
     let out = k.credential_create("alice", &["--key", "ec-p256", "--scal", "2"]);
     let err = format!("{:#}", out.expect_err("SCAL 2 without an OTP is refused"));

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3, REFERENCE §5.11-5.13), no mocks: the
+//! The OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3), no mocks: the
 //! authorization-code flow with PKCE driven through the real HTML page by headless Chromium
 //! (WebDriver, against a `csc-server` process) and, in process ([`crate::kit`]), by plain form
 //! posts and by the `oauth2` crate as the client; the credential-scope token used as the SAD by

@@ -1,7 +1,7 @@
 //! pyHanko end to end: pyHanko's own CSC client (`pyhanko.sign.signers.csc_signer`, driven by
 //! `tests/pyhanko/csc_e2e.py`) signs PDFs through the running server, and pyHanko's validator
-//! finds every signature intact, valid and trusted with the dev CA as the only trust root
-//! (REFERENCE.md §8). One test per scenario, so nextest runs them in parallel processes.
+//! finds every signature intact, valid and trusted with the dev CA as the only trust root.
+//! One test per scenario, so nextest runs them in parallel processes.
 //!
 //! The Python comes from `CSC_TEST_PYTHON`, which `scripts/test` sets to the virtual environment
 //! it makes from `tests/pyhanko/requirements.txt`; without it these tests fail, never pass.

@@ -1,5 +1,5 @@
 //! Key activation through the OAuth 2.0 authorization server (CSC v1.0.4.0 §8.3.2-8.3.3, scope
-//! `credential`; REFERENCE §5.11-5.12).
+//! `credential`).
 //!
 //! On the consent page the signer, signed in, approves a credential, a number of signatures and
 //! (SCAL 2) the hashes, and enters the credential's PIN and OTP. [`Sam::approve_credential_grant`]

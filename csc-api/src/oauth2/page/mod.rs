@@ -1,4 +1,4 @@
-//! `oauth2/authorize` (spec §8.3.2, REFERENCE §5.11): the authorization page.
+//! `oauth2/authorize` (spec §8.3.2): the authorization page.
 //!
 //! `GET` validates the request. A missing or unknown `client_id`, or a `redirect_uri` that is
 //! not exactly one the client registered, is shown on the page and never redirected
