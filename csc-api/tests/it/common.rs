@@ -138,6 +138,32 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether `secret` occurs in the raw bytes of a database file other than inside a hex digest
+/// (a run of 32 or more hex digits: audit hashes, stored SHA-256s). The digits of a short
+/// numeric secret (a 6-digit PIN) occur by chance in those runs; a secret stored in clear is a
+/// value of its own (in this schema no hex-digest text column sits beside a column that would
+/// hold a secret, so it cannot join such a run).
+pub fn contains_secret(hay: &[u8], secret: &[u8]) -> bool {
+    let n = secret.len();
+    let hex_run = |at: usize| {
+        let is_hex = |b: &u8| b.is_ascii_hexdigit();
+        let before = hay[..at].iter().rev().take_while(|b| is_hex(b)).count();
+        let after = hay[at..].iter().take_while(|b| is_hex(b)).count();
+        before + after >= 32
+    };
+    (0..(hay.len() + 1).saturating_sub(n)).any(|i| &hay[i..i + n] == secret && !hex_run(i))
+}
+
+#[test]
+fn secrets_are_found_in_clear_but_not_inside_digests() {
+    let digest = format!("{}123456{}", "ab".repeat(13), "cd".repeat(13));
+    assert!(!contains_secret(digest.as_bytes(), b"123456"));
+    assert!(contains_secret(b"\x03pin123456\x01", b"123456"));
+    assert!(contains_secret(b"123456", b"123456"));
+    // a short hex neighbour (a UUID's last group) does not hide it
+    assert!(contains_secret(b"-0123456789ab123456", b"123456"));
+}
+
 /// A CSC client for tests: JSON in, `(status, JSON)` out.
 pub struct Api {
     pub base: String,
