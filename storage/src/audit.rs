@@ -81,35 +81,6 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// Every event, in the order above.
-    pub const ALL: [AuditEvent; 25] = [
-        AuditEvent::AuthLogin,
-        AuditEvent::AuthRevoke,
-        AuditEvent::CaCreate,
-        AuditEvent::ClientRegister,
-        AuditEvent::CredentialCreate,
-        AuditEvent::CredentialImportChain,
-        AuditEvent::CredentialUnlock,
-        AuditEvent::FactorLock,
-        AuditEvent::HousekeepingPurge,
-        AuditEvent::KeyDestroy,
-        AuditEvent::KeyGenerate,
-        AuditEvent::OAuth2Authorize,
-        AuditEvent::OAuth2ClientAuth,
-        AuditEvent::OAuth2Consent,
-        AuditEvent::OAuth2Revoke,
-        AuditEvent::OAuth2Token,
-        AuditEvent::OtpSend,
-        AuditEvent::SadAuthorize,
-        AuditEvent::SadExtend,
-        AuditEvent::SignatureRefused,
-        AuditEvent::SignatureSignHash,
-        AuditEvent::TokenInit,
-        AuditEvent::UserCreate,
-        AuditEvent::UserLock,
-        AuditEvent::UserUnlock,
-    ];
-
     /// The name stored in the `event` column.
     pub fn as_str(self) -> &'static str {
         match self {

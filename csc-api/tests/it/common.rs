@@ -265,9 +265,8 @@ pub const ALICE_PASSWORD: &str = "alice-password";
 pub const BOB_PASSWORD: &str = "bob-password";
 
 /// A data directory with two signers and their credentials:
-/// `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256, SCAL 1), `scal2` (alice, RSA-2048,
-/// SCAL 2, multisign 5, PIN and online OTP: two factors), `multi` (alice, P-256, SCAL 1,
-/// multisign 3), `bob` (bob, P-256); or only some of them ([`Signers::only`]).
+/// the kit's [`crate::kit::CREDENTIALS`] (`rsa`, `ec`, `scal2`, `multi`, `bob`), made with the
+/// CLI; or only some of them ([`Signers::only`]).
 pub struct Signers {
     pub tmp: tempfile::TempDir,
     pub creds: std::collections::HashMap<&'static str, String>,
@@ -305,29 +304,7 @@ impl Signers {
         run_ok(cmd(&["user", "add", "alice"]).env("CSC_PASSWORD", ALICE_PASSWORD));
         run_ok(cmd(&["user", "add", "bob"]).env("CSC_PASSWORD", BOB_PASSWORD));
         let mut creds = std::collections::HashMap::new();
-        for (name, user, args) in [
-            ("rsa", "alice", &["--key", "rsa-2048"][..]),
-            ("ec", "alice", &["--key", "ec-p256"][..]),
-            (
-                "scal2",
-                "alice",
-                &[
-                    "--key",
-                    "rsa-2048",
-                    "--scal",
-                    "2",
-                    "--multisign",
-                    "5",
-                    "--online-otp",
-                ][..],
-            ),
-            (
-                "multi",
-                "alice",
-                &["--key", "ec-p256", "--multisign", "3"][..],
-            ),
-            ("bob", "bob", &["--key", "ec-p256"][..]),
-        ] {
+        for &(name, user, args) in crate::kit::CREDENTIALS {
             if !names.contains(&name) {
                 continue;
             }

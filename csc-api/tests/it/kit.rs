@@ -5,9 +5,9 @@
 //! module is initialised once per process); each credential's key is generated once, when the
 //! test first asks for it, and reused.
 //!
-//! All the setup is [`Kit::with`] and every audit-record read goes through one function
-//! ([`audit_records`] and [`Kit::audit_records`] both call it), so that a change of the crates'
-//! edges touches one function each.
+//! All the setup is [`Kit::with`]. Audit records are read through the kit's SAM
+//! ([`Kit::audit_records`]) or, beside a `csc-server` process, with SQL of the test's own
+//! ([`audit_records`]): the tests depend on neither `storage` nor `cm-pkcs11`.
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -38,7 +38,7 @@ pub const BASE: &str = "http://localhost:8080";
 /// (`credential create USER ARGS...`): `rsa` (alice, RSA-2048, SCAL 1), `ec` (alice, P-256,
 /// SCAL 1), `scal2` (alice, RSA-2048, SCAL 2, multisign 5, PIN and online OTP), `multi`
 /// (alice, P-256, SCAL 1, multisign 3), `bob` (bob, P-256).
-const CREDENTIALS: &[(&str, &str, &[&str])] = &[
+pub const CREDENTIALS: &[(&str, &str, &[&str])] = &[
     ("rsa", "alice", &["--key", "rsa-2048"]),
     ("ec", "alice", &["--key", "ec-p256"]),
     (
