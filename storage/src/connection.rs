@@ -93,7 +93,7 @@ fn parse_url(url: &str) -> Result<Target, StorageError> {
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     let path = match lower_scheme.as_deref() {
         Some("postgres" | "postgresql") => {
-            return Ok(Target::Postgres(url.to_owned()));
+            return Ok(Target::Postgres(without_gss_by_default(url)));
         }
         Some("sqlite") => {
             let rest = &url["sqlite:".len()..];
@@ -117,6 +117,21 @@ fn parse_url(url: &str) -> Result<Target, StorageError> {
         ));
     }
     Ok(Target::Sqlite(PathBuf::from(path)))
+}
+
+/// Adds `gssencmode=disable` to a PostgreSQL URL that does not choose a GSS mode itself.
+///
+/// libpq built with GSSAPI (Debian's is) otherwise initialises Kerberos on every connect
+/// (`gssencmode=prefer`), and Kerberos' library destructor races threads that still hold a
+/// connection at process exit: CI saw a test process abort in `k5_mutex_lock` after its test
+/// passed. Operators who do use GSS encryption say so in the URL (`gssencmode=prefer|require`)
+/// and are left alone.
+fn without_gss_by_default(url: &str) -> String {
+    if url.to_ascii_lowercase().contains("gssencmode=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}gssencmode=disable")
 }
 
 /// The r2d2 connection manager: establishes the concrete connection for the URL's backend and
@@ -461,5 +476,28 @@ mod tests {
         assert!(parse_url("sqlite://").is_err());
         assert!(parse_url(":memory:").is_err());
         assert!(parse_url("sqlite::memory:").is_err());
+    }
+
+    fn postgres_url(url: &str) -> Option<String> {
+        match parse_url(url) {
+            Ok(Target::Postgres(u)) => Some(u),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn postgres_urls_disable_gss_unless_chosen() {
+        assert_eq!(
+            postgres_url("postgres://u@h/db").as_deref(),
+            Some("postgres://u@h/db?gssencmode=disable")
+        );
+        assert_eq!(
+            postgres_url("postgres://u@h/db?sslmode=require").as_deref(),
+            Some("postgres://u@h/db?sslmode=require&gssencmode=disable")
+        );
+        assert_eq!(
+            postgres_url("postgres://u@h/db?gssencmode=require").as_deref(),
+            Some("postgres://u@h/db?gssencmode=require")
+        );
     }
 }
