@@ -11,6 +11,7 @@ mod admin;
 pub mod algo;
 pub mod ca;
 mod credentials;
+pub mod integrity;
 pub mod lockout;
 mod login;
 pub mod oauth;
@@ -216,6 +217,7 @@ impl Sam {
         // Created by the first open (`init`), found afterwards; see Hsm::secret_key on
         // instances sharing a token.
         let pin_key = hsm.secret_key(secrets::PIN_PEPPER_LABEL)?;
+        let store = store.with_keys(integrity::derive_keys(&hsm)?);
         if created {
             store.write(|c| {
                 c.append_audit(&audit_event(

@@ -12,6 +12,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StorageError;
 use crate::group::{Grouped, WriterGate};
+use crate::integrity::{IntegrityKeys, Violation, Violations};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -204,6 +205,8 @@ pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
     gate: Arc<WriterGate>,
+    keys: Option<IntegrityKeys>,
+    violations: Violations,
 }
 
 impl fmt::Debug for Store {
@@ -260,7 +263,31 @@ impl Store {
             pool,
             backend,
             gate: Arc::default(),
+            keys: None,
+            violations: Violations::default(),
         })
+    }
+
+    /// This store with the integrity keys that seal and check its security-relevant rows
+    /// ([`crate::integrity`]). Without them every such read or write fails with
+    /// [`StorageError::NoIntegrityKeys`].
+    pub fn with_keys(mut self, keys: IntegrityKeys) -> Store {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The rows found with a MAC that does not verify since the last call (each was treated
+    /// as absent). The SAM audits them as `integrity.violation`.
+    pub fn take_violations(&self) -> Vec<Violation> {
+        self.violations.take()
+    }
+
+    fn conn<'a>(&'a self, c: &'a mut AnyConnection) -> Conn<'a> {
+        Conn {
+            conn: c,
+            keys: self.keys.as_ref(),
+            violations: &self.violations,
+        }
     }
 
     /// The backend chosen by the URL.
@@ -277,7 +304,7 @@ impl Store {
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut pooled = self.pool.get()?;
-        f(&mut Conn { conn: &mut pooled })
+        f(&mut self.conn(&mut pooled))
     }
 
     /// Runs `f` in one transaction, committed only if `f` returns `Ok`. BLOCKING.
@@ -301,7 +328,7 @@ impl Store {
     ) -> Result<T, StorageError> {
         let _writer = (self.backend == Backend::Sqlite).then(|| self.gate.enter());
         let mut pooled = self.pool.get()?;
-        write_transaction(&mut pooled, |c| f(&mut Conn { conn: c }))
+        write_transaction(&mut pooled, |c| f(&mut self.conn(c)))
     }
 
     /// `(transactions, jobs)` that [`Store::write_grouped`] has run on SQLite since this store
@@ -334,7 +361,7 @@ impl Store {
         }
         self.gate.submit(job, |run| {
             let mut pooled = self.pool.get()?;
-            write_transaction(&mut pooled, |c| run(&mut Conn { conn: c }))
+            write_transaction(&mut pooled, |c| run(&mut self.conn(c)))
         })
     }
 }
@@ -404,6 +431,8 @@ fn write_transaction<T>(
 /// method (see the other modules of this crate).
 pub struct Conn<'a> {
     pub(crate) conn: &'a mut AnyConnection,
+    keys: Option<&'a IntegrityKeys>,
+    pub(crate) violations: &'a Violations,
 }
 
 impl Conn<'_> {
@@ -426,6 +455,30 @@ impl Conn<'_> {
         } else {
             write_transaction(self.conn, f)
         }
+    }
+}
+
+impl<'a> Conn<'a> {
+    /// [`Conn::atomic`] handing `f` a [`Conn`] (with this one's keys) instead of the raw
+    /// connection.
+    pub(crate) fn atomic_conn<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let (keys, violations) = (self.keys, self.violations);
+        self.atomic(|c| {
+            f(&mut Conn {
+                conn: c,
+                keys,
+                violations,
+            })
+        })
+    }
+
+    /// The integrity keys, or [`StorageError::NoIntegrityKeys`]. The reference outlives the
+    /// borrow of `self`, so it can be used inside [`Conn::atomic`].
+    pub(crate) fn keys(&self) -> Result<&'a IntegrityKeys, StorageError> {
+        self.keys.ok_or(StorageError::NoIntegrityKeys)
     }
 }
 

@@ -26,6 +26,8 @@ impl Conn<'_> {
             auth_mode: new.auth_mode.as_str().to_owned(),
             description: new.description.clone(),
             created_at: utc_now(),
+            factors: String::new(),
+            mac: None,
         };
         diesel::insert_into(credentials::table)
             .values(&row)

@@ -35,6 +35,10 @@ pub enum StorageError {
     /// Data read from the database violates an invariant of this crate.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store was opened without its integrity keys ([`crate::Store::with_keys`]), so it
+    /// can neither check nor write the MAC of a security-relevant row.
+    #[error("the store has no integrity keys: rows can be neither checked nor written")]
+    NoIntegrityKeys,
 }
 
 impl From<DieselError> for StorageError {

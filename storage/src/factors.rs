@@ -27,6 +27,7 @@ impl Conn<'_> {
             failures: 0,
             locked: false,
             last_otp_step: None,
+            mac: None,
         };
         on_backend!(&mut *self.conn, c => diesel::insert_into(cf::table)
             .values(&row)

@@ -72,7 +72,7 @@ where
 {
     fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish {
         let Pending { job, reply } = *self;
-        match conn.atomic(|c| job(&mut Conn { conn: c })) {
+        match conn.atomic_conn(job) {
             Ok((value, events)) => {
                 audit.extend(events);
                 Box::new(move |settled| {

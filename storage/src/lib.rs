@@ -29,6 +29,7 @@ mod credentials;
 mod error;
 mod factors;
 mod group;
+mod integrity;
 mod lockout;
 mod models;
 mod oauth;
@@ -43,6 +44,7 @@ pub use audit::{AuditEvent, AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH}
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
 pub use group::Grouped;
+pub use integrity::{IntegrityKeys, Violation};
 pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
 pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,

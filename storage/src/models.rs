@@ -105,6 +105,7 @@ pub(crate) struct UserRow {
     pub failed_logins: i32,
     pub locked: bool,
     pub created_at: NaiveDateTime,
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -206,6 +207,8 @@ pub(crate) struct CredentialRow {
     pub auth_mode: String,
     pub description: Option<String>,
     pub created_at: NaiveDateTime,
+    pub factors: String,
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<CredentialRow> for Credential {
@@ -273,6 +276,7 @@ pub(crate) struct FactorRow {
     pub failures: i32,
     pub locked: bool,
     pub last_otp_step: Option<i64>,
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<FactorRow> for Factor {
@@ -355,6 +359,7 @@ pub(crate) struct TokenRow {
     pub revoked: bool,
     pub created_at: NaiveDateTime,
     pub parent_hash: Option<Vec<u8>>,
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -457,6 +462,7 @@ pub(crate) struct SadRow {
     pub hashes: Option<String>,
     pub revoked: bool,
     pub created_at: NaiveDateTime,
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<SadRow> for Sad {

@@ -91,6 +91,7 @@ struct ClientRow {
     redirect_uris: String,
     secret_hash: Option<Vec<u8>>,
     created_at: NaiveDateTime,
+    mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<ClientRow> for OAuthClient {
@@ -149,6 +150,7 @@ struct RequestRow {
     user_id: Option<String>,
     expires_at: NaiveDateTime,
     created_at: NaiveDateTime,
+    mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<RequestRow> for OAuthRequest {
@@ -255,6 +257,7 @@ struct CodeRow {
     used: bool,
     issued_hash: Option<Vec<u8>>,
     created_at: NaiveDateTime,
+    mac: Option<Vec<u8>>,
 }
 
 impl TryFrom<CodeRow> for OAuthCode {
@@ -312,6 +315,7 @@ impl Conn<'_> {
                 .map_err(|_| corrupt("redirect URI list"))?,
             secret_hash: new.secret_hash.clone(),
             created_at: utc_now(),
+            mac: None,
         };
         diesel::insert_into(oc::table)
             .values(&row)
@@ -349,6 +353,7 @@ impl Conn<'_> {
             user_id: None,
             expires_at: truncate_to_micros(new.expires_at),
             created_at: utc_now(),
+            mac: None,
         };
         diesel::insert_into(orq::table)
             .values(&row)
@@ -412,6 +417,7 @@ impl Conn<'_> {
             used: false,
             issued_hash: None,
             created_at: utc_now(),
+            mac: None,
         };
         diesel::insert_into(co::table)
             .values(&row)

@@ -65,6 +65,7 @@ impl Conn<'_> {
             hashes: new.hashes.as_deref().map(encode_b64_list).transpose()?,
             revoked: false,
             created_at: utc_now(),
+            mac: None,
         };
         diesel::insert_into(s::table)
             .values(&row)

@@ -12,6 +12,7 @@ diesel::table! {
         failed_logins -> Integer,
         locked -> Bool,
         created_at -> Timestamp,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -29,6 +30,8 @@ diesel::table! {
         auth_mode -> Text,
         description -> Nullable<Text>,
         created_at -> Timestamp,
+        factors -> Text,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -40,6 +43,7 @@ diesel::table! {
         failures -> Integer,
         locked -> Bool,
         last_otp_step -> Nullable<BigInt>,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -54,6 +58,7 @@ diesel::table! {
         revoked -> Bool,
         created_at -> Timestamp,
         parent_hash -> Nullable<Binary>,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -68,6 +73,7 @@ diesel::table! {
         hashes -> Nullable<Text>,
         revoked -> Bool,
         created_at -> Timestamp,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -109,6 +115,7 @@ diesel::table! {
         redirect_uris -> Text,
         secret_hash -> Nullable<Binary>,
         created_at -> Timestamp,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -120,6 +127,7 @@ diesel::table! {
         user_id -> Nullable<Text>,
         expires_at -> Timestamp,
         created_at -> Timestamp,
+        mac -> Nullable<Binary>,
     }
 }
 
@@ -140,6 +148,7 @@ diesel::table! {
         used -> Bool,
         issued_hash -> Nullable<Binary>,
         created_at -> Timestamp,
+        mac -> Nullable<Binary>,
     }
 }
 

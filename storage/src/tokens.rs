@@ -22,6 +22,7 @@ impl Conn<'_> {
             revoked: false,
             created_at: utc_now(),
             parent_hash: new.parent_hash.clone(),
+            mac: None,
         };
         diesel::insert_into(t::table)
             .values(&row)

@@ -19,6 +19,7 @@ impl Conn<'_> {
             failed_logins: 0,
             locked: false,
             created_at: utc_now(),
+            mac: None,
         };
         diesel::insert_into(users::table)
             .values(&row)

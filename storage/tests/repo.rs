@@ -73,12 +73,19 @@ fn with_database(admin: &str, db: &str) -> String {
     format!("{}/{db}{query}", &base[..host_end])
 }
 
+/// Fixed integrity keys: these tests are about storage, the SAM derives real ones in the token.
+fn test_keys() -> IntegrityKeys {
+    IntegrityKeys::new([7; 32], [8; 32])
+}
+
 impl TestDb {
     fn sqlite(pool_size: u32) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("csc.sqlite");
         let url = format!("sqlite://{}", path.display());
-        let store = Store::open_or_create(&url, opts(pool_size)).expect("open SQLite store");
+        let store = Store::open_or_create(&url, opts(pool_size))
+            .expect("open SQLite store")
+            .with_keys(test_keys());
         assert_eq!(store.backend(), Backend::Sqlite);
         TestDb {
             store: Some(store),
@@ -103,7 +110,9 @@ impl TestDb {
             .execute(&mut admin)
             .expect("CREATE DATABASE");
         let url = with_database(&admin_url, &db_name);
-        let store = Store::open(&url, opts(pool_size)).expect("open PostgreSQL store");
+        let store = Store::open(&url, opts(pool_size))
+            .expect("open PostgreSQL store")
+            .with_keys(test_keys());
         assert_eq!(store.backend(), Backend::Postgres);
         TestDb {
             store: Some(store),
@@ -1429,7 +1438,9 @@ fn sqlite_separate_stores_share_one_file() {
     let Raw::Sqlite { path, .. } = &db.raw else {
         unreachable!()
     };
-    let other = Store::open(&path.display().to_string(), opts(4)).unwrap();
+    let other = Store::open(&path.display().to_string(), opts(4))
+        .unwrap()
+        .with_keys(test_keys());
     let handles: Vec<_> = [(*db).clone(), other]
         .into_iter()
         .map(|store| {
@@ -1457,7 +1468,9 @@ fn sqlite_write_is_begin_immediate() {
     let Raw::Sqlite { path, .. } = &db.raw else {
         unreachable!()
     };
-    let other = Store::open(&path.display().to_string(), opts(2)).unwrap();
+    let other = Store::open(&path.display().to_string(), opts(2))
+        .unwrap()
+        .with_keys(test_keys());
     let (began_tx, began_rx) = std::sync::mpsc::channel();
     let store: Store = (*db).clone();
     let holder = thread::spawn(move || {

@@ -1,0 +1,9 @@
+ALTER TABLE oauth_codes DROP COLUMN mac;
+ALTER TABLE oauth_requests DROP COLUMN mac;
+ALTER TABLE oauth_clients DROP COLUMN mac;
+ALTER TABLE sads DROP COLUMN mac;
+ALTER TABLE auth_tokens DROP COLUMN mac;
+ALTER TABLE credential_factors DROP COLUMN mac;
+ALTER TABLE credentials DROP COLUMN mac;
+ALTER TABLE credentials DROP COLUMN factors;
+ALTER TABLE users DROP COLUMN mac;
