@@ -1,6 +1,9 @@
 //! The one app factory: production (`serve`) and every test build the HTTP app through
 //! [`configure`], so what is tested is what is served.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use csc_types::{InfoResponse, SPECS_VERSION};
 
@@ -53,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
         .route("/openapi.json", web::get().to(openapi_json))
         .service(
             web::scope("/csc/v1")
+                .wrap(from_fn(audit_integrity))
                 .route("/info", web::post().to(info))
                 .route("/info", web::get().to(info_get))
                 .route("/auth/login", web::post().to(auth::login))
@@ -77,8 +81,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                 ),
         )
         // the OAuth 2.0 authorization server, at the `oauth2` base URI of `info` (spec §8.3)
-        .service(oauth2::scope())
+        .service(oauth2::scope().wrap(from_fn(audit_integrity)))
         .default_service(web::to(not_found));
+}
+
+/// After every request: audits, as `integrity.violation`, the rows with a bad MAC it met (each
+/// was treated as absent). Costs one uncontended mutex when there are none.
+async fn audit_integrity(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if let Some(state) = state
+        && state.sam.has_integrity_violations()
+    {
+        let sam = state.sam.clone();
+        // best effort: a failed audit write is logged by the SAM
+        let _ = web::block(move || sam.audit_integrity_violations()).await;
+    }
+    Ok(res)
 }
 
 async fn health() -> HttpResponse {

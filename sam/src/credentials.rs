@@ -39,12 +39,13 @@ impl Sam {
         id: &CredentialId,
     ) -> Result<CredentialView, SamError> {
         let credential = self.credential_of(caller, id)?;
-        let (has_pin, otp) = self.store.read(|c| {
-            Ok((
-                c.factor(id, FactorKind::Pin)?.is_some(),
-                c.factor(id, FactorKind::Otp)?.map(|f| OtpType::of(&f)),
-            ))
-        })?;
+        // The sealed factor set says what the credential requires, whatever rows exist.
+        let has_pin = credential.factors.contains(&FactorKind::Pin);
+        let otp = self
+            .store
+            .read(|c| c.required_factors(&credential))?
+            .otp
+            .map(|f| OtpType::of(&f));
         Ok(CredentialView {
             credential,
             has_pin,

@@ -268,6 +268,28 @@ impl Sam {
         }
     }
 
+    /// Audits, as `integrity.violation`, every row the store found with a bad MAC since the
+    /// last call (each was treated as absent where it was read). Returns how many. Blocking
+    /// only when there is something to write; the HTTP edge calls it after every request.
+    pub fn audit_integrity_violations(&self) -> usize {
+        let found = self.store.take_violations();
+        for v in &found {
+            self.audit_best_effort(&audit_event(
+                AuditEvent::IntegrityViolation,
+                "system",
+                &format!("{}/{}", v.table, v.row),
+                "detected",
+                serde_json::json!({ "table": v.table, "row": v.row }),
+            ));
+        }
+        found.len()
+    }
+
+    /// Whether rows with a bad MAC wait to be audited ([`Sam::audit_integrity_violations`]).
+    pub fn has_integrity_violations(&self) -> bool {
+        self.store.has_violations()
+    }
+
     /// The store the SAM writes to.
     pub fn store(&self) -> &Store {
         &self.store

@@ -15,9 +15,11 @@
 //! token (~25 us on SoftHSM2) plus ~40 us of Argon2id, instead of 15 ms, which is what lets
 //! `authorize` keep up with `signHash`.
 //!
-//! Stored form: `hsm-hmac-sha256:` + the PHC string. Verifiers written before (a plain Argon2id
-//! PHC string of the PIN, default parameters) still verify, and are replaced by the peppered
-//! form on the next successful activation.
+//! Stored form: `hsm-hmac-sha256:` + the PHC string. Nothing else verifies: a verifier of the
+//! older, unpeppered form (a plain Argon2id PHC string of the PIN) never matches, so an insider
+//! who writes one for a PIN of their choice gains nothing (issue 11: no downgrade; the factor
+//! row's MAC refuses the edit anyway). `csc-server integrity seal`, the upgrade step of a
+//! database made before, lists the credentials whose PIN must be set again.
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use base64::Engine;
@@ -69,10 +71,8 @@ pub fn verify_secret(secret: &SecretString, verifier: &str) -> bool {
 pub enum PinMatch {
     /// Wrong PIN (or an unreadable verifier).
     No,
-    /// Right PIN, peppered verifier.
+    /// Right PIN.
     Yes,
-    /// Right PIN against a verifier of the older, unpeppered form: store a new one.
-    YesUpgrade,
 }
 
 fn pin_argon2() -> Result<Argon2<'static>, SamError> {
@@ -114,8 +114,9 @@ pub fn pin_verifier(
     Ok(format!("{PEPPERED}{phc}"))
 }
 
-/// Checks `pin` against a stored PIN verifier of either form. An HSM failure is an error, not
-/// a wrong PIN (it must not count towards the lock).
+/// Checks `pin` against a stored, HSM-peppered PIN verifier; any other form never matches (no
+/// downgrade). An HSM failure is an error, not a wrong PIN (it must not count towards the
+/// lock).
 pub fn verify_pin(
     hsm: &Hsm,
     key: &KeyId,
@@ -124,11 +125,11 @@ pub fn verify_pin(
     verifier: &str,
 ) -> Result<PinMatch, SamError> {
     let Some(phc) = verifier.strip_prefix(PEPPERED) else {
-        return Ok(if verify_secret(pin, verifier) {
-            PinMatch::YesUpgrade
-        } else {
-            PinMatch::No
-        });
+        tracing::warn!(
+            %credential,
+            "a PIN verifier of the unpeppered form is refused; set the PIN again"
+        );
+        return Ok(PinMatch::No);
     };
     let mac = peppered(hsm, key, credential, pin)?;
     // the PHC string carries its own parameters: verification follows what was stored

@@ -123,12 +123,12 @@ fn fixture_with(policy: SamPolicy) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
-    add_users(&store);
     let outbox = Arc::new(Outbox::default());
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
         .expect("sam")
         .with_policy(policy)
         .with_otp_notifier(outbox.clone());
+    add_users(sam.store());
     let alice = caller(sam.store(), "alice");
     let bob = caller(sam.store(), "bob");
     Fixture {
@@ -1532,10 +1532,9 @@ fn concurrent_sign_hash_spends_a_one_signature_sad_once_postgres_two_instances()
         assert_eq!(store.backend(), storage::Backend::Postgres);
         store
     };
-    let first_store = open();
-    add_users(&first_store);
     // two instances: separate pools on one database, one token
-    let first = Sam::open(&token.config, first_store, &ca_file).expect("sam 1");
+    let first = Sam::open(&token.config, open(), &ca_file).expect("sam 1");
+    add_users(first.store());
     let second = Sam::open(&token.config, open(), &ca_file).expect("sam 2");
     let alice = caller(first.store(), "alice");
     let cred = ec(&first, "alice", Scal::One, 1);
@@ -1917,7 +1916,8 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
         "test",
     );
     assert!(matches!(r, Err(SamError::InvalidInput(_))), "{:?}", r.err());
-    // older data: a PIN-only credential raised to SCAL 2 behind the SAM's back
+    // a PIN-only credential raised to SCAL 2 behind the SAM's back no longer verifies: it is
+    // treated as absent (issue 11: the credential's MAC covers its SCAL)
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     let db = f._dir.path().join("csc.db");
     {
@@ -1933,7 +1933,7 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
     let r = f
         .sam
         .authorize(&f.alice, &cred.id, 1, Some(vec![sha256(b"x")]), pin());
-    assert!(matches!(r, Err(SamError::TwoFactorsRequired)), "{r:?}");
+    assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
     // a SCAL 2 credential with two factors refuses the PIN alone
     let two = ec(&f.sam, "alice", Scal::Two, 1);
     let r = f
@@ -2109,7 +2109,9 @@ fn pin_verifiers_are_keyed_by_the_hsm_and_bound_to_the_credential() {
 }
 
 #[test]
-fn an_older_unpeppered_pin_verifier_still_works_and_is_upgraded() {
+fn an_unpeppered_pin_verifier_never_verifies() {
+    // issue 11, no downgrade: a plain Argon2id verifier of a PIN someone chose (written here with
+    // a valid row MAC, as only the SAM itself could) opens nothing, not even with that PIN
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     let legacy = sam::secrets::hash_secret(&SecretString::from(PIN)).expect("argon2");
@@ -2118,28 +2120,11 @@ fn an_older_unpeppered_pin_verifier_still_works_and_is_upgraded() {
         .store()
         .write(|c| c.set_factor(&cred.id, FactorKind::Pin, &legacy))
         .expect("legacy verifier");
-    // a wrong PIN counts as before and leaves the verifier alone
-    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
     assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
-    let after_wrong = factor(&f.sam, &cred.id, FactorKind::Pin);
+    let after = factor(&f.sam, &cred.id, FactorKind::Pin);
     assert_eq!(
-        (after_wrong.verifier.as_str(), after_wrong.failures),
+        (after.verifier.as_str(), after.failures),
         (legacy.as_str(), 1)
     );
-    // the right PIN opens it, and the verifier is replaced by the peppered form
-    f.sam
-        .authorize(&f.alice, &cred.id, 1, None, pin())
-        .expect("legacy verifier accepts the right PIN");
-    let upgraded = factor(&f.sam, &cred.id, FactorKind::Pin);
-    assert!(
-        upgraded.verifier.starts_with("hsm-hmac-sha256:$argon2id$"),
-        "{}",
-        upgraded.verifier
-    );
-    assert_eq!(upgraded.failures, 0);
-    f.sam
-        .authorize(&f.alice, &cred.id, 1, None, pin())
-        .expect("the upgraded verifier accepts the right PIN");
-    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, wrong_pin());
-    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
 }

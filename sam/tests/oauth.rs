@@ -42,6 +42,9 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
+    // rows are written through the SAM's store: it holds the integrity keys
+    let store = sam.store().clone();
     let alice = store
         .write(|c| {
             c.create_user(&NewUser {
@@ -67,7 +70,6 @@ fn fixture() -> Fixture {
             })
         })
         .expect("clients");
-    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
     Fixture {
         _token: token,
         _dir: dir,

@@ -30,6 +30,9 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
+    // rows are written through the SAM's store: it holds the integrity keys
+    let store = sam.store().clone();
     store
         .write(|c| {
             c.create_user(&NewUser {
@@ -39,7 +42,6 @@ fn fixture() -> Fixture {
             })
         })
         .expect("user");
-    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
     let hsm = Hsm::open(&token.config).expect("hsm");
     Fixture {
         _token: token,

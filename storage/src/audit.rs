@@ -46,6 +46,9 @@ pub enum AuditEvent {
     FactorLock,
     /// `housekeeping.purge`: expired SADs, tokens, OTPs and codes were deleted.
     HousekeepingPurge,
+    /// `integrity.violation`: a row whose MAC does not verify (edited, forged or copied behind
+    /// the server's back) was found and not used; the subject names the table and the row.
+    IntegrityViolation,
     /// `key.destroy`: a signing key was destroyed in the token.
     KeyDestroy,
     /// `key.generate`: a key pair was generated in the token.
@@ -93,6 +96,7 @@ impl AuditEvent {
             AuditEvent::CredentialUnlock => "credential.unlock",
             AuditEvent::FactorLock => "factor.lock",
             AuditEvent::HousekeepingPurge => "housekeeping.purge",
+            AuditEvent::IntegrityViolation => "integrity.violation",
             AuditEvent::KeyDestroy => "key.destroy",
             AuditEvent::KeyGenerate => "key.generate",
             AuditEvent::OAuth2Authorize => "oauth2.authorize",

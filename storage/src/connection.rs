@@ -282,6 +282,11 @@ impl Store {
         self.violations.take()
     }
 
+    /// Whether [`Store::take_violations`] has something to give (cheap: one mutex).
+    pub fn has_violations(&self) -> bool {
+        self.violations.any()
+    }
+
     fn conn<'a>(&'a self, c: &'a mut AnyConnection) -> Conn<'a> {
         Conn {
             conn: c,

@@ -6,6 +6,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{Credential, CredentialRow, NewCredential, User, UserRow, encode_b64_list};
 use crate::schema::{credential_factors, credentials, sads, users};
+use crate::sealed::modify;
 use crate::types::{CredentialId, CredentialStatus, UserId, utc_now};
 use crate::users::one_row;
 
@@ -13,7 +14,7 @@ impl Conn<'_> {
     /// Stores a new credential. [`StorageError::NotFound`] if the owner does not exist,
     /// [`StorageError::Conflict`] if the id is taken.
     pub fn create_credential(&mut self, new: &NewCredential) -> Result<Credential, StorageError> {
-        let row = CredentialRow {
+        let mut row = CredentialRow {
             id: new.id.to_string(),
             user_id: new.user_id.to_string(),
             key_id: new.key_id.clone(),
@@ -29,6 +30,7 @@ impl Conn<'_> {
             factors: String::new(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(credentials::table)
             .values(&row)
             .execute(self.conn)
@@ -38,12 +40,11 @@ impl Conn<'_> {
 
     /// The credential with this id.
     pub fn credential(&mut self, id: &CredentialId) -> Result<Option<Credential>, StorageError> {
-        credentials::table
+        let row = credentials::table
             .find(id.to_string())
             .get_result::<CredentialRow>(self.conn)
-            .optional()?
-            .map(Credential::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(Credential::try_from).transpose()
     }
 
     /// A page of the user's credentials, ordered by id: at most `limit` of them, starting after
@@ -62,7 +63,8 @@ impl Conn<'_> {
         if let Some(after) = after {
             q = q.filter(credentials::id.gt(after.to_string()));
         }
-        q.load::<CredentialRow>(self.conn)?
+        let rows = q.load::<CredentialRow>(self.conn)?;
+        self.admit_all(rows)?
             .into_iter()
             .map(Credential::try_from)
             .collect()
@@ -81,10 +83,13 @@ impl Conn<'_> {
         if let Some(name) = user_name {
             q = q.filter(users::name.eq(name));
         }
-        q.load::<(UserRow, CredentialRow)>(self.conn)?
-            .into_iter()
-            .map(|(u, c)| Ok((User::try_from(u)?, Credential::try_from(c)?)))
-            .collect()
+        let mut out = Vec::new();
+        for (u, c) in q.load::<(UserRow, CredentialRow)>(self.conn)? {
+            if let (Some(u), Some(c)) = (self.admit(u)?, self.admit(c)?) {
+                out.push((User::try_from(u)?, Credential::try_from(c)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the certificate chain (DER, signer first) and the signer's hex serial number.
@@ -95,13 +100,18 @@ impl Conn<'_> {
         serial_hex: Option<&str>,
     ) -> Result<(), StorageError> {
         let json = encode_b64_list(chain)?;
-        let n = diesel::update(credentials::table.find(id.to_string()))
-            .set((
-                credentials::cert_chain.eq(json),
-                credentials::cert_serial.eq(serial_hex),
-            ))
-            .execute(self.conn)?;
-        one_row(n)
+        modify!(
+            self,
+            credentials,
+            CredentialRow,
+            id.to_string(),
+            |r: &mut CredentialRow| {
+                r.cert_chain = json;
+                r.cert_serial = serial_hex.map(str::to_owned);
+                Ok(Some(()))
+            }
+        )?
+        .ok_or(StorageError::NotFound)
     }
 
     /// Enables or disables a credential.
@@ -110,10 +120,17 @@ impl Conn<'_> {
         id: &CredentialId,
         status: CredentialStatus,
     ) -> Result<(), StorageError> {
-        let n = diesel::update(credentials::table.find(id.to_string()))
-            .set(credentials::status.eq(status.as_str()))
-            .execute(self.conn)?;
-        one_row(n)
+        modify!(
+            self,
+            credentials,
+            CredentialRow,
+            id.to_string(),
+            |r: &mut CredentialRow| {
+                r.status = status.as_str().to_owned();
+                Ok(Some(()))
+            }
+        )?
+        .ok_or(StorageError::NotFound)
     }
 
     /// Deletes a credential with its factors and SADs. [`StorageError::NotFound`] if absent.

@@ -4,13 +4,60 @@ use diesel::prelude::*;
 
 use crate::connection::{Conn, on_backend};
 use crate::error::{StorageError, fk_as_not_found};
-use crate::models::{Factor, FactorRow};
+use crate::models::{Credential, CredentialRow, Factor, FactorRow, encode_factor_set};
 use crate::schema::credential_factors as cf;
+use crate::schema::credentials;
 use crate::schema::online_otps as oo;
+use crate::sealed::{locked, modify};
 use crate::types::{CredentialId, FactorKind};
-use crate::users::one_row;
+
+/// The factors a credential requires, as its sealed factor set names them
+/// ([`Conn::required_factors`]).
+#[derive(Debug, Clone, Default)]
+pub struct RequiredFactors {
+    /// The PIN factor, if the credential requires one and its row is intact.
+    pub pin: Option<Factor>,
+    /// The OTP factor, if the credential requires one and its row is intact.
+    pub otp: Option<Factor>,
+    /// Required kinds whose row is missing or fails its MAC: the credential must not be
+    /// activated (never treat them as a factor less to check).
+    pub missing: Vec<FactorKind>,
+}
 
 impl Conn<'_> {
+    /// The factors `credential` requires: those its sealed factor set names, each read and
+    /// checked. A factor row the set does not name is not used; a named one that is missing or
+    /// fails its MAC is reported as an integrity violation and listed in
+    /// [`RequiredFactors::missing`].
+    pub fn required_factors(
+        &mut self,
+        credential: &Credential,
+    ) -> Result<RequiredFactors, StorageError> {
+        let mut out = RequiredFactors::default();
+        for &kind in &credential.factors {
+            let raw = cf::table
+                .find((credential.id.to_string(), kind.as_str()))
+                .get_result::<FactorRow>(self.conn)
+                .optional()?;
+            let found = match raw {
+                Some(row) => self.admit(row)?.map(Factor::try_from).transpose()?,
+                None => {
+                    self.violations.push(crate::integrity::Violation {
+                        table: "credential_factors",
+                        row: format!("{}/{} (missing)", credential.id, kind),
+                    });
+                    None
+                }
+            };
+            match (kind, found) {
+                (FactorKind::Pin, Some(f)) => out.pin = Some(f),
+                (FactorKind::Otp, Some(f)) => out.otp = Some(f),
+                (kind, None) => out.missing.push(kind),
+            }
+        }
+        Ok(out)
+    }
+
     /// Sets (inserts or replaces) a factor's verifier and clears its failure counter and lock.
     /// The OTP anti-replay step is kept, so re-setting a secret never re-opens used steps.
     /// [`StorageError::NotFound`] if the credential does not exist.
@@ -20,27 +67,44 @@ impl Conn<'_> {
         kind: FactorKind,
         verifier: &str,
     ) -> Result<(), StorageError> {
-        let row = FactorRow {
-            credential_id: id.to_string(),
-            kind: kind.as_str().to_owned(),
-            verifier: verifier.to_owned(),
-            failures: 0,
-            locked: false,
-            last_otp_step: None,
-            mac: None,
-        };
-        on_backend!(&mut *self.conn, c => diesel::insert_into(cf::table)
-            .values(&row)
-            .on_conflict((cf::credential_id, cf::kind))
-            .do_update()
-            .set((
-                cf::verifier.eq(verifier),
-                cf::failures.eq(0),
-                cf::locked.eq(false),
-            ))
-            .execute(c))
-        .map_err(fk_as_not_found)?;
-        Ok(())
+        let key = (id.to_string(), kind.as_str().to_owned());
+        self.atomic_conn(|c| {
+            // The credential first: it must exist (NotFound otherwise) and its sealed factor set
+            // gains this kind in the same transaction.
+            modify!(
+                c,
+                credentials,
+                CredentialRow,
+                key.0.clone(),
+                |r: &mut CredentialRow| {
+                    let mut kinds = Credential::try_from_row_factors(&r.factors)?;
+                    kinds.push(kind);
+                    r.factors = encode_factor_set(&kinds);
+                    Ok(Some(()))
+                }
+            )?
+            .ok_or(StorageError::NotFound)?;
+            let old = locked!(c, cf::table.find(key.clone()), FactorRow)?;
+            let mut row = FactorRow {
+                credential_id: key.0.clone(),
+                kind: key.1.clone(),
+                verifier: verifier.to_owned(),
+                failures: 0,
+                locked: false,
+                // Only a step read from an intact row is kept; a forged one is dropped.
+                last_otp_step: old.and_then(|o| o.last_otp_step),
+                mac: None,
+            };
+            c.seal(&mut row)?;
+            on_backend!(&mut *c.conn, cc => diesel::insert_into(cf::table)
+                .values(&row)
+                .on_conflict((cf::credential_id, cf::kind))
+                .do_update()
+                .set(&row)
+                .execute(cc))
+            .map_err(fk_as_not_found)?;
+            Ok(())
+        })
     }
 
     /// The factor of this kind, if the credential has one.
@@ -49,12 +113,11 @@ impl Conn<'_> {
         id: &CredentialId,
         kind: FactorKind,
     ) -> Result<Option<Factor>, StorageError> {
-        cf::table
+        let row = cf::table
             .find((id.to_string(), kind.as_str()))
             .get_result::<FactorRow>(self.conn)
-            .optional()?
-            .map(Factor::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(Factor::try_from).transpose()
     }
 
     /// Clears the failure counter (after a successful verification); the lock is unchanged.
@@ -63,10 +126,12 @@ impl Conn<'_> {
         id: &CredentialId,
         kind: FactorKind,
     ) -> Result<(), StorageError> {
-        let n = diesel::update(cf::table.find((id.to_string(), kind.as_str())))
-            .set(cf::failures.eq(0))
-            .execute(self.conn)?;
-        one_row(n)
+        let key = (id.to_string(), kind.as_str().to_owned());
+        modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+            r.failures = 0;
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 
     /// Locks or unlocks a factor. Unlocking also clears the failure counter.
@@ -76,31 +141,30 @@ impl Conn<'_> {
         kind: FactorKind,
         locked: bool,
     ) -> Result<(), StorageError> {
-        let target = cf::table.find((id.to_string(), kind.as_str()));
-        let n = if locked {
-            diesel::update(target)
-                .set(cf::locked.eq(true))
-                .execute(self.conn)?
-        } else {
-            diesel::update(target)
-                .set((cf::locked.eq(false), cf::failures.eq(0)))
-                .execute(self.conn)?
-        };
-        one_row(n)
+        let key = (id.to_string(), kind.as_str().to_owned());
+        modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+            r.locked = locked;
+            if !locked {
+                r.failures = 0;
+            }
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 
     /// OTP anti-replay: records `step` as used iff it is newer than every step accepted before,
     /// in one conditional update. Returns `false` for a replayed or older step (or when the
     /// credential has no OTP factor).
     pub fn advance_otp_step(&mut self, id: &CredentialId, step: i64) -> Result<bool, StorageError> {
-        let n = diesel::update(
-            cf::table
-                .find((id.to_string(), FactorKind::Otp.as_str()))
-                .filter(cf::last_otp_step.is_null().or(cf::last_otp_step.lt(step))),
-        )
-        .set(cf::last_otp_step.eq(step))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        let key = (id.to_string(), FactorKind::Otp.as_str().to_owned());
+        let advanced = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+            if r.last_otp_step.is_some_and(|last| last >= step) {
+                return Ok(None);
+            }
+            r.last_otp_step = Some(step);
+            Ok(Some(()))
+        })?;
+        Ok(advanced.is_some())
     }
 
     /// Stores the pending online OTP of a credential (its SHA-256 digest), replacing any earlier

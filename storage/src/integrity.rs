@@ -123,6 +123,14 @@ impl Violations {
         }
     }
 
+    pub(crate) fn any(&self) -> bool {
+        !self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     pub(crate) fn take(&self) -> Vec<Violation> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }

@@ -8,24 +8,15 @@ use crate::connection::Conn;
 use crate::error::StorageError;
 use crate::models::{Factor, FactorRow, User, UserRow};
 use crate::schema::{credential_factors as cf, users};
+use crate::sealed::modify;
 use crate::types::{CredentialId, FactorKind, UserId};
-use crate::users::one_row;
 
-/// Counts one failure of the row `$key` of `$table`, atomically, and locks it when the count
-/// reaches `$lock_after` (a value below 1 locks on the first failure): ONE conditional update
-/// (`failures + 1 >= lock_after` is `failures >= lock_after - 1` on the old value in SET), so
-/// concurrent failures are each counted and exactly one of them reaches the limit.
-macro_rules! count_failure {
-    ($conn:expr, $table:ident, $key:expr, $failures:ident, $locked:ident, $lock_after:expr) => {{
-        let threshold: i32 = $lock_after.saturating_sub(1);
-        let n = diesel::update($table::table.find($key))
-            .set((
-                $table::$failures.eq($table::$failures + 1),
-                $table::$locked.eq($table::$locked.or($table::$failures.ge(threshold))),
-            ))
-            .execute($conn)?;
-        one_row(n)
-    }};
+/// THE counting rule, for passwords and factors: one more failure, and the lock once the count
+/// reaches `lock_after` (a value below 1 locks on the first failure). Applied under the row's
+/// lock by [`modify!`], so concurrent failures are each counted.
+fn count_failure(failures: i32, locked: bool, lock_after: i32) -> (i32, bool) {
+    let failures = failures.saturating_add(1);
+    (failures, locked || failures >= lock_after)
 }
 
 impl Conn<'_> {
@@ -36,11 +27,12 @@ impl Conn<'_> {
         id: &UserId,
         lock_after: i32,
     ) -> Result<User, StorageError> {
-        let id = id.to_string();
-        self.atomic(|c| {
-            count_failure!(c, users, &id, failed_logins, locked, lock_after)?;
-            User::try_from(users::table.find(&id).get_result::<UserRow>(c)?)
-        })
+        let row = modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+            (r.failed_logins, r.locked) = count_failure(r.failed_logins, r.locked, lock_after);
+            Ok(Some(()))
+        })?;
+        let row = row.ok_or(StorageError::NotFound);
+        row.and_then(|()| self.user(id)?.ok_or(StorageError::NotFound))
     }
 
     /// Counts one failed verification of a credential's factor and locks it at `lock_after`
@@ -51,18 +43,21 @@ impl Conn<'_> {
         kind: FactorKind,
         lock_after: i32,
     ) -> Result<Factor, StorageError> {
-        let key = (id.to_string(), kind.as_str());
-        self.atomic(|c| {
-            count_failure!(c, cf, (&key.0, key.1), failures, locked, lock_after)?;
-            Factor::try_from(cf::table.find((&key.0, key.1)).get_result::<FactorRow>(c)?)
-        })
+        let key = (id.to_string(), kind.as_str().to_owned());
+        let row = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+            (r.failures, r.locked) = count_failure(r.failures, r.locked, lock_after);
+            Ok(Some(()))
+        })?;
+        row.ok_or(StorageError::NotFound)?;
+        self.factor(id, kind)?.ok_or(StorageError::NotFound)
     }
 
     /// Clears the failed-login counter after a successful login; the lock is unchanged.
     pub fn reset_login_failures(&mut self, id: &UserId) -> Result<(), StorageError> {
-        let n = diesel::update(users::table.find(id.to_string()))
-            .set(users::failed_logins.eq(0))
-            .execute(self.conn)?;
-        one_row(n)
+        modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+            r.failed_logins = 0;
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 }

@@ -95,8 +95,9 @@ impl fmt::Debug for User {
     }
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
 #[diesel(table_name = users)]
+#[diesel(treat_none_as_null = true)]
 pub(crate) struct UserRow {
     pub id: String,
     pub name: String,
@@ -182,16 +183,39 @@ pub struct Credential {
     pub description: Option<String>,
     /// Creation time (UTC).
     pub created_at: NaiveDateTime,
+    /// The factors this credential requires, sorted. Covered by the credential's MAC: a
+    /// missing factor row is an integrity violation, never a factor less to check.
+    pub factors: Vec<FactorKind>,
+}
+
+/// The stored form of a factor set: sorted kinds, comma-separated.
+pub(crate) fn encode_factor_set(kinds: &[FactorKind]) -> String {
+    let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
+}
+
+fn parse_factor_set(s: &str) -> Result<Vec<FactorKind>, StorageError> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|k| parse(k, "factor set")).collect()
 }
 
 impl Credential {
+    /// Parses a stored factor set.
+    pub(crate) fn try_from_row_factors(s: &str) -> Result<Vec<FactorKind>, StorageError> {
+        parse_factor_set(s)
+    }
+
     /// The certificate chain as DER, signer first (empty if none was issued yet).
     pub fn cert_chain_der(&self) -> Result<Vec<Vec<u8>>, StorageError> {
         decode_b64_list(&self.cert_chain, "certificate chain")
     }
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
 #[diesel(table_name = credentials)]
 #[diesel(treat_none_as_null = true)]
 pub(crate) struct CredentialRow {
@@ -227,6 +251,7 @@ impl TryFrom<CredentialRow> for Credential {
             auth_mode: parse(&r.auth_mode, "authorization mode")?,
             description: r.description,
             created_at: r.created_at,
+            factors: parse_factor_set(&r.factors)?,
         })
     }
 }
@@ -266,7 +291,8 @@ impl fmt::Debug for Factor {
     }
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(credential_id, kind))]
 #[diesel(table_name = credential_factors)]
 #[diesel(treat_none_as_null = true)]
 pub(crate) struct FactorRow {
@@ -346,7 +372,8 @@ impl Token {
     }
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(token_hash))]
 #[diesel(table_name = auth_tokens)]
 #[diesel(treat_none_as_null = true)]
 pub(crate) struct TokenRow {
@@ -449,7 +476,8 @@ pub(crate) fn sad_may_sign(
     !revoked && expires_at > now && remaining >= n && n >= 1
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(sad_hash))]
 #[diesel(table_name = sads)]
 #[diesel(treat_none_as_null = true)]
 pub(crate) struct SadRow {

@@ -5,57 +5,18 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::connection::{AnyConnection, Conn};
+use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
+use crate::sealed::modify;
 use crate::types::{truncate_to_micros, utc_now};
-
-/// The SQL expression of [`may_sign`].
-type MaySign = diesel::dsl::And<
-    diesel::dsl::And<
-        diesel::dsl::Eq<s::revoked, bool>,
-        diesel::dsl::Gt<s::expires_at, NaiveDateTime>,
-    >,
-    diesel::dsl::GtEq<s::remaining, i32>,
->;
-
-/// [`sad_may_sign`] as the SQL filter of a conditional update: not revoked, not expired at
-/// `now`, at least `n` signatures left.
-fn may_sign(n: i32, now: NaiveDateTime) -> MaySign {
-    s::revoked
-        .eq(false)
-        .and(s::expires_at.gt(now))
-        .and(s::remaining.ge(n))
-}
-
-/// The columns `consume_sad_hashes` and `restore_sad` read under lock.
-type LockedSad = (i32, Option<String>, NaiveDateTime, bool);
-
-/// Reads a SAD's count and hash list, locking the row on PostgreSQL (`FOR UPDATE`). On SQLite the
-/// caller's IMMEDIATE transaction already holds the database write lock.
-fn lock_sad(conn: &mut AnyConnection, hash: &[u8]) -> Result<Option<LockedSad>, StorageError> {
-    let cols = (s::remaining, s::hashes, s::expires_at, s::revoked);
-    Ok(match conn {
-        AnyConnection::Postgresql(c) => s::table
-            .find(hash)
-            .select(cols)
-            .for_update()
-            .get_result::<LockedSad>(c)
-            .optional()?,
-        AnyConnection::Sqlite(c) => s::table
-            .find(hash)
-            .select(cols)
-            .get_result::<LockedSad>(c)
-            .optional()?,
-    })
-}
 
 impl Conn<'_> {
     /// Stores a SAD. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`] if
     /// the user or credential does not.
     pub fn insert_sad(&mut self, new: &NewSad) -> Result<(), StorageError> {
-        let row = SadRow {
+        let mut row = SadRow {
             sad_hash: new.sad_hash.clone(),
             user_id: new.user_id.to_string(),
             credential_id: new.credential_id.to_string(),
@@ -67,6 +28,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(s::table)
             .values(&row)
             .execute(self.conn)
@@ -76,19 +38,18 @@ impl Conn<'_> {
 
     /// The SAD with this hash (whatever its state: check [`Sad::is_usable`]).
     pub fn sad(&mut self, hash: &[u8]) -> Result<Option<Sad>, StorageError> {
-        s::table
+        let row = s::table
             .find(hash)
             .get_result::<SadRow>(self.conn)
-            .optional()?
-            .map(Sad::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(Sad::try_from).transpose()
     }
 
-    /// SCAL 1: spends `n` signatures of a SAD in ONE conditional update
-    /// (`remaining >= n AND expires_at > now AND NOT revoked`); `true` iff this call won them.
-    /// Concurrent callers, on one instance or several sharing PostgreSQL, can never both spend
-    /// the last signature. Refuses `n < 1`, and refuses hash-bound (SCAL 2) SADs: those are
-    /// spent only through [`Conn::consume_sad_hashes`].
+    /// SCAL 1: spends `n` signatures of a SAD atomically, under the row's lock, if
+    /// [`sad_may_sign`] at `now`; `true` iff this call won them. Concurrent callers, on one
+    /// instance or several sharing PostgreSQL, can never both spend the last signature. Refuses
+    /// `n < 1`, and refuses hash-bound (SCAL 2) SADs: those are spent only through
+    /// [`Conn::consume_sad_hashes`].
     pub fn consume_sad(
         &mut self,
         hash: &[u8],
@@ -99,15 +60,14 @@ impl Conn<'_> {
             return Ok(false);
         }
         let now = truncate_to_micros(now);
-        let changed = diesel::update(
-            s::table
-                .find(hash)
-                .filter(may_sign(n, now))
-                .filter(s::hashes.is_null()),
-        )
-        .set(s::remaining.eq(s::remaining - n))
-        .execute(self.conn)?;
-        Ok(changed == 1)
+        let spent = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
+            if r.hashes.is_some() || !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now) {
+                return Ok(None);
+            }
+            r.remaining -= n;
+            Ok(Some(()))
+        })?;
+        Ok(spent.is_some())
     }
 
     /// SCAL 2: spends the hashes `to_spend` (a multiset: each occurrence needs its own stored
@@ -127,41 +87,35 @@ impl Conn<'_> {
         }
         let now = truncate_to_micros(now);
         let wanted: Vec<String> = to_spend.iter().map(|h| B64.encode(h)).collect();
-        self.atomic(|c| {
-            let Some((remaining, Some(old_json), expires_at, revoked)) = lock_sad(c, hash)? else {
-                return Ok(false);
+        let spent = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
+            let Some(old_json) = r.hashes.as_deref() else {
+                return Ok(None);
             };
-            if !sad_may_sign(revoked, expires_at, remaining, n, now) {
-                return Ok(false);
+            if !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now) {
+                return Ok(None);
             }
-            let mut left = parse_string_list(&old_json, "SAD hash list")?;
+            let mut left = parse_string_list(old_json, "SAD hash list")?;
             for w in &wanted {
                 match left.iter().position(|h| h == w) {
                     Some(i) => {
                         left.remove(i);
                     }
-                    None => return Ok(false),
+                    None => return Ok(None),
                 }
             }
-            let new_json = serde_json::to_string(&left)
-                .map_err(|_| StorageError::Corrupt("cannot encode SAD hash list".into()))?;
-            // Optimistic guard on top of the lock: the row must be exactly what was read.
-            let changed = diesel::update(
-                s::table
-                    .find(hash)
-                    .filter(s::hashes.eq(&old_json))
-                    .filter(s::remaining.eq(remaining))
-                    .filter(may_sign(n, now)),
-            )
-            .set((s::remaining.eq(s::remaining - n), s::hashes.eq(new_json)))
-            .execute(c)?;
-            Ok(changed == 1)
-        })
+            r.hashes = Some(
+                serde_json::to_string(&left)
+                    .map_err(|_| StorageError::Corrupt("cannot encode SAD hash list".into()))?,
+            );
+            r.remaining -= n;
+            Ok(Some(()))
+        })?;
+        Ok(spent.is_some())
     }
 
     /// Compensation after a failed HSM operation: gives back `n` signatures and, for SCAL 2, the
-    /// `hashes` that were spent (ignored for a SCAL 1 SAD). `true` iff the SAD exists. A
-    /// negative `n` counts as 0. Does not revive a revoked or expired SAD.
+    /// `hashes` that were spent (ignored for a SCAL 1 SAD). `true` iff the SAD exists (and is
+    /// intact). A negative `n` counts as 0. Does not revive a revoked or expired SAD.
     pub fn restore_sad(
         &mut self,
         hash: &[u8],
@@ -169,41 +123,34 @@ impl Conn<'_> {
         hashes: &[Vec<u8>],
     ) -> Result<bool, StorageError> {
         let n = n.max(0);
-        if hashes.is_empty() {
-            let changed = diesel::update(s::table.find(hash))
-                .set(s::remaining.eq(s::remaining + n))
-                .execute(self.conn)?;
-            return Ok(changed == 1);
-        }
-        self.atomic(|c| {
-            let Some((_, old, _, _)) = lock_sad(c, hash)? else {
-                return Ok(false);
-            };
-            let Some(old_json) = old else {
-                // Not hash-bound (SCAL 1): only the count comes back.
-                let changed = diesel::update(s::table.find(hash))
-                    .set(s::remaining.eq(s::remaining + n))
-                    .execute(c)?;
-                return Ok(changed == 1);
-            };
-            let mut list = parse_string_list(&old_json, "SAD hash list")?;
-            list.extend(hashes.iter().map(|h| B64.encode(h)));
-            let new_json = serde_json::to_string(&list)
-                .map_err(|_| StorageError::Corrupt("cannot encode SAD hash list".into()))?;
-            let changed = diesel::update(s::table.find(hash))
-                .set((s::remaining.eq(s::remaining + n), s::hashes.eq(new_json)))
-                .execute(c)?;
-            Ok(changed == 1)
-        })
+        let restored = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
+            r.remaining = r.remaining.saturating_add(n);
+            if let Some(old_json) = r.hashes.as_deref()
+                && !hashes.is_empty()
+            {
+                let mut list = parse_string_list(old_json, "SAD hash list")?;
+                list.extend(hashes.iter().map(|h| B64.encode(h)));
+                r.hashes =
+                    Some(serde_json::to_string(&list).map_err(|_| {
+                        StorageError::Corrupt("cannot encode SAD hash list".into())
+                    })?);
+            }
+            Ok(Some(()))
+        })?;
+        Ok(restored.is_some())
     }
 
     /// Revokes a SAD; `true` iff this call revoked it. Renewal (`extendTransaction`) should
     /// revoke the old SAD and insert the new one in one [`crate::Store::write`], and give up
     /// unless this returned `true`, so a SAD can be renewed only once.
     pub fn revoke_sad(&mut self, hash: &[u8]) -> Result<bool, StorageError> {
-        let n = diesel::update(s::table.find(hash).filter(s::revoked.eq(false)))
-            .set(s::revoked.eq(true))
-            .execute(self.conn)?;
-        Ok(n == 1)
+        let revoked = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
+            if r.revoked {
+                return Ok(None);
+            }
+            r.revoked = true;
+            Ok(Some(()))
+        })?;
+        Ok(revoked.is_some())
     }
 }

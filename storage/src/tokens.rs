@@ -6,13 +6,23 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewToken, Token, TokenRow, User, UserRow};
 use crate::schema::{auth_tokens as t, users};
+use crate::sealed::modify;
 use crate::types::{truncate_to_micros, utc_now};
+
+/// Revokes a token row that is not revoked yet (for [`modify!`]).
+pub(crate) fn revoke(r: &mut TokenRow) -> Result<Option<()>, StorageError> {
+    if r.revoked {
+        return Ok(None);
+    }
+    r.revoked = true;
+    Ok(Some(()))
+}
 
 impl Conn<'_> {
     /// Stores a token. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`]
     /// if the user does not.
     pub fn insert_token(&mut self, new: &NewToken) -> Result<(), StorageError> {
-        let row = TokenRow {
+        let mut row = TokenRow {
             token_hash: new.token_hash.clone(),
             kind: new.kind.as_str().to_owned(),
             user_id: new.user_id.map(|u| u.to_string()),
@@ -24,6 +34,7 @@ impl Conn<'_> {
             parent_hash: new.parent_hash.clone(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(t::table)
             .values(&row)
             .execute(self.conn)
@@ -34,12 +45,11 @@ impl Conn<'_> {
     /// The token with this hash (revoked and expired ones included: check
     /// [`Token::is_active`]).
     pub fn token(&mut self, hash: &[u8]) -> Result<Option<Token>, StorageError> {
-        t::table
+        let row = t::table
             .find(hash)
             .get_result::<TokenRow>(self.conn)
-            .optional()?
-            .map(Token::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(Token::try_from).transpose()
     }
 
     /// The token with this hash and the user it acts for (none for a client's own token), in
@@ -56,29 +66,40 @@ impl Conn<'_> {
         else {
             return Ok(None);
         };
-        Ok(Some((
-            Token::try_from(token)?,
-            user.map(User::try_from).transpose()?,
-        )))
+        let Some(token) = self.admit(token)? else {
+            return Ok(None);
+        };
+        // A token whose user row fails its check acts for nobody: treated as absent.
+        let user = match user {
+            Some(u) => match self.admit(u)? {
+                Some(u) => Some(User::try_from(u)?),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some((Token::try_from(token)?, user)))
     }
 
     /// Revokes a token; `true` iff this call revoked it (it existed and was not revoked yet).
     pub fn revoke_token(&mut self, hash: &[u8]) -> Result<bool, StorageError> {
-        let n = diesel::update(t::table.find(hash).filter(t::revoked.eq(false)))
-            .set(t::revoked.eq(true))
-            .execute(self.conn)?;
-        Ok(n == 1)
+        let revoked = modify!(self, t, TokenRow, hash.to_vec(), revoke)?;
+        Ok(revoked.is_some())
     }
 
     /// Revokes every token minted by the refresh token `parent_hash`; returns how many this call
     /// revoked.
     pub fn revoke_tokens_with_parent(&mut self, parent_hash: &[u8]) -> Result<usize, StorageError> {
-        Ok(diesel::update(
-            t::table
-                .filter(t::parent_hash.eq(parent_hash))
-                .filter(t::revoked.eq(false)),
-        )
-        .set(t::revoked.eq(true))
-        .execute(self.conn)?)
+        let children: Vec<Vec<u8>> = t::table
+            .filter(t::parent_hash.eq(parent_hash))
+            .filter(t::revoked.eq(false))
+            .select(t::token_hash)
+            .load(self.conn)?;
+        let mut n = 0;
+        for child in children {
+            if modify!(self, t, TokenRow, child, revoke)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }

@@ -6,12 +6,13 @@ use crate::connection::Conn;
 use crate::error::StorageError;
 use crate::models::{NewUser, User, UserRow};
 use crate::schema::users;
+use crate::sealed::modify;
 use crate::types::{UserId, utc_now};
 
 impl Conn<'_> {
     /// Creates a user with a fresh id. [`StorageError::Conflict`] if the name is taken.
     pub fn create_user(&mut self, new: &NewUser) -> Result<User, StorageError> {
-        let row = UserRow {
+        let mut row = UserRow {
             id: UserId::new().to_string(),
             name: new.name.clone(),
             password_hash: new.password_hash.clone(),
@@ -21,6 +22,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(users::table)
             .values(&row)
             .execute(self.conn)
@@ -35,29 +37,28 @@ impl Conn<'_> {
 
     /// The user with this login name.
     pub fn user_by_name(&mut self, name: &str) -> Result<Option<User>, StorageError> {
-        users::table
+        let row = users::table
             .filter(users::name.eq(name))
             .get_result::<UserRow>(self.conn)
-            .optional()?
-            .map(User::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(User::try_from).transpose()
     }
 
     /// The user with this id.
     pub fn user(&mut self, id: &UserId) -> Result<Option<User>, StorageError> {
-        users::table
+        let row = users::table
             .find(id.to_string())
             .get_result::<UserRow>(self.conn)
-            .optional()?
-            .map(User::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(User::try_from).transpose()
     }
 
     /// All users, ordered by name.
     pub fn list_users(&mut self) -> Result<Vec<User>, StorageError> {
-        users::table
+        let rows = users::table
             .order(users::name.asc())
-            .load::<UserRow>(self.conn)?
+            .load::<UserRow>(self.conn)?;
+        self.admit_all(rows)?
             .into_iter()
             .map(User::try_from)
             .collect()
@@ -71,13 +72,12 @@ impl Conn<'_> {
         failed_logins: i32,
         locked: bool,
     ) -> Result<(), StorageError> {
-        let n = diesel::update(users::table.find(id.to_string()))
-            .set((
-                users::failed_logins.eq(failed_logins),
-                users::locked.eq(locked),
-            ))
-            .execute(self.conn)?;
-        one_row(n)
+        modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+            r.failed_logins = failed_logins;
+            r.locked = locked;
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 
     /// Replaces the password hash (an Argon2 PHC string). [`StorageError::NotFound`] if no such
@@ -87,10 +87,11 @@ impl Conn<'_> {
         id: &UserId,
         password_hash: &str,
     ) -> Result<(), StorageError> {
-        let n = diesel::update(users::table.find(id.to_string()))
-            .set(users::password_hash.eq(password_hash))
-            .execute(self.conn)?;
-        one_row(n)
+        modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+            r.password_hash = password_hash.to_owned();
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 }
 

@@ -1375,8 +1375,9 @@ fn sqlite_open_refuses_missing_file() {
         assert!(!path.exists(), "open() must not create the file");
     }
     // open_or_create creates it; open then works and migrations are idempotent.
-    let store =
-        Store::open_or_create(&path.display().to_string(), StoreOptions::default()).unwrap();
+    let store = Store::open_or_create(&path.display().to_string(), StoreOptions::default())
+        .unwrap()
+        .with_keys(test_keys());
     new_user(&store, "alice");
     drop(store);
     assert!(path.exists());
@@ -1384,7 +1385,8 @@ fn sqlite_open_refuses_missing_file() {
         &format!("sqlite:{}", path.display()),
         StoreOptions::default(),
     )
-    .unwrap();
+    .unwrap()
+    .with_keys(test_keys());
     assert!(store.read(|c| c.user_by_name("alice")).unwrap().is_some());
     // A missing directory is reported, not created.
     let deep = dir.path().join("no/such/dir/db.sqlite");

@@ -441,7 +441,8 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
         "Missing (or invalid type) string parameter PIN",
     );
 
-    // data from before the rule: a PIN-only credential at SCAL 2 is refused too
+    // a PIN-only credential raised to SCAL 2 behind the server's back fails its MAC (issue
+    // 11): it is refused as a credential that does not exist
     {
         use diesel::{Connection, RunQueryDsl, SqliteConnection};
         let db = k.dir().join("csc.db");
@@ -461,6 +462,6 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
         ),
         400,
         "invalid_request",
-        "SCAL 2 requires two activation factors",
+        "Invalid parameter credentialID",
     );
 }

@@ -123,17 +123,27 @@ impl Sam {
                 return Ok(None);
             };
             if cred.user_id != caller.user {
-                return Ok(Some((cred, None, None)));
+                return Ok(Some((cred, RequiredFactors::default())));
             }
-            let pin = c.factor(credential, FactorKind::Pin)?;
-            let otp = c.factor(credential, FactorKind::Otp)?;
-            Ok(Some((cred, pin, otp)))
+            let required = c.required_factors(&cred)?;
+            Ok(Some((cred, required)))
         })?;
-        let (found, pin_factor, otp_factor) = match found {
-            Some((c, p, o)) => (Some(c), p, o),
-            None => (None, None, None),
+        let (found, required) = match found {
+            Some((c, r)) => (Some(c), r),
+            None => (None, RequiredFactors::default()),
         };
         let cred = self.usable(caller, credential, found).map_err(refuse)?;
+        // The credential's sealed factor set decides what must be presented: a required
+        // factor whose row is gone or fails its MAC refuses the activation as a locked factor
+        // would (issue 11: deleting a factor row never drops a factor).
+        if let Some(&kind) = required.missing.first() {
+            return Err(refuse(lock_error(kind)));
+        }
+        let RequiredFactors {
+            pin: pin_factor,
+            otp: otp_factor,
+            ..
+        } = required;
         if via == Via::Authorize && cred.auth_mode == AuthMode::Oauth2Code {
             return Err(refuse(SamError::OAuthOnly));
         }
@@ -177,7 +187,6 @@ impl Sam {
         }
 
         // PIN first: a wrong PIN must not burn the OTP code.
-        let mut upgraded_pin = None;
         if let Some((factor, given)) = pin {
             match verify_pin(
                 &self.hsm,
@@ -196,10 +205,6 @@ impl Sam {
                     )?);
                 }
                 PinMatch::Yes => {}
-                // an older, unpeppered verifier: replaced in the granting transaction
-                PinMatch::YesUpgrade => {
-                    upgraded_pin = Some(pin_verifier(&self.hsm, &self.pin_key, credential, given)?);
-                }
             }
         }
         // An offline OTP is checked against the clock here and its step spent in the
@@ -249,13 +254,17 @@ impl Sam {
             move |c: &mut Conn<'_>| -> Result<Grouped<Result<(), SamError>>, StorageError> {
                 let mut fresh = Vec::with_capacity(2);
                 for kind in [FactorKind::Pin, FactorKind::Otp] {
-                    if let Some(f) = c.factor(&credential, kind)? {
-                        if f.locked {
+                    if !granted.credential.factors.contains(&kind) {
+                        continue;
+                    }
+                    // A required factor that vanished (or fails its MAC) refuses as a lock.
+                    match c.factor(&credential, kind)? {
+                        Some(f) if !f.locked => fresh.push(f),
+                        _ => {
                             let err = lock_error(kind);
                             let refusal = refusal_event(event, &caller, &subject, &err, json!({}));
                             return Ok((Err(err), vec![refusal]));
                         }
-                        fresh.push(f);
                     }
                 }
                 let otp_refusal = match &otp_proof {
@@ -286,9 +295,6 @@ impl Sam {
                 }
                 for f in fresh.iter().filter(|f| f.failures > 0) {
                     c.reset_factor_failures(&credential, f.kind)?;
-                }
-                if let Some(verifier) = &upgraded_pin {
-                    c.set_factor(&credential, FactorKind::Pin, verifier)?;
                 }
                 let mut detail = match grant(c, &granted)? {
                     Ok(d) => d,

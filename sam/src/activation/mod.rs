@@ -37,13 +37,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{
     AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, Grouped,
-    NewSad, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+    NewSad, RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
 use crate::lockout::{Counted, Lockout};
 use crate::otp::{OtpType, online_otp_hash};
-use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
+use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 mod factors;
@@ -312,6 +312,8 @@ impl Sam {
             return error;
         }
         self.audit_best_effort(&refusal_event(event, caller, subject, &error, detail));
+        // A refusal may come from a row that failed its integrity check: say so now.
+        self.audit_integrity_violations();
         error
     }
 

@@ -11,7 +11,10 @@
 //! yields at most one SAD: the caller redeems it with storage's single conditional update first.
 
 use serde_json::json;
-use storage::{CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, secret_hash, utc_now};
+use storage::{
+    CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, RequiredFactors, secret_hash,
+    utc_now,
+};
 
 use super::requests::{CodeBinding, new_code};
 use crate::activation::{ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref};
@@ -96,13 +99,13 @@ impl Sam {
             ));
         };
         let subject = credential.to_string();
-        let (user, found, pin, otp) = self.store.read(|c| {
-            Ok((
-                c.user(&code.user_id)?,
-                c.credential(&credential)?,
-                c.factor(&credential, FactorKind::Pin)?,
-                c.factor(&credential, FactorKind::Otp)?,
-            ))
+        let (user, found, required) = self.store.read(|c| {
+            let found = c.credential(&credential)?;
+            let required = match &found {
+                Some(cred) => c.required_factors(cred)?,
+                None => RequiredFactors::default(),
+            };
+            Ok((c.user(&code.user_id)?, found, required))
         })?;
         let user = user.ok_or_else(|| SamError::UnknownUser(code.user_id.to_string()))?;
         let mut code_hash = [0u8; 32];
@@ -124,7 +127,17 @@ impl Sam {
             )
         };
         let cred = self.usable(&caller, &credential, found).map_err(refuse)?;
-        for f in [pin.as_ref(), otp.as_ref()].into_iter().flatten() {
+        // A required factor whose row is gone or forged refuses as a lock (issue 11).
+        if let Some(kind) = required.missing.first() {
+            return Err(refuse(match kind {
+                FactorKind::Pin => SamError::PinLocked,
+                FactorKind::Otp => SamError::OtpLocked,
+            }));
+        }
+        for f in [required.pin.as_ref(), required.otp.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if f.locked {
                 return Err(refuse(match f.kind {
                     FactorKind::Pin => SamError::PinLocked,

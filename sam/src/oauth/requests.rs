@@ -233,15 +233,16 @@ impl Sam {
 
     /// What the consent page shows of a credential, and which factors it asks for.
     pub fn consent_view(&self, credential: &CredentialId) -> Result<ConsentView, SamError> {
-        let (cred, pin, otp) = self.store.read(|c| {
-            Ok((
-                c.credential(credential)?,
-                c.factor(credential, FactorKind::Pin)?.is_some(),
-                c.factor(credential, FactorKind::Otp)?
-                    .map(|f| OtpType::of(&f)),
-            ))
+        let (cred, otp) = self.store.read(|c| {
+            let Some(cred) = c.credential(credential)? else {
+                return Ok((None, None));
+            };
+            let otp = c.required_factors(&cred)?.otp.map(|f| OtpType::of(&f));
+            Ok((Some(cred), otp))
         })?;
         let credential = cred.ok_or_else(|| SamError::UnknownCredential(credential.to_string()))?;
+        // What the page asks for is the sealed factor set, whatever rows exist.
+        let pin = credential.factors.contains(&FactorKind::Pin);
         Ok(ConsentView {
             credential,
             pin,
