@@ -74,6 +74,11 @@ pub enum HsmError {
     #[error("no key with id {0} in the token")]
     KeyNotFound(KeyId),
 
+    /// The key's `CKA_LABEL` is not the owner the caller signs for: the key was re-pointed
+    /// (e.g. a credential row naming another credential's key) and must not sign.
+    #[error("key {0} in the token does not belong to the credential it is used for")]
+    KeyNotBound(KeyId),
+
     /// The digest length does not match the hash algorithm of the mechanism.
     #[error("digest has {got} bytes but the hash algorithm needs {expected}")]
     DigestLength {

@@ -484,6 +484,10 @@ pub struct KeyAttributes {
     pub derive: bool,
     /// `CKA_LOCAL`: the key was generated inside the token (Part III 16).
     pub local: bool,
+    /// `CKA_MODIFIABLE` (must be false: the label binds the key to its owner).
+    pub modifiable: bool,
+    /// `CKA_COPYABLE` (must be false: no copy under another label).
+    pub copyable: bool,
     /// `CKA_ALLOWED_MECHANISMS`, as PKCS#11 names (e.g. `CKM_ECDSA`); empty
     /// if the token does not report it.
     pub allowed_mechanisms: Vec<String>,

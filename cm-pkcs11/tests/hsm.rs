@@ -92,6 +92,8 @@ fn check_key(hsm: &Hsm, id: &KeyId, spec: KeySpec) -> PublicKey {
     assert!(!a.unwrap, "{spec}: CKA_UNWRAP must be false");
     assert!(!a.derive, "{spec}: CKA_DERIVE must be false");
     assert!(a.local, "{spec}: CKA_LOCAL (generated in the token)");
+    assert!(!a.modifiable, "{spec}: CKA_MODIFIABLE must be false");
+    assert!(!a.copyable, "{spec}: CKA_COPYABLE must be false");
     assert_eq!(
         a.private_value_len, 0,
         "{spec}: private value must read back empty"
@@ -217,6 +219,36 @@ fn ec_p384_is_protected_and_signs_sha2_family() {
     for hash in [SHA256, SHA384, SHA512] {
         sign_and_verify(&hsm, &id, &pk, SignMechanism::Ecdsa { hash });
     }
+}
+
+#[test]
+fn a_key_signs_only_for_the_owner_its_label_names() {
+    // issue 11: a key id re-pointed at another owner's key cannot sign
+    let t = TestToken::new();
+    let hsm = Hsm::open(&t.config).expect("open");
+    let id = hsm.generate_key(KeySpec::EcP256, "owner-a").expect("generate");
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    let digest = vec![openssl::sha::sha256(b"bound message").to_vec()];
+    assert!(matches!(
+        hsm.sign_digests_for(&id, "owner-b", &mech, &digest),
+        Err(HsmError::KeyNotBound(k)) if k == id
+    ));
+    let sigs = hsm
+        .sign_digests_for(&id, "owner-a", &mech, &digest)
+        .expect("the owner signs");
+    let pk = hsm.public_key(&id).expect("public key");
+    assert!(verifies(&pk, &mech, b"bound message", &sigs[0]));
+    // the same after a reopen: the label is read back from the token, not remembered
+    drop(hsm);
+    let hsm = Hsm::open(&t.config).expect("reopen");
+    assert!(matches!(
+        hsm.sign_digests_for(&id, "owner-b", &mech, &digest),
+        Err(HsmError::KeyNotBound(_))
+    ));
+    hsm.sign_digests_for(&id, "owner-a", &mech, &digest)
+        .expect("the owner signs after reopen");
 }
 
 #[test]

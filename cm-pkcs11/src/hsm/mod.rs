@@ -117,7 +117,9 @@ impl Hsm {
     /// 17: it never leaves the HSM in plain), sign-only (`CKA_SIGN` true,
     /// `CKA_DECRYPT`/`CKA_UNWRAP`/`CKA_DERIVE` false) and restricted by
     /// `CKA_ALLOWED_MECHANISMS` to the signature mechanisms of its type (Part
-    /// III 3, 5: one purpose per key). Only approved algorithms exist in
+    /// III 3, 5: one purpose per key), and neither `CKA_MODIFIABLE` nor
+    /// `CKA_COPYABLE`: its `CKA_LABEL` names its owner for good
+    /// ([`Hsm::sign_digests_for`]). Only approved algorithms exist in
     /// [`KeySpec`] (Part III 2).
     pub fn generate_key(&self, spec: KeySpec, label: &str) -> Result<KeyId, HsmError> {
         let id = KeyId::random()?;
@@ -132,6 +134,8 @@ impl Hsm {
                 Attribute::Decrypt(false),
                 Attribute::Unwrap(false),
                 Attribute::Derive(false),
+                Attribute::Modifiable(false),
+                Attribute::Copyable(false),
                 Attribute::Id(id.as_bytes().to_vec()),
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::AllowedMechanisms(allowed),
@@ -177,6 +181,7 @@ impl Hsm {
                 private: private_handle,
                 public: Some(public_handle),
                 spec,
+                label_digest: openssl::sha::sha256(label.as_bytes()),
             },
         );
         info!(key = %id, %spec, elapsed_ms = started.elapsed().as_millis() as u64, "generated key pair in token");
@@ -263,9 +268,36 @@ impl Hsm {
         self.sign_digests_inner(id, mech, &refs)
     }
 
+    /// [`Hsm::sign_digests`] with a key that must belong to `owner`: its
+    /// `CKA_LABEL` (set at generation, not modifiable) must be `owner`,
+    /// otherwise [`HsmError::KeyNotBound`] and nothing is signed. The SAM
+    /// signs for a credential with its credential ID as `owner`, so a key id
+    /// re-pointed at another credential's key (or the CA's) cannot sign
+    /// (issue 11). One comparison of cached digests: free on the hot path.
+    pub fn sign_digests_for(
+        &self,
+        id: &KeyId,
+        owner: &str,
+        mech: &SignMechanism,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, HsmError> {
+        let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+        self.sign_inner(id, Some(owner), mech, &refs)
+    }
+
     fn sign_digests_inner(
         &self,
         id: &KeyId,
+        mech: &SignMechanism,
+        digests: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, HsmError> {
+        self.sign_inner(id, None, mech, digests)
+    }
+
+    fn sign_inner(
+        &self,
+        id: &KeyId,
+        owner: Option<&str>,
         mech: &SignMechanism,
         digests: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, HsmError> {
@@ -283,6 +315,11 @@ impl Hsm {
         }
         let session = self.inner.session()?;
         let key = self.inner.resolve(&session, id)?;
+        if let Some(owner) = owner
+            && openssl::sha::sha256(owner.as_bytes()) != key.label_digest
+        {
+            return Err(HsmError::KeyNotBound(*id));
+        }
         if mech.is_rsa() != key.spec.is_rsa() {
             return Err(HsmError::MechanismMismatch {
                 mechanism: mech.name(),
@@ -383,6 +420,8 @@ impl Hsm {
                     AttributeType::Unwrap,
                     AttributeType::Derive,
                     AttributeType::Local,
+                    AttributeType::Modifiable,
+                    AttributeType::Copyable,
                     AttributeType::AllowedMechanisms,
                     secret,
                 ],
@@ -398,6 +437,8 @@ impl Hsm {
             unwrap: true,
             derive: true,
             local: false,
+            modifiable: true,
+            copyable: true,
             allowed_mechanisms: Vec::new(),
             private_value_len: 0,
         };
@@ -412,6 +453,8 @@ impl Hsm {
                 Attribute::Unwrap(v) => out.unwrap = v,
                 Attribute::Derive(v) => out.derive = v,
                 Attribute::Local(v) => out.local = v,
+                Attribute::Modifiable(v) => out.modifiable = v,
+                Attribute::Copyable(v) => out.copyable = v,
                 Attribute::AllowedMechanisms(v) => {
                     out.allowed_mechanisms = v.iter().map(ToString::to_string).collect();
                 }

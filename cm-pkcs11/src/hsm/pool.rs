@@ -45,6 +45,9 @@ pub(super) struct CachedKey {
     pub(super) private: ObjectHandle,
     pub(super) public: Option<ObjectHandle>,
     pub(super) spec: KeySpec,
+    /// SHA-256 of the private key's `CKA_LABEL`: the owner it is bound to
+    /// ([`crate::Hsm::sign_digests_for`]).
+    pub(super) label_digest: [u8; 32],
 }
 
 /// A session borrowed from the pool; returned on drop (or closed, if an
@@ -228,12 +231,14 @@ impl Inner {
                     AttributeType::KeyType,
                     AttributeType::Modulus,
                     AttributeType::EcParams,
+                    AttributeType::Label,
                 ],
             )
             .map_err(|e| self.key_error(session, id, e))?;
-        let (mut key_type, mut modulus, mut params) = (None, None, None);
+        let (mut key_type, mut modulus, mut params, mut label) = (None, None, None, Vec::new());
         for a in attrs {
             match a {
+                Attribute::Label(l) => label = l,
                 Attribute::KeyType(t) => key_type = Some(t),
                 Attribute::Modulus(m) => modulus = Some(m),
                 Attribute::EcParams(p) => params = Some(p),
@@ -259,6 +264,7 @@ impl Inner {
             private,
             public,
             spec,
+            label_digest: openssl::sha::sha256(&label),
         };
         self.cache_put(*id, key);
         Ok(key)
