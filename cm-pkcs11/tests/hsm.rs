@@ -226,7 +226,9 @@ fn a_key_signs_only_for_the_owner_its_label_names() {
     // issue 11: a key id re-pointed at another owner's key cannot sign
     let t = TestToken::new();
     let hsm = Hsm::open(&t.config).expect("open");
-    let id = hsm.generate_key(KeySpec::EcP256, "owner-a").expect("generate");
+    let id = hsm
+        .generate_key(KeySpec::EcP256, "owner-a")
+        .expect("generate");
     let mech = SignMechanism::Ecdsa {
         hash: HashAlg::Sha256,
     };

@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod conformance;
 mod factors;
+mod insider;
 mod kit;
 mod oauth2;
 mod openapi_routes;

@@ -385,10 +385,7 @@ impl Sam {
 
         // The key must carry this credential's ID as its label (issue 11: a re-pointed key
         // id cannot sign).
-        match self
-            .hsm
-            .sign_digests_for(&key_id, &subject, &mech, hashes)
-        {
+        match self.hsm.sign_digests_for(&key_id, &subject, &mech, hashes) {
             Ok(signatures) => Ok(signatures),
             Err(hsm_error) => {
                 tracing::error!(error = %hsm_error, credential = %subject, "the HSM failed to sign; giving the SAD reservation back");
