@@ -183,6 +183,8 @@ macro_rules! both {
 }
 
 both!(
+    sealed_rows_edited_behind_the_store_are_absent_and_reported,
+    sealed_rows_need_the_keys,
     online_otp_single_use,
     login_lockout,
     login_lockout_concurrent pool = 8,
@@ -1896,4 +1898,126 @@ fn client_tokens_have_no_user(db: &TestDb) {
         })
     });
     assert!(orphan.is_err(), "{orphan:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// row integrity (issue 11): the database is untrusted storage
+
+/// Every sealed table: an edit made with SQL behind the store's back (as an insider would) makes
+/// the row absent to every read, and the store reports it; rows left alone still read.
+fn sealed_rows_edited_behind_the_store_are_absent_and_reported(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let bob = new_user(db, "bob");
+    let cred = new_credential(db, &alice, Scal::One);
+    let other = new_credential(db, &bob, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "hsm-hmac-sha256:v"))
+        .unwrap();
+    let sad = sad_for(db, &cred, 1, secs(300), None);
+    let token = NewToken {
+        token_hash: secret_hash(b"alice-token").to_vec(),
+        kind: TokenKind::Access,
+        user_id: Some(alice.id),
+        client_id: None,
+        scope: "service".into(),
+        expires_at: utc_now() + secs(300),
+        parent_hash: None,
+    };
+    db.write(|c| c.insert_token(&token)).unwrap();
+    assert!(db.take_violations().is_empty());
+    // the factor set is sealed with the credential
+    let stored = db.read(|c| c.credential(&cred.id)).unwrap().unwrap();
+    assert_eq!(stored.factors, vec![FactorKind::Pin]);
+
+    let t = if matches!(db.raw, Raw::Sqlite { .. }) {
+        "1"
+    } else {
+        "TRUE"
+    };
+    let hex_lit = |b: &[u8]| match db.raw {
+        Raw::Sqlite { .. } => format!("X'{}'", hex::encode(b)),
+        Raw::Postgres { .. } => format!("'\\x{}'::bytea", hex::encode(b)),
+    };
+    db.exec_raw(&format!(
+        "UPDATE users SET role = 'signer', failed_logins = 7 WHERE id = '{}'",
+        alice.id
+    ));
+    db.exec_raw(&format!(
+        "UPDATE credentials SET key_id = 'another-key' WHERE id = '{}'",
+        cred.id
+    ));
+    db.exec_raw(&format!(
+        "UPDATE credential_factors SET failures = 0, locked = {t} WHERE credential_id = '{}'",
+        cred.id
+    ));
+    db.exec_raw(&format!(
+        "UPDATE sads SET remaining = 50 WHERE sad_hash = {}",
+        hex_lit(&sad)
+    ));
+    db.exec_raw(&format!(
+        "UPDATE auth_tokens SET scope = 'service credential' WHERE token_hash = {}",
+        hex_lit(&token.token_hash)
+    ));
+
+    assert_eq!(db.read(|c| c.user(&alice.id)).unwrap(), None);
+    assert_eq!(db.read(|c| c.user_by_name("alice")).unwrap(), None);
+    assert_eq!(db.read(|c| c.credential(&cred.id)).unwrap(), None);
+    assert!(
+        db.read(|c| c.factor(&cred.id, FactorKind::Pin))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None);
+    assert_eq!(db.read(|c| c.token(&token.token_hash)).unwrap(), None);
+    assert_eq!(
+        db.read(|c| c.token_and_user(&token.token_hash)).unwrap(),
+        None
+    );
+    // nothing can be spent or changed through a bad row either
+    assert!(!db.write(|c| c.consume_sad(&sad, 1, utc_now())).unwrap());
+    assert!(!db.write(|c| c.revoke_token(&token.token_hash)).unwrap());
+    assert!(matches!(
+        db.write(|c| c.set_credential_status(&cred.id, CredentialStatus::Disabled)),
+        Err(StorageError::NotFound)
+    ));
+    // the untouched rows of bob still read
+    assert!(db.read(|c| c.user(&bob.id)).unwrap().is_some());
+    assert!(db.read(|c| c.credential(&other.id)).unwrap().is_some());
+    assert_eq!(db.read(|c| c.list_users()).unwrap().len(), 1);
+
+    let tables: std::collections::BTreeSet<&str> =
+        db.take_violations().iter().map(|v| v.table).collect();
+    assert_eq!(
+        tables,
+        [
+            "auth_tokens",
+            "credential_factors",
+            "credentials",
+            "sads",
+            "users"
+        ]
+        .into()
+    );
+    assert!(db.take_violations().is_empty(), "taken once");
+}
+
+/// A store without its keys neither reads nor writes sealed rows.
+fn sealed_rows_need_the_keys(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let keyless = match &db.raw {
+        Raw::Sqlite { path, .. } => Store::open(&path.display().to_string(), opts(1)),
+        Raw::Postgres { url, .. } => Store::open(url, opts(1)),
+    }
+    .unwrap();
+    assert!(matches!(
+        keyless.read(|c| c.user(&alice.id)),
+        Err(StorageError::NoIntegrityKeys)
+    ));
+    // and a store with other keys (another token) sees nothing
+    let foreign = match &db.raw {
+        Raw::Sqlite { path, .. } => Store::open(&path.display().to_string(), opts(1)),
+        Raw::Postgres { url, .. } => Store::open(url, opts(1)),
+    }
+    .unwrap()
+    .with_keys(IntegrityKeys::new([9; 32], [8; 32]));
+    assert_eq!(foreign.read(|c| c.user(&alice.id)).unwrap(), None);
 }
