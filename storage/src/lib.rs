@@ -39,6 +39,7 @@ mod schema;
 mod sealed;
 mod tokens;
 mod types;
+mod upgrade;
 mod users;
 
 pub use audit::{AuditEvent, AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
@@ -57,6 +58,7 @@ pub use types::{
     AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,
     UserId, secret_hash, truncate_to_micros, utc_now,
 };
+pub use upgrade::SealReport;
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

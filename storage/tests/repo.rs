@@ -185,6 +185,7 @@ macro_rules! both {
 both!(
     sealed_rows_edited_behind_the_store_are_absent_and_reported,
     sealed_rows_need_the_keys,
+    sealing_an_old_database_happens_once,
     online_otp_single_use,
     login_lockout,
     login_lockout_concurrent pool = 8,
@@ -2020,4 +2021,50 @@ fn sealed_rows_need_the_keys(db: &TestDb) {
     .unwrap()
     .with_keys(IntegrityKeys::new([9; 32], [8; 32]));
     assert_eq!(foreign.read(|c| c.user(&alice.id)).unwrap(), None);
+}
+
+/// The upgrade step: a database from before row integrity (no MACs, no factor sets) is sealed
+/// once; afterwards a row without a MAC is never laundered by sealing again.
+fn sealing_an_old_database_happens_once(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$legacy"))
+        .unwrap();
+    let sad = sad_for(db, &cred, 2, secs(300), None);
+    for table in [
+        "users",
+        "credentials",
+        "credential_factors",
+        "auth_tokens",
+        "sads",
+    ] {
+        db.exec_raw(&format!("UPDATE {table} SET mac = NULL"));
+    }
+    db.exec_raw("UPDATE credentials SET factors = ''");
+    assert_eq!(
+        db.read(|c| c.user(&alice.id)).unwrap(),
+        None,
+        "unsealed: refused"
+    );
+    db.take_violations();
+
+    let report = db.seal_unsealed_rows().unwrap();
+    assert_eq!(report.legacy_pin_credentials, vec![cred.id.to_string()]);
+    assert!(report.sealed.contains(&("credentials".to_owned(), 1)));
+    assert!(db.read(|c| c.user(&alice.id)).unwrap().is_some());
+    let stored = db.read(|c| c.credential(&cred.id)).unwrap().unwrap();
+    assert_eq!(
+        stored.factors,
+        vec![FactorKind::Pin],
+        "factor set from the rows"
+    );
+    assert!(db.write(|c| c.consume_sad(&sad, 1, utc_now())).unwrap());
+
+    // an insider strips a MAC and waits for the operator to seal again: refused
+    db.exec_raw("UPDATE sads SET mac = NULL, remaining = 40");
+    assert!(matches!(
+        db.seal_unsealed_rows(),
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None);
 }
