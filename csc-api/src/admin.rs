@@ -332,6 +332,20 @@ pub fn audit_verify(sam: &Sam) -> anyhow::Result<(bool, Value)> {
     })
 }
 
+/// `integrity seal`: the one-time upgrade step of a database made before row integrity.
+pub fn integrity_seal(sam: &Sam) -> anyhow::Result<Value> {
+    let report = sam.seal_database(OPERATOR)?;
+    let sealed: serde_json::Map<String, Value> = report
+        .sealed
+        .into_iter()
+        .map(|(table, n)| (table, json!(n)))
+        .collect();
+    Ok(json!({
+        "sealed": sealed,
+        "setPinAgain": report.legacy_pin_credentials,
+    }))
+}
+
 /// The demo signer's name.
 pub const DEMO_USER: &str = "demo";
 

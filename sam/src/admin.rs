@@ -137,6 +137,27 @@ impl Sam {
             .ok_or_else(|| SamError::UnknownUser(credential.user_id.to_string()))
     }
 
+    /// The one-time upgrade step of a database made before row integrity (`csc-server
+    /// integrity seal`): seals every row, once ([`storage::Store::seal_unsealed_rows`]), audited
+    /// as `integrity.seal`. The report lists credentials whose PIN verifier is of the older,
+    /// unpeppered form: they never verify now; set their PIN again.
+    pub fn seal_database(&self, actor: &str) -> Result<storage::SealReport, SamError> {
+        let report = self.store.seal_unsealed_rows()?;
+        self.store.write(|c| {
+            c.append_audit(&audit_event(
+                AuditEvent::IntegritySeal,
+                actor,
+                "database",
+                "success",
+                json!({
+                    "sealed": report.sealed,
+                    "legacyPinCredentials": report.legacy_pin_credentials,
+                }),
+            ))
+        })?;
+        Ok(report)
+    }
+
     /// Checks the whole audit chain (`csc-server audit verify`).
     pub fn verify_audit(&self) -> Result<AuditVerdict, SamError> {
         Ok(self.store.verify_audit_chain()?)

@@ -49,6 +49,8 @@ pub enum AuditEvent {
     /// `integrity.violation`: a row whose MAC does not verify (edited, forged or copied behind
     /// the server's back) was found and not used; the subject names the table and the row.
     IntegrityViolation,
+    /// `integrity.seal`: the one-time upgrade step sealed the rows of an older database.
+    IntegritySeal,
     /// `key.destroy`: a signing key was destroyed in the token.
     KeyDestroy,
     /// `key.generate`: a key pair was generated in the token.
@@ -97,6 +99,7 @@ impl AuditEvent {
             AuditEvent::FactorLock => "factor.lock",
             AuditEvent::HousekeepingPurge => "housekeeping.purge",
             AuditEvent::IntegrityViolation => "integrity.violation",
+            AuditEvent::IntegritySeal => "integrity.seal",
             AuditEvent::KeyDestroy => "key.destroy",
             AuditEvent::KeyGenerate => "key.generate",
             AuditEvent::OAuth2Authorize => "oauth2.authorize",

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Row integrity: the upgrade step of a database made before it.
+    Integrity {
+        #[command(subcommand)]
+        command: IntegrityCommand,
+    },
     /// Serve the CSC API.
     Serve {
         /// Address to listen on.
@@ -166,6 +171,13 @@ enum CredentialCommand {
 enum AuditCommand {
     /// Verify the hash chain of the whole audit log; exits 1 and names the first broken record.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum IntegrityCommand {
+    /// Seal every row of a database made before row integrity, once (refused when it is already
+    /// sealed); lists the credentials whose PIN must be set again.
+    Seal,
 }
 
 fn print(value: &serde_json::Value) {
@@ -288,6 +300,12 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !intact {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Integrity {
+            command: IntegrityCommand::Seal,
+        } => {
+            let sam = admin::open(&cfg)?;
+            print(&admin::integrity_seal(&sam)?);
         }
         Command::Serve { listen } => {
             let sam = admin::open(&cfg)?;

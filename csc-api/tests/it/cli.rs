@@ -346,3 +346,52 @@ fn audit_verify_names_the_first_edited_deleted_or_reordered_record() {
         assert!(report["reason"].is_string());
     }
 }
+
+#[test]
+fn integrity_seal_upgrades_an_old_database_once() {
+    // issue 11: the documented upgrade step of a database made before row integrity
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    init_with_user(&dir);
+    let cred = create(&dir, "ec-p256", &[]);
+    let id = cred["credentialID"]
+        .as_str()
+        .expect("credentialID")
+        .to_owned();
+    // a sealed database refuses to be sealed again
+    let out = csc(&dir)
+        .args(["integrity", "seal"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already sealed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the rows as a database from before looks: no MACs, no factor sets
+    {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        let db = dir.join("csc.db");
+        let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("sqlite");
+        for sql in [
+            "UPDATE users SET mac = NULL",
+            "UPDATE credentials SET mac = NULL, factors = ''",
+            "UPDATE credential_factors SET mac = NULL",
+        ] {
+            diesel::sql_query(sql).execute(&mut c).expect(sql);
+        }
+    }
+    let listed = run_ok(csc(&dir).args(["credential", "list"]));
+    assert!(
+        !listed.to_string().contains(&id),
+        "unsealed rows are not used: {listed}"
+    );
+    let report = run_ok(csc(&dir).args(["integrity", "seal"]));
+    assert_eq!(report["sealed"]["credentials"], 1, "{report}");
+    assert_eq!(report["setPinAgain"], serde_json::json!([]), "{report}");
+    let listed = run_ok(csc(&dir).args(["credential", "list"]));
+    assert!(listed.to_string().contains(&id), "{listed}");
+    let audit = crate::kit::audit_records(&dir);
+    assert!(audit.iter().any(|r| r.event == "integrity.seal"));
+}
