@@ -289,7 +289,7 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         "setting up {} (init, user, RSA-2048 and EC P-256 credentials)",
         data_path.display()
     ));
-    let data = server::setup(&cmd, &data_path)?;
+    let data = server::setup(&cmd, &data_path, &token.dir.path().join("softhsm2.conf"))?;
     let scale = !args.no_scale;
     if scale {
         data.copy_to_loaded()?;
@@ -297,6 +297,7 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
             "populating loaded.db with {n_credentials} credentials and {n_audit} audit records"
         ));
         let p = populate::populate(
+            &data.dir,
             &data.loaded_db_url(),
             &data.rsa_credential,
             n_credentials,
@@ -403,7 +404,7 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         data.empty_db_url()
     };
     note("audit verify (in-process and through the CLI)");
-    let (records, secs) = populate::verify_in_process(&url)?;
+    let (records, secs) = populate::verify_in_process(&data.dir, &url)?;
     report.audit_in_process = Some((records, secs));
     let t = Instant::now();
     let v = cmd.run_json(

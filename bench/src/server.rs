@@ -118,7 +118,25 @@ impl DataDir {
 
 /// `init`, one signer, one RSA-2048 and one EC P-256 credential (SCAL 1, PIN, multisign
 /// [`MULTISIGN`]).
-pub fn setup(cmd: &ServerCmd, dir: &Path) -> anyhow::Result<DataDir> {
+///
+/// The server's token lives in the bench's own SoftHSM2 directory (`softhsm_conf`, written to
+/// the data directory's `config.toml`), so that this process can open it too and derive the
+/// integrity keys that seal the rows it adds ([`crate::populate`]).
+pub fn setup(cmd: &ServerCmd, dir: &Path, softhsm_conf: &Path) -> anyhow::Result<DataDir> {
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "softhsm_conf = {}\n",
+            serde_json::Value::String(softhsm_conf.display().to_string())
+        ),
+    )?;
     cmd.run_json(dir, &["init"], &[])?;
     cmd.run_json(dir, &["user", "add", USER], &[("CSC_PASSWORD", PASSWORD)])?;
     let multisign = MULTISIGN.to_string();
@@ -192,8 +210,10 @@ impl Running {
         loop {
             let mut text = String::new();
             File::open(&running.log)?.read_to_string(&mut text)?;
+            // only whole lines: the server may be halfway through writing this one
             if let Some(addr) = text
-                .lines()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
                 .find_map(|l| l.strip_prefix("listening on http://"))
             {
                 running.addr = addr.trim().parse().context("bad listen address")?;
