@@ -33,7 +33,7 @@ fn server_keys(data_dir: &Path) -> anyhow::Result<IntegrityKeys> {
     let pin = std::fs::read_to_string(data_dir.join("token.pin"))
         .context("cannot read the server's token PIN")?;
     let cfg = HsmConfig::new(
-        &crate::raw::module_path(),
+        crate::raw::module_path(),
         "csc-server",
         SecretString::from(pin.trim().to_owned()),
     );
