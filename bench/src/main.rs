@@ -323,6 +323,7 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
     ));
     // ---- what one authorize spends checking the PIN
     report.argon2 = Some(report::pin_check(&hsm, if smoke { 20 } else { 2_000 })?);
+    report.mac = Some(report::mac_costs(&hsm, if smoke { 200 } else { 20_000 })?);
     for alg in &args.alg {
         let key = if *alg == Alg::Rsa { &rsa_key } else { &ec_key };
         for threads in [1, 2] {

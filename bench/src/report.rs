@@ -78,12 +78,43 @@ pub fn pin_check(hsm: &cm_pkcs11::Hsm, n: usize) -> anyhow::Result<Argon2Timing>
     })
 }
 
+/// Row MACs computed in the token (`Hsm::hmac_sha256`, one `C_Sign` each) against the same
+/// HMAC-SHA256 with a key in memory (`storage::IntegrityKeys`), one thread, `n` of each: the
+/// measurement behind the choice of `sam::integrity` (issue 11).
+pub struct MacTiming {
+    pub token_per_s: f64,
+    pub memory_per_s: f64,
+}
+
+/// Measures [`MacTiming`] over a 200-byte row encoding.
+pub fn mac_costs(hsm: &cm_pkcs11::Hsm, n: usize) -> anyhow::Result<MacTiming> {
+    let key = hsm.secret_key(sam::integrity::INTEGRITY_KEY_LABEL)?;
+    let row = [0x5au8; 200];
+    let n = n.max(1);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(hsm.hmac_sha256(&key, &row)?);
+    }
+    let token_per_s = n as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    let keys = storage::IntegrityKeys::new([1; 32], [2; 32]);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(keys.audit_mac(&[&row]));
+    }
+    let memory_per_s = n as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    Ok(MacTiming {
+        token_per_s,
+        memory_per_s,
+    })
+}
+
 pub struct Report {
     pub config: Value,
     pub rustc_running_at_start: usize,
     pub rustc_running_at_end: usize,
     pub populated: Option<Populated>,
     pub argon2: Option<Argon2Timing>,
+    pub mac: Option<MacTiming>,
     pub raw: Vec<(Alg, RawResult)>,
     pub raw_end: Vec<(Alg, RawResult)>,
     pub http: Vec<HttpRow>,
@@ -115,6 +146,7 @@ impl Report {
             rustc_running_at_end: 0,
             populated: None,
             argon2: None,
+            mac: None,
             raw: Vec::new(),
             raw_end: Vec::new(),
             http: Vec::new(),
@@ -406,6 +438,14 @@ impl Report {
                 a.params, a.mean_ms, a.min_ms, a.two_threads_per_s
             );
         }
+        if let Some(m) = &self.mac {
+            println!(
+                "  one row MAC (HMAC-SHA256, 200 bytes): in the token {:.0}/s, in memory {:.0}/s: memory is {:.0}x cheaper",
+                m.token_per_s,
+                m.memory_per_s,
+                m.memory_per_s / m.token_per_s.max(1e-9)
+            );
+        }
         let pairs = self.scale_rows();
         if !pairs.is_empty() {
             println!();
@@ -580,6 +620,11 @@ impl Report {
                 "meanMs": a.mean_ms,
                 "minMs": a.min_ms,
                 "twoThreadsPerSec": a.two_threads_per_s,
+            })),
+            "rowMac": self.mac.as_ref().map(|m| json!({
+                "tokenPerSec": m.token_per_s,
+                "memoryPerSec": m.memory_per_s,
+                "ratio": m.memory_per_s / m.token_per_s.max(1e-9),
             })),
             "auditVerify": {
                 "inProcess": audit(self.audit_in_process),

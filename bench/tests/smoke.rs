@@ -76,6 +76,12 @@ fn the_smoke_benchmark_runs_every_row_without_errors() {
         "{}",
         report["argon2"]
     );
+    // the measurement behind the in-memory row MAC key (issue 11)
+    assert!(
+        report["rowMac"]["ratio"].as_f64() > Some(0.0),
+        "{}",
+        report["rowMac"]
+    );
     // the scale check and audit verify ran on the loaded database: every row was measured on
     // both databases (how many rows had enough operations to compare depends on the machine's
     // speed, so only what was compared is checked)
