@@ -330,3 +330,41 @@ fn a_swapped_password_hash_or_lifted_login_lock_is_refused() {
         "violation audited"
     );
 }
+
+#[test]
+fn a_swapped_otp_configuration_is_refused() {
+    // two TOTP credentials of alice: the insider gives the first the second's OTP factor row
+    // (verifier and MAC), e.g. to use a seed whose codes they can compute
+    let k = Kit::new();
+    let first = k
+        .credential_create("alice", &["--key", "ec-p256", "--otp"])
+        .expect("first");
+    let second = k
+        .credential_create("alice", &["--key", "ec-p256", "--otp"])
+        .expect("second");
+    let (a, b) = (
+        first["credentialID"].as_str().expect("id").to_owned(),
+        second["credentialID"].as_str().expect("id").to_owned(),
+    );
+    insider(
+        &k,
+        &format!(
+            "UPDATE credential_factors SET
+               verifier = (SELECT verifier FROM credential_factors WHERE credential_id = '{b}' AND kind = 'otp'),
+               mac = (SELECT mac FROM credential_factors WHERE credential_id = '{b}' AND kind = 'otp')
+             WHERE credential_id = '{a}' AND kind = 'otp'"
+        ),
+    );
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let (status, err) = k.call(
+        "credentials/authorize",
+        Some(&alice),
+        &json!({ "credentialID": a, "numSignatures": 1, "PIN": PIN, "OTP": "123456" }),
+    );
+    assert_eq!(
+        (status, err["error_description"].as_str()),
+        (400, Some("OTP locked")),
+        "{err}"
+    );
+    assert_violation(&k, "credential_factors", &format!("{a}/otp"));
+}
