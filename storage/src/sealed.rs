@@ -158,125 +158,78 @@ pub(crate) fn apply<R, T>(
     f(row)
 }
 
-impl Sealed for UserRow {
-    const TABLE: &'static str = "users";
-    fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
-            text(&self.id),
-            text(&self.name),
-            text(&self.password_hash),
-            text(&self.role),
-            int(self.failed_logins.into()),
-            flag(self.locked),
-        ]
-    }
-    fn mac(&self) -> Option<&[u8]> {
-        self.mac.as_deref()
-    }
-    fn set_mac(&mut self, mac: Vec<u8>) {
-        self.mac = Some(mac);
-    }
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
+/// Implements [`Sealed`] for a row type with a `mac: Option<Vec<u8>>` field.
+macro_rules! sealed {
+    ($row:ty, $table:literal, |$r:ident| id: $id:expr, fields: [$($f:expr),* $(,)?]) => {
+        impl Sealed for $row {
+            const TABLE: &'static str = $table;
+            fn fields(&self) -> Vec<Vec<u8>> {
+                let $r = self;
+                vec![$($f),*]
+            }
+            fn mac(&self) -> Option<&[u8]> {
+                self.mac.as_deref()
+            }
+            fn set_mac(&mut self, mac: Vec<u8>) {
+                self.mac = Some(mac);
+            }
+            fn row_id(&self) -> String {
+                let $r = self;
+                $id
+            }
+        }
+    };
 }
 
-impl Sealed for CredentialRow {
-    const TABLE: &'static str = "credentials";
-    fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
-            text(&self.id),
-            text(&self.user_id),
-            text(&self.key_id),
-            text(&self.key_spec),
-            text(&self.cert_chain),
-            int(self.scal.into()),
-            int(self.multisign.into()),
-            text(&self.status),
-            text(&self.auth_mode),
-            text(&self.factors),
-        ]
-    }
-    fn mac(&self) -> Option<&[u8]> {
-        self.mac.as_deref()
-    }
-    fn set_mac(&mut self, mac: Vec<u8>) {
-        self.mac = Some(mac);
-    }
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-}
+sealed!(UserRow, "users", |r| id: r.id.clone(), fields: [
+    text(&r.id),
+    text(&r.name),
+    text(&r.password_hash),
+    text(&r.role),
+    int(r.failed_logins.into()),
+    flag(r.locked),
+]);
 
-impl Sealed for FactorRow {
-    const TABLE: &'static str = "credential_factors";
-    fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
-            text(&self.credential_id),
-            text(&self.kind),
-            text(&self.verifier),
-            int(self.failures.into()),
-            flag(self.locked),
-            opt(self.last_otp_step.map(int)),
-        ]
-    }
-    fn mac(&self) -> Option<&[u8]> {
-        self.mac.as_deref()
-    }
-    fn set_mac(&mut self, mac: Vec<u8>) {
-        self.mac = Some(mac);
-    }
-    fn row_id(&self) -> String {
-        format!("{}/{}", self.credential_id, self.kind)
-    }
-}
+sealed!(CredentialRow, "credentials", |r| id: r.id.clone(), fields: [
+    text(&r.id),
+    text(&r.user_id),
+    text(&r.key_id),
+    text(&r.key_spec),
+    text(&r.cert_chain),
+    int(r.scal.into()),
+    int(r.multisign.into()),
+    text(&r.status),
+    text(&r.auth_mode),
+    text(&r.factors),
+]);
 
-impl Sealed for TokenRow {
-    const TABLE: &'static str = "auth_tokens";
-    fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
-            bytes(&self.token_hash),
-            text(&self.kind),
-            opt(self.user_id.as_deref().map(text)),
-            opt(self.client_id.as_deref().map(text)),
-            text(&self.scope),
-            time(self.expires_at),
-            flag(self.revoked),
-            opt(self.parent_hash.as_deref().map(bytes)),
-        ]
-    }
-    fn mac(&self) -> Option<&[u8]> {
-        self.mac.as_deref()
-    }
-    fn set_mac(&mut self, mac: Vec<u8>) {
-        self.mac = Some(mac);
-    }
-    fn row_id(&self) -> String {
-        hex::encode(&self.token_hash)
-    }
-}
+sealed!(FactorRow, "credential_factors", |r| id: format!("{}/{}", r.credential_id, r.kind), fields: [
+    text(&r.credential_id),
+    text(&r.kind),
+    text(&r.verifier),
+    int(r.failures.into()),
+    flag(r.locked),
+    opt(r.last_otp_step.map(int)),
+]);
 
-impl Sealed for SadRow {
-    const TABLE: &'static str = "sads";
-    fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
-            bytes(&self.sad_hash),
-            text(&self.user_id),
-            text(&self.credential_id),
-            bytes(&self.token_hash),
-            int(self.remaining.into()),
-            time(self.expires_at),
-            opt(self.hashes.as_deref().map(text)),
-            flag(self.revoked),
-        ]
-    }
-    fn mac(&self) -> Option<&[u8]> {
-        self.mac.as_deref()
-    }
-    fn set_mac(&mut self, mac: Vec<u8>) {
-        self.mac = Some(mac);
-    }
-    fn row_id(&self) -> String {
-        hex::encode(&self.sad_hash)
-    }
-}
+sealed!(TokenRow, "auth_tokens", |r| id: hex::encode(&r.token_hash), fields: [
+    bytes(&r.token_hash),
+    text(&r.kind),
+    opt(r.user_id.as_deref().map(text)),
+    opt(r.client_id.as_deref().map(text)),
+    text(&r.scope),
+    time(r.expires_at),
+    flag(r.revoked),
+    opt(r.parent_hash.as_deref().map(bytes)),
+]);
+
+sealed!(SadRow, "sads", |r| id: hex::encode(&r.sad_hash), fields: [
+    bytes(&r.sad_hash),
+    text(&r.user_id),
+    text(&r.credential_id),
+    bytes(&r.token_hash),
+    int(r.remaining.into()),
+    time(r.expires_at),
+    opt(r.hashes.as_deref().map(text)),
+    flag(r.revoked),
+]);

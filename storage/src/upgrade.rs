@@ -20,6 +20,31 @@ pub struct SealReport {
     pub legacy_pin_credentials: Vec<String>,
 }
 
+/// How many rows of `$table` carry a MAC.
+macro_rules! sealed_count {
+    ($c:expr, $table:ident) => {
+        $table::table
+            .filter($table::mac.is_not_null())
+            .count()
+            .get_result::<i64>($c.conn)?
+    };
+}
+
+/// Seals every row of `$table` (as `$row`, primary key `$key` of row `$r`); evaluates to the
+/// number of rows.
+macro_rules! seal_table {
+    ($c:expr, $keys:expr, $table:ident, $row:ty, |$r:ident| $key:expr) => {{
+        let mut rows: Vec<$row> = $table::table.load($c.conn)?;
+        for $r in &mut rows {
+            seal($keys, $r);
+            diesel::update($table::table.find($key))
+                .set(&*$r)
+                .execute($c.conn)?;
+        }
+        (<$row as Sealed>::TABLE.to_owned(), rows.len())
+    }};
+}
+
 impl Store {
     /// Seals every row that has no MAC yet, once: the upgrade step of a database made before
     /// row integrity. Each credential's factor set is taken from its factor rows as they are.
@@ -31,96 +56,50 @@ impl Store {
     pub fn seal_unsealed_rows(&self) -> Result<SealReport, StorageError> {
         self.write(|c| {
             let keys = c.keys()?;
-            let already = users::table
-                .filter(users::mac.is_not_null())
-                .count()
-                .get_result::<i64>(c.conn)?
-                + credentials::table
-                    .filter(credentials::mac.is_not_null())
-                    .count()
-                    .get_result::<i64>(c.conn)?
-                + credential_factors::table
-                    .filter(credential_factors::mac.is_not_null())
-                    .count()
-                    .get_result::<i64>(c.conn)?
-                + auth_tokens::table
-                    .filter(auth_tokens::mac.is_not_null())
-                    .count()
-                    .get_result::<i64>(c.conn)?
-                + sads::table
-                    .filter(sads::mac.is_not_null())
-                    .count()
-                    .get_result::<i64>(c.conn)?;
+            let already = sealed_count!(c, users)
+                + sealed_count!(c, credentials)
+                + sealed_count!(c, credential_factors)
+                + sealed_count!(c, auth_tokens)
+                + sealed_count!(c, sads);
             if already > 0 {
                 return Err(StorageError::Conflict(format!(
                     "the database is already sealed ({already} rows carry a MAC): rows without \
                      one were not written by this server and stay refused"
                 )));
             }
-            let mut report = SealReport::default();
-            let mut count = |table: &str, n: usize| report.sealed.push((table.to_owned(), n));
-
-            let mut rows: Vec<UserRow> = users::table.load(c.conn)?;
-            for r in &mut rows {
-                seal(keys, r);
-                diesel::update(users::table.find(r.id.clone()))
-                    .set(&*r)
-                    .execute(c.conn)?;
-            }
-            count(UserRow::TABLE, rows.len());
-
+            // the factor sets first (sealed with their credentials), and the legacy verifiers
             let factor_rows: Vec<FactorRow> = credential_factors::table.load(c.conn)?;
-            let mut rows: Vec<CredentialRow> = credentials::table.load(c.conn)?;
-            for r in &mut rows {
+            let ids: Vec<String> = credentials::table.select(credentials::id).load(c.conn)?;
+            for id in ids {
                 let kinds: Vec<FactorKind> = factor_rows
                     .iter()
-                    .filter(|f| f.credential_id == r.id)
+                    .filter(|f| f.credential_id == id)
                     .filter_map(|f| f.kind.parse().ok())
                     .collect();
-                r.factors = encode_factor_set(&kinds);
-                seal(keys, r);
-                diesel::update(credentials::table.find(r.id.clone()))
-                    .set(&*r)
+                diesel::update(credentials::table.find(&id))
+                    .set(credentials::factors.eq(encode_factor_set(&kinds)))
                     .execute(c.conn)?;
             }
-            count(CredentialRow::TABLE, rows.len());
-
-            let mut legacy = Vec::new();
-            let n = factor_rows.len();
-            for mut r in factor_rows {
-                if r.kind == FactorKind::Pin.as_str() && !r.verifier.starts_with("hsm-hmac-sha256:")
-                {
-                    legacy.push(r.credential_id.clone());
-                }
-                seal(keys, &mut r);
-                diesel::update(
-                    credential_factors::table.find((r.credential_id.clone(), r.kind.clone())),
-                )
-                .set(&r)
-                .execute(c.conn)?;
-            }
-            count(FactorRow::TABLE, n);
-
-            let mut rows: Vec<TokenRow> = auth_tokens::table.load(c.conn)?;
-            for r in &mut rows {
-                seal(keys, r);
-                diesel::update(auth_tokens::table.find(r.token_hash.clone()))
-                    .set(&*r)
-                    .execute(c.conn)?;
-            }
-            count(TokenRow::TABLE, rows.len());
-
-            let mut rows: Vec<SadRow> = sads::table.load(c.conn)?;
-            for r in &mut rows {
-                seal(keys, r);
-                diesel::update(sads::table.find(r.sad_hash.clone()))
-                    .set(&*r)
-                    .execute(c.conn)?;
-            }
-            count(SadRow::TABLE, rows.len());
-
-            report.legacy_pin_credentials = legacy;
-            Ok(report)
+            let legacy_pin_credentials = factor_rows
+                .iter()
+                .filter(|f| f.kind == FactorKind::Pin.as_str())
+                .filter(|f| !f.verifier.starts_with("hsm-hmac-sha256:"))
+                .map(|f| f.credential_id.clone())
+                .collect();
+            let sealed = vec![
+                seal_table!(c, keys, users, UserRow, |r| r.id.clone()),
+                seal_table!(c, keys, credentials, CredentialRow, |r| r.id.clone()),
+                seal_table!(c, keys, credential_factors, FactorRow, |r| (
+                    r.credential_id.clone(),
+                    r.kind.clone()
+                )),
+                seal_table!(c, keys, auth_tokens, TokenRow, |r| r.token_hash.clone()),
+                seal_table!(c, keys, sads, SadRow, |r| r.sad_hash.clone()),
+            ];
+            Ok(SealReport {
+                sealed,
+                legacy_pin_credentials,
+            })
         })
     }
 }

@@ -29,6 +29,24 @@ fn insider(k: &Kit, sql: &str) -> usize {
     diesel::sql_query(sql).execute(&mut c).expect(sql)
 }
 
+/// Gives credential `to` the `kind` factor row of credential `from`: its verifier and its MAC.
+fn copy_factor_row(k: &Kit, from: &str, to: &str, kind: &str) {
+    let of = |col: &str| {
+        format!(
+            "(SELECT {col} FROM credential_factors WHERE credential_id = '{from}' AND kind = '{kind}')"
+        )
+    };
+    insider(
+        k,
+        &format!(
+            "UPDATE credential_factors SET verifier = {}, mac = {}
+             WHERE credential_id = '{to}' AND kind = '{kind}'",
+            of("verifier"),
+            of("mac")
+        ),
+    );
+}
+
 /// The SQL literal of a byte string.
 fn blob(bytes: &[u8]) -> String {
     format!("X'{}'", hex::encode(bytes))
@@ -212,15 +230,7 @@ fn a_copied_or_downgraded_pin_verifier_opens_nothing() {
     let (ec, bob) = (k.id("ec").to_owned(), k.id("bob").to_owned());
     let alice = k.login("alice", ALICE_PASSWORD);
     // bob's verifier and MAC copied onto alice's PIN row: the MAC binds the credential
-    insider(
-        &k,
-        &format!(
-            "UPDATE credential_factors SET
-               verifier = (SELECT verifier FROM credential_factors WHERE credential_id = '{bob}' AND kind = 'pin'),
-               mac = (SELECT mac FROM credential_factors WHERE credential_id = '{bob}' AND kind = 'pin')
-             WHERE credential_id = '{ec}' AND kind = 'pin'"
-        ),
-    );
+    copy_factor_row(&k, &bob, &ec, "pin");
     assert_error(
         &authorize_ec(&k, &alice, 1),
         400,
@@ -346,15 +356,7 @@ fn a_swapped_otp_configuration_is_refused() {
         first["credentialID"].as_str().expect("id").to_owned(),
         second["credentialID"].as_str().expect("id").to_owned(),
     );
-    insider(
-        &k,
-        &format!(
-            "UPDATE credential_factors SET
-               verifier = (SELECT verifier FROM credential_factors WHERE credential_id = '{b}' AND kind = 'otp'),
-               mac = (SELECT mac FROM credential_factors WHERE credential_id = '{b}' AND kind = 'otp')
-             WHERE credential_id = '{a}' AND kind = 'otp'"
-        ),
-    );
+    copy_factor_row(&k, &b, &a, "otp");
     let alice = k.login("alice", ALICE_PASSWORD);
     let (status, err) = k.call(
         "credentials/authorize",
