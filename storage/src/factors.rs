@@ -57,6 +57,38 @@ impl Conn<'_> {
             .transpose()
     }
 
+    /// Every factor of `kind`, of every credential, in credential order (the operator's one-time
+    /// upgrades of verifier forms walk them).
+    pub fn factors_of_kind(&mut self, kind: FactorKind) -> Result<Vec<Factor>, StorageError> {
+        cf::table
+            .filter(cf::kind.eq(kind.as_str()))
+            .order(cf::credential_id.asc())
+            .load::<FactorRow>(self.conn)?
+            .into_iter()
+            .map(Factor::try_from)
+            .collect()
+    }
+
+    /// Replaces a factor's verifier with `new` iff it is still `old`, in one conditional update
+    /// that leaves the failure counter, the lock and the OTP anti-replay step as they are (a
+    /// change of the verifier's form, not of the secret). Returns whether it was replaced.
+    pub fn replace_factor_verifier(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StorageError> {
+        let n = diesel::update(
+            cf::table
+                .find((id.to_string(), kind.as_str()))
+                .filter(cf::verifier.eq(old)),
+        )
+        .set(cf::verifier.eq(new))
+        .execute(self.conn)?;
+        Ok(n == 1)
+    }
+
     /// Clears the failure counter (after a successful verification); the lock is unchanged.
     pub fn reset_factor_failures(
         &mut self,
@@ -103,8 +135,8 @@ impl Conn<'_> {
         Ok(n == 1)
     }
 
-    /// Stores the pending online OTP of a credential (its SHA-256 digest), replacing any earlier
-    /// one: only the last code sent is valid. Does not touch the failure counter or the lock.
+    /// Stores the pending online OTP of a credential (its digest: the SAM keeps an HMAC computed
+    /// in the token), replacing any earlier one: only the last code sent is valid. Does not touch the failure counter or the lock.
     pub fn put_online_otp(
         &mut self,
         id: &CredentialId,
