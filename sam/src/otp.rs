@@ -4,9 +4,9 @@
 //! code to a pluggable [`OtpNotifier`] for delivery to the signer. The code never appears in a
 //! response, an audit record or the application log.
 //!
-//! A credential's OTP factor says which kind it is: its verifier is the TOTP secret of an
-//! offline OTP (an authenticator app, `--otp`), or [`ONLINE_OTP`] for online codes
-//! (`--online-otp`).
+//! A credential's OTP factor says which kind it is: its verifier is an offline TOTP whose seed
+//! is in the token (an authenticator app, `--otp`; [`crate::totp`]), or [`ONLINE_OTP`] for
+//! online codes (`--online-otp`).
 
 use std::fmt;
 
