@@ -2349,6 +2349,72 @@ fn openssl_random(len: usize) -> Vec<u8> {
 }
 
 #[test]
+fn the_online_otp_is_stored_as_an_hmac_computed_in_the_token() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    let other = ec(&f.sam, "alice", Scal::Two, 1);
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+
+    // the row holds HMAC-SHA256(pepper key in the token, tag || credential || 0 || code)
+    let hsm: Hsm = f.token.open();
+    let pepper = hsm
+        .secret_key(sam::secrets::PIN_PEPPER_LABEL)
+        .expect("the pepper key");
+    let digest_of = |id: &CredentialId, code: &str| {
+        let mut data = b"csc-online-otp-v1\0".to_vec();
+        data.extend_from_slice(id.to_string().as_bytes());
+        data.push(0);
+        data.extend_from_slice(code.as_bytes());
+        hsm.hmac_sha256(&pepper, &data).expect("hmac").to_vec()
+    };
+    let stored = stored_online_otp(&f, &cred.id);
+    assert_eq!(stored, digest_of(&cred.id, &code), "the HSM HMAC");
+    assert_ne!(stored, openssl::sha::sha256(code.as_bytes()).to_vec());
+    let mut salted = b"csc-online-otp/v1\0".to_vec();
+    salted.extend_from_slice(cred.id.to_string().as_bytes());
+    salted.push(0);
+    salted.extend_from_slice(code.as_bytes());
+    assert_ne!(
+        stored,
+        openssl::sha::sha256(&salted).to_vec(),
+        "not the older salted SHA-256, which a copy of the database could brute-force"
+    );
+    // bound to the credential: the same code of another credential has another digest
+    assert_ne!(digest_of(&other.id, &code), stored);
+
+    // the code (surrounding spaces ignored, as before) activates
+    let h = sha256(b"online");
+    f.sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            1,
+            Some(vec![h]),
+            pin_otp(PIN, &format!(" {code} ")),
+        )
+        .expect("the online OTP");
+}
+
+/// The stored digest of a credential's pending online OTP, read with SQL of the test's own.
+fn stored_online_otp(f: &Fixture, cred: &CredentialId) -> Vec<u8> {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        code_hash: Vec<u8>,
+    }
+    let path = f._dir.path().join("csc.db");
+    let mut conn =
+        diesel::SqliteConnection::establish(&path.display().to_string()).expect("open db");
+    let row: Row = diesel::sql_query("SELECT code_hash FROM online_otps WHERE credential_id = ?")
+        .bind::<diesel::sql_types::Text, _>(cred.to_string())
+        .get_result(&mut conn)
+        .expect("the pending OTP row");
+    row.code_hash
+}
+
+#[test]
 fn destroying_a_credential_destroys_its_totp_key() {
     let f = fixture();
     let (cred, _) = totp_credential(&f.sam, Scal::One, 1);

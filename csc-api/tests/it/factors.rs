@@ -382,6 +382,15 @@ fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
         openssl::sha::sha256(pending.as_bytes()),
         "the code is stored as its unsalted SHA-256"
     );
+    // Nor a salted SHA-256 (the form before: tag, credential, code), which a copy of the
+    // database would give up after 10^6 guesses: a 32-byte HMAC computed in the token (the SAM's
+    // tests check it equals the token's HMAC).
+    let mut salted = b"csc-online-otp/v1\0".to_vec();
+    salted.extend_from_slice(k.id("scal2").as_bytes());
+    salted.push(0);
+    salted.extend_from_slice(pending.as_bytes());
+    assert_ne!(stored, openssl::sha::sha256(&salted), "a salted SHA-256");
+    assert_eq!(stored.len(), 32);
     // Nor do the database file and its write-ahead log hold them. The digits of ONE 6-digit
     // code may occur by chance among the hex digests and timestamps the files are full of (it
     // happened: a flaky failure); all three in the files is what a server storing codes in

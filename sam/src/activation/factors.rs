@@ -8,7 +8,7 @@ use super::*;
 pub(super) enum OtpProof {
     /// The TOTP time step of an offline code.
     Step(i64),
-    /// The digest of an online code.
+    /// The digest of an online code ([`crate::otp::online_otp_digest`]).
     Online([u8; 32]),
 }
 
@@ -221,9 +221,12 @@ impl Sam {
         // An offline OTP is checked against the clock here and its step spent in the
         // transaction; an online OTP is checked and spent there in one conditional delete.
         let otp_proof = match otp_check {
-            Some((given, OtpCheck::Online)) => {
-                Some(OtpProof::Online(online_otp_hash(credential, given)))
-            }
+            Some((given, OtpCheck::Online)) => Some(OtpProof::Online(online_otp_digest(
+                &self.hsm,
+                &self.pin_key,
+                credential,
+                given,
+            )?)),
             Some((given, OtpCheck::Totp(verifier))) => {
                 match totp_step(&self.hsm, &verifier, given)? {
                     Some(step) => Some(OtpProof::Step(step)),

@@ -42,7 +42,7 @@ use storage::{
 
 use crate::algo::resolve_mechanism;
 use crate::lockout::{Counted, Lockout};
-use crate::otp::{OtpType, online_otp_hash};
+use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
 use crate::{AuditEvent, Sam, SamError, audit_event};
