@@ -240,22 +240,28 @@ fn percent_encode(text: &str) -> String {
 /// The Key URI of an authenticator app (`otpauth://totp/ISSUER:ACCOUNT?secret=...`), with the
 /// parameters that differ from the defaults. It holds the seed: shown once, never stored.
 fn otpauth_uri(seed: &[u8], account: &str, v: &TotpVerifier) -> SecretString {
+    use std::fmt::Write as _;
     let issuer = percent_encode(OTP_ISSUER);
+    let account = percent_encode(account);
     let secret = base32_encode(seed);
-    let mut uri = Zeroizing::new(format!(
-        "otpauth://totp/{issuer}:{}?secret={}",
-        percent_encode(account),
-        secret.as_str()
+    // room for everything up front: a reallocation would leave a copy of the seed behind
+    let mut uri = Zeroizing::new(String::with_capacity(
+        128 + issuer.len() * 2 + account.len() + secret.len(),
     ));
+    let _ = write!(
+        uri,
+        "otpauth://totp/{issuer}:{account}?secret={}",
+        secret.as_str()
+    );
     if v.digits != 6 {
-        uri.push_str(&format!("&digits={}", v.digits));
+        let _ = write!(uri, "&digits={}", v.digits);
     }
     if v.alg != HmacAlg::Sha1 {
-        uri.push_str(&format!("&algorithm={}", v.alg.as_str().to_uppercase()));
+        let _ = write!(uri, "&algorithm={}", v.alg.as_str().to_uppercase());
     }
-    uri.push_str(&format!("&issuer={issuer}"));
+    let _ = write!(uri, "&issuer={issuer}");
     if v.period != 30 {
-        uri.push_str(&format!("&period={}", v.period));
+        let _ = write!(uri, "&period={}", v.period);
     }
     SecretString::from(uri.as_str())
 }
