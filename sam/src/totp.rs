@@ -152,7 +152,9 @@ pub fn totp_step_with(
     let mut found = None;
     for counter in origin.saturating_sub(TOTP_SKEW)..=origin.saturating_add(TOTP_SKEW) {
         let expected = truncate(&mac(counter)?, v.digits).ok_or_else(|| {
-            SamError::InvalidInput("the token returned an HMAC too short for an OTP".into())
+            SamError::Hsm(cm_pkcs11::HsmError::Encoding(
+                "the token returned an HMAC too short for an OTP".into(),
+            ))
         })?;
         if openssl::memcmp::eq(&expected.to_be_bytes(), &given.to_be_bytes()) && found.is_none() {
             found = Some(counter);
