@@ -174,7 +174,10 @@ impl Hsm {
     ///
     /// For secrets that must exist outside the token once, such as a TOTP
     /// seed the signer's authenticator app also holds (RFC 6238); keys that
-    /// need not are generated in the token ([`Hsm::secret_key`]). The caller
+    /// need not are generated in the token ([`Hsm::secret_key`]). It is not a
+    /// way to import signing keys (JT2A Part III 9, 15): those are only ever
+    /// generated in the token ([`Hsm::generate_key`]), and an imported key
+    /// can serve nothing but one HMAC mechanism. The caller
     /// keeps `secret` in a [`Zeroizing`] buffer; the copy in the PKCS#11
     /// template is zeroised here, whatever the outcome. A secret shorter than
     /// [`HmacAlg::min_key_len`] is refused ([`HsmError::SecretTooShort`]),
