@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use cryptoki::error::{Error as CkError, RvError};
 
-use crate::types::{KeyId, KeySpec};
+use crate::types::{HmacAlg, KeyId, KeySpec};
 
 /// Everything that can go wrong when talking to the PKCS#11 token.
 ///
@@ -114,6 +114,18 @@ pub enum HsmError {
         id: KeyId,
         /// Why it was rejected.
         reason: String,
+    },
+
+    /// A secret to import as an HMAC key is shorter than the algorithm needs
+    /// ([`HmacAlg::min_key_len`]).
+    #[error("an HMAC-{alg} secret of {got} bytes is too short: at least {min} are needed")]
+    SecretTooShort {
+        /// The HMAC algorithm the key was meant for.
+        alg: HmacAlg,
+        /// Length of the secret given.
+        got: usize,
+        /// The shortest secret accepted.
+        min: usize,
     },
 
     /// `HsmConfig` is unusable (e.g. `max_sessions == 0`).

@@ -7,9 +7,11 @@
 //! (JT2A Part III 1, 3, 5, 16, 17), exports public keys, signs digests with
 //! approved algorithms only (Part III 2: RSA >= 2048, P-256/P-384, SHA-2) and
 //! destroys keys with the token's own mechanism (Part III appendix 1.6).
-//! It also keeps a non-extractable HMAC-SHA256 secret key in the token
-//! ([`Hsm::secret_key`], [`Hsm::hmac_sha256`]), the pepper of the SAM's PIN
-//! verifiers: the secret never leaves the HSM (Part III 1, 17).
+//! It also keeps non-extractable HMAC secret keys in the token: generated
+//! there ([`Hsm::secret_key`], [`Hsm::hmac_sha256`]: the pepper of the SAM's
+//! PIN verifiers and its integrity keys) or imported once
+//! ([`Hsm::import_hmac_secret`], [`Hsm::hmac`]: signers' TOTP seeds); the
+//! secret never leaves the HSM again (Part III 1, 17).
 //!
 //! It knows nothing about users, SADs, HTTP or databases.
 //!
@@ -30,7 +32,7 @@ pub mod testkit;
 
 pub use error::{HsmError, ParseError};
 pub use hsm::{DEFAULT_MAX_SESSIONS, Hsm, HsmConfig, loaded_module};
-pub use types::{HashAlg, KeyAttributes, KeyId, KeySpec, PublicKey, SignMechanism};
+pub use types::{HashAlg, HmacAlg, KeyAttributes, KeyId, KeySpec, PublicKey, SignMechanism};
 
 use std::path::Path;
 

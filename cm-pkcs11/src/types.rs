@@ -306,6 +306,90 @@ impl FromStr for HashAlg {
     }
 }
 
+/// The hash of an HMAC computed in the token (RFC 2104) with a secret key
+/// made by [`crate::Hsm::import_hmac_secret`] or [`crate::Hsm::secret_key`]:
+/// `CKM_SHA_1_HMAC`, `CKM_SHA256_HMAC` or `CKM_SHA512_HMAC`. HMAC-SHA1 is here
+/// only for RFC 4226/6238 one-time passwords, whose authenticator apps use
+/// it; it is never used to sign documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HmacAlg {
+    /// HMAC-SHA1 (`CKM_SHA_1_HMAC`), the RFC 6238 default.
+    Sha1,
+    /// HMAC-SHA256 (`CKM_SHA256_HMAC`).
+    Sha256,
+    /// HMAC-SHA512 (`CKM_SHA512_HMAC`).
+    Sha512,
+}
+
+impl HmacAlg {
+    /// Every algorithm, in a stable order.
+    pub const ALL: [HmacAlg; 3] = [HmacAlg::Sha1, HmacAlg::Sha256, HmacAlg::Sha512];
+
+    /// Length of the HMAC in bytes (the hash output length).
+    pub fn output_len(self) -> usize {
+        match self {
+            HmacAlg::Sha1 => 20,
+            HmacAlg::Sha256 => 32,
+            HmacAlg::Sha512 => 64,
+        }
+    }
+
+    /// The shortest secret accepted for a key of this algorithm: the hash
+    /// output length (RFC 2104 §3: "less than L bytes is strongly
+    /// discouraged"; RFC 4226 R6 asks at least 128 bits and recommends 160).
+    pub fn min_key_len(self) -> usize {
+        self.output_len()
+    }
+
+    /// Lowercase name: `sha1`, `sha256`, `sha512`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HmacAlg::Sha1 => "sha1",
+            HmacAlg::Sha256 => "sha256",
+            HmacAlg::Sha512 => "sha512",
+        }
+    }
+
+    /// The PKCS#11 mechanism.
+    pub(crate) fn mechanism_type(self) -> cryptoki::mechanism::MechanismType {
+        use cryptoki::mechanism::MechanismType;
+        match self {
+            HmacAlg::Sha1 => MechanismType::SHA1_HMAC,
+            HmacAlg::Sha256 => MechanismType::SHA256_HMAC,
+            HmacAlg::Sha512 => MechanismType::SHA512_HMAC,
+        }
+    }
+
+    /// The `cryptoki` mechanism; built on the thread that uses it
+    /// (`Mechanism` is `!Send`).
+    pub(crate) fn mechanism(self) -> cryptoki::mechanism::Mechanism<'static> {
+        use cryptoki::mechanism::Mechanism;
+        match self {
+            HmacAlg::Sha1 => Mechanism::Sha1Hmac,
+            HmacAlg::Sha256 => Mechanism::Sha256Hmac,
+            HmacAlg::Sha512 => Mechanism::Sha512Hmac,
+        }
+    }
+}
+
+impl fmt::Display for HmacAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HmacAlg {
+    type Err = ParseError;
+
+    /// Exactly the names [`HmacAlg::as_str`] gives.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HmacAlg::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| parse_error("HMAC algorithm", s))
+    }
+}
+
 /// How to sign a digest (the signHash case: the caller has already hashed).
 ///
 /// This is plain data and `Send`; the `cryptoki` `Mechanism` (which is
@@ -557,6 +641,16 @@ mod tests {
             assert_eq!(k.to_string().parse::<KeySpec>(), Ok(k));
         }
         assert!("rsa-1024".parse::<KeySpec>().is_err());
+    }
+
+    #[test]
+    fn hmac_alg_round_trip() {
+        for a in HmacAlg::ALL {
+            assert_eq!(a.to_string().parse::<HmacAlg>(), Ok(a));
+            assert_eq!(a.min_key_len(), a.output_len());
+        }
+        assert!("SHA1".parse::<HmacAlg>().is_err());
+        assert!("md5".parse::<HmacAlg>().is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use cm_pkcs11::testkit::{TestToken, softhsm_module};
-use cm_pkcs11::{HashAlg, Hsm, HsmConfig, HsmError, KeyId, KeySpec, PublicKey, SignMechanism};
+use cm_pkcs11::{
+    HashAlg, HmacAlg, Hsm, HsmConfig, HsmError, KeyId, KeySpec, PublicKey, SignMechanism,
+};
 use openssl::ecdsa::EcdsaSig;
 use openssl::pkey::{Id, PKey};
 use openssl::rsa::{Padding, Rsa};
@@ -676,4 +678,164 @@ fn hmac_sha256_from_many_threads() {
     }
     let distinct: BTreeSet<[u8; 32]> = expected.iter().copied().collect();
     assert_eq!(distinct.len(), expected.len());
+}
+
+// ---- imported HMAC secrets (TOTP seeds) ----
+
+/// The RFC 4226 appendix D test secret, "12345678901234567890".
+const RFC4226_SECRET: &[u8; 20] = b"12345678901234567890";
+
+/// RFC 4226 appendix D: HMAC-SHA-1(secret, counter) for counters 0 to 9.
+const RFC4226_HMACS: [&str; 10] = [
+    "cc93cf18508d94934c64b65d8ba7667fb7cde4b0",
+    "75a48a19d4cbe100644e8ac1397eea747a2d33ab",
+    "0bacb7fa082fef30782211938bc1c5e70416ff44",
+    "66c28227d03a2d5529262ff016a1e6ef76557ece",
+    "a904c900a64b35909874b33e61c5938a8e15ed1c",
+    "a37e783d7b7233c083d4f62926c7a25f238d0316",
+    "bc9cd28561042c83f219324d3c607256c03272ae",
+    "a4fb960c0bc06e1eabb804e5b397cdc4b45596fa",
+    "1b3c89f65e6c9e883012052823443f048b4332db",
+    "1637409809a679dc698207310c8c7fc07290d9e5",
+];
+
+fn openssl_hmac(alg: HmacAlg, key: &[u8], data: &[u8]) -> Vec<u8> {
+    let md = match alg {
+        HmacAlg::Sha1 => openssl::hash::MessageDigest::sha1(),
+        HmacAlg::Sha256 => openssl::hash::MessageDigest::sha256(),
+        HmacAlg::Sha512 => openssl::hash::MessageDigest::sha512(),
+    };
+    let pkey = PKey::hmac(key).expect("hmac key");
+    let mut signer = openssl::sign::Signer::new(md, &pkey).expect("signer");
+    signer.update(data).expect("update");
+    signer.sign_to_vec().expect("hmac")
+}
+
+#[test]
+fn an_imported_hmac_secret_computes_rfc4226_hmacs_in_the_token() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let seed = zeroize::Zeroizing::new(RFC4226_SECRET.to_vec());
+    let key = hsm
+        .import_hmac_secret("csc-totp:test", &seed, HmacAlg::Sha1)
+        .expect("import");
+    for (counter, expected) in (0u64..).zip(RFC4226_HMACS) {
+        let mac = hsm
+            .hmac(&key, HmacAlg::Sha1, &counter.to_be_bytes())
+            .expect("hmac");
+        assert_eq!(hex::encode(&mac), expected, "counter {counter}");
+    }
+    // The RFC 6238 seeds of SHA-256 and SHA-512, checked against OpenSSL.
+    for (alg, seed) in [
+        (
+            HmacAlg::Sha256,
+            b"12345678901234567890123456789012".to_vec(),
+        ),
+        (
+            HmacAlg::Sha512,
+            b"1234567890123456789012345678901234567890123456789012345678901234".to_vec(),
+        ),
+    ] {
+        let key = hsm
+            .import_hmac_secret("csc-totp:test", &zeroize::Zeroizing::new(seed.clone()), alg)
+            .expect("import");
+        let data = 59u64.to_be_bytes();
+        let mac = hsm.hmac(&key, alg, &data).expect("hmac");
+        assert_eq!(mac.len(), alg.output_len());
+        assert_eq!(mac, openssl_hmac(alg, &seed, &data), "{alg}");
+        // one algorithm per key: the token itself refuses another one
+        let other = if alg == HmacAlg::Sha256 {
+            HmacAlg::Sha512
+        } else {
+            HmacAlg::Sha256
+        };
+        let err = hsm.hmac(&key, other, &data).unwrap_err();
+        assert!(
+            matches!(&err, HsmError::UnsupportedKey { id, .. } if *id == key),
+            "{err:?}"
+        );
+    }
+    // A fresh handle (empty cache) finds the key by id, admits it, same HMAC.
+    drop(hsm);
+    let hsm = token.open();
+    assert_eq!(
+        hex::encode(
+            hsm.hmac(&key, HmacAlg::Sha1, &9u64.to_be_bytes())
+                .expect("hmac")
+        ),
+        RFC4226_HMACS[9]
+    );
+    let err = hsm.hmac(&key, HmacAlg::Sha256, b"x").unwrap_err();
+    assert!(matches!(err, HsmError::UnsupportedKey { .. }), "{err:?}");
+}
+
+#[test]
+fn an_imported_hmac_secret_is_sensitive_and_never_extractable() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let seed = zeroize::Zeroizing::new(RFC4226_SECRET.to_vec());
+    let key = hsm
+        .import_hmac_secret("csc-totp:attrs", &seed, HmacAlg::Sha1)
+        .expect("import");
+    let a = hsm.key_attributes(&key).expect("key_attributes");
+    assert!(a.sensitive, "CKA_SENSITIVE");
+    assert!(!a.extractable, "CKA_EXTRACTABLE must be false");
+    assert!(a.sign, "CKA_SIGN");
+    assert!(!a.decrypt, "CKA_DECRYPT must be false");
+    assert!(!a.unwrap, "CKA_UNWRAP must be false");
+    assert!(!a.derive, "CKA_DERIVE must be false");
+    assert!(!a.local, "imported, not generated in the token");
+    assert_eq!(a.private_value_len, 0, "CKA_VALUE must read back empty");
+    assert_eq!(a.allowed_mechanisms, ["CKM_SHA_1_HMAC"]);
+    // the same through a fresh handle (found by id in the token, not cached)
+    drop(hsm);
+    assert_eq!(token.open().key_attributes(&key).expect("again"), a);
+}
+
+#[test]
+fn importing_refuses_short_secrets_and_empty_labels() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    for alg in HmacAlg::ALL {
+        let short = zeroize::Zeroizing::new(vec![7u8; alg.min_key_len() - 1]);
+        let err = hsm
+            .import_hmac_secret("csc-totp:x", &short, alg)
+            .unwrap_err();
+        assert!(
+            matches!(err, HsmError::SecretTooShort { alg: a, got, min }
+                if a == alg && got == min - 1 && min == alg.output_len()),
+            "{err:?}"
+        );
+    }
+    let seed = zeroize::Zeroizing::new(RFC4226_SECRET.to_vec());
+    let err = hsm
+        .import_hmac_secret("", &seed, HmacAlg::Sha1)
+        .unwrap_err();
+    assert!(matches!(err, HsmError::Config(_)), "{err:?}");
+}
+
+#[test]
+fn destroy_secret_removes_only_that_secret_key() {
+    let token = TestToken::new();
+    let hsm = token.open();
+    let seed = zeroize::Zeroizing::new(RFC4226_SECRET.to_vec());
+    let a = hsm
+        .import_hmac_secret("csc-totp:a", &seed, HmacAlg::Sha1)
+        .expect("import a");
+    let b = hsm
+        .import_hmac_secret("csc-totp:b", &seed, HmacAlg::Sha1)
+        .expect("import b");
+    assert_ne!(a, b, "a fresh id per import");
+    let mac = hsm.hmac(&a, HmacAlg::Sha1, b"x").expect("hmac a");
+    hsm.destroy_secret(&a).expect("destroy");
+    assert!(matches!(
+        hsm.hmac(&a, HmacAlg::Sha1, b"x"),
+        Err(HsmError::KeyNotFound(k)) if k == a
+    ));
+    assert!(matches!(hsm.destroy_secret(&a), Err(HsmError::KeyNotFound(k)) if k == a));
+    assert_eq!(hsm.hmac(&b, HmacAlg::Sha1, b"x").expect("b stays"), mac);
+    // a key pair is not a secret key: destroy_secret leaves it alone
+    let pair = hsm.generate_key(KeySpec::EcP256, "sign").expect("keygen");
+    assert!(matches!(hsm.destroy_secret(&pair), Err(HsmError::KeyNotFound(k)) if k == pair));
+    hsm.public_key(&pair).expect("the key pair is still there");
 }

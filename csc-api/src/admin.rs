@@ -14,7 +14,7 @@ use sam::{
     AuditVerdict, AuthMode, Credential, CredentialId, KeySpec, NewCredentialRequest, OtpChoice,
     Sam, Scal, User, secrets,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::config::{Config, PinSource};
@@ -228,7 +228,12 @@ pub fn credential_create(
     };
     set(&mut out, "otp", otp);
     if let Some(uri) = created.otpauth_uri {
-        set(&mut out, "otpauth", Value::String(uri));
+        // the TOTP seed's one appearance outside the token: printed once, for the signer
+        set(
+            &mut out,
+            "otpauth",
+            Value::String(uri.expose_secret().to_owned()),
+        );
     }
     Ok(out)
 }
@@ -319,6 +324,27 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     sam.destroy_credential_key(&id, OPERATOR)?;
     Ok(json!({ "credentialID": id.to_string(), "status": "disabled", "keyDestroyed": true }))
+}
+
+/// `csc-server credential migrate-otp`: the one-time upgrade of a database made before TOTP
+/// seeds moved into the token (README "Upgrading"): every plain seed is imported into the token
+/// and its verifier rewritten; until then such a TOTP verifies nothing. `Ok(true)` when nothing
+/// failed. Audited per credential as `otp.migrate`.
+pub fn credential_migrate_otp(sam: &Sam) -> anyhow::Result<(bool, Value)> {
+    let report = sam.migrate_otp_seeds(OPERATOR)?;
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(id, error)| json!({ "credentialID": id.to_string(), "error": error }))
+        .collect();
+    Ok((
+        failed.is_empty(),
+        json!({
+            "migrated": report.migrated.len(),
+            "credentials": report.migrated.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "failed": failed,
+        }),
+    ))
 }
 
 /// `csc-server audit verify`: `Ok(true)` when the chain is intact.

@@ -19,6 +19,7 @@ mod otp;
 mod provision;
 pub mod secrets;
 mod tokens;
+pub mod totp;
 mod validity;
 
 use std::path::Path;
@@ -50,6 +51,7 @@ pub use storage::{
     AuditEvent, AuditRecord, AuditVerdict, AuthMode, Credential, CredentialId, CredentialStatus,
     FactorKind, OAuthClient, OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };
+pub use totp::{OtpMigration, TotpVerifier};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]

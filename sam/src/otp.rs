@@ -1,18 +1,20 @@
 //! Online OTPs (`credentials/sendOTP`, spec §11.8): the SAM generates a
-//! 6-digit code from the OS CSPRNG (Part II 3.2.2.2), keeps only its salted SHA-256 with a short
-//! expiry (storage `online_otps`, one pending code per credential, used once), and hands the
-//! code to a pluggable [`OtpNotifier`] for delivery to the signer. The code never appears in a
-//! response, an audit record or the application log.
+//! 6-digit code from the OS CSPRNG (Part II 3.2.2.2), keeps only its HMAC-SHA256 computed in the
+//! token ([`online_otp_digest`]) with a short expiry (storage `online_otps`, one pending code per
+//! credential, used once), and hands the code to a pluggable [`OtpNotifier`] for delivery to the
+//! signer. The code never appears in a response, an audit record or the application log.
 //!
-//! A credential's OTP factor says which kind it is: its verifier is the TOTP secret of an
-//! offline OTP (an authenticator app, `--otp`), or [`ONLINE_OTP`] for online codes
-//! (`--online-otp`).
+//! A credential's OTP factor says which kind it is: its verifier is an offline TOTP whose seed
+//! is in the token (an authenticator app, `--otp`; [`crate::totp`]), or [`ONLINE_OTP`] for
+//! online codes (`--online-otp`).
 
 use std::fmt;
 
+use cm_pkcs11::{Hsm, KeyId};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{CredentialId, Factor, FactorKind, utc_now};
+use zeroize::Zeroizing;
 
 use crate::activation::Caller;
 use crate::secrets::random_bytes;
@@ -52,15 +54,28 @@ impl OtpType {
     }
 }
 
-/// The stored digest of an online code: SHA-256 over a domain tag, the credential and the code,
-/// so equal codes of different credentials differ.
-pub(crate) fn online_otp_hash(credential: &CredentialId, code: &SecretString) -> [u8; 32] {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(b"csc-online-otp/v1\0");
-    buf.extend_from_slice(credential.to_string().as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(code.expose_secret().trim().as_bytes());
-    storage::secret_hash(&buf)
+/// Domain tag of the online OTP digest (the PIN pepper key also serves PIN verifiers, under
+/// another tag).
+const ONLINE_OTP_TAG: &[u8] = b"csc-online-otp-v1\0";
+
+/// The stored digest of an online code: HMAC-SHA256 computed in the token under the PIN pepper
+/// key ([`crate::secrets::PIN_PEPPER_LABEL`], sensitive, non-extractable) over a domain tag, the
+/// credential and the code (surrounding spaces ignored). A 6-digit code has only 10^6 values: a
+/// plain or salted hash in a copied database falls to trying them all, this one not without the
+/// token. Equal codes of different credentials differ. An HSM failure is an error, never a
+/// wrong code.
+pub(crate) fn online_otp_digest(
+    hsm: &Hsm,
+    key: &KeyId,
+    credential: &CredentialId,
+    code: &SecretString,
+) -> Result<[u8; 32], SamError> {
+    let mut data = Zeroizing::new(Vec::with_capacity(64));
+    data.extend_from_slice(ONLINE_OTP_TAG);
+    data.extend_from_slice(credential.to_string().as_bytes());
+    data.push(0);
+    data.extend_from_slice(code.expose_secret().trim().as_bytes());
+    Ok(hsm.hmac_sha256(key, &data)?)
 }
 
 /// A uniformly random code of [`ONLINE_OTP_DIGITS`] digits.
@@ -121,7 +136,7 @@ impl Sam {
     }
 
     /// `credentials/sendOTP`: generates a fresh online OTP for the caller's credential, stores
-    /// its digest (replacing any pending one) with the policy's short lifetime, and delivers it
+    /// its digest ([`online_otp_digest`], replacing any pending one) with the policy's short lifetime, and delivers it
     /// through the notifier. Audited as `otp.send`, without the code.
     ///
     /// Refused: not the caller's credential ([`SamError::UnknownCredential`]); disabled; no
@@ -165,7 +180,7 @@ impl Sam {
             .ok()
             .and_then(|d| utc_now().checked_add_signed(d))
             .ok_or_else(|| SamError::InvalidInput("the OTP lifetime is out of range".into()))?;
-        let digest = online_otp_hash(credential, &code);
+        let digest = online_otp_digest(&self.hsm, &self.pin_key, credential, &code)?;
         self.store
             .write(|c| c.put_online_otp(credential, &digest, expires_at))?;
         let delivered = notifier.deliver(&OtpDelivery {
@@ -221,18 +236,6 @@ mod tests {
         );
         let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
         assert!(distinct.len() > 10);
-    }
-
-    #[test]
-    fn digests_depend_on_the_credential() {
-        let code = SecretString::from("123456");
-        let a = CredentialId::new();
-        let b = CredentialId::new();
-        assert_ne!(online_otp_hash(&a, &code), online_otp_hash(&b, &code));
-        assert_eq!(
-            online_otp_hash(&a, &code),
-            online_otp_hash(&a, &SecretString::from(" 123456 "))
-        );
     }
 
     #[test]

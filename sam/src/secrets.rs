@@ -30,7 +30,8 @@ use storage::CredentialId;
 
 use crate::SamError;
 
-/// CKA_LABEL of the HSM secret key that peppers PIN verifiers.
+/// CKA_LABEL of the HSM secret key that peppers PIN verifiers. It also keys the stored digests
+/// of online OTPs, under a domain tag of their own (`crate::otp`).
 pub const PIN_PEPPER_LABEL: &str = "csc-pin-pepper";
 /// Prefix of a peppered PIN verifier.
 const PEPPERED: &str = "hsm-hmac-sha256:";

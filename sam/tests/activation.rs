@@ -154,6 +154,11 @@ struct Cred<'a> {
 }
 
 fn create(sam: &Sam, c: Cred<'_>) -> Credential {
+    create_full(sam, c).credential
+}
+
+/// [`create`], with what is shown once (the otpauth URI of a TOTP).
+fn create_full(sam: &Sam, c: Cred<'_>) -> sam::CreatedCredential {
     sam.create_credential(
         NewCredentialRequest {
             user_name: c.user.into(),
@@ -173,7 +178,6 @@ fn create(sam: &Sam, c: Cred<'_>) -> Credential {
         "test",
     )
     .expect("create credential")
-    .credential
 }
 
 fn ec(sam: &Sam, user: &str, scal: Scal, multisign: u32) -> Credential {
@@ -691,38 +695,56 @@ fn missing_factors_are_refused_without_counting() {
     assert_eq!(count_events(&f.sam, "sad.authorize", "refused"), 3);
 }
 
-/// The TOTP code of the credential now, from the stored secret.
-fn current_otp(sam: &Sam, cred: &CredentialId) -> String {
-    let secret = factor(sam, cred, FactorKind::Otp).verifier;
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_skew(1)
-        .with_step_duration(30)
-        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("base32"))
-        .build()
-        .expect("totp");
-    let now = std::time::SystemTime::now()
+/// A TOTP credential of alice (SCAL `scal`) and the otpauth URI shown at its creation.
+fn totp_credential(sam: &Sam, scal: Scal, multisign: u32) -> (Credential, String) {
+    use secrecy::ExposeSecret;
+    let created = create_full(
+        sam,
+        Cred {
+            user: "alice",
+            spec: KeySpec::EcP256,
+            scal,
+            multisign,
+            otp: true,
+        },
+    );
+    let uri = created.otpauth_uri.expect("otpauth URI");
+    (created.credential, uri.expose_secret().to_owned())
+}
+
+/// The base32 seed in an otpauth URI.
+fn seed_of(uri: &str) -> String {
+    uri.split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .expect("secret in the otpauth URI")
+        .to_owned()
+}
+
+/// The unix time now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
-        .as_secs();
-    totp.generate(now).to_string()
+        .as_secs()
+}
+
+/// The TOTP code of `step` for the otpauth URI shown at provisioning, computed with totp-rs (an
+/// implementation independent of the server's) from the seed in the URI.
+fn totp_code_at(uri: &str, step: u64) -> String {
+    let totp = totp_rs::Totp::from_url(uri).expect("a valid otpauth URI");
+    totp.generate(step * 30).to_string()
+}
+
+/// The TOTP code now. The test uses it within the ±1 step window, so no clock race.
+fn current_otp(uri: &str) -> String {
+    totp_code_at(uri, unix_now() / 30)
 }
 
 #[test]
 fn an_otp_code_is_accepted_once() {
     let f = fixture();
-    let cred = create(
-        &f.sam,
-        Cred {
-            user: "alice",
-            spec: KeySpec::EcP256,
-            scal: Scal::One,
-            multisign: 1,
-            otp: true,
-        },
-    );
-    let code = current_otp(&f.sam, &cred.id);
+    let (cred, uri) = totp_credential(&f.sam, Scal::One, 1);
+    let code = current_otp(&uri);
 
     // a wrong OTP is refused and counted
     let wrong = format!(
@@ -1545,19 +1567,10 @@ fn concurrent_sign_hash_spends_a_one_signature_sad_once_postgres_two_instances()
 #[test]
 fn audit_records_hold_no_secrets() {
     let f = fixture();
-    let cred = create(
-        &f.sam,
-        Cred {
-            user: "alice",
-            spec: KeySpec::EcP256,
-            scal: Scal::Two,
-            multisign: 2,
-            otp: true,
-        },
-    );
+    let (cred, uri) = totp_credential(&f.sam, Scal::Two, 2);
     let h1 = sha256(b"h1");
     let h2 = sha256(b"h2");
-    let code = current_otp(&f.sam, &cred.id);
+    let code = current_otp(&uri);
     let _ = f.sam.authorize(
         &f.alice,
         &cred.id,
@@ -1619,9 +1632,11 @@ fn audit_records_hold_no_secrets() {
     }
     // the 6-digit code is searched as a JSON string: bare digits may occur by chance in hex
     let quoted_code = format!("\"{code}\"");
+    let seed = seed_of(&uri);
     let secrets = [
         PIN,
         WRONG_PIN,
+        seed.as_str(),
         quoted_code.as_str(),
         sad1.sad.as_str(),
         sad2.sad.as_str(),
@@ -2126,5 +2141,289 @@ fn an_unpeppered_pin_verifier_never_verifies() {
     assert_eq!(
         (after.verifier.as_str(), after.failures),
         (legacy.as_str(), 1)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// the second factor's secrets are in the token (issue 11: sole control that survives an insider)
+
+/// The SQLite database of a fixture and its write-ahead log, as bytes.
+fn database_bytes(f: &Fixture) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for file in ["csc.db", "csc.db-wal", "csc.db-shm"] {
+        bytes.extend(std::fs::read(f._dir.path().join(file)).unwrap_or_default());
+    }
+    assert!(bytes.len() > 4096, "the database was read");
+    bytes
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_totp_seed_lives_in_the_token_and_never_in_the_database() {
+    // DESIGN.md trust model: second-factor secrets live in the token as non-extractable keys
+    // (REQUIREMENTS.md III 1, 17; I 3.5.2)
+    let f = fixture();
+    let (cred, uri) = totp_credential(&f.sam, Scal::Two, 1);
+    let seed_b32 = seed_of(&uri);
+    let seed = totp_rs::Secret::try_from_base32(&seed_b32)
+        .expect("base32 seed")
+        .as_bytes()
+        .to_vec();
+    assert_eq!(seed.len(), 20, "a 160-bit seed (RFC 4226 R6)");
+
+    // the verifier holds the token key's id and the parameters, nothing else
+    let verifier = factor(&f.sam, &cred.id, FactorKind::Otp).verifier;
+    let parsed = sam::TotpVerifier::parse(&verifier).expect("a token-held TOTP verifier");
+    assert_eq!(
+        verifier,
+        format!("hsm-totp:v1:{}:6:30:sha1", parsed.key),
+        "nothing but the key id and the parameters"
+    );
+
+    // the key in the token: sensitive, never extractable, HMAC-SHA1 signing only
+    let hsm: Hsm = f.token.open();
+    let attrs = hsm
+        .key_attributes(&parsed.key)
+        .expect("the TOTP key is in the token");
+    assert!(attrs.sensitive && !attrs.extractable, "{attrs:?}");
+    assert_eq!(attrs.private_value_len, 0, "CKA_VALUE reads back empty");
+    assert_eq!(attrs.allowed_mechanisms, ["CKM_SHA_1_HMAC"]);
+    assert!(attrs.sign && !attrs.decrypt && !attrs.unwrap && !attrs.derive);
+
+    // a copy of the database gives nothing: no seed, in base32 (either case) or raw
+    let before = database_bytes(&f);
+    for needle in [
+        seed_b32.as_bytes(),
+        seed_b32.to_lowercase().as_bytes(),
+        seed.as_slice(),
+    ] {
+        assert!(!contains(&before, needle), "the seed is in the database");
+    }
+
+    // a code computed from the seed by the test verifies through authorize (the HMAC computed
+    // in the token), once
+    let code = current_otp(&uri);
+    let h = sha256(b"totp in the token");
+    let issued = f
+        .sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            1,
+            Some(vec![h.clone()]),
+            pin_otp(PIN, &code),
+        )
+        .expect("the right PIN and TOTP");
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(vec![h.clone()]),
+        pin_otp(PIN, &code),
+    );
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "a replay: {r:?}");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &[h], &es256())
+        .expect("sign");
+    let after = database_bytes(&f);
+    assert!(!contains(&after, seed_b32.as_bytes()) && !contains(&after, &seed));
+}
+
+#[test]
+fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
+    let f = fixture();
+    // a credential as an older database holds it: the base32 seed itself as the OTP verifier
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let seed = openssl_random(20);
+    let plain = totp_rs::Secret::from(seed).to_base32();
+    f.sam
+        .store()
+        .write(|c| c.set_factor(&cred.id, FactorKind::Otp, &plain))
+        .expect("plain seed");
+    let uri = format!("otpauth://totp/csc-server:alice?secret={plain}&issuer=csc-server");
+    let code = current_otp(&uri);
+
+    // refused with the right PIN and the right code: the seed is not in the token
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    // refused before any factor is tried: nothing counted, the PIN not even checked
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(WRONG_PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    let otp = factor(&f.sam, &cred.id, FactorKind::Otp);
+    assert_eq!((otp.failures, otp.last_otp_step), (0, None));
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 0);
+    let refusals: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "sad.authorize" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), 2);
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r.detail.contains("OTP secret not in the token")),
+        "{refusals:?}"
+    );
+
+    // another credential's verifier that is not even base32: reported, left alone
+    let broken = ec(&f.sam, "alice", Scal::One, 1);
+    f.sam
+        .store()
+        .write(|c| c.set_factor(&broken.id, FactorKind::Otp, "not base32!"))
+        .expect("broken verifier");
+
+    // the operator's upgrade moves the seed into the token
+    let report = f.sam.migrate_otp_seeds("operator:test").expect("migrate");
+    assert_eq!(report.migrated, [cred.id]);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, broken.id);
+    assert_eq!(
+        factor(&f.sam, &broken.id, FactorKind::Otp).verifier,
+        "not base32!"
+    );
+    let migrated = factor(&f.sam, &cred.id, FactorKind::Otp).verifier;
+    let parsed = sam::TotpVerifier::parse(&migrated).expect("now in the token form");
+    assert_eq!(parsed, sam::TotpVerifier::standard(parsed.key));
+    let attrs = f.token.open().key_attributes(&parsed.key).expect("key");
+    assert!(attrs.sensitive && !attrs.extractable && attrs.private_value_len == 0);
+    let records: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "otp.migrate")
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].actor.as_str(), records[0].subject.as_str()),
+        ("operator:test", cred.id.to_string().as_str())
+    );
+    assert!(records[0].detail.contains(&parsed.key.to_string()));
+    assert!(!records[0].detail.contains(&plain));
+
+    // the same code, computed from the known seed, now verifies; once
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &code))
+        .expect("the migrated TOTP verifies");
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin_otp(PIN, &code));
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "replay: {r:?}");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &issued.sad, &[sha256(b"m")], &es256())
+        .expect("sign");
+
+    // idempotent: nothing left to move, the broken one still reported
+    let again = f.sam.migrate_otp_seeds("operator:test").expect("again");
+    assert!(again.migrated.is_empty(), "{again:?}");
+    assert_eq!(again.failed.len(), 1);
+    assert!(matches!(
+        f.sam.store().verify_audit_chain().expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+fn openssl_random(len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    openssl::rand::rand_bytes(&mut b).expect("random");
+    b
+}
+
+#[test]
+fn the_online_otp_is_stored_as_an_hmac_computed_in_the_token() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    let other = ec(&f.sam, "alice", Scal::Two, 1);
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+
+    // the row holds HMAC-SHA256(pepper key in the token, tag || credential || 0 || code)
+    let hsm: Hsm = f.token.open();
+    let pepper = hsm
+        .secret_key(sam::secrets::PIN_PEPPER_LABEL)
+        .expect("the pepper key");
+    let digest_of = |id: &CredentialId, code: &str| {
+        let mut data = b"csc-online-otp-v1\0".to_vec();
+        data.extend_from_slice(id.to_string().as_bytes());
+        data.push(0);
+        data.extend_from_slice(code.as_bytes());
+        hsm.hmac_sha256(&pepper, &data).expect("hmac").to_vec()
+    };
+    let stored = stored_online_otp(&f, &cred.id);
+    assert_eq!(stored, digest_of(&cred.id, &code), "the HSM HMAC");
+    assert_ne!(stored, openssl::sha::sha256(code.as_bytes()).to_vec());
+    let mut salted = b"csc-online-otp/v1\0".to_vec();
+    salted.extend_from_slice(cred.id.to_string().as_bytes());
+    salted.push(0);
+    salted.extend_from_slice(code.as_bytes());
+    assert_ne!(
+        stored,
+        openssl::sha::sha256(&salted).to_vec(),
+        "not the older salted SHA-256, which a copy of the database could brute-force"
+    );
+    // bound to the credential: the same code of another credential has another digest
+    assert_ne!(digest_of(&other.id, &code), stored);
+
+    // the code (surrounding spaces ignored, as before) activates
+    let h = sha256(b"online");
+    f.sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            1,
+            Some(vec![h]),
+            pin_otp(PIN, &format!(" {code} ")),
+        )
+        .expect("the online OTP");
+}
+
+/// The stored digest of a credential's pending online OTP, read with SQL of the test's own.
+fn stored_online_otp(f: &Fixture, cred: &CredentialId) -> Vec<u8> {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        code_hash: Vec<u8>,
+    }
+    let path = f._dir.path().join("csc.db");
+    let mut conn =
+        diesel::SqliteConnection::establish(&path.display().to_string()).expect("open db");
+    let row: Row = diesel::sql_query("SELECT code_hash FROM online_otps WHERE credential_id = ?")
+        .bind::<diesel::sql_types::Text, _>(cred.to_string())
+        .get_result(&mut conn)
+        .expect("the pending OTP row");
+    row.code_hash
+}
+
+#[test]
+fn destroying_a_credential_destroys_its_totp_key() {
+    let f = fixture();
+    let (cred, _) = totp_credential(&f.sam, Scal::One, 1);
+    let key = sam::TotpVerifier::parse(&factor(&f.sam, &cred.id, FactorKind::Otp).verifier)
+        .expect("token form")
+        .key;
+    let hsm: Hsm = f.token.open();
+    hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8])
+        .expect("the key works");
+    f.sam
+        .destroy_credential_key(&cred.id, "operator:test")
+        .expect("destroy");
+    assert!(matches!(
+        hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8]),
+        Err(cm_pkcs11::HsmError::KeyNotFound(k)) if k == key
+    ));
+    let destroyed: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "key.destroy")
+        .collect();
+    assert_eq!(destroyed.len(), 1);
+    assert!(
+        destroyed[0].detail.contains("\"otpKeyDestroyed\":true"),
+        "{}",
+        destroyed[0].detail
     );
 }

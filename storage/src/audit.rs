@@ -65,6 +65,8 @@ pub enum AuditEvent {
     OAuth2Revoke,
     /// `oauth2.token`: `oauth2/token`: a grant redeemed or refused.
     OAuth2Token,
+    /// `otp.migrate`: the plain TOTP seed of an older database was moved into the token.
+    OtpMigrate,
     /// `otp.send`: an online OTP was sent.
     OtpSend,
     /// `sad.authorize`: `credentials/authorize`: a SAD issued or refused.
@@ -107,6 +109,7 @@ impl AuditEvent {
             AuditEvent::OAuth2Consent => "oauth2.consent",
             AuditEvent::OAuth2Revoke => "oauth2.revoke",
             AuditEvent::OAuth2Token => "oauth2.token",
+            AuditEvent::OtpMigrate => "otp.migrate",
             AuditEvent::OtpSend => "otp.send",
             AuditEvent::SadAuthorize => "sad.authorize",
             AuditEvent::SadExtend => "sad.extend",

@@ -120,6 +120,40 @@ impl Conn<'_> {
         self.admit_opt(row)?.map(Factor::try_from).transpose()
     }
 
+    /// Every factor of `kind`, of every credential, in credential order (the operator's one-time
+    /// upgrades of verifier forms walk them).
+    pub fn factors_of_kind(&mut self, kind: FactorKind) -> Result<Vec<Factor>, StorageError> {
+        let rows = cf::table
+            .filter(cf::kind.eq(kind.as_str()))
+            .order(cf::credential_id.asc())
+            .load::<FactorRow>(self.conn)?;
+        self.admit_all(rows)?
+            .into_iter()
+            .map(Factor::try_from)
+            .collect()
+    }
+
+    /// Replaces a factor's verifier with `new` iff it is still `old`, atomically under the
+    /// row's lock ([`modify!`]), resealed; leaves the failure counter, the lock and the OTP anti-replay step as they are (a
+    /// change of the verifier's form, not of the secret). Returns whether it was replaced.
+    pub fn replace_factor_verifier(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StorageError> {
+        let key = (id.to_string(), kind.as_str().to_owned());
+        let replaced = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+            if r.verifier != old {
+                return Ok(None);
+            }
+            r.verifier = new.to_owned();
+            Ok(Some(()))
+        })?;
+        Ok(replaced.is_some())
+    }
+
     /// Clears the failure counter (after a successful verification); the lock is unchanged.
     pub fn reset_factor_failures(
         &mut self,
@@ -167,8 +201,8 @@ impl Conn<'_> {
         Ok(advanced.is_some())
     }
 
-    /// Stores the pending online OTP of a credential (its SHA-256 digest), replacing any earlier
-    /// one: only the last code sent is valid. Does not touch the failure counter or the lock.
+    /// Stores the pending online OTP of a credential (its digest: the SAM keeps an HMAC computed
+    /// in the token), replacing any earlier one: only the last code sent is valid. Does not touch the failure counter or the lock.
     pub fn put_online_otp(
         &mut self,
         id: &CredentialId,

@@ -266,9 +266,13 @@ pub struct Factor {
     pub credential_id: CredentialId,
     /// PIN or OTP.
     pub kind: FactorKind,
-    /// Argon2 PHC string for a PIN. For an OTP: the TOTP shared secret (base32, an "offline"
-    /// OTP), or the marker `online` for codes the server generates and sends on
-    /// `credentials/sendOTP` (kept in `online_otps` as digests). Never logged.
+    /// For a PIN: Argon2id over an HMAC computed in the token (`hsm-hmac-sha256:` + PHC
+    /// string; sam::secrets). For an OTP: an "offline" TOTP whose seed is a secret key in the
+    /// token, `hsm-totp:v1:<keyid-hex>:<digits>:<period>:<alg>` (never the seed; sam::totp), or
+    /// the marker `online` for codes the server generates and sends on `credentials/sendOTP`
+    /// (kept in `online_otps` as HMACs). Databases made before the seeds moved into the token
+    /// hold a base32 seed here, which no longer verifies until `csc-server credential
+    /// migrate-otp` moves it. Never logged.
     pub verifier: String,
     /// Consecutive failed verifications.
     pub failures: i32,

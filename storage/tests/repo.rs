@@ -197,6 +197,7 @@ both!(
     credentials,
     factors,
     otp_anti_replay,
+    factor_verifier_replaced_only_if_unchanged,
     tokens,
     sad_consume_counts,
     sad_expired_and_revoked,
@@ -563,6 +564,69 @@ fn otp_anti_replay(db: &TestDb) {
         .unwrap();
     assert_eq!(f.last_otp_step, Some(1_001));
     assert!(!db.write(|c| c.advance_otp_step(&cred.id, 1_001)).unwrap());
+}
+
+fn factor_verifier_replaced_only_if_unchanged(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let a = new_credential(db, &alice, Scal::Two);
+    let b = new_credential(db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&a.id, FactorKind::Otp, "JBSWY3DPEHPK3PXP"))
+        .unwrap();
+    db.write(|c| c.set_factor(&b.id, FactorKind::Otp, "online"))
+        .unwrap();
+    db.write(|c| c.set_factor(&b.id, FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    let mut ids = [a.id, b.id];
+    ids.sort_by_key(ToString::to_string);
+    let otps = db.read(|c| c.factors_of_kind(FactorKind::Otp)).unwrap();
+    assert_eq!(
+        otps.iter().map(|f| f.credential_id).collect::<Vec<_>>(),
+        ids,
+        "every OTP factor, in credential order, no PIN"
+    );
+    // counters, lock and anti-replay step survive the replacement
+    db.write(|c| c.record_factor_failure(&a.id, FactorKind::Otp, 2))
+        .unwrap();
+    db.write(|c| c.record_factor_failure(&a.id, FactorKind::Otp, 2))
+        .unwrap();
+    assert!(db.write(|c| c.advance_otp_step(&a.id, 77)).unwrap());
+    assert!(
+        !db.write(|c| c.replace_factor_verifier(&a.id, FactorKind::Otp, "stale", "hsm-totp:x"))
+            .unwrap(),
+        "not replaced: the verifier is not the one expected"
+    );
+    assert!(
+        db.write(|c| c.replace_factor_verifier(
+            &a.id,
+            FactorKind::Otp,
+            "JBSWY3DPEHPK3PXP",
+            "hsm-totp:x"
+        ))
+        .unwrap()
+    );
+    let f = db
+        .read(|c| c.factor(&a.id, FactorKind::Otp))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (f.verifier.as_str(), f.failures, f.locked, f.last_otp_step),
+        ("hsm-totp:x", 2, true, Some(77))
+    );
+    // the other credential and the PIN are untouched; a missing factor is not replaced
+    let other = db
+        .read(|c| c.factor(&b.id, FactorKind::Otp))
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.verifier, "online");
+    assert!(
+        !db.write(|c| c.replace_factor_verifier(
+            &CredentialId::new(),
+            FactorKind::Otp,
+            "JBSWY3DPEHPK3PXP",
+            "x"
+        ))
+        .unwrap()
+    );
 }
 
 fn tokens(db: &TestDb) {

@@ -22,7 +22,7 @@ use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::rsa::PkcsPssParams;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
 use openssl::bn::BigNum;
@@ -62,9 +62,11 @@ struct Inner {
     freed: Condvar,
     max_sessions: usize,
     keys: RwLock<HashMap<KeyId, CachedKey>>,
-    /// Handles of the HMAC secret keys ([`Hsm::secret_key`]), by `CKA_ID`.
-    /// Only keys that passed [`secret::secret_key_problem`] are cached.
-    secrets: RwLock<HashMap<KeyId, ObjectHandle>>,
+    /// Handles of the HMAC secret keys ([`Hsm::secret_key`],
+    /// [`Hsm::import_hmac_secret`]), by `CKA_ID`, with the algorithm they
+    /// were admitted for. Only keys that passed
+    /// [`secret::secret_key_problem`] are cached.
+    secrets: RwLock<HashMap<KeyId, secret::CachedSecret>>,
     /// Serialises the find-or-create of [`Hsm::secret_key`] inside this
     /// process (other processes sharing the token are not covered).
     secret_create: Mutex<()>,
@@ -394,17 +396,18 @@ impl Hsm {
 
     /// For tests and audits: the security attributes of the private key as
     /// read back from the token, or of the secret key if `id` is one made by
-    /// [`Hsm::secret_key`] (then `private_value_len` is the length of its
-    /// `CKA_VALUE` as read back).
+    /// [`Hsm::secret_key`] or [`Hsm::import_hmac_secret`] (then
+    /// `private_value_len` is the length of its `CKA_VALUE` as read back).
+    /// Reading attributes admits nothing: a secret key is found by id
+    /// whatever its protections.
     pub fn key_attributes(&self, id: &KeyId) -> Result<KeyAttributes, HsmError> {
         let session = self.inner.session()?;
         let (handle, secret) = match self.inner.resolve(&session, id) {
             Ok(key) if key.spec.is_rsa() => (key.private, AttributeType::PrivateExponent),
             Ok(key) => (key.private, AttributeType::Value),
-            Err(HsmError::KeyNotFound(_)) => (
-                self.inner.resolve_secret(&session, id)?,
-                AttributeType::Value,
-            ),
+            Err(HsmError::KeyNotFound(_)) => {
+                (self.inner.find_secret(&session, id)?, AttributeType::Value)
+            }
             Err(e) => return Err(e),
         };
         let attrs = session

@@ -165,6 +165,10 @@ enum CredentialCommand {
     },
     /// Destroy a credential's key in the HSM and disable the credential.
     Destroy { credential_id: String },
+    /// One-time upgrade of a database made before TOTP seeds moved into the HSM: import every
+    /// plain TOTP seed into the token and rewrite its verifier (idempotent). Exits 1 if any
+    /// could not be moved.
+    MigrateOtp,
 }
 
 #[derive(Subcommand)]
@@ -289,6 +293,14 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             CredentialCommand::Destroy { credential_id } => {
                 let sam = admin::open(&cfg)?;
                 print(&admin::credential_destroy(&sam, &credential_id)?);
+            }
+            CredentialCommand::MigrateOtp => {
+                let sam = admin::open(&cfg)?;
+                let (complete, report) = admin::credential_migrate_otp(&sam)?;
+                print(&report);
+                if !complete {
+                    return Ok(ExitCode::FAILURE);
+                }
             }
         },
         Command::Audit {

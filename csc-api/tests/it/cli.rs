@@ -221,6 +221,46 @@ fn a_foreign_chain_is_refused_and_destroy_disables_the_credential() {
 }
 
 #[test]
+fn migrate_otp_moves_plain_totp_seeds_into_the_token_once() {
+    // README "Upgrading": the one-time step for databases made before TOTP seeds moved into
+    // the token
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_with_user(dir);
+    let nothing = run_ok(csc(dir).args(["credential", "migrate-otp"]));
+    assert_eq!(
+        nothing,
+        serde_json::json!({ "migrated": 0, "credentials": [], "failed": [] })
+    );
+    let a = create(dir, "ec-p256", &["--otp"]);
+    let b = create(dir, "ec-p256", &["--otp"]);
+    let (a_id, b_id) = (
+        a["credentialID"].as_str().expect("id"),
+        b["credentialID"].as_str().expect("id"),
+    );
+    let db = dir.join("csc.db");
+    // as a database made before: a plain seed, and a verifier that is neither a seed nor a
+    // token key; sealed by the first upgrade step
+    set_otp_verifier(&db, a_id, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+    set_otp_verifier(&db, b_id, "hsm-totp:v1:broken");
+    as_before_row_integrity(&db);
+    run_ok(csc(dir).args(["integrity", "seal"]));
+    // the broken one is reported, exit 1, left alone; the seed is moved
+    let out = csc(dir)
+        .args(["credential", "migrate-otp"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success(), "a failure exits 1");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["migrated"], 1, "{report}");
+    assert_eq!(report["credentials"], serde_json::json!([a_id]));
+    assert_eq!(report["failed"][0]["credentialID"], b_id);
+    assert!(otp_verifier(&db, a_id).starts_with("hsm-totp:v1:"));
+    assert_eq!(otp_verifier(&db, b_id), "hsm-totp:v1:broken");
+    assert_eq!(run_ok(csc(dir).args(["audit", "verify"]))["intact"], true);
+}
+
+#[test]
 fn serve_answers_info_and_turns_bad_bodies_into_csc_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
@@ -369,19 +409,7 @@ fn integrity_seal_upgrades_an_old_database_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // the rows as a database from before looks: no MACs, no factor sets
-    {
-        use diesel::{Connection, RunQueryDsl, SqliteConnection};
-        let db = dir.join("csc.db");
-        let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("sqlite");
-        for sql in [
-            "UPDATE users SET mac = NULL",
-            "UPDATE credentials SET mac = NULL, factors = ''",
-            "UPDATE credential_factors SET mac = NULL",
-        ] {
-            diesel::sql_query(sql).execute(&mut c).expect(sql);
-        }
-    }
+    as_before_row_integrity(&dir.join("csc.db"));
     let listed = run_ok(csc(&dir).args(["credential", "list"]));
     assert!(
         !listed.to_string().contains(&id),

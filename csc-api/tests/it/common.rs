@@ -127,6 +127,55 @@ pub fn post(base: &str, path: &str, body: &'static str) -> (u16, Value) {
     (status, resp.json().unwrap_or(Value::Null))
 }
 
+/// Sets the OTP verifier of a credential in an SQLite database with SQL of the test's own: how a
+/// database made before TOTP seeds moved into the token (a base32 seed) or a broken one looks.
+pub fn set_otp_verifier(db: &Path, credential: &str, verifier: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
+    let n = diesel::sql_query(
+        "UPDATE credential_factors SET verifier = ? WHERE credential_id = ? AND kind = 'otp'",
+    )
+    .bind::<diesel::sql_types::Text, _>(verifier)
+    .bind::<diesel::sql_types::Text, _>(credential)
+    .execute(&mut conn)
+    .expect("update");
+    assert_eq!(n, 1, "the credential has an OTP factor");
+}
+
+/// Makes a data directory's database look like one made before row integrity: no row MACs, no
+/// factor sets. `integrity seal` (the documented upgrade step) then seals it as it is.
+pub fn as_before_row_integrity(db: &Path) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
+    for sql in [
+        "UPDATE users SET mac = NULL",
+        "UPDATE credentials SET mac = NULL, factors = ''",
+        "UPDATE credential_factors SET mac = NULL",
+        "UPDATE auth_tokens SET mac = NULL",
+        "UPDATE sads SET mac = NULL",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+}
+
+/// The OTP verifier of a credential, read with SQL of the test's own.
+pub fn otp_verifier(db: &Path, credential: &str) -> String {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        verifier: String,
+    }
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
+    let row: Row = diesel::sql_query(
+        "SELECT verifier FROM credential_factors WHERE credential_id = ? AND kind = 'otp'",
+    )
+    .bind::<diesel::sql_types::Text, _>(credential)
+    .get_result(&mut conn)
+    .expect("the OTP factor");
+    row.verifier
+}
+
 pub fn decode(b64: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD

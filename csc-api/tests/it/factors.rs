@@ -246,6 +246,65 @@ fn an_otp_is_accepted_once_offline_totp_and_online_code() {
 }
 
 #[test]
+fn a_plain_totp_seed_is_refused_until_the_operator_moves_it_into_the_token() {
+    let k = Kit::new();
+    let created = k
+        .credential_create("alice", &["--key", "ec-p256", "--otp"])
+        .expect("credential create");
+    let id = created["credentialID"].as_str().expect("id").to_owned();
+    let db = k.dir().join("csc.db");
+    // today: the verifier names a token key, the URI's seed is nowhere in the database
+    let uri = created["otpauth"].as_str().expect("otpauth URI");
+    let seed = uri
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .expect("seed");
+    assert!(otp_verifier(&db, &id).starts_with("hsm-totp:v1:"));
+    let bytes = std::fs::read(&db).expect("db");
+    let wal = std::fs::read(k.dir().join("csc.db-wal")).unwrap_or_default();
+    assert!(!contains(&bytes, seed.as_bytes()) && !contains(&wal, seed.as_bytes()));
+
+    // as a database made before: the base32 seed itself (RFC 4226's test secret)
+    let plain = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    set_otp_verifier(&db, &id, plain);
+    as_before_row_integrity(&db);
+    csc_api::admin::integrity_seal(k.sam()).expect("integrity seal");
+    let plain_uri = format!("otpauth://totp/csc-server:alice?secret={plain}");
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let body =
+        |code: &str| json!({ "credentialID": id, "numSignatures": 1, "PIN": PIN, "OTP": code });
+    assert_error(
+        &authorize(&k, &alice, body(&totp_now(&plain_uri))),
+        400,
+        "invalid_otp",
+        "The OTP is invalid",
+    );
+
+    // the documented upgrade step moves it; the same seed's codes then work, once
+    let (complete, report) = csc_api::admin::credential_migrate_otp(k.sam()).expect("migrate");
+    assert!(complete, "{report}");
+    assert_eq!(
+        report,
+        json!({ "migrated": 1, "credentials": [id], "failed": [] })
+    );
+    let verifier = otp_verifier(&db, &id);
+    assert!(verifier.starts_with("hsm-totp:v1:") && !verifier.contains(plain));
+    let code = totp_now(&plain_uri);
+    let (status, got) = authorize(&k, &alice, body(&code));
+    assert_eq!(status, 200, "{got}");
+    assert_error(
+        &authorize(&k, &alice, body(&code)),
+        400,
+        "invalid_otp",
+        "The OTP is invalid",
+    );
+    let (_, again) = csc_api::admin::credential_migrate_otp(k.sam()).expect("again");
+    assert_eq!(again["migrated"], 0, "idempotent");
+    assert_eq!(events(&k, "otp.migrate").len(), 1);
+    assert!(k.audit_intact());
+}
+
+#[test]
 fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
     let k = Kit::new();
     let alice = k.login("alice", ALICE_PASSWORD);
@@ -325,6 +384,15 @@ fn send_otp_answers_204_and_the_code_reaches_only_the_outbox() {
         openssl::sha::sha256(pending.as_bytes()),
         "the code is stored as its unsalted SHA-256"
     );
+    // Nor a salted SHA-256 (the form before: tag, credential, code), which a copy of the
+    // database would give up after 10^6 guesses: a 32-byte HMAC computed in the token (the SAM's
+    // tests check it equals the token's HMAC).
+    let mut salted = b"csc-online-otp/v1\0".to_vec();
+    salted.extend_from_slice(k.id("scal2").as_bytes());
+    salted.push(0);
+    salted.extend_from_slice(pending.as_bytes());
+    assert_ne!(stored, openssl::sha::sha256(&salted), "a salted SHA-256");
+    assert_eq!(stored.len(), 32);
     // Nor do the database file and its write-ahead log hold them. The digits of ONE 6-digit
     // code may occur by chance among the hex digests and timestamps the files are full of (it
     // happened: a flaky failure); all three in the files is what a server storing codes in

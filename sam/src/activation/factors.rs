@@ -8,29 +8,16 @@ use super::*;
 pub(super) enum OtpProof {
     /// The TOTP time step of an offline code.
     Step(i64),
-    /// The digest of an online code.
+    /// The digest of an online code ([`crate::otp::online_otp_digest`]).
     Online([u8; 32]),
 }
 
-/// The TOTP of a credential (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, one step of skew —
-/// what provisioning hands out in the otpauth URI).
-pub(super) fn totp_of(factor: &Factor) -> Result<totp_rs::Totp, SamError> {
-    let secret = totp_rs::Secret::try_from_base32(&factor.verifier)
-        .map_err(|_| SamError::InvalidInput("stored OTP secret is malformed".into()))?;
-    crate::provision::totp_builder(secret)
-        .build()
-        .map_err(|e| SamError::InvalidInput(format!("stored OTP secret is unusable: {e}")))
-}
-
-/// The time step an OTP code belongs to, if it is valid now (±1 step).
-pub(super) fn otp_step(factor: &Factor, code: &SecretString) -> Result<Option<i64>, SamError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| SamError::InvalidInput("the system clock is before 1970".into()))?
-        .as_secs();
-    Ok(totp_of(factor)?
-        .check(code.expose_secret(), now)
-        .and_then(|step| i64::try_from(step).ok()))
+/// What an OTP factor is checked against.
+enum OtpCheck {
+    /// An offline TOTP whose seed is in the token.
+    Totp(TotpVerifier),
+    /// An online code from `credentials/sendOTP`.
+    Online,
 }
 
 pub(super) fn lock_error(kind: FactorKind) -> SamError {
@@ -186,6 +173,35 @@ impl Sam {
             }
         }
 
+        // An offline OTP whose seed is not in the token (a plain seed of an older database,
+        // before `csc-server credential migrate-otp`; or a malformed verifier) verifies nothing:
+        // refused before any factor is tried, audited, not counted (no guess was wrong).
+        let otp_check = match otp {
+            Some((factor, given)) => Some((
+                given,
+                match OtpType::of(factor) {
+                    OtpType::Online => OtpCheck::Online,
+                    OtpType::Totp => match TotpVerifier::parse(&factor.verifier) {
+                        Some(v) => OtpCheck::Totp(v),
+                        None => {
+                            tracing::warn!(
+                                credential = %subject,
+                                "the TOTP seed of this credential is not in the token: run `csc-server credential migrate-otp`"
+                            );
+                            return Err(self.refuse(
+                                event,
+                                caller,
+                                &subject,
+                                SamError::InvalidOtp,
+                                json!({ "factor": "otp", "detail": "OTP secret not in the token" }),
+                            ));
+                        }
+                    },
+                },
+            )),
+            None => None,
+        };
+
         // PIN first: a wrong PIN must not burn the OTP code.
         if let Some((factor, given)) = pin {
             match verify_pin(
@@ -209,10 +225,15 @@ impl Sam {
         }
         // An offline OTP is checked against the clock here and its step spent in the
         // transaction; an online OTP is checked and spent there in one conditional delete.
-        let otp_proof = match otp {
-            Some((factor, given)) => match OtpType::of(factor) {
-                OtpType::Online => Some(OtpProof::Online(online_otp_hash(credential, given))),
-                OtpType::Totp => match otp_step(factor, given)? {
+        let otp_proof = match otp_check {
+            Some((given, OtpCheck::Online)) => Some(OtpProof::Online(online_otp_digest(
+                &self.hsm,
+                &self.pin_key,
+                credential,
+                given,
+            )?)),
+            Some((given, OtpCheck::Totp(verifier))) => {
+                match totp_step(&self.hsm, &verifier, given)? {
                     Some(step) => Some(OtpProof::Step(step)),
                     None => {
                         return Err(self.factor_failure(
@@ -223,8 +244,8 @@ impl Sam {
                             "wrong OTP",
                         )?);
                     }
-                },
-            },
+                }
+            }
             None => None,
         };
 

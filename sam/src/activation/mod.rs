@@ -29,21 +29,22 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use storage::{
-    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, Grouped,
-    NewSad, RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Credential, CredentialId, CredentialStatus, FactorKind, Grouped, NewSad,
+    RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
 use crate::lockout::{Counted, Lockout};
-use crate::otp::{OtpType, online_otp_hash};
+use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
+use crate::totp::{TotpVerifier, totp_step};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 mod factors;
