@@ -30,7 +30,8 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
-pub use login::{LoginMethod, LoginRefusal};
+pub use lockout::SecretChecks;
+pub use login::LoginRefusal;
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -206,6 +207,8 @@ pub struct Sam {
     pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
+    /// How many secrets were verified ([`Sam::secret_checks`]).
+    checks: lockout::CheckCounter,
 }
 
 impl Sam {
@@ -237,6 +240,7 @@ impl Sam {
             notifier: None,
             pin_key,
             validity: Arc::default(),
+            checks: lockout::CheckCounter::default(),
         })
     }
 
@@ -266,6 +270,12 @@ impl Sam {
         if let Err(e) = self.store.write(|c| c.append_audit(event)) {
             tracing::error!(error = %e, event = %event.event, "could not write an audit record");
         }
+    }
+
+    /// How many PINs, OTPs and passwords this SAM (and its clones) compared with their
+    /// verifiers since it opened ([`SecretChecks`]).
+    pub fn secret_checks(&self) -> SecretChecks {
+        self.checks.snapshot()
     }
 
     /// The store the SAM writes to.

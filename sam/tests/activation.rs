@@ -25,8 +25,8 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use sam::algo::{self, AlgoError};
 use sam::{
-    Caller, Factors, IssuedSad, LoginMethod, LoginRefusal, NewCredentialRequest, OtpChoice,
-    OtpDelivery, OtpNotifier, Sam, SamError, SamPolicy, SignAlgoRequest,
+    Caller, Factors, IssuedSad, LoginRefusal, NewCredentialRequest, OtpChoice, OtpDelivery,
+    OtpNotifier, Sam, SamError, SamPolicy, SignAlgoRequest,
 };
 use secrecy::SecretString;
 use storage::{
@@ -119,10 +119,20 @@ fn caller(store: &Store, name: &str) -> Caller {
 }
 
 fn fixture_with(policy: SamPolicy) -> Fixture {
+    fixture_on(None, policy)
+}
+
+/// A fixture on the PostgreSQL database at `url`, or (`None`) on a SQLite file of its own.
+fn fixture_on(url: Option<&str>, policy: SamPolicy) -> Fixture {
     let token = TestToken::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let store = match url {
+        Some(url) => Store::open(url, StoreOptions::default()).expect("PostgreSQL store"),
+        None => {
+            let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+            Store::open_or_create(&url, StoreOptions::default()).expect("store")
+        }
+    };
     add_users(&store);
     let outbox = Arc::new(Outbox::default());
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
@@ -590,70 +600,201 @@ fn the_pin_locks_after_max_failures_and_then_refuses_even_the_right_pin() {
         .expect("right PIN after unlock");
 }
 
-/// The lockout rule under parallel guesses (Part I 7.1.2.5.1): eight concurrent wrong PINs, and
-/// eight concurrent wrong passwords, against a limit of 3: the secret ends locked, every guess
-/// was refused, and exactly one `factor.lock` (`user.lock`) record says when.
-#[test]
-fn parallel_wrong_guesses_lock_once_for_pins_and_passwords() {
-    const GUESSES: usize = 8;
-    let f = fixture_with(SamPolicy {
-        max_factor_failures: 3,
-        max_login_failures: 3,
-        ..SamPolicy::default()
-    });
+const RACERS: usize = 32;
+
+/// Count first (Part I 7.1.2.5.1; DESIGN.md "count first, then act"): 32 concurrent wrong PINs
+/// against the default limit of 5. Every PIN is refused; exactly 5 are verified — counted where
+/// the SAM compares a PIN with its verifier ([`Sam::secret_checks`]), so a guess refused
+/// without being verified cannot pass for one — and answered `InvalidPin`, the others
+/// `PinLocked`; the factor ends locked with one `factor.lock` record; then the right PIN is
+/// refused, unverified.
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times(f: &Fixture) {
     let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let before = f.sam.secret_checks();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (sam, alice, id, start) =
+                (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.authorize(&alice, &id, 1, None, wrong_pin())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("guess"))
+        .collect();
+    let wrong = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::InvalidPin)))
+        .count();
+    let locked = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::PinLocked)))
+        .count();
+    assert_eq!((wrong, locked), (5, RACERS - 5), "{results:?}");
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 5, "PINs verified");
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!((pin_factor.failures, pin_factor.locked), (5, true));
+    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
+    let refusals: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "sad.authorize" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), RACERS, "every guess is audited");
+    assert_eq!(
+        refusals
+            .iter()
+            .filter(|r| r.detail.contains("wrong PIN"))
+            .count(),
+        5
+    );
+    // the right PIN after the lock: refused, and not even verified
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 5);
+}
+
+/// The same for passwords (`auth/login`): 32 concurrent wrong passwords against the default
+/// limit of 5 are refused, exactly 5 of them verified; the user ends locked with one
+/// `user.lock` record, and the right password is then refused as locked, unverified.
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixture) {
     f.sam
         .add_user("carol", &SecretString::from("carol-password"), "test")
         .expect("carol");
-    let barrier = Arc::new(Barrier::new(2 * GUESSES));
-    let mut handles = Vec::new();
-    for _ in 0..GUESSES {
-        let (sam, alice, id, start) = (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
-        handles.push(std::thread::spawn(move || {
-            start.wait();
-            let r = sam.authorize(&alice, &id, 1, None, wrong_pin());
-            assert!(
-                matches!(r, Err(SamError::InvalidPin | SamError::PinLocked)),
-                "{r:?}"
-            );
-        }));
-        let (sam, start) = (f.sam.clone(), barrier.clone());
-        handles.push(std::thread::spawn(move || {
-            start.wait();
-            let r = sam
-                .check_password(
+    let policy = sam::TokenPolicy {
+        access_ttl: chrono::Duration::minutes(30),
+        refresh_ttl: chrono::Duration::hours(1),
+    };
+    let before = f.sam.secret_checks();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (sam, start) = (f.sam.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.login_with_password(
+                    &policy,
                     "carol",
                     &SecretString::from("wrong-password"),
-                    LoginMethod::Basic,
+                    false,
                 )
-                .expect("checked");
-            assert!(r.is_err(), "a wrong password is refused");
-        }));
-    }
-    for h in handles {
-        h.join().expect("guess");
-    }
-    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
-    assert!(
-        pin_factor.locked && pin_factor.failures >= 3,
-        "{pin_factor:?}"
+                .expect("checked")
+                .err()
+            })
+        })
+        .collect();
+    let refusals: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("guess"))
+        .collect();
+    let invalid = refusals
+        .iter()
+        .filter(|r| **r == Some(LoginRefusal::Invalid))
+        .count();
+    let locked = refusals
+        .iter()
+        .filter(|r| **r == Some(LoginRefusal::Locked))
+        .count();
+    assert_eq!((invalid, locked), (5, RACERS - 5), "{refusals:?}");
+    assert_eq!(
+        f.sam.secret_checks().passwords - before.passwords,
+        5,
+        "passwords verified"
     );
-    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
     let carol = f.sam.user_by_name("carol").expect("read").expect("carol");
-    assert!(carol.locked && carol.failed_logins >= 3, "{carol:?}");
+    assert_eq!((carol.failed_logins, carol.locked), (5, true));
     assert_eq!(count_events(&f.sam, "user.lock", "success"), 1);
-    // locked means locked: the right secrets are refused too
-    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
-    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    assert_eq!(count_events(&f.sam, "auth.login", "refused"), RACERS);
     let r = f
         .sam
-        .check_password(
+        .login_with_password(
+            &policy,
             "carol",
             &SecretString::from("carol-password"),
-            LoginMethod::Basic,
+            false,
         )
         .expect("checked");
     assert_eq!(r.err(), Some(LoginRefusal::Locked));
+    assert_eq!(f.sam.secret_checks().passwords - before.passwords, 5);
+    assert_eq!(count_events(&f.sam, "auth.login", "success"), 0);
+}
+
+#[test]
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times_sqlite() {
+    concurrent_wrong_pins_are_verified_at_most_max_failures_times(&fixture());
+}
+
+#[test]
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times_postgres() {
+    let db = PgDb::create();
+    concurrent_wrong_pins_are_verified_at_most_max_failures_times(&fixture_on(
+        Some(&db.url),
+        SamPolicy::default(),
+    ));
+}
+
+#[test]
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times_sqlite() {
+    concurrent_wrong_passwords_are_verified_at_most_max_failures_times(&fixture());
+}
+
+#[test]
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times_postgres() {
+    let db = PgDb::create();
+    concurrent_wrong_passwords_are_verified_at_most_max_failures_times(&fixture_on(
+        Some(&db.url),
+        SamPolicy::default(),
+    ));
+}
+
+/// A wrong value of one factor counts for that factor only: the slot the same activation
+/// reserved for the other factor (not verified, or right) is given back; a success clears both.
+#[test]
+fn a_wrong_factor_gives_the_other_factors_slot_back() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    let h = vec![sha256(b"two factors")];
+    let counts = |f: &Fixture| {
+        (
+            factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+            factor(&f.sam, &cred.id, FactorKind::Otp).failures,
+        )
+    };
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(WRONG_PIN, &code),
+    );
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    assert_eq!(
+        counts(&f),
+        (1, 0),
+        "the OTP was not tried: its slot is given back"
+    );
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(PIN, "000000"),
+    );
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    assert_eq!(
+        counts(&f),
+        (1, 1),
+        "the PIN was right: its slot is given back"
+    );
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, Some(h), f.pin_online(&cred.id))
+        .expect("both right");
+    assert_eq!(counts(&f), (0, 0), "cleared with the grant");
 }
 
 #[test]
@@ -2018,6 +2159,10 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
         .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id));
     assert!(matches!(r, Err(SamError::RequestGone)), "{r:?}");
     // (the refused second approval returns no code: its transaction rolled back, counted below)
+    // Its factors were right and no grant came of it: the slots it reserved are given back.
+    for kind in [FactorKind::Pin, FactorKind::Otp] {
+        assert_eq!(factor(&f.sam, &cred.id, kind).failures, 0, "{kind:?}");
+    }
 
     let storage::CodeRedemption::Redeemed(code) = f
         .sam

@@ -57,18 +57,6 @@ impl Conn<'_> {
             .transpose()
     }
 
-    /// Clears the failure counter (after a successful verification); the lock is unchanged.
-    pub fn reset_factor_failures(
-        &mut self,
-        id: &CredentialId,
-        kind: FactorKind,
-    ) -> Result<(), StorageError> {
-        let n = diesel::update(cf::table.find((id.to_string(), kind.as_str())))
-            .set(cf::failures.eq(0))
-            .execute(self.conn)?;
-        one_row(n)
-    }
-
     /// Locks or unlocks a factor. Unlocking also clears the failure counter.
     pub fn set_factor_lock(
         &mut self,

@@ -45,6 +45,7 @@ pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
 pub use group::Grouped;
 pub use integrity::{IntegrityKeys, Violation};
+pub use lockout::Counter;
 pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
 pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,

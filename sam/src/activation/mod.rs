@@ -36,12 +36,12 @@ use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{
-    AuthMode, Conn, Credential, CredentialId, CredentialStatus, Factor, FactorKind, Grouped,
-    NewSad, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Counter, Credential, CredentialId, CredentialStatus, Factor, FactorKind,
+    Grouped, NewSad, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
-use crate::lockout::{Counted, Lockout};
+use crate::lockout::{Checked, Lockout};
 use crate::otp::{OtpType, online_otp_hash};
 use crate::secrets::{PinMatch, pin_verifier, random_token, verify_pin};
 use crate::{AuditEvent, Sam, SamError, audit_event};

@@ -103,9 +103,11 @@ impl Sam {
     ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
     ///   like a PIN failure.
     ///
-    /// Parallel wrong guesses that all start before the lock is written are each verified, so
-    /// at most (max_factor_failures + concurrent requests - 1) guesses are possible; a right
-    /// guess among them is still refused if the lock committed before its SAD is written.
+    /// The lockout counts first ([`crate::lockout`]): a failure slot of every factor is
+    /// reserved before any is verified, so at most `max_factor_failures` guesses of a factor
+    /// are ever verified between two successes, however many requests run in parallel; the
+    /// right value arriving after the lock (or while every slot is taken) is refused
+    /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]).
     ///
     /// Audited as `sad.authorize` (success or refused, with the reason).
     pub fn authorize(
