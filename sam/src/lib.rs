@@ -105,6 +105,14 @@ pub enum SamError {
     /// SCAL 2 (or a hash-bound SAD) without `hash` in authorize / extendTransaction.
     #[error("the hashes to authorize are missing")]
     MissingHash,
+    /// SCAL 2 authorize (or OAuth 2.0 consent) whose `hash` count is not `numSignatures`: the
+    /// SAD is linked to exactly the hashes it authorizes (Part II 3.2.1.4).
+    #[error("a SCAL 2 activation must carry exactly numSignatures hashes")]
+    HashCountMismatch,
+    /// SCAL 2 extendTransaction with a hash the SAD does not (or no longer) bind: a renewal
+    /// only renews what the signer authorized; a new hash needs a new activation.
+    #[error("a hash not authorized by the SAD needs a new activation")]
+    HashNotRenewable,
     /// signHash with an empty `hash` array.
     #[error("the hash array is empty")]
     EmptyHashes,

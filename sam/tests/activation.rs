@@ -1056,6 +1056,7 @@ fn scal2_binds_the_sad_to_its_hashes() {
     assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
     let r = f.sam.authorize(&f.alice, &cred.id, 1, Some(vec![]), pin());
     assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    // exactly numSignatures hashes: neither more nor fewer
     let r = f.sam.authorize(
         &f.alice,
         &cred.id,
@@ -1063,7 +1064,19 @@ fn scal2_binds_the_sad_to_its_hashes() {
         Some(vec![h1.clone(), h2.clone()]),
         pin(),
     );
-    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    assert!(matches!(r, Err(SamError::HashCountMismatch)), "{r:?}");
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin());
+    assert!(matches!(r, Err(SamError::HashCountMismatch)), "{r:?}");
+    assert_eq!(
+        (
+            factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+            f.sam.secret_checks().pins
+        ),
+        (0, 0),
+        "refused before any factor is touched"
+    );
     let r = f
         .sam
         .authorize(&f.alice, &cred.id, 1, Some(vec![vec![7; 20]]), pin());
@@ -1346,25 +1359,20 @@ fn a_disabled_credential_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // extendTransaction
 
+/// SCAL 1 keeps the spec's nested-signature flow (§13.8, §11.7): authorize(2, [h1]) -> sign h1
+/// -> extend([h2]) -> sign h2; the new hash is added within the signatures left.
 #[test]
 fn extend_transaction_chains_sads_for_nested_signatures() {
     let f = fixture();
-    let cred = ec(&f.sam, "alice", Scal::Two, 2);
+    let cred = ec(&f.sam, "alice", Scal::One, 2);
     let mech = SignMechanism::Ecdsa {
         hash: HashAlg::Sha256,
     };
     let (h1, h2, h3) = (sha256(b"h1"), sha256(b"h2"), sha256(b"h3"));
 
-    // spec §13.8: authorize(2, [h1]) -> sign h1 -> extend([h2]) -> sign h2
     let sad1 = f
         .sam
-        .authorize(
-            &f.alice,
-            &cred.id,
-            2,
-            Some(vec![h1.clone()]),
-            f.pin_online(&cred.id),
-        )
+        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin())
         .expect("authorize");
     let sigs = f
         .sam
@@ -1387,11 +1395,7 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
     );
     assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
 
-    // SCAL 2 needs new hashes; no more than the signatures left
-    let r = f
-        .sam
-        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None);
-    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    // no more hashes than the signatures left
     let r = f.sam.extend_transaction(
         &f.alice,
         &cred.id,
@@ -1447,7 +1451,102 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         .sign_hash(&f.alice, &cred.id, &sad2.sad, &[h2], &es256());
     assert!(matches!(r, Err(SamError::InvalidSad)), "used up: {r:?}");
     assert_eq!(count_events(&f.sam, "sad.extend", "success"), 1);
-    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 3);
+    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 2);
+}
+
+/// SCAL 2 is strict (Part II 3.2.1.4: the SAD is linked to the DTBS/R the signer authorized):
+/// extendTransaction renews only hashes still bound to the SAD — all of them or a subset, one
+/// signature each — and a hash the signer never authorized (or already signed) needs a new
+/// activation; the refusal leaves the SAD alive.
+#[test]
+fn scal2_extend_transaction_renews_only_the_authorized_hashes() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 3);
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    let (h1, h2, h3, foreign) = (
+        sha256(b"h1"),
+        sha256(b"h2"),
+        sha256(b"h3"),
+        sha256(b"never authorized"),
+    );
+    let sad1 = f
+        .sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            3,
+            Some(vec![h1.clone(), h2.clone(), h3.clone()]),
+            f.pin_online(&cred.id),
+        )
+        .expect("authorize");
+    f.sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad1.sad,
+            std::slice::from_ref(&h1),
+            &es256(),
+        )
+        .expect("sign h1");
+
+    let extend = |sad: &str, hashes: Option<Vec<Vec<u8>>>| {
+        f.sam.extend_transaction(&f.alice, &cred.id, sad, hashes)
+    };
+    let r = extend(&sad1.sad, None);
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    for wanted in [
+        vec![foreign.clone()],
+        vec![h2.clone(), foreign.clone()],
+        vec![h1.clone()],
+        vec![h2.clone(), h2.clone()],
+    ] {
+        let r = extend(&sad1.sad, Some(wanted.clone()));
+        assert!(
+            matches!(r, Err(SamError::HashNotRenewable)),
+            "{wanted:?}: {r:?}"
+        );
+    }
+    let rec = sad_record(&f.sam, &sad1.sad);
+    assert!(!rec.revoked, "refusals leave the SAD alive");
+    assert_eq!(
+        (rec.remaining, rec.hashes),
+        (2, Some(vec![h2.clone(), h3.clone()]))
+    );
+
+    // the same hashes: renewed as they are
+    let sad2 = extend(&sad1.sad, Some(vec![h3.clone(), h2.clone()])).expect("renew both");
+    let rec = sad_record(&f.sam, &sad2.sad);
+    assert_eq!(
+        (rec.remaining, rec.hashes),
+        (2, Some(vec![h3.clone(), h2.clone()]))
+    );
+    // a subset: only it is renewed, one signature each
+    let sad3 = extend(&sad2.sad, Some(vec![h2.clone()])).expect("renew a subset");
+    let rec = sad_record(&f.sam, &sad3.sad);
+    assert_eq!((rec.remaining, rec.hashes), (1, Some(vec![h2.clone()])));
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &sad3.sad,
+        std::slice::from_ref(&h3),
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+    let sigs = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad3.sad,
+            std::slice::from_ref(&h2),
+            &es256(),
+        )
+        .expect("sign h2");
+    assert_all_verify(&cred, &mech, std::slice::from_ref(&h2), &sigs);
+    assert_eq!(count_events(&f.sam, "sad.extend", "success"), 2);
+    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 5);
 }
 
 #[test]
@@ -1704,7 +1803,7 @@ fn audit_records_hold_no_secrets() {
         &f.alice,
         &cred.id,
         2,
-        Some(vec![h1.clone()]),
+        Some(vec![h1.clone(), h2.clone()]),
         pin_otp(WRONG_PIN, &code),
     );
     let sad1 = f
@@ -1713,7 +1812,7 @@ fn audit_records_hold_no_secrets() {
             &f.alice,
             &cred.id,
             2,
-            Some(vec![h1.clone()]),
+            Some(vec![h1.clone(), h2.clone()]),
             pin_otp(PIN, &code),
         )
         .expect("authorize");
@@ -1728,7 +1827,7 @@ fn audit_records_hold_no_secrets() {
         &f.alice,
         &cred.id,
         &sad1.sad,
-        std::slice::from_ref(&h2),
+        &[sha256(b"not authorized")],
         &es256(),
     );
     f.sam

@@ -208,8 +208,10 @@ fn owned(
 }
 
 /// The checks of the request itself that every key activation makes before any factor is
-/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs hashes; no more hashes than
-/// signatures; approved digest lengths. Returns the count and the hashes to bind.
+/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs exactly `num_signatures` hashes
+/// (the SAD is linked to the DTBS/R it authorizes, Part II 3.2.1.4; spec §11.6: the count
+/// SHOULD equal numSignatures and the server MAY refuse otherwise); SCAL 1, no more hashes
+/// than signatures; approved digest lengths. Returns the count and the hashes to bind.
 fn check_request(
     cred: &Credential,
     num_signatures: i64,
@@ -225,11 +227,17 @@ fn check_request(
         return Err(SamError::TooManySignatures);
     }
     let hashes = non_empty(hashes);
-    match &hashes {
-        None if cred.scal == Scal::Two => return Err(SamError::MissingHash),
-        Some(h) if h.len() > num as usize => return Err(SamError::TooManySignatures),
-        Some(h) => check_digest_lengths(h)?,
-        None => {}
+    let count = hashes.as_ref().map_or(0, Vec::len);
+    match (&hashes, cred.scal) {
+        (None, Scal::Two) => return Err(SamError::MissingHash),
+        (Some(_), Scal::Two) if i32::try_from(count) != Ok(num) => {
+            return Err(SamError::HashCountMismatch);
+        }
+        (Some(_), Scal::One) if i32::try_from(count).map_or(true, |n| n > num) => {
+            return Err(SamError::TooManySignatures);
+        }
+        (Some(h), _) => check_digest_lengths(h)?,
+        (None, Scal::One) => {}
     }
     Ok((num, hashes))
 }

@@ -85,10 +85,13 @@ impl Sam {
     ///   credential whose `authMode` is `oauth2code` is refused ([`SamError::OAuthOnly`], spec
     ///   §11.6: "SHALL NOT be used" for it).
     /// * `1 <= num_signatures <= multisign`.
-    /// * SCAL 2 requires `hashes` (1..=num_signatures of them; fewer is allowed, the rest come
-    ///   with extendTransaction, spec §13.8) and binds the SAD to exactly that multiset
-    ///   (Part II 3.2.1.4). SCAL 1 binds them too when they are sent (the spec lets the server
-    ///   bind a SAD to the hashes it was given): such a SAD then signs only those hashes.
+    /// * SCAL 2 requires exactly `num_signatures` hashes ([`SamError::MissingHash`],
+    ///   [`SamError::HashCountMismatch`]; spec §11.6: the count SHOULD equal numSignatures and
+    ///   the server MAY refuse otherwise) and binds the SAD to exactly that multiset (Part II
+    ///   3.2.1.4): every signature of the transaction is of a hash the signer saw and
+    ///   authorized. SCAL 1 binds them too when they are sent (up to `num_signatures`; the
+    ///   spec lets the server bind a SAD to the hashes it was given): such a SAD then signs
+    ///   only those hashes.
     /// * SCAL 2 is never activated by one factor: a SCAL 2 credential without both a PIN and an
     ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2).
     ///   Provisioning refuses to make one; this guards older data.
@@ -163,10 +166,14 @@ impl Sam {
     ///
     /// * The old SAD must be the caller's and the credential's, not revoked, with signatures
     ///   left ([`SamError::InvalidSad`]) and unexpired ([`SamError::SadExpired`]).
-    /// * A hash-bound SAD (SCAL 2, or SCAL 1 authorized with hashes) keeps its unspent hashes
-    ///   and adds the new ones; SCAL 2 requires new hashes ([`SamError::MissingHash`]). The
-    ///   bound hashes may not outnumber the signatures left ([`SamError::TooManySignatures`]).
-    ///   Hashes sent for a count-only SCAL 1 SAD bind the new SAD to them.
+    /// * SCAL 2 (the SAD is linked to the DTBS/R the signer authorized, Part II 3.2.1.4): the
+    ///   request must name hashes ([`SamError::MissingHash`]), each still bound to the old SAD
+    ///   (a multiset: [`SamError::HashNotRenewable`] otherwise — a new hash needs a new
+    ///   activation); the new SAD binds exactly those, one signature each.
+    /// * SCAL 1 (spec §13.8, §11.6: new hashes may be given): a hash-bound SAD keeps its unspent
+    ///   hashes and adds the new ones; hashes sent for a count-only SAD bind the new SAD to
+    ///   them. The bound hashes may not outnumber the signatures left
+    ///   ([`SamError::TooManySignatures`]).
     /// * In ONE transaction: the old SAD is revoked (only one of two concurrent extensions can
     ///   win), re-read under that lock (a signature spent concurrently is not handed out
     ///   again), the new SAD stored and the renewal audited (`sad.extend`). A refusal found in
@@ -194,23 +201,38 @@ impl Sam {
         if let Some(h) = &new_hashes {
             check_digest_lengths(h).map_err(refuse)?;
         }
+        // What the new SAD gets (signatures, bound hashes), or why there is none.
         let plan = |old: Option<&Sad>| -> Result<Renewal, SamError> {
             let old = check_sad(old, caller, credential, now)?;
-            if cred.scal == Scal::Two && new_hashes.is_none() {
-                return Err(SamError::MissingHash);
-            }
-            let bound = match (&old.hashes, &new_hashes) {
-                (None, None) => None,
-                (old_h, new_h) => {
-                    let mut all = old_h.clone().unwrap_or_default();
-                    all.extend(new_h.iter().flatten().cloned());
-                    if i32::try_from(all.len()).map_or(true, |n| n > old.remaining) {
-                        return Err(SamError::TooManySignatures);
+            let renewal = match cred.scal {
+                Scal::Two => {
+                    let wanted = new_hashes.as_ref().ok_or(SamError::MissingHash)?;
+                    // only what the signer authorized, still unspent, is renewed
+                    match &old.hashes {
+                        Some(bound) if covers(bound, wanted) => {}
+                        _ => return Err(SamError::HashNotRenewable),
                     }
-                    Some(all)
+                    match i32::try_from(wanted.len()) {
+                        Ok(n) if n <= old.remaining => (n, Some(wanted.clone())),
+                        _ => return Err(SamError::TooManySignatures),
+                    }
+                }
+                Scal::One => {
+                    let bound = match (&old.hashes, &new_hashes) {
+                        (None, None) => None,
+                        (old_h, new_h) => {
+                            let mut all = old_h.clone().unwrap_or_default();
+                            all.extend(new_h.iter().flatten().cloned());
+                            if i32::try_from(all.len()).map_or(true, |n| n > old.remaining) {
+                                return Err(SamError::TooManySignatures);
+                            }
+                            Some(all)
+                        }
+                    };
+                    (old.remaining, bound)
                 }
             };
-            Ok((old.remaining, bound))
+            Ok(renewal)
         };
         // Everything checked before the transaction, so an obvious refusal costs no write.
         plan(old.as_ref()).map_err(refuse)?;
