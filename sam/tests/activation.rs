@@ -1006,6 +1006,7 @@ fn another_users_sad_is_refused_and_not_burned() {
                 remaining: 1,
                 expires_at: storage::utc_now() + chrono::TimeDelta::hours(1),
                 hashes: None,
+                authorized_at: storage::utc_now(),
             })
         })
         .expect("insert");
@@ -1413,13 +1414,19 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         .extend_transaction(&f.alice, &cred.id, &sad1.sad, Some(vec![h2.clone()]))
         .expect("extend");
     assert_ne!(sad2.sad, sad1.sad);
-    assert_eq!(sad2.expires_in, 3600);
     let rec = sad_record(&f.sam, &sad2.sad);
     assert_eq!(
         (rec.remaining, rec.hashes.clone()),
         (1, Some(vec![h2.clone()]))
     );
-    assert!(rec.expires_at > sad_record(&f.sam, &sad1.sad).created_at);
+    // the default maximum transaction life (1 h) is the SAD lifetime: a renewal keeps the
+    // first SAD's expiry
+    let first = sad_record(&f.sam, &sad1.sad);
+    assert_eq!(
+        (rec.authorized_at, rec.expires_at),
+        (first.authorized_at, first.expires_at)
+    );
+    assert!(sad2.expires_in <= 3600, "{sad2:?}");
 
     // the old SAD is dead, for signing and for extending
     let r = f.sam.sign_hash(
@@ -1547,6 +1554,81 @@ fn scal2_extend_transaction_renews_only_the_authorized_hashes() {
     assert_all_verify(&cred, &mech, std::slice::from_ref(&h2), &sigs);
     assert_eq!(count_events(&f.sam, "sad.extend", "success"), 2);
     assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 5);
+}
+
+/// A SAD's life is capped (Part III 6: limits on use before re-authorization): renewals keep
+/// the transaction's authorization time, so with `max_transaction_life` (600 s) shorter than
+/// the SAD lifetime (3600 s), every SAD of the transaction expires exactly at
+/// authorized_at + 600 s, however it was renewed; a renewal asked after that is refused as
+/// expired, and so is a signature.
+#[test]
+fn renewals_stop_at_the_maximum_transaction_life() {
+    let f = fixture_with(SamPolicy {
+        sad_lifetime: Duration::from_secs(3600),
+        max_transaction_life: Duration::from_secs(600),
+        ..SamPolicy::default()
+    });
+    let cap = chrono::TimeDelta::seconds(600);
+    let cred = ec(&f.sam, "alice", Scal::One, 3);
+    let d: Vec<_> = (0..3u8).map(|i| sha256(&[i])).collect();
+    let sad1 = f
+        .sam
+        .authorize(&f.alice, &cred.id, 3, None, pin())
+        .expect("authorize");
+    assert_eq!(sad1.expires_in, 600, "min(lifetime, cap)");
+    let rec1 = sad_record(&f.sam, &sad1.sad);
+    let authorized_at = rec1.authorized_at;
+    assert_eq!(rec1.expires_at, authorized_at + cap);
+    assert!(authorized_at <= rec1.created_at);
+
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad1.sad, &d[..1], &es256())
+        .expect("one");
+    let sad2 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None)
+        .expect("renew");
+    let rec2 = sad_record(&f.sam, &sad2.sad);
+    assert_eq!(rec2.authorized_at, authorized_at, "the renewal keeps it");
+    assert_eq!(rec2.expires_at, authorized_at + cap, "not a fresh hour");
+    assert!(sad2.expires_in <= 600, "{sad2:?}");
+    let sad3 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad2.sad, None)
+        .expect("renew again");
+    let rec3 = sad_record(&f.sam, &sad3.sad);
+    assert_eq!(
+        (rec3.authorized_at, rec3.expires_at),
+        (authorized_at, authorized_at + cap)
+    );
+
+    // A SAD whose transaction began more than 600 s ago (renewed under a longer maximum, say)
+    // is past its transaction's end, whatever its own expiry says.
+    let late = "a-sad-whose-transaction-is-over";
+    let now = storage::utc_now();
+    f.sam
+        .store()
+        .write(|c| {
+            c.insert_sad(&storage::NewSad {
+                sad_hash: secret_hash(late.as_bytes()).to_vec(),
+                user_id: f.alice.user,
+                credential_id: cred.id,
+                token_hash: f.alice.token_hash.to_vec(),
+                remaining: 2,
+                expires_at: now + chrono::TimeDelta::seconds(3000),
+                hashes: None,
+                authorized_at: now - cap - chrono::TimeDelta::seconds(1),
+            })
+        })
+        .expect("insert");
+    let r = f.sam.extend_transaction(&f.alice, &cred.id, late, None);
+    assert!(matches!(r, Err(SamError::SadExpired)), "{r:?}");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, late, &d[1..2], &es256());
+    assert!(matches!(r, Err(SamError::SadExpired)), "{r:?}");
+    let rec = sad_record(&f.sam, late);
+    assert_eq!((rec.revoked, rec.remaining), (false, 2), "nothing spent");
 }
 
 #[test]
@@ -2274,6 +2356,13 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
     let issued = f.sam.issue_sad_for_code(&code).expect("SAD");
     let rec = sad_record(&f.sam, &issued.sad);
     assert_eq!((rec.remaining, rec.hashes.clone()), (2, Some(h.clone())));
+    // the transaction was authorized at the consent: its maximum life counts from then
+    assert_eq!(rec.authorized_at, code.created_at);
+    assert_eq!(
+        rec.expires_at,
+        code.created_at + chrono::TimeDelta::hours(1),
+        "the default maximum (1 h) ends it before a fresh SAD lifetime (1 h from now) would"
+    );
     // the same rules as any SAD: only the approved hashes, each once
     let r = f.sam.sign_hash(
         &f.alice,

@@ -66,6 +66,7 @@ impl Conn<'_> {
             revoked: false,
             created_at: utc_now(),
             mac: None,
+            authorized_at: truncate_to_micros(new.authorized_at),
         };
         diesel::insert_into(s::table)
             .values(&row)

@@ -273,6 +273,7 @@ fn sad_for(
         remaining,
         expires_at: utc_now() + ttl,
         hashes,
+        authorized_at: utc_now() - chrono::Duration::seconds(90),
     };
     store.write(|c| c.insert_sad(&new)).expect("insert sad");
     sad_hash
@@ -667,6 +668,11 @@ fn sad_consume_counts(db: &TestDb) {
     assert_eq!(stored.user_id, alice.id);
     assert_eq!(stored.hashes, None);
     assert!(stored.is_usable(utc_now()));
+    // the transaction's authorization time is kept as given (sad_for: 90 s before creation)
+    assert!(
+        stored.authorized_at < stored.created_at - secs(80),
+        "{stored:?}"
+    );
 
     assert!(consume(2));
     assert!(consume(2));
@@ -701,6 +707,7 @@ fn sad_consume_counts(db: &TestDb) {
         remaining: 1,
         expires_at: utc_now(),
         hashes: None,
+        authorized_at: utc_now(),
     };
     let r = db.write(|c| c.insert_sad(&dup));
     assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");

@@ -1299,6 +1299,29 @@ fn scal2_binds_exactly_num_signatures_hashes_and_renews_only_those() {
     ));
 }
 
+/// A transaction's life is capped (`max_transaction_life_secs`): with a cap of 600 s under the
+/// default SAD lifetime of 3600 s, authorize says `expiresIn` 600 and a renewal never more.
+#[test]
+fn renewed_sads_never_outlive_the_maximum_transaction_life() {
+    let k = Kit::with(|c| c.max_transaction_life_secs = 600);
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let multi = k.id("multi");
+    let (status, got) = authorize(&k, &alice, multi, 3, None);
+    assert_eq!((status, &got["expiresIn"]), (200, &json!(600)), "{got}");
+    let mut sad = got["SAD"].as_str().expect("SAD").to_owned();
+    for _ in 0..2 {
+        let (status, got) = k.call(
+            "credentials/extendTransaction",
+            Some(&alice),
+            &json!({ "credentialID": multi, "SAD": sad }),
+        );
+        assert_eq!(status, 200, "{got}");
+        let expires_in = got["expiresIn"].as_u64().expect("expiresIn");
+        assert!(expires_in <= 600, "capped, not a fresh hour: {got}");
+        sad = got["SAD"].as_str().expect("SAD").to_owned();
+    }
+}
+
 /// Whether a racer's answer is the signature (1) or the refusal of the spent SAD (0).
 fn won(status: u16, v: &Value) -> usize {
     match status {
