@@ -3,17 +3,17 @@
 //! "every limit holds under concurrency: count first, then act"; storage's `lockout` module
 //! has the statements):
 //!
-//! 1. [`Lockout::reserve`]: every attempt takes its failure slot BEFORE the secret is verified,
+//! 1. `Lockout::reserve`: every attempt takes its failure slot BEFORE the secret is verified,
 //!    in one conditional update that also checks the lock. No slot: refused as locked, the
 //!    secret unverified. So with a limit of N, at most N attempts are verified between two
 //!    successes, however many arrive at once (before, every attempt that read "unlocked"
 //!    was verified: 6 to 12 of 32 concurrent wrong PINs against a limit of 5).
-//! 2. [`Lockout::fail`]: a wrong value keeps its slot; the failure whose count has reached the
+//! 2. `Lockout::fail`: a wrong value keeps its slot; the failure whose count has reached the
 //!    limit sets the lock, audited as a lock event of its own — exactly once, even among
 //!    concurrent failures.
-//! 3. [`Lockout::clear`]: a right value clears the counter in the transaction that grants (the
+//! 3. `Lockout::clear`: a right value clears the counter in the transaction that grants (the
 //!    SAD, the code, the tokens, the sign-in), refused if the secret locked meanwhile.
-//! 4. [`Lockout::release`]: an attempt neither right nor wrong for this secret (another factor
+//! 4. `Lockout::release`: an attempt neither right nor wrong for this secret (another factor
 //!    of the same activation was wrong or locked) gives its slot back.
 //!
 //! A crash between the reservation and the outcome leaves the slot counted (conservative). A

@@ -66,7 +66,7 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 
 impl Sam {
     /// `auth/login` with HTTP Basic (spec §11.2): checks the user name and password
-    /// ([`Sam::password_login`]) and, in the transaction that clears the user's failure count,
+    /// (`Sam::password_login`) and, in the transaction that clears the user's failure count,
     /// stores an access token (and a refresh token when `remember_me`) and the `auth.login`
     /// success record (`method` `basic`). Refusals are `Ok(Err(_))`. Blocking.
     pub fn login_with_password(
@@ -96,7 +96,7 @@ impl Sam {
     }
 
     /// The sign-in form of the OAuth 2.0 authorization page: checks the user name and password
-    /// ([`Sam::password_login`]); the sign-in is recorded (`auth.login`, `method` `oauth2`,
+    /// (`Sam::password_login`); the sign-in is recorded (`auth.login`, `method` `oauth2`,
     /// with the client) in the transaction that clears the user's failure count. Returns the
     /// user. Refusals are `Ok(Err(_))`. Blocking.
     pub fn oauth_sign_in(
