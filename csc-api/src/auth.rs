@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use csc_types::LoginResponse;
 pub use sam::{ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, client_actor};
-use sam::{Caller, CredentialId, LoginMethod, UserId};
+use sam::{Caller, CredentialId, UserId};
 use secrecy::SecretString;
 
 use crate::app::AppState;
@@ -203,11 +203,9 @@ fn issue_tokens(
             // wrong password, unknown or locked user: one answer (Part I 7.1.2.5.1)
             match state
                 .sam
-                .check_password(&user, &password, LoginMethod::Basic)?
+                .login_with_password(&state.tokens, &user, &password, remember_me)?
             {
-                Ok(user) => state
-                    .sam
-                    .issue_login_tokens(&state.tokens, &user, remember_me)?,
+                Ok(issued) => issued,
                 Err(_) => return Err(authentication_error()),
             }
         }

@@ -29,6 +29,7 @@ const ENV_KEYS: &[&str] = &[
     "access_token_ttl_secs",
     "refresh_token_ttl_secs",
     "sad_ttl_secs",
+    "max_transaction_life_secs",
     "max_factor_failures",
     "max_login_failures",
     "online_otp_ttl_secs",
@@ -61,6 +62,7 @@ pub struct FileConfig {
     pub access_token_ttl_secs: Option<u32>,
     pub refresh_token_ttl_secs: Option<u32>,
     pub sad_ttl_secs: Option<u32>,
+    pub max_transaction_life_secs: Option<u32>,
     pub max_factor_failures: Option<u16>,
     pub max_login_failures: Option<u16>,
     pub online_otp_ttl_secs: Option<u32>,
@@ -110,6 +112,9 @@ pub struct Config {
     pub refresh_token_ttl_secs: u32,
     /// Lifetime of a SAD (seconds; the spec's default `expiresIn` is 3600).
     pub sad_ttl_secs: u32,
+    /// Maximum life of a transaction from its activation, `extendTransaction` renewals
+    /// included (seconds): no SAD of it outlives this.
+    pub max_transaction_life_secs: u32,
     /// Consecutive wrong PINs/OTPs that lock a credential's activation.
     pub max_factor_failures: u16,
     /// Consecutive failed logins (auth/login, the OAuth 2.0 page) that lock a user.
@@ -192,6 +197,7 @@ impl Config {
             access_token_ttl_secs: raw.access_token_ttl_secs.unwrap_or(1800),
             refresh_token_ttl_secs: raw.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
             sad_ttl_secs: raw.sad_ttl_secs.unwrap_or(3600).max(1),
+            max_transaction_life_secs: raw.max_transaction_life_secs.unwrap_or(3600).max(1),
             max_factor_failures: raw.max_factor_failures.unwrap_or(5).max(1),
             max_login_failures: raw.max_login_failures.unwrap_or(5).max(1),
             online_otp_ttl_secs: raw.online_otp_ttl_secs.unwrap_or(300).max(1),
@@ -246,6 +252,9 @@ impl Config {
     pub fn sam_policy(&self) -> sam::SamPolicy {
         sam::SamPolicy {
             sad_lifetime: std::time::Duration::from_secs(u64::from(self.sad_ttl_secs)),
+            max_transaction_life: std::time::Duration::from_secs(u64::from(
+                self.max_transaction_life_secs,
+            )),
             max_factor_failures: i32::from(self.max_factor_failures),
             max_login_failures: i32::from(self.max_login_failures),
             online_otp_lifetime: std::time::Duration::from_secs(u64::from(
@@ -308,6 +317,31 @@ mod tests {
         );
         assert_eq!((c.public_url, c.oauth2_code_ttl_secs), (None, 60));
         assert_eq!((c.max_login_failures, c.online_otp_ttl_secs), (5, 300));
+        assert_eq!((c.sad_ttl_secs, c.max_transaction_life_secs), (3600, 3600));
+        let p = Config::resolve(Path::new("/d"), FileConfig::default()).sam_policy();
+        assert_eq!(
+            (p.sad_lifetime.as_secs(), p.max_transaction_life.as_secs()),
+            (3600, 3600)
+        );
+    }
+
+    #[test]
+    fn the_maximum_transaction_life_reaches_the_sam() {
+        let raw = FileConfig {
+            max_transaction_life_secs: Some(900),
+            ..FileConfig::default()
+        };
+        let p = Config::resolve(Path::new("/d"), raw).sam_policy();
+        assert_eq!(p.max_transaction_life, std::time::Duration::from_secs(900));
+        let zero = FileConfig {
+            max_transaction_life_secs: Some(0),
+            ..FileConfig::default()
+        };
+        assert_eq!(
+            Config::resolve(Path::new("/d"), zero).max_transaction_life_secs,
+            1,
+            "at least one second"
+        );
     }
 
     #[test]

@@ -123,6 +123,12 @@ impl From<SamError> for ApiError {
             S::InvalidNumSignatures => Self::invalid("Invalid value for parameter numSignatures"),
             S::TooManySignatures => Self::invalid("Numbers of signatures is too high"),
             S::MissingHash => Self::missing("array", "hash"),
+            S::HashCountMismatch => {
+                Self::invalid("The number of hashes must be equal to numSignatures for SCAL 2")
+            }
+            S::HashNotRenewable => Self::invalid(
+                "Hash is not authorized by the SAD. A new credentials/authorize is required",
+            ),
             S::EmptyHashes => Self::invalid("Empty hash array"),
             S::MissingPin => Self::missing("string", "PIN"),
             S::MissingOtp => Self::missing("string", "OTP"),
@@ -286,6 +292,22 @@ mod tests {
             ApiError::from(SamError::SigningFailed),
             ApiError::Internal(_)
         ));
+        assert_eq!(
+            parts(SamError::HashCountMismatch.into()),
+            (
+                400,
+                "invalid_request",
+                "The number of hashes must be equal to numSignatures for SCAL 2".into()
+            )
+        );
+        assert_eq!(
+            parts(SamError::HashNotRenewable.into()),
+            (
+                400,
+                "invalid_request",
+                "Hash is not authorized by the SAD. A new credentials/authorize is required".into()
+            )
+        );
     }
 
     #[test]

@@ -301,7 +301,9 @@ pub fn operations() -> Vec<Operation> {
             "credentialsExtendTransaction",
             "credentials",
             "A new SAD for the remaining signatures of a transaction (CSC §11.7)",
-            "",
+            "The new SAD expires with the transaction at the latest: renewals keep the time of \
+             the authorization, and a transaction lives at most the server's \
+             `max_transaction_life_secs`.",
             "ExtendTransactionRequest",
             sad("The new signature activation data"),
         ),

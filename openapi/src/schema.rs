@@ -219,7 +219,9 @@ pub fn schemas() -> Map<String, Value> {
         "AuthorizeRequest": request(&["credentialID", "numSignatures"], json!({
             "credentialID": string("The credential"),
             "numSignatures": positive_integer("Signatures to authorize, at most `multisign`"),
-            "hash": nullable(hashes("Digests bound to the SAD (required at SCAL 2)")),
+            "hash": nullable(hashes(
+                "Digests bound to the SAD (at SCAL 2 required: exactly `numSignatures` of them)"
+            )),
             "PIN": nullable(string("The credential's PIN")),
             "OTP": nullable(string("A one-time password")),
             "description": nullable(string("Shown to the user")),
@@ -231,7 +233,10 @@ pub fn schemas() -> Map<String, Value> {
         }), "`credentials/authorize` and `credentials/extendTransaction` output"),
         "ExtendTransactionRequest": request(&["credentialID", "SAD"], json!({
             "credentialID": string("The credential"),
-            "hash": nullable(hashes("Further digests to bind (SCAL 2)")),
+            "hash": nullable(hashes(
+                "SCAL 1: further digests to bind; SCAL 2 (required): digests still bound to the \
+                 SAD, renewed (a new digest needs a new authorization)"
+            )),
             "SAD": string("The current SAD"),
             "clientData": client_data(),
         }), "`credentials/extendTransaction` input"),

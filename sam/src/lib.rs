@@ -31,7 +31,8 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
-pub use login::{LoginMethod, LoginRefusal};
+pub use lockout::SecretChecks;
+pub use login::LoginRefusal;
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -106,6 +107,14 @@ pub enum SamError {
     /// SCAL 2 (or a hash-bound SAD) without `hash` in authorize / extendTransaction.
     #[error("the hashes to authorize are missing")]
     MissingHash,
+    /// SCAL 2 authorize (or OAuth 2.0 consent) whose `hash` count is not `numSignatures`: the
+    /// SAD is linked to exactly the hashes it authorizes (Part II 3.2.1.4).
+    #[error("a SCAL 2 activation must carry exactly numSignatures hashes")]
+    HashCountMismatch,
+    /// SCAL 2 extendTransaction with a hash the SAD does not (or no longer) bind: a renewal
+    /// only renews what the signer authorized; a new hash needs a new activation.
+    #[error("a hash not authorized by the SAD needs a new activation")]
+    HashNotRenewable,
     /// signHash with an empty `hash` array.
     #[error("the hash array is empty")]
     EmptyHashes,
@@ -208,6 +217,8 @@ pub struct Sam {
     pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
+    /// How many secrets were verified ([`Sam::secret_checks`]).
+    checks: lockout::CheckCounter,
 }
 
 impl Sam {
@@ -239,6 +250,7 @@ impl Sam {
             notifier: None,
             pin_key,
             validity: Arc::default(),
+            checks: lockout::CheckCounter::default(),
         })
     }
 
@@ -290,6 +302,12 @@ impl Sam {
     /// Whether rows with a bad MAC wait to be audited ([`Sam::audit_integrity_violations`]).
     pub fn has_integrity_violations(&self) -> bool {
         self.store.has_violations()
+    }
+
+    /// How many PINs, OTPs and passwords this SAM (and its clones) compared with their
+    /// verifiers since it opened ([`SecretChecks`]).
+    pub fn secret_checks(&self) -> SecretChecks {
+        self.checks.snapshot()
     }
 
     /// The store the SAM writes to.

@@ -1,11 +1,31 @@
 //! The one lockout rule (Part I 7.1.2.5.1), for every secret the service counts: a user's
-//! password and a credential's activation factors (PIN, OTP). Consecutive failures are counted
-//! atomically by storage; at the limit the secret locks, and a locked secret is refused even
-//! when right, until an administrator unlocks it. The failure that sets the lock is audited as
-//! a lock event of its own — exactly one, even among concurrent failures.
+//! password and a credential's activation factors (PIN, OTP). It counts first (DESIGN.md:
+//! "every limit holds under concurrency: count first, then act"; storage's `lockout` module
+//! has the statements):
+//!
+//! 1. `Lockout::reserve`: every attempt takes its failure slot BEFORE the secret is verified,
+//!    in one conditional update that also checks the lock. No slot: refused as locked, the
+//!    secret unverified. So with a limit of N, at most N attempts are verified between two
+//!    successes, however many arrive at once (before, every attempt that read "unlocked"
+//!    was verified: 6 to 12 of 32 concurrent wrong PINs against a limit of 5).
+//! 2. `Lockout::fail`: a wrong value keeps its slot; the failure whose count has reached the
+//!    limit sets the lock, audited as a lock event of its own — exactly once, even among
+//!    concurrent failures.
+//! 3. `Lockout::clear`: a right value clears the counter in the transaction that grants (the
+//!    SAD, the code, the tokens, the sign-in), refused if the secret locked meanwhile.
+//! 4. `Lockout::release`: an attempt neither right nor wrong for this secret (another factor
+//!    of the same activation was wrong or locked) gives its slot back.
+//!
+//! A crash between the reservation and the outcome leaves the slot counted (conservative). A
+//! locked secret is refused even when right, until an administrator unlocks it.
+//!
+//! [`SecretChecks`] counts the verifications themselves, so the rule's effect is observable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
-use storage::{Conn, NewAuditEvent, StorageError};
+use storage::{Conn, Counter, NewAuditEvent, StorageError};
 
 use crate::AuditEvent as Event;
 
@@ -15,11 +35,15 @@ pub struct Lockout {
     max_failures: i32,
 }
 
-/// A failure counter after one more failure was counted.
+/// A failure counter after a failure was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
+    /// Failures counted (attempts still in flight included).
     pub failures: i32,
+    /// Whether the secret is locked now.
     pub locked: bool,
+    /// Whether this failure set the lock (exactly one failure does).
+    pub set_lock: bool,
 }
 
 impl Lockout {
@@ -30,44 +54,112 @@ impl Lockout {
         }
     }
 
-    /// The limit, as storage's atomic counters take it.
+    /// The limit, as storage's counters take it.
     pub fn limit(self) -> i32 {
         self.max_failures
     }
 
-    /// Whether the failure that left the counter at `after` is the one that set the lock.
-    /// Counters only grow until an unlock, so exactly one failure sees `failures == limit`.
-    pub fn set_the_lock(self, after: Counted) -> bool {
-        after.locked && after.failures == self.max_failures
+    /// Step 1: reserves the attempt's failure slot of `counter` before its secret is verified.
+    /// `false`: refused as locked (locked, or every slot taken by failures and attempts in
+    /// flight); the secret must not be verified.
+    pub(crate) fn reserve(self, c: &mut Conn<'_>, counter: Counter) -> Result<bool, StorageError> {
+        c.reserve_attempt(counter, self.max_failures)
     }
 
-    /// Counts one failure with `count` (storage's atomic increment, which locks at the limit),
-    /// writes `refusal` with the counter added to its detail, and — when this failure set the
-    /// lock — a `lock` record naming `actor` and `subject` with `lock_detail` and the count.
-    /// Runs inside the caller's transaction, so the count and its records commit together.
-    pub(crate) fn count_failure(
+    /// Step 2, after a wrong value: the slot stays counted; the lock is set when the count has
+    /// reached the limit. Writes `refusal` with the counter added to its detail and — when this
+    /// failure set the lock — a `lock` record naming `actor` and `subject` with `lock_detail`
+    /// and the count. Runs inside the caller's transaction, so the lock and its records commit
+    /// together.
+    pub(crate) fn fail(
         self,
         c: &mut Conn<'_>,
-        count: impl FnOnce(&mut Conn<'_>, i32) -> Result<Counted, StorageError>,
+        counter: Counter,
         mut refusal: NewAuditEvent,
         lock: (Event, &str, &str, serde_json::Value),
     ) -> Result<Counted, StorageError> {
-        let after = count(c, self.max_failures)?;
+        let set_lock = c.lock_at_limit(counter, self.max_failures)?;
+        let (failures, locked) = c.attempts(counter)?.ok_or(StorageError::NotFound)?;
         if let Some(map) = refusal.detail.as_object_mut() {
-            map.insert("failures".into(), json!(after.failures));
-            map.insert("locked".into(), json!(after.locked));
+            map.insert("failures".into(), json!(failures));
+            map.insert("locked".into(), json!(locked));
         }
         c.append_audit(&refusal)?;
-        if self.set_the_lock(after) {
+        if set_lock {
             let (event, actor, subject, mut detail) = lock;
             if let Some(map) = detail.as_object_mut() {
-                map.insert("failures".into(), json!(after.failures));
+                map.insert("failures".into(), json!(failures));
             }
             c.append_audit(&crate::audit_event(
                 event, actor, subject, "success", detail,
             ))?;
         }
-        Ok(after)
+        Ok(Counted {
+            failures,
+            locked,
+            set_lock,
+        })
+    }
+
+    /// Step 3, after a right value, inside the granting transaction: clears the counter.
+    /// `false`: the secret locked since the reservation; the caller refuses the grant and rolls
+    /// its transaction back.
+    pub(crate) fn clear(self, c: &mut Conn<'_>, counter: Counter) -> Result<bool, StorageError> {
+        c.clear_attempts(counter)
+    }
+
+    /// Step 4: gives back the slot of an attempt that was neither right nor wrong for this
+    /// secret.
+    pub(crate) fn release(self, c: &mut Conn<'_>, counter: Counter) -> Result<(), StorageError> {
+        c.release_attempt(counter)
+    }
+}
+
+/// How many times each kind of secret was compared with its verifier since the SAM opened:
+/// what an online guesser gets (monitoring: a jump is guessing), and what the lockout tests
+/// count to show that a reservation refused means a secret NOT verified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecretChecks {
+    /// PINs verified against a credential's PIN verifier.
+    pub pins: u64,
+    /// OTPs checked against a credential's TOTP secret or pending online code.
+    pub otps: u64,
+    /// Passwords verified against a user's verifier (never the dummy of an unknown or locked
+    /// user).
+    pub passwords: u64,
+}
+
+/// The counters behind [`SecretChecks`], shared by the clones of a SAM.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CheckCounter(Arc<[AtomicU64; 3]>);
+
+/// Which secret was checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Checked {
+    Pin = 0,
+    Otp = 1,
+    Password = 2,
+}
+
+impl CheckCounter {
+    /// Counts one verification; call it right where the secret meets its verifier.
+    pub(crate) fn count(&self, what: Checked) {
+        if let Some(n) = self.0.get(what as usize) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> SecretChecks {
+        let get = |what: Checked| {
+            self.0
+                .get(what as usize)
+                .map_or(0, |n| n.load(Ordering::Relaxed))
+        };
+        SecretChecks {
+            pins: get(Checked::Pin),
+            otps: get(Checked::Otp),
+            passwords: get(Checked::Password),
+        }
     }
 }
 
@@ -76,14 +168,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_failure_that_reaches_the_limit_sets_the_lock() {
-        let l = Lockout::new(3);
-        let at = |failures, locked| Counted { failures, locked };
-        assert!(!l.set_the_lock(at(2, false)));
-        assert!(l.set_the_lock(at(3, true)));
-        assert!(!l.set_the_lock(at(4, true)));
-        // a limit below 1 locks on the first failure
-        assert!(Lockout::new(0).set_the_lock(at(1, true)));
+    fn limits_below_one_count_as_one() {
+        assert_eq!(Lockout::new(0).limit(), 1);
         assert_eq!(Lockout::new(-5).limit(), 1);
+        assert_eq!(Lockout::new(5).limit(), 5);
+    }
+
+    #[test]
+    fn checks_are_counted_per_kind_and_shared_by_clones() {
+        let c = CheckCounter::default();
+        let clone = c.clone();
+        c.count(Checked::Pin);
+        clone.count(Checked::Pin);
+        c.count(Checked::Password);
+        assert_eq!(
+            c.snapshot(),
+            SecretChecks {
+                pins: 2,
+                otps: 0,
+                passwords: 1
+            }
+        );
     }
 }

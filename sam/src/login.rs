@@ -1,16 +1,18 @@
 //! Password login (spec §11.2 `auth/login` with HTTP Basic, and the sign-in of the OAuth 2.0
 //! authorization page): the password check with its lockout (Part I 7.1.2.5.1, through
-//! [`crate::lockout`]), and the operator's unlock. Passwords are kept only as Argon2id
-//! verifiers and compared in constant time; an unknown user costs the same work as a wrong
-//! password, and the client is never told which it was.
+//! [`crate::lockout`]: the failure slot is reserved before the password is verified, and
+//! cleared in the transaction that grants), and the operator's unlock. Passwords are kept only
+//! as Argon2id verifiers and compared in constant time; an unknown or locked user costs the
+//! same work as a wrong password, and the client is never told which it was.
 
 use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use storage::{NewAuditEvent, NewUser, Role, StorageError, User, UserId};
+use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
-use crate::lockout::Counted;
+use crate::lockout::Checked;
+use crate::tokens::{IssuedTokens, TokenGrant, TokenPolicy, login_success, mint_tokens};
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
 
 /// Why a password login was refused (the client is never told which).
@@ -24,7 +26,7 @@ pub enum LoginRefusal {
 
 /// Where a password was presented (the `method` of the `auth.login` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginMethod {
+pub(crate) enum LoginMethod {
     /// `auth/login` with HTTP Basic.
     Basic,
     /// The sign-in form of the OAuth 2.0 authorization page.
@@ -33,7 +35,7 @@ pub enum LoginMethod {
 
 impl LoginMethod {
     /// The name in audit records.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             LoginMethod::Basic => "basic",
             LoginMethod::OAuth2 => "oauth2",
@@ -63,66 +65,142 @@ fn valid_user_name(name: &str) -> bool {
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 impl Sam {
-    /// Checks a user name and password. Each wrong password counts towards the lock; at the
-    /// policy's `max_login_failures` consecutive failures the user is locked — refused even
-    /// with the right password — until [`Sam::unlock_user`] (the failure that locks is audited
-    /// as `user.lock`). A success clears the count. Refusals are audited as `auth.login` with
-    /// `method`; the success record is written with what the login buys (service tokens, a
-    /// code). Blocking.
-    pub fn check_password(
+    /// `auth/login` with HTTP Basic (spec §11.2): checks the user name and password
+    /// (`Sam::password_login`) and, in the transaction that clears the user's failure count,
+    /// stores an access token (and a refresh token when `remember_me`) and the `auth.login`
+    /// success record (`method` `basic`). Refusals are `Ok(Err(_))`. Blocking.
+    pub fn login_with_password(
+        &self,
+        policy: &TokenPolicy,
+        name: &str,
+        password: &SecretString,
+        remember_me: bool,
+    ) -> Result<Result<IssuedTokens, LoginRefusal>, SamError> {
+        let minted = mint_tokens(policy, remember_me, false)?;
+        let outcome = self.password_login(name, password, LoginMethod::Basic, |c, user| {
+            minted.store(
+                c,
+                TokenGrant {
+                    user: Some(user.id),
+                    client_id: None,
+                    with_refresh: remember_me,
+                    parent: None,
+                },
+            )?;
+            c.append_audit(&login_success(
+                user,
+                json!({ "method": "basic", "rememberMe": remember_me }),
+            ))
+        })?;
+        Ok(outcome.map(|_| minted.issued))
+    }
+
+    /// The sign-in form of the OAuth 2.0 authorization page: checks the user name and password
+    /// (`Sam::password_login`); the sign-in is recorded (`auth.login`, `method` `oauth2`,
+    /// with the client) in the transaction that clears the user's failure count. Returns the
+    /// user. Refusals are `Ok(Err(_))`. Blocking.
+    pub fn oauth_sign_in(
+        &self,
+        name: &str,
+        password: &SecretString,
+        client_id: &str,
+    ) -> Result<Result<User, LoginRefusal>, SamError> {
+        let outcome = self.password_login(name, password, LoginMethod::OAuth2, |c, user| {
+            c.append_audit(&login_success(
+                user,
+                json!({ "method": "oauth2", "client": client_id }),
+            ))
+        })?;
+        Ok(outcome.map(|(user, _)| user))
+    }
+
+    /// Checks a user name and password under the lockout rule ([`crate::lockout`]) and, when
+    /// right, runs `grant` in the transaction that clears the user's failure count.
+    ///
+    /// * Count first: one conditional update reserves a failure slot of the user before the
+    ///   password is verified. No slot (locked, or `max_login_failures` attempts counted or in
+    ///   flight): [`LoginRefusal::Locked`], the password not verified (a dummy verification
+    ///   keeps the time the same). So at most `max_login_failures` passwords are verified
+    ///   between two successful logins, however many arrive at once.
+    /// * A wrong password keeps its slot; the failure whose count reaches the limit locks the
+    ///   user — refused even with the right password until [`Sam::unlock_user`] — and is
+    ///   audited as `user.lock`, once.
+    /// * The right password clears the count and runs `grant` in ONE transaction, refused
+    ///   ([`LoginRefusal::Locked`]) if the user locked meanwhile (concurrent failures that
+    ///   counted this attempt's slot reached the limit).
+    ///
+    /// Refusals are audited as `auth.login` with `method`; an unknown user is
+    /// [`LoginRefusal::Invalid`]. A crash between the reservation and the outcome leaves the
+    /// slot counted (conservative); a storage error in the grant gives it back, best effort.
+    fn password_login<T>(
         &self,
         name: &str,
         password: &SecretString,
         method: LoginMethod,
-    ) -> Result<Result<User, LoginRefusal>, SamError> {
-        let found = self.store.read(|c| c.user_by_name(name))?;
-        let verifier = found
-            .as_ref()
-            .map_or(dummy_verifier(), |u| u.password_hash.as_str());
-        let ok = secrets::verify_secret(password, verifier);
+        grant: impl FnOnce(&mut Conn<'_>, &User) -> Result<T, StorageError>,
+    ) -> Result<Result<(User, T), LoginRefusal>, SamError> {
         // user-supplied, so bounded in the audit record
         let actor: String = name.chars().take(64).collect();
         let refused = |reason: &str| {
             NewAuditEvent::new(AuditEvent::AuthLogin, &actor, &actor, "refused")
                 .with_detail(json!({ "method": method.as_str(), "reason": reason }))
         };
-        let lockout = self.policy.login_lockout();
-        let refusal = match found {
-            Some(user) if user.locked => {
-                self.store
-                    .write(|c| c.append_audit(&refused("user locked")))?;
-                LoginRefusal::Locked
-            }
-            Some(user) if ok => {
-                if user.failed_logins > 0 {
-                    self.store.write(|c| c.reset_login_failures(&user.id))?;
-                }
-                return Ok(Ok(user));
-            }
-            Some(user) => {
-                self.store.write(|c| {
-                    lockout.count_failure(
-                        c,
-                        |c, limit| {
-                            let u = c.record_login_failure(&user.id, limit)?;
-                            Ok(Counted {
-                                failures: u.failed_logins,
-                                locked: u.locked,
-                            })
-                        },
-                        refused("wrong password"),
-                        (AuditEvent::UserLock, &actor, &actor, json!({})),
-                    )
-                })?;
-                LoginRefusal::Invalid
-            }
-            None => {
-                self.store
-                    .write(|c| c.append_audit(&refused("unknown user")))?;
-                LoginRefusal::Invalid
-            }
+        let Some(user) = self.store.read(|c| c.user_by_name(name))? else {
+            let _ = secrets::verify_secret(password, dummy_verifier());
+            self.store
+                .write(|c| c.append_audit(&refused("unknown user")))?;
+            return Ok(Err(LoginRefusal::Invalid));
         };
-        Ok(Err(refusal))
+        let lockout = self.policy.login_lockout();
+        let counter = Counter::Login(user.id);
+
+        let locked_record = refused("user locked");
+        let reserved = self.store.write_grouped(move |c| {
+            if lockout.reserve(c, counter)? {
+                Ok((true, Vec::new()))
+            } else {
+                Ok((false, vec![locked_record]))
+            }
+        })?;
+        if !reserved {
+            let _ = secrets::verify_secret(password, dummy_verifier());
+            return Ok(Err(LoginRefusal::Locked));
+        }
+
+        self.checks.count(Checked::Password);
+        if !secrets::verify_secret(password, &user.password_hash) {
+            self.store.write(|c| {
+                lockout.fail(
+                    c,
+                    counter,
+                    refused("wrong password"),
+                    (AuditEvent::UserLock, &actor, &actor, json!({})),
+                )
+            })?;
+            return Ok(Err(LoginRefusal::Invalid));
+        }
+
+        let mut locked_meanwhile = false;
+        let granted = self.store.write(|c| {
+            if !lockout.clear(c, counter)? {
+                locked_meanwhile = true;
+                return Err(StorageError::Conflict("refused: rolled back".into()));
+            }
+            grant(c, &user)
+        });
+        match granted {
+            Ok(value) => Ok(Ok((user, value))),
+            Err(_) if locked_meanwhile => {
+                self.audit_best_effort(&refused("user locked"));
+                Ok(Err(LoginRefusal::Locked))
+            }
+            Err(e) => {
+                if let Err(released) = self.store.write(|c| lockout.release(c, counter)) {
+                    tracing::error!(error = %released, "could not give back the failure slot of a login");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Creates a signer (`csc-server user add`), audited as `user.create` by `actor`.

@@ -119,6 +119,82 @@ pub(crate) fn login_success(user: &User, detail: serde_json::Value) -> NewAuditE
     .with_detail(detail)
 }
 
+/// Service tokens minted (random, with their digests) but not stored yet: [`Minted::store`]
+/// writes them in the caller's transaction (for a password login, the one that clears the
+/// failure count).
+pub(crate) struct Minted {
+    /// What the client is given.
+    pub issued: IssuedTokens,
+    access_hash: Vec<u8>,
+    refresh_hash: Option<Vec<u8>>,
+    now: chrono::NaiveDateTime,
+    policy: TokenPolicy,
+}
+
+/// Mints an access token (and a refresh token when `with_refresh`); `from_refresh`: the access
+/// token is minted by a refresh token.
+pub(crate) fn mint_tokens(
+    policy: &TokenPolicy,
+    with_refresh: bool,
+    from_refresh: bool,
+) -> Result<Minted, SamError> {
+    let access = format!("{ACCESS_PREFIX}{}", random_token(32)?);
+    let refresh = if with_refresh {
+        Some(format!("{REFRESH_PREFIX}{}", random_token(32)?))
+    } else {
+        None
+    };
+    let access_hash = secret_hash(access.as_bytes()).to_vec();
+    let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
+    Ok(Minted {
+        issued: IssuedTokens {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: u64::try_from(policy.access_ttl.num_seconds()).unwrap_or(0),
+            grant_hash: refresh_hash.clone().unwrap_or_else(|| access_hash.clone()),
+            from_refresh,
+        },
+        access_hash,
+        refresh_hash,
+        now: utc_now(),
+        policy: *policy,
+    })
+}
+
+impl Minted {
+    /// Stores the tokens (only their digests) for `grant`, in the caller's transaction.
+    pub(crate) fn store(
+        &self,
+        c: &mut Conn<'_>,
+        grant: TokenGrant<'_>,
+    ) -> Result<(), StorageError> {
+        let client_id = grant.client_id.map(str::to_owned);
+        if let Some(hash) = &self.refresh_hash {
+            c.insert_token(&NewToken {
+                token_hash: hash.clone(),
+                kind: TokenKind::Refresh,
+                user_id: grant.user,
+                client_id: client_id.clone(),
+                scope: "service".into(),
+                expires_at: self.now + self.policy.refresh_ttl,
+                parent_hash: None,
+            })?;
+        }
+        c.insert_token(&NewToken {
+            token_hash: self.access_hash.clone(),
+            kind: TokenKind::Access,
+            user_id: grant.user,
+            client_id,
+            scope: "service".into(),
+            expires_at: self.now + self.policy.access_ttl,
+            parent_hash: self
+                .refresh_hash
+                .clone()
+                .or(grant.parent.map(<[u8]>::to_vec)),
+        })
+    }
+}
+
 impl Sam {
     /// Stores a new access token (and a refresh token when `grant.with_refresh`); only digests
     /// are stored. `also` runs in the same transaction (an audit record, the code the tokens
@@ -129,72 +205,12 @@ impl Sam {
         grant: TokenGrant<'_>,
         also: impl FnOnce(&mut Conn<'_>, &IssuedTokens) -> Result<R, StorageError>,
     ) -> Result<IssuedTokens, SamError> {
-        let now = utc_now();
-        let access = format!("{ACCESS_PREFIX}{}", random_token(32)?);
-        let refresh = if grant.with_refresh {
-            Some(format!("{REFRESH_PREFIX}{}", random_token(32)?))
-        } else {
-            None
-        };
-        let access_hash = secret_hash(access.as_bytes()).to_vec();
-        let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
-        let issued = IssuedTokens {
-            access_token: access,
-            refresh_token: refresh,
-            expires_in: u64::try_from(policy.access_ttl.num_seconds()).unwrap_or(0),
-            grant_hash: refresh_hash.clone().unwrap_or_else(|| access_hash.clone()),
-            from_refresh: grant.parent.is_some(),
-        };
-        let client_id = grant.client_id.map(str::to_owned);
+        let minted = mint_tokens(policy, grant.with_refresh, grant.parent.is_some())?;
         self.store.write(|c| {
-            if let Some(hash) = &refresh_hash {
-                c.insert_token(&NewToken {
-                    token_hash: hash.clone(),
-                    kind: TokenKind::Refresh,
-                    user_id: grant.user,
-                    client_id: client_id.clone(),
-                    scope: "service".into(),
-                    expires_at: now + policy.refresh_ttl,
-                    parent_hash: None,
-                })?;
-            }
-            c.insert_token(&NewToken {
-                token_hash: access_hash.clone(),
-                kind: TokenKind::Access,
-                user_id: grant.user,
-                client_id: client_id.clone(),
-                scope: "service".into(),
-                expires_at: now + policy.access_ttl,
-                parent_hash: refresh_hash.clone().or(grant.parent.map(<[u8]>::to_vec)),
-            })?;
-            also(c, &issued).map(drop)
+            minted.store(c, grant)?;
+            also(c, &minted.issued).map(drop)
         })?;
-        Ok(issued)
-    }
-
-    /// `auth/login` with a user whose password was checked: an access token, and a refresh
-    /// token when `remember_me`. Audited as `auth.login` (`method` `basic`).
-    pub fn issue_login_tokens(
-        &self,
-        policy: &TokenPolicy,
-        user: &User,
-        remember_me: bool,
-    ) -> Result<IssuedTokens, SamError> {
-        self.issue_service_tokens(
-            policy,
-            TokenGrant {
-                user: Some(user.id),
-                client_id: None,
-                with_refresh: remember_me,
-                parent: None,
-            },
-            |c, issued| {
-                c.append_audit(&login_success(
-                    user,
-                    json!({ "method": "basic", "rememberMe": issued.refresh_token.is_some() }),
-                ))
-            },
-        )
+        Ok(minted.issued)
     }
 
     /// `auth/login` with a refresh token: an `auth/login` refresh token (an OAuth 2.0 one goes

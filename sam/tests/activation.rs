@@ -25,8 +25,8 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use sam::algo::{self, AlgoError};
 use sam::{
-    Caller, Factors, IssuedSad, LoginMethod, LoginRefusal, NewCredentialRequest, OtpChoice,
-    OtpDelivery, OtpNotifier, Sam, SamError, SamPolicy, SignAlgoRequest,
+    Caller, Factors, IssuedSad, LoginRefusal, NewCredentialRequest, OtpChoice, OtpDelivery,
+    OtpNotifier, Sam, SamError, SamPolicy, SignAlgoRequest,
 };
 use secrecy::SecretString;
 use storage::{
@@ -119,10 +119,20 @@ fn caller(store: &Store, name: &str) -> Caller {
 }
 
 fn fixture_with(policy: SamPolicy) -> Fixture {
+    fixture_on(None, policy)
+}
+
+/// A fixture on the PostgreSQL database at `url`, or (`None`) on a SQLite file of its own.
+fn fixture_on(url: Option<&str>, policy: SamPolicy) -> Fixture {
     let token = TestToken::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let store = match url {
+        Some(url) => Store::open(url, StoreOptions::default()).expect("PostgreSQL store"),
+        None => {
+            let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+            Store::open_or_create(&url, StoreOptions::default()).expect("store")
+        }
+    };
     let outbox = Arc::new(Outbox::default());
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
         .expect("sam")
@@ -594,70 +604,201 @@ fn the_pin_locks_after_max_failures_and_then_refuses_even_the_right_pin() {
         .expect("right PIN after unlock");
 }
 
-/// The lockout rule under parallel guesses (Part I 7.1.2.5.1): eight concurrent wrong PINs, and
-/// eight concurrent wrong passwords, against a limit of 3: the secret ends locked, every guess
-/// was refused, and exactly one `factor.lock` (`user.lock`) record says when.
-#[test]
-fn parallel_wrong_guesses_lock_once_for_pins_and_passwords() {
-    const GUESSES: usize = 8;
-    let f = fixture_with(SamPolicy {
-        max_factor_failures: 3,
-        max_login_failures: 3,
-        ..SamPolicy::default()
-    });
+const RACERS: usize = 32;
+
+/// Count first (Part I 7.1.2.5.1; DESIGN.md "count first, then act"): 32 concurrent wrong PINs
+/// against the default limit of 5. Every PIN is refused; exactly 5 are verified — counted where
+/// the SAM compares a PIN with its verifier ([`Sam::secret_checks`]), so a guess refused
+/// without being verified cannot pass for one — and answered `InvalidPin`, the others
+/// `PinLocked`; the factor ends locked with one `factor.lock` record; then the right PIN is
+/// refused, unverified.
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times(f: &Fixture) {
     let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let before = f.sam.secret_checks();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (sam, alice, id, start) =
+                (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.authorize(&alice, &id, 1, None, wrong_pin())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("guess"))
+        .collect();
+    let wrong = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::InvalidPin)))
+        .count();
+    let locked = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::PinLocked)))
+        .count();
+    assert_eq!((wrong, locked), (5, RACERS - 5), "{results:?}");
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 5, "PINs verified");
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!((pin_factor.failures, pin_factor.locked), (5, true));
+    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
+    let refusals: Vec<_> = audit(&f.sam)
+        .into_iter()
+        .filter(|r| r.event == "sad.authorize" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), RACERS, "every guess is audited");
+    assert_eq!(
+        refusals
+            .iter()
+            .filter(|r| r.detail.contains("wrong PIN"))
+            .count(),
+        5
+    );
+    // the right PIN after the lock: refused, and not even verified
+    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
+    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 5);
+}
+
+/// The same for passwords (`auth/login`): 32 concurrent wrong passwords against the default
+/// limit of 5 are refused, exactly 5 of them verified; the user ends locked with one
+/// `user.lock` record, and the right password is then refused as locked, unverified.
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixture) {
     f.sam
         .add_user("carol", &SecretString::from("carol-password"), "test")
         .expect("carol");
-    let barrier = Arc::new(Barrier::new(2 * GUESSES));
-    let mut handles = Vec::new();
-    for _ in 0..GUESSES {
-        let (sam, alice, id, start) = (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
-        handles.push(std::thread::spawn(move || {
-            start.wait();
-            let r = sam.authorize(&alice, &id, 1, None, wrong_pin());
-            assert!(
-                matches!(r, Err(SamError::InvalidPin | SamError::PinLocked)),
-                "{r:?}"
-            );
-        }));
-        let (sam, start) = (f.sam.clone(), barrier.clone());
-        handles.push(std::thread::spawn(move || {
-            start.wait();
-            let r = sam
-                .check_password(
+    let policy = sam::TokenPolicy {
+        access_ttl: chrono::Duration::minutes(30),
+        refresh_ttl: chrono::Duration::hours(1),
+    };
+    let before = f.sam.secret_checks();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (sam, start) = (f.sam.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.login_with_password(
+                    &policy,
                     "carol",
                     &SecretString::from("wrong-password"),
-                    LoginMethod::Basic,
+                    false,
                 )
-                .expect("checked");
-            assert!(r.is_err(), "a wrong password is refused");
-        }));
-    }
-    for h in handles {
-        h.join().expect("guess");
-    }
-    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
-    assert!(
-        pin_factor.locked && pin_factor.failures >= 3,
-        "{pin_factor:?}"
+                .expect("checked")
+                .err()
+            })
+        })
+        .collect();
+    let refusals: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("guess"))
+        .collect();
+    let invalid = refusals
+        .iter()
+        .filter(|r| **r == Some(LoginRefusal::Invalid))
+        .count();
+    let locked = refusals
+        .iter()
+        .filter(|r| **r == Some(LoginRefusal::Locked))
+        .count();
+    assert_eq!((invalid, locked), (5, RACERS - 5), "{refusals:?}");
+    assert_eq!(
+        f.sam.secret_checks().passwords - before.passwords,
+        5,
+        "passwords verified"
     );
-    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
     let carol = f.sam.user_by_name("carol").expect("read").expect("carol");
-    assert!(carol.locked && carol.failed_logins >= 3, "{carol:?}");
+    assert_eq!((carol.failed_logins, carol.locked), (5, true));
     assert_eq!(count_events(&f.sam, "user.lock", "success"), 1);
-    // locked means locked: the right secrets are refused too
-    let r = f.sam.authorize(&f.alice, &cred.id, 1, None, pin());
-    assert!(matches!(r, Err(SamError::PinLocked)), "{r:?}");
+    assert_eq!(count_events(&f.sam, "auth.login", "refused"), RACERS);
     let r = f
         .sam
-        .check_password(
+        .login_with_password(
+            &policy,
             "carol",
             &SecretString::from("carol-password"),
-            LoginMethod::Basic,
+            false,
         )
         .expect("checked");
     assert_eq!(r.err(), Some(LoginRefusal::Locked));
+    assert_eq!(f.sam.secret_checks().passwords - before.passwords, 5);
+    assert_eq!(count_events(&f.sam, "auth.login", "success"), 0);
+}
+
+#[test]
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times_sqlite() {
+    concurrent_wrong_pins_are_verified_at_most_max_failures_times(&fixture());
+}
+
+#[test]
+fn concurrent_wrong_pins_are_verified_at_most_max_failures_times_postgres() {
+    let db = PgDb::create();
+    concurrent_wrong_pins_are_verified_at_most_max_failures_times(&fixture_on(
+        Some(&db.url),
+        SamPolicy::default(),
+    ));
+}
+
+#[test]
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times_sqlite() {
+    concurrent_wrong_passwords_are_verified_at_most_max_failures_times(&fixture());
+}
+
+#[test]
+fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times_postgres() {
+    let db = PgDb::create();
+    concurrent_wrong_passwords_are_verified_at_most_max_failures_times(&fixture_on(
+        Some(&db.url),
+        SamPolicy::default(),
+    ));
+}
+
+/// A wrong value of one factor counts for that factor only: the slot the same activation
+/// reserved for the other factor (not verified, or right) is given back; a success clears both.
+#[test]
+fn a_wrong_factor_gives_the_other_factors_slot_back() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 1);
+    let h = vec![sha256(b"two factors")];
+    let counts = |f: &Fixture| {
+        (
+            factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+            factor(&f.sam, &cred.id, FactorKind::Otp).failures,
+        )
+    };
+    f.sam.send_online_otp(&f.alice, &cred.id).expect("sendOTP");
+    let code = f.outbox.last(&cred.id);
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(WRONG_PIN, &code),
+    );
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    assert_eq!(
+        counts(&f),
+        (1, 0),
+        "the OTP was not tried: its slot is given back"
+    );
+    let r = f.sam.authorize(
+        &f.alice,
+        &cred.id,
+        1,
+        Some(h.clone()),
+        pin_otp(PIN, "000000"),
+    );
+    assert!(matches!(r, Err(SamError::InvalidOtp)), "{r:?}");
+    assert_eq!(
+        counts(&f),
+        (1, 1),
+        "the PIN was right: its slot is given back"
+    );
+    f.sam
+        .authorize(&f.alice, &cred.id, 1, Some(h), f.pin_online(&cred.id))
+        .expect("both right");
+    assert_eq!(counts(&f), (0, 0), "cleared with the grant");
 }
 
 #[test]
@@ -887,6 +1028,7 @@ fn another_users_sad_is_refused_and_not_burned() {
                 remaining: 1,
                 expires_at: storage::utc_now() + chrono::TimeDelta::hours(1),
                 hashes: None,
+                authorized_at: storage::utc_now(),
             })
         })
         .expect("insert");
@@ -937,6 +1079,7 @@ fn scal2_binds_the_sad_to_its_hashes() {
     assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
     let r = f.sam.authorize(&f.alice, &cred.id, 1, Some(vec![]), pin());
     assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    // exactly numSignatures hashes: neither more nor fewer
     let r = f.sam.authorize(
         &f.alice,
         &cred.id,
@@ -944,7 +1087,19 @@ fn scal2_binds_the_sad_to_its_hashes() {
         Some(vec![h1.clone(), h2.clone()]),
         pin(),
     );
-    assert!(matches!(r, Err(SamError::TooManySignatures)), "{r:?}");
+    assert!(matches!(r, Err(SamError::HashCountMismatch)), "{r:?}");
+    let r = f
+        .sam
+        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin());
+    assert!(matches!(r, Err(SamError::HashCountMismatch)), "{r:?}");
+    assert_eq!(
+        (
+            factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+            f.sam.secret_checks().pins
+        ),
+        (0, 0),
+        "refused before any factor is touched"
+    );
     let r = f
         .sam
         .authorize(&f.alice, &cred.id, 1, Some(vec![vec![7; 20]]), pin());
@@ -1227,25 +1382,20 @@ fn a_disabled_credential_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // extendTransaction
 
+/// SCAL 1 keeps the spec's nested-signature flow (§13.8, §11.7): authorize(2, [h1]) -> sign h1
+/// -> extend([h2]) -> sign h2; the new hash is added within the signatures left.
 #[test]
 fn extend_transaction_chains_sads_for_nested_signatures() {
     let f = fixture();
-    let cred = ec(&f.sam, "alice", Scal::Two, 2);
+    let cred = ec(&f.sam, "alice", Scal::One, 2);
     let mech = SignMechanism::Ecdsa {
         hash: HashAlg::Sha256,
     };
     let (h1, h2, h3) = (sha256(b"h1"), sha256(b"h2"), sha256(b"h3"));
 
-    // spec §13.8: authorize(2, [h1]) -> sign h1 -> extend([h2]) -> sign h2
     let sad1 = f
         .sam
-        .authorize(
-            &f.alice,
-            &cred.id,
-            2,
-            Some(vec![h1.clone()]),
-            f.pin_online(&cred.id),
-        )
+        .authorize(&f.alice, &cred.id, 2, Some(vec![h1.clone()]), pin())
         .expect("authorize");
     let sigs = f
         .sam
@@ -1268,11 +1418,7 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
     );
     assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
 
-    // SCAL 2 needs new hashes; no more than the signatures left
-    let r = f
-        .sam
-        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None);
-    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    // no more hashes than the signatures left
     let r = f.sam.extend_transaction(
         &f.alice,
         &cred.id,
@@ -1290,13 +1436,19 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         .extend_transaction(&f.alice, &cred.id, &sad1.sad, Some(vec![h2.clone()]))
         .expect("extend");
     assert_ne!(sad2.sad, sad1.sad);
-    assert_eq!(sad2.expires_in, 3600);
     let rec = sad_record(&f.sam, &sad2.sad);
     assert_eq!(
         (rec.remaining, rec.hashes.clone()),
         (1, Some(vec![h2.clone()]))
     );
-    assert!(rec.expires_at > sad_record(&f.sam, &sad1.sad).created_at);
+    // the default maximum transaction life (1 h) is the SAD lifetime: a renewal keeps the
+    // first SAD's expiry
+    let first = sad_record(&f.sam, &sad1.sad);
+    assert_eq!(
+        (rec.authorized_at, rec.expires_at),
+        (first.authorized_at, first.expires_at)
+    );
+    assert!(sad2.expires_in <= 3600, "{sad2:?}");
 
     // the old SAD is dead, for signing and for extending
     let r = f.sam.sign_hash(
@@ -1328,7 +1480,177 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         .sign_hash(&f.alice, &cred.id, &sad2.sad, &[h2], &es256());
     assert!(matches!(r, Err(SamError::InvalidSad)), "used up: {r:?}");
     assert_eq!(count_events(&f.sam, "sad.extend", "success"), 1);
-    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 3);
+    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 2);
+}
+
+/// SCAL 2 is strict (Part II 3.2.1.4: the SAD is linked to the DTBS/R the signer authorized):
+/// extendTransaction renews only hashes still bound to the SAD — all of them or a subset, one
+/// signature each — and a hash the signer never authorized (or already signed) needs a new
+/// activation; the refusal leaves the SAD alive.
+#[test]
+fn scal2_extend_transaction_renews_only_the_authorized_hashes() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::Two, 3);
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    let (h1, h2, h3, foreign) = (
+        sha256(b"h1"),
+        sha256(b"h2"),
+        sha256(b"h3"),
+        sha256(b"never authorized"),
+    );
+    let sad1 = f
+        .sam
+        .authorize(
+            &f.alice,
+            &cred.id,
+            3,
+            Some(vec![h1.clone(), h2.clone(), h3.clone()]),
+            f.pin_online(&cred.id),
+        )
+        .expect("authorize");
+    f.sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad1.sad,
+            std::slice::from_ref(&h1),
+            &es256(),
+        )
+        .expect("sign h1");
+
+    let extend = |sad: &str, hashes: Option<Vec<Vec<u8>>>| {
+        f.sam.extend_transaction(&f.alice, &cred.id, sad, hashes)
+    };
+    let r = extend(&sad1.sad, None);
+    assert!(matches!(r, Err(SamError::MissingHash)), "{r:?}");
+    for wanted in [
+        vec![foreign.clone()],
+        vec![h2.clone(), foreign.clone()],
+        vec![h1.clone()],
+        vec![h2.clone(), h2.clone()],
+    ] {
+        let r = extend(&sad1.sad, Some(wanted.clone()));
+        assert!(
+            matches!(r, Err(SamError::HashNotRenewable)),
+            "{wanted:?}: {r:?}"
+        );
+    }
+    let rec = sad_record(&f.sam, &sad1.sad);
+    assert!(!rec.revoked, "refusals leave the SAD alive");
+    assert_eq!(
+        (rec.remaining, rec.hashes),
+        (2, Some(vec![h2.clone(), h3.clone()]))
+    );
+
+    // the same hashes: renewed as they are
+    let sad2 = extend(&sad1.sad, Some(vec![h3.clone(), h2.clone()])).expect("renew both");
+    let rec = sad_record(&f.sam, &sad2.sad);
+    assert_eq!(
+        (rec.remaining, rec.hashes),
+        (2, Some(vec![h3.clone(), h2.clone()]))
+    );
+    // a subset: only it is renewed, one signature each
+    let sad3 = extend(&sad2.sad, Some(vec![h2.clone()])).expect("renew a subset");
+    let rec = sad_record(&f.sam, &sad3.sad);
+    assert_eq!((rec.remaining, rec.hashes), (1, Some(vec![h2.clone()])));
+    let r = f.sam.sign_hash(
+        &f.alice,
+        &cred.id,
+        &sad3.sad,
+        std::slice::from_ref(&h3),
+        &es256(),
+    );
+    assert!(matches!(r, Err(SamError::HashNotAuthorized)), "{r:?}");
+    let sigs = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &sad3.sad,
+            std::slice::from_ref(&h2),
+            &es256(),
+        )
+        .expect("sign h2");
+    assert_all_verify(&cred, &mech, std::slice::from_ref(&h2), &sigs);
+    assert_eq!(count_events(&f.sam, "sad.extend", "success"), 2);
+    assert_eq!(count_events(&f.sam, "sad.extend", "refused"), 5);
+}
+
+/// A SAD's life is capped (Part III 6: limits on use before re-authorization): renewals keep
+/// the transaction's authorization time, so with `max_transaction_life` (600 s) shorter than
+/// the SAD lifetime (3600 s), every SAD of the transaction expires exactly at
+/// authorized_at + 600 s, however it was renewed; a renewal asked after that is refused as
+/// expired, and so is a signature.
+#[test]
+fn renewals_stop_at_the_maximum_transaction_life() {
+    let f = fixture_with(SamPolicy {
+        sad_lifetime: Duration::from_secs(3600),
+        max_transaction_life: Duration::from_secs(600),
+        ..SamPolicy::default()
+    });
+    let cap = chrono::TimeDelta::seconds(600);
+    let cred = ec(&f.sam, "alice", Scal::One, 3);
+    let d: Vec<_> = (0..3u8).map(|i| sha256(&[i])).collect();
+    let sad1 = f
+        .sam
+        .authorize(&f.alice, &cred.id, 3, None, pin())
+        .expect("authorize");
+    assert_eq!(sad1.expires_in, 600, "min(lifetime, cap)");
+    let rec1 = sad_record(&f.sam, &sad1.sad);
+    let authorized_at = rec1.authorized_at;
+    assert_eq!(rec1.expires_at, authorized_at + cap);
+    assert!(authorized_at <= rec1.created_at);
+
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &sad1.sad, &d[..1], &es256())
+        .expect("one");
+    let sad2 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad1.sad, None)
+        .expect("renew");
+    let rec2 = sad_record(&f.sam, &sad2.sad);
+    assert_eq!(rec2.authorized_at, authorized_at, "the renewal keeps it");
+    assert_eq!(rec2.expires_at, authorized_at + cap, "not a fresh hour");
+    assert!(sad2.expires_in <= 600, "{sad2:?}");
+    let sad3 = f
+        .sam
+        .extend_transaction(&f.alice, &cred.id, &sad2.sad, None)
+        .expect("renew again");
+    let rec3 = sad_record(&f.sam, &sad3.sad);
+    assert_eq!(
+        (rec3.authorized_at, rec3.expires_at),
+        (authorized_at, authorized_at + cap)
+    );
+
+    // A SAD whose transaction began more than 600 s ago (renewed under a longer maximum, say)
+    // is past its transaction's end, whatever its own expiry says.
+    let late = "a-sad-whose-transaction-is-over";
+    let now = storage::utc_now();
+    f.sam
+        .store()
+        .write(|c| {
+            c.insert_sad(&storage::NewSad {
+                sad_hash: secret_hash(late.as_bytes()).to_vec(),
+                user_id: f.alice.user,
+                credential_id: cred.id,
+                token_hash: f.alice.token_hash.to_vec(),
+                remaining: 2,
+                expires_at: now + chrono::TimeDelta::seconds(3000),
+                hashes: None,
+                authorized_at: now - cap - chrono::TimeDelta::seconds(1),
+            })
+        })
+        .expect("insert");
+    let r = f.sam.extend_transaction(&f.alice, &cred.id, late, None);
+    assert!(matches!(r, Err(SamError::SadExpired)), "{r:?}");
+    let r = f
+        .sam
+        .sign_hash(&f.alice, &cred.id, late, &d[1..2], &es256());
+    assert!(matches!(r, Err(SamError::SadExpired)), "{r:?}");
+    let rec = sad_record(&f.sam, late);
+    assert_eq!((rec.revoked, rec.remaining), (false, 2), "nothing spent");
 }
 
 #[test]
@@ -1575,7 +1897,7 @@ fn audit_records_hold_no_secrets() {
         &f.alice,
         &cred.id,
         2,
-        Some(vec![h1.clone()]),
+        Some(vec![h1.clone(), h2.clone()]),
         pin_otp(WRONG_PIN, &code),
     );
     let sad1 = f
@@ -1584,7 +1906,7 @@ fn audit_records_hold_no_secrets() {
             &f.alice,
             &cred.id,
             2,
-            Some(vec![h1.clone()]),
+            Some(vec![h1.clone(), h2.clone()]),
             pin_otp(PIN, &code),
         )
         .expect("authorize");
@@ -1599,7 +1921,7 @@ fn audit_records_hold_no_secrets() {
         &f.alice,
         &cred.id,
         &sad1.sad,
-        std::slice::from_ref(&h2),
+        &[sha256(b"not authorized")],
         &es256(),
     );
     f.sam
@@ -2033,6 +2355,10 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
         .approve_credential_grant(&f.alice, &grant, f.pin_online(&cred.id));
     assert!(matches!(r, Err(SamError::RequestGone)), "{r:?}");
     // (the refused second approval returns no code: its transaction rolled back, counted below)
+    // Its factors were right and no grant came of it: the slots it reserved are given back.
+    for kind in [FactorKind::Pin, FactorKind::Otp] {
+        assert_eq!(factor(&f.sam, &cred.id, kind).failures, 0, "{kind:?}");
+    }
 
     let storage::CodeRedemption::Redeemed(code) = f
         .sam
@@ -2045,6 +2371,13 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
     let issued = f.sam.issue_sad_for_code(&code).expect("SAD");
     let rec = sad_record(&f.sam, &issued.sad);
     assert_eq!((rec.remaining, rec.hashes.clone()), (2, Some(h.clone())));
+    // the transaction was authorized at the consent: its maximum life counts from then
+    assert_eq!(rec.authorized_at, code.created_at);
+    assert_eq!(
+        rec.expires_at,
+        code.created_at + chrono::TimeDelta::hours(1),
+        "the default maximum (1 h) ends it before a fresh SAD lifetime (1 h from now) would"
+    );
     // the same rules as any SAD: only the approved hashes, each once
     let r = f.sam.sign_hash(
         &f.alice,

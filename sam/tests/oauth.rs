@@ -25,6 +25,7 @@ use secrecy::SecretString;
 use storage::{CredentialStatus, NewOAuthClient, NewUser, Role, Scal, Store, StoreOptions};
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
+const ALICE_PASSWORD: &str = "alice-password";
 /// RFC 7636 appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -45,11 +46,13 @@ fn fixture() -> Fixture {
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
     // rows are written through the SAM's store: it holds the integrity keys
     let store = sam.store().clone();
+    let alice_password_hash =
+        sam::secrets::hash_secret(&SecretString::from(ALICE_PASSWORD)).expect("hash");
     let alice = store
         .write(|c| {
             c.create_user(&NewUser {
                 name: "alice".into(),
-                password_hash: "$argon2id$unused".into(),
+                password_hash: alice_password_hash.clone(),
                 role: Role::Signer,
             })
         })
@@ -385,8 +388,14 @@ fn login_tokens_refresh_expire_and_revoke() {
     let f = fixture();
     let issued = f
         .sam
-        .issue_login_tokens(&f.policy, &f.alice, true)
-        .expect("login");
+        .login_with_password(
+            &f.policy,
+            "alice",
+            &SecretString::from(ALICE_PASSWORD),
+            true,
+        )
+        .expect("login")
+        .expect("the right password");
     let refresh = issued.refresh_token.clone().expect("rememberMe");
     let renewed = f
         .sam
@@ -422,15 +431,17 @@ fn login_tokens_refresh_expire_and_revoke() {
 
     let expired = f
         .sam
-        .issue_login_tokens(
+        .login_with_password(
             &TokenPolicy {
                 access_ttl: chrono::Duration::seconds(-1),
                 refresh_ttl: chrono::Duration::seconds(-1),
             },
-            &f.alice,
+            "alice",
+            &SecretString::from(ALICE_PASSWORD),
             false,
         )
-        .expect("login");
+        .expect("login")
+        .expect("the right password");
     assert!(matches!(
         f.sam.principal_of(&expired.access_token),
         Err(SamError::ExpiredToken)

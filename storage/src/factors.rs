@@ -154,20 +154,6 @@ impl Conn<'_> {
         Ok(replaced.is_some())
     }
 
-    /// Clears the failure counter (after a successful verification); the lock is unchanged.
-    pub fn reset_factor_failures(
-        &mut self,
-        id: &CredentialId,
-        kind: FactorKind,
-    ) -> Result<(), StorageError> {
-        let key = (id.to_string(), kind.as_str().to_owned());
-        modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
-            r.failures = 0;
-            Ok(Some(()))
-        })?
-        .ok_or(StorageError::NotFound)
-    }
-
     /// Locks or unlocks a factor. Unlocking also clears the failure counter.
     pub fn set_factor_lock(
         &mut self,

@@ -48,6 +48,7 @@ pub use error::StorageError;
 pub use factors::RequiredFactors;
 pub use group::Grouped;
 pub use integrity::{IntegrityKeys, Violation};
+pub use lockout::Counter;
 pub use models::{Credential, Factor, NewCredential, NewSad, NewToken, NewUser, Sad, Token, User};
 pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,

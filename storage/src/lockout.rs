@@ -1,63 +1,119 @@
 //! Failure counters of the lockout rule (Part I 7.1.2.5.1), for users' passwords and for
-//! credentials' activation factors: one counting statement for both ([`count_failure!`]).
+//! credentials' activation factors: ONE implementation for both, each step one change of the
+//! counter's row under its lock, resealed ([`Counter`] names the row; [`Conn::step`] applies a
+//! step; the row's MAC covers the count and the lock, so neither can be reset behind the
+//! server's back).
+//!
+//! The rule counts first (DESIGN.md: "every limit holds under concurrency: count first, then
+//! act"). An attempt
+//!
+//! 1. **reserves** its failure slot before the secret is verified
+//!    ([`Conn::reserve_attempt`]: `failures = failures + 1 WHERE NOT locked AND failures <
+//!    limit`); no row changed means the secret is locked (or all its slots are taken by
+//!    attempts in flight) and the attempt is refused unverified. So, whatever the
+//!    concurrency, at most `limit` attempts are ever verified between two successes;
+//! 2. on a wrong value keeps its slot counted and **sets the lock** when the count has reached
+//!    the limit ([`Conn::lock_at_limit`]: `locked = true WHERE NOT locked AND failures >=
+//!    limit`; exactly one caller changes the row, so the lock is audited once);
+//! 3. on success **clears** the counter in the transaction that grants
+//!    ([`Conn::clear_attempts`]: `failures = 0 WHERE NOT locked`; no row changed means the
+//!    secret locked meanwhile and the grant must be refused);
+//! 4. an attempt that was neither right nor wrong for this secret (another factor of the same
+//!    activation was wrong or locked) **releases** its slot ([`Conn::release_attempt`]).
+//!
+//! A crash (or a lost connection) between the reservation and the outcome leaves the slot
+//! counted: conservative, the secret is one attempt closer to its lock, never further. An
+//! attempt still in flight holds its slot, so wrong attempts that finish meanwhile may count it
+//! and lock the secret; the right value is then refused too (until an operator unlocks).
+//!
 //! Whether a failure set the lock, and what is audited, is the SAM's to decide.
 
 use diesel::prelude::*;
 
 use crate::connection::Conn;
 use crate::error::StorageError;
-use crate::models::{Factor, FactorRow, User, UserRow};
+use crate::models::{FactorRow, UserRow};
 use crate::schema::{credential_factors as cf, users};
 use crate::sealed::modify;
 use crate::types::{CredentialId, FactorKind, UserId};
 
-/// THE counting rule, for passwords and factors: one more failure, and the lock once the count
-/// reaches `lock_after` (a value below 1 locks on the first failure). Applied under the row's
-/// lock by [`modify!`], so concurrent failures are each counted.
-fn count_failure(failures: i32, locked: bool, lock_after: i32) -> (i32, bool) {
-    let failures = failures.saturating_add(1);
-    (failures, locked || failures >= lock_after)
+/// The failure counter of one secret: a user's password (`users.failed_logins`) or a
+/// credential's activation factor (`credential_factors.failures`), with its `locked` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// The password of a user.
+    Login(UserId),
+    /// An activation factor (PIN, OTP) of a credential.
+    Factor(CredentialId, FactorKind),
 }
 
 impl Conn<'_> {
-    /// Counts one failed login and locks the user at `lock_after` ([`count_failure!`]).
-    /// Returns the updated user.
-    pub fn record_login_failure(
+    /// Applies `step` to `(failures, locked)` of `counter`'s row, atomically under the row's
+    /// lock, resealed ([`modify!`]): `true` iff the row exists, is intact and `step` changed it
+    /// (`None` declines).
+    fn step(
         &mut self,
-        id: &UserId,
-        lock_after: i32,
-    ) -> Result<User, StorageError> {
-        let row = modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
-            (r.failed_logins, r.locked) = count_failure(r.failed_logins, r.locked, lock_after);
-            Ok(Some(()))
-        })?;
-        let row = row.ok_or(StorageError::NotFound);
-        row.and_then(|()| self.user(id)?.ok_or(StorageError::NotFound))
+        counter: Counter,
+        step: impl FnOnce(i32, bool) -> Option<(i32, bool)>,
+    ) -> Result<bool, StorageError> {
+        let changed = match counter {
+            Counter::Login(id) => {
+                modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+                    Ok(step(r.failed_logins, r.locked).map(|(f, l)| {
+                        (r.failed_logins, r.locked) = (f, l);
+                    }))
+                })?
+            }
+            Counter::Factor(id, kind) => {
+                let key = (id.to_string(), kind.as_str().to_owned());
+                modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+                    Ok(step(r.failures, r.locked).map(|(f, l)| {
+                        (r.failures, r.locked) = (f, l);
+                    }))
+                })?
+            }
+        };
+        Ok(changed.is_some())
     }
 
-    /// Counts one failed verification of a credential's factor and locks it at `lock_after`
-    /// ([`count_failure!`]). Returns the updated factor.
-    pub fn record_factor_failure(
-        &mut self,
-        id: &CredentialId,
-        kind: FactorKind,
-        lock_after: i32,
-    ) -> Result<Factor, StorageError> {
-        let key = (id.to_string(), kind.as_str().to_owned());
-        let row = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
-            (r.failures, r.locked) = count_failure(r.failures, r.locked, lock_after);
-            Ok(Some(()))
-        })?;
-        row.ok_or(StorageError::NotFound)?;
-        self.factor(id, kind)?.ok_or(StorageError::NotFound)
+    /// Reserves one failure slot of `counter` before its secret is verified, in one change
+    /// that also checks the lock (see the module doc, step 1). `true`: reserved, verify now;
+    /// `false`: refused as locked — the secret is locked, all `limit` slots are taken, or the
+    /// row does not exist (or fails its MAC). A `limit` below 1 counts as 1.
+    pub fn reserve_attempt(&mut self, counter: Counter, limit: i32) -> Result<bool, StorageError> {
+        let limit = limit.max(1);
+        self.step(counter, |f, locked| {
+            (!locked && f < limit).then_some((f.saturating_add(1), false))
+        })
     }
 
-    /// Clears the failed-login counter after a successful login; the lock is unchanged.
-    pub fn reset_login_failures(&mut self, id: &UserId) -> Result<(), StorageError> {
-        modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
-            r.failed_logins = 0;
-            Ok(Some(()))
-        })?
-        .ok_or(StorageError::NotFound)
+    /// After a wrong value (its slot stays counted): locks `counter` if its count has reached
+    /// `limit` (step 2). `true` iff this call set the lock — exactly one of concurrent callers.
+    pub fn lock_at_limit(&mut self, counter: Counter, limit: i32) -> Result<bool, StorageError> {
+        let limit = limit.max(1);
+        self.step(counter, |f, locked| {
+            (!locked && f >= limit).then_some((f, true))
+        })
+    }
+
+    /// After a success, in the granting transaction: clears the counter unless the secret is
+    /// locked (step 3). `false`: it locked meanwhile (or the row is gone): refuse the grant.
+    pub fn clear_attempts(&mut self, counter: Counter) -> Result<bool, StorageError> {
+        self.step(counter, |_, locked| (!locked).then_some((0, false)))
+    }
+
+    /// Gives back a slot reserved by an attempt that was neither right nor wrong for this
+    /// secret (step 4): one less failure, never below 0. The lock is unchanged.
+    pub fn release_attempt(&mut self, counter: Counter) -> Result<(), StorageError> {
+        self.step(counter, |f, locked| (f > 0).then_some((f - 1, locked)))?;
+        Ok(())
+    }
+
+    /// `(failures, locked)` of `counter`, if its row exists (and is intact).
+    pub fn attempts(&mut self, counter: Counter) -> Result<Option<(i32, bool)>, StorageError> {
+        Ok(match counter {
+            Counter::Login(id) => self.user(&id)?.map(|u| (u.failed_logins, u.locked)),
+            Counter::Factor(id, kind) => self.factor(&id, kind)?.map(|f| (f.failures, f.locked)),
+        })
     }
 }

@@ -434,6 +434,10 @@ pub struct NewSad {
     pub expires_at: NaiveDateTime,
     /// SCAL 2: the exact multiset of hashes it authorises; `None` for SCAL 1.
     pub hashes: Option<Vec<Vec<u8>>>,
+    /// When the signer's factors were verified for the transaction this SAD belongs to: now for
+    /// `credentials/authorize`, the old SAD's value for a renewal (`extendTransaction`), so the
+    /// transaction's maximum life is counted from the activation, not from the last renewal.
+    pub authorized_at: NaiveDateTime,
 }
 
 /// A stored SAD record.
@@ -457,6 +461,8 @@ pub struct Sad {
     pub revoked: bool,
     /// Creation time (UTC).
     pub created_at: NaiveDateTime,
+    /// When the transaction it belongs to was authorized (UTC; see [`NewSad::authorized_at`]).
+    pub authorized_at: NaiveDateTime,
 }
 
 impl Sad {
@@ -495,6 +501,7 @@ pub(crate) struct SadRow {
     pub revoked: bool,
     pub created_at: NaiveDateTime,
     pub mac: Option<Vec<u8>>,
+    pub authorized_at: NaiveDateTime,
 }
 
 impl TryFrom<SadRow> for Sad {
@@ -514,6 +521,7 @@ impl TryFrom<SadRow> for Sad {
                 .transpose()?,
             revoked: r.revoked,
             created_at: r.created_at,
+            authorized_at: r.authorized_at,
         })
     }
 }

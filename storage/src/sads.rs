@@ -27,6 +27,7 @@ impl Conn<'_> {
             revoked: false,
             created_at: utc_now(),
             mac: None,
+            authorized_at: truncate_to_micros(new.authorized_at),
         };
         self.seal(&mut row)?;
         diesel::insert_into(s::table)

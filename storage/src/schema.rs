@@ -74,6 +74,7 @@ diesel::table! {
         revoked -> Bool,
         created_at -> Timestamp,
         mac -> Nullable<Binary>,
+        authorized_at -> Timestamp,
     }
 }
 

@@ -232,4 +232,5 @@ sealed!(SadRow, "sads", |r| id: hex::encode(&r.sad_hash), fields: [
     time(r.expires_at),
     opt(r.hashes.as_deref().map(text)),
     flag(r.revoked),
+    time(r.authorized_at),
 ]);

@@ -188,8 +188,8 @@ both!(
     sealing_an_old_database_happens_once,
     online_otp_single_use,
     login_lockout,
-    login_lockout_concurrent pool = 8,
-    factor_lockout_concurrent pool = 8,
+    login_lockout_concurrent pool = 16,
+    factor_lockout_concurrent pool = 16,
     oauth_clients_and_requests,
     oauth_codes_single_use pool = 8,
     client_tokens_have_no_user,
@@ -277,6 +277,7 @@ fn sad_for(
         remaining,
         expires_at: utc_now() + ttl,
         hashes,
+        authorized_at: utc_now() - chrono::Duration::seconds(90),
     };
     store.write(|c| c.insert_sad(&new)).expect("insert sad");
     sad_hash
@@ -466,44 +467,44 @@ fn factors(db: &TestDb) {
         "Debug redacts the verifier"
     );
 
-    // Failures count up and lock at the limit.
-    for expected in 1..=2 {
-        let f = db
-            .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
-            .unwrap();
-        assert_eq!((f.failures, f.locked), (expected, false));
+    // Slots are reserved up to the limit, then refused; the lock is set once, at the limit.
+    let pin = Counter::Factor(cred.id, FactorKind::Pin);
+    let attempts = |db: &TestDb| db.read(|c| c.attempts(pin)).unwrap().unwrap();
+    for expected in 1..=3 {
+        assert!(db.write(|c| c.reserve_attempt(pin, 3)).unwrap());
+        assert_eq!(attempts(db), (expected, false));
     }
-    let f = db
-        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
-        .unwrap();
-    assert_eq!((f.failures, f.locked), (3, true));
-    let f = db
-        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
-        .unwrap();
-    assert_eq!((f.failures, f.locked), (4, true));
+    assert!(
+        !db.write(|c| c.reserve_attempt(pin, 3)).unwrap(),
+        "all slots taken"
+    );
+    assert_eq!(attempts(db), (3, false));
+    assert!(db.write(|c| c.lock_at_limit(pin, 3)).unwrap());
+    assert!(!db.write(|c| c.lock_at_limit(pin, 3)).unwrap(), "set once");
+    assert_eq!(attempts(db), (3, true));
+    assert!(
+        !db.write(|c| c.clear_attempts(pin)).unwrap(),
+        "locked: no clearing"
+    );
+    assert_eq!(attempts(db), (3, true));
 
-    // Unlock resets the counter; reset keeps the lock.
+    // Unlock resets the counter; below the limit nothing locks; a release gives one slot back.
     db.write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, false))
         .unwrap();
-    let f = db
-        .read(|c| c.factor(&cred.id, FactorKind::Pin))
-        .unwrap()
-        .unwrap();
-    assert_eq!((f.failures, f.locked), (0, false));
-    db.write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
-        .unwrap();
-    db.write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, true))
-        .unwrap();
-    db.write(|c| c.reset_factor_failures(&cred.id, FactorKind::Pin))
-        .unwrap();
-    let f = db
-        .read(|c| c.factor(&cred.id, FactorKind::Pin))
-        .unwrap()
-        .unwrap();
-    assert_eq!((f.failures, f.locked), (0, true));
+    assert_eq!(attempts(db), (0, false));
+    assert!(db.write(|c| c.reserve_attempt(pin, 3)).unwrap());
+    assert!(db.write(|c| c.reserve_attempt(pin, 3)).unwrap());
+    assert!(!db.write(|c| c.lock_at_limit(pin, 3)).unwrap());
+    db.write(|c| c.release_attempt(pin)).unwrap();
+    assert_eq!(attempts(db), (1, false));
+    assert!(db.write(|c| c.clear_attempts(pin)).unwrap());
+    assert_eq!(attempts(db), (0, false));
+    db.write(|c| c.release_attempt(pin)).unwrap();
+    assert_eq!(attempts(db), (0, false), "never below 0");
 
     // Upsert replaces the verifier and clears counter and lock.
-    db.write(|c| c.record_factor_failure(&cred.id, FactorKind::Pin, 3))
+    db.write(|c| c.reserve_attempt(pin, 3)).unwrap();
+    db.write(|c| c.set_factor_lock(&cred.id, FactorKind::Pin, true))
         .unwrap();
     db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$two"))
         .unwrap();
@@ -526,14 +527,15 @@ fn factors(db: &TestDb) {
     assert_eq!(otp.kind, FactorKind::Otp);
     assert_eq!(otp.failures, 0);
 
-    // lock_after < 1 locks on the first failure; unknown factor / credential.
-    let f = db
-        .write(|c| c.record_factor_failure(&cred.id, FactorKind::Otp, 0))
-        .unwrap();
-    assert!(f.locked);
-    let other = new_credential(db, &alice, Scal::One);
-    let r = db.write(|c| c.record_factor_failure(&other.id, FactorKind::Pin, 3));
-    assert!(matches!(r, Err(StorageError::NotFound)), "{r:?}");
+    // A limit below 1 counts as 1; an unknown factor has no slot to reserve, clear or read.
+    let otp_counter = Counter::Factor(cred.id, FactorKind::Otp);
+    assert!(db.write(|c| c.reserve_attempt(otp_counter, 0)).unwrap());
+    assert!(!db.write(|c| c.reserve_attempt(otp_counter, 0)).unwrap());
+    assert!(db.write(|c| c.lock_at_limit(otp_counter, -2)).unwrap());
+    let other = Counter::Factor(new_credential(db, &alice, Scal::One).id, FactorKind::Pin);
+    assert!(!db.write(|c| c.reserve_attempt(other, 3)).unwrap());
+    assert!(!db.write(|c| c.clear_attempts(other)).unwrap());
+    assert_eq!(db.read(|c| c.attempts(other)).unwrap(), None);
     let r = db.write(|c| c.set_factor(&CredentialId::new(), FactorKind::Pin, "x"));
     assert!(matches!(r, Err(StorageError::NotFound)), "{r:?}");
 }
@@ -585,10 +587,11 @@ fn factor_verifier_replaced_only_if_unchanged(db: &TestDb) {
         "every OTP factor, in credential order, no PIN"
     );
     // counters, lock and anti-replay step survive the replacement
-    db.write(|c| c.record_factor_failure(&a.id, FactorKind::Otp, 2))
-        .unwrap();
-    db.write(|c| c.record_factor_failure(&a.id, FactorKind::Otp, 2))
-        .unwrap();
+    let otp = Counter::Factor(a.id, FactorKind::Otp);
+    for _ in 0..2 {
+        assert!(db.write(|c| c.reserve_attempt(otp, 2)).unwrap());
+    }
+    assert!(db.write(|c| c.lock_at_limit(otp, 2)).unwrap());
     assert!(db.write(|c| c.advance_otp_step(&a.id, 77)).unwrap());
     assert!(
         !db.write(|c| c.replace_factor_verifier(&a.id, FactorKind::Otp, "stale", "hsm-totp:x"))
@@ -733,6 +736,11 @@ fn sad_consume_counts(db: &TestDb) {
     assert_eq!(stored.user_id, alice.id);
     assert_eq!(stored.hashes, None);
     assert!(stored.is_usable(utc_now()));
+    // the transaction's authorization time is kept as given (sad_for: 90 s before creation)
+    assert!(
+        stored.authorized_at < stored.created_at - secs(80),
+        "{stored:?}"
+    );
 
     assert!(consume(2));
     assert!(consume(2));
@@ -767,6 +775,7 @@ fn sad_consume_counts(db: &TestDb) {
         remaining: 1,
         expires_at: utc_now(),
         hashes: None,
+        authorized_at: utc_now(),
     };
     let r = db.write(|c| c.insert_sad(&dup));
     assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
@@ -1649,86 +1658,90 @@ fn online_otp_single_use(db: &TestDb) {
 // login lockout, OAuth 2.0 clients, pending requests, codes, client tokens
 
 fn login_lockout(db: &TestDb) {
+    // the password counter is the factor counter's statements on the users row
     let bob = new_user(db, "bob");
+    let login = Counter::Login(bob.id);
+    let user = |db: &TestDb| {
+        let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
+        (u.failed_logins, u.locked)
+    };
     for i in 1..=2 {
-        let u = db.write(|c| c.record_login_failure(&bob.id, 3)).unwrap();
-        assert_eq!((u.failed_logins, u.locked), (i, false));
+        assert!(db.write(|c| c.reserve_attempt(login, 3)).unwrap());
+        assert_eq!(user(db), (i, false));
     }
-    db.write(|c| c.reset_login_failures(&bob.id)).unwrap();
-    for i in 1..=3 {
-        let u = db.write(|c| c.record_login_failure(&bob.id, 3)).unwrap();
-        assert_eq!((u.failed_logins, u.locked), (i, i == 3));
+    assert!(db.write(|c| c.clear_attempts(login)).unwrap());
+    assert_eq!(user(db), (0, false));
+    for _ in 1..=3 {
+        assert!(db.write(|c| c.reserve_attempt(login, 3)).unwrap());
     }
+    assert!(!db.write(|c| c.reserve_attempt(login, 3)).unwrap());
+    assert!(db.write(|c| c.lock_at_limit(login, 3)).unwrap());
+    assert_eq!(user(db), (3, true));
     // a success later does not lift the lock; only set_user_lock (the operator) does
-    db.write(|c| c.reset_login_failures(&bob.id)).unwrap();
-    assert!(db.read(|c| c.user(&bob.id)).unwrap().unwrap().locked);
+    assert!(!db.write(|c| c.clear_attempts(login)).unwrap());
+    assert_eq!(user(db), (3, true));
     db.write(|c| c.set_user_lock(&bob.id, 0, false)).unwrap();
-    let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
-    assert_eq!((u.failed_logins, u.locked), (0, false));
-    assert!(matches!(
-        db.write(|c| c.record_login_failure(&UserId::new(), 3)),
-        Err(StorageError::NotFound)
-    ));
+    assert_eq!(user(db), (0, false));
+    assert_eq!(db.read(|c| c.attempts(login)).unwrap(), Some((0, false)));
+    let nobody = Counter::Login(UserId::new());
+    assert!(!db.write(|c| c.reserve_attempt(nobody, 3)).unwrap());
+    assert_eq!(db.read(|c| c.attempts(nobody)).unwrap(), None);
 }
 
-fn login_lockout_concurrent(db: &TestDb) {
-    // 8 concurrent failures against a limit of 5: the count is exact and exactly one caller
-    // sees the failure that set the lock
-    let bob = new_user(db, "bob");
-    let barrier = Arc::new(Barrier::new(8));
-    let handles: Vec<_> = (0..8)
+/// Count first (Part I 7.1.2.5.1; DESIGN.md "count first, then act"): 32 concurrent
+/// reservations against a limit of 5 win exactly 5 slots, whatever the interleaving, so no more
+/// than 5 guesses can ever be verified; then exactly one of the 5 failures sets the lock.
+fn reserve_concurrently(db: &TestDb, counter: Counter) {
+    const RACERS: usize = 32;
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
         .map(|_| {
             let store: Store = (**db).clone();
             let barrier = barrier.clone();
-            let id = bob.id;
             thread::spawn(move || {
                 barrier.wait();
-                store.write(|c| c.record_login_failure(&id, 5)).unwrap()
+                store.write(|c| c.reserve_attempt(counter, 5)).unwrap()
             })
         })
         .collect();
-    let users: Vec<User> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let setters = users
-        .iter()
-        .filter(|u| u.locked && u.failed_logins == 5)
+    let won = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&reserved| reserved)
+        .count();
+    assert_eq!(won, 5);
+    assert_eq!(db.read(|c| c.attempts(counter)).unwrap(), Some((5, false)));
+    let barrier = Arc::new(Barrier::new(won));
+    let handles: Vec<_> = (0..won)
+        .map(|_| {
+            let store: Store = (**db).clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                store.write(|c| c.lock_at_limit(counter, 5)).unwrap()
+            })
+        })
+        .collect();
+    let setters = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&set| set)
         .count();
     assert_eq!(setters, 1);
-    let u = db.read(|c| c.user(&bob.id)).unwrap().unwrap();
-    assert_eq!((u.failed_logins, u.locked), (8, true));
+    assert_eq!(db.read(|c| c.attempts(counter)).unwrap(), Some((5, true)));
+}
+
+fn login_lockout_concurrent(db: &TestDb) {
+    let bob = new_user(db, "bob");
+    reserve_concurrently(db, Counter::Login(bob.id));
 }
 
 fn factor_lockout_concurrent(db: &TestDb) {
-    // the factor counter is the login counter's statement: 8 concurrent failures against a
-    // limit of 5 are all counted and exactly one caller sees the failure that set the lock
     let alice = new_user(db, "alice");
     let cred = new_credential(db, &alice, Scal::One);
     db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
         .unwrap();
-    let barrier = Arc::new(Barrier::new(8));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let store: Store = (**db).clone();
-            let barrier = barrier.clone();
-            let id = cred.id;
-            thread::spawn(move || {
-                barrier.wait();
-                store
-                    .write(|c| c.record_factor_failure(&id, FactorKind::Pin, 5))
-                    .unwrap()
-            })
-        })
-        .collect();
-    let factors: Vec<Factor> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let setters = factors
-        .iter()
-        .filter(|f| f.locked && f.failures == 5)
-        .count();
-    assert_eq!(setters, 1);
-    let f = db
-        .read(|c| c.factor(&cred.id, FactorKind::Pin))
-        .unwrap()
-        .unwrap();
-    assert_eq!((f.failures, f.locked), (8, true));
+    reserve_concurrently(db, Counter::Factor(cred.id, FactorKind::Pin));
 }
 
 fn oauth_client(db: &TestDb, id: &str, secret: Option<&[u8]>) -> OAuthClient {

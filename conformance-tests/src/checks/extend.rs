@@ -41,8 +41,15 @@ pub fn checks() -> Vec<Check> {
                     crypto::fresh_digest(d, "extend-1"),
                     crypto::fresh_digest(d, "extend-2"),
                 );
-                // §13.8: authorize 2 signatures knowing only the first hash
-                let sad1 = ctx.sad(&cred, 2, std::slice::from_ref(&h1))?;
+                // §13.8: authorize 2 signatures knowing only the first hash. A SCAL 2 SAD is
+                // linked to its hashes, whose count SHOULD equal numSignatures (§11.6; a server
+                // MAY refuse fewer): both are bound at once and the extension renews the second.
+                let bound = if cred.scal == 2 {
+                    vec![h1.clone(), h2.clone()]
+                } else {
+                    vec![h1.clone()]
+                };
+                let sad1 = ctx.sad(&cred, 2, &bound)?;
                 let first = ctx.call(
                     "signatures/signHash",
                     &to_json(&Ctx::sign_request(

@@ -1137,45 +1137,44 @@ fn an_expired_sad_is_refused_and_cannot_be_extended() {
 fn extend_transaction_chains_sads_for_nested_signatures() {
     let k = Kit::new();
     let alice = k.login("alice", ALICE_PASSWORD);
-    let cert = signer_cert(&k, &alice, k.id("scal2"));
+    let cert = signer_cert(&k, &alice, k.id("multi"));
     let h1 = digest(MessageDigest::sha256(), b"first revision");
     let h2 = digest(MessageDigest::sha256(), b"second revision");
     let h3 = digest(MessageDigest::sha256(), b"third revision");
     let extend = |sad: &str, hashes: &[Vec<u8>]| {
-        let mut body = json!({ "credentialID": k.id("scal2"), "SAD": sad });
+        let mut body = json!({ "credentialID": k.id("multi"), "SAD": sad });
         if !hashes.is_empty() {
             body["hash"] = json!(hashes.iter().map(|h| b64(h)).collect::<Vec<_>>());
         }
         k.call("credentials/extendTransaction", Some(&alice), &body)
     };
-    // spec §13.8: authorize 3 signatures binding only h1, then bind h2 and h3 as they appear
-    let sad1 = sad_of(authorize(&k, &alice, k.id("scal2"), 3, Some(&[h1.clone()])));
-    let sig = signatures(&sign(
-        &k,
-        &alice,
-        k.id("scal2"),
-        &sad1,
-        &[h1.clone()],
-        SHA256_RSA,
-        json!({}),
-    ));
-    assert!(verifies(&cert, &h1, MessageDigest::sha256(), &sig[0], None));
-    assert_error(
-        &extend(&sad1, &[]),
-        400,
-        "invalid_request",
-        "Missing (or invalid type) array parameter hash",
-    );
+    let sign_one = |sad: &str, h: &Vec<u8>| {
+        let got = sign(
+            &k,
+            &alice,
+            k.id("multi"),
+            sad,
+            std::slice::from_ref(h),
+            ECDSA_SHA256,
+            json!({}),
+        );
+        let sig = signatures(&got);
+        assert!(verifies(&cert, h, MessageDigest::sha256(), &sig[0], None));
+    };
+    // spec §13.8 (SCAL 1): authorize 3 signatures binding only h1, then bind h2 and h3 as they
+    // appear
+    let sad1 = sad_of(authorize(&k, &alice, k.id("multi"), 3, Some(&[h1.clone()])));
+    sign_one(&sad1, &h1);
     let sad2 = sad_of(extend(&sad1, &[h2.clone()]));
     assert_ne!(sad1, sad2);
     assert_error(
         &sign(
             &k,
             &alice,
-            k.id("scal2"),
+            k.id("multi"),
             &sad1,
             &[h2.clone()],
-            SHA256_RSA,
+            ECDSA_SHA256,
             json!({}),
         ),
         400,
@@ -1188,27 +1187,9 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         "invalid_request",
         "Invalid parameter SAD",
     );
-    let sig = signatures(&sign(
-        &k,
-        &alice,
-        k.id("scal2"),
-        &sad2,
-        &[h2.clone()],
-        SHA256_RSA,
-        json!({}),
-    ));
-    assert!(verifies(&cert, &h2, MessageDigest::sha256(), &sig[0], None));
+    sign_one(&sad2, &h2);
     let sad3 = sad_of(extend(&sad2, &[h3.clone()]));
-    let sig = signatures(&sign(
-        &k,
-        &alice,
-        k.id("scal2"),
-        &sad3,
-        &[h3.clone()],
-        SHA256_RSA,
-        json!({}),
-    ));
-    assert!(verifies(&cert, &h3, MessageDigest::sha256(), &sig[0], None));
+    sign_one(&sad3, &h3);
     // all three signatures spent: nothing left to extend or sign
     assert_error(
         &extend(&sad3, &[h1.clone()]),
@@ -1217,7 +1198,7 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         "Invalid parameter SAD",
     );
     // an extension may not bind more hashes than signatures remain
-    let sad = sad_of(authorize(&k, &alice, k.id("scal2"), 2, Some(&[h1.clone()])));
+    let sad = sad_of(authorize(&k, &alice, k.id("multi"), 2, Some(&[h1.clone()])));
     assert_error(
         &extend(&sad, &[h2.clone(), h3.clone()]),
         400,
@@ -1231,6 +1212,114 @@ fn extend_transaction_chains_sads_for_nested_signatures() {
         "invalid_request",
         "Invalid parameter SAD",
     );
+}
+
+/// SCAL 2 is strict (the SAD is linked to the hashes the signer authorized): authorize carries
+/// exactly numSignatures hashes, and extendTransaction renews only hashes still bound to the
+/// SAD — a hash the signer never authorized needs a new activation, and the SAD survives the
+/// refusal.
+#[test]
+fn scal2_binds_exactly_num_signatures_hashes_and_renews_only_those() {
+    let k = Kit::new();
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let scal2 = k.id("scal2");
+    let cert = signer_cert(&k, &alice, scal2);
+    let h: Vec<_> = (0..3u8)
+        .map(|i| digest(MessageDigest::sha256(), &[i]))
+        .collect();
+    let foreign = digest(MessageDigest::sha256(), b"never shown to the signer");
+    for (n, hashes) in [(3, &h[..2]), (2, &h[..3]), (1, &h[..2])] {
+        assert_error(
+            &authorize(&k, &alice, scal2, n, Some(hashes)),
+            400,
+            "invalid_request",
+            "The number of hashes must be equal to numSignatures for SCAL 2",
+        );
+    }
+    let extend = |sad: &str, hashes: &[Vec<u8>]| {
+        let body = json!({
+            "credentialID": scal2, "SAD": sad,
+            "hash": hashes.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+        });
+        k.call("credentials/extendTransaction", Some(&alice), &body)
+    };
+    let sad1 = sad_of(authorize(&k, &alice, scal2, 3, Some(&h)));
+    let sig = signatures(&sign(
+        &k,
+        &alice,
+        scal2,
+        &sad1,
+        &h[..1],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert!(verifies(
+        &cert,
+        &h[0],
+        MessageDigest::sha256(),
+        &sig[0],
+        None
+    ));
+    for wanted in [
+        vec![foreign.clone()],
+        vec![h[1].clone(), foreign.clone()],
+        vec![h[0].clone()],
+    ] {
+        assert_error(
+            &extend(&sad1, &wanted),
+            400,
+            "invalid_request",
+            "Hash is not authorized by the SAD. A new credentials/authorize is required",
+        );
+    }
+    // the same hashes, then a subset of them: renewed
+    let sad2 = sad_of(extend(&sad1, &h[1..]));
+    let sad3 = sad_of(extend(&sad2, &h[2..]));
+    assert_error(
+        &sign(&k, &alice, scal2, &sad3, &h[1..2], SHA256_RSA, json!({})),
+        400,
+        "invalid_request",
+        "Hash is not authorized by the SAD.",
+    );
+    let sig = signatures(&sign(
+        &k,
+        &alice,
+        scal2,
+        &sad3,
+        &h[2..],
+        SHA256_RSA,
+        json!({}),
+    ));
+    assert!(verifies(
+        &cert,
+        &h[2],
+        MessageDigest::sha256(),
+        &sig[0],
+        None
+    ));
+}
+
+/// A transaction's life is capped (`max_transaction_life_secs`): with a cap of 600 s under the
+/// default SAD lifetime of 3600 s, authorize says `expiresIn` 600 and a renewal never more.
+#[test]
+fn renewed_sads_never_outlive_the_maximum_transaction_life() {
+    let k = Kit::with(|c| c.max_transaction_life_secs = 600);
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let multi = k.id("multi");
+    let (status, got) = authorize(&k, &alice, multi, 3, None);
+    assert_eq!((status, &got["expiresIn"]), (200, &json!(600)), "{got}");
+    let mut sad = got["SAD"].as_str().expect("SAD").to_owned();
+    for _ in 0..2 {
+        let (status, got) = k.call(
+            "credentials/extendTransaction",
+            Some(&alice),
+            &json!({ "credentialID": multi, "SAD": sad }),
+        );
+        assert_eq!(status, 200, "{got}");
+        let expires_in = got["expiresIn"].as_u64().expect("expiresIn");
+        assert!(expires_in <= 600, "capped, not a fresh hour: {got}");
+        sad = got["SAD"].as_str().expect("SAD").to_owned();
+    }
 }
 
 /// Whether a racer's answer is the signature (1) or the refusal of the spent SAD (0).

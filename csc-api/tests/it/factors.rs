@@ -136,6 +136,79 @@ fn failed_logins_lock_the_user_even_against_the_right_password_until_unlocked() 
     );
 }
 
+/// Count first (Part I 7.1.2.5.1): 32 concurrent credentials/authorize calls with a wrong PIN
+/// against the default limit of 5, through the app: every one refused (`invalid_pin` or `PIN
+/// locked`), exactly 5 PINs verified (counted where the SAM compares a PIN with its verifier),
+/// one `factor.lock` record; then the right PIN is refused as locked, unverified.
+#[test]
+fn thirty_two_concurrent_wrong_pins_are_verified_at_most_five_times() {
+    let k = Kit::new();
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let rsa = k.id("rsa");
+    let body = |pin: &str| json!({ "credentialID": rsa, "numSignatures": 1, "PIN": pin });
+    let before = k.sam().secret_checks().pins;
+    let reqs = (0..32)
+        .map(|_| k.csc_request("credentials/authorize", Some(&alice), &body("000000")))
+        .collect();
+    let answers: Vec<(u16, Value)> = k.send_all(reqs).iter().map(|r| r.pair()).collect();
+    let wrong = answers
+        .iter()
+        .filter(|a| a.0 == 400 && a.1["error"] == "invalid_pin")
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|a| a.0 == 400 && a.1["error_description"] == "PIN locked")
+        .count();
+    assert_eq!((wrong, locked), (5, 27), "{answers:?}");
+    assert_eq!(k.sam().secret_checks().pins - before, 5, "PINs verified");
+    assert_eq!(events(&k, "factor.lock").len(), 1);
+    assert_error(
+        &authorize(&k, &alice, body(PIN)),
+        400,
+        "invalid_request",
+        "PIN locked",
+    );
+    assert_eq!(k.sam().secret_checks().pins - before, 5);
+    assert!(k.audit_intact());
+}
+
+/// The same for auth/login: 32 concurrent wrong passwords for bob against the default limit of
+/// 5, exactly 5 verified, every answer the one authentication error, one `user.lock` record;
+/// then bob's right password is refused too, unverified.
+#[test]
+fn thirty_two_concurrent_wrong_passwords_are_verified_at_most_five_times() {
+    let k = Kit::new();
+    let before = k.sam().secret_checks().passwords;
+    let reqs = (0..32)
+        .map(|_| {
+            k.post("/csc/v1/auth/login")
+                .insert_header(("authorization", crate::kit::basic("bob", "wrong-password")))
+                .set_json(json!({}))
+        })
+        .collect();
+    for answer in k.send_all(reqs) {
+        assert_error(
+            &answer.pair(),
+            400,
+            "authentication_error",
+            "An error occurred during authentication process",
+        );
+    }
+    assert_eq!(
+        k.sam().secret_checks().passwords - before,
+        5,
+        "passwords verified"
+    );
+    assert_eq!(events(&k, "user.lock").len(), 1);
+    assert_error(
+        &k.login_with("bob", BOB_PASSWORD, &json!({})),
+        400,
+        "authentication_error",
+        "An error occurred during authentication process",
+    );
+    assert_eq!(k.sam().secret_checks().passwords - before, 5);
+}
+
 /// RFC 4648 base32 without padding.
 fn base32(s: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

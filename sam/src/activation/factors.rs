@@ -34,9 +34,15 @@ pub(super) fn invalid_factor(kind: FactorKind) -> SamError {
     }
 }
 
-/// Counts one failed verification of `kind` and audits the refusal, under the lockout rule
-/// ([`crate::lockout`]): the failure that sets the lock is also audited as `factor.lock`
-/// (Part I 7.1.2.5.1, 7.1.4.1).
+/// The failure counter of a credential's factor.
+pub(super) fn counter(credential: &CredentialId, kind: FactorKind) -> Counter {
+    Counter::Factor(*credential, kind)
+}
+
+/// Settles a wrong value of `kind` under the lockout rule ([`crate::lockout`]): its reserved
+/// slot stays counted, the failure that reaches the limit sets the lock (audited as
+/// `factor.lock`, Part I 7.1.2.5.1, 7.1.4.1), and the refusal is audited; the slots the same
+/// activation reserved for the `others` factors, never verified or right, are given back.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_failure(
     c: &mut Conn<'_>,
@@ -45,19 +51,17 @@ pub(super) fn record_failure(
     subject: &str,
     credential: &CredentialId,
     kind: FactorKind,
+    others: &[FactorKind],
     lockout: Lockout,
     err: &SamError,
     what: &str,
 ) -> Result<(), StorageError> {
-    lockout.count_failure(
+    for other in others {
+        lockout.release(c, counter(credential, *other))?;
+    }
+    lockout.fail(
         c,
-        |c, limit| {
-            let f = c.record_factor_failure(credential, kind, limit)?;
-            Ok(Counted {
-                failures: f.failures,
-                locked: f.locked,
-            })
-        },
+        counter(credential, kind),
         refusal_event(
             event,
             caller,
@@ -75,6 +79,11 @@ pub(super) fn record_failure(
     Ok(())
 }
 
+/// The factors of `kinds` other than `kind`.
+fn others(kinds: &[FactorKind], kind: FactorKind) -> Vec<FactorKind> {
+    kinds.iter().copied().filter(|k| *k != kind).collect()
+}
+
 impl Sam {
     /// The shared core of key activation (`credentials/authorize` and the OAuth 2.0 consent
     /// page): validates the request, verifies every factor of the credential (see
@@ -83,6 +92,14 @@ impl Sam {
     /// the activation yields (a SAD, an authorization code) and returns audit details, then
     /// audits the success under `req.event`. A refusal from `grant` rolls the whole transaction
     /// back; factor refusals commit their bookkeeping (failure count, lock, audit).
+    ///
+    /// The lockout counts first ([`crate::lockout`]): before any factor is verified, one
+    /// transaction reserves a failure slot of every factor (refused as locked if one has
+    /// none), so at most `max_factor_failures` wrong values of a factor are ever verified
+    /// between two successes, however many requests arrive at once. A wrong value keeps its
+    /// slot (and may set the lock); the other factor's slot is given back; a grant clears
+    /// them. An activation that ends without a verdict (HSM or storage error, a refused grant)
+    /// gives its slots back, best effort; a crash leaves them counted.
     pub(crate) fn activate(
         &self,
         req: &ActivationRequest<'_>,
@@ -164,6 +181,11 @@ impl Sam {
             )),
             None => None,
         };
+        let kinds: Vec<FactorKind> = [pin_factor.as_ref(), otp_factor.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|f| f.kind)
+            .collect();
         for factor in [pin_factor.as_ref(), otp_factor.as_ref()]
             .into_iter()
             .flatten()
@@ -202,47 +224,67 @@ impl Sam {
             None => None,
         };
 
+        // Count first: a failure slot of every factor, or a refusal as locked, before any
+        // factor is verified.
+        self.reserve_factors(event, caller, &subject, credential, &kinds)?;
+
         // PIN first: a wrong PIN must not burn the OTP code.
         if let Some((factor, given)) = pin {
-            match verify_pin(
+            self.checks.count(Checked::Pin);
+            let verdict = verify_pin(
                 &self.hsm,
                 &self.pin_key,
                 credential,
                 given,
                 &factor.verifier,
-            )? {
-                PinMatch::No => {
+            );
+            match verdict {
+                Ok(PinMatch::No) => {
                     return Err(self.factor_failure(
                         event,
                         caller,
                         &cred,
                         FactorKind::Pin,
+                        &others(&kinds, FactorKind::Pin),
                         "wrong PIN",
                     )?);
                 }
-                PinMatch::Yes => {}
+                Ok(PinMatch::Yes) => {}
+                Err(e) => {
+                    self.release_slots(credential, &kinds);
+                    return Err(e);
+                }
             }
         }
         // An offline OTP is checked against the clock here and its step spent in the
         // transaction; an online OTP is checked and spent there in one conditional delete.
         let otp_proof = match otp_check {
-            Some((given, OtpCheck::Online)) => Some(OtpProof::Online(online_otp_digest(
-                &self.hsm,
-                &self.pin_key,
-                credential,
-                given,
-            )?)),
+            Some((given, OtpCheck::Online)) => {
+                match online_otp_digest(&self.hsm, &self.pin_key, credential, given) {
+                    Ok(digest) => Some(OtpProof::Online(digest)),
+                    Err(e) => {
+                        self.release_slots(credential, &kinds);
+                        return Err(e);
+                    }
+                }
+            }
             Some((given, OtpCheck::Totp(verifier))) => {
-                match totp_step(&self.hsm, &verifier, given)? {
-                    Some(step) => Some(OtpProof::Step(step)),
-                    None => {
+                self.checks.count(Checked::Otp);
+                match totp_step(&self.hsm, &verifier, given) {
+                    Ok(Some(step)) => Some(OtpProof::Step(step)),
+                    Ok(None) => {
                         return Err(self.factor_failure(
                             event,
                             caller,
                             &cred,
                             FactorKind::Otp,
+                            &others(&kinds, FactorKind::Otp),
                             "wrong OTP",
                         )?);
+                    }
+                    Err(e) => {
+                        self.release_slots(credential, &kinds);
+                        return Err(e);
                     }
                 }
             }
@@ -254,48 +296,50 @@ impl Sam {
             num,
             hashes,
         };
-        let factor_names: Vec<&str> = [pin_factor.as_ref(), otp_factor.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|f| f.kind.as_str())
-            .collect();
+        let factor_names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let lockout = self.policy.factor_lockout();
         let now = utc_now();
         // One transaction (group-committed with concurrent requests): re-check the locks (a
-        // concurrent failure may have locked a factor since the read above), spend the OTP,
-        // clear the failure counters, grant, audit. Factor refusals found here commit their
-        // own bookkeeping (failure count, audit); a refusal from `grant` rolls the job back.
-        // The job may run on another thread: it owns what it uses.
+        // concurrent failure may have locked a factor since the reservation), spend the OTP,
+        // clear the failure counters (conditionally: a lock set meanwhile refuses and rolls
+        // back), grant, audit. Factor refusals found here commit their own bookkeeping
+        // (failure count, lock, audit); a refusal from `grant` rolls the job back. The job may
+        // run on another thread: it owns what it uses.
         let grant_refusal = Arc::new(Mutex::new(None));
         let job = {
             let (event, caller, subject, credential) =
                 (event, caller.clone(), subject.clone(), *credential);
             let granted = granted.clone();
             let grant_refusal = Arc::clone(&grant_refusal);
+            let kinds = kinds.clone();
+            let checks = self.checks.clone();
             move |c: &mut Conn<'_>| -> Result<Grouped<Result<(), SamError>>, StorageError> {
-                let mut fresh = Vec::with_capacity(2);
-                for kind in [FactorKind::Pin, FactorKind::Otp] {
-                    if !granted.credential.factors.contains(&kind) {
-                        continue;
-                    }
-                    // A required factor that vanished (or fails its MAC) refuses as a lock.
-                    match c.factor(&credential, kind)? {
-                        Some(f) if !f.locked => fresh.push(f),
-                        _ => {
-                            let err = lock_error(kind);
-                            let refusal = refusal_event(event, &caller, &subject, &err, json!({}));
-                            return Ok((Err(err), vec![refusal]));
+                let rollback = |e: SamError| {
+                    *grant_refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                    Err(StorageError::Conflict("refused: rolled back".into()))
+                };
+                for kind in &kinds {
+                    // locked meanwhile, or the row vanished (or fails its MAC): refused as locked
+                    if !c.factor(&credential, *kind)?.is_some_and(|f| !f.locked) {
+                        for k in &kinds {
+                            lockout.release(c, counter(&credential, *k))?;
                         }
+                        let err = lock_error(*kind);
+                        let refusal = refusal_event(event, &caller, &subject, &err, json!({}));
+                        return Ok((Err(err), vec![refusal]));
                     }
                 }
                 let otp_refusal = match &otp_proof {
                     Some(OtpProof::Step(step)) if !c.advance_otp_step(&credential, *step)? => {
                         Some("OTP code already used")
                     }
-                    Some(OtpProof::Online(code_hash))
-                        if !c.take_online_otp(&credential, code_hash, now)? =>
-                    {
-                        Some("wrong, used or expired online OTP")
+                    Some(OtpProof::Online(code_hash)) => {
+                        checks.count(Checked::Otp);
+                        if c.take_online_otp(&credential, code_hash, now)? {
+                            None
+                        } else {
+                            Some("wrong, used or expired online OTP")
+                        }
                     }
                     _ => None,
                 };
@@ -308,21 +352,22 @@ impl Sam {
                         &subject,
                         &credential,
                         FactorKind::Otp,
+                        &others(&kinds, FactorKind::Otp),
                         lockout,
                         &err,
                         what,
                     )?;
                     return Ok((Err(err), Vec::new()));
                 }
-                for f in fresh.iter().filter(|f| f.failures > 0) {
-                    c.reset_factor_failures(&credential, f.kind)?;
+                // Success: the slots are cleared here, with the grant, or not at all.
+                for kind in &kinds {
+                    if !lockout.clear(c, counter(&credential, *kind))? {
+                        return rollback(lock_error(*kind));
+                    }
                 }
                 let mut detail = match grant(c, &granted)? {
                     Ok(d) => d,
-                    Err(e) => {
-                        *grant_refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                        return Err(StorageError::Conflict("refused: rolled back".into()));
-                    }
+                    Err(e) => return rollback(e),
                 };
                 if let Some(map) = detail.as_object_mut() {
                     map.insert("numSignatures".into(), json!(granted.num));
@@ -347,22 +392,88 @@ impl Sam {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         match (outcome, refused) {
-            (Err(_), Some(e)) => Err(refuse(e)),
-            (outcome, _) => {
-                outcome??;
-                Ok(granted)
+            (Ok(Ok(())), _) => Ok(granted),
+            // a refusal committed with its bookkeeping (a wrong OTP, a lock)
+            (Ok(Err(e)), _) => Err(e),
+            // rolled back: no verdict on the factors, their slots are given back
+            (Err(_), Some(e)) => {
+                self.release_slots(credential, &kinds);
+                Err(refuse(e))
+            }
+            (Err(e), None) => {
+                self.release_slots(credential, &kinds);
+                Err(e.into())
             }
         }
     }
 
-    /// Counts a failed factor verification (atomically, locking at the policy's limit) and
-    /// audits it in the same transaction; returns the error to give the client.
+    /// Step 1 of the lockout rule for an activation: reserves a failure slot of every factor
+    /// in `kinds`, in one transaction. If one has no slot (locked, or all its slots taken by
+    /// failures and attempts in flight), the slots taken are given back, the refusal is
+    /// audited in the same transaction and returned ([`SamError::PinLocked`] /
+    /// [`SamError::OtpLocked`], as for a locked factor).
+    fn reserve_factors(
+        &self,
+        event: AuditEvent,
+        caller: &Caller,
+        subject: &str,
+        credential: &CredentialId,
+        kinds: &[FactorKind],
+    ) -> Result<(), SamError> {
+        let lockout = self.policy.factor_lockout();
+        let (caller, subject, credential, kinds) = (
+            caller.clone(),
+            subject.to_owned(),
+            *credential,
+            kinds.to_vec(),
+        );
+        let refused = self.store.write_grouped(move |c| {
+            let mut taken = Vec::with_capacity(kinds.len());
+            for kind in kinds {
+                if lockout.reserve(c, counter(&credential, kind))? {
+                    taken.push(kind);
+                    continue;
+                }
+                for k in taken {
+                    lockout.release(c, counter(&credential, k))?;
+                }
+                let refusal = refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
+                return Ok((Some(kind), vec![refusal]));
+            }
+            Ok((None, Vec::new()))
+        })?;
+        match refused {
+            Some(kind) => Err(lock_error(kind)),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives back the slots of an activation that ended without a verdict on its factors (an
+    /// HSM or storage error, a refused grant). Best effort: if this write fails too, the slots
+    /// stay counted (conservative) and the failure is logged.
+    fn release_slots(&self, credential: &CredentialId, kinds: &[FactorKind]) {
+        let lockout = self.policy.factor_lockout();
+        let released = self.store.write(|c| {
+            for kind in kinds {
+                lockout.release(c, counter(credential, *kind))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = released {
+            tracing::error!(error = %e, credential = %credential, "could not give back the failure slots of an activation");
+        }
+    }
+
+    /// Settles a wrong factor value (its slot stays counted; the lock is set at the policy's
+    /// limit; the slots of `others` are given back) and audits it, in one transaction; returns
+    /// the error to give the client.
     pub(super) fn factor_failure(
         &self,
         event: AuditEvent,
         caller: &Caller,
         credential: &Credential,
         kind: FactorKind,
+        others: &[FactorKind],
         what: &str,
     ) -> Result<SamError, SamError> {
         let err = invalid_factor(kind);
@@ -376,6 +487,7 @@ impl Sam {
                 &subject,
                 &credential.id,
                 kind,
+                others,
                 lockout,
                 &err,
                 what,

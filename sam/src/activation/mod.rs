@@ -36,12 +36,12 @@ use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
 use secrecy::SecretString;
 use serde_json::json;
 use storage::{
-    AuthMode, Conn, Credential, CredentialId, CredentialStatus, FactorKind, Grouped, NewSad,
-    RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Counter, Credential, CredentialId, CredentialStatus, FactorKind, Grouped,
+    NewSad, RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
 };
 
 use crate::algo::resolve_mechanism;
-use crate::lockout::{Counted, Lockout};
+use crate::lockout::{Checked, Lockout};
 use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
@@ -60,8 +60,14 @@ const DIGEST_LENGTHS: [usize; 3] = [32, 48, 64];
 /// How activation behaves. Changed only by the operator's configuration (Part II 3.2.2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamPolicy {
-    /// Lifetime of a SAD from `authorize` or `extendTransaction` (CSC default 3600 s).
+    /// Lifetime of a SAD from `authorize` or `extendTransaction` (CSC default 3600 s), within
+    /// `max_transaction_life`.
     pub sad_lifetime: Duration,
+    /// How long a transaction may last from its activation (the factors verified by
+    /// `authorize` or the OAuth 2.0 consent), renewals by `extendTransaction` included: no SAD
+    /// of it outlives its authorization time + this (default 1 hour; Part III 6: limits on use
+    /// before re-authorization). Without it, renewals would extend a SAD without end.
+    pub max_transaction_life: Duration,
     /// Consecutive failed PIN (or OTP) verifications after which the factor locks, until an
     /// administrator unlocks it (Part I 7.1.2.5.1).
     pub max_factor_failures: i32,
@@ -76,6 +82,7 @@ impl Default for SamPolicy {
     fn default() -> Self {
         SamPolicy {
             sad_lifetime: Duration::from_secs(3600),
+            max_transaction_life: Duration::from_secs(3600),
             max_factor_failures: 5,
             max_login_failures: 5,
             online_otp_lifetime: Duration::from_secs(300),
@@ -93,6 +100,37 @@ impl SamPolicy {
     pub(crate) fn login_lockout(&self) -> Lockout {
         Lockout::new(self.max_login_failures)
     }
+
+    /// When the transaction activated at `authorized_at` ends (`None`: beyond the calendar,
+    /// no cap).
+    pub(crate) fn transaction_end(&self, authorized_at: NaiveDateTime) -> Option<NaiveDateTime> {
+        chrono::TimeDelta::from_std(self.max_transaction_life)
+            .ok()
+            .and_then(|d| authorized_at.checked_add_signed(d))
+    }
+
+    /// When a SAD of the transaction activated at `authorized_at`, (re)issued at `now`,
+    /// expires: `now` + the SAD lifetime, but never after the end of the transaction
+    /// ([`SamPolicy::transaction_end`]).
+    pub(crate) fn sad_expiry(
+        &self,
+        authorized_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> Result<NaiveDateTime, SamError> {
+        let by_lifetime = chrono::TimeDelta::from_std(self.sad_lifetime)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| SamError::InvalidInput("the SAD lifetime is out of range".into()))?;
+        Ok(match self.transaction_end(authorized_at) {
+            Some(end) => by_lifetime.min(end),
+            None => by_lifetime,
+        })
+    }
+}
+
+/// Whole seconds from `now` until `expires_at` (`expiresIn`; 0 once past).
+pub(crate) fn seconds_until(expires_at: NaiveDateTime, now: NaiveDateTime) -> u64 {
+    u64::try_from((expires_at - now).num_seconds()).unwrap_or(0)
 }
 
 /// Who is asking: the user behind the service access token, and the token's hash (stored with
@@ -209,8 +247,10 @@ fn owned(
 }
 
 /// The checks of the request itself that every key activation makes before any factor is
-/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs hashes; no more hashes than
-/// signatures; approved digest lengths. Returns the count and the hashes to bind.
+/// touched: `1 <= num_signatures <= multisign`; SCAL 2 needs exactly `num_signatures` hashes
+/// (the SAD is linked to the DTBS/R it authorizes, Part II 3.2.1.4; spec §11.6: the count
+/// SHOULD equal numSignatures and the server MAY refuse otherwise); SCAL 1, no more hashes
+/// than signatures; approved digest lengths. Returns the count and the hashes to bind.
 fn check_request(
     cred: &Credential,
     num_signatures: i64,
@@ -226,11 +266,17 @@ fn check_request(
         return Err(SamError::TooManySignatures);
     }
     let hashes = non_empty(hashes);
-    match &hashes {
-        None if cred.scal == Scal::Two => return Err(SamError::MissingHash),
-        Some(h) if h.len() > num as usize => return Err(SamError::TooManySignatures),
-        Some(h) => check_digest_lengths(h)?,
-        None => {}
+    let count = hashes.as_ref().map_or(0, Vec::len);
+    match (&hashes, cred.scal) {
+        (None, Scal::Two) => return Err(SamError::MissingHash),
+        (Some(_), Scal::Two) if i32::try_from(count) != Ok(num) => {
+            return Err(SamError::HashCountMismatch);
+        }
+        (Some(_), Scal::One) if i32::try_from(count).map_or(true, |n| n > num) => {
+            return Err(SamError::TooManySignatures);
+        }
+        (Some(h), _) => check_digest_lengths(h)?,
+        (None, Scal::One) => {}
     }
     Ok((num, hashes))
 }
@@ -288,14 +334,6 @@ impl Sam {
     ) -> Result<Credential, SamError> {
         let found = self.store.read(|c| c.credential(credential))?;
         owned(caller, credential, found)
-    }
-
-    /// `now` + the SAD lifetime.
-    pub(crate) fn expiry(&self, now: NaiveDateTime) -> Result<NaiveDateTime, SamError> {
-        chrono::TimeDelta::from_std(self.policy.sad_lifetime)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| SamError::InvalidInput("the SAD lifetime is out of range".into()))
     }
 
     /// Audits a refusal (best effort: a failed audit write is logged, and the refusal stands)
@@ -390,9 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn a_sad_never_outlives_its_transaction() {
+        let p = SamPolicy {
+            sad_lifetime: Duration::from_secs(3600),
+            max_transaction_life: Duration::from_secs(600),
+            ..SamPolicy::default()
+        };
+        let t0 = utc_now();
+        let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
+        // authorize: min(lifetime, cap)
+        assert_eq!(p.sad_expiry(t0, t0).ok(), Some(at(600)));
+        // a renewal 100 s later still ends with the transaction, not 3600 s after the renewal
+        assert_eq!(p.sad_expiry(t0, at(100)).ok(), Some(at(600)));
+        // a cap longer than the lifetime: the lifetime counts from the renewal
+        let long = SamPolicy {
+            max_transaction_life: Duration::from_secs(7200),
+            ..p
+        };
+        assert_eq!(long.sad_expiry(t0, at(100)).ok(), Some(at(3700)));
+        assert_eq!(long.sad_expiry(t0, at(5000)).ok(), Some(at(7200)));
+        assert_eq!(seconds_until(at(600), at(100)), 500);
+        assert_eq!(seconds_until(at(600), at(700)), 0);
+    }
+
+    #[test]
     fn default_policy() {
         let p = SamPolicy::default();
         assert_eq!(p.sad_lifetime, Duration::from_secs(3600));
+        assert_eq!(p.max_transaction_life, Duration::from_secs(3600));
         assert_eq!(p.max_factor_failures, 5);
         assert_eq!(p.online_otp_lifetime, Duration::from_secs(300));
     }

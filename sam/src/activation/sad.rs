@@ -23,21 +23,31 @@ pub(super) fn covers(bound: &[Vec<u8>], wanted: &[Vec<u8>]) -> bool {
 }
 
 /// The SAD checks shared by extendTransaction and signHash: it exists, is not revoked, belongs
-/// to this caller and this credential, has not expired and has signatures left.
+/// to this caller and this credential, has not expired, its transaction has not outlived the
+/// policy's `max_transaction_life` (counted from `authorized_at`), and it has signatures left.
+/// A SAD past its expiry or its transaction's end is [`SamError::SadExpired`].
+///
+/// The SADs the SAM writes never expire after their transaction's end (see
+/// [`SamPolicy::sad_expiry`]); the end is checked here too so that a lowered maximum, or a row
+/// written otherwise, cannot carry a transaction further.
 pub(super) fn check_sad<'s>(
     sad: Option<&'s Sad>,
     caller: &Caller,
     credential: &CredentialId,
     now: NaiveDateTime,
+    policy: &SamPolicy,
 ) -> Result<&'s Sad, SamError> {
     let sad = sad.ok_or(SamError::InvalidSad)?;
     if sad.user_id != caller.user || sad.credential_id != *credential {
         return Err(SamError::InvalidSad);
     }
+    let transaction_over = policy
+        .transaction_end(sad.authorized_at)
+        .is_some_and(|end| end <= now);
     // storage's one rule decides; the expiry only chooses the answer's words
-    if sad.is_usable(now) {
+    if sad.is_usable(now) && !transaction_over {
         Ok(sad)
-    } else if !sad.revoked && sad.expires_at <= now {
+    } else if !sad.revoked && (sad.expires_at <= now || transaction_over) {
         Err(SamError::SadExpired)
     } else {
         Err(SamError::InvalidSad)
@@ -85,10 +95,13 @@ impl Sam {
     ///   credential whose `authMode` is `oauth2code` is refused ([`SamError::OAuthOnly`], spec
     ///   §11.6: "SHALL NOT be used" for it).
     /// * `1 <= num_signatures <= multisign`.
-    /// * SCAL 2 requires `hashes` (1..=num_signatures of them; fewer is allowed, the rest come
-    ///   with extendTransaction, spec §13.8) and binds the SAD to exactly that multiset
-    ///   (Part II 3.2.1.4). SCAL 1 binds them too when they are sent (the spec lets the server
-    ///   bind a SAD to the hashes it was given): such a SAD then signs only those hashes.
+    /// * SCAL 2 requires exactly `num_signatures` hashes ([`SamError::MissingHash`],
+    ///   [`SamError::HashCountMismatch`]; spec §11.6: the count SHOULD equal numSignatures and
+    ///   the server MAY refuse otherwise) and binds the SAD to exactly that multiset (Part II
+    ///   3.2.1.4): every signature of the transaction is of a hash the signer saw and
+    ///   authorized. SCAL 1 binds them too when they are sent (up to `num_signatures`; the
+    ///   spec lets the server bind a SAD to the hashes it was given): such a SAD then signs
+    ///   only those hashes.
     /// * SCAL 2 is never activated by one factor: a SCAL 2 credential without both a PIN and an
     ///   OTP is refused ([`SamError::TwoFactorsRequired`]; JT2A Part I 3.5.2 level 2).
     ///   Provisioning refuses to make one; this guards older data.
@@ -103,9 +116,14 @@ impl Sam {
     ///   conditional delete. A replayed or wrong code is [`SamError::InvalidOtp`] and counts
     ///   like a PIN failure.
     ///
-    /// Parallel wrong guesses that all start before the lock is written are each verified, so
-    /// at most (max_factor_failures + concurrent requests - 1) guesses are possible; a right
-    /// guess among them is still refused if the lock committed before its SAD is written.
+    /// The lockout counts first ([`crate::lockout`]): a failure slot of every factor is
+    /// reserved before any is verified, so at most `max_factor_failures` guesses of a factor
+    /// are ever verified between two successes, however many requests run in parallel; the
+    /// right value arriving after the lock (or while every slot is taken) is refused
+    /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]).
+    ///
+    /// The SAD lives `sad_lifetime`, within `max_transaction_life` from now (its
+    /// `authorized_at`, which renewals keep).
     ///
     /// Audited as `sad.authorize` (success or refused, with the reason).
     pub fn authorize(
@@ -119,8 +137,8 @@ impl Sam {
         let sad = random_token(SAD_BYTES)?;
         let sad_hash = secret_hash(sad.as_bytes());
         let now = utc_now();
-        let expires_at = self.expiry(now)?;
-        let lifetime = self.policy.sad_lifetime.as_secs();
+        let expires_at = self.policy.sad_expiry(now, now)?;
+        let lifetime = seconds_until(expires_at, now);
         self.activate(
             &ActivationRequest {
                 event: AuditEvent::SadAuthorize,
@@ -142,6 +160,7 @@ impl Sam {
                         remaining: granted.num,
                         expires_at,
                         hashes: granted.hashes.clone(),
+                        authorized_at: now,
                     })?;
                     Ok(Ok(
                         json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
@@ -156,15 +175,24 @@ impl Sam {
     }
 
     /// `credentials/extendTransaction`: renews a partly used, unexpired SAD into a new one with
-    /// the same remaining count and a fresh lifetime; the old SAD dies (spec §11.7, §13.8;
-    /// Part II appendix 1: batch signing by renewing SAD tokens).
+    /// the same remaining count; the old SAD dies (spec §11.7, §13.8; Part II appendix 1: batch
+    /// signing by renewing SAD tokens).
     ///
     /// * The old SAD must be the caller's and the credential's, not revoked, with signatures
-    ///   left ([`SamError::InvalidSad`]) and unexpired ([`SamError::SadExpired`]).
-    /// * A hash-bound SAD (SCAL 2, or SCAL 1 authorized with hashes) keeps its unspent hashes
-    ///   and adds the new ones; SCAL 2 requires new hashes ([`SamError::MissingHash`]). The
-    ///   bound hashes may not outnumber the signatures left ([`SamError::TooManySignatures`]).
-    ///   Hashes sent for a count-only SCAL 1 SAD bind the new SAD to them.
+    ///   left ([`SamError::InvalidSad`]) and unexpired, its transaction included
+    ///   ([`SamError::SadExpired`]).
+    /// * The renewal keeps the transaction's authorization time (`authorized_at`): the new SAD
+    ///   expires at min(now + `sad_lifetime`, `authorized_at` + `max_transaction_life`), so
+    ///   renewals never carry a transaction past its maximum life, and a renewal asked after
+    ///   it is refused like an expired SAD.
+    /// * SCAL 2 (the SAD is linked to the DTBS/R the signer authorized, Part II 3.2.1.4): the
+    ///   request must name hashes ([`SamError::MissingHash`]), each still bound to the old SAD
+    ///   (a multiset: [`SamError::HashNotRenewable`] otherwise — a new hash needs a new
+    ///   activation); the new SAD binds exactly those, one signature each.
+    /// * SCAL 1 (spec §13.8, §11.6: new hashes may be given): a hash-bound SAD keeps its unspent
+    ///   hashes and adds the new ones; hashes sent for a count-only SAD bind the new SAD to
+    ///   them. The bound hashes may not outnumber the signatures left
+    ///   ([`SamError::TooManySignatures`]).
     /// * In ONE transaction: the old SAD is revoked (only one of two concurrent extensions can
     ///   win), re-read under that lock (a signature spent concurrently is not handed out
     ///   again), the new SAD stored and the renewal audited (`sad.extend`). A refusal found in
@@ -192,30 +220,45 @@ impl Sam {
         if let Some(h) = &new_hashes {
             check_digest_lengths(h).map_err(refuse)?;
         }
-        let plan = |old: Option<&Sad>| -> Result<Renewal, SamError> {
-            let old = check_sad(old, caller, credential, now)?;
-            if cred.scal == Scal::Two && new_hashes.is_none() {
-                return Err(SamError::MissingHash);
-            }
-            let bound = match (&old.hashes, &new_hashes) {
-                (None, None) => None,
-                (old_h, new_h) => {
-                    let mut all = old_h.clone().unwrap_or_default();
-                    all.extend(new_h.iter().flatten().cloned());
-                    if i32::try_from(all.len()).map_or(true, |n| n > old.remaining) {
-                        return Err(SamError::TooManySignatures);
+        // What the new SAD gets: (signatures, bound hashes, the transaction's authorization
+        // time), or why there is none.
+        let plan = |old: Option<&Sad>| -> Result<(Renewal, NaiveDateTime), SamError> {
+            let old = check_sad(old, caller, credential, now, &self.policy)?;
+            let renewal = match cred.scal {
+                Scal::Two => {
+                    let wanted = new_hashes.as_ref().ok_or(SamError::MissingHash)?;
+                    // only what the signer authorized, still unspent, is renewed
+                    match &old.hashes {
+                        Some(bound) if covers(bound, wanted) => {}
+                        _ => return Err(SamError::HashNotRenewable),
                     }
-                    Some(all)
+                    match i32::try_from(wanted.len()) {
+                        Ok(n) if n <= old.remaining => (n, Some(wanted.clone())),
+                        _ => return Err(SamError::TooManySignatures),
+                    }
+                }
+                Scal::One => {
+                    let bound = match (&old.hashes, &new_hashes) {
+                        (None, None) => None,
+                        (old_h, new_h) => {
+                            let mut all = old_h.clone().unwrap_or_default();
+                            all.extend(new_h.iter().flatten().cloned());
+                            if i32::try_from(all.len()).map_or(true, |n| n > old.remaining) {
+                                return Err(SamError::TooManySignatures);
+                            }
+                            Some(all)
+                        }
+                    };
+                    (old.remaining, bound)
                 }
             };
-            Ok((old.remaining, bound))
+            Ok((renewal, old.authorized_at))
         };
         // Everything checked before the transaction, so an obvious refusal costs no write.
         plan(old.as_ref()).map_err(refuse)?;
 
         let sad = random_token(SAD_BYTES)?;
         let new_hash = secret_hash(sad.as_bytes());
-        let expires_at = self.expiry(now)?;
         let renewed = self.write_or_rollback(|c| {
             if !c.revoke_sad(&old_hash)? {
                 return Ok(Err(SamError::InvalidSad));
@@ -226,10 +269,15 @@ impl Sam {
                 revoked: false,
                 ..s
             });
-            let (remaining, bound) = match plan(fresh.as_ref()) {
+            let ((remaining, bound), authorized_at) = match plan(fresh.as_ref()) {
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
+            let expires_at = match self.policy.sad_expiry(authorized_at, now) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            };
+            let expires_in = seconds_until(expires_at, now);
             let bound_count = bound.as_ref().map(Vec::len);
             c.insert_sad(&NewSad {
                 sad_hash: new_hash.to_vec(),
@@ -239,6 +287,7 @@ impl Sam {
                 remaining,
                 expires_at,
                 hashes: bound,
+                authorized_at,
             })?;
             c.append_audit(&audit_event(
                 EVENT,
@@ -251,16 +300,13 @@ impl Sam {
                     "remaining": remaining,
                     "boundHashes": bound_count,
                     "addedHashes": new_hashes.as_ref().map_or(0, Vec::len),
-                    "expiresIn": self.policy.sad_lifetime.as_secs(),
+                    "expiresIn": expires_in,
                 }),
             ))?;
-            Ok(Ok(()))
+            Ok(Ok(expires_in))
         });
         match renewed {
-            Ok(()) => Ok(IssuedSad {
-                sad,
-                expires_in: self.policy.sad_lifetime.as_secs(),
-            }),
+            Ok(expires_in) => Ok(IssuedSad { sad, expires_in }),
             Err(e @ SamError::Storage(_)) => Err(e),
             Err(e) => Err(refuse(e)),
         }
@@ -331,7 +377,8 @@ impl Sam {
         if hashes.iter().any(|h| h.len() != digest_len) {
             return Err(refuse(SamError::InvalidDigestLength));
         }
-        let record = check_sad(sad_record.as_ref(), caller, credential, now).map_err(refuse)?;
+        let record = check_sad(sad_record.as_ref(), caller, credential, now, &self.policy)
+            .map_err(refuse)?;
         check_spend(record, cred.scal, hashes).map_err(refuse)?;
         let hash_bound = record.hashes.is_some();
         let count = i32::try_from(hashes.len()).map_err(|_| refuse(SamError::TooManyHashes))?;
@@ -376,7 +423,7 @@ impl Sam {
             }
         };
         if let Some(current) = self.store.write_grouped(spend)? {
-            let why = check_sad(current.as_ref(), caller, credential, now)
+            let why = check_sad(current.as_ref(), caller, credential, now, &self.policy)
                 .and_then(|s| check_spend(s, cred.scal, hashes))
                 .err()
                 .unwrap_or(SamError::InvalidSad);

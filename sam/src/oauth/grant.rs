@@ -17,7 +17,9 @@ use storage::{
 };
 
 use super::requests::{CodeBinding, new_code};
-use crate::activation::{ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref};
+use crate::activation::{
+    ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref, seconds_until,
+};
 use crate::secrets::random_token;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
@@ -148,8 +150,14 @@ impl Sam {
         let sad = random_token(SAD_BYTES)?;
         let sad_hash = secret_hash(sad.as_bytes());
         let now = utc_now();
-        let expires_at = self.expiry(now)?;
-        let lifetime = self.policy.sad_lifetime.as_secs();
+        // The transaction was authorized when the signer consented (the code was made): its
+        // maximum life counts from then.
+        let authorized_at = code.created_at;
+        let expires_at = self.policy.sad_expiry(authorized_at, now)?;
+        if expires_at <= now {
+            return Err(refuse(SamError::SadExpired));
+        }
+        let lifetime = seconds_until(expires_at, now);
         let bound = code.hashes.as_ref().map_or(0, Vec::len);
         self.store.write(|c| {
             c.insert_sad(&NewSad {
@@ -160,6 +168,7 @@ impl Sam {
                 remaining: num,
                 expires_at,
                 hashes: code.hashes.clone(),
+                authorized_at,
             })?;
             c.set_oauth_code_issued(&code.code_hash, &sad_hash)?;
             c.append_audit(&audit_event(

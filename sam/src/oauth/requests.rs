@@ -12,7 +12,6 @@ use storage::{
 use super::{CODE_PREFIX, OAuthError};
 use crate::otp::OtpType;
 use crate::secrets::random_token;
-use crate::tokens::login_success;
 use crate::{Sam, SamError};
 
 /// The digest a pending request is stored (and its cookie named) under: SHA-256 of the handle.
@@ -155,18 +154,6 @@ impl Sam {
             client_id,
             json!({ "scope": scope, "error": error, "reason": description }),
         );
-        Ok(())
-    }
-
-    /// The signer signed in on the page (the password was checked): audited as `auth.login`
-    /// (`method` `oauth2`).
-    pub fn oauth_signed_in(&self, user: &User, client_id: &str) -> Result<(), SamError> {
-        self.store.write(|c| {
-            c.append_audit(&login_success(
-                user,
-                json!({ "method": "oauth2", "client": client_id }),
-            ))
-        })?;
         Ok(())
     }
 

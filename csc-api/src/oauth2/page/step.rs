@@ -186,7 +186,7 @@ impl Step<'_> {
         let user = match self
             .state
             .sam
-            .check_password(name, &password, sam::LoginMethod::OAuth2)?
+            .oauth_sign_in(name, &password, &self.client.client_id)?
         {
             Ok(u) => u,
             Err(_) => {
@@ -196,9 +196,6 @@ impl Step<'_> {
                 ));
             }
         };
-        self.state
-            .sam
-            .oauth_signed_in(&user, &self.client.client_id)?;
         if self.pending.scope == "service" {
             return self.issue_service_code(&user, p.get("remember").is_some());
         }

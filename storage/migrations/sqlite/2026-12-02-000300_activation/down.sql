@@ -1,0 +1,1 @@
+ALTER TABLE sads DROP COLUMN authorized_at;
