@@ -320,7 +320,7 @@ impl Sam {
                 };
                 for kind in &kinds {
                     // locked meanwhile, or the row vanished (or fails its MAC): refused as locked
-                    if !c.factor(&credential, *kind)?.is_some_and(|f| !f.locked) {
+                    if c.factor(&credential, *kind)?.is_none_or(|f| f.locked) {
                         for k in &kinds {
                             lockout.release(c, counter(&credential, *k))?;
                         }
