@@ -1,14 +1,15 @@
 //! Fills the "loaded" database through the `storage` crate before its server starts: other
 //! users with credentials (fake key ids: they are never signed with) and a long, valid audit
-//! chain appended with `append_audit_batch`.
+//! chain appended with `append_audit_batch`, under the integrity keys of the data directory's
+//! token (so the server accepts what was written).
 
 use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
 use storage::{
-    AuthMode, CredentialId, CredentialStatus, FactorKind, NewAuditEvent, NewCredential, NewUser,
-    Role, Scal, Store, StoreOptions, UserId,
+    AuthMode, CredentialId, CredentialStatus, FactorKind, IntegrityKeys, NewAuditEvent,
+    NewCredential, NewUser, Role, Scal, Store, StoreOptions, UserId,
 };
 
 /// Credentials per filler user.
@@ -43,8 +44,11 @@ pub fn populate(
     template: &str,
     credentials: usize,
     audit_records: usize,
+    keys: &IntegrityKeys,
 ) -> anyhow::Result<Populated> {
-    let store = Store::open(url, StoreOptions::default()).context("cannot open loaded.db")?;
+    let store = Store::open(url, StoreOptions::default())
+        .context("cannot open loaded.db")?
+        .with_keys(keys.clone());
     let template_id: CredentialId = template
         .parse()
         .map_err(|_| anyhow::anyhow!("bad credential id {template}"))?;
@@ -164,8 +168,8 @@ pub fn populate(
 }
 
 /// `Store::verify_audit_chain` in this process: (records, seconds).
-pub fn verify_in_process(url: &str) -> anyhow::Result<(u64, f64)> {
-    let store = Store::open(url, StoreOptions::default())?;
+pub fn verify_in_process(url: &str, keys: &IntegrityKeys) -> anyhow::Result<(u64, f64)> {
+    let store = Store::open(url, StoreOptions::default())?.with_keys(keys.clone());
     let t = Instant::now();
     let verdict = store.verify_audit_chain()?;
     let secs = t.elapsed().as_secs_f64();

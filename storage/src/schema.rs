@@ -96,6 +96,8 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+        keyed_from -> BigInt,
+        keyed_mac -> Nullable<Text>,
     }
 }
 
