@@ -374,11 +374,11 @@ pub fn audit_verify(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, 
     })
 }
 
-/// `csc-server audit upgrade`: once, after upgrading a database begun by a version without
-/// keyed audit links, confirms the switch point (after verifying the whole chain). `Ok(false)`
-/// when refused (the chain is damaged).
-pub fn audit_upgrade(sam: &Sam) -> anyhow::Result<(bool, Value)> {
-    Ok(match sam.confirm_audit_switch(OPERATOR)? {
+/// `csc-server audit upgrade [--seals PATH]...`: once, after upgrading a database begun by a
+/// version without keyed audit links, confirms the switch point (after verifying the whole chain
+/// and the seals, as `audit verify`). `Ok(false)` when refused (damaged).
+pub fn audit_upgrade(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
+    Ok(match sam.confirm_audit_switch(seal_files, OPERATOR)? {
         AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
         AuditUpgrade::Confirmed { keyed_from, now } => (
             true,

@@ -67,10 +67,15 @@ impl Sam {
     }
 
     /// `csc-server audit upgrade`: confirms, once, the switch of a log begun by a version
-    /// without keyed links (storage's `audit` module doc), after verifying the whole chain;
+    /// without keyed links (storage's `audit` module doc), after verifying the whole chain and
+    /// the seals in `seal_files`;
     /// audited as `audit.upgrade` (Part I 7.1.4.1: changes to the audit parameters).
-    pub fn confirm_audit_switch(&self, actor: &str) -> Result<AuditUpgrade, SamError> {
-        Ok(self.store.confirm_audit_switch(|keyed_from| {
+    pub fn confirm_audit_switch(
+        &self,
+        seal_files: &[PathBuf],
+        actor: &str,
+    ) -> Result<AuditUpgrade, SamError> {
+        Ok(self.store.confirm_audit_switch(seal_files, |keyed_from| {
             audit_event(
                 AuditEvent::AuditUpgrade,
                 actor,

@@ -493,7 +493,7 @@ fn broken(seq: i64, reason: impl Into<String>) -> Result<AuditVerdict, StorageEr
 
 /// How [`walk`] treats a switch point above 1 without its MAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unconfirmed {
+pub(crate) enum Unconfirmed {
     /// As damage (verification).
     Broken,
     /// As acceptable (the walk that precedes confirming it). A MAC that is present is checked
@@ -509,9 +509,9 @@ pub(crate) struct Walk {
     /// The switch point.
     pub(crate) keyed_from: i64,
     /// Whether the switch point is above 1 and has no MAC yet.
-    unconfirmed: bool,
+    pub(crate) unconfirmed: bool,
     /// The hash of record `keyed_from - 1`, when the walk reached it.
-    hash_before_switch: Option<String>,
+    pub(crate) hash_before_switch: Option<String>,
 }
 
 /// Walks the whole chain, streaming it in pages: every record's hash (the plain rule before the
@@ -708,24 +708,27 @@ impl Store {
         Ok(self.read(|c| walk(c, Unconfirmed::Broken))?.verdict)
     }
 
-    /// [`walk`] under the verification rules, for [`Store::verify_audit`].
-    pub(crate) fn walk_audit_chain(&self) -> Result<Walk, StorageError> {
-        self.read(|c| walk(c, Unconfirmed::Broken))
+    /// [`walk`], for [`Store::verify_audit`] and [`Store::confirm_audit_switch`].
+    pub(crate) fn walk_audit_chain(&self, unconfirmed: Unconfirmed) -> Result<Walk, StorageError> {
+        self.read(|c| walk(c, unconfirmed))
     }
 
     /// The upgrade step of a log begun by a version without keyed links (module doc): verifies
-    /// the whole chain (plain before the switch point, keyed from it) and, when it is intact and
-    /// the switch point has no MAC yet, writes the MAC and appends `event(keyed_from)` in the
-    /// same transaction. Refuses when the switch point already carries a MAC that does not
-    /// verify (it was moved: confirming it again would bless the move). Run once by the operator
-    /// (`csc-server audit upgrade`), never automatically: an insider who resets the switch point
-    /// cannot get it confirmed by a restart.
+    /// the whole chain (plain before the switch point, keyed from it) and the seals in
+    /// `seal_files` as [`Store::verify_audit`] does, and, when all is intact and the switch point
+    /// has no MAC yet, writes the MAC and appends `event(keyed_from)` in the same transaction.
+    /// Refuses when the switch point already carries a MAC that does not verify (it was moved:
+    /// confirming it again would bless the move), and when a seal does not match (records the
+    /// seals saw keyed were rewritten, e.g. after the switch point was reset and moved). Run
+    /// once by the operator (`csc-server audit upgrade`), never automatically: an insider who
+    /// resets the switch point cannot get it confirmed by a restart.
     pub fn confirm_audit_switch(
         &self,
+        seal_files: &[std::path::PathBuf],
         event: impl FnOnce(i64) -> crate::audit::NewAuditEvent,
     ) -> Result<AuditUpgrade, StorageError> {
-        let walked = self.read(|c| walk(c, Unconfirmed::Accepted))?;
-        if let AuditVerdict::Broken { seq, reason } = walked.verdict {
+        let (report, walked) = self.check_audit(seal_files, Unconfirmed::Accepted)?;
+        if let AuditVerdict::Broken { seq, reason } = report.verdict {
             return Ok(AuditUpgrade::Refused { seq, reason });
         }
         let keyed_from = walked.keyed_from;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditVerdict, ZERO_HASH};
+use crate::audit::{AuditVerdict, Unconfirmed, Walk, ZERO_HASH};
 use crate::connection::{Conn, Store};
 use crate::error::StorageError;
 use crate::integrity::IntegrityKeys;
@@ -200,13 +200,22 @@ impl Store {
     /// then are read, so a server appending seals meanwhile causes no false alarm: every seal
     /// read was written from a head no later than the one the chain is checked up to.
     pub fn verify_audit(&self, seal_files: &[PathBuf]) -> Result<AuditReport, StorageError> {
+        Ok(self.check_audit(seal_files, Unconfirmed::Broken)?.0)
+    }
+
+    /// [`Store::verify_audit`], with the chain walked under `unconfirmed`; also returns the walk.
+    pub(crate) fn check_audit(
+        &self,
+        seal_files: &[PathBuf],
+        unconfirmed: Unconfirmed,
+    ) -> Result<(AuditReport, Walk), StorageError> {
         let mut files = Vec::with_capacity(seal_files.len());
         for path in seal_files {
             let file = File::open(path).map_err(seal_error(path))?;
             let len = file.metadata().map_err(seal_error(path))?.len();
             files.push((path.as_path(), file.take(len)));
         }
-        let walk = self.walk_audit_chain()?;
+        let walk = self.walk_audit_chain(unconfirmed)?;
         let mut first = FirstDamage::default();
         if let AuditVerdict::Broken { seq, reason } = &walk.verdict {
             first.note(*seq, reason.clone());
@@ -267,14 +276,15 @@ impl Store {
             }
             compare(c, &mut batch, head, &names, &mut first)
         })?;
-        Ok(AuditReport {
+        let report = AuditReport {
             verdict: match first.0 {
                 Some((seq, reason)) => AuditVerdict::Broken { seq, reason },
-                None => walk.verdict,
+                None => walk.verdict.clone(),
             },
             keyed_from: walk.keyed_from,
             seals,
-        })
+        };
+        Ok((report, walk))
     }
 }
 

@@ -214,6 +214,7 @@ both!(
     audit_seal_file_edited,
     audit_seals_of_an_intact_log,
     audit_log_from_before_keyed_links,
+    audit_switch_reset_after_the_upgrade,
     audit_batch,
     write_rolls_back_on_err,
     atomic_methods_inside_write,
@@ -1085,7 +1086,7 @@ fn audit_switch_point_moved(db: &TestDb) {
     assert_broken_at(db, 1);
     // ... and the upgrade step refuses to bless a switch point whose MAC does not verify.
     assert!(matches!(
-        db.confirm_audit_switch(|_| event(0)).unwrap(),
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
         AuditUpgrade::Refused { seq: 1, .. }
     ));
 }
@@ -1330,7 +1331,7 @@ fn audit_log_from_before_keyed_links(db: &TestDb) {
     // A damaged plain part is not confirmed.
     db.exec_raw("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
     assert_eq!(
-        db.confirm_audit_switch(|_| event(0)).unwrap(),
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
         AuditUpgrade::Refused {
             seq: 3,
             reason: "the record's content does not match its hash (plain SHA-256: before the switch to keyed links)".into()
@@ -1340,7 +1341,7 @@ fn audit_log_from_before_keyed_links(db: &TestDb) {
     // The upgrade step: once, audited (record 16).
     let upgrade = NewAuditEvent::new(AuditEvent::AuditUpgrade, "operator", "audit-log", "success");
     assert_eq!(
-        db.confirm_audit_switch(|_| upgrade.clone()).unwrap(),
+        db.confirm_audit_switch(&[], |_| upgrade.clone()).unwrap(),
         AuditUpgrade::Confirmed {
             keyed_from: 11,
             now: true
@@ -1352,7 +1353,7 @@ fn audit_log_from_before_keyed_links(db: &TestDb) {
     );
     assert_eq!(all_records(db)[15].event, "audit.upgrade");
     assert_eq!(
-        db.confirm_audit_switch(|_| upgrade.clone()).unwrap(),
+        db.confirm_audit_switch(&[], |_| upgrade.clone()).unwrap(),
         AuditUpgrade::Confirmed {
             keyed_from: 11,
             now: false
@@ -1372,6 +1373,48 @@ fn audit_log_from_before_keyed_links(db: &TestDb) {
         }
         other => panic!("expected Broken, got {other:?}"),
     }
+}
+
+fn audit_switch_reset_after_the_upgrade(db: &TestDb) {
+    let seals = Seals::new();
+    make_legacy(db, 10);
+    fill_chain_more(db, 5);
+    // a seal written by the new version before the upgrade (record 15)
+    seals.seal(db);
+    assert_eq!(
+        db.confirm_audit_switch(&[seals.path()], |_| event(0))
+            .unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 11,
+            now: true
+        }
+    );
+    seals.seal(db);
+    assert_eq!(
+        seals.verify(db).verdict,
+        AuditVerdict::Intact { records: 16 }
+    );
+    // The insider resets the switch point past the upgrade's record and rewrites records
+    // 11..=16 under the plain rule: unconfirmed again.
+    rewrite_chain(db, 11, AuditRecord::compute_plain_hash);
+    db.exec_raw("UPDATE audit_head SET keyed_from = 17, keyed_mac = NULL WHERE id = 1");
+    assert_broken_at(db, 1);
+    // A second upgrade checks the seals and refuses: record 15 is not the one sealed.
+    assert!(matches!(
+        db.confirm_audit_switch(&[seals.path()], |_| event(0))
+            .unwrap(),
+        AuditUpgrade::Refused { seq: 15, .. }
+    ));
+    // Without the seals it could not tell (README: run it once, with the seal file at hand);
+    // and the seals still show the rewrite afterwards.
+    assert!(matches!(
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 17,
+            now: true
+        }
+    ));
+    assert_seals_broken_at(&seals.verify(db), 15);
 }
 
 /// A second store on `db`'s database (runs pending migrations), with the test keys.

@@ -173,8 +173,13 @@ enum AuditCommand {
         seals: Vec<PathBuf>,
     },
     /// Once, after upgrading a database begun by a version without keyed audit links: verify
-    /// the whole chain and confirm the switch to keyed links; exits 1 if the chain is damaged.
-    Upgrade,
+    /// the whole chain and the seals, and confirm the switch to keyed links; exits 1 (and
+    /// confirms nothing) if either is damaged.
+    Upgrade {
+        /// As for `verify`.
+        #[arg(long = "seals", value_name = "PATH")]
+        seals: Vec<PathBuf>,
+    },
 }
 
 fn print(value: &serde_json::Value) {
@@ -295,9 +300,11 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Audit {
-            command: AuditCommand::Upgrade,
+            command: AuditCommand::Upgrade { seals },
         } => {
-            let (ok, report) = admin::sealed_command(&cfg, admin::audit_upgrade)?;
+            let files = admin::seal_files(&cfg, seals);
+            let (ok, report) =
+                admin::sealed_command(&cfg, |sam| admin::audit_upgrade(sam, &files))?;
             print(&report);
             if !ok {
                 return Ok(ExitCode::FAILURE);
