@@ -289,7 +289,9 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         "setting up {} (init, user, RSA-2048 and EC P-256 credentials)",
         data_path.display()
     ));
-    let data = server::setup(&cmd, &data_path, &token.dir.path().join("softhsm2.conf"))?;
+    let data = server::setup(&cmd, &data_path, token)?;
+    // before the raw baseline loads the module with the bench's own token (same directory)
+    let keys = data.integrity_keys(&raw::module_path())?;
     let scale = !args.no_scale;
     if scale {
         data.copy_to_loaded()?;
@@ -297,11 +299,11 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
             "populating loaded.db with {n_credentials} credentials and {n_audit} audit records"
         ));
         let p = populate::populate(
-            &data.dir,
             &data.loaded_db_url(),
             &data.rsa_credential,
             n_credentials,
             n_audit,
+            &keys,
         )?;
         note(format!(
             "populated in {:.1} s + {:.1} s ({} MB)",
@@ -405,13 +407,16 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         data.empty_db_url()
     };
     note("audit verify (in-process and through the CLI)");
-    let (records, secs) = populate::verify_in_process(&data.dir, &url)?;
+    let (records, secs) = populate::verify_in_process(&url, &keys)?;
     report.audit_in_process = Some((records, secs));
     let t = Instant::now();
     let v = cmd.run_json(
         &data.dir,
         &["audit", "verify"],
-        &[("CSC_DATABASE_URL", url.as_str())],
+        &[
+            ("CSC_DATABASE_URL", url.as_str()),
+            ("CSC_AUDIT_SEAL_FILE", server::seal_file_for(&url).as_str()),
+        ],
     )?;
     let cli_secs = t.elapsed().as_secs_f64();
     let cli_records = v

@@ -1,12 +1,9 @@
 //! Fills the "loaded" database through the `storage` crate before its server starts: other
 //! users with credentials (fake key ids: they are never signed with) and a long, valid audit
-//! chain appended with `append_audit_batch`.
+//! chain appended with `append_audit_batch`, under the integrity keys of the data directory's
+//! token (so the server accepts what was written).
 
-use std::path::Path;
 use std::time::Instant;
-
-use cm_pkcs11::{Hsm, HsmConfig};
-use secrecy::SecretString;
 
 use anyhow::Context;
 use serde_json::json;
@@ -27,20 +24,6 @@ fn random_hex(n: usize) -> anyhow::Result<String> {
     Ok(hex::encode(b))
 }
 
-/// The integrity keys of the server's token (in this process's SoftHSM2 directory, see
-/// [`crate::server::setup`]): rows added here must carry MACs the server accepts.
-fn server_keys(data_dir: &Path) -> anyhow::Result<IntegrityKeys> {
-    let pin = std::fs::read_to_string(data_dir.join("token.pin"))
-        .context("cannot read the server's token PIN")?;
-    let cfg = HsmConfig::new(
-        crate::raw::module_path(),
-        "csc-server",
-        SecretString::from(pin.trim().to_owned()),
-    );
-    let hsm = Hsm::open(&cfg).context("cannot open the server's token")?;
-    Ok(sam::integrity::derive_keys(&hsm)?)
-}
-
 /// What was added and how long it took.
 #[derive(Debug, Clone)]
 pub struct Populated {
@@ -57,15 +40,15 @@ pub struct Populated {
 /// credential `template` lends its certificate chain and PIN verifier, so rows have their real
 /// size.
 pub fn populate(
-    data_dir: &Path,
     url: &str,
     template: &str,
     credentials: usize,
     audit_records: usize,
+    keys: &IntegrityKeys,
 ) -> anyhow::Result<Populated> {
     let store = Store::open(url, StoreOptions::default())
         .context("cannot open loaded.db")?
-        .with_keys(server_keys(data_dir)?);
+        .with_keys(keys.clone());
     let template_id: CredentialId = template
         .parse()
         .map_err(|_| anyhow::anyhow!("bad credential id {template}"))?;
@@ -185,8 +168,8 @@ pub fn populate(
 }
 
 /// `Store::verify_audit_chain` in this process: (records, seconds).
-pub fn verify_in_process(data_dir: &Path, url: &str) -> anyhow::Result<(u64, f64)> {
-    let store = Store::open(url, StoreOptions::default())?.with_keys(server_keys(data_dir)?);
+pub fn verify_in_process(url: &str, keys: &IntegrityKeys) -> anyhow::Result<(u64, f64)> {
+    let store = Store::open(url, StoreOptions::default())?.with_keys(keys.clone());
     let t = Instant::now();
     let verdict = store.verify_audit_chain()?;
     let secs = t.elapsed().as_secs_f64();

@@ -82,6 +82,15 @@ impl ServerCmd {
     }
 }
 
+/// The audit seal file of the database at `db_url` (`…/csc.db` → `…/csc.db-seals.jsonl`): each
+/// database of the data directory has its own chain, so its own seals.
+pub fn seal_file_for(db_url: &str) -> String {
+    format!(
+        "{}-seals.jsonl",
+        db_url.strip_prefix("sqlite://").unwrap_or(db_url)
+    )
+}
+
 /// The data directory shared by both databases, and what the CLI created in it.
 pub struct DataDir {
     pub dir: PathBuf,
@@ -98,6 +107,22 @@ impl DataDir {
     /// `sqlite://` URL of the copy that gets 100k credentials and 1M audit records.
     pub fn loaded_db_url(&self) -> String {
         format!("sqlite://{}", self.dir.join("loaded.db").display())
+    }
+
+    /// The integrity keys of the data directory's token (row MACs and the audit chain), as the
+    /// server derives them: what the storage crate needs to write rows and audit records the
+    /// server accepts. Opens that token in this process (it shares the bench's token directory,
+    /// see [`setup`]); call it before [`crate::raw::open_token`] loads the module.
+    pub fn integrity_keys(&self, module: &Path) -> anyhow::Result<storage::IntegrityKeys> {
+        let pin = std::fs::read_to_string(self.dir.join("token.pin"))
+            .context("cannot read the data directory's token PIN")?;
+        let cfg = cm_pkcs11::HsmConfig::new(
+            module,
+            "csc-server",
+            secrecy::SecretString::from(pin.trim_end().to_owned()),
+        );
+        let hsm = cm_pkcs11::Hsm::open(&cfg).context("cannot open the data directory's token")?;
+        Ok(sam::integrity::derive_keys(&hsm)?)
     }
 
     /// Copies the (closed) empty database to `loaded.db`.
@@ -126,23 +151,18 @@ pub const MAX_FACTOR_FAILURES: &str = "10000";
 /// `init`, one signer, one RSA-2048 and one EC P-256 credential (SCAL 1, PIN, multisign
 /// [`MULTISIGN`]).
 ///
-/// The server's token lives in the bench's own SoftHSM2 directory (`softhsm_conf`, written to
-/// the data directory's `config.toml`), so that this process can open it too and derive the
-/// integrity keys that seal the rows it adds ([`crate::populate`]).
-pub fn setup(cmd: &ServerCmd, dir: &Path, softhsm_conf: &Path) -> anyhow::Result<DataDir> {
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
+/// The data directory's token lives in the bench's own token directory (`softhsm_conf` in its
+/// `config.toml`), so that this process can open it too ([`DataDir::integrity_keys`]).
+pub fn setup(
+    cmd: &ServerCmd,
+    dir: &Path,
+    token: &crate::raw::BenchToken,
+) -> anyhow::Result<DataDir> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let conf = token.dir.path().join("softhsm2.conf");
     std::fs::write(
         dir.join("config.toml"),
-        format!(
-            "softhsm_conf = {}\n",
-            serde_json::Value::String(softhsm_conf.display().to_string())
-        ),
+        format!("softhsm_conf = {:?}\n", conf.display().to_string()),
     )?;
     cmd.run_json(dir, &["init"], &[])?;
     cmd.run_json(dir, &["user", "add", USER], &[("CSC_PASSWORD", PASSWORD)])?;
@@ -201,6 +221,7 @@ impl Running {
             .arg("127.0.0.1:0")
             .env("CSC_DATABASE_URL", db_url)
             .env("CSC_MAX_FACTOR_FAILURES", MAX_FACTOR_FAILURES)
+            .env("CSC_AUDIT_SEAL_FILE", seal_file_for(db_url))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err);

@@ -5,14 +5,14 @@
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sam::{
-    AuditVerdict, AuthMode, Credential, CredentialId, KeySpec, NewCredentialRequest, OtpChoice,
-    Sam, Scal, User, secrets,
+    AuditSealer, AuditUpgrade, AuditVerdict, AuthMode, Credential, CredentialId, KeySpec,
+    NewCredentialRequest, OtpChoice, Sam, Scal, User, secrets,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -120,7 +120,8 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
 }
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
-/// by the owner, the database and the development CA. Idempotent. After
+/// by the owner, the database and the development CA; then a seal of the audit head in the
+/// configured seal file. Idempotent. After
 /// [`prepare_softhsm`] with `create`.
 pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     let mut token_created = false;
@@ -145,9 +146,13 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
         token_created = sam::init_token(&cfg.pkcs11_module, &cfg.token_label, &so_pin, &user_pin)?;
     }
     let sam = connect(cfg, true)?;
+    let mut sealer = sam
+        .audit_sealer(&cfg.audit_seal_file)
+        .context("cannot open the audit seal file")?;
     if token_created {
         sam.record_token_init(&cfg.token_label, OPERATOR)?;
     }
+    seal_now(&mut sealer);
     let report = json!({
         "dataDir": cfg.data_dir.display().to_string(),
         "database": sam::redact_url(&cfg.database_url),
@@ -347,14 +352,51 @@ pub fn credential_migrate_otp(sam: &Sam) -> anyhow::Result<(bool, Value)> {
     ))
 }
 
-/// `csc-server audit verify`: `Ok(true)` when the chain is intact.
-pub fn audit_verify(sam: &Sam) -> anyhow::Result<(bool, Value)> {
-    Ok(match sam.verify_audit()? {
-        AuditVerdict::Intact { records } => (true, json!({ "intact": true, "records": records })),
-        AuditVerdict::Broken { seq, reason } => (
-            false,
-            json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
+/// The seal files `audit verify` checks: those given with `--seals` (each must exist), else the
+/// configured seal file (`audit_seal_file`) when it exists; none when no seal was ever written
+/// there (then only the chain is checked, and the report says `"seals": 0`).
+pub fn seal_files(cfg: &Config, given: Vec<PathBuf>) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given;
+    }
+    if cfg.audit_seal_file.exists() {
+        vec![cfg.audit_seal_file.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `csc-server audit verify [--seals PATH]...`: `Ok(true)` when the chain verifies under the
+/// audit key and every seal verifies and matches its record (Part II 3.2.2.4, Part I 7.1.4.3).
+/// Damage is reported with the first broken record, also as one line on standard error.
+pub fn audit_verify(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
+    let report = sam.verify_audit(seal_files)?;
+    let files: Vec<String> = seal_files.iter().map(|p| p.display().to_string()).collect();
+    Ok(match report.verdict {
+        AuditVerdict::Intact { records } => (
+            true,
+            json!({
+                "intact": true,
+                "records": records,
+                "seals": report.seals,
+                "sealFiles": files,
+                "keyedFrom": report.keyed_from,
+            }),
         ),
+        AuditVerdict::Broken { seq, reason } => {
+            eprintln!("audit log damaged: first broken record {seq}: {reason}");
+            (
+                false,
+                json!({
+                    "intact": false,
+                    "firstBrokenRecord": seq,
+                    "reason": reason,
+                    "seals": report.seals,
+                    "sealFiles": files,
+                    "keyedFrom": report.keyed_from,
+                }),
+            )
+        }
     })
 }
 
@@ -370,6 +412,53 @@ pub fn integrity_seal(sam: &Sam) -> anyhow::Result<Value> {
         "sealed": sealed,
         "setPinAgain": report.legacy_pin_credentials,
     }))
+}
+
+/// `csc-server audit upgrade [--seals PATH]...`: once, after upgrading a database begun by a
+/// version without keyed audit links, confirms the switch point (after verifying the whole chain
+/// and the seals, as `audit verify`). `Ok(false)` when refused (damaged).
+pub fn audit_upgrade(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
+    Ok(match sam.confirm_audit_switch(seal_files, OPERATOR)? {
+        AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
+        AuditUpgrade::Confirmed { keyed_from, now } => (
+            true,
+            json!({ "keyedFrom": keyed_from, "plainRecords": keyed_from - 1, "confirmed": now }),
+        ),
+        AuditUpgrade::Refused { seq, reason } => {
+            eprintln!("audit log damaged: first broken record {seq}: {reason}");
+            (
+                false,
+                json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
+            )
+        }
+    })
+}
+
+/// Runs an operator command on the SAM of `cfg`, then seals the audit head in the configured
+/// seal file if the command appended records (the seal file is opened first, so a command that
+/// could not seal does nothing). A failed seal after the command is reported on standard error.
+pub fn sealed_command<T>(
+    cfg: &Config,
+    command: impl FnOnce(&Sam) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let sam = open(cfg)?;
+    let mut sealer = sam
+        .audit_sealer_from_now(&cfg.audit_seal_file)
+        .context("cannot open the audit seal file")?;
+    let out = command(&sam);
+    seal_now(&mut sealer);
+    out
+}
+
+/// Seals the head if it moved; a failure is reported on standard error (the work it seals is
+/// done).
+pub fn seal_now(sealer: &mut AuditSealer) {
+    if let Err(e) = sealer.seal_if_moved() {
+        eprintln!(
+            "warning: the audit head could not be sealed in {}: {e}",
+            sealer.path().display()
+        );
+    }
 }
 
 /// The demo signer's name.

@@ -39,6 +39,8 @@ const ENV_KEYS: &[&str] = &[
     "oauth2_code_ttl_secs",
     "purge_interval_secs",
     "purge_after_secs",
+    "audit_seal_file",
+    "audit_seal_interval_secs",
     "service_name",
     "service_region",
     "service_lang",
@@ -72,6 +74,8 @@ pub struct FileConfig {
     pub oauth2_code_ttl_secs: Option<u32>,
     pub purge_interval_secs: Option<u32>,
     pub purge_after_secs: Option<u32>,
+    pub audit_seal_file: Option<PathBuf>,
+    pub audit_seal_interval_secs: Option<u32>,
     pub service_name: Option<String>,
     pub service_region: Option<String>,
     pub service_lang: Option<String>,
@@ -134,6 +138,11 @@ pub struct Config {
     /// How long after expiry such rows are kept (seconds; until then a client still hears
     /// "expired" rather than "invalid").
     pub purge_after_secs: u32,
+    /// The append-only file of audit seals (the chain head, MACed under the audit key) that
+    /// this process writes: keep it (or a copy) off the database host (README "Audit log").
+    pub audit_seal_file: PathBuf,
+    /// How often `serve` checks the audit head and seals it if it moved (seconds, at least 1).
+    pub audit_seal_interval_secs: u32,
     pub info: ServiceInfo,
 }
 
@@ -215,6 +224,10 @@ impl Config {
             oauth2_code_ttl_secs: raw.oauth2_code_ttl_secs.unwrap_or(60).max(1),
             purge_interval_secs: raw.purge_interval_secs.unwrap_or(600),
             purge_after_secs: raw.purge_after_secs.unwrap_or(86_400),
+            audit_seal_file: raw
+                .audit_seal_file
+                .unwrap_or_else(|| data_dir.join("audit-seals.jsonl")),
+            audit_seal_interval_secs: raw.audit_seal_interval_secs.unwrap_or(1).max(1),
             info: ServiceInfo {
                 name: raw
                     .service_name
@@ -317,6 +330,8 @@ mod tests {
         );
         assert_eq!((c.public_url, c.oauth2_code_ttl_secs), (None, 60));
         assert_eq!((c.max_login_failures, c.online_otp_ttl_secs), (5, 300));
+        assert_eq!(c.audit_seal_file, Path::new("/d/audit-seals.jsonl"));
+        assert_eq!(c.audit_seal_interval_secs, 1);
         assert_eq!((c.sad_ttl_secs, c.max_transaction_life_secs), (3600, 3600));
         let p = Config::resolve(Path::new("/d"), FileConfig::default()).sam_policy();
         assert_eq!(

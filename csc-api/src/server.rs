@@ -1,17 +1,35 @@
 //! `serve`: the HTTP server around the app factory.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
-use sam::{Sam, utc_now};
+use sam::{AuditSealer, Sam, utc_now};
 
 use crate::app::{AppState, configure};
 use crate::config::Config;
 
 /// Serves until the process is stopped. Prints `listening on http://ADDR` on standard error for
 /// each bound address (`--listen 127.0.0.1:0` picks a free port; scripts read it there).
+///
+/// Seals the audit head in `audit_seal_file` at start (refusing to start when it cannot), every
+/// `audit_seal_interval_secs` in which it moved, and once more after a clean stop (SIGTERM,
+/// SIGINT: actix-web's graceful shutdown returns here).
 pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
+    let mut sealer = sam.audit_sealer(&cfg.audit_seal_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the audit seal file {}: {e}",
+            cfg.audit_seal_file.display()
+        )
+    })?;
+    sealer
+        .seal_if_moved()
+        .map_err(|e| anyhow::anyhow!("cannot seal the audit head at start: {e}"))?;
+    let sealing = spawn_sealer(
+        sealer,
+        Duration::from_secs(cfg.audit_seal_interval_secs.into()),
+    )?;
     let state = app_state(cfg, sam);
     let max_body = cfg.max_body_bytes;
     let sam = state.sam.clone();
@@ -37,6 +55,8 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         server.run().await?;
         Ok(())
     });
+    // the last seal, once no request runs any more
+    sealing.stop();
     let (transactions, jobs) = sam.group_commit_stats();
     tracing::info!(
         transactions,
@@ -44,6 +64,53 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         "stopped; group commit shared transactions between jobs"
     );
     served
+}
+
+/// The sealing thread, stopped (after a last seal) by [`Sealing::stop`].
+struct Sealing {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sealing {
+    /// Asks the thread for its last seal and waits for it.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            tracing::error!("the audit sealing thread panicked");
+        }
+    }
+}
+
+/// Starts the sealing thread: every `every`, [`sam::AuditSealer::seal_if_moved`]; when told to
+/// stop (or when `serve` is gone), a last one. A failed seal is logged and retried next time.
+fn spawn_sealer(mut sealer: AuditSealer, every: Duration) -> anyhow::Result<Sealing> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("csc-seal".into())
+        .spawn(move || {
+            loop {
+                let last = match stopped.recv_timeout(every) {
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                };
+                match sealer.seal_if_moved() {
+                    Ok(Some(seal)) if last => {
+                        tracing::info!(seq = seal.seq, file = %sealer.path().display(), "sealed the audit head at shutdown");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        file = %sealer.path().display(),
+                        "could not seal the audit head"
+                    ),
+                }
+                if last {
+                    break;
+                }
+            }
+        })?;
+    Ok(Sealing { stop, thread })
 }
 
 /// The handlers' shared state for `sam` under `cfg`: what `serve` runs and what the in-process

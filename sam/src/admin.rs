@@ -5,7 +5,7 @@
 
 use chrono::NaiveDateTime;
 use serde_json::json;
-use storage::{AuditVerdict, Credential, NewOAuthClient, OAuthClient, Purged, User, secret_hash};
+use storage::{Credential, NewOAuthClient, OAuthClient, Purged, User, secret_hash};
 
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
 
@@ -156,11 +156,6 @@ impl Sam {
             ))
         })?;
         Ok(report)
-    }
-
-    /// Checks the whole audit chain (`csc-server audit verify`).
-    pub fn verify_audit(&self) -> Result<AuditVerdict, SamError> {
-        Ok(self.store.verify_audit_chain()?)
     }
 
     /// Audit records after `after_seq`, at most `limit` (for the auditor and the tests).

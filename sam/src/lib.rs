@@ -17,6 +17,7 @@ mod login;
 pub mod oauth;
 mod otp;
 mod provision;
+mod seals;
 pub mod secrets;
 mod tokens;
 pub mod totp;
@@ -48,9 +49,11 @@ pub use tokens::{
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
+pub use seals::AuditSealer;
 pub use storage::{
-    AuditEvent, AuditRecord, AuditVerdict, AuthMode, Credential, CredentialId, CredentialStatus,
-    FactorKind, OAuthClient, OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
+    AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
+    Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient, OAuthRequest, Purged,
+    Role, Scal, User, UserId, secret_hash, utc_now,
 };
 pub use totp::{OtpMigration, TotpVerifier};
 

@@ -1,25 +1,50 @@
-//! The append-only, hash-chained audit log.
+//! The append-only audit log, chained with HMAC-SHA256 under the audit key (issue 11: an audit
+//! log an insider cannot rewrite; Part I 7.1.4.3, Part II 3.2.2.4, Part III 14).
 //!
 //! Record `n` stores `prev_hash` = hash of record `n-1` (64 zeros for record 1) and
-//! `hash = hex(SHA-256(canonical bytes))`, where the canonical bytes are a domain tag, `seq` as
-//! 8 bytes big-endian, then `at` (RFC 3339, UTC, microseconds, `Z`), `event`, `actor`,
-//! `subject`, `outcome`, `detail` (the stored JSON text) and `prev_hash`, each preceded by its
-//! length as 8 bytes big-endian. The single row of `audit_head` holds the last `(seq, hash)`,
-//! so deleting the newest records is detected too.
+//! `hash = hex(HMAC-SHA256(audit key, canonical bytes))`, where the canonical bytes are a domain
+//! tag, `seq` as 8 bytes big-endian, then `at` (RFC 3339, UTC, microseconds, `Z`), `event`,
+//! `actor`, `subject`, `outcome`, `detail` (the stored JSON text) and `prev_hash`, each preceded
+//! by its length as 8 bytes big-endian. The audit key ([`IntegrityKeys`]) is derived in the token
+//! at start and lives only in the server's memory, so whoever edits, inserts or deletes a record
+//! cannot recompute the hashes after it without the token. The single row of `audit_head` holds
+//! the last `(seq, hash)`; copies of it, MACed under the same key, are appended to a seal file
+//! outside the database ([`crate::seal`]), so deleting the newest records (and fixing up the
+//! head) or restoring an older copy of the database is detected too.
+//!
+//! **Records from before keyed links.** A database written by an older version holds records
+//! hashed with plain SHA-256 (domain tag `csc-audit-log/v1`, no key). The migration that brought
+//! keyed links recorded the switch point, `audit_head.keyed_from` (1 for a database created
+//! since: nothing is plain): records before it are checked with the plain rule, records from it
+//! with the keyed rule. A switch point above 1 counts only when `audit_head.keyed_mac`, an HMAC
+//! under the audit key over the switch point and the hash of the record before it, verifies: it
+//! is written once by [`Store::confirm_audit_switch`] (`csc-server audit upgrade`), after the
+//! whole chain verified. Without it [`Store::verify_audit_chain`] reports the log broken at record
+//! 1 (nothing before the switch is authenticated), so an insider cannot move the switch point
+//! past records and recompute them with plain SHA-256.
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use diesel::prelude::*;
 
 use crate::connection::{AnyConnection, Conn, Store};
 use crate::error::StorageError;
+use crate::integrity::IntegrityKeys;
 use crate::schema::{audit_head, audit_log};
 use crate::types::utc_now;
 
 /// `prev_hash` of the first record, and the head hash of an empty log.
 pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Domain separation tag of the canonical encoding (version 1).
-const HASH_DOMAIN: &[u8] = b"csc-audit-log/v1";
+/// Domain separation tag of the canonical encoding of records before keyed links (plain
+/// SHA-256).
+const PLAIN_DOMAIN: &[u8] = b"csc-audit-log/v1";
+
+/// Domain separation tag of the canonical encoding of keyed records (HMAC-SHA256 under the audit
+/// key).
+const KEYED_DOMAIN: &[u8] = b"csc-audit-log/v2-hmac";
+
+/// Domain separation tag of the MAC that confirms the switch point (`audit_head.keyed_mac`).
+const SWITCH_DOMAIN: &[u8] = b"csc-audit-switch/v1";
 
 /// Rows per query when verifying.
 const VERIFY_PAGE: i64 = 10_000;
@@ -32,6 +57,9 @@ pub enum AuditEvent {
     AuthLogin,
     /// `auth.revoke`: `auth/revoke`.
     AuthRevoke,
+    /// `audit.upgrade`: the operator confirmed the switch of an older log to keyed links
+    /// (`csc-server audit upgrade`).
+    AuditUpgrade,
     /// `ca.create`: the development CA was created.
     CaCreate,
     /// `client.register`: an OAuth 2.0 client was registered.
@@ -93,6 +121,7 @@ impl AuditEvent {
         match self {
             AuditEvent::AuthLogin => "auth.login",
             AuditEvent::AuthRevoke => "auth.revoke",
+            AuditEvent::AuditUpgrade => "audit.upgrade",
             AuditEvent::CaCreate => "ca.create",
             AuditEvent::ClientRegister => "client.register",
             AuditEvent::CredentialCreate => "credential.create",
@@ -188,7 +217,8 @@ pub struct AuditRecord {
     pub detail: String,
     /// Hex hash of the previous record ([`ZERO_HASH`] for the first).
     pub prev_hash: String,
-    /// Hex SHA-256 of this record's canonical bytes.
+    /// Hex HMAC-SHA256 under the audit key of this record's canonical bytes (plain SHA-256 for
+    /// records before the switch point, see the module doc).
     pub hash: String,
 }
 
@@ -248,17 +278,24 @@ fn push_at(buf: &mut Vec<u8>, t: &NaiveDateTime) {
 }
 
 impl AuditRecord {
-    /// The hex hash this record must carry, computed from its other fields (its own `hash`
-    /// field is ignored).
-    pub fn compute_hash(&self) -> String {
+    /// The hex hash this record must carry under the keyed rule, computed from its other fields
+    /// (its own `hash` field is ignored).
+    pub fn compute_hash(&self, keys: &IntegrityKeys) -> String {
         let mut buf = Vec::with_capacity(256);
-        hex::encode(self.digest(&mut buf))
+        hex::encode(self.keyed_digest(keys, &mut buf))
     }
 
-    /// SHA-256 of the canonical bytes, built in `buf` (cleared first, reusable).
-    fn digest(&self, buf: &mut Vec<u8>) -> [u8; 32] {
+    /// The hex hash under the rule of records written before keyed links (plain SHA-256, no
+    /// key): what anyone can compute, and what records before the switch point carry.
+    pub fn compute_plain_hash(&self) -> String {
+        let mut buf = Vec::with_capacity(256);
+        hex::encode(self.plain_digest(&mut buf))
+    }
+
+    /// The canonical bytes under `domain`, built in `buf` (cleared first, reusable).
+    fn canonical(&self, domain: &[u8], buf: &mut Vec<u8>) {
         buf.clear();
-        push_field(buf, HASH_DOMAIN);
+        push_field(buf, domain);
         buf.extend_from_slice(&self.seq.to_be_bytes());
         push_at(buf, &self.at);
         push_field(buf, self.event.as_bytes());
@@ -267,12 +304,47 @@ impl AuditRecord {
         push_field(buf, self.outcome.as_bytes());
         push_field(buf, self.detail.as_bytes());
         push_field(buf, self.prev_hash.as_bytes());
+    }
+
+    /// HMAC-SHA256 under the audit key of the canonical bytes.
+    fn keyed_digest(&self, keys: &IntegrityKeys, buf: &mut Vec<u8>) -> [u8; 32] {
+        self.canonical(KEYED_DOMAIN, buf);
+        keys.audit_mac(&[buf.as_slice()])
+    }
+
+    /// SHA-256 of the canonical bytes of the plain rule.
+    fn plain_digest(&self, buf: &mut Vec<u8>) -> [u8; 32] {
+        self.canonical(PLAIN_DOMAIN, buf);
         openssl::sha::sha256(buf)
     }
 }
 
+/// The MAC that confirms `keyed_from` as the switch point, bound to the hash of the record
+/// before it (hex).
+fn switch_mac(keys: &IntegrityKeys, keyed_from: i64, hash_before: &str) -> String {
+    hex::encode(keys.audit_mac(&[
+        SWITCH_DOMAIN,
+        &keyed_from.to_be_bytes(),
+        hash_before.as_bytes(),
+    ]))
+}
+
+/// Whether two hex strings are equal (constant time when their lengths are).
+fn hex_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
+}
+
+/// The head row: the last record and the switch point.
+struct HeadRow {
+    seq: i64,
+    hash: String,
+    keyed_from: i64,
+    keyed_mac: Option<String>,
+}
+
 impl Conn<'_> {
-    /// Appends a record to the chain and returns it.
+    /// Appends a record to the chain (linked with the audit key: the store needs its
+    /// [`IntegrityKeys`], else [`StorageError::NoIntegrityKeys`]) and returns it.
     ///
     /// Runs atomically (in the caller's [`Store::write`] transaction, or its own). It first
     /// increments the head's `seq`, which takes the head row lock on PostgreSQL (the write lock
@@ -296,6 +368,7 @@ impl Conn<'_> {
         }
         let count = i64::try_from(events.len())
             .map_err(|_| StorageError::Corrupt("too many audit events in one batch".into()))?;
+        let keys = self.keys()?;
         let details = events
             .iter()
             .map(|ev| serde_json::to_string(&ev.detail))
@@ -330,7 +403,7 @@ impl Conn<'_> {
                     prev_hash,
                     hash: String::new(),
                 };
-                rec.hash = hex::encode(rec.digest(&mut buf));
+                rec.hash = hex::encode(rec.keyed_digest(keys, &mut buf));
                 prev_hash = rec.hash.clone();
                 records.push(rec);
             }
@@ -373,7 +446,7 @@ impl Conn<'_> {
     }
 
     /// The chain head: `(seq, hash)` of the last record, `(0, ZERO_HASH)` for an empty log.
-    /// This is what a seal signs.
+    /// This is what a seal MACs ([`crate::seal`]).
     pub fn audit_head(&mut self) -> Result<(i64, String), StorageError> {
         audit_head::table
             .find(1)
@@ -381,6 +454,43 @@ impl Conn<'_> {
             .get_result::<(i64, String)>(self.conn)
             .optional()?
             .ok_or_else(|| StorageError::Corrupt("the audit head row is missing".into()))
+    }
+
+    /// The first record linked with the audit key: 1, unless the log was begun by a version
+    /// without keyed links (module doc).
+    pub fn audit_keyed_from(&mut self) -> Result<i64, StorageError> {
+        Ok(self.head_row()?.keyed_from)
+    }
+
+    fn head_row(&mut self) -> Result<HeadRow, StorageError> {
+        let (seq, hash, keyed_from, keyed_mac) = audit_head::table
+            .find(1)
+            .select((
+                audit_head::seq,
+                audit_head::hash,
+                audit_head::keyed_from,
+                audit_head::keyed_mac,
+            ))
+            .get_result::<(i64, String, i64, Option<String>)>(self.conn)
+            .optional()?
+            .ok_or_else(|| StorageError::Corrupt("the audit head row is missing".into()))?;
+        Ok(HeadRow {
+            seq,
+            hash,
+            keyed_from,
+            keyed_mac,
+        })
+    }
+
+    /// `(seq, hash)` of the records among `seqs` that exist (to compare with seals).
+    pub(crate) fn audit_hashes(
+        &mut self,
+        seqs: &[i64],
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        Ok(audit_log::table
+            .filter(audit_log::seq.eq_any(seqs))
+            .select((audit_log::seq, audit_log::hash))
+            .load::<(i64, String)>(self.conn)?)
     }
 }
 
@@ -391,86 +501,284 @@ fn broken(seq: i64, reason: impl Into<String>) -> Result<AuditVerdict, StorageEr
     })
 }
 
-impl Store {
-    /// Verifies the whole audit chain, streaming it in pages: every record's hash, the
-    /// `prev_hash` links, sequence numbers contiguous from 1 (deletions), and that the head
-    /// equals the last record (deletion at the tail). Returns the FIRST broken record.
-    ///
-    /// Safe while other writers append: the head is read first and only records up to it are
-    /// checked.
-    pub fn verify_audit_chain(&self) -> Result<AuditVerdict, StorageError> {
-        self.read(|c| {
-            let (head_seq, head_hash) = c.audit_head()?;
-            if head_seq < 0 {
-                return broken(0, "the audit head has a negative sequence number");
-            }
-            let mut last_seq = 0i64;
-            let mut prev_hash = ZERO_HASH.to_owned();
-            let mut buf = Vec::with_capacity(512);
-            let mut hex_buf = [0u8; 64];
-            while last_seq < head_seq {
-                let page = audit_log::table
-                    .filter(audit_log::seq.gt(last_seq))
-                    .filter(audit_log::seq.le(head_seq))
-                    .order(audit_log::seq.asc())
-                    .limit(VERIFY_PAGE)
-                    .load::<AuditRecord>(c.conn)?;
-                if page.is_empty() {
-                    break;
-                }
-                for rec in page {
-                    let expected = last_seq + 1;
-                    if rec.seq != expected {
-                        return broken(
-                            expected,
-                            format!("record {expected} is missing (the next one is {})", rec.seq),
-                        );
-                    }
-                    if rec.prev_hash != prev_hash {
-                        return broken(
-                            rec.seq,
-                            format!("prev_hash does not match the hash of record {}", rec.seq - 1),
-                        );
-                    }
-                    let digest = rec.digest(&mut buf);
-                    // Cannot fail: 32 bytes always fit 64 hex digits.
-                    let _ = hex::encode_to_slice(digest, &mut hex_buf);
-                    if hex_buf.as_slice() != rec.hash.as_bytes() {
-                        return broken(rec.seq, "the record's content does not match its hash");
-                    }
-                    last_seq = rec.seq;
-                    prev_hash = rec.hash;
-                }
-            }
-            if last_seq != head_seq {
+/// How [`walk`] treats a switch point above 1 without its MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unconfirmed {
+    /// As damage (verification).
+    Broken,
+    /// As acceptable (the walk that precedes confirming it). A MAC that is present is checked
+    /// either way.
+    Accepted,
+}
+
+/// What a walk of the chain found.
+pub(crate) struct Walk {
+    pub(crate) verdict: AuditVerdict,
+    /// The head read at the start: only records up to it were checked.
+    pub(crate) head_seq: i64,
+    /// The switch point.
+    pub(crate) keyed_from: i64,
+    /// Whether the switch point is above 1 and has no MAC yet.
+    pub(crate) unconfirmed: bool,
+    /// The hash of record `keyed_from - 1`, when the walk reached it.
+    pub(crate) hash_before_switch: Option<String>,
+}
+
+/// Walks the whole chain, streaming it in pages: every record's hash (the plain rule before the
+/// switch point, the keyed rule from it), the `prev_hash` links, sequence numbers contiguous from
+/// 1 (deletions), the switch point's MAC, and that the head equals the last record (deletion at
+/// the tail). The verdict names the FIRST broken record.
+///
+/// Safe while other writers append: the head is read first and only records up to it are
+/// checked.
+fn walk(c: &mut Conn<'_>, unconfirmed: Unconfirmed) -> Result<Walk, StorageError> {
+    let keys = c.keys()?;
+    let head = c.head_row()?;
+    let mut hash_before_switch = None;
+    let verdict = walk_records(c, keys, &head, unconfirmed, &mut hash_before_switch)?;
+    Ok(Walk {
+        verdict,
+        head_seq: head.seq,
+        keyed_from: head.keyed_from,
+        unconfirmed: head.keyed_from > 1 && head.keyed_mac.is_none(),
+        hash_before_switch,
+    })
+}
+
+fn walk_records(
+    c: &mut Conn<'_>,
+    keys: &IntegrityKeys,
+    head: &HeadRow,
+    unconfirmed: Unconfirmed,
+    hash_before_switch: &mut Option<String>,
+) -> Result<AuditVerdict, StorageError> {
+    let (head_seq, keyed_from) = (head.seq, head.keyed_from);
+    if head_seq < 0 {
+        return broken(0, "the audit head has a negative sequence number");
+    }
+    if keyed_from < 1 {
+        return broken(
+            1,
+            format!("the switch point to keyed links ({keyed_from}) is not a record number"),
+        );
+    }
+    if keyed_from > 1 && head.keyed_mac.is_none() && unconfirmed == Unconfirmed::Broken {
+        return broken(
+            1,
+            format!(
+                "records 1..={} were hashed without the audit key (before keyed links) and the \
+                 switch to keyed links at record {keyed_from} is not confirmed, so none of them \
+                 is authenticated: after upgrading from a version without keyed links, run \
+                 `csc-server audit upgrade` once",
+                keyed_from - 1
+            ),
+        );
+    }
+    let mut last_seq = 0i64;
+    let mut prev_hash = ZERO_HASH.to_owned();
+    let mut buf = Vec::with_capacity(512);
+    let mut hex_buf = [0u8; 64];
+    while last_seq < head_seq {
+        let page = audit_log::table
+            .filter(audit_log::seq.gt(last_seq))
+            .filter(audit_log::seq.le(head_seq))
+            .order(audit_log::seq.asc())
+            .limit(VERIFY_PAGE)
+            .load::<AuditRecord>(c.conn)?;
+        if page.is_empty() {
+            break;
+        }
+        for rec in page {
+            let expected = last_seq + 1;
+            if rec.seq != expected {
                 return broken(
-                    last_seq + 1,
+                    expected,
+                    format!("record {expected} is missing (the next one is {})", rec.seq),
+                );
+            }
+            if rec.prev_hash != prev_hash {
+                return broken(
+                    rec.seq,
                     format!(
-                        "records {}..={head_seq} are missing at the tail (the head says {head_seq})",
-                        last_seq + 1
+                        "prev_hash does not match the hash of record {}",
+                        rec.seq - 1
                     ),
                 );
             }
-            if prev_hash != head_hash {
-                return broken(head_seq, "the audit head hash does not match the last record");
+            let digest = if rec.seq < keyed_from {
+                rec.plain_digest(&mut buf)
+            } else {
+                rec.keyed_digest(keys, &mut buf)
+            };
+            // Cannot fail: 32 bytes always fit 64 hex digits.
+            let _ = hex::encode_to_slice(digest, &mut hex_buf);
+            if hex_buf.as_slice() != rec.hash.as_bytes() {
+                return broken(
+                    rec.seq,
+                    if rec.seq < keyed_from {
+                        "the record's content does not match its hash (plain SHA-256: before the switch to keyed links)"
+                    } else {
+                        "the record's content does not match its hash under the audit key"
+                    },
+                );
             }
-            // Rows past the head that no append accounts for (forged, or a head rolled back).
-            let beyond = audit_log::table
-                .filter(audit_log::seq.gt(head_seq))
-                .select(audit_log::seq)
-                .order(audit_log::seq.asc())
-                .first::<i64>(c.conn)
-                .optional()?;
-            if let Some(seq) = beyond {
-                // A concurrent append moves the head; only a head that stayed put is suspect.
-                let (now_seq, _) = c.audit_head()?;
-                if now_seq == head_seq {
-                    return broken(seq, "record lies beyond the audit head");
+            if rec.seq == keyed_from - 1 {
+                if let Some(mac) = &head.keyed_mac
+                    && !hex_eq(mac, &switch_mac(keys, keyed_from, &rec.hash))
+                {
+                    return broken(
+                        1,
+                        format!(
+                            "the switch to keyed links at record {keyed_from} does not verify under \
+                             the audit key (it was moved or forged), so records 1..={} are not \
+                             authenticated",
+                            keyed_from - 1
+                        ),
+                    );
                 }
+                *hash_before_switch = Some(rec.hash.clone());
             }
-            Ok(AuditVerdict::Intact {
-                records: head_seq.unsigned_abs(),
-            })
+            last_seq = rec.seq;
+            prev_hash = rec.hash;
+        }
+    }
+    if last_seq != head_seq {
+        return broken(
+            last_seq + 1,
+            format!(
+                "records {}..={head_seq} are missing at the tail (the head says {head_seq})",
+                last_seq + 1
+            ),
+        );
+    }
+    if prev_hash != head.hash {
+        return broken(
+            head_seq,
+            "the audit head hash does not match the last record",
+        );
+    }
+    if keyed_from > head_seq + 1 {
+        return broken(
+            head_seq + 1,
+            format!(
+                "the switch to keyed links is at record {keyed_from}, beyond the last record \
+                 ({head_seq}): records were deleted at the tail"
+            ),
+        );
+    }
+    // Rows past the head that no append accounts for (forged, or a head rolled back).
+    let beyond = audit_log::table
+        .filter(audit_log::seq.gt(head_seq))
+        .select(audit_log::seq)
+        .order(audit_log::seq.asc())
+        .first::<i64>(c.conn)
+        .optional()?;
+    if let Some(seq) = beyond {
+        // A concurrent append moves the head; only a head that stayed put is suspect.
+        let (now_seq, _) = c.audit_head()?;
+        if now_seq == head_seq {
+            return broken(seq, "record lies beyond the audit head");
+        }
+    }
+    Ok(AuditVerdict::Intact {
+        records: head_seq.unsigned_abs(),
+    })
+}
+
+/// What [`Store::confirm_audit_switch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditUpgrade {
+    /// Every record is keyed (a log begun by this version, or an empty one): nothing to confirm.
+    AllKeyed,
+    /// The switch point is confirmed: records before `keyed_from` are plain, from it keyed.
+    Confirmed {
+        /// The first keyed record.
+        keyed_from: i64,
+        /// Whether this call confirmed it (`false`: it had been before).
+        now: bool,
+    },
+    /// The chain is damaged (or the switch point carries a MAC that does not verify): nothing
+    /// was confirmed.
+    Refused {
+        /// The first broken record.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Store {
+    /// Verifies the whole audit chain with the audit key ([`walk`]): every record's hash, the
+    /// links, contiguous sequence numbers, the switch point and the head. Returns the FIRST
+    /// broken record. Needs the store's [`IntegrityKeys`] ([`StorageError::NoIntegrityKeys`]).
+    ///
+    /// The chain alone cannot show records deleted at the tail with the head fixed up, nor a
+    /// restored older copy of the database: [`Store::verify_audit`] adds the seals for that.
+    pub fn verify_audit_chain(&self) -> Result<AuditVerdict, StorageError> {
+        Ok(self.read(|c| walk(c, Unconfirmed::Broken))?.verdict)
+    }
+
+    /// [`walk`], for [`Store::verify_audit`] and [`Store::confirm_audit_switch`].
+    pub(crate) fn walk_audit_chain(&self, unconfirmed: Unconfirmed) -> Result<Walk, StorageError> {
+        self.read(|c| walk(c, unconfirmed))
+    }
+
+    /// The upgrade step of a log begun by a version without keyed links (module doc): verifies
+    /// the whole chain (plain before the switch point, keyed from it) and the seals in
+    /// `seal_files` as [`Store::verify_audit`] does, and, when all is intact and the switch point
+    /// has no MAC yet, writes the MAC and appends `event(keyed_from)` in the same transaction.
+    /// Refuses when the switch point already carries a MAC that does not verify (it was moved:
+    /// confirming it again would bless the move), and when a seal does not match (records the
+    /// seals saw keyed were rewritten, e.g. after the switch point was reset and moved). Run
+    /// once by the operator (`csc-server audit upgrade`), never automatically: an insider who
+    /// resets the switch point cannot get it confirmed by a restart.
+    pub fn confirm_audit_switch(
+        &self,
+        seal_files: &[std::path::PathBuf],
+        event: impl FnOnce(i64) -> crate::audit::NewAuditEvent,
+    ) -> Result<AuditUpgrade, StorageError> {
+        let (report, walked) = self.check_audit(seal_files, Unconfirmed::Accepted)?;
+        if let AuditVerdict::Broken { seq, reason } = report.verdict {
+            return Ok(AuditUpgrade::Refused { seq, reason });
+        }
+        let keyed_from = walked.keyed_from;
+        if keyed_from <= 1 {
+            return Ok(AuditUpgrade::AllKeyed);
+        }
+        if !walked.unconfirmed {
+            return Ok(AuditUpgrade::Confirmed {
+                keyed_from,
+                now: false,
+            });
+        }
+        let Some(hash_before) = walked.hash_before_switch else {
+            // An intact walk with a switch point above 1 reached the record before it.
+            return Err(StorageError::Corrupt(
+                "the record before the switch to keyed links was not found".into(),
+            ));
+        };
+        let ev = event(keyed_from);
+        self.write(|c| {
+            let mac = switch_mac(c.keys()?, keyed_from, &hash_before);
+            let n = diesel::update(
+                audit_head::table
+                    .find(1)
+                    .filter(audit_head::keyed_from.eq(keyed_from))
+                    .filter(audit_head::keyed_mac.is_null()),
+            )
+            .set(audit_head::keyed_mac.eq(Some(mac)))
+            .execute(c.conn)?;
+            if n != 1 {
+                return Err(StorageError::Conflict(
+                    "the switch to keyed links changed while it was being confirmed".into(),
+                ));
+            }
+            c.append_audit(&ev)?;
+            Ok(())
+        })?;
+        Ok(AuditUpgrade::Confirmed {
+            keyed_from,
+            now: true,
         })
     }
 }
@@ -518,15 +826,25 @@ mod tests {
             prev_hash: ZERO_HASH.into(),
             hash: String::new(),
         };
-        let h = rec.compute_hash();
+        let keys = IntegrityKeys::new([1; 32], [2; 32]);
+        let h = rec.compute_hash(&keys);
         assert_eq!(h.len(), 64);
-        assert_eq!(h, rec.compute_hash());
+        assert_eq!(h, rec.compute_hash(&keys));
+        // Another audit key, or no key at all, gives another hash.
+        assert_ne!(h, rec.compute_hash(&IntegrityKeys::new([1; 32], [3; 32])));
+        assert_ne!(h, rec.compute_plain_hash());
+        // The plain rule is exactly that of the records written before keyed links (they must
+        // still verify): SHA-256 of the v1 canonical bytes, computed independently.
+        assert_eq!(
+            rec.compute_plain_hash(),
+            "dbf3818feb527c192fa4feb393d558e9b6033ec654df9f5b58ab32249063d5be"
+        );
         // Moving a byte between adjacent fields changes the hash (length prefixes).
         let shifted = AuditRecord {
             event: "ea".into(),
             actor: String::new(),
             ..rec.clone()
         };
-        assert_ne!(h, shifted.compute_hash());
+        assert_ne!(h, shifted.compute_hash(&keys));
     }
 }

@@ -39,6 +39,14 @@ pub enum StorageError {
     /// can neither check nor write the MAC of a security-relevant row.
     #[error("the store has no integrity keys: rows can be neither checked nor written")]
     NoIntegrityKeys,
+    /// An audit seal file could not be opened, read or written.
+    #[error("audit seal file {path}: {source}")]
+    SealFile {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
 }
 
 impl From<DieselError> for StorageError {

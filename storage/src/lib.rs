@@ -20,8 +20,9 @@
 //!
 //! Secrets never reach the database in clear: tokens and SADs are stored as SHA-256 digests
 //! ([`secret_hash`]), PINs and passwords as PHC strings produced by the caller. The audit log is
-//! append-only and hash-chained; [`Store::verify_audit_chain`] detects edits, deletions and
-//! reordering.
+//! append-only and chained with HMAC under the audit key; [`Store::verify_audit_chain`] detects
+//! edits, deletions and reordering, and [`Store::verify_audit`] adds the seals kept outside the
+//! database ([`SealLog`]), which show a truncated or rolled-back log.
 
 mod audit;
 mod connection;
@@ -36,13 +37,14 @@ mod oauth;
 mod purge;
 mod sads;
 mod schema;
+mod seal;
 mod sealed;
 mod tokens;
 mod types;
 mod upgrade;
 mod users;
 
-pub use audit::{AuditEvent, AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use error::StorageError;
 pub use factors::RequiredFactors;
@@ -55,6 +57,7 @@ pub use oauth::{
     OAuthRequest,
 };
 pub use purge::Purged;
+pub use seal::{AuditReport, AuditSeal, SealLog};
 pub use types::{
     AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,
     UserId, secret_hash, truncate_to_micros, utc_now,

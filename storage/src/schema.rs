@@ -97,6 +97,8 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+        keyed_from -> BigInt,
+        keyed_mac -> Nullable<Text>,
     }
 }
 

@@ -210,6 +210,15 @@ both!(
     audit_tamper_swap,
     audit_tamper_delete_last,
     audit_tamper_forged_beyond_head,
+    audit_rewritten_with_plain_sha256,
+    audit_rewritten_with_a_wrong_key,
+    audit_switch_point_moved,
+    audit_tail_deleted_head_fixed_up,
+    audit_rolled_back_and_written_again,
+    audit_seal_file_edited,
+    audit_seals_of_an_intact_log,
+    audit_log_from_before_keyed_links,
+    audit_switch_reset_after_the_upgrade,
     audit_batch,
     write_rolls_back_on_err,
     atomic_methods_inside_write,
@@ -1021,7 +1030,7 @@ fn audit_concurrent_append_and_verify(db: &TestDb) {
     assert_eq!(records.len(), 1000);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.seq, i as i64 + 1);
-        assert_eq!(r.hash, r.compute_hash());
+        assert_eq!(r.hash, r.compute_hash(&test_keys()));
     }
     assert_eq!(records[0].prev_hash, ZERO_HASH);
     let page = db.read(|c| c.audit_records(990, 5)).unwrap();
@@ -1077,6 +1086,428 @@ fn audit_tamper_forged_beyond_head(db: &TestDb) {
          SELECT 6, at, event, actor, subject, outcome, detail, hash, hash FROM audit_log WHERE seq = 5",
     );
     assert_broken_at(db, 6);
+}
+
+// An insider has the database, not the token: the tests below do what they could do with SQL
+// (and hashes of their own), then ask verify (issue 11; Part II 3.2.2.4, Part I 7.1.4.3).
+
+fn all_records(db: &TestDb) -> Vec<AuditRecord> {
+    db.read(|c| c.audit_records(0, 1_000_000)).unwrap()
+}
+
+/// Rewrites the records from `from` on as an insider would: each relinked to the one before it
+/// and given `hash_of(record)`, then the head fixed up to the last one.
+fn rewrite_chain(db: &TestDb, from: i64, hash_of: impl Fn(&AuditRecord) -> String) {
+    let mut prev = ZERO_HASH.to_owned();
+    for mut r in all_records(db) {
+        if r.seq >= from {
+            r.prev_hash = prev.clone();
+            r.hash = hash_of(&r);
+            db.exec_raw(&format!(
+                "UPDATE audit_log SET prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                r.prev_hash, r.hash, r.seq
+            ));
+        }
+        prev = r.hash;
+    }
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET hash = '{prev}' WHERE id = 1"
+    ));
+}
+
+fn head_hash(db: &TestDb, seq: i64) -> String {
+    all_records(db)
+        .into_iter()
+        .find(|r| r.seq == seq)
+        .map(|r| r.hash)
+        .unwrap()
+}
+
+fn audit_rewritten_with_plain_sha256(db: &TestDb) {
+    fill_chain(db, 30);
+    db.exec_raw("UPDATE audit_log SET outcome = 'denied' WHERE seq = 10");
+    // Anyone can compute plain SHA-256 (the rule of records before keyed links).
+    rewrite_chain(db, 10, AuditRecord::compute_plain_hash);
+    assert_broken_at(db, 10);
+}
+
+fn audit_rewritten_with_a_wrong_key(db: &TestDb) {
+    fill_chain(db, 30);
+    db.exec_raw("UPDATE audit_log SET outcome = 'denied' WHERE seq = 10");
+    let guessed = IntegrityKeys::new([7; 32], [9; 32]);
+    rewrite_chain(db, 10, |r| r.compute_hash(&guessed));
+    assert_broken_at(db, 10);
+    // The same rewrite under the right key (which only the token gives) would pass: the check
+    // is the key, not something else about the rewrite.
+    rewrite_chain(db, 10, |r| r.compute_hash(&test_keys()));
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 30 }
+    );
+}
+
+fn audit_switch_point_moved(db: &TestDb) {
+    fill_chain(db, 30);
+    db.exec_raw("UPDATE audit_log SET outcome = 'denied' WHERE seq = 10");
+    // The whole log recomputed with plain SHA-256 and declared older than keyed links.
+    rewrite_chain(db, 1, AuditRecord::compute_plain_hash);
+    db.exec_raw("UPDATE audit_head SET keyed_from = 31 WHERE id = 1");
+    // Unconfirmed: nothing before the switch point is authenticated.
+    assert_broken_at(db, 1);
+    // A MAC of one's own for it does not verify.
+    let forged = hex_of(&IntegrityKeys::new([7; 32], [9; 32]).audit_mac(&[b"31"]));
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET keyed_mac = '{forged}' WHERE id = 1"
+    ));
+    assert_broken_at(db, 1);
+    // ... and the upgrade step refuses to bless a switch point whose MAC does not verify.
+    assert!(matches!(
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
+        AuditUpgrade::Refused { seq: 1, .. }
+    ));
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A seal file in a temp dir of its own.
+struct Seals {
+    dir: tempfile::TempDir,
+}
+
+impl Seals {
+    fn new() -> Seals {
+        Seals {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("audit-seals.jsonl")
+    }
+
+    /// Appends a seal of the current head.
+    fn seal(&self, db: &TestDb) -> AuditSeal {
+        let seal = db.audit_seal().unwrap();
+        SealLog::open(&self.path()).unwrap().append(&seal).unwrap();
+        seal
+    }
+
+    fn verify(&self, db: &TestDb) -> AuditReport {
+        db.verify_audit(&[self.path()]).unwrap()
+    }
+}
+
+fn assert_seals_broken_at(report: &AuditReport, expected: i64) {
+    match &report.verdict {
+        AuditVerdict::Broken { seq, reason } => {
+            assert_eq!(*seq, expected, "reason: {reason}");
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected Broken at {expected}, got {other:?}"),
+    }
+}
+
+fn audit_tail_deleted_head_fixed_up(db: &TestDb) {
+    let seals = Seals::new();
+    fill_chain(db, 20);
+    seals.seal(db);
+    fill_chain_more(db, 10);
+    assert_eq!(seals.seal(db).seq, 30);
+    // Delete the newest records and fix up the head: the chain alone cannot tell.
+    db.exec_raw("DELETE FROM audit_log WHERE seq > 25");
+    let h25 = head_hash(db, 25);
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET seq = 25, hash = '{h25}' WHERE id = 1"
+    ));
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 25 }
+    );
+    // The seal of record 30 can.
+    let report = seals.verify(db);
+    assert_seals_broken_at(&report, 26);
+    assert_eq!(report.seals, 2);
+}
+
+/// Appends `n` more records.
+fn fill_chain_more(db: &TestDb, n: usize) {
+    db.write(|c| {
+        for i in 0..n {
+            c.append_audit(&event(1_000 + i))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn audit_rolled_back_and_written_again(db: &TestDb) {
+    let seals = Seals::new();
+    fill_chain(db, 5);
+    seals.seal(db);
+    fill_chain_more(db, 5);
+    seals.seal(db);
+    // Back to the state after record 5 (what restoring an older copy gives), then the server
+    // goes on writing: a chain that verifies, but records 6.. are not the sealed ones.
+    db.exec_raw("DELETE FROM audit_log WHERE seq > 5");
+    let h5 = head_hash(db, 5);
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET seq = 5, hash = '{h5}' WHERE id = 1"
+    ));
+    db.write(|c| {
+        for i in 0..7 {
+            c.append_audit(&event(5_000 + i))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 12 }
+    );
+    // Record 10 is not the one sealed as 10.
+    assert_seals_broken_at(&seals.verify(db), 10);
+}
+
+fn audit_seal_file_edited(db: &TestDb) {
+    let seals = Seals::new();
+    fill_chain(db, 5);
+    let five = seals.seal(db);
+    fill_chain_more(db, 5);
+    seals.seal(db);
+    assert_eq!(
+        seals.verify(db).verdict,
+        AuditVerdict::Intact { records: 10 }
+    );
+    let text = std::fs::read_to_string(seals.path()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    // The tail deleted and the head fixed up, and the seal of record 10 rewritten to name
+    // record 5 (its seq and hash: what the seal file of a log of 5 records would say).
+    db.exec_raw("DELETE FROM audit_log WHERE seq > 5");
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET seq = 5, hash = '{}' WHERE id = 1",
+        five.hash
+    ));
+    let ten: AuditSeal = serde_json::from_str(lines[1]).unwrap();
+    let forged = AuditSeal {
+        seq: 5,
+        hash: five.hash.clone(),
+        ..ten
+    };
+    std::fs::write(
+        seals.path(),
+        format!(
+            "{}
+{}
+",
+            lines[0],
+            serde_json::to_string(&forged).unwrap()
+        ),
+    )
+    .unwrap();
+    // Its MAC does not verify (the seal names record 5).
+    assert_seals_broken_at(&seals.verify(db), 5);
+    // Nor does a line that is no seal at all.
+    std::fs::write(
+        seals.path(),
+        format!(
+            "{}
+not a seal
+",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    assert_seals_broken_at(&seals.verify(db), 0);
+    // Without the seal of record 10, the shortened log passes: the seal file must be kept where
+    // the insider cannot edit it.
+    std::fs::write(
+        seals.path(),
+        format!(
+            "{}
+",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        seals.verify(db).verdict,
+        AuditVerdict::Intact { records: 5 }
+    );
+}
+
+fn audit_seals_of_an_intact_log(db: &TestDb) {
+    let seals = Seals::new();
+    // An empty log has a seal too.
+    assert_eq!(seals.seal(db).seq, 0);
+    for _ in 0..3 {
+        fill_chain_more(db, 4);
+        seals.seal(db);
+    }
+    let report = seals.verify(db);
+    assert_eq!(report.verdict, AuditVerdict::Intact { records: 12 });
+    assert_eq!((report.seals, report.keyed_from), (4, 1));
+    // More than one batch of seals is compared (SEAL_BATCH is 1,000): 1,500 seals of one head.
+    let one = std::fs::read_to_string(seals.path())
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let many = format!("{one}\n").repeat(1_500);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(seals.path())
+        .unwrap();
+    std::io::Write::write_all(&mut f, many.as_bytes()).unwrap();
+    // A line still being written (no newline yet) is left for next time.
+    std::io::Write::write_all(&mut f, b"{\"seq\":").unwrap();
+    let report = seals.verify(db);
+    assert_eq!(report.verdict, AuditVerdict::Intact { records: 12 });
+    assert_eq!(report.seals, 1_504);
+    // A seal file that is not there is an error, not "no seals".
+    let missing = seals.dir.path().join("missing.jsonl");
+    assert!(matches!(
+        db.verify_audit(&[missing]),
+        Err(StorageError::SealFile { .. })
+    ));
+}
+
+/// What a database begun by a version without keyed links looks like after the migration:
+/// records 1..=n hashed with plain SHA-256, the switch point at n + 1, unconfirmed.
+fn make_legacy(db: &TestDb, n: usize) {
+    fill_chain(db, n);
+    rewrite_chain(db, 1, AuditRecord::compute_plain_hash);
+    db.exec_raw(&format!(
+        "UPDATE audit_head SET keyed_from = {}, keyed_mac = NULL WHERE id = 1",
+        n + 1
+    ));
+}
+
+fn audit_log_from_before_keyed_links(db: &TestDb) {
+    // The migration itself: undone and applied again on a log of 4 records, it puts the switch
+    // point after the head.
+    fill_chain(db, 4);
+    db.exec_raw("DELETE FROM __diesel_schema_migrations WHERE version = '20261202000100'");
+    db.exec_raw("ALTER TABLE audit_head DROP COLUMN keyed_mac");
+    db.exec_raw("ALTER TABLE audit_head DROP COLUMN keyed_from");
+    let reopened = reopen(db);
+    assert_eq!(reopened.read(|c| c.audit_keyed_from()).unwrap(), 5);
+    drop(reopened);
+
+    let db = &fresh_like(db);
+    make_legacy(db, 10);
+    // Not confirmed yet: nothing is authenticated, verify says so at record 1.
+    assert_broken_at(db, 1);
+    // The server goes on writing, keyed.
+    fill_chain_more(db, 5);
+    assert_broken_at(db, 1);
+    // A damaged plain part is not confirmed.
+    db.exec_raw("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
+    assert_eq!(
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
+        AuditUpgrade::Refused {
+            seq: 3,
+            reason: "the record's content does not match its hash (plain SHA-256: before the switch to keyed links)".into()
+        }
+    );
+    db.exec_raw("UPDATE audit_log SET actor = 'user2' WHERE seq = 3");
+    // The upgrade step: once, audited (record 16).
+    let upgrade = NewAuditEvent::new(AuditEvent::AuditUpgrade, "operator", "audit-log", "success");
+    assert_eq!(
+        db.confirm_audit_switch(&[], |_| upgrade.clone()).unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 11,
+            now: true
+        }
+    );
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 16 }
+    );
+    assert_eq!(all_records(db)[15].event, "audit.upgrade");
+    assert_eq!(
+        db.confirm_audit_switch(&[], |_| upgrade.clone()).unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 11,
+            now: false
+        }
+    );
+    // The plain records are now pinned: an edit recomputed with plain SHA-256 (the keyed
+    // records after them too) changes the hash of record 10, which the switch point's MAC binds.
+    db.exec_raw("UPDATE audit_log SET outcome = 'denied' WHERE seq = 4");
+    rewrite_chain(db, 4, AuditRecord::compute_plain_hash);
+    match db.verify_audit_chain().unwrap() {
+        AuditVerdict::Broken { seq, reason } => {
+            assert_eq!(seq, 1);
+            assert!(
+                reason.contains("does not verify under the audit key"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Broken, got {other:?}"),
+    }
+}
+
+fn audit_switch_reset_after_the_upgrade(db: &TestDb) {
+    let seals = Seals::new();
+    make_legacy(db, 10);
+    fill_chain_more(db, 5);
+    // a seal written by the new version before the upgrade (record 15)
+    seals.seal(db);
+    assert_eq!(
+        db.confirm_audit_switch(&[seals.path()], |_| event(0))
+            .unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 11,
+            now: true
+        }
+    );
+    seals.seal(db);
+    assert_eq!(
+        seals.verify(db).verdict,
+        AuditVerdict::Intact { records: 16 }
+    );
+    // The insider resets the switch point past the upgrade's record and rewrites records
+    // 11..=16 under the plain rule: unconfirmed again.
+    rewrite_chain(db, 11, AuditRecord::compute_plain_hash);
+    db.exec_raw("UPDATE audit_head SET keyed_from = 17, keyed_mac = NULL WHERE id = 1");
+    assert_broken_at(db, 1);
+    // A second upgrade checks the seals and refuses: record 15 is not the one sealed.
+    assert!(matches!(
+        db.confirm_audit_switch(&[seals.path()], |_| event(0))
+            .unwrap(),
+        AuditUpgrade::Refused { seq: 15, .. }
+    ));
+    // Without the seals it could not tell (README: run it once, with the seal file at hand);
+    // and the seals still show the rewrite afterwards.
+    assert!(matches!(
+        db.confirm_audit_switch(&[], |_| event(0)).unwrap(),
+        AuditUpgrade::Confirmed {
+            keyed_from: 17,
+            now: true
+        }
+    ));
+    assert_seals_broken_at(&seals.verify(db), 15);
+}
+
+/// A second store on `db`'s database (runs pending migrations), with the test keys.
+fn reopen(db: &TestDb) -> Store {
+    let url = match &db.raw {
+        Raw::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+        Raw::Postgres { url, .. } => url.clone(),
+    };
+    Store::open(&url, opts(2)).unwrap().with_keys(test_keys())
+}
+
+/// A fresh database of `db`'s backend.
+fn fresh_like(db: &TestDb) -> TestDb {
+    match db.backend() {
+        Backend::Sqlite => TestDb::sqlite(4),
+        Backend::Postgres => TestDb::postgres(4),
+    }
 }
 
 fn audit_batch(db: &TestDb) {

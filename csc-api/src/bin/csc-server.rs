@@ -173,8 +173,22 @@ enum CredentialCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the hash chain of the whole audit log; exits 1 and names the first broken record.
-    Verify,
+    /// Verify the whole audit log with the audit key (the token) and against the seals written
+    /// outside the database; exits 1 and names the first broken record.
+    Verify {
+        /// A seal file to check (repeat for several), e.g. a copy kept off the database host;
+        /// default: the configured `audit_seal_file` when it exists.
+        #[arg(long = "seals", value_name = "PATH")]
+        seals: Vec<PathBuf>,
+    },
+    /// Once, after upgrading a database begun by a version without keyed audit links: verify
+    /// the whole chain and the seals, and confirm the switch to keyed links; exits 1 (and
+    /// confirms nothing) if either is damaged.
+    Upgrade {
+        /// As for `verify`.
+        #[arg(long = "seals", value_name = "PATH")]
+        seals: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -209,31 +223,30 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: UserCommand::Add { name },
         } => {
             let password = admin::read_secret("CSC_PASSWORD", "password")?;
-            let sam = admin::open(&cfg)?;
-            let user = admin::user_add(&sam, &name, &password)?;
+            let user = admin::sealed_command(&cfg, |sam| admin::user_add(sam, &name, &password))?;
             print(&serde_json::json!({ "userID": user.id.to_string(), "name": user.name }));
         }
         Command::User {
             command: UserCommand::Unlock { name },
-        } => {
-            let sam = admin::open(&cfg)?;
-            print(&admin::user_unlock(&sam, &name)?);
-        }
-        Command::Client { command } => {
-            let sam = admin::open(&cfg)?;
-            match command {
+        } => print(&admin::sealed_command(&cfg, |sam| {
+            admin::user_unlock(sam, &name)
+        })?),
+        Command::Client {
+            command:
                 ClientCommand::Add {
                     name,
                     redirect_uri,
                     confidential,
-                } => print(&admin::client_add(
-                    &sam,
-                    &name,
-                    &redirect_uri,
-                    confidential,
-                )?),
-                ClientCommand::List => print(&admin::client_list(&sam)?),
-            }
+                },
+        } => print(&admin::sealed_command(&cfg, |sam| {
+            admin::client_add(sam, &name, &redirect_uri, confidential)
+        })?),
+        Command::Client {
+            command: ClientCommand::List,
+        } => {
+            // read-only: neither a record nor a seal
+            let sam = admin::open(&cfg)?;
+            print(&admin::client_list(&sam)?);
         }
         Command::Credential { command } => match command {
             CredentialCommand::Create {
@@ -257,46 +270,41 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     AuthMode::Explicit
                 };
-                let sam = admin::open(&cfg)?;
-                print(&admin::credential_create(
-                    &sam,
-                    &name,
-                    admin::CredentialOptions {
-                        spec: key.into(),
-                        scal,
-                        multisign,
-                        otp,
-                        auth_mode,
-                    },
-                    pin,
-                )?);
+                let opts = admin::CredentialOptions {
+                    spec: key.into(),
+                    scal,
+                    multisign,
+                    otp,
+                    auth_mode,
+                };
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::credential_create(sam, &name, opts, pin)
+                })?);
             }
             CredentialCommand::Unlock { credential_id } => {
-                let sam = admin::open(&cfg)?;
-                print(&admin::credential_unlock(&sam, &credential_id)?);
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::credential_unlock(sam, &credential_id)
+                })?)
             }
             CredentialCommand::List { name } => {
+                // read-only: neither a record nor a seal
                 let sam = admin::open(&cfg)?;
                 print(&admin::credential_list(&sam, name.as_deref())?);
             }
             CredentialCommand::ImportChain {
                 credential_id,
                 file,
-            } => {
-                let sam = admin::open(&cfg)?;
-                print(&admin::credential_import_chain(
-                    &sam,
-                    &credential_id,
-                    &file,
-                )?);
-            }
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                admin::credential_import_chain(sam, &credential_id, &file)
+            })?),
             CredentialCommand::Destroy { credential_id } => {
-                let sam = admin::open(&cfg)?;
-                print(&admin::credential_destroy(&sam, &credential_id)?);
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::credential_destroy(sam, &credential_id)
+                })?)
             }
             CredentialCommand::MigrateOtp => {
-                let sam = admin::open(&cfg)?;
-                let (complete, report) = admin::credential_migrate_otp(&sam)?;
+                let (complete, report) =
+                    admin::sealed_command(&cfg, admin::credential_migrate_otp)?;
                 print(&report);
                 if !complete {
                     return Ok(ExitCode::FAILURE);
@@ -304,10 +312,12 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { seals },
         } => {
+            // read-only: writes no seal
             let sam = admin::open(&cfg)?;
-            let (intact, report) = admin::audit_verify(&sam)?;
+            let files = admin::seal_files(&cfg, seals);
+            let (intact, report) = admin::audit_verify(&sam, &files)?;
             print(&report);
             if !intact {
                 return Ok(ExitCode::FAILURE);
@@ -316,8 +326,18 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Integrity {
             command: IntegrityCommand::Seal,
         } => {
-            let sam = admin::open(&cfg)?;
-            print(&admin::integrity_seal(&sam)?);
+            print(&admin::sealed_command(&cfg, admin::integrity_seal)?);
+        }
+        Command::Audit {
+            command: AuditCommand::Upgrade { seals },
+        } => {
+            let files = admin::seal_files(&cfg, seals);
+            let (ok, report) =
+                admin::sealed_command(&cfg, |sam| admin::audit_upgrade(sam, &files))?;
+            print(&report);
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Serve { listen } => {
             let sam = admin::open(&cfg)?;

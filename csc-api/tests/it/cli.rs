@@ -321,7 +321,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Runs SQL directly on a data directory's SQLite database, behind the server's back.
-fn tamper(dir: &Path, sql: &str) {
+pub(crate) fn tamper(dir: &Path, sql: &str) {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
     let url = dir.join("csc.db").display().to_string();
     let mut conn = SqliteConnection::establish(&url).expect("open db");

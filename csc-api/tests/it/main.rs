@@ -18,3 +18,4 @@ mod oauth2;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
+mod seals;
