@@ -156,6 +156,7 @@ impl Sam {
                     scope: "service".into(),
                     expires_at: now + policy.refresh_ttl,
                     parent_hash: None,
+                    family: None,
                 })?;
             }
             c.insert_token(&NewToken {
@@ -166,6 +167,7 @@ impl Sam {
                 scope: "service".into(),
                 expires_at: now + policy.access_ttl,
                 parent_hash: refresh_hash.clone().or(grant.parent.map(<[u8]>::to_vec)),
+                family: None,
             })?;
             also(c, &issued).map(drop)
         })?;

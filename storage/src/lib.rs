@@ -26,6 +26,7 @@
 mod audit;
 mod connection;
 mod credentials;
+mod delegations;
 mod error;
 mod factors;
 mod group;
@@ -42,6 +43,7 @@ mod users;
 
 pub use audit::{AuditEvent, AuditRecord, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
+pub use delegations::ClientDelegation;
 pub use error::StorageError;
 pub use group::Grouped;
 pub use integrity::{IntegrityKeys, Violation};

@@ -9,7 +9,7 @@ use crate::connection::{AnyConnection, Conn};
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
-use crate::types::{truncate_to_micros, utc_now};
+use crate::types::{UserId, truncate_to_micros, utc_now};
 
 /// The SQL expression of [`may_sign`].
 type MaySign = diesel::dsl::And<
@@ -205,5 +205,17 @@ impl Conn<'_> {
             .set(s::revoked.eq(true))
             .execute(self.conn)?;
         Ok(n == 1)
+    }
+
+    /// Revokes every SAD of `user` that is not revoked yet (a lock, an operator's disable).
+    /// Returns how many this call revoked.
+    pub fn revoke_user_sads(&mut self, user: &UserId) -> Result<usize, StorageError> {
+        Ok(diesel::update(
+            s::table
+                .filter(s::user_id.eq(user.to_string()))
+                .filter(s::revoked.eq(false)),
+        )
+        .set(s::revoked.eq(true))
+        .execute(self.conn)?)
     }
 }

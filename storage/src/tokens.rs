@@ -6,7 +6,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewToken, Token, TokenRow, User, UserRow};
 use crate::schema::{auth_tokens as t, users};
-use crate::types::{truncate_to_micros, utc_now};
+use crate::types::{UserId, truncate_to_micros, utc_now};
 
 impl Conn<'_> {
     /// Stores a token. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`]
@@ -23,6 +23,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             parent_hash: new.parent_hash.clone(),
             mac: None,
+            family: new.family.clone(),
         };
         diesel::insert_into(t::table)
             .values(&row)
@@ -76,6 +77,31 @@ impl Conn<'_> {
         Ok(diesel::update(
             t::table
                 .filter(t::parent_hash.eq(parent_hash))
+                .filter(t::revoked.eq(false)),
+        )
+        .set(t::revoked.eq(true))
+        .execute(self.conn)?)
+    }
+
+    /// Revokes every token of the grant `family` ([`crate::NewToken::family`]): the refresh
+    /// tokens rotated from one sign-in and every access token they minted. Returns how many
+    /// this call revoked.
+    pub fn revoke_token_family(&mut self, family: &[u8]) -> Result<usize, StorageError> {
+        Ok(diesel::update(
+            t::table
+                .filter(t::family.eq(family))
+                .filter(t::revoked.eq(false)),
+        )
+        .set(t::revoked.eq(true))
+        .execute(self.conn)?)
+    }
+
+    /// Revokes every access and refresh token that acts for `user` (a lock, an operator's
+    /// disable). Returns how many this call revoked.
+    pub fn revoke_user_tokens(&mut self, user: &UserId) -> Result<usize, StorageError> {
+        Ok(diesel::update(
+            t::table
+                .filter(t::user_id.eq(user.to_string()))
                 .filter(t::revoked.eq(false)),
         )
         .set(t::revoked.eq(true))

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::connection::Conn;
+use crate::connection::{AnyConnection, Conn};
 use crate::error::StorageError;
 use crate::models::{NewUser, User, UserRow};
 use crate::schema::users;
@@ -20,6 +20,7 @@ impl Conn<'_> {
             locked: false,
             created_at: utc_now(),
             mac: None,
+            disabled: false,
         };
         diesel::insert_into(users::table)
             .values(&row)
@@ -78,6 +79,34 @@ impl Conn<'_> {
             ))
             .execute(self.conn)?;
         one_row(n)
+    }
+
+    /// Sets the operator's `disabled` flag. [`StorageError::NotFound`] if no such user.
+    pub fn set_user_disabled(&mut self, id: &UserId, disabled: bool) -> Result<(), StorageError> {
+        let n = diesel::update(users::table.find(id.to_string()))
+            .set(users::disabled.eq(disabled))
+            .execute(self.conn)?;
+        one_row(n)
+    }
+
+    /// The user with this id, its row locked until the end of the transaction on PostgreSQL
+    /// (`FOR UPDATE`; on SQLite a [`crate::Store::write`] holds the database write lock). A
+    /// transaction that issues something for a user reads it so: a concurrent lock or disable
+    /// (an update of the same row) then either waits for it, and revokes what it issued, or
+    /// commits first, and the issuing transaction sees it.
+    pub fn user_for_update(&mut self, id: &UserId) -> Result<Option<User>, StorageError> {
+        let id = id.to_string();
+        let row = match &mut *self.conn {
+            AnyConnection::Postgresql(c) => users::table
+                .find(&id)
+                .for_update()
+                .get_result::<UserRow>(c)
+                .optional()?,
+            AnyConnection::Sqlite(c) => {
+                users::table.find(&id).get_result::<UserRow>(c).optional()?
+            }
+        };
+        row.map(User::try_from).transpose()
     }
 
     /// Replaces the password hash (an Argon2 PHC string). [`StorageError::NotFound`] if no such
