@@ -252,6 +252,20 @@ pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
     Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
 }
 
+/// `csc-server user disable NAME`: login refused and every token and SAD of the user revoked,
+/// in one transaction; no client acts for the user. Audited as `user.disable`.
+pub fn user_disable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
+    let user = sam.disable_user(name, OPERATOR)?;
+    Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": true }))
+}
+
+/// `csc-server user enable NAME`: lifts `user disable` (a login lock stays). Audited as
+/// `user.enable`.
+pub fn user_enable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
+    let user = sam.enable_user(name, OPERATOR)?;
+    Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": false }))
+}
+
 /// `csc-server client add NAME --redirect-uri URI... [--confidential]`: registers an OAuth 2.0
 /// client. The secret is printed once and stored only as its SHA-256. Audited as
 /// `client.register`.

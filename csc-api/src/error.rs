@@ -165,6 +165,11 @@ impl From<SamError> for ApiError {
             },
             S::InvalidRefreshToken => Self::invalid("Invalid refresh_token"),
             S::UnknownToken => Self::invalid("Invalid string parameter token"),
+            // a login that raced a lock or disable: the login's own refusal (spec §11.2)
+            S::UserInactive => Self::bad(
+                "authentication_error",
+                "An error occurred during authentication process",
+            ),
             S::OAuth(o) => o.into(),
             // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)

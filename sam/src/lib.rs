@@ -178,6 +178,10 @@ pub enum SamError {
     /// A token to revoke that is unknown or not the caller's.
     #[error("no such token of the caller's")]
     UnknownToken,
+    /// Tokens for a user who is locked or disabled (or gone) by the time they would be stored
+    /// (a lock or disable that raced a login).
+    #[error("the user is locked or disabled")]
+    UserInactive,
     /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
     #[error(transparent)]
     OAuth(#[from] OAuthError),

@@ -43,25 +43,37 @@ impl Lockout {
 
     /// Counts one failure with `count` (storage's atomic increment, which locks at the limit),
     /// writes `refusal` with the counter added to its detail, and — when this failure set the
-    /// lock — a `lock` record naming `actor` and `subject` with `lock_detail` and the count.
-    /// Runs inside the caller's transaction, so the count and its records commit together.
+    /// lock — runs `on_lock` (what a lock ends, e.g. a user's sessions) and writes a `lock`
+    /// record naming `actor` and `subject` with `lock_detail`, the count and the members of the
+    /// object `on_lock` returned. Runs inside the caller's transaction, so the count, what
+    /// `on_lock` did and the records commit together.
     pub(crate) fn count_failure(
         self,
         c: &mut Conn<'_>,
         count: impl FnOnce(&mut Conn<'_>, i32) -> Result<Counted, StorageError>,
         mut refusal: NewAuditEvent,
         lock: (Event, &str, &str, serde_json::Value),
+        on_lock: impl FnOnce(&mut Conn<'_>) -> Result<serde_json::Value, StorageError>,
     ) -> Result<Counted, StorageError> {
         let after = count(c, self.max_failures)?;
+        // before any audit record: appending one holds the chain head until commit
+        let ended = if self.set_the_lock(after) {
+            Some(on_lock(c)?)
+        } else {
+            None
+        };
         if let Some(map) = refusal.detail.as_object_mut() {
             map.insert("failures".into(), json!(after.failures));
             map.insert("locked".into(), json!(after.locked));
         }
         c.append_audit(&refusal)?;
-        if self.set_the_lock(after) {
+        if let Some(ended) = ended {
             let (event, actor, subject, mut detail) = lock;
             if let Some(map) = detail.as_object_mut() {
                 map.insert("failures".into(), json!(after.failures));
+                if let serde_json::Value::Object(more) = ended {
+                    map.extend(more);
+                }
             }
             c.append_audit(&crate::audit_event(
                 event, actor, subject, "success", detail,

@@ -11,6 +11,7 @@ use serde_json::json;
 use storage::{NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
 use crate::lockout::Counted;
+use crate::tokens::end_sessions;
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
 
 /// Why a password login was refused (the client is never told which).
@@ -65,10 +66,12 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 impl Sam {
     /// Checks a user name and password. Each wrong password counts towards the lock; at the
     /// policy's `max_login_failures` consecutive failures the user is locked — refused even
-    /// with the right password — until [`Sam::unlock_user`] (the failure that locks is audited
-    /// as `user.lock`). A success clears the count. Refusals are audited as `auth.login` with
-    /// `method`; the success record is written with what the login buys (service tokens, a
-    /// code). Blocking.
+    /// with the right password — until [`Sam::unlock_user`]; the failure that locks also ends
+    /// every session of the user (all their access and refresh tokens and SADs are revoked in
+    /// the same transaction, audited in the `user.lock` record). A user disabled by an operator
+    /// ([`Sam::disable_user`]) is refused like a locked one. A success clears the count.
+    /// Refusals are audited as `auth.login` with `method`; the success record is written with
+    /// what the login buys (service tokens, a code). Blocking.
     pub fn check_password(
         &self,
         name: &str,
@@ -88,6 +91,11 @@ impl Sam {
         };
         let lockout = self.policy.login_lockout();
         let refusal = match found {
+            Some(user) if user.disabled => {
+                self.store
+                    .write(|c| c.append_audit(&refused("user disabled")))?;
+                LoginRefusal::Locked
+            }
             Some(user) if user.locked => {
                 self.store
                     .write(|c| c.append_audit(&refused("user locked")))?;
@@ -112,6 +120,8 @@ impl Sam {
                         },
                         refused("wrong password"),
                         (AuditEvent::UserLock, &actor, &actor, json!({})),
+                        // the lock ends the user's sessions, in the transaction that sets it
+                        |c| end_sessions(c, &user.id),
                     )
                 })?;
                 LoginRefusal::Invalid
@@ -123,6 +133,55 @@ impl Sam {
             }
         };
         Ok(Err(refusal))
+    }
+
+    /// Disables a user (`csc-server user disable`): login is refused (as for a locked user)
+    /// and, in the same transaction, every access and refresh token of the user and every SAD
+    /// is revoked; no client acts for the user any more ([`Sam::client_may_act_for`]). Lifted
+    /// only by [`Sam::enable_user`] (not by `user unlock`). Audited as `user.disable` by
+    /// `actor`, with what was revoked. Returns the user as it was before.
+    pub fn disable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+        self.store
+            .write(|c| {
+                let Some(user) = c.user_by_name(name)? else {
+                    return Ok(None);
+                };
+                c.set_user_disabled(&user.id, true)?;
+                let mut detail = end_sessions(c, &user.id)?;
+                if let Some(map) = detail.as_object_mut() {
+                    map.insert("wasDisabled".into(), json!(user.disabled));
+                }
+                c.append_audit(&audit_event(
+                    AuditEvent::UserDisable,
+                    actor,
+                    name,
+                    "success",
+                    detail,
+                ))?;
+                Ok(Some(user))
+            })?
+            .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
+    }
+
+    /// Lifts an operator's disable (`csc-server user enable`); a login lock stays as it is.
+    /// Audited as `user.enable` by `actor`. Returns the user as it was before.
+    pub fn enable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+        self.store
+            .write(|c| {
+                let Some(user) = c.user_by_name(name)? else {
+                    return Ok(None);
+                };
+                c.set_user_disabled(&user.id, false)?;
+                c.append_audit(&audit_event(
+                    AuditEvent::UserEnable,
+                    actor,
+                    name,
+                    "success",
+                    json!({ "wasDisabled": user.disabled }),
+                ))?;
+                Ok(Some(user))
+            })?
+            .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
     }
 
     /// Creates a signer (`csc-server user add`), audited as `user.create` by `actor`.

@@ -76,6 +76,10 @@ enum UserCommand {
     Add { name: String },
     /// Lift the lock set by too many failed logins (and clear the count).
     Unlock { name: String },
+    /// Disable a user: login refused, every token and SAD revoked, no client acts for them.
+    Disable { name: String },
+    /// Lift `user disable` (a login lock stays).
+    Enable { name: String },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +206,18 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let sam = admin::open(&cfg)?;
             print(&admin::user_unlock(&sam, &name)?);
+        }
+        Command::User {
+            command: UserCommand::Disable { name },
+        } => {
+            let sam = admin::open(&cfg)?;
+            print(&admin::user_disable(&sam, &name)?);
+        }
+        Command::User {
+            command: UserCommand::Enable { name },
+        } => {
+            let sam = admin::open(&cfg)?;
+            print(&admin::user_enable(&sam, &name)?);
         }
         Command::Client { command } => {
             let sam = admin::open(&cfg)?;

@@ -17,3 +17,4 @@ mod oauth2;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
+mod sessions;

@@ -1410,3 +1410,61 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
     );
     assert_eq!(status, 200, "{signed}");
 }
+
+/// `grant_type=refresh_token` rotates: the answer carries a new refresh token and the one used
+/// is dead. Presented again, the used one revokes the whole grant (`invalid_grant`): the tokens
+/// of the code, the new refresh token and what it minted.
+#[test]
+fn oauth_refresh_tokens_rotate_and_a_reused_one_ends_the_grant() {
+    let f = fixture(|_| {});
+    let r = REDIRECT_URI.to_owned();
+    let (code, verifier) = f.service_code(Some(&r));
+    let (status, tok) = f.exchange(&code, Some(&r), &verifier);
+    assert_eq!(status, 200, "{tok}");
+    let r0 = tok["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = |rt: &str| {
+        f.k.form_post(
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("client_id", &f.client_id),
+            ],
+            None,
+        )
+    };
+    let (status, renewed) = refresh(&r0);
+    assert_eq!(status, 200, "{renewed}");
+    let r1 = renewed["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    assert_ne!(r0, r1);
+    let a1 = renewed["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(f.k.call("credentials/list", Some(&a1), &json!({})).0, 200);
+    let reuse = refresh(&r0);
+    assert_error(
+        &reuse,
+        400,
+        "invalid_grant",
+        "Invalid parameter refresh_token",
+    );
+    for a in [tok["access_token"].as_str().expect("a0"), &a1] {
+        assert_eq!(
+            f.k.call("credentials/list", Some(a), &json!({})),
+            (
+                401,
+                json!({
+                    "error": "expired_token",
+                    "error_description": "The access or refresh token is expired or has been revoked"
+                })
+            )
+        );
+    }
+    assert_error(
+        &refresh(&r1),
+        400,
+        "invalid_grant",
+        "Invalid parameter refresh_token",
+    );
+}
