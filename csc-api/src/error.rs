@@ -170,6 +170,8 @@ impl From<SamError> for ApiError {
                 "authentication_error",
                 "An error occurred during authentication process",
             ),
+            // unknown, not delegated to the client or disabled alike (spec §11.4)
+            S::InvalidUserId => Self::invalid_parameter("userID"),
             S::OAuth(o) => o.into(),
             // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)

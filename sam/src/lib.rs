@@ -11,6 +11,7 @@ mod admin;
 pub mod algo;
 pub mod ca;
 mod credentials;
+mod delegation;
 pub mod integrity;
 pub mod lockout;
 mod login;
@@ -47,8 +48,9 @@ pub use tokens::{
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use storage::{
-    AuditEvent, AuditRecord, AuditVerdict, AuthMode, Credential, CredentialId, CredentialStatus,
-    FactorKind, OAuthClient, OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
+    AuditEvent, AuditRecord, AuditVerdict, AuthMode, ClientDelegation, Credential, CredentialId,
+    CredentialStatus, FactorKind, OAuthClient, OAuthRequest, Purged, Role, Scal, User, UserId,
+    secret_hash, utc_now,
 };
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
@@ -182,6 +184,10 @@ pub enum SamError {
     /// (a lock or disable that raced a login).
     #[error("the user is locked or disabled")]
     UserInactive,
+    /// `credentials/list` with a `userID` the client may not act for: unknown, not delegated
+    /// to the client, or disabled.
+    #[error("no user this client may act for has this userID")]
+    InvalidUserId,
     /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
     #[error(transparent)]
     OAuth(#[from] OAuthError),

@@ -475,8 +475,12 @@ impl Sam {
 
     /// The caller acting on `credential`. For a user token, its user (the SAM refuses other
     /// users' credentials as unknown later). For a client token, the credential's owner, with
-    /// `client:<id>` as the audit actor; an unknown credential is
-    /// [`SamError::UnknownCredential`].
+    /// `client:<id>` as the audit actor, if an operator delegated that user to the client and
+    /// the user is not disabled ([`Sam::client_may_act_for`]); otherwise, and for an unknown
+    /// credential, [`SamError::UnknownCredential`]: the spec's answer for a credential the
+    /// caller may not use (400 `Invalid parameter credentialID`, §11.5-11.9), the same as a
+    /// user token gets for another user's credential, so a client learns nothing about
+    /// credentials of users it does not serve.
     pub fn caller_for(
         &self,
         principal: &Principal,
@@ -488,11 +492,15 @@ impl Sam {
                 client_id,
                 token_hash,
             } => {
+                let unknown = || SamError::UnknownCredential(credential.to_string());
                 let owner = self
                     .store
                     .read(|c| c.credential(credential))?
                     .map(|c| c.user_id)
-                    .ok_or_else(|| SamError::UnknownCredential(credential.to_string()))?;
+                    .ok_or_else(unknown)?;
+                if !self.client_may_act_for(client_id, &owner, &credential.to_string())? {
+                    return Err(unknown());
+                }
                 Ok(Caller {
                     user: owner,
                     user_name: client_actor(client_id),

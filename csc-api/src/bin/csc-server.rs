@@ -97,8 +97,12 @@ enum ClientCommand {
         #[arg(long)]
         confidential: bool,
     },
-    /// List the registered clients as a JSON array.
+    /// List the registered clients as a JSON array (with the users delegated to each).
     List,
+    /// Let the client's own tokens (client_credentials) act for user USER.
+    Delegate { client_id: String, user: String },
+    /// Withdraw `client delegate`.
+    Undelegate { client_id: String, user: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -233,6 +237,12 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     confidential,
                 )?),
                 ClientCommand::List => print(&admin::client_list(&sam)?),
+                ClientCommand::Delegate { client_id, user } => {
+                    print(&admin::client_delegate(&sam, &client_id, &user)?)
+                }
+                ClientCommand::Undelegate { client_id, user } => {
+                    print(&admin::client_undelegate(&sam, &client_id, &user)?)
+                }
             }
         }
         Command::Credential { command } => match command {

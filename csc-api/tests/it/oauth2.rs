@@ -1137,6 +1137,8 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "invalid_request",
         "Invalid parameter userID",
     );
+    // it acts for the users an operator delegated to its client (here bob)
+    csc_api::admin::client_delegate(k.sam(), &conf, "bob").expect("delegate");
     let (status, list) = k.call(
         "credentials/list",
         Some(&client_token),

@@ -1,11 +1,156 @@
-//! Sole control that survives an insider (issue 11), over HTTP: a login lock and an operator's
-//! disable end the user's sessions; `auth/login` refresh tokens rotate and a reused one ends its
-//! grant. In process on the kit.
+//! Sole control that survives an insider (issue 11), over HTTP: client tokens act only for the
+//! users an operator delegated to their client; a login lock and an operator's disable end the
+//! user's sessions; `auth/login` refresh tokens rotate and a reused one ends its grant. In
+//! process on the kit, except the commands of `csc-server`.
 
 use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::kit::Kit;
+
+/// A confidential client and a `client_credentials` token of its own: `(client_id, token)`.
+fn client_token(k: &Kit) -> (String, String) {
+    let (client_id, secret) = k.client_add("Back office", &["https://app.example/cb"], true);
+    let secret = secret.expect("a confidential client has a secret");
+    let (status, tok) = k.form_post(
+        "token",
+        &[("grant_type", "client_credentials")],
+        Some((&client_id, &secret)),
+    );
+    assert_eq!(status, 200, "{tok}");
+    (
+        client_id,
+        tok["access_token"].as_str().expect("token").to_owned(),
+    )
+}
+
+fn list_for(k: &Kit, token: &str, user: &str) -> (u16, Value) {
+    k.call("credentials/list", Some(token), &json!({ "userID": user }))
+}
+
+#[track_caller]
+fn invalid_credential(got: &(u16, Value)) {
+    assert_error(
+        got,
+        400,
+        "invalid_request",
+        "Invalid parameter credentialID",
+    );
+}
+
+/// A client token without a delegation acts for nobody (Part I 7.1.3.1): it cannot list alice's
+/// credentials, have an OTP sent to her, read her credential, or lock her PIN with wrong guesses
+/// (each answered as for a credential it does not know, spec §11.4-11.8, and audited). With
+/// alice delegated, it acts for alice and only alice; withdrawn (or alice disabled), for nobody.
+#[test]
+fn a_client_token_acts_only_for_the_users_delegated_to_its_client() {
+    let k = Kit::new();
+    k.create(&["ec", "scal2", "bob"]);
+    let (client_id, token) = client_token(&k);
+
+    // no delegation
+    assert_error(
+        &list_for(&k, &token, "alice"),
+        400,
+        "invalid_request",
+        "Invalid parameter userID",
+    );
+    invalid_credential(&k.call(
+        "credentials/sendOTP",
+        Some(&token),
+        &json!({ "credentialID": k.id("scal2") }),
+    ));
+    assert_eq!(
+        outbox_code(&k.dir().join("otp-outbox.log"), k.id("scal2")),
+        None,
+        "no OTP was sent to alice"
+    );
+    invalid_credential(&k.call(
+        "credentials/info",
+        Some(&token),
+        &json!({ "credentialID": k.id("ec") }),
+    ));
+    // more wrong PINs than lock a PIN (max_factor_failures, 5): none is even counted
+    for _ in 0..6 {
+        invalid_credential(&k.call(
+            "credentials/authorize",
+            Some(&token),
+            &json!({ "credentialID": k.id("ec"), "numSignatures": 1, "PIN": "999999" }),
+        ));
+    }
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let (status, sad) = k.call(
+        "credentials/authorize",
+        Some(&alice),
+        &json!({ "credentialID": k.id("ec"), "numSignatures": 1, "PIN": PIN }),
+    );
+    assert_eq!(status, 200, "alice's PIN is not locked: {sad}");
+    let actor = format!("client:{client_id}");
+    let refused = k
+        .audit_records()
+        .into_iter()
+        .filter(|r| r.event == "client.refused" && r.actor == actor)
+        .count();
+    assert_eq!(refused, 9, "every refused act is audited");
+
+    // alice delegated: alice's credentials, and nobody else's
+    let out = csc_api::admin::client_delegate(k.sam(), &client_id, "alice").expect("delegate");
+    assert_eq!(out["changed"], true);
+    let (status, list) = list_for(&k, &token, "alice");
+    assert_eq!(status, 200, "{list}");
+    let ids = list["credentialIDs"].as_array().expect("ids");
+    assert!(ids.contains(&json!(k.id("ec"))) && ids.contains(&json!(k.id("scal2"))));
+    let (status, _) = k.call(
+        "credentials/sendOTP",
+        Some(&token),
+        &json!({ "credentialID": k.id("scal2") }),
+    );
+    assert_eq!(status, 204);
+    assert_error(
+        &list_for(&k, &token, "bob"),
+        400,
+        "invalid_request",
+        "Invalid parameter userID",
+    );
+    invalid_credential(&k.call(
+        "credentials/info",
+        Some(&token),
+        &json!({ "credentialID": k.id("bob") }),
+    ));
+    let listed = csc_api::admin::client_list(k.sam()).expect("client list");
+    assert_eq!(listed[0]["delegated_users"], json!(["alice"]), "{listed}");
+    assert!(
+        k.audit_records()
+            .iter()
+            .any(|r| r.event == "client.delegate" && r.subject == client_id)
+    );
+
+    // a disabled user is acted for by no client
+    csc_api::admin::user_disable(k.sam(), "alice").expect("disable");
+    assert_error(
+        &list_for(&k, &token, "alice"),
+        400,
+        "invalid_request",
+        "Invalid parameter userID",
+    );
+    csc_api::admin::user_enable(k.sam(), "alice").expect("enable");
+    assert_eq!(list_for(&k, &token, "alice").0, 200);
+
+    // withdrawn: nobody again
+    let out = csc_api::admin::client_undelegate(k.sam(), &client_id, "alice").expect("undelegate");
+    assert_eq!(out["changed"], true);
+    assert_error(
+        &list_for(&k, &token, "alice"),
+        400,
+        "invalid_request",
+        "Invalid parameter userID",
+    );
+    invalid_credential(&k.call(
+        "credentials/info",
+        Some(&token),
+        &json!({ "credentialID": k.id("ec") }),
+    ));
+}
 
 fn list(k: &Kit, token: &str) -> (u16, Value) {
     k.call("credentials/list", Some(token), &json!({}))
@@ -139,4 +284,67 @@ fn an_auth_login_refresh_token_rotates_and_its_reuse_ends_the_grant() {
             .iter()
             .any(|r| r.event == "auth.login" && r.detail.contains("refresh token reused"))
     );
+}
+
+/// The commands: `user disable|enable` and `client delegate|undelegate`, audited; `client list`
+/// shows the delegated users.
+#[test]
+fn the_disable_and_delegation_commands() {
+    let s = Signers::only(&[]);
+    let run = |args: &[&str]| run_ok(csc(s.dir()).args(args));
+    let client = run(&[
+        "client",
+        "add",
+        "Back office",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--confidential",
+    ]);
+    let id = client["client_id"].as_str().expect("client_id").to_owned();
+    let out = run(&["client", "delegate", &id, "alice"]);
+    assert_eq!(
+        (out["delegated"].clone(), out["changed"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(run(&["client", "delegate", &id, "alice"])["changed"], false);
+    let listed = run(&["client", "list"]);
+    assert_eq!(listed[0]["delegated_users"], json!(["alice"]), "{listed}");
+    let out = run(&["client", "undelegate", &id, "alice"]);
+    assert_eq!(
+        (out["delegated"].clone(), out["changed"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(run(&["client", "list"])[0]["delegated_users"], json!([]));
+    // unknown client or user: exit 1 with an error
+    for args in [
+        &["client", "delegate", "nope", "alice"][..],
+        &["client", "delegate", &id, "nobody"][..],
+        &["user", "disable", "nobody"][..],
+    ] {
+        let out = csc(s.dir()).args(args).output().expect("run");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    }
+    let out = run(&["user", "disable", "alice"]);
+    assert_eq!(
+        (out["user"].clone(), out["disabled"].clone()),
+        (json!("alice"), json!(true))
+    );
+    let out = run(&["user", "enable", "alice"]);
+    assert_eq!(
+        (out["wasDisabled"].clone(), out["disabled"].clone()),
+        (json!(true), json!(false))
+    );
+    let events: Vec<String> = crate::kit::audit_records(s.dir())
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    for e in [
+        "client.delegate",
+        "client.undelegate",
+        "user.disable",
+        "user.enable",
+    ] {
+        assert!(events.iter().any(|x| x == e), "{e} audited: {events:?}");
+    }
 }

@@ -204,7 +204,8 @@ impl Sam {
 
     /// `grant_type=client_credentials` (confidential clients only, RFC 6749 §4.4; a public
     /// client is [`OAuthError::UnauthorizedClient`]): a service token of the client itself,
-    /// naming no user. No refresh token (§4.4.3). Audited as `oauth2.token`.
+    /// naming no user; it acts only for the users an operator delegated to the client
+    /// ([`Sam::client_may_act_for`]). No refresh token (§4.4.3). Audited as `oauth2.token`.
     pub fn client_credentials_token(
         &self,
         policy: &TokenPolicy,
