@@ -116,6 +116,7 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
     })?;
     Ok(sam
         .with_policy(cfg.sam_policy())
+        .with_login_limits(cfg.login_limits)
         .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
 }
 

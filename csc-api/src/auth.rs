@@ -13,6 +13,9 @@
 //! not delegated is answered like an unknown one (`Invalid parameter userID` / `credentialID`).
 //! Key activation still needs the signer's own PIN/OTP (or the signer's approval on the OAuth
 //! 2.0 consent page): a client token alone never signs.
+//!
+//! Password checks are bounded (`login_concurrency`, `login_queue`, [`sam::PasswordGate`]):
+//! beyond the bound `auth/login` answers 429 `temporarily_unavailable` with `Retry-After`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -12,6 +12,7 @@ pub mod algo;
 pub mod ca;
 mod credentials;
 mod delegation;
+mod gate;
 pub mod integrity;
 pub mod lockout;
 mod login;
@@ -31,6 +32,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
+pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use login::{LoginMethod, LoginRefusal};
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
@@ -188,6 +190,10 @@ pub enum SamError {
     /// to the client, or disabled.
     #[error("no user this client may act for has this userID")]
     InvalidUserId,
+    /// The password checks are all busy and their queue is full (`login_concurrency`,
+    /// `login_queue`): try again shortly.
+    #[error("too many logins at once")]
+    LoginBusy,
     /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -216,6 +222,8 @@ pub struct Sam {
     pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
+    /// The bound on concurrent password checks ([`Sam::with_login_limits`]).
+    login_gate: PasswordGate,
 }
 
 impl Sam {
@@ -247,6 +255,7 @@ impl Sam {
             notifier: None,
             pin_key,
             validity: Arc::default(),
+            login_gate: PasswordGate::new(LoginLimits::default()),
         })
     }
 

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
+use crate::gate::{LoginLimits, PasswordGate};
 use crate::lockout::Counted;
 use crate::tokens::end_sessions;
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
@@ -71,18 +72,28 @@ impl Sam {
     /// the same transaction, audited in the `user.lock` record). A user disabled by an operator
     /// ([`Sam::disable_user`]) is refused like a locked one. A success clears the count.
     /// Refusals are audited as `auth.login` with `method`; the success record is written with
-    /// what the login buys (service tokens, a code). Blocking.
+    /// what the login buys (service tokens, a code).
+    ///
+    /// The check waits for a turn of the [`PasswordGate`] first: beyond its concurrency and
+    /// queue it is refused at once with [`SamError::LoginBusy`], before any database read or
+    /// Argon2 run. Blocking.
     pub fn check_password(
         &self,
         name: &str,
         password: &SecretString,
         method: LoginMethod,
     ) -> Result<Result<User, LoginRefusal>, SamError> {
+        let Some(turn) = self.login_gate.enter() else {
+            tracing::warn!(load = ?self.login_gate.load(), "a login was refused: every password check is busy and the queue is full");
+            return Err(SamError::LoginBusy);
+        };
         let found = self.store.read(|c| c.user_by_name(name))?;
         let verifier = found
             .as_ref()
             .map_or(dummy_verifier(), |u| u.password_hash.as_str());
         let ok = secrets::verify_secret(password, verifier);
+        // the Argon2 run is over: the next check may go while this one writes its outcome
+        drop(turn);
         // user-supplied, so bounded in the audit record
         let actor: String = name.chars().take(64).collect();
         let refused = |reason: &str| {
@@ -133,6 +144,17 @@ impl Sam {
             }
         };
         Ok(Err(refusal))
+    }
+
+    /// The bound on concurrent password checks ([`PasswordGate`]).
+    pub fn login_gate(&self) -> &PasswordGate {
+        &self.login_gate
+    }
+
+    /// Replaces the bound on concurrent password checks (`login_concurrency`, `login_queue`).
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Sam {
+        self.login_gate = PasswordGate::new(limits);
+        self
     }
 
     /// Disables a user (`csc-server user disable`): login is refused (as for a locked user)

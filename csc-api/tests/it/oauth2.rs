@@ -1470,3 +1470,58 @@ fn oauth_refresh_tokens_rotate_and_a_reused_one_ends_the_grant() {
         "Invalid parameter refresh_token",
     );
 }
+
+/// When every password check is busy and none may wait (`login_concurrency` 1, `login_queue`
+/// 0), the sign-in form comes back with 429 and `Retry-After` instead of queueing; the pending
+/// request survives, and the next try signs in. The busy check is a turn the test holds.
+#[test]
+fn the_sign_in_page_answers_429_while_every_password_check_is_busy() {
+    let f = fixture(|c| {
+        c.login_limits = sam::LoginLimits {
+            concurrency: 1,
+            queue: 0,
+        }
+    });
+    let (_verifier, challenge) = pkce();
+    let url = authorize_url(
+        BASE,
+        &[
+            ("response_type", "code"),
+            ("client_id", f.client_id.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+    );
+    let mut agent = Agent::new(&f.k);
+    let page = agent.get(&url);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let handle = handle_of(&page.body);
+    let sign_in = [
+        ("request", handle.as_str()),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ];
+    let held = f.k.sam().login_gate().enter().expect("the only turn");
+    let page = agent.post(&sign_in);
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(page.body.contains("Too many sign-ins"), "{}", page.body);
+    assert_eq!(handle_of(&page.body), handle, "the same form, to try again");
+    // auth/login says the same in JSON
+    let (status, busy) = f.k.login_with("alice", ALICE_PASSWORD, &json!({}));
+    assert_eq!(
+        (status, busy["error"].as_str()),
+        (429, Some("temporarily_unavailable"))
+    );
+    drop(held);
+    let page = agent.post(&sign_in);
+    let landed = page.location.expect("signed in: redirected with a code");
+    assert!(query_of(&landed).contains_key("code"), "{landed}");
+}

@@ -1,12 +1,16 @@
 //! Sole control that survives an insider (issue 11), over HTTP: client tokens act only for the
 //! users an operator delegated to their client; a login lock and an operator's disable end the
-//! user's sessions; `auth/login` refresh tokens rotate and a reused one ends its grant. In
-//! process on the kit, except the commands of `csc-server`.
+//! user's sessions; `auth/login` refresh tokens rotate and a reused one ends its grant; password
+//! checks are bounded (429 beyond the bound) and a flood of bad logins keeps the server's memory
+//! bounded. In process on the kit, except the commands and the memory of a `csc-server`
+//! process.
+
+use std::sync::{Arc, Barrier};
 
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::kit::Kit;
+use crate::kit::{Kit, basic};
 
 /// A confidential client and a `client_credentials` token of its own: `(client_id, token)`.
 fn client_token(k: &Kit) -> (String, String) {
@@ -283,6 +287,165 @@ fn an_auth_login_refresh_token_rotates_and_its_reuse_ends_the_grant() {
         k.audit_records()
             .iter()
             .any(|r| r.event == "auth.login" && r.detail.contains("refresh token reused"))
+    );
+}
+
+/// `auth/login` as a request.
+fn login_request(k: &Kit, user: &str, password: &str) -> actix_web::test::TestRequest {
+    k.post("/csc/v1/auth/login")
+        .insert_header(("authorization", basic(user, password)))
+        .set_json(json!({}))
+}
+
+/// With one password check at a time and one waiting (`login_concurrency` 1, `login_queue` 1),
+/// a burst of logins while the check is busy gets 429 `temporarily_unavailable` with
+/// `Retry-After` for all but the one that waits, which then signs in; the server answers
+/// everything else meanwhile. The busy check is a turn the test holds, so nothing depends on
+/// timing.
+#[test]
+fn logins_beyond_the_password_check_bound_are_answered_429() {
+    let k = Kit::with(|c| {
+        c.login_limits = sam::LoginLimits {
+            concurrency: 1,
+            queue: 1,
+        }
+    });
+    let gate = k.sam().login_gate().clone();
+    let held = gate.enter().expect("the only turn");
+    // give the turn back once the burst is in: one waiting, two refused (a gate that never
+    // gets there fails the assertions below, after a deadline no healthy run comes near)
+    let releaser = std::thread::spawn({
+        let gate = gate.clone();
+        move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !(gate.load().waiting == 1 && gate.load().refused >= 2)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            drop(held);
+        }
+    });
+    let answers = k.send_all(vec![
+        login_request(&k, "alice", ALICE_PASSWORD),
+        login_request(&k, "alice", ALICE_PASSWORD),
+        login_request(&k, "alice", ALICE_PASSWORD),
+        k.csc_request("info", None, &json!({})),
+    ]);
+    releaser.join().expect("releaser");
+    let busy: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(
+        busy.len(),
+        2,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in &busy {
+        assert_eq!(r.json()["error"], "temporarily_unavailable", "{}", r.text());
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    let signed_in = answers
+        .iter()
+        .filter(|r| r.status == 200 && r.json()["access_token"].is_string())
+        .count();
+    assert_eq!(signed_in, 1, "the one that waited signs in");
+    assert_eq!(answers[3].status, 200, "info answered meanwhile");
+    // free again
+    let token = k.login("alice", ALICE_PASSWORD);
+    assert_eq!(list(&k, &token).0, 200);
+}
+
+/// VmHWM (peak resident memory) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// 200 concurrent bad logins against a `csc-server` with one password check at a time and one
+/// waiting: the server's peak memory grows by less than 160 MiB (each check is an Argon2id of
+/// 19 MiB; unbounded, the checks run side by side and the peak grows by gigabytes), every login
+/// is answered (400 `authentication_error` or 429 `temporarily_unavailable`) and `info`
+/// answers during the flood.
+#[test]
+fn a_flood_of_bad_logins_keeps_the_servers_memory_bounded() {
+    const FLOOD: usize = 200;
+    const BOUND_KIB: u64 = 160 * 1024;
+    let s = Signers::only(&[]);
+    let (server, api) = s.serve(&[("CSC_LOGIN_CONCURRENCY", "1"), ("CSC_LOGIN_QUEUE", "1")]);
+    // warm up: one login of each kind (the unknown user's dummy verifier is made once)
+    api.login("alice", ALICE_PASSWORD);
+    let bad = |user: &str| {
+        api.client
+            .post(format!("{}/csc/v1/auth/login", api.base))
+            .basic_auth(user, Some("wrong-password"))
+            .json(&json!({}))
+            .send()
+            .map(|r| r.status().as_u16())
+            .expect("login")
+    };
+    assert_eq!(bad("nobody"), 400);
+    let pid = server.child.id();
+    let before = peak_rss_kib(pid);
+    let barrier = Arc::new(Barrier::new(FLOOD + 1));
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let (base, barrier) = (api.base.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(std::time::Duration::from_secs(300))
+                    .build()
+                    .expect("client");
+                barrier.wait();
+                let resp = client
+                    .post(format!("{base}/csc/v1/auth/login"))
+                    .basic_auth(if i % 2 == 0 { "alice" } else { "nobody" }, Some("wrong"))
+                    .json(&json!({}))
+                    .send()
+                    .expect("login");
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body: Value = resp.json().unwrap_or(Value::Null);
+                (
+                    status,
+                    body["error"].as_str().map(str::to_owned),
+                    retry_after,
+                )
+            })
+        })
+        .collect();
+    barrier.wait();
+    let (status, info) = api.call("info", None, &json!({}));
+    assert_eq!(status, 200, "info during the flood: {info}");
+    let answers: Vec<_> = flood
+        .into_iter()
+        .map(|h| h.join().expect("flood thread"))
+        .collect();
+    let after = peak_rss_kib(pid);
+    let busy = answers.iter().filter(|a| a.0 == 429).count();
+    for a in &answers {
+        match a {
+            (400, Some(e), _) if e == "authentication_error" => {}
+            (429, Some(e), Some(r)) if e == "temporarily_unavailable" && r == "1" => {}
+            other => panic!("unexpected answer to a bad login: {other:?}"),
+        }
+    }
+    assert!(
+        after.saturating_sub(before) < BOUND_KIB,
+        "peak RSS grew from {before} KiB to {after} KiB during {FLOOD} bad logins ({busy} answered 429)"
+    );
+    // and the server still serves
+    let token = api.login("bob", BOB_PASSWORD);
+    assert_eq!(
+        api.call("credentials/list", Some(&token), &json!({})).0,
+        200
     );
 }
 
