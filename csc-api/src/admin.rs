@@ -116,6 +116,7 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
     })?;
     Ok(sam
         .with_policy(cfg.sam_policy())
+        .with_login_limits(cfg.login_limits)
         .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
 }
 
@@ -262,6 +263,33 @@ pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
     Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
 }
 
+/// `csc-server user disable NAME`: login refused and every token and SAD of the user revoked,
+/// in one transaction; no client acts for the user. Audited as `user.disable`.
+pub fn user_disable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
+    let user = sam.disable_user(name, OPERATOR)?;
+    Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": true }))
+}
+
+/// `csc-server user enable NAME`: lifts `user disable` (a login lock stays). Audited as
+/// `user.enable`.
+pub fn user_enable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
+    let user = sam.enable_user(name, OPERATOR)?;
+    Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": false }))
+}
+
+/// `csc-server client delegate CLIENT USER`: the client's own tokens (`client_credentials`)
+/// may act for USER. Audited as `client.delegate`.
+pub fn client_delegate(sam: &Sam, client_id: &str, user: &str) -> anyhow::Result<Value> {
+    let added = sam.delegate_client(client_id, user, OPERATOR)?;
+    Ok(json!({ "client_id": client_id, "user": user, "delegated": true, "changed": added }))
+}
+
+/// `csc-server client undelegate CLIENT USER`: withdraws it. Audited as `client.undelegate`.
+pub fn client_undelegate(sam: &Sam, client_id: &str, user: &str) -> anyhow::Result<Value> {
+    let removed = sam.undelegate_client(client_id, user, OPERATOR)?;
+    Ok(json!({ "client_id": client_id, "user": user, "delegated": false, "changed": removed }))
+}
+
 /// `csc-server client add NAME --redirect-uri URI... [--confidential]`: registers an OAuth 2.0
 /// client. The secret is printed once and stored only as its SHA-256. Audited as
 /// `client.register`.
@@ -284,17 +312,25 @@ pub fn client_add(
     Ok(out)
 }
 
-/// `csc-server client list`: the registered clients (never a secret).
+/// `csc-server client list`: the registered clients (never a secret), each with the users
+/// delegated to it (`delegated_users`, by name).
 pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
+    let delegations = sam.client_delegations()?;
     Ok(Value::Array(
         sam.clients()?
             .iter()
             .map(|c| {
+                let users: Vec<&str> = delegations
+                    .iter()
+                    .filter(|(client, _)| *client == c.client_id)
+                    .map(|(_, user)| user.as_str())
+                    .collect();
                 json!({
                     "client_id": c.client_id,
                     "name": c.name,
                     "redirect_uris": c.redirect_uris,
                     "confidential": c.is_confidential(),
+                    "delegated_users": users,
                 })
             })
             .collect(),

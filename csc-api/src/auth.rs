@@ -6,11 +6,16 @@
 //!
 //! A service token is either user-specific (`auth/login`, OAuth 2.0 authorization code: it acts
 //! for one user) or a client's own (OAuth 2.0 `client_credentials`: it names no user, spec §8.1
-//! "non-user-specific", `authType` `oauth2client`). With a client token, `credentials/list`
-//! needs `userID` (the user's login name, spec §11.4 NOTE 1) and the other methods act for the
-//! owner of the credential they name, audited with the client as the actor (`client:<id>`).
+//! "non-user-specific", `authType` `oauth2client`). A client token acts only for the users an
+//! operator delegated to its client (`csc-server client delegate`): `credentials/list` needs
+//! `userID` (the user's login name, spec §11.4 NOTE 1), and the other methods act for the owner
+//! of the credential they name, audited with the client as the actor (`client:<id>`); a user
+//! not delegated is answered like an unknown one (`Invalid parameter userID` / `credentialID`).
 //! Key activation still needs the signer's own PIN/OTP (or the signer's approval on the OAuth
 //! 2.0 consent page): a client token alone never signs.
+//!
+//! Password checks are bounded (`login_concurrency`, `login_queue`, [`sam::PasswordGate`]):
+//! beyond the bound `auth/login` answers 429 `temporarily_unavailable` with `Retry-After`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,9 +39,9 @@ pub struct Authenticated(pub Principal);
 
 impl Authenticated {
     /// The caller acting on `credential`. For a user token, its user (the SAM refuses other
-    /// users' credentials as unknown). For a client token, the credential's owner, with
-    /// `client:<id>` as the audit actor; an unknown credential is `Invalid parameter
-    /// credentialID`. Blocking.
+    /// users' credentials as unknown). For a client token, the credential's owner if delegated
+    /// to the client, with `client:<id>` as the audit actor; an unknown credential, or one of a
+    /// user not delegated, is `Invalid parameter credentialID`. Blocking.
     pub fn caller_for(
         &self,
         state: &AppState,
@@ -47,7 +52,8 @@ impl Authenticated {
 
     /// The user whose credentials `credentials/list` lists (spec §11.4 NOTE 1): a user token's
     /// own (then `userID` must be absent); for a client token, the user named by `userID` (a
-    /// login name), which is then required. Blocking.
+    /// login name), which is then required, and whom an operator must have delegated to the
+    /// client (else `Invalid parameter userID`, as for an unknown user). Blocking.
     pub fn list_user(&self, state: &AppState, user_id: Option<&str>) -> Result<UserId, ApiError> {
         match (&self.0, user_id) {
             (Principal::User(_), Some(_)) => {
@@ -55,11 +61,9 @@ impl Authenticated {
             }
             (Principal::User(caller), None) => Ok(caller.user),
             (Principal::Client { .. }, None) => Err(ApiError::missing("string", "userID")),
-            (Principal::Client { .. }, Some(name)) => state
-                .sam
-                .user_by_name(name)?
-                .map(|u| u.id)
-                .ok_or_else(|| ApiError::invalid_parameter("userID")),
+            (Principal::Client { client_id, .. }, Some(name)) => {
+                Ok(state.sam.list_subject_for_client(client_id, name)?)
+            }
         }
     }
 }

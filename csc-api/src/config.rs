@@ -32,6 +32,8 @@ const ENV_KEYS: &[&str] = &[
     "max_transaction_life_secs",
     "max_factor_failures",
     "max_login_failures",
+    "login_concurrency",
+    "login_queue",
     "online_otp_ttl_secs",
     "otp_outbox",
     "otp_webhook_url",
@@ -67,6 +69,8 @@ pub struct FileConfig {
     pub max_transaction_life_secs: Option<u32>,
     pub max_factor_failures: Option<u16>,
     pub max_login_failures: Option<u16>,
+    pub login_concurrency: Option<usize>,
+    pub login_queue: Option<usize>,
     pub online_otp_ttl_secs: Option<u32>,
     pub otp_outbox: Option<PathBuf>,
     pub otp_webhook_url: Option<String>,
@@ -123,6 +127,9 @@ pub struct Config {
     pub max_factor_failures: u16,
     /// Consecutive failed logins (auth/login, the OAuth 2.0 page) that lock a user.
     pub max_login_failures: u16,
+    /// Password checks (Argon2id, 19 MiB each) that run at once, and how many more may wait;
+    /// beyond them a login is answered 429 (`sam::PasswordGate`).
+    pub login_limits: sam::LoginLimits,
     /// Lifetime of an online OTP (seconds).
     pub online_otp_ttl_secs: u32,
     /// Where online OTPs are delivered.
@@ -209,6 +216,16 @@ impl Config {
             max_transaction_life_secs: raw.max_transaction_life_secs.unwrap_or(3600).max(1),
             max_factor_failures: raw.max_factor_failures.unwrap_or(5).max(1),
             max_login_failures: raw.max_login_failures.unwrap_or(5).max(1),
+            login_limits: {
+                let default = sam::LoginLimits::default();
+                let concurrency = raw.login_concurrency.unwrap_or(default.concurrency).max(1);
+                sam::LoginLimits {
+                    concurrency,
+                    queue: raw
+                        .login_queue
+                        .unwrap_or_else(|| concurrency.saturating_mul(4)),
+                }
+            },
             online_otp_ttl_secs: raw.online_otp_ttl_secs.unwrap_or(300).max(1),
             otp_channel: match raw.otp_webhook_url {
                 Some(url) if !url.trim().is_empty() => OtpChannel::Webhook(url),
@@ -357,6 +374,29 @@ mod tests {
             1,
             "at least one second"
         );
+    }
+
+    #[test]
+    fn login_limits_default() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!(c.login_limits, sam::LoginLimits::default());
+    }
+
+    #[test]
+    fn the_login_queue_follows_the_concurrency_unless_set() {
+        let raw = FileConfig {
+            login_concurrency: Some(3),
+            ..FileConfig::default()
+        };
+        let l = Config::resolve(Path::new("/d"), raw).login_limits;
+        assert_eq!((l.concurrency, l.queue), (3, 12));
+        let raw = FileConfig {
+            login_concurrency: Some(0),
+            login_queue: Some(0),
+            ..FileConfig::default()
+        };
+        let l = Config::resolve(Path::new("/d"), raw).login_limits;
+        assert_eq!((l.concurrency, l.queue), (1, 0));
     }
 
     #[test]

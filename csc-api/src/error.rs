@@ -28,10 +28,20 @@ pub enum ApiError {
     /// `WWW-Authenticate`).
     #[error("401 {error}")]
     Token { error: &'static str },
+    /// Overload: 429 `temporarily_unavailable` with `Retry-After` (spec §10 Table 2: "rejected
+    /// due to rate limiting"; applicable to every method).
+    #[error("429 temporarily_unavailable: {description}")]
+    Busy {
+        description: &'static str,
+        retry_after_secs: u32,
+    },
     /// Anything unexpected: logged in full, sent as a bare `server_error`.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// What a client is told to wait after a 429 (seconds): one password check's worth, rounded up.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     /// 400 `invalid_request` with `description`.
@@ -73,6 +83,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Csc { status, .. } => *status,
             ApiError::Token { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +101,9 @@ impl ResponseError for ApiError {
                     "The access or refresh token is invalid"
                 }),
             ),
+            ApiError::Busy { description, .. } => {
+                ("temporarily_unavailable", Cow::Borrowed(*description))
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 (
@@ -104,6 +118,12 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 format!("Bearer error=\"{error}\""),
             ));
+        }
+        if let ApiError::Busy {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(ErrorResponse {
             error: error.to_owned(),
@@ -171,6 +191,17 @@ impl From<SamError> for ApiError {
             },
             S::InvalidRefreshToken => Self::invalid("Invalid refresh_token"),
             S::UnknownToken => Self::invalid("Invalid string parameter token"),
+            // a login that raced a lock or disable: the login's own refusal (spec §11.2)
+            S::UserInactive => Self::bad(
+                "authentication_error",
+                "An error occurred during authentication process",
+            ),
+            // unknown, not delegated to the client or disabled alike (spec §11.4)
+            S::InvalidUserId => Self::invalid_parameter("userID"),
+            S::LoginBusy => ApiError::Busy {
+                description: "Too many sign-ins at the moment; retry shortly",
+                retry_after_secs: RETRY_AFTER_SECS,
+            },
             S::OAuth(o) => o.into(),
             // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)

@@ -220,8 +220,11 @@ pub fn operations() -> Vec<Operation> {
             summary: "Service access token from HTTP Basic or a refresh token (CSC §11.2)",
             description: "Either `Authorization: Basic base64(user:password)`, or no \
                           `Authorization` header and a `refresh_token` from an earlier login \
-                          with `rememberMe`. A refresh token is returned only to a Basic login \
-                          with `rememberMe: true`.",
+                          with `rememberMe`. A refresh token is returned to a Basic login with \
+                          `rememberMe: true` and to every refresh-token login: refresh tokens \
+                          rotate (the one sent is revoked; sent again, it revokes every token \
+                          descended from the same login). Password checks are bounded: beyond \
+                          the bound the answer is 429 with `Retry-After`.",
             security: Security::BasicOrNone,
             body: RequestBody::Json {
                 schema: "LoginRequest",
@@ -243,6 +246,13 @@ pub fn operations() -> Vec<Operation> {
                     description: "`Malformed authentication parameter.`: the `Authorization` \
                                   header is not `Basic ...`, or neither it nor a \
                                   `refresh_token` was sent",
+                    schema: ERROR,
+                },
+                Response::Json {
+                    status: 429,
+                    description: "`temporarily_unavailable`: every password check is busy and \
+                                  the queue is full (`login_concurrency`, `login_queue`); retry \
+                                  after `Retry-After` seconds",
                     schema: ERROR,
                 },
                 SERVER_ERROR,
@@ -397,6 +407,11 @@ pub fn operations() -> Vec<Operation> {
                 Response::Html {
                     status: 403,
                     description: "An error page: the form and its cookie differ (CSRF check)",
+                },
+                Response::Html {
+                    status: 429,
+                    description: "The sign-in step again: every password check is busy \
+                                  (`Retry-After`)",
                 },
                 Response::FormTooLarge,
                 Response::Html {

@@ -11,6 +11,8 @@ mod admin;
 pub mod algo;
 pub mod ca;
 mod credentials;
+mod delegation;
+mod gate;
 pub mod integrity;
 pub mod lockout;
 mod login;
@@ -32,6 +34,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
+pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
@@ -52,8 +55,8 @@ pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use seals::AuditSealer;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
-    Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient, OAuthRequest, Purged,
-    Role, Scal, User, UserId, secret_hash, utc_now,
+    ClientDelegation, Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient,
+    OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };
 pub use totp::{OtpMigration, TotpVerifier};
 
@@ -192,6 +195,18 @@ pub enum SamError {
     /// A token to revoke that is unknown or not the caller's.
     #[error("no such token of the caller's")]
     UnknownToken,
+    /// Tokens for a user who is locked or disabled (or gone) by the time they would be stored
+    /// (a lock or disable that raced a login).
+    #[error("the user is locked or disabled")]
+    UserInactive,
+    /// `credentials/list` with a `userID` the client may not act for: unknown, not delegated
+    /// to the client, or disabled.
+    #[error("no user this client may act for has this userID")]
+    InvalidUserId,
+    /// The password checks are all busy and their queue is full (`login_concurrency`,
+    /// `login_queue`): try again shortly.
+    #[error("too many logins at once")]
+    LoginBusy,
     /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -222,6 +237,8 @@ pub struct Sam {
     validity: Arc<validity::ValidityCache>,
     /// How many secrets were verified ([`Sam::secret_checks`]).
     checks: lockout::CheckCounter,
+    /// The bound on concurrent password checks ([`Sam::with_login_limits`]).
+    login_gate: PasswordGate,
 }
 
 impl Sam {
@@ -254,6 +271,7 @@ impl Sam {
             pin_key,
             validity: Arc::default(),
             checks: lockout::CheckCounter::default(),
+            login_gate: PasswordGate::new(LoginLimits::default()),
         })
     }
 

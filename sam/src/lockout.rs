@@ -71,24 +71,33 @@ impl Lockout {
     /// failure set the lock — a `lock` record naming `actor` and `subject` with `lock_detail`
     /// and the count. Runs inside the caller's transaction, so the lock and its records commit
     /// together.
+    ///
+    /// When this failure set the lock, `on_lock` runs first (what a lock ends, e.g. a user's
+    /// sessions), and the members of the object it returns join the lock record's detail.
     pub(crate) fn fail(
         self,
         c: &mut Conn<'_>,
         counter: Counter,
         mut refusal: NewAuditEvent,
         lock: (Event, &str, &str, serde_json::Value),
+        on_lock: impl FnOnce(&mut Conn<'_>) -> Result<serde_json::Value, StorageError>,
     ) -> Result<Counted, StorageError> {
         let set_lock = c.lock_at_limit(counter, self.max_failures)?;
+        // before any audit record: appending one holds the chain head until commit
+        let ended = if set_lock { Some(on_lock(c)?) } else { None };
         let (failures, locked) = c.attempts(counter)?.ok_or(StorageError::NotFound)?;
         if let Some(map) = refusal.detail.as_object_mut() {
             map.insert("failures".into(), json!(failures));
             map.insert("locked".into(), json!(locked));
         }
         c.append_audit(&refusal)?;
-        if set_lock {
+        if let Some(ended) = ended {
             let (event, actor, subject, mut detail) = lock;
             if let Some(map) = detail.as_object_mut() {
                 map.insert("failures".into(), json!(failures));
+                if let serde_json::Value::Object(more) = ended {
+                    map.extend(more);
+                }
             }
             c.append_audit(&crate::audit_event(
                 event, actor, subject, "success", detail,

@@ -11,8 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
+use crate::gate::{LoginLimits, PasswordGate};
 use crate::lockout::Checked;
-use crate::tokens::{IssuedTokens, TokenGrant, TokenPolicy, login_success, mint_tokens};
+use crate::tokens::{
+    IssuedTokens, Minted, TokenGrant, TokenPolicy, TokenValues, end_sessions, login_success,
+};
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
 
 /// Why a password login was refused (the client is never told which).
@@ -76,23 +79,29 @@ impl Sam {
         password: &SecretString,
         remember_me: bool,
     ) -> Result<Result<IssuedTokens, LoginRefusal>, SamError> {
-        let minted = mint_tokens(policy, remember_me, false)?;
+        let values = TokenValues::new()?;
         let outcome = self.password_login(name, password, LoginMethod::Basic, |c, user| {
-            minted.store(
-                c,
+            let minted = Minted::with_values(
+                values,
+                policy,
                 TokenGrant {
                     user: Some(user.id),
                     client_id: None,
                     with_refresh: remember_me,
-                    parent: None,
                 },
-            )?;
+                None,
+            );
+            // the user was found active, its row locked, in this transaction
+            if !minted.store(c)? {
+                return Err(StorageError::Conflict("the user is not active".into()));
+            }
             c.append_audit(&login_success(
                 user,
                 json!({ "method": "basic", "rememberMe": remember_me }),
-            ))
+            ))?;
+            Ok(minted.issued)
         })?;
-        Ok(outcome.map(|_| minted.issued))
+        Ok(outcome.map(|(_, issued)| issued))
     }
 
     /// The sign-in form of the OAuth 2.0 authorization page: checks the user name and password
@@ -145,12 +154,26 @@ impl Sam {
             NewAuditEvent::new(AuditEvent::AuthLogin, &actor, &actor, "refused")
                 .with_detail(json!({ "method": method.as_str(), "reason": reason }))
         };
+        // A turn of the password gate before any database read or Argon2 run: beyond its
+        // concurrency and queue the login is refused at once (bounded memory under a flood).
+        let Some(turn) = self.login_gate.enter() else {
+            tracing::warn!(load = ?self.login_gate.load(), "a login was refused: every password check is busy and the queue is full");
+            return Err(SamError::LoginBusy);
+        };
         let Some(user) = self.store.read(|c| c.user_by_name(name))? else {
             let _ = secrets::verify_secret(password, dummy_verifier());
+            drop(turn);
             self.store
                 .write(|c| c.append_audit(&refused("unknown user")))?;
             return Ok(Err(LoginRefusal::Invalid));
         };
+        if user.disabled {
+            let _ = secrets::verify_secret(password, dummy_verifier());
+            drop(turn);
+            self.store
+                .write(|c| c.append_audit(&refused("user disabled")))?;
+            return Ok(Err(LoginRefusal::Locked));
+        }
         let lockout = self.policy.login_lockout();
         let counter = Counter::Login(user.id);
 
@@ -168,13 +191,18 @@ impl Sam {
         }
 
         self.checks.count(Checked::Password);
-        if !secrets::verify_secret(password, &user.password_hash) {
+        let right = secrets::verify_secret(password, &user.password_hash);
+        // the Argon2 run is over: the next check may go while this one writes its outcome
+        drop(turn);
+        if !right {
             self.store.write(|c| {
                 lockout.fail(
                     c,
                     counter,
                     refused("wrong password"),
                     (AuditEvent::UserLock, &actor, &actor, json!({})),
+                    // the lock ends the user's sessions, in the transaction that sets it
+                    |c| end_sessions(c, &user.id),
                 )
             })?;
             return Ok(Err(LoginRefusal::Invalid));
@@ -182,7 +210,12 @@ impl Sam {
 
         let mut locked_meanwhile = false;
         let granted = self.store.write(|c| {
-            if !lockout.clear(c, counter)? {
+            // the user row locked for the grant: nothing is issued to a user locked or disabled
+            // meanwhile
+            let active = c
+                .user_for_update(&user.id)?
+                .is_some_and(|u| !u.disabled && !u.locked);
+            if !active || !lockout.clear(c, counter)? {
                 locked_meanwhile = true;
                 return Err(StorageError::Conflict("refused: rolled back".into()));
             }
@@ -201,6 +234,66 @@ impl Sam {
                 Err(e.into())
             }
         }
+    }
+
+    /// The bound on concurrent password checks ([`PasswordGate`]).
+    pub fn login_gate(&self) -> &PasswordGate {
+        &self.login_gate
+    }
+
+    /// Replaces the bound on concurrent password checks (`login_concurrency`, `login_queue`).
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Sam {
+        self.login_gate = PasswordGate::new(limits);
+        self
+    }
+
+    /// Disables a user (`csc-server user disable`): login is refused (as for a locked user)
+    /// and, in the same transaction, every access and refresh token of the user and every SAD
+    /// is revoked; no client acts for the user any more ([`Sam::client_may_act_for`]). Lifted
+    /// only by [`Sam::enable_user`] (not by `user unlock`). Audited as `user.disable` by
+    /// `actor`, with what was revoked. Returns the user as it was before.
+    pub fn disable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+        self.store
+            .write(|c| {
+                let Some(user) = c.user_by_name(name)? else {
+                    return Ok(None);
+                };
+                c.set_user_disabled(&user.id, true)?;
+                let mut detail = end_sessions(c, &user.id)?;
+                if let Some(map) = detail.as_object_mut() {
+                    map.insert("wasDisabled".into(), json!(user.disabled));
+                }
+                c.append_audit(&audit_event(
+                    AuditEvent::UserDisable,
+                    actor,
+                    name,
+                    "success",
+                    detail,
+                ))?;
+                Ok(Some(user))
+            })?
+            .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
+    }
+
+    /// Lifts an operator's disable (`csc-server user enable`); a login lock stays as it is.
+    /// Audited as `user.enable` by `actor`. Returns the user as it was before.
+    pub fn enable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+        self.store
+            .write(|c| {
+                let Some(user) = c.user_by_name(name)? else {
+                    return Ok(None);
+                };
+                c.set_user_disabled(&user.id, false)?;
+                c.append_audit(&audit_event(
+                    AuditEvent::UserEnable,
+                    actor,
+                    name,
+                    "success",
+                    json!({ "wasDisabled": user.disabled }),
+                ))?;
+                Ok(Some(user))
+            })?
+            .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
     }
 
     /// Creates a signer (`csc-server user add`), audited as `user.create` by `actor`.

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use chrono::NaiveDateTime;
 use serde_json::json;
 use storage::{
     Conn, CredentialId, NewAuditEvent, NewToken, StorageError, Token, TokenKind, User, UserId,
@@ -90,22 +91,168 @@ pub(crate) struct TokenGrant<'a> {
     pub client_id: Option<&'a str>,
     /// Issue a refresh token too.
     pub with_refresh: bool,
-    /// The refresh token that mints the access token, if any.
-    pub parent: Option<&'a [u8]>,
 }
 
-/// Revokes a token and, for a refresh token, the access tokens it minted (RFC 7009 §2.1);
-/// returns how many of those were revoked.
+/// The refresh token that rotation replaces: the new tokens descend from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rotation<'a> {
+    /// SHA-256 of the refresh token being replaced (the new ones' `parent_hash`).
+    pub parent: &'a [u8],
+    /// The grant's family ([`storage::NewToken::family`]), kept.
+    pub family: &'a [u8],
+    /// The replaced refresh token's expiry: the new refresh token inherits it, so rotation
+    /// never extends a "keep me signed in" period beyond the sign-in's.
+    pub refresh_expires_at: NaiveDateTime,
+}
+
+/// New service tokens: their values (shown once) and their rows (digests only), not stored yet.
+/// Made before the transaction that stores them ([`Minted::store`]).
+pub(crate) struct Minted {
+    pub issued: IssuedTokens,
+    user: Option<UserId>,
+    rows: Vec<NewToken>,
+}
+
+/// The random values of new tokens (an access token and a refresh token), made before the
+/// transaction that stores them: nothing but SQL runs inside a transaction. No `Debug`.
+pub(crate) struct TokenValues {
+    access: String,
+    refresh: String,
+}
+
+impl TokenValues {
+    /// Fresh values from the OS CSPRNG.
+    pub(crate) fn new() -> Result<TokenValues, SamError> {
+        Ok(TokenValues {
+            access: format!("{ACCESS_PREFIX}{}", random_token(32)?),
+            refresh: format!("{REFRESH_PREFIX}{}", random_token(32)?),
+        })
+    }
+}
+
+impl Minted {
+    /// Random tokens for `grant` (a refresh token when `grant.with_refresh`); with `rotation`,
+    /// descendants of the refresh token it replaces.
+    pub(crate) fn new(
+        policy: &TokenPolicy,
+        grant: TokenGrant<'_>,
+        rotation: Option<Rotation<'_>>,
+    ) -> Result<Minted, SamError> {
+        Ok(Self::with_values(
+            TokenValues::new()?,
+            policy,
+            grant,
+            rotation,
+        ))
+    }
+
+    /// [`Minted::new`] with values made earlier (the refresh value is dropped unless
+    /// `grant.with_refresh`).
+    pub(crate) fn with_values(
+        values: TokenValues,
+        policy: &TokenPolicy,
+        grant: TokenGrant<'_>,
+        rotation: Option<Rotation<'_>>,
+    ) -> Minted {
+        let now = utc_now();
+        let access = values.access;
+        let refresh = grant.with_refresh.then_some(values.refresh);
+        let access_hash = secret_hash(access.as_bytes()).to_vec();
+        let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
+        // a new grant's family is its first refresh token; a rotated one keeps its family
+        let family = match rotation {
+            Some(r) => Some(r.family.to_vec()),
+            None => refresh_hash.clone(),
+        };
+        let row = |hash: Vec<u8>, kind, expires_at, parent_hash| NewToken {
+            token_hash: hash,
+            kind,
+            user_id: grant.user,
+            client_id: grant.client_id.map(str::to_owned),
+            scope: "service".into(),
+            expires_at,
+            parent_hash,
+            family: family.clone(),
+        };
+        let mut rows = Vec::with_capacity(2);
+        if let Some(hash) = &refresh_hash {
+            rows.push(row(
+                hash.clone(),
+                TokenKind::Refresh,
+                rotation.map_or(now + policy.refresh_ttl, |r| r.refresh_expires_at),
+                rotation.map(|r| r.parent.to_vec()),
+            ));
+        }
+        rows.push(row(
+            access_hash.clone(),
+            TokenKind::Access,
+            now + policy.access_ttl,
+            refresh_hash
+                .clone()
+                .or_else(|| rotation.map(|r| r.parent.to_vec())),
+        ));
+        Minted {
+            issued: IssuedTokens {
+                access_token: access,
+                refresh_token: refresh,
+                expires_in: u64::try_from(policy.access_ttl.num_seconds()).unwrap_or(0),
+                grant_hash: refresh_hash.unwrap_or(access_hash),
+                from_refresh: rotation.is_some(),
+            },
+            user: grant.user,
+            rows,
+        }
+    }
+
+    /// Stores the tokens in the caller's transaction, unless the user they act for is locked,
+    /// disabled or gone: `Ok(false)`, nothing stored. The user is read with its row locked
+    /// ([`storage::Conn::user_for_update`]), so a lock or disable that commits meanwhile either
+    /// comes first (and no token is stored) or after (and its revocation takes these tokens).
+    pub(crate) fn store(&self, c: &mut Conn<'_>) -> Result<bool, StorageError> {
+        if let Some(user) = &self.user {
+            match c.user_for_update(user)? {
+                Some(u) if !u.locked && !u.disabled => {}
+                _ => return Ok(false),
+            }
+        }
+        for row in &self.rows {
+            c.insert_token(row)?;
+        }
+        Ok(true)
+    }
+}
+
+/// Revokes a token and, for a refresh token, the access tokens it minted and every token of its
+/// grant (its family: the refresh tokens rotated from the same sign-in and what they minted;
+/// RFC 7009 §2.1 "all access tokens based on the same authorization grant"). Returns how many
+/// others were revoked.
 pub(crate) fn revoke_token_and_children(
     c: &mut Conn<'_>,
     t: &Token,
 ) -> Result<usize, StorageError> {
     c.revoke_token(&t.token_hash)?;
-    if t.kind == TokenKind::Refresh {
-        c.revoke_tokens_with_parent(&t.token_hash)
-    } else {
-        Ok(0)
+    if t.kind != TokenKind::Refresh {
+        return Ok(0);
     }
+    let children = c.revoke_tokens_with_parent(&t.token_hash)?;
+    let family = match &t.family {
+        Some(f) => c.revoke_token_family(f)?,
+        None => 0,
+    };
+    Ok(children + family)
+}
+
+/// Ends every session of `user` in the caller's transaction: all their access and refresh
+/// tokens and their SADs are revoked (a login lock, Part I 7.1.2.5.1; an operator's disable).
+/// After it the user must authenticate again (Part I 7.1.2.1-4). Returns the counts as the
+/// members of the lock's or disable's audit record.
+pub(crate) fn end_sessions(
+    c: &mut Conn<'_>,
+    user: &UserId,
+) -> Result<serde_json::Value, StorageError> {
+    let tokens = c.revoke_user_tokens(user)?;
+    let sads = c.revoke_user_sads(user)?;
+    Ok(json!({ "revokedTokens": tokens, "revokedSads": sads }))
 }
 
 /// The `auth.login` success record (the refusals are the password check's).
@@ -119,136 +266,158 @@ pub(crate) fn login_success(user: &User, detail: serde_json::Value) -> NewAuditE
     .with_detail(detail)
 }
 
-/// Service tokens minted (random, with their digests) but not stored yet: [`Minted::store`]
-/// writes them in the caller's transaction (for a password login, the one that clears the
-/// failure count).
-pub(crate) struct Minted {
-    /// What the client is given.
-    pub issued: IssuedTokens,
-    access_hash: Vec<u8>,
-    refresh_hash: Option<Vec<u8>>,
-    now: chrono::NaiveDateTime,
-    policy: TokenPolicy,
-}
-
-/// Mints an access token (and a refresh token when `with_refresh`); `from_refresh`: the access
-/// token is minted by a refresh token.
-pub(crate) fn mint_tokens(
-    policy: &TokenPolicy,
-    with_refresh: bool,
-    from_refresh: bool,
-) -> Result<Minted, SamError> {
-    let access = format!("{ACCESS_PREFIX}{}", random_token(32)?);
-    let refresh = if with_refresh {
-        Some(format!("{REFRESH_PREFIX}{}", random_token(32)?))
-    } else {
-        None
-    };
-    let access_hash = secret_hash(access.as_bytes()).to_vec();
-    let refresh_hash = refresh.as_ref().map(|r| secret_hash(r.as_bytes()).to_vec());
-    Ok(Minted {
-        issued: IssuedTokens {
-            access_token: access,
-            refresh_token: refresh,
-            expires_in: u64::try_from(policy.access_ttl.num_seconds()).unwrap_or(0),
-            grant_hash: refresh_hash.clone().unwrap_or_else(|| access_hash.clone()),
-            from_refresh,
-        },
-        access_hash,
-        refresh_hash,
-        now: utc_now(),
-        policy: *policy,
-    })
-}
-
-impl Minted {
-    /// Stores the tokens (only their digests) for `grant`, in the caller's transaction.
-    pub(crate) fn store(
-        &self,
-        c: &mut Conn<'_>,
-        grant: TokenGrant<'_>,
-    ) -> Result<(), StorageError> {
-        let client_id = grant.client_id.map(str::to_owned);
-        if let Some(hash) = &self.refresh_hash {
-            c.insert_token(&NewToken {
-                token_hash: hash.clone(),
-                kind: TokenKind::Refresh,
-                user_id: grant.user,
-                client_id: client_id.clone(),
-                scope: "service".into(),
-                expires_at: self.now + self.policy.refresh_ttl,
-                parent_hash: None,
-            })?;
-        }
-        c.insert_token(&NewToken {
-            token_hash: self.access_hash.clone(),
-            kind: TokenKind::Access,
-            user_id: grant.user,
-            client_id,
-            scope: "service".into(),
-            expires_at: self.now + self.policy.access_ttl,
-            parent_hash: self
-                .refresh_hash
-                .clone()
-                .or(grant.parent.map(<[u8]>::to_vec)),
-        })
-    }
+/// What presenting a refresh token came to ([`Sam::rotate_refresh_token`]).
+pub(crate) enum Refreshed {
+    /// The token was replaced: the new tokens.
+    Rotated(IssuedTokens),
+    /// Unknown, not a refresh token, another client's (or not an `auth/login` one), or its
+    /// user is locked, disabled or gone.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+    /// Already replaced (or revoked): presented again, so its whole grant was revoked.
+    Reused,
 }
 
 impl Sam {
-    /// Stores a new access token (and a refresh token when `grant.with_refresh`); only digests
-    /// are stored. `also` runs in the same transaction (an audit record, the code the tokens
-    /// were bought with).
+    /// Stores new access (and refresh, when `grant.with_refresh`) tokens; only digests are
+    /// stored. `also` runs in the same transaction (an audit record). A user who is locked or
+    /// disabled by the time of the transaction gets none: [`SamError::UserInactive`].
     pub(crate) fn issue_service_tokens<R>(
         &self,
         policy: &TokenPolicy,
         grant: TokenGrant<'_>,
         also: impl FnOnce(&mut Conn<'_>, &IssuedTokens) -> Result<R, StorageError>,
     ) -> Result<IssuedTokens, SamError> {
-        let minted = mint_tokens(policy, grant.with_refresh, grant.parent.is_some())?;
-        self.store.write(|c| {
-            minted.store(c, grant)?;
-            also(c, &minted.issued).map(drop)
+        let minted = Minted::new(policy, grant, None)?;
+        let stored = self.store.write(|c| {
+            if !minted.store(c)? {
+                return Ok(false);
+            }
+            also(c, &minted.issued).map(|_| true)
         })?;
-        Ok(minted.issued)
+        if stored {
+            Ok(minted.issued)
+        } else {
+            Err(SamError::UserInactive)
+        }
     }
 
-    /// `auth/login` with a refresh token: an `auth/login` refresh token (an OAuth 2.0 one goes
-    /// to `oauth2/token`), active, mints a new access token; no new refresh token. Anything else
-    /// is [`SamError::InvalidRefreshToken`]. Audited as `auth.login` (`method`
-    /// `refresh_token`).
+    /// Refresh-token rotation, shared by `auth/login` (`client` `None`: a refresh token issued
+    /// to no OAuth 2.0 client) and the OAuth 2.0 `refresh_token` grant (`client`: the
+    /// authenticated client, whose token it must be). A valid refresh token is revoked and
+    /// replaced, in ONE transaction, by a new refresh token (same grant, same expiry) and a new
+    /// access token; `success` is the audit record of that. Of two concurrent presentations
+    /// of one token, the conditional revocation lets exactly one rotate.
+    ///
+    /// A refresh token that was already replaced (or revoked) is a reuse: a copy is in other
+    /// hands, or a client replays it. Every token of its grant is revoked (RFC 6819 §5.2.2.3,
+    /// refresh token rotation; Part II 3.2.1.2, protection against replay) and `reused` is
+    /// audited, in one transaction.
+    pub(crate) fn rotate_refresh_token(
+        &self,
+        policy: &TokenPolicy,
+        presented: &str,
+        client: Option<&str>,
+        success: impl FnOnce(&User) -> NewAuditEvent,
+        reused: impl FnOnce(&User, usize) -> NewAuditEvent,
+    ) -> Result<Refreshed, SamError> {
+        let hash = secret_hash(presented.as_bytes());
+        let (t, user) = match self.store.read(|c| c.token_and_user(&hash))? {
+            Some((t, Some(u)))
+                if t.kind == TokenKind::Refresh && t.client_id.as_deref() == client =>
+            {
+                (t, u)
+            }
+            _ => return Ok(Refreshed::Invalid),
+        };
+        // tokens issued before rotation existed name no family: their own hash is it
+        let family = t.family.clone().unwrap_or_else(|| t.token_hash.clone());
+        let end_grant = |c: &mut Conn<'_>| -> Result<(), StorageError> {
+            let others = revoke_token_and_children(c, &t)? + c.revoke_token_family(&family)?;
+            c.append_audit(&reused(&user, others)).map(drop)
+        };
+        if t.revoked {
+            self.store.write(end_grant)?;
+            tracing::warn!(user = %user.name, "a replaced refresh token was presented again; its grant was revoked");
+            return Ok(Refreshed::Reused);
+        }
+        if t.expires_at <= utc_now() {
+            return Ok(Refreshed::Expired);
+        }
+        let minted = Minted::new(
+            policy,
+            TokenGrant {
+                user: Some(user.id),
+                client_id: client,
+                with_refresh: true,
+            },
+            Some(Rotation {
+                parent: &hash,
+                family: &family,
+                refresh_expires_at: t.expires_at,
+            }),
+        )?;
+        let outcome = self.store.write(|c| {
+            if !c.revoke_token(&hash)? {
+                // replaced meanwhile by a concurrent presentation: a reuse as well
+                end_grant(c)?;
+                return Ok(Refreshed::Reused);
+            }
+            if !minted.store(c)? {
+                return Ok(Refreshed::Invalid);
+            }
+            c.append_audit(&success(&user))?;
+            Ok(Refreshed::Rotated(minted.issued.clone()))
+        })?;
+        if matches!(outcome, Refreshed::Reused) {
+            tracing::warn!(user = %user.name, "a refresh token was presented twice at once; its grant was revoked");
+        }
+        Ok(outcome)
+    }
+
+    /// `auth/login` with a refresh token (spec §11.2, RFC 6749 §1.5): an `auth/login` refresh
+    /// token (an OAuth 2.0 one goes to `oauth2/token`), active, is rotated
+    /// ([`Sam::rotate_refresh_token`]): the answer carries a new access token AND a new
+    /// refresh token (the old one is dead; the signer's "remember me" lives on in the new one,
+    /// until the original expiry). A replaced token presented again revokes the whole grant.
+    /// Anything else is [`SamError::InvalidRefreshToken`]. Audited as `auth.login` (`method`
+    /// `refresh_token`), a reuse as a refused `auth.login`.
     pub fn login_with_refresh_token(
         &self,
         policy: &TokenPolicy,
         refresh_token: &str,
     ) -> Result<IssuedTokens, SamError> {
-        let hash = secret_hash(refresh_token.as_bytes());
-        let user = match self.store.read(|c| c.token_and_user(&hash))? {
-            // an auth/login refresh token: a user's, issued to no OAuth 2.0 client
-            Some((t, Some(u)))
-                if t.client_id.is_none()
-                    && t.kind == TokenKind::Refresh
-                    && t.is_active(utc_now()) =>
-            {
-                u
-            }
-            _ => return Err(SamError::InvalidRefreshToken),
-        };
-        self.issue_service_tokens(
+        let refreshed = self.rotate_refresh_token(
             policy,
-            TokenGrant {
-                user: Some(user.id),
-                client_id: None,
-                with_refresh: false,
-                parent: Some(&hash),
+            refresh_token,
+            None,
+            |user| {
+                login_success(
+                    user,
+                    json!({ "method": "refresh_token", "rememberMe": true }),
+                )
             },
-            |c, issued| {
-                c.append_audit(&login_success(
-                    &user,
-                    json!({ "method": "refresh_token", "rememberMe": issued.refresh_token.is_some() }),
-                ))
+            |user, revoked| {
+                NewAuditEvent::new(
+                    crate::AuditEvent::AuthLogin,
+                    &user.name,
+                    &user.name,
+                    "refused",
+                )
+                .with_detail(json!({
+                    "method": "refresh_token",
+                    "reason": "refresh token reused: its grant was revoked",
+                    "alsoRevoked": revoked,
+                }))
             },
-        )
+        )?;
+        match refreshed {
+            Refreshed::Rotated(issued) => Ok(issued),
+            Refreshed::Invalid | Refreshed::Expired | Refreshed::Reused => {
+                Err(SamError::InvalidRefreshToken)
+            }
+        }
     }
 
     /// Resolves a service access token to whom it speaks for: unknown, not an access token or
@@ -282,8 +451,12 @@ impl Sam {
 
     /// The caller acting on `credential`. For a user token, its user (the SAM refuses other
     /// users' credentials as unknown later). For a client token, the credential's owner, with
-    /// `client:<id>` as the audit actor; an unknown credential is
-    /// [`SamError::UnknownCredential`].
+    /// `client:<id>` as the audit actor, if an operator delegated that user to the client and
+    /// the user is not disabled ([`Sam::client_may_act_for`]); otherwise, and for an unknown
+    /// credential, [`SamError::UnknownCredential`]: the spec's answer for a credential the
+    /// caller may not use (400 `Invalid parameter credentialID`, §11.5-11.9), the same as a
+    /// user token gets for another user's credential, so a client learns nothing about
+    /// credentials of users it does not serve.
     pub fn caller_for(
         &self,
         principal: &Principal,
@@ -295,11 +468,15 @@ impl Sam {
                 client_id,
                 token_hash,
             } => {
+                let unknown = || SamError::UnknownCredential(credential.to_string());
                 let owner = self
                     .store
                     .read(|c| c.credential(credential))?
                     .map(|c| c.user_id)
-                    .ok_or_else(|| SamError::UnknownCredential(credential.to_string()))?;
+                    .ok_or_else(unknown)?;
+                if !self.client_may_act_for(client_id, &owner, &credential.to_string())? {
+                    return Err(unknown());
+                }
                 Ok(Caller {
                     user: owner,
                     user_name: client_actor(client_id),

@@ -672,11 +672,17 @@ fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixtur
         access_ttl: chrono::Duration::minutes(30),
         refresh_ttl: chrono::Duration::hours(1),
     };
-    let before = f.sam.secret_checks();
+    // every guess waits for its turn of the password gate (none refused as busy): this test
+    // is about the lockout, not the gate
+    let gated = f.sam.clone().with_login_limits(sam::LoginLimits {
+        concurrency: 4,
+        queue: RACERS,
+    });
+    let before = gated.secret_checks();
     let barrier = Arc::new(Barrier::new(RACERS));
     let handles: Vec<_> = (0..RACERS)
         .map(|_| {
-            let (sam, start) = (f.sam.clone(), barrier.clone());
+            let (sam, start) = (gated.clone(), barrier.clone());
             std::thread::spawn(move || {
                 start.wait();
                 sam.login_with_password(
@@ -2360,22 +2366,32 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
         assert_eq!(factor(&f.sam, &cred.id, kind).failures, 0, "{kind:?}");
     }
 
-    let storage::CodeRedemption::Redeemed(code) = f
-        .sam
-        .store()
-        .write(|c| c.redeem_oauth_code(&secret_hash(the_code.as_bytes())))
-        .expect("redeem")
-    else {
-        panic!("the code redeems once")
+    // the token endpoint redeems the code and issues the SAD in one transaction
+    let client = f.sam.oauth_client("app").expect("read").expect("client");
+    let policy = sam::TokenPolicy {
+        access_ttl: chrono::Duration::minutes(5),
+        refresh_ttl: chrono::Duration::hours(1),
     };
-    let issued = f.sam.issue_sad_for_code(&code).expect("SAD");
+    let sam::CodeGrant::Sad(issued) = f
+        .sam
+        .exchange_code(
+            &policy,
+            &client,
+            &the_code,
+            Some("http://127.0.0.1/cb"),
+            None,
+        )
+        .expect("exchange")
+    else {
+        panic!("a credential-scope code buys a SAD")
+    };
     let rec = sad_record(&f.sam, &issued.sad);
     assert_eq!((rec.remaining, rec.hashes.clone()), (2, Some(h.clone())));
     // the transaction was authorized at the consent: its maximum life counts from then
-    assert_eq!(rec.authorized_at, code.created_at);
+    assert!(rec.authorized_at < rec.created_at, "{rec:?}");
     assert_eq!(
         rec.expires_at,
-        code.created_at + chrono::TimeDelta::hours(1),
+        rec.authorized_at + chrono::TimeDelta::hours(1),
         "the default maximum (1 h) ends it before a fresh SAD lifetime (1 h from now) would"
     );
     // the same rules as any SAD: only the approved hashes, each once
@@ -2758,5 +2774,59 @@ fn destroying_a_credential_destroys_its_totp_key() {
         destroyed[0].detail.contains("\"otpKeyDestroyed\":true"),
         "{}",
         destroyed[0].detail
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// a lock or a disable ends the user's sessions (issue 11)
+
+/// The failure that locks a user's login revokes, in its transaction, every SAD of theirs (and
+/// every token): a SAD obtained before the lock signs nothing after it. Another user's SAD is
+/// untouched. An operator's disable does the same.
+#[test]
+fn a_login_lock_and_a_disable_revoke_the_users_sads() {
+    let f = fixture();
+    let a = ec(&f.sam, "alice", Scal::One, 2);
+    let b = ec(&f.sam, "bob", Scal::One, 2);
+    let sad_a = f
+        .sam
+        .authorize(&f.alice, &a.id, 2, None, pin())
+        .expect("SAD");
+    let sad_b = f.sam.authorize(&f.bob, &b.id, 2, None, pin()).expect("SAD");
+    let h = [sha256(b"before")];
+    f.sam
+        .sign_hash(&f.alice, &a.id, &sad_a.sad, &h, &es256())
+        .expect("one signature before the lock");
+    let wrong = SecretString::from("not the password");
+    for _ in 0..SamPolicy::default().max_login_failures {
+        let r = f
+            .sam
+            .oauth_sign_in("alice", &wrong, "app")
+            .expect("checked");
+        assert!(matches!(r, Err(sam::LoginRefusal::Invalid)), "{r:?}");
+    }
+    let r = f.sam.sign_hash(&f.alice, &a.id, &sad_a.sad, &h, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let lock = audit(&f.sam)
+        .into_iter()
+        .find(|r| r.event == "user.lock")
+        .expect("a user.lock record");
+    assert!(lock.detail.contains("\"revokedSads\":1"), "{}", lock.detail);
+    // bob's SAD is his own business
+    f.sam
+        .sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256())
+        .expect("bob still signs");
+
+    f.sam.disable_user("bob", "test").expect("disable");
+    let r = f.sam.sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256());
+    assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
+    let disable = audit(&f.sam)
+        .into_iter()
+        .find(|r| r.event == "user.disable")
+        .expect("a user.disable record");
+    assert!(
+        disable.detail.contains("\"revokedSads\":1"),
+        "{}",
+        disable.detail
     );
 }

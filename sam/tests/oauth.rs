@@ -39,10 +39,26 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_on(None)
+}
+
+/// The fixture on a database of its own: the SQLite file of its directory, or `pg` (a fresh
+/// PostgreSQL database, [`PgDb`]).
+fn fixture_on(pg: Option<&PgDb>) -> Fixture {
     let token = TestToken::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let url = match pg {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("csc.db").display()),
+    };
+    let store = Store::open_or_create(
+        &url,
+        StoreOptions {
+            pool_size: 20,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store");
     let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
     // rows are written through the SAM's store: it holds the integrity keys
     let store = sam.store().clone();
@@ -172,11 +188,15 @@ fn a_replayed_code_revokes_the_tokens_it_bought() {
         f.sam.principal_of(&tokens.access_token),
         Ok(Principal::User(Caller { user, .. })) if user == f.alice.id
     ));
-    // a second access token minted by the refresh token dies with it too
+    // the tokens of the grant after a rotation of its refresh token die with it too
     let minted = f
         .sam
         .refresh_oauth_token(&f.policy, &f.client("public-app"), &refresh)
         .expect("refresh");
+    let rotated = minted
+        .refresh_token
+        .clone()
+        .expect("rotation: a new refresh token");
 
     let replay = f.exchange("public-app", &code, Some(VERIFIER));
     assert_eq!(oauth_err(replay), OAuthError::CodeUsedOrExpired);
@@ -187,11 +207,12 @@ fn a_replayed_code_revokes_the_tokens_it_bought() {
     assert_eq!(
         oauth_err(
             f.sam
-                .refresh_oauth_token(&f.policy, &f.client("public-app"), &refresh)
+                .refresh_oauth_token(&f.policy, &f.client("public-app"), &rotated)
         ),
         OAuthError::InvalidRefreshToken
     );
-    // audited: two issued (code, refresh), one refusal saying what the replay did
+    // audited: two issued (code, refresh), one refusal saying what the replay did (and one
+    // for the rotated refresh token presented after its grant was revoked)
     assert_eq!(f.count("oauth2.token", "success"), 2);
     let refusals: Vec<_> = f
         .sam
@@ -201,7 +222,7 @@ fn a_replayed_code_revokes_the_tokens_it_bought() {
         .into_iter()
         .filter(|r| r.event == "oauth2.token" && r.outcome == "refused")
         .collect();
-    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals.len(), 2);
     assert!(
         refusals[0]
             .detail
@@ -401,7 +422,14 @@ fn login_tokens_refresh_expire_and_revoke() {
         .sam
         .login_with_refresh_token(&f.policy, &refresh)
         .expect("refresh login");
-    assert!(renewed.from_refresh && renewed.refresh_token.is_none());
+    // rotated: a new refresh token comes with the new access token
+    assert!(renewed.from_refresh);
+    assert!(
+        renewed
+            .refresh_token
+            .as_ref()
+            .is_some_and(|r| *r != refresh)
+    );
     assert!(matches!(
         f.sam
             .login_with_refresh_token(&f.policy, &issued.access_token),
@@ -510,4 +538,374 @@ fn the_consent_checks_are_the_activation_checks() {
     assert!(matches!(r, Err(SamError::CredentialDisabled)), "{r:?}");
     // checking writes nothing: no activation, no audit record of one
     assert_eq!(f.count("sad.authorize", "refused"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions that end (issue 11): a code's replay race, refresh-token rotation, disabled signers
+
+const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
+
+/// A fresh PostgreSQL database on the server named by `CSC_TEST_POSTGRES_URL`, dropped on drop.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn create() -> PgDb {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{PG_ENV} is not set: export an admin URL such as \
+                 postgresql://csc@127.0.0.1:54329/postgres (an account that may CREATE DATABASE)"
+            )
+        });
+        let name = format!("csc_sam_oauth_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("CREATE DATABASE");
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b.to_owned(), format!("?{q}")),
+            None => (admin_url.clone(), String::new()),
+        };
+        let after_scheme = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[after_scheme..]
+            .find('/')
+            .map_or(base.len(), |i| after_scheme + i);
+        let url = format!("{}/{name}{query}", &base[..host_end]);
+        PgDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// Runs `f` on `n` threads released together; their results in thread order.
+fn race<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
+}
+
+/// 16 threads redeem one code at once: exactly one gets tokens, and because the others are
+/// replays, what it got is revoked once all are done. The redemption mark and the issuing are
+/// one transaction, so no replay can look between them (see the code used with nothing recorded
+/// to revoke yet).
+///
+/// With `hold` (PostgreSQL), the test makes that window as wide as it can be: it locks
+/// `auth_tokens` against writes before the race, so whoever redeems the code stalls at storing
+/// its tokens, and lets go only once the 15 others have finished (possible only if they could
+/// look at the code while the winner had not stored its tokens) or are all waiting for the
+/// winner. Redemption and issuing in two transactions fails this every time; without `hold`
+/// (SQLite, one writer at a time) the window is only as wide as scheduling makes it.
+fn sixteen_concurrent_redemptions_of_a_code(f: Fixture, hold: Option<&PgDb>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const N: usize = 16;
+    let f = Arc::new(f);
+    let code = f.service_code("public-app", Some(CHALLENGE), true);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let releaser = hold.map(|db| {
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        let mut conn = PgConnection::establish(&db.url).expect("connect");
+        diesel::sql_query("BEGIN")
+            .execute(&mut conn)
+            .expect("begin");
+        diesel::sql_query("LOCK TABLE auth_tokens IN EXCLUSIVE MODE")
+            .execute(&mut conn)
+            .expect("lock auth_tokens");
+        // a connection of its own to watch (pg_stat_activity is a snapshot per transaction)
+        let mut watch = PgConnection::establish(&db.url).expect("connect");
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            #[derive(diesel::QueryableByName)]
+            struct Waiting {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let waiting: Waiting = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .get_result(&mut watch)
+                .expect("pg_stat_activity");
+                let all_waiting = usize::try_from(waiting.n).unwrap_or(0) >= N;
+                if all_waiting
+                    || finished.load(Ordering::SeqCst) >= N - 1
+                    || std::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            diesel::sql_query("COMMIT")
+                .execute(&mut conn)
+                .expect("commit");
+        })
+    });
+    let results = race(N, {
+        let (f, finished) = (f.clone(), finished.clone());
+        move || {
+            let r = f.exchange("public-app", &code, Some(VERIFIER));
+            finished.fetch_add(1, Ordering::SeqCst);
+            r
+        }
+    });
+    if let Some(r) = releaser {
+        r.join().expect("releaser");
+    }
+    let won: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(CodeGrant::Service(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for r in results.into_iter().filter(Result::is_err) {
+        assert_eq!(oauth_err(r), OAuthError::CodeUsedOrExpired);
+    }
+    let tokens = &won[0];
+    assert!(
+        matches!(
+            f.sam.principal_of(&tokens.access_token),
+            Err(SamError::ExpiredToken)
+        ),
+        "the winner's access token outlived the replays"
+    );
+    let refresh = tokens.refresh_token.as_deref().expect("remember");
+    assert_eq!(
+        oauth_err(
+            f.sam
+                .refresh_oauth_token(&f.policy, &f.client("public-app"), refresh)
+        ),
+        OAuthError::InvalidRefreshToken
+    );
+    // 15 refusals, each in the transaction that revoked (or found revoked) what the code bought
+    assert_eq!(f.count("oauth2.token", "success"), 1);
+    assert!(f.count("oauth2.token", "refused") >= 15);
+}
+
+#[test]
+fn sixteen_concurrent_redemptions_of_a_code_leave_nothing_alive_sqlite() {
+    sixteen_concurrent_redemptions_of_a_code(fixture(), None);
+}
+
+#[test]
+fn sixteen_concurrent_redemptions_of_a_code_leave_nothing_alive_postgres() {
+    let db = PgDb::create();
+    sixteen_concurrent_redemptions_of_a_code(fixture_on(Some(&db)), Some(&db));
+}
+
+/// Using a refresh token replaces it (rotation); presenting the replaced one again revokes the
+/// whole grant: the tokens it bought, the new refresh token and what that minted.
+#[test]
+fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_grant() {
+    let f = fixture();
+    let app = f.client("server-app");
+    let code = f.service_code("server-app", None, true);
+    let first = service(
+        f.sam
+            .exchange_code(&f.policy, &app, &code, Some(REDIRECT), None),
+    );
+    let r0 = first.refresh_token.clone().expect("remember");
+    let second = f
+        .sam
+        .refresh_oauth_token(&f.policy, &app, &r0)
+        .expect("rotation");
+    let r1 = second.refresh_token.clone().expect("a new refresh token");
+    assert_ne!(r0, r1);
+    let third = f
+        .sam
+        .refresh_oauth_token(&f.policy, &app, &r1)
+        .expect("rotation of the new one");
+    let r2 = third.refresh_token.clone().expect("and again");
+    // the rotated token keeps the grant's expiry (rotation never extends a sign-in)
+    let expiry = |t: &str| {
+        f.sam
+            .store()
+            .read(|c| c.token(&storage::secret_hash(t.as_bytes())))
+            .expect("read")
+            .expect("stored")
+            .expires_at
+    };
+    assert_eq!(expiry(&r2), expiry(&r0));
+    assert!(matches!(
+        f.sam.principal_of(&third.access_token),
+        Ok(Principal::User(_))
+    ));
+    // r0 again: a reuse. Refused, and the grant is over
+    assert_eq!(
+        oauth_err(f.sam.refresh_oauth_token(&f.policy, &app, &r0)),
+        OAuthError::InvalidRefreshToken
+    );
+    for t in [&first, &second, &third] {
+        assert!(matches!(
+            f.sam.principal_of(&t.access_token),
+            Err(SamError::ExpiredToken)
+        ));
+    }
+    assert_eq!(
+        oauth_err(f.sam.refresh_oauth_token(&f.policy, &app, &r2)),
+        OAuthError::InvalidRefreshToken
+    );
+    let reused = f
+        .sam
+        .store()
+        .read(|c| c.audit_records(0, 1000))
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "oauth2.token" && r.detail.contains("refresh token reused"))
+        .count();
+    assert_eq!(
+        reused, 2,
+        "r0 and then r2, both after the grant was revoked"
+    );
+
+    // the same for auth/login refresh tokens
+    let login = f
+        .sam
+        .login_with_password(
+            &f.policy,
+            "alice",
+            &SecretString::from(ALICE_PASSWORD),
+            true,
+        )
+        .expect("login")
+        .expect("the right password");
+    let l0 = login.refresh_token.clone().expect("rememberMe");
+    let renewed = f
+        .sam
+        .login_with_refresh_token(&f.policy, &l0)
+        .expect("rotation");
+    let l1 = renewed.refresh_token.clone().expect("a new refresh token");
+    assert!(matches!(
+        f.sam.login_with_refresh_token(&f.policy, &l0),
+        Err(SamError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        f.sam.login_with_refresh_token(&f.policy, &l1),
+        Err(SamError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        f.sam.principal_of(&renewed.access_token),
+        Err(SamError::ExpiredToken)
+    ));
+}
+
+/// 16 threads present one refresh token at once: exactly one rotation, and since the others
+/// are reuses the grant is revoked once all are done (on both backends).
+fn sixteen_concurrent_rotations(f: Fixture) {
+    let f = Arc::new(f);
+    let code = f.service_code("server-app", None, true);
+    let app = f.client("server-app");
+    let first = service(
+        f.sam
+            .exchange_code(&f.policy, &app, &code, Some(REDIRECT), None),
+    );
+    let r0 = first.refresh_token.clone().expect("remember");
+    let results = race(16, {
+        let f = f.clone();
+        move || {
+            f.sam
+                .refresh_oauth_token(&f.policy, &f.client("server-app"), &r0)
+        }
+    });
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert!(matches!(
+        f.sam.principal_of(&won[0].access_token),
+        Err(SamError::ExpiredToken)
+    ));
+    let r1 = won[0].refresh_token.as_deref().expect("rotated");
+    assert_eq!(
+        oauth_err(f.sam.refresh_oauth_token(&f.policy, &app, r1)),
+        OAuthError::InvalidRefreshToken
+    );
+}
+
+#[test]
+fn sixteen_concurrent_rotations_of_a_refresh_token_rotate_once_sqlite() {
+    sixteen_concurrent_rotations(fixture());
+}
+
+#[test]
+fn sixteen_concurrent_rotations_of_a_refresh_token_rotate_once_postgres() {
+    let db = PgDb::create();
+    sixteen_concurrent_rotations(fixture_on(Some(&db)));
+}
+
+/// A code whose signer was disabled (or locked) after approving buys nothing: the redemption
+/// transaction reads the signer with its row locked.
+#[test]
+fn a_disabled_signers_code_buys_nothing() {
+    let f = fixture();
+    let code = f.service_code("public-app", Some(CHALLENGE), true);
+    f.sam.disable_user("alice", "test").expect("disable");
+    assert_eq!(
+        oauth_err(f.exchange("public-app", &code, Some(VERIFIER))),
+        OAuthError::InvalidCode
+    );
+    // and it is used up: enabling the signer again does not revive it
+    f.sam.enable_user("alice", "test").expect("enable");
+    assert_eq!(
+        oauth_err(f.exchange("public-app", &code, Some(VERIFIER))),
+        OAuthError::CodeUsedOrExpired
+    );
+    // the login of a disabled user is refused like a locked one's, even with the right password
+    let password = SecretString::from("alice-password");
+    f.sam
+        .store()
+        .write(|c| {
+            c.set_user_password(
+                &f.alice.id,
+                &sam::secrets::hash_secret(&password).expect("hash"),
+            )
+        })
+        .expect("password");
+    f.sam.disable_user("alice", "test").expect("disable");
+    assert_eq!(
+        f.sam
+            .login_with_password(&f.policy, "alice", &password, false)
+            .expect("checked")
+            .map(drop),
+        Err(sam::LoginRefusal::Locked)
+    );
+    f.sam.enable_user("alice", "test").expect("enable");
+    assert!(
+        f.sam
+            .login_with_password(&f.policy, "alice", &password, false)
+            .expect("checked")
+            .is_ok()
+    );
 }

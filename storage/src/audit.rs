@@ -62,8 +62,15 @@ pub enum AuditEvent {
     AuditUpgrade,
     /// `ca.create`: the development CA was created.
     CaCreate,
+    /// `client.delegate`: an operator let a client's own tokens act for a user.
+    ClientDelegate,
+    /// `client.refused`: a client's own token was refused acting for a user who was not
+    /// delegated to it (or is disabled).
+    ClientRefused,
     /// `client.register`: an OAuth 2.0 client was registered.
     ClientRegister,
+    /// `client.undelegate`: an operator withdrew a client's delegation for a user.
+    ClientUndelegate,
     /// `credential.create`: a credential was created (key, certificate, factors).
     CredentialCreate,
     /// `credential.import_chain`: a certificate chain was imported for a credential.
@@ -109,7 +116,11 @@ pub enum AuditEvent {
     TokenInit,
     /// `user.create`: a user was created.
     UserCreate,
-    /// `user.lock`: a user locked after too many failed logins.
+    /// `user.disable`: an operator disabled a user (login refused, tokens and SADs revoked).
+    UserDisable,
+    /// `user.enable`: an operator lifted a disable.
+    UserEnable,
+    /// `user.lock`: a user locked after too many failed logins (tokens and SADs revoked).
     UserLock,
     /// `user.unlock`: an operator lifted a login lock.
     UserUnlock,
@@ -123,7 +134,10 @@ impl AuditEvent {
             AuditEvent::AuthRevoke => "auth.revoke",
             AuditEvent::AuditUpgrade => "audit.upgrade",
             AuditEvent::CaCreate => "ca.create",
+            AuditEvent::ClientDelegate => "client.delegate",
+            AuditEvent::ClientRefused => "client.refused",
             AuditEvent::ClientRegister => "client.register",
+            AuditEvent::ClientUndelegate => "client.undelegate",
             AuditEvent::CredentialCreate => "credential.create",
             AuditEvent::CredentialImportChain => "credential.import_chain",
             AuditEvent::CredentialUnlock => "credential.unlock",
@@ -146,6 +160,8 @@ impl AuditEvent {
             AuditEvent::SignatureSignHash => "signature.sign_hash",
             AuditEvent::TokenInit => "token.init",
             AuditEvent::UserCreate => "user.create",
+            AuditEvent::UserDisable => "user.disable",
+            AuditEvent::UserEnable => "user.enable",
             AuditEvent::UserLock => "user.lock",
             AuditEvent::UserUnlock => "user.unlock",
         }

@@ -27,6 +27,7 @@
 mod audit;
 mod connection;
 mod credentials;
+mod delegations;
 mod error;
 mod factors;
 mod group;
@@ -46,6 +47,7 @@ mod users;
 
 pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
+pub use delegations::ClientDelegation;
 pub use error::StorageError;
 pub use factors::RequiredFactors;
 pub use group::Grouped;

@@ -80,6 +80,9 @@ pub struct User {
     pub locked: bool,
     /// Creation time (UTC).
     pub created_at: NaiveDateTime,
+    /// Disabled by an operator (`csc-server user disable`): no login, no session, no client
+    /// acting for the user, until `user enable`.
+    pub disabled: bool,
 }
 
 impl fmt::Debug for User {
@@ -91,6 +94,7 @@ impl fmt::Debug for User {
             .field("failed_logins", &self.failed_logins)
             .field("locked", &self.locked)
             .field("created_at", &self.created_at)
+            .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +111,7 @@ pub(crate) struct UserRow {
     pub locked: bool,
     pub created_at: NaiveDateTime,
     pub mac: Option<Vec<u8>>,
+    pub disabled: bool,
 }
 
 impl TryFrom<UserRow> for User {
@@ -120,6 +125,7 @@ impl TryFrom<UserRow> for User {
             failed_logins: r.failed_logins,
             locked: r.locked,
             created_at: r.created_at,
+            disabled: r.disabled,
         })
     }
 }
@@ -344,6 +350,11 @@ pub struct NewToken {
     pub expires_at: NaiveDateTime,
     /// The refresh token that minted it, if any.
     pub parent_hash: Option<Vec<u8>>,
+    /// The grant it descends from: the SHA-256 of the grant's first refresh token (that token's
+    /// own hash for the first one); `None` for a token issued without a refresh token.
+    /// Rotated refresh tokens and the access tokens they mint keep it, so a whole grant can be
+    /// revoked at once ([`crate::Conn::revoke_token_family`]).
+    pub family: Option<Vec<u8>>,
 }
 
 /// A stored bearer token.
@@ -367,6 +378,8 @@ pub struct Token {
     pub created_at: NaiveDateTime,
     /// The refresh token that minted it, if any.
     pub parent_hash: Option<Vec<u8>>,
+    /// The grant it descends from ([`NewToken::family`]).
+    pub family: Option<Vec<u8>>,
 }
 
 impl Token {
@@ -391,6 +404,7 @@ pub(crate) struct TokenRow {
     pub created_at: NaiveDateTime,
     pub parent_hash: Option<Vec<u8>>,
     pub mac: Option<Vec<u8>>,
+    pub family: Option<Vec<u8>>,
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -410,6 +424,7 @@ impl TryFrom<TokenRow> for Token {
             revoked: r.revoked,
             created_at: r.created_at,
             parent_hash: r.parent_hash,
+            family: r.family,
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{decode_b64_list, encode_b64_list, parse_string_list};
 use crate::schema::{oauth_clients as oc, oauth_codes as co, oauth_requests as orq};
+use crate::sealed::{Sealed, bytes, flag, int, modify, opt, sealed, text, time};
 use crate::types::{CredentialId, UserId, truncate_to_micros, utc_now};
 
 fn corrupt(what: &str) -> StorageError {
@@ -82,17 +83,26 @@ impl fmt::Debug for OAuthClient {
     }
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(client_id))]
 #[diesel(table_name = oc)]
 #[diesel(treat_none_as_null = true)]
-struct ClientRow {
-    client_id: String,
-    name: String,
-    redirect_uris: String,
-    secret_hash: Option<Vec<u8>>,
-    created_at: NaiveDateTime,
-    mac: Option<Vec<u8>>,
+pub(crate) struct ClientRow {
+    pub(crate) client_id: String,
+    pub(crate) name: String,
+    pub(crate) redirect_uris: String,
+    pub(crate) secret_hash: Option<Vec<u8>>,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) mac: Option<Vec<u8>>,
 }
+
+// redirect URIs and confidentiality (the secret's digest) decide where codes go and who may
+// redeem them
+sealed!(ClientRow, "oauth_clients", |r| id: r.client_id.clone(), fields: [
+    text(&r.client_id),
+    text(&r.redirect_uris),
+    opt(r.secret_hash.as_deref().map(bytes)),
+]);
 
 impl TryFrom<ClientRow> for OAuthClient {
     type Error = StorageError;
@@ -140,18 +150,28 @@ pub struct OAuthRequest {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(request_hash))]
 #[diesel(table_name = orq)]
 #[diesel(treat_none_as_null = true)]
-struct RequestRow {
-    request_hash: Vec<u8>,
-    client_id: String,
-    params: String,
-    user_id: Option<String>,
-    expires_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    mac: Option<Vec<u8>>,
+pub(crate) struct RequestRow {
+    pub(crate) request_hash: Vec<u8>,
+    pub(crate) client_id: String,
+    pub(crate) params: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) expires_at: NaiveDateTime,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) mac: Option<Vec<u8>>,
 }
+
+// the signer bound to a pending request decides whose credential the page may grant
+sealed!(RequestRow, "oauth_requests", |r| id: hex::encode(&r.request_hash), fields: [
+    bytes(&r.request_hash),
+    text(&r.client_id),
+    text(&r.params),
+    opt(r.user_id.as_deref().map(text)),
+    time(r.expires_at),
+]);
 
 impl TryFrom<RequestRow> for OAuthRequest {
     type Error = StorageError;
@@ -238,27 +258,47 @@ pub struct OAuthCode {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Queryable, Insertable)]
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(primary_key(code_hash))]
 #[diesel(table_name = co)]
 #[diesel(treat_none_as_null = true)]
-struct CodeRow {
-    code_hash: Vec<u8>,
-    client_id: String,
-    user_id: String,
-    scope: String,
-    redirect_uri: String,
-    redirect_uri_given: bool,
-    code_challenge: Option<String>,
-    credential_id: Option<String>,
-    num_signatures: Option<i32>,
-    hashes: Option<String>,
-    remember: bool,
-    expires_at: NaiveDateTime,
-    used: bool,
-    issued_hash: Option<Vec<u8>>,
-    created_at: NaiveDateTime,
-    mac: Option<Vec<u8>>,
+pub(crate) struct CodeRow {
+    pub(crate) code_hash: Vec<u8>,
+    pub(crate) client_id: String,
+    pub(crate) user_id: String,
+    pub(crate) scope: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) redirect_uri_given: bool,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) credential_id: Option<String>,
+    pub(crate) num_signatures: Option<i32>,
+    pub(crate) hashes: Option<String>,
+    pub(crate) remember: bool,
+    pub(crate) expires_at: NaiveDateTime,
+    pub(crate) used: bool,
+    pub(crate) issued_hash: Option<Vec<u8>>,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) mac: Option<Vec<u8>>,
 }
+
+// a code buys tokens or a SAD for its user, credential, count and hashes
+sealed!(CodeRow, "oauth_codes", |r| id: hex::encode(&r.code_hash), fields: [
+    bytes(&r.code_hash),
+    text(&r.client_id),
+    text(&r.user_id),
+    text(&r.scope),
+    text(&r.redirect_uri),
+    flag(r.redirect_uri_given),
+    opt(r.code_challenge.as_deref().map(text)),
+    opt(r.credential_id.as_deref().map(text)),
+    opt(r.num_signatures.map(i64::from).map(int)),
+    opt(r.hashes.as_deref().map(text)),
+    flag(r.remember),
+    time(r.expires_at),
+    flag(r.used),
+    opt(r.issued_hash.as_deref().map(bytes)),
+    time(r.created_at),
+]);
 
 impl TryFrom<CodeRow> for OAuthCode {
     type Error = StorageError;
@@ -308,7 +348,7 @@ impl Conn<'_> {
         &mut self,
         new: &NewOAuthClient,
     ) -> Result<OAuthClient, StorageError> {
-        let row = ClientRow {
+        let mut row = ClientRow {
             client_id: new.client_id.clone(),
             name: new.name.clone(),
             redirect_uris: serde_json::to_string(&new.redirect_uris)
@@ -317,6 +357,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(oc::table)
             .values(&row)
             .execute(self.conn)?;
@@ -325,19 +366,19 @@ impl Conn<'_> {
 
     /// The client with this `client_id`.
     pub fn oauth_client(&mut self, client_id: &str) -> Result<Option<OAuthClient>, StorageError> {
-        oc::table
+        let row = oc::table
             .find(client_id)
             .get_result::<ClientRow>(self.conn)
-            .optional()?
-            .map(OAuthClient::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(OAuthClient::try_from).transpose()
     }
 
     /// Every registered client, by name.
     pub fn list_oauth_clients(&mut self) -> Result<Vec<OAuthClient>, StorageError> {
-        oc::table
+        let rows = oc::table
             .order((oc::name.asc(), oc::client_id.asc()))
-            .load::<ClientRow>(self.conn)?
+            .load::<ClientRow>(self.conn)?;
+        self.admit_all(rows)?
             .into_iter()
             .map(OAuthClient::try_from)
             .collect()
@@ -346,7 +387,7 @@ impl Conn<'_> {
     /// Stores a pending authorization request. [`StorageError::NotFound`] if the client does
     /// not exist.
     pub fn insert_oauth_request(&mut self, new: &NewOAuthRequest) -> Result<(), StorageError> {
-        let row = RequestRow {
+        let mut row = RequestRow {
             request_hash: new.request_hash.clone(),
             client_id: new.client_id.clone(),
             params: new.params.clone(),
@@ -355,6 +396,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(orq::table)
             .values(&row)
             .execute(self.conn)
@@ -365,12 +407,11 @@ impl Conn<'_> {
     /// The pending request with this handle digest (expired ones included: check
     /// `expires_at`).
     pub fn oauth_request(&mut self, hash: &[u8]) -> Result<Option<OAuthRequest>, StorageError> {
-        orq::table
+        let row = orq::table
             .find(hash)
             .get_result::<RequestRow>(self.conn)
-            .optional()?
-            .map(OAuthRequest::try_from)
-            .transpose()
+            .optional()?;
+        self.admit_opt(row)?.map(OAuthRequest::try_from).transpose()
     }
 
     /// Records the signer of a pending request, once: `true` iff it had none, was unexpired
@@ -381,15 +422,21 @@ impl Conn<'_> {
         user: &UserId,
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
-        let n = diesel::update(
-            orq::table
-                .find(hash)
-                .filter(orq::user_id.is_null())
-                .filter(orq::expires_at.gt(truncate_to_micros(now))),
-        )
-        .set(orq::user_id.eq(user.to_string()))
-        .execute(self.conn)?;
-        Ok(n == 1)
+        let now = truncate_to_micros(now);
+        let bound = modify!(
+            self,
+            orq,
+            RequestRow,
+            hash.to_vec(),
+            |r: &mut RequestRow| {
+                if r.user_id.is_some() || r.expires_at <= now {
+                    return Ok(None);
+                }
+                r.user_id = Some(user.to_string());
+                Ok(Some(()))
+            }
+        )?;
+        Ok(bound.is_some())
     }
 
     /// Ends a pending request; `true` iff this call removed it (so of two concurrent
@@ -401,7 +448,7 @@ impl Conn<'_> {
     /// Stores an authorization code. [`StorageError::NotFound`] if the client, user or
     /// credential does not exist.
     pub fn insert_oauth_code(&mut self, new: &NewOAuthCode) -> Result<(), StorageError> {
-        let row = CodeRow {
+        let mut row = CodeRow {
             code_hash: new.code_hash.clone(),
             client_id: new.client_id.clone(),
             user_id: new.user_id.to_string(),
@@ -419,6 +466,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             mac: None,
         };
+        self.seal(&mut row)?;
         diesel::insert_into(co::table)
             .values(&row)
             .execute(self.conn)
@@ -431,12 +479,20 @@ impl Conn<'_> {
     /// [`CodeRedemption::Redeemed`]. Expiry and bindings are the caller's to check on the
     /// returned record (an expired code is used up too).
     pub fn redeem_oauth_code(&mut self, hash: &[u8]) -> Result<CodeRedemption, StorageError> {
-        self.atomic(|c| {
-            let won = diesel::update(co::table.find(hash).filter(co::used.eq(false)))
-                .set(co::used.eq(true))
-                .execute(c)?
-                == 1;
-            let Some(row) = co::table.find(hash).get_result::<CodeRow>(c).optional()? else {
+        self.atomic_conn(|c| {
+            let won = modify!(c, co, CodeRow, hash.to_vec(), |r: &mut CodeRow| {
+                if r.used {
+                    return Ok(None);
+                }
+                r.used = true;
+                Ok(Some(()))
+            })?
+            .is_some();
+            let row = co::table
+                .find(hash)
+                .get_result::<CodeRow>(c.conn)
+                .optional()?;
+            let Some(row) = c.admit_opt(row)? else {
                 return Ok(CodeRedemption::Unknown);
             };
             let code = OAuthCode::try_from(row)?;
@@ -454,9 +510,10 @@ impl Conn<'_> {
         hash: &[u8],
         issued_hash: &[u8],
     ) -> Result<(), StorageError> {
-        let n = diesel::update(co::table.find(hash))
-            .set(co::issued_hash.eq(issued_hash))
-            .execute(self.conn)?;
-        crate::users::one_row(n)
+        modify!(self, co, CodeRow, hash.to_vec(), |r: &mut CodeRow| {
+            r.issued_hash = Some(issued_hash.to_vec());
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
     }
 }

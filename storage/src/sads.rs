@@ -10,7 +10,7 @@ use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
 use crate::sealed::modify;
-use crate::types::{truncate_to_micros, utc_now};
+use crate::types::{UserId, truncate_to_micros, utc_now};
 
 impl Conn<'_> {
     /// Stores a SAD. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`] if
@@ -153,5 +153,22 @@ impl Conn<'_> {
             Ok(Some(()))
         })?;
         Ok(revoked.is_some())
+    }
+
+    /// Revokes every SAD of `user` that is not revoked yet (a lock, an operator's disable).
+    /// Returns how many this call revoked.
+    pub fn revoke_user_sads(&mut self, user: &UserId) -> Result<usize, StorageError> {
+        let theirs: Vec<Vec<u8>> = s::table
+            .filter(s::user_id.eq(user.to_string()))
+            .filter(s::revoked.eq(false))
+            .select(s::sad_hash)
+            .load(self.conn)?;
+        let mut n = 0;
+        for hash in theirs {
+            if self.revoke_sad(&hash)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }

@@ -13,6 +13,7 @@ diesel::table! {
         locked -> Bool,
         created_at -> Timestamp,
         mac -> Nullable<Binary>,
+        disabled -> Bool,
     }
 }
 
@@ -59,6 +60,7 @@ diesel::table! {
         created_at -> Timestamp,
         parent_hash -> Nullable<Binary>,
         mac -> Nullable<Binary>,
+        family -> Nullable<Binary>,
     }
 }
 
@@ -155,7 +157,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_delegations (client_id, user_id) {
+        client_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        mac -> Nullable<Binary>,
+    }
+}
+
 diesel::joinable!(auth_tokens -> users (user_id));
+diesel::joinable!(client_delegations -> users (user_id));
 diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(online_otps -> credentials (credential_id));
 diesel::joinable!(credential_factors -> credentials (credential_id));
@@ -172,4 +184,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_clients,
     oauth_requests,
     oauth_codes,
+    client_delegations,
 );

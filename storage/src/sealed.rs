@@ -181,6 +181,8 @@ macro_rules! sealed {
     };
 }
 
+pub(crate) use sealed;
+
 sealed!(UserRow, "users", |r| id: r.id.clone(), fields: [
     text(&r.id),
     text(&r.name),
@@ -188,6 +190,7 @@ sealed!(UserRow, "users", |r| id: r.id.clone(), fields: [
     text(&r.role),
     int(r.failed_logins.into()),
     flag(r.locked),
+    flag(r.disabled),
 ]);
 
 sealed!(CredentialRow, "credentials", |r| id: r.id.clone(), fields: [
@@ -221,6 +224,7 @@ sealed!(TokenRow, "auth_tokens", |r| id: hex::encode(&r.token_hash), fields: [
     time(r.expires_at),
     flag(r.revoked),
     opt(r.parent_hash.as_deref().map(bytes)),
+    opt(r.family.as_deref().map(bytes)),
 ]);
 
 sealed!(SadRow, "sads", |r| id: hex::encode(&r.sad_hash), fields: [

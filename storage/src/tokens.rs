@@ -7,7 +7,7 @@ use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewToken, Token, TokenRow, User, UserRow};
 use crate::schema::{auth_tokens as t, users};
 use crate::sealed::modify;
-use crate::types::{truncate_to_micros, utc_now};
+use crate::types::{UserId, truncate_to_micros, utc_now};
 
 /// Revokes a token row that is not revoked yet (for [`modify!`]).
 pub(crate) fn revoke(r: &mut TokenRow) -> Result<Option<()>, StorageError> {
@@ -33,6 +33,7 @@ impl Conn<'_> {
             created_at: utc_now(),
             parent_hash: new.parent_hash.clone(),
             mac: None,
+            family: new.family.clone(),
         };
         self.seal(&mut row)?;
         diesel::insert_into(t::table)
@@ -94,9 +95,37 @@ impl Conn<'_> {
             .filter(t::revoked.eq(false))
             .select(t::token_hash)
             .load(self.conn)?;
+        self.revoke_each(children)
+    }
+
+    /// Revokes every token of the grant `family` ([`crate::NewToken::family`]): the refresh
+    /// tokens rotated from one sign-in and every access token they minted. Returns how many
+    /// this call revoked.
+    pub fn revoke_token_family(&mut self, family: &[u8]) -> Result<usize, StorageError> {
+        let members: Vec<Vec<u8>> = t::table
+            .filter(t::family.eq(family))
+            .filter(t::revoked.eq(false))
+            .select(t::token_hash)
+            .load(self.conn)?;
+        self.revoke_each(members)
+    }
+
+    /// Revokes every access and refresh token that acts for `user` (a lock, an operator's
+    /// disable). Returns how many this call revoked.
+    pub fn revoke_user_tokens(&mut self, user: &UserId) -> Result<usize, StorageError> {
+        let theirs: Vec<Vec<u8>> = t::table
+            .filter(t::user_id.eq(user.to_string()))
+            .filter(t::revoked.eq(false))
+            .select(t::token_hash)
+            .load(self.conn)?;
+        self.revoke_each(theirs)
+    }
+
+    /// Revokes each of these tokens, one sealed row change each; how many this call revoked.
+    fn revoke_each(&mut self, hashes: Vec<Vec<u8>>) -> Result<usize, StorageError> {
         let mut n = 0;
-        for child in children {
-            if modify!(self, t, TokenRow, child, revoke)?.is_some() {
+        for hash in hashes {
+            if modify!(self, t, TokenRow, hash, revoke)?.is_some() {
                 n += 1;
             }
         }

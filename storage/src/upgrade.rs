@@ -6,7 +6,11 @@ use diesel::prelude::*;
 use crate::connection::Store;
 use crate::error::StorageError;
 use crate::models::{CredentialRow, FactorRow, SadRow, TokenRow, UserRow, encode_factor_set};
-use crate::schema::{auth_tokens, credential_factors, credentials, sads, users};
+use crate::oauth::{ClientRow, CodeRow, RequestRow};
+use crate::schema::{
+    auth_tokens, credential_factors, credentials, oauth_clients, oauth_codes, oauth_requests, sads,
+    users,
+};
 use crate::sealed::{Sealed, seal};
 use crate::types::FactorKind;
 
@@ -60,7 +64,10 @@ impl Store {
                 + sealed_count!(c, credentials)
                 + sealed_count!(c, credential_factors)
                 + sealed_count!(c, auth_tokens)
-                + sealed_count!(c, sads);
+                + sealed_count!(c, sads)
+                + sealed_count!(c, oauth_clients)
+                + sealed_count!(c, oauth_requests)
+                + sealed_count!(c, oauth_codes);
             if already > 0 {
                 return Err(StorageError::Conflict(format!(
                     "the database is already sealed ({already} rows carry a MAC): rows without \
@@ -95,6 +102,11 @@ impl Store {
                 )),
                 seal_table!(c, keys, auth_tokens, TokenRow, |r| r.token_hash.clone()),
                 seal_table!(c, keys, sads, SadRow, |r| r.sad_hash.clone()),
+                seal_table!(c, keys, oauth_clients, ClientRow, |r| r.client_id.clone()),
+                seal_table!(c, keys, oauth_requests, RequestRow, |r| r
+                    .request_hash
+                    .clone()),
+                seal_table!(c, keys, oauth_codes, CodeRow, |r| r.code_hash.clone()),
             ];
             Ok(SealReport {
                 sealed,

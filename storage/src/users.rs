@@ -6,7 +6,7 @@ use crate::connection::Conn;
 use crate::error::StorageError;
 use crate::models::{NewUser, User, UserRow};
 use crate::schema::users;
-use crate::sealed::modify;
+use crate::sealed::{locked, modify};
 use crate::types::{UserId, utc_now};
 
 impl Conn<'_> {
@@ -21,6 +21,7 @@ impl Conn<'_> {
             locked: false,
             created_at: utc_now(),
             mac: None,
+            disabled: false,
         };
         self.seal(&mut row)?;
         diesel::insert_into(users::table)
@@ -78,6 +79,26 @@ impl Conn<'_> {
             Ok(Some(()))
         })?
         .ok_or(StorageError::NotFound)
+    }
+
+    /// Sets the operator's `disabled` flag. [`StorageError::NotFound`] if no such user.
+    pub fn set_user_disabled(&mut self, id: &UserId, disabled: bool) -> Result<(), StorageError> {
+        modify!(self, users, UserRow, id.to_string(), |r: &mut UserRow| {
+            r.disabled = disabled;
+            Ok(Some(()))
+        })?
+        .ok_or(StorageError::NotFound)
+    }
+
+    /// The user with this id, its row locked until the end of the transaction on PostgreSQL
+    /// (`FOR UPDATE`; on SQLite a [`crate::Store::write`] holds the database write lock). A
+    /// transaction that issues something for a user reads it so: a concurrent lock or disable
+    /// (an update of the same row) then either waits for it, and revokes what it issued, or
+    /// commits first, and the issuing transaction sees it.
+    pub fn user_for_update(&mut self, id: &UserId) -> Result<Option<User>, StorageError> {
+        locked!(self, users::table.find(id.to_string()), UserRow)?
+            .map(User::try_from)
+            .transpose()
     }
 
     /// Replaces the password hash (an Argon2 PHC string). [`StorageError::NotFound`] if no such

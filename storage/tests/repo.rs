@@ -193,6 +193,9 @@ both!(
     oauth_clients_and_requests,
     oauth_codes_single_use pool = 8,
     client_tokens_have_no_user,
+    client_delegations,
+    token_families_and_user_revocation,
+    user_disable_and_row_read,
     users,
     credentials,
     factors,
@@ -652,6 +655,7 @@ fn tokens(db: &TestDb) {
         scope: "service".into(),
         expires_at: now + secs(3600),
         parent_hash: None,
+        family: None,
     };
     let access = |name: &[u8]| NewToken {
         token_hash: secret_hash(name).to_vec(),
@@ -661,6 +665,7 @@ fn tokens(db: &TestDb) {
         scope: "service credential".into(),
         expires_at: now + secs(300),
         parent_hash: Some(refresh.token_hash.clone()),
+        family: None,
     };
     db.write(|c| {
         c.insert_token(&refresh)?;
@@ -1618,6 +1623,7 @@ fn purge_in_batches(db: &TestDb) {
                 scope: "service".into(),
                 expires_at: utc_now() + secs(ttl),
                 parent_hash: None,
+                family: None,
             })
         })
         .unwrap();
@@ -1853,6 +1859,7 @@ fn timestamps_round_trip(db: &TestDb) {
         scope: String::new(),
         expires_at: t,
         parent_hash: None,
+        family: None,
     };
     db.write(|c| c.insert_token(&new)).unwrap();
     let tok = db.read(|c| c.token(&[7; 32])).unwrap().unwrap();
@@ -2369,6 +2376,7 @@ fn client_tokens_have_no_user(db: &TestDb) {
             scope: "service".into(),
             expires_at: utc_now() + secs(60),
             parent_hash: None,
+            family: None,
         })
     })
     .unwrap();
@@ -2388,6 +2396,7 @@ fn client_tokens_have_no_user(db: &TestDb) {
             scope: "service".into(),
             expires_at: utc_now() + secs(60),
             parent_hash: None,
+            family: None,
         })
     })
     .unwrap();
@@ -2404,6 +2413,7 @@ fn client_tokens_have_no_user(db: &TestDb) {
             scope: "service".into(),
             expires_at: utc_now(),
             parent_hash: None,
+            family: None,
         })
     });
     assert!(orphan.is_err(), "{orphan:?}");
@@ -2430,6 +2440,7 @@ fn sealed_rows_edited_behind_the_store_are_absent_and_reported(db: &TestDb) {
         scope: "service".into(),
         expires_at: utc_now() + secs(300),
         parent_hash: None,
+        family: None,
     };
     db.write(|c| c.insert_token(&token)).unwrap();
     assert!(db.take_violations().is_empty());
@@ -2575,4 +2586,171 @@ fn sealing_an_old_database_happens_once(db: &TestDb) {
         Err(StorageError::Conflict(_))
     ));
     assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions: delegations, token families, revocation of a user's tokens and SADs
+
+fn client_delegations(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let bob = new_user(db, "bob");
+    oauth_client(db, "conf-1", Some(b"s3cret"));
+    oauth_client(db, "conf-2", Some(b"s3cret"));
+    assert_eq!(
+        db.read(|c| c.client_delegation("conf-1", &alice.id))
+            .unwrap(),
+        None
+    );
+    assert!(
+        db.write(|c| c.insert_client_delegation("conf-1", &alice.id))
+            .unwrap()
+    );
+    // a second delegation of the same pair changes nothing
+    assert!(
+        !db.write(|c| c.insert_client_delegation("conf-1", &alice.id))
+            .unwrap()
+    );
+    assert!(
+        db.write(|c| c.insert_client_delegation("conf-2", &bob.id))
+            .unwrap()
+    );
+    let d = db
+        .read(|c| c.client_delegation("conf-1", &alice.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.client_id.as_str(), d.user_id), ("conf-1", alice.id));
+    // per pair: conf-1 was not given bob, conf-2 not alice
+    assert_eq!(
+        db.read(|c| c.client_delegation("conf-1", &bob.id)).unwrap(),
+        None
+    );
+    assert_eq!(
+        db.read(|c| c.client_delegation("conf-2", &alice.id))
+            .unwrap(),
+        None
+    );
+    // an unknown client or user is not found
+    assert!(matches!(
+        db.write(|c| c.insert_client_delegation("nope", &alice.id)),
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        db.write(|c| c.insert_client_delegation("conf-1", &UserId::new())),
+        Err(StorageError::NotFound)
+    ));
+    let all = db.read(|c| c.list_client_delegations()).unwrap();
+    let pairs: Vec<_> = all
+        .iter()
+        .map(|d| (d.client_id.as_str(), d.user_id))
+        .collect();
+    assert_eq!(pairs, vec![("conf-1", alice.id), ("conf-2", bob.id)]);
+    assert!(
+        db.write(|c| c.delete_client_delegation("conf-1", &alice.id))
+            .unwrap()
+    );
+    assert!(
+        !db.write(|c| c.delete_client_delegation("conf-1", &alice.id))
+            .unwrap()
+    );
+    assert_eq!(
+        db.read(|c| c.client_delegation("conf-1", &alice.id))
+            .unwrap(),
+        None
+    );
+    assert_eq!(db.read(|c| c.list_client_delegations()).unwrap().len(), 1);
+}
+
+fn token_families_and_user_revocation(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let bob = new_user(db, "bob");
+    let now = utc_now();
+    let token = |name: &[u8], user: &User, kind: TokenKind, family: Option<&[u8]>| NewToken {
+        token_hash: secret_hash(name).to_vec(),
+        kind,
+        user_id: Some(user.id),
+        client_id: None,
+        scope: "service".into(),
+        expires_at: now + secs(600),
+        parent_hash: None,
+        family: family.map(<[u8]>::to_vec),
+    };
+    let f = secret_hash(b"r0");
+    let g = secret_hash(b"g0");
+    let tokens = [
+        token(b"r0", &alice, TokenKind::Refresh, Some(&f)),
+        token(b"a0", &alice, TokenKind::Access, Some(&f)),
+        token(b"r1", &alice, TokenKind::Refresh, Some(&f)),
+        token(b"a1", &alice, TokenKind::Access, Some(&f)),
+        token(b"g0", &alice, TokenKind::Refresh, Some(&g)),
+        token(b"plain", &alice, TokenKind::Access, None),
+        token(b"bob", &bob, TokenKind::Access, None),
+        token(
+            b"bob-r",
+            &bob,
+            TokenKind::Refresh,
+            Some(&secret_hash(b"bob-r")),
+        ),
+    ];
+    db.write(|c| tokens.iter().try_for_each(|t| c.insert_token(t)))
+        .unwrap();
+    let revoked = |name: &[u8]| {
+        db.read(|c| c.token(&secret_hash(name)))
+            .unwrap()
+            .unwrap()
+            .revoked
+    };
+    let stored = db.read(|c| c.token(&secret_hash(b"a1"))).unwrap().unwrap();
+    assert_eq!(stored.family.as_deref(), Some(f.as_slice()));
+    // one statement takes the whole family, and nothing else
+    assert_eq!(db.write(|c| c.revoke_token_family(&f)).unwrap(), 4);
+    assert_eq!(db.write(|c| c.revoke_token_family(&f)).unwrap(), 0);
+    for name in [&b"r0"[..], b"a0", b"r1", b"a1"] {
+        assert!(revoked(name));
+    }
+    for name in [&b"g0"[..], b"plain", b"bob", b"bob-r"] {
+        assert!(!revoked(name));
+    }
+    // a user's revocation takes the rest of theirs, not another user's
+    assert_eq!(db.write(|c| c.revoke_user_tokens(&alice.id)).unwrap(), 2);
+    assert!(revoked(b"g0") && revoked(b"plain"));
+    assert!(!revoked(b"bob") && !revoked(b"bob-r"));
+    assert_eq!(db.write(|c| c.revoke_user_tokens(&alice.id)).unwrap(), 0);
+
+    // and their SADs
+    let cred_a = new_credential(db, &alice, Scal::One);
+    let cred_b = new_credential(db, &bob, Scal::One);
+    let sad_a1 = sad_for(db, &cred_a, 1, secs(60), None);
+    let sad_a2 = sad_for(db, &cred_a, 3, secs(60), None);
+    let sad_b = sad_for(db, &cred_b, 1, secs(60), None);
+    assert!(db.write(|c| c.revoke_sad(&sad_a2)).unwrap());
+    assert_eq!(db.write(|c| c.revoke_user_sads(&alice.id)).unwrap(), 1);
+    let sad = |h: &[u8]| db.read(|c| c.sad(h)).unwrap().unwrap();
+    assert!(sad(&sad_a1).revoked && sad(&sad_a2).revoked);
+    assert!(!sad(&sad_b).revoked);
+}
+
+fn user_disable_and_row_read(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    assert!(!alice.disabled);
+    db.write(|c| c.set_user_disabled(&alice.id, true)).unwrap();
+    let read = db.read(|c| c.user(&alice.id)).unwrap().unwrap();
+    assert!(read.disabled && !read.locked);
+    // the login lock and the operator's disable are separate flags
+    db.write(|c| c.set_user_lock(&alice.id, 0, false)).unwrap();
+    assert!(db.read(|c| c.user(&alice.id)).unwrap().unwrap().disabled);
+    let locked_read = db.write(|c| c.user_for_update(&alice.id)).unwrap().unwrap();
+    assert_eq!(
+        locked_read,
+        db.read(|c| c.user(&alice.id)).unwrap().unwrap()
+    );
+    db.write(|c| c.set_user_disabled(&alice.id, false)).unwrap();
+    assert!(!db.read(|c| c.user(&alice.id)).unwrap().unwrap().disabled);
+    assert!(matches!(
+        db.write(|c| c.set_user_disabled(&UserId::new(), true)),
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(
+        db.write(|c| c.user_for_update(&UserId::new())).unwrap(),
+        None
+    );
 }

@@ -81,6 +81,10 @@ enum UserCommand {
     Add { name: String },
     /// Lift the lock set by too many failed logins (and clear the count).
     Unlock { name: String },
+    /// Disable a user: login refused, every token and SAD revoked, no client acts for them.
+    Disable { name: String },
+    /// Lift `user disable` (a login lock stays).
+    Enable { name: String },
 }
 
 #[derive(Subcommand)]
@@ -98,8 +102,12 @@ enum ClientCommand {
         #[arg(long)]
         confidential: bool,
     },
-    /// List the registered clients as a JSON array.
+    /// List the registered clients as a JSON array (with the users delegated to each).
     List,
+    /// Let the client's own tokens (client_credentials) act for user USER.
+    Delegate { client_id: String, user: String },
+    /// Withdraw `client delegate`.
+    Undelegate { client_id: String, user: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -231,23 +239,40 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => print(&admin::sealed_command(&cfg, |sam| {
             admin::user_unlock(sam, &name)
         })?),
-        Command::Client {
-            command:
-                ClientCommand::Add {
-                    name,
-                    redirect_uri,
-                    confidential,
-                },
+        Command::User {
+            command: UserCommand::Disable { name },
         } => print(&admin::sealed_command(&cfg, |sam| {
-            admin::client_add(sam, &name, &redirect_uri, confidential)
+            admin::user_disable(sam, &name)
         })?),
-        Command::Client {
-            command: ClientCommand::List,
-        } => {
-            // read-only: neither a record nor a seal
-            let sam = admin::open(&cfg)?;
-            print(&admin::client_list(&sam)?);
-        }
+        Command::User {
+            command: UserCommand::Enable { name },
+        } => print(&admin::sealed_command(&cfg, |sam| {
+            admin::user_enable(sam, &name)
+        })?),
+        Command::Client { command } => match command {
+            ClientCommand::Add {
+                name,
+                redirect_uri,
+                confidential,
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                admin::client_add(sam, &name, &redirect_uri, confidential)
+            })?),
+            ClientCommand::List => {
+                // read-only: neither a record nor a seal
+                let sam = admin::open(&cfg)?;
+                print(&admin::client_list(&sam)?);
+            }
+            ClientCommand::Delegate { client_id, user } => {
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::client_delegate(sam, &client_id, &user)
+                })?)
+            }
+            ClientCommand::Undelegate { client_id, user } => {
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::client_undelegate(sam, &client_id, &user)
+                })?)
+            }
+        },
         Command::Credential { command } => match command {
             CredentialCommand::Create {
                 name,

@@ -19,3 +19,4 @@ mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
 mod seals;
+mod sessions;

@@ -1137,6 +1137,8 @@ fn the_token_endpoint_names_the_spec_errors_and_client_credentials_act_for_no_us
         "invalid_request",
         "Invalid parameter userID",
     );
+    // it acts for the users an operator delegated to its client (here bob)
+    csc_api::admin::client_delegate(k.sam(), &conf, "bob").expect("delegate");
     let (status, list) = k.call(
         "credentials/list",
         Some(&client_token),
@@ -1409,4 +1411,117 @@ fn oauth2code_credentials_refuse_credentials_authorize_and_sign_through_the_page
         ECDSA_SHA256,
     );
     assert_eq!(status, 200, "{signed}");
+}
+
+/// `grant_type=refresh_token` rotates: the answer carries a new refresh token and the one used
+/// is dead. Presented again, the used one revokes the whole grant (`invalid_grant`): the tokens
+/// of the code, the new refresh token and what it minted.
+#[test]
+fn oauth_refresh_tokens_rotate_and_a_reused_one_ends_the_grant() {
+    let f = fixture(|_| {});
+    let r = REDIRECT_URI.to_owned();
+    let (code, verifier) = f.service_code(Some(&r));
+    let (status, tok) = f.exchange(&code, Some(&r), &verifier);
+    assert_eq!(status, 200, "{tok}");
+    let r0 = tok["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = |rt: &str| {
+        f.k.form_post(
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("client_id", &f.client_id),
+            ],
+            None,
+        )
+    };
+    let (status, renewed) = refresh(&r0);
+    assert_eq!(status, 200, "{renewed}");
+    let r1 = renewed["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    assert_ne!(r0, r1);
+    let a1 = renewed["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(f.k.call("credentials/list", Some(&a1), &json!({})).0, 200);
+    let reuse = refresh(&r0);
+    assert_error(
+        &reuse,
+        400,
+        "invalid_grant",
+        "Invalid parameter refresh_token",
+    );
+    for a in [tok["access_token"].as_str().expect("a0"), &a1] {
+        assert_eq!(
+            f.k.call("credentials/list", Some(a), &json!({})),
+            (
+                401,
+                json!({
+                    "error": "expired_token",
+                    "error_description": "The access or refresh token is expired or has been revoked"
+                })
+            )
+        );
+    }
+    assert_error(
+        &refresh(&r1),
+        400,
+        "invalid_grant",
+        "Invalid parameter refresh_token",
+    );
+}
+
+/// When every password check is busy and none may wait (`login_concurrency` 1, `login_queue`
+/// 0), the sign-in form comes back with 429 and `Retry-After` instead of queueing; the pending
+/// request survives, and the next try signs in. The busy check is a turn the test holds.
+#[test]
+fn the_sign_in_page_answers_429_while_every_password_check_is_busy() {
+    let f = fixture(|c| {
+        c.login_limits = sam::LoginLimits {
+            concurrency: 1,
+            queue: 0,
+        }
+    });
+    let (_verifier, challenge) = pkce();
+    let url = authorize_url(
+        BASE,
+        &[
+            ("response_type", "code"),
+            ("client_id", f.client_id.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+    );
+    let mut agent = Agent::new(&f.k);
+    let page = agent.get(&url);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let handle = handle_of(&page.body);
+    let sign_in = [
+        ("request", handle.as_str()),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ];
+    let held = f.k.sam().login_gate().enter().expect("the only turn");
+    let page = agent.post(&sign_in);
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(page.body.contains("Too many sign-ins"), "{}", page.body);
+    assert_eq!(handle_of(&page.body), handle, "the same form, to try again");
+    // auth/login says the same in JSON
+    let (status, busy) = f.k.login_with("alice", ALICE_PASSWORD, &json!({}));
+    assert_eq!(
+        (status, busy["error"].as_str()),
+        (429, Some("temporarily_unavailable"))
+    );
+    drop(held);
+    let page = agent.post(&sign_in);
+    let landed = page.location.expect("signed in: redirected with a code");
+    assert!(query_of(&landed).contains_key("code"), "{landed}");
 }

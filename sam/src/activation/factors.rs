@@ -75,6 +75,8 @@ pub(super) fn record_failure(
             subject,
             json!({ "factor": kind.as_str() }),
         ),
+        // a factor lock ends nothing else: the credential's own lock is the defence
+        |_| Ok(json!({})),
     )?;
     Ok(())
 }

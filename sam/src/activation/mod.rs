@@ -379,7 +379,7 @@ impl Sam {
 }
 
 /// A `refused` audit record whose reason is the error's message (never a secret).
-fn refusal_event(
+pub(crate) fn refusal_event(
     event: AuditEvent,
     caller: &Caller,
     subject: &str,

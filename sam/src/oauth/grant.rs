@@ -5,22 +5,23 @@
 //! (SCAL 2) the hashes, and enters the credential's PIN and OTP. [`Sam::approve_credential_grant`]
 //! verifies them exactly as `credentials/authorize` does (the same code: lockout, OTP single
 //! use, SCAL 2 two factors) and, in the same transaction, stores the authorization code bound to
-//! what was approved. [`Sam::issue_sad_for_code`] later turns a redeemed code into a SAD (the
+//! what was approved. `Sam::grant_sad_for_code` later turns a redeemed code into a SAD (the
 //! `access_token` of `token_type` "SAD"), bound like any SAD to the user, the credential, the
 //! count and the hashes, so signHash applies the same single-use and hash-binding rules. A code
-//! yields at most one SAD: the caller redeems it with storage's single conditional update first.
+//! yields at most one SAD: the token endpoint redeems it with storage's single conditional
+//! update in the same transaction.
 
 use serde_json::json;
 use storage::{
-    CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, RequiredFactors, secret_hash,
+    Conn, CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, StorageError, secret_hash,
     utc_now,
 };
 
+use super::OAuthError;
 use super::requests::{CodeBinding, new_code};
 use crate::activation::{
-    ActivationRequest, Caller, Factors, IssuedSad, SAD_BYTES, Via, sad_ref, seconds_until,
+    ActivationRequest, Caller, Factors, IssuedSad, Via, refusal_event, sad_ref, seconds_until,
 };
-use crate::secrets::random_token;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// What the signer approves on the consent page, and what the code is bound to.
@@ -88,28 +89,38 @@ impl Sam {
         Ok(code)
     }
 
-    /// `oauth2/token` with a redeemed credential-scope code: issues the SAD the signer approved
-    /// (Part II 3.2.1.1: the factors were verified when the code was made). The credential must
-    /// still be the signer's, enabled, under a valid certificate, with no factor locked since.
-    /// The SAD's record names the code's digest where a credentials/authorize SAD names the
-    /// access token. Audited as `sad.authorize` with `"via": "oauth2"`.
-    pub fn issue_sad_for_code(&self, code: &OAuthCode) -> Result<IssuedSad, SamError> {
+    /// `oauth2/token` with a credential-scope code just redeemed in the caller's transaction
+    /// (see [`Sam::exchange_code`], which redeems, checks and issues in ONE transaction): issues
+    /// the SAD the signer approved (Part II 3.2.1.1: the factors were verified when the code was
+    /// made) and records it as what the code bought. The signer must be neither locked nor
+    /// disabled (read with the row locked), and the credential still theirs, enabled, under a
+    /// valid certificate, with no factor locked since. `sad` is the new SAD's value, made
+    /// before the transaction. The SAD's record names the code's digest where a
+    /// credentials/authorize SAD names the access token. Audited as `sad.authorize` with
+    /// `"via": "oauth2"`, a refusal too (`Ok(Err(_))`: the caller commits the code as used).
+    pub(crate) fn grant_sad_for_code(
+        &self,
+        c: &mut Conn<'_>,
+        code: &OAuthCode,
+        sad: &str,
+    ) -> Result<Result<IssuedSad, SamError>, StorageError> {
         const EVENT: AuditEvent = AuditEvent::SadAuthorize;
         let (Some(credential), Some(num)) = (code.credential_id, code.num_signatures) else {
-            return Err(SamError::InvalidInput(
+            return Ok(Err(SamError::InvalidInput(
                 "the authorization code is not for a credential".into(),
-            ));
+            )));
         };
         let subject = credential.to_string();
-        let (user, found, required) = self.store.read(|c| {
-            let found = c.credential(&credential)?;
-            let required = match &found {
-                Some(cred) => c.required_factors(cred)?,
-                None => RequiredFactors::default(),
-            };
-            Ok((c.user(&code.user_id)?, found, required))
-        })?;
-        let user = user.ok_or_else(|| SamError::UnknownUser(code.user_id.to_string()))?;
+        let user = match c.user_for_update(&code.user_id)? {
+            Some(u) if !u.locked && !u.disabled => u,
+            _ => return Ok(Err(OAuthError::InvalidCode.into())),
+        };
+        let found = c.credential(&credential)?;
+        // the credential's sealed factor set says which factor rows must exist (issue 11)
+        let required = match &found {
+            Some(cred) => Some(c.required_factors(cred)?),
+            None => None,
+        };
         let mut code_hash = [0u8; 32];
         if code.code_hash.len() == 32 {
             code_hash.copy_from_slice(&code.code_hash);
@@ -119,78 +130,81 @@ impl Sam {
             user_name: user.name,
             token_hash: code_hash,
         };
-        let refuse = |e: SamError| {
-            self.refuse(
-                EVENT,
-                &caller,
-                &subject,
-                e,
-                json!({ "via": "oauth2", "client": code.client_id }),
-            )
+        let detail = || json!({ "via": "oauth2", "client": code.client_id });
+        let lock_error = |kind: FactorKind| match kind {
+            FactorKind::Pin => SamError::PinLocked,
+            FactorKind::Otp => SamError::OtpLocked,
         };
-        let cred = self.usable(&caller, &credential, found).map_err(refuse)?;
-        // A required factor whose row is gone or forged refuses as a lock (issue 11).
-        if let Some(kind) = required.missing.first() {
-            return Err(refuse(match kind {
-                FactorKind::Pin => SamError::PinLocked,
-                FactorKind::Otp => SamError::OtpLocked,
-            }));
-        }
-        for f in [required.pin.as_ref(), required.otp.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if f.locked {
-                return Err(refuse(match f.kind {
-                    FactorKind::Pin => SamError::PinLocked,
-                    FactorKind::Otp => SamError::OtpLocked,
-                }));
+        let checked = self.usable(&caller, &credential, found).and_then(|cred| {
+            let Some(required) = &required else {
+                return Ok(cred);
+            };
+            // a required factor whose row is gone or forged refuses as a lock
+            if let Some(&kind) = required.missing.first() {
+                return Err(lock_error(kind));
             }
-        }
-        let sad = random_token(SAD_BYTES)?;
+            match [required.pin.as_ref(), required.otp.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|f| f.locked)
+            {
+                Some(f) => Err(lock_error(f.kind)),
+                None => Ok(cred),
+            }
+        });
+        let cred = match checked {
+            Ok(cred) => cred,
+            Err(e) => {
+                c.append_audit(&refusal_event(EVENT, &caller, &subject, &e, detail()))?;
+                return Ok(Err(e));
+            }
+        };
         let sad_hash = secret_hash(sad.as_bytes());
         let now = utc_now();
         // The transaction was authorized when the signer consented (the code was made): its
         // maximum life counts from then.
         let authorized_at = code.created_at;
-        let expires_at = self.policy.sad_expiry(authorized_at, now)?;
-        if expires_at <= now {
-            return Err(refuse(SamError::SadExpired));
-        }
+        let expires_at = match self.policy.sad_expiry(authorized_at, now) {
+            Ok(at) if at > now => at,
+            Ok(_) => {
+                let e = SamError::SadExpired;
+                c.append_audit(&refusal_event(EVENT, &caller, &subject, &e, detail()))?;
+                return Ok(Err(e));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
         let lifetime = seconds_until(expires_at, now);
         let bound = code.hashes.as_ref().map_or(0, Vec::len);
-        self.store.write(|c| {
-            c.insert_sad(&NewSad {
-                sad_hash: sad_hash.to_vec(),
-                user_id: caller.user,
-                credential_id: credential,
-                token_hash: code.code_hash.clone(),
-                remaining: num,
-                expires_at,
-                hashes: code.hashes.clone(),
-                authorized_at,
-            })?;
-            c.set_oauth_code_issued(&code.code_hash, &sad_hash)?;
-            c.append_audit(&audit_event(
-                EVENT,
-                &caller.user_name,
-                &subject,
-                "success",
-                json!({
-                    "via": "oauth2",
-                    "client": code.client_id,
-                    "sad": sad_ref(&sad_hash),
-                    "numSignatures": num,
-                    "boundHashes": bound,
-                    "SCAL": cred.scal.as_str(),
-                    "certificateSerial": cred.cert_serial,
-                    "expiresIn": lifetime,
-                }),
-            ))
+        c.insert_sad(&NewSad {
+            sad_hash: sad_hash.to_vec(),
+            user_id: caller.user,
+            credential_id: credential,
+            token_hash: code.code_hash.clone(),
+            remaining: num,
+            expires_at,
+            hashes: code.hashes.clone(),
+            authorized_at,
         })?;
-        Ok(IssuedSad {
-            sad,
+        c.set_oauth_code_issued(&code.code_hash, &sad_hash)?;
+        c.append_audit(&audit_event(
+            EVENT,
+            &caller.user_name,
+            &subject,
+            "success",
+            json!({
+                "via": "oauth2",
+                "client": code.client_id,
+                "sad": sad_ref(&sad_hash),
+                "numSignatures": num,
+                "boundHashes": bound,
+                "SCAL": cred.scal.as_str(),
+                "certificateSerial": cred.cert_serial,
+                "expiresIn": lifetime,
+            }),
+        ))?;
+        Ok(Ok(IssuedSad {
+            sad: sad.to_owned(),
             expires_in: lifetime,
-        })
+        }))
     }
 }

@@ -110,6 +110,12 @@ impl Answer {
                 {
                     r.append_header((header::SET_COOKIE, v));
                 }
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    r.insert_header((
+                        header::RETRY_AFTER,
+                        crate::error::RETRY_AFTER_SECS.to_string(),
+                    ));
+                }
                 r.body(body)
             }
         }

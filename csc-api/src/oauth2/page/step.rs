@@ -147,8 +147,17 @@ impl Step<'_> {
     }
 
     fn login_page(&self, user: Option<&str>, error: Option<&str>) -> Answer {
+        self.login_page_with_status(StatusCode::OK, user, error)
+    }
+
+    fn login_page_with_status(
+        &self,
+        status: StatusCode,
+        user: Option<&str>,
+        error: Option<&str>,
+    ) -> Answer {
         page(
-            StatusCode::OK,
+            status,
             html::login_page(&LoginPage {
                 service: &self.state.info.name,
                 client: &self.client.name,
@@ -183,11 +192,22 @@ impl Step<'_> {
             ));
         };
         let password = SecretString::from(password.to_owned());
-        let user = match self
+        let checked = match self
             .state
             .sam
-            .oauth_sign_in(name, &password, &self.client.client_id)?
+            .oauth_sign_in(name, &password, &self.client.client_id)
         {
+            // every password check is busy: the form again, 429 with Retry-After
+            Err(SamError::LoginBusy) => {
+                return Ok(self.login_page_with_status(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(name),
+                    Some("Too many sign-ins at the moment. Please try again in a moment."),
+                ));
+            }
+            other => other?,
+        };
+        let user = match checked {
             Ok(u) => u,
             Err(_) => {
                 return Ok(self.login_page(
