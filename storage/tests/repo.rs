@@ -185,6 +185,7 @@ macro_rules! both {
 both!(
     sealed_rows_edited_behind_the_store_are_absent_and_reported,
     sealed_rows_need_the_keys,
+    sealed_oauth_and_delegation_rows_edited_behind_the_store_are_refused,
     sealing_an_old_database_happens_once,
     online_otp_single_use,
     login_lockout,
@@ -2752,5 +2753,82 @@ fn user_disable_and_row_read(db: &TestDb) {
     assert_eq!(
         db.write(|c| c.user_for_update(&UserId::new())).unwrap(),
         None
+    );
+}
+
+/// The OAuth 2.0 rows and the client delegations are sealed too: a redirect URI of the
+/// insider's, a delegation they add, a code re-pointed at another user or un-used, are absent.
+fn sealed_oauth_and_delegation_rows_edited_behind_the_store_are_refused(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let mallory = new_user(db, "mallory");
+    oauth_client(db, "app", Some(b"s3cret"));
+    oauth_client(db, "other", None);
+    assert!(
+        db.write(|c| c.insert_client_delegation("app", &alice.id))
+            .unwrap()
+    );
+    let code = NewOAuthCode {
+        code_hash: secret_hash(b"code").to_vec(),
+        client_id: "app".into(),
+        user_id: alice.id,
+        scope: "service".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        redirect_uri_given: true,
+        code_challenge: None,
+        credential_id: None,
+        num_signatures: None,
+        hashes: None,
+        remember: false,
+        expires_at: utc_now() + secs(60),
+    };
+    db.write(|c| c.insert_oauth_code(&code)).unwrap();
+    assert!(db.take_violations().is_empty());
+
+    // a delegation copied (with its MAC) to another user, and one made from nothing
+    db.exec_raw(&format!(
+        "INSERT INTO client_delegations (client_id, user_id, created_at, mac)
+         SELECT client_id, '{}', created_at, mac FROM client_delegations",
+        mallory.id
+    ));
+    db.exec_raw(&format!(
+        "INSERT INTO client_delegations (client_id, user_id, created_at, mac)
+         SELECT 'other', user_id, created_at, NULL FROM client_delegations WHERE user_id = '{}'",
+        alice.id
+    ));
+    assert_eq!(
+        db.read(|c| c.client_delegation("app", &mallory.id))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.read(|c| c.client_delegation("other", &alice.id))
+            .unwrap(),
+        None
+    );
+    assert!(
+        db.read(|c| c.client_delegation("app", &alice.id))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(db.read(|c| c.list_client_delegations()).unwrap().len(), 1);
+    // a client's redirect URIs replaced by the insider's
+    db.exec_raw(
+        "UPDATE oauth_clients SET redirect_uris = '[\"https://evil.example/cb\"]' WHERE client_id = 'app'",
+    );
+    assert!(db.read(|c| c.oauth_client("app")).unwrap().is_none());
+    // a code re-pointed at mallory
+    db.exec_raw(&format!(
+        "UPDATE oauth_codes SET user_id = '{}'",
+        mallory.id
+    ));
+    assert!(matches!(
+        db.write(|c| c.redeem_oauth_code(&code.code_hash)).unwrap(),
+        CodeRedemption::Unknown
+    ));
+    let tables: std::collections::BTreeSet<&str> =
+        db.take_violations().iter().map(|v| v.table).collect();
+    assert_eq!(
+        tables,
+        ["client_delegations", "oauth_clients", "oauth_codes"].into()
     );
 }
