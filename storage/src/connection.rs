@@ -480,6 +480,21 @@ impl<'a> Conn<'a> {
         })
     }
 
+    /// Runs `f` in the transaction already open, without a savepoint, or else in a new write
+    /// transaction. Only for work that cannot leave anything half-done: reads, then at most one
+    /// write, as [`crate::sealed::modify!`] does (the savepoint of [`Conn::atomic_conn`] costs
+    /// two statements on the hot path).
+    pub(crate) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if in_transaction(self.conn)? {
+            f(self)
+        } else {
+            self.atomic_conn(f)
+        }
+    }
+
     /// The integrity keys, or [`StorageError::NoIntegrityKeys`]. The reference outlives the
     /// borrow of `self`, so it can be used inside [`Conn::atomic`].
     pub(crate) fn keys(&self) -> Result<&'a IntegrityKeys, StorageError> {

@@ -12,6 +12,60 @@ use crate::schema::sads as s;
 use crate::sealed::modify;
 use crate::types::{UserId, truncate_to_micros, utc_now};
 
+/// What a signHash spends of a SAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spend {
+    /// SCAL 1: this many signatures (a SAD not bound to hashes).
+    Count(i32),
+    /// SCAL 2: these hashes (a multiset), and as many signatures.
+    Hashes(Vec<Vec<u8>>),
+}
+
+/// THE spending rule on a SAD row: `true` and the row changed iff the SAD may give what
+/// `spend` asks at `now` ([`sad_may_sign`]; for hashes, each occurrence still unspent).
+fn apply_spend(r: &mut SadRow, spend: &Spend, now: NaiveDateTime) -> Result<bool, StorageError> {
+    match spend {
+        Spend::Count(n) => {
+            let n = *n;
+            if n < 1
+                || r.hashes.is_some()
+                || !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now)
+            {
+                return Ok(false);
+            }
+            r.remaining -= n;
+            Ok(true)
+        }
+        Spend::Hashes(to_spend) => {
+            let Ok(n) = i32::try_from(to_spend.len()) else {
+                return Ok(false);
+            };
+            let Some(old_json) = r.hashes.as_deref() else {
+                return Ok(false);
+            };
+            if n < 1 || !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now) {
+                return Ok(false);
+            }
+            let mut left = parse_string_list(old_json, "SAD hash list")?;
+            for h in to_spend {
+                let w = B64.encode(h);
+                match left.iter().position(|x| *x == w) {
+                    Some(i) => {
+                        left.remove(i);
+                    }
+                    None => return Ok(false),
+                }
+            }
+            r.hashes = Some(
+                serde_json::to_string(&left)
+                    .map_err(|_| StorageError::Corrupt("cannot encode SAD hash list".into()))?,
+            );
+            r.remaining -= n;
+            Ok(true)
+        }
+    }
+}
+
 impl Conn<'_> {
     /// Stores a SAD. [`StorageError::Conflict`] if the hash exists, [`StorageError::NotFound`] if
     /// the user or credential does not.
@@ -49,26 +103,15 @@ impl Conn<'_> {
     /// SCAL 1: spends `n` signatures of a SAD atomically, under the row's lock, if
     /// [`sad_may_sign`] at `now`; `true` iff this call won them. Concurrent callers, on one
     /// instance or several sharing PostgreSQL, can never both spend the last signature. Refuses
-    /// `n < 1`, and refuses hash-bound (SCAL 2) SADs: those are spent only through
-    /// [`Conn::consume_sad_hashes`].
+    /// `n < 1`, and refuses hash-bound (SCAL 2) SADs: those are spent only with
+    /// [`Spend::Hashes`].
     pub fn consume_sad(
         &mut self,
         hash: &[u8],
         n: i32,
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
-        if n < 1 {
-            return Ok(false);
-        }
-        let now = truncate_to_micros(now);
-        let spent = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
-            if r.hashes.is_some() || !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now) {
-                return Ok(None);
-            }
-            r.remaining -= n;
-            Ok(Some(()))
-        })?;
-        Ok(spent.is_some())
+        self.spend_locked(hash, &Spend::Count(n), now)
     }
 
     /// SCAL 2: spends the hashes `to_spend` (a multiset: each occurrence needs its own stored
@@ -80,36 +123,19 @@ impl Conn<'_> {
         to_spend: &[Vec<u8>],
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
-        let Ok(n) = i32::try_from(to_spend.len()) else {
-            return Ok(false);
-        };
-        if n < 1 {
-            return Ok(false);
-        }
+        self.spend_locked(hash, &Spend::Hashes(to_spend.to_vec()), now)
+    }
+
+    /// Spends `spend` under the row's lock, resealed ([`modify!`]).
+    fn spend_locked(
+        &mut self,
+        hash: &[u8],
+        spend: &Spend,
+        now: NaiveDateTime,
+    ) -> Result<bool, StorageError> {
         let now = truncate_to_micros(now);
-        let wanted: Vec<String> = to_spend.iter().map(|h| B64.encode(h)).collect();
         let spent = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
-            let Some(old_json) = r.hashes.as_deref() else {
-                return Ok(None);
-            };
-            if !sad_may_sign(r.revoked, r.expires_at, r.remaining, n, now) {
-                return Ok(None);
-            }
-            let mut left = parse_string_list(old_json, "SAD hash list")?;
-            for w in &wanted {
-                match left.iter().position(|h| h == w) {
-                    Some(i) => {
-                        left.remove(i);
-                    }
-                    None => return Ok(None),
-                }
-            }
-            r.hashes = Some(
-                serde_json::to_string(&left)
-                    .map_err(|_| StorageError::Corrupt("cannot encode SAD hash list".into()))?,
-            );
-            r.remaining -= n;
-            Ok(Some(()))
+            Ok(apply_spend(r, spend, now)?.then_some(()))
         })?;
         Ok(spent.is_some())
     }

@@ -5,6 +5,8 @@
 //! what the row allows. Creation times and free text (names, descriptions) are left out: an
 //! insider who edits them gains nothing.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDateTime;
 
 use crate::connection::Conn;
@@ -16,8 +18,9 @@ use crate::models::{CredentialRow, FactorRow, SadRow, TokenRow, UserRow};
 pub(crate) trait Sealed {
     /// The table's name (part of what the MAC covers).
     const TABLE: &'static str;
-    /// The covered fields, primary key first, each encoded with the functions below.
-    fn fields(&self) -> Vec<Vec<u8>>;
+    /// The covered fields, primary key first, each encoded with the functions below (borrowed
+    /// where they can be: a certificate chain is not copied to be MACed).
+    fn fields(&self) -> Vec<Cow<'_, [u8]>>;
     /// The stored MAC, if any.
     fn mac(&self) -> Option<&[u8]>;
     /// Sets the MAC.
@@ -26,28 +29,30 @@ pub(crate) trait Sealed {
     fn row_id(&self) -> String;
 }
 
-pub(crate) fn text(s: &str) -> Vec<u8> {
-    s.as_bytes().to_vec()
+pub(crate) fn text(s: &str) -> Cow<'_, [u8]> {
+    Cow::Borrowed(s.as_bytes())
 }
-pub(crate) fn bytes(b: &[u8]) -> Vec<u8> {
-    b.to_vec()
+pub(crate) fn bytes(b: &[u8]) -> Cow<'_, [u8]> {
+    Cow::Borrowed(b)
 }
-pub(crate) fn int(i: i64) -> Vec<u8> {
-    i.to_be_bytes().to_vec()
+pub(crate) fn int(i: i64) -> Cow<'static, [u8]> {
+    Cow::Owned(i.to_be_bytes().to_vec())
 }
-pub(crate) fn flag(b: bool) -> Vec<u8> {
-    vec![u8::from(b)]
+pub(crate) fn flag(b: bool) -> Cow<'static, [u8]> {
+    Cow::Borrowed(if b { &[1] } else { &[0] })
 }
-pub(crate) fn time(t: NaiveDateTime) -> Vec<u8> {
+pub(crate) fn time(t: NaiveDateTime) -> Cow<'static, [u8]> {
     int(t.and_utc().timestamp_micros())
 }
 /// `None` and `Some` encode differently (a leading tag), also for `Some` of an empty value.
-pub(crate) fn opt(v: Option<Vec<u8>>) -> Vec<u8> {
+pub(crate) fn opt(v: Option<Cow<'_, [u8]>>) -> Cow<'_, [u8]> {
     match v {
-        None => vec![0],
-        Some(mut v) => {
-            v.insert(0, 1);
-            v
+        None => Cow::Borrowed(&[0]),
+        Some(v) => {
+            let mut tagged = Vec::with_capacity(v.len() + 1);
+            tagged.push(1);
+            tagged.extend_from_slice(&v);
+            Cow::Owned(tagged)
         }
     }
 }
@@ -55,14 +60,16 @@ pub(crate) fn opt(v: Option<Vec<u8>>) -> Vec<u8> {
 /// Computes and sets `row`'s MAC.
 pub(crate) fn seal<R: Sealed>(keys: &IntegrityKeys, row: &mut R) {
     let fields = row.fields();
-    let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
-    row.set_mac(keys.row_mac(R::TABLE, &refs));
+    let refs: Vec<&[u8]> = fields.iter().map(AsRef::as_ref).collect();
+    let mac = keys.row_mac(R::TABLE, &refs);
+    drop(fields);
+    row.set_mac(mac);
 }
 
 /// Whether `row`'s MAC verifies.
 pub(crate) fn intact<R: Sealed>(keys: &IntegrityKeys, row: &R) -> bool {
     let fields = row.fields();
-    let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[u8]> = fields.iter().map(AsRef::as_ref).collect();
     keys.row_mac_ok(R::TABLE, &refs, row.mac())
 }
 
@@ -132,7 +139,8 @@ pub(crate) use locked;
 macro_rules! modify {
     ($conn:expr, $table:ident, $row:ty, $key:expr, $f:expr) => {{
         let key = $key;
-        $conn.atomic_conn(|c| {
+        // a read under lock, then one write: nothing half-done to undo, so no savepoint
+        $conn.in_transaction(|c| {
             let Some(mut row) = $crate::sealed::locked!(c, $table::table.find(key.clone()), $row)?
             else {
                 return Ok(None);
@@ -163,7 +171,7 @@ macro_rules! sealed {
     ($row:ty, $table:literal, |$r:ident| id: $id:expr, fields: [$($f:expr),* $(,)?]) => {
         impl Sealed for $row {
             const TABLE: &'static str = $table;
-            fn fields(&self) -> Vec<Vec<u8>> {
+            fn fields(&self) -> Vec<std::borrow::Cow<'_, [u8]>> {
                 let $r = self;
                 vec![$($f),*]
             }

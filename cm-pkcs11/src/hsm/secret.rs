@@ -206,24 +206,14 @@ impl Hsm {
         let mut template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Modifiable(false),
-            Attribute::Copyable(false),
-            Attribute::Sign(true),
-            Attribute::Verify(false),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
+        ];
+        template.extend(secret_protections());
+        template.extend([
             Attribute::AllowedMechanisms(vec![alg.mechanism_type()]),
             Attribute::Id(id.as_bytes().to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Value(secret.to_vec()),
-        ];
+        ]);
         let created = session.create_object(&template);
         for a in &mut template {
             if let Attribute::Value(v) = a {
@@ -270,6 +260,26 @@ impl Hsm {
         info!(key = %key, "destroyed secret key in token");
         Ok(())
     }
+}
+
+/// What every HMAC secret key of the token is: a private token object, sensitive, never
+/// extractable, modifiable or copyable, for signing (HMAC) only (JT2A Part III 1, 3, 5, 17).
+fn secret_protections() -> [Attribute; 13] {
+    [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
+        Attribute::Sign(true),
+        Attribute::Verify(false),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+    ]
 }
 
 /// The search template of the HMAC secret keys ([`Hsm::secret_key`]),
@@ -342,27 +352,17 @@ impl Inner {
         label: &str,
         id: &KeyId,
     ) -> Result<ObjectHandle, HsmError> {
-        let template = [
+        let mut template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),
             Attribute::ValueLen((SECRET_KEY_LEN as u64).into()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Modifiable(false),
-            Attribute::Copyable(false),
-            Attribute::Sign(true),
-            Attribute::Verify(false),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
+        ];
+        template.extend(secret_protections());
+        template.extend([
             Attribute::AllowedMechanisms(vec![HmacAlg::Sha256.mechanism_type()]),
             Attribute::Id(id.as_bytes().to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
-        ];
+        ]);
         session
             .generate_key(&Mechanism::GenericSecretKeyGen, &template)
             .map_err(|e| session.check(e))
@@ -663,27 +663,18 @@ mod token_tests {
     /// The template of [`Hsm::import_hmac_secret`] for a 20-byte HMAC-SHA1
     /// key under `id`, made by hand so that a test can weaken it.
     fn imported_template(id: &KeyId) -> Vec<Attribute> {
-        vec![
+        let mut template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Modifiable(false),
-            Attribute::Copyable(false),
-            Attribute::Sign(true),
-            Attribute::Verify(false),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
+        ];
+        template.extend(secret_protections());
+        template.extend([
             Attribute::AllowedMechanisms(vec![HmacAlg::Sha1.mechanism_type()]),
             Attribute::Id(id.as_bytes().to_vec()),
             Attribute::Label(b"csc-totp:weak".to_vec()),
             Attribute::Value(b"12345678901234567890".to_vec()),
-        ]
+        ]);
+        template
     }
 
     #[test]
