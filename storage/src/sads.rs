@@ -9,7 +9,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
-use crate::sealed::modify;
+use crate::sealed::{locked, modify};
 use crate::types::{UserId, truncate_to_micros, utc_now};
 
 /// What a signHash spends of a SAD.
@@ -126,7 +126,8 @@ impl Conn<'_> {
         self.spend_locked(hash, &Spend::Hashes(to_spend.to_vec()), now)
     }
 
-    /// Spends `spend` under the row's lock, resealed ([`modify!`]).
+    /// Spends `spend` under the row's lock and reseals the row (the hot path of signHash, so
+    /// the update sets only what spending changes: no timestamps formatted again).
     fn spend_locked(
         &mut self,
         hash: &[u8],
@@ -134,10 +135,24 @@ impl Conn<'_> {
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
         let now = truncate_to_micros(now);
-        let spent = modify!(self, s, SadRow, hash.to_vec(), |r: &mut SadRow| {
-            Ok(apply_spend(r, spend, now)?.then_some(()))
-        })?;
-        Ok(spent.is_some())
+        // a read under lock, then one write: nothing half-done to undo, so no savepoint
+        self.in_transaction(|c| {
+            let Some(mut row) = locked!(c, s::table.find(hash), SadRow)? else {
+                return Ok(false);
+            };
+            if !apply_spend(&mut row, spend, now)? {
+                return Ok(false);
+            }
+            c.seal(&mut row)?;
+            let n = diesel::update(s::table.find(hash))
+                .set((
+                    s::remaining.eq(row.remaining),
+                    s::hashes.eq(&row.hashes),
+                    s::mac.eq(&row.mac),
+                ))
+                .execute(c.conn)?;
+            Ok(n == 1)
+        })
     }
 
     /// Compensation after a failed HSM operation: gives back `n` signatures and, for SCAL 2, the
