@@ -203,6 +203,49 @@ pub fn contains_secret(hay: &[u8], secret: &[u8]) -> bool {
     (0..(hay.len() + 1).saturating_sub(n)).any(|i| &hay[i..i + n] == secret && !hex_run(i))
 }
 
+/// `log` without its timestamps (`2026-12-02T01:35:12.123456Z`): their six digits of
+/// microseconds would match a 6-digit PIN or OTP by chance, about once in a million lines.
+pub fn without_timestamps(log: &str) -> String {
+    let b = log.as_bytes();
+    let digits = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let is_stamp_at = |i: usize| {
+        digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2)
+            && b.get(i + 10) == Some(&b'T')
+    };
+    let mut out = String::with_capacity(log.len());
+    let mut i = 0;
+    while i < b.len() {
+        if is_stamp_at(i) {
+            // skip to the closing `Z` (or the end of the line)
+            let end = b[i..]
+                .iter()
+                .position(|&c| c == b'Z' || c == b'\n')
+                .map_or(b.len(), |p| i + p + 1);
+            i = end;
+            continue;
+        }
+        let ch_len = log[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&log[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+#[test]
+fn timestamps_are_removed_but_nothing_else() {
+    let log = "2026-12-02T01:35:12.123456Z  INFO PIN 654321 here\n2026-12-02T01:35:13.000001Z x";
+    let clean = without_timestamps(log);
+    assert!(!clean.contains("123456") && !clean.contains("000001"), "{clean}");
+    assert!(clean.contains("PIN 654321 here") && clean.ends_with(" x"), "{clean}");
+}
+
 #[test]
 fn secrets_are_found_in_clear_but_not_inside_digests() {
     let digest = format!("{}123456{}", "ab".repeat(13), "cd".repeat(13));
