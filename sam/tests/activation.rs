@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::testkit::TestToken;
 use cm_pkcs11::{HashAlg, Hsm, KeyId, KeySpec, SignMechanism};
+use common::PgDb;
 use openssl::md::{Md, MdRef};
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
@@ -40,7 +43,6 @@ const WRONG_PIN: &str = "pin:Wr0ng?";
 /// INTESI's RSASSA-PSS parameters (spec §11.9 signAlgoParams): SHA-256, MGF1-SHA-256, salt 32, trailer 1.
 const INTESI_PSS: &str =
     "MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEgowMCAQE=";
-const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
 
 // ---------------------------------------------------------------------------------------------
 // fixture
@@ -1814,61 +1816,6 @@ fn concurrent_sign_hash_spends_a_one_signature_sad_once_sqlite() {
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     race_for_one_signature(std::slice::from_ref(&f.sam), &f.alice, &cred);
-}
-
-/// A fresh PostgreSQL database, dropped afterwards.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        use diesel::{Connection, PgConnection, RunQueryDsl};
-        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{PG_ENV} is not set. This test races two SAM instances on one PostgreSQL \
-                 database: start a server (e.g. initdb -A trust -U csc; pg_ctl -o '-p 54329 -c \
-                 listen_addresses=127.0.0.1' start) and export \
-                 {PG_ENV}=postgresql://csc@127.0.0.1:54329/postgres (an account that may \
-                 CREATE DATABASE)"
-            )
-        });
-        let name = format!("csc_sam_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .expect("CREATE DATABASE");
-        let (base, query) = match admin_url.split_once('?') {
-            Some((b, q)) => (b.to_owned(), format!("?{q}")),
-            None => (admin_url.clone(), String::new()),
-        };
-        let after_scheme = base.find("://").map_or(0, |i| i + 3);
-        let host_end = base[after_scheme..]
-            .find('/')
-            .map_or(base.len(), |i| after_scheme + i);
-        let url = format!("{}/{name}{query}", &base[..host_end]);
-        PgDb {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        use diesel::{Connection, PgConnection, RunQueryDsl};
-        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
-        }
-    }
 }
 
 #[test]

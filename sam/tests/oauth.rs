@@ -12,10 +12,13 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 
 use cm_pkcs11::KeySpec;
 use cm_pkcs11::testkit::TestToken;
+use common::PgDb;
 use sam::oauth::CODE_PREFIX;
 use sam::{
     Caller, ClientAuth, CodeBinding, CodeGrant, NewCredentialRequest, OAuthClient, OAuthError,
@@ -542,60 +545,6 @@ fn the_consent_checks_are_the_activation_checks() {
 
 // ---------------------------------------------------------------------------------------------
 // sessions that end (issue 11): a code's replay race, refresh-token rotation, disabled signers
-
-const PG_ENV: &str = "CSC_TEST_POSTGRES_URL";
-
-/// A fresh PostgreSQL database on the server named by `CSC_TEST_POSTGRES_URL`, dropped on drop.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        use diesel::{Connection, PgConnection, RunQueryDsl};
-        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{PG_ENV} is not set: export an admin URL such as \
-                 postgresql://csc@127.0.0.1:54329/postgres (an account that may CREATE DATABASE)"
-            )
-        });
-        let name = format!("csc_sam_oauth_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .expect("CREATE DATABASE");
-        let (base, query) = match admin_url.split_once('?') {
-            Some((b, q)) => (b.to_owned(), format!("?{q}")),
-            None => (admin_url.clone(), String::new()),
-        };
-        let after_scheme = base.find("://").map_or(0, |i| i + 3);
-        let host_end = base[after_scheme..]
-            .find('/')
-            .map_or(base.len(), |i| after_scheme + i);
-        let url = format!("{}/{name}{query}", &base[..host_end]);
-        PgDb {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        use diesel::{Connection, PgConnection, RunQueryDsl};
-        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
-        }
-    }
-}
 
 /// Runs `f` on `n` threads released together; their results in thread order.
 fn race<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {

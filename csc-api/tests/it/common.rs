@@ -242,8 +242,14 @@ pub fn without_timestamps(log: &str) -> String {
 fn timestamps_are_removed_but_nothing_else() {
     let log = "2026-12-02T01:35:12.123456Z  INFO PIN 654321 here\n2026-12-02T01:35:13.000001Z x";
     let clean = without_timestamps(log);
-    assert!(!clean.contains("123456") && !clean.contains("000001"), "{clean}");
-    assert!(clean.contains("PIN 654321 here") && clean.ends_with(" x"), "{clean}");
+    assert!(
+        !clean.contains("123456") && !clean.contains("000001"),
+        "{clean}"
+    );
+    assert!(
+        clean.contains("PIN 654321 here") && clean.ends_with(" x"),
+        "{clean}"
+    );
 }
 
 #[test]
