@@ -141,13 +141,6 @@ impl DataDir {
     }
 }
 
-/// The server's `max_factor_failures` under load. The lockout counts first: every
-/// authorization in flight holds one of its credential's failure slots until it is settled, so
-/// more concurrent authorizations of one credential than the limit are refused as locked. The
-/// pair rows authorize the bench's one credential from up to 32 connections at once (a load
-/// test, not a signer), so the limit is set above any concurrency the bench uses.
-pub const MAX_FACTOR_FAILURES: &str = "10000";
-
 /// `init`, one signer, one RSA-2048 and one EC P-256 credential (SCAL 1, PIN, multisign
 /// [`MULTISIGN`]).
 ///
@@ -220,7 +213,6 @@ impl Running {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("CSC_DATABASE_URL", db_url)
-            .env("CSC_MAX_FACTOR_FAILURES", MAX_FACTOR_FAILURES)
             .env("CSC_AUDIT_SEAL_FILE", seal_file_for(db_url))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

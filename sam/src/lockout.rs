@@ -60,10 +60,22 @@ impl Lockout {
     }
 
     /// Step 1: reserves the attempt's failure slot of `counter` before its secret is verified.
-    /// `false`: refused as locked (locked, or every slot taken by failures and attempts in
-    /// flight); the secret must not be verified.
-    pub(crate) fn reserve(self, c: &mut Conn<'_>, counter: Counter) -> Result<bool, StorageError> {
-        c.reserve_attempt(counter, self.max_failures)
+    /// [`Reservation::Locked`]: refused as locked, the secret must not be verified;
+    /// [`Reservation::Busy`]: not locked, but every slot is held by failures and attempts still
+    /// in flight: the caller waits a little and asks again ([`SLOT_WAIT`]), since an attempt
+    /// in flight may yet succeed and clear the count.
+    pub(crate) fn reserve(
+        self,
+        c: &mut Conn<'_>,
+        counter: Counter,
+    ) -> Result<Reservation, StorageError> {
+        if c.reserve_attempt(counter, self.max_failures)? {
+            return Ok(Reservation::Reserved);
+        }
+        Ok(match c.attempts(counter)? {
+            Some((_, false)) => Reservation::Busy,
+            _ => Reservation::Locked,
+        })
     }
 
     /// Step 2, after a wrong value: the slot stays counted; the lock is set when the count has
@@ -123,6 +135,25 @@ impl Lockout {
         c.release_attempt(counter)
     }
 }
+
+/// What [`Lockout::reserve`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reservation {
+    /// A failure slot is this attempt's: verify the secret.
+    Reserved,
+    /// The secret is locked (or its row is gone): refuse, unverified.
+    Locked,
+    /// Every slot is held by attempts in flight: wait and ask again.
+    Busy,
+}
+
+/// How long an attempt waits for a slot held by attempts in flight before it is refused as
+/// locked, and how often it asks. Attempts in flight settle in milliseconds; this only spares a
+/// signer with many parallel activations a spurious "PIN locked".
+pub(crate) const SLOT_WAIT: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_millis(5),
+);
 
 /// How many times each kind of secret was compared with its verifier since the SAM opened:
 /// what an online guesser gets (monitoring: a jump is guessing), and what the lockout tests

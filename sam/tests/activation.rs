@@ -734,6 +734,32 @@ fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixtur
     assert_eq!(count_events(&f.sam, "auth.login", "success"), 0);
 }
 
+/// The other side of counting first: a signer's parallel activations of one credential, more
+/// of them than the lockout limit, all with the right PIN, are all granted. An attempt whose
+/// slots are held by attempts still in flight waits for one instead of being refused as locked.
+#[test]
+fn more_concurrent_right_pins_than_the_limit_are_all_granted() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (sam, alice, id, start) =
+                (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.authorize(&alice, &id, 1, None, pin()).map(drop)
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().expect("activation");
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let stored = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!((stored.failures, stored.locked), (0, false));
+}
+
 #[test]
 fn concurrent_wrong_pins_are_verified_at_most_max_failures_times_sqlite() {
     concurrent_wrong_pins_are_verified_at_most_max_failures_times(&fixture());

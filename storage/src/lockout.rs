@@ -8,9 +8,10 @@
 //! act"). An attempt
 //!
 //! 1. **reserves** its failure slot before the secret is verified
-//!    ([`Conn::reserve_attempt`]: `failures = failures + 1 WHERE NOT locked AND failures <
-//!    limit`); no row changed means the secret is locked (or all its slots are taken by
-//!    attempts in flight) and the attempt is refused unverified. So, whatever the
+//!    ([`Conn::reserve_attempt`]: `failures + 1` if not locked and `failures <
+//!    limit`, as one sealed row change); no row changed means the secret is locked, or all its
+//!    slots are taken by attempts in flight (the SAM then waits for one, briefly, and refuses
+//!    as locked otherwise); either way the attempt is not verified. So, whatever the
 //!    concurrency, at most `limit` attempts are ever verified between two successes;
 //! 2. on a wrong value keeps its slot counted and **sets the lock** when the count has reached
 //!    the limit ([`Conn::lock_at_limit`]: `locked = true WHERE NOT locked AND failures >=

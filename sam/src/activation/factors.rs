@@ -410,10 +410,11 @@ impl Sam {
     }
 
     /// Step 1 of the lockout rule for an activation: reserves a failure slot of every factor
-    /// in `kinds`, in one transaction. If one has no slot (locked, or all its slots taken by
-    /// failures and attempts in flight), the slots taken are given back, the refusal is
-    /// audited in the same transaction and returned ([`SamError::PinLocked`] /
-    /// [`SamError::OtpLocked`], as for a locked factor).
+    /// in `kinds`, in one transaction. If one has no slot, the slots taken are given back; if
+    /// it is locked, the refusal is audited in the same transaction and returned
+    /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]); if its slots are only held by
+    /// attempts still in flight, it waits for one (a few milliseconds at a time, at most
+    /// [`SLOT_WAIT`]) and is refused as locked only after that.
     fn reserve_factors(
         &self,
         event: AuditEvent,
@@ -429,24 +430,36 @@ impl Sam {
             *credential,
             kinds.to_vec(),
         );
-        let refused = self.store.write_grouped(move |c| {
-            let mut taken = Vec::with_capacity(kinds.len());
-            for kind in kinds {
-                if lockout.reserve(c, counter(&credential, kind))? {
-                    taken.push(kind);
-                    continue;
+        let deadline = std::time::Instant::now() + SLOT_WAIT.0;
+        loop {
+            // after the deadline a busy slot counts as locked
+            let patient = std::time::Instant::now() < deadline;
+            let (caller, subject, kinds) = (caller.clone(), subject.clone(), kinds.clone());
+            let refused = self.store.write_grouped(move |c| {
+                let mut taken = Vec::with_capacity(kinds.len());
+                for kind in kinds {
+                    let got = lockout.reserve(c, counter(&credential, kind))?;
+                    if got == Reservation::Reserved {
+                        taken.push(kind);
+                        continue;
+                    }
+                    for k in taken {
+                        lockout.release(c, counter(&credential, k))?;
+                    }
+                    if got == Reservation::Busy && patient {
+                        return Ok((Some((kind, false)), Vec::new()));
+                    }
+                    let refusal =
+                        refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
+                    return Ok((Some((kind, true)), vec![refusal]));
                 }
-                for k in taken {
-                    lockout.release(c, counter(&credential, k))?;
-                }
-                let refusal = refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
-                return Ok((Some(kind), vec![refusal]));
+                Ok((None, Vec::new()))
+            })?;
+            match refused {
+                None => return Ok(()),
+                Some((kind, true)) => return Err(lock_error(kind)),
+                Some((_, false)) => std::thread::sleep(SLOT_WAIT.1),
             }
-            Ok((None, Vec::new()))
-        })?;
-        match refused {
-            Some(kind) => Err(lock_error(kind)),
-            None => Ok(()),
         }
     }
 
