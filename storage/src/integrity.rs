@@ -46,34 +46,33 @@ impl IntegrityKeys {
         }
     }
 
-    /// The row MAC of `table`'s row whose fields (primary key first) are `fields`.
-    pub(crate) fn row_mac(&self, table: &str, fields: &[&[u8]]) -> Vec<u8> {
-        let mut mac = hmac_with(&self.rows[..]);
+    /// The HMAC state of `table`'s row whose fields (primary key first) are `fields`.
+    fn row_hmac(&self, table: &str, fields: &[&[u8]]) -> HmacSha256 {
+        let mut mac = hmac_with(&self.rows);
         feed(&mut mac, ROW_MAC_DOMAIN);
         feed(&mut mac, table.as_bytes());
         for f in fields {
             feed(&mut mac, f);
         }
-        mac.finalize().into_bytes().to_vec()
+        mac
+    }
+
+    /// The row MAC of `table`'s row whose fields (primary key first) are `fields`.
+    pub(crate) fn row_mac(&self, table: &str, fields: &[&[u8]]) -> Vec<u8> {
+        self.row_hmac(table, fields)
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 
     /// Whether `stored` is the row MAC of these fields (constant time).
     pub(crate) fn row_mac_ok(&self, table: &str, fields: &[&[u8]], stored: Option<&[u8]>) -> bool {
-        let Some(stored) = stored else {
-            return false;
-        };
-        let mut mac = hmac_with(&self.rows[..]);
-        feed(&mut mac, ROW_MAC_DOMAIN);
-        feed(&mut mac, table.as_bytes());
-        for f in fields {
-            feed(&mut mac, f);
-        }
-        mac.verify_slice(stored).is_ok()
+        stored.is_some_and(|stored| self.row_hmac(table, fields).verify_slice(stored).is_ok())
     }
 
     /// An HMAC-SHA256 of `parts` (length-prefixed) under the audit key.
     pub fn audit_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = hmac_with(&self.audit[..]);
+        let mut mac = hmac_with(&self.audit);
         for p in parts {
             feed(&mut mac, p);
         }
@@ -81,18 +80,14 @@ impl IntegrityKeys {
     }
 }
 
-fn hmac_with(key: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length: this cannot fail for a 32-byte key.
-    match <HmacSha256 as KeyInit>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable_hmac(),
+/// HMAC-SHA256 keyed with a 32-byte key. HMAC pads a key shorter than the hash's block with
+/// zeros (RFC 2104 §2), so the padded block is the same key, and keying cannot fail.
+fn hmac_with(key: &[u8; 32]) -> HmacSha256 {
+    let mut block = Zeroizing::new([0u8; 64]);
+    if let Some(head) = block.get_mut(..32) {
+        head.copy_from_slice(key);
     }
-}
-
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    // HMAC's key length is unbounded; keep a total function without a panic path.
-    <HmacSha256 as KeyInit>::new(&Default::default())
+    <HmacSha256 as KeyInit>::new(&(*block).into())
 }
 
 /// Length-prefixed, so that field boundaries are part of what is authenticated.
@@ -139,6 +134,19 @@ impl Violations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keying_by_the_padded_block_is_keying_by_the_key() {
+        let key = [0x5a; 32];
+        let mut padded = hmac_with(&key);
+        let mut plain = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("any length");
+        padded.update(b"row");
+        plain.update(b"row");
+        assert_eq!(
+            padded.finalize().into_bytes(),
+            plain.finalize().into_bytes()
+        );
+    }
 
     #[test]
     fn row_macs_bind_table_fields_and_boundaries() {
