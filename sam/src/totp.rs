@@ -287,10 +287,20 @@ impl Sam {
         account: &str,
     ) -> Result<(TotpVerifier, SecretString), SamError> {
         let seed = Zeroizing::new(random_bytes(SEED_LEN)?);
-        let label = format!("{TOTP_KEY_LABEL_PREFIX}{credential}");
-        let key = self.hsm.import_hmac_secret(&label, &seed, HmacAlg::Sha1)?;
-        let verifier = TotpVerifier::standard(key);
+        let verifier = self.import_seed(credential, &seed)?;
         Ok((verifier, otpauth_uri(&seed, account, &verifier)))
+    }
+
+    /// Imports `seed` into the token as `credential`'s TOTP key (label
+    /// `csc-totp:<credentialID>`): the verifier that names it.
+    fn import_seed(
+        &self,
+        credential: &CredentialId,
+        seed: &Zeroizing<Vec<u8>>,
+    ) -> Result<TotpVerifier, SamError> {
+        let label = format!("{TOTP_KEY_LABEL_PREFIX}{credential}");
+        let key = self.hsm.import_hmac_secret(&label, seed, HmacAlg::Sha1)?;
+        Ok(TotpVerifier::standard(key))
     }
 
     /// Destroys the token key of a TOTP verifier, best effort: a failure (or a key already
@@ -360,10 +370,9 @@ impl Sam {
     ) -> Result<bool, SamError> {
         let seed = base32_decode(plain.trim())
             .ok_or_else(|| SamError::InvalidInput("the stored TOTP secret is not base32".into()))?;
-        let label = format!("{TOTP_KEY_LABEL_PREFIX}{credential}");
-        let key = self.hsm.import_hmac_secret(&label, &seed, HmacAlg::Sha1)?;
+        let imported = self.import_seed(credential, &seed)?;
         drop(seed);
-        let verifier = TotpVerifier::standard(key).to_string();
+        let (key, verifier) = (imported.key, imported.to_string());
         let subject = credential.to_string();
         let stored = self.store.write(|c| {
             if !c.replace_factor_verifier(credential, FactorKind::Otp, plain, &verifier)? {
