@@ -155,6 +155,23 @@ pub(crate) const SLOT_WAIT: (std::time::Duration, std::time::Duration) = (
     std::time::Duration::from_millis(5),
 );
 
+/// Runs `attempt` until its answer is not [`Reservation::Busy`], waiting [`SLOT_WAIT`]`.1`
+/// between tries. `attempt(patient)`: once [`SLOT_WAIT`]`.0` has passed, `patient` is false and
+/// the attempt must answer a busy slot as [`Reservation::Locked`].
+pub(crate) fn until_not_busy<T, E>(
+    mut attempt: impl FnMut(bool) -> Result<(Reservation, T), E>,
+) -> Result<(Reservation, T), E> {
+    let deadline = std::time::Instant::now() + SLOT_WAIT.0;
+    loop {
+        let patient = std::time::Instant::now() < deadline;
+        let (got, value) = attempt(patient)?;
+        if got != Reservation::Busy {
+            return Ok((got, value));
+        }
+        std::thread::sleep(SLOT_WAIT.1);
+    }
+}
+
 /// How many times each kind of secret was compared with its verifier since the SAM opened:
 /// what an online guesser gets (monitoring: a jump is guessing), and what the lockout tests
 /// count to show that a reservation refused means a secret NOT verified.

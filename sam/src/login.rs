@@ -12,7 +12,7 @@ use serde_json::json;
 use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
 use crate::gate::{LoginLimits, PasswordGate};
-use crate::lockout::{Checked, Reservation, SLOT_WAIT};
+use crate::lockout::{Checked, Reservation, until_not_busy};
 use crate::tokens::{
     IssuedTokens, Minted, TokenGrant, TokenPolicy, TokenValues, end_sessions, login_success,
 };
@@ -178,22 +178,17 @@ impl Sam {
         let counter = Counter::Login(user.id);
 
         // a slot held by logins still in flight is waited for, at most SLOT_WAIT
-        let deadline = std::time::Instant::now() + SLOT_WAIT.0;
-        let reserved = loop {
-            let patient = std::time::Instant::now() < deadline;
+        let (got, ()) = until_not_busy(|patient| {
             let locked_record = refused("user locked");
-            let got = self.store.write_grouped(move |c| {
+            self.store.write_grouped(move |c| {
                 Ok(match lockout.reserve(c, counter)? {
-                    Reservation::Busy if patient => (Reservation::Busy, Vec::new()),
-                    Reservation::Reserved => (Reservation::Reserved, Vec::new()),
-                    _ => (Reservation::Locked, vec![locked_record]),
+                    Reservation::Busy if patient => ((Reservation::Busy, ()), Vec::new()),
+                    Reservation::Reserved => ((Reservation::Reserved, ()), Vec::new()),
+                    _ => ((Reservation::Locked, ()), vec![locked_record]),
                 })
-            })?;
-            match got {
-                Reservation::Busy => std::thread::sleep(SLOT_WAIT.1),
-                got => break got == Reservation::Reserved,
-            }
-        };
+            })
+        })?;
+        let reserved = got == Reservation::Reserved;
         if !reserved {
             let _ = secrets::verify_secret(password, dummy_verifier());
             return Ok(Err(LoginRefusal::Locked));

@@ -414,7 +414,7 @@ impl Sam {
     /// it is locked, the refusal is audited in the same transaction and returned
     /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]); if its slots are only held by
     /// attempts still in flight, it waits for one (a few milliseconds at a time, at most
-    /// [`SLOT_WAIT`]) and is refused as locked only after that.
+    /// `lockout::SLOT_WAIT`) and is refused as locked only after that.
     fn reserve_factors(
         &self,
         event: AuditEvent,
@@ -430,12 +430,9 @@ impl Sam {
             *credential,
             kinds.to_vec(),
         );
-        let deadline = std::time::Instant::now() + SLOT_WAIT.0;
-        loop {
-            // after the deadline a busy slot counts as locked
-            let patient = std::time::Instant::now() < deadline;
+        let (got, refused) = until_not_busy(|patient| {
             let (caller, subject, kinds) = (caller.clone(), subject.clone(), kinds.clone());
-            let refused = self.store.write_grouped(move |c| {
+            self.store.write_grouped(move |c| {
                 let mut taken = Vec::with_capacity(kinds.len());
                 for kind in kinds {
                     let got = lockout.reserve(c, counter(&credential, kind))?;
@@ -447,19 +444,18 @@ impl Sam {
                         lockout.release(c, counter(&credential, k))?;
                     }
                     if got == Reservation::Busy && patient {
-                        return Ok((Some((kind, false)), Vec::new()));
+                        return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
                     }
                     let refusal =
                         refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
-                    return Ok((Some((kind, true)), vec![refusal]));
+                    return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
                 }
-                Ok((None, Vec::new()))
-            })?;
-            match refused {
-                None => return Ok(()),
-                Some((kind, true)) => return Err(lock_error(kind)),
-                Some((_, false)) => std::thread::sleep(SLOT_WAIT.1),
-            }
+                Ok(((Reservation::Reserved, None), Vec::new()))
+            })
+        })?;
+        match (got, refused) {
+            (Reservation::Reserved, _) | (_, None) => Ok(()),
+            (_, Some(kind)) => Err(lock_error(kind)),
         }
     }
 

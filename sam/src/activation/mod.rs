@@ -41,7 +41,7 @@ use storage::{
 };
 
 use crate::algo::resolve_mechanism;
-use crate::lockout::{Checked, Lockout, Reservation, SLOT_WAIT};
+use crate::lockout::{Checked, Lockout, Reservation, until_not_busy};
 use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
