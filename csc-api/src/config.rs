@@ -290,6 +290,7 @@ impl Config {
             online_otp_lifetime: std::time::Duration::from_secs(u64::from(
                 self.online_otp_ttl_secs,
             )),
+            ..sam::SamPolicy::default()
         }
     }
 

@@ -33,6 +33,8 @@ use crate::AuditEvent as Event;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
     max_failures: i32,
+    /// How long an attempt waits for a slot held by attempts in flight ([`Lockout::until_not_busy`]).
+    slot_wait: std::time::Duration,
 }
 
 /// A failure counter after a failure was settled.
@@ -51,6 +53,32 @@ impl Lockout {
     pub fn new(max_failures: i32) -> Lockout {
         Lockout {
             max_failures: max_failures.max(1),
+            slot_wait: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// This lockout with another bound on the wait for a slot held by attempts in flight.
+    pub fn with_slot_wait(self, slot_wait: std::time::Duration) -> Lockout {
+        Lockout { slot_wait, ..self }
+    }
+
+    /// Runs `attempt` until its answer is not [`Reservation::Busy`], waiting [`SLOT_POLL`]
+    /// between tries. `attempt(patient)`: once the slot wait has passed, `patient` is false and
+    /// the attempt must answer a busy slot as [`Reservation::Locked`]. Attempts in flight
+    /// settle in milliseconds; the wait only spares a signer with many parallel activations a
+    /// spurious "PIN locked".
+    pub(crate) fn until_not_busy<T, E>(
+        self,
+        mut attempt: impl FnMut(bool) -> Result<(Reservation, T), E>,
+    ) -> Result<(Reservation, T), E> {
+        let deadline = std::time::Instant::now() + self.slot_wait;
+        loop {
+            let patient = std::time::Instant::now() < deadline;
+            let (got, value) = attempt(patient)?;
+            if got != Reservation::Busy {
+                return Ok((got, value));
+            }
+            std::thread::sleep(SLOT_POLL);
         }
     }
 
@@ -62,7 +90,7 @@ impl Lockout {
     /// Step 1: reserves the attempt's failure slot of `counter` before its secret is verified.
     /// [`Reservation::Locked`]: refused as locked, the secret must not be verified;
     /// [`Reservation::Busy`]: not locked, but every slot is held by failures and attempts still
-    /// in flight: the caller waits a little and asks again ([`SLOT_WAIT`]), since an attempt
+    /// in flight: the caller waits a little and asks again ([`Lockout::until_not_busy`]), since an attempt
     /// in flight may yet succeed and clear the count.
     pub(crate) fn reserve(
         self,
@@ -147,30 +175,8 @@ pub(crate) enum Reservation {
     Busy,
 }
 
-/// How long an attempt waits for a slot held by attempts in flight before it is refused as
-/// locked, and how often it asks. Attempts in flight settle in milliseconds; this only spares a
-/// signer with many parallel activations a spurious "PIN locked".
-pub(crate) const SLOT_WAIT: (std::time::Duration, std::time::Duration) = (
-    std::time::Duration::from_secs(5),
-    std::time::Duration::from_millis(5),
-);
-
-/// Runs `attempt` until its answer is not [`Reservation::Busy`], waiting [`SLOT_WAIT`]`.1`
-/// between tries. `attempt(patient)`: once [`SLOT_WAIT`]`.0` has passed, `patient` is false and
-/// the attempt must answer a busy slot as [`Reservation::Locked`].
-pub(crate) fn until_not_busy<T, E>(
-    mut attempt: impl FnMut(bool) -> Result<(Reservation, T), E>,
-) -> Result<(Reservation, T), E> {
-    let deadline = std::time::Instant::now() + SLOT_WAIT.0;
-    loop {
-        let patient = std::time::Instant::now() < deadline;
-        let (got, value) = attempt(patient)?;
-        if got != Reservation::Busy {
-            return Ok((got, value));
-        }
-        std::thread::sleep(SLOT_WAIT.1);
-    }
-}
+/// How often an attempt asks again for a slot held by attempts in flight.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How many times each kind of secret was compared with its verifier since the SAM opened:
 /// what an online guesser gets (monitoring: a jump is guessing), and what the lockout tests

@@ -12,7 +12,7 @@ use serde_json::json;
 use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
 use crate::gate::{LoginLimits, PasswordGate};
-use crate::lockout::{Checked, Reservation, until_not_busy};
+use crate::lockout::{Checked, Reservation};
 use crate::tokens::{
     IssuedTokens, Minted, TokenGrant, TokenPolicy, TokenValues, end_sessions, login_success,
 };
@@ -177,8 +177,8 @@ impl Sam {
         let lockout = self.policy.login_lockout();
         let counter = Counter::Login(user.id);
 
-        // a slot held by logins still in flight is waited for, at most SLOT_WAIT
-        let (got, ()) = until_not_busy(|patient| {
+        // a slot held by logins still in flight is waited for, at most the policy's max_slot_wait
+        let (got, ()) = lockout.until_not_busy(|patient| {
             let locked_record = refused("user locked");
             self.store.write_grouped(move |c| {
                 Ok(match lockout.reserve(c, counter)? {

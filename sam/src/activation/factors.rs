@@ -414,7 +414,7 @@ impl Sam {
     /// it is locked, the refusal is audited in the same transaction and returned
     /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]); if its slots are only held by
     /// attempts still in flight, it waits for one (a few milliseconds at a time, at most
-    /// `lockout::SLOT_WAIT`) and is refused as locked only after that.
+    /// the policy's `max_slot_wait`) and is refused as locked only after that.
     fn reserve_factors(
         &self,
         event: AuditEvent,
@@ -430,7 +430,7 @@ impl Sam {
             *credential,
             kinds.to_vec(),
         );
-        let (got, refused) = until_not_busy(|patient| {
+        let (got, refused) = lockout.until_not_busy(|patient| {
             let (caller, subject, kinds) = (caller.clone(), subject.clone(), kinds.clone());
             self.store.write_grouped(move |c| {
                 let mut taken = Vec::with_capacity(kinds.len());

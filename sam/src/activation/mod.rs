@@ -41,7 +41,7 @@ use storage::{
 };
 
 use crate::algo::resolve_mechanism;
-use crate::lockout::{Checked, Lockout, Reservation, until_not_busy};
+use crate::lockout::{Checked, Lockout, Reservation};
 use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
@@ -76,6 +76,9 @@ pub struct SamPolicy {
     pub max_login_failures: i32,
     /// Lifetime of an online OTP sent by `credentials/sendOTP` (default 300 s).
     pub online_otp_lifetime: Duration,
+    /// How long an attempt (PIN, OTP, password) waits for a failure slot held by attempts still
+    /// in flight before it is refused as locked (default 5 s; the lockout counts first).
+    pub max_slot_wait: Duration,
 }
 
 impl Default for SamPolicy {
@@ -86,6 +89,7 @@ impl Default for SamPolicy {
             max_factor_failures: 5,
             max_login_failures: 5,
             online_otp_lifetime: Duration::from_secs(300),
+            max_slot_wait: Duration::from_secs(5),
         }
     }
 }
@@ -93,12 +97,12 @@ impl Default for SamPolicy {
 impl SamPolicy {
     /// The lockout of activation factors.
     pub(crate) fn factor_lockout(&self) -> Lockout {
-        Lockout::new(self.max_factor_failures)
+        Lockout::new(self.max_factor_failures).with_slot_wait(self.max_slot_wait)
     }
 
     /// The lockout of passwords.
     pub(crate) fn login_lockout(&self) -> Lockout {
-        Lockout::new(self.max_login_failures)
+        Lockout::new(self.max_login_failures).with_slot_wait(self.max_slot_wait)
     }
 
     /// When the transaction activated at `authorized_at` ends (`None`: beyond the calendar,
