@@ -59,7 +59,7 @@ pub use oauth::{
     OAuthRequest,
 };
 pub use purge::Purged;
-pub use sads::Spend;
+
 pub use seal::{AuditReport, AuditSeal, SealLog};
 pub use types::{
     AuthMode, CredentialId, CredentialStatus, FactorKind, ParseError, Role, Scal, TokenKind,

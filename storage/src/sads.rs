@@ -14,7 +14,7 @@ use crate::types::{UserId, truncate_to_micros, utc_now};
 
 /// What a signHash spends of a SAD.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Spend {
+pub(crate) enum Spend {
     /// SCAL 1: this many signatures (a SAD not bound to hashes).
     Count(i32),
     /// SCAL 2: these hashes (a multiset), and as many signatures.
