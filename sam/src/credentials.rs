@@ -31,6 +31,35 @@ impl Sam {
             .read(|c| c.credentials_of_user(user, after, limit))?)
     }
 
+    /// [`Sam::credentials_page`], each credential with its factors ([`CredentialView`], as
+    /// [`Sam::describe_credential`] gives them): for a listing that describes every credential
+    /// (CSC v2 `credentials/list` with `credentialInfo`). One read.
+    pub fn credential_views_page(
+        &self,
+        user: &UserId,
+        after: Option<&CredentialId>,
+        limit: i64,
+    ) -> Result<Vec<CredentialView>, SamError> {
+        Ok(self.store.read(|c| {
+            let credentials = c.credentials_of_user(user, after, limit)?;
+            credentials
+                .into_iter()
+                .map(|credential| {
+                    let has_pin = credential.factors.contains(&FactorKind::Pin);
+                    let otp = c
+                        .required_factors(&credential)?
+                        .otp
+                        .map(|f| OtpType::of(&f));
+                    Ok(CredentialView {
+                        credential,
+                        has_pin,
+                        otp,
+                    })
+                })
+                .collect()
+        })?)
+    }
+
     /// The caller's credential with its factors ([`SamError::UnknownCredential`] when it is
     /// not the caller's).
     pub fn describe_credential(

@@ -47,6 +47,7 @@ use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
+mod bearer;
 mod factors;
 mod sad;
 
