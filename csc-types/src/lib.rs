@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod v2;
+
 /// The specification version this server implements (`info.specs`).
 pub const SPECS_VERSION: &str = "1.0.4.0";
 
