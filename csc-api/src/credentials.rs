@@ -11,7 +11,8 @@ use csc_types::{
 };
 use openssl::x509::X509;
 use sam::{
-    AuthMode, CredentialId, CredentialStatus, CredentialView, Factors, KeySpec, OtpType, utc_now,
+    AuthMode, Credential, CredentialId, CredentialStatus, CredentialView, Factors, KeySpec,
+    OtpType, utc_now,
 };
 use secrecy::SecretString;
 
@@ -82,6 +83,118 @@ pub async fn list(
     }))
 }
 
+/// What a description of a credential shows (`credentials/info` of both versions, v2
+/// `credentials/list` with `credentialInfo`): `certificates` (`single` by default), `certInfo`,
+/// `authInfo`.
+#[derive(Debug, Clone, Copy)]
+pub struct InfoOptions {
+    /// How many certificates of the chain, signer first (`none` 0, `single` 1, `chain` all).
+    pub certificates: usize,
+    /// Add the certificate's details (`certInfo`).
+    pub cert_info: bool,
+    /// Add the activation factors (`authInfo`).
+    pub auth_info: bool,
+}
+
+impl InfoOptions {
+    /// Reads `certificates` (else `Invalid parameter certificates`), `certInfo`, `authInfo`.
+    pub fn parse(body: &Body) -> Result<InfoOptions, ApiError> {
+        let certificates = match body.opt_string("certificates")? {
+            None | Some("single") => 1,
+            Some("chain") => usize::MAX,
+            Some("none") => 0,
+            Some(_) => return Err(ApiError::invalid_parameter("certificates")),
+        };
+        Ok(InfoOptions {
+            certificates,
+            cert_info: body.opt_bool("certInfo")?.unwrap_or(false),
+            auth_info: body.opt_bool("authInfo")?.unwrap_or(false),
+        })
+    }
+}
+
+/// A credential's stored chain (DER, signer first) and its signer certificate, if any.
+fn chain_of(credential: &Credential) -> Result<(Vec<Vec<u8>>, Option<X509>), ApiError> {
+    let chain = credential
+        .cert_chain_der()
+        .map_err(|e| ApiError::Internal(format!("stored certificate chain: {e}")))?;
+    let signer = chain
+        .first()
+        .map(|der| X509::from_der(der))
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("stored certificate: {e}")))?;
+    Ok((chain, signer))
+}
+
+/// Whether the credential can sign now: its key enabled and its signer certificate within its
+/// validity period (v2 `credentials/list` `onlyValid`; the SAM refuses the others).
+pub fn usable_now(credential: &Credential) -> Result<bool, ApiError> {
+    Ok(credential.status == CredentialStatus::Enabled
+        && chain_of(credential)?
+            .1
+            .is_some_and(|c| certinfo::is_valid_at(&c, utc_now())))
+}
+
+/// The `key` and `cert` members of a credential's description, the same in v1 and v2 (spec
+/// §11.5): the key's status, algorithms, length and curve; the certificate's status, the
+/// certificates asked for and, with `certInfo`, its DNs, serial and validity.
+pub fn key_and_cert(
+    credential: &Credential,
+    opts: &InfoOptions,
+) -> Result<(KeyInfo, CertInfo), ApiError> {
+    let spec: KeySpec = credential
+        .key_spec
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("stored key spec {:?}", credential.key_spec)))?;
+    let (chain, signer) = chain_of(credential)?;
+    let mut cert = CertInfo {
+        status: signer.as_ref().map(|c| {
+            if certinfo::is_valid_at(c, utc_now()) {
+                "valid".to_owned()
+            } else {
+                "expired".to_owned()
+            }
+        }),
+        ..CertInfo::default()
+    };
+    if opts.certificates > 0 {
+        cert.certificates = Some(
+            chain
+                .iter()
+                .take(opts.certificates)
+                .map(|c| STANDARD.encode(c))
+                .collect(),
+        );
+    }
+    if opts.cert_info
+        && let Some(c) = &signer
+    {
+        cert.issuer_dn = Some(certinfo::rfc4514(c.issuer_name()));
+        cert.subject_dn = Some(certinfo::rfc4514(c.subject_name()));
+        cert.serial_number = c
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+            .ok();
+        cert.valid_from = certinfo::generalized_time(c.not_before());
+        cert.valid_to = certinfo::generalized_time(c.not_after());
+    }
+    let key = KeyInfo {
+        status: if credential.status == CredentialStatus::Enabled {
+            "enabled".into()
+        } else {
+            "disabled".into()
+        },
+        algo: sam::algo::key_algos(spec)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        len: u32::try_from(spec.bits()).unwrap_or(u32::MAX),
+        curve: sam::algo::curve_oid(spec).map(str::to_owned),
+    };
+    Ok((key, cert))
+}
+
 /// `credentials/info`.
 pub async fn info(
     auth: Authenticated,
@@ -90,14 +203,7 @@ pub async fn info(
 ) -> Result<web::Json<CredentialsInfoResponse>, ApiError> {
     body.check_client_data()?;
     let id = credential_id(&body)?;
-    let certificates = match body.opt_string("certificates")? {
-        None | Some("single") => 1,
-        Some("chain") => usize::MAX,
-        Some("none") => 0,
-        Some(_) => return Err(ApiError::invalid_parameter("certificates")),
-    };
-    let cert_info = body.opt_bool("certInfo")?.unwrap_or(false);
-    let auth_info = body.opt_bool("authInfo")?.unwrap_or(false);
+    let opts = InfoOptions::parse(&body)?;
     // one language is served; the output `lang` says which (as for `info`)
     body.opt_string("lang")?;
     let lang = state.info.lang.clone();
@@ -110,51 +216,9 @@ pub async fn info(
         Ok(state.sam.describe_credential(&caller, &id)?)
     })
     .await?;
-
-    let spec: KeySpec = credential
-        .key_spec
-        .parse()
-        .map_err(|_| ApiError::Internal(format!("stored key spec {:?}", credential.key_spec)))?;
-    let chain = credential
-        .cert_chain_der()
-        .map_err(|e| ApiError::Internal(format!("stored certificate chain: {e}")))?;
-    let signer = chain
-        .first()
-        .map(|der| X509::from_der(der))
-        .transpose()
-        .map_err(|e| ApiError::Internal(format!("stored certificate: {e}")))?;
-    let mut cert = CertInfo {
-        status: signer.as_ref().map(|c| {
-            if certinfo::is_valid_at(c, utc_now()) {
-                "valid".to_owned()
-            } else {
-                "expired".to_owned()
-            }
-        }),
-        ..CertInfo::default()
-    };
-    if certificates > 0 {
-        cert.certificates = Some(
-            chain
-                .iter()
-                .take(certificates)
-                .map(|c| STANDARD.encode(c))
-                .collect(),
-        );
-    }
-    if cert_info && let Some(c) = &signer {
-        cert.issuer_dn = Some(certinfo::rfc4514(c.issuer_name()));
-        cert.subject_dn = Some(certinfo::rfc4514(c.subject_name()));
-        cert.serial_number = c
-            .serial_number()
-            .to_bn()
-            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-            .ok();
-        cert.valid_from = certinfo::generalized_time(c.not_before());
-        cert.valid_to = certinfo::generalized_time(c.not_after());
-    }
+    let (key, cert) = key_and_cert(&credential, &opts)?;
     let explicit = credential.auth_mode == AuthMode::Explicit;
-    let (pin, otp) = if auth_info && explicit {
+    let (pin, otp) = if opts.auth_info && explicit {
         (
             Some(if has_pin {
                 PinInfo {
@@ -210,19 +274,7 @@ pub async fn info(
     };
     Ok(web::Json(CredentialsInfoResponse {
         description: credential.description.clone(),
-        key: KeyInfo {
-            status: if credential.status == CredentialStatus::Enabled {
-                "enabled".into()
-            } else {
-                "disabled".into()
-            },
-            algo: sam::algo::key_algos(spec)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            len: u32::try_from(spec.bits()).unwrap_or(u32::MAX),
-            curve: sam::algo::curve_oid(spec).map(str::to_owned),
-        },
+        key,
         cert,
         auth_mode: credential.auth_mode.as_str().into(),
         scal: credential.scal.as_str().into(),
