@@ -10,7 +10,7 @@ use csc_types::{InfoResponse, SPECS_VERSION};
 use crate::body::Body;
 use crate::config::ServiceInfo;
 use crate::error::ApiError;
-use crate::{auth, credentials, oauth2, signatures};
+use crate::{auth, credentials, oauth2, signatures, v2};
 
 /// Lifetimes of the service tokens (the SAM issues them).
 pub use sam::TokenPolicy;
@@ -35,7 +35,8 @@ pub struct AppState {
     pub oauth: OAuthPolicy,
 }
 
-/// The CSC methods this server implements, exactly (spec §11.1 `methods`).
+/// The CSC v1 methods this server implements, exactly (spec §11.1 `methods`; v2's are
+/// [`v2::METHODS`]).
 pub const METHODS: &[&str] = &[
     "auth/login",
     "auth/revoke",
@@ -80,6 +81,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                     web::post().to(signatures::sign_hash),
                 ),
         )
+        // CSC v2.0.0.2: v2's wire format over the same handlers' core (v2 module doc)
+        .service(v2::scope().wrap(from_fn(audit_integrity)))
         // the OAuth 2.0 authorization server, at the `oauth2` base URI of `info` (spec §8.3)
         .service(oauth2::scope().wrap(from_fn(audit_integrity)))
         .default_service(web::to(not_found));

@@ -114,6 +114,11 @@ impl Bearer {
         bearer(req).map(Bearer).ok_or_else(ApiError::malformed)
     }
 
+    /// The token as presented (CSC v2 signHash takes a credential-scope token as the SAD).
+    pub(crate) fn token(&self) -> &str {
+        &self.0
+    }
+
     /// Resolves the token to whom it speaks for (401 `invalid_token` / `expired_token`).
     /// Blocking.
     pub fn authenticate(&self, state: &AppState) -> Result<Authenticated, ApiError> {

@@ -135,6 +135,33 @@ impl Body {
             .map(Some)
     }
 
+    /// CSC v2 hashes with their algorithm: the optional array `name` (rules of
+    /// [`Body::opt_hashes`]) and `hashAlgorithmOID`, required with it ("each time hash values
+    /// are provided, the hash algorithm OID must also be provided", v2 change history): absent
+    /// or not a string is `Missing (or invalid type) string parameter hashAlgorithmOID`, a
+    /// digest other than SHA-256/384/512 (the approved ones, JT2A Part III 2) is `Invalid
+    /// parameter hashAlgorithmOID`, and every hash must have its digest length (`Invalid
+    /// digest value length`). Without hashes, a `hashAlgorithmOID` must still be a string.
+    pub fn opt_hashes_with_algorithm(
+        &self,
+        name: &str,
+    ) -> Result<Option<Vec<Vec<u8>>>, ApiError> {
+        const OID: &str = "hashAlgorithmOID";
+        let hashes = self.opt_hashes(name)?;
+        let oid = self
+            .opt_string(OID)
+            .map_err(|_| ApiError::missing("string", OID))?;
+        let Some(hashes) = hashes else {
+            return Ok(None);
+        };
+        let oid = oid.ok_or_else(|| ApiError::missing("string", OID))?;
+        let alg = sam::HashAlg::from_oid(oid).ok_or_else(|| ApiError::invalid_parameter(OID))?;
+        if hashes.iter().any(|h| h.len() != alg.digest_len()) {
+            return Err(ApiError::invalid("Invalid digest value length"));
+        }
+        Ok(Some(hashes))
+    }
+
     /// `clientData`, when present, must be a string (it is opaque and never interpreted).
     pub fn check_client_data(&self) -> Result<(), ApiError> {
         self.opt_string("clientData").map(|_| ())

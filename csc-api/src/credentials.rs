@@ -25,10 +25,27 @@ use crate::error::{ApiError, blocking};
 /// The most credential IDs one `credentials/list` page holds.
 pub const MAX_PAGE: i64 = 100;
 
-fn credential_id(body: &Body) -> Result<CredentialId, ApiError> {
+/// `credentialID`: missing or not a string, or not a credential ID at all (`Invalid parameter
+/// credentialID`, as for an unknown one).
+pub(crate) fn credential_id(body: &Body) -> Result<CredentialId, ApiError> {
     body.string("credentialID")?
         .parse()
         .map_err(|_| ApiError::invalid_parameter("credentialID"))
+}
+
+/// `userID` of `credentials/list` (both versions), as sent: user-specific service
+/// authorization: the user is the token's and userID must be absent; a client token
+/// (client_credentials) names the user (spec §11.4 NOTE 1). [`Authenticated::list_user`]
+/// decides whom it names.
+pub(crate) fn user_id(auth: &Authenticated, body: &Body) -> Result<Option<String>, ApiError> {
+    match body.0.get("userID") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(u)) => Ok(Some(u.clone())),
+        Some(_) if matches!(auth.0, crate::auth::Principal::User(_)) => {
+            Err(ApiError::invalid("userID parameter MUST be null"))
+        }
+        Some(_) => Err(ApiError::invalid_parameter("userID")),
+    }
 }
 
 /// `credentials/list`.
@@ -38,16 +55,7 @@ pub async fn list(
     body: Body,
 ) -> Result<web::Json<CredentialsListResponse>, ApiError> {
     body.check_client_data()?;
-    // user-specific service authorization: the user is the token's and userID must be absent;
-    // a client token (client_credentials) names the user (spec §11.4 NOTE 1)
-    let user_id = match body.0.get("userID") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(u)) => Some(u.clone()),
-        Some(_) if matches!(auth.0, crate::auth::Principal::User(_)) => {
-            return Err(ApiError::invalid("userID parameter MUST be null"));
-        }
-        Some(_) => return Err(ApiError::invalid_parameter("userID")),
-    };
+    let user_id = user_id(&auth, &body)?;
     let limit = match body.opt_integer("maxResults")? {
         None => MAX_PAGE,
         Some(n) if n >= 1 => n.min(MAX_PAGE),
@@ -285,7 +293,9 @@ pub async fn info(
     }))
 }
 
-fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
+/// An optional secret string (`PIN`, `OTP`): present but not a string is `Missing (or invalid
+/// type) string parameter NAME`.
+pub(crate) fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
     Ok(body
         .opt_string(name)
         .map_err(|_| ApiError::missing("string", name))?

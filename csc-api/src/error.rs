@@ -78,6 +78,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A SAM refusal in the words of CSC v2 (`/csc/v2`): the same errors as v1 (one core, no
+    /// rule differs by version), except that a description naming a parameter v2 renamed names
+    /// it as v2 does (`hash` → `hashes`, `hashAlgo` → `hashAlgorithmOID`).
+    pub fn v2(e: SamError) -> Self {
+        match e {
+            SamError::MissingHash => Self::missing("array", "hashes"),
+            SamError::Algo(AlgoError::MissingHashAlgo) => {
+                Self::missing("string", "hashAlgorithmOID")
+            }
+            SamError::Algo(AlgoError::InvalidHashAlgo) => {
+                Self::invalid_parameter("hashAlgorithmOID")
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

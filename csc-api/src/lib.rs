@@ -1,6 +1,6 @@
-//! The Server Signing Application (EN 419 241 SSA): the CSC v1 HTTP API on actix-web, the CSC
-//! and OAuth 2.0 error model, configuration, and the operator commands behind the `csc-server`
-//! binary. It speaks HTTP (and the command line) only: each handler parses, calls one `sam`
+//! The Server Signing Application (EN 419 241 SSA): the CSC v1 and v2 HTTP APIs on actix-web,
+//! the CSC and OAuth 2.0 error model, configuration, and the operator commands behind the
+//! `csc-server` binary. It speaks HTTP (and the command line) only: each handler parses, calls one `sam`
 //! function and maps the result; every rule, database row and key is behind `sam`.
 
 pub mod admin;
@@ -15,3 +15,4 @@ pub mod notify;
 pub mod oauth2;
 pub mod server;
 pub mod signatures;
+pub mod v2;
