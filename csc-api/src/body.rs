@@ -142,10 +142,7 @@ impl Body {
     /// digest other than SHA-256/384/512 (the approved ones, JT2A Part III 2) is `Invalid
     /// parameter hashAlgorithmOID`, and every hash must have its digest length (`Invalid
     /// digest value length`). Without hashes, a `hashAlgorithmOID` must still be a string.
-    pub fn opt_hashes_with_algorithm(
-        &self,
-        name: &str,
-    ) -> Result<Option<Vec<Vec<u8>>>, ApiError> {
+    pub fn opt_hashes_with_algorithm(&self, name: &str) -> Result<Option<Vec<Vec<u8>>>, ApiError> {
         const OID: &str = "hashAlgorithmOID";
         let hashes = self.opt_hashes(name)?;
         let oid = self

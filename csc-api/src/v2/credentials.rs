@@ -92,10 +92,12 @@ fn auth_info(view: &CredentialView, with_objects: bool) -> AuthInfo {
         };
     }
     let objects = with_objects.then(|| auth_objects(view));
-    let expression = objects
-        .as_ref()
-        .filter(|o| !o.is_empty())
-        .map(|o| o.iter().map(|x| x.id.as_str()).collect::<Vec<_>>().join(" AND "));
+    let expression = objects.as_ref().filter(|o| !o.is_empty()).map(|o| {
+        o.iter()
+            .map(|x| x.id.as_str())
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    });
     AuthInfo {
         mode: "explicit".into(),
         expression,
@@ -225,7 +227,10 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
     let mut ids = Vec::with_capacity(items.len());
     for item in items {
         let object = item.as_object().ok_or_else(invalid)?;
-        let id = object.get("id").and_then(Value::as_str).ok_or_else(invalid)?;
+        let id = object
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(invalid)?;
         let value = match object.get("value") {
             None | Some(Value::Null) => None,
             Some(Value::String(v)) => Some(SecretString::from(v.clone())),

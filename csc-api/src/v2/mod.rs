@@ -238,8 +238,7 @@ mod tests {
         .unwrap_or_default();
         for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
             assert!(
-                sam::algo::resolve_mechanism(spec, sam::algo::RSASSA_PSS, None, Some(&der))
-                    .is_ok()
+                sam::algo::resolve_mechanism(spec, sam::algo::RSASSA_PSS, None, Some(&der)).is_ok()
             );
         }
     }

@@ -53,7 +53,11 @@ fn b64s(ds: &[&[u8]]) -> Vec<String> {
 
 fn sad_of(got: &(u16, Value)) -> String {
     assert_eq!(got.0, 200, "{}", got.1);
-    assert!(got.1["expiresIn"].as_u64().is_some_and(|s| s > 0), "{}", got.1);
+    assert!(
+        got.1["expiresIn"].as_u64().is_some_and(|s| s > 0),
+        "{}",
+        got.1
+    );
     got.1["SAD"].as_str().expect("SAD").to_owned()
 }
 
@@ -203,7 +207,10 @@ fn info_of_each_version_lists_exactly_the_methods_it_serves() {
     // every method listed answers (not 404/405); a method not listed is not served
     for (version, info) in [("v1", &info1), ("v2", &info)] {
         for method in methods_of(info) {
-            let resp = k.send(k.post(&format!("/csc/{version}/{method}")).set_json(json!({})));
+            let resp = k.send(
+                k.post(&format!("/csc/{version}/{method}"))
+                    .set_json(json!({})),
+            );
             assert!(
                 resp.status != 404 && resp.status != 405,
                 "{version} {method}: {}",
@@ -218,17 +225,21 @@ fn info_of_each_version_lists_exactly_the_methods_it_serves() {
         ("v2", "signatures/signPolling"),
     ] {
         assert!(!methods_of(if version == "v1" { &info1 } else { &info }).contains(&method.into()));
-        let resp = k.send(k.post(&format!("/csc/{version}/{method}")).set_json(json!({})));
+        let resp = k.send(
+            k.post(&format!("/csc/{version}/{method}"))
+                .set_json(json!({})),
+        );
         assert_eq!(resp.status, 404, "{version} {method}");
     }
 
     // auth/login and auth/revoke: v1's own, served at /csc/v2 too
-    let (status, login) = k.send(
-        k.post("/csc/v2/auth/login")
-            .insert_header(("authorization", crate::kit::basic("alice", ALICE_PASSWORD)))
-            .set_json(json!({})),
-    )
-    .pair();
+    let (status, login) = k
+        .send(
+            k.post("/csc/v2/auth/login")
+                .insert_header(("authorization", crate::kit::basic("alice", ALICE_PASSWORD)))
+                .set_json(json!({})),
+        )
+        .pair();
     assert_eq!(status, 200, "{login}");
     let token = login["access_token"].as_str().expect("token");
     let (status, _) = v2(&k, "auth/revoke", Some(token), &json!({ "token": token }));
@@ -264,7 +275,9 @@ fn credentials_list_describes_and_filters_the_callers_credentials() {
     let (status, got) = list(json!({ "maxResults": 1, "pageToken": "not-a-token" }));
     assert_eq!(status, 200, "{got}");
     assert_eq!(
-        ids(&got).into_iter().collect::<std::collections::BTreeSet<_>>(),
+        ids(&got)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
         mine
     );
     assert!(got.get("credentialInfos").is_none() && got.get("onlyValid").is_none());
@@ -286,9 +299,21 @@ fn credentials_list_describes_and_filters_the_callers_credentials() {
             &json!({ "credentialID": id, "certificates": "chain", "certInfo": true, "authInfo": true }),
         );
         let mut listed = info.clone();
-        listed.as_object_mut().expect("object").remove("credentialID");
-        assert_eq!(listed, alone, "credentialInfos holds what credentials/info says");
-        assert!(info["cert"]["certificates"].as_array().expect("certs").len() >= 2);
+        listed
+            .as_object_mut()
+            .expect("object")
+            .remove("credentialID");
+        assert_eq!(
+            listed, alone,
+            "credentialInfos holds what credentials/info says"
+        );
+        assert!(
+            info["cert"]["certificates"]
+                .as_array()
+                .expect("certs")
+                .len()
+                >= 2
+        );
         assert!(info["cert"]["issuerDN"].is_string());
     }
     let scal2 = infos
@@ -300,7 +325,10 @@ fn credentials_list_describes_and_filters_the_callers_credentials() {
     let (_, got) = list(json!({ "credentialInfo": true }));
     let first = &got["credentialInfos"][0];
     assert_eq!(first["auth"], json!({ "mode": "explicit" }));
-    assert_eq!(first["cert"]["certificates"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        first["cert"]["certificates"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // onlyValid: a disabled key is left out, and the answer says the filter was applied
     csc_api::admin::credential_destroy(k.sam(), k.id("ec")).expect("credential destroy");
@@ -384,10 +412,18 @@ fn credentials_info_describes_the_factors_as_authentication_objects() {
     assert_eq!(rsa["lang"], "en-US");
     assert_eq!(rsa["key"]["status"], "enabled");
     assert_eq!(rsa["key"]["len"], 2048);
-    assert!(rsa["key"]["algo"].as_array().expect("algo").contains(&json!(SHA256_RSA)));
+    assert!(
+        rsa["key"]["algo"]
+            .as_array()
+            .expect("algo")
+            .contains(&json!(SHA256_RSA))
+    );
     assert_eq!(rsa["cert"]["status"], "valid");
     assert!(rsa["cert"]["serialNumber"].is_string() && rsa["cert"]["validTo"].is_string());
-    assert_eq!(rsa["cert"]["certificates"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        rsa["cert"]["certificates"].as_array().map(Vec::len),
+        Some(1)
+    );
     // PIN and an online OTP: the code is the response to a challenge sent out of band
     let scal2 = info(k.id("scal2"));
     assert_eq!(scal2["SCAL"], "2");
@@ -479,10 +515,14 @@ fn authorize_takes_auth_data_and_refuses_with_the_spec_errors() {
     let pin = json!([{ "id": "PIN", "value": PIN }]);
 
     // authData, and the flat PIN some v2 clients still send
-    let got = call(json!({ "credentialID": rsa, "numSignatures": 1, "authData": pin,
-                           "description": "contract", "clientData": "tx-1" }));
+    let got = call(
+        json!({ "credentialID": rsa, "numSignatures": 1, "authData": pin,
+                           "description": "contract", "clientData": "tx-1" }),
+    );
     sad_of(&got);
-    sad_of(&call(json!({ "credentialID": rsa, "numSignatures": 1, "PIN": PIN })));
+    sad_of(&call(
+        json!({ "credentialID": rsa, "numSignatures": 1, "PIN": PIN }),
+    ));
 
     let invalid = |body: Value, description: &str| {
         assert_error(&call(body), 400, "invalid_request", description);
@@ -582,7 +622,12 @@ fn authorize_takes_auth_data_and_refuses_with_the_spec_errors() {
         "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
     );
     assert_error(
-        &v2(&k, "credentials/authorize", None, &json!({ "credentialID": rsa })),
+        &v2(
+            &k,
+            "credentials/authorize",
+            None,
+            &json!({ "credentialID": rsa }),
+        ),
         400,
         "invalid_request",
         MALFORMED,
@@ -839,16 +884,20 @@ fn scal2_through_v2_binds_the_hashes_and_the_challenge_goes_out_of_band() {
         "Missing (or invalid type) array parameter hashes",
     );
     assert_error(
-        &call(json!({ "credentialID": scal2, "numSignatures": 2, "authData": factors,
-                      "hashes": [b64(&h1)], "hashAlgorithmOID": SHA256 })),
+        &call(
+            json!({ "credentialID": scal2, "numSignatures": 2, "authData": factors,
+                      "hashes": [b64(&h1)], "hashAlgorithmOID": SHA256 }),
+        ),
         400,
         "invalid_request",
         "The number of hashes must be equal to numSignatures for SCAL 2",
     );
     // two factors: the OTP is required
     assert_error(
-        &call(json!({ "credentialID": scal2, "numSignatures": 1, "hashes": [b64(&h1)],
-                      "hashAlgorithmOID": SHA256, "authData": [{ "id": "PIN", "value": PIN }] })),
+        &call(
+            json!({ "credentialID": scal2, "numSignatures": 1, "hashes": [b64(&h1)],
+                      "hashAlgorithmOID": SHA256, "authData": [{ "id": "PIN", "value": PIN }] }),
+        ),
         400,
         "invalid_request",
         "Missing (or invalid type) string parameter OTP",
@@ -866,7 +915,10 @@ fn scal2_through_v2_binds_the_hashes_and_the_challenge_goes_out_of_band() {
         .into_iter()
         .filter(|r| r.event == "otp.send" && r.outcome == "success")
         .count();
-    assert_eq!(sent, 3, "getChallenge and sendOTP are one act, audited alike");
+    assert_eq!(
+        sent, 3,
+        "getChallenge and sendOTP are one act, audited alike"
+    );
 
     // getChallenge refusals
     let challenge_of = |body: Value| v2(&k, "credentials/getChallenge", Some(&alice), &body);
@@ -911,7 +963,8 @@ fn sign_hash_takes_a_credential_scope_bearer_as_the_sad() {
     let cert = signer_cert(&k, &alice, rsa);
     let (bound, other) = (sha256(b"bound"), sha256(b"other"));
     let sign = |token: &str, body: Value| v2(&k, "signatures/signHash", Some(token), &body);
-    let body = |d: &[u8]| json!({ "credentialID": rsa, "hashes": [b64(d)], "signAlgo": SHA256_RSA });
+    let body =
+        |d: &[u8]| json!({ "credentialID": rsa, "hashes": [b64(d)], "signAlgo": SHA256_RSA });
 
     // a SAD bound to one hash, presented as the Bearer, no SAD member
     let sad = authorize_pin(&k, &alice, rsa, 1, Some(&[&bound]));
@@ -994,7 +1047,8 @@ fn sign_hash_validates_every_field_in_v2_words() {
     let sad = authorize_pin(&k, &alice, rsa, 1, None);
     let call = |body: Value| v2(&k, "signatures/signHash", Some(&alice), &body);
     let with = |more: Value| {
-        let mut b = json!({ "credentialID": rsa, "SAD": sad, "hashes": [h], "signAlgo": SHA256_RSA });
+        let mut b =
+            json!({ "credentialID": rsa, "SAD": sad, "hashes": [h], "signAlgo": SHA256_RSA });
         if let (Some(o), Some(m)) = (b.as_object_mut(), more.as_object()) {
             for (key, v) in m {
                 if v.is_null() {
@@ -1014,7 +1068,10 @@ fn sign_hash_validates_every_field_in_v2_words() {
         json!({ "operationMode": "A", "validity_period": 60000, "response_uri": "https://app.example/done" }),
         "Invalid parameter operationMode",
     );
-    invalid(json!({ "operationMode": "X" }), "Invalid parameter operationMode");
+    invalid(
+        json!({ "operationMode": "X" }),
+        "Invalid parameter operationMode",
+    );
     invalid(
         json!({ "validity_period": 60000 }),
         "Invalid parameter validity_period",
@@ -1118,13 +1175,23 @@ fn authorize_check_has_no_handle_to_check() {
         "Invalid parameter handle",
     );
     assert_error(
-        &v2(&k, "credentials/authorizeCheck", None, &json!({ "handle": "h" })),
+        &v2(
+            &k,
+            "credentials/authorizeCheck",
+            None,
+            &json!({ "handle": "h" }),
+        ),
         400,
         "invalid_request",
         MALFORMED,
     );
     assert_error(
-        &v2(&k, "credentials/authorizeCheck", Some("x"), &json!({ "handle": "h" })),
+        &v2(
+            &k,
+            "credentials/authorizeCheck",
+            Some("x"),
+            &json!({ "handle": "h" }),
+        ),
         401,
         "invalid_token",
         "The access or refresh token is invalid",
