@@ -360,6 +360,44 @@ mod tests {
     }
 
     #[test]
+    fn v2_names_the_parameters_v2_renamed_and_nothing_else_changes() {
+        assert_eq!(
+            parts(ApiError::v2(SamError::MissingHash)),
+            (
+                400,
+                "invalid_request",
+                "Missing (or invalid type) array parameter hashes".into()
+            )
+        );
+        assert_eq!(
+            parts(ApiError::v2(SamError::Algo(AlgoError::MissingHashAlgo))),
+            (
+                400,
+                "invalid_request",
+                "Missing (or invalid type) string parameter hashAlgorithmOID".into()
+            )
+        );
+        assert_eq!(
+            parts(ApiError::v2(SamError::Algo(AlgoError::InvalidHashAlgo))),
+            (
+                400,
+                "invalid_request",
+                "Invalid parameter hashAlgorithmOID".into()
+            )
+        );
+        // every other refusal reads as in v1
+        let same: [fn() -> SamError; 4] = [
+            || SamError::InvalidPin,
+            || SamError::PinLocked,
+            || SamError::HashNotAuthorized,
+            || SamError::InvalidSad,
+        ];
+        for e in same {
+            assert_eq!(parts(ApiError::v2(e())), parts(ApiError::from(e())));
+        }
+    }
+
+    #[test]
     fn token_and_oauth_refusals_become_the_spec_errors() {
         assert!(matches!(
             ApiError::from(SamError::InvalidToken),

@@ -1197,3 +1197,55 @@ fn authorize_check_has_no_handle_to_check() {
         "The access or refresh token is invalid",
     );
 }
+
+#[test]
+fn a_sad_bearer_renewed_expired_or_of_a_disabled_user_is_no_token() {
+    let k = Kit::with(|c| c.sad_ttl_secs = 1);
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let multi = k.id("multi");
+    let d = sha256(b"late");
+    let body = json!({ "credentialID": multi, "hashes": [b64(&d)], "signAlgo": ECDSA_SHA256 });
+    let no_token = |got: (u16, Value)| {
+        assert_error(
+            &got,
+            401,
+            "invalid_token",
+            "The access or refresh token is invalid",
+        );
+    };
+    // renewed by extendTransaction: the old SAD is revoked
+    let old = authorize_pin(&k, &alice, multi, 2, None);
+    let renewed = sad_of(&v2(
+        &k,
+        "credentials/extendTransaction",
+        Some(&alice),
+        &json!({ "credentialID": multi, "SAD": old }),
+    ));
+    no_token(v2(&k, "signatures/signHash", Some(&old), &body));
+    no_token(v2(
+        &k,
+        "credentials/info",
+        Some(&old),
+        &json!({ "credentialID": multi }),
+    ));
+    // expired (the lifetime is 1 s)
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    no_token(v2(&k, "signatures/signHash", Some(&renewed), &body));
+    // a disabled signer's SADs are revoked with the rest of their sessions
+    let sad = authorize_pin(&k, &alice, multi, 1, None);
+    csc_api::admin::user_disable(k.sam(), "alice").expect("user disable");
+    no_token(v2(&k, "signatures/signHash", Some(&sad), &body));
+    // a SAD is never a service token
+    let alive = {
+        csc_api::admin::user_enable(k.sam(), "alice").expect("user enable");
+        let alice = k.login("alice", ALICE_PASSWORD);
+        authorize_pin(&k, &alice, multi, 1, None)
+    };
+    no_token(v2(&k, "credentials/list", Some(&alive), &json!({})));
+    no_token(v2(
+        &k,
+        "credentials/authorize",
+        Some(&alive),
+        &json!({ "credentialID": multi, "numSignatures": 1 }),
+    ));
+}
