@@ -13,5 +13,6 @@ pub mod credentials;
 pub mod error;
 pub mod notify;
 pub mod oauth2;
+pub mod routing;
 pub mod server;
 pub mod signatures;
