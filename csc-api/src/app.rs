@@ -120,12 +120,10 @@ async fn openapi_json() -> HttpResponse {
     )
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::Csc {
-        status: actix_web::http::StatusCode::NOT_FOUND,
-        error: "invalid_request",
-        description: "The requested method does not exist".into(),
-    })
+/// No route took the request: 405 with `Allow` on a served path, else the CSC 404
+/// ([`crate::routing`], which says where the served methods come from).
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    crate::routing::not_served(req).await
 }
 
 /// `info` (no authentication; an empty body counts as `{}`).

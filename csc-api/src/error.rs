@@ -38,6 +38,11 @@ pub enum ApiError {
     /// Anything unexpected: logged in full, sent as a bare `server_error`.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A served path asked with a method it does not serve: 405 with `Allow` (RFC 9110
+    /// §15.5.6) and the CSC/OAuth error body `invalid_request`. `allow` lists the served
+    /// methods, e.g. `GET, POST` (see [`crate::routing`]).
+    #[error("405 method not allowed (allow: {allow})")]
+    MethodNotAllowed { allow: String },
 }
 
 /// What a client is told to wait after a 429 (seconds): one password check's worth, rounded up.
@@ -103,6 +108,7 @@ impl ResponseError for ApiError {
             ApiError::Token { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -129,6 +135,12 @@ impl ResponseError for ApiError {
                     Cow::Borrowed("The server encountered an unexpected condition"),
                 )
             }
+            ApiError::MethodNotAllowed { allow } => (
+                "invalid_request",
+                Cow::Owned(format!(
+                    "The HTTP method is not allowed for this path (allowed: {allow})"
+                )),
+            ),
         };
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::Token { error } = self {
@@ -142,6 +154,9 @@ impl ResponseError for ApiError {
         } = self
         {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(ErrorResponse {
             error: error.to_owned(),

@@ -1,5 +1,7 @@
-//! The OpenAPI 3.1 document of everything the CSC server serves (CSC v1 and, once served,
-//! OAuth2), served by `csc-server` at `GET /openapi.json`.
+//! The OpenAPI 3.1 document of everything the CSC server serves (CSC v1, CSC v2, the OAuth 2.0
+//! authorization server, the RFC 3161 time-stamping authority), served by `csc-server` at
+//! `GET /openapi.json`. csc-api's default service also reads it: the methods a path serves,
+//! for the `Allow` of a 405 (csc-api `routing`).
 //!
 //! The document is written by hand, as data: one [`Operation`] per route in [`operations`] and
 //! one JSON Schema per wire type in [`schemas`]. It describes what *this* server does, which is
@@ -16,13 +18,20 @@
 //! running server answers. schemathesis then fuzzes the server against this document
 //! (`csc-api/tests/it/schemathesis.rs`).
 //!
+//! The CSC v2 methods are in `v2.rs`, the time-stamping authority in `tsa.rs`
+//! and the OAuth 2.0 additions of v2 (PAR, RFC 8414 metadata) in `oauth2_v2.rs`:
+//! one function per operation there, its schemas beside it.
+//!
 //! Adding an endpoint: one [`Operation`] in [`operations`] (form-encoded bodies and query
 //! parameters are supported for the OAuth2 endpoints) and, for a new wire type, one schema in
 //! [`schemas`] named like its `csc-types` type plus a sample in the tests.
 
+mod oauth2_v2;
 mod operation;
 mod render;
 mod schema;
+mod tsa;
+mod v2;
 
 pub mod check;
 
@@ -32,3 +41,6 @@ pub use schema::schemas;
 
 /// The CSC specification version the document describes.
 pub const CSC_SPECS: &str = "1.0.4.0";
+
+/// The CSC specification version `/csc/v2` implements (its `info.specs`).
+pub const CSC_SPECS_V2: &str = "2.0.0.2";

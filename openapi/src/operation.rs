@@ -29,6 +29,8 @@ pub enum RequestBody {
     Json { schema: &'static str },
     /// An `application/x-www-form-urlencoded` body of the named schema (OAuth2).
     Form { schema: &'static str },
+    /// A binary body of this media type (RFC 3161 `application/timestamp-query`).
+    Binary { media_type: &'static str },
 }
 
 /// One documented response.
@@ -55,6 +57,12 @@ pub enum Response {
     /// 413 in plain text: a form body over the OAuth2 endpoints' size limit (actix's own
     /// answer; the JSON methods answer an oversized body with a CSC 400 instead).
     FormTooLarge,
+    /// A binary body of this media type (RFC 3161 `application/timestamp-reply`).
+    Binary {
+        status: u16,
+        description: &'static str,
+        media_type: &'static str,
+    },
 }
 
 /// One operation: a method on a path.
@@ -74,9 +82,9 @@ pub struct Operation {
     pub responses: Vec<Response>,
 }
 
-const ERROR: &str = "ErrorResponse";
+pub(crate) const ERROR: &str = "ErrorResponse";
 
-fn bad_request(what: &'static str) -> Response {
+pub(crate) fn bad_request(what: &'static str) -> Response {
     Response::Json {
         status: 400,
         description: what,
@@ -85,7 +93,7 @@ fn bad_request(what: &'static str) -> Response {
 }
 
 /// 401 of the OAuth 2.0 token and revoke endpoints: the client did not authenticate.
-const BAD_CLIENT: Response = Response::Json {
+pub(crate) const BAD_CLIENT: Response = Response::Json {
     status: 401,
     description: "A malformed client `Authorization` header (`invalid_client`), or a \
                   confidential client without its secret",
@@ -94,14 +102,14 @@ const BAD_CLIENT: Response = Response::Json {
 
 /// 401 of a Bearer-protected method: a well-formed but unknown, revoked or expired token
 /// (`invalid_token` / `expired_token`, with `WWW-Authenticate: Bearer error="..."`).
-const BAD_TOKEN: Response = Response::Json {
+pub(crate) const BAD_TOKEN: Response = Response::Json {
     status: 401,
     description: "The access token is unknown, revoked or expired (`invalid_token`, `expired_token`); \
                   the `WWW-Authenticate` header says which",
     schema: ERROR,
 };
 
-const SERVER_ERROR: Response = Response::Json {
+pub(crate) const SERVER_ERROR: Response = Response::Json {
     status: 500,
     description: "An unexpected condition (`server_error`); details are logged, never sent",
     schema: ERROR,
@@ -109,11 +117,11 @@ const SERVER_ERROR: Response = Response::Json {
 
 /// The description of a Bearer method's 400: its own errors plus the spec's generic one for a
 /// missing or malformed `Authorization` header and for a body that is not a JSON object.
-const BEARER_400: &str = "A missing or invalid parameter (`invalid_request` with the spec's \
+pub(crate) const BEARER_400: &str = "A missing or invalid parameter (`invalid_request` with the spec's \
     exact description), a missing or malformed `Authorization: Bearer` header or a body that is \
     not a JSON object within the size limit (`invalid_request`, the spec's generic text)";
 
-fn csc(
+pub(crate) fn csc(
     path: &'static str,
     operation_id: &'static str,
     tag: &'static str,
@@ -136,8 +144,19 @@ fn csc(
     }
 }
 
-/// Every operation the server serves, in route-table order.
+/// Every operation the server serves: CSC v1 and OAuth 2.0 (`v1_and_oauth2`), then the CSC
+/// v2 methods (`v2.rs`), the time-stamping authority (`tsa.rs`) and the OAuth 2.0
+/// additions of v2 (`oauth2_v2.rs`).
 pub fn operations() -> Vec<Operation> {
+    let mut all = v1_and_oauth2();
+    all.extend(crate::v2::operations());
+    all.extend(crate::tsa::operations());
+    all.extend(crate::oauth2_v2::operations());
+    all
+}
+
+/// The CSC v1 methods and the OAuth 2.0 endpoints of v1, in route-table order.
+pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
     let info_ok = Response::Json {
         status: 200,
         description: "What the service is and which methods it implements",
@@ -480,7 +499,7 @@ pub fn operations() -> Vec<Operation> {
 }
 
 /// The query of `GET oauth2/authorize` (CSC §8.3.2, RFC 6749 §4.1.1, RFC 7636).
-fn authorize_query() -> Vec<(&'static str, Value, bool)> {
+pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
     let text = |d: &str| string(d);
     vec![
         (
@@ -569,6 +588,13 @@ pub(crate) fn response_headers(operation_id: &str, status: u16) -> Option<Value>
 /// OpenAPI links: how a success answer feeds the next call (schemathesis' stateful phase
 /// follows them). (from operationId, status, link name, to operationId, request body fields)
 pub fn links() -> Vec<(&'static str, u16, &'static str, &'static str, Value)> {
+    let mut all = v1_links();
+    all.extend(crate::v2::links());
+    all
+}
+
+/// The links between the CSC v1 and OAuth 2.0 operations.
+fn v1_links() -> Vec<(&'static str, u16, &'static str, &'static str, Value)> {
     let credential = json!({ "credentialID": "$response.body#/credentialIDs/0" });
     let sad = json!({
         "credentialID": "$request.body#/credentialID",

@@ -4,14 +4,19 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::CSC_SPECS;
 use crate::operation::{
     Operation, RequestBody, Response, Security, links, operations, response_headers,
 };
 use crate::schema::schemas;
+use crate::{CSC_SPECS, CSC_SPECS_V2};
 
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// A binary body (OpenAPI 3.1 §4.8.14.3; `format: binary` for the tools that still read 3.0).
+fn binary(media_type: &str) -> Value {
+    json!({ "type": "string", "format": "binary", "contentMediaType": media_type })
 }
 
 fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
@@ -42,6 +47,15 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                 json!({
                     "required": required,
                     "content": { "application/json": { "schema": schema_ref(schema) } },
+                }),
+            );
+        }
+        RequestBody::Binary { media_type } => {
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "content": { media_type: { "schema": binary(media_type) } },
                 }),
             );
         }
@@ -95,6 +109,17 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                 json!({
                     "description": description,
                     "content": { "text/html": { "schema": { "type": "string" } } },
+                }),
+            ),
+            Response::Binary {
+                status,
+                description,
+                media_type,
+            } => (
+                status,
+                json!({
+                    "description": description,
+                    "content": { media_type: { "schema": binary(media_type) } },
                 }),
             ),
             Response::FormTooLarge => (
@@ -158,14 +183,19 @@ pub fn document() -> Value {
             "title": "CSC remote signing server",
             "version": env!("CARGO_PKG_VERSION"),
             "description": format!(
-                "The Cloud Signature Consortium API v{CSC_SPECS} as this server serves it. \
-                 Every error is the CSC error body `{{error, error_description}}`."
+                "The Cloud Signature Consortium API v{CSC_SPECS} (`/csc/v1`) and \
+                 v{CSC_SPECS_V2} (`/csc/v2`) as this server serves them, its OAuth 2.0 \
+                 authorization server and its RFC 3161 time-stamping authority (`/tsa`). \
+                 Every error is the CSC error body `{{error, error_description}}`. A served \
+                 path asked with a method it does not serve answers 405 with `Allow` (and \
+                 that error body); an unknown path answers 404."
             ),
         },
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "service" }, { "name": "info" }, { "name": "auth" },
             { "name": "credentials" }, { "name": "signatures" }, { "name": "oauth2" },
+            { "name": "tsa" },
         ],
         "paths": paths,
         "components": {

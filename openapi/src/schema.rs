@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::CSC_SPECS;
 
 /// An optional request field: `null` counts as absent.
-fn nullable(mut schema: Value) -> Value {
+pub(crate) fn nullable(mut schema: Value) -> Value {
     if let Some(t) = schema.get_mut("type") {
         let mut types = match t.take() {
             Value::Array(a) => a,
@@ -26,13 +26,13 @@ pub(crate) fn string(description: &str) -> Value {
 }
 
 /// Standard base64 (RFC 4648 §4), padded, canonical, not empty: what the server decodes.
-const BASE64: &str = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
+pub(crate) const BASE64: &str = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
 
-fn base64(description: &str) -> Value {
+pub(crate) fn base64(description: &str) -> Value {
     json!({ "type": "string", "pattern": BASE64, "description": description })
 }
 
-fn hashes(description: &str) -> Value {
+pub(crate) fn hashes(description: &str) -> Value {
     json!({
         "type": "array",
         "minItems": 1,
@@ -42,7 +42,7 @@ fn hashes(description: &str) -> Value {
 }
 
 /// A positive integer, which the server also takes as a numeric string.
-fn positive_integer(description: &str) -> Value {
+pub(crate) fn positive_integer(description: &str) -> Value {
     json!({
         "type": ["integer", "string"],
         "minimum": 1,
@@ -52,7 +52,7 @@ fn positive_integer(description: &str) -> Value {
     })
 }
 
-fn client_data() -> Value {
+pub(crate) fn client_data() -> Value {
     nullable(string("Opaque application data, never interpreted"))
 }
 
@@ -69,17 +69,39 @@ fn object(required: &[&str], properties: Value, closed: bool, description: &str)
 }
 
 /// A request body: unknown fields are ignored by the server, so allowed.
-fn request(required: &[&str], properties: Value, description: &str) -> Value {
+pub(crate) fn request(required: &[&str], properties: Value, description: &str) -> Value {
     object(required, properties, false, description)
 }
 
 /// A response body: exactly these fields.
-fn response(required: &[&str], properties: Value, description: &str) -> Value {
+pub(crate) fn response(required: &[&str], properties: Value, description: &str) -> Value {
     object(required, properties, true, description)
 }
 
 /// Every component schema, by name. Wire types are named like their `csc-types` type.
 pub fn schemas() -> Map<String, Value> {
+    let mut all = v1_schemas();
+    for (_, more) in added_schemas() {
+        all.extend(more);
+    }
+    all
+}
+
+/// The schemas of CSC v2, the time-stamping authority and the OAuth 2.0 additions, by part.
+fn added_schemas() -> [(&'static str, Map<String, Value>); 3] {
+    let map = |v: Value| match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    [
+        ("v2", map(crate::v2::schemas())),
+        ("tsa", map(crate::tsa::schemas())),
+        ("oauth2_v2", map(crate::oauth2_v2::schemas())),
+    ]
+}
+
+/// The schemas of CSC v1 and its OAuth 2.0 endpoints.
+fn v1_schemas() -> Map<String, Value> {
     let presence = json!({ "type": "string", "enum": ["true", "false", "optional"] });
     let format = json!({ "type": "string", "enum": ["A", "N"] });
     let generalized_time = json!({
@@ -299,5 +321,24 @@ pub fn schemas() -> Map<String, Value> {
     match schemas {
         Value::Object(m) => m,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_parts_name_the_same_schema() {
+        let mut seen = v1_schemas();
+        for (part, more) in added_schemas() {
+            for (name, schema) in more {
+                assert!(
+                    seen.insert(name.clone(), schema).is_none(),
+                    "{part} redefines the schema {name}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), schemas().len());
     }
 }

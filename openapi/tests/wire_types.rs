@@ -28,6 +28,34 @@ const NOT_WIRE_TYPES: &[&str] = &[
     "OAuthTokenRequest",
     "OAuthRevokeRequest",
     "OAuthAuthorizeForm",
+    "OAuthPushedAuthorizeRequest",
+];
+
+/// MERGE: the schemas of operations served by the other branches of issue 12 (CSC v2, the
+/// time-stamping authority, OAuth 2.0 PAR and metadata), whose `csc-types` wire types are not on
+/// this branch. At merge each moves to [`samples`] (with a fully populated value of its type)
+/// or, when the server writes it without a `csc-types` type, to [`NOT_WIRE_TYPES`] (then
+/// `csc-api/tests/it/openapi_routes.rs` checks it against real answers); then this list goes.
+const NOT_YET_SAMPLED: &[&str] = &[
+    "V2InfoResponse",
+    "V2SignAlgorithms",
+    "V2SignatureFormats",
+    "V2CredentialsListRequest",
+    "V2CredentialsListResponse",
+    "V2CredentialInfo",
+    "V2CredentialsInfoResponse",
+    "V2AuthInfo",
+    "V2AuthObject",
+    "V2AuthorizeRequest",
+    "V2AuthData",
+    "V2AuthorizeCheckRequest",
+    "V2GetChallengeRequest",
+    "V2ExtendTransactionRequest",
+    "V2SignHashRequest",
+    "TimestampRequest",
+    "TimestampResponse",
+    "OAuthPushedAuthorizeResponse",
+    "OAuthServerMetadata",
 ];
 
 /// Where this server is deliberately narrower than the wire type (which follows the spec).
@@ -312,6 +340,7 @@ fn every_schema_is_a_wire_type_or_checked_elsewhere() {
         .iter()
         .map(|s| s.schema)
         .chain(NOT_WIRE_TYPES.iter().copied())
+        .chain(NOT_YET_SAMPLED.iter().copied())
         .map(str::to_owned)
         .collect();
     assert_eq!(

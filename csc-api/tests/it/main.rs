@@ -14,6 +14,7 @@ mod conformance;
 mod factors;
 mod insider;
 mod kit;
+mod methods;
 mod oauth2;
 mod openapi_routes;
 mod pyhanko;

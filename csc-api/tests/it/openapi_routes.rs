@@ -3,8 +3,12 @@
 //! * routes: every documented operation is served, and every method on every path the server
 //!   might serve is documented when served. The paths probed are the documented ones, every
 //!   path literal in csc-api's source (`.route("...")`, `web::scope("...")`, ... combined), the
-//!   whole CSC v1 and OAuth2 surface, and what `info` advertises. "Not served" is the app's
-//!   default answer (404 "The requested method does not exist") or a 405.
+//!   whole CSC v1/v2, TSA and OAuth2 surface, and what `info` advertises. "Not served" is the
+//!   app's default answer (404 "The requested method does not exist") or a 405.
+//! * 405: every documented path asked with any other method answers 405 with an `Allow` that
+//!   lists exactly its documented methods, and a documented method never answers 405 (csc-api
+//!   `routing` derives its table from the document: this is where the table and the routes
+//!   are proved to agree).
 //! * answers: one real call of every operation and its typical errors, each answer checked
 //!   against the document (status documented, body valid, required headers present). This
 //!   covers the successes schemathesis cannot reach with random data (a SAD needs the PIN).
@@ -23,7 +27,43 @@ use crate::kit::{Kit, basic};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-/// The CSC v1.0.4.0 methods and the OAuth2 endpoints, served or not.
+/// MERGE: remove once served. The operations the document describes for the other branches of
+/// issue 12 (CSC v2, the time-stamping authority, OAuth 2.0 PAR and metadata), not served on
+/// this branch. While listed, an operation is not required to be served nor to answer
+/// successfully, and schemathesis skips it; once it is served the drift test fails and says to
+/// remove it here. When the branches are merged this list must be empty (then delete it).
+pub const NOT_YET_SERVED: &[(&str, &str)] = &[
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("POST", "/oauth2/pushed_authorize"),
+    ("POST", "/tsa"),
+    ("POST", "/csc/v1/signatures/timestamp"),
+    ("GET", "/csc/v2/info"),
+    ("POST", "/csc/v2/info"),
+    ("POST", "/csc/v2/auth/login"),
+    ("POST", "/csc/v2/auth/revoke"),
+    ("POST", "/csc/v2/credentials/list"),
+    ("POST", "/csc/v2/credentials/info"),
+    ("POST", "/csc/v2/credentials/authorize"),
+    ("POST", "/csc/v2/credentials/authorizeCheck"),
+    ("POST", "/csc/v2/credentials/getChallenge"),
+    ("POST", "/csc/v2/credentials/extendTransaction"),
+    ("POST", "/csc/v2/credentials/sendOTP"),
+    ("POST", "/csc/v2/signatures/signHash"),
+    ("POST", "/csc/v2/signatures/timestamp"),
+];
+
+/// Documented operations that never answer with success, with why.
+const NEVER_SUCCEEDS: &[(&str, &str, &str)] = &[(
+    "POST",
+    "/csc/v2/credentials/authorizeCheck",
+    "authorization is synchronous: no handle is ever issued, so every handle is refused",
+)];
+
+fn not_yet_served(method: &str, path: &str) -> bool {
+    NOT_YET_SERVED.contains(&(method, path))
+}
+
+/// The CSC v1.0.4.0 and v2.0.0.2 methods, the TSA and the OAuth2 endpoints, served or not.
 const SURFACE: &[&str] = &[
     "/health",
     "/openapi.json",
@@ -43,6 +83,24 @@ const SURFACE: &[&str] = &[
     "/csc/v1/oauth2/authorize",
     "/csc/v1/oauth2/token",
     "/csc/v1/oauth2/revoke",
+    "/csc/v2/info",
+    "/csc/v2/auth/login",
+    "/csc/v2/auth/revoke",
+    "/csc/v2/credentials/list",
+    "/csc/v2/credentials/info",
+    "/csc/v2/credentials/authorize",
+    "/csc/v2/credentials/authorizeCheck",
+    "/csc/v2/credentials/getChallenge",
+    "/csc/v2/credentials/extendTransaction",
+    "/csc/v2/credentials/sendOTP",
+    "/csc/v2/signatures/signHash",
+    "/csc/v2/signatures/signDoc",
+    "/csc/v2/signatures/signPolling",
+    "/csc/v2/signatures/timestamp",
+    "/tsa",
+    "/oauth2/pushed_authorize",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
 ];
 
 /// The path literals in the Rust sources under `dir`: `(scopes, routes)`, from `scope("...")`
@@ -91,7 +149,7 @@ fn path_literals(dir: &Path, scopes: &mut BTreeSet<String>, routes: &mut BTreeSe
 
 /// The paths to probe: documented, every source route literal alone and under every one or
 /// two scope literals, the CSC/OAuth2 surface and the methods `info` lists.
-fn candidate_paths(documented: &[(String, String)], info: &Value) -> BTreeSet<String> {
+fn candidate_paths(documented: &[(String, String)], infos: &[(&str, Value)]) -> BTreeSet<String> {
     let (mut scopes, mut routes) = (BTreeSet::new(), BTreeSet::new());
     path_literals(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
@@ -113,12 +171,14 @@ fn candidate_paths(documented: &[(String, String)], info: &Value) -> BTreeSet<St
             }
         }
     }
-    for m in info["methods"].as_array().into_iter().flatten() {
-        if let Some(m) = m.as_str() {
-            paths.insert(format!("/csc/v1/{m}"));
+    for (base, info) in infos {
+        for m in info["methods"].as_array().into_iter().flatten() {
+            if let Some(m) = m.as_str() {
+                paths.insert(format!("{base}/{m}"));
+            }
         }
     }
-    if let Some(base) = info["oauth2"].as_str() {
+    for base in infos.iter().filter_map(|(_, info)| info["oauth2"].as_str()) {
         let base = base
             .split_once("://")
             .map_or(base, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
@@ -128,6 +188,17 @@ fn candidate_paths(documented: &[(String, String)], info: &Value) -> BTreeSet<St
         }
     }
     paths
+}
+
+/// `info` of each version the server serves: `(base path, answer)`.
+fn infos(k: &Kit) -> Vec<(&'static str, Value)> {
+    ["/csc/v1", "/csc/v2"]
+        .into_iter()
+        .filter_map(|base| {
+            let r = k.send(k.post(&format!("{base}/info")).set_json(json!({})));
+            (r.status == 200).then(|| (base, r.json()))
+        })
+        .collect()
 }
 
 fn served(k: &Kit, method: &str, path: &str) -> bool {
@@ -145,34 +216,93 @@ fn every_served_route_is_documented_and_every_documented_route_is_served() {
     let doc = openapi::document();
     let documented = openapi::documented_routes(&doc);
     let k = Kit::new();
-    let (_, info) = k.call("info", None, &json!({}));
+    let infos = infos(&k);
+    assert!(
+        infos.iter().any(|(base, _)| *base == "/csc/v1"),
+        "v1 info answers"
+    );
     let mut undocumented = vec![];
     let mut unserved = vec![];
-    let paths = candidate_paths(&documented, &info);
+    let mut now_served = vec![];
+    let paths = candidate_paths(&documented, &infos);
     for path in &paths {
         for method in METHODS {
             let is_documented = documented.iter().any(|(m, p)| m == method && p == path);
             match (served(&k, method, path), is_documented) {
                 (true, false) => undocumented.push(format!("{method} {path}")),
-                (false, true) => unserved.push(format!("{method} {path}")),
+                (false, true) if !not_yet_served(method, path) => {
+                    unserved.push(format!("{method} {path}"))
+                }
+                (true, true) if not_yet_served(method, path) => {
+                    now_served.push(format!("{method} {path}"))
+                }
                 _ => {}
             }
         }
     }
+    let list = |v: &[String]| v.iter().map(|r| format!("\n    {r}")).collect::<String>();
     assert!(
-        undocumented.is_empty() && unserved.is_empty(),
-        "the server and its OpenAPI document (openapi) disagree\n  served, not documented: \
-         {undocumented:?}\n  documented, not served: {unserved:?}\n({} paths probed)",
-        paths.len()
+        undocumented.is_empty() && unserved.is_empty() && now_served.is_empty(),
+        "the server and its OpenAPI document (openapi) disagree ({} paths probed with {METHODS:?})\
+         \n  served, not documented (add an Operation in openapi/src):{}\
+         \n  documented, not served (mount the route, or remove the Operation):{}\
+         \n  served now, still in NOT_YET_SERVED (remove it there):{}",
+        paths.len(),
+        list(&undocumented),
+        list(&unserved),
+        list(&now_served),
     );
     // every method `info` advertises is a documented operation
-    for m in info["methods"].as_array().into_iter().flatten() {
-        let path = format!("/csc/v1/{}", m.as_str().unwrap_or_default());
-        assert!(
-            documented.iter().any(|(_, p)| *p == path),
-            "info lists {m}, the document has no {path}"
-        );
+    for (base, info) in &infos {
+        for m in info["methods"].as_array().into_iter().flatten() {
+            let path = format!("{base}/{}", m.as_str().unwrap_or_default());
+            assert!(
+                documented.iter().any(|(_, p)| *p == path),
+                "{base}/info lists {m}, the document has no {path}"
+            );
+        }
     }
+}
+
+/// The 405 table (csc-api `routing`, read from the document) and the routes agree: on every
+/// documented path, a method it does not document answers 405 with exactly the documented
+/// methods in `Allow` and the CSC error body; a documented method is never refused with 405.
+#[test]
+fn every_documented_path_answers_405_with_its_allow_for_other_methods() {
+    let doc = openapi::document();
+    let documented = openapi::documented_routes(&doc);
+    let k = Kit::new();
+    let paths: BTreeSet<&str> = documented.iter().map(|(_, p)| p.as_str()).collect();
+    let mut wrong = vec![];
+    for path in &paths {
+        let mut allowed: Vec<&str> = documented
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        allowed.sort_unstable();
+        let allow = allowed.join(", ");
+        for method in METHODS.iter().chain(&["TRACE", "QUERY"]) {
+            let r = k.send(k.req(method, path));
+            let got = (r.status, r.header("allow").map(str::to_owned));
+            if allowed.contains(method) {
+                if r.status == 405 {
+                    wrong.push(format!("{method} {path}: documented, answered 405"));
+                }
+            } else if got != (405, Some(allow.clone())) {
+                wrong.push(format!(
+                    "{method} {path}: {got:?}, expected 405 with Allow: {allow}"
+                ));
+            } else if *method != "HEAD" && r.json()["error"] != "invalid_request" {
+                wrong.push(format!("{method} {path}: body {}", r.text()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "405 answers and the document disagree:\n  {}",
+        wrong.join("\n  ")
+    );
 }
 
 /// One real answer.
@@ -525,6 +655,13 @@ fn real_answers_of_every_operation_match_the_document() {
     // every documented operation was called, and answered with success at least once
     let seen = seen.into_inner();
     for (method, path) in openapi::documented_routes(&doc) {
+        if not_yet_served(&method, &path)
+            || NEVER_SUCCEEDS
+                .iter()
+                .any(|(m, p, _)| *m == method && *p == path)
+        {
+            continue;
+        }
         assert!(
             seen.iter()
                 .any(|s| s.starts_with(&format!("{method} {path} 2"))

@@ -3,7 +3,10 @@
 //! invalid bodies, with and without credentials, then the stateful phase along the document's
 //! links. No 5xx, and every answer a documented status with a body matching the document.
 //! The checks that run and the few that do not (with why) are in
-//! `tests/schemathesis/schemathesis.toml`.
+//! `tests/schemathesis/schemathesis.toml`; `unsupported_method` among them: every served path
+//! asked with another method answers 405 with `Allow`. CSC v1 and v2, the TSA and OAuth 2.0 are
+//! all in the document, so all are fuzzed (`tests/schemathesis/hooks.py` teaches schemathesis
+//! the binary body of `POST /tsa`).
 //!
 //! The Python comes from `CSC_TEST_PYTHON`, which `scripts/test` sets to the virtual environment
 //! it makes from `tests/*/requirements.txt`; without it this test fails, never passes.
@@ -44,6 +47,16 @@ fn schemathesis_finds_no_failure_against_the_served_document() {
     let token = api.login("alice", ALICE_PASSWORD);
     // schemathesis writes nothing to the source tree: it runs in a scratch directory
     let work = tempfile::tempdir().expect("tempdir");
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/schemathesis/hooks.py");
+    // MERGE: the operations documented for the other branches of issue 12 and not served here
+    // yet are skipped; the list empties at merge (then every operation is fuzzed)
+    let doc = openapi::document();
+    let not_yet_served = crate::openapi_routes::NOT_YET_SERVED
+        .iter()
+        .filter_map(|(method, path)| {
+            doc["paths"][path][method.to_lowercase()]["operationId"].as_str()
+        })
+        .flat_map(|id| ["--exclude-operation-id".to_owned(), id.to_owned()]);
     let started = Instant::now();
     let mut child = Command::new(&python)
         .args(["-m", "schemathesis.cli", "--config-file"])
@@ -51,6 +64,8 @@ fn schemathesis_finds_no_failure_against_the_served_document() {
         .args(["run", &format!("{}/openapi.json", api.base)])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .args(["--workers", "1", "--request-timeout", "60"])
+        .args(not_yet_served)
+        .env("SCHEMATHESIS_HOOKS", &hooks)
         .env("CSC_ST_USER", "alice")
         .env("CSC_ST_PASSWORD", ALICE_PASSWORD)
         .env("CSC_ST_TOKEN", &token)
