@@ -37,18 +37,6 @@ pub const NOT_YET_SERVED: &[(&str, &str)] = &[
     ("POST", "/oauth2/pushed_authorize"),
     ("POST", "/tsa"),
     ("POST", "/csc/v1/signatures/timestamp"),
-    ("GET", "/csc/v2/info"),
-    ("POST", "/csc/v2/info"),
-    ("POST", "/csc/v2/auth/login"),
-    ("POST", "/csc/v2/auth/revoke"),
-    ("POST", "/csc/v2/credentials/list"),
-    ("POST", "/csc/v2/credentials/info"),
-    ("POST", "/csc/v2/credentials/authorize"),
-    ("POST", "/csc/v2/credentials/authorizeCheck"),
-    ("POST", "/csc/v2/credentials/getChallenge"),
-    ("POST", "/csc/v2/credentials/extendTransaction"),
-    ("POST", "/csc/v2/credentials/sendOTP"),
-    ("POST", "/csc/v2/signatures/signHash"),
     ("POST", "/csc/v2/signatures/timestamp"),
 ];
 
