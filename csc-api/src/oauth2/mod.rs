@@ -16,6 +16,7 @@
 
 mod html;
 pub mod page;
+pub mod rar;
 pub mod token;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, AUTHORIZATION};
 use actix_web::{HttpRequest, HttpResponse, web};
-use csc_types::OAuthTokenResponse;
+use csc_types::{OAuthCredentialTokenResponse, OAuthTokenResponse};
 use sam::{ClientAuth, CodeGrant, IssuedTokens};
 
 use super::{Params, ParamsError};
@@ -70,8 +70,14 @@ fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiEr
     })
 }
 
+/// What the token endpoint answers.
+enum Answer {
+    Token(OAuthTokenResponse),
+    Credential(OAuthCredentialTokenResponse),
+}
+
 /// An answer of the token endpoint: JSON, never cached (RFC 6749 §5.1).
-fn token_response(body: &OAuthTokenResponse) -> HttpResponse {
+pub(crate) fn token_response(body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -127,27 +133,48 @@ pub async fn token(
                     p.get("redirect_uri"),
                     p.get("code_verifier"),
                 )? {
-                    CodeGrant::Sad(issued) => OAuthTokenResponse {
+                    CodeGrant::Sad(issued) => Answer::Token(OAuthTokenResponse {
                         access_token: issued.sad,
                         refresh_token: None,
                         token_type: "SAD".into(),
                         expires_in: Some(issued.expires_in),
-                    },
-                    CodeGrant::Service(issued) => bearer(issued),
+                    }),
+                    // CSC v2 §8.4: a Bearer credential token, the details echoed (RFC 9396 §7)
+                    CodeGrant::Authorized {
+                        sad,
+                        credential,
+                        authorization_details,
+                    } => Answer::Credential(OAuthCredentialTokenResponse {
+                        token: OAuthTokenResponse {
+                            access_token: sad.sad,
+                            refresh_token: None,
+                            token_type: "Bearer".into(),
+                            expires_in: Some(sad.expires_in),
+                        },
+                        authorization_details: serde_json::from_str(&authorization_details)
+                            .map_err(|e| {
+                                ApiError::Internal(format!("stored authorization_details: {e}"))
+                            })?,
+                        credential_id: credential.to_string(),
+                    }),
+                    CodeGrant::Service(issued) => Answer::Token(bearer(issued)),
                 }
             }
             Grant::ClientCredentials => {
-                bearer(sam.client_credentials_token(&state.tokens, &client)?)
+                Answer::Token(bearer(sam.client_credentials_token(&state.tokens, &client)?))
             }
-            Grant::RefreshToken => bearer(sam.refresh_oauth_token(
+            Grant::RefreshToken => Answer::Token(bearer(sam.refresh_oauth_token(
                 &state.tokens,
                 &client,
                 p.get("refresh_token").unwrap_or_default(),
-            )?),
+            )?)),
         })
     })
     .await?;
-    Ok(token_response(&answer))
+    Ok(match answer {
+        Answer::Token(t) => token_response(&t),
+        Answer::Credential(t) => token_response(&t),
+    })
 }
 
 /// Service tokens as a `Bearer` answer.
