@@ -15,7 +15,9 @@
 //! (RFC 7636). Codes, page handles and secrets are stored only as digests. Refusals are audited.
 
 mod html;
+pub mod metadata;
 pub mod page;
+pub mod par;
 pub mod rar;
 pub mod token;
 
@@ -36,6 +38,37 @@ pub fn scope() -> actix_web::Scope {
         .route("/authorize", web::post().to(page::authorize_post))
         .route("/token", web::post().to(token::token))
         .route("/revoke", web::post().to(token::revoke))
+        .route("/pushed_authorize", web::post().to(par::pushed_authorize))
+}
+
+/// A form body of the OAuth 2.0 endpoints, at most [`MAX_FORM_BYTES`]: a body too large (or
+/// unreadable) is an RFC 6749 §5.2 error (400 `invalid_request`), like every other refusal
+/// here, not actix's plain 413; the same status and code the CSC methods give an oversized
+/// body (`crate::body`), with a description that says why.
+pub struct FormBody(pub web::Bytes);
+
+impl actix_web::FromRequest for FormBody {
+    type Error = crate::error::ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<FormBody, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            bytes.await.map(FormBody).map_err(|e| {
+                match e.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => {
+                        crate::error::ApiError::invalid(format!(
+                            "Request body too large (at most {MAX_FORM_BYTES} bytes)"
+                        ))
+                    }
+                    _ => {
+                        tracing::debug!(error = %e, "OAuth 2.0 request body refused");
+                        crate::error::ApiError::malformed()
+                    }
+                }
+            })
+        })
+    }
 }
 
 /// The server's absolute base URL without a trailing slash: the configured `public_url`, else

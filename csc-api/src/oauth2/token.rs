@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use csc_types::{OAuthCredentialTokenResponse, OAuthTokenResponse};
 use sam::{ClientAuth, CodeGrant, IssuedTokens};
 
-use super::{Params, ParamsError};
+use super::{FormBody, Params, ParamsError};
 use crate::app::AppState;
 use crate::auth::basic_payload;
 use crate::error::{ApiError, blocking};
@@ -22,7 +22,7 @@ fn invalid_client_header() -> ApiError {
 }
 
 /// The form body; a repeated parameter or a body that is not a form is `invalid_request`.
-fn form(body: &[u8]) -> Result<Params, ApiError> {
+pub(super) fn form(body: &[u8]) -> Result<Params, ApiError> {
     Params::parse(body).map_err(|e| match e {
         ParamsError::Repeated(name) => ApiError::invalid(format!("Invalid parameter {name}")),
         ParamsError::Malformed => ApiError::malformed(),
@@ -31,7 +31,7 @@ fn form(body: &[u8]) -> Result<Params, ApiError> {
 
 /// The client's credentials as sent: from `Authorization: Basic` (RFC 6749 §2.3.1: both parts
 /// form-urlencoded) or the body.
-fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiError> {
+pub(super) fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiError> {
     if p.get("client_assertion").is_some() || p.get("client_assertion_type").is_some() {
         return Err(ApiError::invalid("Invalid parameter client_assertion"));
     }
@@ -95,9 +95,9 @@ enum Grant {
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: FormBody,
 ) -> Result<HttpResponse, ApiError> {
-    let p = form(&body)?;
+    let p = form(&body.0)?;
     let creds = client_credentials(&req, &p)?;
     let grant = match p.get("grant_type") {
         None => return Err(ApiError::invalid("Missing parameter grant_type")),
@@ -193,9 +193,9 @@ fn bearer(issued: IssuedTokens) -> OAuthTokenResponse {
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: FormBody,
 ) -> Result<HttpResponse, ApiError> {
-    let p = form(&body)?;
+    let p = form(&body.0)?;
     let creds = client_credentials(&req, &p)?;
     let token = p
         .get("token")

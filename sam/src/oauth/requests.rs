@@ -193,6 +193,15 @@ impl Sam {
         })
     }
 
+    /// A pushed authorization request refused by its validation (`error`, `description`: the
+    /// JSON error the client gets): audited as `oauth2.authorize` (best effort).
+    pub fn refuse_pushed_request(&self, client_id: &str, error: &str, description: &str) {
+        self.audit_request_refusal(
+            client_id,
+            json!({ "stage": "pushed", "error": error, "reason": description }),
+        );
+    }
+
     /// The pending request a form names by its handle. `form_verified`: the HTTP layer's CSRF
     /// check (the handle equals the request's cookie) passed. Unknown or finished:
     /// [`OAuthError::UnknownRequest`]; unverified: [`OAuthError::FormNotVerified`] (audited as

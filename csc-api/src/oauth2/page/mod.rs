@@ -32,7 +32,7 @@ use sam::{OAuthError, SamError};
 use self::answer::{Answer, Origin, cookie_name, error_page, error_redirect, internal, page};
 use self::validate::{Pending, validate};
 use super::html::{self, LoginPage};
-use super::{Params, ParamsError};
+use super::{FormBody, Params, ParamsError};
 use crate::app::AppState;
 use crate::error::{ApiError, blocking};
 
@@ -52,10 +52,11 @@ pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> Http
 pub async fn authorize_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    // an oversized form is the OAuth 2.0 JSON error, like on the other endpoints
+    body: FormBody,
 ) -> HttpResponse {
     let origin = Origin::of(&state, &req);
-    let params = Params::parse(&body);
+    let params = Params::parse(&body.0);
     let st = state.clone();
     match blocking(move || Ok(step::step(&st, &origin, params))).await {
         Ok(r) => r,
@@ -118,7 +119,7 @@ fn begin(state: &AppState, origin: &Origin, params: Result<Params, ParamsError>)
 }
 
 /// Prefix of the `request_uri` values of pushed requests (RFC 9126 §2.2).
-pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// `oauth2/authorize?client_id=…&request_uri=…` (RFC 9126 §4): the pushed request, used up,
 /// becomes the page's pending request. The pushed request is the whole request: every other
