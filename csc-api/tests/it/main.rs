@@ -15,6 +15,7 @@ mod factors;
 mod insider;
 mod kit;
 mod oauth2;
+mod oauth2_rar;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
