@@ -746,7 +746,7 @@ fn a_signature_qualifier_lets_the_signer_choose_the_key_and_the_token_names_it()
 fn an_oversized_oauth_body_is_an_oauth_error_not_a_plain_413() {
     let k = Kit::new();
     let big = format!("grant_type=authorization_code&code={}", "x".repeat(20_000));
-    for endpoint in ["token", "revoke", "pushed_authorize", "authorize"] {
+    for endpoint in ["token", "revoke", "pushed_authorize"] {
         let resp = k.send(
             k.post(&format!("/oauth2/{endpoint}"))
                 .insert_header(("content-type", "application/x-www-form-urlencoded"))
@@ -764,6 +764,15 @@ fn an_oversized_oauth_body_is_an_oauth_error_not_a_plain_413() {
             "Request body too large (at most 16384 bytes)",
         );
     }
+    // the page answers a browser's oversized form with its HTML error page
+    let resp = k.send(
+        k.post("/oauth2/authorize")
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(big),
+    );
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(resp.text().contains("The form is too large or could not be read."));
 }
 
 // ---------------------------------------------------------------------------------------------

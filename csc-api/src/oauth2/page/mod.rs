@@ -52,9 +52,17 @@ pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> Http
 pub async fn authorize_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    // an oversized form is the OAuth 2.0 JSON error, like on the other endpoints
-    body: FormBody,
+    body: Result<FormBody, ApiError>,
 ) -> HttpResponse {
+    // the page answers in HTML, an oversized form too (the JSON endpoints answer JSON)
+    let Ok(body) = body else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form is too large or could not be read.",
+        )
+        .into_response();
+    };
     let origin = Origin::of(&state, &req);
     let params = Params::parse(&body.0);
     let st = state.clone();
