@@ -9,6 +9,13 @@
 //!   `credential`), `client_credentials` and `refresh_token` (scope `service`). A credential
 //!   code yields a SAD with `token_type` "SAD".
 //! * `POST oauth2/revoke` ([`token::revoke`]): access and refresh tokens, and SADs.
+//! * CSC v2 §8.4 ([`rar`], [`par`], [`metadata`]): `authorization_details` (RFC 9396) on
+//!   `oauth2/authorize` and on `POST oauth2/pushed_authorize` (RFC 9126, whose `request_uri`
+//!   then opens the page); such a code yields a `Bearer` credential token (the SAD) with the
+//!   approved details and `credentialID` echoed; the metadata of RFC 8414 at
+//!   `/.well-known/oauth-authorization-server`.
+//! * A body over [`MAX_FORM_BYTES`] is a 400 `invalid_request` JSON error ([`FormBody`]; the
+//!   page: its HTML error page), never actix's plain 413.
 //!
 //! Clients are registered by the operator (`csc-server client add`): exact redirect URIs, a
 //! secret for confidential clients (stored as SHA-256); public clients must use PKCE S256
