@@ -230,7 +230,9 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
                 "<li><strong class=\"label\" id=\"label-{i}\">{}</strong><br>\
                  digest (base64) <code class=\"digest\" id=\"digest-{i}\">{}</code><br>\
                  digest (hex) <code class=\"hex\" id=\"hex-{i}\">{}</code></li>",
-                d.label.as_deref().map_or_else(|| "(no label)".to_owned(), escape),
+                d.label
+                    .as_deref()
+                    .map_or_else(|| "(no label)".to_owned(), escape),
                 escape(&d.base64),
                 escape(&d.hex),
             );
@@ -363,6 +365,8 @@ mod tests {
         });
         assert!(!html.contains("<script"));
         assert!(html.contains("id=\"resend\"") && html.contains("CN=&lt;x&gt;"));
-        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;") && html.contains("id=\"digest-0\""));
+        assert!(
+            html.contains("&lt;script&gt;x&lt;/script&gt;") && html.contains("id=\"digest-0\"")
+        );
     }
 }

@@ -56,7 +56,8 @@ pub struct FormBody(pub web::Bytes);
 
 impl actix_web::FromRequest for FormBody {
     type Error = crate::error::ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<FormBody, Self::Error>>>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<FormBody, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);

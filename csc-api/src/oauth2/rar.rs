@@ -168,8 +168,8 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
     let oid = w
         .hash_algorithm_oid
         .ok_or_else(|| "Missing parameter hashAlgorithmOID in authorization_details".to_owned())?;
-    let alg = HashAlg::from_oid(&oid)
-        .ok_or_else(|| "Invalid parameter hashAlgorithmOID".to_owned())?;
+    let alg =
+        HashAlg::from_oid(&oid).ok_or_else(|| "Invalid parameter hashAlgorithmOID".to_owned())?;
     let mut digests = Vec::with_capacity(documents.len());
     for d in &documents {
         let bytes = decode(&d.hash)
@@ -189,9 +189,7 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
                 .as_i64()
                 .ok_or_else(|| "Invalid parameter numSignatures".to_owned())?;
             if usize::try_from(n).ok() != Some(documents.len()) {
-                return Err(
-                    "numSignatures must equal the number of documentDigests".into(),
-                );
+                return Err("numSignatures must equal the number of documentDigests".into());
             }
             Some(n)
         }
@@ -262,7 +260,10 @@ mod tests {
         let d = parse(&one(r#","numSignatures":1,"locations":["x"]"#)).expect("valid");
         assert_eq!(d.credential, CredentialChoice::Id("c1".into()));
         assert_eq!(d.documents[0].label.as_deref(), Some("A <b>"));
-        assert_eq!(d.digests, vec![URL_SAFE_NO_PAD.encode((0u8..32).collect::<Vec<_>>())]);
+        assert_eq!(
+            d.digests,
+            vec![URL_SAFE_NO_PAD.encode((0u8..32).collect::<Vec<_>>())]
+        );
         let approved = d.approved("c1");
         assert_eq!(approved[0]["documentDigests"][0]["hash"], H32);
         assert_eq!(approved[0]["numSignatures"], 1);
@@ -276,14 +277,23 @@ mod tests {
         let cases = [
             ("{}", "must be a JSON array"),
             ("[]", "exactly one element"),
-            (&one("").replace("\"credential\",", "\"payment\","), "Unsupported authorization_details type"),
+            (
+                &one("").replace("\"credential\",", "\"payment\","),
+                "Unsupported authorization_details type",
+            ),
             (&one(r#","extra":1"#), "Unsupported member extra"),
             (&one(r#","signatureQualifier":"eu_eidas_qes""#), "not both"),
-            (&one("").replace(r#""credentialID":"c1","#, ""), "Missing parameter credentialID"),
+            (
+                &one("").replace(r#""credentialID":"c1","#, ""),
+                "Missing parameter credentialID",
+            ),
             (&one(r#","numSignatures":2"#), "numSignatures must equal"),
             (&one("").replace(H32, "AAEC"), "Invalid digest value length"),
             (&one("").replace(H32, "%%%"), "Invalid parameter hash"),
-            (&one("").replace("2.16.840.1.101.3.4.2.1", "1.3.14.3.2.26"), "hashAlgorithmOID"),
+            (
+                &one("").replace("2.16.840.1.101.3.4.2.1", "1.3.14.3.2.26"),
+                "hashAlgorithmOID",
+            ),
         ];
         for (input, expected) in cases {
             let e = parse(input).expect_err(input);

@@ -160,9 +160,9 @@ pub async fn token(
                     CodeGrant::Service(issued) => Answer::Token(bearer(issued)),
                 }
             }
-            Grant::ClientCredentials => {
-                Answer::Token(bearer(sam.client_credentials_token(&state.tokens, &client)?))
-            }
+            Grant::ClientCredentials => Answer::Token(bearer(
+                sam.client_credentials_token(&state.tokens, &client)?,
+            )),
             Grant::RefreshToken => Answer::Token(bearer(sam.refresh_oauth_token(
                 &state.tokens,
                 &client,

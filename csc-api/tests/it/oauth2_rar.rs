@@ -15,8 +15,8 @@ use crate::common::*;
 use crate::kit::{BASE, Kit, audit_records};
 use crate::oauth2::{
     Agent, ECDSA_SHA256, Page, REDIRECT_URI, SHA256_RSA, add_client, authorize_url, b64url,
-    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of,
-    sign_hash, signer_cert, type_into, verifies,
+    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of, sign_hash,
+    signer_cert, type_into, verifies,
 };
 
 const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
@@ -76,7 +76,10 @@ impl Rar {
         ]);
         assert_eq!(status, 201, "{body}");
         (
-            body["request_uri"].as_str().expect("request_uri").to_owned(),
+            body["request_uri"]
+                .as_str()
+                .expect("request_uri")
+                .to_owned(),
             verifier,
         )
     }
@@ -116,7 +119,9 @@ impl Rar {
             .unwrap_or_else(|| panic!("no redirect: {} {}", page.status, page.body));
         let q = query_of(&landed);
         assert_eq!(q.get("state").map(String::as_str), Some("st-1"), "{landed}");
-        q.get("code").unwrap_or_else(|| panic!("no code: {landed}")).clone()
+        q.get("code")
+            .unwrap_or_else(|| panic!("no code: {landed}"))
+            .clone()
     }
 
     fn token(&self, code: &str, verifier: &str) -> (u16, Value) {
@@ -229,12 +234,11 @@ fn a_pushed_request_answers_201_and_its_request_uri_opens_one_page_for_its_clien
         ("authorization_details", &d.to_string()),
     ];
     // the 201 shape (RFC 9126 §2.2), never cached
-    let req = f
-        .k
-        .post("/oauth2/pushed_authorize")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .insert_header(("authorization", crate::kit::basic(&f.client_id, &f.secret)))
-        .set_payload(serde_urlencoded::to_string(fields).expect("form"));
+    let req =
+        f.k.post("/oauth2/pushed_authorize")
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .insert_header(("authorization", crate::kit::basic(&f.client_id, &f.secret)))
+            .set_payload(serde_urlencoded::to_string(fields).expect("form"));
     let resp = f.k.send(req);
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(resp.header("cache-control"), Some("no-store"));
@@ -254,13 +258,20 @@ fn a_pushed_request_answers_201_and_its_request_uri_opens_one_page_for_its_clien
     let page = f.open(&mut agent, &other, request_uri);
     assert_eq!(page.status, 400);
     assert!(page.location.is_none(), "never redirected");
-    assert!(page.body.contains("The request_uri is unknown, used, expired or not this application"));
+    assert!(
+        page.body
+            .contains("The request_uri is unknown, used, expired or not this application")
+    );
 
     // its own client: the sign-in page, with the page's own cookie-bound handle
     let page = f.open(&mut agent, &f.client_id, request_uri);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("RAR App"));
-    assert_ne!(handle_of(&page.body), handle, "the page handle is not the request_uri");
+    assert_ne!(
+        handle_of(&page.body),
+        handle,
+        "the page handle is not the request_uri"
+    );
     // the request_uri's handle is no page handle (the form refuses it)
     let refused = agent.post(&[
         ("request", handle),
@@ -317,8 +328,7 @@ fn a_pushed_request_authenticates_the_client_and_refuses_a_request_uri_inside() 
         "Client authorization required",
     );
     assert_error(
-        &f.k
-            .form_post("pushed_authorize", &fields, Some((&f.client_id, "wrong"))),
+        &f.k.form_post("pushed_authorize", &fields, Some((&f.client_id, "wrong"))),
         400,
         "invalid_request",
         "Invalid parameter client_secret",
@@ -383,8 +393,10 @@ fn a_pushed_request_authenticates_the_client_and_refuses_a_request_uri_inside() 
 fn an_expired_request_uri_is_refused() {
     let f = rar_fixture(|c| c.oauth2_code_ttl_secs = 1);
     let cred = f.k.id("ec").to_owned();
-    let (request_uri, _) =
-        f.push_details(&details(("credentialID", &cred), &[("doc", &digest(b"doc"))]));
+    let (request_uri, _) = f.push_details(&details(
+        ("credentialID", &cred),
+        &[("doc", &digest(b"doc"))],
+    ));
     std::thread::sleep(Duration::from_millis(2100));
     let page = f.open(&mut Agent::new(&f.k), &f.client_id, &request_uri);
     assert_eq!(page.status, 400, "{}", page.body);
@@ -421,7 +433,10 @@ fn authorization_details_are_validated_strictly() {
         d.to_string()
     };
     let refusals: Vec<(String, &str)> = vec![
-        ("not json".into(), "authorization_details must be a JSON array"),
+        (
+            "not json".into(),
+            "authorization_details must be a JSON array",
+        ),
         (
             json!([good[0], good[0]]).to_string(),
             "authorization_details must hold exactly one element",
@@ -450,7 +465,9 @@ fn authorization_details_are_validated_strictly() {
         ),
         (
             with(&|d| {
-                d.as_object_mut().expect("object").remove("hashAlgorithmOID");
+                d.as_object_mut()
+                    .expect("object")
+                    .remove("hashAlgorithmOID");
             }),
             "Missing parameter hashAlgorithmOID in authorization_details",
         ),
@@ -513,9 +530,13 @@ fn authorization_details_are_validated_strictly() {
         assert_error(&push(&good, &[extra]), 400, "invalid_request", description);
     }
     // refusals of pushed requests are audited
-    assert!(f.k.audit_records().iter().any(|r| r.event == "oauth2.authorize"
-        && r.outcome == "refused"
-        && r.detail.contains("invalid_authorization_details")));
+    assert!(
+        f.k.audit_records()
+            .iter()
+            .any(|r| r.event == "oauth2.authorize"
+                && r.outcome == "refused"
+                && r.detail.contains("invalid_authorization_details"))
+    );
 
     // on oauth2/authorize the error goes back to the client by redirect (RFC 9396 §5)
     let mut agent = Agent::new(&f.k);
@@ -553,14 +574,14 @@ fn the_consent_shows_each_document_and_the_bearer_signs_exactly_those_digests() 
 
     // each document's label (escaped) and digest, the credential, the count
     let body = &page.body;
-    assert!(body.contains("Contract &lt;v2&gt; &amp; &quot;terms&quot;"), "{body}");
+    assert!(
+        body.contains("Contract &lt;v2&gt; &amp; &quot;terms&quot;"),
+        "{body}"
+    );
     assert!(!body.contains("<v2>"));
     assert!(body.contains("Annex A"));
     for (i, h) in docs.iter().enumerate() {
-        assert!(body.contains(&format!(
-            "id=\"digest-{i}\">{}</code>",
-            STANDARD.encode(h)
-        )));
+        assert!(body.contains(&format!("id=\"digest-{i}\">{}</code>", STANDARD.encode(h))));
         let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
         assert!(body.contains(&format!("id=\"hex-{i}\">{hex}</code>")));
     }
@@ -614,11 +635,16 @@ fn the_consent_shows_each_document_and_the_bearer_signs_exactly_those_digests() 
     assert!(records.iter().any(|r| r.event == "oauth2.consent"
         && r.outcome == "success"
         && r.detail.contains("\"authorizationDetails\":true")));
-    assert!(records.iter().any(|r| r.event == "sad.authorize"
-        && r.detail.contains("\"boundHashes\":2")));
-    assert!(records
-        .iter()
-        .any(|r| r.event == "oauth2.token" && r.outcome == "success"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "sad.authorize" && r.detail.contains("\"boundHashes\":2"))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "oauth2.token" && r.outcome == "success")
+    );
     assert!(f.k.audit_intact());
 }
 
@@ -706,7 +732,10 @@ fn a_signature_qualifier_lets_the_signer_choose_the_key_and_the_token_names_it()
     let (request_uri, verifier) = f.push_details(&d);
     let (mut agent, handle, page) = f.consent(&request_uri);
     // a select of the signer's enabled credentials, the qualifier shown
-    assert!(page.body.contains("<select id=\"credentialID\" name=\"credentialID\">"));
+    assert!(
+        page.body
+            .contains("<select id=\"credentialID\" name=\"credentialID\">")
+    );
     assert!(page.body.contains(&format!("<option value=\"{rsa}\">")));
     assert!(page.body.contains(&format!("<option value=\"{ec}\">")));
     assert!(page.body.contains("<dd id=\"qualifier\">eu_eidas_aes</dd>"));
@@ -721,7 +750,10 @@ fn a_signature_qualifier_lets_the_signer_choose_the_key_and_the_token_names_it()
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["token_type"], "Bearer");
     assert_eq!(token["credentialID"], ec.as_str());
-    assert_eq!(token["authorization_details"][0]["credentialID"], ec.as_str());
+    assert_eq!(
+        token["authorization_details"][0]["credentialID"],
+        ec.as_str()
+    );
     assert_eq!(
         token["authorization_details"][0]["signatureQualifier"],
         "eu_eidas_aes"
@@ -771,8 +803,14 @@ fn an_oversized_oauth_body_is_an_oauth_error_not_a_plain_413() {
             .set_payload(big),
     );
     assert_eq!(resp.status, 400);
-    assert_eq!(resp.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(resp.text().contains("The form is too large or could not be read."));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        resp.text()
+            .contains("The form is too large or could not be read.")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -905,8 +943,11 @@ fn chromium_pushes_authorization_details_shows_the_documents_and_the_bearer_sign
         assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
     }
     let records = audit_records(s.dir());
-    assert!(records.iter().any(|r| r.event == "oauth2.authorize"
-        && r.detail.contains("\"stage\":\"pushed\"")));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "oauth2.authorize" && r.detail.contains("\"stage\":\"pushed\""))
+    );
     assert!(records.iter().any(|r| r.event == "oauth2.consent"
         && r.outcome == "success"
         && r.detail.contains("\"authorizationDetails\":true")));

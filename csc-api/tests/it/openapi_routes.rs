@@ -509,7 +509,11 @@ fn real_answers_of_every_operation_match_the_document() {
     for path in [token, "/oauth2/revoke"] {
         let big_form = Body::Form(vec![("token", "x".repeat(20 * 1024))]);
         let (status, body, _) = call("POST", path, Some(&client_basic), big_form);
-        assert_eq!((status, &body["error"]), (400, &json!("invalid_request")), "{path}");
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("invalid_request")),
+            "{path}"
+        );
     }
     let big_form = Body::Form(vec![("token", "x".repeat(20 * 1024))]);
     assert_eq!(call("POST", authorize_page, None, big_form).0, 400);

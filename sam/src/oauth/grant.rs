@@ -13,8 +13,8 @@
 
 use serde_json::json;
 use storage::{
-    Conn, CredentialId, FactorKind, NewOAuthCode, NewOAuthRequest, NewSad, OAuthCode,
-    StorageError, secret_hash, utc_now,
+    Conn, CredentialId, FactorKind, NewOAuthCode, NewOAuthRequest, NewSad, OAuthCode, StorageError,
+    secret_hash, utc_now,
 };
 
 use super::OAuthError;

@@ -166,7 +166,10 @@ impl Sam {
         let now = utc_now();
         let taken = self.store.write(|c| {
             let Some(r) = c.oauth_request(&request_hash)? else {
-                return Ok(Err(("unknown or used request_uri", OAuthError::UnknownRequest)));
+                return Ok(Err((
+                    "unknown or used request_uri",
+                    OAuthError::UnknownRequest,
+                )));
             };
             if r.client_id != client_id {
                 // left in place: whoever shows another client's request_uri does not spend it
@@ -180,7 +183,10 @@ impl Sam {
                 return Ok(Err(("request_uri expired", OAuthError::RequestExpired)));
             }
             if !removed {
-                return Ok(Err(("unknown or used request_uri", OAuthError::UnknownRequest)));
+                return Ok(Err((
+                    "unknown or used request_uri",
+                    OAuthError::UnknownRequest,
+                )));
             }
             Ok(Ok(r))
         })?;

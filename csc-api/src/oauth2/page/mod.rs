@@ -134,12 +134,7 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// parameter beside `client_id` and `request_uri` is ignored (RFC 9101 §5, which RFC 9126
 /// builds on). A `request_uri` that is unknown, used, expired or another client's is shown on
 /// the page, never redirected: its redirect URI is not known to be the client's any more.
-fn begin_pushed(
-    state: &AppState,
-    origin: &Origin,
-    client: &sam::OAuthClient,
-    uri: &str,
-) -> Answer {
+fn begin_pushed(state: &AppState, origin: &Origin, client: &sam::OAuthClient, uri: &str) -> Answer {
     let refused = || {
         error_page(
             state,
