@@ -4,7 +4,12 @@
 //! not exactly one the client registered, is shown on the page and never redirected
 //! (RFC 6749 §4.1.2.1); every other error is a 302 to the redirect URI with `error`,
 //! `error_description` and `state`. A valid request becomes a pending row (its random handle
-//! stored as SHA-256, 10 minutes) and the sign-in form.
+//! stored as SHA-256, 10 minutes) and the sign-in form. A request with `client_id` and the
+//! `request_uri` of a pushed request (RFC 9126 §4, [`crate::oauth2::par`]) takes that request,
+//! once, instead of the query's parameters (any other is ignored, RFC 9101 §5); an unknown,
+//! used, expired or other client's `request_uri` is shown on the page, never redirected.
+//! `authorization_details` (RFC 9396, [`crate::oauth2::rar`]) make a credential request whose
+//! consent step lists each document's label and digest.
 //!
 //! `POST` carries the handle in a hidden field; it must equal the value of an `HttpOnly`,
 //! `SameSite=Strict` cookie set with the form (double submit bound to the server-side row),
