@@ -55,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
         .app_data(web::PayloadConfig::new(max_body))
         .route("/health", web::get().to(health))
         .route("/openapi.json", web::get().to(openapi_json))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(oauth2::metadata::metadata),
+        )
         .service(
             web::scope("/csc/v1")
                 .wrap(from_fn(audit_integrity))

@@ -306,6 +306,20 @@ pub struct OAuthTokenResponse {
     pub expires_in: Option<u64>,
 }
 
+/// `oauth2/token` output for a code from a request with `authorization_details` (CSC v2 §8.4,
+/// RFC 9396 §7): `token_type` `Bearer`, `access_token` the credential token (the SAD the v2
+/// `signatures/signHash` takes from `Authorization: Bearer`), the approved details and the
+/// credential they were granted for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthCredentialTokenResponse {
+    #[serde(flatten)]
+    pub token: OAuthTokenResponse,
+    /// The approved `authorization_details` (a JSON array).
+    pub authorization_details: serde_json::Value,
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2322,6 +2322,7 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
             pending_request: secret_hash(b"handle").to_vec(),
             code_ttl: chrono::Duration::minutes(1),
         },
+        authorization_details: None,
     };
     let r = f
         .sam

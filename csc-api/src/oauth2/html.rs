@@ -127,32 +127,39 @@ pub struct ConsentPage<'a> {
     pub client: &'a str,
     pub user: &'a str,
     pub handle: &'a str,
-    pub credential: &'a CredentialView,
+    /// The credential the request names; `None`: the signer chooses among `choices` (a
+    /// `signatureQualifier` request).
+    pub credential: Option<&'a CredentialView>,
+    /// The signer's credentials to choose from (when `credential` is `None`).
+    pub choices: &'a [CredentialView],
+    /// The `signatureQualifier` asked for, if any.
+    pub qualifier: Option<&'a str>,
     pub num_signatures: i64,
     /// The hashes as the application sent them (base64url).
     pub hashes: &'a [String],
+    /// The documents of `authorization_details`: label and digest, in order (they replace
+    /// the bare `hashes` list when present).
+    pub documents: &'a [DocumentView],
     pub description: Option<&'a str>,
     pub pin: bool,
-    /// `Some("online")` or `Some("offline")` when the credential has an OTP.
+    /// `Some("online")` or `Some("offline")` when the credential has an OTP; `Some("any")`
+    /// when the signer still chooses the credential.
     pub otp: Option<&'a str>,
     pub error: Option<&'a str>,
     pub notice: Option<&'a str>,
 }
 
-pub fn consent_page(p: &ConsentPage<'_>) -> String {
-    let mut body = String::new();
-    let _ = writeln!(body, "<h1>Authorize signatures</h1>");
-    let _ = writeln!(
-        body,
-        "<p>Signed in to {} as <strong id=\"user\">{}</strong>.</p>\n\
-         <p><strong id=\"client\">{}</strong> asks to sign with your key:</p>",
-        escape(p.service),
-        escape(p.user),
-        escape(p.client)
-    );
-    messages(&mut body, p.error, p.notice);
-    let c = p.credential;
-    body.push_str("<dl>\n");
+/// A document of `authorization_details` as shown: its label and its digest.
+pub struct DocumentView {
+    pub label: Option<String>,
+    /// The digest as the application sent it (base64).
+    pub base64: String,
+    /// The same digest in hex (as `sha256sum` prints it).
+    pub hex: String,
+}
+
+/// The definition list of one credential.
+fn credential_rows(body: &mut String, c: &CredentialView) {
     let _ = writeln!(
         body,
         "<dt>Credential</dt><dd><code id=\"credential\">{}</code></dd>",
@@ -170,10 +177,37 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
     }
     let _ = writeln!(
         body,
-        "<dt>Algorithm</dt><dd>{}</dd>\n<dt>SCAL</dt><dd>{}</dd>\n\
-         <dt>Signatures</dt><dd id=\"numSignatures\">{}</dd>",
+        "<dt>Algorithm</dt><dd>{}</dd>\n<dt>SCAL</dt><dd>{}</dd>",
         escape(&c.key),
         escape(&c.scal),
+    );
+}
+
+pub fn consent_page(p: &ConsentPage<'_>) -> String {
+    let mut body = String::new();
+    let _ = writeln!(body, "<h1>Authorize signatures</h1>");
+    let _ = writeln!(
+        body,
+        "<p>Signed in to {} as <strong id=\"user\">{}</strong>.</p>\n\
+         <p><strong id=\"client\">{}</strong> asks to sign with your key:</p>",
+        escape(p.service),
+        escape(p.user),
+        escape(p.client)
+    );
+    messages(&mut body, p.error, p.notice);
+    body.push_str("<dl>\n");
+    if let Some(c) = p.credential {
+        credential_rows(&mut body, c);
+    } else if let Some(q) = p.qualifier {
+        let _ = writeln!(
+            body,
+            "<dt>Signature type</dt><dd id=\"qualifier\">{}</dd>",
+            escape(q)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<dt>Signatures</dt><dd id=\"numSignatures\">{}</dd>",
         p.num_signatures
     );
     if let Some(d) = p.description {
@@ -184,7 +218,27 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
         );
     }
     body.push_str("</dl>\n");
-    if p.hashes.is_empty() {
+    if !p.documents.is_empty() {
+        let _ = writeln!(
+            body,
+            "<p>Exactly these {} document(s), one signature each, nothing else:</p>\n<ol id=\"documents\">",
+            p.documents.len()
+        );
+        for (i, d) in p.documents.iter().enumerate() {
+            let _ = writeln!(
+                body,
+                "<li><strong class=\"label\" id=\"label-{i}\">{}</strong><br>\
+                 digest (base64) <code class=\"digest\" id=\"digest-{i}\">{}</code><br>\
+                 digest (hex) <code class=\"hex\" id=\"hex-{i}\">{}</code></li>",
+                d.label
+                    .as_deref()
+                    .map_or_else(|| "(no label)".to_owned(), escape),
+                escape(&d.base64),
+                escape(&d.hex),
+            );
+        }
+        body.push_str("</ol>\n");
+    } else if p.hashes.is_empty() {
         body.push_str("<p>The application did not name the documents' hashes in advance.</p>\n");
     } else {
         let _ = writeln!(
@@ -203,6 +257,26 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
          <input type=\"hidden\" name=\"request\" value=\"{}\">",
         escape(p.handle)
     );
+    if p.credential.is_none() {
+        body.push_str(
+            "<label for=\"credentialID\">Key to sign with</label>\
+             <select id=\"credentialID\" name=\"credentialID\">\n",
+        );
+        for c in p.choices {
+            let _ = writeln!(
+                body,
+                "<option value=\"{}\">{} ({}, SCAL {}{})</option>",
+                escape(&c.id),
+                escape(c.description.as_deref().unwrap_or(&c.id)),
+                escape(&c.key),
+                escape(&c.scal),
+                c.subject
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(", {}", escape(s))),
+            );
+        }
+        body.push_str("</select>\n");
+    }
     if p.pin {
         body.push_str(
             "<label for=\"pin\">PIN of this key</label>\
@@ -212,6 +286,10 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
     match p.otp {
         Some("online") => body.push_str(
             "<label for=\"otp\">One-time code (we sent it to you)</label>\
+             <input type=\"text\" id=\"otp\" name=\"OTP\" inputmode=\"numeric\" autocomplete=\"one-time-code\">\n",
+        ),
+        Some("any") => body.push_str(
+            "<label for=\"otp\">One-time code, if the key has one (from your app, or sent to you)</label>\
              <input type=\"text\" id=\"otp\" name=\"OTP\" inputmode=\"numeric\" autocomplete=\"one-time-code\">\n",
         ),
         Some(_) => body.push_str(
@@ -224,7 +302,7 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
         "<div class=\"buttons\"><button type=\"submit\" id=\"approve\" name=\"action\" value=\"approve\">Sign</button>\
          <button type=\"submit\" id=\"deny\" name=\"action\" value=\"deny\">Refuse</button>",
     );
-    if p.otp == Some("online") {
+    if matches!(p.otp, Some("online" | "any")) {
         body.push_str(
             "<button type=\"submit\" id=\"resend\" name=\"action\" value=\"resend\">Send a new code</button>",
         );
@@ -269,9 +347,16 @@ mod tests {
             client: "C",
             user: "alice",
             handle: "h",
-            credential: &view,
+            credential: Some(&view),
+            choices: &[],
+            qualifier: None,
             num_signatures: 2,
             hashes: &["a<b".into()],
+            documents: &[DocumentView {
+                label: Some("<script>x</script>".into()),
+                base64: "AA==".into(),
+                hex: "00".into(),
+            }],
             description: Some("</dd><script>"),
             pin: true,
             otp: Some("online"),
@@ -280,5 +365,8 @@ mod tests {
         });
         assert!(!html.contains("<script"));
         assert!(html.contains("id=\"resend\"") && html.contains("CN=&lt;x&gt;"));
+        assert!(
+            html.contains("&lt;script&gt;x&lt;/script&gt;") && html.contains("id=\"digest-0\"")
+        );
     }
 }

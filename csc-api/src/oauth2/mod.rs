@@ -9,13 +9,23 @@
 //!   `credential`), `client_credentials` and `refresh_token` (scope `service`). A credential
 //!   code yields a SAD with `token_type` "SAD".
 //! * `POST oauth2/revoke` ([`token::revoke`]): access and refresh tokens, and SADs.
+//! * CSC v2 §8.4 ([`rar`], [`par`], [`metadata`]): `authorization_details` (RFC 9396) on
+//!   `oauth2/authorize` and on `POST oauth2/pushed_authorize` (RFC 9126, whose `request_uri`
+//!   then opens the page); such a code yields a `Bearer` credential token (the SAD) with the
+//!   approved details and `credentialID` echoed; the metadata of RFC 8414 at
+//!   `/.well-known/oauth-authorization-server`.
+//! * A body over [`MAX_FORM_BYTES`] is a 400 `invalid_request` JSON error ([`FormBody`]; the
+//!   page: its HTML error page), never actix's plain 413.
 //!
 //! Clients are registered by the operator (`csc-server client add`): exact redirect URIs, a
 //! secret for confidential clients (stored as SHA-256); public clients must use PKCE S256
 //! (RFC 7636). Codes, page handles and secrets are stored only as digests. Refusals are audited.
 
 mod html;
+pub mod metadata;
 pub mod page;
+pub mod par;
+pub mod rar;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -35,6 +45,38 @@ pub fn scope() -> actix_web::Scope {
         .route("/authorize", web::post().to(page::authorize_post))
         .route("/token", web::post().to(token::token))
         .route("/revoke", web::post().to(token::revoke))
+        .route("/pushed_authorize", web::post().to(par::pushed_authorize))
+}
+
+/// A form body of the OAuth 2.0 endpoints, at most [`MAX_FORM_BYTES`]: a body too large (or
+/// unreadable) is an RFC 6749 §5.2 error (400 `invalid_request`), like every other refusal
+/// here, not actix's plain 413; the same status and code the CSC methods give an oversized
+/// body (`crate::body`), with a description that says why.
+pub struct FormBody(pub web::Bytes);
+
+impl actix_web::FromRequest for FormBody {
+    type Error = crate::error::ApiError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<FormBody, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            bytes.await.map(FormBody).map_err(|e| {
+                match e.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => {
+                        crate::error::ApiError::invalid(format!(
+                            "Request body too large (at most {MAX_FORM_BYTES} bytes)"
+                        ))
+                    }
+                    _ => {
+                        tracing::debug!(error = %e, "OAuth 2.0 request body refused");
+                        crate::error::ApiError::malformed()
+                    }
+                }
+            })
+        })
+    }
 }
 
 /// The server's absolute base URL without a trailing slash: the configured `public_url`, else

@@ -5,10 +5,10 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, AUTHORIZATION};
 use actix_web::{HttpRequest, HttpResponse, web};
-use csc_types::OAuthTokenResponse;
+use csc_types::{OAuthCredentialTokenResponse, OAuthTokenResponse};
 use sam::{ClientAuth, CodeGrant, IssuedTokens};
 
-use super::{Params, ParamsError};
+use super::{FormBody, Params, ParamsError};
 use crate::app::AppState;
 use crate::auth::basic_payload;
 use crate::error::{ApiError, blocking};
@@ -22,7 +22,7 @@ fn invalid_client_header() -> ApiError {
 }
 
 /// The form body; a repeated parameter or a body that is not a form is `invalid_request`.
-fn form(body: &[u8]) -> Result<Params, ApiError> {
+pub(super) fn form(body: &[u8]) -> Result<Params, ApiError> {
     Params::parse(body).map_err(|e| match e {
         ParamsError::Repeated(name) => ApiError::invalid(format!("Invalid parameter {name}")),
         ParamsError::Malformed => ApiError::malformed(),
@@ -31,7 +31,7 @@ fn form(body: &[u8]) -> Result<Params, ApiError> {
 
 /// The client's credentials as sent: from `Authorization: Basic` (RFC 6749 §2.3.1: both parts
 /// form-urlencoded) or the body.
-fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiError> {
+pub(super) fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiError> {
     if p.get("client_assertion").is_some() || p.get("client_assertion_type").is_some() {
         return Err(ApiError::invalid("Invalid parameter client_assertion"));
     }
@@ -70,8 +70,14 @@ fn client_credentials(req: &HttpRequest, p: &Params) -> Result<ClientAuth, ApiEr
     })
 }
 
+/// What the token endpoint answers.
+enum Answer {
+    Token(OAuthTokenResponse),
+    Credential(OAuthCredentialTokenResponse),
+}
+
 /// An answer of the token endpoint: JSON, never cached (RFC 6749 §5.1).
-fn token_response(body: &OAuthTokenResponse) -> HttpResponse {
+pub(crate) fn token_response(body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -89,9 +95,9 @@ enum Grant {
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: FormBody,
 ) -> Result<HttpResponse, ApiError> {
-    let p = form(&body)?;
+    let p = form(&body.0)?;
     let creds = client_credentials(&req, &p)?;
     let grant = match p.get("grant_type") {
         None => return Err(ApiError::invalid("Missing parameter grant_type")),
@@ -127,27 +133,48 @@ pub async fn token(
                     p.get("redirect_uri"),
                     p.get("code_verifier"),
                 )? {
-                    CodeGrant::Sad(issued) => OAuthTokenResponse {
+                    CodeGrant::Sad(issued) => Answer::Token(OAuthTokenResponse {
                         access_token: issued.sad,
                         refresh_token: None,
                         token_type: "SAD".into(),
                         expires_in: Some(issued.expires_in),
-                    },
-                    CodeGrant::Service(issued) => bearer(issued),
+                    }),
+                    // CSC v2 §8.4: a Bearer credential token, the details echoed (RFC 9396 §7)
+                    CodeGrant::Authorized {
+                        sad,
+                        credential,
+                        authorization_details,
+                    } => Answer::Credential(OAuthCredentialTokenResponse {
+                        token: OAuthTokenResponse {
+                            access_token: sad.sad,
+                            refresh_token: None,
+                            token_type: "Bearer".into(),
+                            expires_in: Some(sad.expires_in),
+                        },
+                        authorization_details: serde_json::from_str(&authorization_details)
+                            .map_err(|e| {
+                                ApiError::Internal(format!("stored authorization_details: {e}"))
+                            })?,
+                        credential_id: credential.to_string(),
+                    }),
+                    CodeGrant::Service(issued) => Answer::Token(bearer(issued)),
                 }
             }
-            Grant::ClientCredentials => {
-                bearer(sam.client_credentials_token(&state.tokens, &client)?)
-            }
-            Grant::RefreshToken => bearer(sam.refresh_oauth_token(
+            Grant::ClientCredentials => Answer::Token(bearer(
+                sam.client_credentials_token(&state.tokens, &client)?,
+            )),
+            Grant::RefreshToken => Answer::Token(bearer(sam.refresh_oauth_token(
                 &state.tokens,
                 &client,
                 p.get("refresh_token").unwrap_or_default(),
-            )?),
+            )?)),
         })
     })
     .await?;
-    Ok(token_response(&answer))
+    Ok(match answer {
+        Answer::Token(t) => token_response(&t),
+        Answer::Credential(t) => token_response(&t),
+    })
 }
 
 /// Service tokens as a `Bearer` answer.
@@ -166,9 +193,9 @@ fn bearer(issued: IssuedTokens) -> OAuthTokenResponse {
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: FormBody,
 ) -> Result<HttpResponse, ApiError> {
-    let p = form(&body)?;
+    let p = form(&body.0)?;
     let creds = client_credentials(&req, &p)?;
     let token = p
         .get("token")

@@ -16,6 +16,7 @@ mod insider;
 mod kit;
 mod methods;
 mod oauth2;
+mod oauth2_rar;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;

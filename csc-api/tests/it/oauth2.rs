@@ -21,20 +21,20 @@ use serde_json::{Value, json};
 use crate::common::*;
 use crate::kit::{BASE, Kit, audit_records};
 
-const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
-const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+pub(crate) const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
+pub(crate) const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
 /// A loopback HTTP endpoint standing in for the client application's redirect URI: answers
 /// every request with a small page and reports each request target (path and query).
-struct Catcher {
-    redirect_uri: String,
-    hits: Receiver<String>,
+pub(crate) struct Catcher {
+    pub(crate) redirect_uri: String,
+    pub(crate) hits: Receiver<String>,
 }
 
-fn catcher() -> Catcher {
+pub(crate) fn catcher() -> Catcher {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let redirect_uri = format!("http://{}/cb", listener.local_addr().expect("addr"));
     let (tx, hits) = std::sync::mpsc::channel();
@@ -65,10 +65,10 @@ fn catcher() -> Catcher {
 
 /// The redirect URI of the client application in the in-process tests (never fetched: the
 /// tests read the redirect's Location).
-const REDIRECT_URI: &str = "https://app.example/cb";
+pub(crate) const REDIRECT_URI: &str = "https://app.example/cb";
 
 /// `csc-server client add`: `(client_id, client_secret)`.
-fn add_client(
+pub(crate) fn add_client(
     dir: &Path,
     name: &str,
     redirect_uris: &[&str],
@@ -90,16 +90,16 @@ fn add_client(
     )
 }
 
-fn b64url(bytes: &[u8]) -> String {
+pub(crate) fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn digest(data: &[u8]) -> Vec<u8> {
+pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
     openssl::sha::sha256(data).to_vec()
 }
 
 /// A PKCE pair (RFC 7636): `(verifier, S256 challenge)`.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let mut raw = [0u8; 32];
     openssl::rand::rand_bytes(&mut raw).expect("rand");
     let verifier = b64url(&raw);
@@ -107,13 +107,13 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-fn authorize_url(base: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(base: &str, params: &[(&str, &str)]) -> String {
     let mut url = url::Url::parse(&format!("{base}/oauth2/authorize")).expect("url");
     url.query_pairs_mut().extend_pairs(params);
     url.to_string()
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)
         .expect("url")
         .query_pairs()
@@ -123,7 +123,7 @@ fn query_of(url: &str) -> HashMap<String, String> {
 
 /// `POST oauth2/token` (or `oauth2/revoke`) to a `csc-server` process with a form, optionally
 /// with HTTP Basic client authentication ([`Kit::form_post`] in process).
-fn form_post(
+pub(crate) fn form_post(
     api: &Api,
     endpoint: &str,
     fields: &[(&str, &str)],
@@ -145,20 +145,20 @@ fn form_post(
 
 /// A user agent made of plain requests to the kit: follows no redirect and keeps the page's
 /// cookies, as a browser without JavaScript would.
-struct Agent<'k> {
+pub(crate) struct Agent<'k> {
     k: &'k Kit,
     cookies: Vec<String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: actix_web::http::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) headers: actix_web::http::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl<'k> Agent<'k> {
-    fn new(k: &'k Kit) -> Agent<'k> {
+    pub(crate) fn new(k: &'k Kit) -> Agent<'k> {
         Agent { k, cookies: vec![] }
     }
 
@@ -176,12 +176,12 @@ impl<'k> Agent<'k> {
         }
     }
 
-    fn get(&mut self, url: &str) -> Page {
+    pub(crate) fn get(&mut self, url: &str) -> Page {
         let resp = self.k.send(self.k.get(url));
         self.answer(resp)
     }
 
-    fn post(&mut self, fields: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, fields: &[(&str, &str)]) -> Page {
         let mut req = self
             .k
             .post("/oauth2/authorize")
@@ -196,7 +196,7 @@ impl<'k> Agent<'k> {
 }
 
 /// The hidden `request` handle of a page's form.
-fn handle_of(body: &str) -> String {
+pub(crate) fn handle_of(body: &str) -> String {
     let at = body
         .find("name=\"request\" value=\"")
         .unwrap_or_else(|| panic!("no request handle in {body}"));
@@ -241,7 +241,7 @@ fn approve_with_forms(k: &Kit, url: &str, cred: Option<&str>) -> String {
         .unwrap_or_else(|| panic!("no redirect after approval: {} {}", page.status, page.body))
 }
 
-fn signer_cert(api: &impl Csc, token: &str, cred: &str) -> X509 {
+pub(crate) fn signer_cert(api: &impl Csc, token: &str, cred: &str) -> X509 {
     let (status, info) = api.call(
         "credentials/info",
         Some(token),
@@ -256,7 +256,7 @@ fn signer_cert(api: &impl Csc, token: &str, cred: &str) -> X509 {
 
 /// Verifies a raw signature over a SHA-256 digest with the certificate's key (PKCS#1 v1.5 for
 /// RSA, DER ECDSA).
-fn verifies(cert: &X509, digest: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn verifies(cert: &X509, digest: &[u8], sig: &[u8]) -> bool {
     let key = cert.public_key().expect("key");
     let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&key).expect("ctx");
     ctx.verify_init().expect("init");
@@ -268,7 +268,7 @@ fn verifies(cert: &X509, digest: &[u8], sig: &[u8]) -> bool {
     ctx.verify(digest, sig).unwrap_or(false)
 }
 
-fn sign_hash(
+pub(crate) fn sign_hash(
     api: &impl Csc,
     token: &str,
     cred: &str,
@@ -290,7 +290,7 @@ fn sign_hash(
 // headless Chromium over WebDriver
 
 /// chromedriver on a free loopback port with a fresh profile directory; stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     profile: tempfile::TempDir,
@@ -303,7 +303,7 @@ impl Drop for Driver {
     }
 }
 
-fn chromedriver() -> Driver {
+pub(crate) fn chromedriver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -339,7 +339,7 @@ fn chromedriver() -> Driver {
     panic!("chromedriver did not answer on {}", driver.url);
 }
 
-async fn browser(driver: &Driver) -> fantoccini::Client {
+pub(crate) async fn browser(driver: &Driver) -> fantoccini::Client {
     let binary = std::env::var("CSC_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let caps = json!({
         "browserName": "chrome",
@@ -366,7 +366,7 @@ async fn browser(driver: &Driver) -> fantoccini::Client {
 /// Drives the page as a signer in Chromium: a wrong PIN first (the page says so and stays),
 /// then the right PIN and the online OTP. Returns the URL the browser was redirected to.
 /// Types `text` into the element with id `id`.
-async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
+pub(crate) async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
     c.find(fantoccini::Locator::Id(id))
         .await
         .unwrap_or_else(|e| panic!("no #{id}: {e}"))
@@ -376,7 +376,7 @@ async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
 }
 
 /// Clicks the element with id `id`.
-async fn click(c: &fantoccini::Client, id: &str) {
+pub(crate) async fn click(c: &fantoccini::Client, id: &str) {
     c.find(fantoccini::Locator::Id(id))
         .await
         .unwrap_or_else(|e| panic!("no #{id}: {e}"))

@@ -7,6 +7,7 @@ use storage::{
 };
 
 use super::OAuthError;
+use super::grant::details_digest;
 use super::pkce::{pkce_matches, valid_code_verifier};
 use crate::activation::{IssuedSad, SAD_BYTES};
 use crate::secrets::random_token;
@@ -21,6 +22,15 @@ use crate::{Sam, SamError};
 pub enum CodeGrant {
     /// Scope `credential`: the SAD the signer approved (`token_type` "SAD").
     Sad(IssuedSad),
+    /// Scope `credential` from a request with `authorization_details` (RFC 9396, CSC v2 §8.4):
+    /// the SAD the signer approved, used as a `Bearer` credential token (the v2 `signHash`
+    /// takes it as the SAD), with the credential and the approved details to echo.
+    Authorized {
+        sad: IssuedSad,
+        credential: storage::CredentialId,
+        /// The approved `authorization_details` (a JSON array).
+        authorization_details: String,
+    },
     /// Scope `service`: a Bearer access token (and a refresh token if the signer asked to stay
     /// signed in).
     Service(IssuedTokens),
@@ -166,7 +176,21 @@ impl Sam {
                     "authorization_code",
                     "credential",
                 ))?;
-                return Ok(Ok(CodeGrant::Sad(issued)));
+                // the approved authorization_details, kept beside the code (CSC v2 §8.4)
+                let details_hash = details_digest(&code.code_hash);
+                let details = match c.oauth_request(&details_hash)? {
+                    Some(r) if r.client_id == code.client_id => Some(r.params),
+                    _ => None,
+                };
+                c.delete_oauth_request(&details_hash)?;
+                return Ok(Ok(match (details, code.credential_id) {
+                    (Some(authorization_details), Some(credential)) => CodeGrant::Authorized {
+                        sad: issued,
+                        credential,
+                        authorization_details,
+                    },
+                    _ => CodeGrant::Sad(issued),
+                }));
             }
             let minted = Minted::with_values(
                 values,

@@ -13,8 +13,8 @@
 
 use serde_json::json;
 use storage::{
-    Conn, CredentialId, FactorKind, NewOAuthCode, NewSad, OAuthCode, StorageError, secret_hash,
-    utc_now,
+    Conn, CredentialId, FactorKind, NewOAuthCode, NewOAuthRequest, NewSad, OAuthCode, StorageError,
+    secret_hash, utc_now,
 };
 
 use super::OAuthError;
@@ -23,6 +23,17 @@ use crate::activation::{
     ActivationRequest, Caller, Factors, IssuedSad, Via, refusal_event, sad_ref, seconds_until,
 };
 use crate::{AuditEvent, Sam, SamError, audit_event};
+
+/// Where the approved `authorization_details` of a code are kept until the code is redeemed: a
+/// row of `oauth_requests` (sealed like every pending request) under SHA-256 of a tag and the
+/// code's digest, stored in the transaction that stores the code and expiring with it. The
+/// digest is not a page handle's nor a `request_uri`'s (and holds no pending request a page
+/// could take).
+pub(crate) fn details_digest(code_hash: &[u8]) -> [u8; 32] {
+    let mut input = b"authorization_details:".to_vec();
+    input.extend_from_slice(code_hash);
+    secret_hash(&input)
+}
 
 /// What the signer approves on the consent page, and what the code is bound to.
 #[derive(Debug, Clone)]
@@ -35,6 +46,9 @@ pub struct CredentialGrant {
     pub hashes: Option<Vec<Vec<u8>>>,
     /// The client, redirect URI, PKCE challenge and pending request of the code.
     pub binding: CodeBinding,
+    /// The request's `authorization_details` (RFC 9396) as approved, JSON (CSC v2 §8.4): the
+    /// code then buys a `Bearer` token that echoes them. `None`: a v1 request (`SAD`).
+    pub authorization_details: Option<String>,
 }
 
 impl Sam {
@@ -82,7 +96,19 @@ impl Sam {
                         remember: false,
                         expires_at: code_expires_at,
                     })?;
-                    Ok(Ok(json!({ "client": b.client_id })))
+                    if let Some(details) = &grant.authorization_details {
+                        c.insert_oauth_request(&NewOAuthRequest {
+                            request_hash: details_digest(&code_hash).to_vec(),
+                            client_id: b.client_id.clone(),
+                            params: details.clone(),
+                            expires_at: code_expires_at,
+                        })?;
+                    }
+                    Ok(Ok(if grant.authorization_details.is_some() {
+                        json!({ "client": b.client_id, "authorizationDetails": true })
+                    } else {
+                        json!({ "client": b.client_id })
+                    }))
                 }
             },
         )?;

@@ -25,7 +25,10 @@ mod requests;
 pub use clients::ClientAuth;
 pub use exchange::CodeGrant;
 pub use grant::CredentialGrant;
-pub use requests::{CodeBinding, ConsentView, OpenRequest, OtpOffer, PendingHandle, handle_digest};
+pub use requests::{
+    CodeBinding, ConsentView, OpenRequest, OtpOffer, PendingHandle, handle_digest,
+    pushed_request_digest,
+};
 
 use crate::Sam;
 use crate::tokens::client_actor;

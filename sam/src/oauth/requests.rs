@@ -19,6 +19,13 @@ pub fn handle_digest(handle: &str) -> [u8; 32] {
     secret_hash(handle.as_bytes())
 }
 
+/// The digest a pushed request (RFC 9126) is stored under: SHA-256 of `par:` and the handle
+/// of its `request_uri`, apart from [`handle_digest`], so a page handle never opens a pushed
+/// request nor a `request_uri` a page's form.
+pub fn pushed_request_digest(handle: &str) -> [u8; 32] {
+    secret_hash(format!("par:{handle}").as_bytes())
+}
+
 /// A pending request just created: its random handle (for the form and the cookie, shown
 /// once) and the digest stored. No `Debug`: it holds the handle.
 pub struct PendingHandle {
@@ -102,6 +109,103 @@ impl Sam {
             handle,
             request_hash,
         })
+    }
+
+    /// A pushed authorization request (RFC 9126), validated by the HTTP layer (`params`: its
+    /// JSON), stored like a page's pending request for `ttl` under a new random handle (the
+    /// `request_uri` carries it; only [`pushed_request_digest`] of it is stored, a digest apart
+    /// from the page handles', so neither opens the other). Audited as `oauth2.authorize`
+    /// (`"stage": "pushed"`).
+    pub fn push_oauth_request(
+        &self,
+        client_id: &str,
+        scope: &str,
+        params: String,
+        ttl: chrono::Duration,
+    ) -> Result<PendingHandle, SamError> {
+        let handle = random_token(32)?;
+        let request_hash = pushed_request_digest(&handle);
+        self.store.write(|c| {
+            c.insert_oauth_request(&NewOAuthRequest {
+                request_hash: request_hash.to_vec(),
+                client_id: client_id.to_owned(),
+                params: params.clone(),
+                expires_at: utc_now() + ttl,
+            })?;
+            c.append_audit(
+                &NewAuditEvent::new(
+                    crate::AuditEvent::OAuth2Authorize,
+                    crate::tokens::client_actor(client_id),
+                    client_id,
+                    "success",
+                )
+                .with_detail(json!({
+                    "stage": "pushed",
+                    "scope": scope,
+                    "expiresIn": ttl.num_seconds(),
+                })),
+            )
+        })?;
+        Ok(PendingHandle {
+            handle,
+            request_hash,
+        })
+    }
+
+    /// The pushed request a `request_uri` names (its handle), for `client_id`, used up: it is
+    /// removed in the same transaction, so it opens one authorization page at most
+    /// (RFC 9126 §4: single use). Unknown, used or another client's:
+    /// [`OAuthError::UnknownRequest`]; expired: [`OAuthError::RequestExpired`] (removed).
+    /// Refusals are audited as `oauth2.authorize`.
+    pub fn take_pushed_request(
+        &self,
+        handle: &str,
+        client_id: &str,
+    ) -> Result<OAuthRequest, SamError> {
+        let request_hash = pushed_request_digest(handle);
+        let now = utc_now();
+        let taken = self.store.write(|c| {
+            let Some(r) = c.oauth_request(&request_hash)? else {
+                return Ok(Err((
+                    "unknown or used request_uri",
+                    OAuthError::UnknownRequest,
+                )));
+            };
+            if r.client_id != client_id {
+                // left in place: whoever shows another client's request_uri does not spend it
+                return Ok(Err((
+                    "request_uri of another client",
+                    OAuthError::UnknownRequest,
+                )));
+            }
+            let removed = c.delete_oauth_request(&request_hash)?;
+            if r.expires_at <= now {
+                return Ok(Err(("request_uri expired", OAuthError::RequestExpired)));
+            }
+            if !removed {
+                return Ok(Err((
+                    "unknown or used request_uri",
+                    OAuthError::UnknownRequest,
+                )));
+            }
+            Ok(Ok(r))
+        })?;
+        taken.map_err(|(reason, e)| {
+            self.audit_request_refusal(
+                client_id,
+                json!({ "stage": "request_uri", "reason": reason }),
+            );
+            e.into()
+        })
+    }
+
+    /// A pushed authorization request refused by its validation (`error`, `description`: the
+    /// JSON error the client gets): audited as `oauth2.authorize` (best effort).
+    pub fn refuse_pushed_request(&self, client_id: &str, error: &str, description: &str) {
+        self.audit_request_refusal(
+            client_id,
+            json!({ "stage": "pushed", "error": error, "reason": description }),
+        );
     }
 
     /// The pending request a form names by its handle. `form_verified`: the HTTP layer's CSRF

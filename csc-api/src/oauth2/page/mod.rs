@@ -4,7 +4,12 @@
 //! not exactly one the client registered, is shown on the page and never redirected
 //! (RFC 6749 §4.1.2.1); every other error is a 302 to the redirect URI with `error`,
 //! `error_description` and `state`. A valid request becomes a pending row (its random handle
-//! stored as SHA-256, 10 minutes) and the sign-in form.
+//! stored as SHA-256, 10 minutes) and the sign-in form. A request with `client_id` and the
+//! `request_uri` of a pushed request (RFC 9126 §4, [`crate::oauth2::par`]) takes that request,
+//! once, instead of the query's parameters (any other is ignored, RFC 9101 §5); an unknown,
+//! used, expired or other client's `request_uri` is shown on the page, never redirected.
+//! `authorization_details` (RFC 9396, [`crate::oauth2::rar`]) make a credential request whose
+//! consent step lists each document's label and digest.
 //!
 //! `POST` carries the handle in a hidden field; it must equal the value of an `HttpOnly`,
 //! `SameSite=Strict` cookie set with the form (double submit bound to the server-side row),
@@ -23,16 +28,16 @@
 
 mod answer;
 mod step;
-mod validate;
+pub(crate) mod validate;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use sam::{OAuthError, SamError};
 
 use self::answer::{Answer, Origin, cookie_name, error_page, error_redirect, internal, page};
-use self::validate::validate;
+use self::validate::{Pending, validate};
 use super::html::{self, LoginPage};
-use super::{Params, ParamsError};
+use super::{FormBody, Params, ParamsError};
 use crate::app::AppState;
 use crate::error::{ApiError, blocking};
 
@@ -52,10 +57,19 @@ pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> Http
 pub async fn authorize_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<FormBody, ApiError>,
 ) -> HttpResponse {
+    // the page answers in HTML, an oversized form too (the JSON endpoints answer JSON)
+    let Ok(body) = body else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form is too large or could not be read.",
+        )
+        .into_response();
+    };
     let origin = Origin::of(&state, &req);
-    let params = Params::parse(&body);
+    let params = Params::parse(&body.0);
     let st = state.clone();
     match blocking(move || Ok(step::step(&st, &origin, params))).await {
         Ok(r) => r,
@@ -83,6 +97,9 @@ fn begin(state: &AppState, origin: &Origin, params: Result<Params, ParamsError>)
         Ok(None) => return bad_page("The request names an unknown client (client_id)."),
         Err(e) => return internal(state, e.into()),
     };
+    if let Some(uri) = p.get("request_uri") {
+        return begin_pushed(state, origin, &client, uri);
+    }
     // exact match against a registered URI; otherwise never redirect (RFC 6749 §4.1.2.1)
     let (redirect_uri, given) = match state.sam.redirect_uri_for(&client, p.get("redirect_uri")) {
         Ok(r) => r,
@@ -111,7 +128,52 @@ fn begin(state: &AppState, origin: &Origin, params: Result<Params, ParamsError>)
             );
         }
     };
-    let params_json = match serde_json::to_string(&pending) {
+    open_page(state, origin, &client, &pending)
+}
+
+/// Prefix of the `request_uri` values of pushed requests (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// `oauth2/authorize?client_id=…&request_uri=…` (RFC 9126 §4): the pushed request, used up,
+/// becomes the page's pending request. The pushed request is the whole request: every other
+/// parameter beside `client_id` and `request_uri` is ignored (RFC 9101 §5, which RFC 9126
+/// builds on). A `request_uri` that is unknown, used, expired or another client's is shown on
+/// the page, never redirected: its redirect URI is not known to be the client's any more.
+fn begin_pushed(state: &AppState, origin: &Origin, client: &sam::OAuthClient, uri: &str) -> Answer {
+    let refused = || {
+        error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "The request_uri is unknown, used, expired or not this application's.",
+        )
+    };
+    let Some(handle) = uri.strip_prefix(REQUEST_URI_PREFIX) else {
+        return refused();
+    };
+    let request = match state.sam.take_pushed_request(handle, &client.client_id) {
+        Ok(r) => r,
+        Err(SamError::OAuth(OAuthError::UnknownRequest | OAuthError::RequestExpired)) => {
+            return refused();
+        }
+        Err(e) => return internal(state, e.into()),
+    };
+    let mut pending: Pending = match serde_json::from_str(&request.params) {
+        Ok(p) => p,
+        Err(e) => return internal(state, ApiError::Internal(format!("pushed request: {e}"))),
+    };
+    pending.pushed = false;
+    open_page(state, origin, client, &pending)
+}
+
+/// A validated request becomes a pending row (its handle in the form and the cookie) and the
+/// sign-in form.
+fn open_page(
+    state: &AppState,
+    origin: &Origin,
+    client: &sam::OAuthClient,
+    pending: &Pending,
+) -> Answer {
+    let params_json = match serde_json::to_string(pending) {
         Ok(j) => j,
         Err(e) => return internal(state, ApiError::Internal(e.to_string())),
     };

@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sam::{
-    Caller, CodeBinding, CredentialGrant, CredentialId, Factors, OAuthClient, OAuthError, OtpOffer,
-    SamError, User, UserId,
+    Caller, CodeBinding, Credential, CredentialGrant, CredentialId, CredentialStatus, Factors,
+    OAuthClient, OAuthError, OtpOffer, SamError, User, UserId,
 };
 use secrecy::SecretString;
 
@@ -18,7 +18,8 @@ use super::answer::{
 use super::validate::Pending;
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::oauth2::html::{self, ConsentPage, CredentialView, LoginPage};
+use crate::oauth2::html::{self, ConsentPage, CredentialView, DocumentView, LoginPage};
+use crate::oauth2::rar::CredentialChoice;
 use crate::oauth2::{Params, ParamsError};
 
 /// Everything a POST step knows.
@@ -90,6 +91,13 @@ pub(super) fn step(
         Ok(p) => p,
         Err(e) => return internal(state, ApiError::Internal(format!("pending request: {e}"))),
     };
+    if pending.pushed {
+        // a pushed request opens only through its request_uri (RFC 9126 §4)
+        return bad_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request is unknown, finished or expired.",
+        );
+    }
     let s = Step {
         state,
         handle,
@@ -101,7 +109,7 @@ pub(super) fn step(
         (Some("deny"), _) => Ok(s.deny()),
         (Some("login") | None, None) => s.login(&p),
         (Some("approve") | None, Some(user)) => s.approve(&p, user),
-        (Some("resend"), Some(user)) => s.resend(user),
+        (Some("resend"), Some(user)) => s.resend(&p, user),
         _ => Ok(bad_page(StatusCode::BAD_REQUEST, "Unexpected form action.")),
     };
     result.unwrap_or_else(|e| internal(state, e))
@@ -255,6 +263,37 @@ impl Step<'_> {
             .ok_or_else(|| ApiError::Internal("pending request without a credential".into()))
     }
 
+    /// A `signatureQualifier` request: the signer chooses the credential on the page.
+    fn signer_chooses(&self) -> bool {
+        self.pending.credential_id.is_none()
+            && self
+                .pending
+                .authorization_details
+                .as_ref()
+                .is_some_and(|d| matches!(d.credential, CredentialChoice::Qualifier(_)))
+    }
+
+    /// The credential of the grant: the request's, or the one the signer chose on the page
+    /// (the form's `credentialID`; `None` when none was chosen). The SAM's activation checks
+    /// that it is the signer's, enabled and fit for the request, like any other.
+    fn chosen_credential(&self, p: &Params) -> Result<Option<CredentialId>, ApiError> {
+        if !self.signer_chooses() {
+            return self.credential_id().map(Some);
+        }
+        Ok(p.get("credentialID").and_then(|c| c.parse().ok()))
+    }
+
+    /// The signer's enabled credentials, for the choice of a `signatureQualifier` request.
+    fn choices(&self, user: &User) -> Result<Vec<CredentialView>, ApiError> {
+        let creds = self.state.sam.credentials_page(&user.id, None, 100)?;
+        Ok(creds
+            .into_iter()
+            .filter(|c| c.status == CredentialStatus::Enabled)
+            .filter(|c| i64::from(c.multisign) >= self.pending.num_signatures.unwrap_or(1))
+            .map(|c| credential_view(&c))
+            .collect())
+    }
+
     /// The pending hashes as digests (`None` when there are none).
     fn hashes(&self) -> Result<Option<Vec<Vec<u8>>>, ApiError> {
         let hashes = self
@@ -293,6 +332,24 @@ impl Step<'_> {
     /// Scope `credential`, after sign-in: the SAM's own activation checks (before the factors),
     /// binds the request to the signer, sends an online OTP, shows the consent step.
     fn start_consent(&self, user: &User) -> Result<Answer, ApiError> {
+        if self.signer_chooses() {
+            if self.choices(user)?.is_empty() {
+                return self.finish_with_error(
+                    "access_denied",
+                    "The user has no credential usable for this request",
+                );
+            }
+            match self
+                .state
+                .sam
+                .bind_oauth_request(&self.request_hash, &user.id)
+            {
+                Ok(()) => {}
+                Err(SamError::RequestGone) => return Ok(self.already_answered()),
+                Err(e) => return Err(e.into()),
+            }
+            return self.consent_page(user, None, None);
+        }
         let id = self.credential_id()?;
         let caller = self.caller(user);
         if let Err(e) = self.state.sam.check_activation(
@@ -329,21 +386,38 @@ impl Step<'_> {
         error: Option<&str>,
         notice: Option<&str>,
     ) -> Result<Answer, ApiError> {
-        let view = self.state.sam.consent_view(&self.credential_id()?)?;
-        let cred = &view.credential;
-        let subject = cred
-            .cert_chain_der()
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .first()
-            .and_then(|der| openssl::x509::X509::from_der(der).ok())
-            .map(|c| crate::certinfo::rfc4514(c.subject_name()));
-        let credential = CredentialView {
-            id: cred.id.to_string(),
-            description: cred.description.clone(),
-            key: cred.key_spec.clone(),
-            subject,
-            scal: cred.scal.as_str().into(),
+        let (credential, choices, pin, otp) = if self.signer_chooses() {
+            (None, self.choices(user)?, true, Some("any"))
+        } else {
+            let view = self.state.sam.consent_view(&self.credential_id()?)?;
+            (
+                Some(credential_view(&view.credential)),
+                vec![],
+                view.pin,
+                view.otp.map(sam::OtpType::csc_type),
+            )
         };
+        let details = self.pending.authorization_details.as_ref();
+        let documents: Vec<DocumentView> = details
+            .map(|d| {
+                d.documents
+                    .iter()
+                    .zip(&d.digests)
+                    .map(|(doc, digest)| DocumentView {
+                        label: doc.label.clone(),
+                        base64: doc.hash.clone(),
+                        hex: URL_SAFE_NO_PAD
+                            .decode(digest)
+                            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let qualifier = details.and_then(|d| match &d.credential {
+            CredentialChoice::Qualifier(q) => Some(q.as_str()),
+            CredentialChoice::Id(_) => None,
+        });
         Ok(page(
             StatusCode::OK,
             html::consent_page(&ConsentPage {
@@ -351,12 +425,15 @@ impl Step<'_> {
                 client: &self.client.name,
                 user: &user.name,
                 handle: &self.handle,
-                credential: &credential,
+                credential: credential.as_ref(),
+                choices: &choices,
+                qualifier,
                 num_signatures: self.pending.num_signatures.unwrap_or(0),
                 hashes: &self.pending.hashes,
+                documents: &documents,
                 description: self.pending.description.as_deref(),
-                pin: view.pin,
-                otp: view.otp.map(sam::OtpType::csc_type),
+                pin,
+                otp,
                 error,
                 notice,
             }),
@@ -372,12 +449,15 @@ impl Step<'_> {
             .ok_or_else(|| ApiError::Internal("the signer vanished".into()))
     }
 
-    fn resend(&self, user_id: UserId) -> Result<Answer, ApiError> {
+    fn resend(&self, p: &Params, user_id: UserId) -> Result<Answer, ApiError> {
         let user = self.signer(user_id)?;
+        let Some(credential) = self.chosen_credential(p)? else {
+            return self.consent_page(&user, Some("Choose the key to sign with."), None);
+        };
         let offer = self
             .state
             .sam
-            .offer_online_otp(&self.caller(&user), &self.credential_id()?)?;
+            .offer_online_otp(&self.caller(&user), &credential)?;
         let (notice, error) = otp_messages(&offer);
         let notice = notice.map(|_| "A new one-time code was sent to you.");
         self.consent_page(&user, error, notice)
@@ -392,11 +472,21 @@ impl Step<'_> {
                 .get("OTP")
                 .map(|s| SecretString::from(s.trim().to_owned())),
         };
+        let Some(credential) = self.chosen_credential(p)? else {
+            return self.consent_page(&user, Some("Choose the key to sign with."), None);
+        };
+        // what the token response echoes (RFC 9396 §7): as requested, with the credential used
+        let authorization_details = self
+            .pending
+            .authorization_details
+            .as_ref()
+            .map(|d| d.approved(&credential.to_string()).to_string());
         let grant = CredentialGrant {
-            credential: self.credential_id()?,
+            credential,
             num_signatures: self.pending.num_signatures.unwrap_or(0),
             hashes: self.hashes()?,
             binding: self.binding(),
+            authorization_details,
         };
         let again = |msg: &str| self.consent_page(&user, Some(msg), None);
         match self
@@ -418,5 +508,22 @@ impl Step<'_> {
                 other => Err(other),
             },
         }
+    }
+}
+
+/// What the consent page shows of a credential.
+fn credential_view(cred: &Credential) -> CredentialView {
+    let subject = cred
+        .cert_chain_der()
+        .ok()
+        .and_then(|chain| chain.into_iter().next())
+        .and_then(|der| openssl::x509::X509::from_der(&der).ok())
+        .map(|c| crate::certinfo::rfc4514(c.subject_name()));
+    CredentialView {
+        id: cred.id.to_string(),
+        description: cred.description.clone(),
+        key: cred.key_spec.clone(),
+        subject,
+        scal: cred.scal.as_str().into(),
     }
 }

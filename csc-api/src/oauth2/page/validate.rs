@@ -7,13 +7,14 @@ use sam::{CredentialId, OAuthClient};
 use serde::{Deserialize, Serialize};
 
 use crate::oauth2::Params;
+use crate::oauth2::rar::{self, CredentialChoice, CredentialDetails};
 
 /// The most hashes one request may carry (it must fit a URL anyway).
 const MAX_HASHES: usize = 64;
 
 /// The validated request, kept server-side while the signer is on the page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Pending {
+pub(crate) struct Pending {
     /// `service` or `credential`.
     pub scope: String,
     /// Where the answer goes (the request's, or the client's default).
@@ -26,6 +27,14 @@ pub(super) struct Pending {
     /// base64url without padding, as shown to the signer.
     pub hashes: Vec<String>,
     pub description: Option<String>,
+    /// `authorization_details` (RFC 9396, CSC v2 §8.4), when the request carried them: then
+    /// `hashes` and `num_signatures` are its digests and their count, and `credential_id` is
+    /// the one it names (`None` when a `signatureQualifier` lets the signer choose).
+    #[serde(default)]
+    pub authorization_details: Option<CredentialDetails>,
+    /// A pushed request (RFC 9126) waiting for its `request_uri`: never a page's form.
+    #[serde(default)]
+    pub pushed: bool,
 }
 
 /// `hash`: base64url values, comma-separated (padding and standard base64 tolerated).
@@ -49,7 +58,7 @@ fn parse_hashes(value: &str) -> Option<Vec<Vec<u8>>> {
 
 /// Validates a request after the client and redirect URI are known to be good; an `Err` is
 /// the `(error, error_description)` of the redirect.
-pub(super) fn validate(
+pub(crate) fn validate(
     p: &Params,
     client: &OAuthClient,
     redirect_uri: String,
@@ -101,6 +110,55 @@ pub(super) fn validate(
     {
         return Err(bad("Invalid parameter description"));
     }
+    let details = match p.get("authorization_details") {
+        None => None,
+        Some(value) => {
+            // RAR replaces the v1 CSC parameters and is for credential authorization only
+            if p.get("scope") == Some("service") {
+                return Err(bad(
+                    "authorization_details cannot be combined with scope service",
+                ));
+            }
+            for name in [
+                "credentialID",
+                "numSignatures",
+                "hash",
+                "hashes",
+                "signatureQualifier",
+                "hashAlgorithmOID",
+            ] {
+                if p.get(name).is_some() {
+                    return Err(bad(&format!(
+                        "Invalid parameter {name}: not with authorization_details"
+                    )));
+                }
+            }
+            Some(rar::parse(value).map_err(|d| (rar::ERROR, d))?)
+        }
+    };
+    if let Some(d) = details {
+        let credential_id = match &d.credential {
+            CredentialChoice::Id(id) => Some(
+                id.parse::<CredentialId>()
+                    .map_err(|_| (rar::ERROR, "Invalid parameter credentialID".to_owned()))?
+                    .to_string(),
+            ),
+            CredentialChoice::Qualifier(_) => None,
+        };
+        return Ok(Pending {
+            scope: "credential".into(),
+            redirect_uri,
+            redirect_uri_given,
+            state,
+            code_challenge,
+            credential_id,
+            num_signatures: Some(d.signatures()),
+            hashes: d.digests.clone(),
+            description,
+            authorization_details: Some(d),
+            pushed: false,
+        });
+    }
     let (credential_id, num_signatures, hashes) = if scope == "credential" {
         let id = p
             .get("credentialID")
@@ -145,6 +203,8 @@ pub(super) fn validate(
         num_signatures,
         hashes,
         description,
+        authorization_details: None,
+        pushed: false,
     })
 }
 

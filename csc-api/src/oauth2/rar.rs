@@ -1,0 +1,303 @@
+//! `authorization_details` (RFC 9396) of the CSC v2 types `credential` and
+//! `https://cloudsignatureconsortium.org/2025/credential` (CSC v2 §8.4; REFERENCE §6.15):
+//! parsed strictly into what the consent page shows and the SAD binds.
+//!
+//! Decisions where the sources are silent or leave a choice:
+//! * exactly one element (one credential per authorization; RFC 9396 allows several, CSC
+//!   describes one);
+//! * members: `type`, `credentialID` xor `signatureQualifier`, `documentDigests` (required,
+//!   1..=64, each `{hash, label?}`), `hashAlgorithmOID` (required: SHA-256/384/512),
+//!   `numSignatures` (optional; when given it must equal the number of digests: each consented
+//!   digest is one signature), `locations` (the RFC 9396 §2 common member, accepted and echoed,
+//!   not interpreted). Any other member is refused (RFC 9396 §5: details "not conforming to
+//!   the respective type definition"): a client that adds a restriction we would not enforce
+//!   must not believe it was granted;
+//! * `hash`: base64, standard or URL-safe alphabet, padding optional; its length must be the
+//!   digest length of `hashAlgorithmOID`; `label` at most 500 characters (shown HTML-escaped).
+//!
+//! Every refusal is `invalid_authorization_details` (RFC 9396 §5) with a description naming
+//! the member.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use sam::HashAlg;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The two `type` values accepted (CSC v2.0 and v2.2 spellings).
+pub const TYPES: [&str; 2] = [
+    "credential",
+    "https://cloudsignatureconsortium.org/2025/credential",
+];
+
+/// RFC 9396 §5's error code.
+pub const ERROR: &str = "invalid_authorization_details";
+
+/// The most document digests one authorization may carry.
+const MAX_DIGESTS: usize = 64;
+/// The longest label or qualifier accepted.
+const MAX_LABEL_CHARS: usize = 500;
+
+/// One document to sign: its digest as the client sent it and its label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentDigest {
+    /// base64 as sent (echoed as sent).
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// What the credential is chosen by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialChoice {
+    /// `credentialID`: the client named it.
+    Id(String),
+    /// `signatureQualifier`: the signer chooses among their credentials on the consent page.
+    Qualifier(String),
+}
+
+/// A validated `authorization_details` element (kept in the pending request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialDetails {
+    /// `type` as sent (one of [`TYPES`]).
+    pub kind: String,
+    pub credential: CredentialChoice,
+    pub documents: Vec<DocumentDigest>,
+    /// `hashAlgorithmOID` as sent.
+    pub hash_algorithm_oid: String,
+    /// `numSignatures` as sent, if it was.
+    pub num_signatures: Option<i64>,
+    /// `locations` as sent, if it was.
+    pub locations: Option<Vec<String>>,
+    /// The decoded digests, in order, base64url without padding (what the SAD binds).
+    pub digests: Vec<String>,
+}
+
+/// The wire form of one element (strict: unknown members refused).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "credentialID")]
+    credential_id: Option<String>,
+    #[serde(rename = "signatureQualifier")]
+    signature_qualifier: Option<String>,
+    #[serde(rename = "documentDigests")]
+    document_digests: Option<Vec<WireDigest>>,
+    #[serde(rename = "hashAlgorithmOID")]
+    hash_algorithm_oid: Option<String>,
+    #[serde(rename = "numSignatures")]
+    num_signatures: Option<Value>,
+    locations: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireDigest {
+    hash: String,
+    label: Option<String>,
+}
+
+/// A refusal: the `error_description` of `invalid_authorization_details`.
+pub type Refusal = String;
+
+/// Decodes base64 in either alphabet, padding optional.
+fn decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .ok()
+}
+
+fn bounded(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_LABEL_CHARS
+}
+
+/// Parses the `authorization_details` parameter (a JSON array of one element).
+pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
+    let elements: Vec<Value> = serde_json::from_str(value)
+        .map_err(|_| "authorization_details must be a JSON array".to_owned())?;
+    let [element] = <[Value; 1]>::try_from(elements)
+        .map_err(|_| "authorization_details must hold exactly one element".to_owned())?;
+    let kind = element
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "Missing parameter type in authorization_details".to_owned())?;
+    if !TYPES.contains(&kind) {
+        return Err(format!("Unsupported authorization_details type {kind}"));
+    }
+    let w: Wire = serde_json::from_value(element).map_err(|e| {
+        let e = e.to_string();
+        // serde names the member: keep that part only (never echo values)
+        match e.split_once('`').and_then(|(_, r)| r.split_once('`')) {
+            Some((field, _)) if e.starts_with("unknown field") => {
+                format!("Unsupported member {field} in authorization_details")
+            }
+            _ => "Malformed authorization_details".to_owned(),
+        }
+    })?;
+    let credential = match (w.credential_id, w.signature_qualifier) {
+        (Some(id), None) if bounded(&id) => CredentialChoice::Id(id),
+        (None, Some(q)) if bounded(&q) => CredentialChoice::Qualifier(q),
+        (Some(_), Some(_)) => {
+            return Err(
+                "authorization_details must name credentialID or signatureQualifier, not both"
+                    .into(),
+            );
+        }
+        (None, None) => {
+            return Err(
+                "Missing parameter credentialID or signatureQualifier in authorization_details"
+                    .into(),
+            );
+        }
+        (Some(_), None) => return Err("Invalid parameter credentialID".into()),
+        (None, Some(_)) => return Err("Invalid parameter signatureQualifier".into()),
+    };
+    let documents = w
+        .document_digests
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| "Missing parameter documentDigests in authorization_details".to_owned())?;
+    if documents.len() > MAX_DIGESTS {
+        return Err(format!(
+            "Invalid parameter documentDigests: at most {MAX_DIGESTS} digests"
+        ));
+    }
+    let oid = w
+        .hash_algorithm_oid
+        .ok_or_else(|| "Missing parameter hashAlgorithmOID in authorization_details".to_owned())?;
+    let alg =
+        HashAlg::from_oid(&oid).ok_or_else(|| "Invalid parameter hashAlgorithmOID".to_owned())?;
+    let mut digests = Vec::with_capacity(documents.len());
+    for d in &documents {
+        let bytes = decode(&d.hash)
+            .ok_or_else(|| "Invalid parameter hash in documentDigests (base64)".to_owned())?;
+        if bytes.len() != alg.digest_len() {
+            return Err("Invalid digest value length in documentDigests".into());
+        }
+        if d.label.as_deref().is_some_and(|l| !bounded(l)) {
+            return Err("Invalid parameter label in documentDigests".into());
+        }
+        digests.push(URL_SAFE_NO_PAD.encode(bytes));
+    }
+    let num_signatures = match w.num_signatures {
+        None => None,
+        Some(v) => {
+            let n = v
+                .as_i64()
+                .ok_or_else(|| "Invalid parameter numSignatures".to_owned())?;
+            if usize::try_from(n).ok() != Some(documents.len()) {
+                return Err("numSignatures must equal the number of documentDigests".into());
+            }
+            Some(n)
+        }
+    };
+    Ok(CredentialDetails {
+        kind: w.kind,
+        credential,
+        documents: documents
+            .into_iter()
+            .map(|d| DocumentDigest {
+                hash: d.hash,
+                label: d.label,
+            })
+            .collect(),
+        hash_algorithm_oid: oid,
+        num_signatures,
+        locations: w.locations,
+        digests,
+    })
+}
+
+impl CredentialDetails {
+    /// The number of signatures granted: one per digest.
+    pub fn signatures(&self) -> i64 {
+        i64::try_from(self.documents.len()).unwrap_or(i64::MAX)
+    }
+
+    /// The details as approved, for the token response (RFC 9396 §7): as requested, with the
+    /// credential the signer used (`credentialID`, also when a `signatureQualifier` chose it).
+    pub fn approved(&self, credential_id: &str) -> Value {
+        let mut o = serde_json::Map::new();
+        o.insert("type".into(), self.kind.clone().into());
+        o.insert("credentialID".into(), credential_id.into());
+        if let CredentialChoice::Qualifier(q) = &self.credential {
+            o.insert("signatureQualifier".into(), q.clone().into());
+        }
+        o.insert(
+            "documentDigests".into(),
+            serde_json::to_value(&self.documents).unwrap_or(Value::Null),
+        );
+        o.insert(
+            "hashAlgorithmOID".into(),
+            self.hash_algorithm_oid.clone().into(),
+        );
+        o.insert("numSignatures".into(), self.signatures().into());
+        if let Some(l) = &self.locations {
+            o.insert("locations".into(), l.clone().into());
+        }
+        Value::Array(vec![Value::Object(o)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H32: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // 0..32, standard
+
+    fn one(extra: &str) -> String {
+        format!(
+            r#"[{{"type":"credential","credentialID":"c1","hashAlgorithmOID":"2.16.840.1.101.3.4.2.1",
+                "documentDigests":[{{"hash":"{H32}","label":"A <b>"}}]{extra}}}]"#
+        )
+    }
+
+    #[test]
+    fn a_well_formed_element_is_kept_as_sent() {
+        let d = parse(&one(r#","numSignatures":1,"locations":["x"]"#)).expect("valid");
+        assert_eq!(d.credential, CredentialChoice::Id("c1".into()));
+        assert_eq!(d.documents[0].label.as_deref(), Some("A <b>"));
+        assert_eq!(
+            d.digests,
+            vec![URL_SAFE_NO_PAD.encode((0u8..32).collect::<Vec<_>>())]
+        );
+        let approved = d.approved("c1");
+        assert_eq!(approved[0]["documentDigests"][0]["hash"], H32);
+        assert_eq!(approved[0]["numSignatures"], 1);
+        // the URL-safe alphabet, unpadded, is the same digest
+        let url = one("").replace(H32, &URL_SAFE_NO_PAD.encode((0u8..32).collect::<Vec<_>>()));
+        assert_eq!(parse(&url).expect("url-safe").digests, d.digests);
+    }
+
+    #[test]
+    fn bad_elements_are_refused_with_the_member_named() {
+        let cases = [
+            ("{}", "must be a JSON array"),
+            ("[]", "exactly one element"),
+            (
+                &one("").replace("\"credential\",", "\"payment\","),
+                "Unsupported authorization_details type",
+            ),
+            (&one(r#","extra":1"#), "Unsupported member extra"),
+            (&one(r#","signatureQualifier":"eu_eidas_qes""#), "not both"),
+            (
+                &one("").replace(r#""credentialID":"c1","#, ""),
+                "Missing parameter credentialID",
+            ),
+            (&one(r#","numSignatures":2"#), "numSignatures must equal"),
+            (&one("").replace(H32, "AAEC"), "Invalid digest value length"),
+            (&one("").replace(H32, "%%%"), "Invalid parameter hash"),
+            (
+                &one("").replace("2.16.840.1.101.3.4.2.1", "1.3.14.3.2.26"),
+                "hashAlgorithmOID",
+            ),
+        ];
+        for (input, expected) in cases {
+            let e = parse(input).expect_err(input);
+            assert!(e.contains(expected), "{input}: {e}");
+        }
+    }
+}
