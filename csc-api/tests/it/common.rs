@@ -283,6 +283,27 @@ pub fn outbox_code(outbox: &Path, cred: &str) -> Option<String> {
 }
 
 impl Api {
+    /// POST `/csc/{version}/{method}` with an optional bearer token: `(status, JSON)`.
+    fn post_csc(
+        &self,
+        version: &str,
+        method: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/csc/{version}/{method}", self.base))
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub fn new(base: &str) -> Api {
         Api {
             base: base.to_owned(),
@@ -300,6 +321,8 @@ impl Api {
 pub trait Csc {
     /// POST `/csc/v1/{method}` with an optional bearer token: `(status, JSON)`.
     fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value);
+    /// POST `/csc/v2/{method}` with an optional bearer token: `(status, JSON)`.
+    fn call_v2(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value);
     /// `auth/login` with HTTP Basic; panics unless it succeeds.
     fn login(&self, user: &str, password: &str) -> String;
     /// For a credential with an online OTP: has one sent (`credentials/sendOTP`, 204) and
@@ -323,17 +346,11 @@ impl Csc for Api {
     }
 
     fn call(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = self
-            .client
-            .post(format!("{}/csc/v1/{method}", self.base))
-            .json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.post_csc("v1", method, token, body)
+    }
+
+    fn call_v2(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.post_csc("v2", method, token, body)
     }
 
     fn login(&self, user: &str, password: &str) -> String {

@@ -403,6 +403,14 @@ impl Csc for Kit {
         self.send(self.csc_request(method, token, body)).pair()
     }
 
+    fn call_v2(&self, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.post(&format!("/csc/v2/{method}")).set_json(body);
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        self.send(req).pair()
+    }
+
     fn login(&self, user: &str, password: &str) -> String {
         let (status, v) = self.login_with(user, password, &json!({}));
         assert_eq!(status, 200, "login of {user}: {v}");

@@ -138,12 +138,9 @@ impl Rar {
     }
 }
 
-/// Signs `hashes` with the credential token of an `authorization_details` grant.
-///
-/// TODO(merge): switch to v2 — call [`sign_hash_v2_with_bearer`] (`POST
-/// /csc/v2/signatures/signHash` with `Authorization: Bearer <token>` and no `SAD`) once the v2
-/// helper's route is on this branch. Until then: v1 `signatures/signHash` with a service token
-/// of the signer and the Bearer as `SAD` (it is the same SAD).
+/// Signs `hashes` with the credential token of an `authorization_details` grant, as a v2
+/// client does: `POST /csc/v2/signatures/signHash` with `Authorization: Bearer <token>` and no
+/// `SAD` (CSC v2 §11.10: a credential-scope Bearer authorises the signature by itself).
 fn sign_with_credential_token(
     api: &impl Csc,
     cred: &str,
@@ -151,33 +148,16 @@ fn sign_with_credential_token(
     hashes: &[Vec<u8>],
     sign_algo: &str,
 ) -> (u16, Value) {
-    let service = api.login("alice", ALICE_PASSWORD);
-    sign_hash(api, &service, cred, bearer, hashes, sign_algo)
-}
-
-/// The v2 call [`sign_with_credential_token`] is to make (TODO(merge): switch to v2).
-#[allow(dead_code)]
-fn sign_hash_v2_with_bearer(
-    api: &Api,
-    cred: &str,
-    bearer: &str,
-    hashes: &[Vec<u8>],
-    sign_algo: &str,
-) -> (u16, Value) {
-    let resp = api
-        .client
-        .post(format!("{}/csc/v2/signatures/signHash", api.base))
-        .bearer_auth(bearer)
-        .json(&json!({
+    api.call_v2(
+        "signatures/signHash",
+        Some(bearer),
+        &json!({
             "credentialID": cred,
             "hashes": hashes.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
             "hashAlgorithmOID": SHA256_OID,
             "signAlgo": sign_algo,
-        }))
-        .send()
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().unwrap_or(Value::Null))
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -617,11 +597,12 @@ fn the_consent_shows_each_document_and_the_bearer_signs_exactly_those_digests() 
     for (h, sig) in docs.iter().zip(sigs) {
         assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
     }
+    // the token is used up: as a Bearer it is no token any more (RFC 6750 §3.1)
     assert_error(
         &sign_with_credential_token(&f.k, &cred, bearer, &docs[..1], ECDSA_SHA256),
-        400,
-        "invalid_request",
-        "Invalid parameter SAD",
+        401,
+        "invalid_token",
+        "The access or refresh token is invalid",
     );
 
     // the code is single-use, as every code

@@ -27,11 +27,7 @@ const MALFORMED: &str = "The request is missing a required parameter, includes a
 
 /// `POST /csc/v2/{method}` with an optional Bearer: `(status, JSON)`.
 fn v2(k: &Kit, method: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-    let mut req = k.post(&format!("/csc/v2/{method}")).set_json(body);
-    if let Some(t) = token {
-        req = req.insert_header(("authorization", format!("Bearer {t}")));
-    }
-    k.send(req).pair()
+    k.call_v2(method, token, body)
 }
 
 /// `POST /csc/v1/{method}`.
