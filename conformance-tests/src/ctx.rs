@@ -714,3 +714,42 @@ pub fn expect_error_any(r: &Resp, status: u16, pairs: &[(&str, Option<&str>)]) -
 pub fn expect_refused(r: &Resp, expected: &str) -> Outcome {
     Outcome::check((400..500).contains(&r.status), expected, r.brief())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::V2Factors;
+
+    #[test]
+    fn v2_auth_objects_name_the_pin_and_the_otp() {
+        let f = V2Factors::of(&json!({
+            "mode": "explicit",
+            "expression": "PIN AND OTP",
+            "objects": [
+                { "type": "Password", "id": "PIN", "format": "N" },
+                { "type": "ChallengeResponseOOB", "id": "OTP" },
+            ],
+        }));
+        assert_eq!(f.auth_mode, "explicit");
+        assert_eq!((f.pin.as_str(), f.otp.as_str()), ("true", "true"));
+        assert_eq!(f.pin_id.as_deref(), Some("PIN"));
+        assert_eq!(f.otp_id.as_deref(), Some("OTP"));
+        assert!(f.otp_online);
+
+        let totp = V2Factors::of(&json!({
+            "mode": "explicit",
+            "expression": "PIN OR OTP",
+            "objects": [
+                { "type": "Password", "id": "PIN" },
+                { "type": "Password", "id": "OTP", "generator": "totp" },
+            ],
+        }));
+        assert_eq!((totp.pin.as_str(), totp.otp.as_str()), ("optional", "optional"));
+        assert_eq!(totp.otp_id.as_deref(), Some("OTP"));
+        assert!(!totp.otp_online);
+
+        let none = V2Factors::of(&json!({ "mode": "explicit", "objects": [] }));
+        assert_eq!((none.pin.as_str(), none.otp.as_str()), ("false", "false"));
+    }
+}

@@ -167,6 +167,80 @@ mod tests {
     }
 
     #[test]
+    fn every_v2_check_names_its_v2_clause_and_revoke_runs_last() {
+        let all = checks::catalogue_for(Api::V2);
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate ids");
+        assert!(n >= 120, "{n} checks");
+        for c in &all {
+            assert!(c.id.starts_with("v2."), "{}", c.id);
+            assert!(c.section.starts_with("v2 §"), "{}: {}", c.id, c.section);
+            assert!(!c.rule.is_empty(), "{}", c.id);
+        }
+        // the clauses v2.0.0.2 renumbered
+        let section = |id: &str| all.iter().find(|c| c.id == id).map(|c| c.section.clone());
+        assert_eq!(
+            section("v2.signhash.missing-SAD").as_deref(),
+            Some("v2 §11.10 signatures/signHash")
+        );
+        assert_eq!(
+            section("v2.extend.new-sad").as_deref(),
+            Some("v2 §11.9 credentials/extendTransaction")
+        );
+        assert_eq!(
+            section("v2.credinfo.key.len").as_deref(),
+            Some("v2 §11.5 credentials/info")
+        );
+        let last_requests: Vec<&str> = all
+            .iter()
+            .rev()
+            .skip(2)
+            .take(4)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert!(
+            last_requests.iter().all(|id| id.starts_with("v2.revoke.")),
+            "revoke runs last: {last_requests:?}"
+        );
+        // v1 is unchanged: no v2 check in it
+        assert!(checks::catalogue().iter().all(|c| !c.id.starts_with("v2.")));
+    }
+
+    #[test]
+    fn a_v2_run_talks_to_csc_v2() {
+        let mut config = Config::new("http://127.0.0.1:9/");
+        config.api = Api::V2;
+        assert_eq!(
+            http::Http::for_api(&config.base_url, config.api, config.timeout).url("info"),
+            "http://127.0.0.1:9/csc/v2/info"
+        );
+        assert_eq!(
+            http::Http::new(&config.base_url, config.timeout).url("info"),
+            "http://127.0.0.1:9/csc/v1/info"
+        );
+        config.timeout = Duration::from_secs(2);
+        config.identity = Some(Identity::Token("t".into()));
+        let report = run(&config);
+        assert_eq!(report.spec, SPEC_UNDER_TEST_V2);
+        assert_eq!(
+            report.result("v2.info.status").map(|r| r.status),
+            Some(Status::Fail)
+        );
+        for r in &report.results {
+            if r.status == Status::Skip {
+                assert!(
+                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{}",
+                    r.id
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_server_that_is_not_there_fails_and_skips_with_reasons() {
         let mut config = Config::new("http://127.0.0.1:9");
         config.timeout = Duration::from_secs(2);

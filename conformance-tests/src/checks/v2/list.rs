@@ -132,7 +132,7 @@ pub fn checks() -> Vec<Check> {
         ),
         check(
             "v2.list.credentialInfos-match-info",
-            "v2 §11.4 / §11.5 credentials/info",
+            S,
             "the credentialInfos entry of a credential has the key.algo and certificate credentials/info returns",
             |ctx: &mut Ctx<'_>| {
                 ctx.listed("credentials/info")?;
