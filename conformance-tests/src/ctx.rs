@@ -745,7 +745,10 @@ mod tests {
                 { "type": "Password", "id": "OTP", "generator": "totp" },
             ],
         }));
-        assert_eq!((totp.pin.as_str(), totp.otp.as_str()), ("optional", "optional"));
+        assert_eq!(
+            (totp.pin.as_str(), totp.otp.as_str()),
+            ("optional", "optional")
+        );
         assert_eq!(totp.otp_id.as_deref(), Some("OTP"));
         assert!(!totp.otp_online);
 

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use crate::checks::authorize::altered;
 use crate::checks::{Check, bogus, check};
 use crate::crypto::{self, Digest};
-use crate::ctx::{Cred, Ctx, Need, authorize_body_v2, expect_error, expect_error_any, with, without};
+use crate::ctx::{
+    Cred, Ctx, Need, authorize_body_v2, expect_error, expect_error_any, with, without,
+};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -70,7 +72,8 @@ pub fn checks() -> Vec<Check> {
                 if let Some(exp) = r.get("expiresIn").cloned() {
                     ctx.memo.insert("v2.authorize.expiresIn".into(), exp);
                 } else if r.status == 200 {
-                    ctx.memo.insert("v2.authorize.expiresIn".into(), Value::Null);
+                    ctx.memo
+                        .insert("v2.authorize.expiresIn".into(), Value::Null);
                 }
                 Ok(Outcome::check(ok, r#"200 {"SAD":"..."}"#, r.brief()))
             },
@@ -269,9 +272,10 @@ pub fn checks() -> Vec<Check> {
             "an explicit credential with a PIN object refuses an authorization without authData (400)",
             |ctx: &mut Ctx<'_>| {
                 ctx.listed("credentials/authorize")?;
-                let cred = ctx.pick("an explicit credential with a PIN object and no OTP", |c| {
-                    c.auth_mode == "explicit" && c.pin == "true" && c.otp != "true"
-                })?;
+                let cred = ctx
+                    .pick("an explicit credential with a PIN object and no OTP", |c| {
+                        c.auth_mode == "explicit" && c.pin == "true" && c.otp != "true"
+                    })?;
                 let body = without(request_without_otp(ctx, &cred, 1), "authData");
                 let r = ctx.call("credentials/authorize", &body)?;
                 let known = [

@@ -24,7 +24,10 @@ const PROTECTED: &[(&str, &str)] = &[
         "credentials/authorizeCheck",
         "v2 §11.7 credentials/authorizeCheck",
     ),
-    ("credentials/getChallenge", "v2 §11.8 credentials/getChallenge"),
+    (
+        "credentials/getChallenge",
+        "v2 §11.8 credentials/getChallenge",
+    ),
     (
         "credentials/extendTransaction",
         "v2 §11.9 credentials/extendTransaction",
@@ -38,8 +41,7 @@ const PROTECTED: &[(&str, &str)] = &[
 fn bad_header_refusal(r: &crate::http::Resp) -> bool {
     r.status == 400
         && r.str("error") == Some("invalid_request")
-        && r
-            .str("error_description")
+        && r.str("error_description")
             .is_some_and(|d| d == GENERIC || d.trim_end_matches('.') == MALFORMED_V2)
 }
 

@@ -92,22 +92,30 @@ pub fn checks() -> Vec<Check> {
         S,
         "the output has key (status, algo, len), cert, auth and multisign with their types",
         |ctx: &mut Ctx<'_>| {
-            each(ctx, "key{status,algo,len}, cert{...}, auth{mode,...}, multisign", |c| {
-                let v = &c.raw;
-                let key = member(v, &["key"]);
-                let ok = member(key, &["status"]).is_string()
-                    && member(key, &["algo"])
-                        .as_array()
-                        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
-                    && member(key, &["len"]).is_u64()
-                    && v.get("cert").is_none_or(Value::is_object)
-                    && member(v, &["auth"]).is_object()
-                    && member(v, &["multisign"]).is_u64()
-                    && optional_string(v, "description")
-                    && optional_string(v, "signatureQualifier")
-                    && optional_string(v, "lang");
-                if ok { Ok("ok".into()) } else { Err(v.to_string()) }
-            })
+            each(
+                ctx,
+                "key{status,algo,len}, cert{...}, auth{mode,...}, multisign",
+                |c| {
+                    let v = &c.raw;
+                    let key = member(v, &["key"]);
+                    let ok = member(key, &["status"]).is_string()
+                        && member(key, &["algo"])
+                            .as_array()
+                            .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
+                        && member(key, &["len"]).is_u64()
+                        && v.get("cert").is_none_or(Value::is_object)
+                        && member(v, &["auth"]).is_object()
+                        && member(v, &["multisign"]).is_u64()
+                        && optional_string(v, "description")
+                        && optional_string(v, "signatureQualifier")
+                        && optional_string(v, "lang");
+                    if ok {
+                        Ok("ok".into())
+                    } else {
+                        Err(v.to_string())
+                    }
+                },
+            )
         },
     ));
     all.push(check(

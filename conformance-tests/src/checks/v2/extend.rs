@@ -66,11 +66,12 @@ pub fn checks() -> Vec<Check> {
                     "credentials/extendTransaction",
                     &extend_body(&cred, &sad1, std::slice::from_ref(&h2)),
                 )?;
-                let Some(sad2) = r.str("SAD").filter(|_| r.status == 200).map(str::to_owned)
-                else {
+                let Some(sad2) = r.str("SAD").filter(|_| r.status == 200).map(str::to_owned) else {
                     return Ok(Outcome::fail(r#"200 {"SAD":"..."}"#, r.brief()));
                 };
-                if r.get("expiresIn").is_some_and(|e| e.as_u64().is_none_or(|s| s == 0)) {
+                if r.get("expiresIn")
+                    .is_some_and(|e| e.as_u64().is_none_or(|s| s == 0))
+                {
                     return Ok(Outcome::fail("expiresIn a positive integer", r.brief()));
                 }
                 let second = ctx.call(
@@ -111,7 +112,8 @@ pub fn checks() -> Vec<Check> {
                     crypto::fresh_digest(d, "spent-1"),
                 ];
                 let sad = ctx.sad(&cred, 2, &hs)?;
-                let spent = ctx.call("signatures/signHash", &sign_body_v2(&cred, &sad, &hs, algo))?;
+                let spent =
+                    ctx.call("signatures/signHash", &sign_body_v2(&cred, &sad, &hs, algo))?;
                 if spent.status != 200 {
                     return Ok(Outcome::skip(format!(
                         "signing both hashes failed: {}",

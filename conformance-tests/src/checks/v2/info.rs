@@ -210,10 +210,16 @@ pub fn checks() -> Vec<Check> {
                         "authType lists no oauth2 value: neither oauth2 nor oauth2Issuer is required",
                     ));
                 }
-                let uri = |name: &str| member(&v, &[name]).as_str().is_some_and(|s| s.contains("://"));
+                let uri = |name: &str| {
+                    member(&v, &[name])
+                        .as_str()
+                        .is_some_and(|s| s.contains("://"))
+                };
                 let typed = |name: &str| v.get(name).is_none_or(Value::is_string);
                 Ok(Outcome::check(
-                    (uri("oauth2") || uri("oauth2Issuer")) && typed("oauth2") && typed("oauth2Issuer"),
+                    (uri("oauth2") || uri("oauth2Issuer"))
+                        && typed("oauth2")
+                        && typed("oauth2Issuer"),
                     "oauth2 and/or oauth2Issuer: URI strings",
                     format!(
                         "oauth2 = {}, oauth2Issuer = {}",

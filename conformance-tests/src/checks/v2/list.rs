@@ -137,7 +137,10 @@ pub fn checks() -> Vec<Check> {
             |ctx: &mut Ctx<'_>| {
                 ctx.listed("credentials/info")?;
                 let cred = ctx.primary()?;
-                let r = list(ctx, &json!({ "credentialInfo": true, "certificates": "single" }))?;
+                let r = list(
+                    ctx,
+                    &json!({ "credentialInfo": true, "certificates": "single" }),
+                )?;
                 let Some(e) = entry(&r, &cred.id) else {
                     return Ok(Outcome::fail(
                         format!("an entry with credentialID {}", cred.id),
@@ -223,10 +226,7 @@ pub fn checks() -> Vec<Check> {
             S,
             "maxResults and pageToken (v1 members some v2 clients still send) do not make the request fail",
             |ctx: &mut Ctx<'_>| {
-                let r = list(
-                    ctx,
-                    &json!({ "maxResults": 1, "pageToken": bogus("page") }),
-                )?;
+                let r = list(ctx, &json!({ "maxResults": 1, "pageToken": bogus("page") }))?;
                 Ok(Outcome::check(
                     ids(&r).is_some(),
                     r#"200 {"credentialIDs":[...]}"#,
@@ -239,7 +239,10 @@ pub fn checks() -> Vec<Check> {
             S,
             "credentialInfo with a certificates value other than none, single, chain is 400 invalid_request",
             |ctx: &mut Ctx<'_>| {
-                let r = list(ctx, &json!({ "credentialInfo": true, "certificates": "all" }))?;
+                let r = list(
+                    ctx,
+                    &json!({ "credentialInfo": true, "certificates": "all" }),
+                )?;
                 Ok(expect_error(
                     &r,
                     400,

@@ -70,9 +70,6 @@ mod tests {
             super::v2_section("§11.9 signatures/signHash"),
             "v2 §11.10 signatures/signHash"
         );
-        assert_eq!(
-            super::v2_section("§11.2 auth/login"),
-            "v2 §11.2 auth/login"
-        );
+        assert_eq!(super::v2_section("§11.2 auth/login"), "v2 §11.2 auth/login");
     }
 }

@@ -201,7 +201,9 @@ pub fn checks() -> Vec<Check> {
             let r = sign(ctx, &sign_body_v2(&cred, &sad, &hs, algo))?;
             Ok(match signatures(&r) {
                 Ok(sigs) => match verify_all(&cred, algo, &hs, &sigs) {
-                    Ok(()) => Outcome::pass(format!("credential {}: both verify, in order", cred.id)),
+                    Ok(()) => {
+                        Outcome::pass(format!("credential {}: both verify, in order", cred.id))
+                    }
                     Err(e) => Outcome::fail("2 signatures, each over its hash, in order", e),
                 },
                 Err(e) => Outcome::fail("200 with 2 signatures", e),
@@ -404,7 +406,10 @@ pub fn checks() -> Vec<Check> {
             "Missing (or invalid type) array parameter hash",
         ],
         |v| {
-            let first = member(&v, &["hashes"]).get(0).cloned().unwrap_or(Value::Null);
+            let first = member(&v, &["hashes"])
+                .get(0)
+                .cloned()
+                .unwrap_or(Value::Null);
             with(v, "hashes", first)
         },
     ));
@@ -481,7 +486,10 @@ pub fn checks() -> Vec<Check> {
                 &r,
                 400,
                 &[
-                    ("invalid_request", Some("Invalid parameter hashAlgorithmOID")),
+                    (
+                        "invalid_request",
+                        Some("Invalid parameter hashAlgorithmOID"),
+                    ),
                     ("invalid_request", Some("Invalid parameter hashAlgo")),
                 ],
             ))
