@@ -145,7 +145,7 @@ fn conformance_v2_passes_against_our_server() {
         "v2.authorize.sad",
         "v2.authorize.scal2-hashes",
         "v2.authorize.wrong-PIN",
-        "v2.getChallenge.out-of-band",
+        "v2.getChallenge.challenge",
         "v2.getChallenge.unknown-authObjectID",
         "v2.authorizeCheck.unknown-handle",
         "v2.signhash.verify.sha256-rsa",

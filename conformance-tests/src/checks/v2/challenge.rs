@@ -12,11 +12,12 @@ use crate::report::Outcome;
 const CHALLENGE: &str = "v2 §11.8 credentials/getChallenge";
 const CHECK: &str = "v2 §11.7 credentials/authorizeCheck";
 
-/// A credential with an out-of-band OTP object and the body asking for its challenge.
+/// A credential with a challenge OTP object (`PasswordOOB`, `ChallengeResponse` or
+/// `ChallengeResponseOOB`) and the body asking for its challenge.
 fn oob(ctx: &mut Ctx<'_>) -> Need<(Cred, Value)> {
     ctx.listed("credentials/getChallenge")?;
     let cred = ctx.pick(
-        "a credential with an out-of-band OTP object (PasswordOOB or ChallengeResponse(OOB))",
+        "a credential with a challenge OTP object (PasswordOOB or ChallengeResponse(OOB))",
         |c| c.otp_online && c.otp_id.is_some(),
     )?;
     let body = json!({
@@ -29,12 +30,12 @@ fn oob(ctx: &mut Ctx<'_>) -> Need<(Cred, Value)> {
 pub fn checks() -> Vec<Check> {
     vec![
         check(
-            "v2.getChallenge.out-of-band",
+            "v2.getChallenge.challenge",
             CHALLENGE,
-            "getChallenge for an out-of-band object is 204 with no body (or 200 with a challenge string for an in-band ChallengeResponse)",
+            "getChallenge for the credential's challenge object is 204 with no body (challenge sent out of band) or, for an in-band ChallengeResponse, 200 with a challenge string",
             |ctx: &mut Ctx<'_>| {
                 let (cred, body) = oob(ctx)?;
-                let in_band = crate::ctx::member(&cred.raw, &["auth", "objects"])
+                let object_type = crate::ctx::member(&cred.raw, &["auth", "objects"])
                     .as_array()
                     .and_then(|a| {
                         a.iter()
@@ -42,22 +43,20 @@ pub fn checks() -> Vec<Check> {
                     })
                     .and_then(|o| o.get("type"))
                     .and_then(Value::as_str)
-                    == Some("ChallengeResponse");
+                    .unwrap_or("")
+                    .to_owned();
                 let r = ctx.call("credentials/getChallenge", &body)?;
-                let ok = if in_band {
-                    r.status == 200 && r.str("challenge").is_some_and(|c| !c.is_empty())
+                let out_of_band = r.status == 204 && r.text.is_empty();
+                let in_band = r.status == 200 && r.str("challenge").is_some_and(|c| !c.is_empty());
+                Ok(if object_type == "ChallengeResponse" {
+                    Outcome::check(
+                        out_of_band || in_band,
+                        r#"204 with no body, or 200 {"challenge":"..."}"#,
+                        r.brief(),
+                    )
                 } else {
-                    r.status == 204 && r.text.is_empty()
-                };
-                Ok(Outcome::check(
-                    ok,
-                    if in_band {
-                        r#"200 {"challenge":"..."}"#
-                    } else {
-                        "204 with no body"
-                    },
-                    r.brief(),
-                ))
+                    Outcome::check(out_of_band, "204 with no body", r.brief())
+                })
             },
         ),
         check(
