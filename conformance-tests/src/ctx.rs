@@ -1,7 +1,9 @@
 //! The state a run carries from check to check: the `info` answer, the access tokens, what
 //! `credentials/info` said about each credential, and the helpers that obtain a SAD and sign.
 //! Everything is fetched lazily, so a check that needs a missing prerequisite is skipped with
-//! the reason instead of failing.
+//! the reason instead of failing. One `Ctx` serves both API versions: [`Ctx::api`] says which,
+//! and what differs on the wire (v2 `auth` objects, `authData`, `hashes` with
+//! `hashAlgorithmOID`, `getChallenge` instead of `sendOTP`) is decided here.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -13,7 +15,7 @@ use serde_json::{Value, json};
 use crate::crypto::{self, Digest};
 use crate::http::{Auth, Http, Resp};
 use crate::report::Outcome;
-use crate::{Config, Identity};
+use crate::{Api, Config, Identity};
 
 /// What `credentials/info` (certificates chain, authInfo) said about one credential.
 #[derive(Debug, Clone)]
@@ -26,12 +28,20 @@ pub struct Cred {
     pub multisign: u32,
     /// `key.algo`.
     pub algos: Vec<String>,
+    /// v1 `authMode`; v2 `auth.mode`.
     pub auth_mode: String,
-    /// `PIN.presence` / `OTP.presence` (`"false"` when absent).
+    /// `PIN.presence` / `OTP.presence` (`"false"` when absent). In v2, read from `auth.objects`:
+    /// a `Password` object without `generator` is the PIN, a `Password` with a generator
+    /// (TOTP) or a `PasswordOOB` / `ChallengeResponse(OOB)` object is the OTP; `"true"`, or
+    /// `"optional"` when `auth.expression` has an OR.
     pub pin: String,
     pub otp: String,
-    /// `OTP.type` is `online`.
+    /// `OTP.type` is `online` (v2: the OTP object is out of band, asked for with
+    /// `credentials/getChallenge`).
     pub otp_online: bool,
+    /// v2: the `id` of the PIN and OTP authentication objects (what `authData` names).
+    pub pin_id: Option<String>,
+    pub otp_id: Option<String>,
     /// The certificates, signer's first.
     pub chain: Vec<X509>,
 }
@@ -56,6 +66,8 @@ impl Cred {
 
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
+    /// The API version under test.
+    pub api: Api,
     pub http: Http,
     info: Option<Result<Value, String>>,
     token: Option<Result<String, String>>,
@@ -72,7 +84,8 @@ impl<'a> Ctx<'a> {
     pub fn new(cfg: &'a Config) -> Ctx<'a> {
         Ctx {
             cfg,
-            http: Http::new(&cfg.base_url, cfg.timeout),
+            api: cfg.api,
+            http: Http::for_api(&cfg.base_url, cfg.api, cfg.timeout),
             info: None,
             token: None,
             other_token: None,
@@ -291,18 +304,31 @@ impl<'a> Ctx<'a> {
                     .collect()
             })
             .unwrap_or_default();
+        let factors = match self.api {
+            Api::V1 => V2Factors {
+                auth_mode: member(&raw, &["authMode"])
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                pin: presence("PIN"),
+                otp: presence("OTP"),
+                otp_online: member(&raw, &["OTP", "type"]).as_str() == Some("online"),
+                pin_id: None,
+                otp_id: None,
+            },
+            Api::V2 => V2Factors::of(member(&raw, &["auth"])),
+        };
         Ok(Cred {
             id: id.to_owned(),
             scal,
             multisign: u32::try_from(multisign).unwrap_or(u32::MAX),
             algos,
-            auth_mode: member(&raw, &["authMode"])
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
-            pin: presence("PIN"),
-            otp: presence("OTP"),
-            otp_online: member(&raw, &["OTP", "type"]).as_str() == Some("online"),
+            auth_mode: factors.auth_mode,
+            pin: factors.pin,
+            otp: factors.otp,
+            otp_online: factors.otp_online,
+            pin_id: factors.pin_id,
+            otp_id: factors.otp_id,
             chain,
             raw,
         })
@@ -372,7 +398,8 @@ impl<'a> Ctx<'a> {
         Ok((pin, otp))
     }
 
-    /// A fresh OTP for `cred` from `--otp-command` (after `credentials/sendOTP` when online).
+    /// A fresh OTP for `cred` from `--otp-command` (after `credentials/sendOTP` when online;
+    /// in v2 after `credentials/getChallenge` for the out-of-band OTP object).
     pub fn fresh_otp(&mut self, cred: &Cred) -> Need<String> {
         let Some(cmd) = self.cfg.otp_command.clone() else {
             return Err(Outcome::skip(format!(
@@ -380,7 +407,21 @@ impl<'a> Ctx<'a> {
                 cred.id
             )));
         };
-        if cred.otp_online {
+        if cred.otp_online && self.api == Api::V2 {
+            self.listed("credentials/getChallenge")?;
+            let body = json!({
+                "credentialID": cred.id,
+                "authObjectID": cred.otp_id.clone().unwrap_or_default(),
+            });
+            let r = self.call("credentials/getChallenge", &body)?;
+            if !(200..300).contains(&r.status) {
+                return Err(Outcome::skip(format!(
+                    "credentials/getChallenge for {} failed: {}",
+                    cred.id,
+                    r.brief()
+                )));
+            }
+        } else if cred.otp_online {
             self.listed("credentials/sendOTP")?;
             let r = self.call("credentials/sendOTP", &json!({ "credentialID": cred.id }))?;
             if !(200..300).contains(&r.status) {
@@ -431,11 +472,38 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// The `credentials/authorize` body for `n` signatures of `cred` in the API under test:
+    /// v1 [`Ctx::authorize_request`]; v2 `authData` and `hashes` with `hashAlgorithmOID`
+    /// ([`authorize_body_v2`]).
+    pub fn authorize_body(
+        &mut self,
+        cred: &Cred,
+        n: u32,
+        hashes: &[Vec<u8>],
+        bind: bool,
+    ) -> Need<Value> {
+        match self.api {
+            Api::V1 => Ok(to_json(&self.authorize_request(cred, n, hashes, bind)?)),
+            Api::V2 => {
+                self.listed("credentials/authorize")?;
+                let (pin, otp) = self.factors(cred)?;
+                let bound = (cred.scal == 2 || bind).then_some(hashes);
+                Ok(authorize_body_v2(
+                    cred,
+                    n,
+                    bound,
+                    pin.as_deref(),
+                    otp.as_deref(),
+                ))
+            }
+        }
+    }
+
     /// A SAD for `n` signatures of `cred` (the hashes bound when SCAL 2), or a skip saying why
     /// none could be had.
     pub fn sad(&mut self, cred: &Cred, n: u32, hashes: &[Vec<u8>]) -> Need<String> {
-        let req = self.authorize_request(cred, n, hashes, false)?;
-        let r = self.call("credentials/authorize", &to_json(&req))?;
+        let body = self.authorize_body(cred, n, hashes, false)?;
+        let r = self.call("credentials/authorize", &body)?;
         match (r.status, r.str("SAD")) {
             (200, Some(sad)) => Ok(sad.to_owned()),
             _ => Err(Outcome::skip(format!(
@@ -469,6 +537,118 @@ impl<'a> Ctx<'a> {
             .find(|a| a.plain && cred.advertises(a.oid))
             .map(|a| (a.oid, a.digest))
     }
+}
+
+/// The v2 reading of a credential's `auth` object (and the v1 members it replaces).
+struct V2Factors {
+    auth_mode: String,
+    pin: String,
+    otp: String,
+    otp_online: bool,
+    pin_id: Option<String>,
+    otp_id: Option<String>,
+}
+
+impl V2Factors {
+    /// v2 §11.5 `auth{mode, expression, objects[{type, id, generator, ...}]}` (§8.3 objects).
+    fn of(auth: &Value) -> V2Factors {
+        let either = member(auth, &["expression"])
+            .as_str()
+            .is_some_and(|e| e.split_whitespace().any(|w| w == "OR" || w == "XOR"));
+        let presence = if either { "optional" } else { "true" };
+        let mut f = V2Factors {
+            auth_mode: member(auth, &["mode"]).as_str().unwrap_or("").to_owned(),
+            pin: "false".into(),
+            otp: "false".into(),
+            otp_online: false,
+            pin_id: None,
+            otp_id: None,
+        };
+        let objects = member(auth, &["objects"]).as_array().cloned();
+        for o in objects.unwrap_or_default() {
+            let id = member(&o, &["id"]).as_str().unwrap_or("").to_owned();
+            let generated = o.get("generator").is_some_and(|g| !g.is_null());
+            match member(&o, &["type"]).as_str() {
+                Some("Password") if !generated && f.pin_id.is_none() => {
+                    f.pin = presence.into();
+                    f.pin_id = Some(id);
+                }
+                Some("Password") if f.otp_id.is_none() => {
+                    f.otp = presence.into();
+                    f.otp_id = Some(id);
+                }
+                Some("PasswordOOB" | "ChallengeResponseOOB" | "ChallengeResponse")
+                    if f.otp_id.is_none() =>
+                {
+                    f.otp = presence.into();
+                    f.otp_online = true;
+                    f.otp_id = Some(id);
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// v2 `authData`: `{id, value}` for the PIN and the OTP objects of `cred` that have a value.
+pub fn auth_data(cred: &Cred, pin: Option<&str>, otp: Option<&str>) -> Value {
+    let mut data = Vec::new();
+    for (id, value) in [(&cred.pin_id, pin), (&cred.otp_id, otp)] {
+        if let (Some(id), Some(value)) = (id, value) {
+            data.push(json!({ "id": id, "value": value }));
+        }
+    }
+    Value::Array(data)
+}
+
+/// The `hashAlgorithmOID` of a digest of this length (SHA-256/384/512), for v2 requests that
+/// carry hashes; `None` for other lengths.
+pub fn hash_algorithm_oid(hash: &[u8]) -> Option<&'static str> {
+    match hash.len() {
+        32 => Some(Digest::Sha256.oid()),
+        48 => Some(Digest::Sha384.oid()),
+        64 => Some(Digest::Sha512.oid()),
+        _ => None,
+    }
+}
+
+/// A v2 `credentials/authorize` body (v2 §11.6): `credentialID`, `numSignatures`, `authData`
+/// (omitted when empty) and, when given, `hashes` with their `hashAlgorithmOID`.
+pub fn authorize_body_v2(
+    cred: &Cred,
+    n: u32,
+    hashes: Option<&[Vec<u8>]>,
+    pin: Option<&str>,
+    otp: Option<&str>,
+) -> Value {
+    let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
+    let data = auth_data(cred, pin, otp);
+    if data.as_array().is_some_and(|a| !a.is_empty()) {
+        body = with(body, "authData", data);
+    }
+    if let Some(hashes) = hashes {
+        body = with_hashes(body, hashes);
+    }
+    body
+}
+
+/// `body` with `hashes` (base64) and the `hashAlgorithmOID` of the first.
+pub fn with_hashes(body: Value, hashes: &[Vec<u8>]) -> Value {
+    let encoded: Vec<String> = hashes.iter().map(|h| crypto::b64(h)).collect();
+    let body = with(body, "hashes", json!(encoded));
+    match hashes.first().and_then(|h| hash_algorithm_oid(h)) {
+        Some(oid) => with(body, "hashAlgorithmOID", json!(oid)),
+        None => body,
+    }
+}
+
+/// A v2 `signatures/signHash` body (v2 §11.10): `credentialID`, `SAD`, `hashes`,
+/// `hashAlgorithmOID` (always sent: "each time hash values are provided, the hash algorithm
+/// OID must also be provided"), `signAlgo`.
+pub fn sign_body_v2(cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
+    let body = json!({ "credentialID": cred.id, "SAD": sad, "signAlgo": sign_algo });
+    with_hashes(body, hashes)
 }
 
 /// A wire type as a JSON object.
@@ -512,7 +692,67 @@ pub fn expect_error(r: &Resp, status: u16, error: &str, description: Option<&str
     Outcome::check(ok, expected, r.brief())
 }
 
+/// Expects a CSC error with this status and one of these (`error`, `error_description`)
+/// pairs: for the v2 strings REFERENCE marks "V2T only", where the v1 wording is accepted too.
+pub fn expect_error_any(r: &Resp, status: u16, pairs: &[(&str, Option<&str>)]) -> Outcome {
+    let expected = pairs
+        .iter()
+        .map(|(e, d)| match d {
+            Some(d) => format!(r#"{status} {{"error":"{e}","error_description":"{d}"}}"#),
+            None => format!(r#"{status} {{"error":"{e}",...}}"#),
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let ok = r.status == status
+        && pairs.iter().any(|(e, d)| {
+            r.str("error") == Some(e) && d.is_none_or(|d| r.str("error_description") == Some(d))
+        });
+    Outcome::check(ok, expected, r.brief())
+}
+
 /// Expects a refusal: any 4xx status (the exact code is another check's business).
 pub fn expect_refused(r: &Resp, expected: &str) -> Outcome {
     Outcome::check((400..500).contains(&r.status), expected, r.brief())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::V2Factors;
+
+    #[test]
+    fn v2_auth_objects_name_the_pin_and_the_otp() {
+        let f = V2Factors::of(&json!({
+            "mode": "explicit",
+            "expression": "PIN AND OTP",
+            "objects": [
+                { "type": "Password", "id": "PIN", "format": "N" },
+                { "type": "ChallengeResponseOOB", "id": "OTP" },
+            ],
+        }));
+        assert_eq!(f.auth_mode, "explicit");
+        assert_eq!((f.pin.as_str(), f.otp.as_str()), ("true", "true"));
+        assert_eq!(f.pin_id.as_deref(), Some("PIN"));
+        assert_eq!(f.otp_id.as_deref(), Some("OTP"));
+        assert!(f.otp_online);
+
+        let totp = V2Factors::of(&json!({
+            "mode": "explicit",
+            "expression": "PIN OR OTP",
+            "objects": [
+                { "type": "Password", "id": "PIN" },
+                { "type": "Password", "id": "OTP", "generator": "totp" },
+            ],
+        }));
+        assert_eq!(
+            (totp.pin.as_str(), totp.otp.as_str()),
+            ("optional", "optional")
+        );
+        assert_eq!(totp.otp_id.as_deref(), Some("OTP"));
+        assert!(!totp.otp_online);
+
+        let none = V2Factors::of(&json!({ "mode": "explicit", "objects": [] }));
+        assert_eq!((none.pin.as_str(), none.otp.as_str()), ("false", "false"));
+    }
 }

@@ -1,5 +1,6 @@
-//! The HTTP side: POST a JSON body to `{base}/csc/v1/{method}` with a chosen Authorization
-//! header, and keep every answer that is not a success, for the error-body checks (§10.1).
+//! The HTTP side: POST a JSON body to `{base}/csc/v1/{method}` (or `/csc/v2/`) with a chosen
+//! Authorization header, and keep every answer that is not a success, for the error-body checks
+//! (§10.1).
 
 use std::time::Duration;
 
@@ -75,26 +76,35 @@ pub struct Observed {
 
 pub struct Http {
     base: String,
+    /// `v1` or `v2`: the path segment after `/csc/`.
+    segment: &'static str,
     client: reqwest::blocking::Client,
     /// Every answer with a 4xx/5xx status, in order.
     pub errors: Vec<Observed>,
 }
 
 impl Http {
+    /// A client of `{base_url}/csc/v1/`.
     pub fn new(base_url: &str, timeout: Duration) -> Http {
+        Http::for_api(base_url, crate::Api::V1, timeout)
+    }
+
+    /// A client of `{base_url}/csc/{v1|v2}/`.
+    pub fn for_api(base_url: &str, api: crate::Api, timeout: Duration) -> Http {
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .build()
             .unwrap_or_else(|_| reqwest::blocking::Client::new());
         Http {
             base: base_url.trim_end_matches('/').to_owned(),
+            segment: api.segment(),
             client,
             errors: Vec::new(),
         }
     }
 
     pub fn url(&self, method: &str) -> String {
-        format!("{}/csc/v1/{method}", self.base)
+        format!("{}/csc/{}/{method}", self.base, self.segment)
     }
 
     /// POST `body` as JSON to `method`.

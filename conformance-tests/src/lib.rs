@@ -1,7 +1,9 @@
-//! A black-box CSC v1.0.4.0 conformance suite: talks HTTP to a base URL and checks the rules of
-//! the specification one by one. Each check of the [catalogue](checks::catalogue) names the
-//! section it comes from, covers one rule and ends as pass, fail or skipped (with the reason).
-//! [`run`] is what the `csc-conformance` binary calls; tests call it directly.
+//! A black-box CSC conformance suite: talks HTTP to a base URL and checks the rules of the
+//! specification one by one, for API v1 (v1.0.4.0, under `/csc/v1`) or v2 (v2.0.0.2, under
+//! `/csc/v2`). Each check of the [catalogue](checks::catalogue_for) names the section it comes
+//! from (a v2 check its v2 clause, e.g. `v2 §11.6`), covers one rule and ends as pass, fail or
+//! skipped (with the reason). [`run`] is what the `csc-conformance` binary calls; tests call it
+//! directly.
 
 pub mod checks;
 pub mod crypto;
@@ -13,8 +15,39 @@ use std::time::{Duration, Instant};
 
 pub use report::{CheckResult, Outcome, Report, Status};
 
-/// The specification version the suite checks against.
+/// The specification version the suite checks against in v1 mode.
 pub const SPEC_UNDER_TEST: &str = csc_types::SPECS_VERSION;
+
+/// The specification version the suite checks against in v2 mode.
+pub const SPEC_UNDER_TEST_V2: &str = "2.0.0.2";
+
+/// Which CSC API the suite speaks and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// CSC API v1.0.4.0 under `{base}/csc/v1/`.
+    #[default]
+    V1,
+    /// CSC API v2.0.0.2 under `{base}/csc/v2/`.
+    V2,
+}
+
+impl Api {
+    /// The path segment after `/csc/`: `v1` or `v2`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Api::V1 => "v1",
+            Api::V2 => "v2",
+        }
+    }
+
+    /// The specification version checked in this mode.
+    pub fn spec(self) -> &'static str {
+        match self {
+            Api::V1 => SPEC_UNDER_TEST,
+            Api::V2 => SPEC_UNDER_TEST_V2,
+        }
+    }
+}
 
 /// How the suite authenticates as a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +61,10 @@ pub enum Identity {
 /// What to test and with what.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The part of the URL before `/csc/v1`.
+    /// The part of the URL before `/csc/v1` (or `/csc/v2`).
     pub base_url: String,
+    /// The API version under test (v1 unless set).
+    pub api: Api,
     /// The user under test.
     pub identity: Option<Identity>,
     /// A second user, for the checks that one user cannot use another's credentials or SADs.
@@ -42,7 +77,8 @@ pub struct Config {
     /// The PIN of the credentials.
     pub pin: Option<String>,
     /// A shell command that prints a fresh OTP (its last line), run with `CSC_CREDENTIAL_ID`
-    /// set; for an online OTP `credentials/sendOTP` is called first.
+    /// set; for an online OTP `credentials/sendOTP` (v2: `credentials/getChallenge`) is called
+    /// first.
     pub otp_command: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -52,6 +88,7 @@ impl Config {
     pub fn new(base_url: impl Into<String>) -> Config {
         Config {
             base_url: base_url.into(),
+            api: Api::V1,
             identity: None,
             other: None,
             credentials: Vec::new(),
@@ -63,7 +100,7 @@ impl Config {
     }
 }
 
-/// Runs every check of the catalogue against `config.base_url`, in order.
+/// Runs every check of the catalogue of `config.api` against `config.base_url`, in order.
 pub fn run(config: &Config) -> Report {
     run_with(config, |_| {})
 }
@@ -73,7 +110,7 @@ pub fn run_with(config: &Config, mut progress: impl FnMut(&CheckResult)) -> Repo
     let started = Instant::now();
     let mut ctx = ctx::Ctx::new(config);
     let mut results = Vec::new();
-    for check in checks::catalogue() {
+    for check in checks::catalogue_for(config.api) {
         let t = Instant::now();
         let outcome = check.run(&mut ctx);
         let duration_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -84,7 +121,7 @@ pub fn run_with(config: &Config, mut progress: impl FnMut(&CheckResult)) -> Repo
         };
         let result = CheckResult {
             id: check.id.clone(),
-            section: check.section.to_owned(),
+            section: check.section.clone(),
             rule: check.rule.clone(),
             status,
             detail,
@@ -96,7 +133,7 @@ pub fn run_with(config: &Config, mut progress: impl FnMut(&CheckResult)) -> Repo
         results.push(result);
     }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Report::new(&config.base_url, results, duration_ms)
+    Report::new(&config.base_url, config.api.spec(), results, duration_ms)
 }
 
 #[cfg(test)]
@@ -127,6 +164,80 @@ mod tests {
             last_requests.iter().all(|id| id.starts_with("revoke.")),
             "revoke runs last: {last_requests:?}"
         );
+    }
+
+    #[test]
+    fn every_v2_check_names_its_v2_clause_and_revoke_runs_last() {
+        let all = checks::catalogue_for(Api::V2);
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate ids");
+        assert!(n >= 120, "{n} checks");
+        for c in &all {
+            assert!(c.id.starts_with("v2."), "{}", c.id);
+            assert!(c.section.starts_with("v2 §"), "{}: {}", c.id, c.section);
+            assert!(!c.rule.is_empty(), "{}", c.id);
+        }
+        // the clauses v2.0.0.2 renumbered
+        let section = |id: &str| all.iter().find(|c| c.id == id).map(|c| c.section.clone());
+        assert_eq!(
+            section("v2.signhash.missing-SAD").as_deref(),
+            Some("v2 §11.10 signatures/signHash")
+        );
+        assert_eq!(
+            section("v2.extend.new-sad").as_deref(),
+            Some("v2 §11.9 credentials/extendTransaction")
+        );
+        assert_eq!(
+            section("v2.credinfo.key.len").as_deref(),
+            Some("v2 §11.5 credentials/info")
+        );
+        let last_requests: Vec<&str> = all
+            .iter()
+            .rev()
+            .skip(2)
+            .take(4)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert!(
+            last_requests.iter().all(|id| id.starts_with("v2.revoke.")),
+            "revoke runs last: {last_requests:?}"
+        );
+        // v1 is unchanged: no v2 check in it
+        assert!(checks::catalogue().iter().all(|c| !c.id.starts_with("v2.")));
+    }
+
+    #[test]
+    fn a_v2_run_talks_to_csc_v2() {
+        let mut config = Config::new("http://127.0.0.1:9/");
+        config.api = Api::V2;
+        assert_eq!(
+            http::Http::for_api(&config.base_url, config.api, config.timeout).url("info"),
+            "http://127.0.0.1:9/csc/v2/info"
+        );
+        assert_eq!(
+            http::Http::new(&config.base_url, config.timeout).url("info"),
+            "http://127.0.0.1:9/csc/v1/info"
+        );
+        config.timeout = Duration::from_secs(2);
+        config.identity = Some(Identity::Token("t".into()));
+        let report = run(&config);
+        assert_eq!(report.spec, SPEC_UNDER_TEST_V2);
+        assert_eq!(
+            report.result("v2.info.status").map(|r| r.status),
+            Some(Status::Fail)
+        );
+        for r in &report.results {
+            if r.status == Status::Skip {
+                assert!(
+                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{}",
+                    r.id
+                );
+            }
+        }
     }
 
     #[test]

@@ -95,11 +95,16 @@ pub struct Report {
 }
 
 impl Report {
-    pub(crate) fn new(base_url: &str, results: Vec<CheckResult>, duration_ms: u64) -> Report {
+    pub(crate) fn new(
+        base_url: &str,
+        spec: &str,
+        results: Vec<CheckResult>,
+        duration_ms: u64,
+    ) -> Report {
         let count = |s| results.iter().filter(|r| r.status == s).count();
         Report {
             base_url: base_url.to_owned(),
-            spec: crate::SPEC_UNDER_TEST.to_owned(),
+            spec: spec.to_owned(),
             passed: count(Status::Pass),
             failed: count(Status::Fail),
             skipped: count(Status::Skip),

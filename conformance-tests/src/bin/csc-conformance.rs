@@ -1,24 +1,50 @@
-//! `csc-conformance`: runs the CSC v1.0.4.0 conformance catalogue against a server and prints
-//! one line per check, then `N passed, N failed, N skipped`; exits 1 on any failure.
+//! `csc-conformance`: runs the CSC conformance catalogue (v1.0.4.0 by default; v2.0.0.2 with
+//! `--api v2`; both, one after the other, with `--api both`) against a server and prints one
+//! line per check, then `N passed, N failed, N skipped`; exits 1 on any failure.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use conformance_tests::{Config, Identity, Status, checks, run_with};
+use clap::{Parser, ValueEnum};
+use conformance_tests::{Api, Config, Identity, Report, Status, checks, run_with};
+
+/// The `--api` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ApiChoice {
+    /// CSC API v1.0.4.0 under /csc/v1
+    V1,
+    /// CSC API v2.0.0.2 under /csc/v2
+    V2,
+    /// v1, then v2
+    Both,
+}
+
+impl ApiChoice {
+    fn apis(self) -> Vec<Api> {
+        match self {
+            ApiChoice::V1 => vec![Api::V1],
+            ApiChoice::V2 => vec![Api::V2],
+            ApiChoice::Both => vec![Api::V1, Api::V2],
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "csc-conformance",
-    about = "Black-box conformance checks of a CSC API v1.0.4.0 server",
+    about = "Black-box conformance checks of a CSC API v1.0.4.0 (or v2.0.0.2) server",
     after_help = "Example:\n  csc-conformance --base-url https://rssp.example --user alice --password secret \\\n    --credential CRED-1 --credential CRED-2 --scal2-credential CRED-3 --pin 123456 \\\n    --otp-command 'tail -n1 /var/spool/otp/outbox' --other-user bob --other-password secret2 \\\n    --json report.json"
 )]
 struct Args {
     /// The server's URL up to (not including) /csc/v1, e.g. https://rssp.example
     #[arg(long, required_unless_present = "list")]
     base_url: Option<String>,
+    /// The API version to check: v1 (/csc/v1, CSC v1.0.4.0), v2 (/csc/v2, CSC v2.0.0.2) or
+    /// both (v1 then v2; the JSON report is then an array of the two reports)
+    #[arg(long, value_enum, default_value_t = ApiChoice::V1)]
+    api: ApiChoice,
     /// User under test: auth/login with HTTP Basic (with --password)
     #[arg(long, requires = "password", conflicts_with = "token")]
     user: Option<String>,
@@ -56,7 +82,8 @@ struct Args {
     #[arg(long, env = "CSC_CONFORMANCE_PIN", hide_env_values = true)]
     pin: Option<String>,
     /// A shell command printing a fresh OTP (last line of its output), run with
-    /// CSC_CREDENTIAL_ID set; for an online OTP credentials/sendOTP is called first
+    /// CSC_CREDENTIAL_ID set; for an online OTP credentials/sendOTP (v2:
+    /// credentials/getChallenge) is called first
     #[arg(long, value_name = "CMD")]
     otp_command: Option<String>,
     /// Also write the report as JSON to FILE
@@ -65,7 +92,7 @@ struct Args {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 60)]
     timeout: u64,
-    /// Print the catalogue (id, section, rule) and exit
+    /// Print the catalogue of --api (id, section, rule) and exit
     #[arg(long)]
     list: bool,
 }
@@ -85,8 +112,10 @@ fn identity(
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.list {
-        for c in checks::catalogue() {
-            println!("{}\t{}\t{}", c.id, c.section, c.rule);
+        for api in args.api.apis() {
+            for c in checks::catalogue_for(api) {
+                println!("{}\t{}\t{}", c.id, c.section, c.rule);
+            }
         }
         return ExitCode::SUCCESS;
     }
@@ -99,14 +128,40 @@ fn main() -> ExitCode {
     config.otp_command = args.otp_command;
     config.timeout = Duration::from_secs(args.timeout);
 
+    let mut reports: Vec<Report> = Vec::new();
+    for api in args.api.apis() {
+        config.api = api;
+        reports.push(run_one(&config));
+    }
+    if let Some(path) = args.json {
+        let written = match reports.as_slice() {
+            [one] => serde_json::to_vec_pretty(one),
+            all => serde_json::to_vec_pretty(all),
+        }
+        .map_err(|e| e.to_string())
+        .and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if reports.iter().any(|r| r.failed > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs the catalogue of `config.api`, printing as it goes.
+fn run_one(config: &Config) -> Report {
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,
         "CSC {} conformance of {}",
-        conformance_tests::SPEC_UNDER_TEST,
+        config.api.spec(),
         config.base_url
     );
-    let report = run_with(&config, |r| {
+    let report = run_with(config, |r| {
         let line = match r.status {
             Status::Pass => format!("PASS {}  {}", r.id, r.section),
             Status::Skip => format!(
@@ -129,18 +184,5 @@ fn main() -> ExitCode {
     });
     let _ = writeln!(out, "took {:.1} s", report.duration_ms as f64 / 1000.0);
     let _ = writeln!(out, "{}", report.summary());
-    if let Some(path) = args.json {
-        let written = serde_json::to_vec_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    if report.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    report
 }

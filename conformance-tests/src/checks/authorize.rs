@@ -39,7 +39,7 @@ fn request_without_otp(ctx: &mut Ctx<'_>, cred: &Cred, n: u32) -> Value {
 }
 
 /// A different code of the same shape (last character changed).
-fn altered(code: &str) -> String {
+pub(crate) fn altered(code: &str) -> String {
     let mut chars: Vec<char> = code.chars().collect();
     match chars.last_mut() {
         Some(c) if c.is_ascii_digit() => {

@@ -36,7 +36,7 @@ const AUTH_TYPES: &[&str] = &[
     "oauth2client",
 ];
 
-fn string_member(v: &Value, name: &str, max: Option<usize>) -> Outcome {
+pub(crate) fn string_member(v: &Value, name: &str, max: Option<usize>) -> Outcome {
     match v.get(name) {
         Some(Value::String(s)) if !s.is_empty() && max.is_none_or(|m| s.chars().count() <= m) => {
             Outcome::pass(format!("{name} = {s:?}"))
@@ -52,7 +52,7 @@ fn string_member(v: &Value, name: &str, max: Option<usize>) -> Outcome {
 }
 
 /// RFC 5646 in outline: a 2-3 (or 4-8) letter language, then alphanumeric subtags of 1-8.
-fn looks_like_language_tag(s: &str) -> bool {
+pub(crate) fn looks_like_language_tag(s: &str) -> bool {
     let mut parts = s.split('-');
     let first_ok = parts
         .next()

@@ -1,22 +1,23 @@
-//! The catalogue: every check with its id, the section of CSC API v1.0.4.0 it comes from and
-//! the one rule it covers. Checks run in catalogue order; `auth/revoke` comes last among the
-//! requests because it kills a token, and the §10.1 error-body checks then judge every error
-//! answer the run collected.
+//! The catalogues: every check with its id, the section of CSC API v1.0.4.0 (or, in
+//! [`v2`], the clause of v2.0.0.2) it comes from and the one rule it covers. Checks run in
+//! catalogue order; `auth/revoke` comes last among the requests because it kills a token, and
+//! the §10.1 error-body checks then judge every error answer the run collected.
 
 use crate::crypto::{Digest, Scheme};
 use crate::ctx::{Ctx, Need};
 use crate::report::Outcome;
 
-mod authorize;
-mod bearer;
-mod credinfo;
-mod errors;
+pub(crate) mod authorize;
+pub(crate) mod bearer;
+pub(crate) mod credinfo;
+pub(crate) mod errors;
 mod extend;
-mod info;
+pub(crate) mod info;
 mod list;
-mod login;
-mod revoke;
-mod signhash;
+pub(crate) mod login;
+pub(crate) mod revoke;
+pub(crate) mod signhash;
+pub mod v2;
 
 /// The body of a check: a verdict, or (as `Err`) a skip for a missing prerequisite.
 type RunFn = Box<dyn Fn(&mut Ctx<'_>) -> Need<Outcome>>;
@@ -24,8 +25,8 @@ type RunFn = Box<dyn Fn(&mut Ctx<'_>) -> Need<Outcome>>;
 /// One check of the catalogue.
 pub struct Check {
     pub id: String,
-    /// e.g. `§11.9 signatures/signHash`.
-    pub section: &'static str,
+    /// e.g. `§11.9 signatures/signHash`, `v2 §11.10 signatures/signHash`.
+    pub section: String,
     /// The rule, in one sentence.
     pub rule: String,
     run: RunFn,
@@ -39,19 +40,27 @@ impl Check {
 
 pub(crate) fn check(
     id: impl Into<String>,
-    section: &'static str,
+    section: impl Into<String>,
     rule: impl Into<String>,
     run: impl Fn(&mut Ctx<'_>) -> Need<Outcome> + 'static,
 ) -> Check {
     Check {
         id: id.into(),
-        section,
+        section: section.into(),
         rule: rule.into(),
         run: Box::new(run),
     }
 }
 
-/// Every check, in the order they run.
+/// The catalogue of `api`: [`catalogue`] for v1, [`v2::catalogue`] for v2.
+pub fn catalogue_for(api: crate::Api) -> Vec<Check> {
+    match api {
+        crate::Api::V1 => catalogue(),
+        crate::Api::V2 => v2::catalogue(),
+    }
+}
+
+/// Every v1 check, in the order they run.
 pub fn catalogue() -> Vec<Check> {
     let mut all = Vec::new();
     all.extend(info::checks());

@@ -1,0 +1,75 @@
+//! The v2 catalogue: CSC API v2.0.0.2 under `/csc/v2/`, with the same depth as v1. Every
+//! check names its v2 clause (v2.0.0.2 numbering: 11.1 info, 11.2 auth/login, 11.3
+//! auth/revoke, 11.4 credentials/list, 11.5 credentials/info, 11.6 credentials/authorize, 11.7
+//! credentials/authorizeCheck, 11.8 credentials/getChallenge, 11.9
+//! credentials/extendTransaction, 11.10 signatures/signHash; §8.3 authentication objects, §10
+//! errors). What v2 left unchanged (`auth/login`, `auth/revoke`, most of `credentials/info`,
+//! the error body) runs the v1 checks again, relabelled `v2.*` with the v2 clause; the rest is
+//! written here from the v2 text (`hashes` with `hashAlgorithmOID`, `authData`, `auth`
+//! objects, `getChallenge`, `authorizeCheck`, `operationMode`, ...).
+
+use super::{Check, errors, login, revoke};
+
+mod authorize;
+mod bearer;
+mod challenge;
+mod credinfo;
+mod extend;
+mod info;
+mod list;
+mod signhash;
+
+/// The v1 sections whose clause number moved in v2.0.0.2.
+const MOVED: &[(&str, &str)] = &[
+    (
+        "§11.7 credentials/extendTransaction",
+        "§11.9 credentials/extendTransaction",
+    ),
+    ("§11.9 signatures/signHash", "§11.10 signatures/signHash"),
+];
+
+/// The v2 clause of a v1 section: `v2 ` and the clause, renumbered where v2 moved it.
+pub(crate) fn v2_section(v1: &str) -> String {
+    let clause = MOVED
+        .iter()
+        .find(|(old, _)| *old == v1)
+        .map_or(v1, |(_, new)| *new);
+    format!("v2 {clause}")
+}
+
+/// A v1 check run again against `/csc/v2`: id `v2.<id>`, section the v2 clause.
+pub(crate) fn relabel(mut c: Check) -> Check {
+    c.id = format!("v2.{}", c.id);
+    c.section = v2_section(&c.section);
+    c
+}
+
+/// Every v2 check, in the order they run (`auth/revoke` last among the requests, the §10
+/// error-body checks after it).
+pub fn catalogue() -> Vec<Check> {
+    let mut all = Vec::new();
+    all.extend(info::checks());
+    all.extend(login::checks().into_iter().map(relabel));
+    all.extend(bearer::checks());
+    all.extend(list::checks());
+    all.extend(credinfo::checks());
+    all.extend(authorize::checks());
+    all.extend(challenge::checks());
+    all.extend(signhash::checks());
+    all.extend(extend::checks());
+    all.extend(revoke::checks().into_iter().map(relabel));
+    all.extend(errors::checks().into_iter().map(relabel));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn moved_clauses_are_renumbered_and_the_others_prefixed() {
+        assert_eq!(
+            super::v2_section("§11.9 signatures/signHash"),
+            "v2 §11.10 signatures/signHash"
+        );
+        assert_eq!(super::v2_section("§11.2 auth/login"), "v2 §11.2 auth/login");
+    }
+}
