@@ -115,7 +115,6 @@ fn the_conformance_suite_passes_against_our_server() {
 /// Issue 12: the v2 catalogue (each check citing its v2.0.0.2 clause) against `/csc/v2` of the
 /// same fixture: no failure, and the v2 rules that matter most exercised, not skipped.
 #[test]
-#[ignore = "MERGE: enable once /csc/v2 is served"]
 fn conformance_v2_passes_against_our_server() {
     let s = Signers::new();
     let (_server, api) = s.serve(&[]);
