@@ -10,7 +10,7 @@ use csc_types::{InfoResponse, SPECS_VERSION};
 use crate::body::Body;
 use crate::config::ServiceInfo;
 use crate::error::ApiError;
-use crate::{auth, credentials, oauth2, signatures};
+use crate::{auth, credentials, oauth2, signatures, tsa};
 
 /// Lifetimes of the service tokens (the SAM issues them).
 pub use sam::TokenPolicy;
@@ -45,6 +45,7 @@ pub const METHODS: &[&str] = &[
     "credentials/extendTransaction",
     "credentials/sendOTP",
     "signatures/signHash",
+    "signatures/timestamp",
 ];
 
 /// Mounts every route on `cfg`. `max_body` bounds every request body: an oversized or
@@ -78,7 +79,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                 .route(
                     "/signatures/signHash",
                     web::post().to(signatures::sign_hash),
-                ),
+                )
+                .route("/signatures/timestamp", web::post().to(tsa::timestamp)),
+        )
+        // the same time-stamping authority over plain RFC 3161 (§3.4), with its own body limit
+        .service(
+            web::resource("/tsa")
+                .app_data(web::PayloadConfig::new(tsa::MAX_QUERY_BYTES))
+                .route(web::post().to(tsa::rfc3161)),
         )
         // the OAuth 2.0 authorization server, at the `oauth2` base URI of `info` (spec §8.3)
         .service(oauth2::scope().wrap(from_fn(audit_integrity)))

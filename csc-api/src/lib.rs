@@ -15,3 +15,4 @@ pub mod notify;
 pub mod oauth2;
 pub mod server;
 pub mod signatures;
+pub mod tsa;

@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::{HashAlg, KeyId, KeySpec, SignMechanism};
-use cmpv2::status::{PkiFailureInfoValues, PkiStatus, PkiStatusInfo};
+use cmpv2::status::PkiStatus;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
@@ -49,10 +49,11 @@ use cms::signed_data::{
 };
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5911, rfc5912};
-use der::asn1::{
-    GeneralizedTime, Int, OctetString, SetOfVec, UtcTime, Utf8StringRef,
+use der::asn1::{BitString, GeneralizedTime, Int, OctetString, SetOfVec, UtcTime, Utf8StringRef};
+use der::{
+    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence,
+    Tag, Tagged, Writer,
 };
-use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use x509_cert::Certificate;
@@ -60,7 +61,7 @@ use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
-use x509_tsp::{Accuracy, MessageImprint, TimeStampResp, TspVersion};
+use x509_tsp::{Accuracy, MessageImprint, TspVersion};
 
 use crate::secrets::random_bytes;
 use crate::{AuditEvent, Principal, Sam, SamError, audit_event, client_actor};
@@ -121,11 +122,72 @@ pub(crate) struct Tsa {
     cert_der: Vec<u8>,
     cert: Certificate,
     cert_sha256: [u8; 32],
-    /// The policy OID as a DER `OBJECT IDENTIFIER` (see the module doc).
-    policy: Any,
+    /// The policy OID (see the module doc).
+    policy: PolicyId,
     policy_text: String,
     accuracy: Option<Accuracy>,
     serial_prefix: u32,
+}
+
+/// `TSAPolicyId ::= OBJECT IDENTIFIER` of any arc size: the DER value of the OID, held as an
+/// `Any` whose tag is always OBJECT IDENTIFIER (so an optional policy is told apart from the
+/// fields that may follow it).
+#[derive(Clone, Debug, Eq, PartialEq)]
+struct PolicyId(Any);
+
+impl FixedTag for PolicyId {
+    const TAG: Tag = Tag::ObjectIdentifier;
+}
+
+impl<'a> DecodeValue<'a> for PolicyId {
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        Ok(PolicyId(Any::decode_value(reader, header)?))
+    }
+}
+
+impl EncodeValue for PolicyId {
+    fn value_len(&self) -> der::Result<Length> {
+        self.0.value_len()
+    }
+
+    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+        self.0.encode_value(writer)
+    }
+}
+
+/// ```text
+/// PKIStatusInfo ::= SEQUENCE { status PKIStatus, statusString PKIFreeText OPTIONAL,
+///   failInfo PKIFailureInfo OPTIONAL }
+/// ```
+/// `cmpv2::status::PkiStatusInfo` with `failInfo` as a plain BIT STRING: cmpv2 0.2 declares
+/// the PKIFailureInfo flags by value rather than by bit number, so its `FlagSet` cannot carry
+/// badDataFormat (5) or unacceptedPolicy (15) correctly.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct StatusInfo<'a> {
+    status: PkiStatus,
+    #[asn1(optional = "true")]
+    status_string: Option<Vec<Utf8StringRef<'a>>>,
+    #[asn1(optional = "true")]
+    fail_info: Option<BitString>,
+}
+
+/// `TimeStampResp ::= SEQUENCE { status PKIStatusInfo, timeStampToken TimeStampToken OPTIONAL }`
+/// (RFC 3161 §2.4.2), over [`StatusInfo`].
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct TimeStampResp<'a> {
+    status: StatusInfo<'a>,
+    #[asn1(optional = "true")]
+    time_stamp_token: Option<ContentInfo>,
+}
+
+/// The PKIFailureInfo BIT STRING with the one named bit `bit` set (DER drops the trailing
+/// zero bits of a named-bit list: X.690 §11.2.2).
+fn failure_bits(bit: u8) -> Result<BitString, SamError> {
+    let mut bytes = vec![0u8; usize::from(bit / 8) + 1];
+    if let Some(last) = bytes.last_mut() {
+        *last = 0x80 >> (bit % 8);
+    }
+    BitString::new(7 - bit % 8, bytes).map_err(tsa_error)
 }
 
 /// ```text
@@ -137,7 +199,7 @@ pub(crate) struct Tsa {
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 struct TstInfo {
     version: TspVersion,
-    policy: Any,
+    policy: PolicyId,
     message_imprint: MessageImprint,
     serial_number: Int,
     gen_time: GeneralizedTime,
@@ -160,7 +222,7 @@ struct TimeStampReq {
     version: TspVersion,
     message_imprint: MessageImprint,
     #[asn1(optional = "true")]
-    req_policy: Option<Any>,
+    req_policy: Option<PolicyId>,
     #[asn1(optional = "true")]
     nonce: Option<Int>,
     #[asn1(default = "Default::default")]
@@ -208,13 +270,14 @@ enum Rejection {
 }
 
 impl Rejection {
-    fn fail_info(self) -> PkiFailureInfoValues {
+    /// The PKIFailureInfo bit (RFC 3161 §2.4.2).
+    fn bit(self) -> u8 {
         match self {
-            Rejection::BadAlg => PkiFailureInfoValues::BadAlg,
-            Rejection::BadDataFormat => PkiFailureInfoValues::BadDataFormat,
-            Rejection::UnacceptedPolicy => PkiFailureInfoValues::UnacceptedPolicy,
-            Rejection::UnacceptedExtension => PkiFailureInfoValues::UnacceptedExtension,
-            Rejection::SystemFailure => PkiFailureInfoValues::SystemFailure,
+            Rejection::BadAlg => 0,
+            Rejection::BadDataFormat => 5,
+            Rejection::UnacceptedPolicy => 15,
+            Rejection::UnacceptedExtension => 16,
+            Rejection::SystemFailure => 25,
         }
     }
 
@@ -252,7 +315,7 @@ fn tsa_error(e: impl std::fmt::Display) -> SamError {
 
 /// The policy OID `text` (dotted decimal only) as a DER `OBJECT IDENTIFIER`, encoded by
 /// OpenSSL (arcs of any size).
-pub fn policy_oid(text: &str) -> Result<Any, SamError> {
+fn policy_oid(text: &str) -> Result<PolicyId, SamError> {
     let well_formed = text.split('.').count() >= 2
         && text
             .split('.')
@@ -264,7 +327,9 @@ pub fn policy_oid(text: &str) -> Result<Any, SamError> {
     }
     let object = openssl::asn1::Asn1Object::from_str(text)
         .map_err(|e| tsa_error(format!("the TSA policy {text:?} is not an OID: {e}")))?;
-    Any::new(Tag::ObjectIdentifier, object.as_slice().to_vec()).map_err(tsa_error)
+    Any::new(Tag::ObjectIdentifier, object.as_slice().to_vec())
+        .map(PolicyId)
+        .map_err(tsa_error)
 }
 
 /// The accuracy field for `accuracy` (seconds, then milliseconds, then microseconds).
@@ -495,10 +560,10 @@ fn actor_of(principal: &Principal) -> String {
 fn rejection(why: Rejection) -> Result<Vec<u8>, SamError> {
     let text = Utf8StringRef::new(why.text()).map_err(tsa_error)?;
     der_of(&TimeStampResp {
-        status: PkiStatusInfo {
+        status: StatusInfo {
             status: PkiStatus::Rejection,
             status_string: Some(vec![text]),
-            fail_info: Some(why.fail_info().into()),
+            fail_info: Some(failure_bits(why.bit())?),
         },
         time_stamp_token: None,
     })
@@ -611,7 +676,7 @@ impl Sam {
         };
         match self.issue_token(request) {
             Ok(token) => der_of(&TimeStampResp {
-                status: PkiStatusInfo {
+                status: StatusInfo {
                     status: PkiStatus::Accepted,
                     status_string: None,
                     fail_info: None,
@@ -756,7 +821,7 @@ mod tests {
     #[test]
     fn the_uuid_policy_is_encoded_whole() {
         let oid = policy_oid(DEFAULT_POLICY_OID).expect("policy");
-        let der = oid.to_der().expect("der");
+        let der = oid.0.to_der().expect("der");
         let text = openssl::asn1::Asn1Object::from_str(DEFAULT_POLICY_OID).expect("oid");
         assert_eq!(der.get(2..), Some(text.as_slice()));
         assert_eq!(der.first(), Some(&0x06));
@@ -788,14 +853,21 @@ mod tests {
 
     #[test]
     fn rejections_carry_their_failure_bit() {
-        let der = rejection(Rejection::BadAlg).expect("der");
-        let resp = TimeStampResp::from_der(&der).expect("decode");
-        assert_eq!(resp.status.status, PkiStatus::Rejection);
-        assert!(
-            resp.status
-                .fail_info
-                .is_some_and(|f| f.contains(PkiFailureInfoValues::BadAlg))
-        );
-        assert!(resp.time_stamp_token.is_none());
+        // (bit, the BIT STRING's DER: unused bits, then the bits up to the named one)
+        for (why, der) in [
+            (Rejection::BadAlg, &[0x03, 0x02, 0x07, 0x80][..]),
+            (Rejection::BadDataFormat, &[0x03, 0x02, 0x02, 0x04][..]),
+            (Rejection::UnacceptedPolicy, &[0x03, 0x03, 0x00, 0x00, 0x01][..]),
+            (Rejection::UnacceptedExtension, &[0x03, 0x04, 0x07, 0x00, 0x00, 0x80][..]),
+            (Rejection::SystemFailure, &[0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40][..]),
+        ] {
+            let bits = failure_bits(why.bit()).expect("bits");
+            assert_eq!(bits.to_der().expect("der"), der, "{why:?}");
+            let reply = rejection(why).expect("der");
+            let resp = TimeStampResp::from_der(&reply).expect("decode");
+            assert_eq!(resp.status.status, PkiStatus::Rejection);
+            assert_eq!(resp.status.fail_info, Some(bits));
+            assert!(resp.time_stamp_token.is_none());
+        }
     }
 }
