@@ -20,3 +20,4 @@ mod pyhanko;
 mod schemathesis;
 mod seals;
 mod sessions;
+mod tsa;
