@@ -673,3 +673,33 @@ fn openssl_ts_verify_accepts_tokens_of_both_doors() {
     assert!(out.contains("Status: Rejected."), "{out}");
     assert!(out.contains("unrecognized or unsupported algorithm identifier"), "{out}");
 }
+
+/// Write-ahead: the token's audit record is committed before the token is signed, so when the
+/// record cannot be written no token leaves — `signatures/timestamp` answers 500
+/// `server_error`, `/tsa` a rejection with systemFailure (PKIFailureInfo 25).
+#[test]
+fn no_token_leaves_without_its_audit_record() {
+    use diesel::{Connection, RunQueryDsl};
+    let k = Kit::new();
+    let alice = k.login("alice", ALICE_PASSWORD);
+    // the database refuses every timestamp.issue record (SQL of the test's own)
+    let mut db = diesel::SqliteConnection::establish(&k.dir().join("csc.db").display().to_string())
+        .expect("open db");
+    diesel::sql_query(
+        "CREATE TRIGGER refuse_timestamps BEFORE INSERT ON audit_log \
+         WHEN NEW.event = 'timestamp.issue' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&mut db)
+    .expect("trigger");
+    let digest = openssl::sha::sha256(b"f");
+    let (status, v) = timestamp(
+        &k,
+        &alice,
+        json!({ "hash": STANDARD.encode(digest), "hashAlgo": SHA256 }),
+    );
+    assert_eq!((status, &v["error"]), (500, &json!("server_error")), "{v}");
+    assert!(v.get("timestamp").is_none());
+    let (bit, text) = rejected(&post_tsa(&k, QUERY, query(SHA256, &digest, None, None, true)));
+    assert_eq!((bit, text.as_str()), (25, "system failure"));
+    assert!(timestamp_records(&k).is_empty());
+}
