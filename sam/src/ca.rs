@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::{HashAlg, Hsm, KeyId, KeySpec, PublicKey, SignMechanism};
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
-    PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -274,7 +274,9 @@ impl DevCa {
     ) -> Result<IssuedCertificate, SamError> {
         use der::Encode;
         let mut params = leaf_params(common_name);
-        params.distinguished_name.push(DnType::OrganizationName, CA_ORGANIZATION);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, CA_ORGANIZATION);
         validity(&mut params, TSA_VALIDITY_DAYS);
         // rcgen writes extendedKeyUsage non-critical; the TSA's is written as a custom
         // extension, its value DER-encoded by x509-cert's type

@@ -44,15 +44,14 @@ use cmpv2::status::PkiStatus;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
-    SignerInfos,
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5911, rfc5912};
 use der::asn1::{BitString, GeneralizedTime, Int, OctetString, SetOfVec, UtcTime, Utf8StringRef};
 use der::{
-    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence,
-    Tag, Tagged, Writer,
+    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
+    Tagged, Writer,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -694,8 +693,8 @@ impl Sam {
     fn tsa_request(&self, query: &[u8]) -> Result<TokenRequest, Rejection> {
         let req = TimeStampReq::from_der(query).map_err(|_| Rejection::BadDataFormat)?;
         let imprint = req.message_imprint;
-        let alg = HashAlg::from_oid(&imprint.hash_algorithm.oid.to_string())
-            .ok_or(Rejection::BadAlg)?;
+        let alg =
+            HashAlg::from_oid(&imprint.hash_algorithm.oid.to_string()).ok_or(Rejection::BadAlg)?;
         // SHA-2 takes no parameters: absent or NULL (RFC 5754 §2)
         if imprint
             .hash_algorithm
@@ -805,17 +804,29 @@ mod tests {
         assert_eq!(parse_hex_nonce("0a1B").ok(), Some(vec![0x0a, 0x1b]));
         assert_eq!(parse_hex_nonce("abc").ok(), Some(vec![0x0a, 0xbc]));
         for bad in ["", "  ", "xyz", "-12", "0x12", "12 34"] {
-            assert!(matches!(parse_hex_nonce(bad), Err(SamError::InvalidNonce)), "{bad:?}");
+            assert!(
+                matches!(parse_hex_nonce(bad), Err(SamError::InvalidNonce)),
+                "{bad:?}"
+            );
         }
         let long = "ff".repeat(MAX_NONCE_BYTES + 1);
-        assert!(matches!(parse_hex_nonce(&long), Err(SamError::InvalidNonce)));
+        assert!(matches!(
+            parse_hex_nonce(&long),
+            Err(SamError::InvalidNonce)
+        ));
         // leading zero octets do not count
         let padded = format!("0000{}", "ff".repeat(MAX_NONCE_BYTES));
         assert!(parse_hex_nonce(&padded).is_ok());
         // a high first bit stays positive
         let n = positive_int(&[0x80, 0x01]).expect("int");
         assert_eq!(n.to_der().expect("der"), vec![0x02, 0x03, 0x00, 0x80, 0x01]);
-        assert_eq!(positive_int(&[0, 0, 5]).expect("int").to_der().expect("der"), vec![2, 1, 5]);
+        assert_eq!(
+            positive_int(&[0, 0, 5])
+                .expect("int")
+                .to_der()
+                .expect("der"),
+            vec![2, 1, 5]
+        );
     }
 
     #[test]
@@ -857,9 +868,18 @@ mod tests {
         for (why, der) in [
             (Rejection::BadAlg, &[0x03, 0x02, 0x07, 0x80][..]),
             (Rejection::BadDataFormat, &[0x03, 0x02, 0x02, 0x04][..]),
-            (Rejection::UnacceptedPolicy, &[0x03, 0x03, 0x00, 0x00, 0x01][..]),
-            (Rejection::UnacceptedExtension, &[0x03, 0x04, 0x07, 0x00, 0x00, 0x80][..]),
-            (Rejection::SystemFailure, &[0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40][..]),
+            (
+                Rejection::UnacceptedPolicy,
+                &[0x03, 0x03, 0x00, 0x00, 0x01][..],
+            ),
+            (
+                Rejection::UnacceptedExtension,
+                &[0x03, 0x04, 0x07, 0x00, 0x00, 0x80][..],
+            ),
+            (
+                Rejection::SystemFailure,
+                &[0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40][..],
+            ),
         ] {
             let bits = failure_bits(why.bit()).expect("bits");
             assert_eq!(bits.to_der().expect("der"), der, "{why:?}");

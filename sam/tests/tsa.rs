@@ -37,7 +37,10 @@ fn an_existing_deployment_gets_a_tsa_at_its_next_start_and_keeps_it() {
     assert_eq!(events(&before, "tsa.create"), 0);
     // its next start creates the key in the token and the certificate, once
     let first = before.with_tsa(&settings).expect("tsa");
-    let cert = first.tsa_certificate_der().expect("TSA certificate").to_vec();
+    let cert = first
+        .tsa_certificate_der()
+        .expect("TSA certificate")
+        .to_vec();
     assert!(dir.path().join("tsa.json").exists());
     assert_eq!(events(&first, "tsa.create"), 1);
     let x509 = openssl::x509::X509::from_der(&cert).expect("cert");
@@ -56,11 +59,21 @@ fn an_existing_deployment_gets_a_tsa_at_its_next_start_and_keeps_it() {
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("tsa.json")).expect("file"))
             .expect("JSON");
-    let key_id: cm_pkcs11::KeyId = file["key_id"].as_str().expect("key_id").parse().expect("id");
+    let key_id: cm_pkcs11::KeyId = file["key_id"]
+        .as_str()
+        .expect("key_id")
+        .parse()
+        .expect("id");
     let hsm = token.open();
     let attrs = hsm.key_attributes(&key_id).expect("attributes");
-    assert!(attrs.local && attrs.sensitive && attrs.never_extractable, "{attrs:?}");
-    assert!(!attrs.extractable && attrs.sign && !attrs.decrypt && !attrs.derive, "{attrs:?}");
+    assert!(
+        attrs.local && attrs.sensitive && attrs.never_extractable,
+        "{attrs:?}"
+    );
+    assert!(
+        !attrs.extractable && attrs.sign && !attrs.decrypt && !attrs.derive,
+        "{attrs:?}"
+    );
     assert!(!attrs.modifiable && !attrs.copyable, "{attrs:?}");
     assert_eq!(attrs.allowed_mechanisms, vec!["CKM_ECDSA".to_owned()]);
     assert_eq!(attrs.private_value_len, 0);
@@ -90,7 +103,11 @@ fn a_tsa_file_naming_another_key_is_refused() {
     let refused = Sam::open(&token.config, store, &ca_file)
         .expect("sam")
         .with_tsa(&settings);
-    assert!(matches!(refused, Err(SamError::Tsa(_))), "{:?}", refused.err());
+    assert!(
+        matches!(refused, Err(SamError::Tsa(_))),
+        "{:?}",
+        refused.err()
+    );
 }
 
 #[test]
@@ -104,6 +121,10 @@ fn a_policy_that_is_not_an_oid_is_refused_before_anything_is_created() {
     let refused = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
         .expect("sam")
         .with_tsa(&settings);
-    assert!(matches!(refused, Err(SamError::Tsa(_))), "{:?}", refused.err());
+    assert!(
+        matches!(refused, Err(SamError::Tsa(_))),
+        "{:?}",
+        refused.err()
+    );
     assert!(!dir.path().join("tsa.json").exists());
 }

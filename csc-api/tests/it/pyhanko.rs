@@ -221,7 +221,11 @@ fn pyhanko_signs_at_pades_b_t_with_a_time_stamp_from_our_tsa() {
         .collect();
     assert!(!issued.is_empty(), "no timestamp.issue record");
     for r in &issued {
-        assert_eq!((r.actor.as_str(), r.outcome.as_str()), ("tsa", "success"), "{r:?}");
+        assert_eq!(
+            (r.actor.as_str(), r.outcome.as_str()),
+            ("tsa", "success"),
+            "{r:?}"
+        );
         let detail: Value = serde_json::from_str(&r.detail).expect("detail");
         assert_eq!(detail["via"], "rfc3161", "{r:?}");
         assert_eq!(detail["serial"], r.subject.as_str(), "{r:?}");

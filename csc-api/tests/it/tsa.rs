@@ -113,7 +113,11 @@ fn read_token(der: &[u8]) -> Token {
         signed.encap_content_info.econtent_type,
         ObjectIdentifier::new_unwrap(ID_CT_TST_INFO)
     );
-    let econtent = signed.encap_content_info.econtent.as_ref().expect("eContent");
+    let econtent = signed
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .expect("eContent");
     let tst_der = reencode::<OctetString>(econtent).into_bytes();
     let tst = TstInfo::from_der(&tst_der).expect("a TSTInfo");
     assert_eq!(tst.version, TspVersion::V1);
@@ -137,7 +141,9 @@ fn certificates(t: &Token) -> Vec<X509> {
         .iter()
         .flat_map(|set| set.0.iter())
         .map(|c| match c {
-            CertificateChoices::Certificate(c) => X509::from_der(&c.to_der().expect("DER")).expect("cert"),
+            CertificateChoices::Certificate(c) => {
+                X509::from_der(&c.to_der().expect("DER")).expect("cert")
+            }
             other => panic!("not a certificate: {other:?}"),
         })
         .collect()
@@ -168,7 +174,8 @@ fn assert_signed_by(t: &Token, tsa_cert: &X509) {
         .to_der()
         .expect("DER");
     let key = tsa_cert.public_key().expect("key");
-    let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &key).expect("verifier");
+    let mut verifier =
+        openssl::sign::Verifier::new(MessageDigest::sha256(), &key).expect("verifier");
     assert!(
         verifier
             .verify_oneshot(si.signature.as_bytes(), &attrs_der)
@@ -179,8 +186,10 @@ fn assert_signed_by(t: &Token, tsa_cert: &X509) {
     assert_eq!(content_type, ObjectIdentifier::new_unwrap(ID_CT_TST_INFO));
     let digest: OctetString = reencode(&signed_attribute(si, rfc5911::ID_MESSAGE_DIGEST));
     assert_eq!(digest.as_bytes(), openssl::sha::sha256(&t.tst_der));
-    let ess: SigningCertificateV2 =
-        reencode(&signed_attribute(si, rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2));
+    let ess: SigningCertificateV2 = reencode(&signed_attribute(
+        si,
+        rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2,
+    ));
     assert_eq!(ess.certs.len(), 1);
     let id = &ess.certs[0];
     let cert_der = tsa_cert.to_der().expect("DER");
@@ -261,7 +270,10 @@ fn post_tsa(k: &Kit, content_type: &str, body: Vec<u8>) -> crate::kit::Resp {
 /// A granted `/tsa` reply's token.
 fn granted(resp: &crate::kit::Resp) -> Token {
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.header("content-type"), Some("application/timestamp-reply"));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/timestamp-reply")
+    );
     let reply = TimeStampResp::from_der(&resp.body).expect("a TimeStampResp");
     assert_eq!(reply.status.status, 0, "granted: {:?}", reply.status);
     assert!(reply.status.fail_info.is_none());
@@ -271,8 +283,14 @@ fn granted(resp: &crate::kit::Resp) -> Token {
 
 /// The failure bit of a rejected `/tsa` reply (the only bit set), and its text.
 fn rejected(resp: &crate::kit::Resp) -> (usize, String) {
-    assert_eq!(resp.status, 200, "RFC 3161 §3.4: a rejection is an answer too");
-    assert_eq!(resp.header("content-type"), Some("application/timestamp-reply"));
+    assert_eq!(
+        resp.status, 200,
+        "RFC 3161 §3.4: a rejection is an answer too"
+    );
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/timestamp-reply")
+    );
     let reply = TimeStampResp::from_der(&resp.body).expect("a TimeStampResp");
     assert_eq!(reply.status.status, 2, "rejection: {:?}", reply.status);
     assert!(reply.time_stamp_token.is_none());
@@ -307,15 +325,23 @@ fn timestamp_tokens_carry_the_imprint_nonce_policy_and_a_signature_of_the_tsa_ke
     let tsa = tsa_cert(&k);
     let mut serials = BTreeSet::new();
     let cases: &[(&str, MessageDigest, &str, Option<&str>)] = &[
-        (SHA256, MessageDigest::sha256(), "first", Some("00a1b2c3d4e5f60718293a4b5c6d7e8f")),
+        (
+            SHA256,
+            MessageDigest::sha256(),
+            "first",
+            Some("00a1b2c3d4e5f60718293a4b5c6d7e8f"),
+        ),
         (SHA384, MessageDigest::sha384(), "second", Some("7")),
         (SHA256, MessageDigest::sha256(), "third", None),
         (SHA256, MessageDigest::sha256(), "fourth", Some("ffee")),
         (SHA256, MessageDigest::sha256(), "fifth", None),
     ];
     for (alg, md, data, nonce) in cases {
-        let hash = openssl::hash::hash(*md, data.as_bytes()).expect("hash").to_vec();
-        let mut body = json!({ "hash": STANDARD.encode(&hash), "hashAlgo": alg, "clientData": "x" });
+        let hash = openssl::hash::hash(*md, data.as_bytes())
+            .expect("hash")
+            .to_vec();
+        let mut body =
+            json!({ "hash": STANDARD.encode(&hash), "hashAlgo": alg, "clientData": "x" });
         if let Some(n) = nonce {
             body["nonce"] = json!(n);
         }
@@ -323,8 +349,16 @@ fn timestamp_tokens_carry_the_imprint_nonce_policy_and_a_signature_of_the_tsa_ke
         let (status, v) = timestamp(&k, &alice, body);
         let after = now_secs();
         assert_eq!(status, 200, "{v}");
-        assert_eq!(v.as_object().map(|o| o.len()), Some(1), "only `timestamp`: {v}");
-        let t = read_token(&STANDARD.decode(v["timestamp"].as_str().expect("timestamp")).expect("base64"));
+        assert_eq!(
+            v.as_object().map(|o| o.len()),
+            Some(1),
+            "only `timestamp`: {v}"
+        );
+        let t = read_token(
+            &STANDARD
+                .decode(v["timestamp"].as_str().expect("timestamp"))
+                .expect("base64"),
+        );
         // the imprint is exactly what was sent (§11.10: hash and hashAlgo)
         let imprint = &t.tst.message_imprint;
         assert_eq!(imprint.hash_algorithm.oid.to_string(), *alg);
@@ -332,7 +366,8 @@ fn timestamp_tokens_carry_the_imprint_nonce_policy_and_a_signature_of_the_tsa_ke
         // the nonce is echoed as the integer its hex names (§11.10: else the client rejects it)
         match nonce {
             Some(n) => {
-                let value = hex::decode(format!("{:0>width$}", n, width = n.len().div_ceil(2) * 2)).expect("hex");
+                let value = hex::decode(format!("{:0>width$}", n, width = n.len().div_ceil(2) * 2))
+                    .expect("hex");
                 let significant: Vec<u8> = value.iter().copied().skip_while(|b| *b == 0).collect();
                 let echoed = t.tst.nonce.as_ref().expect("nonce").as_bytes();
                 let echoed: Vec<u8> = echoed.iter().copied().skip_while(|b| *b == 0).collect();
@@ -344,10 +379,17 @@ fn timestamp_tokens_carry_the_imprint_nonce_policy_and_a_signature_of_the_tsa_ke
         assert_eq!(t.tst.policy.value(), oid_content(DEFAULT_POLICY).as_slice());
         assert_eq!(
             t.tst.accuracy,
-            Some(Accuracy { seconds: Some(1), millis: None, micros: None })
+            Some(Accuracy {
+                seconds: Some(1),
+                millis: None,
+                micros: None
+            })
         );
         let generated = t.tst.gen_time.to_unix_duration().as_secs();
-        assert!(before <= generated && generated <= after, "{before} <= {generated} <= {after}");
+        assert!(
+            before <= generated && generated <= after,
+            "{before} <= {generated} <= {after}"
+        );
         // serial: 0x01, the instance prefix (0 by default), 120 random bits
         let serial = t.tst.serial_number.as_bytes().to_vec();
         assert_eq!(serial.len(), 20, "{serial:02x?}");
@@ -382,24 +424,74 @@ fn timestamp_refusals_have_the_spec_errors() {
     let h384 = STANDARD.encode(openssl::sha::sha384(b"x"));
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "Missing (or invalid type) string parameter hash"),
-        (json!({ "hash": 5, "hashAlgo": SHA256 }), "Missing (or invalid type) string parameter hash"),
-        (json!({ "hash": [h256], "hashAlgo": SHA256 }), "Missing (or invalid type) string parameter hash"),
-        (json!({ "hash": "", "hashAlgo": SHA256 }), "Empty hash parameter"),
-        (json!({ "hash": "%%%", "hashAlgo": SHA256 }), "Invalid Base64 hash string parameter"),
-        (json!({ "hash": h256 }), "Missing (or invalid type) string parameter hashAlgo"),
-        (json!({ "hash": h256, "hashAlgo": SHA1 }), "Invalid parameter hashAlgo"),
-        (json!({ "hash": h256, "hashAlgo": "not an oid" }), "Invalid parameter hashAlgo"),
-        (json!({ "hash": h384, "hashAlgo": SHA256 }), "Invalid digest value length"),
-        (json!({ "hash": h256, "hashAlgo": SHA384 }), "Invalid digest value length"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "xyz" }), "Invalid parameter nonce"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "" }), "Invalid parameter nonce"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "-1" }), "Invalid parameter nonce"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "nonce": 12 }), "Invalid parameter nonce"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "ab".repeat(65) }), "Invalid parameter nonce"),
-        (json!({ "hash": h256, "hashAlgo": SHA256, "clientData": 1 }), "Invalid parameter clientData"),
+        (
+            json!({ "hash": 5, "hashAlgo": SHA256 }),
+            "Missing (or invalid type) string parameter hash",
+        ),
+        (
+            json!({ "hash": [h256], "hashAlgo": SHA256 }),
+            "Missing (or invalid type) string parameter hash",
+        ),
+        (
+            json!({ "hash": "", "hashAlgo": SHA256 }),
+            "Empty hash parameter",
+        ),
+        (
+            json!({ "hash": "%%%", "hashAlgo": SHA256 }),
+            "Invalid Base64 hash string parameter",
+        ),
+        (
+            json!({ "hash": h256 }),
+            "Missing (or invalid type) string parameter hashAlgo",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA1 }),
+            "Invalid parameter hashAlgo",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": "not an oid" }),
+            "Invalid parameter hashAlgo",
+        ),
+        (
+            json!({ "hash": h384, "hashAlgo": SHA256 }),
+            "Invalid digest value length",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA384 }),
+            "Invalid digest value length",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "xyz" }),
+            "Invalid parameter nonce",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "" }),
+            "Invalid parameter nonce",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "-1" }),
+            "Invalid parameter nonce",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "nonce": 12 }),
+            "Invalid parameter nonce",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "nonce": "ab".repeat(65) }),
+            "Invalid parameter nonce",
+        ),
+        (
+            json!({ "hash": h256, "hashAlgo": SHA256, "clientData": 1 }),
+            "Invalid parameter clientData",
+        ),
     ];
     for (body, description) in cases {
-        assert_error(&timestamp(&k, &alice, body.clone()), 400, "invalid_request", description);
+        assert_error(
+            &timestamp(&k, &alice, body.clone()),
+            400,
+            "invalid_request",
+            description,
+        );
     }
     // the Bearer header first (§11.10's first row), then the token (RFC 6750)
     let body = json!({ "hash": h256, "hashAlgo": SHA256 });
@@ -424,17 +516,31 @@ fn the_tsa_certificate_is_issued_by_the_dev_ca_for_time_stamping_only() {
     let k = Kit::new();
     let tsa = tsa_cert(&k);
     let ca = ca_cert(&k);
-    assert!(tsa.verify(&ca.public_key().expect("CA key")).expect("verify"));
-    assert_eq!(tsa.issuer_name().to_der().expect("DER"), ca.subject_name().to_der().expect("DER"));
+    assert!(
+        tsa.verify(&ca.public_key().expect("CA key"))
+            .expect("verify")
+    );
+    assert_eq!(
+        tsa.issuer_name().to_der().expect("DER"),
+        ca.subject_name().to_der().expect("DER")
+    );
     let cn = tsa
         .subject_name()
         .entries_by_nid(openssl::nid::Nid::COMMONNAME)
         .next()
         .expect("CN");
-    assert_eq!(cn.data().to_string().expect("utf8"), "csc-server remote signing TSA");
+    assert_eq!(
+        cn.data().to_string().expect("utf8"),
+        "csc-server remote signing TSA"
+    );
     // EC P-256, the key in the token
     assert_eq!(
-        tsa.public_key().expect("key").ec_key().expect("EC").group().curve_name(),
+        tsa.public_key()
+            .expect("key")
+            .ec_key()
+            .expect("EC")
+            .group()
+            .curve_name(),
         Some(openssl::nid::Nid::X9_62_PRIME256V1)
     );
     let parsed = x509_cert::Certificate::from_der(&tsa.to_der().expect("DER")).expect("cert");
@@ -455,12 +561,20 @@ fn the_tsa_certificate_is_issued_by_the_dev_ca_for_time_stamping_only() {
     assert!(ku.digital_signature() && ku.non_repudiation(), "{ku:?}");
     assert!(!ku.key_cert_sign());
     // created by init, once, and audited
-    let created: Vec<_> = k.audit_records().into_iter().filter(|r| r.event == "tsa.create").collect();
+    let created: Vec<_> = k
+        .audit_records()
+        .into_iter()
+        .filter(|r| r.event == "tsa.create")
+        .collect();
     assert_eq!(created.len(), 1, "{created:?}");
     // kept in DATA_DIR/tsa.json: another open of the data directory loads the same TSA
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(k.dir().join("tsa.json")).expect("tsa.json")).expect("JSON");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(k.dir().join("tsa.json")).expect("tsa.json"))
+            .expect("JSON");
     assert_eq!(
-        STANDARD.decode(file["certificate"].as_str().expect("certificate")).expect("base64"),
+        STANDARD
+            .decode(file["certificate"].as_str().expect("certificate"))
+            .expect("base64"),
         tsa.to_der().expect("DER")
     );
 }
@@ -472,16 +586,27 @@ fn rfc3161_queries_get_a_granted_reply_with_the_nonce_and_the_certificate_when_a
     let digest = openssl::sha::sha256(b"a PDF's signature value");
     let nonce = [0x31, 0x4c, 0xfc, 0xe4, 0xe0, 0x65, 0x18, 0x27];
     // certReq: the certificate comes along
-    let t = granted(&post_tsa(&k, QUERY, query(SHA256, &digest, Some(&nonce), None, true)));
+    let t = granted(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA256, &digest, Some(&nonce), None, true),
+    ));
     assert_eq!(t.tst.nonce.as_ref().map(|n| n.as_bytes()), Some(&nonce[..]));
     assert_eq!(t.tst.message_imprint.hashed_message.as_bytes(), digest);
     // the request's AlgorithmIdentifier comes back as it was sent (NULL parameters)
-    assert_eq!(t.tst.message_imprint.hash_algorithm.parameters, Some(Any::null()));
+    assert_eq!(
+        t.tst.message_imprint.hash_algorithm.parameters,
+        Some(Any::null())
+    );
     assert_eq!(certificates(&t).len(), 1);
     assert_signed_by(&t, &tsa);
     // no certReq: no certificate (RFC 3161 §2.4.1); still signed by the same key
     let digest384 = openssl::sha::sha384(b"another");
-    let t = granted(&post_tsa(&k, QUERY, query(SHA384, &digest384, None, None, false)));
+    let t = granted(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA384, &digest384, None, None, false),
+    ));
     assert!(t.signed.certificates.is_none());
     assert!(t.tst.nonce.is_none());
     assert_signed_by(&t, &tsa);
@@ -518,25 +643,48 @@ fn rfc3161_requests_the_tsa_cannot_serve_are_rejected_with_their_failure_info() 
             0,
             "unsupported hash algorithm",
         ),
-        (query(SHA256, &digest[..20], None, None, true), 5, "malformed time-stamp request"),
-        (query(SHA384, &digest, None, None, true), 5, "malformed time-stamp request"),
-        (query(SHA256, &digest, None, Some("1.2.3.4.5"), true), 15, "requested policy not supported"),
-        ({
-            let mut q = TimeStampReq::from_der(&query(SHA256, &digest, None, None, true)).expect("q");
-            q.extensions = Some(vec![x509_cert::ext::Extension {
-                extn_id: "1.2.3.4.6".parse().expect("OID"),
-                critical: false,
-                extn_value: OctetString::new(vec![0x05, 0x00]).expect("octets"),
-            }]);
-            q.to_der().expect("DER")
-        }, 16, "request extensions not supported"),
-        ({
-            // SHA-256 with parameters other than NULL
-            let mut q = TimeStampReq::from_der(&query(SHA256, &digest, None, None, true)).expect("q");
-            q.message_imprint.hash_algorithm.parameters =
-                Some(Any::encode_from(&OctetString::new(vec![1]).expect("octets")).expect("any"));
-            q.to_der().expect("DER")
-        }, 0, "unsupported hash algorithm"),
+        (
+            query(SHA256, &digest[..20], None, None, true),
+            5,
+            "malformed time-stamp request",
+        ),
+        (
+            query(SHA384, &digest, None, None, true),
+            5,
+            "malformed time-stamp request",
+        ),
+        (
+            query(SHA256, &digest, None, Some("1.2.3.4.5"), true),
+            15,
+            "requested policy not supported",
+        ),
+        (
+            {
+                let mut q =
+                    TimeStampReq::from_der(&query(SHA256, &digest, None, None, true)).expect("q");
+                q.extensions = Some(vec![x509_cert::ext::Extension {
+                    extn_id: "1.2.3.4.6".parse().expect("OID"),
+                    critical: false,
+                    extn_value: OctetString::new(vec![0x05, 0x00]).expect("octets"),
+                }]);
+                q.to_der().expect("DER")
+            },
+            16,
+            "request extensions not supported",
+        ),
+        (
+            {
+                // SHA-256 with parameters other than NULL
+                let mut q =
+                    TimeStampReq::from_der(&query(SHA256, &digest, None, None, true)).expect("q");
+                q.message_imprint.hash_algorithm.parameters = Some(
+                    Any::encode_from(&OctetString::new(vec![1]).expect("octets")).expect("any"),
+                );
+                q.to_der().expect("DER")
+            },
+            0,
+            "unsupported hash algorithm",
+        ),
     ];
     for (body, bit, text) in cases {
         let (got, got_text) = rejected(&post_tsa(&k, QUERY, body));
@@ -547,7 +695,10 @@ fn rfc3161_requests_the_tsa_cannot_serve_are_rejected_with_their_failure_info() 
     for content_type in ["application/json", "application/octet-stream"] {
         let r = post_tsa(&k, content_type, q.clone());
         assert_eq!(r.status, 415, "{}", r.text());
-        assert_eq!(r.json()["error_description"], "The request body must be application/timestamp-query");
+        assert_eq!(
+            r.json()["error_description"],
+            "The request body must be application/timestamp-query"
+        );
     }
     let r = k.send(k.post("/tsa").set_payload(q));
     assert_eq!(r.status, 415, "no Content-Type: {}", r.text());
@@ -573,20 +724,36 @@ fn the_policy_accuracy_and_serial_prefix_are_configurable() {
         json!({ "hash": STANDARD.encode(openssl::sha::sha256(b"c")), "hashAlgo": SHA256 }),
     );
     assert_eq!(status, 200, "{v}");
-    let t = read_token(&STANDARD.decode(v["timestamp"].as_str().expect("timestamp")).expect("base64"));
+    let t = read_token(
+        &STANDARD
+            .decode(v["timestamp"].as_str().expect("timestamp"))
+            .expect("base64"),
+    );
     assert_eq!(t.tst.policy.value(), oid_content(POLICY).as_slice());
     assert_eq!(
         t.tst.accuracy,
-        Some(Accuracy { seconds: Some(1), millis: Some(250), micros: None })
+        Some(Accuracy {
+            seconds: Some(1),
+            millis: Some(250),
+            micros: None
+        })
     );
     assert_eq!(t.tst.serial_number.as_bytes()[..5], [1, 1, 2, 3, 4]);
     // the configured policy, asked for by a client, is served
     let digest = openssl::sha::sha256(b"d");
-    let t = granted(&post_tsa(&k, QUERY, query(SHA256, &digest, None, Some(POLICY), false)));
+    let t = granted(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA256, &digest, None, Some(POLICY), false),
+    ));
     assert_eq!(t.tst.policy.value(), oid_content(POLICY).as_slice());
     assert_eq!(t.tst.serial_number.as_bytes()[..5], [1, 1, 2, 3, 4]);
     // another is not
-    let (bit, _) = rejected(&post_tsa(&k, QUERY, query(SHA256, &digest, None, Some("1.3.6.1.4.1.99999.7.2"), false)));
+    let (bit, _) = rejected(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA256, &digest, None, Some("1.3.6.1.4.1.99999.7.2"), false),
+    ));
     assert_eq!(bit, 15);
 }
 
@@ -594,7 +761,11 @@ fn the_policy_accuracy_and_serial_prefix_are_configurable() {
 fn the_accuracy_can_be_left_out() {
     let k = Kit::with(|c| c.tsa_accuracy_ms = 0);
     let digest = openssl::sha::sha256(b"e");
-    let t = granted(&post_tsa(&k, QUERY, query(SHA256, &digest, None, None, false)));
+    let t = granted(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA256, &digest, None, None, false),
+    ));
     assert!(t.tst.accuracy.is_none());
 }
 
@@ -607,7 +778,11 @@ fn openssl(args: &[&str], dir: &std::path::Path) -> (bool, String) {
         .expect("run openssl");
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -628,50 +803,110 @@ fn openssl_ts_verify_accepts_tokens_of_both_doors() {
         json!({ "hash": STANDARD.encode(digest), "hashAlgo": SHA256, "nonce": "0123456789abcdef" }),
     );
     assert_eq!(status, 200, "{v}");
-    let token = STANDARD.decode(v["timestamp"].as_str().expect("timestamp")).expect("base64");
+    let token = STANDARD
+        .decode(v["timestamp"].as_str().expect("timestamp"))
+        .expect("base64");
     std::fs::write(dir.join("token.der"), &token).expect("write");
     let hex_digest = hex::encode(digest);
     let (ok, out) = openssl(
-        &["ts", "-verify", "-digest", &hex_digest, "-in", "token.der", "-token_in", "-CAfile", "ca.pem"],
+        &[
+            "ts",
+            "-verify",
+            "-digest",
+            &hex_digest,
+            "-in",
+            "token.der",
+            "-token_in",
+            "-CAfile",
+            "ca.pem",
+        ],
         dir,
     );
     assert!(ok && out.contains("Verification: OK"), "{out}");
     // and refuses it for another digest, or without the dev CA as the root
     let other = hex::encode(openssl::sha::sha256(b"another document"));
     let (ok, out) = openssl(
-        &["ts", "-verify", "-digest", &other, "-in", "token.der", "-token_in", "-CAfile", "ca.pem"],
+        &[
+            "ts",
+            "-verify",
+            "-digest",
+            &other,
+            "-in",
+            "token.der",
+            "-token_in",
+            "-CAfile",
+            "ca.pem",
+        ],
         dir,
     );
     assert!(!ok, "{out}");
     std::fs::write(dir.join("self.pem"), tsa_cert(&k).to_pem().expect("PEM")).expect("write");
     let (ok, out) = openssl(
-        &["ts", "-verify", "-digest", &hex_digest, "-in", "token.der", "-token_in", "-CAfile", "self.pem"],
+        &[
+            "ts",
+            "-verify",
+            "-digest",
+            &hex_digest,
+            "-in",
+            "token.der",
+            "-token_in",
+            "-CAfile",
+            "self.pem",
+        ],
         dir,
     );
     assert!(!ok, "the TSA certificate is no root: {out}");
 
     // /tsa: a query made by openssl itself (nonce, certReq), the reply checked against it
-    let (ok, out) = openssl(&["ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq"], dir);
+    let (ok, out) = openssl(
+        &[
+            "ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ],
+        dir,
+    );
     assert!(ok, "{out}");
     let q = std::fs::read(dir.join("q.tsq")).expect("query");
     let resp = post_tsa(&k, QUERY, q);
     assert_eq!(resp.status, 200);
     std::fs::write(dir.join("r.tsr"), &resp.body).expect("write");
-    let (ok, out) = openssl(&["ts", "-verify", "-queryfile", "q.tsq", "-in", "r.tsr", "-CAfile", "ca.pem"], dir);
+    let (ok, out) = openssl(
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            "q.tsq",
+            "-in",
+            "r.tsr",
+            "-CAfile",
+            "ca.pem",
+        ],
+        dir,
+    );
     assert!(ok && out.contains("Verification: OK"), "{out}");
     let (ok, out) = openssl(&["ts", "-reply", "-in", "r.tsr", "-text"], dir);
     assert!(ok, "{out}");
     assert!(out.contains("Status: Granted."), "{out}");
-    assert!(out.contains(&format!("Policy OID: {DEFAULT_POLICY}")), "{out}");
+    assert!(
+        out.contains(&format!("Policy OID: {DEFAULT_POLICY}")),
+        "{out}"
+    );
     assert!(out.contains("Accuracy: 0x01 seconds"), "{out}");
     // a rejection, as openssl reads it
-    let (ok, out) = openssl(&["ts", "-query", "-data", "data.txt", "-sha1", "-out", "q1.tsq"], dir);
+    let (ok, out) = openssl(
+        &[
+            "ts", "-query", "-data", "data.txt", "-sha1", "-out", "q1.tsq",
+        ],
+        dir,
+    );
     assert!(ok, "{out}");
     let resp = post_tsa(&k, QUERY, std::fs::read(dir.join("q1.tsq")).expect("query"));
     std::fs::write(dir.join("r1.tsr"), &resp.body).expect("write");
     let (_, out) = openssl(&["ts", "-reply", "-in", "r1.tsr", "-text"], dir);
     assert!(out.contains("Status: Rejected."), "{out}");
-    assert!(out.contains("unrecognized or unsupported algorithm identifier"), "{out}");
+    assert!(
+        out.contains("unrecognized or unsupported algorithm identifier"),
+        "{out}"
+    );
 }
 
 /// Write-ahead: the token's audit record is committed before the token is signed, so when the
@@ -699,7 +934,11 @@ fn no_token_leaves_without_its_audit_record() {
     );
     assert_eq!((status, &v["error"]), (500, &json!("server_error")), "{v}");
     assert!(v.get("timestamp").is_none());
-    let (bit, text) = rejected(&post_tsa(&k, QUERY, query(SHA256, &digest, None, None, true)));
+    let (bit, text) = rejected(&post_tsa(
+        &k,
+        QUERY,
+        query(SHA256, &digest, None, None, true),
+    ));
     assert_eq!((bit, text.as_str()), (25, "system failure"));
     assert!(timestamp_records(&k).is_empty());
 }
