@@ -114,10 +114,14 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
         }
         e => anyhow::Error::new(e).context("cannot open the SAM"),
     })?;
-    Ok(sam
+    let sam = sam
         .with_policy(cfg.sam_policy())
         .with_login_limits(cfg.login_limits)
-        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?))
+        .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?);
+    // the time-stamping authority: loaded, or created when its file is missing (by `init`, or
+    // by the first command run on a data directory from before it)
+    sam.with_tsa(&cfg.tsa_settings())
+        .context("cannot set up the time-stamping authority")
 }
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
@@ -160,6 +164,7 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
         "tokenLabel": cfg.token_label,
         "tokenCreated": token_created,
         "caCertificate": STANDARD.encode(sam.ca_certificate_der()),
+        "tsaCertificate": sam.tsa_certificate_der().map(|c| STANDARD.encode(c)),
     });
     Ok((sam, report))
 }

@@ -10,7 +10,7 @@ use csc_types::{InfoResponse, SPECS_VERSION};
 use crate::body::Body;
 use crate::config::ServiceInfo;
 use crate::error::ApiError;
-use crate::{auth, credentials, oauth2, signatures, v2};
+use crate::{auth, credentials, oauth2, signatures, tsa, v2};
 
 /// Lifetimes of the service tokens (the SAM issues them).
 pub use sam::TokenPolicy;
@@ -46,6 +46,7 @@ pub const METHODS: &[&str] = &[
     "credentials/extendTransaction",
     "credentials/sendOTP",
     "signatures/signHash",
+    "signatures/timestamp",
 ];
 
 /// Mounts every route on `cfg`. `max_body` bounds every request body: an oversized or
@@ -83,7 +84,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                 .route(
                     "/signatures/signHash",
                     web::post().to(signatures::sign_hash),
-                ),
+                )
+                .route("/signatures/timestamp", web::post().to(tsa::timestamp)),
+        )
+        // the same time-stamping authority over plain RFC 3161 (§3.4), with its own body limit
+        .service(
+            web::resource("/tsa")
+                .app_data(web::PayloadConfig::new(tsa::MAX_QUERY_BYTES))
+                .route(web::post().to(tsa::rfc3161)),
         )
         // CSC v2.0.0.2: v2's wire format over the same handlers' core (v2 module doc)
         .service(v2::scope().wrap(from_fn(audit_integrity)))

@@ -48,6 +48,9 @@ const ENV_KEYS: &[&str] = &[
     "service_lang",
     "service_description",
     "service_logo",
+    "tsa_policy_oid",
+    "tsa_accuracy_ms",
+    "tsa_serial_prefix",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -85,6 +88,9 @@ pub struct FileConfig {
     pub service_lang: Option<String>,
     pub service_description: Option<String>,
     pub service_logo: Option<String>,
+    pub tsa_policy_oid: Option<String>,
+    pub tsa_accuracy_ms: Option<u32>,
+    pub tsa_serial_prefix: Option<u32>,
 }
 
 /// What `info` says about the service.
@@ -151,6 +157,13 @@ pub struct Config {
     /// How often `serve` checks the audit head and seals it if it moved (seconds, at least 1).
     pub audit_seal_interval_secs: u32,
     pub info: ServiceInfo,
+    /// The policy OID of every time-stamp token (dotted decimal).
+    pub tsa_policy_oid: String,
+    /// The accuracy stated in time-stamp tokens (milliseconds; 0: no accuracy field).
+    pub tsa_accuracy_ms: u32,
+    /// This instance's prefix in time-stamp serial numbers (`sam::tsa`): give each instance
+    /// sharing a token its own.
+    pub tsa_serial_prefix: u32,
 }
 
 /// The channel that delivers online OTPs (`credentials/sendOTP`).
@@ -258,6 +271,12 @@ impl Config {
                     "Remote signing with keys held in an HSM (CSC API v1)".into()
                 }),
             },
+            tsa_policy_oid: raw
+                .tsa_policy_oid
+                .map(|p| p.trim().to_owned())
+                .unwrap_or_else(|| sam::tsa::DEFAULT_POLICY_OID.into()),
+            tsa_accuracy_ms: raw.tsa_accuracy_ms.unwrap_or(1000),
+            tsa_serial_prefix: raw.tsa_serial_prefix.unwrap_or(0),
         }
     }
 
@@ -297,6 +316,26 @@ impl Config {
     /// The development CA's record in the data directory.
     pub fn ca_file(&self) -> PathBuf {
         self.data_dir.join("dev-ca.json")
+    }
+
+    /// The time-stamping authority's record in the data directory (beside the CA's).
+    pub fn tsa_file(&self) -> PathBuf {
+        self.data_dir.join("tsa.json")
+    }
+
+    /// The time-stamping authority's settings (`sam::tsa`): its certificate is issued to
+    /// `CN=<service name> TSA` when `init` (or the first start of an older data directory)
+    /// creates it.
+    pub fn tsa_settings(&self) -> sam::TsaSettings {
+        sam::TsaSettings {
+            policy_oid: self.tsa_policy_oid.clone(),
+            accuracy: Some(std::time::Duration::from_millis(u64::from(
+                self.tsa_accuracy_ms,
+            )))
+            .filter(|a| !a.is_zero()),
+            serial_prefix: self.tsa_serial_prefix,
+            ..sam::TsaSettings::new(self.tsa_file(), format!("{} TSA", self.info.name))
+        }
     }
 
     /// The token PIN, read from its file when configured so.

@@ -236,6 +236,8 @@ impl From<SamError> for ApiError {
                 retry_after_secs: RETRY_AFTER_SECS,
             },
             S::OAuth(o) => o.into(),
+            // ---- the time-stamping authority (spec §11.10)
+            S::InvalidNonce => Self::invalid_parameter("nonce"),
             // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)
             | S::Storage(_)
@@ -250,7 +252,8 @@ impl From<SamError> for ApiError {
             | S::OpenSsl(_)
             | S::Hashing(_)
             | S::Random(_)
-            | S::SigningFailed) => ApiError::Internal(e.to_string()),
+            | S::SigningFailed
+            | S::Tsa(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

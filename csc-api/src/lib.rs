@@ -16,4 +16,5 @@ pub mod oauth2;
 pub mod routing;
 pub mod server;
 pub mod signatures;
+pub mod tsa;
 pub mod v2;

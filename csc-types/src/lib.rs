@@ -320,6 +320,26 @@ pub struct OAuthCredentialTokenResponse {
     pub credential_id: String,
 }
 
+/// `signatures/timestamp` input (v1 §11.10, v2 §11.13): `hash` base64, `hashAlgo` an OID,
+/// `nonce` a hex-encoded integer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampRequest {
+    pub hash: String,
+    pub hash_algo: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_data: Option<String>,
+}
+
+/// `signatures/timestamp` output: the base64 DER `TimeStampToken` (RFC 3161 §2.4.2, a CMS
+/// `ContentInfo`), not the whole `TimeStampResp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampResponse {
+    pub timestamp: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

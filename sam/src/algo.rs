@@ -67,6 +67,12 @@ pub enum AlgoError {
     InvalidSignAlgoParams,
 }
 
+/// The digest named by a `hashAlgo` OID (SHA-256/384/512; anything else, SHA-1 included, is
+/// [`AlgoError::InvalidHashAlgo`]): `signatures/timestamp` and the RFC 3161 endpoint.
+pub fn hash_alg(oid: &str) -> Result<HashAlg, AlgoError> {
+    HashAlg::from_oid(oid).ok_or(AlgoError::InvalidHashAlgo)
+}
+
 /// The `key.algo` list of credentials/info for a key: the signature algorithms `signHash`
 /// accepts for it.
 pub fn key_algos(spec: KeySpec) -> Vec<&'static str> {

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::{HashAlg, Hsm, KeyId, KeySpec, PublicKey, SignMechanism};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
-    PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,10 @@ const CA_KEY_LABEL: &str = "csc-dev-ca";
 const CA_SPEC: KeySpec = KeySpec::EcP256;
 const CA_VALIDITY_DAYS: i64 = 3650;
 const SIGNER_VALIDITY_DAYS: i64 = 730;
+/// The TSA certificate's validity (within the CA's ten years).
+const TSA_VALIDITY_DAYS: i64 = 1825;
+/// id-ce-extKeyUsage (RFC 5280 §4.2.1.12).
+const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 
 /// What `dev-ca.json` in the data directory keeps: the CA key's id in the token and the CA
 /// certificate. Neither is secret.
@@ -117,6 +121,22 @@ fn ca_params() -> CertificateParams {
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// An end-entity certificate's parameters: subject CN, not a CA, digitalSignature +
+/// nonRepudiation, with the CA's key identifier.
+fn leaf_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
+    ];
+    params.use_authority_key_identifier_extension = true;
     params
 }
 
@@ -238,23 +258,51 @@ impl DevCa {
         common_name: &str,
         subject_key: &PublicKey,
     ) -> Result<IssuedCertificate, SamError> {
+        let mut params = leaf_params(common_name);
+        validity(&mut params, SIGNER_VALIDITY_DAYS);
+        self.issue(hsm, params, subject_key)
+    }
+
+    /// Issues the time-stamping authority's certificate (`sam::tsa`): digitalSignature +
+    /// nonRepudiation and extendedKeyUsage = timeStamping only, marked critical as RFC 3161
+    /// §2.3 requires of a TSA certificate.
+    pub fn issue_tsa_certificate(
+        &self,
+        hsm: &Hsm,
+        common_name: &str,
+        subject_key: &PublicKey,
+    ) -> Result<IssuedCertificate, SamError> {
+        use der::Encode;
+        let mut params = leaf_params(common_name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, CA_ORGANIZATION);
+        validity(&mut params, TSA_VALIDITY_DAYS);
+        // rcgen writes extendedKeyUsage non-critical; the TSA's is written as a custom
+        // extension, its value DER-encoded by x509-cert's type
+        let eku = x509_cert::ext::pkix::ExtendedKeyUsage(vec![
+            const_oid::db::rfc5280::ID_KP_TIME_STAMPING,
+        ])
+        .to_der()
+        .map_err(|e| SamError::Ca(format!("cannot encode extendedKeyUsage: {e}")))?;
+        let mut ext = CustomExtension::from_oid_content(EXTENDED_KEY_USAGE, eku);
+        ext.set_criticality(true);
+        params.custom_extensions.push(ext);
+        self.issue(hsm, params, subject_key)
+    }
+
+    fn issue(
+        &self,
+        hsm: &Hsm,
+        mut params: CertificateParams,
+        subject_key: &PublicKey,
+    ) -> Result<IssuedCertificate, SamError> {
         let ca_key = HsmSigningKey {
             hsm,
             key_id: &self.key_id,
             raw_public_key: &self.raw_public_key,
         };
         let issuer = Issuer::new(ca_params(), ca_key);
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, common_name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::ContentCommitment,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params, SIGNER_VALIDITY_DAYS);
         let (serial, serial_hex) = random_serial()?;
         params.serial_number = Some(serial);
         let subject = TokenPublicKey {

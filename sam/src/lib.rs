@@ -23,6 +23,7 @@ mod seals;
 pub mod secrets;
 mod tokens;
 pub mod totp;
+pub mod tsa;
 mod validity;
 
 use std::path::Path;
@@ -59,6 +60,7 @@ pub use storage::{
     OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };
 pub use totp::{OtpMigration, TotpVerifier};
+pub use tsa::TsaSettings;
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +212,15 @@ pub enum SamError {
     /// OAuth 2.0 refusals: client authentication, authorization requests, codes, grants.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+
+    // ---- the time-stamping authority (tsa.rs)
+    /// `signatures/timestamp` with a `nonce` that is not a hex non-negative integer of at
+    /// most [`tsa::MAX_NONCE_BYTES`] octets.
+    #[error("the nonce is not a hex-encoded integer")]
+    InvalidNonce,
+    /// The TSA could not be set up or used (its file, its certificate, an encoding).
+    #[error("time-stamping authority: {0}")]
+    Tsa(String),
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
@@ -239,6 +250,8 @@ pub struct Sam {
     checks: lockout::CheckCounter,
     /// The bound on concurrent password checks ([`Sam::with_login_limits`]).
     login_gate: PasswordGate,
+    /// The time-stamping authority ([`Sam::with_tsa`]); none: time stamps fail.
+    tsa: Option<Arc<tsa::Tsa>>,
 }
 
 impl Sam {
@@ -272,6 +285,7 @@ impl Sam {
             validity: Arc::default(),
             checks: lockout::CheckCounter::default(),
             login_gate: PasswordGate::new(LoginLimits::default()),
+            tsa: None,
         })
     }
 

@@ -112,8 +112,13 @@ pub enum AuditEvent {
     SignatureRefused,
     /// `signature.sign_hash`: a signHash: the write-ahead record and its failure.
     SignatureSignHash,
+    /// `timestamp.issue`: a time-stamp token (`signatures/timestamp`, `POST /tsa`): the
+    /// write-ahead record, and its failure.
+    TimestampIssue,
     /// `token.init`: the token was initialised.
     TokenInit,
+    /// `tsa.create`: the time-stamping authority's key and certificate were created.
+    TsaCreate,
     /// `user.create`: a user was created.
     UserCreate,
     /// `user.disable`: an operator disabled a user (login refused, tokens and SADs revoked).
@@ -158,7 +163,9 @@ impl AuditEvent {
             AuditEvent::SadExtend => "sad.extend",
             AuditEvent::SignatureRefused => "signature.refused",
             AuditEvent::SignatureSignHash => "signature.sign_hash",
+            AuditEvent::TimestampIssue => "timestamp.issue",
             AuditEvent::TokenInit => "token.init",
+            AuditEvent::TsaCreate => "tsa.create",
             AuditEvent::UserCreate => "user.create",
             AuditEvent::UserDisable => "user.disable",
             AuditEvent::UserEnable => "user.enable",

@@ -12,6 +12,11 @@ Scenarios:
                different PDFs: exactly one credentials/authorize (numSignatures N, the N hashes)
                and one signatures/signHash with those N hashes. SCAL 2 takes two factors: the
                PIN and an OTP (--otp; the test has the server send an online one)
+  pades-bt     an EC P-256 credential at PAdES B-T: the signature through the CSC API, its
+               signature time-stamp from the same server's RFC 3161 endpoint (BASE_URL/tsa,
+               pyHanko's HTTPTimeStamper); the validator must find the time-stamp token intact,
+               valid and trusted too (the TSA certificate, included in the token, chains to the
+               CA given), and its TSA named CN=... TSA
 
 The input PDFs are made here. Every signed PDF is validated with pyHanko's validator against the
 given CA certificate as the only trust root (no fetching): it must be intact, valid and trusted
@@ -36,7 +41,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
-from pyhanko.sign import signers
+from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.signers import csc_signer
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -47,7 +52,10 @@ SCENARIOS = {
     "rsa-pss": (True, "1.2.840.113549.1.1.10", None),
     "ec-p256": (False, "1.2.840.10045.4.3.2", None),
     "scal2-batch": (False, "1.2.840.113549.1.1.11", True),
+    "pades-bt": (False, "1.2.840.10045.4.3.2", None),
 }
+# the scenarios whose signatures carry a signature time-stamp from the server's /tsa
+TIMESTAMPED = {"pades-bt"}
 SHA256 = "2.16.840.1.101.3.4.2.1"
 EXPECTED_SIGNER_CN = "alice"
 
@@ -153,10 +161,18 @@ def load_cert(path: Path) -> x509.Certificate:
     return x509.Certificate.load(data)
 
 
-async def sign_one(signer, pdf: bytes, name: str) -> bytes:
+async def sign_one(signer, pdf: bytes, name: str, timestamper=None) -> bytes:
     w = IncrementalPdfFileWriter(BytesIO(pdf))
-    meta = signers.PdfSignatureMetadata(field_name="Signature1", reason=f"csc_e2e {name}")
-    out = await signers.async_sign_pdf(w, meta, signer=signer)
+    if timestamper is None:
+        meta = signers.PdfSignatureMetadata(field_name="Signature1", reason=f"csc_e2e {name}")
+    else:
+        # PAdES B-T: ETSI.CAdES.detached with a signature time-stamp (unsigned attribute)
+        meta = signers.PdfSignatureMetadata(
+            field_name="Signature1",
+            reason=f"csc_e2e {name}",
+            subfilter=fields.SigSeedSubFilter.PADES,
+        )
+    out = await signers.async_sign_pdf(w, meta, signer=signer, timestamper=timestamper)
     return out.getvalue()
 
 
@@ -166,8 +182,23 @@ async def validate(signed: bytes, ca: x509.Certificate) -> dict:
     if len(sigs) != 1:
         raise Failure(f"expected 1 embedded signature, found {len(sigs)}")
     vc = ValidationContext(trust_roots=[ca], allow_fetching=False)
-    status = await async_validate_pdf_signature(sigs[0], signer_validation_context=vc)
+    ts_vc = ValidationContext(trust_roots=[ca], allow_fetching=False)
+    status = await async_validate_pdf_signature(
+        sigs[0], signer_validation_context=vc, ts_validation_context=ts_vc
+    )
     subject = status.signing_cert.subject.native
+    ts = status.timestamp_validity
+    timestamp = None
+    if ts is not None:
+        timestamp = {
+            "intact": bool(ts.intact),
+            "valid": bool(ts.valid),
+            "trusted": bool(ts.trusted),
+            "tsa": ts.signing_cert.subject.native.get("common_name"),
+            "time": ts.timestamp.isoformat(),
+            "md_algorithm": ts.md_algorithm,
+            "trust_problem": str(ts.trust_problem_indic) if ts.trust_problem_indic else None,
+        }
     return {
         "intact": bool(status.intact),
         "valid": bool(status.valid),
@@ -178,6 +209,8 @@ async def validate(signed: bytes, ca: x509.Certificate) -> dict:
         "md_algorithm": status.md_algorithm,
         "mechanism": status.pkcs7_signature_mechanism,
         "trust_problem": str(status.trust_problem_indic) if status.trust_problem_indic else None,
+        "subfilter": sigs[0].sig_object.get("/SubFilter"),
+        "timestamp": timestamp,
     }
 
 
@@ -206,10 +239,13 @@ async def run(args) -> int:
             signer = csc_signer.CSCSigner(
                 session, auth_manager=auth, prefer_pss=prefer_pss, batch_size=batch
             )
+            timestamper = None
+            if args.scenario in TIMESTAMPED:
+                timestamper = timestamps.HTTPTimeStamper(args.base_url.rstrip("/") + "/tsa")
             names = [f"{args.scenario}-{i + 1}" for i in range(batch)]
             inputs = [blank_pdf(f"csc_e2e {n}") for n in names]
             signed = await asyncio.gather(
-                *(sign_one(signer, pdf, n) for pdf, n in zip(inputs, names)),
+                *(sign_one(signer, pdf, n, timestamper) for pdf, n in zip(inputs, names)),
                 return_exceptions=True,
             )
         for name, result in zip(names, signed):
@@ -229,6 +265,14 @@ async def run(args) -> int:
                         reasons.append(f"coverage {line['coverage']}")
                     if line["signer"] != EXPECTED_SIGNER_CN:
                         reasons.append(f"signer CN {line['signer']!r}, not {EXPECTED_SIGNER_CN!r}")
+                    if args.scenario in TIMESTAMPED:
+                        ts = line["timestamp"]
+                        if ts is None:
+                            reasons.append("no signature time-stamp")
+                        else:
+                            reasons += [
+                                f"time-stamp not {k}" for k in ("intact", "valid", "trusted") if not ts[k]
+                            ]
                     line["ok"] = not reasons
                     if reasons:
                         line["reason"] = "validation: " + ", ".join(reasons)

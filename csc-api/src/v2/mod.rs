@@ -48,6 +48,7 @@ pub const METHODS: &[&str] = &[
     "credentials/extendTransaction",
     "credentials/sendOTP",
     "signatures/signHash",
+    "signatures/timestamp",
 ];
 
 /// The routes, mounted at `/csc/v2` (the app factory wraps them in the same middleware as v1).
@@ -82,6 +83,11 @@ pub fn scope() -> actix_web::Scope {
         .route(
             "/signatures/signHash",
             web::post().to(signatures::sign_hash),
+        )
+        // v2 §11.13 is v1 §11.10 unchanged: the same handler and time-stamping authority
+        .route(
+            "/signatures/timestamp",
+            web::post().to(crate::tsa::timestamp),
         )
 }
 
@@ -150,9 +156,10 @@ pub fn signature_formats() -> SignatureFormats {
 }
 
 /// `conformance_levels`: the baseline B-B level, what a client reaches with a signature value
-/// and the signer's certificate chain (`credentials/info`). Levels with a time-stamp (B-T) need
-/// `signatures/timestamp`, not served by this version.
-pub const CONFORMANCE_LEVELS: &[&str] = &["Ades-B-B"];
+/// and the signer's certificate chain (`credentials/info`), and B-T, which adds a signature
+/// time-stamp from this server's own authority (`signatures/timestamp`, or RFC 3161 at `/tsa`).
+/// The LT/LTA levels need revocation data this server does not publish, so they are not claimed.
+pub const CONFORMANCE_LEVELS: &[&str] = &["Ades-B-B", "Ades-B-T"];
 
 /// The v2 `info` answer: v1's members plus v2's. `oauth2` is v1's base URI (the `oauth2/*`
 /// paths hang off the server's root) and `oauth2Issuer` the issuer of the RFC 8414 metadata at

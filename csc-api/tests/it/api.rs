@@ -158,7 +158,8 @@ fn info_lists_exactly_the_served_methods() {
             "credentials/authorize",
             "credentials/extendTransaction",
             "credentials/sendOTP",
-            "signatures/signHash"
+            "signatures/signHash",
+            "signatures/timestamp"
         ]
     );
     assert_eq!(

@@ -22,4 +22,5 @@ mod pyhanko;
 mod schemathesis;
 mod seals;
 mod sessions;
+mod tsa;
 mod v2;

@@ -195,3 +195,41 @@ fn pyhanko_signs_a_batch_of_three_pdfs_with_one_scal2_authorization() {
     let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]));
     assert_eq!(verdict["intact"], true, "{verdict}");
 }
+
+/// PAdES B-T (issue 12): the signature through the CSC v1 API, its signature time-stamp from
+/// the same server's RFC 3161 endpoint (`POST /tsa`, pyHanko's `HTTPTimeStamper`); pyHanko's
+/// validator, with the dev CA as the only root, finds the signature and the time-stamp token
+/// intact, valid and trusted (the TSA certificate in the token chains to the CA and carries the
+/// critical timeStamping EKU pyHanko requires of a TSA).
+#[test]
+fn pyhanko_signs_at_pades_b_t_with_a_time_stamp_from_our_tsa() {
+    let (run, s) = run_scenario("pades-bt", "ec", 1);
+    let pdf = &run.pdfs[0];
+    assert_eq!(pdf["mechanism"], "sha256_ecdsa");
+    assert_eq!(pdf["subfilter"], "/ETSI.CAdES.detached", "{pdf}");
+    let ts = &pdf["timestamp"];
+    for key in ["intact", "valid", "trusted"] {
+        assert_eq!(ts[key], true, "time-stamp {key}: {pdf}");
+    }
+    assert_eq!(ts["tsa"], "csc-server remote signing TSA", "{pdf}");
+    assert_eq!(ts["md_algorithm"], "sha256", "{pdf}");
+    // the server audited every token it gave pyHanko (pyHanko first asks for one over an
+    // empty message to size the signature, then the real one), as the anonymous RFC 3161 client
+    let issued: Vec<_> = crate::kit::audit_records(s.dir())
+        .into_iter()
+        .filter(|r| r.event == "timestamp.issue")
+        .collect();
+    assert!(!issued.is_empty(), "no timestamp.issue record");
+    for r in &issued {
+        assert_eq!(
+            (r.actor.as_str(), r.outcome.as_str()),
+            ("tsa", "success"),
+            "{r:?}"
+        );
+        let detail: Value = serde_json::from_str(&r.detail).expect("detail");
+        assert_eq!(detail["via"], "rfc3161", "{r:?}");
+        assert_eq!(detail["serial"], r.subject.as_str(), "{r:?}");
+    }
+    let verdict = run_ok(csc(s.dir()).args(["audit", "verify"]));
+    assert_eq!(verdict["intact"], true, "{verdict}");
+}

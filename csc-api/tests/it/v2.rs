@@ -162,7 +162,8 @@ fn info_of_each_version_lists_exactly_the_methods_it_serves() {
             "credentials/getChallenge",
             "credentials/extendTransaction",
             "credentials/sendOTP",
-            "signatures/signHash"
+            "signatures/signHash",
+            "signatures/timestamp"
         ]
     );
     assert_eq!(
@@ -194,7 +195,7 @@ fn info_of_each_version_lists_exactly_the_methods_it_serves() {
             .map(Vec::len),
         Some(2)
     );
-    assert_eq!(info["conformance_levels"], json!(["Ades-B-B"]));
+    assert_eq!(info["conformance_levels"], json!(["Ades-B-B", "Ades-B-T"]));
     // v1 keeps its own answer
     let (_, info1) = v1(&k, "info", None, &json!({}));
     assert_eq!(info1["specs"], "1.0.4.0");
