@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod ctx;
 pub mod http;
 pub mod report;
+pub mod tsp;
 
 use std::time::{Duration, Instant};
 
