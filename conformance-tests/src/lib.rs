@@ -192,6 +192,10 @@ mod tests {
             Some("v2 §11.9 credentials/extendTransaction")
         );
         assert_eq!(
+            section("v2.timestamp.nonce").as_deref(),
+            Some("v2 §11.13 signatures/timestamp")
+        );
+        assert_eq!(
             section("v2.credinfo.key.len").as_deref(),
             Some("v2 §11.5 credentials/info")
         );
