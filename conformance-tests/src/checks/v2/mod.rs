@@ -20,7 +20,7 @@ mod info;
 mod list;
 mod signhash;
 
-/// The v1 sections whose clause number moved in v2.0.0.2.
+/// The v1 sections whose clause number (or name) moved in v2.0.0.2.
 const MOVED: &[(&str, &str)] = &[
     (
         "§11.7 credentials/extendTransaction",
@@ -28,6 +28,8 @@ const MOVED: &[(&str, &str)] = &[
     ),
     ("§11.9 signatures/signHash", "§11.10 signatures/signHash"),
     ("§11.10 signatures/timestamp", "§11.13 signatures/timestamp"),
+    // v1's status table; v2's own bearer checks cite it so
+    ("§10 Table 2", "§10 statuses"),
 ];
 
 /// The v2 clause of a v1 section: `v2 ` and the clause, renumbered where v2 moved it.
