@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod ctx;
 pub mod http;
 pub mod report;
+pub mod tsp;
 
 use std::time::{Duration, Instant};
 
@@ -189,6 +190,10 @@ mod tests {
         assert_eq!(
             section("v2.extend.new-sad").as_deref(),
             Some("v2 §11.9 credentials/extendTransaction")
+        );
+        assert_eq!(
+            section("v2.timestamp.nonce").as_deref(),
+            Some("v2 §11.13 signatures/timestamp")
         );
         assert_eq!(
             section("v2.credinfo.key.len").as_deref(),

@@ -2,8 +2,10 @@
 //! (`dummy.rs`): `csc-conformance --api v2` against a small, deliberately defective CSC v2
 //! server written here (no public v2 test server exists to pin). It signs correctly
 //! (RSA PKCS#1 v1.5 over SHA-256, under a self-signed certificate) but authenticates nothing
-//! and accepts any SAD it ever issued again and again (and checks few inputs). The report must
-//! fail those rules by id, pass the signatures it makes correctly, and exit 1.
+//! and accepts any SAD it ever issued again and again (and checks few inputs). Its
+//! `signatures/timestamp` answers every request with the same canned RFC 3161 token (a real,
+//! well-signed one, over another hash, with a nonce of its own). The report must fail
+//! those rules by id, pass the signatures and the token structure it gets right, and exit 1.
 
 // Tests may panic loudly: a failing test should say where and why.
 #![allow(
@@ -32,6 +34,14 @@ use serde_json::{Value, json};
 
 const CREDENTIAL: &str = "defective-rsa";
 const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
+
+/// The canned time-stamp token: `openssl ts -reply` over SHA-256("conformance") with a nonce
+/// of its own, by a TSA certificate with a critical extendedKeyUsage timeStamping.
+fn canned_token() -> String {
+    include_str!("../src/testdata/tst-fixture.b64")
+        .split_whitespace()
+        .collect()
+}
 
 /// The server's one key and its self-signed certificate (base64 DER).
 struct Signer {
@@ -102,6 +112,7 @@ fn answer(signer: &Signer, method: &str, body: &Value) -> (u16, Value) {
                     "credentials/info",
                     "credentials/authorize",
                     "signatures/signHash",
+                    "signatures/timestamp",
                 ],
                 "signAlgorithms": { "algos": [SHA256_RSA] },
                 "signature_formats": { "formats": ["C"] },
@@ -141,6 +152,7 @@ fn answer(signer: &Signer, method: &str, body: &Value) -> (u16, Value) {
                 None => error("Invalid digest value length"),
             }
         }
+        "signatures/timestamp" => (200, json!({ "timestamp": canned_token() })),
         "credentials/info" | "credentials/authorize" | "signatures/signHash" => {
             error("Invalid parameter credentialID")
         }
@@ -257,8 +269,26 @@ fn csc_conformance_v2_reports_the_defects_of_a_defective_v2_server() {
         "v2.signhash.other-user",
         "v2.credinfo.other-user",
         "v2.list.other-user",
+        "v2.bearer.missing.signatures.timestamp",
+        "v2.timestamp.unknown-token",
     ] {
         assert_eq!(status(id), "fail", "{id}");
+    }
+    // the canned time-stamp token: not over the hash sent, no nonce, the same serial each
+    // time, and no input ever refused
+    for id in [
+        "v2.timestamp.messageImprint.sha256",
+        "v2.timestamp.messageImprint.sha384",
+        "v2.timestamp.nonce",
+        "v2.timestamp.serial-unique",
+        "v2.timestamp.missing-hash",
+        "v2.timestamp.empty-hash",
+        "v2.timestamp.invalid-base64",
+        "v2.timestamp.digest-length",
+        "v2.timestamp.invalid-hashAlgo",
+        "v2.timestamp.invalid-nonce",
+    ] {
+        assert_eq!(status(id), "fail", "{id}:\n{stdout}");
     }
     // what it does right passes: its discovery, its credential, its signatures
     for id in [
@@ -270,6 +300,9 @@ fn csc_conformance_v2_reports_the_defects_of_a_defective_v2_server() {
         "v2.credinfo.key.len",
         "v2.authorize.sad",
         "v2.signhash.verify.sha256-rsa",
+        "v2.timestamp.token",
+        "v2.timestamp.signature",
+        "v2.timestamp.signer-eku",
     ] {
         assert_eq!(status(id), "pass", "{id}:\n{stdout}");
     }

@@ -17,6 +17,7 @@ mod list;
 pub(crate) mod login;
 pub(crate) mod revoke;
 pub(crate) mod signhash;
+pub(crate) mod timestamp;
 pub mod v2;
 
 /// The body of a check: a verdict, or (as `Err`) a skip for a missing prerequisite.
@@ -70,6 +71,7 @@ pub fn catalogue() -> Vec<Check> {
     all.extend(credinfo::checks());
     all.extend(authorize::checks());
     all.extend(signhash::checks());
+    all.extend(timestamp::checks());
     all.extend(extend::checks());
     all.extend(revoke::checks());
     all.extend(errors::checks());

@@ -9,6 +9,9 @@
 //! `DATA_DIR/otp-outbox.log` (one JSON object per line).
 //!
 //! The v1 catalogue runs against `/csc/v1`, the v2 catalogue (`Api::V2`) against `/csc/v2`.
+//! Both time-stamp (`signatures/timestamp`, v1 §11.10 / v2 §11.13): the suite reads the RFC 3161
+//! token, verifies it under the TSA certificate it carries and checks that certificate's
+//! critical timeStamping extendedKeyUsage.
 
 use conformance_tests::{Config, Identity, Report, Status};
 
@@ -102,6 +105,14 @@ fn the_conformance_suite_passes_against_our_server() {
         "signhash.numSignatures-across-calls",
         "signhash.scal2-hash-binding",
         "signhash.other-user",
+        "timestamp.token",
+        "timestamp.messageImprint.sha256",
+        "timestamp.nonce",
+        "timestamp.genTime",
+        "timestamp.signature",
+        "timestamp.signer-eku",
+        "timestamp.serial-unique",
+        "timestamp.invalid-nonce",
         "extend.new-sad",
         "revoke.token-unusable",
         "error.json-body",
@@ -160,6 +171,14 @@ fn conformance_v2_passes_against_our_server() {
         "v2.signhash.missing-SAD",
         "v2.signhash.missing-hashAlgorithmOID",
         "v2.signhash.other-user",
+        "v2.timestamp.token",
+        "v2.timestamp.messageImprint.sha256",
+        "v2.timestamp.nonce",
+        "v2.timestamp.genTime",
+        "v2.timestamp.signature",
+        "v2.timestamp.signer-eku",
+        "v2.timestamp.serial-unique",
+        "v2.timestamp.invalid-nonce",
         "v2.extend.new-sad",
         "v2.revoke.token-unusable",
         "v2.error.json-body",

@@ -2,13 +2,14 @@
 //! check names its v2 clause (v2.0.0.2 numbering: 11.1 info, 11.2 auth/login, 11.3
 //! auth/revoke, 11.4 credentials/list, 11.5 credentials/info, 11.6 credentials/authorize, 11.7
 //! credentials/authorizeCheck, 11.8 credentials/getChallenge, 11.9
-//! credentials/extendTransaction, 11.10 signatures/signHash; §8.3 authentication objects, §10
-//! errors). What v2 left unchanged (`auth/login`, `auth/revoke`, most of `credentials/info`,
-//! the error body) runs the v1 checks again, relabelled `v2.*` with the v2 clause; the rest is
-//! written here from the v2 text (`hashes` with `hashAlgorithmOID`, `authData`, `auth`
-//! objects, `getChallenge`, `authorizeCheck`, `operationMode`, ...).
+//! credentials/extendTransaction, 11.10 signatures/signHash, 11.13 signatures/timestamp; §8.3
+//! authentication objects, §10 errors). What v2 left unchanged (`auth/login`, `auth/revoke`,
+//! `signatures/timestamp`, most of `credentials/info`, the error body) runs the v1 checks
+//! again, relabelled `v2.*` with the v2 clause; the rest is written here from the v2 text
+//! (`hashes` with `hashAlgorithmOID`, `authData`, `auth` objects, `getChallenge`,
+//! `authorizeCheck`, `operationMode`, ...).
 
-use super::{Check, errors, login, revoke};
+use super::{Check, errors, login, revoke, timestamp};
 
 mod authorize;
 mod bearer;
@@ -19,13 +20,16 @@ mod info;
 mod list;
 mod signhash;
 
-/// The v1 sections whose clause number moved in v2.0.0.2.
+/// The v1 sections whose clause number (or name) moved in v2.0.0.2.
 const MOVED: &[(&str, &str)] = &[
     (
         "§11.7 credentials/extendTransaction",
         "§11.9 credentials/extendTransaction",
     ),
     ("§11.9 signatures/signHash", "§11.10 signatures/signHash"),
+    ("§11.10 signatures/timestamp", "§11.13 signatures/timestamp"),
+    // v1's status table; v2's own bearer checks cite it so
+    ("§10 Table 2", "§10 statuses"),
 ];
 
 /// The v2 clause of a v1 section: `v2 ` and the clause, renumbered where v2 moved it.
@@ -56,6 +60,7 @@ pub fn catalogue() -> Vec<Check> {
     all.extend(authorize::checks());
     all.extend(challenge::checks());
     all.extend(signhash::checks());
+    all.extend(timestamp::checks().into_iter().map(relabel));
     all.extend(extend::checks());
     all.extend(revoke::checks().into_iter().map(relabel));
     all.extend(errors::checks().into_iter().map(relabel));
@@ -71,5 +76,9 @@ mod tests {
             "v2 §11.10 signatures/signHash"
         );
         assert_eq!(super::v2_section("§11.2 auth/login"), "v2 §11.2 auth/login");
+        assert_eq!(
+            super::v2_section("§11.10 signatures/timestamp"),
+            "v2 §11.13 signatures/timestamp"
+        );
     }
 }
