@@ -15,7 +15,7 @@ use crate::common::*;
 use crate::kit::{BASE, Kit, audit_records};
 use crate::oauth2::{
     Agent, ECDSA_SHA256, Page, REDIRECT_URI, SHA256_RSA, add_client, authorize_url, b64url,
-    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of, sign_hash,
+    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of,
     signer_cert, type_into, verifies,
 };
 
