@@ -117,7 +117,9 @@ fn credentials_info() -> Operation {
         "credentials",
         "Key, certificate and authentication objects of one credential (CSC v2 §11.5)",
         "A credential that is unknown or not the caller's is `Invalid parameter credentialID`. \
-         The factors are authentication objects (`auth`), not v1's `authMode`/`PIN`/`OTP`.",
+         The factors are authentication objects (`auth`), not v1's `authMode`/`PIN`/`OTP`. \
+         The Bearer may also be the credential token of an `authorization_details` grant \
+         (`oauth2/token`), for its own credential only (CSC v2 §8.4).",
         "CredentialsInfoRequest",
         Response::Json {
             status: 200,
