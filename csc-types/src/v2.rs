@@ -178,6 +178,12 @@ pub struct AuthorizeRequest {
     pub hash_algorithm_oid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_data: Option<Vec<AuthData>>,
+    /// v1's flat PIN, which this server also takes from v2 clients (never with `authData`).
+    #[serde(default, rename = "PIN", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// v1's flat OTP, which this server also takes from v2 clients (never with `authData`).
+    #[serde(default, rename = "OTP", skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,8 +192,11 @@ pub struct AuthorizeRequest {
 
 /// `credentials/authorizeCheck` input (v2 §11.7).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthorizeCheckRequest {
     pub handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_data: Option<String>,
 }
 
 /// `credentials/getChallenge` input (v2 §11.8); the output here is always 204 (the challenge

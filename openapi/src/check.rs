@@ -22,6 +22,7 @@ const KEYWORDS: &[&str] = &[
     "maxLength",
     "pattern",
     "description",
+    "oneOf",
 ];
 
 /// Resolves `#/components/schemas/NAME` references.
@@ -80,6 +81,18 @@ fn validate_at(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mu
     for k in keywords.keys() {
         if !KEYWORDS.contains(&k.as_str()) {
             errors.push(format!("{at}: unsupported schema keyword {k}"));
+        }
+    }
+    if let Some(Value::Array(alternatives)) = keywords.get("oneOf") {
+        let matching = alternatives
+            .iter()
+            .filter(|s| validate(doc, s, value).is_empty())
+            .count();
+        if matching != 1 {
+            errors.push(format!(
+                "{at}: {value} matches {matching} of the {} `oneOf` schemas, not exactly one",
+                alternatives.len()
+            ));
         }
     }
     if let Some(t) = keywords.get("type") {
@@ -237,6 +250,17 @@ mod tests {
         let short = json!({ "type": "string", "maxLength": 3 });
         assert!(validate(&doc, &short, &json!("abé")).is_empty());
         assert_eq!(validate(&doc, &short, &json!("abcd")).len(), 1);
+        let one = json!({ "oneOf": [
+            { "type": "object", "required": ["a"] },
+            { "type": "object", "required": ["b"] },
+        ]});
+        assert!(validate(&doc, &one, &json!({ "a": 1 })).is_empty());
+        assert_eq!(validate(&doc, &one, &json!({})).len(), 1, "none");
+        assert_eq!(
+            validate(&doc, &one, &json!({ "a": 1, "b": 2 })).len(),
+            1,
+            "both"
+        );
         let bad = json!({ "type": "string", "format": "uuid" });
         assert_eq!(
             validate(&doc, &bad, &json!("x")).len(),

@@ -1,6 +1,6 @@
 //! The OAuth 2.0 additions of CSC v2 (REFERENCE §6.15): pushed authorization requests
-//! (RFC 9126) with `authorization_details` (RFC 9396), and the authorization server's metadata
-//! (RFC 8414).
+//! (RFC 9126) with `authorization_details` (RFC 9396), the token endpoint's credential token
+//! answer for them, and the authorization server's metadata (RFC 8414).
 
 use serde_json::{Map, Value, json};
 
@@ -61,10 +61,11 @@ fn pushed_authorize() -> Operation {
                 schema: "OAuthPushedAuthorizeResponse",
             },
             bad_request(
-                "A missing, invalid or repeated parameter or a body over the size limit \
-                 (`invalid_request`), bad `authorization_details` \
+                "A missing, invalid or repeated parameter, a `request_uri`, or a body over \
+                 the size limit, 16 KiB (`invalid_request`), a `response_type` other than \
+                 `code` (`unsupported_response_type`), bad `authorization_details` \
                  (`invalid_authorization_details`), a wrong scope (`invalid_scope`), an unknown \
-                 client or wrong secret",
+                 client, wrong secret or unregistered `redirect_uri`",
             ),
             BAD_CLIENT,
             SERVER_ERROR,
@@ -73,31 +74,32 @@ fn pushed_authorize() -> Operation {
 }
 
 pub(crate) fn schemas() -> Value {
-    // the form carries the parameters of `GET oauth2/authorize`, plus RAR and the client secret
+    // the form carries the parameters of `GET oauth2/authorize` (`authorization_details`
+    // included) but `request_uri` (RFC 9126 §2.1: refused), plus the client's secret
     let mut properties = Map::new();
     for (name, schema, _) in authorize_query() {
         properties.insert(name.into(), schema);
     }
     properties.insert(
-        "authorization_details".into(),
-        string(
-            "RFC 9396: a JSON array of one object of type `credential` (or \
-             `https://cloudsignatureconsortium.org/2025/credential`) with `credentialID` or \
-             `signatureQualifier`, `documentDigests` [{`hash`, `label`}], `hashAlgorithmOID`, \
-             `numSignatures`; not with `credentialID`/`numSignatures`/`hash`",
-        ),
-    );
-    properties.insert(
         "client_secret".into(),
         string("A confidential client's secret, when not in the Authorization header"),
     );
-    let strings = |description: &str| json!({ "type": "array", "items": { "type": "string" }, "description": description });
+    // what the server sends: exactly these values (`rar::TYPES`, the metadata's lists)
+    let one_of = |values: &[&str], description: &str| {
+        json!({
+            "type": "array",
+            "items": { "type": "string", "enum": values },
+            "description": description,
+        })
+    };
+    let oid = |description: &str| json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)+$", "description": description });
+    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     json!({
         "OAuthPushedAuthorizeRequest": request(
             &["response_type"],
             Value::Object(properties),
-            "`oauth2/pushed_authorize` input (form): the `oauth2/authorize` parameters; an empty \
-             value counts as absent, a repeated one is refused",
+            "`oauth2/pushed_authorize` input (form): the `oauth2/authorize` parameters but \
+             `request_uri`; an empty value counts as absent, a repeated one is refused",
         ),
         "OAuthPushedAuthorizeResponse": response(&["request_uri", "expires_in"], json!({
             "request_uri": {
@@ -109,31 +111,100 @@ pub(crate) fn schemas() -> Value {
         }), "`oauth2/pushed_authorize` output"),
         "OAuthServerMetadata": response(
             &["issuer", "authorization_endpoint", "token_endpoint", "revocation_endpoint",
-              "pushed_authorization_request_endpoint", "response_types_supported",
-              "grant_types_supported", "code_challenge_methods_supported",
-              "token_endpoint_auth_methods_supported", "scopes_supported",
-              "authorization_details_types_supported", "require_pushed_authorization_requests"],
+              "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
+              "response_types_supported", "response_modes_supported", "grant_types_supported",
+              "code_challenge_methods_supported", "token_endpoint_auth_methods_supported",
+              "revocation_endpoint_auth_methods_supported", "scopes_supported",
+              "authorization_details_types_supported"],
             json!({
                 "issuer": string("The server's public base URL, no trailing slash"),
                 "authorization_endpoint": string("`oauth2/authorize`"),
                 "token_endpoint": string("`oauth2/token`"),
                 "revocation_endpoint": string("`oauth2/revoke`"),
                 "pushed_authorization_request_endpoint": string("`oauth2/pushed_authorize`"),
-                "response_types_supported": strings("`code`"),
-                "grant_types_supported": strings(
-                    "`authorization_code`, `client_credentials`, `refresh_token`"
+                "require_pushed_authorization_requests": {
+                    "type": "boolean", "const": false,
+                    "description": "`oauth2/authorize` also takes the request in its query",
+                },
+                "response_types_supported": one_of(&["code"], "`code`"),
+                "response_modes_supported": one_of(&["query"], "`query`"),
+                "grant_types_supported": one_of(
+                    &["authorization_code", "client_credentials", "refresh_token"],
+                    "`authorization_code`, `client_credentials`, `refresh_token`",
                 ),
-                "code_challenge_methods_supported": strings("`S256`"),
-                "token_endpoint_auth_methods_supported": strings(
-                    "`client_secret_basic`, `client_secret_post`, `none`"
+                "code_challenge_methods_supported": one_of(&["S256"], "`S256`"),
+                "token_endpoint_auth_methods_supported": one_of(
+                    &client_auth,
+                    "`client_secret_basic`, `client_secret_post`, `none` (public clients, PKCE)",
                 ),
-                "scopes_supported": strings("`service`, `credential`"),
-                "authorization_details_types_supported": strings(
-                    "`credential`, `https://cloudsignatureconsortium.org/2025/credential`"
+                "revocation_endpoint_auth_methods_supported": one_of(
+                    &client_auth,
+                    "As at the token endpoint",
                 ),
-                "require_pushed_authorization_requests": { "type": "boolean" },
+                "scopes_supported": one_of(&["service", "credential"], "`service`, `credential`"),
+                "authorization_details_types_supported": one_of(
+                    &CREDENTIAL_TYPES,
+                    "`credential`, `https://cloudsignatureconsortium.org/2025/credential`",
+                ),
             }),
             "RFC 8414 authorization server metadata",
         ),
+        "OAuthTokenAnswer": {
+            "description": "`oauth2/token` output: one of the two shapes",
+            "oneOf": [
+                { "$ref": "#/components/schemas/OAuthTokenResponse" },
+                { "$ref": "#/components/schemas/OAuthCredentialTokenResponse" },
+            ],
+        },
+        "OAuthCredentialTokenResponse": response(
+            &["access_token", "token_type", "authorization_details", "credentialID"],
+            json!({
+                "access_token": string(
+                    "The credential token: a SAD, taken as the Bearer of v2 \
+                     `signatures/signHash` (without `SAD`) and `credentials/info`",
+                ),
+                "refresh_token": string("Never sent for a credential token"),
+                "token_type": { "type": "string", "enum": ["Bearer"] },
+                "expires_in": { "type": "integer", "minimum": 0, "description": "Seconds" },
+                "authorization_details": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/components/schemas/OAuthCredentialAuthorizationDetail" },
+                    "description": "As approved (RFC 9396 §7)",
+                },
+                "credentialID": string("The credential the details were granted for"),
+            }),
+            "`oauth2/token` output for a code of a request with `authorization_details` (CSC v2 \
+             §8.4)",
+        ),
+        "OAuthCredentialAuthorizationDetail": response(
+            &["type", "credentialID", "documentDigests", "hashAlgorithmOID", "numSignatures"],
+            json!({
+                "type": { "type": "string", "enum": CREDENTIAL_TYPES },
+                "credentialID": string("The credential used (also when a qualifier chose it)"),
+                "signatureQualifier": string("As requested, when the request named one"),
+                "documentDigests": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": response(&["hash"], json!({
+                        "hash": string("base64 as requested"),
+                        "label": string("As requested"),
+                    }), "One consented document"),
+                },
+                "hashAlgorithmOID": oid("The digest OID of `documentDigests`"),
+                "numSignatures": {
+                    "type": "integer", "minimum": 1,
+                    "description": "Signatures granted: one per digest",
+                },
+                "locations": { "type": "array", "items": { "type": "string" }, "description": "As requested" },
+            }),
+            "One approved `authorization_details` element of type `credential`",
+        ),
     })
 }
+
+/// The `authorization_details` types served (csc-api `oauth2::rar::TYPES`).
+const CREDENTIAL_TYPES: [&str; 2] = [
+    "credential",
+    "https://cloudsignatureconsortium.org/2025/credential",
+];

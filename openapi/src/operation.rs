@@ -54,9 +54,6 @@ pub enum Response {
         status: u16,
         description: &'static str,
     },
-    /// 413 in plain text: a form body over the OAuth2 endpoints' size limit (actix's own
-    /// answer; the JSON methods answer an oversized body with a CSC 400 instead).
-    FormTooLarge,
     /// A binary body of this media type (RFC 3161 `application/timestamp-reply`).
     Binary {
         status: u16,
@@ -372,10 +369,25 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                           A valid request gets the sign-in page (and a cookie its form must come \
                           back with); an invalid one from a known client and redirect URI a 302 \
                           with `error`; one whose client or redirect URI is unknown an error \
-                          page, never a redirect. Public clients must use PKCE (S256).",
+                          page, never a redirect. Public clients must use PKCE (S256). With \
+                          `client_id` and the `request_uri` of `oauth2/pushed_authorize` (RFC \
+                          9126 §4) the pushed request is the whole request (every other \
+                          parameter is ignored); an unknown, used, expired or other client's \
+                          `request_uri` is an error page.",
             security: Security::None,
             body: RequestBody::None,
-            query: authorize_query(),
+            query: {
+                let mut q = authorize_query();
+                q.push((
+                    "request_uri",
+                    string(
+                        "The `request_uri` of `oauth2/pushed_authorize` \
+                         (`urn:ietf:params:oauth:request_uri:...`): single use, this client's only",
+                    ),
+                    false,
+                ));
+                q
+            },
             responses: vec![
                 Response::Html {
                     status: 200,
@@ -388,7 +400,8 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                 Response::Html {
                     status: 400,
                     description: "An error page: unknown client, unregistered redirect URI, a \
-                                  repeated or malformed parameter",
+                                  repeated or malformed parameter, an unknown, used, expired or \
+                                  other client's `request_uri`",
                 },
                 Response::Html {
                     status: 500,
@@ -421,7 +434,8 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                 },
                 Response::Html {
                     status: 400,
-                    description: "An error page: malformed form, unknown or expired request",
+                    description: "An error page: malformed form, a form over the size limit \
+                                  (16 KiB), unknown or expired request",
                 },
                 Response::Html {
                     status: 403,
@@ -432,7 +446,6 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                     description: "The sign-in step again: every password check is busy \
                                   (`Retry-After`)",
                 },
-                Response::FormTooLarge,
                 Response::Html {
                     status: 500,
                     description: "An error page: an unexpected condition",
@@ -446,7 +459,11 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
             tag: "oauth2",
             summary: "Exchange a code, client credentials or a refresh token for a token (CSC §8.3.3)",
             description: "Scope `service` gives a Bearer service token; a code of scope \
-                          `credential` gives a SAD (`token_type` `SAD`) for signHash. \
+                          `credential` gives a SAD (`token_type` `SAD`) for signHash; a code of \
+                          a request with `authorization_details` (CSC v2 §8.4) gives a `Bearer` \
+                          credential token (the SAD v2 `signatures/signHash` and \
+                          `credentials/info` take as their Bearer) with the approved \
+                          `authorization_details` and the `credentialID` they were granted for. \
                           `client_credentials` is for confidential clients and scope `service`.",
             security: Security::ClientBasicOrNone,
             body: RequestBody::Form {
@@ -456,16 +473,18 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
             responses: vec![
                 Response::Json {
                     status: 200,
-                    description: "The token",
-                    schema: "OAuthTokenResponse",
+                    description: "The token: a service token or SAD (`OAuthTokenResponse`), or \
+                                  for `authorization_details` a credential token \
+                                  (`OAuthCredentialTokenResponse`)",
+                    schema: "OAuthTokenAnswer",
                 },
                 bad_request(
-                    "A missing or invalid parameter (`invalid_request`), an invalid, expired or \
-                     reused code or refresh token (`invalid_grant`), a wrong scope \
-                     (`invalid_scope`), an unknown client or wrong secret",
+                    "A missing or invalid parameter or a body over the size limit, 16 KiB \
+                     (`invalid_request`), an invalid, expired or reused code or refresh token \
+                     (`invalid_grant`), a wrong scope (`invalid_scope`), an unknown client or \
+                     wrong secret",
                 ),
                 BAD_CLIENT,
-                Response::FormTooLarge,
                 SERVER_ERROR,
             ],
         },
@@ -487,25 +506,28 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                     description: "Revoked",
                 },
                 bad_request(
-                    "A missing or invalid parameter, a token this client cannot revoke \
-                     (`Invalid string parameter token`), an unknown client or wrong secret",
+                    "A missing or invalid parameter or a body over the size limit, 16 KiB \
+                     (`invalid_request`), a token this client cannot revoke (`Invalid string \
+                     parameter token`), an unknown client or wrong secret",
                 ),
                 BAD_CLIENT,
-                Response::FormTooLarge,
                 SERVER_ERROR,
             ],
         },
     ]
 }
 
-/// The query of `GET oauth2/authorize` (CSC §8.3.2, RFC 6749 §4.1.1, RFC 7636).
+/// The parameters of an authorization request (CSC §8.3.2, RFC 6749 §4.1.1, RFC 7636, RFC
+/// 9396): the query of `GET oauth2/authorize` (which adds `request_uri`) and the form of
+/// `POST oauth2/pushed_authorize`.
 pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
     let text = |d: &str| string(d);
     vec![
         (
             "response_type",
-            json!({ "type": "string", "enum": ["code"] }),
-            true,
+            json!({ "type": "string", "enum": ["code"],
+                    "description": "Required, except beside a `request_uri`" }),
+            false,
         ),
         ("client_id", text("The registered client"), true),
         (
@@ -520,7 +542,8 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
         ),
         (
             "state",
-            json!({ "type": "string", "maxLength": 255, "description": "Returned as is" }),
+            json!({ "type": "string", "maxLength": 255,
+                    "description": "Returned as is; at most 255 bytes of UTF-8" }),
             false,
         ),
         (
@@ -560,6 +583,18 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
             text("Opaque application data, never interpreted"),
             false,
         ),
+        (
+            "authorization_details",
+            text(
+                "RFC 9396 (CSC v2 §8.4): a JSON array of one object of type `credential` (or \
+                 `https://cloudsignatureconsortium.org/2025/credential`) with `credentialID` or \
+                 `signatureQualifier`, `documentDigests` [{`hash`, `label`}] (1 to 64), \
+                 `hashAlgorithmOID` (SHA-256/384/512), optionally `numSignatures` (the number \
+                 of digests) and `locations`; no other member. A credential request: not with \
+                 scope `service` nor with `credentialID`, `numSignatures` or `hash`",
+            ),
+            false,
+        ),
     ]
 }
 
@@ -567,8 +602,11 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
 pub(crate) fn response_headers(operation_id: &str, status: u16) -> Option<Value> {
     let no_store = json!({ "required": true, "schema": { "type": "string", "const": "no-store" } });
     match (operation_id, status) {
-        // RFC 6749 §5.1
-        ("oauth2Token", 200) => Some(json!({ "Cache-Control": no_store })),
+        // RFC 6749 §5.1; RFC 9126 §2.2 (the PAR answer is a token-endpoint-like answer)
+        ("oauth2Token", 200) | ("oauth2PushedAuthorize", 201) => Some(json!({
+            "Cache-Control": no_store,
+            "Pragma": { "required": true, "schema": { "type": "string", "const": "no-cache" } },
+        })),
         ("oauth2Authorize", 200) => Some(json!({
             "Set-Cookie": {
                 "required": true,

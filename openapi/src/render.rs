@@ -122,13 +122,6 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                     "content": { media_type: { "schema": binary(media_type) } },
                 }),
             ),
-            Response::FormTooLarge => (
-                413,
-                json!({
-                    "description": "The form is larger than the OAuth2 endpoints' limit (16 KiB)",
-                    "content": { "text/plain": { "schema": { "type": "string" } } },
-                }),
-            ),
         };
         let headers = if matches!(r, Response::Json { .. })
             && status == 401

@@ -117,7 +117,9 @@ fn credentials_info() -> Operation {
         "credentials",
         "Key, certificate and authentication objects of one credential (CSC v2 §11.5)",
         "A credential that is unknown or not the caller's is `Invalid parameter credentialID`. \
-         The factors are authentication objects (`auth`), not v1's `authMode`/`PIN`/`OTP`.",
+         The factors are authentication objects (`auth`), not v1's `authMode`/`PIN`/`OTP`. \
+         The Bearer may also be the credential token of an `authorization_details` grant \
+         (`oauth2/token`), for its own credential only (CSC v2 §8.4).",
         "CredentialsInfoRequest",
         Response::Json {
             status: 200,
@@ -293,7 +295,6 @@ fn oid(description: &str) -> Value {
 fn credential_info_properties() -> serde_json::Map<String, Value> {
     let properties = json!({
         "description": string("The credential's description"),
-        "signatureQualifier": string("e.g. `eu_eidas_qes`"),
         "key": { "$ref": "#/components/schemas/KeyInfo" },
         "cert": { "$ref": "#/components/schemas/CertInfo" },
         "auth": { "$ref": "#/components/schemas/V2AuthInfo" },
@@ -307,7 +308,7 @@ fn credential_info_properties() -> serde_json::Map<String, Value> {
     }
 }
 
-const CREDENTIAL_INFO_REQUIRED: &[&str] = &["key", "cert", "auth", "multisign"];
+const CREDENTIAL_INFO_REQUIRED: &[&str] = &["key", "cert", "auth", "SCAL", "multisign"];
 
 /// The v2 component schemas.
 pub(crate) fn schemas() -> Value {
@@ -322,8 +323,9 @@ pub(crate) fn schemas() -> Value {
     let hash_algorithm = nullable(oid("The digest OID of `hashes` (required with `hashes`)"));
     json!({
         "V2InfoResponse": response(
-            &["specs", "name", "logo", "region", "lang", "description", "authType", "methods",
-              "signAlgorithms", "signature_formats", "conformance_levels"],
+            &["specs", "name", "logo", "region", "lang", "description", "authType",
+              "asynchronousOperationMode", "methods", "validationInfo", "signAlgorithms",
+              "signature_formats", "conformance_levels"],
             json!({
                 "specs": { "type": "string", "const": CSC_SPECS_V2 },
                 "name": string("Commercial name"),
@@ -342,8 +344,14 @@ pub(crate) fn schemas() -> Value {
                      `/.well-known/oauth-authorization-server`)"
                 ),
                 "methods": { "type": "array", "items": { "type": "string" } },
-                "asynchronousOperationMode": { "type": "boolean" },
-                "validationInfo": { "type": "boolean" },
+                "asynchronousOperationMode": {
+                    "type": "boolean", "const": false,
+                    "description": "Every authorization and signature is synchronous",
+                },
+                "validationInfo": {
+                    "type": "boolean", "const": false,
+                    "description": "No `signDoc`, so no validation information",
+                },
                 "signAlgorithms": { "$ref": "#/components/schemas/V2SignAlgorithms" },
                 "signature_formats": { "$ref": "#/components/schemas/V2SignatureFormats" },
                 "conformance_levels": {
@@ -357,14 +365,19 @@ pub(crate) fn schemas() -> Value {
             "algos": { "type": "array", "items": oid("A signature algorithm OID") },
             "algoParams": {
                 "type": "array",
-                "items": { "type": ["string", "null"], "description":
-                    "Base64 DER parameters of the algorithm at the same index, or null" },
+                "items": { "type": ["string", "null"], "pattern": crate::schema::BASE64,
+                    "description":
+                    "Base64 DER parameters of the algorithm at the same index (an accepted \
+                     RSASSA-PSS parameter set), or null" },
             },
         }), "v2 `info` signAlgorithms"),
         "V2SignatureFormats": response(&["formats"], json!({
             "formats": {
                 "type": "array",
-                "items": { "type": "string", "enum": ["C", "X", "P", "J"] },
+                "items": { "type": "string", "enum": ["C", "P"] },
+                "description": "CAdES and PAdES: the formats built around the signature values \
+                                signHash returns as they come (ECDSA in DER); not XAdES or JAdES \
+                                (ECDSA as plain r||s)",
             },
             "envelope_properties": {
                 "type": "array",
@@ -383,10 +396,9 @@ pub(crate) fn schemas() -> Value {
             "authInfo": nullable(json!({ "type": "boolean" })),
             "onlyValid": nullable(json!({ "type": "boolean", "description": "Only credentials usable for signing now" })),
             "lang": nullable(string("Preferred language (RFC 5646)")),
-            "maxResults": nullable(positive_integer("v1; accepted and ignored")),
-            "pageToken": nullable(string("v1; accepted and ignored")),
             "clientData": client_data(),
-        }), "v2 `credentials/list` input"),
+        }), "v2 `credentials/list` input. v2.0.0.x has no paging: v1's `maxResults` and \
+             `pageToken` are ignored, as any other member this server does not read"),
         "V2CredentialsListResponse": response(&["credentialIDs"], json!({
             "credentialIDs": { "type": "array", "items": { "type": "string" } },
             "credentialInfos": {
@@ -394,7 +406,10 @@ pub(crate) fn schemas() -> Value {
                 "items": { "$ref": "#/components/schemas/V2CredentialInfo" },
                 "description": "With `credentialInfo: true`",
             },
-            "onlyValid": { "type": "boolean", "description": "Whether the `onlyValid` filter was applied" },
+            "onlyValid": {
+                "type": "boolean", "const": true,
+                "description": "Present when the `onlyValid` filter was asked for and applied",
+            },
         }), "v2 `credentials/list` output"),
         "V2CredentialInfo": response(&listed_required, Value::Object(listed),
             "One credential of v2 `credentials/list`: its ID and its `credentials/info`"),
@@ -413,9 +428,18 @@ pub(crate) fn schemas() -> Value {
             },
         }), "v2 `credentials/info` auth"),
         "V2AuthObject": response(&["type", "id"], json!({
-            "type": { "type": "string", "enum":
-                ["Password", "PasswordOOB", "ChallengeResponse", "ChallengeResponseOOB"] },
-            "id": string("What `authData` and `getChallenge` name it by"),
+            "type": {
+                "type": "string", "enum": ["Password", "ChallengeResponse"],
+                "description": "`Password`: the PIN (`format` `A`) or an offline TOTP (`format` \
+                                `N`, `generator` `totp`); `ChallengeResponse`: the online OTP, \
+                                sent out of band by `getChallenge`, answered in band in \
+                                `authData`. The OOB types are not used: this server never \
+                                collects a factor out of band itself",
+            },
+            "id": {
+                "type": "string", "enum": ["PIN", "OTP"],
+                "description": "What `authData` and `getChallenge` name it by",
+            },
             "label": string("UI label"),
             "description": string("UI description"),
             "format": { "type": "string", "enum": ["A", "N"] },
@@ -439,7 +463,11 @@ pub(crate) fn schemas() -> Value {
             "clientData": client_data(),
         }), "v2 `credentials/authorize` input"),
         "V2AuthData": request(&["id"], json!({
-            "id": string("An authentication object's `id`"),
+            "id": {
+                "type": "string", "enum": ["PIN", "OTP"],
+                "description": "An authentication object's `id` (the credential's own only: \
+                                another is `Invalid parameter authData`)",
+            },
             "value": nullable(string("Its value (absent for an out-of-band object)")),
         }), "One `authData` item"),
         "V2AuthorizeCheckRequest": request(&["handle"], json!({
@@ -472,11 +500,20 @@ pub(crate) fn schemas() -> Value {
             "signAlgo": string("A signature algorithm OID of `key.algo`"),
             "signAlgoParams": nullable(base64("DER algorithm parameters (RSASSA-PSS)")),
             "operationMode": nullable(json!({
-                "type": "string", "enum": ["S", "A"],
-                "description": "`S` (default); `A` is refused: no asynchronous mode",
+                "type": "string", "enum": ["S"],
+                "description": "`S` (the default) only: `A` is `Invalid parameter \
+                                operationMode` (no asynchronous mode)",
             })),
-            "validity_period": nullable(json!({ "type": "integer", "description": "Only with `A`" })),
-            "response_uri": nullable(string("Only with `A`")),
+            "validity_period": {
+                "type": "null",
+                "description": "Only with `operationMode` `A`, which is not served: a value is \
+                                `Invalid parameter validity_period`",
+            },
+            "response_uri": {
+                "type": "null",
+                "description": "Only with `operationMode` `A`, which is not served: a value is \
+                                `Invalid parameter response_uri`",
+            },
             "clientData": client_data(),
         }), "v2 `signatures/signHash` input"),
     })
