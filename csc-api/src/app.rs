@@ -87,11 +87,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
                 )
                 .route("/signatures/timestamp", web::post().to(tsa::timestamp)),
         )
-        // the same time-stamping authority over plain RFC 3161 (§3.4), with its own body limit
+        // the same time-stamping authority over plain RFC 3161 (§3.4), with its own body limit;
+        // a resource answers another method itself (a bare 405), so it is given the app's
+        // default: 405 with `Allow` and the error body, as every other path
         .service(
             web::resource("/tsa")
                 .app_data(web::PayloadConfig::new(tsa::MAX_QUERY_BYTES))
-                .route(web::post().to(tsa::rfc3161)),
+                .route(web::post().to(tsa::rfc3161))
+                .default_service(web::to(not_found)),
         )
         // CSC v2.0.0.2: v2's wire format over the same handlers' core (v2 module doc)
         .service(v2::scope().wrap(from_fn(audit_integrity)))

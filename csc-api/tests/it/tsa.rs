@@ -942,3 +942,27 @@ fn no_token_leaves_without_its_audit_record() {
     assert_eq!((bit, text.as_str()), (25, "system failure"));
     assert!(timestamp_records(&k).is_empty());
 }
+
+/// Regression (found by the OpenAPI 405 check once `/tsa` was no longer excluded): `/tsa` is
+/// an actix resource, which answered another method itself with a bare 405 and no body; like
+/// every served path it answers 405 with `Allow: POST` and the error body.
+#[test]
+fn other_methods_on_tsa_are_405_with_allow_and_the_error_body() {
+    let k = Kit::new();
+    for method in ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let r = k.send(k.req(method, "/tsa"));
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("POST")),
+            "{method}"
+        );
+        assert_eq!(
+            r.json(),
+            json!({
+                "error": "invalid_request",
+                "error_description": "The HTTP method is not allowed for this path (allowed: POST)",
+            }),
+            "{method}"
+        );
+    }
+}
