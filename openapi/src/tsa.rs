@@ -30,9 +30,15 @@ fn timestamp(path: &'static str, operation_id: &'static str, summary: &'static s
         "signatures",
         summary,
         "The server's time-stamping authority (its key in the HSM) stamps `hash` \
-         (`MessageImprint`), echoing `nonce`. Refusals: `Missing (or invalid type) string \
-         parameter hash`, `Empty hash parameter`, `Invalid digest value length`, `Invalid \
-         Base64 hash string parameter`, `Invalid parameter hashAlgo`, `Invalid parameter nonce`.",
+         (`MessageImprint`), echoing `nonce`. The Bearer is a service access token (`auth/login`, \
+         or OAuth 2.0 scope `service` and `client_credentials`); the credential token of an \
+         `authorization_details` grant (a SAD) is not one (401 `invalid_token`). The token is \
+         checked before the body. Refusals (400 `invalid_request`), in the order they are \
+         checked: `Missing (or invalid type) string parameter hash`, `Empty hash parameter`, \
+         `Invalid Base64 hash string parameter`, `Missing (or invalid type) string parameter \
+         hashAlgo`, `Invalid parameter nonce` (not a string), `Invalid parameter clientData`, \
+         `Invalid parameter hashAlgo` (not SHA-256, SHA-384 or SHA-512), `Invalid digest value \
+         length`, `Invalid parameter nonce` (not hex, or over 64 octets).",
         "TimestampRequest",
         Response::Json {
             status: 200,
@@ -51,10 +57,15 @@ fn tsa() -> Operation {
         tag: "tsa",
         summary: "RFC 3161 time-stamping over HTTP",
         description: "The same authority as `signatures/timestamp`, for any RFC 3161 client (a \
-                      PDF tool's timestamper). A DER `TimeStampReq` in, a DER `TimeStampResp` \
-                      out; a request the authority refuses (malformed, unsupported digest, \
-                      policy not served) is still a 200 with a rejection status and its \
-                      `PKIFailureInfo`, as RFC 3161 §2.4.2 says.",
+                      PDF tool's timestamper); no authentication. A DER `TimeStampReq` of at \
+                      most 16 KiB in, a DER `TimeStampResp` out. A request the authority \
+                      refuses is still a 200 with a rejection status and its `PKIFailureInfo` \
+                      (RFC 3161 §2.4.2): `badDataFormat` (not a request, an empty body, or a \
+                      digest of the wrong length), `badAlg` (not SHA-2, or parameters other \
+                      than NULL), `unacceptedPolicy` (a `reqPolicy` other than the server's), \
+                      `unacceptedExtension` (any request extension), `systemFailure` (the \
+                      server could not issue). Only the transport is refused with an HTTP \
+                      error (the CSC error body): the media type (415) and the size (413).",
         security: Security::None,
         body: RequestBody::Binary {
             media_type: "application/timestamp-query",
@@ -67,14 +78,16 @@ fn tsa() -> Operation {
                 media_type: "application/timestamp-reply",
             },
             Response::Json {
-                status: 400,
-                description: "The body is not a time-stamp query at all (empty or over the \
-                              size limit)",
+                status: 413,
+                description: "`A time-stamp query is at most 16384 bytes` (`invalid_request`)",
                 schema: ERROR,
             },
             Response::Json {
                 status: 415,
-                description: "The `Content-Type` is not `application/timestamp-query`",
+                description: "`The request body must be application/timestamp-query` \
+                              (`invalid_request`): the `Content-Type` is missing or another \
+                              media type (parameters such as a charset are ignored, the type \
+                              is compared without regard to case)",
                 schema: ERROR,
             },
             SERVER_ERROR,
@@ -91,8 +104,11 @@ pub(crate) fn schemas() -> Value {
                 "description": "Its digest OID (`MessageImprint.hashAlgorithm`)",
             }),
             "nonce": nullable(json!({
-                "type": "string", "pattern": "^[0-9a-fA-F]+$",
-                "description": "A large random number, hex; echoed in the token",
+                // hex digits; surrounding whitespace is trimmed (`str::trim`: U+0085 too)
+                "type": "string", "pattern": "^[\\s\\u0085]*[0-9a-fA-F]+[\\s\\u0085]*$",
+                "description": "A large random number: a non-negative integer in hex (odd \
+                                length allowed), at most 64 octets without its leading \
+                                zeros; echoed in the token",
             })),
             "clientData": client_data(),
         }), "`signatures/timestamp` input"),
