@@ -27,28 +27,12 @@ use crate::kit::{Kit, basic};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-/// MERGE: remove once served. The operations the document describes for the time-stamping
-/// authority, whose branch of issue 12 is not merged yet (CSC v2, OAuth 2.0 PAR and metadata
-/// are served and out of this list). While listed, an operation is not required to be served
-/// nor to answer successfully, and schemathesis skips it; once it is served the drift test
-/// fails and says to remove it here. When the TSA is merged this list must be empty (then
-/// delete it).
-pub const NOT_YET_SERVED: &[(&str, &str)] = &[
-    ("POST", "/tsa"),
-    ("POST", "/csc/v1/signatures/timestamp"),
-    ("POST", "/csc/v2/signatures/timestamp"),
-];
-
 /// Documented operations that never answer with success, with why.
 const NEVER_SUCCEEDS: &[(&str, &str, &str)] = &[(
     "POST",
     "/csc/v2/credentials/authorizeCheck",
     "authorization is synchronous: no handle is ever issued, so every handle is refused",
 )];
-
-fn not_yet_served(method: &str, path: &str) -> bool {
-    NOT_YET_SERVED.contains(&(method, path))
-}
 
 /// The CSC v1.0.4.0 and v2.0.0.2 methods, the TSA and the OAuth2 endpoints, served or not.
 const SURFACE: &[&str] = &[
@@ -210,34 +194,26 @@ fn every_served_route_is_documented_and_every_documented_route_is_served() {
     );
     let mut undocumented = vec![];
     let mut unserved = vec![];
-    let mut now_served = vec![];
     let paths = candidate_paths(&documented, &infos);
     for path in &paths {
         for method in METHODS {
             let is_documented = documented.iter().any(|(m, p)| m == method && p == path);
             match (served(&k, method, path), is_documented) {
                 (true, false) => undocumented.push(format!("{method} {path}")),
-                (false, true) if !not_yet_served(method, path) => {
-                    unserved.push(format!("{method} {path}"))
-                }
-                (true, true) if not_yet_served(method, path) => {
-                    now_served.push(format!("{method} {path}"))
-                }
+                (false, true) => unserved.push(format!("{method} {path}")),
                 _ => {}
             }
         }
     }
     let list = |v: &[String]| v.iter().map(|r| format!("\n    {r}")).collect::<String>();
     assert!(
-        undocumented.is_empty() && unserved.is_empty() && now_served.is_empty(),
+        undocumented.is_empty() && unserved.is_empty(),
         "the server and its OpenAPI document (openapi) disagree ({} paths probed with {METHODS:?})\
          \n  served, not documented (add an Operation in openapi/src):{}\
-         \n  documented, not served (mount the route, or remove the Operation):{}\
-         \n  served now, still in NOT_YET_SERVED (remove it there):{}",
+         \n  documented, not served (mount the route, or remove the Operation):{}",
         paths.len(),
         list(&undocumented),
         list(&unserved),
-        list(&now_served),
     );
     // every method `info` advertises is a documented operation
     for (base, info) in &infos {
@@ -297,13 +273,17 @@ struct Answer {
     status: u16,
     headers: actix_web::http::header::HeaderMap,
     body: String,
+    /// The body as sent (a binary RFC 3161 reply).
+    raw: Vec<u8>,
 }
 
-/// A request body: JSON, or a form (the OAuth 2.0 endpoints).
+/// A request body: JSON, a form (the OAuth 2.0 endpoints), or bytes with the `Content-Type`
+/// given, if any (`/tsa`).
 enum Body {
     None,
     Json(Value),
     Form(Vec<(&'static str, String)>),
+    Binary(Option<&'static str>, Vec<u8>),
 }
 
 /// Sends one request to the kit; redirects are answers, not followed.
@@ -318,11 +298,17 @@ fn send(k: &Kit, method: &str, path: &str, headers: &[(&str, &str)], body: Body)
         Body::Form(f) => req
             .insert_header(("content-type", "application/x-www-form-urlencoded"))
             .set_payload(serde_urlencoded::to_string(&f).expect("form")),
+        Body::Binary(content_type, bytes) => match content_type {
+            Some(t) => req.insert_header(("content-type", t)),
+            None => req,
+        }
+        .set_payload(bytes),
     };
     let resp = k.send(req);
     Answer {
         status: resp.status,
         body: resp.text(),
+        raw: resp.body.to_vec(),
         headers: resp.headers,
     }
 }
@@ -536,6 +522,7 @@ fn real_answers_of_every_operation_match_the_document() {
         "/csc/v1/credentials/extendTransaction",
         "/csc/v1/credentials/sendOTP",
         "/csc/v1/signatures/signHash",
+        "/csc/v1/signatures/timestamp",
     ] {
         assert_eq!(call("POST", path, None, json(json!({}))).0, 400, "{path}");
         let unknown = Some("Bearer csc_at_unknown");
@@ -679,6 +666,7 @@ fn real_answers_of_every_operation_match_the_document() {
         "/csc/v2/credentials/extendTransaction",
         "/csc/v2/credentials/sendOTP",
         "/csc/v2/signatures/signHash",
+        "/csc/v2/signatures/timestamp",
     ] {
         assert_eq!(call("POST", path, None, json(json!({}))).0, 400, "{path}");
         let unknown = Some("Bearer csc_at_unknown");
@@ -888,8 +876,153 @@ fn real_answers_of_every_operation_match_the_document() {
         call("POST", sign_hash2, Some(&credential_token), by_token).0,
         200
     );
+    // a credential token is no service token: signatures/timestamp refuses it (CSC v2 §11.13
+    // asks for the service authorization)
+    let stamp = json!({
+        "hash": digest(b"to be time-stamped"), "hashAlgo": "2.16.840.1.101.3.4.2.1",
+    });
+    let (status, refused, _) = call(
+        "POST",
+        "/csc/v2/signatures/timestamp",
+        Some(&credential_token),
+        json(stamp),
+    );
+    assert_eq!((status, &refused["error"]), (401, &json!("invalid_token")));
     // the request_uri was used up: the page says so
     assert_eq!(call_with("GET", &open, &[], Body::None).0, 400);
+
+    // the time-stamping authority: signatures/timestamp of v1 and v2 (one handler) for a
+    // user's and a client's service token, every refusal of the handler with its exact
+    // description (in the order it checks); then RFC 3161 at /tsa: granted, rejections (200
+    // too), a wrong or missing Content-Type (415), an oversized query (413)
+    let sha256 = "2.16.840.1.101.3.4.2.1";
+    let stamped = openssl::sha::sha256(b"to be time-stamped");
+    let h256 = STANDARD.encode(stamped);
+    let (status, issued, _) = call(
+        "POST",
+        token,
+        Some(&client_basic),
+        grant("client_credentials"),
+    );
+    assert_eq!(status, 200);
+    let client_bearer = format!("Bearer {}", issued["access_token"].as_str().expect("token"));
+    for path in [
+        "/csc/v1/signatures/timestamp",
+        "/csc/v2/signatures/timestamp",
+    ] {
+        let request = json!({
+            "hash": h256, "hashAlgo": sha256, "nonce": "0123456789abcdef", "clientData": "c",
+        });
+        for caller in [bearer, Some(client_bearer.as_str())] {
+            let (status, answer, _) = call("POST", path, caller, json(request.clone()));
+            assert_eq!(status, 200, "{path}: {answer}");
+            let token = STANDARD
+                .decode(answer["timestamp"].as_str().expect("timestamp"))
+                .expect("base64");
+            let nonce = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+            crate::tsa::assert_token_of_the_tsa(&k, &token, &stamped, &nonce);
+        }
+        let refusals = [
+            (
+                json!({ "hashAlgo": sha256 }),
+                "Missing (or invalid type) string parameter hash",
+            ),
+            (
+                json!({ "hash": "", "hashAlgo": sha256 }),
+                "Empty hash parameter",
+            ),
+            (
+                json!({ "hash": "%%%", "hashAlgo": sha256 }),
+                "Invalid Base64 hash string parameter",
+            ),
+            (
+                json!({ "hash": h256 }),
+                "Missing (or invalid type) string parameter hashAlgo",
+            ),
+            (
+                json!({ "hash": h256, "hashAlgo": sha256, "nonce": 7 }),
+                "Invalid parameter nonce",
+            ),
+            (
+                json!({ "hash": h256, "hashAlgo": sha256, "clientData": 1 }),
+                "Invalid parameter clientData",
+            ),
+            (
+                json!({ "hash": h256, "hashAlgo": "1.3.14.3.2.26" }),
+                "Invalid parameter hashAlgo",
+            ),
+            (
+                json!({ "hash": STANDARD.encode([7u8; 20]), "hashAlgo": sha256 }),
+                "Invalid digest value length",
+            ),
+            (
+                json!({ "hash": h256, "hashAlgo": sha256, "nonce": "xyz" }),
+                "Invalid parameter nonce",
+            ),
+        ];
+        for (body, description) in refusals {
+            let (status, refused, _) = call("POST", path, bearer, json(body));
+            assert_eq!(
+                refused,
+                json!({ "error": "invalid_request", "error_description": description }),
+                "{path}"
+            );
+            assert_eq!(status, 400);
+        }
+    }
+    let rfc3161 = |content_type: Option<&'static str>, bytes: Vec<u8>| {
+        let a = send(&k, "POST", "/tsa", &[], Body::Binary(content_type, bytes));
+        let v = conforms(&doc, "POST", "/tsa", &a);
+        seen.borrow_mut().insert(format!("POST /tsa {}", a.status));
+        (a.status, v, a.raw)
+    };
+    let query_type = Some("application/timestamp-query");
+    let q = crate::tsa::query(sha256, &stamped, Some(&[1, 2, 3]), None, true);
+    let (status, _, reply) = rfc3161(query_type, q.clone());
+    assert_eq!(status, 200);
+    crate::tsa::assert_granted_by_the_tsa(&k, &reply, &stamped);
+    // PKIFailureInfo: badAlg (SHA-1) 0, badDataFormat (not DER, empty) 5
+    let sha1 = crate::tsa::query(
+        "1.3.14.3.2.26",
+        &openssl::sha::sha1(b"x"),
+        None,
+        None,
+        false,
+    );
+    for (body, bit) in [(sha1, 0), (b"not DER".to_vec(), 5), (vec![], 5)] {
+        let (status, _, reply) = rfc3161(query_type, body);
+        assert_eq!(status, 200);
+        assert_eq!(crate::tsa::rejection(&reply).0, bit);
+    }
+    for content_type in [
+        Some("application/json"),
+        Some("application/octet-stream"),
+        None,
+    ] {
+        let (status, refused, _) = rfc3161(content_type, q.clone());
+        assert_eq!(
+            (status, refused),
+            (
+                415,
+                json!({
+                    "error": "invalid_request",
+                    "error_description": "The request body must be application/timestamp-query",
+                })
+            ),
+            "{content_type:?}"
+        );
+    }
+    let (status, refused, _) = rfc3161(query_type, vec![0x30; 16 * 1024 + 1]);
+    assert_eq!(
+        (status, refused),
+        (
+            413,
+            json!({
+                "error": "invalid_request",
+                "error_description": "A time-stamp query is at most 16384 bytes",
+            })
+        )
+    );
 
     // oversized bodies: a CSC 400 from the JSON methods, an OAuth 2.0 400 `invalid_request`
     // from the OAuth2 forms (issue 12: the error shape, not a plain 413), the page's 400 page
@@ -931,10 +1064,9 @@ fn real_answers_of_every_operation_match_the_document() {
     // every documented operation was called, and answered with success at least once
     let seen = seen.into_inner();
     for (method, path) in openapi::documented_routes(&doc) {
-        if not_yet_served(&method, &path)
-            || NEVER_SUCCEEDS
-                .iter()
-                .any(|(m, p, _)| *m == method && *p == path)
+        if NEVER_SUCCEEDS
+            .iter()
+            .any(|(m, p, _)| *m == method && *p == path)
         {
             continue;
         }

@@ -233,7 +233,7 @@ fn timestamp(k: &Kit, token: &str, body: Value) -> (u16, Value) {
 }
 
 /// A DER `TimeStampReq` built with x509-tsp.
-fn query(
+pub(crate) fn query(
     hash_oid: &str,
     digest: &[u8],
     nonce: Option<&[u8]>,
@@ -274,11 +274,33 @@ fn granted(resp: &crate::kit::Resp) -> Token {
         resp.header("content-type"),
         Some("application/timestamp-reply")
     );
-    let reply = TimeStampResp::from_der(&resp.body).expect("a TimeStampResp");
+    granted_reply(&resp.body)
+}
+
+/// The token of a granted DER `TimeStampResp`.
+fn granted_reply(der: &[u8]) -> Token {
+    let reply = TimeStampResp::from_der(der).expect("a TimeStampResp");
     assert_eq!(reply.status.status, 0, "granted: {:?}", reply.status);
     assert!(reply.status.fail_info.is_none());
     let token = reply.time_stamp_token.expect("a token");
     read_token(&token.to_der().expect("DER"))
+}
+
+/// For the other test modules: the DER `TimeStampResp` `reply` is granted, with a token that
+/// carries `digest` and is signed by `k`'s TSA.
+pub(crate) fn assert_granted_by_the_tsa(k: &Kit, reply: &[u8], digest: &[u8]) {
+    let t = granted_reply(reply);
+    assert_eq!(t.tst.message_imprint.hashed_message.as_bytes(), digest);
+    assert_signed_by(&t, &tsa_cert(k));
+}
+
+/// For the other test modules: the DER `TimeStampToken` `token` carries `digest` and the
+/// nonce `nonce` (as the integer the hex names) and is signed by `k`'s TSA.
+pub(crate) fn assert_token_of_the_tsa(k: &Kit, token: &[u8], digest: &[u8], nonce: &[u8]) {
+    let t = read_token(token);
+    assert_eq!(t.tst.message_imprint.hashed_message.as_bytes(), digest);
+    assert_eq!(t.tst.nonce.as_ref().map(|n| n.as_bytes()), Some(nonce));
+    assert_signed_by(&t, &tsa_cert(k));
 }
 
 /// The failure bit of a rejected `/tsa` reply (the only bit set), and its text.
@@ -291,7 +313,13 @@ fn rejected(resp: &crate::kit::Resp) -> (usize, String) {
         resp.header("content-type"),
         Some("application/timestamp-reply")
     );
-    let reply = TimeStampResp::from_der(&resp.body).expect("a TimeStampResp");
+    rejection(&resp.body)
+}
+
+/// The failure bit of a rejected DER `TimeStampResp` (the only bit set), and its text; for the
+/// other test modules too.
+pub(crate) fn rejection(der: &[u8]) -> (usize, String) {
+    let reply = TimeStampResp::from_der(der).expect("a TimeStampResp");
     assert_eq!(reply.status.status, 2, "rejection: {:?}", reply.status);
     assert!(reply.time_stamp_token.is_none());
     let bits: Vec<usize> = reply
