@@ -101,7 +101,8 @@ pub(crate) fn schemas() -> Value {
             "hash": base64("The digest to stamp (`MessageImprint.hashedMessage`)"),
             "hashAlgo": json!({
                 "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)+$",
-                "description": "Its digest OID (`MessageImprint.hashAlgorithm`)",
+                "description": "Its digest OID (`MessageImprint.hashAlgorithm`): SHA-256, \
+                                SHA-384 or SHA-512, `hash` being of its length",
             }),
             "nonce": nullable(json!({
                 // hex digits; surrounding whitespace is trimmed (`str::trim`: U+0085 too)
@@ -113,7 +114,10 @@ pub(crate) fn schemas() -> Value {
             "clientData": client_data(),
         }), "`signatures/timestamp` input"),
         "TimestampResponse": response(&["timestamp"], json!({
-            "timestamp": base64("The DER `TimeStampToken` (a CMS `ContentInfo`, RFC 3161 / RFC 5816)"),
+            "timestamp": base64(
+                "The DER `TimeStampToken` (a CMS `ContentInfo`, RFC 3161 / RFC 5816), the TSA \
+                 certificate included; not the whole `TimeStampResp`",
+            ),
         }), "`signatures/timestamp` output"),
     })
 }
