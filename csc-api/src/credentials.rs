@@ -11,8 +11,8 @@ use csc_types::{
 };
 use openssl::x509::X509;
 use sam::{
-    AuthMode, Credential, CredentialId, CredentialStatus, CredentialView, Factors, KeySpec,
-    OtpType, utc_now,
+    AuthMode, Credential, CredentialId, CredentialStatus, CredentialView, Factors, IssuedSad,
+    KeySpec, OtpType, utc_now,
 };
 use secrecy::SecretString;
 
@@ -326,10 +326,16 @@ pub async fn authorize(
             .authorize(&caller, &id, num_signatures, hashes, factors)?)
     })
     .await?;
-    Ok(web::Json(SadResponse {
+    Ok(sad_response(issued))
+}
+
+/// The `{SAD, expiresIn}` answer of `credentials/authorize` and `credentials/extendTransaction`
+/// (both versions).
+pub(crate) fn sad_response(issued: IssuedSad) -> web::Json<SadResponse> {
+    web::Json(SadResponse {
         sad: issued.sad,
         expires_in: Some(issued.expires_in),
-    }))
+    })
 }
 
 /// `credentials/extendTransaction`.
@@ -347,10 +353,7 @@ pub async fn extend_transaction(
         Ok(state.sam.extend_transaction(&caller, &id, &sad, hashes)?)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }
 
 /// `credentials/sendOTP` (spec §11.8): the SAM makes a fresh online OTP and

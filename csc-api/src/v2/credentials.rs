@@ -29,7 +29,9 @@ use super::{CredentialBearer, credential_bearer};
 use crate::app::AppState;
 use crate::auth::{Authenticated, Bearer};
 use crate::body::Body;
-use crate::credentials::{InfoOptions, credential_id, key_and_cert, secret, usable_now, user_id};
+use crate::credentials::{
+    InfoOptions, credential_id, key_and_cert, sad_response, secret, usable_now, user_id,
+};
 use crate::error::{ApiError, blocking};
 
 /// The most credentials one v2 `credentials/list` answers, in credential-ID order. v2.0.0.x
@@ -296,10 +298,7 @@ pub async fn authorize(
             .map_err(ApiError::v2)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }
 
 /// `credentials/authorizeCheck` (v2 §11.7). Every authorization of this server is synchronous:
@@ -361,8 +360,5 @@ pub async fn extend_transaction(
             .map_err(ApiError::v2)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }
