@@ -30,7 +30,7 @@ use crate::app::AppState;
 use crate::auth::{Authenticated, Bearer};
 use crate::body::Body;
 use crate::credentials::{
-    InfoOptions, credential_id, key_and_cert, sad_response, secret, usable_now, user_id,
+    InfoOptions, credential_id, flat_factors, key_and_cert, sad_response, usable_now, user_id,
 };
 use crate::error::{ApiError, blocking};
 
@@ -215,10 +215,7 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
         Some(Value::Array(items)) => Some(items),
         Some(_) => return Err(ApiError::missing("array", "authData")),
     };
-    let flat = Factors {
-        pin: secret(body, "PIN")?,
-        otp: secret(body, "OTP")?,
-    };
+    let flat = flat_factors(body)?;
     let Some(items) = auth_data else {
         return Ok((flat, None));
     };
