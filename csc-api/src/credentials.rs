@@ -11,8 +11,8 @@ use csc_types::{
 };
 use openssl::x509::X509;
 use sam::{
-    AuthMode, Credential, CredentialId, CredentialStatus, CredentialView, Factors, KeySpec,
-    OtpType, utc_now,
+    AuthMode, Credential, CredentialId, CredentialStatus, CredentialView, Factors, IssuedSad,
+    KeySpec, OtpType, utc_now,
 };
 use secrecy::SecretString;
 
@@ -295,11 +295,20 @@ pub async fn info(
 
 /// An optional secret string (`PIN`, `OTP`): present but not a string is `Missing (or invalid
 /// type) string parameter NAME`.
-pub(crate) fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
+fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
     Ok(body
         .opt_string(name)
         .map_err(|_| ApiError::missing("string", name))?
         .map(|s| SecretString::from(s.to_owned())))
+}
+
+/// The activation factors as v1 sends them (and some v2 clients, REFERENCE §10.18): the
+/// optional strings `PIN` and `OTP` ([`secret`]), read in that order.
+pub(crate) fn flat_factors(body: &Body) -> Result<Factors, ApiError> {
+    Ok(Factors {
+        pin: secret(body, "PIN")?,
+        otp: secret(body, "OTP")?,
+    })
 }
 
 /// `credentials/authorize`. The token, the body and the activation are handled in ONE
@@ -315,10 +324,7 @@ pub async fn authorize(
         let id = credential_id(&body)?;
         let num_signatures = body.integer("numSignatures")?;
         let hashes = body.opt_hashes("hash")?;
-        let factors = Factors {
-            pin: secret(&body, "PIN")?,
-            otp: secret(&body, "OTP")?,
-        };
+        let factors = flat_factors(&body)?;
         body.opt_string("description")?;
         let caller = auth.caller_for(&state, &id)?;
         Ok(state
@@ -326,10 +332,16 @@ pub async fn authorize(
             .authorize(&caller, &id, num_signatures, hashes, factors)?)
     })
     .await?;
-    Ok(web::Json(SadResponse {
+    Ok(sad_response(issued))
+}
+
+/// The `{SAD, expiresIn}` answer of `credentials/authorize` and `credentials/extendTransaction`
+/// (both versions).
+pub(crate) fn sad_response(issued: IssuedSad) -> web::Json<SadResponse> {
+    web::Json(SadResponse {
         sad: issued.sad,
         expires_in: Some(issued.expires_in),
-    }))
+    })
 }
 
 /// `credentials/extendTransaction`.
@@ -347,10 +359,7 @@ pub async fn extend_transaction(
         Ok(state.sam.extend_transaction(&caller, &id, &sad, hashes)?)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }
 
 /// `credentials/sendOTP` (spec §11.8): the SAM makes a fresh online OTP and

@@ -11,6 +11,7 @@ use sam::SignAlgoRequest;
 use crate::app::AppState;
 use crate::auth::Bearer;
 use crate::body::Body;
+use crate::credentials::credential_id;
 use crate::error::{ApiError, blocking};
 
 /// `signatures/signHash`. The token, the body and the signing are handled in ONE blocking
@@ -29,9 +30,7 @@ pub async fn sign_hash(
             .sign_hash(&caller, &r.id, &r.sad, &r.hashes, &r.algo)?)
     })
     .await?;
-    Ok(web::Json(SignHashResponse {
-        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
-    }))
+    Ok(sign_hash_response(&signatures))
 }
 
 /// A signHash request, read.
@@ -46,15 +45,28 @@ struct SignHashRequest {
 /// hash, algorithms, clientData.
 fn parse(body: &Body) -> Result<SignHashRequest, ApiError> {
     let sad = body.string("SAD")?.to_owned();
-    let id: CredentialId = body
-        .string("credentialID")?
-        .parse()
-        .map_err(|_| ApiError::invalid_parameter("credentialID"))?;
+    let id = credential_id(body)?;
     let hashes = body.hashes("hash")?;
+    let algo = sign_algo(body, "hashAlgo")?;
+    body.check_client_data()?;
+    Ok(SignHashRequest {
+        id,
+        sad,
+        hashes,
+        algo,
+    })
+}
+
+/// The algorithms of a signHash request (both versions), in the order of the spec's error
+/// table: `signAlgo` (required), the hash algorithm (`hash_algo`: v1's `hashAlgo`, v2's
+/// `hashAlgorithmOID`), `signAlgoParams` (base64 DER, else `Invalid parameter
+/// signAlgoParams`). A present optional member that is not a string is `Missing (or invalid
+/// type) string parameter NAME`.
+pub(crate) fn sign_algo(body: &Body, hash_algo: &str) -> Result<SignAlgoRequest, ApiError> {
     let sign_algo = body.string("signAlgo")?.to_owned();
     let hash_algo = body
-        .opt_string("hashAlgo")
-        .map_err(|_| ApiError::missing("string", "hashAlgo"))?
+        .opt_string(hash_algo)
+        .map_err(|_| ApiError::missing("string", hash_algo))?
         .map(str::to_owned);
     let sign_algo_params = match body
         .opt_string("signAlgoParams")
@@ -67,15 +79,16 @@ fn parse(body: &Body) -> Result<SignHashRequest, ApiError> {
                 .map_err(|_| ApiError::invalid_parameter("signAlgoParams"))?,
         ),
     };
-    body.check_client_data()?;
-    Ok(SignHashRequest {
-        id,
-        sad,
-        hashes,
-        algo: SignAlgoRequest {
-            sign_algo,
-            hash_algo,
-            sign_algo_params,
-        },
+    Ok(SignAlgoRequest {
+        sign_algo,
+        hash_algo,
+        sign_algo_params,
+    })
+}
+
+/// The answer of signHash (both versions): the signature values, base64.
+pub(crate) fn sign_hash_response(signatures: &[Vec<u8>]) -> web::Json<SignHashResponse> {
+    web::Json(SignHashResponse {
+        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
     })
 }

@@ -29,12 +29,59 @@ const TSA_VALIDITY_DAYS: i64 = 1825;
 /// id-ce-extKeyUsage (RFC 5280 §4.2.1.12).
 const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 
-/// What `dev-ca.json` in the data directory keeps: the CA key's id in the token and the CA
-/// certificate. Neither is secret.
+/// What a key file of the data directory keeps: a key's id in the token and its certificate
+/// (base64 DER). The development CA's `dev-ca.json` and the TSA's file ([`crate::tsa`]) are
+/// such files. Neither member is secret.
 #[derive(Serialize, Deserialize)]
-struct DevCaFile {
+struct KeyFile {
     key_id: String,
     certificate: String,
+}
+
+/// Reads the key file at `path`: the key's id and the certificate (DER). `kind` names the file
+/// in the errors (`{path} is not a {kind} file`), which `error` makes.
+pub(crate) fn read_key_file(
+    path: &Path,
+    kind: &str,
+    error: fn(String) -> SamError,
+) -> Result<(KeyId, Vec<u8>), SamError> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    let file: KeyFile = serde_json::from_str(&text)
+        .map_err(|e| error(format!("{} is not a {kind} file: {e}", path.display())))?;
+    let key_id: KeyId = file
+        .key_id
+        .parse()
+        .map_err(|_| error(format!("{}: bad key id", path.display())))?;
+    let cert_der = STANDARD
+        .decode(file.certificate)
+        .map_err(|e| error(format!("{}: bad certificate: {e}", path.display())))?;
+    Ok((key_id, cert_der))
+}
+
+/// Writes the key file at `path` (through a temporary file renamed over it, so a crash never
+/// leaves half a file). `kind` and `error` as for [`read_key_file`].
+pub(crate) fn write_key_file(
+    path: &Path,
+    key_id: &KeyId,
+    cert_der: &[u8],
+    kind: &str,
+    error: fn(String) -> SamError,
+) -> Result<(), SamError> {
+    let file = KeyFile {
+        key_id: key_id.to_string(),
+        certificate: STANDARD.encode(cert_der),
+    };
+    let text = serde_json::to_string_pretty(&file)
+        .map_err(|e| error(format!("cannot encode the {kind} file: {e}")))?;
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| error(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A certificate issued by the development CA.
@@ -124,9 +171,9 @@ fn ca_params() -> CertificateParams {
     params
 }
 
-/// An end-entity certificate's parameters: subject CN, not a CA, digitalSignature +
-/// nonRepudiation, with the CA's key identifier.
-fn leaf_params(common_name: &str) -> CertificateParams {
+/// An end-entity certificate's parameters: subject CN, valid from now for `days`, not a CA,
+/// digitalSignature + nonRepudiation, with the CA's key identifier.
+fn leaf_params(common_name: &str, days: i64) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -137,6 +184,7 @@ fn leaf_params(common_name: &str) -> CertificateParams {
         KeyUsagePurpose::ContentCommitment,
     ];
     params.use_authority_key_identifier_extension = true;
+    validity(&mut params, days);
     params
 }
 
@@ -181,17 +229,7 @@ impl DevCa {
     }
 
     fn load(hsm: &Hsm, path: &Path) -> Result<DevCa, SamError> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| SamError::Ca(format!("cannot read {}: {e}", path.display())))?;
-        let file: DevCaFile = serde_json::from_str(&text)
-            .map_err(|e| SamError::Ca(format!("{} is not a CA file: {e}", path.display())))?;
-        let key_id: KeyId = file
-            .key_id
-            .parse()
-            .map_err(|_| SamError::Ca(format!("{}: bad key id", path.display())))?;
-        let cert_der = STANDARD
-            .decode(file.certificate)
-            .map_err(|e| SamError::Ca(format!("{}: bad certificate: {e}", path.display())))?;
+        let (key_id, cert_der) = read_key_file(path, "CA", SamError::Ca)?;
         let public = hsm.public_key(&key_id)?;
         let cert = openssl::x509::X509::from_der(&cert_der)?;
         let cert_key = cert.public_key()?;
@@ -229,20 +267,7 @@ impl DevCa {
     }
 
     fn save(&self, path: &Path) -> Result<(), SamError> {
-        let file = DevCaFile {
-            key_id: self.key_id.to_string(),
-            certificate: STANDARD.encode(&self.cert_der),
-        };
-        let text = serde_json::to_string_pretty(&file)
-            .map_err(|e| SamError::Ca(format!("cannot encode the CA file: {e}")))?;
-        let tmp = path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| SamError::Ca(format!("cannot write {}: {e}", path.display())))
+        write_key_file(path, &self.key_id, &self.cert_der, "CA", SamError::Ca)
     }
 
     /// The CA certificate (DER).
@@ -258,9 +283,11 @@ impl DevCa {
         common_name: &str,
         subject_key: &PublicKey,
     ) -> Result<IssuedCertificate, SamError> {
-        let mut params = leaf_params(common_name);
-        validity(&mut params, SIGNER_VALIDITY_DAYS);
-        self.issue(hsm, params, subject_key)
+        self.issue(
+            hsm,
+            leaf_params(common_name, SIGNER_VALIDITY_DAYS),
+            subject_key,
+        )
     }
 
     /// Issues the time-stamping authority's certificate (`sam::tsa`): digitalSignature +
@@ -273,11 +300,10 @@ impl DevCa {
         subject_key: &PublicKey,
     ) -> Result<IssuedCertificate, SamError> {
         use der::Encode;
-        let mut params = leaf_params(common_name);
+        let mut params = leaf_params(common_name, TSA_VALIDITY_DAYS);
         params
             .distinguished_name
             .push(DnType::OrganizationName, CA_ORGANIZATION);
-        validity(&mut params, TSA_VALIDITY_DAYS);
         // rcgen writes extendedKeyUsage non-critical; the TSA's is written as a custom
         // extension, its value DER-encoded by x509-cert's type
         let eku = x509_cert::ext::pkix::ExtendedKeyUsage(vec![

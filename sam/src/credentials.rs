@@ -2,7 +2,7 @@
 //! `credentials/info`): a page of credential IDs and one credential with its factors. Another
 //! user's credential is "unknown", never "forbidden", so its existence is not revealed.
 
-use storage::{Credential, CredentialId, FactorKind, UserId};
+use storage::{Conn, Credential, CredentialId, FactorKind, StorageError, UserId};
 
 use crate::activation::Caller;
 use crate::otp::OtpType;
@@ -44,18 +44,7 @@ impl Sam {
             let credentials = c.credentials_of_user(user, after, limit)?;
             credentials
                 .into_iter()
-                .map(|credential| {
-                    let has_pin = credential.factors.contains(&FactorKind::Pin);
-                    let otp = c
-                        .required_factors(&credential)?
-                        .otp
-                        .map(|f| OtpType::of(&f));
-                    Ok(CredentialView {
-                        credential,
-                        has_pin,
-                        otp,
-                    })
-                })
+                .map(|credential| view_of(c, credential))
                 .collect()
         })?)
     }
@@ -68,17 +57,21 @@ impl Sam {
         id: &CredentialId,
     ) -> Result<CredentialView, SamError> {
         let credential = self.credential_of(caller, id)?;
-        // The sealed factor set says what the credential requires, whatever rows exist.
-        let has_pin = credential.factors.contains(&FactorKind::Pin);
-        let otp = self
-            .store
-            .read(|c| c.required_factors(&credential))?
-            .otp
-            .map(|f| OtpType::of(&f));
-        Ok(CredentialView {
-            credential,
-            has_pin,
-            otp,
-        })
+        Ok(self.store.read(|c| view_of(c, credential))?)
     }
+}
+
+/// `credential` with its factors. The sealed factor set says what the credential requires,
+/// whatever rows exist.
+fn view_of(c: &mut Conn<'_>, credential: Credential) -> Result<CredentialView, StorageError> {
+    let has_pin = credential.factors.contains(&FactorKind::Pin);
+    let otp = c
+        .required_factors(&credential)?
+        .otp
+        .map(|f| OtpType::of(&f));
+    Ok(CredentialView {
+        credential,
+        has_pin,
+        otp,
+    })
 }

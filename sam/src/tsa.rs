@@ -31,14 +31,10 @@
 //!   policy, genTime, whether a nonce came, which door), written and committed BEFORE the
 //!   token is signed (write-ahead, as signHash): a token never leaves without its record.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::{HashAlg, KeyId, KeySpec, SignMechanism};
 use cmpv2::status::PkiStatus;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -53,7 +49,6 @@ use der::{
     Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
     Tagged, Writer,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
@@ -62,6 +57,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_tsp::{Accuracy, MessageImprint, TspVersion};
 
+use crate::ca::{read_key_file, write_key_file};
 use crate::secrets::random_bytes;
 use crate::{AuditEvent, Principal, Sam, SamError, audit_event, client_actor};
 
@@ -105,13 +101,6 @@ impl TsaSettings {
             serial_prefix: 0,
         }
     }
-}
-
-/// What `tsa.json` keeps: the key's id in the token and the TSA certificate. Neither is secret.
-#[derive(Serialize, Deserialize)]
-struct TsaFile {
-    key_id: String,
-    certificate: String,
 }
 
 /// The loaded TSA.
@@ -509,17 +498,7 @@ impl Tsa {
 
     fn load(hsm: &cm_pkcs11::Hsm, settings: &TsaSettings) -> Result<Tsa, SamError> {
         let path = &settings.file;
-        let text = fs::read_to_string(path)
-            .map_err(|e| tsa_error(format!("cannot read {}: {e}", path.display())))?;
-        let file: TsaFile = serde_json::from_str(&text)
-            .map_err(|e| tsa_error(format!("{} is not a TSA file: {e}", path.display())))?;
-        let key_id: KeyId = file
-            .key_id
-            .parse()
-            .map_err(|_| tsa_error(format!("{}: bad key id", path.display())))?;
-        let cert_der = STANDARD
-            .decode(file.certificate)
-            .map_err(|e| tsa_error(format!("{}: bad certificate: {e}", path.display())))?;
+        let (key_id, cert_der) = read_key_file(path, "TSA", SamError::Tsa)?;
         let token_key = hsm.public_key(&key_id)?.to_openssl()?;
         let cert_key = openssl::x509::X509::from_der(&cert_der)?.public_key()?;
         if !cert_key.public_eq(&token_key) {
@@ -531,19 +510,7 @@ impl Tsa {
     }
 
     fn save(&self, path: &Path) -> Result<(), SamError> {
-        let file = TsaFile {
-            key_id: self.key_id.to_string(),
-            certificate: STANDARD.encode(&self.cert_der),
-        };
-        let text = serde_json::to_string_pretty(&file).map_err(tsa_error)?;
-        let tmp = path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| tsa_error(format!("cannot write {}: {e}", path.display())))
+        write_key_file(path, &self.key_id, &self.cert_der, "TSA", SamError::Tsa)
     }
 }
 

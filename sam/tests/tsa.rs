@@ -22,12 +22,26 @@ fn events(sam: &Sam, name: &str) -> usize {
         .count()
 }
 
-#[test]
-fn an_existing_deployment_gets_a_tsa_at_its_next_start_and_keeps_it() {
+/// A fresh token and data directory with a SQLite store in it.
+fn deployment() -> (TestToken, tempfile::TempDir, Store) {
     let token = TestToken::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    (token, dir, store)
+}
+
+fn assert_tsa_refused(refused: Result<Sam, SamError>) {
+    assert!(
+        matches!(refused, Err(SamError::Tsa(_))),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn an_existing_deployment_gets_a_tsa_at_its_next_start_and_keeps_it() {
+    let (token, dir, store) = deployment();
     let ca_file = dir.path().join("dev-ca.json");
     let settings = TsaSettings::new(dir.path().join("tsa.json"), "Example TSA".into());
 
@@ -81,10 +95,7 @@ fn an_existing_deployment_gets_a_tsa_at_its_next_start_and_keeps_it() {
 
 #[test]
 fn a_tsa_file_naming_another_key_is_refused() {
-    let token = TestToken::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let (token, dir, store) = deployment();
     let ca_file = dir.path().join("dev-ca.json");
     let tsa_file = dir.path().join("tsa.json");
     let settings = TsaSettings::new(tsa_file.clone(), "Example TSA".into());
@@ -103,28 +114,17 @@ fn a_tsa_file_naming_another_key_is_refused() {
     let refused = Sam::open(&token.config, store, &ca_file)
         .expect("sam")
         .with_tsa(&settings);
-    assert!(
-        matches!(refused, Err(SamError::Tsa(_))),
-        "{:?}",
-        refused.err()
-    );
+    assert_tsa_refused(refused);
 }
 
 #[test]
 fn a_policy_that_is_not_an_oid_is_refused_before_anything_is_created() {
-    let token = TestToken::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+    let (token, dir, store) = deployment();
     let mut settings = TsaSettings::new(dir.path().join("tsa.json"), "Example TSA".into());
     settings.policy_oid = "sha256".into();
     let refused = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
         .expect("sam")
         .with_tsa(&settings);
-    assert!(
-        matches!(refused, Err(SamError::Tsa(_))),
-        "{:?}",
-        refused.err()
-    );
+    assert_tsa_refused(refused);
     assert!(!dir.path().join("tsa.json").exists());
 }

@@ -7,14 +7,13 @@
 //! `oauth2/authorize?client_id=…&request_uri=…` then opens the page for it, once.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::FormBody;
 use super::page::REQUEST_URI_PREFIX;
 use super::page::validate::validate;
-use super::token::{client_credentials, form};
+use super::token::{client_credentials, form, no_store_json};
 use crate::app::AppState;
 use crate::error::{ApiError, blocking};
 
@@ -61,8 +60,5 @@ pub async fn pushed_authorize(
         })
     })
     .await?;
-    Ok(HttpResponse::build(StatusCode::CREATED)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(answer))
+    Ok(no_store_json(StatusCode::CREATED, &answer))
 }

@@ -76,9 +76,11 @@ enum Answer {
     Credential(OAuthCredentialTokenResponse),
 }
 
-/// An answer of the token endpoint: JSON, never cached (RFC 6749 §5.1).
-pub(crate) fn token_response(body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Ok()
+/// A JSON answer that is never cached (`Cache-Control: no-store`, `Pragma: no-cache`): the
+/// token endpoint's (200, RFC 6749 §5.1) and the pushed authorization endpoint's (201, RFC 9126
+/// §2.2).
+pub(crate) fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(body)
@@ -172,8 +174,8 @@ pub async fn token(
     })
     .await?;
     Ok(match answer {
-        Answer::Token(t) => token_response(&t),
-        Answer::Credential(t) => token_response(&t),
+        Answer::Token(t) => no_store_json(StatusCode::OK, &t),
+        Answer::Credential(t) => no_store_json(StatusCode::OK, &t),
     })
 }
 

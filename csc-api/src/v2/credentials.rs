@@ -29,7 +29,9 @@ use super::{CredentialBearer, credential_bearer};
 use crate::app::AppState;
 use crate::auth::{Authenticated, Bearer};
 use crate::body::Body;
-use crate::credentials::{InfoOptions, credential_id, key_and_cert, secret, usable_now, user_id};
+use crate::credentials::{
+    InfoOptions, credential_id, flat_factors, key_and_cert, sad_response, usable_now, user_id,
+};
 use crate::error::{ApiError, blocking};
 
 /// The most credentials one v2 `credentials/list` answers, in credential-ID order. v2.0.0.x
@@ -213,10 +215,7 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
         Some(Value::Array(items)) => Some(items),
         Some(_) => return Err(ApiError::missing("array", "authData")),
     };
-    let flat = Factors {
-        pin: secret(body, "PIN")?,
-        otp: secret(body, "OTP")?,
-    };
+    let flat = flat_factors(body)?;
     let Some(items) = auth_data else {
         return Ok((flat, None));
     };
@@ -296,10 +295,7 @@ pub async fn authorize(
             .map_err(ApiError::v2)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }
 
 /// `credentials/authorizeCheck` (v2 §11.7). Every authorization of this server is synchronous:
@@ -361,8 +357,5 @@ pub async fn extend_transaction(
             .map_err(ApiError::v2)
     })
     .await?;
-    Ok(web::Json(SadResponse {
-        sad: issued.sad,
-        expires_in: Some(issued.expires_in),
-    }))
+    Ok(sad_response(issued))
 }

@@ -3,8 +3,6 @@
 //! or as the Bearer token (a credential-scope access token IS a SAD).
 
 use actix_web::web;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use csc_types::SignHashResponse;
 use sam::{CredentialId, SignAlgoRequest};
 
@@ -14,6 +12,7 @@ use crate::auth::Bearer;
 use crate::body::Body;
 use crate::credentials::credential_id;
 use crate::error::{ApiError, blocking};
+use crate::signatures::{sign_algo, sign_hash_response};
 
 /// `signatures/signHash`. The token, the body and the signing are handled in ONE blocking call,
 /// the token first (a bad token is 401 whatever the body):
@@ -59,9 +58,7 @@ pub async fn sign_hash(
             .map_err(ApiError::v2)
     })
     .await?;
-    Ok(web::Json(SignHashResponse {
-        signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect(),
-    }))
+    Ok(sign_hash_response(&signatures))
 }
 
 /// A v2 signHash request, read.
@@ -89,22 +86,7 @@ fn parse(body: &Body, sad_required: bool) -> Result<SignHashRequest, ApiError> {
     };
     let id = credential_id(body)?;
     let hashes = body.hashes("hashes")?;
-    let sign_algo = body.string("signAlgo")?.to_owned();
-    let hash_algo = body
-        .opt_string("hashAlgorithmOID")
-        .map_err(|_| ApiError::missing("string", "hashAlgorithmOID"))?
-        .map(str::to_owned);
-    let sign_algo_params = match body
-        .opt_string("signAlgoParams")
-        .map_err(|_| ApiError::missing("string", "signAlgoParams"))?
-    {
-        None => None,
-        Some(p) => Some(
-            STANDARD
-                .decode(p)
-                .map_err(|_| ApiError::invalid_parameter("signAlgoParams"))?,
-        ),
-    };
+    let algo = sign_algo(body, "hashAlgorithmOID")?;
     for only_asynchronous in ["validity_period", "response_uri"] {
         if body.0.get(only_asynchronous).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::invalid_parameter(only_asynchronous));
@@ -115,10 +97,6 @@ fn parse(body: &Body, sad_required: bool) -> Result<SignHashRequest, ApiError> {
         id,
         sad,
         hashes,
-        algo: SignAlgoRequest {
-            sign_algo,
-            hash_algo,
-            sign_algo_params,
-        },
+        algo,
     })
 }

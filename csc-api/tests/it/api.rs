@@ -51,8 +51,9 @@ fn signer_cert(api: &impl Csc, token: &str, cred: &str) -> X509 {
     .expect("der")
 }
 
-/// Verifies a raw signature over `digest` with the certificate's key.
-fn verifies(
+/// Verifies a raw signature over `digest` (`md`: SHA-256 or SHA-384) with the certificate's
+/// key: RSA PKCS#1 v1.5, or PSS with `pss_salt` (MGF1-SHA-256), or DER ECDSA.
+pub(crate) fn verifies(
     cert: &X509,
     digest: &[u8],
     md: MessageDigest,

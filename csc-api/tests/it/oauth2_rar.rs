@@ -97,15 +97,7 @@ impl Rar {
     fn consent(&self, request_uri: &str) -> (Agent<'_>, String, Page) {
         let mut agent = Agent::new(&self.k);
         let page = self.open(&mut agent, &self.client_id, request_uri);
-        assert_eq!(page.status, 200, "{}", page.body);
-        let handle = handle_of(&page.body);
-        let page = agent.post(&[
-            ("request", &handle),
-            ("username", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("action", "login"),
-        ]);
-        assert_eq!(page.status, 200, "{}", page.body);
+        let (handle, page) = sign_in(&mut agent, page);
         (agent, handle, page)
     }
 
@@ -136,6 +128,21 @@ impl Rar {
             Some((&self.client_id, &self.secret)),
         )
     }
+}
+
+/// Signs in as alice on the authorization `page` the agent opened: the form's handle and the
+/// consent page.
+fn sign_in(agent: &mut Agent<'_>, page: Page) -> (String, Page) {
+    assert_eq!(page.status, 200, "{}", page.body);
+    let handle = handle_of(&page.body);
+    let page = agent.post(&[
+        ("request", &handle),
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("action", "login"),
+    ]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    (handle, page)
 }
 
 /// Signs `hashes` with the credential token of an `authorization_details` grant, as a v2
@@ -650,14 +657,7 @@ fn authorization_details_on_the_authorize_query_work_as_pushed_and_v1_keeps_sad(
     );
     let mut agent = Agent::new(&f.k);
     let page = agent.get(&url);
-    assert_eq!(page.status, 200, "{}", page.body);
-    let handle = handle_of(&page.body);
-    let page = agent.post(&[
-        ("request", &handle),
-        ("username", "alice"),
-        ("password", ALICE_PASSWORD),
-        ("action", "login"),
-    ]);
+    let (handle, page) = sign_in(&mut agent, page);
     assert!(page.body.contains("Invoice 7"), "{}", page.body);
     let code = f.approve(&mut agent, &handle, &[]);
     let (status, token) = f.token(&code, &verifier);
@@ -687,13 +687,7 @@ fn authorization_details_on_the_authorize_query_work_as_pushed_and_v1_keeps_sad(
     );
     let mut agent = Agent::new(&f.k);
     let page = agent.get(&url);
-    let handle = handle_of(&page.body);
-    agent.post(&[
-        ("request", &handle),
-        ("username", "alice"),
-        ("password", ALICE_PASSWORD),
-        ("action", "login"),
-    ]);
+    let (handle, _) = sign_in(&mut agent, page);
     let code = f.approve(&mut agent, &handle, &[]);
     let (status, token) = f.token(&code, &verifier);
     assert_eq!(status, 200, "{token}");

@@ -836,53 +836,31 @@ fn openssl_ts_verify_accepts_tokens_of_both_doors() {
         .expect("base64");
     std::fs::write(dir.join("token.der"), &token).expect("write");
     let hex_digest = hex::encode(digest);
-    let (ok, out) = openssl(
-        &[
-            "ts",
-            "-verify",
-            "-digest",
-            &hex_digest,
-            "-in",
-            "token.der",
-            "-token_in",
-            "-CAfile",
-            "ca.pem",
-        ],
-        dir,
-    );
+    // `openssl ts -verify` of the token against a digest (hex) and a root
+    let verify = |digest: &str, root: &str| {
+        openssl(
+            &[
+                "ts",
+                "-verify",
+                "-digest",
+                digest,
+                "-in",
+                "token.der",
+                "-token_in",
+                "-CAfile",
+                root,
+            ],
+            dir,
+        )
+    };
+    let (ok, out) = verify(&hex_digest, "ca.pem");
     assert!(ok && out.contains("Verification: OK"), "{out}");
     // and refuses it for another digest, or without the dev CA as the root
     let other = hex::encode(openssl::sha::sha256(b"another document"));
-    let (ok, out) = openssl(
-        &[
-            "ts",
-            "-verify",
-            "-digest",
-            &other,
-            "-in",
-            "token.der",
-            "-token_in",
-            "-CAfile",
-            "ca.pem",
-        ],
-        dir,
-    );
+    let (ok, out) = verify(&other, "ca.pem");
     assert!(!ok, "{out}");
     std::fs::write(dir.join("self.pem"), tsa_cert(&k).to_pem().expect("PEM")).expect("write");
-    let (ok, out) = openssl(
-        &[
-            "ts",
-            "-verify",
-            "-digest",
-            &hex_digest,
-            "-in",
-            "token.der",
-            "-token_in",
-            "-CAfile",
-            "self.pem",
-        ],
-        dir,
-    );
+    let (ok, out) = verify(&hex_digest, "self.pem");
     assert!(!ok, "the TSA certificate is no root: {out}");
 
     // /tsa: a query made by openssl itself (nonce, certReq), the reply checked against it

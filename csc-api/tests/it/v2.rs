@@ -6,8 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use openssl::pkey_ctx::PkeyCtx;
-use openssl::rsa::Padding;
+use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use serde_json::{Value, json};
 
@@ -83,25 +82,9 @@ fn signer_cert(k: &Kit, token: &str, cred: &str) -> X509 {
 }
 
 /// Verifies a raw SHA-256 signature (RSA PKCS#1 v1.5 or PSS with `pss_salt`, or DER ECDSA)
-/// over `digest` with the certificate's key.
+/// over `digest` with the certificate's key ([`crate::api::verifies`]).
 fn verifies(cert: &X509, digest: &[u8], sig: &[u8], pss_salt: Option<i32>) -> bool {
-    let key = cert.public_key().expect("key");
-    let mut ctx = PkeyCtx::new(&key).expect("ctx");
-    ctx.verify_init().expect("init");
-    if key.rsa().is_ok() {
-        match pss_salt {
-            Some(salt) => {
-                ctx.set_rsa_padding(Padding::PKCS1_PSS).expect("pss");
-                ctx.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(salt))
-                    .expect("salt");
-                ctx.set_rsa_mgf1_md(openssl::md::Md::sha256())
-                    .expect("mgf1");
-            }
-            None => ctx.set_rsa_padding(Padding::PKCS1).expect("pkcs1"),
-        }
-    }
-    ctx.set_signature_md(openssl::md::Md::sha256()).expect("md");
-    ctx.verify(digest, sig).unwrap_or(false)
+    crate::api::verifies(cert, digest, MessageDigest::sha256(), sig, pss_salt)
 }
 
 /// v2 `credentials/authorize` with the PIN as `authData`.

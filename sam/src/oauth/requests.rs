@@ -33,6 +33,30 @@ pub struct PendingHandle {
     pub request_hash: [u8; 32],
 }
 
+impl PendingHandle {
+    /// A new random handle and its digest by `digest` ([`handle_digest`] for a page's,
+    /// [`pushed_request_digest`] for a pushed request's).
+    fn new(digest: fn(&str) -> [u8; 32]) -> Result<PendingHandle, SamError> {
+        let handle = random_token(32)?;
+        let request_hash = digest(&handle);
+        Ok(PendingHandle {
+            handle,
+            request_hash,
+        })
+    }
+
+    /// The row of the pending request under this handle: `params` of `client_id`, until `ttl`
+    /// from now.
+    fn row(&self, client_id: &str, params: &str, ttl: chrono::Duration) -> NewOAuthRequest {
+        NewOAuthRequest {
+            request_hash: self.request_hash.to_vec(),
+            client_id: client_id.to_owned(),
+            params: params.to_owned(),
+            expires_at: utc_now() + ttl,
+        }
+    }
+}
+
 /// A pending request found by its handle, with its client.
 #[derive(Debug, Clone)]
 pub struct OpenRequest {
@@ -95,20 +119,10 @@ impl Sam {
         params: String,
         ttl: chrono::Duration,
     ) -> Result<PendingHandle, SamError> {
-        let handle = random_token(32)?;
-        let request_hash = handle_digest(&handle);
-        self.store.write(|c| {
-            c.insert_oauth_request(&NewOAuthRequest {
-                request_hash: request_hash.to_vec(),
-                client_id: client_id.to_owned(),
-                params: params.clone(),
-                expires_at: utc_now() + ttl,
-            })
-        })?;
-        Ok(PendingHandle {
-            handle,
-            request_hash,
-        })
+        let pending = PendingHandle::new(handle_digest)?;
+        self.store
+            .write(|c| c.insert_oauth_request(&pending.row(client_id, &params, ttl)))?;
+        Ok(pending)
     }
 
     /// A pushed authorization request (RFC 9126), validated by the HTTP layer (`params`: its
@@ -123,15 +137,9 @@ impl Sam {
         params: String,
         ttl: chrono::Duration,
     ) -> Result<PendingHandle, SamError> {
-        let handle = random_token(32)?;
-        let request_hash = pushed_request_digest(&handle);
+        let pending = PendingHandle::new(pushed_request_digest)?;
         self.store.write(|c| {
-            c.insert_oauth_request(&NewOAuthRequest {
-                request_hash: request_hash.to_vec(),
-                client_id: client_id.to_owned(),
-                params: params.clone(),
-                expires_at: utc_now() + ttl,
-            })?;
+            c.insert_oauth_request(&pending.row(client_id, &params, ttl))?;
             c.append_audit(
                 &NewAuditEvent::new(
                     crate::AuditEvent::OAuth2Authorize,
@@ -146,10 +154,7 @@ impl Sam {
                 })),
             )
         })?;
-        Ok(PendingHandle {
-            handle,
-            request_hash,
-        })
+        Ok(pending)
     }
 
     /// The pushed request a `request_uri` names (its handle), for `client_id`, used up: it is

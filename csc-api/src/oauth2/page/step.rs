@@ -329,6 +329,20 @@ impl Step<'_> {
         }
     }
 
+    /// Binds the pending request to the signer ([`sam::Sam::bind_oauth_request`]): `false` when
+    /// it is already bound or gone ([`SamError::RequestGone`]).
+    fn bind(&self, user: &User) -> Result<bool, ApiError> {
+        match self
+            .state
+            .sam
+            .bind_oauth_request(&self.request_hash, &user.id)
+        {
+            Ok(()) => Ok(true),
+            Err(SamError::RequestGone) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Scope `credential`, after sign-in: the SAM's own activation checks (before the factors),
     /// binds the request to the signer, sends an online OTP, shows the consent step.
     fn start_consent(&self, user: &User) -> Result<Answer, ApiError> {
@@ -339,14 +353,8 @@ impl Step<'_> {
                     "The user has no credential usable for this request",
                 );
             }
-            match self
-                .state
-                .sam
-                .bind_oauth_request(&self.request_hash, &user.id)
-            {
-                Ok(()) => {}
-                Err(SamError::RequestGone) => return Ok(self.already_answered()),
-                Err(e) => return Err(e.into()),
+            if !self.bind(user)? {
+                return Ok(self.already_answered());
             }
             return self.consent_page(user, None, None);
         }
@@ -360,14 +368,8 @@ impl Step<'_> {
         ) {
             return self.refused(e);
         }
-        match self
-            .state
-            .sam
-            .bind_oauth_request(&self.request_hash, &user.id)
-        {
-            Ok(()) => {}
-            Err(SamError::RequestGone) => return Ok(self.already_answered()),
-            Err(e) => return Err(e.into()),
+        if !self.bind(user)? {
+            return Ok(self.already_answered());
         }
         match self.state.sam.offer_online_otp(&caller, &id)? {
             OtpOffer::Refused(SamError::OtpLocked) => {
