@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use csc_types::{AuthorizeRequest, CredentialsInfoRequest, SignHashRequest};
+use csc_types::{
+    AuthorizeRequest, CredentialsInfoRequest, ExtendTransactionRequest, SignHashRequest,
+};
 use openssl::x509::X509;
 use serde_json::{Value, json};
 
@@ -449,32 +451,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The `credentials/authorize` request for `n` signatures of `cred`, with its factors; the
-    /// hashes are bound when the credential is SCAL 2 (or when `bind` is set).
-    pub fn authorize_request(
-        &mut self,
-        cred: &Cred,
-        n: u32,
-        hashes: &[Vec<u8>],
-        bind: bool,
-    ) -> Need<AuthorizeRequest> {
-        self.listed("credentials/authorize")?;
-        let (pin, otp) = self.factors(cred)?;
-        let hash =
-            (cred.scal == 2 || bind).then(|| hashes.iter().map(|h| crypto::b64(h)).collect());
-        Ok(AuthorizeRequest {
-            credential_id: cred.id.clone(),
-            num_signatures: n,
-            hash,
-            pin,
-            otp,
-            ..AuthorizeRequest::default()
-        })
-    }
-
-    /// The `credentials/authorize` body for `n` signatures of `cred` in the API under test:
-    /// v1 [`Ctx::authorize_request`]; v2 `authData` and `hashes` with `hashAlgorithmOID`
-    /// ([`authorize_body_v2`]).
+    /// The `credentials/authorize` body for `n` signatures of `cred` in the API under test,
+    /// with its factors; the hashes are bound when the credential is SCAL 2 (or when `bind` is
+    /// set). See [`Ctx::authorize_body_with`] for what differs between v1 and v2.
     pub fn authorize_body(
         &mut self,
         cred: &Cred,
@@ -482,20 +461,33 @@ impl<'a> Ctx<'a> {
         hashes: &[Vec<u8>],
         bind: bool,
     ) -> Need<Value> {
+        self.listed("credentials/authorize")?;
+        let (pin, otp) = self.factors(cred)?;
+        let bound = (cred.scal == 2 || bind).then_some(hashes);
+        Ok(self.authorize_body_with(cred, n, bound, pin.as_deref(), otp.as_deref()))
+    }
+
+    /// The `credentials/authorize` body for `n` signatures of `cred` with these factors and,
+    /// when given, these hashes bound: v1 `hash`, `PIN`, `OTP` (§11.6); v2 `hashes` with
+    /// `hashAlgorithmOID` and `authData` ([`authorize_body_v2`]).
+    pub fn authorize_body_with(
+        &self,
+        cred: &Cred,
+        n: u32,
+        hashes: Option<&[Vec<u8>]>,
+        pin: Option<&str>,
+        otp: Option<&str>,
+    ) -> Value {
         match self.api {
-            Api::V1 => Ok(to_json(&self.authorize_request(cred, n, hashes, bind)?)),
-            Api::V2 => {
-                self.listed("credentials/authorize")?;
-                let (pin, otp) = self.factors(cred)?;
-                let bound = (cred.scal == 2 || bind).then_some(hashes);
-                Ok(authorize_body_v2(
-                    cred,
-                    n,
-                    bound,
-                    pin.as_deref(),
-                    otp.as_deref(),
-                ))
-            }
+            Api::V1 => to_json(&AuthorizeRequest {
+                credential_id: cred.id.clone(),
+                num_signatures: n,
+                hash: hashes.map(|hs| hs.iter().map(|h| crypto::b64(h)).collect()),
+                pin: pin.map(str::to_owned),
+                otp: otp.map(str::to_owned),
+                ..AuthorizeRequest::default()
+            }),
+            Api::V2 => authorize_body_v2(cred, n, hashes, pin, otp),
         }
     }
 
@@ -514,19 +506,56 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A `signatures/signHash` request.
-    pub fn sign_request(
-        cred: &Cred,
-        sad: &str,
-        hashes: &[Vec<u8>],
-        sign_algo: &str,
-    ) -> SignHashRequest {
-        SignHashRequest {
-            credential_id: cred.id.clone(),
-            sad: sad.to_owned(),
-            hash: hashes.iter().map(|h| crypto::b64(h)).collect(),
-            sign_algo: sign_algo.to_owned(),
-            ..SignHashRequest::default()
+    /// The `signatures/signHash` body in the API under test: v1 `hash` (§11.9), v2 `hashes`
+    /// with `hashAlgorithmOID` ([`sign_body_v2`]).
+    pub fn sign_body(&self, cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
+        match self.api {
+            Api::V1 => to_json(&SignHashRequest {
+                credential_id: cred.id.clone(),
+                sad: sad.to_owned(),
+                hash: hashes.iter().map(|h| crypto::b64(h)).collect(),
+                sign_algo: sign_algo.to_owned(),
+                ..SignHashRequest::default()
+            }),
+            Api::V2 => sign_body_v2(cred, sad, hashes, sign_algo),
+        }
+    }
+
+    /// The `credentials/extendTransaction` body in the API under test: `credentialID`, `SAD`
+    /// and, at SCAL 2, the hashes (v1 `hash`; v2 `hashes` with `hashAlgorithmOID`).
+    pub fn extend_body(&self, cred: &Cred, sad: &str, hashes: &[Vec<u8>]) -> Value {
+        let scal2 = cred.scal == 2;
+        match self.api {
+            Api::V1 => to_json(&ExtendTransactionRequest {
+                credential_id: cred.id.clone(),
+                sad: sad.to_owned(),
+                hash: scal2.then(|| hashes.iter().map(|h| crypto::b64(h)).collect()),
+                ..ExtendTransactionRequest::default()
+            }),
+            Api::V2 => {
+                let body = json!({ "credentialID": cred.id, "SAD": sad });
+                if scal2 {
+                    with_hashes(body, hashes)
+                } else {
+                    body
+                }
+            }
+        }
+    }
+
+    /// The member that carries the hashes in the API under test: v1 `hash`, v2 `hashes`.
+    pub fn hashes_member(&self) -> &'static str {
+        match self.api {
+            Api::V1 => "hash",
+            Api::V2 => "hashes",
+        }
+    }
+
+    /// The member that names the digest algorithm: v1 `hashAlgo`, v2 `hashAlgorithmOID`.
+    pub fn hash_algo_member(&self) -> &'static str {
+        match self.api {
+            Api::V1 => "hashAlgo",
+            Api::V2 => "hashAlgorithmOID",
         }
     }
 

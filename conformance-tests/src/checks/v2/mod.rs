@@ -9,13 +9,12 @@
 //! (`hashes` with `hashAlgorithmOID`, `authData`, `auth` objects, `getChallenge`,
 //! `authorizeCheck`, `operationMode`, ...).
 
-use super::{Check, errors, login, revoke, timestamp};
+use super::{Check, bearer, errors, extend, login, revoke, timestamp};
+use crate::Api;
 
 mod authorize;
-mod bearer;
 mod challenge;
 mod credinfo;
-mod extend;
 mod info;
 mod list;
 mod signhash;
@@ -27,6 +26,14 @@ const MOVED: &[(&str, &str)] = &[
         "§11.9 credentials/extendTransaction",
     ),
     ("§11.9 signatures/signHash", "§11.10 signatures/signHash"),
+    (
+        "§9 / §11.9 signatures/signHash",
+        "§9 / §11.10 signatures/signHash",
+    ),
+    (
+        "§8.2 SCAL / §11.9 signatures/signHash",
+        "§8.2 SCAL / §11.10 signatures/signHash",
+    ),
     ("§11.10 signatures/timestamp", "§11.13 signatures/timestamp"),
     // v1's status table; v2's own bearer checks cite it so
     ("§10 Table 2", "§10 statuses"),
@@ -54,14 +61,14 @@ pub fn catalogue() -> Vec<Check> {
     let mut all = Vec::new();
     all.extend(info::checks());
     all.extend(login::checks().into_iter().map(relabel));
-    all.extend(bearer::checks());
+    all.extend(bearer::checks_for(Api::V2));
     all.extend(list::checks());
     all.extend(credinfo::checks());
     all.extend(authorize::checks());
     all.extend(challenge::checks());
     all.extend(signhash::checks());
     all.extend(timestamp::checks().into_iter().map(relabel));
-    all.extend(extend::checks());
+    all.extend(extend::checks_for(Api::V2));
     all.extend(revoke::checks().into_iter().map(relabel));
     all.extend(errors::checks().into_iter().map(relabel));
     all
