@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use csc_types::{CredentialsListRequest, CredentialsListResponse};
 use serde_json::json;
 
-use super::{Check, bogus, check};
+use super::{Check, bogus, check, labelled};
+use crate::Api;
 use crate::ctx::{Ctx, Need, expect_error, to_json};
 use crate::http::Auth;
 use crate::report::Outcome;
@@ -56,6 +57,37 @@ fn all_pages(
         "the last page within 1000 pages",
         "nextPageToken after 1000 pages",
     ))
+}
+
+/// `list.userID-forbidden` (the same rule in v2).
+pub(crate) fn user_id_forbidden(api: Api) -> Check {
+    labelled(
+        api,
+        check(
+            "list.userID-forbidden",
+            S,
+            "userID under a user-specific service authorization is 400 invalid_request",
+            |ctx: &mut Ctx<'_>| {
+                ctx.listed("credentials/list")?;
+                let user_specific = ctx
+                    .auth_types()
+                    .iter()
+                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
+                if !user_specific {
+                    return Ok(Outcome::skip(
+                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
+                    ));
+                }
+                let r = ctx.call("credentials/list", &json!({ "userID": bogus("user") }))?;
+                Ok(expect_error(
+                    &r,
+                    400,
+                    "invalid_request",
+                    Some("userID parameter MUST be null"),
+                ))
+            },
+        ),
+    )
 }
 
 pub fn checks() -> Vec<Check> {
@@ -160,30 +192,7 @@ pub fn checks() -> Vec<Check> {
                 ))
             },
         ),
-        check(
-            "list.userID-forbidden",
-            S,
-            "userID under a user-specific service authorization is 400 invalid_request",
-            |ctx: &mut Ctx<'_>| {
-                ctx.listed("credentials/list")?;
-                let user_specific = ctx
-                    .auth_types()
-                    .iter()
-                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
-                if !user_specific {
-                    return Ok(Outcome::skip(
-                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
-                    ));
-                }
-                let r = ctx.call("credentials/list", &json!({ "userID": bogus("user") }))?;
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("userID parameter MUST be null"),
-                ))
-            },
-        ),
+        user_id_forbidden(Api::V1),
         check(
             "list.other-user",
             S,

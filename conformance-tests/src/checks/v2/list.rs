@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::checks::{Check, bogus, check};
+use crate::Api;
+use crate::checks::{Check, bogus, check, list as v1_list};
 use crate::ctx::{Ctx, Need, expect_error, member};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
@@ -251,30 +252,7 @@ pub fn checks() -> Vec<Check> {
                 ))
             },
         ),
-        check(
-            "v2.list.userID-forbidden",
-            S,
-            "userID under a user-specific service authorization is 400 invalid_request",
-            |ctx: &mut Ctx<'_>| {
-                ctx.listed("credentials/list")?;
-                let user_specific = ctx
-                    .auth_types()
-                    .iter()
-                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
-                if !user_specific {
-                    return Ok(Outcome::skip(
-                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
-                    ));
-                }
-                let r = list(ctx, &json!({ "userID": bogus("user") }))?;
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("userID parameter MUST be null"),
-                ))
-            },
-        ),
+        v1_list::user_id_forbidden(Api::V2),
         check(
             "v2.list.other-user",
             S,
