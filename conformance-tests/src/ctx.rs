@@ -721,6 +721,11 @@ pub fn expect_error(r: &Resp, status: u16, error: &str, description: Option<&str
     Outcome::check(ok, expected, r.brief())
 }
 
+/// Expects 400 invalid_request and, when given, this `error_description`: the input errors.
+pub fn expect_invalid_request(r: &Resp, description: Option<&str>) -> Outcome {
+    expect_error(r, 400, "invalid_request", description)
+}
+
 /// Expects a CSC error with this status and one of these (`error`, `error_description`)
 /// pairs: for the v2 strings REFERENCE marks "V2T only", where the v1 wording is accepted too.
 pub fn expect_error_any(r: &Resp, status: u16, pairs: &[(&str, Option<&str>)]) -> Outcome {

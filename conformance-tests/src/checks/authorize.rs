@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Check, bogus, check, labelled};
 use crate::Api;
 use crate::crypto::{self, Digest};
-use crate::ctx::{Cred, Ctx, Need, expect_error, expect_error_any, with, without};
+use crate::ctx::{Cred, Ctx, Need, expect_error_any, expect_invalid_request, with, without};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -150,10 +150,8 @@ pub(crate) fn input_checks(api: Api) -> Vec<Check> {
                 let cred = quiet(ctx)?;
                 let body = without(request_without_otp(ctx, &cred, 1), "credentialID");
                 let r = ctx.call("credentials/authorize", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Missing (or invalid type) string parameter credentialID"),
                 ))
             },
@@ -170,10 +168,8 @@ pub(crate) fn input_checks(api: Api) -> Vec<Check> {
                     json!(bogus("credential")),
                 );
                 let r = ctx.call("credentials/authorize", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },
@@ -186,10 +182,8 @@ pub(crate) fn input_checks(api: Api) -> Vec<Check> {
                 let cred = quiet(ctx)?;
                 let body = without(request_without_otp(ctx, &cred, 1), "numSignatures");
                 let r = ctx.call("credentials/authorize", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Missing (or invalid type) integer parameter numSignatures"),
                 ))
             },
@@ -206,10 +200,8 @@ pub(crate) fn input_checks(api: Api) -> Vec<Check> {
                     json!(0),
                 );
                 let r = ctx.call("credentials/authorize", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid value for parameter numSignatures"),
                 ))
             },
@@ -229,10 +221,8 @@ pub(crate) fn input_checks(api: Api) -> Vec<Check> {
                 }
                 let body = request_without_otp(ctx, &cred, n);
                 let r = ctx.call("credentials/authorize", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Numbers of signatures is too high"),
                 ))
             },
@@ -348,7 +338,7 @@ pub(crate) fn last_checks(api: Api) -> Vec<Check> {
                 "hashAlgorithmOID",
             );
             let r = ctx.call("credentials/authorize", &body)?;
-            Ok(expect_error(&r, 400, "invalid_request", None))
+            Ok(expect_invalid_request(&r, None))
         }),
         check(
             "authorize.other-user",
@@ -361,10 +351,8 @@ pub(crate) fn last_checks(api: Api) -> Vec<Check> {
                 let r = ctx
                     .http
                     .post("credentials/authorize", Auth::Bearer(&other), &body);
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },

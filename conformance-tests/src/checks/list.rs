@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Check, bogus, check, labelled};
 use crate::Api;
-use crate::ctx::{Ctx, Need, expect_error, to_json};
+use crate::ctx::{Ctx, Need, expect_invalid_request, to_json};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -79,10 +79,8 @@ pub(crate) fn user_id_forbidden(api: Api) -> Check {
                     ));
                 }
                 let r = ctx.call("credentials/list", &json!({ "userID": bogus("user") }))?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("userID parameter MUST be null"),
                 ))
             },
@@ -184,10 +182,8 @@ pub fn checks() -> Vec<Check> {
                     ));
                 }
                 let r = ctx.call("credentials/list", &json!({ "pageToken": bogus("page") }))?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter pageToken"),
                 ))
             },

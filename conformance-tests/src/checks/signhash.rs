@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::{ALGORITHMS, Algorithm, Check, RSA_ENCRYPTION, RSASSA_PSS, bogus, check, labelled};
 use crate::Api;
 use crate::crypto::{self, Digest};
-use crate::ctx::{Cred, Ctx, Need, expect_error, expect_error_any, expect_refused, with, without};
+use crate::ctx::{
+    Cred, Ctx, Need, expect_error_any, expect_invalid_request, expect_refused, with, without,
+};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
 
@@ -345,10 +347,8 @@ pub(crate) fn sad_checks(api: Api) -> Vec<Check> {
                 let other = crypto::fresh_digest(d, "not-bound");
                 let sad = ctx.sad(&cred, 1, &[bound])?;
                 let r = sign_with(ctx, &cred, &sad, &[other], algo)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Hash is not authorized by the SAD."),
                 ))
             },
@@ -366,10 +366,8 @@ pub(crate) fn sad_checks(api: Api) -> Vec<Check> {
                 let short = vec![0x5a; 20];
                 let sad = ctx.sad(&cred, 1, std::slice::from_ref(&short))?;
                 let r = sign_with(ctx, &cred, &sad, &[short], algo)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid digest value length"),
                 ))
             },
@@ -521,10 +519,8 @@ pub(crate) fn last_checks(api: Api) -> Vec<Check> {
                 let (_, body) =
                     probe_where(ctx, "advertising RSASSA-PSS", |c| c.advertises(RSASSA_PSS))?;
                 let r = sign(ctx, &with(body, "signAlgo", json!(RSASSA_PSS)))?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Missing (or invalid type) string parameter signAlgoParams"),
                 ))
             },
@@ -539,7 +535,7 @@ pub(crate) fn last_checks(api: Api) -> Vec<Check> {
                 let r = ctx
                     .http
                     .post("signatures/signHash", Auth::Bearer(&other), &body);
-                Ok(expect_error(&r, 400, "invalid_request", None))
+                Ok(expect_invalid_request(&r, None))
             },
         ),
     ];

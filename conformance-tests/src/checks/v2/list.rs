@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::Api;
 use crate::checks::{Check, bogus, check, list as v1_list};
-use crate::ctx::{Ctx, Need, expect_error, member};
+use crate::ctx::{Ctx, Need, expect_invalid_request, member};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
 
@@ -244,10 +244,8 @@ pub fn checks() -> Vec<Check> {
                     ctx,
                     &json!({ "credentialInfo": true, "certificates": "all" }),
                 )?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter certificates"),
                 ))
             },

@@ -12,7 +12,7 @@ use crate::checks::signhash::{
 };
 use crate::checks::{Check, RSA_ENCRYPTION, check};
 use crate::crypto;
-use crate::ctx::{Ctx, expect_error, expect_error_any, member, with, without};
+use crate::ctx::{Ctx, expect_error_any, expect_invalid_request, member, with, without};
 use crate::report::Outcome;
 
 const S: &str = "v2 §11.10 signatures/signHash";
@@ -89,12 +89,7 @@ pub fn checks() -> Vec<Check> {
             }
             let (_, body) = probe(ctx)?;
             let r = sign(ctx, &with(body, "operationMode", json!("A")))?;
-            Ok(expect_error(
-                &r,
-                400,
-                "invalid_request",
-                Some("Invalid parameter operationMode"),
-            ))
+            Ok(expect_invalid_request(&r, Some("Invalid parameter operationMode")))
         },
     ));
     all.push(input_error(
