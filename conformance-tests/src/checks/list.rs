@@ -59,6 +59,20 @@ fn all_pages(
     ))
 }
 
+/// Whether the listed `ids` hold every credential `given` (`list.contains-credentials`).
+pub(crate) fn holds_every(given: &[String], ids: &[String]) -> Outcome {
+    let missing: Vec<&String> = given.iter().filter(|g| !ids.contains(g)).collect();
+    Outcome::check(
+        missing.is_empty(),
+        format!("{} among the credentialIDs", given.join(", ")),
+        if missing.is_empty() {
+            format!("{ids:?}")
+        } else {
+            format!("missing {missing:?} from {ids:?}")
+        },
+    )
+}
+
 /// `list.userID-forbidden` (the same rule in v2).
 pub(crate) fn user_id_forbidden(api: Api) -> Check {
     labelled(
@@ -120,16 +134,7 @@ pub fn checks() -> Vec<Check> {
                     return Ok(Outcome::skip("no credential given (--credential)"));
                 }
                 let (ids, _, _) = all_pages(ctx, &token, None)?;
-                let missing: Vec<&String> = given.iter().filter(|g| !ids.contains(g)).collect();
-                Ok(Outcome::check(
-                    missing.is_empty(),
-                    format!("{} among the credentialIDs", given.join(", ")),
-                    if missing.is_empty() {
-                        format!("{ids:?}")
-                    } else {
-                        format!("missing {missing:?} from {ids:?}")
-                    },
-                ))
+                Ok(holds_every(&given, &ids))
             },
         ),
         check(

@@ -67,16 +67,7 @@ pub fn checks() -> Vec<Check> {
                 let Some(got) = ids(&r) else {
                     return Ok(Outcome::fail("200 with credentialIDs", r.brief()));
                 };
-                let missing: Vec<&String> = given.iter().filter(|g| !got.contains(g)).collect();
-                Ok(Outcome::check(
-                    missing.is_empty(),
-                    format!("{} among the credentialIDs", given.join(", ")),
-                    if missing.is_empty() {
-                        format!("{got:?}")
-                    } else {
-                        format!("missing {missing:?} from {got:?}")
-                    },
-                ))
+                Ok(v1_list::holds_every(&given, &got))
             },
         ),
         check(
