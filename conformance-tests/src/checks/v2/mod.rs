@@ -5,9 +5,12 @@
 //! credentials/extendTransaction, 11.10 signatures/signHash, 11.13 signatures/timestamp; §8.3
 //! authentication objects, §10 errors). What v2 left unchanged (`auth/login`, `auth/revoke`,
 //! `signatures/timestamp`, most of `credentials/info`, the error body) runs the v1 checks
-//! again, relabelled `v2.*` with the v2 clause; the rest is written here from the v2 text
-//! (`hashes` with `hashAlgorithmOID`, `authData`, `auth` objects, `getChallenge`,
-//! `authorizeCheck`, `operationMode`, ...).
+//! again, relabelled `v2.*` with the v2 clause. The checks whose rule is v1's but whose
+//! request is v2's (`info`, the Bearer checks, `credentials/authorize`, `signatures/signHash`,
+//! `credentials/extendTransaction`) are built for either API by the v1 modules (the `Ctx`
+//! writes `hashes` with `hashAlgorithmOID` and `authData`; `checks::labelled` names
+//! them), with v2's differences said there; what only v2 has is written here from the v2
+//! text (`auth` objects, `getChallenge`, `authorizeCheck`, `operationMode`, ...).
 
 use super::{Check, bearer, errors, extend, login, revoke, timestamp};
 use crate::Api;
