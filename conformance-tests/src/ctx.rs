@@ -469,7 +469,7 @@ impl<'a> Ctx<'a> {
 
     /// The `credentials/authorize` body for `n` signatures of `cred` with these factors and,
     /// when given, these hashes bound: v1 `hash`, `PIN`, `OTP` (§11.6); v2 `hashes` with
-    /// `hashAlgorithmOID` and `authData` ([`authorize_body_v2`]).
+    /// `hashAlgorithmOID` and `authData` (omitted when empty).
     pub fn authorize_body_with(
         &self,
         cred: &Cred,
@@ -487,7 +487,18 @@ impl<'a> Ctx<'a> {
                 otp: otp.map(str::to_owned),
                 ..AuthorizeRequest::default()
             }),
-            Api::V2 => authorize_body_v2(cred, n, hashes, pin, otp),
+            // v2 §11.6: `authData` omitted when empty; `hashes` with their `hashAlgorithmOID`
+            Api::V2 => {
+                let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
+                let data = auth_data(cred, pin, otp);
+                if data.as_array().is_some_and(|a| !a.is_empty()) {
+                    body = with(body, "authData", data);
+                }
+                match hashes {
+                    Some(hashes) => with_hashes(body, hashes),
+                    None => body,
+                }
+            }
         }
     }
 
@@ -507,7 +518,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The `signatures/signHash` body in the API under test: v1 `hash` (§11.9), v2 `hashes`
-    /// with `hashAlgorithmOID` ([`sign_body_v2`]).
+    /// with `hashAlgorithmOID`.
     pub fn sign_body(&self, cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
         match self.api {
             Api::V1 => to_json(&SignHashRequest {
@@ -517,7 +528,12 @@ impl<'a> Ctx<'a> {
                 sign_algo: sign_algo.to_owned(),
                 ..SignHashRequest::default()
             }),
-            Api::V2 => sign_body_v2(cred, sad, hashes, sign_algo),
+            // v2 §11.10: `hashAlgorithmOID` always sent ("each time hash values are provided,
+            // the hash algorithm OID must also be provided")
+            Api::V2 => with_hashes(
+                json!({ "credentialID": cred.id, "SAD": sad, "signAlgo": sign_algo }),
+                hashes,
+            ),
         }
     }
 
@@ -642,26 +658,6 @@ pub fn hash_algorithm_oid(hash: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// A v2 `credentials/authorize` body (v2 §11.6): `credentialID`, `numSignatures`, `authData`
-/// (omitted when empty) and, when given, `hashes` with their `hashAlgorithmOID`.
-pub fn authorize_body_v2(
-    cred: &Cred,
-    n: u32,
-    hashes: Option<&[Vec<u8>]>,
-    pin: Option<&str>,
-    otp: Option<&str>,
-) -> Value {
-    let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
-    let data = auth_data(cred, pin, otp);
-    if data.as_array().is_some_and(|a| !a.is_empty()) {
-        body = with(body, "authData", data);
-    }
-    if let Some(hashes) = hashes {
-        body = with_hashes(body, hashes);
-    }
-    body
-}
-
 /// `body` with `hashes` (base64) and the `hashAlgorithmOID` of the first.
 pub fn with_hashes(body: Value, hashes: &[Vec<u8>]) -> Value {
     let encoded: Vec<String> = hashes.iter().map(|h| crypto::b64(h)).collect();
@@ -670,14 +666,6 @@ pub fn with_hashes(body: Value, hashes: &[Vec<u8>]) -> Value {
         Some(oid) => with(body, "hashAlgorithmOID", json!(oid)),
         None => body,
     }
-}
-
-/// A v2 `signatures/signHash` body (v2 §11.10): `credentialID`, `SAD`, `hashes`,
-/// `hashAlgorithmOID` (always sent: "each time hash values are provided, the hash algorithm
-/// OID must also be provided"), `signAlgo`.
-pub fn sign_body_v2(cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
-    let body = json!({ "credentialID": cred.id, "SAD": sad, "signAlgo": sign_algo });
-    with_hashes(body, hashes)
 }
 
 /// A wire type as a JSON object.
