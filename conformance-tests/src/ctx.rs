@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use csc_types::{AuthorizeRequest, CredentialsInfoRequest, SignHashRequest};
+use csc_types::{
+    AuthorizeRequest, CredentialsInfoRequest, ExtendTransactionRequest, SignHashRequest,
+};
 use openssl::x509::X509;
 use serde_json::{Value, json};
 
@@ -449,32 +451,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The `credentials/authorize` request for `n` signatures of `cred`, with its factors; the
-    /// hashes are bound when the credential is SCAL 2 (or when `bind` is set).
-    pub fn authorize_request(
-        &mut self,
-        cred: &Cred,
-        n: u32,
-        hashes: &[Vec<u8>],
-        bind: bool,
-    ) -> Need<AuthorizeRequest> {
-        self.listed("credentials/authorize")?;
-        let (pin, otp) = self.factors(cred)?;
-        let hash =
-            (cred.scal == 2 || bind).then(|| hashes.iter().map(|h| crypto::b64(h)).collect());
-        Ok(AuthorizeRequest {
-            credential_id: cred.id.clone(),
-            num_signatures: n,
-            hash,
-            pin,
-            otp,
-            ..AuthorizeRequest::default()
-        })
-    }
-
-    /// The `credentials/authorize` body for `n` signatures of `cred` in the API under test:
-    /// v1 [`Ctx::authorize_request`]; v2 `authData` and `hashes` with `hashAlgorithmOID`
-    /// ([`authorize_body_v2`]).
+    /// The `credentials/authorize` body for `n` signatures of `cred` in the API under test,
+    /// with its factors; the hashes are bound when the credential is SCAL 2 (or when `bind` is
+    /// set). See [`Ctx::authorize_body_with`] for what differs between v1 and v2.
     pub fn authorize_body(
         &mut self,
         cred: &Cred,
@@ -482,19 +461,43 @@ impl<'a> Ctx<'a> {
         hashes: &[Vec<u8>],
         bind: bool,
     ) -> Need<Value> {
+        self.listed("credentials/authorize")?;
+        let (pin, otp) = self.factors(cred)?;
+        let bound = (cred.scal == 2 || bind).then_some(hashes);
+        Ok(self.authorize_body_with(cred, n, bound, pin.as_deref(), otp.as_deref()))
+    }
+
+    /// The `credentials/authorize` body for `n` signatures of `cred` with these factors and,
+    /// when given, these hashes bound: v1 `hash`, `PIN`, `OTP` (§11.6); v2 `hashes` with
+    /// `hashAlgorithmOID` and `authData` (omitted when empty).
+    pub fn authorize_body_with(
+        &self,
+        cred: &Cred,
+        n: u32,
+        hashes: Option<&[Vec<u8>]>,
+        pin: Option<&str>,
+        otp: Option<&str>,
+    ) -> Value {
         match self.api {
-            Api::V1 => Ok(to_json(&self.authorize_request(cred, n, hashes, bind)?)),
+            Api::V1 => to_json(&AuthorizeRequest {
+                credential_id: cred.id.clone(),
+                num_signatures: n,
+                hash: hashes.map(|hs| hs.iter().map(|h| crypto::b64(h)).collect()),
+                pin: pin.map(str::to_owned),
+                otp: otp.map(str::to_owned),
+                ..AuthorizeRequest::default()
+            }),
+            // v2 §11.6: `authData` omitted when empty; `hashes` with their `hashAlgorithmOID`
             Api::V2 => {
-                self.listed("credentials/authorize")?;
-                let (pin, otp) = self.factors(cred)?;
-                let bound = (cred.scal == 2 || bind).then_some(hashes);
-                Ok(authorize_body_v2(
-                    cred,
-                    n,
-                    bound,
-                    pin.as_deref(),
-                    otp.as_deref(),
-                ))
+                let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
+                let data = auth_data(cred, pin, otp);
+                if data.as_array().is_some_and(|a| !a.is_empty()) {
+                    body = with(body, "authData", data);
+                }
+                match hashes {
+                    Some(hashes) => with_hashes(body, hashes),
+                    None => body,
+                }
             }
         }
     }
@@ -514,19 +517,61 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A `signatures/signHash` request.
-    pub fn sign_request(
-        cred: &Cred,
-        sad: &str,
-        hashes: &[Vec<u8>],
-        sign_algo: &str,
-    ) -> SignHashRequest {
-        SignHashRequest {
-            credential_id: cred.id.clone(),
-            sad: sad.to_owned(),
-            hash: hashes.iter().map(|h| crypto::b64(h)).collect(),
-            sign_algo: sign_algo.to_owned(),
-            ..SignHashRequest::default()
+    /// The `signatures/signHash` body in the API under test: v1 `hash` (§11.9), v2 `hashes`
+    /// with `hashAlgorithmOID`.
+    pub fn sign_body(&self, cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
+        match self.api {
+            Api::V1 => to_json(&SignHashRequest {
+                credential_id: cred.id.clone(),
+                sad: sad.to_owned(),
+                hash: hashes.iter().map(|h| crypto::b64(h)).collect(),
+                sign_algo: sign_algo.to_owned(),
+                ..SignHashRequest::default()
+            }),
+            // v2 §11.10: `hashAlgorithmOID` always sent ("each time hash values are provided,
+            // the hash algorithm OID must also be provided")
+            Api::V2 => with_hashes(
+                json!({ "credentialID": cred.id, "SAD": sad, "signAlgo": sign_algo }),
+                hashes,
+            ),
+        }
+    }
+
+    /// The `credentials/extendTransaction` body in the API under test: `credentialID`, `SAD`
+    /// and, at SCAL 2, the hashes (v1 `hash`; v2 `hashes` with `hashAlgorithmOID`).
+    pub fn extend_body(&self, cred: &Cred, sad: &str, hashes: &[Vec<u8>]) -> Value {
+        let scal2 = cred.scal == 2;
+        match self.api {
+            Api::V1 => to_json(&ExtendTransactionRequest {
+                credential_id: cred.id.clone(),
+                sad: sad.to_owned(),
+                hash: scal2.then(|| hashes.iter().map(|h| crypto::b64(h)).collect()),
+                ..ExtendTransactionRequest::default()
+            }),
+            Api::V2 => {
+                let body = json!({ "credentialID": cred.id, "SAD": sad });
+                if scal2 {
+                    with_hashes(body, hashes)
+                } else {
+                    body
+                }
+            }
+        }
+    }
+
+    /// The member that carries the hashes in the API under test: v1 `hash`, v2 `hashes`.
+    pub fn hashes_member(&self) -> &'static str {
+        match self.api {
+            Api::V1 => "hash",
+            Api::V2 => "hashes",
+        }
+    }
+
+    /// The member that names the digest algorithm: v1 `hashAlgo`, v2 `hashAlgorithmOID`.
+    pub fn hash_algo_member(&self) -> &'static str {
+        match self.api {
+            Api::V1 => "hashAlgo",
+            Api::V2 => "hashAlgorithmOID",
         }
     }
 
@@ -613,26 +658,6 @@ pub fn hash_algorithm_oid(hash: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// A v2 `credentials/authorize` body (v2 §11.6): `credentialID`, `numSignatures`, `authData`
-/// (omitted when empty) and, when given, `hashes` with their `hashAlgorithmOID`.
-pub fn authorize_body_v2(
-    cred: &Cred,
-    n: u32,
-    hashes: Option<&[Vec<u8>]>,
-    pin: Option<&str>,
-    otp: Option<&str>,
-) -> Value {
-    let mut body = json!({ "credentialID": cred.id, "numSignatures": n });
-    let data = auth_data(cred, pin, otp);
-    if data.as_array().is_some_and(|a| !a.is_empty()) {
-        body = with(body, "authData", data);
-    }
-    if let Some(hashes) = hashes {
-        body = with_hashes(body, hashes);
-    }
-    body
-}
-
 /// `body` with `hashes` (base64) and the `hashAlgorithmOID` of the first.
 pub fn with_hashes(body: Value, hashes: &[Vec<u8>]) -> Value {
     let encoded: Vec<String> = hashes.iter().map(|h| crypto::b64(h)).collect();
@@ -641,14 +666,6 @@ pub fn with_hashes(body: Value, hashes: &[Vec<u8>]) -> Value {
         Some(oid) => with(body, "hashAlgorithmOID", json!(oid)),
         None => body,
     }
-}
-
-/// A v2 `signatures/signHash` body (v2 §11.10): `credentialID`, `SAD`, `hashes`,
-/// `hashAlgorithmOID` (always sent: "each time hash values are provided, the hash algorithm
-/// OID must also be provided"), `signAlgo`.
-pub fn sign_body_v2(cred: &Cred, sad: &str, hashes: &[Vec<u8>], sign_algo: &str) -> Value {
-    let body = json!({ "credentialID": cred.id, "SAD": sad, "signAlgo": sign_algo });
-    with_hashes(body, hashes)
 }
 
 /// A wire type as a JSON object.
@@ -690,6 +707,11 @@ pub fn expect_error(r: &Resp, status: u16, error: &str, description: Option<&str
         && r.str("error") == Some(error)
         && description.is_none_or(|d| r.str("error_description") == Some(d));
     Outcome::check(ok, expected, r.brief())
+}
+
+/// Expects 400 invalid_request and, when given, this `error_description`: the input errors.
+pub fn expect_invalid_request(r: &Resp, description: Option<&str>) -> Outcome {
+    expect_error(r, 400, "invalid_request", description)
 }
 
 /// Expects a CSC error with this status and one of these (`error`, `error_description`)

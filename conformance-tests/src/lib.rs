@@ -141,17 +141,20 @@ pub fn run_with(config: &Config, mut progress: impl FnMut(&CheckResult)) -> Repo
 mod tests {
     use super::*;
 
-    #[test]
-    fn check_ids_are_unique_and_every_check_names_a_section() {
-        let all = checks::catalogue();
+    /// The catalogue of `api`: unique ids, at least `min` checks, every id starting with
+    /// `prefix` (`""` or `"v2."`), every section with `section` (`§` or `v2 §`), every rule
+    /// said, and `auth/revoke` last among the requests (before the 2 error-body checks).
+    fn assert_catalogue(api: Api, min: usize, prefix: &str, section: &str) -> Vec<checks::Check> {
+        let all = checks::catalogue_for(api);
         let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
         ids.sort_unstable();
         let n = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), n, "duplicate ids");
-        assert!(n >= 60, "{n} checks");
+        assert!(n >= min, "{n} checks");
         for c in &all {
-            assert!(c.section.starts_with('§'), "{}", c.id);
+            assert!(c.id.starts_with(prefix), "{}", c.id);
+            assert!(c.section.starts_with(section), "{}: {}", c.id, c.section);
             assert!(!c.rule.is_empty(), "{}", c.id);
         }
         let last_requests: Vec<&str> = all
@@ -161,26 +164,35 @@ mod tests {
             .take(4)
             .map(|c| c.id.as_str())
             .collect();
+        let revoke = format!("{prefix}revoke.");
         assert!(
-            last_requests.iter().all(|id| id.starts_with("revoke.")),
+            last_requests.iter().all(|id| id.starts_with(&revoke)),
             "revoke runs last: {last_requests:?}"
         );
+        all
+    }
+
+    /// Every skip of `report` says why.
+    fn assert_skips_say_why(report: &Report) {
+        for r in &report.results {
+            if r.status == Status::Skip {
+                assert!(
+                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{}",
+                    r.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn check_ids_are_unique_and_every_check_names_a_section() {
+        assert_catalogue(Api::V1, 60, "", "§");
     }
 
     #[test]
     fn every_v2_check_names_its_v2_clause_and_revoke_runs_last() {
-        let all = checks::catalogue_for(Api::V2);
-        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
-        ids.sort_unstable();
-        let n = ids.len();
-        ids.dedup();
-        assert_eq!(ids.len(), n, "duplicate ids");
-        assert!(n >= 120, "{n} checks");
-        for c in &all {
-            assert!(c.id.starts_with("v2."), "{}", c.id);
-            assert!(c.section.starts_with("v2 §"), "{}: {}", c.id, c.section);
-            assert!(!c.rule.is_empty(), "{}", c.id);
-        }
+        let all = assert_catalogue(Api::V2, 120, "v2.", "v2 §");
         // the clauses v2.0.0.2 renumbered
         let section = |id: &str| all.iter().find(|c| c.id == id).map(|c| c.section.clone());
         assert_eq!(
@@ -198,17 +210,6 @@ mod tests {
         assert_eq!(
             section("v2.credinfo.key.len").as_deref(),
             Some("v2 §11.5 credentials/info")
-        );
-        let last_requests: Vec<&str> = all
-            .iter()
-            .rev()
-            .skip(2)
-            .take(4)
-            .map(|c| c.id.as_str())
-            .collect();
-        assert!(
-            last_requests.iter().all(|id| id.starts_with("v2.revoke.")),
-            "revoke runs last: {last_requests:?}"
         );
         // v1 is unchanged: no v2 check in it
         assert!(checks::catalogue().iter().all(|c| !c.id.starts_with("v2.")));
@@ -234,15 +235,7 @@ mod tests {
             report.result("v2.info.status").map(|r| r.status),
             Some(Status::Fail)
         );
-        for r in &report.results {
-            if r.status == Status::Skip {
-                assert!(
-                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
-                    "{}",
-                    r.id
-                );
-            }
-        }
+        assert_skips_say_why(&report);
     }
 
     #[test]
@@ -256,15 +249,7 @@ mod tests {
             report.result("info.status").map(|r| r.status),
             Some(Status::Fail)
         );
-        for r in &report.results {
-            if r.status == Status::Skip {
-                assert!(
-                    r.detail.as_deref().is_some_and(|d| !d.is_empty()),
-                    "{}",
-                    r.id
-                );
-            }
-        }
+        assert_skips_say_why(&report);
         assert!(
             report
                 .render()

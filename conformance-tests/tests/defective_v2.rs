@@ -17,7 +17,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -31,6 +30,8 @@ use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::{Padding, Rsa};
 use openssl::x509::{X509, X509NameBuilder};
 use serde_json::{Value, json};
+
+mod common;
 
 const CREDENTIAL: &str = "defective-rsa";
 const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
@@ -221,97 +222,84 @@ fn csc_conformance_v2_reports_the_defects_of_a_defective_v2_server() {
     let base = start();
     let work = tempfile::tempdir().expect("tempdir");
     let json = work.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_csc-conformance"))
-        .args(["--api", "v2", "--base-url", &base])
-        .args(["--token", "any-token", "--other-token", "another-token"])
-        .args(["--credential", CREDENTIAL])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("run csc-conformance");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a failing report exits 1:\n{stdout}"
+    let run = common::run_suite(
+        &[
+            "--api",
+            "v2",
+            "--base-url",
+            &base,
+            "--token",
+            "any-token",
+            "--other-token",
+            "another-token",
+            "--credential",
+            CREDENTIAL,
+        ],
+        &json,
     );
     assert!(
-        stdout.starts_with("CSC 2.0.0.2 conformance of "),
-        "{stdout}"
+        run.stdout.starts_with("CSC 2.0.0.2 conformance of "),
+        "{}",
+        run.stdout
     );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).expect("JSON");
-    assert_eq!(report["spec"], "2.0.0.2");
-    let status = |id: &str| {
-        report["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id}"))["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    assert_eq!(run.report["spec"], "2.0.0.2");
     // the replayable SAD
-    assert_eq!(status("v2.signhash.sad-replay"), "fail", "{stdout}");
-    assert_eq!(status("v2.signhash.numSignatures-limit"), "fail");
+    run.assert_all(
+        "fail",
+        &["v2.signhash.sad-replay", "v2.signhash.numSignatures-limit"],
+    );
     // the missing authentication
-    for id in [
-        "v2.bearer.missing.credentials.list",
-        "v2.bearer.missing.credentials.info",
-        "v2.bearer.missing.credentials.authorize",
-        "v2.bearer.missing.signatures.signHash",
-        "v2.bearer.unknown-token",
-        "v2.bearer.unknown-token.signHash",
-        "v2.signhash.other-user",
-        "v2.credinfo.other-user",
-        "v2.list.other-user",
-        "v2.bearer.missing.signatures.timestamp",
-        "v2.timestamp.unknown-token",
-    ] {
-        assert_eq!(status(id), "fail", "{id}");
-    }
+    run.assert_all(
+        "fail",
+        &[
+            "v2.bearer.missing.credentials.list",
+            "v2.bearer.missing.credentials.info",
+            "v2.bearer.missing.credentials.authorize",
+            "v2.bearer.missing.signatures.signHash",
+            "v2.bearer.unknown-token",
+            "v2.bearer.unknown-token.signHash",
+            "v2.signhash.other-user",
+            "v2.credinfo.other-user",
+            "v2.list.other-user",
+            "v2.bearer.missing.signatures.timestamp",
+            "v2.timestamp.unknown-token",
+        ],
+    );
     // the canned time-stamp token: not over the hash sent, no nonce, the same serial each
     // time, and no input ever refused
-    for id in [
-        "v2.timestamp.messageImprint.sha256",
-        "v2.timestamp.messageImprint.sha384",
-        "v2.timestamp.nonce",
-        "v2.timestamp.serial-unique",
-        "v2.timestamp.missing-hash",
-        "v2.timestamp.empty-hash",
-        "v2.timestamp.invalid-base64",
-        "v2.timestamp.digest-length",
-        "v2.timestamp.invalid-hashAlgo",
-        "v2.timestamp.invalid-nonce",
-    ] {
-        assert_eq!(status(id), "fail", "{id}:\n{stdout}");
-    }
+    run.assert_all(
+        "fail",
+        &[
+            "v2.timestamp.messageImprint.sha256",
+            "v2.timestamp.messageImprint.sha384",
+            "v2.timestamp.nonce",
+            "v2.timestamp.serial-unique",
+            "v2.timestamp.missing-hash",
+            "v2.timestamp.empty-hash",
+            "v2.timestamp.invalid-base64",
+            "v2.timestamp.digest-length",
+            "v2.timestamp.invalid-hashAlgo",
+            "v2.timestamp.invalid-nonce",
+        ],
+    );
     // what it does right passes: its discovery, its credential, its signatures
-    for id in [
-        "v2.info.specs",
-        "v2.info.signAlgorithms",
-        "v2.info.signAlgorithms-cover-credentials",
-        "v2.credinfo.auth.objects",
-        "v2.credinfo.no-v1-auth-members",
-        "v2.credinfo.key.len",
-        "v2.authorize.sad",
-        "v2.signhash.verify.sha256-rsa",
-        "v2.timestamp.token",
-        "v2.timestamp.signature",
-        "v2.timestamp.signer-eku",
-    ] {
-        assert_eq!(status(id), "pass", "{id}:\n{stdout}");
-    }
+    run.assert_all(
+        "pass",
+        &[
+            "v2.info.specs",
+            "v2.info.signAlgorithms",
+            "v2.info.signAlgorithms-cover-credentials",
+            "v2.credinfo.auth.objects",
+            "v2.credinfo.no-v1-auth-members",
+            "v2.credinfo.key.len",
+            "v2.authorize.sad",
+            "v2.signhash.verify.sha256-rsa",
+            "v2.timestamp.token",
+            "v2.timestamp.signature",
+            "v2.timestamp.signer-eku",
+        ],
+    );
     // what it does not have is skipped, with the reason
-    assert_eq!(status("v2.getChallenge.challenge"), "skip");
-    assert_eq!(status("v2.extend.new-sad"), "skip");
-    for r in report["results"].as_array().expect("results") {
-        if r["status"] == "skip" {
-            assert!(r["detail"].as_str().is_some_and(|d| !d.is_empty()), "{r}");
-        }
-    }
+    run.assert_all("skip", &["v2.getChallenge.challenge", "v2.extend.new-sad"]);
+    run.assert_skips_say_why();
 }

@@ -25,7 +25,8 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
-use serde_json::Value;
+
+mod common;
 
 fn python() -> String {
     match std::env::var("CSC_TEST_PYTHON") {
@@ -135,91 +136,79 @@ fn csc_conformance_reports_the_defects_of_certomancer_csc_dummy() {
     let dummy = start_dummy(&python, &cfg, 1);
     let json = work.path().join("report.json");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_csc-conformance"))
-        .args(["--base-url", &dummy.base])
-        // it authenticates nothing: any token will do, and any other one is "another user"
-        .args(["--token", "any-token", "--other-token", "another-token"])
-        .args(["--credential", "conformance/signer-rsa"])
-        .args(["--credential", "conformance/signer-ec"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("run csc-conformance");
+    let run = common::run_suite(
+        &[
+            "--base-url",
+            &dummy.base,
+            // it authenticates nothing: any token will do, and any other one is "another user"
+            "--token",
+            "any-token",
+            "--other-token",
+            "another-token",
+            "--credential",
+            "conformance/signer-rsa",
+            "--credential",
+            "conformance/signer-ec",
+        ],
+        &json,
+    );
     let elapsed = started.elapsed();
     drop(dummy);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
     println!("suite run took {elapsed:?}");
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a failing report exits 1:\n{stdout}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).expect("JSON");
+    let report = &run.report;
     let summary = format!(
         "{} passed, {} failed, {} skipped",
         report["passed"], report["failed"], report["skipped"]
     );
     assert_eq!(
-        stdout.lines().last(),
+        run.stdout.lines().last(),
         Some(summary.as_str()),
         "the last line is the summary"
     );
-    let status = |id: &str| {
-        report["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id}"))["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
     // the replayable SAD
-    assert_eq!(status("signhash.sad-replay"), "fail", "{stdout}");
-    assert_eq!(status("signhash.numSignatures-across-calls"), "fail");
+    run.assert_all(
+        "fail",
+        &["signhash.sad-replay", "signhash.numSignatures-across-calls"],
+    );
     // the missing authentication
-    for id in [
-        "bearer.missing.credentials.list",
-        "bearer.missing.credentials.info",
-        "bearer.missing.credentials.authorize",
-        "bearer.missing.signatures.signHash",
-        "bearer.unknown-token",
-        "bearer.unknown-token.signHash",
-        "signhash.other-user",
-        "credinfo.other-user",
-    ] {
-        assert_eq!(status(id), "fail", "{id}");
-    }
+    run.assert_all(
+        "fail",
+        &[
+            "bearer.missing.credentials.list",
+            "bearer.missing.credentials.info",
+            "bearer.missing.credentials.authorize",
+            "bearer.missing.signatures.signHash",
+            "bearer.unknown-token",
+            "bearer.unknown-token.signHash",
+            "signhash.other-user",
+            "credinfo.other-user",
+        ],
+    );
     // bare error bodies
-    assert_eq!(status("error.json-body"), "fail");
+    run.assert_all("fail", &["error.json-body"]);
     // what it does right is not failed: its signatures verify, its discovery is well-formed
-    for id in [
-        "info.schema",
-        "signhash.verify.sha256-rsa",
-        "signhash.verify.rsa-pss-sha256",
-        "signhash.verify.ecdsa-sha256",
-        "credinfo.certificates.chain",
-        "signhash.numSignatures-limit",
-    ] {
-        assert_eq!(status(id), "pass", "{id}");
-    }
+    run.assert_all(
+        "pass",
+        &[
+            "info.schema",
+            "signhash.verify.sha256-rsa",
+            "signhash.verify.rsa-pss-sha256",
+            "signhash.verify.ecdsa-sha256",
+            "credinfo.certificates.chain",
+            "signhash.numSignatures-limit",
+        ],
+    );
     // what it does not have is skipped, with the reason (it serves signatures/timestamp but
     // does not list it: the optional method is not checked)
-    assert_eq!(status("extend.new-sad"), "skip");
-    for id in [
-        "timestamp.token",
-        "timestamp.signature",
-        "timestamp.missing-hash",
-    ] {
-        assert_eq!(status(id), "skip", "{id}");
-    }
-    for r in report["results"].as_array().expect("results") {
-        if r["status"] == "skip" {
-            assert!(r["detail"].as_str().is_some_and(|d| !d.is_empty()), "{r}");
-        }
-    }
+    run.assert_all(
+        "skip",
+        &[
+            "extend.new-sad",
+            "timestamp.token",
+            "timestamp.signature",
+            "timestamp.missing-hash",
+        ],
+    );
+    run.assert_skips_say_why();
 }

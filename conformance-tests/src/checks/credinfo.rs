@@ -6,14 +6,14 @@ use serde_json::Value;
 
 use super::{Check, bogus, check, key_type_of_algo};
 use crate::crypto;
-use crate::ctx::{Cred, Ctx, Need, expect_error, member, to_json, without};
+use crate::ctx::{Cred, Ctx, Need, expect_invalid_request, member, to_json, without};
 use crate::http::Resp;
 use crate::report::Outcome;
 
 const S: &str = "§11.5 credentials/info";
 
 /// Runs `rule` on every given credential; fails with the first that breaks it.
-fn each(
+pub(crate) fn each(
     ctx: &mut Ctx<'_>,
     expected: &str,
     rule: impl Fn(&Cred) -> Result<String, String>,
@@ -458,10 +458,8 @@ pub fn checks() -> Vec<Check> {
                 ctx.listed("credentials/info")?;
                 let body = without(to_json(&CredentialsInfoRequest::default()), "credentialID");
                 let r = ctx.call("credentials/info", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Missing (or invalid type) string parameter credentialID"),
                 ))
             },
@@ -477,10 +475,8 @@ pub fn checks() -> Vec<Check> {
                     ..CredentialsInfoRequest::default()
                 });
                 let r = ctx.call("credentials/info", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },
@@ -497,10 +493,8 @@ pub fn checks() -> Vec<Check> {
                         ..CredentialsInfoRequest::default()
                     },
                 )?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter certificates"),
                 ))
             },
@@ -520,10 +514,8 @@ pub fn checks() -> Vec<Check> {
                 let r = ctx
                     .http
                     .post("credentials/info", crate::http::Auth::Bearer(&other), &body);
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },

@@ -1,10 +1,16 @@
-//! §11.7 credentials/extendTransaction: a new SAD within a multi-signature transaction.
+//! §11.7 credentials/extendTransaction (v2 §11.9): a new SAD within a multi-signature
+//! transaction. One set of checks for both APIs: the bodies come from [`Ctx::extend_body`] and
+//! [`Ctx::sign_body`] (v2: `hashes` with `hashAlgorithmOID` at SCAL 2); v2 also checks the new
+//! SAD's `expiresIn`.
 
-use csc_types::{ExtendTransactionRequest, SadResponse};
+use csc_types::SadResponse;
 
-use super::{ALGORITHMS, Check, bogus, check};
+use super::signhash::{signatures, verify_all};
+use super::{ALGORITHMS, Check, bogus, check, labelled};
+use crate::Api;
 use crate::crypto::{self, Digest};
-use crate::ctx::{Cred, Ctx, Need, expect_error, expect_refused, to_json};
+use crate::ctx::{Cred, Ctx, Need, expect_invalid_request, expect_refused};
+use crate::http::Resp;
 use crate::report::Outcome;
 
 const S: &str = "§11.7 credentials/extendTransaction";
@@ -20,17 +26,78 @@ fn multi(ctx: &mut Ctx<'_>) -> Need<(Cred, &'static str, Digest)> {
     Ok((cred, algo, d))
 }
 
-fn extend_request(cred: &Cred, sad: &str, hashes: &[Vec<u8>]) -> ExtendTransactionRequest {
-    ExtendTransactionRequest {
-        credential_id: cred.id.clone(),
-        sad: sad.to_owned(),
-        hash: (cred.scal == 2).then(|| hashes.iter().map(|h| crypto::b64(h)).collect()),
-        ..ExtendTransactionRequest::default()
+fn extend(ctx: &mut Ctx<'_>, cred: &Cred, sad: &str, hashes: &[Vec<u8>]) -> Need<Resp> {
+    let body = ctx.extend_body(cred, sad, hashes);
+    ctx.call("credentials/extendTransaction", &body)
+}
+
+fn sign(ctx: &mut Ctx<'_>, cred: &Cred, sad: &str, hashes: &[Vec<u8>], algo: &str) -> Need<Resp> {
+    super::signhash::sign_with(ctx, cred, sad, hashes, algo)
+}
+
+/// The new SAD of an extendTransaction answer, or the failure: v1 reads the v1.0.4.0 output;
+/// v2 the `SAD` string and an `expiresIn`, when present, that is a positive integer.
+fn new_sad(api: Api, r: &Resp) -> Result<String, Outcome> {
+    let fail = || Outcome::fail(r#"200 {"SAD":"..."}"#, r.brief());
+    match api {
+        Api::V1 => r
+            .json
+            .clone()
+            .filter(|_| r.status == 200)
+            .and_then(|v| serde_json::from_value::<SadResponse>(v).ok())
+            .map(|s| s.sad)
+            .ok_or_else(fail),
+        Api::V2 => {
+            let sad = r
+                .str("SAD")
+                .filter(|_| r.status == 200)
+                .map(str::to_owned)
+                .ok_or_else(fail)?;
+            if r.get("expiresIn")
+                .is_some_and(|e| e.as_u64().is_none_or(|s| s == 0))
+            {
+                return Err(Outcome::fail("expiresIn a positive integer", r.brief()));
+            }
+            Ok(sad)
+        }
     }
 }
 
-pub fn checks() -> Vec<Check> {
-    vec![
+/// Whether the second signature, made with the new SAD, verifies over `h2`.
+fn second_verifies(api: Api, cred: &Cred, algo: &str, h2: &[u8], second: &Resp) -> Outcome {
+    match api {
+        Api::V1 => {
+            let scheme = ALGORITHMS.iter().find(|a| a.oid == algo).map(|a| a.scheme);
+            let sig = second
+                .json
+                .as_ref()
+                .and_then(|v| v.get("signatures")?.get(0)?.as_str())
+                .and_then(|s| crypto::unb64(s).ok());
+            let verified = match (cred.cert(), scheme, sig) {
+                (Some(cert), Some(scheme), Some(sig)) => {
+                    crypto::verify(cert, h2, scheme, &sig).is_ok()
+                }
+                _ => false,
+            };
+            Outcome::check(
+                second.status == 200 && verified,
+                "the new SAD signs the second hash (signature verifies)",
+                second.brief(),
+            )
+        }
+        Api::V2 => match signatures(api, second) {
+            Ok(sigs) => match verify_all(cred, algo, &[h2.to_vec()], &sigs) {
+                Ok(()) => Outcome::pass(format!("credential {}: verified", cred.id)),
+                Err(e) => Outcome::fail("the new SAD signs the second hash", e),
+            },
+            Err(e) => Outcome::fail("the new SAD signs the second hash (200)", e),
+        },
+    }
+}
+
+/// The checks of `api`'s catalogue.
+pub(crate) fn checks_for(api: Api) -> Vec<Check> {
+    let all = vec![
         check(
             "extend.new-sad",
             S,
@@ -50,60 +117,20 @@ pub fn checks() -> Vec<Check> {
                     vec![h1.clone()]
                 };
                 let sad1 = ctx.sad(&cred, 2, &bound)?;
-                let first = ctx.call(
-                    "signatures/signHash",
-                    &to_json(&Ctx::sign_request(
-                        &cred,
-                        &sad1,
-                        std::slice::from_ref(&h1),
-                        algo,
-                    )),
-                )?;
+                let first = sign(ctx, &cred, &sad1, std::slice::from_ref(&h1), algo)?;
                 if first.status != 200 {
                     return Ok(Outcome::skip(format!(
                         "the first signHash failed: {}",
                         first.brief()
                     )));
                 }
-                let r = ctx.call(
-                    "credentials/extendTransaction",
-                    &to_json(&extend_request(&cred, &sad1, std::slice::from_ref(&h2))),
-                )?;
-                let Some(sad2) = r
-                    .json
-                    .clone()
-                    .filter(|_| r.status == 200)
-                    .and_then(|v| serde_json::from_value::<SadResponse>(v).ok())
-                    .map(|s| s.sad)
-                else {
-                    return Ok(Outcome::fail(r#"200 {"SAD":"..."}"#, r.brief()));
+                let r = extend(ctx, &cred, &sad1, std::slice::from_ref(&h2))?;
+                let sad2 = match new_sad(ctx.api, &r) {
+                    Ok(s) => s,
+                    Err(o) => return Ok(o),
                 };
-                let second = ctx.call(
-                    "signatures/signHash",
-                    &to_json(&Ctx::sign_request(
-                        &cred,
-                        &sad2,
-                        std::slice::from_ref(&h2),
-                        algo,
-                    )),
-                )?;
-                let scheme = ALGORITHMS.iter().find(|a| a.oid == algo).map(|a| a.scheme);
-                let sig = second
-                    .json
-                    .as_ref()
-                    .and_then(|v| v.get("signatures")?.get(0)?.as_str())
-                    .and_then(|s| crypto::unb64(s).ok());
-                let verified = match (cred.cert(), scheme, sig) {
-                    (Some(cert), Some(scheme), Some(sig)) => {
-                        crypto::verify(cert, &h2, scheme, &sig).is_ok()
-                    }
-                    _ => false,
-                };
-                Ok(Outcome::check(
-                    second.status == 200 && verified,
-                    "the new SAD signs the second hash (signature verifies)",
-                    second.brief(),
-                ))
+                let second = sign(ctx, &cred, &sad2, std::slice::from_ref(&h2), algo)?;
+                Ok(second_verifies(ctx.api, &cred, algo, &h2, &second))
             },
         ),
         check(
@@ -113,11 +140,8 @@ pub fn checks() -> Vec<Check> {
             |ctx: &mut Ctx<'_>| {
                 let (cred, _, d) = multi(ctx)?;
                 let h = crypto::fresh_digest(d, "extend-bogus");
-                let r = ctx.call(
-                    "credentials/extendTransaction",
-                    &to_json(&extend_request(&cred, &bogus("SAD"), &[h])),
-                )?;
-                Ok(expect_error(&r, 400, "invalid_request", None))
+                let r = extend(ctx, &cred, &bogus("SAD"), &[h])?;
+                Ok(expect_invalid_request(&r, None))
             },
         ),
         check(
@@ -131,10 +155,7 @@ pub fn checks() -> Vec<Check> {
                     crypto::fresh_digest(d, "spent-1"),
                 ];
                 let sad = ctx.sad(&cred, 2, &hs)?;
-                let spent = ctx.call(
-                    "signatures/signHash",
-                    &to_json(&Ctx::sign_request(&cred, &sad, &hs, algo)),
-                )?;
+                let spent = sign(ctx, &cred, &sad, &hs, algo)?;
                 if spent.status != 200 {
                     return Ok(Outcome::skip(format!(
                         "signing both hashes failed: {}",
@@ -142,15 +163,18 @@ pub fn checks() -> Vec<Check> {
                     )));
                 }
                 let next = crypto::fresh_digest(d, "spent-2");
-                let r = ctx.call(
-                    "credentials/extendTransaction",
-                    &to_json(&extend_request(&cred, &sad, &[next])),
-                )?;
+                let r = extend(ctx, &cred, &sad, &[next])?;
                 Ok(expect_refused(
                     &r,
                     "a refusal: the SAD has no signature left",
                 ))
             },
         ),
-    ]
+    ];
+    all.into_iter().map(|c| labelled(api, c)).collect()
+}
+
+/// Every v1 check.
+pub fn checks() -> Vec<Check> {
+    checks_for(Api::V1)
 }

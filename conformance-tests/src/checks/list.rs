@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use csc_types::{CredentialsListRequest, CredentialsListResponse};
 use serde_json::json;
 
-use super::{Check, bogus, check};
-use crate::ctx::{Ctx, Need, expect_error, to_json};
+use super::{Check, bogus, check, labelled};
+use crate::Api;
+use crate::ctx::{Ctx, Need, expect_invalid_request, to_json};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -58,6 +59,49 @@ fn all_pages(
     ))
 }
 
+/// Whether the listed `ids` hold every credential `given` (`list.contains-credentials`).
+pub(crate) fn holds_every(given: &[String], ids: &[String]) -> Outcome {
+    let missing: Vec<&String> = given.iter().filter(|g| !ids.contains(g)).collect();
+    Outcome::check(
+        missing.is_empty(),
+        format!("{} among the credentialIDs", given.join(", ")),
+        if missing.is_empty() {
+            format!("{ids:?}")
+        } else {
+            format!("missing {missing:?} from {ids:?}")
+        },
+    )
+}
+
+/// `list.userID-forbidden` (the same rule in v2).
+pub(crate) fn user_id_forbidden(api: Api) -> Check {
+    labelled(
+        api,
+        check(
+            "list.userID-forbidden",
+            S,
+            "userID under a user-specific service authorization is 400 invalid_request",
+            |ctx: &mut Ctx<'_>| {
+                ctx.listed("credentials/list")?;
+                let user_specific = ctx
+                    .auth_types()
+                    .iter()
+                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
+                if !user_specific {
+                    return Ok(Outcome::skip(
+                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
+                    ));
+                }
+                let r = ctx.call("credentials/list", &json!({ "userID": bogus("user") }))?;
+                Ok(expect_invalid_request(
+                    &r,
+                    Some("userID parameter MUST be null"),
+                ))
+            },
+        ),
+    )
+}
+
 pub fn checks() -> Vec<Check> {
     vec![
         check(
@@ -90,16 +134,7 @@ pub fn checks() -> Vec<Check> {
                     return Ok(Outcome::skip("no credential given (--credential)"));
                 }
                 let (ids, _, _) = all_pages(ctx, &token, None)?;
-                let missing: Vec<&String> = given.iter().filter(|g| !ids.contains(g)).collect();
-                Ok(Outcome::check(
-                    missing.is_empty(),
-                    format!("{} among the credentialIDs", given.join(", ")),
-                    if missing.is_empty() {
-                        format!("{ids:?}")
-                    } else {
-                        format!("missing {missing:?} from {ids:?}")
-                    },
-                ))
+                Ok(holds_every(&given, &ids))
             },
         ),
         check(
@@ -152,38 +187,13 @@ pub fn checks() -> Vec<Check> {
                     ));
                 }
                 let r = ctx.call("credentials/list", &json!({ "pageToken": bogus("page") }))?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter pageToken"),
                 ))
             },
         ),
-        check(
-            "list.userID-forbidden",
-            S,
-            "userID under a user-specific service authorization is 400 invalid_request",
-            |ctx: &mut Ctx<'_>| {
-                ctx.listed("credentials/list")?;
-                let user_specific = ctx
-                    .auth_types()
-                    .iter()
-                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
-                if !user_specific {
-                    return Ok(Outcome::skip(
-                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
-                    ));
-                }
-                let r = ctx.call("credentials/list", &json!({ "userID": bogus("user") }))?;
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("userID parameter MUST be null"),
-                ))
-            },
-        ),
+        user_id_forbidden(Api::V1),
         check(
             "list.other-user",
             S,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Check, bogus, check};
 use crate::Identity;
-use crate::ctx::{Ctx, Need, expect_error, to_json};
+use crate::ctx::{Ctx, Need, expect_error, expect_invalid_request, to_json};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
 
@@ -142,10 +142,8 @@ pub fn checks() -> Vec<Check> {
                 ctx.listed("auth/login")?;
                 let header = format!("Basic {}", STANDARD.encode("no-colon-in-here"));
                 let r = ctx.http.post("auth/login", Auth::Raw(&header), &json!({}));
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Malformed username-password."),
                 ))
             },
@@ -175,10 +173,8 @@ pub fn checks() -> Vec<Check> {
                 let r = ctx
                     .http
                     .post("auth/login", Auth::None, &json!({ "refresh_token": 7 }));
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid string parameter: refresh_token"),
                 ))
             },
@@ -194,12 +190,7 @@ pub fn checks() -> Vec<Check> {
                     Auth::None,
                     &json!({ "refresh_token": bogus("refresh-token") }),
                 );
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("Invalid refresh_token"),
-                ))
+                Ok(expect_invalid_request(&r, Some("Invalid refresh_token")))
             },
         ),
     ]

@@ -3,6 +3,7 @@
 //! catalogue order; `auth/revoke` comes last among the requests because it kills a token, and
 //! the §10.1 error-body checks then judge every error answer the run collected.
 
+use crate::Api;
 use crate::crypto::{Digest, Scheme};
 use crate::ctx::{Ctx, Need};
 use crate::report::Outcome;
@@ -50,6 +51,15 @@ pub(crate) fn check(
         section: section.into(),
         rule: rule.into(),
         run: Box::new(run),
+    }
+}
+
+/// A check as the catalogue of `api` names it: as written (v1 id and section) or, for v2,
+/// [`v2::relabel`]led (`v2.` id, v2 clause).
+pub(crate) fn labelled(api: Api, c: Check) -> Check {
+    match api {
+        Api::V1 => c,
+        Api::V2 => v2::relabel(c),
     }
 }
 

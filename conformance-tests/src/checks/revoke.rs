@@ -4,7 +4,7 @@ use csc_types::RevokeRequest;
 use serde_json::json;
 
 use super::{Check, check};
-use crate::ctx::{Ctx, expect_error, to_json};
+use crate::ctx::{Ctx, expect_invalid_request, to_json};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -19,10 +19,8 @@ pub fn checks() -> Vec<Check> {
             |ctx: &mut Ctx<'_>| {
                 ctx.listed("auth/revoke")?;
                 let r = ctx.call("auth/revoke", &json!({}))?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Missing (or invalid type) string parameter token"),
                 ))
             },
@@ -40,10 +38,8 @@ pub fn checks() -> Vec<Check> {
                     client_data: None,
                 });
                 let r = ctx.call("auth/revoke", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid string parameter token_type_hint"),
                 ))
             },

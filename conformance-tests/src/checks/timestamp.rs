@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Check, bogus, check};
 use crate::crypto::{self, Digest};
-use crate::ctx::{Ctx, Need, expect_error, expect_error_any, with, without};
+use crate::ctx::{Ctx, Need, expect_error_any, expect_invalid_request, with, without};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
 use crate::tsp::{self, Token};
@@ -260,7 +260,7 @@ fn input_error(
     check(id, S, rule, move |ctx: &mut Ctx<'_>| {
         let body = mutate(Asked::new(Digest::Sha256, id).body());
         let r = call(ctx, &body)?;
-        Ok(expect_error(&r, 400, "invalid_request", Some(description)))
+        Ok(expect_invalid_request(&r, Some(description)))
     })
 }
 

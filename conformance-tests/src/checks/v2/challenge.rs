@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::checks::{Check, bogus, check};
-use crate::ctx::{Cred, Ctx, Need, expect_error, without};
+use crate::ctx::{Cred, Ctx, Need, expect_invalid_request, without};
 use crate::http::Auth;
 use crate::report::Outcome;
 
@@ -66,7 +66,7 @@ pub fn checks() -> Vec<Check> {
             |ctx: &mut Ctx<'_>| {
                 let (_, body) = oob(ctx)?;
                 let r = ctx.call("credentials/getChallenge", &without(body, "credentialID"))?;
-                Ok(expect_error(&r, 400, "invalid_request", None))
+                Ok(expect_invalid_request(&r, None))
             },
         ),
         check(
@@ -77,10 +77,8 @@ pub fn checks() -> Vec<Check> {
                 ctx.listed("credentials/getChallenge")?;
                 let body = json!({ "credentialID": bogus("credential"), "authObjectID": "OTP" });
                 let r = ctx.call("credentials/getChallenge", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },
@@ -93,10 +91,8 @@ pub fn checks() -> Vec<Check> {
                 let (_, body) = oob(ctx)?;
                 let body = crate::ctx::with(body, "authObjectID", json!(bogus("object")));
                 let r = ctx.call("credentials/getChallenge", &body)?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter authObjectID"),
                 ))
             },
@@ -111,10 +107,8 @@ pub fn checks() -> Vec<Check> {
                 let r = ctx
                     .http
                     .post("credentials/getChallenge", Auth::Bearer(&other), &body);
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter credentialID"),
                 ))
             },
@@ -129,12 +123,7 @@ pub fn checks() -> Vec<Check> {
                     "credentials/authorizeCheck",
                     &json!({ "handle": bogus("handle") }),
                 )?;
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("Invalid parameter handle"),
-                ))
+                Ok(expect_invalid_request(&r, Some("Invalid parameter handle")))
             },
         ),
         check(
@@ -144,7 +133,7 @@ pub fn checks() -> Vec<Check> {
             |ctx: &mut Ctx<'_>| {
                 ctx.listed("credentials/authorizeCheck")?;
                 let r = ctx.call("credentials/authorizeCheck", &json!({}))?;
-                Ok(expect_error(&r, 400, "invalid_request", None))
+                Ok(expect_invalid_request(&r, None))
             },
         ),
     ]

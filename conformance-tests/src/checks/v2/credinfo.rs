@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::relabel;
-use crate::checks::{Check, check, credinfo};
-use crate::ctx::{Cred, Ctx, Need, member};
-use crate::report::Outcome;
+use crate::checks::credinfo::{self, each};
+use crate::checks::{Check, check};
+use crate::ctx::{Ctx, member};
 
 const S: &str = "v2 §11.5 credentials/info";
 const OBJECTS: &str = "v2 §8.3 / §11.5 credentials/info";
@@ -29,28 +29,6 @@ const OBJECT_TYPES: &[&str] = &[
     "ChallengeResponse",
     "ChallengeResponseOOB",
 ];
-
-/// Runs `rule` on every given credential; fails with the first that breaks it.
-fn each(
-    ctx: &mut Ctx<'_>,
-    expected: &str,
-    rule: impl Fn(&Cred) -> Result<String, String>,
-) -> Need<Outcome> {
-    ctx.listed("credentials/info")?;
-    let ids = ctx.credential_ids();
-    if ids.is_empty() {
-        return Ok(Outcome::skip("no credential given (--credential)"));
-    }
-    let mut seen = Vec::new();
-    for id in ids {
-        let cred = ctx.cred(&id)?;
-        match rule(&cred) {
-            Ok(s) => seen.push(format!("{id}: {s}")),
-            Err(got) => return Ok(Outcome::fail(expected, format!("{id}: {got}"))),
-        }
-    }
-    Ok(Outcome::pass(seen.join("; ")))
-}
 
 /// An optional string member of `v`.
 fn optional_string(v: &Value, name: &str) -> bool {

@@ -1,49 +1,17 @@
 //! v2 §11.1 info: service discovery, no authentication; the v1 members plus
 //! `signAlgorithms`, `signature_formats`, `conformance_levels`, `oauth2Issuer`,
-//! `asynchronousOperationMode` and `validationInfo`.
+//! `asynchronousOperationMode` and `validationInfo`. The members v1 has are checked by
+//! [`crate::checks::info`], built for v2.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::checks::info::{looks_like_language_tag, string_member};
-use crate::checks::{Check, check};
+use crate::Api;
+use crate::checks::{Check, check, info};
 use crate::crypto;
 use crate::ctx::{Ctx, member};
-use crate::http::Auth;
 use crate::report::Outcome;
 
 const S: &str = "v2 §11.1 info";
-
-/// The method names of the v2.0.0.2 method table (`credentials/sendOTP` is still listed there
-/// although no clause defines it; `oauth2/pushed_authorize` is §8.4 PAR).
-pub(crate) const METHODS: &[&str] = &[
-    "info",
-    "auth/login",
-    "auth/revoke",
-    "credentials/list",
-    "credentials/info",
-    "credentials/authorize",
-    "credentials/authorizeCheck",
-    "credentials/getChallenge",
-    "credentials/extendTransaction",
-    "credentials/sendOTP",
-    "signatures/signHash",
-    "signatures/signDoc",
-    "signatures/signPolling",
-    "signatures/timestamp",
-    "oauth2/authorize",
-    "oauth2/pushed_authorize",
-    "oauth2/token",
-    "oauth2/revoke",
-];
-
-const AUTH_TYPES: &[&str] = &[
-    "external",
-    "TLS",
-    "basic",
-    "digest",
-    "oauth2code",
-    "oauth2client",
-];
 
 const FORMATS: &[&str] = &["C", "X", "P", "J"];
 
@@ -72,132 +40,10 @@ fn optional_bool(v: &Value, name: &str) -> Outcome {
 }
 
 pub fn checks() -> Vec<Check> {
-    vec![
-        check(
-            "v2.info.status",
-            S,
-            "info answers 200 with a JSON object, without authentication",
-            |ctx: &mut Ctx<'_>| {
-                let r = ctx.http.post("info", Auth::None, &json!({}));
-                Ok(Outcome::check(
-                    r.status == 200 && r.json.as_ref().is_some_and(Value::is_object),
-                    "200 with a JSON object",
-                    r.brief(),
-                ))
-            },
-        ),
-        check(
-            "v2.info.content-type",
-            "v2 §7.1 format of the API",
-            "responses are sent as application/json",
-            |ctx: &mut Ctx<'_>| {
-                let r = ctx.http.post("info", Auth::None, &json!({}));
-                Ok(Outcome::check(
-                    r.is_json_content_type(),
-                    "Content-Type: application/json",
-                    format!(
-                        "Content-Type: {}",
-                        r.content_type.as_deref().unwrap_or("(none)")
-                    ),
-                ))
-            },
-        ),
-        check(
-            "v2.info.specs",
-            S,
-            "specs is a string Major.Minor.x.y of version 2",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let ok = member(&v, &["specs"]).as_str().is_some_and(|s| {
-                    let parts: Vec<&str> = s.split('.').collect();
-                    parts.len() == 4
-                        && parts
-                            .iter()
-                            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-                        && parts.first() == Some(&"2")
-                });
-                Ok(Outcome::check(
-                    ok,
-                    r#"a string like "2.0.0.2""#,
-                    member(&v, &["specs"]).to_string(),
-                ))
-            },
-        ),
-        check(
-            "v2.info.name",
-            S,
-            "name is a string of at most 255 characters",
-            |ctx: &mut Ctx<'_>| Ok(string_member(&ctx.info()?, "name", Some(255))),
-        ),
-        check(
-            "v2.info.logo",
-            S,
-            "logo is the URI of an image",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let ok = member(&v, &["logo"])
-                    .as_str()
-                    .is_some_and(|s| s.contains("://") || s.starts_with("data:image/"));
-                Ok(Outcome::check(
-                    ok,
-                    "a URI string",
-                    member(&v, &["logo"]).to_string(),
-                ))
-            },
-        ),
-        check(
-            "v2.info.region",
-            S,
-            "region is an ISO 3166-1 alpha-2 country code",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let ok = member(&v, &["region"])
-                    .as_str()
-                    .is_some_and(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase()));
-                Ok(Outcome::check(
-                    ok,
-                    "two upper-case letters, e.g. \"BE\"",
-                    member(&v, &["region"]).to_string(),
-                ))
-            },
-        ),
-        check(
-            "v2.info.lang",
-            S,
-            "lang is an RFC 5646 language tag",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let ok = member(&v, &["lang"])
-                    .as_str()
-                    .is_some_and(looks_like_language_tag);
-                Ok(Outcome::check(
-                    ok,
-                    "a language tag, e.g. \"en-US\"",
-                    member(&v, &["lang"]).to_string(),
-                ))
-            },
-        ),
-        check(
-            "v2.info.description",
-            S,
-            "description is a string of at most 255 characters",
-            |ctx: &mut Ctx<'_>| Ok(string_member(&ctx.info()?, "description", Some(255))),
-        ),
-        check(
-            "v2.info.authType",
-            S,
-            "authType is a non-empty array of external, TLS, basic, digest, oauth2code, oauth2client",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let ok = strings(member(&v, &["authType"]))
-                    .is_some_and(|a| !a.is_empty() && a.iter().all(|t| AUTH_TYPES.contains(t)));
-                Ok(Outcome::check(
-                    ok,
-                    format!("a non-empty subset of {AUTH_TYPES:?}"),
-                    member(&v, &["authType"]).to_string(),
-                ))
-            },
-        ),
+    let api = Api::V2;
+    let mut all = info::answer_checks(api);
+    all.extend(info::member_checks(api));
+    all.extend(vec![
         check(
             "v2.info.oauth2",
             S,
@@ -229,34 +75,9 @@ pub fn checks() -> Vec<Check> {
                 ))
             },
         ),
-        check(
-            "v2.info.methods",
-            S,
-            "methods is an array of the method names of the v2 method table",
-            |ctx: &mut Ctx<'_>| {
-                let v = ctx.info()?;
-                let Some(a) = member(&v, &["methods"]).as_array() else {
-                    return Ok(Outcome::fail(
-                        "an array of strings",
-                        member(&v, &["methods"]).to_string(),
-                    ));
-                };
-                let unknown: Vec<String> = a
-                    .iter()
-                    .filter(|m| !m.as_str().is_some_and(|m| METHODS.contains(&m)))
-                    .map(Value::to_string)
-                    .collect();
-                Ok(Outcome::check(
-                    unknown.is_empty(),
-                    "only v2 method names",
-                    if unknown.is_empty() {
-                        member(&v, &["methods"]).to_string()
-                    } else {
-                        format!("unknown: {}", unknown.join(", "))
-                    },
-                ))
-            },
-        ),
+    ]);
+    all.push(info::methods_check(api));
+    all.extend(vec![
         check(
             "v2.info.signAlgorithms",
             S,
@@ -370,17 +191,7 @@ pub fn checks() -> Vec<Check> {
             "validationInfo, when present, is a boolean",
             |ctx: &mut Ctx<'_>| Ok(optional_bool(&ctx.info()?, "validationInfo")),
         ),
-        check(
-            "v2.info.lang-fallback",
-            S,
-            "an unsupported lang is answered in the service's own language, not refused",
-            |ctx: &mut Ctx<'_>| {
-                let r = ctx
-                    .http
-                    .post("info", Auth::None, &json!({ "lang": "zz-ZZ" }));
-                let ok = r.status == 200 && r.str("lang").is_some_and(looks_like_language_tag);
-                Ok(Outcome::check(ok, "200 with the service's lang", r.brief()))
-            },
-        ),
-    ]
+    ]);
+    all.push(info::lang_fallback_check(api));
+    all
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::checks::{Check, bogus, check};
-use crate::ctx::{Ctx, Need, expect_error, member};
+use crate::Api;
+use crate::checks::{Check, bogus, check, list as v1_list};
+use crate::ctx::{Ctx, Need, expect_invalid_request, member};
 use crate::http::{Auth, Resp};
 use crate::report::Outcome;
 
@@ -66,16 +67,7 @@ pub fn checks() -> Vec<Check> {
                 let Some(got) = ids(&r) else {
                     return Ok(Outcome::fail("200 with credentialIDs", r.brief()));
                 };
-                let missing: Vec<&String> = given.iter().filter(|g| !got.contains(g)).collect();
-                Ok(Outcome::check(
-                    missing.is_empty(),
-                    format!("{} among the credentialIDs", given.join(", ")),
-                    if missing.is_empty() {
-                        format!("{got:?}")
-                    } else {
-                        format!("missing {missing:?} from {got:?}")
-                    },
-                ))
+                Ok(v1_list::holds_every(&given, &got))
             },
         ),
         check(
@@ -243,38 +235,13 @@ pub fn checks() -> Vec<Check> {
                     ctx,
                     &json!({ "credentialInfo": true, "certificates": "all" }),
                 )?;
-                Ok(expect_error(
+                Ok(expect_invalid_request(
                     &r,
-                    400,
-                    "invalid_request",
                     Some("Invalid parameter certificates"),
                 ))
             },
         ),
-        check(
-            "v2.list.userID-forbidden",
-            S,
-            "userID under a user-specific service authorization is 400 invalid_request",
-            |ctx: &mut Ctx<'_>| {
-                ctx.listed("credentials/list")?;
-                let user_specific = ctx
-                    .auth_types()
-                    .iter()
-                    .any(|t| ["basic", "digest", "oauth2code"].contains(&t.as_str()));
-                if !user_specific {
-                    return Ok(Outcome::skip(
-                        "authType lists no user-specific authorization (basic, digest, oauth2code)",
-                    ));
-                }
-                let r = list(ctx, &json!({ "userID": bogus("user") }))?;
-                Ok(expect_error(
-                    &r,
-                    400,
-                    "invalid_request",
-                    Some("userID parameter MUST be null"),
-                ))
-            },
-        ),
+        v1_list::user_id_forbidden(Api::V2),
         check(
             "v2.list.other-user",
             S,

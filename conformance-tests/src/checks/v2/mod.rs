@@ -5,17 +5,19 @@
 //! credentials/extendTransaction, 11.10 signatures/signHash, 11.13 signatures/timestamp; §8.3
 //! authentication objects, §10 errors). What v2 left unchanged (`auth/login`, `auth/revoke`,
 //! `signatures/timestamp`, most of `credentials/info`, the error body) runs the v1 checks
-//! again, relabelled `v2.*` with the v2 clause; the rest is written here from the v2 text
-//! (`hashes` with `hashAlgorithmOID`, `authData`, `auth` objects, `getChallenge`,
-//! `authorizeCheck`, `operationMode`, ...).
+//! again, relabelled `v2.*` with the v2 clause. The checks whose rule is v1's but whose
+//! request is v2's (`info`, the Bearer checks, `credentials/authorize`, `signatures/signHash`,
+//! `credentials/extendTransaction`) are built for either API by the v1 modules (the `Ctx`
+//! writes `hashes` with `hashAlgorithmOID` and `authData`; `checks::labelled` names
+//! them), with v2's differences said there; what only v2 has is written here from the v2
+//! text (`auth` objects, `getChallenge`, `authorizeCheck`, `operationMode`, ...).
 
-use super::{Check, errors, login, revoke, timestamp};
+use super::{Check, bearer, errors, extend, login, revoke, timestamp};
+use crate::Api;
 
 mod authorize;
-mod bearer;
 mod challenge;
 mod credinfo;
-mod extend;
 mod info;
 mod list;
 mod signhash;
@@ -27,6 +29,14 @@ const MOVED: &[(&str, &str)] = &[
         "§11.9 credentials/extendTransaction",
     ),
     ("§11.9 signatures/signHash", "§11.10 signatures/signHash"),
+    (
+        "§9 / §11.9 signatures/signHash",
+        "§9 / §11.10 signatures/signHash",
+    ),
+    (
+        "§8.2 SCAL / §11.9 signatures/signHash",
+        "§8.2 SCAL / §11.10 signatures/signHash",
+    ),
     ("§11.10 signatures/timestamp", "§11.13 signatures/timestamp"),
     // v1's status table; v2's own bearer checks cite it so
     ("§10 Table 2", "§10 statuses"),
@@ -54,14 +64,14 @@ pub fn catalogue() -> Vec<Check> {
     let mut all = Vec::new();
     all.extend(info::checks());
     all.extend(login::checks().into_iter().map(relabel));
-    all.extend(bearer::checks());
+    all.extend(bearer::checks_for(Api::V2));
     all.extend(list::checks());
     all.extend(credinfo::checks());
     all.extend(authorize::checks());
     all.extend(challenge::checks());
     all.extend(signhash::checks());
     all.extend(timestamp::checks().into_iter().map(relabel));
-    all.extend(extend::checks());
+    all.extend(extend::checks_for(Api::V2));
     all.extend(revoke::checks().into_iter().map(relabel));
     all.extend(errors::checks().into_iter().map(relabel));
     all
