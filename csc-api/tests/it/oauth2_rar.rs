@@ -1057,7 +1057,10 @@ fn plain_v2_parameters_pushed_work_like_authorization_details_with_a_signature_q
     f.k.create(&["rsa", "ec"]);
     let (rsa, ec) = (f.k.id("rsa").to_owned(), f.k.id("ec").to_owned());
     let h = digest(b"deed");
-    let (fields, verifier) = plain_v2(("signatureQualifier", "eu_eidas_aes"), &[h.clone()]);
+    let (fields, verifier) = plain_v2(
+        ("signatureQualifier", "eu_eidas_aes"),
+        std::slice::from_ref(&h),
+    );
     // numSignatures may be left out: one signature per hash
     let (status, pushed) = f.push(&edited(&fields, &["numSignatures"], &[]));
     assert_eq!(status, 201, "{pushed}");
