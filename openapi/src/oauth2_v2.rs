@@ -46,7 +46,9 @@ fn pushed_authorize() -> Operation {
                       checked at once. `authorization_details` (RFC 9396, type `credential` or \
                       `https://cloudsignatureconsortium.org/2025/credential`) names the \
                       credential or a signature qualifier, the documents' digests and their \
-                      labels. The answer's `request_uri` opens the sign-in and consent page: \
+                      labels; the plain CSC v2 parameters (`credentialID` or \
+                      `signatureQualifier`, `hashes`, `hashAlgorithmOID`, PKCE S256) make the \
+                      same request without labels. The answer's `request_uri` opens the sign-in and consent page: \
                       `GET oauth2/authorize?client_id=...&request_uri=...`, once, before it \
                       expires.",
         security: Security::ClientBasicOrNone,
@@ -174,7 +176,8 @@ pub(crate) fn schemas() -> Value {
                 },
                 "credentialID": string("The credential the details were granted for"),
             }),
-            "`oauth2/token` output for a code of a request with `authorization_details` (CSC v2 \
+            "`oauth2/token` output for a code of a request with `authorization_details` or the \
+             plain CSC v2 parameters (`hashes`, ...: the equivalent element is echoed) (CSC v2 \
              §8.4)",
         ),
         "OAuthCredentialAuthorizationDetail": response(
@@ -188,7 +191,7 @@ pub(crate) fn schemas() -> Value {
                     "minItems": 1,
                     "items": response(&["hash"], json!({
                         "hash": string("base64 as requested"),
-                        "label": string("As requested"),
+                        "label": string("As requested (none for the plain `hashes`)"),
                     }), "One consented document"),
                 },
                 "hashAlgorithmOID": oid("The digest OID of `documentDigests`"),

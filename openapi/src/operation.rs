@@ -369,7 +369,10 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                           A valid request gets the sign-in page (and a cookie its form must come \
                           back with); an invalid one from a known client and redirect URI a 302 \
                           with `error`; one whose client or redirect URI is unknown an error \
-                          page, never a redirect. Public clients must use PKCE (S256). With \
+                          page, never a redirect. Public clients must use PKCE (S256), and so \
+                          must a CSC v2 request with `hashes`, `hashAlgorithmOID` or \
+                          `signatureQualifier` (the `authorization_details` request in plain \
+                          parameters). With \
                           `client_id` and the `request_uri` of `oauth2/pushed_authorize` (RFC \
                           9126 §4) the pushed request is the whole request (every other \
                           parameter is ignored); an unknown, used, expired or other client's \
@@ -460,7 +463,8 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
             summary: "Exchange a code, client credentials or a refresh token for a token (CSC §8.3.3)",
             description: "Scope `service` gives a Bearer service token; a code of scope \
                           `credential` gives a SAD (`token_type` `SAD`) for signHash; a code of \
-                          a request with `authorization_details` (CSC v2 §8.4) gives a `Bearer` \
+                          a request with `authorization_details` or the plain CSC v2 \
+                          parameters (`hashes`, ...; CSC v2 §8.4) gives a `Bearer` \
                           credential token (the SAD v2 `signatures/signHash` and \
                           `credentials/info` take as their Bearer) with the approved \
                           `authorization_details` and the `credentialID` they were granted for. \
@@ -548,7 +552,11 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
         ),
         (
             "code_challenge",
-            text("PKCE S256 challenge, base64url (43 characters)"),
+            text(
+                "PKCE S256 challenge, base64url (43 characters): required of public clients \
+                 and of a request with the plain CSC v2 parameters (`hashes`, \
+                 `hashAlgorithmOID`, `signatureQualifier`)",
+            ),
             false,
         ),
         (
@@ -558,18 +566,54 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
         ),
         (
             "credentialID",
-            text("Scope `credential`: the credential to authorize"),
+            text(
+                "Scope `credential`: the credential to authorize (CSC v2: or \
+                 `signatureQualifier`)",
+            ),
             false,
         ),
         (
             "numSignatures",
             json!({ "type": "string", "pattern": "^[\\s\\u0085]*\\+?0*[1-9][0-9]{0,18}[\\s\\u0085]*$",
-                    "description": "Scope `credential`: how many signatures" }),
+                    "description": "Scope `credential`: how many signatures (with `hashes`: \
+                                    optional, and equal to their number)" }),
             false,
         ),
         (
             "hash",
-            text("Scope `credential`: base64url digests, comma-separated (required at SCAL 2)"),
+            text(
+                "CSC v1, scope `credential`: base64url digests, comma-separated (required at \
+                 SCAL 2); not with the CSC v2 `hashes`, `hashAlgorithmOID`, \
+                 `signatureQualifier`",
+            ),
+            false,
+        ),
+        (
+            "hashes",
+            text(
+                "CSC v2 (§8.4.2), scope `credential`: the digests to sign, base64url \
+                 (standard base64 and padding tolerated), comma-separated, 1 to 64, each of \
+                 the length of `hashAlgorithmOID`. A request with `hashes`, \
+                 `hashAlgorithmOID` or `signatureQualifier` is the credential request of the \
+                 equivalent `authorization_details` (one signature per digest; the token is \
+                 `Bearer` and echoes them); it needs PKCE S256 and `hashes`",
+            ),
+            false,
+        ),
+        (
+            "hashAlgorithmOID",
+            text(
+                "CSC v2, with `hashes` (required with them): the OID of their digest \
+                 algorithm, SHA-256/384/512",
+            ),
+            false,
+        ),
+        (
+            "signatureQualifier",
+            text(
+                "CSC v2, scope `credential`, instead of `credentialID`: the signer chooses \
+                 one of their credentials on the consent page",
+            ),
             false,
         ),
         (
@@ -591,7 +635,8 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
                  `signatureQualifier`, `documentDigests` [{`hash`, `label`}] (1 to 64), \
                  `hashAlgorithmOID` (SHA-256/384/512), optionally `numSignatures` (the number \
                  of digests) and `locations`; no other member. A credential request: not with \
-                 scope `service` nor with `credentialID`, `numSignatures` or `hash`",
+                 scope `service` nor with `credentialID`, `numSignatures`, `hash`, `hashes`, \
+                 `hashAlgorithmOID` or `signatureQualifier`",
             ),
             false,
         ),

@@ -137,8 +137,8 @@ pub struct ConsentPage<'a> {
     pub num_signatures: i64,
     /// The hashes as the application sent them (base64url).
     pub hashes: &'a [String],
-    /// The documents of `authorization_details`: label and digest, in order (they replace
-    /// the bare `hashes` list when present).
+    /// The documents of `authorization_details` (or of the plain v2 `hashes`): label, if any,
+    /// and digest, in order (they replace the bare `hashes` list when present).
     pub documents: &'a [DocumentView],
     pub description: Option<&'a str>,
     pub pin: bool,
@@ -225,14 +225,18 @@ pub fn consent_page(p: &ConsentPage<'_>) -> String {
             p.documents.len()
         );
         for (i, d) in p.documents.iter().enumerate() {
+            // a digest without a label (the plain v2 `hashes` have none) shows no label line
+            let label = d.label.as_deref().map_or_else(String::new, |l| {
+                format!(
+                    "<strong class=\"label\" id=\"label-{i}\">{}</strong><br>",
+                    escape(l)
+                )
+            });
             let _ = writeln!(
                 body,
-                "<li><strong class=\"label\" id=\"label-{i}\">{}</strong><br>\
+                "<li>{label}\
                  digest (base64) <code class=\"digest\" id=\"digest-{i}\">{}</code><br>\
                  digest (hex) <code class=\"hex\" id=\"hex-{i}\">{}</code></li>",
-                d.label
-                    .as_deref()
-                    .map_or_else(|| "(no label)".to_owned(), escape),
                 escape(&d.base64),
                 escape(&d.hex),
             );

@@ -13,7 +13,9 @@
 //!   `oauth2/authorize` and on `POST oauth2/pushed_authorize` (RFC 9126, whose `request_uri`
 //!   then opens the page); such a code yields a `Bearer` credential token (the SAD) with the
 //!   approved details and `credentialID` echoed; the metadata of RFC 8414 at
-//!   `/.well-known/oauth-authorization-server`.
+//!   `/.well-known/oauth-authorization-server`. The plain CSC v2 parameters (`hashes`,
+//!   `hashAlgorithmOID`, `signatureQualifier`; PKCE required) make the same request
+//!   ([`rar::from_params`]).
 //! * A body over [`MAX_FORM_BYTES`] is a 400 `invalid_request` JSON error ([`FormBody`]; the
 //!   page: its HTML error page), never actix's plain 413.
 //!

@@ -17,12 +17,22 @@
 //!
 //! Every refusal is `invalid_authorization_details` (RFC 9396 §5) with a description naming
 //! the member.
+//!
+//! The plain CSC v2 parameters (`credentialID` or `signatureQualifier`, `numSignatures`,
+//! `hashes`, `hashAlgorithmOID`; REFERENCE §6.15) are the same request in another form:
+//! [`from_params`] turns them into the equivalent element (type `credential`, digests without
+//! labels) through the same validation, so both forms share the consent page, the grant and the
+//! `Bearer` token answer (which echoes the approved element in either case: one answer shape
+//! for every v2 credential token, telling the client what was approved; RFC 6749 §5.1 has
+//! clients ignore members they do not know). Their refusals are `invalid_request`.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use sam::HashAlg;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::Params;
 
 /// The two `type` values accepted (CSC v2.0 and v2.2 spellings).
 pub const TYPES: [&str; 2] = [
@@ -115,6 +125,49 @@ fn bounded(s: &str) -> bool {
     !s.is_empty() && s.chars().count() <= MAX_LABEL_CHARS
 }
 
+/// Where a credential request came from: how its refusals name the members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// An `authorization_details` element.
+    Details,
+    /// The plain CSC v2 parameters of `oauth2/authorize` (`hashes`, `hashAlgorithmOID`, ...).
+    Plain,
+}
+
+impl Form {
+    /// Where a missing member was looked for (`" in authorization_details"`, or nothing).
+    fn within(self) -> &'static str {
+        match self {
+            Form::Details => " in authorization_details",
+            Form::Plain => "",
+        }
+    }
+
+    /// The digests' member.
+    fn digests(self) -> &'static str {
+        match self {
+            Form::Details => "documentDigests",
+            Form::Plain => "hashes",
+        }
+    }
+
+    /// One digest.
+    fn hash(self) -> &'static str {
+        match self {
+            Form::Details => "hash in documentDigests",
+            Form::Plain => "hashes",
+        }
+    }
+
+    /// The request as a whole.
+    fn request(self) -> &'static str {
+        match self {
+            Form::Details => "authorization_details",
+            Form::Plain => "The request",
+        }
+    }
+}
+
 /// Parses the `authorization_details` parameter (a JSON array of one element).
 pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
     let elements: Vec<Value> = serde_json::from_str(value)
@@ -138,20 +191,72 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
             _ => "Malformed authorization_details".to_owned(),
         }
     })?;
+    check(w, Form::Details)
+}
+
+/// The parameters only a CSC v2 credential request has (REFERENCE §6.15): a request with any
+/// of them is one ([`from_params`]).
+pub const PLAIN_V2: [&str; 3] = ["hashes", "hashAlgorithmOID", "signatureQualifier"];
+
+/// The first of [`PLAIN_V2`] the request carries: `Some` for a plain CSC v2 credential request.
+pub fn plain_v2(p: &Params) -> Option<&'static str> {
+    PLAIN_V2.into_iter().find(|n| p.get(n).is_some())
+}
+
+/// The plain CSC v2 parameters of `oauth2/authorize` (CSC v2 §8.4.2; REFERENCE §6.15) as the
+/// equivalent `authorization_details` element, so that both forms take one path (consent
+/// page, grant, `Bearer` token): `None` when the request has none of [`PLAIN_V2`] (a v1 or
+/// service request). `credentialID` xor `signatureQualifier`; `hashes` (required here, as
+/// `documentDigests` is: comma-separated base64url, standard base64 and padding tolerated);
+/// `hashAlgorithmOID` (required with `hashes`); `numSignatures` (optional; when given it must
+/// equal the number of hashes). The v1 `hash` does not mix with them. A refusal is the
+/// `error_description` of an `invalid_request` (the caller's: no `authorization_details` were
+/// sent); `scope`, PKCE and `authorization_details` itself are the caller's to check.
+pub fn from_params(p: &Params) -> Result<Option<CredentialDetails>, Refusal> {
+    let Some(v2) = plain_v2(p) else {
+        return Ok(None);
+    };
+    if p.get("hash").is_some() {
+        return Err(format!("Invalid parameter hash: not with {v2}"));
+    }
+    let w = Wire {
+        kind: "credential".into(),
+        credential_id: p.get("credentialID").map(str::to_owned),
+        signature_qualifier: p.get("signatureQualifier").map(str::to_owned),
+        document_digests: p.get("hashes").map(|h| {
+            h.split(',')
+                .map(|hash| WireDigest {
+                    hash: hash.trim().to_owned(),
+                    label: None,
+                })
+                .collect()
+        }),
+        hash_algorithm_oid: p.get("hashAlgorithmOID").map(str::to_owned),
+        num_signatures: p.get("numSignatures").map(|n| {
+            n.trim()
+                .parse::<i64>()
+                .map_or_else(|_| Value::from(n), Value::from)
+        }),
+        locations: None,
+    };
+    check(w, Form::Plain).map(Some)
+}
+
+/// The one validation of a credential request, whichever form it came in.
+fn check(w: Wire, form: Form) -> Result<CredentialDetails, Refusal> {
+    let (within, request) = (form.within(), form.request());
     let credential = match (w.credential_id, w.signature_qualifier) {
         (Some(id), None) if bounded(&id) => CredentialChoice::Id(id),
         (None, Some(q)) if bounded(&q) => CredentialChoice::Qualifier(q),
         (Some(_), Some(_)) => {
-            return Err(
-                "authorization_details must name credentialID or signatureQualifier, not both"
-                    .into(),
-            );
+            return Err(format!(
+                "{request} must name credentialID or signatureQualifier, not both"
+            ));
         }
         (None, None) => {
-            return Err(
-                "Missing parameter credentialID or signatureQualifier in authorization_details"
-                    .into(),
-            );
+            return Err(format!(
+                "Missing parameter credentialID or signatureQualifier{within}"
+            ));
         }
         (Some(_), None) => return Err("Invalid parameter credentialID".into()),
         (None, Some(_)) => return Err("Invalid parameter signatureQualifier".into()),
@@ -159,23 +264,24 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
     let documents = w
         .document_digests
         .filter(|d| !d.is_empty())
-        .ok_or_else(|| "Missing parameter documentDigests in authorization_details".to_owned())?;
+        .ok_or_else(|| format!("Missing parameter {}{within}", form.digests()))?;
     if documents.len() > MAX_DIGESTS {
         return Err(format!(
-            "Invalid parameter documentDigests: at most {MAX_DIGESTS} digests"
+            "Invalid parameter {}: at most {MAX_DIGESTS} digests",
+            form.digests()
         ));
     }
     let oid = w
         .hash_algorithm_oid
-        .ok_or_else(|| "Missing parameter hashAlgorithmOID in authorization_details".to_owned())?;
+        .ok_or_else(|| format!("Missing parameter hashAlgorithmOID{within}"))?;
     let alg =
         HashAlg::from_oid(&oid).ok_or_else(|| "Invalid parameter hashAlgorithmOID".to_owned())?;
     let mut digests = Vec::with_capacity(documents.len());
     for d in &documents {
-        let bytes = decode(&d.hash)
-            .ok_or_else(|| "Invalid parameter hash in documentDigests (base64)".to_owned())?;
+        let bytes =
+            decode(&d.hash).ok_or_else(|| format!("Invalid parameter {} (base64)", form.hash()))?;
         if bytes.len() != alg.digest_len() {
-            return Err("Invalid digest value length in documentDigests".into());
+            return Err(format!("Invalid digest value length in {}", form.digests()));
         }
         if d.label.as_deref().is_some_and(|l| !bounded(l)) {
             return Err("Invalid parameter label in documentDigests".into());
@@ -189,7 +295,10 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
                 .as_i64()
                 .ok_or_else(|| "Invalid parameter numSignatures".to_owned())?;
             if usize::try_from(n).ok() != Some(documents.len()) {
-                return Err("numSignatures must equal the number of documentDigests".into());
+                return Err(format!(
+                    "numSignatures must equal the number of {}",
+                    form.digests()
+                ));
             }
             Some(n)
         }
@@ -298,6 +407,91 @@ mod tests {
         for (input, expected) in cases {
             let e = parse(input).expect_err(input);
             assert!(e.contains(expected), "{input}: {e}");
+        }
+    }
+
+    fn params(query: &str) -> Params {
+        Params::parse(query.as_bytes()).expect("params")
+    }
+
+    #[test]
+    fn plain_v2_parameters_are_the_equivalent_element() {
+        let url = URL_SAFE_NO_PAD.encode((0u8..32).collect::<Vec<_>>());
+        let std = H32
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        let p = params(&format!(
+            "credentialID=c1&numSignatures=2&hashes={url},{std}&hashAlgorithmOID=2.16.840.1.101.3.4.2.1"
+        ));
+        let d = from_params(&p).expect("valid").expect("a v2 request");
+        assert_eq!(d.kind, "credential");
+        assert_eq!(d.credential, CredentialChoice::Id("c1".into()));
+        assert_eq!(d.digests, vec![url.clone(), url.clone()]);
+        assert!(d.documents.iter().all(|doc| doc.label.is_none()));
+        assert_eq!(d.signatures(), 2);
+        // the same element its authorization_details would make
+        let json = format!(
+            r#"[{{"type":"credential","credentialID":"c1","hashAlgorithmOID":"2.16.840.1.101.3.4.2.1",
+                "numSignatures":2,"documentDigests":[{{"hash":"{url}"}},{{"hash":"{H32}"}}]}}]"#
+        );
+        assert_eq!(parse(&json).expect("rar"), d);
+        // v1 and service requests are not v2 requests
+        assert_eq!(
+            from_params(&params("credentialID=c1&numSignatures=1&hash=AAEC")),
+            Ok(None)
+        );
+        assert_eq!(from_params(&params("scope=service")), Ok(None));
+    }
+
+    #[test]
+    fn bad_plain_v2_parameters_are_refused_with_the_parameter_named() {
+        let sha256 = "hashAlgorithmOID=2.16.840.1.101.3.4.2.1";
+        let h = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let cases = [
+            (
+                format!("credentialID=c1&hashes={h}"),
+                "Missing parameter hashAlgorithmOID".to_owned(),
+            ),
+            (
+                format!("credentialID=c1&{sha256}"),
+                "Missing parameter hashes".into(),
+            ),
+            (
+                format!("hashes={h}&{sha256}"),
+                "Missing parameter credentialID or signatureQualifier".into(),
+            ),
+            (
+                format!("credentialID=c1&signatureQualifier=eu_eidas_qes&hashes={h}&{sha256}"),
+                "The request must name credentialID or signatureQualifier, not both".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes=AAEC&{sha256}"),
+                "Invalid digest value length in hashes".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes=%25%25&{sha256}"),
+                "Invalid parameter hashes (base64)".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes={h},{h}&numSignatures=1&{sha256}"),
+                "numSignatures must equal the number of hashes".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes={h}&numSignatures=one&{sha256}"),
+                "Invalid parameter numSignatures".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes={h}&hash={h}&{sha256}"),
+                "Invalid parameter hash: not with hashes".into(),
+            ),
+            (
+                format!("credentialID=c1&hashes={h}&hashAlgorithmOID=1.3.14.3.2.26"),
+                "Invalid parameter hashAlgorithmOID".into(),
+            ),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(from_params(&params(&query)), Err(expected), "{query}");
         }
     }
 }

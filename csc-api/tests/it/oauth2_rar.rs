@@ -1,7 +1,9 @@
 //! OAuth 2.0 for CSC v2 (issue 12): the authorization server's metadata (RFC 8414), pushed
 //! authorization requests (RFC 9126) and `authorization_details` of type `credential`
 //! (RFC 9396, CSC v2 §8.4): strict validation, the consent page with each document's label and
-//! digest, the `Bearer` credential token that signs exactly the consented digests; and the
+//! digest, the `Bearer` credential token that signs exactly the consented digests; the same
+//! request made with the plain CSC v2 parameters (`hashes`, `hashAlgorithmOID`,
+//! `signatureQualifier`, PKCE required) on `oauth2/authorize` and PAR; and the
 //! OAuth error shape for oversized bodies. In process on the kit, plus one flow through the
 //! real page in headless Chromium against a `csc-server` process.
 
@@ -15,7 +17,7 @@ use crate::common::*;
 use crate::kit::{BASE, Kit, audit_records};
 use crate::oauth2::{
     Agent, ECDSA_SHA256, Page, REDIRECT_URI, SHA256_RSA, add_client, authorize_url, b64url,
-    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of,
+    browser, catcher, chromedriver, click, digest, form_post, handle_of, pkce, query_of, sign_hash,
     signer_cert, type_into, verifies,
 };
 
@@ -926,4 +928,294 @@ fn chromium_pushes_authorization_details_shows_the_documents_and_the_bearer_sign
     assert!(records.iter().any(|r| r.event == "oauth2.consent"
         && r.outcome == "success"
         && r.detail.contains("\"authorizationDetails\":true")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// the plain CSC v2 parameters (REFERENCE §6.15): `hashes`, `hashAlgorithmOID`,
+// `signatureQualifier` on oauth2/authorize and PAR make the request authorization_details would
+
+/// The plain v2 parameters of a credential request for `digests` (comma-separated base64url,
+/// as EUDI-KT joins them), PKCE S256 included: `(fields, code_verifier)`.
+fn plain_v2(credential: (&str, &str), digests: &[Vec<u8>]) -> (Vec<(String, String)>, String) {
+    let (verifier, challenge) = pkce();
+    let hashes: Vec<String> = digests.iter().map(|d| b64url(d)).collect();
+    let fields = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT_URI),
+        ("state", "st-1"),
+        ("scope", "credential"),
+        credential,
+        ("numSignatures", &digests.len().to_string()),
+        ("hashes", &hashes.join(",")),
+        ("hashAlgorithmOID", SHA256_OID),
+        ("description", "Quarterly report"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    (fields, verifier)
+}
+
+/// `fields` as `(&str, &str)` pairs, without the parameter `drop` and with `extra` added.
+fn edited<'a>(
+    fields: &'a [(String, String)],
+    drop: &[&str],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = fields
+        .iter()
+        .filter(|(k, _)| !drop.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (k, v) in extra {
+        out.retain(|(name, _)| name != k);
+        out.push((k, v));
+    }
+    out
+}
+
+#[test]
+fn plain_v2_parameters_on_authorize_show_the_digests_and_the_bearer_signs_exactly_them() {
+    let f = rar_fixture(|_| {});
+    let cred = f.k.id("multi").to_owned();
+    let docs = [digest(b"report.pdf"), digest(b"appendix.pdf")];
+    let (fields, verifier) = plain_v2(("credentialID", &cred), &docs);
+    let mut query = edited(&fields, &[], &[]);
+    query.push(("client_id", &f.client_id));
+    let mut agent = Agent::new(&f.k);
+    let page = agent.get(&authorize_url(BASE, &query));
+    let (handle, page) = sign_in(&mut agent, page);
+
+    // the consent step lists each digest (as sent, and in hex), no labels, the count, the purpose
+    let body = &page.body;
+    for (i, h) in docs.iter().enumerate() {
+        assert!(
+            body.contains(&format!("id=\"digest-{i}\">{}</code>", b64url(h))),
+            "{body}"
+        );
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(body.contains(&format!("id=\"hex-{i}\">{hex}</code>")));
+    }
+    assert!(!body.contains("class=\"label\""), "{body}");
+    assert!(body.contains(&format!("<code id=\"credential\">{cred}</code>")));
+    assert!(body.contains("<dd id=\"numSignatures\">2</dd>"));
+    assert!(body.contains("<dd id=\"description\">Quarterly report</dd>"));
+
+    let code = f.approve(&mut agent, &handle, &[]);
+    let (status, token) = f.token(&code, &verifier);
+    assert_eq!(status, 200, "{token}");
+    // the answer of the equivalent authorization_details request: Bearer, the credential, and
+    // the approved element (the digests as sent, without labels)
+    assert_eq!(token["token_type"], "Bearer");
+    assert!(token.get("refresh_token").is_none());
+    assert_eq!(token["credentialID"], cred.as_str());
+    assert_eq!(
+        token["authorization_details"],
+        json!([{
+            "type": "credential",
+            "credentialID": cred,
+            "documentDigests": docs.iter().map(|d| json!({ "hash": b64url(d) })).collect::<Vec<_>>(),
+            "hashAlgorithmOID": SHA256_OID,
+            "numSignatures": 2,
+        }])
+    );
+    let bearer = token["access_token"].as_str().expect("access_token");
+
+    // another digest is refused; exactly the consented ones sign, verified against the cert
+    assert_error(
+        &sign_with_credential_token(&f.k, &cred, bearer, &[digest(b"forged")], ECDSA_SHA256),
+        400,
+        "invalid_request",
+        "Hash is not authorized by the SAD.",
+    );
+    let (status, signed) = sign_with_credential_token(&f.k, &cred, bearer, &docs, ECDSA_SHA256);
+    assert_eq!(status, 200, "{signed}");
+    let alice = f.k.login("alice", ALICE_PASSWORD);
+    let cert = signer_cert(&f.k, &alice, &cred);
+    let sigs = signed["signatures"].as_array().expect("signatures");
+    assert_eq!(sigs.len(), 2);
+    for (h, sig) in docs.iter().zip(sigs) {
+        assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
+    }
+    let records = f.k.audit_records();
+    assert!(records.iter().any(|r| r.event == "oauth2.consent"
+        && r.outcome == "success"
+        && r.detail.contains("\"authorizationDetails\":true")));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "sad.authorize" && r.detail.contains("\"boundHashes\":2"))
+    );
+    assert!(f.k.audit_intact());
+}
+
+#[test]
+fn plain_v2_parameters_pushed_work_like_authorization_details_with_a_signature_qualifier() {
+    let f = rar_fixture(|_| {});
+    f.k.create(&["rsa", "ec"]);
+    let (rsa, ec) = (f.k.id("rsa").to_owned(), f.k.id("ec").to_owned());
+    let h = digest(b"deed");
+    let (fields, verifier) = plain_v2(
+        ("signatureQualifier", "eu_eidas_aes"),
+        std::slice::from_ref(&h),
+    );
+    // numSignatures may be left out: one signature per hash
+    let (status, pushed) = f.push(&edited(&fields, &["numSignatures"], &[]));
+    assert_eq!(status, 201, "{pushed}");
+    let request_uri = pushed["request_uri"].as_str().expect("request_uri");
+    let (mut agent, handle, page) = f.consent(request_uri);
+    assert!(page.body.contains("<dd id=\"qualifier\">eu_eidas_aes</dd>"));
+    assert!(page.body.contains(&format!("<option value=\"{ec}\">")));
+    assert!(
+        page.body
+            .contains(&format!("id=\"digest-0\">{}</code>", b64url(&h)))
+    );
+    assert!(page.body.contains("<dd id=\"numSignatures\">1</dd>"));
+    let code = f.approve(&mut agent, &handle, &[("credentialID", &ec)]);
+    let (status, token) = f.token(&code, &verifier);
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["credentialID"], ec.as_str());
+    assert_eq!(
+        token["authorization_details"][0]["signatureQualifier"],
+        "eu_eidas_aes"
+    );
+    let bearer = token["access_token"].as_str().expect("token");
+    assert_error(
+        &sign_with_credential_token(&f.k, &rsa, bearer, std::slice::from_ref(&h), SHA256_RSA),
+        400,
+        "invalid_request",
+        "Invalid parameter SAD",
+    );
+    let (status, signed) =
+        sign_with_credential_token(&f.k, &ec, bearer, std::slice::from_ref(&h), ECDSA_SHA256);
+    assert_eq!(status, 200, "{signed}");
+    let alice = f.k.login("alice", ALICE_PASSWORD);
+    let cert = signer_cert(&f.k, &alice, &ec);
+    let sig = signed["signatures"][0].as_str().expect("signature");
+    assert!(verifies(&cert, &h, &decode(sig)));
+}
+
+#[test]
+fn plain_v2_parameters_are_refused_with_their_exact_errors_and_v1_is_unchanged() {
+    let f = rar_fixture(|_| {});
+    let cred = f.k.id("multi").to_owned();
+    let docs = [digest(b"one"), digest(b"two")];
+    let (fields, _) = plain_v2(("credentialID", &cred), &docs);
+    let short = b64url(&[1u8; 20]);
+    let d = details(("credentialID", &cred), &[("doc", &docs[0])]).to_string();
+    let refusals: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            edited(&fields, &["hashAlgorithmOID"], &[]),
+            "Missing parameter hashAlgorithmOID",
+        ),
+        (
+            edited(&fields, &["numSignatures"], &[("hashes", &short)]),
+            "Invalid digest value length in hashes",
+        ),
+        (
+            edited(&fields, &[], &[("numSignatures", "3")]),
+            "numSignatures must equal the number of hashes",
+        ),
+        (
+            edited(&fields, &[], &[("hash", "AAEC")]),
+            "Invalid parameter hash: not with hashes",
+        ),
+        (
+            edited(&fields, &["hashes"], &[("hash", "AAEC")]),
+            "Invalid parameter hash: not with hashAlgorithmOID",
+        ),
+        (
+            edited(
+                &fields,
+                &["scope", "credentialID", "numSignatures", "hashes"],
+                &[("authorization_details", &d)],
+            ),
+            "Invalid parameter hashAlgorithmOID: not with authorization_details",
+        ),
+        (
+            edited(&fields, &["code_challenge", "code_challenge_method"], &[]),
+            "Missing parameter code_challenge: a CSC v2 request must use PKCE (S256)",
+        ),
+        (
+            edited(&fields, &[], &[("code_challenge_method", "plain")]),
+            "Invalid parameter code_challenge_method: only S256",
+        ),
+        (
+            edited(&fields, &["hashes", "numSignatures"], &[]),
+            "Missing parameter hashes",
+        ),
+        (
+            edited(&fields, &["scope"], &[]),
+            "Invalid parameter hashes: only for scope credential",
+        ),
+        (
+            edited(&fields, &[], &[("signatureQualifier", "eu_eidas_qes")]),
+            "The request must name credentialID or signatureQualifier, not both",
+        ),
+    ];
+    // PAR answers a JSON error (RFC 6749 §5.2)
+    for (fields, description) in &refusals {
+        assert_error(&f.push(fields), 400, "invalid_request", description);
+    }
+    // oauth2/authorize redirects it to the client with the state (RFC 6749 §4.1.2.1)
+    for (fields, description) in &refusals {
+        let mut query = fields.clone();
+        query.push(("client_id", &f.client_id));
+        let page = Agent::new(&f.k).get(&authorize_url(BASE, &query));
+        assert_eq!(page.status, 302, "{description}: {}", page.body);
+        let landed = page.location.expect("location");
+        assert!(landed.starts_with(REDIRECT_URI), "{landed}");
+        let q = query_of(&landed);
+        assert_eq!(q["error"], "invalid_request", "{landed}");
+        assert_eq!(q["error_description"], *description);
+        assert_eq!(q["state"], "st-1");
+    }
+
+    // v1 is unchanged: hash (comma-separated base64url) without PKCE from a confidential
+    // client, answered with token_type SAD that signs through v1 signHash
+    let hashes = docs.iter().map(|d| b64url(d)).collect::<Vec<_>>().join(",");
+    let mut agent = Agent::new(&f.k);
+    let page = agent.get(&authorize_url(
+        BASE,
+        &[
+            ("response_type", "code"),
+            ("client_id", f.client_id.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("state", "st-1"),
+            ("scope", "credential"),
+            ("credentialID", cred.as_str()),
+            ("numSignatures", "2"),
+            ("hash", &hashes),
+        ],
+    ));
+    let (handle, page) = sign_in(&mut agent, page);
+    assert!(page.body.contains("<ol id=\"hashes\">"), "{}", page.body);
+    let code = f.approve(&mut agent, &handle, &[]);
+    let (status, token) = f.k.form_post(
+        "token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+        Some((&f.client_id, &f.secret)),
+    );
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token["token_type"], "SAD");
+    let keys: Vec<&String> = token.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+    let sad = token["access_token"].as_str().expect("SAD");
+    let alice = f.k.login("alice", ALICE_PASSWORD);
+    let (status, signed) = sign_hash(&f.k, &alice, &cred, sad, &docs, ECDSA_SHA256);
+    assert_eq!(status, 200, "{signed}");
+    let cert = signer_cert(&f.k, &alice, &cred);
+    for (h, sig) in docs
+        .iter()
+        .zip(signed["signatures"].as_array().expect("signatures"))
+    {
+        assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
+    }
 }

@@ -797,6 +797,19 @@ fn real_answers_of_every_operation_match_the_document() {
         (status, &refused["error"]),
         (400, &json!("invalid_authorization_details"))
     );
+    // the plain CSC v2 parameters the document lists beside authorization_details
+    let (_, challenge) = crate::oauth2::pkce();
+    let plain = Body::Form(vec![
+        ("response_type", "code".into()),
+        ("scope", "credential".into()),
+        ("credentialID", k.id("rsa").to_owned()),
+        ("hashes", rar_digest.replace('+', "-").replace('/', "_")),
+        ("hashAlgorithmOID", "2.16.840.1.101.3.4.2.1".into()),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256".into()),
+    ]);
+    let (status, answer, _) = call("POST", par, Some(&client_basic), plain);
+    assert_eq!(status, 201, "{answer}");
     let (status, refused, _) = call("POST", par, Some("Bearer x"), pushed(&details));
     assert_eq!((status, &refused["error"]), (401, &json!("invalid_client")));
     let mut cookies: Vec<String> = vec![];

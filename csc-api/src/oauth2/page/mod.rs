@@ -8,8 +8,9 @@
 //! `request_uri` of a pushed request (RFC 9126 §4, [`crate::oauth2::par`]) takes that request,
 //! once, instead of the query's parameters (any other is ignored, RFC 9101 §5); an unknown,
 //! used, expired or other client's `request_uri` is shown on the page, never redirected.
-//! `authorization_details` (RFC 9396, [`crate::oauth2::rar`]) make a credential request whose
-//! consent step lists each document's label and digest.
+//! `authorization_details` (RFC 9396, [`crate::oauth2::rar`]), or the plain CSC v2 parameters
+//! that are their equivalent (`hashes`, `hashAlgorithmOID`, `signatureQualifier`), make a
+//! credential request whose consent step lists each document's digest (and label, if any).
 //!
 //! `POST` carries the handle in a hidden field; it must equal the value of an `HttpOnly`,
 //! `SameSite=Strict` cookie set with the form (double submit bound to the server-side row),

@@ -27,9 +27,10 @@ pub(crate) struct Pending {
     /// base64url without padding, as shown to the signer.
     pub hashes: Vec<String>,
     pub description: Option<String>,
-    /// `authorization_details` (RFC 9396, CSC v2 §8.4), when the request carried them: then
-    /// `hashes` and `num_signatures` are its digests and their count, and `credential_id` is
-    /// the one it names (`None` when a `signatureQualifier` lets the signer choose).
+    /// `authorization_details` (RFC 9396, CSC v2 §8.4), when the request carried them or the
+    /// plain CSC v2 parameters (`hashes`, ...: their equivalent element, [`rar::from_params`]):
+    /// then `hashes` and `num_signatures` are its digests and their count, and `credential_id`
+    /// is the one it names (`None` when a `signatureQualifier` lets the signer choose).
     #[serde(default)]
     pub authorization_details: Option<CredentialDetails>,
     /// A pushed request (RFC 9126) waiting for its `request_uri`: never a page's form.
@@ -110,8 +111,10 @@ pub(crate) fn validate(
     {
         return Err(bad("Invalid parameter description"));
     }
+    // the credential request of CSC v2 §8.4, as `authorization_details` (RFC 9396) or as the
+    // plain v2 parameters (`hashes`, ...: the same request, rar.rs), with the error code of
+    // its refusals
     let details = match p.get("authorization_details") {
-        None => None,
         Some(value) => {
             // RAR replaces the v1 CSC parameters and is for credential authorization only
             if p.get("scope") == Some("service") {
@@ -133,14 +136,32 @@ pub(crate) fn validate(
                     )));
                 }
             }
-            Some(rar::parse(value).map_err(|d| (rar::ERROR, d))?)
+            Some((rar::parse(value).map_err(|d| (rar::ERROR, d))?, rar::ERROR))
+        }
+        None => {
+            if let Some(name) = rar::plain_v2(p) {
+                if scope != "credential" {
+                    return Err(bad(&format!(
+                        "Invalid parameter {name}: only for scope credential"
+                    )));
+                }
+                // CSC v2 §8.4.2: code_challenge is REQUIRED (its method S256, checked above)
+                if code_challenge.is_none() {
+                    return Err(bad(
+                        "Missing parameter code_challenge: a CSC v2 request must use PKCE (S256)",
+                    ));
+                }
+            }
+            rar::from_params(p)
+                .map_err(|d| bad(&d))?
+                .map(|d| (d, "invalid_request"))
         }
     };
-    if let Some(d) = details {
+    if let Some((d, error)) = details {
         let credential_id = match &d.credential {
             CredentialChoice::Id(id) => Some(
                 id.parse::<CredentialId>()
-                    .map_err(|_| (rar::ERROR, "Invalid parameter credentialID".to_owned()))?
+                    .map_err(|_| (error, "Invalid parameter credentialID".to_owned()))?
                     .to_string(),
             ),
             CredentialChoice::Qualifier(_) => None,
