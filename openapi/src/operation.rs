@@ -370,9 +370,9 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                           back with); an invalid one from a known client and redirect URI a 302 \
                           with `error`; one whose client or redirect URI is unknown an error \
                           page, never a redirect. Public clients must use PKCE (S256), and so \
-                          must a CSC v2 request with `hashes`, `hashAlgorithmOID` or \
-                          `signatureQualifier` (the `authorization_details` request in plain \
-                          parameters). With \
+                          must every CSC v2 credential request (`authorization_details`, or \
+                          `hashes`, `hashAlgorithmOID` or `signatureQualifier`: the same \
+                          request in plain parameters), whatever the client. With \
                           `client_id` and the `request_uri` of `oauth2/pushed_authorize` (RFC \
                           9126 §4) the pushed request is the whole request (every other \
                           parameter is ignored); an unknown, used, expired or other client's \
@@ -554,8 +554,8 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
             "code_challenge",
             text(
                 "PKCE S256 challenge, base64url (43 characters): required of public clients \
-                 and of a request with the plain CSC v2 parameters (`hashes`, \
-                 `hashAlgorithmOID`, `signatureQualifier`)",
+                 and of every CSC v2 credential request (`authorization_details`, or the plain \
+                 v2 parameters `hashes`, `hashAlgorithmOID`, `signatureQualifier`)",
             ),
             false,
         ),
@@ -636,7 +636,7 @@ pub(crate) fn authorize_query() -> Vec<(&'static str, Value, bool)> {
                  `hashAlgorithmOID` (SHA-256/384/512), optionally `numSignatures` (the number \
                  of digests) and `locations`; no other member. A credential request: not with \
                  scope `service` nor with `credentialID`, `numSignatures`, `hash`, `hashes`, \
-                 `hashAlgorithmOID` or `signatureQualifier`",
+                 `hashAlgorithmOID` or `signatureQualifier`; it needs PKCE S256",
             ),
             false,
         ),

@@ -528,24 +528,38 @@ fn authorization_details_are_validated_strictly() {
     );
 
     // on oauth2/authorize the error goes back to the client by redirect (RFC 9396 §5)
-    let mut agent = Agent::new(&f.k);
-    let page = agent.get(&authorize_url(
-        BASE,
-        &[
+    let (_, challenge) = pkce();
+    let refused = |details: &str, with_pkce: bool| {
+        let mut params = vec![
             ("response_type", "code"),
             ("client_id", f.client_id.as_str()),
             ("state", "st-9"),
-            ("authorization_details", "[]"),
-        ],
-    ));
-    assert_eq!(page.status, 302, "{}", page.body);
-    let q = query_of(page.location.as_deref().expect("location"));
+            ("authorization_details", details),
+        ];
+        if with_pkce {
+            params.extend([
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ]);
+        }
+        let page = Agent::new(&f.k).get(&authorize_url(BASE, &params));
+        assert_eq!(page.status, 302, "{}", page.body);
+        query_of(page.location.as_deref().expect("location"))
+    };
+    let q = refused("[]", true);
     assert_eq!(q["error"], "invalid_authorization_details");
     assert_eq!(
         q["error_description"],
         "authorization_details must hold exactly one element"
     );
     assert_eq!(q["state"], "st-9");
+    // a CSC v2 request uses PKCE, even from a confidential client (v2 §8.4.2)
+    let q = refused(&good, false);
+    assert_eq!(q["error"], "invalid_request");
+    assert_eq!(
+        q["error_description"],
+        "Missing parameter code_challenge: a CSC v2 request must use PKCE (S256)"
+    );
 }
 
 #[test]

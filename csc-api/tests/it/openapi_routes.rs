@@ -778,12 +778,16 @@ fn real_answers_of_every_operation_match_the_document() {
         "documentDigests": [{ "hash": rar_digest, "label": "Contract" }],
         "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
     }]);
+    // every CSC v2 credential request uses PKCE (v2 §8.4.2)
+    let (verifier, rar_challenge) = crate::oauth2::pkce();
     let pushed = |details: &Value| {
         Body::Form(vec![
             ("response_type", "code".into()),
             ("redirect_uri", "https://app.example/callback".into()),
             ("state", "st".into()),
             ("authorization_details", details.to_string()),
+            ("code_challenge", rar_challenge.clone()),
+            ("code_challenge_method", "S256".into()),
         ])
     };
     let (status, answer, _) = call("POST", par, Some(&client_basic), pushed(&details));
@@ -865,6 +869,7 @@ fn real_answers_of_every_operation_match_the_document() {
         ("grant_type", "authorization_code".into()),
         ("code", code),
         ("redirect_uri", "https://app.example/callback".into()),
+        ("code_verifier", verifier),
     ]);
     let (status, granted, _) = call("POST", token, Some(&client_basic), exchange);
     assert_eq!(status, 200, "{granted}");

@@ -57,6 +57,20 @@ fn parse_hashes(value: &str) -> Option<Vec<Vec<u8>>> {
         .collect()
 }
 
+/// CSC v2 §8.4.2: `code_challenge` is REQUIRED of every v2 credential request (as
+/// `authorization_details` or as the plain v2 parameters), whatever the client; its method
+/// (S256 only) is checked with the other PKCE parameters. RFC 9700 §2.1.1 recommends PKCE for
+/// confidential clients too; v1 requests keep v1's rule (required of public clients).
+fn require_pkce(code_challenge: Option<&String>) -> Result<(), (&'static str, String)> {
+    match code_challenge {
+        Some(_) => Ok(()),
+        None => Err((
+            "invalid_request",
+            "Missing parameter code_challenge: a CSC v2 request must use PKCE (S256)".into(),
+        )),
+    }
+}
+
 /// Validates a request after the client and redirect URI are known to be good; an `Err` is
 /// the `(error, error_description)` of the redirect.
 pub(crate) fn validate(
@@ -136,6 +150,7 @@ pub(crate) fn validate(
                     )));
                 }
             }
+            require_pkce(code_challenge.as_ref())?;
             Some((rar::parse(value).map_err(|d| (rar::ERROR, d))?, rar::ERROR))
         }
         None => {
@@ -145,12 +160,7 @@ pub(crate) fn validate(
                         "Invalid parameter {name}: only for scope credential"
                     )));
                 }
-                // CSC v2 §8.4.2: code_challenge is REQUIRED (its method S256, checked above)
-                if code_challenge.is_none() {
-                    return Err(bad(
-                        "Missing parameter code_challenge: a CSC v2 request must use PKCE (S256)",
-                    ));
-                }
+                require_pkce(code_challenge.as_ref())?;
             }
             rar::from_params(p)
                 .map_err(|d| bad(&d))?
