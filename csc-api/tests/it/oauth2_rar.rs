@@ -169,6 +169,26 @@ fn sign_with_credential_token(
     )
 }
 
+/// The credential token `bearer` refuses a digest outside the consent, then signs exactly
+/// `docs` (ECDSA with SHA-256), each signature verified against the credential's certificate.
+fn assert_bearer_signs_exactly(k: &Kit, cred: &str, bearer: &str, docs: &[Vec<u8>]) {
+    assert_error(
+        &sign_with_credential_token(k, cred, bearer, &[digest(b"forged")], ECDSA_SHA256),
+        400,
+        "invalid_request",
+        "Hash is not authorized by the SAD.",
+    );
+    let (status, signed) = sign_with_credential_token(k, cred, bearer, docs, ECDSA_SHA256);
+    assert_eq!(status, 200, "{signed}");
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let cert = signer_cert(k, &alice, cred);
+    let sigs = signed["signatures"].as_array().expect("signatures");
+    assert_eq!(sigs.len(), docs.len());
+    for (h, sig) in docs.iter().zip(sigs) {
+        assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // RFC 8414 metadata
 
@@ -605,21 +625,7 @@ fn the_consent_shows_each_document_and_the_bearer_signs_exactly_those_digests() 
     let bearer = token["access_token"].as_str().expect("access_token");
 
     // a digest outside the consent is refused; the consented ones sign, once
-    assert_error(
-        &sign_with_credential_token(&f.k, &cred, bearer, &[digest(b"forged")], ECDSA_SHA256),
-        400,
-        "invalid_request",
-        "Hash is not authorized by the SAD.",
-    );
-    let (status, signed) = sign_with_credential_token(&f.k, &cred, bearer, &docs, ECDSA_SHA256);
-    assert_eq!(status, 200, "{signed}");
-    let alice = f.k.login("alice", ALICE_PASSWORD);
-    let cert = signer_cert(&f.k, &alice, &cred);
-    let sigs = signed["signatures"].as_array().expect("signatures");
-    assert_eq!(sigs.len(), 2);
-    for (h, sig) in docs.iter().zip(sigs) {
-        assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
-    }
+    assert_bearer_signs_exactly(&f.k, &cred, bearer, &docs);
     // the token is used up: as a Bearer it is no token any more (RFC 6750 §3.1)
     assert_error(
         &sign_with_credential_token(&f.k, &cred, bearer, &docs[..1], ECDSA_SHA256),
@@ -1038,21 +1044,7 @@ fn plain_v2_parameters_on_authorize_show_the_digests_and_the_bearer_signs_exactl
     let bearer = token["access_token"].as_str().expect("access_token");
 
     // another digest is refused; exactly the consented ones sign, verified against the cert
-    assert_error(
-        &sign_with_credential_token(&f.k, &cred, bearer, &[digest(b"forged")], ECDSA_SHA256),
-        400,
-        "invalid_request",
-        "Hash is not authorized by the SAD.",
-    );
-    let (status, signed) = sign_with_credential_token(&f.k, &cred, bearer, &docs, ECDSA_SHA256);
-    assert_eq!(status, 200, "{signed}");
-    let alice = f.k.login("alice", ALICE_PASSWORD);
-    let cert = signer_cert(&f.k, &alice, &cred);
-    let sigs = signed["signatures"].as_array().expect("signatures");
-    assert_eq!(sigs.len(), 2);
-    for (h, sig) in docs.iter().zip(sigs) {
-        assert!(verifies(&cert, h, &decode(sig.as_str().expect("b64"))));
-    }
+    assert_bearer_signs_exactly(&f.k, &cred, bearer, &docs);
     let records = f.k.audit_records();
     assert!(records.iter().any(|r| r.event == "oauth2.consent"
         && r.outcome == "success"
