@@ -16,8 +16,8 @@ pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The environment variables read as configuration (others, such as `CSC_PIN`, are command
-/// inputs and not configuration).
-const ENV_KEYS: &[&str] = &[
+/// inputs and not configuration). Public for the test that checks the deploy files use only these.
+pub const ENV_KEYS: &[&str] = &[
     "database_url",
     "listen",
     "pkcs11_module",

@@ -18,3 +18,4 @@ pub mod server;
 pub mod signatures;
 pub mod tsa;
 pub mod v2;
+pub mod probe;

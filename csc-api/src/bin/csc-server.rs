@@ -73,6 +73,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Probe a running server's GET /health (a container health check needs no curl); exits 0
+    /// when it answers 200, else 1.
+    Health {
+        /// The URL to probe (default: http://LISTEN/health with the configured `listen`, an
+        /// unspecified address such as 0.0.0.0 probed on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -220,6 +228,14 @@ fn print(value: &serde_json::Value) {
 #[allow(unsafe_code)]
 unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+    // the probe touches neither the token nor the database
+    if let Command::Health { url } = &cli.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| csc_api::probe::health_url(&cfg.listen));
+        print(&csc_api::probe::probe(&url)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
     // command needs them to exist
     let create = matches!(cli.command, Command::Init | Command::Demo { .. });
@@ -374,6 +390,8 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&demo);
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
         }
+        // answered above, before the token is prepared
+        Command::Health { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

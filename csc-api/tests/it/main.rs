@@ -11,6 +11,7 @@ mod architecture;
 mod cli;
 mod common;
 mod conformance;
+mod deploy;
 mod factors;
 mod insider;
 mod kit;
