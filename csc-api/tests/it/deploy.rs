@@ -144,7 +144,9 @@ fn the_dockerfile_builds_in_two_stages_and_runs_the_server_unprivileged_on_a_vol
         .find(|v| v.contains("cargo build"))
         .expect("the builder runs cargo build");
     assert!(
-        build.contains("--release") && build.contains("--locked") && build.contains("--bin csc-server"),
+        build.contains("--release")
+            && build.contains("--locked")
+            && build.contains("--bin csc-server"),
         "{build}"
     );
     assert!(
@@ -203,11 +205,8 @@ fn the_runtime_stage_installs_every_library_the_binary_links() {
         if !closure.insert(p.clone()) {
             continue;
         }
-        let (_, deps, _) = run(Command::new("dpkg-query").args([
-            "-W",
-            "-f=${Depends}, ${Pre-Depends}",
-            &p,
-        ]));
+        let (_, deps, _) =
+            run(Command::new("dpkg-query").args(["-W", "-f=${Depends}, ${Pre-Depends}", &p]));
         for dep in deps.split([',', '|']) {
             if let Some(name) = dep.split_whitespace().next() {
                 let name = name.split(':').next().unwrap_or(name);
@@ -263,7 +262,10 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let unit = unit_for_verify(dir.path());
     let (ok, out, err) = run(Command::new("systemd-analyze").arg("verify").arg(&unit));
-    assert!(ok && err.trim().is_empty(), "systemd-analyze verify:\n{out}{err}");
+    assert!(
+        ok && err.trim().is_empty(),
+        "systemd-analyze verify:\n{out}{err}"
+    );
     // systemd's own exposure score: below 2.0 ("OK"; 0 is a fully sandboxed unit, 10 none)
     let (ok, out, err) = run(Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--threshold=20"])
@@ -321,7 +323,10 @@ fn the_compose_file_runs_two_instances_on_one_database_and_token_behind_the_prox
     let image_env = image_env(&dockerfile_stages()[1]);
     let data_mount = format!("csc-data:{}", image_env["CSC_DATA_DIR"]);
     let image = services["csc-init"]["image"].as_str().expect("image");
-    assert!(services["csc-init"]["build"].is_object(), "csc-init builds the image");
+    assert!(
+        services["csc-init"]["build"].is_object(),
+        "csc-init builds the image"
+    );
     let mut prefixes = BTreeSet::new();
     let mut seal_files = BTreeSet::new();
     for name in ["csc-init", "csc-1", "csc-2"] {
@@ -359,7 +364,10 @@ fn the_compose_file_runs_two_instances_on_one_database_and_token_behind_the_prox
         .find_map(|l| l.trim().strip_prefix("reverse_proxy "))
         .expect("a reverse_proxy");
     assert_eq!(
-        upstreams.trim_end_matches('{').split_whitespace().collect::<Vec<_>>(),
+        upstreams
+            .trim_end_matches('{')
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         [format!("csc-1:{port}"), format!("csc-2:{port}")]
     );
     assert!(caddy.contains("health_uri /health"));
@@ -367,7 +375,10 @@ fn the_compose_file_runs_two_instances_on_one_database_and_token_behind_the_prox
     assert!(proxy.contains("/etc/caddy/Caddyfile"), "{proxy}");
     // only the proxy is published
     for name in ["postgres", "csc-init", "csc-1", "csc-2"] {
-        assert!(services[name].get("ports").is_none(), "{name} publishes no port");
+        assert!(
+            services[name].get("ports").is_none(),
+            "{name} publishes no port"
+        );
     }
 }
 
@@ -425,13 +436,19 @@ fn every_setting_variable_and_argument_in_the_deploy_files_is_the_servers() {
             let name = &tail[..end];
             // `CSC_*` in a comment names them all
             if name != "CSC_" && !proxy_only.contains(&name) {
-                assert!(known.contains(name), "{file} uses {name}, which the server does not read");
+                assert!(
+                    known.contains(name),
+                    "{file} uses {name}, which the server does not read"
+                );
                 seen.insert(name.to_owned());
             }
             rest = &tail[end..];
         }
     }
-    assert!(seen.contains("CSC_DATABASE_URL") && seen.contains("CSC_LISTEN"), "{seen:?}");
+    assert!(
+        seen.contains("CSC_DATABASE_URL") && seen.contains("CSC_LISTEN"),
+        "{seen:?}"
+    );
     // the example configuration file: the server's own loader (unknown keys are errors)
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = csc_api::config::Config::load(dir.path(), Some(&repo().join("deploy/config.toml")))
@@ -444,7 +461,10 @@ fn every_setting_variable_and_argument_in_the_deploy_files_is_the_servers() {
     for argv in lines {
         assert_eq!(argv[0], "csc-server", "{argv:?}");
         let (ok, out, err) = run(Command::new(BIN).args(&argv[1..]).arg("--help"));
-        assert!(ok && out.contains("Usage:"), "{argv:?} is not a csc-server command line:\n{err}");
+        assert!(
+            ok && out.contains("Usage:"),
+            "{argv:?} is not a csc-server command line:\n{err}"
+        );
     }
 }
 
@@ -471,8 +491,11 @@ fn health_answers_for_a_live_server_and_fails_for_a_dead_one() {
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["url"], format!("http://127.0.0.1:{port}/health"));
     // a path that is not 200
-    let (ok, _, err) = run(common::csc(dir.path())
-        .args(["health", "--url", &format!("{}/nothing-here", server.base)]));
+    let (ok, _, err) = run(common::csc(dir.path()).args([
+        "health",
+        "--url",
+        &format!("{}/nothing-here", server.base),
+    ]));
     assert!(!ok && err.contains("answered 404"), "{err}");
     // the server gone
     server.child.kill().expect("kill");
