@@ -168,7 +168,7 @@ fn the_dockerfile_builds_in_two_stages_and_runs_the_server_unprivileged_on_a_vol
     assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER {user}");
     let env = image_env(runtime);
     let data_dir = &env["CSC_DATA_DIR"];
-    assert_eq!(one(runtime, "VOLUME").value, [data_dir.clone()]);
+    assert_eq!(one(runtime, "VOLUME").value, [data_dir.as_str()]);
     assert_eq!(
         one(runtime, "EXPOSE").value,
         [port_of(&env["CSC_LISTEN"]).to_owned()]
