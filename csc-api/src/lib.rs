@@ -16,5 +16,6 @@ pub mod oauth2;
 pub mod routing;
 pub mod server;
 pub mod signatures;
+pub mod tls;
 pub mod tsa;
 pub mod v2;
