@@ -22,5 +22,6 @@ mod pyhanko;
 mod schemathesis;
 mod seals;
 mod sessions;
+mod tls;
 mod tsa;
 mod v2;
