@@ -49,7 +49,10 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
     };
     let allow_plain_http = cfg.allow_plain_http;
     if tls.is_some()
-        && let Some(url) = cfg.public_url.as_deref().filter(|u| u.starts_with("http://"))
+        && let Some(url) = cfg
+            .public_url
+            .as_deref()
+            .filter(|u| u.starts_with("http://"))
     {
         tracing::warn!(public_url = url, "TLS is on but public_url says http://");
     }

@@ -56,7 +56,9 @@ pub enum TlsError {
     Pem { path: PathBuf, detail: String },
     #[error("{path} holds no certificate (PEM `CERTIFICATE`)")]
     NoCertificate { path: PathBuf },
-    #[error("{path} holds no private key (PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)")]
+    #[error(
+        "{path} holds no private key (PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
+    )]
     NoKey { path: PathBuf },
     #[error("the key in {key} does not fit the certificate in {cert}: {detail}")]
     Key {

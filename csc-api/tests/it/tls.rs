@@ -14,7 +14,9 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslStream, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    SslConnector, SslConnectorBuilder, SslMethod, SslStream, SslVerifyMode, SslVersion,
+};
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
@@ -71,7 +73,8 @@ fn issue(cn: &str, role: Role, issuer: Option<&Pki>, validity: Option<(&str, &st
         Some((from, to)) => {
             b.set_not_before(&Asn1Time::from_str(from).expect("from"))
                 .expect("nb");
-            b.set_not_after(&Asn1Time::from_str(to).expect("to")).expect("na");
+            b.set_not_after(&Asn1Time::from_str(to).expect("to"))
+                .expect("na");
         }
         None => {
             b.set_not_before(&Asn1Time::days_from_now(0).expect("now"))
@@ -82,8 +85,12 @@ fn issue(cn: &str, role: Role, issuer: Option<&Pki>, validity: Option<(&str, &st
     }
     let ctx = b.x509v3_context(issuer.map(|i| i.cert.as_ref()), None);
     let ski = SubjectKeyIdentifier::new().build(&ctx).expect("ski");
-    let aki = (role != Role::Ca || issuer.is_some())
-        .then(|| AuthorityKeyIdentifier::new().keyid(true).build(&ctx).expect("aki"));
+    let aki = (role != Role::Ca || issuer.is_some()).then(|| {
+        AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&ctx)
+            .expect("aki")
+    });
     let extensions = match role {
         Role::Ca => vec![
             BasicConstraints::new().critical().ca().build().expect("bc"),
@@ -319,7 +326,10 @@ fn tls_serve_speaks_tls_1_2_and_1_3_only_and_tells_clients_https() {
     assert_eq!(v2["oauth2Issuer"], format!("https://{addr}"));
 
     // TLS 1.2 and 1.3 are spoken
-    for (version, name) in [(SslVersion::TLS1_2, "TLSv1.2"), (SslVersion::TLS1_3, "TLSv1.3")] {
+    for (version, name) in [
+        (SslVersion::TLS1_2, "TLSv1.2"),
+        (SslVersion::TLS1_3, "TLSv1.3"),
+    ] {
         let s = connect(&addr, &files.ca, true, |b| {
             b.set_min_proto_version(Some(version)).expect("min");
             b.set_max_proto_version(Some(version)).expect("max");
@@ -347,12 +357,8 @@ fn tls_serve_speaks_tls_1_2_and_1_3_only_and_tells_clients_https() {
     }
 
     // the OAuth 2.0 page's cookie is Secure over TLS
-    let (client_id, _) = crate::oauth2::add_client(
-        &data,
-        "TLS App",
-        &["https://app.example/cb"],
-        false,
-    );
+    let (client_id, _) =
+        crate::oauth2::add_client(&data, "TLS App", &["https://app.example/cb"], false);
     let (_, challenge) = crate::oauth2::pkce();
     let url = crate::oauth2::authorize_url(
         &server.base,
@@ -405,7 +411,10 @@ fn client_certificates_are_checked_against_the_client_ca() {
     let none = info(&client(&files.ca, None), &server.base, "v1");
     assert!(none.is_err(), "no client certificate must be refused");
     let wrong = info(&client(&files.ca, Some(&stranger)), &server.base, "v1");
-    assert!(wrong.is_err(), "a certificate of another CA must be refused");
+    assert!(
+        wrong.is_err(),
+        "a certificate of another CA must be refused"
+    );
     let right = info(&client(&files.ca, Some(&machine)), &server.base, "v1");
     assert_eq!(right.expect("the right certificate")["specs"], "1.0.4.0");
     drop(server);
@@ -416,7 +425,10 @@ fn client_certificates_are_checked_against_the_client_ca() {
     let none = info(&client(&files.ca, None), &server.base, "v1");
     assert_eq!(none.expect("no certificate is fine")["specs"], "1.0.4.0");
     let wrong = info(&client(&files.ca, Some(&stranger)), &server.base, "v1");
-    assert!(wrong.is_err(), "a certificate of another CA must be refused");
+    assert!(
+        wrong.is_err(),
+        "a certificate of another CA must be refused"
+    );
     let right = info(&client(&files.ca, Some(&machine)), &server.base, "v1");
     assert_eq!(right.expect("the right certificate")["specs"], "1.0.4.0");
 }
@@ -473,9 +485,19 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_working() {
     ));
 
     // a broken PEM, then a key that does not fit: each logged, B stays
-    let failures = || server.log.lock().expect("log").matches("TLS reload failed").count();
-    std::fs::write(tmp.path().join("server.pem"), "-----BEGIN CERTIFICATE-----\nnot base64!\n")
-        .expect("write");
+    let failures = || {
+        server
+            .log
+            .lock()
+            .expect("log")
+            .matches("TLS reload failed")
+            .count()
+    };
+    std::fs::write(
+        tmp.path().join("server.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n",
+    )
+    .expect("write");
     sighup(&server);
     wait_until("the broken file is reported", || failures() == 1);
     assert!(same_cert(&served_cert(&addr, &files.ca), &b.cert));
@@ -501,7 +523,11 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_working() {
     let err = info(&client(&files.ca, None), &server.base, "v1").expect_err("expired");
     assert!(err.contains("certificate has expired"), "{err}");
     assert!(
-        server.log.lock().expect("log").contains("the TLS certificate is expired"),
+        server
+            .log
+            .lock()
+            .expect("log")
+            .contains("the TLS certificate is expired"),
         "the server warns about it"
     );
     // and a valid one again
@@ -526,11 +552,17 @@ fn tls_settings_that_do_not_load_stop_serve_with_their_name() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("server.key") && err.contains("no private key"), "{err}");
+    assert!(
+        err.contains("server.key") && err.contains("no private key"),
+        "{err}"
+    );
     // a certificate without its key is a configuration error
     std::fs::write(
         data.join("config.toml"),
-        format!("tls_cert_file = \"{}\"\n", tmp.path().join("server.pem").display()),
+        format!(
+            "tls_cert_file = \"{}\"\n",
+            tmp.path().join("server.pem").display()
+        ),
     )
     .expect("write");
     let out = csc(&data)
@@ -539,7 +571,10 @@ fn tls_settings_that_do_not_load_stop_serve_with_their_name() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tls_cert_file and tls_key_file must be set together"), "{err}");
+    assert!(
+        err.contains("tls_cert_file and tls_key_file must be set together"),
+        "{err}"
+    );
 }
 
 /// Starts `serve` on `listen` (not through [`start`], which listens on loopback) and returns it
@@ -558,7 +593,10 @@ fn serve_on(data: &Path, listen: &str, env: &[(&str, &str)]) -> (Server, String)
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = log.clone();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Ok(mut l) = sink.lock() {
                 l.push_str(&line);
                 l.push('\n');
@@ -589,7 +627,11 @@ fn plain_http_on_a_network_address_warns_unless_allowed_and_sighup_does_not_stop
     let data = tmp.path();
     run_ok(csc(data).arg("init"));
     let (server, log) = serve_on(data, "0.0.0.0:0", &[]);
-    assert!(server.base.starts_with("http://0.0.0.0:"), "{}", server.base);
+    assert!(
+        server.base.starts_with("http://0.0.0.0:"),
+        "{}",
+        server.base
+    );
     assert!(
         log.contains("serving plain HTTP on a non-loopback address"),
         "{log}"
