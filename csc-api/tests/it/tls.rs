@@ -145,15 +145,10 @@ struct Files {
 impl Files {
     fn new(dir: &Path) -> Files {
         let ca = issue("TLS Test CA A", Role::Ca, None, None);
-        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).expect("write");
         Files {
             dir: dir.to_owned(),
             ca,
         }
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
     }
 
     /// Writes `leaf` (then the CA: a chain) and its key where `serve` reads them.
