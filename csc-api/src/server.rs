@@ -23,20 +23,7 @@ use crate::config::Config;
 /// `audit_seal_interval_secs` in which it moved, and once more after a clean stop (SIGTERM,
 /// SIGINT: actix-web's graceful shutdown returns here).
 pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
-    let mut sealer = sam.audit_sealer(&cfg.audit_seal_file).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the audit seal file {}: {e}",
-            cfg.audit_seal_file.display()
-        )
-    })?;
-    sealer
-        .seal_if_moved()
-        .map_err(|e| anyhow::anyhow!("cannot seal the audit head at start: {e}"))?;
-    let sealing = spawn_sealer(
-        sealer,
-        Duration::from_secs(cfg.audit_seal_interval_secs.into()),
-    )?;
-    // the certificate loads before anything listens: a bad file stops `serve` here
+    // the certificate loads first: a bad file stops `serve` before it seals or listens
     let tls = match &cfg.tls {
         Some(settings) => {
             let cert = std::sync::Arc::new(crate::tls::ReloadingCert::load(
@@ -56,6 +43,19 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
     {
         tracing::warn!(public_url = url, "TLS is on but public_url says http://");
     }
+    let mut sealer = sam.audit_sealer(&cfg.audit_seal_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the audit seal file {}: {e}",
+            cfg.audit_seal_file.display()
+        )
+    })?;
+    sealer
+        .seal_if_moved()
+        .map_err(|e| anyhow::anyhow!("cannot seal the audit head at start: {e}"))?;
+    let sealing = spawn_sealer(
+        sealer,
+        Duration::from_secs(cfg.audit_seal_interval_secs.into()),
+    )?;
     let state = app_state(cfg, sam);
     let max_body = cfg.max_body_bytes;
     let sam = state.sam.clone();
