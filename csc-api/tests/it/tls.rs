@@ -654,3 +654,28 @@ fn plain_http_on_a_network_address_warns_unless_allowed_and_sighup_does_not_stop
     let (_server, log) = serve_on(data, "127.0.0.1:0", &[]);
     assert!(!log.contains("non-loopback"), "{log}");
 }
+
+#[test]
+fn demo_stays_plain_http_even_with_tls_configured() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = Files::new(tmp.path());
+    files.install(&issue("server A", Role::Server, Some(&files.ca), None));
+    std::fs::create_dir_all(tmp.path().join("data")).expect("mkdir");
+    files.write_config("");
+    let mut cmd = csc(&tmp.path().join("data"));
+    cmd.arg("demo");
+    let server = start(cmd);
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let (status, info) = post(&server.base, "/csc/v1/info", "{}");
+    assert_eq!(status, 200);
+    assert!(
+        info["oauth2"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+        "{info}"
+    );
+}
