@@ -51,6 +51,11 @@ pub const ENV_KEYS: &[&str] = &[
     "tsa_policy_oid",
     "tsa_accuracy_ms",
     "tsa_serial_prefix",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_client_auth",
+    "allow_plain_http",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -91,6 +96,11 @@ pub struct FileConfig {
     pub tsa_policy_oid: Option<String>,
     pub tsa_accuracy_ms: Option<u32>,
     pub tsa_serial_prefix: Option<u32>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    pub tls_client_auth: Option<crate::tls::ClientAuth>,
+    pub allow_plain_http: Option<bool>,
 }
 
 /// What `info` says about the service.
@@ -164,6 +174,11 @@ pub struct Config {
     /// This instance's prefix in time-stamp serial numbers (`sam::tsa`): give each instance
     /// sharing a token its own.
     pub tsa_serial_prefix: u32,
+    /// `serve`'s own TLS (`tls_cert_file` and `tls_key_file` both set); `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// The operator's word that plain HTTP on a non-loopback address is meant (a TLS proxy in
+    /// front): silences `serve`'s warning.
+    pub allow_plain_http: bool,
 }
 
 /// The channel that delivers online OTPs (`credentials/sendOTP`).
@@ -191,7 +206,24 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("CSC_").only(ENV_KEYS));
         let raw: FileConfig = figment.extract().context("invalid configuration")?;
+        Self::check_tls(&raw)?;
         Ok(Self::resolve(data_dir, raw))
+    }
+
+    /// The TLS keys go together: a certificate needs its key and the other way round, and
+    /// client certificates need TLS.
+    fn check_tls(raw: &FileConfig) -> anyhow::Result<()> {
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let (cert, key) = (set(&raw.tls_cert_file), set(&raw.tls_key_file));
+        anyhow::ensure!(
+            cert == key,
+            "invalid configuration: tls_cert_file and tls_key_file must be set together"
+        );
+        anyhow::ensure!(
+            cert || !set(&raw.tls_client_ca_file),
+            "invalid configuration: tls_client_ca_file needs tls_cert_file and tls_key_file"
+        );
+        Ok(())
     }
 
     fn resolve(data_dir: &Path, raw: FileConfig) -> Config {
@@ -277,6 +309,19 @@ impl Config {
                 .unwrap_or_else(|| sam::tsa::DEFAULT_POLICY_OID.into()),
             tsa_accuracy_ms: raw.tsa_accuracy_ms.unwrap_or(1000),
             tsa_serial_prefix: raw.tsa_serial_prefix.unwrap_or(0),
+            tls: {
+                let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+                match (set(raw.tls_cert_file), set(raw.tls_key_file)) {
+                    (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsSettings {
+                        cert_file,
+                        key_file,
+                        client_ca_file: set(raw.tls_client_ca_file),
+                        client_auth: raw.tls_client_auth.unwrap_or_default(),
+                    }),
+                    _ => None,
+                }
+            },
+            allow_plain_http: raw.allow_plain_http.unwrap_or(false),
         }
     }
 
@@ -452,6 +497,47 @@ mod tests {
             OtpChannel::Webhook("https://sms.example/send".into())
         );
         assert_eq!(c.public_url.as_deref(), Some("https://rssp.example"));
+    }
+
+    #[test]
+    fn tls_is_on_with_a_certificate_and_its_key_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).expect("write");
+            Config::load(dir.path(), Some(&f))
+        };
+        let c = load("").expect("load");
+        assert_eq!((c.tls, c.allow_plain_http), (None, false));
+        let c = load(
+            "tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\n\
+             tls_client_ca_file = \"/t/ca.pem\"\ntls_client_auth = \"optional\"\n\
+             allow_plain_http = true\n",
+        )
+        .expect("load");
+        assert_eq!(
+            c.tls,
+            Some(crate::tls::TlsSettings {
+                cert_file: "/t/c.pem".into(),
+                key_file: "/t/k.pem".into(),
+                client_ca_file: Some("/t/ca.pem".into()),
+                client_auth: crate::tls::ClientAuth::Optional,
+            })
+        );
+        assert!(c.allow_plain_http);
+        let c = load("tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\n").expect("load");
+        assert_eq!(
+            c.tls.map(|t| (t.client_ca_file, t.client_auth)),
+            Some((None, crate::tls::ClientAuth::Required))
+        );
+        for lone in [
+            "tls_cert_file = \"/t/c.pem\"\n",
+            "tls_key_file = \"/t/k.pem\"\n",
+            "tls_client_ca_file = \"/t/ca.pem\"\n",
+            "tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\ntls_client_auth = \"maybe\"\n",
+        ] {
+            assert!(load(lone).is_err(), "{lone}");
+        }
     }
 
     #[test]

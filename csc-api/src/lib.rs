@@ -17,5 +17,6 @@ pub mod probe;
 pub mod routing;
 pub mod server;
 pub mod signatures;
+pub mod tls;
 pub mod tsa;
 pub mod v2;

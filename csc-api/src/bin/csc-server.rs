@@ -388,6 +388,11 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (sam, _) = admin::init(&cfg)?;
             let demo = admin::demo_setup(&sam)?;
             print(&demo);
+            // the demo stays plain HTTP (README "TLS"): `serve` is where TLS is configured
+            if cfg.tls.is_some() {
+                tracing::info!("demo serves plain HTTP: the tls_* settings are for `serve`");
+            }
+            let cfg = Config { tls: None, ..cfg };
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
         }
         // answered above, before the token is prepared

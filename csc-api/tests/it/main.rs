@@ -23,5 +23,6 @@ mod pyhanko;
 mod schemathesis;
 mod seals;
 mod sessions;
+mod tls;
 mod tsa;
 mod v2;
