@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -91,6 +92,44 @@ pub struct FileConfig {
     pub tsa_policy_oid: Option<String>,
     pub tsa_accuracy_ms: Option<u32>,
     pub tsa_serial_prefix: Option<u32>,
+}
+
+/// Whether the setting `key` is text (a string, a path, a secret): probed by deserialising a
+/// configuration holding only that key as a string, so a field added later is classified by its
+/// own type.
+fn takes_text(key: &str) -> bool {
+    Figment::from(Serialized::default(key, "text"))
+        .extract::<FileConfig>()
+        .is_ok()
+}
+
+/// The `CSC_` environment variables of the text settings, taken exactly as written: figment's
+/// `Env` provider parses values (`CSC_TOKEN_PIN=1234` became a number that a string field
+/// refused, and `0123` would have lost its zero), so a PIN, a label, a path or a name comes
+/// through this provider instead. Number and boolean settings still go through `Env`.
+struct EnvText(Dict);
+
+impl EnvText {
+    fn read() -> EnvText {
+        EnvText(
+            Env::prefixed("CSC_")
+                .only(ENV_KEYS)
+                .iter()
+                .filter(|(k, _)| takes_text(k.as_str()))
+                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl Provider for EnvText {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("`CSC_` environment variable(s)")
+    }
+
+    fn data(&self) -> figment::Result<figment::value::Map<Profile, Dict>> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
 }
 
 /// What `info` says about the service.
@@ -189,7 +228,13 @@ impl Config {
             None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("CSC_").only(ENV_KEYS));
+        figment = figment
+            .merge(
+                Env::prefixed("CSC_")
+                    .only(ENV_KEYS)
+                    .filter(|k| !takes_text(k.as_str())),
+            )
+            .merge(EnvText::read());
         let raw: FileConfig = figment.extract().context("invalid configuration")?;
         Ok(Self::resolve(data_dir, raw))
     }
@@ -476,5 +521,65 @@ mod tests {
         assert!(!format!("{pin:?}").contains("s3cret"));
         std::fs::write(&f, "lisen = \"x\"\n").expect("write");
         assert!(Config::load(dir.path(), Some(&f)).is_err());
+    }
+
+    /// Issue 13: `CSC_TOKEN_PIN=1234` was refused ("invalid type: found unsigned int"). Every
+    /// text setting is taken exactly as written (leading zeros, dots and all), while the number
+    /// settings still parse.
+    #[test]
+    fn text_settings_from_the_environment_are_taken_as_written() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().to_path_buf();
+            for (key, value) in [
+                ("CSC_TOKEN_PIN", "0123"),
+                ("CSC_TOKEN_LABEL", "20261202"),
+                ("CSC_LISTEN", "8080"),
+                ("CSC_PKCS11_MODULE", "42"),
+                ("CSC_OTP_OUTBOX", "007"),
+                ("CSC_SERVICE_NAME", "1.50"),
+                ("CSC_SERVICE_REGION", "true"),
+                ("CSC_TSA_POLICY_OID", "1.2"),
+                ("CSC_SAD_TTL_SECS", "90"),
+                ("CSC_MAX_FACTOR_FAILURES", "3"),
+            ] {
+                jail.set_env(key, value);
+            }
+            let c = Config::load(&dir, None).expect("numeric-looking text is accepted");
+            let PinSource::Value(pin) = &c.token_pin else {
+                panic!("the PIN from the environment")
+            };
+            assert_eq!(secrecy::ExposeSecret::expose_secret(pin), "0123");
+            assert_eq!(c.token_label, "20261202");
+            assert_eq!(c.listen, "8080");
+            assert_eq!(c.pkcs11_module, Path::new("42"));
+            assert_eq!(c.otp_channel, OtpChannel::Outbox(PathBuf::from("007")));
+            assert_eq!(
+                (c.info.name.as_str(), c.info.region.as_str()),
+                ("1.50", "true")
+            );
+            assert_eq!(c.tsa_policy_oid, "1.2");
+            assert_eq!((c.sad_ttl_secs, c.max_factor_failures), (90, 3));
+            // a number setting given text is still an error, naming the variable
+            jail.set_env("CSC_SAD_TTL_SECS", "soon");
+            let err = format!("{:#}", Config::load(&dir, None).err().expect("refused"));
+            assert!(err.contains("SAD_TTL_SECS"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn text_and_number_settings_are_told_apart_by_their_type() {
+        for text in [
+            "token_pin",
+            "token_label",
+            "token_pin_file",
+            "database_url",
+            "service_logo",
+        ] {
+            assert!(takes_text(text), "{text}");
+        }
+        for number in ["sad_ttl_secs", "max_body_bytes", "tsa_serial_prefix"] {
+            assert!(!takes_text(number), "{number}");
+        }
     }
 }
