@@ -21,6 +21,7 @@ mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
 mod seals;
+mod second_token;
 mod sessions;
 mod tsa;
 mod v2;
