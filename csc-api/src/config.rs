@@ -52,6 +52,11 @@ const ENV_KEYS: &[&str] = &[
     "tsa_policy_oid",
     "tsa_accuracy_ms",
     "tsa_serial_prefix",
+    "pkcs11_slot",
+    "token_serial",
+    "hsm_login_per_session",
+    "hsm_max_sessions",
+    "hsm_key_vendor_attributes",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -92,6 +97,11 @@ pub struct FileConfig {
     pub tsa_policy_oid: Option<String>,
     pub tsa_accuracy_ms: Option<u32>,
     pub tsa_serial_prefix: Option<u32>,
+    pub pkcs11_slot: Option<u64>,
+    pub token_serial: Option<String>,
+    pub hsm_login_per_session: Option<bool>,
+    pub hsm_max_sessions: Option<usize>,
+    pub hsm_key_vendor_attributes: Option<String>,
 }
 
 /// Whether the setting `key` is text (a string, a path, a secret): probed by deserialising a
@@ -203,6 +213,24 @@ pub struct Config {
     /// This instance's prefix in time-stamp serial numbers (`sam::tsa`): give each instance
     /// sharing a token its own.
     pub tsa_serial_prefix: u32,
+    /// What differs between HSMs (README "HSMs"): the slot and serial number the token must
+    /// have, per-session login, the session pool's size, vendor attributes of generated keys.
+    pub hsm: HsmSettings,
+}
+
+/// The PKCS#11 settings beyond module, label and PIN (README "HSMs").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsmSettings {
+    /// `pkcs11_slot`: the slot id the token must be in.
+    pub slot_id: Option<u64>,
+    /// `token_serial`: the serial number the token must report.
+    pub token_serial: Option<String>,
+    /// `hsm_login_per_session`: every pooled session logs in itself.
+    pub login_per_session: bool,
+    /// `hsm_max_sessions`: the size of the session pool.
+    pub max_sessions: usize,
+    /// `hsm_key_vendor_attributes`: comma-separated `0xTYPE=true|false|hex:BYTES`.
+    pub key_vendor_attributes: String,
 }
 
 /// The channel that delivers online OTPs (`credentials/sendOTP`).
@@ -322,6 +350,16 @@ impl Config {
                 .unwrap_or_else(|| sam::tsa::DEFAULT_POLICY_OID.into()),
             tsa_accuracy_ms: raw.tsa_accuracy_ms.unwrap_or(1000),
             tsa_serial_prefix: raw.tsa_serial_prefix.unwrap_or(0),
+            hsm: HsmSettings {
+                slot_id: raw.pkcs11_slot,
+                token_serial: raw
+                    .token_serial
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+                login_per_session: raw.hsm_login_per_session.unwrap_or(false),
+                max_sessions: raw.hsm_max_sessions.unwrap_or(8).max(1),
+                key_vendor_attributes: raw.hsm_key_vendor_attributes.unwrap_or_default(),
+            },
         }
     }
 
@@ -403,11 +441,24 @@ impl Config {
 
     /// The HSM configuration for the SAM.
     pub fn hsm_config(&self) -> anyhow::Result<sam::HsmConfig> {
+        let key_vendor_attributes = self
+            .hsm
+            .key_vendor_attributes
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::parse::<sam::VendorAttribute>)
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid hsm_key_vendor_attributes")?;
         Ok(sam::HsmConfig {
             module: self.pkcs11_module.clone(),
             token_label: self.token_label.clone(),
             user_pin: self.read_token_pin()?,
-            max_sessions: 8,
+            max_sessions: self.hsm.max_sessions,
+            slot_id: self.hsm.slot_id,
+            token_serial: self.hsm.token_serial.clone(),
+            login_per_session: self.hsm.login_per_session,
+            key_vendor_attributes,
         })
     }
 }
@@ -581,5 +632,53 @@ mod tests {
         for number in ["sad_ttl_secs", "max_body_bytes", "tsa_serial_prefix"] {
             assert!(!takes_text(number), "{number}");
         }
+    }
+
+    #[test]
+    fn hsm_settings_reach_the_hsm_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "token_pin = \"1\"\npkcs11_slot = 7\ntoken_serial = \"0042\"\n\
+             hsm_login_per_session = true\nhsm_max_sessions = 3\n\
+             hsm_key_vendor_attributes = \"0x80000001=true, 0x80000002=hex:0a0b\"\n",
+        )
+        .expect("write");
+        let h = Config::load(dir.path(), Some(&f))
+            .expect("load")
+            .hsm_config()
+            .expect("hsm");
+        assert_eq!(
+            (h.slot_id, h.token_serial.as_deref()),
+            (Some(7), Some("0042"))
+        );
+        assert_eq!((h.login_per_session, h.max_sessions), (true, 3));
+        assert_eq!(
+            h.key_vendor_attributes,
+            vec![
+                "0x80000001=true"
+                    .parse::<sam::VendorAttribute>()
+                    .expect("attr"),
+                "0x80000002=hex:0a0b".parse().expect("attr"),
+            ]
+        );
+        let d = Config::resolve(Path::new("/d"), FileConfig::default()).hsm;
+        assert_eq!(
+            (
+                d.slot_id,
+                d.token_serial,
+                d.login_per_session,
+                d.max_sessions
+            ),
+            (None, None, false, 8)
+        );
+        std::fs::write(
+            &f,
+            "token_pin = \"1\"\nhsm_key_vendor_attributes = \"0x103=false\"\n",
+        )
+        .expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert!(c.hsm_config().is_err(), "a standard attribute is refused");
     }
 }
