@@ -108,6 +108,31 @@ impl Hsm {
             .to_owned())
     }
 
+    /// The mechanisms the server uses that the token does not list
+    /// (`C_GetMechanismList`), by name: what it signs with (`CKM_RSA_PKCS`
+    /// over a DigestInfo, `CKM_RSA_PKCS_PSS` and `CKM_ECDSA` over a digest:
+    /// signHash only ever has digests, so no hash-and-sign mechanism is
+    /// needed), generates keys with, and computes HMACs with. Empty on
+    /// SoftHSM2 and kryoptic. [`Hsm::open`] logs a warning naming them.
+    pub fn missing_mechanisms(&self) -> Result<Vec<String>, HsmError> {
+        use cryptoki::mechanism::MechanismType as M;
+        let offered = self.inner.ctx.get_mechanism_list(self.inner.slot)?;
+        Ok([
+            M::RSA_PKCS,
+            M::RSA_PKCS_PSS,
+            M::ECDSA,
+            M::RSA_PKCS_KEY_PAIR_GEN,
+            M::ECC_KEY_PAIR_GEN,
+            M::GENERIC_SECRET_KEY_GEN,
+            M::SHA256_HMAC,
+            M::SHA1_HMAC,
+        ]
+        .into_iter()
+        .filter(|m| !offered.contains(m))
+        .map(|m| m.to_string())
+        .collect())
+    }
+
     /// Path of the PKCS#11 module.
     pub fn module_path(&self) -> &Path {
         &self.inner.module

@@ -335,6 +335,18 @@ impl Hsm {
             secret_create: Mutex::new(()),
         });
         open_tokens.push((slot.id(), Arc::downgrade(&inner)));
+        let hsm = Hsm { inner };
+        match hsm.missing_mechanisms() {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => warn!(
+                token = %cfg.token_label,
+                missing = %missing.join(", "),
+                "the token does not list mechanisms the server uses: what needs them will fail"
+            ),
+            Err(e) => {
+                warn!(token = %cfg.token_label, error = %e, "cannot list the token's mechanisms")
+            }
+        }
         info!(
             module = %module.path.display(),
             token = %cfg.token_label,
@@ -342,7 +354,7 @@ impl Hsm {
             max_sessions = cfg.max_sessions,
             "logged in to PKCS#11 token"
         );
-        Ok(Hsm { inner })
+        Ok(hsm)
     }
 
     /// Initialises a token with this label on a free slot (one whose token is

@@ -298,6 +298,9 @@ fn kryoptic_signs_with_every_key_type_and_algorithm() {
         checked += n;
     }
     assert_eq!(checked, 2 * 3 + 3 * 5);
+    // kryoptic lists every mechanism the server uses (`Hsm::open` warns otherwise)
+    let log = server.log.lock().expect("log").clone();
+    assert!(!log.contains("does not list mechanisms"), "{log}");
     // the PIN verifier's pepper is an HMAC key in kryoptic: a wrong PIN is told apart
     let (_, ec) = &creds[0];
     let got = api.call(
@@ -313,7 +316,8 @@ fn kryoptic_signs_with_every_key_type_and_algorithm() {
 /// The token-held keys other than signers' keys live in kryoptic and work: a SCAL 2 credential
 /// whose TOTP seed is an HMAC key in the token authorizes and signs, a time-stamp token from the
 /// TSA key verifies against the dev CA (both keys in the token), the integrity and audit keys are
-/// there and `audit verify` passes; `credential destroy` removes the key pair and the TOTP key.
+/// there and `audit verify` passes; `credential destroy` removes the key pair and the TOTP key;
+/// the token may be pinned to its slot (`pkcs11_slot`) and sessions may log in one by one.
 #[test]
 fn kryoptic_holds_the_pepper_integrity_audit_totp_and_tsa_keys() {
     let Some(module) = module() else { return };
@@ -418,6 +422,29 @@ fn kryoptic_holds_the_pepper_integrity_audit_totp_and_tsa_keys() {
         "{objects}"
     );
     k.assert_audit_intact();
+
+    // what differs between HSMs is configuration: kryoptic's slot ids are stable (its
+    // configuration names slot 0), so the token may be pinned to its slot, and the sessions
+    // may log in one by one
+    let out = k
+        .csc(&["credential", "list"])
+        .env("CSC_PKCS11_SLOT", "1")
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no token labelled \"csc-server\" in slot 1"),
+        "{err}"
+    );
+    let list = run_ok(
+        k.csc(&["credential", "list"])
+            .env("CSC_PKCS11_SLOT", "0")
+            .env("CSC_HSM_LOGIN_PER_SESSION", "true")
+            .env("CSC_HSM_MAX_SESSIONS", "2"),
+    );
+    assert_eq!(list[0]["credentialID"], cred.as_str(), "{list}");
+    assert_eq!(list[0]["status"], "disabled", "destroyed: {list}");
 }
 
 /// `openssl ts -verify` of a time-stamp token over `digest` with `ca` as the only trust root.
