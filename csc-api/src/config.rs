@@ -578,6 +578,7 @@ mod tests {
     /// text setting is taken exactly as written (leading zeros, dots and all), while the number
     /// settings still parse.
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn text_settings_from_the_environment_are_taken_as_written() {
         figment::Jail::expect_with(|jail| {
             let dir = jail.directory().to_path_buf();

@@ -105,7 +105,7 @@ impl std::str::FromStr for VendorAttribute {
 }
 
 fn hex_bytes(h: &str) -> Option<Vec<u8>> {
-    if h.is_empty() || h.len() % 2 != 0 {
+    if h.is_empty() || !h.len().is_multiple_of(2) {
         return None;
     }
     (0..h.len())
