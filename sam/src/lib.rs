@@ -42,7 +42,9 @@ pub use login::LoginRefusal;
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
-pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
+pub use cm_pkcs11::{
+    HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, VendorAttribute, point_softhsm_at,
+};
 pub use oauth::{
     ClientAuth, CodeBinding, CodeGrant, ConsentView, CredentialGrant, OAuthError, OpenRequest,
     OtpOffer, PendingHandle,

@@ -22,6 +22,7 @@ mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
 mod seals;
+mod second_token;
 mod sessions;
 mod tls;
 mod tsa;
