@@ -196,6 +196,10 @@ impl From<SamError> for ApiError {
             S::CertificateExpired(subject) => {
                 Self::invalid(format!("Signing certificate '{subject}' is expired."))
             }
+            // issue 13: `credential create --csr` until `credential import-chain`
+            S::CertificatePending => {
+                Self::invalid("Invalid certificate status: the credential has no certificate yet")
+            }
             S::OAuthOnly => Self::invalid(
                 "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
             ),

@@ -593,7 +593,10 @@ impl Sam {
     /// issued with empty ones).
     fn tsa_key_ids_ok(&self, tsa: &Tsa) -> Result<bool, SamError> {
         let cert = openssl::x509::X509::from_der(&tsa.cert_der)?;
-        let own = self.hsm.public_key(&tsa.key_id)?.try_raw_public_key_bits()?;
+        let own = self
+            .hsm
+            .public_key(&tsa.key_id)?
+            .try_raw_public_key_bits()?;
         let ski = cert.subject_key_id().map(|id| id.as_slice().to_vec());
         let aki = cert.authority_key_id().map(|id| id.as_slice().to_vec());
         Ok(ski == Some(crate::ca::key_identifier(&own)) && aki == Some(self.ca.key_identifier()))

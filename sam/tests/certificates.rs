@@ -122,14 +122,19 @@ fn assert_chain(dir: &Path, ca: &X509, leaf: &X509, purpose: Option<&str>) {
     assert_eq!(ski(ca), expected_key_id(ca), "CA SKI = SHA-1 of its key");
     assert_eq!(aki(ca), ski(ca), "the root's AKI is its own SKI");
     assert_eq!(ski(leaf).len(), 20);
-    assert_eq!(ski(leaf), expected_key_id(leaf), "leaf SKI = SHA-1 of its key");
+    assert_eq!(
+        ski(leaf),
+        expected_key_id(leaf),
+        "leaf SKI = SHA-1 of its key"
+    );
     assert_eq!(aki(leaf), ski(ca), "leaf AKI = CA SKI");
     let ca_file = dir.join("ca.pem");
     let leaf_file = dir.join("leaf.pem");
     std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
     std::fs::write(&leaf_file, leaf.to_pem().unwrap()).unwrap();
     let mut cmd = Command::new("openssl");
-    cmd.args(["verify", "-x509_strict", "-CAfile"]).arg(&ca_file);
+    cmd.args(["verify", "-x509_strict", "-CAfile"])
+        .arg(&ca_file);
     if let Some(purpose) = purpose {
         cmd.args(["-purpose", purpose]);
     }
@@ -227,6 +232,12 @@ fn a_data_directory_from_before_gets_its_ca_and_tsa_keys_certified_again() {
     let tsa_file = std::fs::read(dir.path().join("tsa.json")).unwrap();
     drop(sam);
     drop(open(&token, dir.path()));
-    assert_eq!(std::fs::read(dir.path().join("dev-ca.json")).unwrap(), ca_file);
-    assert_eq!(std::fs::read(dir.path().join("tsa.json")).unwrap(), tsa_file);
+    assert_eq!(
+        std::fs::read(dir.path().join("dev-ca.json")).unwrap(),
+        ca_file
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("tsa.json")).unwrap(),
+        tsa_file
+    );
 }
