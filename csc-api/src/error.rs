@@ -343,6 +343,15 @@ mod tests {
                 "Signing certificate 'O=Example,CN=alice' is expired.".into()
             )
         );
+        // issue 13: a credential waiting for its certificate from the operator's CA
+        assert_eq!(
+            parts(SamError::CertificatePending.into()),
+            (
+                400,
+                "invalid_request",
+                "Invalid certificate status: the credential has no certificate yet".into()
+            )
+        );
         assert_eq!(
             parts(SamError::InvalidPin.into()),
             (400, "invalid_pin", "The PIN is invalid".into())
