@@ -344,3 +344,111 @@ fn a_credential_certified_by_the_operators_ca_signs_pdfs_trusted_under_that_ca_o
     let verdict = run_ok(csc(dir).args(["audit", "verify"]));
     assert_eq!(verdict["intact"], true, "{verdict}");
 }
+
+/// In process (the kit): every door through which a key could be activated or used refuses a
+/// credential waiting for its certificate, with the same CSC error, in v1 and v2; it is listed,
+/// but not among v2's `onlyValid`; and its request is audited.
+#[test]
+fn a_credential_waiting_for_its_certificate_is_refused_at_every_door() {
+    use crate::kit::Kit;
+    let kit = Kit::new();
+    let opts = csc_api::admin::CredentialOptions {
+        spec: sam::KeySpec::EcP256,
+        scal: sam::Scal::One,
+        multisign: 2,
+        otp: sam::OtpChoice::Online,
+        auth_mode: sam::AuthMode::Explicit,
+    };
+    let created = csc_api::admin::credential_create_for_csr(
+        kit.sam(),
+        "alice",
+        opts,
+        secrecy::SecretString::from(PIN),
+        None,
+    )
+    .expect("create --csr");
+    let id = created["credentialID"].as_str().unwrap().to_owned();
+    assert_eq!(created["certificateStatus"], "pending");
+    let req = X509Req::from_pem(created["csr"].as_str().unwrap().as_bytes()).unwrap();
+    assert!(req.verify(&req.public_key().unwrap()).unwrap());
+    // the default subject: CN=<user>
+    let cn: Vec<String> = req
+        .subject_name()
+        .entries()
+        .map(|e| e.data().to_string().unwrap())
+        .collect();
+    assert_eq!(cn, ["alice"]);
+
+    let alice = kit.login("alice", ALICE_PASSWORD);
+    let hash = STANDARD.encode(openssl::sha::sha256(b"pending"));
+    let sha256 = "2.16.840.1.101.3.4.2.1";
+    let ecdsa = "1.2.840.10045.4.3.2";
+    for (v2, method, body) in [
+        (
+            false,
+            "credentials/authorize",
+            json!({ "credentialID": id, "numSignatures": 1, "hash": [hash], "PIN": PIN }),
+        ),
+        (
+            true,
+            "credentials/authorize",
+            json!({ "credentialID": id, "numSignatures": 1, "hashes": [hash],
+                 "hashAlgorithmOID": sha256, "authData": [{ "id": "PIN", "value": PIN }] }),
+        ),
+        (false, "credentials/sendOTP", json!({ "credentialID": id })),
+        (
+            false,
+            "credentials/extendTransaction",
+            json!({ "credentialID": id, "SAD": "x", "hash": [hash] }),
+        ),
+        (
+            false,
+            "signatures/signHash",
+            json!({ "credentialID": id, "SAD": "x", "hash": [hash], "signAlgo": ecdsa }),
+        ),
+        (
+            true,
+            "signatures/signHash",
+            json!({ "credentialID": id, "SAD": "x", "hashes": [hash],
+                 "hashAlgorithmOID": sha256, "signAlgo": ecdsa }),
+        ),
+    ] {
+        let got = if v2 {
+            kit.call_v2(method, Some(&alice), &body)
+        } else {
+            kit.call(method, Some(&alice), &body)
+        };
+        assert_eq!(got.0, 400, "{method} (v2: {v2}): {}", got.1);
+        assert_eq!(got.1["error"], "invalid_request", "{method}: {}", got.1);
+        assert_eq!(got.1["error_description"], PENDING, "{method}: {}", got.1);
+    }
+    for v2 in [false, true] {
+        let body = json!({ "credentialID": id, "certificates": "chain", "certInfo": true });
+        let (status, info) = if v2 {
+            kit.call_v2("credentials/info", Some(&alice), &body)
+        } else {
+            kit.call("credentials/info", Some(&alice), &body)
+        };
+        assert_eq!(status, 200, "{info}");
+        assert_eq!(info["key"]["status"], "disabled", "{info}");
+        assert_eq!(info["cert"].get("status"), None, "{info}");
+        assert_eq!(info["cert"].get("subjectDN"), None, "{info}");
+    }
+    let (_, list) = kit.call("credentials/list", Some(&alice), &json!({}));
+    assert_eq!(list["credentialIDs"], json!([id]), "{list}");
+    let (_, list) = kit.call_v2(
+        "credentials/list",
+        Some(&alice),
+        &json!({ "onlyValid": true }),
+    );
+    assert_eq!(list["credentialIDs"], json!([]), "{list}");
+
+    let records = kit.audit_records();
+    let csr = records
+        .iter()
+        .find(|r| r.event == "credential.csr")
+        .expect("a credential.csr record");
+    assert_eq!(csr.subject, id);
+    assert_eq!(csr.outcome, "success");
+    assert!(kit.audit_intact());
+}
