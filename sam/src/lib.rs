@@ -11,6 +11,7 @@ mod admin;
 pub mod algo;
 pub mod ca;
 mod credentials;
+pub mod csr;
 mod delegation;
 mod gate;
 pub mod integrity;
@@ -54,7 +55,7 @@ pub use tokens::{
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
-pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
+pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
 pub use seals::AuditSealer;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
@@ -90,6 +91,10 @@ pub enum SamError {
     /// The signer certificate is outside its validity period; carries its subject DN.
     #[error("Signing certificate '{0}' is expired.")]
     CertificateExpired(String),
+    /// The credential waits for its certificate from the operator's CA (`credential create
+    /// --csr`, completed by `credential import-chain`): its key signs nothing yet.
+    #[error("The credential has no certificate yet: its certificate request awaits the CA.")]
+    CertificatePending,
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("development CA: {0}")]

@@ -75,6 +75,8 @@ pub enum AuditEvent {
     CredentialCreate,
     /// `credential.import_chain`: a certificate chain was imported for a credential.
     CredentialImportChain,
+    /// `credential.csr`: a certificate request was signed with a credential's key (issue 13).
+    CredentialCsr,
     /// `credential.unlock`: an operator lifted a factor lock.
     CredentialUnlock,
     /// `factor.lock`: a PIN or OTP locked after too many failures.
@@ -145,6 +147,7 @@ impl AuditEvent {
             AuditEvent::ClientUndelegate => "client.undelegate",
             AuditEvent::CredentialCreate => "credential.create",
             AuditEvent::CredentialImportChain => "credential.import_chain",
+            AuditEvent::CredentialCsr => "credential.csr",
             AuditEvent::CredentialUnlock => "credential.unlock",
             AuditEvent::FactorLock => "factor.lock",
             AuditEvent::HousekeepingPurge => "housekeeping.purge",

@@ -168,6 +168,22 @@ enum CredentialCommand {
         /// the OAuth 2.0 consent page).
         #[arg(long, default_value = "explicit", value_parser = ["explicit", "oauth2code"])]
         auth_mode: String,
+        /// Leave the key for your own CA: no certificate now (the credential cannot sign until
+        /// `credential import-chain`); prints `csr`, a PKCS#10 request signed in the token.
+        #[arg(long)]
+        csr: bool,
+        /// The subject of the request (RFC 4514, e.g. "CN=Alice Example,O=Example,C=BE");
+        /// default CN=NAME.
+        #[arg(long, requires = "csr")]
+        subject: Option<String>,
+    },
+    /// Print a PKCS#10 certificate request (PEM, in JSON) over a credential's key, signed in
+    /// the token, for your CA; `credential import-chain` installs what it issues.
+    Csr {
+        credential_id: String,
+        /// The subject (RFC 4514); default CN=<the credential's user>.
+        #[arg(long)]
+        subject: Option<String>,
     },
     /// Lift the lock of a credential's PIN and OTP after too many wrong attempts.
     Unlock { credential_id: String },
@@ -298,6 +314,8 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 otp,
                 online_otp,
                 auth_mode,
+                csr,
+                subject,
             } => {
                 let pin = admin::read_secret("CSC_PIN", "PIN")?;
                 let scal = if scal == "2" { Scal::Two } else { Scal::One };
@@ -319,9 +337,19 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     auth_mode,
                 };
                 print(&admin::sealed_command(&cfg, |sam| {
-                    admin::credential_create(sam, &name, opts, pin)
+                    if csr {
+                        admin::credential_create_for_csr(sam, &name, opts, pin, subject.as_deref())
+                    } else {
+                        admin::credential_create(sam, &name, opts, pin)
+                    }
                 })?);
             }
+            CredentialCommand::Csr {
+                credential_id,
+                subject,
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                admin::credential_csr(sam, &credential_id, subject.as_deref())
+            })?),
             CredentialCommand::Unlock { credential_id } => {
                 print(&admin::sealed_command(&cfg, |sam| {
                     admin::credential_unlock(sam, &credential_id)

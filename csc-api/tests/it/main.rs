@@ -19,6 +19,7 @@ mod methods;
 mod oauth2;
 mod oauth2_rar;
 mod openapi_routes;
+mod operator_ca;
 mod pyhanko;
 mod schemathesis;
 mod seals;
