@@ -8,6 +8,7 @@
 
 mod activation;
 mod admin;
+mod backup;
 pub mod algo;
 pub mod ca;
 mod credentials;
@@ -54,6 +55,7 @@ pub use tokens::{
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use seals::AuditSealer;
+pub use backup::highest_sealed_record;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
     ClientDelegation, Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient,

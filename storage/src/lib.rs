@@ -25,6 +25,7 @@
 //! database ([`SealLog`]), which show a truncated or rolled-back log.
 
 mod audit;
+mod backup;
 mod connection;
 mod credentials;
 mod delegations;
@@ -45,6 +46,7 @@ mod types;
 mod upgrade;
 mod users;
 
+pub use backup::highest_sealed_record;
 pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use delegations::ClientDelegation;
