@@ -20,8 +20,9 @@ impl Sam {
         Ok(self.store.snapshot_sqlite(dest)?)
     }
 
-    /// Audits a backup the operator took (`backup.create`, subject: the archive's path);
-    /// `detail` says what it holds (its audit head, digest, files). Never put a secret in it.
+    /// Audits a backup the operator takes (`backup.create`, subject: the archive's path),
+    /// before the copy is made so that the copy holds the record. Never put a secret in
+    /// `detail`.
     pub fn record_backup(&self, archive: &str, detail: Value, actor: &str) -> Result<(), SamError> {
         self.store.write(|c| {
             c.append_audit(&audit_event(
