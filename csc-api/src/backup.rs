@@ -308,17 +308,9 @@ pub fn backup(cfg: &Config, sam: &Sam, file: &Path) -> anyhow::Result<Value> {
         MANIFEST,
         manifest_bytes.as_slice(),
     )?;
-    tar.append_data(
-        &mut tar_header(db_size),
-        DATABASE,
-        File::open(&snapshot)?,
-    )?;
+    tar.append_data(&mut tar_header(db_size), DATABASE, File::open(&snapshot)?)?;
     for (name, bytes) in &small {
-        tar.append_data(
-            &mut tar_header(bytes.len() as u64),
-            name,
-            bytes.as_slice(),
-        )?;
+        tar.append_data(&mut tar_header(bytes.len() as u64), name, bytes.as_slice())?;
     }
     let (out, archive_sha, _) = tar.into_inner()?.finish();
     out.sync_all()?;
@@ -356,11 +348,7 @@ pub struct Restored {
 /// Why a name from an archive cannot be written below a directory.
 fn safe_relative(name: &str) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(name);
-    if name.is_empty()
-        || !path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-    {
+    if name.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
         bail!("the archive holds an entry with an unsafe name: {name:?}");
     }
     Ok(path)

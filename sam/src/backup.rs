@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use storage::AuditEvent;
-pub use storage::highest_sealed_record;
 use storage::AuditSeal;
+pub use storage::highest_sealed_record;
 
 use crate::{Sam, SamError, audit_event};
 

@@ -8,8 +8,8 @@
 
 mod activation;
 mod admin;
-mod backup;
 pub mod algo;
+mod backup;
 pub mod ca;
 mod credentials;
 mod delegation;
@@ -52,10 +52,10 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
+pub use backup::highest_sealed_record;
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use seals::AuditSealer;
-pub use backup::highest_sealed_record;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
     ClientDelegation, Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient,

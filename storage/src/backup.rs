@@ -62,9 +62,7 @@ impl Store {
                 .select((audit_head::seq, audit_head::hash))
                 .get_result::<(i64, String)>(&mut copy)
                 .optional()?
-                .ok_or_else(|| {
-                    StorageError::Corrupt("the snapshot has no audit head row".into())
-                })?
+                .ok_or_else(|| StorageError::Corrupt("the snapshot has no audit head row".into()))?
         };
         let fsync = |path: &Path| File::open(path).and_then(|f| f.sync_all());
         fsync(dest)

@@ -154,7 +154,8 @@ fn a_backup_taken_during_a_signing_load_restores_into_a_fresh_directory_that_ver
     // the load ran from before the backup began until it finished, however long that took
     stop.store(true, Ordering::SeqCst);
     for t in load {
-        t.join().expect("every signature of the load succeeded and verified");
+        t.join()
+            .expect("every signature of the load succeeded and verified");
     }
     assert!(before >= 1);
     let head = backup["auditHead"]["seq"].as_i64().expect("audit head");
@@ -168,7 +169,12 @@ fn a_backup_taken_during_a_signing_load_restores_into_a_fresh_directory_that_ver
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
     assert!(names.iter().any(|n| n.starts_with("softhsm-tokens/")));
-    for never in ["token.pin", "token.so-pin", "audit-seals.jsonl", "otp-outbox.log"] {
+    for never in [
+        "token.pin",
+        "token.so-pin",
+        "audit-seals.jsonl",
+        "otp-outbox.log",
+    ] {
         assert!(
             !names.iter().any(|n| n.ends_with(never)),
             "{never} is never in a backup: {names:?}"
@@ -177,7 +183,10 @@ fn a_backup_taken_during_a_signing_load_restores_into_a_fresh_directory_that_ver
     let bytes = std::fs::read(&archive).expect("archive");
     for pin_file in ["token.pin", "token.so-pin"] {
         let pin = std::fs::read_to_string(s.dir().join(pin_file)).expect("PIN file");
-        assert!(!contains_secret(&bytes, pin.trim().as_bytes()), "{pin_file}");
+        assert!(
+            !contains_secret(&bytes, pin.trim().as_bytes()),
+            "{pin_file}"
+        );
     }
     // the live log audited the backup before the copy was taken, so the copy holds it
     let live = events(&s.dir().join("csc.db"));
@@ -202,8 +211,14 @@ fn a_backup_taken_during_a_signing_load_restores_into_a_fresh_directory_that_ver
     assert_eq!(verdict["records"], head + 1);
     let log = events(&fresh.path().join("csc.db"));
     let (last_seq, last_event, last_detail) = log.last().expect("records").clone();
-    assert_eq!((last_seq, last_event.as_str()), (head + 1, "backup.restore"));
-    assert!(last_detail.contains("\"rolledBack\":false"), "{last_detail}");
+    assert_eq!(
+        (last_seq, last_event.as_str()),
+        (head + 1, "backup.restore")
+    );
+    assert!(
+        last_detail.contains("\"rolledBack\":false"),
+        "{last_detail}"
+    );
     assert!(log.iter().any(|(_, e, _)| e == "backup.create"));
     assert!(
         log.iter().any(|(_, e, _)| e == "signature.sign_hash"),
@@ -214,7 +229,9 @@ fn a_backup_taken_during_a_signing_load_restores_into_a_fresh_directory_that_ver
             .as_array()
             .expect("files")
             .iter()
-            .filter(|f| f.as_str().is_some_and(|f| !f.starts_with("softhsm-tokens/")))
+            .filter(|f| f
+                .as_str()
+                .is_some_and(|f| !f.starts_with("softhsm-tokens/")))
             .count(),
         3,
         "csc.db, dev-ca.json, tsa.json: {restored}"
@@ -261,7 +278,11 @@ fn restore_refuses_a_backup_older_than_the_live_seals_unless_allow_rollback_is_g
     let backup = run_ok(csc(s.dir()).arg("backup").arg(&old));
     let head = backup["auditHead"]["seq"].as_i64().expect("head");
     // the live server goes on: an operator act, sealed in the live seal file
-    run_ok(csc(s.dir()).args(["user", "add", "carol"]).env("CSC_PASSWORD", "carol-password"));
+    run_ok(
+        csc(s.dir())
+            .args(["user", "add", "carol"])
+            .env("CSC_PASSWORD", "carol-password"),
+    );
     let live_seals = s.dir().join("audit-seals.jsonl");
     let (sealed, line) = highest_seal(&live_seals);
     assert!(sealed > head);
@@ -370,7 +391,11 @@ fn restore_refuses_a_backup_older_than_the_live_seals_unless_allow_rollback_is_g
 /// The PostgreSQL client tools of the server's major version or later: PATH, else Debian's.
 fn pg_tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs.reverse();
