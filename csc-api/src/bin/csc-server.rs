@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use csc_api::{admin, backup, config::Config, server};
 use sam::{AuthMode, Scal};
@@ -251,7 +252,13 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
         // SAFETY: no other thread exists yet (the contract of `run`; unpacking starts none).
         unsafe { admin::prepare_softhsm(&cfg, true) }?;
-        let (intact, report) = backup::finish_restore(&cfg, restored)?;
+        let (intact, report) = backup::finish_restore(&cfg, restored).with_context(|| {
+            format!(
+                "the backup's files are in {}, but the restore could not be completed (audited \
+                 and verified); fix the cause, then run `csc-server audit verify` there",
+                cfg.data_dir.display()
+            )
+        })?;
         print(&report);
         return Ok(if intact {
             ExitCode::SUCCESS

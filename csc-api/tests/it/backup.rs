@@ -372,6 +372,35 @@ fn restore_refuses_a_backup_older_than_the_live_seals_unless_allow_rollback_is_g
         )
     );
 
+    // a damaged archive (one byte of the database copy changed) is refused, nothing left behind
+    let damaged = s.dir().join("damaged.tar");
+    let mut bytes = std::fs::read(&old).expect("archive");
+    let db_offset = tar::Archive::new(std::fs::File::open(&old).expect("archive"))
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path().expect("path").to_str() == Some("csc.db"))
+        .map(|e| e.raw_file_position() + e.size() / 2)
+        .expect("csc.db in the archive");
+    bytes[usize::try_from(db_offset).expect("offset")] ^= 0x01;
+    std::fs::write(&damaged, bytes).expect("write");
+    let clean = fresh_dir(s.dir(), None);
+    let out = csc(clean.path())
+        .arg("restore")
+        .arg(&damaged)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_line(&out),
+        "error: csc.db in the archive does not match its manifest: the backup is damaged"
+    );
+    let left: Vec<_> = std::fs::read_dir(clean.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["token.pin"]);
+
     // a backup of a quiet server (nothing after it) restores beside its seals without the flag:
     // moving a data directory to another host loses nothing
     let newest = s.dir().join("newest.tar");
