@@ -337,7 +337,7 @@ pub fn backup(cfg: &Config, sam: &Sam, file: &Path) -> anyhow::Result<Value> {
 pub struct Restored {
     archive: PathBuf,
     manifest: Manifest,
-    /// The highest record the target's seal file sealed before the restore.
+    /// The live seal the backup fell behind (restored with `--allow-rollback`).
     live_sealed: Option<i64>,
     /// With `--allow-rollback`: where the seal file that the backup rolls back was moved.
     moved_seals: Option<PathBuf>,
@@ -417,36 +417,34 @@ pub fn restore_files(
     let backup_seq = manifest.audit_seal.seq;
     let seal_file = &cfg.audit_seal_file;
     let live = if seal_file.exists() {
-        sam::highest_sealed_record(seal_file)?
+        sam::rollback_behind_seals(seal_file, &manifest.audit_seal)?
     } else {
         None
     };
     let mut rolls_back = false;
-    if let Some((seq, hash, line)) = &live {
-        let problem = if *seq > backup_seq {
-            Some(format!(
-                "the backup ends at audit record {backup_seq}, older than record {seq} sealed on \
-                 line {line} of {}",
+    if let Some(ahead) = &live {
+        let problem = if ahead.diverged {
+            format!(
+                "the backup's audit record {backup_seq} is not the record sealed on line {} of {}",
+                ahead.line,
                 seal_file.display()
-            ))
-        } else if *seq == backup_seq && *hash != manifest.audit_seal.hash {
-            Some(format!(
-                "the backup's audit record {backup_seq} is not the record sealed on line {line} \
-                 of {}",
-                seal_file.display()
-            ))
+            )
         } else {
-            None
+            format!(
+                "the backup ends at audit record {backup_seq}, older than record {} sealed on \
+                 line {} of {}",
+                ahead.seq,
+                ahead.line,
+                seal_file.display()
+            )
         };
-        if let Some(problem) = problem {
-            if !allow_rollback {
-                bail!(
-                    "{problem}: restoring it would roll the audit log back (pass \
-                     --allow-rollback to restore it anyway)"
-                );
-            }
-            rolls_back = true;
+        if !allow_rollback {
+            bail!(
+                "{problem}: restoring it would roll the audit log back (pass \
+                 --allow-rollback to restore it anyway)"
+            );
         }
+        rolls_back = true;
     }
     // unpack into a staging directory, checking each entry, then move into place
     fs::DirBuilder::new()
@@ -571,7 +569,7 @@ pub fn restore_files(
     Ok(Restored {
         archive: archive.to_path_buf(),
         manifest,
-        live_sealed: live.map(|(seq, _, _)| seq),
+        live_sealed: live.map(|ahead| ahead.seq),
         moved_seals,
         allow_rollback,
         notes,

@@ -52,7 +52,7 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
-pub use backup::highest_sealed_record;
+pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
 pub use seals::AuditSealer;
