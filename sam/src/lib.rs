@@ -9,6 +9,7 @@
 mod activation;
 mod admin;
 pub mod algo;
+mod backup;
 pub mod ca;
 mod credentials;
 pub mod csr;
@@ -54,6 +55,7 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
+pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
 pub use seals::AuditSealer;

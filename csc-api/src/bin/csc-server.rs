@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use csc_api::{admin, config::Config, server};
+use csc_api::{admin, backup, config::Config, server};
 use sam::{AuthMode, Scal};
 use sam::{KeySpec, OtpChoice};
 
@@ -80,6 +81,23 @@ enum Command {
         /// unspecified address such as 0.0.0.0 probed on loopback).
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Write an online backup of an SQLite data directory to FILE (a tar archive: the database
+    /// copied consistently while `serve` runs, the CA and TSA files, the SoftHSM2 token; never
+    /// the token PIN nor the seal file). PostgreSQL: use pg_dump (README "Backups").
+    Backup {
+        /// The archive to write (must not exist).
+        file: PathBuf,
+    },
+    /// Restore a backup into a fresh data directory (--data-dir); the token PIN must be in
+    /// place first. Refused when the backup is older than the configured seal file's seals.
+    Restore {
+        /// The archive written by `csc-server backup`.
+        file: PathBuf,
+        /// Restore even a backup older than the live audit seals (the audit log rolls back;
+        /// the old seal file is moved aside and the restore audited as such).
+        #[arg(long)]
+        allow_rollback: bool,
     },
 }
 
@@ -255,6 +273,31 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
     // command needs them to exist
     let create = matches!(cli.command, Command::Init | Command::Demo { .. });
+    if let Command::Restore {
+        file,
+        allow_rollback,
+    } = &cli.command
+    {
+        // the token may come from the archive: unpack first, then read the configuration again
+        // (the archive may bring config.toml) and point SoftHSM2 at the restored token
+        let restored = backup::restore_files(&cfg, file, *allow_rollback)?;
+        let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+        // SAFETY: no other thread exists yet (the contract of `run`; unpacking starts none).
+        unsafe { admin::prepare_softhsm(&cfg, true) }?;
+        let (intact, report) = backup::finish_restore(&cfg, restored).with_context(|| {
+            format!(
+                "the backup's files are in {}, but the restore could not be completed (audited \
+                 and verified); fix the cause, then run `csc-server audit verify` there",
+                cfg.data_dir.display()
+            )
+        })?;
+        print(&report);
+        return Ok(if intact {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     // SAFETY: no other thread exists yet (the contract of `run`).
     unsafe { admin::prepare_softhsm(&cfg, create) }?;
     match cli.command {
@@ -408,6 +451,19 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Backup { file } => {
+            if backup::is_postgres(&cfg.database_url) {
+                anyhow::bail!(
+                    "the database is PostgreSQL: back it up with pg_dump (README \"Backups\"); \
+                     `csc-server backup` copies SQLite databases"
+                );
+            }
+            print(&admin::sealed_command(&cfg, |sam| {
+                backup::backup(&cfg, sam, &file)
+            })?);
+        }
+        // handled before SoftHSM2 is prepared, above
+        Command::Restore { .. } => {}
         Command::Serve { listen } => {
             let sam = admin::open(&cfg)?;
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;

@@ -8,6 +8,7 @@
 
 mod api;
 mod architecture;
+mod backup;
 mod cli;
 mod common;
 mod conformance;
