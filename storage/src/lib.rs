@@ -35,6 +35,7 @@ mod integrity;
 mod lockout;
 mod models;
 mod oauth;
+mod observe;
 mod purge;
 mod sads;
 mod schema;
@@ -58,6 +59,7 @@ pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,
     OAuthRequest,
 };
+pub use observe::LiveCounts;
 pub use purge::Purged;
 
 pub use seal::{AuditReport, AuditSeal, SealLog};
