@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod notify;
 pub mod oauth2;
+pub mod observability;
 pub mod routing;
 pub mod server;
 pub mod signatures;
