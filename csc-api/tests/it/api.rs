@@ -1526,14 +1526,14 @@ fn secrets_and_otp_codes_never_reach_the_server_log() {
 }
 
 /// A fresh PostgreSQL database for this test, dropped on drop.
-struct PgDatabase {
+pub(crate) struct PgDatabase {
     admin: String,
-    name: String,
+    pub name: String,
     pub url: String,
 }
 
 impl PgDatabase {
-    fn new() -> PgDatabase {
+    pub(crate) fn new() -> PgDatabase {
         use diesel::{Connection, PgConnection, RunQueryDsl};
         let admin = std::env::var("CSC_TEST_POSTGRES_URL").expect(
             "CSC_TEST_POSTGRES_URL is not set: run scripts/test (it starts a throwaway PostgreSQL) \

@@ -17,6 +17,7 @@ mod kit;
 mod methods;
 mod oauth2;
 mod oauth2_rar;
+mod observability;
 mod openapi_routes;
 mod pyhanko;
 mod schemathesis;
