@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
         std::fs::write(&f, "log_format = \"xml\"\n").expect("write");
-        assert!(Config::load(dir.path(), Some(&f)).is_err(), "text or json only");
+        assert!(
+            Config::load(dir.path(), Some(&f)).is_err(),
+            "text or json only"
+        );
     }
 
     #[test]

@@ -30,8 +30,8 @@ use crate::error::ApiError;
 
 /// Upper bounds of the latency histograms (seconds): 50 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
 ];
 
 /// Upper bounds of the group-commit batch size histogram (jobs per transaction).
@@ -196,7 +196,10 @@ fn method_label(m: &Method) -> &'static str {
 
 /// `GET /metrics` on the main listener: the metrics, unless `metrics_listen` serves them
 /// elsewhere (then the CSC 404, as for any path not served).
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if !state.metrics_on_main_listener {
         return crate::routing::not_served(req).await;
     }

@@ -74,7 +74,10 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
 
 /// The `metrics_listen` listener (`GET /metrics` only), one worker; prints `serving metrics at
 /// http://ADDR/metrics` on standard error once bound. Stops with the process.
-fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<actix_web::dev::Server> {
+fn metrics_server(
+    addr: &str,
+    state: web::Data<AppState>,
+) -> anyhow::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new().configure(|c| crate::observability::configure_metrics_listener(c, state.clone()))
     })

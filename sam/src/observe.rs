@@ -89,8 +89,7 @@ pub(crate) fn count_authorization<T>(via: &'static str, result: &Result<T, SamEr
         Err(SamError::Storage(_) | SamError::Hsm(_) | SamError::Database { .. }) => "error",
         Err(_) => "refused",
     };
-    metrics::counter!("csc_authorizations_total", "via" => via, "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("csc_authorizations_total", "via" => via, "outcome" => outcome).increment(1);
 }
 
 /// `csc_lockouts_total{kind}`: a failure set a lock (`kind`: the lock's audit event,

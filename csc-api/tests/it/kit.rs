@@ -183,13 +183,15 @@ impl Kit {
         let rt = actix_web::rt::System::new();
         let max_body = cfg.max_body_bytes;
         let app_state = state.clone();
-        let svc = Rc::new(rt.block_on(actix_web::test::init_service(
-            App::new()
-                .wrap(actix_web::middleware::from_fn(
-                    csc_api::observability::count_requests,
-                ))
-                .configure(move |c| configure(c, app_state, max_body)),
-        )));
+        let svc = Rc::new(
+            rt.block_on(actix_web::test::init_service(
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(
+                        csc_api::observability::count_requests,
+                    ))
+                    .configure(move |c| configure(c, app_state, max_body)),
+            )),
+        );
         let app: AppFn = Rc::new(move |req: TestRequest| {
             let svc = svc.clone();
             Box::pin(async move {

@@ -93,7 +93,12 @@ fn metrics_count_a_sign_hash_and_refused_authorizations_with_their_labels() {
     k.id("bob");
     // provisioning signed certificates in the token: count from here
     let hsm_signs = |m: &[Sample]| {
-        value(m, "csc_hsm_call_duration_seconds_count", &[("operation", "sign")]).unwrap_or(0.0)
+        value(
+            m,
+            "csc_hsm_call_duration_seconds_count",
+            &[("operation", "sign")],
+        )
+        .unwrap_or(0.0)
     };
     let signs_before = hsm_signs(&scrape(&k));
     let alice = k.login("alice", ALICE_PASSWORD);
@@ -186,10 +191,17 @@ fn metrics_count_a_sign_hash_and_refused_authorizations_with_their_labels() {
         Some(2.0)
     );
     assert_eq!(requests("/csc/v1/auth/login", "POST", "200"), Some(2.0));
-    assert_eq!(requests("/metrics", "GET", "200"), Some(1.0), "the first scrape");
+    assert_eq!(
+        requests("/metrics", "GET", "200"),
+        Some(1.0),
+        "the first scrape"
+    );
     assert_eq!(requests("unmatched", "GET", "404"), Some(1.0));
     // the raw path never becomes a label
-    assert!(!m.iter().any(|(_, l, _)| l.values().any(|v| v.contains("no/such"))));
+    assert!(
+        !m.iter()
+            .any(|(_, l, _)| l.values().any(|v| v.contains("no/such")))
+    );
     assert!(
         total(
             &m,
@@ -199,7 +211,13 @@ fn metrics_count_a_sign_hash_and_refused_authorizations_with_their_labels() {
     );
     // the HSM signed once for signHash (and computed HMACs for the PINs)
     assert_eq!(hsm_signs(&m) - signs_before, 1.0);
-    assert!(total(&m, "csc_hsm_call_duration_seconds_count", &[("operation", "hmac")]) >= 3.0);
+    assert!(
+        total(
+            &m,
+            "csc_hsm_call_duration_seconds_count",
+            &[("operation", "hmac")]
+        ) >= 3.0
+    );
     assert_eq!(
         value(
             &m,
@@ -210,7 +228,13 @@ fn metrics_count_a_sign_hash_and_refused_authorizations_with_their_labels() {
         "a histogram with buckets"
     );
     // commits and group-commit batches happened (signHash and authorize are grouped)
-    assert!(total(&m, "csc_db_commit_duration_seconds_count", &[("outcome", "success")]) >= 3.0);
+    assert!(
+        total(
+            &m,
+            "csc_db_commit_duration_seconds_count",
+            &[("outcome", "success")]
+        ) >= 3.0
+    );
     assert!(total(&m, "csc_db_group_commit_batch_size_count", &[]) >= 2.0);
     assert!(total(&m, "csc_db_group_commit_batch_size_sum", &[]) >= 2.0);
     // live now: alice's SAD has one signature left; bob's and alice's access tokens
@@ -284,7 +308,10 @@ fn ready_is_503_while_postgresql_refuses_the_database_and_200_once_it_is_back() 
     let mut sql = |q: String| {
         diesel::sql_query(q).execute(&mut pg).expect("admin SQL");
     };
-    sql(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
+    sql(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        db.name
+    ));
     sql(format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = '{}' AND pid <> pg_backend_pid()",
@@ -293,7 +320,10 @@ fn ready_is_503_while_postgresql_refuses_the_database_and_200_once_it_is_back() 
     let r = k.send(k.get("/ready"));
     let body = r.json();
     assert_eq!(r.status, 503, "{body}");
-    assert_eq!((&body["status"], &body["hsm"]), (&json!("unavailable"), &json!("ok")));
+    assert_eq!(
+        (&body["status"], &body["hsm"]),
+        (&json!("unavailable"), &json!("ok"))
+    );
     let why = body["database"].as_str().expect("a reason");
     assert_ne!(why, "ok", "{body}");
     // liveness does not depend on the database
@@ -385,7 +415,10 @@ fn wait_for_url(log: &Path, marker: &str) -> String {
             let end = rest.find(['"', '\n', '\\']).unwrap_or(rest.len());
             return rest[..end].to_owned();
         }
-        assert!(Instant::now() < deadline, "no {marker:?} in the log:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no {marker:?} in the log:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -485,11 +518,15 @@ fn serve_logs_json_lines_and_serves_metrics_on_their_own_listener() {
         .filter_map(|l| l["fields"]["message"].as_str())
         .collect();
     assert!(
-        messages.iter().any(|m| m.starts_with("listening on http://")),
+        messages
+            .iter()
+            .any(|m| m.starts_with("listening on http://")),
         "{messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("\"GET /health HTTP/1.1\" 200")),
+        messages
+            .iter()
+            .any(|m| m.contains("\"GET /health HTTP/1.1\" 200")),
         "the request log is JSON too: {messages:?}"
     );
 }
