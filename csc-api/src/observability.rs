@@ -246,16 +246,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => "ok".to_owned(),
         Err(why) => why.clone(),
     };
-    let body = json!({
-        "status": if verdict.is_ready() { "ready" } else { "unavailable" },
-        "database": part(&verdict.database),
-        "hsm": part(&verdict.hsm),
-    });
+    let (database, hsm) = (part(&verdict.database), part(&verdict.hsm));
     if verdict.is_ready() {
-        HttpResponse::Ok().json(body)
+        HttpResponse::Ok().json(json!({ "status": "ready", "database": database, "hsm": hsm }))
     } else {
-        tracing::warn!(database = %body["database"], hsm = %body["hsm"], "not ready");
-        HttpResponse::ServiceUnavailable().json(body)
+        tracing::warn!(%database, %hsm, "not ready");
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "database": database, "hsm": hsm }))
     }
 }
 
