@@ -31,7 +31,7 @@ mod types;
 pub mod testkit;
 
 pub use error::{HsmError, ParseError};
-pub use hsm::{DEFAULT_MAX_SESSIONS, Hsm, HsmConfig, loaded_module};
+pub use hsm::{DEFAULT_MAX_SESSIONS, Hsm, HsmConfig, VendorAttribute, loaded_module};
 pub use types::{HashAlg, HmacAlg, KeyAttributes, KeyId, KeySpec, PublicKey, SignMechanism};
 
 use std::path::Path;

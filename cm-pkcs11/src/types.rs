@@ -695,4 +695,32 @@ mod tests {
         assert_eq!(parsed.public_key_to_der().unwrap(), pk.spki_der);
         assert!(PublicKey::from_ec(KeySpec::EcP384, &wrapped).is_err());
     }
+
+    /// SoftHSM2 returns `CKA_EC_POINT` DER-wrapped (PKCS#11 2.40), kryoptic raw unless
+    /// `KRYOPTIC_EC_POINT_ENCODING=DER` (issue 13): both give the same SPKI, anything else is
+    /// refused.
+    #[test]
+    fn ec_points_raw_and_der_wrapped() {
+        use openssl::bn::BigNumContext;
+        use openssl::ec::{EcGroup, EcKey, PointConversionForm};
+        for (spec, nid) in [
+            (KeySpec::EcP256, openssl::nid::Nid::X9_62_PRIME256V1),
+            (KeySpec::EcP384, openssl::nid::Nid::SECP384R1),
+        ] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let mut ctx = BigNumContext::new().unwrap();
+            let raw = key
+                .public_key()
+                .to_bytes(&group, PointConversionForm::UNCOMPRESSED, &mut ctx)
+                .unwrap();
+            let mut der = vec![0x04, u8::try_from(raw.len()).unwrap()];
+            der.extend_from_slice(&raw);
+            let expected = PKey::from_ec_key(key).unwrap().public_key_to_der().unwrap();
+            assert_eq!(PublicKey::from_ec(spec, &raw).unwrap().spki_der, expected);
+            assert_eq!(PublicKey::from_ec(spec, &der).unwrap().spki_der, expected);
+            assert!(PublicKey::from_ec(spec, &raw[1..]).is_err());
+            assert!(PublicKey::from_ec(spec, &der[..der.len() - 1]).is_err());
+        }
+    }
 }

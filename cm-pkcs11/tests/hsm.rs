@@ -839,3 +839,80 @@ fn destroy_secret_removes_only_that_secret_key() {
     assert!(matches!(hsm.destroy_secret(&pair), Err(HsmError::KeyNotFound(k)) if k == pair));
     hsm.public_key(&pair).expect("the key pair is still there");
 }
+
+/// Issue 13, what differs between HSMs is configuration: the token is picked by label and, when
+/// configured, by slot id and serial number; a token elsewhere or with another serial is refused.
+#[test]
+fn the_token_is_picked_by_slot_and_serial_when_configured() {
+    let t = TestToken::new();
+    let hsm = t.open();
+    let (slot, serial) = (hsm.slot_id(), hsm.token_serial().unwrap());
+    // SoftHSM2 offers every mechanism the server uses
+    assert_eq!(hsm.missing_mechanisms().unwrap(), Vec::<String>::new());
+    assert!(!serial.is_empty());
+    let with = |slot_id: Option<u64>, token_serial: Option<&str>| HsmConfig {
+        slot_id,
+        token_serial: token_serial.map(str::to_owned),
+        ..t.config.clone()
+    };
+    let refused = |cfg: HsmConfig| match Hsm::open(&cfg) {
+        Err(HsmError::Config(m)) => m,
+        other => panic!("expected a configuration error, got {other:?}"),
+    };
+    let m = refused(with(Some(slot.wrapping_add(1)), None));
+    assert!(
+        m.contains(&format!("in slot {}", slot.wrapping_add(1))),
+        "{m}"
+    );
+    let m = refused(with(None, Some("no-such-serial")));
+    assert!(m.contains("with serial number \"no-such-serial\""), "{m}");
+    let m = refused(with(Some(slot), Some("no-such-serial")));
+    assert!(m.contains("no token labelled"), "{m}");
+    let same = Hsm::open(&with(Some(slot), Some(&serial))).expect("slot and serial match");
+    assert_eq!(same.slot_id(), slot);
+}
+
+/// `login_per_session`: every pooled session logs in itself (an "already logged in" answer being
+/// fine), and signing works as before.
+#[test]
+fn sessions_may_log_in_each_on_their_own() {
+    let t = TestToken::new();
+    let hsm = Hsm::open(&HsmConfig {
+        login_per_session: true,
+        max_sessions: 2,
+        ..t.config.clone()
+    })
+    .unwrap();
+    let id = hsm.generate_key(KeySpec::EcP256, "per-session").unwrap();
+    let pk = hsm.public_key(&id).unwrap();
+    let mech = SignMechanism::Ecdsa { hash: SHA256 };
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| sign_and_verify(&hsm, &id, &pk, mech));
+        }
+    });
+    hsm.health_check().unwrap();
+}
+
+/// Vendor-defined key attributes reach the token's templates: SoftHSM2 knows none, so it refuses
+/// a key generation that carries one, where the same generation without it succeeds.
+#[test]
+fn vendor_key_attributes_reach_the_token() {
+    let t = TestToken::new();
+    let hsm = Hsm::open(&HsmConfig {
+        key_vendor_attributes: vec!["0x80001234=true".parse().unwrap()],
+        ..t.config.clone()
+    })
+    .unwrap();
+    let err = hsm.generate_key(KeySpec::EcP256, "vendor").unwrap_err();
+    assert!(
+        format!("{err}").contains("ATTRIBUTE_TYPE_INVALID")
+            || format!("{err:?}").contains("AttributeTypeInvalid"),
+        "{err} / {err:?}"
+    );
+    let err = hsm.secret_key("vendor-secret").unwrap_err();
+    assert!(
+        format!("{err:?}").contains("AttributeTypeInvalid"),
+        "{err:?}"
+    );
+}

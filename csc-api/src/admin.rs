@@ -195,7 +195,23 @@ pub fn credential_json(user: &User, c: &Credential) -> anyhow::Result<Value> {
         "certificateSerial": c.cert_serial,
         "certificate": chain.first(),
         "certificates": chain,
+        "certificateStatus": certificate_status(c)?,
     }))
+}
+
+/// `pending` (no certificate yet: `credential create --csr` until `credential import-chain`,
+/// issue 13), else `valid` or `expired` (the signer certificate's validity period, now).
+fn certificate_status(c: &Credential) -> anyhow::Result<&'static str> {
+    let chain = c.cert_chain_der()?;
+    let Some(der) = chain.first() else {
+        return Ok("pending");
+    };
+    let cert = openssl::x509::X509::from_der(der)?;
+    Ok(if crate::certinfo::is_valid_at(&cert, sam::utc_now()) {
+        "valid"
+    } else {
+        "expired"
+    })
 }
 
 /// What `csc-server credential create` asks for besides the user and the PIN.
@@ -247,6 +263,60 @@ pub fn credential_create(
         );
     }
     Ok(out)
+}
+
+/// `csc-server credential create ... --csr [--subject DN]` (issue 13): the key is generated
+/// for the operator's CA; prints what `credential create` prints (no certificate,
+/// `certificateStatus` `pending`) and `csr`, the PKCS#10 request (PEM) signed in the token.
+pub fn credential_create_for_csr(
+    sam: &Sam,
+    user_name: &str,
+    opts: CredentialOptions,
+    pin: SecretString,
+    subject: Option<&str>,
+) -> anyhow::Result<Value> {
+    let pending = sam.create_credential_for_csr(
+        NewCredentialRequest {
+            user_name: user_name.to_owned(),
+            spec: opts.spec,
+            scal: opts.scal,
+            multisign: opts.multisign,
+            pin,
+            otp: opts.otp,
+            auth_mode: opts.auth_mode,
+            description: None,
+        },
+        subject,
+        OPERATOR,
+    )?;
+    let user = sam.owner_of(&pending.credential)?;
+    let mut out = credential_json(&user, &pending.credential)?;
+    let otp = match opts.otp {
+        OtpChoice::None => Value::Null,
+        OtpChoice::Totp => json!("offline"),
+        OtpChoice::Online => json!("online"),
+    };
+    set(&mut out, "otp", otp);
+    if let Some(uri) = pending.otpauth_uri {
+        // the TOTP seed's one appearance outside the token: printed once, for the signer
+        set(
+            &mut out,
+            "otpauth",
+            Value::String(uri.expose_secret().to_owned()),
+        );
+    }
+    set(&mut out, "csr", Value::String(pending.csr_pem));
+    Ok(out)
+}
+
+/// `csc-server credential csr ID [--subject DN]` (issue 13): a PKCS#10 request (PEM) over the
+/// credential's key, signed in the token: `{"credentialID", "csr"}`.
+pub fn credential_csr(sam: &Sam, id: &str, subject: Option<&str>) -> anyhow::Result<Value> {
+    let id: CredentialId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
+    let csr = sam.certificate_request(&id, subject, OPERATOR)?;
+    Ok(json!({ "credentialID": id.to_string(), "csr": csr }))
 }
 
 /// `csc-server credential unlock ID`: lifts the lock of the credential's PIN and OTP after too

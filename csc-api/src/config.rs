@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -16,8 +17,8 @@ pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The environment variables read as configuration (others, such as `CSC_PIN`, are command
-/// inputs and not configuration).
-const ENV_KEYS: &[&str] = &[
+/// inputs and not configuration). Public for the test that checks the deploy files use only these.
+pub const ENV_KEYS: &[&str] = &[
     "database_url",
     "listen",
     "pkcs11_module",
@@ -53,6 +54,16 @@ const ENV_KEYS: &[&str] = &[
     "tsa_serial_prefix",
     "log_format",
     "metrics_listen",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_client_auth",
+    "allow_plain_http",
+    "pkcs11_slot",
+    "token_serial",
+    "hsm_login_per_session",
+    "hsm_max_sessions",
+    "hsm_key_vendor_attributes",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -93,6 +104,16 @@ pub struct FileConfig {
     pub tsa_policy_oid: Option<String>,
     pub tsa_accuracy_ms: Option<u32>,
     pub tsa_serial_prefix: Option<u32>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    pub tls_client_auth: Option<crate::tls::ClientAuth>,
+    pub allow_plain_http: Option<bool>,
+    pub pkcs11_slot: Option<u64>,
+    pub token_serial: Option<String>,
+    pub hsm_login_per_session: Option<bool>,
+    pub hsm_max_sessions: Option<usize>,
+    pub hsm_key_vendor_attributes: Option<String>,
     pub log_format: Option<LogFormat>,
     pub metrics_listen: Option<String>,
 }
@@ -106,6 +127,44 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log shippers.
     Json,
+}
+
+/// Whether the setting `key` is text (a string, a path, a secret): probed by deserialising a
+/// configuration holding only that key as a string, so a field added later is classified by its
+/// own type.
+fn takes_text(key: &str) -> bool {
+    Figment::from(Serialized::default(key, "text"))
+        .extract::<FileConfig>()
+        .is_ok()
+}
+
+/// The `CSC_` environment variables of the text settings, taken exactly as written: figment's
+/// `Env` provider parses values (`CSC_TOKEN_PIN=1234` became a number that a string field
+/// refused, and `0123` would have lost its zero), so a PIN, a label, a path or a name comes
+/// through this provider instead. Number and boolean settings still go through `Env`.
+struct EnvText(Dict);
+
+impl EnvText {
+    fn read() -> EnvText {
+        EnvText(
+            Env::prefixed("CSC_")
+                .only(ENV_KEYS)
+                .iter()
+                .filter(|(k, _)| takes_text(k.as_str()))
+                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl Provider for EnvText {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("`CSC_` environment variable(s)")
+    }
+
+    fn data(&self) -> figment::Result<figment::value::Map<Profile, Dict>> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
 }
 
 /// What `info` says about the service.
@@ -184,6 +243,29 @@ pub struct Config {
     /// A listen address of its own for `GET /metrics` (then not served on `listen`); `None`:
     /// on `listen`.
     pub metrics_listen: Option<String>,
+    /// `serve`'s own TLS (`tls_cert_file` and `tls_key_file` both set); `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// The operator's word that plain HTTP on a non-loopback address is meant (a TLS proxy in
+    /// front): silences `serve`'s warning.
+    pub allow_plain_http: bool,
+    /// What differs between HSMs (README "HSMs"): the slot and serial number the token must
+    /// have, per-session login, the session pool's size, vendor attributes of generated keys.
+    pub hsm: HsmSettings,
+}
+
+/// The PKCS#11 settings beyond module, label and PIN (README "HSMs").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsmSettings {
+    /// `pkcs11_slot`: the slot id the token must be in.
+    pub slot_id: Option<u64>,
+    /// `token_serial`: the serial number the token must report.
+    pub token_serial: Option<String>,
+    /// `hsm_login_per_session`: every pooled session logs in itself.
+    pub login_per_session: bool,
+    /// `hsm_max_sessions`: the size of the session pool.
+    pub max_sessions: usize,
+    /// `hsm_key_vendor_attributes`: comma-separated `0xTYPE=true|false|hex:BYTES`.
+    pub key_vendor_attributes: String,
 }
 
 /// The channel that delivers online OTPs (`credentials/sendOTP`).
@@ -209,9 +291,32 @@ impl Config {
             None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("CSC_").only(ENV_KEYS));
+        figment = figment
+            .merge(
+                Env::prefixed("CSC_")
+                    .only(ENV_KEYS)
+                    .filter(|k| !takes_text(k.as_str())),
+            )
+            .merge(EnvText::read());
         let raw: FileConfig = figment.extract().context("invalid configuration")?;
+        Self::check_tls(&raw)?;
         Ok(Self::resolve(data_dir, raw))
+    }
+
+    /// The TLS keys go together: a certificate needs its key and the other way round, and
+    /// client certificates need TLS.
+    fn check_tls(raw: &FileConfig) -> anyhow::Result<()> {
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let (cert, key) = (set(&raw.tls_cert_file), set(&raw.tls_key_file));
+        anyhow::ensure!(
+            cert == key,
+            "invalid configuration: tls_cert_file and tls_key_file must be set together"
+        );
+        anyhow::ensure!(
+            cert || !set(&raw.tls_client_ca_file),
+            "invalid configuration: tls_client_ca_file needs tls_cert_file and tls_key_file"
+        );
+        Ok(())
     }
 
     fn resolve(data_dir: &Path, raw: FileConfig) -> Config {
@@ -302,6 +407,29 @@ impl Config {
                 .metrics_listen
                 .map(|a| a.trim().to_owned())
                 .filter(|a| !a.is_empty()),
+            tls: {
+                let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+                match (set(raw.tls_cert_file), set(raw.tls_key_file)) {
+                    (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsSettings {
+                        cert_file,
+                        key_file,
+                        client_ca_file: set(raw.tls_client_ca_file),
+                        client_auth: raw.tls_client_auth.unwrap_or_default(),
+                    }),
+                    _ => None,
+                }
+            },
+            allow_plain_http: raw.allow_plain_http.unwrap_or(false),
+            hsm: HsmSettings {
+                slot_id: raw.pkcs11_slot,
+                token_serial: raw
+                    .token_serial
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+                login_per_session: raw.hsm_login_per_session.unwrap_or(false),
+                max_sessions: raw.hsm_max_sessions.unwrap_or(8).max(1),
+                key_vendor_attributes: raw.hsm_key_vendor_attributes.unwrap_or_default(),
+            },
         }
     }
 
@@ -383,11 +511,24 @@ impl Config {
 
     /// The HSM configuration for the SAM.
     pub fn hsm_config(&self) -> anyhow::Result<sam::HsmConfig> {
+        let key_vendor_attributes = self
+            .hsm
+            .key_vendor_attributes
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::parse::<sam::VendorAttribute>)
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid hsm_key_vendor_attributes")?;
         Ok(sam::HsmConfig {
             module: self.pkcs11_module.clone(),
             token_label: self.token_label.clone(),
             user_pin: self.read_token_pin()?,
-            max_sessions: 8,
+            max_sessions: self.hsm.max_sessions,
+            slot_id: self.hsm.slot_id,
+            token_serial: self.hsm.token_serial.clone(),
+            login_per_session: self.hsm.login_per_session,
+            key_vendor_attributes,
         })
     }
 }
@@ -501,6 +642,47 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_on_with_a_certificate_and_its_key_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).expect("write");
+            Config::load(dir.path(), Some(&f))
+        };
+        let c = load("").expect("load");
+        assert_eq!((c.tls, c.allow_plain_http), (None, false));
+        let c = load(
+            "tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\n\
+             tls_client_ca_file = \"/t/ca.pem\"\ntls_client_auth = \"optional\"\n\
+             allow_plain_http = true\n",
+        )
+        .expect("load");
+        assert_eq!(
+            c.tls,
+            Some(crate::tls::TlsSettings {
+                cert_file: "/t/c.pem".into(),
+                key_file: "/t/k.pem".into(),
+                client_ca_file: Some("/t/ca.pem".into()),
+                client_auth: crate::tls::ClientAuth::Optional,
+            })
+        );
+        assert!(c.allow_plain_http);
+        let c = load("tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\n").expect("load");
+        assert_eq!(
+            c.tls.map(|t| (t.client_ca_file, t.client_auth)),
+            Some((None, crate::tls::ClientAuth::Required))
+        );
+        for lone in [
+            "tls_cert_file = \"/t/c.pem\"\n",
+            "tls_key_file = \"/t/k.pem\"\n",
+            "tls_client_ca_file = \"/t/ca.pem\"\n",
+            "tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\ntls_client_auth = \"maybe\"\n",
+        ] {
+            assert!(load(lone).is_err(), "{lone}");
+        }
+    }
+
+    #[test]
     fn a_foreign_module_gets_no_softhsm_conf() {
         let raw = FileConfig {
             pkcs11_module: Some("/opt/vendor/libhsm.so".into()),
@@ -522,5 +704,114 @@ mod tests {
         assert!(!format!("{pin:?}").contains("s3cret"));
         std::fs::write(&f, "lisen = \"x\"\n").expect("write");
         assert!(Config::load(dir.path(), Some(&f)).is_err());
+    }
+
+    /// Issue 13: `CSC_TOKEN_PIN=1234` was refused ("invalid type: found unsigned int"). Every
+    /// text setting is taken exactly as written (leading zeros, dots and all), while the number
+    /// settings still parse.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn text_settings_from_the_environment_are_taken_as_written() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().to_path_buf();
+            for (key, value) in [
+                ("CSC_TOKEN_PIN", "0123"),
+                ("CSC_TOKEN_LABEL", "20261202"),
+                ("CSC_LISTEN", "8080"),
+                ("CSC_PKCS11_MODULE", "42"),
+                ("CSC_OTP_OUTBOX", "007"),
+                ("CSC_SERVICE_NAME", "1.50"),
+                ("CSC_SERVICE_REGION", "true"),
+                ("CSC_TSA_POLICY_OID", "1.2"),
+                ("CSC_SAD_TTL_SECS", "90"),
+                ("CSC_MAX_FACTOR_FAILURES", "3"),
+            ] {
+                jail.set_env(key, value);
+            }
+            let c = Config::load(&dir, None).expect("numeric-looking text is accepted");
+            let PinSource::Value(pin) = &c.token_pin else {
+                panic!("the PIN from the environment")
+            };
+            assert_eq!(secrecy::ExposeSecret::expose_secret(pin), "0123");
+            assert_eq!(c.token_label, "20261202");
+            assert_eq!(c.listen, "8080");
+            assert_eq!(c.pkcs11_module, Path::new("42"));
+            assert_eq!(c.otp_channel, OtpChannel::Outbox(PathBuf::from("007")));
+            assert_eq!(
+                (c.info.name.as_str(), c.info.region.as_str()),
+                ("1.50", "true")
+            );
+            assert_eq!(c.tsa_policy_oid, "1.2");
+            assert_eq!((c.sad_ttl_secs, c.max_factor_failures), (90, 3));
+            // a number setting given text is still an error, naming the variable
+            jail.set_env("CSC_SAD_TTL_SECS", "soon");
+            let err = format!("{:#}", Config::load(&dir, None).err().expect("refused"));
+            assert!(err.contains("SAD_TTL_SECS"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn text_and_number_settings_are_told_apart_by_their_type() {
+        for text in [
+            "token_pin",
+            "token_label",
+            "token_pin_file",
+            "database_url",
+            "service_logo",
+        ] {
+            assert!(takes_text(text), "{text}");
+        }
+        for number in ["sad_ttl_secs", "max_body_bytes", "tsa_serial_prefix"] {
+            assert!(!takes_text(number), "{number}");
+        }
+    }
+
+    #[test]
+    fn hsm_settings_reach_the_hsm_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "token_pin = \"1\"\npkcs11_slot = 7\ntoken_serial = \"0042\"\n\
+             hsm_login_per_session = true\nhsm_max_sessions = 3\n\
+             hsm_key_vendor_attributes = \"0x80000001=true, 0x80000002=hex:0a0b\"\n",
+        )
+        .expect("write");
+        let h = Config::load(dir.path(), Some(&f))
+            .expect("load")
+            .hsm_config()
+            .expect("hsm");
+        assert_eq!(
+            (h.slot_id, h.token_serial.as_deref()),
+            (Some(7), Some("0042"))
+        );
+        assert_eq!((h.login_per_session, h.max_sessions), (true, 3));
+        assert_eq!(
+            h.key_vendor_attributes,
+            vec![
+                "0x80000001=true"
+                    .parse::<sam::VendorAttribute>()
+                    .expect("attr"),
+                "0x80000002=hex:0a0b".parse().expect("attr"),
+            ]
+        );
+        let d = Config::resolve(Path::new("/d"), FileConfig::default()).hsm;
+        assert_eq!(
+            (
+                d.slot_id,
+                d.token_serial,
+                d.login_per_session,
+                d.max_sessions
+            ),
+            (None, None, false, 8)
+        );
+        std::fs::write(
+            &f,
+            "token_pin = \"1\"\nhsm_key_vendor_attributes = \"0x103=false\"\n",
+        )
+        .expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert!(c.hsm_config().is_err(), "a standard attribute is refused");
     }
 }

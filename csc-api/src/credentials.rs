@@ -188,7 +188,10 @@ pub fn key_and_cert(
         cert.valid_to = certinfo::generalized_time(c.not_after());
     }
     let key = KeyInfo {
-        status: if credential.status == CredentialStatus::Enabled {
+        // a key waiting for its certificate (issue 13) cannot sign: `disabled` (§11.5: e.g.
+        // "because the cert is expired"); `cert.status` is then absent, none of the spec's
+        // four values being accurate
+        status: if credential.status == CredentialStatus::Enabled && signer.is_some() {
             "enabled".into()
         } else {
             "disabled".into()

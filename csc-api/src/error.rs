@@ -196,6 +196,10 @@ impl From<SamError> for ApiError {
             S::CertificateExpired(subject) => {
                 Self::invalid(format!("Signing certificate '{subject}' is expired."))
             }
+            // issue 13: `credential create --csr` until `credential import-chain`
+            S::CertificatePending => {
+                Self::invalid("Invalid certificate status: the credential has no certificate yet")
+            }
             S::OAuthOnly => Self::invalid(
                 "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
             ),
@@ -337,6 +341,15 @@ mod tests {
                 400,
                 "invalid_request",
                 "Signing certificate 'O=Example,CN=alice' is expired.".into()
+            )
+        );
+        // issue 13: a credential waiting for its certificate from the operator's CA
+        assert_eq!(
+            parts(SamError::CertificatePending.into()),
+            (
+                400,
+                "invalid_request",
+                "Invalid certificate status: the credential has no certificate yet".into()
             )
         );
         assert_eq!(

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod certinfo;
 pub mod config;
@@ -14,8 +15,10 @@ pub mod error;
 pub mod notify;
 pub mod oauth2;
 pub mod observability;
+pub mod probe;
 pub mod routing;
 pub mod server;
 pub mod signatures;
+pub mod tls;
 pub mod tsa;
 pub mod v2;

@@ -10,13 +10,39 @@ use sam::{AuditSealer, Sam, utc_now};
 use crate::app::{AppState, configure};
 use crate::config::Config;
 
-/// Serves until the process is stopped. Prints `listening on http://ADDR` on standard error for
-/// each bound address (`--listen 127.0.0.1:0` picks a free port; scripts read it there).
+/// Serves until the process is stopped. Prints `listening on http://ADDR` (`https://` with TLS)
+/// on standard error for each bound address (`--listen 127.0.0.1:0` picks a free port; scripts
+/// read it there).
+///
+/// With `cfg.tls`, terminates TLS itself ([`crate::tls`]); SIGHUP reloads the certificate and
+/// key (without TLS, SIGHUP only logs that there is nothing to reload: it never stops the
+/// server). Plain HTTP on a non-loopback address is served with a warning unless
+/// `allow_plain_http` says a TLS proxy is in front.
 ///
 /// Seals the audit head in `audit_seal_file` at start (refusing to start when it cannot), every
 /// `audit_seal_interval_secs` in which it moved, and once more after a clean stop (SIGTERM,
 /// SIGINT: actix-web's graceful shutdown returns here).
 pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
+    // the certificate loads first: a bad file stops `serve` before it seals or listens
+    let tls = match &cfg.tls {
+        Some(settings) => {
+            let cert = std::sync::Arc::new(crate::tls::ReloadingCert::load(
+                &settings.cert_file,
+                &settings.key_file,
+            )?);
+            Some((crate::tls::server_config(settings, cert.clone())?, cert))
+        }
+        None => None,
+    };
+    let allow_plain_http = cfg.allow_plain_http;
+    if tls.is_some()
+        && let Some(url) = cfg
+            .public_url
+            .as_deref()
+            .filter(|u| u.starts_with("http://"))
+    {
+        tracing::warn!(public_url = url, "TLS is on but public_url says http://");
+    }
     let mut sealer = sam.audit_sealer(&cfg.audit_seal_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot open the audit seal file {}: {e}",
@@ -52,11 +78,24 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
                 // the request line and status only: never headers (Authorization) or bodies
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .configure(|c| configure(c, state.clone(), max_body))
-        })
-        .bind(listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-        for addr in server.addrs() {
-            crate::observability::announce(&format!("listening on http://{addr}"));
+        });
+        let (server, reload) = match tls {
+            Some((config, cert)) => (server.bind_rustls_0_23(listen, config), Some(cert)),
+            None => (server.bind(listen), None),
+        };
+        let server = server.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        // before the address is printed: from then on a SIGHUP reloads rather than kills
+        spawn_reloader(reload)?;
+        for (addr, scheme) in server.addrs_with_scheme() {
+            if scheme == "http" && !addr.ip().is_loopback() && !allow_plain_http {
+                tracing::warn!(
+                    %addr,
+                    "serving plain HTTP on a non-loopback address: passwords, PINs, tokens and \
+                     SADs cross the network in clear; set tls_cert_file and tls_key_file, or \
+                     allow_plain_http = true when a TLS proxy terminates in front (README \"TLS\")"
+                );
+            }
+            crate::observability::announce(&format!("listening on {scheme}://{addr}"));
         }
         server.run().await?;
         Ok(())
@@ -88,6 +127,28 @@ fn metrics_server(
         crate::observability::announce(&format!("serving metrics at http://{a}/metrics"));
     }
     Ok(server.run())
+}
+
+/// Listens for SIGHUP on the server's runtime: each reloads the TLS certificate and key from
+/// their files (a pair that does not load is logged and the current one stays); without TLS
+/// there is nothing to reload.
+fn spawn_reloader(cert: Option<std::sync::Arc<crate::tls::ReloadingCert>>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())
+        .map_err(|e| anyhow::anyhow!("cannot listen for SIGHUP: {e}"))?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &cert {
+                Some(cert) => {
+                    if let Err(e) = cert.reload() {
+                        tracing::error!(error = %e, "TLS reload failed; the current certificate stays");
+                    }
+                }
+                None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The sealing thread, stopped (after a last seal) by [`Sealing::stop`].

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use cm_pkcs11::{HashAlg, Hsm, KeyId, KeySpec, PublicKey, SignMechanism};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
-    KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
+    KeyIdMethod, KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +99,14 @@ pub struct DevCa {
     cert_der: Vec<u8>,
 }
 
+/// The key identifier of a public key, RFC 5280 §4.2.1.2 method 1: the SHA-1 of the value of
+/// the subjectPublicKey BIT STRING (`raw_public_key`, without tag, length or unused-bits
+/// octet). 20 bytes. Every certificate the CA issues carries it as its subjectKeyIdentifier,
+/// and the CA's own as its authorityKeyIdentifier (RFC 5280 §4.2.1.1).
+pub fn key_identifier(raw_public_key: &[u8]) -> Vec<u8> {
+    openssl::sha::sha1(raw_public_key).to_vec()
+}
+
 /// An HSM-held key seen through rcgen's signing interface.
 struct HsmSigningKey<'a> {
     hsm: &'a Hsm,
@@ -160,8 +168,13 @@ fn rcgen_algorithm(spec: KeySpec) -> &'static SignatureAlgorithm {
     }
 }
 
-fn ca_params() -> CertificateParams {
+/// The CA's parameters; `ca_key_id` is its [`key_identifier`]: its subjectKeyIdentifier, and
+/// the authorityKeyIdentifier of everything it signs, itself included (a root may omit the
+/// AKI, RFC 5280 §4.2.1.1, but strict path builders and `openssl req -x509` write it).
+fn ca_params(ca_key_id: Vec<u8>) -> CertificateParams {
     let mut params = CertificateParams::default();
+    params.key_identifier_method = KeyIdMethod::PreSpecified(ca_key_id);
+    params.use_authority_key_identifier_extension = true;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, CA_COMMON_NAME);
     dn.push(DnType::OrganizationName, CA_ORGANIZATION);
@@ -239,9 +252,24 @@ impl DevCa {
                 "the CA certificate does not match the CA key in the token".into(),
             ));
         }
+        let raw_public_key = public.try_raw_public_key_bits()?;
+        let ski = cert.subject_key_id().map(|id| id.as_slice().to_vec());
+        if ski.as_deref() != Some(key_identifier(&raw_public_key).as_slice()) {
+            // A CA certificate made before issue 13 carries an empty subjectKeyIdentifier, to
+            // which no correct authorityKeyIdentifier can point: the same key is certified
+            // again (same name, new serial and validity) and the file replaced. Certificates
+            // issued before keep the old CA certificate in their stored chains.
+            tracing::warn!(
+                file = %path.display(),
+                "the development CA certificate has no proper subjectKeyIdentifier: re-certifying the CA key"
+            );
+            let ca = Self::self_sign(hsm, key_id)?;
+            ca.save(path)?;
+            return Ok(ca);
+        }
         Ok(DevCa {
             key_id,
-            raw_public_key: public.try_raw_public_key_bits()?,
+            raw_public_key,
             cert_der,
         })
     }
@@ -254,7 +282,7 @@ impl DevCa {
             key_id: &key_id,
             raw_public_key: &raw_public_key,
         };
-        let mut params = ca_params();
+        let mut params = ca_params(key_identifier(&raw_public_key));
         validity(&mut params, CA_VALIDITY_DAYS);
         params.serial_number = Some(random_serial()?.0);
         let cert = params.self_signed(&key)?;
@@ -273,6 +301,11 @@ impl DevCa {
     /// The CA certificate (DER).
     pub fn certificate_der(&self) -> &[u8] {
         &self.cert_der
+    }
+
+    /// The CA's key identifier (its certificate's subjectKeyIdentifier, 20 bytes).
+    pub fn key_identifier(&self) -> Vec<u8> {
+        key_identifier(&self.raw_public_key)
     }
 
     /// Issues a signer certificate (digitalSignature + nonRepudiation, subject CN = the user's
@@ -328,13 +361,14 @@ impl DevCa {
             key_id: &self.key_id,
             raw_public_key: &self.raw_public_key,
         };
-        let issuer = Issuer::new(ca_params(), ca_key);
+        let issuer = Issuer::new(ca_params(self.key_identifier()), ca_key);
         let (serial, serial_hex) = random_serial()?;
         params.serial_number = Some(serial);
         let subject = TokenPublicKey {
             raw: subject_key.try_raw_public_key_bits()?,
             spec: subject_key.spec,
         };
+        params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&subject.raw));
         let cert = params.signed_by(&subject, &issuer)?;
         Ok(IssuedCertificate {
             der: cert.der().to_vec(),

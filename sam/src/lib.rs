@@ -9,8 +9,10 @@
 mod activation;
 mod admin;
 pub mod algo;
+mod backup;
 pub mod ca;
 mod credentials;
+pub mod csr;
 mod delegation;
 mod gate;
 pub mod integrity;
@@ -44,7 +46,9 @@ pub use observe::{LiveCounts, Readiness};
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
 pub use ca::{DevCa, IssuedCertificate};
-pub use cm_pkcs11::{HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, point_softhsm_at};
+pub use cm_pkcs11::{
+    HashAlg, HsmConfig, HsmError, KeySpec, SignMechanism, VendorAttribute, point_softhsm_at,
+};
 pub use oauth::{
     ClientAuth, CodeBinding, CodeGrant, ConsentView, CredentialGrant, OAuthError, OpenRequest,
     OtpOffer, PendingHandle,
@@ -53,8 +57,9 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
+pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
-pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice};
+pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
 pub use seals::AuditSealer;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
@@ -90,6 +95,10 @@ pub enum SamError {
     /// The signer certificate is outside its validity period; carries its subject DN.
     #[error("Signing certificate '{0}' is expired.")]
     CertificateExpired(String),
+    /// The credential waits for its certificate from the operator's CA (`credential create
+    /// --csr`, completed by `credential import-chain`): its key signs nothing yet.
+    #[error("The credential has no certificate yet: its certificate request awaits the CA.")]
+    CertificatePending,
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("development CA: {0}")]

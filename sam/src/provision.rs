@@ -77,6 +77,25 @@ fn check_pin_policy(pin: &SecretString) -> Result<(), SamError> {
     Ok(())
 }
 
+/// A credential created for the operator's CA (`credential create --csr`, issue 13): no
+/// certificate yet, and the request to get one.
+pub struct PendingCredential {
+    pub credential: Credential,
+    /// The PKCS#10 request (PEM), signed in the token with the credential's key.
+    pub csr_pem: String,
+    /// As [`CreatedCredential::otpauth_uri`].
+    pub otpauth_uri: Option<SecretString>,
+}
+
+/// Who certifies a new credential's key.
+enum Certifier<'a> {
+    /// The development CA, at once.
+    DevCa,
+    /// The operator's CA, later: the credential is stored without a certificate; the subject
+    /// (RFC 4514) of its request, else `CN=<user>`.
+    Operator(Option<&'a str>),
+}
+
 impl Sam {
     /// Generates a key in the HSM for `req.user_name`, certifies it with the development CA and
     /// stores the credential with its PIN (and OTP) verifier. Blocking.
@@ -85,6 +104,39 @@ impl Sam {
         req: NewCredentialRequest,
         actor: &str,
     ) -> Result<CreatedCredential, SamError> {
+        self.create_with(req, actor, &Certifier::DevCa)
+    }
+
+    /// As [`Sam::create_credential`], but the key is left for the operator's CA to certify:
+    /// the credential is stored without a certificate (it cannot sign:
+    /// [`SamError::CertificatePending`]) and a PKCS#10 request for `subject` (RFC 4514, default
+    /// `CN=<user>`) is signed with its key ([`Sam::certificate_request`]); `credential
+    /// import-chain` completes it. A subject that does not parse creates nothing. Blocking.
+    pub fn create_credential_for_csr(
+        &self,
+        req: NewCredentialRequest,
+        subject: Option<&str>,
+        actor: &str,
+    ) -> Result<PendingCredential, SamError> {
+        let created = self.create_with(req, actor, &Certifier::Operator(subject))?;
+        let csr_pem = self.certificate_request(&created.credential.id, subject, actor)?;
+        Ok(PendingCredential {
+            credential: created.credential,
+            csr_pem,
+            otpauth_uri: created.otpauth_uri,
+        })
+    }
+
+    fn create_with(
+        &self,
+        req: NewCredentialRequest,
+        actor: &str,
+        certifier: &Certifier<'_>,
+    ) -> Result<CreatedCredential, SamError> {
+        if let Certifier::Operator(subject) = certifier {
+            // checked first, so a bad subject creates nothing
+            crate::csr::check_subject(*subject, &req.user_name)?;
+        }
         check_pin_policy(&req.pin)?;
         if req.scal == Scal::Two && req.otp == OtpChoice::None {
             return Err(SamError::InvalidInput(
@@ -119,7 +171,7 @@ impl Sam {
                 return Err(e.into());
             }
         };
-        match self.finish_credential(&req, &user, credential_id, &key_id, actor) {
+        match self.finish_credential(&req, &user, credential_id, &key_id, actor, certifier) {
             Ok(created) => Ok(created),
             Err(e) => {
                 if let Err(destroy) = self.hsm.destroy_key(&key_id) {
@@ -137,11 +189,16 @@ impl Sam {
         credential_id: CredentialId,
         key_id: &KeyId,
         actor: &str,
+        certifier: &Certifier<'_>,
     ) -> Result<CreatedCredential, SamError> {
         let public = self.hsm.public_key(key_id)?;
-        let cert = self
-            .ca
-            .issue_signer_certificate(&self.hsm, &user.name, &public)?;
+        let cert = match certifier {
+            Certifier::DevCa => Some(
+                self.ca
+                    .issue_signer_certificate(&self.hsm, &user.name, &public)?,
+            ),
+            Certifier::Operator(_) => None,
+        };
         let pin_verifier = pin_verifier(&self.hsm, &self.pin_key, &credential_id, &req.pin)?;
         // a TOTP's seed goes into the token now; its URI is the one copy shown outside it
         let totp = match req.otp {
@@ -163,8 +220,11 @@ impl Sam {
             user_id: user.id,
             key_id: key_id.to_string(),
             key_spec: req.spec.to_string(),
-            cert_chain: vec![cert.der.clone(), self.ca.certificate_der().to_vec()],
-            cert_serial: Some(cert.serial_hex.clone()),
+            cert_chain: match &cert {
+                Some(cert) => vec![cert.der.clone(), self.ca.certificate_der().to_vec()],
+                None => Vec::new(),
+            },
+            cert_serial: cert.as_ref().map(|c| c.serial_hex.clone()),
             scal: req.scal,
             multisign: i32::try_from(req.multisign).unwrap_or(i32::MAX),
             status: CredentialStatus::Enabled,
@@ -174,7 +234,7 @@ impl Sam {
         match self.store_credential(req, user, &new, &factors, actor) {
             Ok(credential) => Ok(CreatedCredential {
                 credential,
-                certificate_der: cert.der,
+                certificate_der: cert.map(|c| c.der).unwrap_or_default(),
                 otpauth_uri: totp.map(|(_, uri)| uri),
             }),
             Err(e) => {

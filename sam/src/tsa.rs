@@ -542,7 +542,12 @@ impl Sam {
         // the policy is checked first, so a bad setting creates nothing
         policy_oid(&settings.policy_oid)?;
         let tsa = if settings.file.exists() {
-            Tsa::load(&self.hsm, settings)?
+            let tsa = Tsa::load(&self.hsm, settings)?;
+            if self.tsa_key_ids_ok(&tsa)? {
+                tsa
+            } else {
+                self.recertify_tsa(tsa, settings)?
+            }
         } else {
             self.create_tsa(settings)?
         };
@@ -581,6 +586,51 @@ impl Sam {
             }
         }
         created
+    }
+
+    /// Whether the TSA certificate has the key identifiers of issue 13: its own key's as
+    /// subjectKeyIdentifier, the CA's as authorityKeyIdentifier (certificates made before were
+    /// issued with empty ones).
+    fn tsa_key_ids_ok(&self, tsa: &Tsa) -> Result<bool, SamError> {
+        let cert = openssl::x509::X509::from_der(&tsa.cert_der)?;
+        let own = self
+            .hsm
+            .public_key(&tsa.key_id)?
+            .try_raw_public_key_bits()?;
+        let ski = cert.subject_key_id().map(|id| id.as_slice().to_vec());
+        let aki = cert.authority_key_id().map(|id| id.as_slice().to_vec());
+        Ok(ski == Some(crate::ca::key_identifier(&own)) && aki == Some(self.ca.key_identifier()))
+    }
+
+    /// Certifies the TSA's key again (a certificate made before issue 13, or by a CA
+    /// certificate since re-certified: [`crate::DevCa`]), keeping the key; audited as
+    /// `tsa.create` with `"recertified": true`.
+    fn recertify_tsa(&self, old: Tsa, settings: &TsaSettings) -> Result<Tsa, SamError> {
+        tracing::warn!(
+            file = %settings.file.display(),
+            "the TSA certificate lacks proper key identifiers: certifying the TSA key again"
+        );
+        let public = self.hsm.public_key(&old.key_id)?;
+        let issued = self
+            .ca
+            .issue_tsa_certificate(&self.hsm, &settings.common_name, &public)?;
+        let tsa = Tsa::new(old.key_id, issued.der, settings)?;
+        tsa.save(&settings.file)?;
+        self.store.write(|c| {
+            c.append_audit(&audit_event(
+                AuditEvent::TsaCreate,
+                "system",
+                &issued.serial_hex,
+                "success",
+                json!({
+                    "keyId": tsa.key_id.to_string(),
+                    "subject": settings.common_name,
+                    "certificateSerial": issued.serial_hex,
+                    "recertified": true,
+                }),
+            ))
+        })?;
+        Ok(tsa)
     }
 
     fn tsa(&self) -> Result<&Tsa, SamError> {

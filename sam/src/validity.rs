@@ -64,7 +64,8 @@ fn parse(credential: &Credential) -> Result<Option<Validity>, SamError> {
 impl ValidityCache {
     /// A key is not activated under a certificate outside its validity period, judged on the
     /// UTC clock now (Part I 7.1.1.12): [`SamError::CertificateExpired`] naming the subject. A
-    /// credential without a certificate is not refused here.
+    /// credential without a certificate (waiting for the operator's CA, issue 13) is
+    /// [`SamError::CertificatePending`].
     pub(crate) fn check(&self, credential: &Credential) -> Result<(), SamError> {
         let key = openssl::sha::sha256(credential.cert_chain.as_bytes());
         let cached = self
@@ -86,7 +87,7 @@ impl ValidityCache {
             }
         };
         let Some(v) = validity else {
-            return Ok(());
+            return Err(SamError::CertificatePending);
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

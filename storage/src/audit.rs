@@ -60,6 +60,11 @@ pub enum AuditEvent {
     /// `audit.upgrade`: the operator confirmed the switch of an older log to keyed links
     /// (`csc-server audit upgrade`).
     AuditUpgrade,
+    /// `backup.create`: an operator took an online backup (`csc-server backup`).
+    BackupCreate,
+    /// `backup.restore`: a backup was restored into this data directory (`csc-server restore`),
+    /// written in the restored log.
+    BackupRestore,
     /// `ca.create`: the development CA was created.
     CaCreate,
     /// `client.delegate`: an operator let a client's own tokens act for a user.
@@ -75,6 +80,8 @@ pub enum AuditEvent {
     CredentialCreate,
     /// `credential.import_chain`: a certificate chain was imported for a credential.
     CredentialImportChain,
+    /// `credential.csr`: a certificate request was signed with a credential's key (issue 13).
+    CredentialCsr,
     /// `credential.unlock`: an operator lifted a factor lock.
     CredentialUnlock,
     /// `factor.lock`: a PIN or OTP locked after too many failures.
@@ -138,6 +145,8 @@ impl AuditEvent {
             AuditEvent::AuthLogin => "auth.login",
             AuditEvent::AuthRevoke => "auth.revoke",
             AuditEvent::AuditUpgrade => "audit.upgrade",
+            AuditEvent::BackupCreate => "backup.create",
+            AuditEvent::BackupRestore => "backup.restore",
             AuditEvent::CaCreate => "ca.create",
             AuditEvent::ClientDelegate => "client.delegate",
             AuditEvent::ClientRefused => "client.refused",
@@ -145,6 +154,7 @@ impl AuditEvent {
             AuditEvent::ClientUndelegate => "client.undelegate",
             AuditEvent::CredentialCreate => "credential.create",
             AuditEvent::CredentialImportChain => "credential.import_chain",
+            AuditEvent::CredentialCsr => "credential.csr",
             AuditEvent::CredentialUnlock => "credential.unlock",
             AuditEvent::FactorLock => "factor.lock",
             AuditEvent::HousekeepingPurge => "housekeeping.purge",

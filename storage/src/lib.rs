@@ -25,6 +25,7 @@
 //! database ([`SealLog`]), which show a truncated or rolled-back log.
 
 mod audit;
+mod backup;
 mod connection;
 mod credentials;
 mod delegations;
@@ -47,6 +48,7 @@ mod upgrade;
 mod users;
 
 pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use backup::highest_sealed_record;
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use delegations::ClientDelegation;
 pub use error::StorageError;

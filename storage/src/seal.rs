@@ -61,7 +61,7 @@ fn seal_mac(keys: &IntegrityKeys, seq: i64, hash: &str, at: &str) -> String {
 
 impl AuditSeal {
     /// A seal of `(seq, hash)` now.
-    fn new(keys: &IntegrityKeys, seq: i64, hash: String) -> AuditSeal {
+    pub(crate) fn new(keys: &IntegrityKeys, seq: i64, hash: String) -> AuditSeal {
         let at = utc_now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let mac = seal_mac(keys, seq, &hash, &at);
         AuditSeal { seq, hash, at, mac }

@@ -2832,3 +2832,85 @@ fn sealed_oauth_and_delegation_rows_edited_behind_the_store_are_refused(db: &Tes
         ["client_delegations", "oauth_clients", "oauth_codes"].into()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// backups (issue 13)
+
+/// `Store::snapshot_sqlite` while four threads append audit records (from before the snapshot
+/// starts until it has finished, however long it takes): the copy is one commit's database —
+/// its chain verifies, its head is the sealed one, and it is a single file.
+#[test]
+fn sqlite_snapshot_under_concurrent_appends_is_one_consistent_commit() {
+    let db = TestDb::sqlite(8);
+    fill_chain(&db, 3);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Arc::new(Barrier::new(5));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (store, stop, started) = ((*db).clone(), stop.clone(), started.clone());
+            thread::spawn(move || {
+                let mut n = 0usize;
+                store.write(|c| c.append_audit(&event(t))).unwrap();
+                started.wait();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    store.write(|c| c.append_audit(&event(t))).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    started.wait();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    let seal = db.snapshot_sqlite(&copy).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(seal.verifies(&test_keys()));
+    assert!(seal.seq >= 7, "the records before the snapshot are in it");
+    // one file: the copy is in rollback-journal mode, no WAL beside it
+    let mut raw = SqliteConnection::establish(&copy.display().to_string()).unwrap();
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result(&mut raw)
+        .unwrap();
+    assert_eq!(mode.journal_mode, "delete");
+    drop(raw);
+    let restored = Store::open(&format!("sqlite://{}", copy.display()), opts(1))
+        .unwrap()
+        .with_keys(test_keys());
+    assert_eq!(
+        restored.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: u64::try_from(seal.seq).unwrap()
+        }
+    );
+    assert_eq!(
+        restored.read(|c| c.audit_head()).unwrap(),
+        (seal.seq, seal.hash)
+    );
+    // the live store went on past the copy, and a second snapshot never overwrites one
+    assert!(db.read(|c| c.audit_head()).unwrap().0 >= seal.seq);
+    assert!(matches!(
+        db.snapshot_sqlite(&copy),
+        Err(StorageError::Conflict(_))
+    ));
+}
+
+/// PostgreSQL has pg_dump; the snapshot says so.
+#[test]
+fn postgres_snapshot_is_refused() {
+    let db = TestDb::postgres(2);
+    let dir = tempfile::tempdir().unwrap();
+    match db.snapshot_sqlite(&dir.path().join("copy.db")) {
+        Err(StorageError::Connection(m)) => assert!(m.contains("pg_dump"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!dir.path().join("copy.db").exists());
+}

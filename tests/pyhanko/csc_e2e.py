@@ -19,7 +19,8 @@ Scenarios:
                CA given), and its TSA named CN=... TSA
 
 The input PDFs are made here. Every signed PDF is validated with pyHanko's validator against the
-given CA certificate as the only trust root (no fetching): it must be intact, valid and trusted
+given CA certificate (--ca: the dev CA, or the operator's CA of a credential made with
+`credential create --csr`) as the only trust root (no fetching): it must be intact, valid and trusted
 (bottom_line), cover the whole file, and be signed by CN=alice. One JSON line per PDF
 (`"kind": "pdf"`) and a last line about the HTTP exchanges (`"kind": "requests"`) go to standard
 output; every exchange is also written to DIR/requests.jsonl (PIN and SAD redacted). Exits 1 on any

@@ -10,7 +10,7 @@ mod pool;
 mod secret;
 mod timer;
 
-pub use module::{HsmConfig, loaded_module};
+pub use module::{HsmConfig, VendorAttribute, loaded_module};
 pub use pool::DEFAULT_MAX_SESSIONS;
 
 use std::collections::HashMap;
@@ -63,6 +63,10 @@ struct Inner {
     pool: Mutex<PoolState>,
     freed: Condvar,
     max_sessions: usize,
+    /// [`HsmConfig::login_per_session`].
+    login_per_session: bool,
+    /// [`HsmConfig::key_vendor_attributes`].
+    key_vendor_attributes: Vec<module::VendorAttribute>,
     keys: RwLock<HashMap<KeyId, CachedKey>>,
     /// Handles of the HMAC secret keys ([`Hsm::secret_key`],
     /// [`Hsm::import_hmac_secret`]), by `CKA_ID`, with the algorithm they
@@ -81,6 +85,7 @@ impl fmt::Debug for Hsm {
             .field("token_label", &self.inner.label)
             .field("slot", &self.inner.slot.id())
             .field("max_sessions", &self.inner.max_sessions)
+            .field("login_per_session", &self.inner.login_per_session)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +94,45 @@ impl Hsm {
     /// Label of the token.
     pub fn token_label(&self) -> &str {
         &self.inner.label
+    }
+
+    /// The PKCS#11 slot id of the token (see [`HsmConfig::slot_id`]).
+    pub fn slot_id(&self) -> u64 {
+        self.inner.slot.id()
+    }
+
+    /// The token's serial number as it reports it (see [`HsmConfig::token_serial`]).
+    pub fn token_serial(&self) -> Result<String, HsmError> {
+        let info = self.inner.ctx.get_token_info(self.inner.slot)?;
+        Ok(info
+            .serial_number()
+            .trim_end_matches([' ', '\0'])
+            .to_owned())
+    }
+
+    /// The mechanisms the server uses that the token does not list
+    /// (`C_GetMechanismList`), by name: what it signs with (`CKM_RSA_PKCS`
+    /// over a DigestInfo, `CKM_RSA_PKCS_PSS` and `CKM_ECDSA` over a digest:
+    /// signHash only ever has digests, so no hash-and-sign mechanism is
+    /// needed), generates keys with, and computes HMACs with. Empty on
+    /// SoftHSM2 and kryoptic. [`Hsm::open`] logs a warning naming them.
+    pub fn missing_mechanisms(&self) -> Result<Vec<String>, HsmError> {
+        use cryptoki::mechanism::MechanismType as M;
+        let offered = self.inner.ctx.get_mechanism_list(self.inner.slot)?;
+        Ok([
+            M::RSA_PKCS,
+            M::RSA_PKCS_PSS,
+            M::ECDSA,
+            M::RSA_PKCS_KEY_PAIR_GEN,
+            M::ECC_KEY_PAIR_GEN,
+            M::GENERIC_SECRET_KEY_GEN,
+            M::SHA256_HMAC,
+            M::SHA1_HMAC,
+        ]
+        .into_iter()
+        .filter(|m| !offered.contains(m))
+        .map(|m| m.to_string())
+        .collect())
     }
 
     /// Path of the PKCS#11 module.
@@ -131,7 +175,7 @@ impl Hsm {
         let id = KeyId::random()?;
         let started = Instant::now();
         let common_private = |allowed| {
-            vec![
+            let mut template = vec![
                 Attribute::Token(true),
                 Attribute::Private(true),
                 Attribute::Sensitive(true),
@@ -145,7 +189,9 @@ impl Hsm {
                 Attribute::Id(id.as_bytes().to_vec()),
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::AllowedMechanisms(allowed),
-            ]
+            ];
+            template.extend(self.inner.vendor_attributes());
+            template
         };
         let mut public = vec![
             Attribute::Token(true),

@@ -27,6 +27,91 @@ pub struct HsmConfig {
     pub user_pin: SecretString,
     /// Maximum number of pooled read-write sessions (default 8).
     pub max_sessions: usize,
+    /// The PKCS#11 slot id the token must be in; `None`: any slot. The label must match too.
+    /// For modules whose slot ids are stable (network HSM partitions); never for SoftHSM2, whose
+    /// tokens move to a random slot when initialised.
+    pub slot_id: Option<u64>,
+    /// The serial number the token must report (`serialNumber` of `C_GetTokenInfo`, trailing
+    /// blanks ignored); `None`: any. The label must match too.
+    pub token_serial: Option<String>,
+    /// Whether every pooled session logs in itself (`C_Login` on each new session, an
+    /// "already logged in" answer being fine) instead of relying on the login of the anchor
+    /// session, which PKCS#11 shares with every session of the application: for modules that
+    /// keep the login per session or lose it across a network reconnect.
+    pub login_per_session: bool,
+    /// Vendor-defined attributes added to the template of every key the server generates or
+    /// imports (signing key pairs' private keys, HMAC secret keys): what an HSM may need beyond
+    /// the standard protections, which they cannot override.
+    pub key_vendor_attributes: Vec<VendorAttribute>,
+}
+
+/// A vendor-defined PKCS#11 attribute (`CKA_VENDOR_DEFINED` and above) and its value, written
+/// `0xTYPE=true`, `0xTYPE=false` (a `CK_BBOOL`) or `0xTYPE=hex:0102…` (bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorAttribute {
+    /// The attribute type, at least `CKA_VENDOR_DEFINED` (0x80000000).
+    pub attribute_type: u64,
+    /// The value as the module receives it.
+    pub value: Vec<u8>,
+}
+
+impl VendorAttribute {
+    /// `CKA_VENDOR_DEFINED`: the first attribute type a vendor may define.
+    pub const VENDOR_DEFINED: u64 = 0x8000_0000;
+
+    /// The cryptoki attribute.
+    pub(crate) fn attribute(&self) -> cryptoki::object::Attribute {
+        cryptoki::object::Attribute::VendorDefined((
+            cryptoki::object::AttributeType::VendorDefined(self.attribute_type as _),
+            self.value.clone(),
+        ))
+    }
+}
+
+impl std::str::FromStr for VendorAttribute {
+    type Err = HsmError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            HsmError::Config(format!(
+                "vendor attribute {s:?}: {why} (expected 0xTYPE=true, 0xTYPE=false or \
+                 0xTYPE=hex:BYTES with TYPE at least 0x80000000)"
+            ))
+        };
+        let (ty, value) = s.trim().split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let ty = ty.trim();
+        let digits = ty
+            .strip_prefix("0x")
+            .or_else(|| ty.strip_prefix("0X"))
+            .ok_or_else(|| bad("the type is not hexadecimal"))?;
+        let attribute_type =
+            u64::from_str_radix(digits, 16).map_err(|_| bad("the type is not hexadecimal"))?;
+        if !(Self::VENDOR_DEFINED..=u64::from(u32::MAX)).contains(&attribute_type) {
+            return Err(bad("not a vendor-defined attribute type"));
+        }
+        let value = match value.trim() {
+            "true" => vec![1],
+            "false" => vec![0],
+            v => match v.strip_prefix("hex:") {
+                Some(h) => hex_bytes(h).ok_or_else(|| bad("the bytes are not hexadecimal"))?,
+                None => return Err(bad("the value is neither a boolean nor hex:BYTES")),
+            },
+        };
+        Ok(VendorAttribute {
+            attribute_type,
+            value,
+        })
+    }
+}
+
+fn hex_bytes(h: &str) -> Option<Vec<u8>> {
+    if h.is_empty() || !h.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 impl HsmConfig {
@@ -41,6 +126,10 @@ impl HsmConfig {
             token_label: token_label.into(),
             user_pin,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            slot_id: None,
+            token_serial: None,
+            login_per_session: false,
+            key_vendor_attributes: Vec::new(),
         }
     }
 }
@@ -130,6 +219,25 @@ fn slots_with_label(ctx: &Pkcs11, label: &str) -> Result<Vec<Slot>, HsmError> {
     Ok(found)
 }
 
+/// The slots holding the token `cfg` names: its label, and its slot id and serial number when
+/// configured.
+fn matching_slots(ctx: &Pkcs11, cfg: &HsmConfig) -> Result<Vec<Slot>, HsmError> {
+    let mut found = Vec::new();
+    for slot in slots_with_label(ctx, &cfg.token_label)? {
+        if cfg.slot_id.is_some_and(|id| id != slot.id()) {
+            continue;
+        }
+        if let Some(serial) = &cfg.token_serial {
+            let info = ctx.get_token_info(slot)?;
+            if info.serial_number().trim_end_matches([' ', '\0']) != serial.trim_end() {
+                continue;
+            }
+        }
+        found.push(slot);
+    }
+    Ok(found)
+}
+
 /// Constant-time comparison of two PINs.
 fn same_pin(a: &SecretString, b: &SecretString) -> bool {
     let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
@@ -153,7 +261,9 @@ impl Hsm {
     /// session kept for as long as any clone of this `Hsm` lives.
     ///
     /// Opening the same token again in the same process returns a handle that
-    /// shares the first one's sessions and key cache; the PIN must match.
+    /// shares the first one's sessions and key cache (and its session and key
+    /// template settings); the PIN must match. `slot_id` and `token_serial`
+    /// are checked every time.
     pub fn open(cfg: &HsmConfig) -> Result<Hsm, HsmError> {
         if cfg.max_sessions == 0 {
             return Err(HsmError::Config("max_sessions must be at least 1".into()));
@@ -163,11 +273,24 @@ impl Hsm {
         let module = load_module(&cfg.module, &global)?;
         let ctx = &module.ctx;
 
-        let slot = match slots_with_label(ctx, &cfg.token_label)?.as_slice() {
-            [] => {
+        let slot = match matching_slots(ctx, cfg)?.as_slice() {
+            [] if cfg.slot_id.is_none() && cfg.token_serial.is_none() => {
                 return Err(HsmError::TokenNotFound {
                     label: cfg.token_label.clone(),
                 });
+            }
+            [] => {
+                return Err(HsmError::Config(format!(
+                    "no token labelled {:?}{}{}",
+                    cfg.token_label,
+                    cfg.slot_id
+                        .map(|id| format!(" in slot {id}"))
+                        .unwrap_or_default(),
+                    cfg.token_serial
+                        .as_ref()
+                        .map(|s| format!(" with serial number {s:?}"))
+                        .unwrap_or_default(),
+                )));
             }
             [slot] => *slot,
             more => {
@@ -205,11 +328,25 @@ impl Hsm {
             pool: Mutex::new(PoolState::new()),
             freed: Condvar::new(),
             max_sessions: cfg.max_sessions,
+            login_per_session: cfg.login_per_session,
+            key_vendor_attributes: cfg.key_vendor_attributes.clone(),
             keys: RwLock::new(HashMap::new()),
             secrets: RwLock::new(HashMap::new()),
             secret_create: Mutex::new(()),
         });
         open_tokens.push((slot.id(), Arc::downgrade(&inner)));
+        let hsm = Hsm { inner };
+        match hsm.missing_mechanisms() {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => warn!(
+                token = %cfg.token_label,
+                missing = %missing.join(", "),
+                "the token does not list mechanisms the server uses: what needs them will fail"
+            ),
+            Err(e) => {
+                warn!(token = %cfg.token_label, error = %e, "cannot list the token's mechanisms")
+            }
+        }
         info!(
             module = %module.path.display(),
             token = %cfg.token_label,
@@ -217,7 +354,7 @@ impl Hsm {
             max_sessions = cfg.max_sessions,
             "logged in to PKCS#11 token"
         );
-        Ok(Hsm { inner })
+        Ok(hsm)
     }
 
     /// Initialises a token with this label on a free slot (one whose token is
@@ -262,6 +399,35 @@ impl Hsm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vendor_attributes_parse_strictly() {
+        let a: VendorAttribute = "0x80000001=true".parse().unwrap();
+        assert_eq!((a.attribute_type, a.value), (0x8000_0001, vec![1]));
+        let a: VendorAttribute = " 0X8000ABCD = hex:00ff10 ".parse().unwrap();
+        assert_eq!(
+            (a.attribute_type, a.value),
+            (0x8000_abcd, vec![0, 0xff, 0x10])
+        );
+        assert_eq!(
+            "0x80000002=false".parse::<VendorAttribute>().unwrap().value,
+            vec![0]
+        );
+        // standard attributes (CKA_SENSITIVE = 0x103, CKA_EXTRACTABLE = 0x162) cannot be touched
+        for bad in [
+            "0x103=false",
+            "0x162=true",
+            "0x100000000=true",
+            "80000001=true",
+            "0x80000001",
+            "0x80000001=yes",
+            "0x80000001=hex:abc",
+            "0x80000001=hex:",
+            "0x8000zz01=true",
+        ] {
+            assert!(bad.parse::<VendorAttribute>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn pin_compare() {

@@ -155,13 +155,22 @@ impl Inner {
     fn open_session(&self) -> Result<Session, HsmError> {
         let s = self.ctx.open_rw_session(self.slot)?;
         // The anchor's login covers every session of the process; log in
-        // again only if the token lost that state.
-        if !matches!(s.get_session_info()?.session_state(), SessionState::RwUser) {
+        // again only if the token lost that state, or on every session when
+        // configured so (`HsmConfig::login_per_session`).
+        if self.login_per_session {
+            login_user(&s, &self.pin)?;
+        } else if !matches!(s.get_session_info()?.session_state(), SessionState::RwUser) {
             warn!(token = %self.label, "token not logged in; logging in again");
             login_user(&s, &self.pin)?;
         }
         debug!(token = %self.label, "opened pooled PKCS#11 session");
         Ok(s)
+    }
+
+    /// The configured vendor-defined attributes of generated and imported
+    /// keys ([`crate::HsmConfig::key_vendor_attributes`]).
+    pub(super) fn vendor_attributes(&self) -> impl Iterator<Item = Attribute> + '_ {
+        self.key_vendor_attributes.iter().map(|a| a.attribute())
     }
 
     pub(super) fn cache_put(&self, id: KeyId, key: CachedKey) {

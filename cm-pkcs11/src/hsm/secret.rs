@@ -209,6 +209,7 @@ impl Hsm {
             Attribute::KeyType(KeyType::GENERIC_SECRET),
         ];
         template.extend(secret_protections());
+        template.extend(self.inner.vendor_attributes());
         template.extend([
             Attribute::AllowedMechanisms(vec![alg.mechanism_type()]),
             Attribute::Id(id.as_bytes().to_vec()),
@@ -359,6 +360,7 @@ impl Inner {
             Attribute::ValueLen((SECRET_KEY_LEN as u64).into()),
         ];
         template.extend(secret_protections());
+        template.extend(self.vendor_attributes());
         template.extend([
             Attribute::AllowedMechanisms(vec![HmacAlg::Sha256.mechanism_type()]),
             Attribute::Id(id.as_bytes().to_vec()),

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use csc_api::{admin, config::Config, server};
+use csc_api::{admin, backup, config::Config, server};
 use sam::{AuthMode, Scal};
 use sam::{KeySpec, OtpChoice};
 
@@ -72,6 +73,31 @@ enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Probe a running server's GET /health (a container health check needs no curl); exits 0
+    /// when it answers 200, else 1.
+    Health {
+        /// The URL to probe (default: http://LISTEN/health with the configured `listen`, an
+        /// unspecified address such as 0.0.0.0 probed on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Write an online backup of an SQLite data directory to FILE (a tar archive: the database
+    /// copied consistently while `serve` runs, the CA and TSA files, the SoftHSM2 token; never
+    /// the token PIN nor the seal file). PostgreSQL: use pg_dump (README "Backups").
+    Backup {
+        /// The archive to write (must not exist).
+        file: PathBuf,
+    },
+    /// Restore a backup into a fresh data directory (--data-dir); the token PIN must be in
+    /// place first. Refused when the backup is older than the configured seal file's seals.
+    Restore {
+        /// The archive written by `csc-server backup`.
+        file: PathBuf,
+        /// Restore even a backup older than the live audit seals (the audit log rolls back;
+        /// the old seal file is moved aside and the restore audited as such).
+        #[arg(long)]
+        allow_rollback: bool,
     },
 }
 
@@ -160,6 +186,22 @@ enum CredentialCommand {
         /// the OAuth 2.0 consent page).
         #[arg(long, default_value = "explicit", value_parser = ["explicit", "oauth2code"])]
         auth_mode: String,
+        /// Leave the key for your own CA: no certificate now (the credential cannot sign until
+        /// `credential import-chain`); prints `csr`, a PKCS#10 request signed in the token.
+        #[arg(long)]
+        csr: bool,
+        /// The subject of the request (RFC 4514, e.g. "CN=Alice Example,O=Example,C=BE");
+        /// default CN=NAME.
+        #[arg(long, requires = "csr")]
+        subject: Option<String>,
+    },
+    /// Print a PKCS#10 certificate request (PEM, in JSON) over a credential's key, signed in
+    /// the token, for your CA; `credential import-chain` installs what it issues.
+    Csr {
+        credential_id: String,
+        /// The subject (RFC 4514); default CN=<the credential's user>.
+        #[arg(long)]
+        subject: Option<String>,
     },
     /// Lift the lock of a credential's PIN and OTP after too many wrong attempts.
     Unlock { credential_id: String },
@@ -219,9 +261,42 @@ fn print(value: &serde_json::Value) {
 /// process exists (`main` does, first thing).
 #[allow(unsafe_code)]
 unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
+    // the probe touches neither the token nor the database
+    if let Command::Health { url } = &cli.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| csc_api::probe::health_url(&cfg.listen));
+        print(&csc_api::probe::probe(&url)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
     // command needs them to exist
     let create = matches!(cli.command, Command::Init | Command::Demo { .. });
+    if let Command::Restore {
+        file,
+        allow_rollback,
+    } = &cli.command
+    {
+        // the token may come from the archive: unpack first, then read the configuration again
+        // (the archive may bring config.toml) and point SoftHSM2 at the restored token
+        let restored = backup::restore_files(&cfg, file, *allow_rollback)?;
+        let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+        // SAFETY: no other thread exists yet (the contract of `run`; unpacking starts none).
+        unsafe { admin::prepare_softhsm(&cfg, true) }?;
+        let (intact, report) = backup::finish_restore(&cfg, restored).with_context(|| {
+            format!(
+                "the backup's files are in {}, but the restore could not be completed (audited \
+                 and verified); fix the cause, then run `csc-server audit verify` there",
+                cfg.data_dir.display()
+            )
+        })?;
+        print(&report);
+        return Ok(if intact {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     // SAFETY: no other thread exists yet (the contract of `run`).
     unsafe { admin::prepare_softhsm(&cfg, create) }?;
     match cli.command {
@@ -281,6 +356,8 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
                 otp,
                 online_otp,
                 auth_mode,
+                csr,
+                subject,
             } => {
                 let pin = admin::read_secret("CSC_PIN", "PIN")?;
                 let scal = if scal == "2" { Scal::Two } else { Scal::One };
@@ -302,9 +379,19 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
                     auth_mode,
                 };
                 print(&admin::sealed_command(&cfg, |sam| {
-                    admin::credential_create(sam, &name, opts, pin)
+                    if csr {
+                        admin::credential_create_for_csr(sam, &name, opts, pin, subject.as_deref())
+                    } else {
+                        admin::credential_create(sam, &name, opts, pin)
+                    }
                 })?);
             }
+            CredentialCommand::Csr {
+                credential_id,
+                subject,
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                admin::credential_csr(sam, &credential_id, subject.as_deref())
+            })?),
             CredentialCommand::Unlock { credential_id } => {
                 print(&admin::sealed_command(&cfg, |sam| {
                     admin::credential_unlock(sam, &credential_id)
@@ -363,6 +450,19 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Backup { file } => {
+            if backup::is_postgres(&cfg.database_url) {
+                anyhow::bail!(
+                    "the database is PostgreSQL: back it up with pg_dump (README \"Backups\"); \
+                     `csc-server backup` copies SQLite databases"
+                );
+            }
+            print(&admin::sealed_command(&cfg, |sam| {
+                backup::backup(&cfg, sam, &file)
+            })?);
+        }
+        // handled before SoftHSM2 is prepared, above
+        Command::Restore { .. } => {}
         Command::Serve { listen } => {
             let sam = admin::open(&cfg)?;
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
@@ -371,8 +471,15 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
             let (sam, _) = admin::init(&cfg)?;
             let demo = admin::demo_setup(&sam)?;
             print(&demo);
+            // the demo stays plain HTTP (README "TLS"): `serve` is where TLS is configured
+            if cfg.tls.is_some() {
+                tracing::info!("demo serves plain HTTP: the tls_* settings are for `serve`");
+            }
+            let cfg = Config { tls: None, ..cfg };
             server::serve(&cfg, sam, listen.as_deref().unwrap_or(&cfg.listen))?;
         }
+        // answered above, before the token is prepared
+        Command::Health { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -237,7 +237,7 @@ fn base32(s: &str) -> Vec<u8> {
 
 /// The RFC 6238 code of an otpauth URI now (HMAC-SHA1, 6 digits, 30 s), computed here with
 /// OpenSSL; waits for a fresh step when the current one is about to end.
-fn totp_now(uri: &str) -> String {
+pub(crate) fn totp_now(uri: &str) -> String {
     let secret = uri
         .split(['?', '&'])
         .find_map(|kv| kv.strip_prefix("secret="))

@@ -8,9 +8,11 @@
 
 mod api;
 mod architecture;
+mod backup;
 mod cli;
 mod common;
 mod conformance;
+mod deploy;
 mod factors;
 mod insider;
 mod kit;
@@ -19,9 +21,12 @@ mod oauth2;
 mod oauth2_rar;
 mod observability;
 mod openapi_routes;
+mod operator_ca;
 mod pyhanko;
 mod schemathesis;
 mod seals;
+mod second_token;
 mod sessions;
+mod tls;
 mod tsa;
 mod v2;
