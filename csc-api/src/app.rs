@@ -33,6 +33,9 @@ pub struct AppState {
     pub info: ServiceInfo,
     pub tokens: TokenPolicy,
     pub oauth: OAuthPolicy,
+    /// Whether `GET /metrics` is answered here (false when `metrics_listen` gives it a
+    /// listener of its own).
+    pub metrics_on_main_listener: bool,
 }
 
 /// The CSC v1 methods this server implements, exactly (spec §11.1 `methods`; v2's are
@@ -55,6 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
     cfg.app_data(state)
         .app_data(web::PayloadConfig::new(max_body))
         .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(crate::observability::ready))
+        .route("/metrics", web::get().to(crate::observability::metrics))
         .route("/openapi.json", web::get().to(openapi_json))
         .route(
             "/.well-known/oauth-authorization-server",

@@ -52,6 +52,8 @@ pub const ENV_KEYS: &[&str] = &[
     "tsa_policy_oid",
     "tsa_accuracy_ms",
     "tsa_serial_prefix",
+    "log_format",
+    "metrics_listen",
     "tls_cert_file",
     "tls_key_file",
     "tls_client_ca_file",
@@ -112,6 +114,19 @@ pub struct FileConfig {
     pub hsm_login_per_session: Option<bool>,
     pub hsm_max_sessions: Option<usize>,
     pub hsm_key_vendor_attributes: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub metrics_listen: Option<String>,
+}
+
+/// How the process writes its log on standard error (`log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log shippers.
+    Json,
 }
 
 /// Whether the setting `key` is text (a string, a path, a secret): probed by deserialising a
@@ -223,6 +238,11 @@ pub struct Config {
     /// This instance's prefix in time-stamp serial numbers (`sam::tsa`): give each instance
     /// sharing a token its own.
     pub tsa_serial_prefix: u32,
+    /// The log's format on standard error.
+    pub log_format: LogFormat,
+    /// A listen address of its own for `GET /metrics` (then not served on `listen`); `None`:
+    /// on `listen`.
+    pub metrics_listen: Option<String>,
     /// `serve`'s own TLS (`tls_cert_file` and `tls_key_file` both set); `None`: plain HTTP.
     pub tls: Option<crate::tls::TlsSettings>,
     /// The operator's word that plain HTTP on a non-loopback address is meant (a TLS proxy in
@@ -382,6 +402,11 @@ impl Config {
                 .unwrap_or_else(|| sam::tsa::DEFAULT_POLICY_OID.into()),
             tsa_accuracy_ms: raw.tsa_accuracy_ms.unwrap_or(1000),
             tsa_serial_prefix: raw.tsa_serial_prefix.unwrap_or(0),
+            log_format: raw.log_format.unwrap_or_default(),
+            metrics_listen: raw
+                .metrics_listen
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty()),
             tls: {
                 let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
                 match (set(raw.tls_cert_file), set(raw.tls_key_file)) {
@@ -593,6 +618,27 @@ mod tests {
             OtpChannel::Webhook("https://sms.example/send".into())
         );
         assert_eq!(c.public_url.as_deref(), Some("https://rssp.example"));
+    }
+
+    #[test]
+    fn the_log_format_and_the_metrics_listener_are_read() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!((c.log_format, c.metrics_listen), (LogFormat::Text, None));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "log_format = \"json\"\nmetrics_listen = \"127.0.0.1:9100\"\n",
+        )
+        .expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        std::fs::write(&f, "log_format = \"xml\"\n").expect("write");
+        assert!(
+            Config::load(dir.path(), Some(&f)).is_err(),
+            "text or json only"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod error;
 pub mod notify;
 pub mod oauth2;
+pub mod observability;
 pub mod probe;
 pub mod routing;
 pub mod server;

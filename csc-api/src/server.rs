@@ -3,7 +3,7 @@
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use sam::{AuditSealer, Sam, utc_now};
 
@@ -66,9 +66,15 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
             Duration::from_secs(cfg.purge_after_secs.into()),
         )?;
     }
+    crate::observability::spawn_upkeep()?;
+    let metrics_listen = cfg.metrics_listen.clone();
     let served = actix_web::rt::System::new().block_on(async move {
+        if let Some(addr) = metrics_listen {
+            actix_web::rt::spawn(metrics_server(&addr, state.clone())?);
+        }
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::observability::count_requests))
                 // the request line and status only: never headers (Authorization) or bodies
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .configure(|c| configure(c, state.clone(), max_body))
@@ -89,7 +95,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
                      allow_plain_http = true when a TLS proxy terminates in front (README \"TLS\")"
                 );
             }
-            eprintln!("listening on {scheme}://{addr}");
+            crate::observability::announce(&format!("listening on {scheme}://{addr}"));
         }
         server.run().await?;
         Ok(())
@@ -103,6 +109,24 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         "stopped; group commit shared transactions between jobs"
     );
     served
+}
+
+/// The `metrics_listen` listener (`GET /metrics` only), one worker; prints `serving metrics at
+/// http://ADDR/metrics` on standard error once bound. Stops with the process.
+fn metrics_server(
+    addr: &str,
+    state: web::Data<AppState>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new().configure(|c| crate::observability::configure_metrics_listener(c, state.clone()))
+    })
+    .workers(1)
+    .bind(addr)
+    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}"))?;
+    for a in server.addrs() {
+        crate::observability::announce(&format!("serving metrics at http://{a}/metrics"));
+    }
+    Ok(server.run())
 }
 
 /// Listens for SIGHUP on the server's runtime: each reloads the TLS certificate and key from
@@ -175,13 +199,16 @@ fn spawn_sealer(mut sealer: AuditSealer, every: Duration) -> anyhow::Result<Seal
 }
 
 /// The handlers' shared state for `sam` under `cfg`: what `serve` runs and what the in-process
-/// test kit drives through [`configure`].
+/// test kit drives through [`configure`]. Installs the metrics recorder of the process
+/// ([`crate::observability::recorder`]) on first use.
 pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
     web::Data::new(AppState {
         sam,
         info: cfg.info.clone(),
         tokens: cfg.token_policy(),
         oauth: cfg.oauth_policy(),
+        metrics_on_main_listener: cfg.metrics_listen.is_none()
+            && crate::observability::recorder().is_some(),
     })
 }
 

@@ -54,6 +54,12 @@ pub enum Response {
         status: u16,
         description: &'static str,
     },
+    /// A text body of this media type (the Prometheus text format of `GET /metrics`).
+    Text {
+        status: u16,
+        description: &'static str,
+        media_type: &'static str,
+    },
     /// A binary body of this media type (RFC 3161 `application/timestamp-reply`).
     Binary {
         status: u16,
@@ -179,6 +185,49 @@ pub(crate) fn v1_and_oauth2() -> Vec<Operation> {
                 status: 200,
                 description: "The server is up",
                 schema: "Health",
+            }],
+        },
+        Operation {
+            method: "get",
+            path: "/ready",
+            operation_id: "ready",
+            tag: "service",
+            summary: "Readiness probe",
+            description: "Ready when one database round trip and one HSM call (the session's \
+                          state: the token answers and is logged in) succeed; otherwise 503 \
+                          with the reason of each failed part.",
+            security: Security::None,
+            body: RequestBody::None,
+            query: vec![],
+            responses: vec![
+                Response::Json {
+                    status: 200,
+                    description: "The database and the HSM answer",
+                    schema: "Readiness",
+                },
+                Response::Json {
+                    status: 503,
+                    description: "The database or the HSM does not answer",
+                    schema: "Readiness",
+                },
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/metrics",
+            operation_id: "metrics",
+            tag: "service",
+            summary: "Metrics in the Prometheus text format",
+            description: "Counters, gauges and histograms of the server (README \
+                          \"Observability\"). Served here unless `metrics_listen` moves it to \
+                          a listener of its own, where it is the only path.",
+            security: Security::None,
+            body: RequestBody::None,
+            query: vec![],
+            responses: vec![Response::Text {
+                status: 200,
+                description: "The Prometheus text exposition format 0.0.4",
+                media_type: "text/plain",
             }],
         },
         Operation {

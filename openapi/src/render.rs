@@ -111,6 +111,17 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                     "content": { "text/html": { "schema": { "type": "string" } } },
                 }),
             ),
+            Response::Text {
+                status,
+                description,
+                media_type,
+            } => (
+                status,
+                json!({
+                    "description": description,
+                    "content": { media_type: { "schema": { "type": "string" } } },
+                }),
+            ),
             Response::Binary {
                 status,
                 description,

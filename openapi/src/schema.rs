@@ -117,6 +117,11 @@ fn v1_schemas() -> Map<String, Value> {
         "Health": response(&["status"], json!({
             "status": { "type": "string", "enum": ["ok"] },
         }), "Liveness"),
+        "Readiness": response(&["status", "database", "hsm"], json!({
+            "status": { "type": "string", "enum": ["ready", "unavailable"] },
+            "database": string("`ok`, or why the database round trip failed"),
+            "hsm": string("`ok`, or why the HSM call failed"),
+        }), "Readiness: each part `ok` or its failure"),
         "OpenApiDocument": {
             "type": "object",
             "required": ["openapi", "paths"],

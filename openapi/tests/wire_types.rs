@@ -23,6 +23,7 @@ use openapi::check::{component, same_fields, validate};
 /// checks them against the server's answers.
 const NOT_WIRE_TYPES: &[&str] = &[
     "Health",
+    "Readiness",
     "OpenApiDocument",
     // the OAuth 2.0 forms, which the server reads as forms, not through csc-types
     "OAuthTokenRequest",
@@ -688,11 +689,13 @@ fn the_document_is_well_formed() {
             responses.keys().any(|s| s.starts_with('2')),
             "{id}: no success"
         );
-        // every error is the CSC error body, except the pages of the browser-facing
-        // oauth2/authorize, which are HTML (an oversized form too: no plain 413 anywhere). An
+        // every error is the CSC error body, except the readiness probe's verdict and the pages
+        // of the browser-facing oauth2/authorize, which are HTML (an oversized form too: no plain 413 anywhere). An
         // oversized JSON or form body is a 400 in the error shape; only `POST /tsa`, whose
         // body is a binary RFC 3161 query and no CSC request, says 413 (in the error shape)
         let html = id.starts_with("oauth2Authorize");
+        // the readiness probe's 503 is its own verdict (each part's reason), not a CSC error
+        let probe = id == "ready";
         let binary_body = op["requestBody"]["content"]
             .as_object()
             .is_some_and(|c| c.keys().all(|m| m == "application/timestamp-query"));
@@ -704,6 +707,12 @@ fn the_document_is_well_formed() {
             if html {
                 assert!(
                     r["content"].get("application/json").is_none(),
+                    "{id} {status}"
+                );
+            } else if probe {
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Readiness",
                     "{id} {status}"
                 );
             } else if status.starts_with('4') || status.starts_with('5') {

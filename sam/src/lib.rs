@@ -19,6 +19,7 @@ pub mod integrity;
 pub mod lockout;
 mod login;
 pub mod oauth;
+mod observe;
 mod otp;
 mod provision;
 mod seals;
@@ -40,6 +41,7 @@ pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
+pub use observe::{LiveCounts, Readiness};
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -322,6 +324,7 @@ impl Sam {
     /// otherwise ignored (the refusal or fact it records stands).
     pub(crate) fn audit_best_effort(&self, event: &NewAuditEvent) {
         if let Err(e) = self.store.write(|c| c.append_audit(event)) {
+            observe::count_audit_write_failure();
             tracing::error!(error = %e, event = %event.event, "could not write an audit record");
         }
     }
@@ -331,6 +334,7 @@ impl Sam {
     /// only when there is something to write; the HTTP edge calls it after every request.
     pub fn audit_integrity_violations(&self) -> usize {
         let found = self.store.take_violations();
+        observe::count_integrity_violations(found.len());
         for v in &found {
             self.audit_best_effort(&audit_event(
                 AuditEvent::IntegrityViolation,

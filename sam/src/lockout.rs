@@ -133,6 +133,7 @@ impl Lockout {
         c.append_audit(&refusal)?;
         if let Some(ended) = ended {
             let (event, actor, subject, mut detail) = lock;
+            crate::observe::count_lockout(event.as_str());
             if let Some(map) = detail.as_object_mut() {
                 map.insert("failures".into(), json!(failures));
                 if let serde_json::Value::Object(more) = ended {

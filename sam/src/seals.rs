@@ -21,7 +21,18 @@ pub struct AuditSealer {
 impl AuditSealer {
     /// Appends (and fsyncs) a seal of the current head unless it is the head last sealed;
     /// returns the seal written. A read of the head and an HMAC when nothing moved. Blocking.
+    /// Counted in `csc_audit_seals_total` / `csc_audit_seal_failures_total`.
     pub fn seal_if_moved(&mut self) -> Result<Option<AuditSeal>, SamError> {
+        let sealed = self.seal_now_if_moved();
+        match &sealed {
+            Ok(Some(_)) => crate::observe::count_seal(),
+            Ok(None) => {}
+            Err(_) => crate::observe::count_seal_failure(),
+        }
+        sealed
+    }
+
+    fn seal_now_if_moved(&mut self) -> Result<Option<AuditSeal>, SamError> {
         let seal = self.store.audit_seal()?;
         if self
             .last

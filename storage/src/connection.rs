@@ -137,7 +137,7 @@ fn without_gss_by_default(url: &str) -> String {
 
 /// The r2d2 connection manager: establishes the concrete connection for the URL's backend and
 /// applies the SQLite connection settings.
-struct Manager {
+pub(crate) struct Manager {
     target: Target,
     create: bool,
     busy_timeout_ms: u128,
@@ -295,6 +295,14 @@ impl Store {
         }
     }
 
+    /// A pooled connection, waiting at most `wait` for one ([`Store::ping`]).
+    pub(crate) fn pool_get(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<diesel::r2d2::PooledConnection<Manager>, StorageError> {
+        Ok(self.pool.get_timeout(wait)?)
+    }
+
     /// The backend chosen by the URL.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -420,7 +428,12 @@ fn write_transaction<T>(
     type Tm = <AnyConnection as Connection>::TransactionManager;
     match f(conn) {
         Ok(value) => {
-            Tm::commit_transaction(conn)?;
+            // the commit alone (the fsync of the WAL on SQLite): `csc_db_commit_duration_seconds`
+            let started = std::time::Instant::now();
+            let committed = Tm::commit_transaction(conn);
+            metrics::histogram!("csc_db_commit_duration_seconds", "outcome" => if committed.is_ok() { "success" } else { "failure" })
+                .record(started.elapsed());
+            committed?;
             Ok(value)
         }
         Err(e) => {

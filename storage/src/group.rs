@@ -209,6 +209,8 @@ impl WriterGate {
         }
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        // jobs sharing this transaction's commit (the group-commit factor)
+        metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
         let mut jobs = Some(jobs);
         let mut finishers: Vec<Finish> = Vec::new();
         let outcome = transaction(&mut |conn| {

@@ -36,6 +36,7 @@ mod integrity;
 mod lockout;
 mod models;
 mod oauth;
+mod observe;
 mod purge;
 mod sads;
 mod schema;
@@ -60,6 +61,7 @@ pub use oauth::{
     CodeRedemption, NewOAuthClient, NewOAuthCode, NewOAuthRequest, OAuthClient, OAuthCode,
     OAuthRequest,
 };
+pub use observe::LiveCounts;
 pub use purge::Purged;
 
 pub use seal::{AuditReport, AuditSeal, SealLog};

@@ -8,6 +8,7 @@
 mod module;
 mod pool;
 mod secret;
+mod timer;
 
 pub use module::{HsmConfig, VendorAttribute, loaded_module};
 pub use pool::DEFAULT_MAX_SESSIONS;
@@ -33,6 +34,7 @@ use tracing::info;
 use crate::error::{HsmError, rv_of};
 use crate::types::{KeyAttributes, KeyId, KeySpec, PublicKey, SignMechanism};
 use pool::{CachedKey, PoolState, find};
+use timer::CallTimer;
 
 /// RSA public exponent 65537.
 const RSA_F4: [u8; 3] = [0x01, 0x00, 0x01];
@@ -141,6 +143,7 @@ impl Hsm {
     /// Cheap liveness check: the token is present and a pooled session is
     /// still logged in.
     pub fn health_check(&self) -> Result<(), HsmError> {
+        let _timer = CallTimer::start("session_check");
         let session = self.inner.session()?;
         let state = session
             .get_session_info()
@@ -168,6 +171,7 @@ impl Hsm {
     /// ([`Hsm::sign_digests_for`]). Only approved algorithms exist in
     /// [`KeySpec`] (Part III 2).
     pub fn generate_key(&self, spec: KeySpec, label: &str) -> Result<KeyId, HsmError> {
+        let _timer = CallTimer::start("generate_key");
         let id = KeyId::random()?;
         let started = Instant::now();
         let common_private = |allowed| {
@@ -238,6 +242,7 @@ impl Hsm {
 
     /// Exports the public key as a DER SubjectPublicKeyInfo.
     pub fn public_key(&self, id: &KeyId) -> Result<PublicKey, HsmError> {
+        let _timer = CallTimer::start("public_key");
         let session = self.inner.session()?;
         let key = self.inner.resolve(&session, id)?;
         let public = key.public.ok_or(HsmError::KeyNotFound(*id))?;
@@ -349,6 +354,7 @@ impl Hsm {
         mech: &SignMechanism,
         digests: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, HsmError> {
+        let _timer = CallTimer::start("sign");
         let hash = mech.hash();
         for d in digests {
             if d.len() != hash.digest_len() {
@@ -419,6 +425,7 @@ impl Hsm {
     /// Destroys the private and the public key object with the token's own
     /// `C_DestroyObject` (JT2A Part III appendix 1.6).
     pub fn destroy_key(&self, id: &KeyId) -> Result<(), HsmError> {
+        let _timer = CallTimer::start("destroy_key");
         self.inner.cache_remove(id);
         let session = self.inner.session()?;
         let private = find(&session, ObjectClass::PRIVATE_KEY, id)?;

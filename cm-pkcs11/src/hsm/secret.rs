@@ -147,6 +147,7 @@ impl Hsm {
     /// [`HsmError::KeyNotFound`] (and the cache forgets it). Neither `data`
     /// nor the result is logged or put in an error.
     pub fn hmac(&self, key: &KeyId, alg: HmacAlg, data: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let _timer = super::CallTimer::start("hmac");
         let session = self.inner.session()?;
         let handle = self.inner.resolve_secret(&session, key, alg)?;
         let mac = session

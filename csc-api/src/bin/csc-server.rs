@@ -260,8 +260,7 @@ fn print(value: &serde_json::Value) {
 /// sets `SOFTHSM2_CONF`) before anything else: call this before any other thread of the
 /// process exists (`main` does, first thing).
 #[allow(unsafe_code)]
-unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(&cli.data_dir, cli.config.as_deref())?;
+unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
     // the probe touches neither the token nor the database
     if let Command::Health { url } = &cli.command {
         let url = url
@@ -487,15 +486,19 @@ unsafe fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[allow(unsafe_code)]
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    // SAFETY: the tracing subscriber and the argument parser start no thread, so none exists yet.
-    match unsafe { run(Cli::parse()) } {
+    let cli = Cli::parse();
+    // the configuration first: it says how to log (`log_format`)
+    let cfg = match Config::load(&cli.data_dir, cli.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    csc_api::observability::init_logging(cfg.log_format);
+    // SAFETY: the argument parser, the configuration and the tracing subscriber start no
+    // thread, so none exists yet.
+    match unsafe { run(cli, cfg) } {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1528,7 +1528,7 @@ fn secrets_and_otp_codes_never_reach_the_server_log() {
 /// A fresh PostgreSQL database for this test, dropped on drop.
 pub(crate) struct PgDatabase {
     admin: String,
-    name: String,
+    pub name: String,
     pub url: String,
 }
 

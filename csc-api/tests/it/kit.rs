@@ -1,4 +1,5 @@
-//! The in-process test kit (kanidm's way): the real app factory [`configure`] under
+//! The in-process test kit (kanidm's way): the real app factory [`configure`] (wrapped, as
+//! `serve` wraps it, in the request metrics of `csc_api::observability`) under
 //! `actix_web::test::init_service`, on a temporary data directory with its own SoftHSM2 token
 //! and SQLite database (or a PostgreSQL URL set by the test), driven without a socket or a
 //! process. One kit per test process (cargo-nextest runs one test per process, and the PKCS#11
@@ -182,9 +183,15 @@ impl Kit {
         let rt = actix_web::rt::System::new();
         let max_body = cfg.max_body_bytes;
         let app_state = state.clone();
-        let svc = Rc::new(rt.block_on(actix_web::test::init_service(
-            App::new().configure(move |c| configure(c, app_state, max_body)),
-        )));
+        let svc = Rc::new(
+            rt.block_on(actix_web::test::init_service(
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(
+                        csc_api::observability::count_requests,
+                    ))
+                    .configure(move |c| configure(c, app_state, max_body)),
+            )),
+        );
         let app: AppFn = Rc::new(move |req: TestRequest| {
             let svc = svc.clone();
             Box::pin(async move {
@@ -201,6 +208,11 @@ impl Kit {
             creds: Default::default(),
             tmp,
         }
+    }
+
+    /// The configuration the app was built with.
+    pub fn cfg(&self) -> &Config {
+        &self.cfg
     }
 
     /// The data directory.

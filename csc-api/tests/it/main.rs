@@ -19,6 +19,7 @@ mod kit;
 mod methods;
 mod oauth2;
 mod oauth2_rar;
+mod observability;
 mod openapi_routes;
 mod operator_ca;
 mod pyhanko;

@@ -37,6 +37,8 @@ const NEVER_SUCCEEDS: &[(&str, &str, &str)] = &[(
 /// The CSC v1.0.4.0 and v2.0.0.2 methods, the TSA and the OAuth2 endpoints, served or not.
 const SURFACE: &[&str] = &[
     "/health",
+    "/ready",
+    "/metrics",
     "/openapi.json",
     "/csc/v1/info",
     "/csc/v1/auth/login",
@@ -419,6 +421,15 @@ fn real_answers_of_every_operation_match_the_document() {
     let json = |v: Value| Body::Json(v);
 
     assert_eq!(call("GET", "/health", None, Body::None).0, 200);
+    assert_eq!(call("GET", "/ready", None, Body::None).0, 200);
+    let (status, metrics, _) = call("GET", "/metrics", None, Body::None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|m| m.contains("csc_http_requests_total{")),
+        "{metrics}"
+    );
     let (status, served, _) = call("GET", "/openapi.json", None, Body::None);
     assert_eq!((status, &served), (200, &doc), "the served document");
     assert_eq!(call("GET", "/csc/v1/info", None, Body::None).0, 200);

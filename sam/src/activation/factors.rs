@@ -102,7 +102,29 @@ impl Sam {
     /// slot (and may set the lock); the other factor's slot is given back; a grant clears
     /// them. An activation that ends without a verdict (HSM or storage error, a refused grant)
     /// gives its slots back, best effort; a crash leaves them counted.
+    ///
+    /// Counted in `csc_authorizations_total` (crate::observe).
     pub(crate) fn activate(
+        &self,
+        req: &ActivationRequest<'_>,
+        factors: Factors,
+        grant: impl FnOnce(
+            &mut Conn<'_>,
+            &Granted,
+        ) -> Result<Result<serde_json::Value, SamError>, StorageError>
+        + Send
+        + 'static,
+    ) -> Result<Granted, SamError> {
+        let result = self.activate_uncounted(req, factors, grant);
+        let via = match req.via {
+            Via::Authorize => "authorize",
+            Via::OAuth2 => "oauth2",
+        };
+        crate::observe::count_authorization(via, &result);
+        result
+    }
+
+    fn activate_uncounted(
         &self,
         req: &ActivationRequest<'_>,
         factors: Factors,

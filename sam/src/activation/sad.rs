@@ -331,6 +331,8 @@ impl Sam {
     ///
     /// Cost per request: one read (credential and SAD), one shared write transaction, one HSM
     /// batch; the certificate's validity period is parsed once per chain.
+    ///
+    /// Counted in `csc_signatures_total` by algorithm and outcome (crate::observe).
     pub fn sign_hash(
         &self,
         caller: &Caller,
@@ -338,6 +340,23 @@ impl Sam {
         sad: &str,
         hashes: &[Vec<u8>],
         mechanism: &SignAlgoRequest,
+    ) -> Result<Vec<Vec<u8>>, SamError> {
+        let mut algorithm = None;
+        let result =
+            self.sign_hash_uncounted(caller, credential, sad, hashes, mechanism, &mut algorithm);
+        crate::observe::count_signatures(algorithm, &result, hashes.len());
+        result
+    }
+
+    /// [`Sam::sign_hash`]; sets `algorithm` to the mechanism's label once it is resolved.
+    fn sign_hash_uncounted(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        mechanism: &SignAlgoRequest,
+        algorithm: &mut Option<String>,
     ) -> Result<Vec<Vec<u8>>, SamError> {
         let subject = credential.to_string();
         let sad_hash = secret_hash(sad.as_bytes());
@@ -373,6 +392,7 @@ impl Sam {
             mechanism.sign_algo_params.as_deref(),
         )
         .map_err(|e| refuse(e.into()))?;
+        *algorithm = Some(crate::observe::algorithm_label(&mech));
         let digest_len = mech.hash().digest_len();
         if hashes.iter().any(|h| h.len() != digest_len) {
             return Err(refuse(SamError::InvalidDigestLength));
