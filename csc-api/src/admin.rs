@@ -226,35 +226,39 @@ pub struct CredentialOptions {
     pub auth_mode: AuthMode,
 }
 
-/// `csc-server credential create`.
-pub fn credential_create(
-    sam: &Sam,
-    user_name: &str,
-    opts: CredentialOptions,
-    pin: SecretString,
-) -> anyhow::Result<Value> {
-    let created = sam.create_credential(
+impl CredentialOptions {
+    /// The SAM's request for `user_name`'s new credential with these options.
+    fn request(&self, user_name: &str, pin: SecretString) -> NewCredentialRequest {
         NewCredentialRequest {
             user_name: user_name.to_owned(),
-            spec: opts.spec,
-            scal: opts.scal,
-            multisign: opts.multisign,
+            spec: self.spec,
+            scal: self.scal,
+            multisign: self.multisign,
             pin,
-            otp: opts.otp,
-            auth_mode: opts.auth_mode,
+            otp: self.otp,
+            auth_mode: self.auth_mode,
             description: None,
-        },
-        OPERATOR,
-    )?;
-    let user = sam.owner_of(&created.credential)?;
-    let mut out = credential_json(&user, &created.credential)?;
-    let otp = match opts.otp {
+        }
+    }
+}
+
+/// What `credential create` prints of a new credential: its JSON, its OTP kind and, once, the
+/// TOTP seed's URI.
+fn created_json(
+    sam: &Sam,
+    credential: &Credential,
+    otp: OtpChoice,
+    otpauth_uri: Option<SecretString>,
+) -> anyhow::Result<Value> {
+    let user = sam.owner_of(credential)?;
+    let mut out = credential_json(&user, credential)?;
+    let otp = match otp {
         OtpChoice::None => Value::Null,
         OtpChoice::Totp => json!("offline"),
         OtpChoice::Online => json!("online"),
     };
     set(&mut out, "otp", otp);
-    if let Some(uri) = created.otpauth_uri {
+    if let Some(uri) = otpauth_uri {
         // the TOTP seed's one appearance outside the token: printed once, for the signer
         set(
             &mut out,
@@ -263,6 +267,17 @@ pub fn credential_create(
         );
     }
     Ok(out)
+}
+
+/// `csc-server credential create`.
+pub fn credential_create(
+    sam: &Sam,
+    user_name: &str,
+    opts: CredentialOptions,
+    pin: SecretString,
+) -> anyhow::Result<Value> {
+    let created = sam.create_credential(opts.request(user_name, pin), OPERATOR)?;
+    created_json(sam, &created.credential, opts.otp, created.otpauth_uri)
 }
 
 /// `csc-server credential create ... --csr [--subject DN]` (issue 13): the key is generated
@@ -275,36 +290,8 @@ pub fn credential_create_for_csr(
     pin: SecretString,
     subject: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let pending = sam.create_credential_for_csr(
-        NewCredentialRequest {
-            user_name: user_name.to_owned(),
-            spec: opts.spec,
-            scal: opts.scal,
-            multisign: opts.multisign,
-            pin,
-            otp: opts.otp,
-            auth_mode: opts.auth_mode,
-            description: None,
-        },
-        subject,
-        OPERATOR,
-    )?;
-    let user = sam.owner_of(&pending.credential)?;
-    let mut out = credential_json(&user, &pending.credential)?;
-    let otp = match opts.otp {
-        OtpChoice::None => Value::Null,
-        OtpChoice::Totp => json!("offline"),
-        OtpChoice::Online => json!("online"),
-    };
-    set(&mut out, "otp", otp);
-    if let Some(uri) = pending.otpauth_uri {
-        // the TOTP seed's one appearance outside the token: printed once, for the signer
-        set(
-            &mut out,
-            "otpauth",
-            Value::String(uri.expose_secret().to_owned()),
-        );
-    }
+    let pending = sam.create_credential_for_csr(opts.request(user_name, pin), subject, OPERATOR)?;
+    let mut out = created_json(sam, &pending.credential, opts.otp, pending.otpauth_uri)?;
     set(&mut out, "csr", Value::String(pending.csr_pem));
     Ok(out)
 }
