@@ -15,6 +15,7 @@ mod credentials;
 pub mod csr;
 mod delegation;
 mod gate;
+mod level;
 pub mod integrity;
 pub mod lockout;
 mod login;
@@ -38,6 +39,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
+pub use level::AssuranceLevel;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
@@ -101,6 +103,15 @@ pub enum SamError {
     CertificatePending,
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The credential does not meet the server's `assurance_level` (crate::level): refused at
+    /// creation and at activation.
+    #[error("the credential does not meet assurance level {level}: {reason}")]
+    AssuranceLevel {
+        /// The configured level.
+        level: u8,
+        /// What the level requires that the credential lacks.
+        reason: &'static str,
+    },
     #[error("development CA: {0}")]
     Ca(String),
     #[error("certificate building failed: {0}")]
