@@ -656,6 +656,21 @@ mod tests {
     }
 
     #[test]
+    fn the_assurance_level_is_1_by_default_and_only_1_2_or_3() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!(c.assurance_level, sam::AssuranceLevel::One);
+        assert_eq!(c.sam_policy().assurance_level, sam::AssuranceLevel::One);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "assurance_level = 3\n").expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert_eq!(c.sam_policy().assurance_level, sam::AssuranceLevel::Three);
+        std::fs::write(&f, "assurance_level = 4\n").expect("write");
+        let err = Config::load(dir.path(), Some(&f)).err().expect("4 is refused");
+        assert!(err.to_string().contains("1, 2 or 3"), "{err:#}");
+    }
+
+    #[test]
     fn tls_is_on_with_a_certificate_and_its_key_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("c.toml");
