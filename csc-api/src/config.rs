@@ -666,7 +666,9 @@ mod tests {
         let c = Config::load(dir.path(), Some(&f)).expect("load");
         assert_eq!(c.sam_policy().assurance_level, sam::AssuranceLevel::Three);
         std::fs::write(&f, "assurance_level = 4\n").expect("write");
-        let err = Config::load(dir.path(), Some(&f)).err().expect("4 is refused");
+        let err = Config::load(dir.path(), Some(&f))
+            .err()
+            .expect("4 is refused");
         assert!(err.to_string().contains("1, 2 or 3"), "{err:#}");
     }
 

@@ -12,7 +12,7 @@
 //! exists (`import-chain` imports certificates for a token key only), so the level 2/3 rule
 //! "generated inside the HSM only" and the level 3 rule "import refused" hold at every level.
 
-use crate::{Scal, SamError};
+use crate::{SamError, Scal};
 
 /// The configured assurance level (1, 2 or 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -54,7 +54,9 @@ impl AssuranceLevel {
             reason,
         };
         if self >= AssuranceLevel::Two && factors < 2 {
-            return Err(refuse("two activation factors (a PIN and an OTP) are required"));
+            return Err(refuse(
+                "two activation factors (a PIN and an OTP) are required",
+            ));
         }
         if self >= AssuranceLevel::Three && scal != Scal::Two {
             return Err(refuse("SCAL 2 is required"));

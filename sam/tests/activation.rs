@@ -2855,7 +2855,10 @@ fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
     made(2, Scal::One, OtpChoice::Online);
     made(2, Scal::Two, OtpChoice::Totp);
     assert!(refused(3, Scal::One, OtpChoice::None).contains("two activation factors"));
-    assert_eq!(refused(3, Scal::One, OtpChoice::Online), "SCAL 2 is required");
+    assert_eq!(
+        refused(3, Scal::One, OtpChoice::Online),
+        "SCAL 2 is required"
+    );
     made(3, Scal::Two, OtpChoice::Online);
 }
 
@@ -2881,13 +2884,22 @@ fn credentials_made_below_the_level_are_refused_at_activation() {
         pin_otp(PIN, &current_otp(&uri)),
     );
     assert!(
-        matches!(r, Err(SamError::AssuranceLevel { level: 3, reason: "SCAL 2 is required" })),
+        matches!(
+            r,
+            Err(SamError::AssuranceLevel {
+                level: 3,
+                reason: "SCAL 2 is required"
+            })
+        ),
         "{r:?}"
     );
     // level 2 takes the two-factor SCAL 1 credential, not the PIN-only one
     let middle = at_level(&f.sam, 2);
     let r = middle.authorize(&f.alice, &single.id, 1, h(), pin());
-    assert!(matches!(r, Err(SamError::AssuranceLevel { level: 2, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(SamError::AssuranceLevel { level: 2, .. })),
+        "{r:?}"
+    );
     middle
         .authorize(
             &f.alice,

@@ -633,9 +633,15 @@ fn level_3_refuses_to_create_or_activate_single_factor_and_scal1_credentials() {
         k.credential_create("alice", &["--key", "ec-p256", "--online-otp"])
             .expect_err("SCAL 1 is refused at level 3")
     );
-    assert!(err.contains("assurance level 3: SCAL 2 is required"), "{err}");
+    assert!(
+        err.contains("assurance level 3: SCAL 2 is required"),
+        "{err}"
+    );
     let ok = k
-        .credential_create("alice", &["--key", "ec-p256", "--scal", "2", "--online-otp"])
+        .credential_create(
+            "alice",
+            &["--key", "ec-p256", "--scal", "2", "--online-otp"],
+        )
         .expect("SCAL 2 with two factors meets level 3");
     assert!(ok["credentialID"].is_string(), "{ok}");
 

@@ -150,7 +150,11 @@ fn the_requirement_table_cites_only_code_and_tests_that_exist() {
     let ids = source_ids(&source);
     assert!(ids.contains("I 3.5.1") && ids.len() > 50, "{ids:?}");
     let found = problems(&table, &ids, &root);
-    assert!(found.is_empty(), "docs/requirements.md:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "docs/requirements.md:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The checker itself finds each kind of drift (on a table of its own, against this repository).
