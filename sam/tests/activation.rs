@@ -2860,6 +2860,18 @@ fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
         "SCAL 2 is required"
     );
     made(3, Scal::Two, OtpChoice::Online);
+    // each refusal is audited against the user, naming the level
+    let refusals: Vec<_> = f
+        .sam
+        .audit_records(0, 1000)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "credential.create" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals.iter().all(|r| r.subject == "alice"
+        && r.actor == "test"
+        && r.detail.contains("assurance level")));
 }
 
 /// Data made under a lower level never activates under a higher one (issue 14; Part I 3.5.2):
