@@ -64,6 +64,7 @@ pub const ENV_KEYS: &[&str] = &[
     "hsm_login_per_session",
     "hsm_max_sessions",
     "hsm_key_vendor_attributes",
+    "assurance_level",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -116,6 +117,7 @@ pub struct FileConfig {
     pub hsm_key_vendor_attributes: Option<String>,
     pub log_format: Option<LogFormat>,
     pub metrics_listen: Option<String>,
+    pub assurance_level: Option<u8>,
 }
 
 /// How the process writes its log on standard error (`log_format`).
@@ -243,6 +245,8 @@ pub struct Config {
     /// A listen address of its own for `GET /metrics` (then not served on `listen`); `None`:
     /// on `listen`.
     pub metrics_listen: Option<String>,
+    /// The JT2A assurance level the SAM enforces (`assurance_level`, default 1; sam::level).
+    pub assurance_level: sam::AssuranceLevel,
     /// `serve`'s own TLS (`tls_cert_file` and `tls_key_file` both set); `None`: plain HTTP.
     pub tls: Option<crate::tls::TlsSettings>,
     /// The operator's word that plain HTTP on a non-loopback address is meant (a TLS proxy in
@@ -300,6 +304,11 @@ impl Config {
             .merge(EnvText::read());
         let raw: FileConfig = figment.extract().context("invalid configuration")?;
         Self::check_tls(&raw)?;
+        anyhow::ensure!(
+            raw.assurance_level
+                .is_none_or(|n| sam::AssuranceLevel::from_number(n).is_some()),
+            "invalid configuration: assurance_level must be 1, 2 or 3"
+        );
         Ok(Self::resolve(data_dir, raw))
     }
 
@@ -407,6 +416,10 @@ impl Config {
                 .metrics_listen
                 .map(|a| a.trim().to_owned())
                 .filter(|a| !a.is_empty()),
+            assurance_level: raw
+                .assurance_level
+                .and_then(sam::AssuranceLevel::from_number)
+                .unwrap_or_default(),
             tls: {
                 let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
                 match (set(raw.tls_cert_file), set(raw.tls_key_file)) {
@@ -462,6 +475,7 @@ impl Config {
             online_otp_lifetime: std::time::Duration::from_secs(u64::from(
                 self.online_otp_ttl_secs,
             )),
+            assurance_level: self.assurance_level,
             ..sam::SamPolicy::default()
         }
     }
@@ -639,6 +653,23 @@ mod tests {
             Config::load(dir.path(), Some(&f)).is_err(),
             "text or json only"
         );
+    }
+
+    #[test]
+    fn the_assurance_level_is_1_by_default_and_only_1_2_or_3() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!(c.assurance_level, sam::AssuranceLevel::One);
+        assert_eq!(c.sam_policy().assurance_level, sam::AssuranceLevel::One);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "assurance_level = 3\n").expect("write");
+        let c = Config::load(dir.path(), Some(&f)).expect("load");
+        assert_eq!(c.sam_policy().assurance_level, sam::AssuranceLevel::Three);
+        std::fs::write(&f, "assurance_level = 4\n").expect("write");
+        let err = Config::load(dir.path(), Some(&f))
+            .err()
+            .expect("4 is refused");
+        assert!(err.to_string().contains("1, 2 or 3"), "{err:#}");
     }
 
     #[test]

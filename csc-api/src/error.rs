@@ -204,6 +204,10 @@ impl From<SamError> for ApiError {
                 "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
             ),
             S::TwoFactorsRequired => Self::invalid("SCAL 2 requires two activation factors"),
+            // issue 14: a credential made before `assurance_level` was raised (sam::level)
+            S::AssuranceLevel { level, reason } => Self::invalid(format!(
+                "The credential does not meet the server's assurance level {level}: {reason}"
+            )),
             S::NoOnlineOtp => Self::invalid("The credential has no online OTP"),
             // the reason was logged by the SAM; it never holds the code
             S::OtpDelivery(_) => ApiError::Csc {

@@ -67,6 +67,12 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         )?;
     }
     crate::observability::spawn_upkeep()?;
+    // issue 14: the operator sees the level the SAM enforces (JT2A Part I 3.5.1)
+    tracing::info!(
+        assurance_level = cfg.assurance_level.number(),
+        "the SAM enforces assurance level {}",
+        cfg.assurance_level.number()
+    );
     let metrics_listen = cfg.metrics_listen.clone();
     let served = actix_web::rt::System::new().block_on(async move {
         if let Some(addr) = metrics_listen {

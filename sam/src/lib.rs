@@ -16,6 +16,7 @@ pub mod csr;
 mod delegation;
 mod gate;
 pub mod integrity;
+mod level;
 pub mod lockout;
 mod login;
 pub mod oauth;
@@ -39,6 +40,7 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
+pub use level::AssuranceLevel;
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};
@@ -101,6 +103,15 @@ pub enum SamError {
     CertificatePending,
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The credential does not meet the server's `assurance_level` (crate::level): refused at
+    /// creation and at activation.
+    #[error("the credential does not meet assurance level {level}: {reason}")]
+    AssuranceLevel {
+        /// The configured level.
+        level: u8,
+        /// What the level requires that the credential lacks.
+        reason: &'static str,
+    },
     #[error("development CA: {0}")]
     Ca(String),
     #[error("certificate building failed: {0}")]

@@ -143,6 +143,19 @@ impl Sam {
                 "a SCAL 2 credential needs a second activation factor: give it an OTP (--otp or --online-otp)".into(),
             ));
         }
+        // Part I 3.5.1-3.5.2: the configured level (crate::level); the PIN is always a factor
+        let factors = 1 + usize::from(req.otp != OtpChoice::None);
+        if let Err(e) = self.policy.assurance_level.check(req.scal, factors) {
+            // the refusal is audited: the operator tried to create below the level
+            self.audit_best_effort(&audit_event(
+                AuditEvent::CredentialCreate,
+                actor,
+                &req.user_name,
+                "refused",
+                serde_json::json!({ "reason": e.to_string(), "SCAL": req.scal.as_str() }),
+            ));
+            return Err(e);
+        }
         if req.auth_mode == AuthMode::Implicit {
             return Err(SamError::InvalidInput(
                 "implicit authorization is not supported: use explicit or oauth2code".into(),

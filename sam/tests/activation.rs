@@ -2808,3 +2808,121 @@ fn a_login_lock_and_a_disable_revoke_the_users_sads() {
         disable.detail
     );
 }
+
+fn request(scal: Scal, otp: OtpChoice) -> NewCredentialRequest {
+    NewCredentialRequest {
+        user_name: "alice".into(),
+        spec: KeySpec::EcP256,
+        scal,
+        multisign: 1,
+        pin: SecretString::from(PIN),
+        otp,
+        auth_mode: storage::AuthMode::Explicit,
+        description: None,
+    }
+}
+
+fn at_level(sam: &Sam, level: u8) -> Sam {
+    sam.clone().with_policy(SamPolicy {
+        assurance_level: sam::AssuranceLevel::from_number(level).expect("level"),
+        ..SamPolicy::default()
+    })
+}
+
+/// The configured assurance level governs creation (issue 14; JT2A Part I 3.5.1-3.5.2): level 1
+/// takes one factor, level 2 needs a PIN and an OTP, level 3 also SCAL 2.
+#[test]
+fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
+    let f = fixture();
+    let refused = |level: u8, scal, otp| {
+        let r = at_level(&f.sam, level).create_credential(request(scal, otp), "test");
+        match r {
+            Err(SamError::AssuranceLevel { level: l, reason }) => {
+                assert_eq!(l, level);
+                reason
+            }
+            other => panic!("level {level}: {:?}", other.map(|c| c.credential.id)),
+        }
+    };
+    let made = |level: u8, scal, otp| {
+        at_level(&f.sam, level)
+            .create_credential(request(scal, otp), "test")
+            .unwrap_or_else(|e| panic!("level {level}, {scal:?}, {otp:?}: {e}"));
+    };
+    made(1, Scal::One, OtpChoice::None);
+    made(1, Scal::Two, OtpChoice::Online);
+    assert!(refused(2, Scal::One, OtpChoice::None).contains("two activation factors"));
+    made(2, Scal::One, OtpChoice::Online);
+    made(2, Scal::Two, OtpChoice::Totp);
+    assert!(refused(3, Scal::One, OtpChoice::None).contains("two activation factors"));
+    assert_eq!(
+        refused(3, Scal::One, OtpChoice::Online),
+        "SCAL 2 is required"
+    );
+    made(3, Scal::Two, OtpChoice::Online);
+    // each refusal is audited against the user, naming the level
+    let refusals: Vec<_> = f
+        .sam
+        .audit_records(0, 1000)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "credential.create" && r.outcome == "refused")
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals.iter().all(|r| r.subject == "alice"
+        && r.actor == "test"
+        && r.detail.contains("assurance level")));
+}
+
+/// Data made under a lower level never activates under a higher one (issue 14; Part I 3.5.2):
+/// the refusal comes before any factor is verified or counted, and is audited.
+#[test]
+fn credentials_made_below_the_level_are_refused_at_activation() {
+    let f = fixture();
+    let single = ec(&f.sam, "alice", Scal::One, 1);
+    let (scal1_two_factors, uri) = totp_credential(&f.sam, Scal::One, 1);
+    let strict = at_level(&f.sam, 3);
+    let h = || Some(vec![sha256(b"level")]);
+    let r = strict.authorize(&f.alice, &single.id, 1, h(), pin());
+    assert!(
+        matches!(r, Err(SamError::AssuranceLevel { level: 3, reason }) if reason.contains("two activation factors")),
+        "{r:?}"
+    );
+    let r = strict.authorize(
+        &f.alice,
+        &scal1_two_factors.id,
+        1,
+        h(),
+        pin_otp(PIN, &current_otp(&uri)),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(SamError::AssuranceLevel {
+                level: 3,
+                reason: "SCAL 2 is required"
+            })
+        ),
+        "{r:?}"
+    );
+    // level 2 takes the two-factor SCAL 1 credential, not the PIN-only one
+    let middle = at_level(&f.sam, 2);
+    let r = middle.authorize(&f.alice, &single.id, 1, h(), pin());
+    assert!(
+        matches!(r, Err(SamError::AssuranceLevel { level: 2, .. })),
+        "{r:?}"
+    );
+    middle
+        .authorize(
+            &f.alice,
+            &scal1_two_factors.id,
+            1,
+            h(),
+            pin_otp(PIN, &current_otp(&uri)),
+        )
+        .expect("two factors meet level 2");
+    // level 1 still activates the PIN-only credential
+    f.sam
+        .authorize(&f.alice, &single.id, 1, h(), pin())
+        .expect("level 1");
+}

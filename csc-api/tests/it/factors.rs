@@ -612,3 +612,78 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
         "Invalid parameter credentialID",
     );
 }
+
+/// `assurance_level = 3` (issue 14; JT2A Part I 3.5.1-3.5.2): the operator's `credential create`
+/// refuses a single-factor or SCAL 1 credential, and a PIN-only credential made before the level
+/// was raised is refused at `credentials/authorize` with the CSC error, its PIN never tried.
+#[test]
+fn level_3_refuses_to_create_or_activate_single_factor_and_scal1_credentials() {
+    let k = Kit::with(|c| c.assurance_level = sam::AssuranceLevel::Three);
+    let err = format!(
+        "{:#}",
+        k.credential_create("alice", &["--key", "ec-p256"])
+            .expect_err("a PIN-only credential is refused at level 3")
+    );
+    assert!(
+        err.contains("does not meet assurance level 3: two activation factors"),
+        "{err}"
+    );
+    let err = format!(
+        "{:#}",
+        k.credential_create("alice", &["--key", "ec-p256", "--online-otp"])
+            .expect_err("SCAL 1 is refused at level 3")
+    );
+    assert!(
+        err.contains("assurance level 3: SCAL 2 is required"),
+        "{err}"
+    );
+    let ok = k
+        .credential_create(
+            "alice",
+            &["--key", "ec-p256", "--scal", "2", "--online-otp"],
+        )
+        .expect("SCAL 2 with two factors meets level 3");
+    assert!(ok["credentialID"].is_string(), "{ok}");
+
+    // a PIN-only credential from before (made by the same data under level 1)
+    let older = k
+        .sam()
+        .clone()
+        .with_policy(sam::SamPolicy::default())
+        .create_credential(
+            sam::NewCredentialRequest {
+                user_name: "alice".into(),
+                spec: sam::KeySpec::EcP256,
+                scal: sam::Scal::One,
+                multisign: 1,
+                pin: secrecy::SecretString::from(PIN),
+                otp: sam::OtpChoice::None,
+                auth_mode: sam::AuthMode::Explicit,
+                description: None,
+            },
+            "test",
+        )
+        .expect("made under level 1")
+        .credential
+        .id
+        .to_string();
+    let alice = k.login("alice", ALICE_PASSWORD);
+    assert_error(
+        &authorize(
+            &k,
+            &alice,
+            json!({ "credentialID": older, "numSignatures": 1, "hash": [sha256(b"old")], "PIN": PIN }),
+        ),
+        400,
+        "invalid_request",
+        "The credential does not meet the server's assurance level 3: two activation factors (a PIN and an OTP) are required",
+    );
+    // refused and audited, the PIN not counted
+    assert!(
+        k.audit_records()
+            .iter()
+            .any(|r| r.event == "sad.authorize" && r.subject == older && r.outcome != "success"),
+        "{:?}",
+        k.audit_records()
+    );
+}

@@ -457,6 +457,11 @@ fn serve_logs_to_a_file_without_escape_codes() {
     assert!(!text.contains('\u{1b}'), "escape codes in the log:\n{text}");
     // the request log is there, in plain text
     assert!(text.contains("\"GET /ready HTTP/1.1\" 200"), "{text}");
+    // the operator sees the level the SAM enforces (issue 14; default 1)
+    assert!(
+        text.contains("the SAM enforces assurance level 1"),
+        "{text}"
+    );
     // a healthy start logs no error (cryptoki once logged one per mechanism it cannot name)
     assert!(
         !text.contains(" ERROR "),

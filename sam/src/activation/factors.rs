@@ -183,6 +183,12 @@ impl Sam {
         if cred.scal == Scal::Two && (pin_factor.is_none() || otp_factor.is_none()) {
             return Err(refuse(SamError::TwoFactorsRequired));
         }
+        // Older data made under a lower level never activates under a higher one (crate::level).
+        let factor_count = usize::from(pin_factor.is_some()) + usize::from(otp_factor.is_some());
+        self.policy
+            .assurance_level
+            .check(cred.scal, factor_count)
+            .map_err(refuse)?;
 
         // Every factor the credential has must be presented, and none may be locked.
         let pin = match &pin_factor {

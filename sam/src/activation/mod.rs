@@ -80,6 +80,9 @@ pub struct SamPolicy {
     /// How long an attempt (PIN, OTP, password) waits for a failure slot held by attempts still
     /// in flight before it is refused as locked (default 5 s; the lockout counts first).
     pub max_slot_wait: Duration,
+    /// The server's assurance level (Part I 3.5.1-3.5.2; crate::level), checked at creation
+    /// and at every activation.
+    pub assurance_level: crate::AssuranceLevel,
 }
 
 impl Default for SamPolicy {
@@ -91,6 +94,7 @@ impl Default for SamPolicy {
             max_login_failures: 5,
             online_otp_lifetime: Duration::from_secs(300),
             max_slot_wait: Duration::from_secs(5),
+            assurance_level: crate::AssuranceLevel::One,
         }
     }
 }
