@@ -22,6 +22,7 @@ pub mod oauth;
 mod observe;
 mod otp;
 mod provision;
+pub mod roles;
 mod seals;
 pub mod secrets;
 mod tokens;
@@ -59,6 +60,7 @@ pub use tokens::{
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
+pub use roles::{Action, Actor};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
 pub use seals::AuditSealer;
 pub use storage::{
@@ -80,6 +82,10 @@ pub enum SamError {
     UnknownUser(String),
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// An administrative act the actor's role does not allow ([`roles::allows`]); audited as
+    /// `access.denied`.
+    #[error("the role {} may not {action}", role.as_str())]
+    Forbidden { role: Role, action: &'static str },
     /// The database could not be opened (the URL is shown without its password).
     #[error("cannot open the database {url}: {source}")]
     Database {

@@ -2,6 +2,7 @@
 //! ([`crate::lockout`]) and the operator's unlock. The core, [`Sam::activate`], verifies every
 //! factor and runs the caller's grant (a SAD, an OAuth 2.0 code) in the same transaction.
 
+use crate::roles::{Action, Actor};
 use super::*;
 
 /// The proof an OTP was right, spent in the granting transaction.
@@ -536,8 +537,10 @@ impl Sam {
     pub fn unlock_credential(
         &self,
         credential: &CredentialId,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Vec<FactorKind>, SamError> {
+        self.permit(actor, Action::CredentialUnlock, &credential.to_string())?;
+        let actor = &actor.audit_name();
         let subject = credential.to_string();
         self.store
             .write(|c| {
