@@ -2065,7 +2065,7 @@ fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
 
     let unlocked = f
         .sam
-        .unlock_credential(&cred.id, &sam::Actor::new("operator:test", sam::Role::Operator))
+        .unlock_credential(&cred.id, &sam::Actor::new("test", sam::Role::Operator))
         .expect("unlock");
     assert_eq!(unlocked, vec![FactorKind::Pin]);
     let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
@@ -2085,7 +2085,7 @@ fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
         .expect("the right PIN after the unlock");
     let r = f
         .sam
-        .unlock_credential(&CredentialId::new(), &sam::Actor::new("operator:test", sam::Role::Operator));
+        .unlock_credential(&CredentialId::new(), &sam::Actor::new("test", sam::Role::Operator));
     assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
 }
 
@@ -2606,7 +2606,7 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("broken verifier");
 
     // the operator's upgrade moves the seed into the token
-    let report = f.sam.migrate_otp_seeds(&sam::Actor::new("operator:test", sam::Role::SecurityOfficer)).expect("migrate");
+    let report = f.sam.migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer)).expect("migrate");
     assert_eq!(report.migrated, [cred.id]);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].0, broken.id);
@@ -2626,7 +2626,7 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
     assert_eq!(records.len(), 1);
     assert_eq!(
         (records[0].actor.as_str(), records[0].subject.as_str()),
-        ("operator:test", cred.id.to_string().as_str())
+        ("security-officer:test", cred.id.to_string().as_str())
     );
     assert!(records[0].detail.contains(&parsed.key.to_string()));
     assert!(!records[0].detail.contains(&plain));
@@ -2645,7 +2645,7 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("sign");
 
     // idempotent: nothing left to move, the broken one still reported
-    let again = f.sam.migrate_otp_seeds(&sam::Actor::new("operator:test", sam::Role::SecurityOfficer)).expect("again");
+    let again = f.sam.migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer)).expect("again");
     assert!(again.migrated.is_empty(), "{again:?}");
     assert_eq!(again.failed.len(), 1);
     assert!(matches!(
@@ -2737,7 +2737,7 @@ fn destroying_a_credential_destroys_its_totp_key() {
     hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8])
         .expect("the key works");
     f.sam
-        .destroy_credential_key(&cred.id, &sam::Actor::new("operator:test", sam::Role::SecurityOfficer))
+        .destroy_credential_key(&cred.id, &sam::Actor::new("test", sam::Role::SecurityOfficer))
         .expect("destroy");
     assert!(matches!(
         hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8]),

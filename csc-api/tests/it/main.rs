@@ -23,6 +23,7 @@ mod observability;
 mod openapi_routes;
 mod operator_ca;
 mod pyhanko;
+mod roles;
 mod schemathesis;
 mod seals;
 mod second_token;
