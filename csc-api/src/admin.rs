@@ -461,10 +461,9 @@ pub fn client_add(
 /// `csc-server client list`: the registered clients (never a secret), each with the users
 /// delegated to it (`delegated_users`, by name).
 pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
-    sam.permit(&cli_actor(Action::ClientList), Action::ClientList, "clients")?;
-    let delegations = sam.client_delegations()?;
+    let (clients, delegations) = sam.clients_as(&cli_actor(Action::ClientList))?;
     Ok(Value::Array(
-        sam.clients()?
+        clients
             .iter()
             .map(|c| {
                 let users: Vec<&str> = delegations
@@ -486,13 +485,8 @@ pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
 
 /// `csc-server credential list [NAME]`.
 pub fn credential_list(sam: &Sam, user_name: Option<&str>) -> anyhow::Result<Value> {
-    sam.permit(
-        &cli_actor(Action::CredentialList),
-        Action::CredentialList,
-        user_name.unwrap_or("credentials"),
-    )?;
     let list = sam
-        .credentials_with_owners(user_name)?
+        .credentials_with_owners_as(&cli_actor(Action::CredentialList), user_name)?
         .iter()
         .map(|(u, c)| credential_json(u, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -558,8 +552,7 @@ pub fn seal_files(cfg: &Config, given: Vec<PathBuf>) -> Vec<PathBuf> {
 /// audit key and every seal verifies and matches its record (Part II 3.2.2.4, Part I 7.1.4.3).
 /// Damage is reported with the first broken record, also as one line on standard error.
 pub fn audit_verify(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
-    sam.permit(&cli_actor(Action::AuditVerify), Action::AuditVerify, "audit-log")?;
-    let report = sam.verify_audit(seal_files)?;
+    let report = sam.verify_audit_as(&cli_actor(Action::AuditVerify), seal_files)?;
     let files: Vec<String> = seal_files.iter().map(|p| p.display().to_string()).collect();
     Ok(match report.verdict {
         AuditVerdict::Intact { records } => (

@@ -1,7 +1,8 @@
 //! The operator's acts that are not key provisioning (see `provision` for those): OAuth 2.0
 //! client registration (spec §8.3), listings for the operator, the audit check, the token's
-//! initialisation record and the purge of expired rows. Each write is audited with the actor
-//! the edge names (the CLI's `operator:cli`).
+//! initialisation record and the purge of expired rows. Each administrative act takes the
+//! acting [`crate::Actor`], is checked against its role (`roles`) and audited with the actor as
+//! `ROLE:NAME` (the CLI's `operator:cli`, `security-officer:cli`).
 
 use chrono::NaiveDateTime;
 use serde_json::json;

@@ -209,6 +209,49 @@ impl Sam {
     }
 }
 
+impl Sam {
+    /// The audit records after `after_seq` (at most `limit`), for the auditor.
+    pub fn audit_records_as(
+        &self,
+        actor: &Actor,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<storage::AuditRecord>, SamError> {
+        self.permit(actor, Action::AuditRead, "audit-log")?;
+        self.audit_records(after_seq, limit)
+    }
+
+    /// Verifies the audit chain and the seals in `seal_files`, for the auditor.
+    pub fn verify_audit_as(
+        &self,
+        actor: &Actor,
+        seal_files: &[std::path::PathBuf],
+    ) -> Result<storage::AuditReport, SamError> {
+        self.permit(actor, Action::AuditVerify, "audit-log")?;
+        self.verify_audit(seal_files)
+    }
+
+    /// The credentials with their owners (`user_name`'s only when given), for the operator.
+    pub fn credentials_with_owners_as(
+        &self,
+        actor: &Actor,
+        user_name: Option<&str>,
+    ) -> Result<Vec<(storage::User, storage::Credential)>, SamError> {
+        self.permit(actor, Action::CredentialList, user_name.unwrap_or("credentials"))?;
+        self.credentials_with_owners(user_name)
+    }
+
+    /// The registered OAuth 2.0 clients and their delegations, for the security officer.
+    #[allow(clippy::type_complexity)]
+    pub fn clients_as(
+        &self,
+        actor: &Actor,
+    ) -> Result<(Vec<storage::OAuthClient>, Vec<(String, String)>), SamError> {
+        self.permit(actor, Action::ClientList, "clients")?;
+        Ok((self.clients()?, self.client_delegations()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
