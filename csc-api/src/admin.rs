@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sam::{
-    Action, Actor, AuditSealer, Role, AuditUpgrade, AuditVerdict, AuthMode, Credential, CredentialId, KeySpec,
-    NewCredentialRequest, OtpChoice, Sam, Scal, User, secrets,
+    Action, Actor, AuditSealer, AuditUpgrade, AuditVerdict, AuthMode, Credential, CredentialId,
+    KeySpec, NewCredentialRequest, OtpChoice, Role, Sam, Scal, User, secrets,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -217,12 +217,7 @@ pub fn user_add_with_role(
     password: &SecretString,
     role: Role,
 ) -> anyhow::Result<User> {
-    Ok(sam.add_user(
-        name,
-        password,
-        role,
-        &cli_actor(Action::UserCreate(role)),
-    )?)
+    Ok(sam.add_user(name, password, role, &cli_actor(Action::UserCreate(role)))?)
 }
 
 /// `csc-server init [--security-officer NAME]`: the first security officer (issue 14), once.
@@ -500,7 +495,8 @@ pub fn credential_import_chain(sam: &Sam, id: &str, pem_file: &Path) -> anyhow::
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     let pem = fs::read(pem_file).with_context(|| format!("cannot read {}", pem_file.display()))?;
     let chain = sam::ca::pem_chain_to_der(&pem)?;
-    let credential = sam.import_certificate_chain(&id, chain, &cli_actor(Action::CredentialImportChain))?;
+    let credential =
+        sam.import_certificate_chain(&id, chain, &cli_actor(Action::CredentialImportChain))?;
     credential_json(&sam.owner_of(&credential)?, &credential)
 }
 
@@ -600,20 +596,22 @@ pub fn integrity_seal(sam: &Sam) -> anyhow::Result<Value> {
 /// version without keyed audit links, confirms the switch point (after verifying the whole chain
 /// and the seals, as `audit verify`). `Ok(false)` when refused (damaged).
 pub fn audit_upgrade(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
-    Ok(match sam.confirm_audit_switch(seal_files, &cli_actor(Action::AuditUpgrade))? {
-        AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
-        AuditUpgrade::Confirmed { keyed_from, now } => (
-            true,
-            json!({ "keyedFrom": keyed_from, "plainRecords": keyed_from - 1, "confirmed": now }),
-        ),
-        AuditUpgrade::Refused { seq, reason } => {
-            eprintln!("audit log damaged: first broken record {seq}: {reason}");
-            (
-                false,
-                json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
-            )
-        }
-    })
+    Ok(
+        match sam.confirm_audit_switch(seal_files, &cli_actor(Action::AuditUpgrade))? {
+            AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
+            AuditUpgrade::Confirmed { keyed_from, now } => (
+                true,
+                json!({ "keyedFrom": keyed_from, "plainRecords": keyed_from - 1, "confirmed": now }),
+            ),
+            AuditUpgrade::Refused { seq, reason } => {
+                eprintln!("audit log damaged: first broken record {seq}: {reason}");
+                (
+                    false,
+                    json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
+                )
+            }
+        },
+    )
 }
 
 /// Runs an operator command on the SAM of `cfg`, then seals the audit head in the configured

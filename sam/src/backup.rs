@@ -24,7 +24,12 @@ impl Sam {
     /// Audits a backup the operator takes (`backup.create`, subject: the archive's path),
     /// before the copy is made so that the copy holds the record. Never put a secret in
     /// `detail`.
-    pub fn record_backup(&self, archive: &str, detail: Value, actor: &Actor) -> Result<(), SamError> {
+    pub fn record_backup(
+        &self,
+        archive: &str,
+        detail: Value,
+        actor: &Actor,
+    ) -> Result<(), SamError> {
         self.permit(actor, Action::Backup, archive)?;
         let actor = &actor.audit_name();
         self.store.write(|c| {

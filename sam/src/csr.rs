@@ -19,8 +19,8 @@ use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-use crate::roles::{Action, Actor};
 use crate::activation::key_id_of;
+use crate::roles::{Action, Actor};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 fn csr_error(e: impl std::fmt::Display) -> SamError {

@@ -11,8 +11,8 @@
 use serde_json::json;
 use storage::{NewAuditEvent, UserId};
 
-use crate::roles::{Action, Actor};
 use crate::oauth::OAuthError;
+use crate::roles::{Action, Actor};
 use crate::tokens::client_actor;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 

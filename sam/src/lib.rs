@@ -60,8 +60,8 @@ pub use tokens::{
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
 pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
-pub use roles::{Action, Actor};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
+pub use roles::{Action, Actor};
 pub use seals::AuditSealer;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,

@@ -11,9 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, UserId};
 
-use crate::roles::{Action, Actor};
 use crate::gate::{LoginLimits, PasswordGate};
 use crate::lockout::{Checked, Reservation};
+use crate::roles::{Action, Actor};
 use crate::tokens::{
     IssuedTokens, Minted, TokenGrant, TokenPolicy, TokenValues, end_sessions, login_success,
 };

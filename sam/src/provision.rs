@@ -308,7 +308,11 @@ impl Sam {
         chain_der: Vec<Vec<u8>>,
         actor: &Actor,
     ) -> Result<Credential, SamError> {
-        self.permit(actor, Action::CredentialImportChain, &credential_id.to_string())?;
+        self.permit(
+            actor,
+            Action::CredentialImportChain,
+            &credential_id.to_string(),
+        )?;
         let actor = &actor.audit_name();
         let subject = credential_id.to_string();
         let result = self.check_chain(credential_id, &chain_der);

@@ -237,7 +237,11 @@ impl Sam {
         actor: &Actor,
         user_name: Option<&str>,
     ) -> Result<Vec<(storage::User, storage::Credential)>, SamError> {
-        self.permit(actor, Action::CredentialList, user_name.unwrap_or("credentials"))?;
+        self.permit(
+            actor,
+            Action::CredentialList,
+            user_name.unwrap_or("credentials"),
+        )?;
         self.credentials_with_owners(user_name)
     }
 

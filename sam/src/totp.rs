@@ -32,8 +32,8 @@ use serde_json::json;
 use storage::{CredentialId, FactorKind};
 use zeroize::Zeroizing;
 
-use crate::roles::{Action, Actor};
 use crate::otp::ONLINE_OTP;
+use crate::roles::{Action, Actor};
 use crate::secrets::random_bytes;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 

@@ -668,7 +668,12 @@ fn concurrent_wrong_pins_are_verified_at_most_max_failures_times(f: &Fixture) {
 /// `user.lock` record, and the right password is then refused as locked, unverified.
 fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixture) {
     f.sam
-        .add_user("carol", &SecretString::from("carol-password"), sam::Role::Signer, &sam::Actor::new("test", sam::Role::Operator))
+        .add_user(
+            "carol",
+            &SecretString::from("carol-password"),
+            sam::Role::Signer,
+            &sam::Actor::new("test", sam::Role::Operator),
+        )
         .expect("carol");
     let policy = sam::TokenPolicy {
         access_ttl: chrono::Duration::minutes(30),
@@ -2083,9 +2088,10 @@ fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
     f.sam
         .authorize(&f.alice, &cred.id, 1, None, pin())
         .expect("the right PIN after the unlock");
-    let r = f
-        .sam
-        .unlock_credential(&CredentialId::new(), &sam::Actor::new("test", sam::Role::Operator));
+    let r = f.sam.unlock_credential(
+        &CredentialId::new(),
+        &sam::Actor::new("test", sam::Role::Operator),
+    );
     assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
 }
 
@@ -2606,7 +2612,10 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("broken verifier");
 
     // the operator's upgrade moves the seed into the token
-    let report = f.sam.migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer)).expect("migrate");
+    let report = f
+        .sam
+        .migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer))
+        .expect("migrate");
     assert_eq!(report.migrated, [cred.id]);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].0, broken.id);
@@ -2645,7 +2654,10 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("sign");
 
     // idempotent: nothing left to move, the broken one still reported
-    let again = f.sam.migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer)).expect("again");
+    let again = f
+        .sam
+        .migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer))
+        .expect("again");
     assert!(again.migrated.is_empty(), "{again:?}");
     assert_eq!(again.failed.len(), 1);
     assert!(matches!(
@@ -2737,7 +2749,10 @@ fn destroying_a_credential_destroys_its_totp_key() {
     hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8])
         .expect("the key works");
     f.sam
-        .destroy_credential_key(&cred.id, &sam::Actor::new("test", sam::Role::SecurityOfficer))
+        .destroy_credential_key(
+            &cred.id,
+            &sam::Actor::new("test", sam::Role::SecurityOfficer),
+        )
         .expect("destroy");
     assert!(matches!(
         hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8]),
@@ -2795,7 +2810,9 @@ fn a_login_lock_and_a_disable_revoke_the_users_sads() {
         .sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256())
         .expect("bob still signs");
 
-    f.sam.disable_user("bob", &sam::Actor::new("test", sam::Role::Operator)).expect("disable");
+    f.sam
+        .disable_user("bob", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("disable");
     let r = f.sam.sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256());
     assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
     let disable = audit(&f.sam)

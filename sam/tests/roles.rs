@@ -11,8 +11,8 @@
     clippy::indexing_slicing
 )]
 
-use cm_pkcs11::testkit::TestToken;
 use cm_pkcs11::KeySpec;
+use cm_pkcs11::testkit::TestToken;
 use sam::roles::allows;
 use sam::{Action, Actor, AuditRecord, CredentialId, NewCredentialRequest, Role, Sam, SamError};
 use secrecy::SecretString;
@@ -95,9 +95,7 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::UserEnable => sam.enable_user("alice", actor).map(drop),
         Action::UserUnlock => sam.unlock_user("alice", actor).map(drop),
         Action::CredentialCreate => sam.create_credential(request(), actor).map(drop),
-        Action::CredentialCsr => sam
-            .certificate_request(&fresh().id, None, actor)
-            .map(drop),
+        Action::CredentialCsr => sam.certificate_request(&fresh().id, None, actor).map(drop),
         Action::CredentialImportChain => {
             let c = fresh();
             let chain = c.cert_chain_der().expect("chain");
@@ -125,10 +123,8 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::TokenInit => sam.record_token_init("csc-server", actor),
         Action::IntegritySeal => sam.seal_database(actor).map(drop),
         Action::AuditUpgrade => sam.confirm_audit_switch(&[], actor).map(drop),
-        Action::Backup => sam
-            .record_backup("backup.tar", serde_json::json!({}), actor),
-        Action::Restore => sam
-            .record_restore("backup.tar", serde_json::json!({}), actor),
+        Action::Backup => sam.record_backup("backup.tar", serde_json::json!({}), actor),
+        Action::Restore => sam.record_restore("backup.tar", serde_json::json!({}), actor),
         Action::CredentialList => sam.credentials_with_owners_as(actor, None).map(drop),
         Action::ClientList => sam.clients_as(actor).map(drop),
         Action::AuditRead => sam.audit_records_as(actor, 0, 10).map(drop),
@@ -158,7 +154,10 @@ fn each_role_against_each_administrative_function() {
                     // allowed, and then refused by the store: a database made by this version
                     // is sealed from the start (the upgrade step is for older ones)
                     assert!(
-                        matches!(r, Err(SamError::Storage(storage::StorageError::Conflict(_)))),
+                        matches!(
+                            r,
+                            Err(SamError::Storage(storage::StorageError::Conflict(_)))
+                        ),
                         "{r:?}"
                     );
                     continue;
@@ -184,7 +183,10 @@ fn each_role_against_each_administrative_function() {
                 }
             } else {
                 match &r {
-                    Err(SamError::Forbidden { role: refused, action: name }) => {
+                    Err(SamError::Forbidden {
+                        role: refused,
+                        action: name,
+                    }) => {
                         assert_eq!(refused, role);
                         assert_eq!(*name, action.as_str());
                     }

@@ -16,7 +16,11 @@ use sam::{KeySpec, OtpChoice};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "csc-server", version, about = "CSC v1 and v2 remote signing server")]
+#[command(
+    name = "csc-server",
+    version,
+    about = "CSC v1 and v2 remote signing server"
+)]
 struct Cli {
     /// Data directory (database, SoftHSM2 token, PIN files, development CA).
     #[arg(

@@ -10,7 +10,11 @@ use crate::kit::audit_records;
 
 fn fails(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().expect("spawn");
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -39,14 +43,22 @@ fn init_creates_the_first_security_officer_once_and_plain_init_still_works() {
     assert_eq!(first["securityOfficer"]["name"], "security-officer");
     assert_eq!(first["securityOfficer"]["created"], true);
     // idempotent
-    let again = run_ok(csc(&dir).arg("init").env("CSC_SO_PASSWORD", "officer password 1"));
+    let again = run_ok(
+        csc(&dir)
+            .arg("init")
+            .env("CSC_SO_PASSWORD", "officer password 1"),
+    );
     assert_eq!(again["securityOfficer"]["created"], false);
     // or named, the password on standard input
     let out = run_with_stdin(
         csc(&dir).args(["init", "--security-officer", "sofia"]),
         "officer password 2\n",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let audit = audit_records(&dir);
     let created: Vec<_> = audit.iter().filter(|r| r.event == "user.create").collect();
     assert_eq!(created.len(), 2, "{created:?}");
@@ -72,10 +84,13 @@ fn every_command_acts_as_a_role_named_in_the_audit_log() {
     init(&dir);
     // defaults: the role the command needs
     run_ok(csc(&dir).args(["user", "disable", "alice"]));
-    run_ok(
-        csc(&dir)
-            .args(["client", "add", "app", "--redirect-uri", "https://app.example/cb"]),
-    );
+    run_ok(csc(&dir).args([
+        "client",
+        "add",
+        "app",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ]));
     run_ok(
         csc(&dir)
             .args(["user", "add", "olga", "--role", "operator"])
@@ -112,7 +127,13 @@ fn a_role_that_may_not_do_a_command_is_refused_and_audited() {
         (
             "client.register",
             &["security-officer"],
-            &["client", "add", "app", "--redirect-uri", "https://app.example/cb"],
+            &[
+                "client",
+                "add",
+                "app",
+                "--redirect-uri",
+                "https://app.example/cb",
+            ],
         ),
         ("client.list", &["security-officer"], &["client", "list"]),
         ("credential.list", &["operator"], &["credential", "list"]),
@@ -152,11 +173,17 @@ fn a_role_that_may_not_do_a_command_is_refused_and_audited() {
     // a refused user add made no user: the operator adds signers, never an auditor
     let err = fails(
         csc(&dir)
-            .args(["--as", "operator", "user", "add", "eve", "--role", "auditor"])
+            .args([
+                "--as", "operator", "user", "add", "eve", "--role", "auditor",
+            ])
             .env("CSC_PASSWORD", "auditor password"),
     );
     assert!(err.contains("may not user.create.auditor"), "{err}");
-    assert!(!audit_records(&dir).iter().any(|r| r.event == "user.create" && r.subject == "eve"));
+    assert!(
+        !audit_records(&dir)
+            .iter()
+            .any(|r| r.event == "user.create" && r.subject == "eve")
+    );
     // an unknown role is a usage error
     let err = fails(csc(&dir).args(["--as", "root", "credential", "list"]));
     assert!(err.contains("is not a role"), "{err}");

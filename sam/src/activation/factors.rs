@@ -2,8 +2,8 @@
 //! ([`crate::lockout`]) and the operator's unlock. The core, [`Sam::activate`], verifies every
 //! factor and runs the caller's grant (a SAD, an OAuth 2.0 code) in the same transaction.
 
-use crate::roles::{Action, Actor};
 use super::*;
+use crate::roles::{Action, Actor};
 
 /// The proof an OTP was right, spent in the granting transaction.
 pub(super) enum OtpProof {
