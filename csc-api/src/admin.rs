@@ -11,16 +11,37 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sam::{
-    AuditSealer, AuditUpgrade, AuditVerdict, AuthMode, Credential, CredentialId, KeySpec,
-    NewCredentialRequest, OtpChoice, Sam, Scal, User, secrets,
+    Action, Actor, AuditSealer, AuditUpgrade, AuditVerdict, AuthMode, Credential, CredentialId,
+    KeySpec, NewCredentialRequest, OtpChoice, Role, Sam, Scal, User, secrets,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::config::{Config, PinSource};
 
-/// Who the audit log names for operator commands.
-pub const OPERATOR: &str = "operator:cli";
+/// The name the CLI acts under: the person at the server's own host, with the data directory
+/// and the token PIN (the bootstrap path). Its audit records name the role it acts as:
+/// `operator:cli`, `security-officer:cli`, `auditor:cli`.
+pub const CLI_NAME: &str = "cli";
+
+/// The role every command of this process acts as (`--as ROLE`); unset: each command acts in
+/// the role its act needs ([`sam::Action::default_role`]), since whoever runs the CLI on the
+/// host holds the data directory and the token PIN anyway (issue 14: the CLI is the bootstrap
+/// path; the admin API is where roles separate people).
+static ACT_AS: std::sync::OnceLock<Role> = std::sync::OnceLock::new();
+
+/// Sets the role of `--as` (once, in `main`).
+pub fn act_as(role: Role) {
+    let _ = ACT_AS.set(role);
+}
+
+/// The actor of a CLI command doing `action`.
+pub fn cli_actor(action: Action) -> Actor {
+    Actor::new(
+        CLI_NAME,
+        ACT_AS.get().copied().unwrap_or(action.default_role()),
+    )
+}
 
 /// Reads a secret from `env_var`, else one line of standard input.
 pub fn read_secret(env_var: &str, what: &str) -> anyhow::Result<SecretString> {
@@ -129,6 +150,15 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
 /// configured seal file. Idempotent. After
 /// [`prepare_softhsm`] with `create`.
 pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
+    init_with(cfg, None)
+}
+
+/// [`init`], and with `security_officer` (name, password) the first security officer
+/// ([`init_security_officer`]), reported as `securityOfficer`.
+pub fn init_with(
+    cfg: &Config,
+    security_officer: Option<(&str, &SecretString)>,
+) -> anyhow::Result<(Sam, Value)> {
     let mut token_created = false;
     if cfg.softhsm_conf.is_some() {
         // a token this server owns: create it (and its PINs) unless it exists
@@ -155,10 +185,15 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
         .audit_sealer(&cfg.audit_seal_file)
         .context("cannot open the audit seal file")?;
     if token_created {
-        sam.record_token_init(&cfg.token_label, OPERATOR)?;
+        sam.record_token_init(&cfg.token_label, &cli_actor(Action::TokenInit))?;
     }
+    let officer = match security_officer {
+        Some((name, password)) => init_security_officer(&sam, name, password)?,
+        None => Value::Null,
+    };
     seal_now(&mut sealer);
     let report = json!({
+        "securityOfficer": officer,
         "dataDir": cfg.data_dir.display().to_string(),
         "database": sam::redact_url(&cfg.database_url),
         "tokenLabel": cfg.token_label,
@@ -169,9 +204,41 @@ pub fn init(cfg: &Config) -> anyhow::Result<(Sam, Value)> {
     Ok((sam, report))
 }
 
-/// `csc-server user add NAME`.
+/// `csc-server user add NAME`: a signer.
 pub fn user_add(sam: &Sam, name: &str, password: &SecretString) -> anyhow::Result<User> {
-    Ok(sam.add_user(name, password, OPERATOR)?)
+    user_add_with_role(sam, name, password, Role::Signer)
+}
+
+/// `csc-server user add NAME --role ROLE`: an operator adds signers, the security officer the
+/// administrative users (`sam::roles`).
+pub fn user_add_with_role(
+    sam: &Sam,
+    name: &str,
+    password: &SecretString,
+    role: Role,
+) -> anyhow::Result<User> {
+    Ok(sam.add_user(name, password, role, &cli_actor(Action::UserCreate(role)))?)
+}
+
+/// `csc-server init [--security-officer NAME]`: the first security officer (issue 14), once.
+/// Returns its name and whether it was created now; a user of that name in another role is
+/// refused (one person, one role).
+pub fn init_security_officer(
+    sam: &Sam,
+    name: &str,
+    password: &SecretString,
+) -> anyhow::Result<Value> {
+    if let Some(existing) = sam.user_by_name(name)? {
+        if existing.role != Role::SecurityOfficer {
+            bail!(
+                "user {name:?} exists as {}: a security officer is a user of its own",
+                existing.role.as_str()
+            );
+        }
+        return Ok(json!({ "name": name, "created": false }));
+    }
+    user_add_with_role(sam, name, password, Role::SecurityOfficer)?;
+    Ok(json!({ "name": name, "created": true }))
 }
 
 /// Sets `key` of a JSON object (the outputs below are all objects).
@@ -276,7 +343,10 @@ pub fn credential_create(
     opts: CredentialOptions,
     pin: SecretString,
 ) -> anyhow::Result<Value> {
-    let created = sam.create_credential(opts.request(user_name, pin), OPERATOR)?;
+    let created = sam.create_credential(
+        opts.request(user_name, pin),
+        &cli_actor(Action::CredentialCreate),
+    )?;
     created_json(sam, &created.credential, opts.otp, created.otpauth_uri)
 }
 
@@ -290,7 +360,11 @@ pub fn credential_create_for_csr(
     pin: SecretString,
     subject: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let pending = sam.create_credential_for_csr(opts.request(user_name, pin), subject, OPERATOR)?;
+    let pending = sam.create_credential_for_csr(
+        opts.request(user_name, pin),
+        subject,
+        &cli_actor(Action::CredentialCreate),
+    )?;
     let mut out = created_json(sam, &pending.credential, opts.otp, pending.otpauth_uri)?;
     set(&mut out, "csr", Value::String(pending.csr_pem));
     Ok(out)
@@ -302,7 +376,7 @@ pub fn credential_csr(sam: &Sam, id: &str, subject: Option<&str>) -> anyhow::Res
     let id: CredentialId = id
         .parse()
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
-    let csr = sam.certificate_request(&id, subject, OPERATOR)?;
+    let csr = sam.certificate_request(&id, subject, &cli_actor(Action::CredentialCsr))?;
     Ok(json!({ "credentialID": id.to_string(), "csr": csr }))
 }
 
@@ -312,7 +386,7 @@ pub fn credential_unlock(sam: &Sam, id: &str) -> anyhow::Result<Value> {
     let id: CredentialId = id
         .parse()
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
-    let unlocked = sam.unlock_credential(&id, OPERATOR)?;
+    let unlocked = sam.unlock_credential(&id, &cli_actor(Action::CredentialUnlock))?;
     Ok(json!({
         "credentialID": id.to_string(),
         "unlocked": unlocked.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
@@ -321,34 +395,34 @@ pub fn credential_unlock(sam: &Sam, id: &str) -> anyhow::Result<Value> {
 
 /// `csc-server user unlock NAME`: lifts a login lock and clears the failure count, audited.
 pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.unlock_user(name, OPERATOR)?;
+    let user = sam.unlock_user(name, &cli_actor(Action::UserUnlock))?;
     Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
 }
 
 /// `csc-server user disable NAME`: login refused and every token and SAD of the user revoked,
 /// in one transaction; no client acts for the user. Audited as `user.disable`.
 pub fn user_disable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.disable_user(name, OPERATOR)?;
+    let user = sam.disable_user(name, &cli_actor(Action::UserDisable))?;
     Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": true }))
 }
 
 /// `csc-server user enable NAME`: lifts `user disable` (a login lock stays). Audited as
 /// `user.enable`.
 pub fn user_enable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.enable_user(name, OPERATOR)?;
+    let user = sam.enable_user(name, &cli_actor(Action::UserEnable))?;
     Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": false }))
 }
 
 /// `csc-server client delegate CLIENT USER`: the client's own tokens (`client_credentials`)
 /// may act for USER. Audited as `client.delegate`.
 pub fn client_delegate(sam: &Sam, client_id: &str, user: &str) -> anyhow::Result<Value> {
-    let added = sam.delegate_client(client_id, user, OPERATOR)?;
+    let added = sam.delegate_client(client_id, user, &cli_actor(Action::ClientDelegate))?;
     Ok(json!({ "client_id": client_id, "user": user, "delegated": true, "changed": added }))
 }
 
 /// `csc-server client undelegate CLIENT USER`: withdraws it. Audited as `client.undelegate`.
 pub fn client_undelegate(sam: &Sam, client_id: &str, user: &str) -> anyhow::Result<Value> {
-    let removed = sam.undelegate_client(client_id, user, OPERATOR)?;
+    let removed = sam.undelegate_client(client_id, user, &cli_actor(Action::ClientUndelegate))?;
     Ok(json!({ "client_id": client_id, "user": user, "delegated": false, "changed": removed }))
 }
 
@@ -361,7 +435,12 @@ pub fn client_add(
     redirect_uris: &[String],
     confidential: bool,
 ) -> anyhow::Result<Value> {
-    let client = sam.register_client(name, redirect_uris, confidential, OPERATOR)?;
+    let client = sam.register_client(
+        name,
+        redirect_uris,
+        confidential,
+        &cli_actor(Action::ClientRegister),
+    )?;
     let mut out = json!({
         "client_id": client.client_id,
         "name": name.trim(),
@@ -377,9 +456,9 @@ pub fn client_add(
 /// `csc-server client list`: the registered clients (never a secret), each with the users
 /// delegated to it (`delegated_users`, by name).
 pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
-    let delegations = sam.client_delegations()?;
+    let (clients, delegations) = sam.clients_as(&cli_actor(Action::ClientList))?;
     Ok(Value::Array(
-        sam.clients()?
+        clients
             .iter()
             .map(|c| {
                 let users: Vec<&str> = delegations
@@ -402,7 +481,7 @@ pub fn client_list(sam: &Sam) -> anyhow::Result<Value> {
 /// `csc-server credential list [NAME]`.
 pub fn credential_list(sam: &Sam, user_name: Option<&str>) -> anyhow::Result<Value> {
     let list = sam
-        .credentials_with_owners(user_name)?
+        .credentials_with_owners_as(&cli_actor(Action::CredentialList), user_name)?
         .iter()
         .map(|(u, c)| credential_json(u, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -416,7 +495,8 @@ pub fn credential_import_chain(sam: &Sam, id: &str, pem_file: &Path) -> anyhow::
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     let pem = fs::read(pem_file).with_context(|| format!("cannot read {}", pem_file.display()))?;
     let chain = sam::ca::pem_chain_to_der(&pem)?;
-    let credential = sam.import_certificate_chain(&id, chain, OPERATOR)?;
+    let credential =
+        sam.import_certificate_chain(&id, chain, &cli_actor(Action::CredentialImportChain))?;
     credential_json(&sam.owner_of(&credential)?, &credential)
 }
 
@@ -425,7 +505,7 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
     let id: CredentialId = id
         .parse()
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
-    sam.destroy_credential_key(&id, OPERATOR)?;
+    sam.destroy_credential_key(&id, &cli_actor(Action::CredentialDestroy))?;
     Ok(json!({ "credentialID": id.to_string(), "status": "disabled", "keyDestroyed": true }))
 }
 
@@ -434,7 +514,7 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
 /// and its verifier rewritten; until then such a TOTP verifies nothing. `Ok(true)` when nothing
 /// failed. Audited per credential as `otp.migrate`.
 pub fn credential_migrate_otp(sam: &Sam) -> anyhow::Result<(bool, Value)> {
-    let report = sam.migrate_otp_seeds(OPERATOR)?;
+    let report = sam.migrate_otp_seeds(&cli_actor(Action::OtpMigrate))?;
     let failed: Vec<Value> = report
         .failed
         .iter()
@@ -468,7 +548,7 @@ pub fn seal_files(cfg: &Config, given: Vec<PathBuf>) -> Vec<PathBuf> {
 /// audit key and every seal verifies and matches its record (Part II 3.2.2.4, Part I 7.1.4.3).
 /// Damage is reported with the first broken record, also as one line on standard error.
 pub fn audit_verify(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
-    let report = sam.verify_audit(seal_files)?;
+    let report = sam.verify_audit_as(&cli_actor(Action::AuditVerify), seal_files)?;
     let files: Vec<String> = seal_files.iter().map(|p| p.display().to_string()).collect();
     Ok(match report.verdict {
         AuditVerdict::Intact { records } => (
@@ -500,7 +580,7 @@ pub fn audit_verify(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, 
 
 /// `integrity seal`: the one-time upgrade step of a database made before row integrity.
 pub fn integrity_seal(sam: &Sam) -> anyhow::Result<Value> {
-    let report = sam.seal_database(OPERATOR)?;
+    let report = sam.seal_database(&cli_actor(Action::IntegritySeal))?;
     let sealed: serde_json::Map<String, Value> = report
         .sealed
         .into_iter()
@@ -516,20 +596,22 @@ pub fn integrity_seal(sam: &Sam) -> anyhow::Result<Value> {
 /// version without keyed audit links, confirms the switch point (after verifying the whole chain
 /// and the seals, as `audit verify`). `Ok(false)` when refused (damaged).
 pub fn audit_upgrade(sam: &Sam, seal_files: &[PathBuf]) -> anyhow::Result<(bool, Value)> {
-    Ok(match sam.confirm_audit_switch(seal_files, OPERATOR)? {
-        AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
-        AuditUpgrade::Confirmed { keyed_from, now } => (
-            true,
-            json!({ "keyedFrom": keyed_from, "plainRecords": keyed_from - 1, "confirmed": now }),
-        ),
-        AuditUpgrade::Refused { seq, reason } => {
-            eprintln!("audit log damaged: first broken record {seq}: {reason}");
-            (
-                false,
-                json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
-            )
-        }
-    })
+    Ok(
+        match sam.confirm_audit_switch(seal_files, &cli_actor(Action::AuditUpgrade))? {
+            AuditUpgrade::AllKeyed => (true, json!({ "keyedFrom": 1, "confirmed": false })),
+            AuditUpgrade::Confirmed { keyed_from, now } => (
+                true,
+                json!({ "keyedFrom": keyed_from, "plainRecords": keyed_from - 1, "confirmed": now }),
+            ),
+            AuditUpgrade::Refused { seq, reason } => {
+                eprintln!("audit log damaged: first broken record {seq}: {reason}");
+                (
+                    false,
+                    json!({ "intact": false, "firstBrokenRecord": seq, "reason": reason }),
+                )
+            }
+        },
+    )
 }
 
 /// Runs an operator command on the SAM of `cfg`, then seals the audit head in the configured

@@ -30,7 +30,7 @@ use sam::{AuditSeal, Sam};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::admin::{OPERATOR, seal_now};
+use crate::admin::{cli_actor, seal_now};
 use crate::config::Config;
 
 /// The archive format this version writes and reads.
@@ -234,7 +234,7 @@ pub fn backup(cfg: &Config, sam: &Sam, file: &Path) -> anyhow::Result<Value> {
     sam.record_backup(
         &file.display().to_string(),
         json!({ "format": FORMAT, "dataDir": cfg.data_dir.display().to_string() }),
-        OPERATOR,
+        &cli_actor(sam::Action::Backup),
     )?;
     // 1. the database: before the token, as a key the token gains afterwards is an orphan in
     //    the copy, while a token copied first could lack a key the database copy names
@@ -600,7 +600,7 @@ pub fn finish_restore(cfg: &Config, restored: Restored) -> anyhow::Result<(bool,
             "liveSealedRecord": restored.live_sealed,
             "sealsMovedTo": moved,
         }),
-        OPERATOR,
+        &cli_actor(sam::Action::Restore),
     )?;
     seal_now(&mut sealer);
     let files = crate::admin::seal_files(cfg, Vec::new());

@@ -244,6 +244,12 @@ impl From<SamError> for ApiError {
                 retry_after_secs: RETRY_AFTER_SECS,
             },
             S::OAuth(o) => o.into(),
+            // ---- roles (issue 14): an administrative act the caller's role may not do
+            e @ S::Forbidden { .. } => ApiError::Csc {
+                status: StatusCode::FORBIDDEN,
+                error: "access_denied",
+                description: e.to_string().into(),
+            },
             // ---- the time-stamping authority (spec §11.10)
             S::InvalidNonce => Self::invalid_parameter("nonce"),
             // ---- not refusals: trouble inside the server (logged, a bare server_error)

@@ -1,12 +1,14 @@
 //! The operator's acts that are not key provisioning (see `provision` for those): OAuth 2.0
 //! client registration (spec §8.3), listings for the operator, the audit check, the token's
-//! initialisation record and the purge of expired rows. Each write is audited with the actor
-//! the edge names (the CLI's `operator:cli`).
+//! initialisation record and the purge of expired rows. Each administrative act takes the
+//! acting [`crate::Actor`], is checked against its role (`roles`) and audited with the actor as
+//! `ROLE:NAME` (the CLI's `operator:cli`, `security-officer:cli`).
 
 use chrono::NaiveDateTime;
 use serde_json::json;
 use storage::{Credential, NewOAuthClient, OAuthClient, Purged, User, secret_hash};
 
+use crate::roles::{Action, Actor};
 use crate::{AuditEvent, Sam, SamError, audit_event, secrets};
 
 /// A client just registered; `secret` is shown once (a confidential client's) and stored only
@@ -47,7 +49,9 @@ pub fn valid_redirect_uri(uri: &str) -> bool {
 
 impl Sam {
     /// Records that the operator initialised the token `label` (`token.init`).
-    pub fn record_token_init(&self, label: &str, actor: &str) -> Result<(), SamError> {
+    pub fn record_token_init(&self, label: &str, actor: &Actor) -> Result<(), SamError> {
+        self.permit(actor, Action::TokenInit, label)?;
+        let actor = &actor.audit_name();
         self.store.write(|c| {
             c.append_audit(&audit_event(
                 AuditEvent::TokenInit,
@@ -67,8 +71,10 @@ impl Sam {
         name: &str,
         redirect_uris: &[String],
         confidential: bool,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<RegisteredClient, SamError> {
+        self.permit(actor, Action::ClientRegister, name)?;
+        let actor = &actor.audit_name();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(SamError::InvalidInput(
@@ -141,7 +147,9 @@ impl Sam {
     /// integrity seal`): seals every row, once ([`storage::Store::seal_unsealed_rows`]), audited
     /// as `integrity.seal`. The report lists credentials whose PIN verifier is of the older,
     /// unpeppered form: they never verify now; set their PIN again.
-    pub fn seal_database(&self, actor: &str) -> Result<storage::SealReport, SamError> {
+    pub fn seal_database(&self, actor: &Actor) -> Result<storage::SealReport, SamError> {
+        self.permit(actor, Action::IntegritySeal, "database")?;
+        let actor = &actor.audit_name();
         let report = self.store.seal_unsealed_rows()?;
         self.store.write(|c| {
             c.append_audit(&audit_event(

@@ -10,6 +10,7 @@ use serde_json::Value;
 use storage::AuditEvent;
 use storage::AuditSeal;
 
+use crate::roles::{Action, Actor};
 use crate::{Sam, SamError, audit_event};
 
 impl Sam {
@@ -23,7 +24,14 @@ impl Sam {
     /// Audits a backup the operator takes (`backup.create`, subject: the archive's path),
     /// before the copy is made so that the copy holds the record. Never put a secret in
     /// `detail`.
-    pub fn record_backup(&self, archive: &str, detail: Value, actor: &str) -> Result<(), SamError> {
+    pub fn record_backup(
+        &self,
+        archive: &str,
+        detail: Value,
+        actor: &Actor,
+    ) -> Result<(), SamError> {
+        self.permit(actor, Action::Backup, archive)?;
+        let actor = &actor.audit_name();
         self.store.write(|c| {
             c.append_audit(&audit_event(
                 AuditEvent::BackupCreate,
@@ -43,8 +51,10 @@ impl Sam {
         &self,
         archive: &str,
         detail: Value,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(), SamError> {
+        self.permit(actor, Action::Restore, archive)?;
+        let actor = &actor.audit_name();
         self.store.write(|c| {
             c.append_audit(&audit_event(
                 AuditEvent::BackupRestore,

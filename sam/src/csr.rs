@@ -20,6 +20,7 @@ use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::activation::key_id_of;
+use crate::roles::{Action, Actor};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 fn csr_error(e: impl std::fmt::Display) -> SamError {
@@ -118,8 +119,10 @@ impl Sam {
         &self,
         credential_id: &CredentialId,
         subject: Option<&str>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<String, SamError> {
+        self.permit(actor, Action::CredentialCsr, &credential_id.to_string())?;
+        let actor = &actor.audit_name();
         let credential = self
             .store
             .read(|c| c.credential(credential_id))?

@@ -12,6 +12,7 @@ use serde_json::json;
 use storage::{NewAuditEvent, UserId};
 
 use crate::oauth::OAuthError;
+use crate::roles::{Action, Actor};
 use crate::tokens::client_actor;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
@@ -23,8 +24,10 @@ impl Sam {
         &self,
         client_id: &str,
         user_name: &str,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<bool, SamError> {
+        self.permit(actor, Action::ClientDelegate, client_id)?;
+        let actor = &actor.audit_name();
         let client = self
             .oauth_client(client_id)?
             .ok_or(OAuthError::UnknownClient)?;
@@ -56,8 +59,10 @@ impl Sam {
         &self,
         client_id: &str,
         user_name: &str,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<bool, SamError> {
+        self.permit(actor, Action::ClientUndelegate, client_id)?;
+        let actor = &actor.audit_name();
         self.oauth_client(client_id)?
             .ok_or(OAuthError::UnknownClient)?;
         let user = self

@@ -23,6 +23,7 @@ pub mod oauth;
 mod observe;
 mod otp;
 mod provision;
+pub mod roles;
 mod seals;
 pub mod secrets;
 mod tokens;
@@ -62,6 +63,7 @@ pub use tokens::{
 pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
+pub use roles::{Action, Actor};
 pub use seals::AuditSealer;
 pub use storage::{
     AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
@@ -82,6 +84,10 @@ pub enum SamError {
     UnknownUser(String),
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// An administrative act the actor's role does not allow ([`roles::allows`]); audited as
+    /// `access.denied`.
+    #[error("the role {} may not {action}", role.as_str())]
+    Forbidden { role: Role, action: &'static str },
     /// The database could not be opened (the URL is shown without its password).
     #[error("cannot open the database {url}: {source}")]
     Database {

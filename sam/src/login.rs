@@ -13,6 +13,7 @@ use storage::{Conn, Counter, NewAuditEvent, NewUser, Role, StorageError, User, U
 
 use crate::gate::{LoginLimits, PasswordGate};
 use crate::lockout::{Checked, Reservation};
+use crate::roles::{Action, Actor};
 use crate::tokens::{
     IssuedTokens, Minted, TokenGrant, TokenPolicy, TokenValues, end_sessions, login_success,
 };
@@ -256,7 +257,9 @@ impl Sam {
     /// is revoked; no client acts for the user any more ([`Sam::client_may_act_for`]). Lifted
     /// only by [`Sam::enable_user`] (not by `user unlock`). Audited as `user.disable` by
     /// `actor`, with what was revoked. Returns the user as it was before.
-    pub fn disable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+    pub fn disable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
+        self.permit(actor, Action::UserDisable, name)?;
+        let actor = &actor.audit_name();
         self.store
             .write(|c| {
                 let Some(user) = c.user_by_name(name)? else {
@@ -281,7 +284,9 @@ impl Sam {
 
     /// Lifts an operator's disable (`csc-server user enable`); a login lock stays as it is.
     /// Audited as `user.enable` by `actor`. Returns the user as it was before.
-    pub fn enable_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+    pub fn enable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
+        self.permit(actor, Action::UserEnable, name)?;
+        let actor = &actor.audit_name();
         self.store
             .write(|c| {
                 let Some(user) = c.user_by_name(name)? else {
@@ -300,13 +305,20 @@ impl Sam {
             .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
     }
 
-    /// Creates a signer (`csc-server user add`), audited as `user.create` by `actor`.
+    /// Creates a user of `role` (`csc-server user add --role`), audited as `user.create` by
+    /// `actor` (an operator creates signers, the security officer the administrative users).
+    /// A user has one role: an administrative role is held by a user of its own, never added
+    /// to a signer or another administrator (a second user of the same name is
+    /// [`SamError::UserExists`]).
     pub fn add_user(
         &self,
         name: &str,
         password: &SecretString,
-        actor: &str,
+        role: Role,
+        actor: &Actor,
     ) -> Result<User, SamError> {
+        self.permit(actor, Action::UserCreate(role), name)?;
+        let actor = &actor.audit_name();
         if !valid_user_name(name) {
             return Err(SamError::InvalidInput(
                 "a user name has 1 to 64 characters among letters, digits and . _ - @".into(),
@@ -320,7 +332,7 @@ impl Sam {
         let new = NewUser {
             name: name.to_owned(),
             password_hash: secrets::hash_secret(password)?,
-            role: Role::Signer,
+            role,
         };
         self.store
             .write(|c| {
@@ -342,7 +354,9 @@ impl Sam {
 
     /// Lifts a login lock and clears the failure count (`csc-server user unlock`), audited as
     /// `user.unlock` by `actor`. Returns the user as it was before.
-    pub fn unlock_user(&self, name: &str, actor: &str) -> Result<User, SamError> {
+    pub fn unlock_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
+        self.permit(actor, Action::UserUnlock, name)?;
+        let actor = &actor.audit_name();
         self.store
             .write(|c| {
                 let Some(user) = c.user_by_name(name)? else {

@@ -14,6 +14,7 @@ use storage::{
     AuthMode, Credential, CredentialId, CredentialStatus, FactorKind, NewCredential, Scal,
 };
 
+use crate::roles::{Action, Actor};
 use crate::secrets::pin_verifier;
 use crate::totp::TotpVerifier;
 use crate::{AuditEvent, Sam, SamError, audit_event};
@@ -102,8 +103,10 @@ impl Sam {
     pub fn create_credential(
         &self,
         req: NewCredentialRequest,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<CreatedCredential, SamError> {
+        self.permit(actor, Action::CredentialCreate, &req.user_name)?;
+        let actor = &actor.audit_name();
         self.create_with(req, actor, &Certifier::DevCa)
     }
 
@@ -116,9 +119,10 @@ impl Sam {
         &self,
         req: NewCredentialRequest,
         subject: Option<&str>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<PendingCredential, SamError> {
-        let created = self.create_with(req, actor, &Certifier::Operator(subject))?;
+        self.permit(actor, Action::CredentialCreate, &req.user_name)?;
+        let created = self.create_with(req, &actor.audit_name(), &Certifier::Operator(subject))?;
         let csr_pem = self.certificate_request(&created.credential.id, subject, actor)?;
         Ok(PendingCredential {
             credential: created.credential,
@@ -315,8 +319,14 @@ impl Sam {
         &self,
         credential_id: &CredentialId,
         chain_der: Vec<Vec<u8>>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Credential, SamError> {
+        self.permit(
+            actor,
+            Action::CredentialImportChain,
+            &credential_id.to_string(),
+        )?;
+        let actor = &actor.audit_name();
         let subject = credential_id.to_string();
         let result = self.check_chain(credential_id, &chain_der);
         let serial = match result {
@@ -395,8 +405,10 @@ impl Sam {
     pub fn destroy_credential_key(
         &self,
         credential_id: &CredentialId,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(), SamError> {
+        self.permit(actor, Action::CredentialDestroy, &credential_id.to_string())?;
+        let actor = &actor.audit_name();
         let subject = credential_id.to_string();
         let key_id = self.stored_key_id(credential_id)?;
         self.store

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use storage::{AuditReport, AuditSeal, AuditUpgrade, SealLog, Store};
 
+use crate::roles::{Action, Actor};
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
 /// Appends a seal of the chain head to one seal file whenever the head moved.
@@ -84,8 +85,10 @@ impl Sam {
     pub fn confirm_audit_switch(
         &self,
         seal_files: &[PathBuf],
-        actor: &str,
+        actor: &Actor,
     ) -> Result<AuditUpgrade, SamError> {
+        self.permit(actor, Action::AuditUpgrade, "audit-log")?;
+        let actor = &actor.audit_name();
         Ok(self.store.confirm_audit_switch(seal_files, |keyed_from| {
             audit_event(
                 AuditEvent::AuditUpgrade,

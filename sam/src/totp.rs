@@ -33,6 +33,7 @@ use storage::{CredentialId, FactorKind};
 use zeroize::Zeroizing;
 
 use crate::otp::ONLINE_OTP;
+use crate::roles::{Action, Actor};
 use crate::secrets::random_bytes;
 use crate::{AuditEvent, Sam, SamError, audit_event};
 
@@ -332,7 +333,9 @@ impl Sam {
     /// changed meanwhile is not migrated and its new key is destroyed. The old seeds may remain
     /// in free pages of the database file and in its backups: whoever may hold such a copy can
     /// still compute codes until the signer's TOTP is enrolled anew (README).
-    pub fn migrate_otp_seeds(&self, actor: &str) -> Result<OtpMigration, SamError> {
+    pub fn migrate_otp_seeds(&self, actor: &Actor) -> Result<OtpMigration, SamError> {
+        self.permit(actor, Action::OtpMigrate, "otp-seeds")?;
+        let actor = &actor.audit_name();
         let factors = self.store.read(|c| c.factors_of_kind(FactorKind::Otp))?;
         let mut report = OtpMigration::default();
         for factor in factors {

@@ -187,7 +187,7 @@ fn create_full(sam: &Sam, c: Cred<'_>) -> sam::CreatedCredential {
             auth_mode: storage::AuthMode::Explicit,
             description: None,
         },
-        "test",
+        &sam::Actor::new("test", sam::Role::Operator),
     )
     .expect("create credential")
 }
@@ -668,7 +668,12 @@ fn concurrent_wrong_pins_are_verified_at_most_max_failures_times(f: &Fixture) {
 /// `user.lock` record, and the right password is then refused as locked, unverified.
 fn concurrent_wrong_passwords_are_verified_at_most_max_failures_times(f: &Fixture) {
     f.sam
-        .add_user("carol", &SecretString::from("carol-password"), "test")
+        .add_user(
+            "carol",
+            &SecretString::from("carol-password"),
+            sam::Role::Signer,
+            &sam::Actor::new("test", sam::Role::Operator),
+        )
         .expect("carol");
     let policy = sam::TokenPolicy {
         access_ttl: chrono::Duration::minutes(30),
@@ -2065,7 +2070,7 @@ fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
 
     let unlocked = f
         .sam
-        .unlock_credential(&cred.id, "operator:test")
+        .unlock_credential(&cred.id, &sam::Actor::new("test", sam::Role::Operator))
         .expect("unlock");
     assert_eq!(unlocked, vec![FactorKind::Pin]);
     let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
@@ -2083,9 +2088,10 @@ fn the_lock_is_audited_once_and_only_the_operator_unlock_lifts_it() {
     f.sam
         .authorize(&f.alice, &cred.id, 1, None, pin())
         .expect("the right PIN after the unlock");
-    let r = f
-        .sam
-        .unlock_credential(&CredentialId::new(), "operator:test");
+    let r = f.sam.unlock_credential(
+        &CredentialId::new(),
+        &sam::Actor::new("test", sam::Role::Operator),
+    );
     assert!(matches!(r, Err(SamError::UnknownCredential(_))), "{r:?}");
 }
 
@@ -2233,7 +2239,7 @@ fn scal2_is_never_created_or_activated_with_one_factor() {
             auth_mode: storage::AuthMode::Explicit,
             description: None,
         },
-        "test",
+        &sam::Actor::new("test", sam::Role::Operator),
     );
     assert!(matches!(r, Err(SamError::InvalidInput(_))), "{:?}", r.err());
     // a PIN-only credential raised to SCAL 2 behind the SAM's back no longer verifies: it is
@@ -2278,7 +2284,7 @@ fn oauth2code_credentials_are_activated_only_through_a_grant() {
                 auth_mode: storage::AuthMode::Oauth2Code,
                 description: None,
             },
-            "test",
+            &sam::Actor::new("test", sam::Role::Operator),
         )
         .expect("create")
         .credential;
@@ -2606,7 +2612,10 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("broken verifier");
 
     // the operator's upgrade moves the seed into the token
-    let report = f.sam.migrate_otp_seeds("operator:test").expect("migrate");
+    let report = f
+        .sam
+        .migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer))
+        .expect("migrate");
     assert_eq!(report.migrated, [cred.id]);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].0, broken.id);
@@ -2626,7 +2635,7 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
     assert_eq!(records.len(), 1);
     assert_eq!(
         (records[0].actor.as_str(), records[0].subject.as_str()),
-        ("operator:test", cred.id.to_string().as_str())
+        ("security-officer:test", cred.id.to_string().as_str())
     );
     assert!(records[0].detail.contains(&parsed.key.to_string()));
     assert!(!records[0].detail.contains(&plain));
@@ -2645,7 +2654,10 @@ fn a_plain_seed_of_an_older_database_never_verifies_until_migrated() {
         .expect("sign");
 
     // idempotent: nothing left to move, the broken one still reported
-    let again = f.sam.migrate_otp_seeds("operator:test").expect("again");
+    let again = f
+        .sam
+        .migrate_otp_seeds(&sam::Actor::new("test", sam::Role::SecurityOfficer))
+        .expect("again");
     assert!(again.migrated.is_empty(), "{again:?}");
     assert_eq!(again.failed.len(), 1);
     assert!(matches!(
@@ -2737,7 +2749,10 @@ fn destroying_a_credential_destroys_its_totp_key() {
     hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8])
         .expect("the key works");
     f.sam
-        .destroy_credential_key(&cred.id, "operator:test")
+        .destroy_credential_key(
+            &cred.id,
+            &sam::Actor::new("test", sam::Role::SecurityOfficer),
+        )
         .expect("destroy");
     assert!(matches!(
         hsm.hmac(&key, cm_pkcs11::HmacAlg::Sha1, &[0; 8]),
@@ -2795,7 +2810,9 @@ fn a_login_lock_and_a_disable_revoke_the_users_sads() {
         .sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256())
         .expect("bob still signs");
 
-    f.sam.disable_user("bob", "test").expect("disable");
+    f.sam
+        .disable_user("bob", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("disable");
     let r = f.sam.sign_hash(&f.bob, &b.id, &sad_b.sad, &h, &es256());
     assert!(matches!(r, Err(SamError::InvalidSad)), "{r:?}");
     let disable = audit(&f.sam)
@@ -2835,7 +2852,10 @@ fn at_level(sam: &Sam, level: u8) -> Sam {
 fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
     let f = fixture();
     let refused = |level: u8, scal, otp| {
-        let r = at_level(&f.sam, level).create_credential(request(scal, otp), "test");
+        let r = at_level(&f.sam, level).create_credential(
+            request(scal, otp),
+            &sam::Actor::new("test", sam::Role::Operator),
+        );
         match r {
             Err(SamError::AssuranceLevel { level: l, reason }) => {
                 assert_eq!(l, level);
@@ -2846,7 +2866,10 @@ fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
     };
     let made = |level: u8, scal, otp| {
         at_level(&f.sam, level)
-            .create_credential(request(scal, otp), "test")
+            .create_credential(
+                request(scal, otp),
+                &sam::Actor::new("test", sam::Role::Operator),
+            )
             .unwrap_or_else(|e| panic!("level {level}, {scal:?}, {otp:?}: {e}"));
     };
     made(1, Scal::One, OtpChoice::None);
@@ -2870,7 +2893,7 @@ fn the_assurance_level_refuses_the_credentials_below_it_at_creation() {
         .collect();
     assert_eq!(refusals.len(), 3, "{refusals:?}");
     assert!(refusals.iter().all(|r| r.subject == "alice"
-        && r.actor == "test"
+        && r.actor == "operator:test"
         && r.detail.contains("assurance level")));
 }
 

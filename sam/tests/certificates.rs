@@ -155,7 +155,9 @@ fn every_issued_certificate_has_key_identifiers_that_match_up_the_chain() {
     add_user(&sam);
     let ca = X509::from_der(sam.ca_certificate_der()).unwrap();
     for spec in [KeySpec::Rsa2048, KeySpec::EcP256, KeySpec::EcP384] {
-        let created = sam.create_credential(request(spec), "test").unwrap();
+        let created = sam
+            .create_credential(request(spec), &sam::Actor::new("test", sam::Role::Operator))
+            .unwrap();
         let leaf = X509::from_der(&created.certificate_der).unwrap();
         assert_chain(dir.path(), &ca, &leaf, None);
     }
@@ -219,7 +221,10 @@ fn a_data_directory_from_before_gets_its_ca_and_tsa_keys_certified_again() {
     let tsa = X509::from_der(sam.tsa_certificate_der().unwrap()).unwrap();
     assert_chain(dir.path(), &ca, &tsa, Some("timestampsign"));
     let created = sam
-        .create_credential(request(KeySpec::EcP256), "test")
+        .create_credential(
+            request(KeySpec::EcP256),
+            &sam::Actor::new("test", sam::Role::Operator),
+        )
         .unwrap();
     assert_chain(
         dir.path(),

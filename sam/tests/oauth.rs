@@ -504,7 +504,7 @@ fn the_consent_checks_are_the_activation_checks() {
                     auth_mode: storage::AuthMode::Explicit,
                     description: None,
                 },
-                "test",
+                &sam::Actor::new("test", sam::Role::Operator),
             )
             .expect("credential")
             .credential
@@ -820,13 +820,17 @@ fn sixteen_concurrent_rotations_of_a_refresh_token_rotate_once_postgres() {
 fn a_disabled_signers_code_buys_nothing() {
     let f = fixture();
     let code = f.service_code("public-app", Some(CHALLENGE), true);
-    f.sam.disable_user("alice", "test").expect("disable");
+    f.sam
+        .disable_user("alice", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("disable");
     assert_eq!(
         oauth_err(f.exchange("public-app", &code, Some(VERIFIER))),
         OAuthError::InvalidCode
     );
     // and it is used up: enabling the signer again does not revive it
-    f.sam.enable_user("alice", "test").expect("enable");
+    f.sam
+        .enable_user("alice", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("enable");
     assert_eq!(
         oauth_err(f.exchange("public-app", &code, Some(VERIFIER))),
         OAuthError::CodeUsedOrExpired
@@ -842,7 +846,9 @@ fn a_disabled_signers_code_buys_nothing() {
             )
         })
         .expect("password");
-    f.sam.disable_user("alice", "test").expect("disable");
+    f.sam
+        .disable_user("alice", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("disable");
     assert_eq!(
         f.sam
             .login_with_password(&f.policy, "alice", &password, false)
@@ -850,7 +856,9 @@ fn a_disabled_signers_code_buys_nothing() {
             .map(drop),
         Err(sam::LoginRefusal::Locked)
     );
-    f.sam.enable_user("alice", "test").expect("enable");
+    f.sam
+        .enable_user("alice", &sam::Actor::new("test", sam::Role::Operator))
+        .expect("enable");
     assert!(
         f.sam
             .login_with_password(&f.policy, "alice", &password, false)

@@ -110,7 +110,7 @@ fn every_key_type_is_generated_in_the_token_and_certified_by_the_dev_ca() {
     ] {
         let created = f
             .sam
-            .create_credential(request(spec), "test")
+            .create_credential(request(spec), &sam::Actor::new("test", sam::Role::Operator))
             .expect("create");
         let cred = &created.credential;
         assert_eq!(cred.key_spec, spec.to_string());
@@ -172,7 +172,10 @@ fn the_pin_is_kept_as_an_argon2_verifier_and_otp_gives_a_uri() {
     req.otp = sam::OtpChoice::Totp;
     req.scal = Scal::Two;
     req.multisign = 5;
-    let created = f.sam.create_credential(req, "test").expect("create");
+    let created = f
+        .sam
+        .create_credential(req, &sam::Actor::new("test", sam::Role::Operator))
+        .expect("create");
     let uri = created.otpauth_uri.expect("otpauth uri");
     let uri = secrecy::ExposeSecret::expose_secret(&uri);
     assert!(uri.starts_with("otpauth://totp/csc-server:"), "{uri}");
@@ -216,19 +219,22 @@ fn bad_requests_are_refused_before_any_key_is_made() {
     let mut req = request(KeySpec::EcP256);
     req.pin = SecretString::from("12");
     assert!(matches!(
-        f.sam.create_credential(req, "test"),
+        f.sam
+            .create_credential(req, &sam::Actor::new("test", sam::Role::Operator)),
         Err(SamError::InvalidInput(_))
     ));
     let mut req = request(KeySpec::EcP256);
     req.multisign = 0;
     assert!(matches!(
-        f.sam.create_credential(req, "test"),
+        f.sam
+            .create_credential(req, &sam::Actor::new("test", sam::Role::Operator)),
         Err(SamError::InvalidInput(_))
     ));
     let mut req = request(KeySpec::EcP256);
     req.user_name = "mallory".into();
     assert!(matches!(
-        f.sam.create_credential(req, "test"),
+        f.sam
+            .create_credential(req, &sam::Actor::new("test", sam::Role::Operator)),
         Err(SamError::UnknownUser(_))
     ));
     let listed = f
@@ -244,29 +250,43 @@ fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
     let f = fixture();
     let a = f
         .sam
-        .create_credential(request(KeySpec::EcP256), "t")
+        .create_credential(
+            request(KeySpec::EcP256),
+            &sam::Actor::new("t", sam::Role::Operator),
+        )
         .expect("a");
     let b = f
         .sam
-        .create_credential(request(KeySpec::EcP256), "t")
+        .create_credential(
+            request(KeySpec::EcP256),
+            &sam::Actor::new("t", sam::Role::Operator),
+        )
         .expect("b");
     let b_chain = b.credential.cert_chain_der().expect("chain");
     let a_chain = a.credential.cert_chain_der().expect("chain");
 
-    let refused = f
-        .sam
-        .import_certificate_chain(&a.credential.id, b_chain.clone(), "t");
+    let refused = f.sam.import_certificate_chain(
+        &a.credential.id,
+        b_chain.clone(),
+        &sam::Actor::new("t", sam::Role::Operator),
+    );
     assert!(matches!(refused, Err(SamError::KeyMismatch)), "{refused:?}");
     // the CA first is also a key mismatch; garbage is an invalid chain
     let reversed: Vec<_> = a_chain.iter().rev().cloned().collect();
     assert!(matches!(
-        f.sam
-            .import_certificate_chain(&a.credential.id, reversed, "t"),
+        f.sam.import_certificate_chain(
+            &a.credential.id,
+            reversed,
+            &sam::Actor::new("t", sam::Role::Operator)
+        ),
         Err(SamError::KeyMismatch)
     ));
     assert!(matches!(
-        f.sam
-            .import_certificate_chain(&a.credential.id, vec![b"junk".to_vec()], "t"),
+        f.sam.import_certificate_chain(
+            &a.credential.id,
+            vec![b"junk".to_vec()],
+            &sam::Actor::new("t", sam::Role::Operator)
+        ),
         Err(SamError::InvalidChain(_))
     ));
     // nothing changed
@@ -281,14 +301,21 @@ fn a_chain_for_another_key_is_refused_and_a_matching_one_imported() {
     // a chain whose signer is the token key but whose issuer did not sign it is refused
     let forged = vec![a_chain[0].clone(), b_chain[0].clone()];
     assert!(matches!(
-        f.sam
-            .import_certificate_chain(&a.credential.id, forged, "t"),
+        f.sam.import_certificate_chain(
+            &a.credential.id,
+            forged,
+            &sam::Actor::new("t", sam::Role::Operator)
+        ),
         Err(SamError::InvalidChain(_))
     ));
 
     let ok = f
         .sam
-        .import_certificate_chain(&a.credential.id, vec![a_chain[0].clone()], "t")
+        .import_certificate_chain(
+            &a.credential.id,
+            vec![a_chain[0].clone()],
+            &sam::Actor::new("t", sam::Role::Operator),
+        )
         .expect("import own certificate");
     assert_eq!(
         ok.cert_chain_der().expect("chain"),
@@ -301,7 +328,10 @@ fn a_destroyed_key_can_no_longer_sign() {
     let f = fixture();
     let created = f
         .sam
-        .create_credential(request(KeySpec::EcP256), "t")
+        .create_credential(
+            request(KeySpec::EcP256),
+            &sam::Actor::new("t", sam::Role::Operator),
+        )
         .expect("create");
     let key_id: KeyId = created.credential.key_id.parse().expect("key id");
     let cert = X509::from_der(&created.certificate_der).expect("cert");
@@ -313,7 +343,10 @@ fn a_destroyed_key_can_no_longer_sign() {
         b"before"
     ));
     f.sam
-        .destroy_credential_key(&created.credential.id, "t")
+        .destroy_credential_key(
+            &created.credential.id,
+            &sam::Actor::new("t", sam::Role::SecurityOfficer),
+        )
         .expect("destroy");
     let after = f.hsm.sign_digest(
         &key_id,
@@ -358,20 +391,25 @@ fn scal2_needs_an_otp_and_online_otp_shows_no_uri() {
     let mut req = request(KeySpec::EcP256);
     req.scal = Scal::Two;
     assert!(matches!(
-        f.sam.create_credential(req, "test"),
+        f.sam
+            .create_credential(req, &sam::Actor::new("test", sam::Role::Operator)),
         Err(SamError::InvalidInput(_))
     ));
     let mut req = request(KeySpec::EcP256);
     req.auth_mode = storage::AuthMode::Implicit;
     assert!(matches!(
-        f.sam.create_credential(req, "test"),
+        f.sam
+            .create_credential(req, &sam::Actor::new("test", sam::Role::Operator)),
         Err(SamError::InvalidInput(_))
     ));
     let mut req = request(KeySpec::EcP256);
     req.scal = Scal::Two;
     req.otp = sam::OtpChoice::Online;
     req.auth_mode = storage::AuthMode::Oauth2Code;
-    let created = f.sam.create_credential(req, "test").expect("create");
+    let created = f
+        .sam
+        .create_credential(req, &sam::Actor::new("test", sam::Role::Operator))
+        .expect("create");
     assert!(created.otpauth_uri.is_none());
     assert_eq!(created.credential.auth_mode, storage::AuthMode::Oauth2Code);
     let otp = f

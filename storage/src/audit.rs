@@ -136,6 +136,8 @@ pub enum AuditEvent {
     UserLock,
     /// `user.unlock`: an operator lifted a login lock.
     UserUnlock,
+    /// `access.denied`: an administrative act refused to the actor's role (issue 14).
+    AccessDenied,
 }
 
 impl AuditEvent {
@@ -181,6 +183,7 @@ impl AuditEvent {
             AuditEvent::UserEnable => "user.enable",
             AuditEvent::UserLock => "user.lock",
             AuditEvent::UserUnlock => "user.unlock",
+            AuditEvent::AccessDenied => "access.denied",
         }
     }
 }

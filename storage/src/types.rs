@@ -205,9 +205,12 @@ string_enum!(
     Role, "role" {
         /// Owns credentials and signs.
         Signer => "signer",
-        /// Administers users and credentials.
-        Admin => "admin",
-        /// Reads and verifies the audit log.
+        /// Registration: users, credentials, unlocks (issue 14; JT2A Part I 7.1.3 operator).
+        Operator => "operator",
+        /// Keys, the token, integrity and audit keys, OAuth 2.0 clients and delegation
+        /// (JT2A Part I 7.1.3 security officer).
+        SecurityOfficer => "security-officer",
+        /// Reads and verifies the audit log, nothing else (JT2A Part I 7.1.3 auditor).
         Auditor => "auditor",
     }
 );

@@ -317,7 +317,7 @@ fn users(db: &TestDb) {
         c.create_user(&NewUser {
             name: "bob".into(),
             password_hash: "x".into(),
-            role: Role::Admin,
+            role: Role::Operator,
         })
     });
     assert!(matches!(dup, Err(StorageError::Conflict(_))), "{dup:?}");
@@ -1547,7 +1547,7 @@ fn write_rolls_back_on_err(db: &TestDb) {
         let u = c.create_user(&NewUser {
             name: "ghost".into(),
             password_hash: "x".into(),
-            role: Role::Admin,
+            role: Role::Operator,
         })?;
         c.append_audit(&NewAuditEvent::new(
             AuditEvent::UserCreate,

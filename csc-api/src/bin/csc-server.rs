@@ -33,14 +33,25 @@ struct Cli {
     /// TOML configuration file (default: DATA_DIR/config.toml when present).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// The role this command acts as (signer, operator, security-officer, auditor), named in
+    /// its audit records; default: the role the command needs. A role that may not do the
+    /// command is refused (and the refusal audited).
+    #[arg(long = "as", global = true, value_name = "ROLE", value_parser = parse_role)]
+    act_as: Option<sam::Role>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the data directory, the token, the database and the development CA (idempotent).
-    Init,
+    /// Create the data directory, the token, the database and the development CA (idempotent);
+    /// and the first security officer when CSC_SO_PASSWORD is set or --security-officer given
+    /// (password: CSC_SO_PASSWORD, else one line of standard input).
+    Init {
+        /// The first security officer's user name (default `security-officer`).
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "security-officer")]
+        security_officer: Option<String>,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -107,8 +118,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add a signer; the password comes from CSC_PASSWORD, else one line of standard input.
-    Add { name: String },
+    /// Add a user (a signer unless --role); the password comes from CSC_PASSWORD, else one
+    /// line of standard input.
+    Add {
+        name: String,
+        /// signer (default), operator, security-officer or auditor: one role per user.
+        #[arg(long, value_parser = parse_role, default_value = "signer")]
+        role: sam::Role,
+    },
     /// Lift the lock set by too many failed logins (and clear the count).
     Unlock { name: String },
     /// Disable a user: login refused, every token and SAD revoked, no client acts for them.
@@ -275,7 +292,7 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
     }
     // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
     // command needs them to exist
-    let create = matches!(cli.command, Command::Init | Command::Demo { .. });
+    let create = matches!(cli.command, Command::Init { .. } | Command::Demo { .. });
     if let Command::Restore {
         file,
         allow_rollback,
@@ -303,13 +320,29 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
     }
     // SAFETY: no other thread exists yet (the contract of `run`).
     unsafe { admin::prepare_softhsm(&cfg, create) }?;
+    if let Some(role) = cli.act_as {
+        admin::act_as(role);
+    }
     match cli.command {
-        Command::Init => print(&admin::init(&cfg)?.1),
+        Command::Init { security_officer } => {
+            // the first security officer: --security-officer [NAME], or CSC_SO_PASSWORD set
+            let name = security_officer.or_else(|| {
+                std::env::var_os("CSC_SO_PASSWORD").map(|_| "security-officer".to_owned())
+            });
+            let password = match &name {
+                Some(_) => Some(admin::read_secret("CSC_SO_PASSWORD", "password")?),
+                None => None,
+            };
+            let officer = name.as_deref().zip(password.as_ref());
+            print(&admin::init_with(&cfg, officer)?.1)
+        }
         Command::User {
-            command: UserCommand::Add { name },
+            command: UserCommand::Add { name, role },
         } => {
             let password = admin::read_secret("CSC_PASSWORD", "password")?;
-            let user = admin::sealed_command(&cfg, |sam| admin::user_add(sam, &name, &password))?;
+            let user = admin::sealed_command(&cfg, |sam| {
+                admin::user_add_with_role(sam, &name, &password, role)
+            })?;
             print(&serde_json::json!({ "userID": user.id.to_string(), "name": user.name }));
         }
         Command::User {
@@ -509,4 +542,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--as ROLE`, `--role ROLE`.
+fn parse_role(s: &str) -> Result<sam::Role, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a role: signer, operator, security-officer or auditor"))
 }

@@ -661,7 +661,7 @@ fn level_3_refuses_to_create_or_activate_single_factor_and_scal1_credentials() {
                 auth_mode: sam::AuthMode::Explicit,
                 description: None,
             },
-            "test",
+            &sam::Actor::new("test", sam::Role::Operator),
         )
         .expect("made under level 1")
         .credential

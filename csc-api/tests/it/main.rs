@@ -24,6 +24,7 @@ mod openapi_routes;
 mod operator_ca;
 mod pyhanko;
 mod requirements;
+mod roles;
 mod schemathesis;
 mod seals;
 mod second_token;

@@ -3,6 +3,7 @@
 //! factor and runs the caller's grant (a SAD, an OAuth 2.0 code) in the same transaction.
 
 use super::*;
+use crate::roles::{Action, Actor};
 
 /// The proof an OTP was right, spent in the granting transaction.
 pub(super) enum OtpProof {
@@ -542,8 +543,10 @@ impl Sam {
     pub fn unlock_credential(
         &self,
         credential: &CredentialId,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Vec<FactorKind>, SamError> {
+        self.permit(actor, Action::CredentialUnlock, &credential.to_string())?;
+        let actor = &actor.audit_name();
         let subject = credential.to_string();
         self.store
             .write(|c| {
