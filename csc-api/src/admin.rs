@@ -429,6 +429,52 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
     Ok(json!({ "credentialID": id.to_string(), "status": "disabled", "keyDestroyed": true }))
 }
 
+fn parse_credential_id(id: &str) -> anyhow::Result<CredentialId> {
+    id.parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))
+}
+
+/// `csc-server credential disable ID`: the credential as it is now.
+pub fn credential_disable(sam: &Sam, id: &str) -> anyhow::Result<Value> {
+    let credential = sam.disable_credential(&parse_credential_id(id)?, OPERATOR)?;
+    credential_json(&sam.owner_of(&credential)?, &credential)
+}
+
+/// `csc-server credential enable ID`: the credential as it is now.
+pub fn credential_enable(sam: &Sam, id: &str) -> anyhow::Result<Value> {
+    let credential = sam.enable_credential(&parse_credential_id(id)?, OPERATOR)?;
+    credential_json(&sam.owner_of(&credential)?, &credential)
+}
+
+/// `csc-server credential revoke ID --reason TEXT`: the credential, `revoked`.
+pub fn credential_revoke(sam: &Sam, id: &str, reason: &str) -> anyhow::Result<Value> {
+    let credential = sam.revoke_credential(&parse_credential_id(id)?, reason, OPERATOR)?;
+    let mut out = credential_json(&sam.owner_of(&credential)?, &credential)?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("keyDestroyed".into(), json!(true));
+    }
+    Ok(out)
+}
+
+/// `csc-server credential rekey ID [--key SPEC] [--csr [--subject DN]]`: the credential with
+/// its new certificate (or `csr`), and `oldKeyDestroyed`.
+pub fn credential_rekey(
+    sam: &Sam,
+    id: &str,
+    spec: Option<KeySpec>,
+    certifier: sam::RekeyCertifier<'_>,
+) -> anyhow::Result<Value> {
+    let rekeyed = sam.rekey_credential(&parse_credential_id(id)?, spec, certifier, OPERATOR)?;
+    let mut out = credential_json(&sam.owner_of(&rekeyed.credential)?, &rekeyed.credential)?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("oldKeyDestroyed".into(), json!(true));
+        if let Some(csr) = rekeyed.csr_pem {
+            map.insert("csr".into(), json!(csr));
+        }
+    }
+    Ok(out)
+}
+
 /// `csc-server credential migrate-otp`: the one-time upgrade of a database made before TOTP
 /// seeds moved into the token (README "Upgrading"): every plain seed is imported into the token
 /// and its verifier rewritten; until then such a TOTP verifies nothing. `Ok(true)` when nothing

@@ -16,6 +16,7 @@ pub mod csr;
 mod delegation;
 mod gate;
 pub mod integrity;
+mod lifecycle;
 pub mod lockout;
 mod login;
 pub mod oauth;
@@ -39,6 +40,7 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
+pub use lifecycle::{MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};
@@ -116,6 +118,9 @@ pub enum SamError {
     /// The credential is disabled (authorize, extendTransaction, signHash).
     #[error("the credential is disabled")]
     CredentialDisabled,
+    /// The credential is revoked for good: it is never enabled or rekeyed again (issue 14).
+    #[error("the credential is revoked")]
+    CredentialRevoked,
     /// `numSignatures` < 1.
     #[error("numSignatures must be at least 1")]
     InvalidNumSignatures,

@@ -133,6 +133,33 @@ impl Conn<'_> {
         .ok_or(StorageError::NotFound)
     }
 
+    /// Replaces a credential's key (rekey): the token key id, its spec, the certificate chain
+    /// (DER, signer first; empty while a CSR awaits the CA) and the signer's hex serial.
+    pub fn set_credential_key(
+        &mut self,
+        id: &CredentialId,
+        key_id: &str,
+        key_spec: &str,
+        chain: &[Vec<u8>],
+        serial_hex: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let json = encode_b64_list(chain)?;
+        modify!(
+            self,
+            credentials,
+            CredentialRow,
+            id.to_string(),
+            |r: &mut CredentialRow| {
+                r.key_id = key_id.to_owned();
+                r.key_spec = key_spec.to_owned();
+                r.cert_chain = json;
+                r.cert_serial = serial_hex.map(str::to_owned);
+                Ok(Some(()))
+            }
+        )?
+        .ok_or(StorageError::NotFound)
+    }
+
     /// Deletes a credential with its factors and SADs. [`StorageError::NotFound`] if absent.
     /// The key in the token is the caller's business.
     pub fn delete_credential(&mut self, id: &CredentialId) -> Result<(), StorageError> {
