@@ -42,6 +42,19 @@ pub enum RekeyCertifier<'a> {
 }
 
 impl Sam {
+    /// Whether the token still holds the key `key_id` (a credential's `key_id`): `false` once
+    /// it is destroyed (revoke, rekey, destroy). For the operator and the tests.
+    pub fn key_in_token(&self, key_id: &str) -> Result<bool, SamError> {
+        let id: KeyId = key_id
+            .parse()
+            .map_err(|_| SamError::InvalidInput(format!("{key_id:?} is not a key id")))?;
+        match self.hsm.public_key(&id) {
+            Ok(_) => Ok(true),
+            Err(cm_pkcs11::HsmError::KeyNotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn existing(&self, id: &CredentialId) -> Result<Credential, SamError> {
         self.store
             .read(|c| c.credential(id))?
