@@ -196,6 +196,21 @@ pub fn credential_json(user: &User, c: &Credential) -> anyhow::Result<Value> {
         "certificate": chain.first(),
         "certificates": chain,
         "certificateStatus": certificate_status(c)?,
+        "certificateNotAfter": certificate_not_after(c)?,
+    }))
+}
+
+/// The signer certificate's notAfter (RFC 3339, UTC), `null` without one: what an operator
+/// watches for renewal (issue 14; `csc_certificates_expiring` counts those close to it).
+fn certificate_not_after(c: &Credential) -> anyhow::Result<Option<String>> {
+    let chain = c.cert_chain_der()?;
+    let Some(der) = chain.first() else {
+        return Ok(None);
+    };
+    let cert = openssl::x509::X509::from_der(der)?;
+    Ok(crate::certinfo::to_naive(cert.not_after()).map(|t| {
+        t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }))
 }
 

@@ -209,6 +209,7 @@ pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
         oauth: cfg.oauth_policy(),
         metrics_on_main_listener: cfg.metrics_listen.is_none()
             && crate::observability::recorder().is_some(),
+        cert_expiry_warning_days: cfg.cert_expiry_warning_days,
     })
 }
 

@@ -40,7 +40,7 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
-pub use lifecycle::{MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
+pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};

@@ -41,7 +41,49 @@ pub enum RekeyCertifier<'a> {
     Csr(Option<&'a str>),
 }
 
+/// A usable credential whose signer certificate expires soon ([`Sam::expiring_certificates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCertificate {
+    pub credential: CredentialId,
+    pub user: String,
+    /// The certificate's notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
 impl Sam {
+    /// The enabled credentials whose signer certificate is valid now but expires within
+    /// `within_days` days (none when `0`): what `cert_expiry_warning_days` reports on
+    /// `/metrics` (`csc_certificates_expiring`) and in `credential list`. CSC has no member for
+    /// it, so `credentials/info` stays as the spec words it (`cert.status` `valid`). Reads every
+    /// credential (the certificates are parsed once, then cached). Blocking.
+    pub fn expiring_certificates(
+        &self,
+        within_days: u32,
+    ) -> Result<Vec<ExpiringCertificate>, SamError> {
+        if within_days == 0 {
+            return Ok(Vec::new());
+        }
+        let now = storage::utc_now().and_utc().timestamp();
+        let horizon = now.saturating_add(i64::from(within_days).saturating_mul(86_400));
+        let mut out = Vec::new();
+        for (user, credential) in self.store.read(|c| c.list_credentials(None))? {
+            if credential.status != CredentialStatus::Enabled {
+                continue;
+            }
+            if let Some(not_after) = self.validity.not_after(&credential)?
+                && not_after >= now
+                && not_after <= horizon
+            {
+                out.push(ExpiringCertificate {
+                    credential: credential.id,
+                    user: user.name,
+                    not_after,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the token still holds the key `key_id` (a credential's `key_id`): `false` once
     /// it is destroyed (revoke, rekey, destroy). For the operator and the tests.
     pub fn key_in_token(&self, key_id: &str) -> Result<bool, SamError> {

@@ -267,3 +267,50 @@ fn a_revocation_needs_a_reason() {
     sad_of(authorize(&k, &alice, cred, 1));
     assert!(k.sam().key_in_token(&key_id(&k, cred)).expect("token"));
 }
+
+/// A certificate near expiry: counted by `/metrics` (`csc_certificates_expiring`, enabled
+/// credentials only) within `cert_expiry_warning_days`, its notAfter shown by `credential
+/// list`, while `credentials/info` keeps the spec's `cert.status` `valid`.
+#[test]
+fn certificates_near_expiry_are_counted_by_the_metrics() {
+    use crate::observability::{scrape, value};
+    // the development CA certifies for 730 days: a 731-day window holds every new certificate
+    let k = Kit::with(|c| c.cert_expiry_warning_days = 731);
+    k.create(&["rsa", "ec"]);
+    let m = scrape(&k);
+    assert_eq!(value(&m, "csc_certificates_expiring", &[]), Some(2.0));
+    csc_api::admin::credential_disable(k.sam(), k.id("rsa")).expect("disable");
+    let m = scrape(&k);
+    assert_eq!(value(&m, "csc_certificates_expiring", &[]), Some(1.0));
+    let expiring = k.sam().expiring_certificates(731).expect("expiring");
+    assert_eq!(expiring.len(), 1);
+    assert_eq!(expiring[0].credential.to_string(), k.id("ec"));
+    assert_eq!(expiring[0].user, "alice");
+    // a window short of the certificates' end, or none, counts nothing
+    assert!(k.sam().expiring_certificates(30).expect("30").is_empty());
+    assert!(k.sam().expiring_certificates(0).expect("0").is_empty());
+
+    let list = csc_api::admin::credential_list(k.sam(), Some("alice")).expect("list");
+    let ec = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["credentialID"] == k.id("ec"))
+        .expect("ec");
+    let not_after =
+        chrono::DateTime::parse_from_rfc3339(ec["certificateNotAfter"].as_str().expect("notAfter"))
+            .expect("RFC 3339");
+    assert_eq!(
+        (not_after.timestamp() - expiring[0].not_after).abs(),
+        0,
+        "the list and the gauge read the same certificate"
+    );
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let (status, info) = k.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": k.id("ec") }),
+    );
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["cert"]["status"], "valid");
+}
