@@ -6,7 +6,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{Credential, CredentialRow, NewCredential, User, UserRow, encode_b64_list};
 use crate::schema::{credential_factors, credentials, sads, users};
-use crate::sealed::modify;
+use crate::sealed::{locked, modify};
 use crate::types::{CredentialId, CredentialStatus, UserId, utc_now};
 use crate::users::one_row;
 
@@ -45,6 +45,20 @@ impl Conn<'_> {
             .get_result::<CredentialRow>(self.conn)
             .optional()?;
         self.admit_opt(row)?.map(Credential::try_from).transpose()
+    }
+
+    /// The credential with this id, its row locked until the end of the transaction on
+    /// PostgreSQL (`FOR UPDATE`; on SQLite a [`crate::Store::write`] holds the write lock). A
+    /// transaction that issues a SAD reads it so: a concurrent disable, revoke or rekey (an
+    /// update of the row, which revokes the credential's SADs) either waits for it, and
+    /// revokes the new SAD, or commits first, and the issuing transaction sees it.
+    pub fn credential_for_update(
+        &mut self,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StorageError> {
+        locked!(self, credentials::table.find(id.to_string()), CredentialRow)?
+            .map(Credential::try_from)
+            .transpose()
     }
 
     /// A page of the user's credentials, ordered by id: at most `limit` of them, starting after
