@@ -138,14 +138,26 @@ impl Sam {
         )
     }
 
-    /// Lifts [`Sam::disable_credential`] (or a `credential destroy`'s disable: such a
-    /// credential has no key and still signs nothing). Refused for a revoked credential
-    /// ([`SamError::CredentialRevoked`]), audited either way as `credential.enable`.
+    /// Lifts [`Sam::disable_credential`]. Refused for a revoked credential
+    /// ([`SamError::CredentialRevoked`]) and for one whose key is no longer in the token
+    /// (`credential destroy`), audited either way as `credential.enable`.
     pub fn enable_credential(
         &self,
         id: &CredentialId,
         actor: &str,
     ) -> Result<Credential, SamError> {
+        // a credential whose key `credential destroy` removed stays disabled
+        let current = self.existing(id)?;
+        if current.status != CredentialStatus::Revoked && !self.key_in_token(&current.key_id)? {
+            return Err(self.refuse_lifecycle(
+                AuditEvent::CredentialEnable,
+                actor,
+                id,
+                SamError::InvalidInput(
+                    "the credential's key is no longer in the token (destroyed): it cannot be enabled".into(),
+                ),
+            ));
+        }
         self.set_status(
             id,
             CredentialStatus::Enabled,

@@ -314,3 +314,29 @@ fn certificates_near_expiry_are_counted_by_the_metrics() {
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["cert"]["status"], "valid");
 }
+
+/// `credential destroy` leaves a credential without a key: it is never enabled again.
+#[test]
+fn a_credential_whose_key_was_destroyed_is_not_enabled() {
+    let k = Kit::new();
+    let cred = k.id("ec");
+    let key = key_id(&k, cred);
+    csc_api::admin::credential_destroy(k.sam(), cred).expect("destroy");
+    assert!(!k.sam().key_in_token(&key).expect("token"));
+    let refused = csc_api::admin::credential_enable(k.sam(), cred).expect_err("enable");
+    assert!(
+        refused.to_string().contains("no longer in the token"),
+        "{refused}"
+    );
+    assert_eq!(
+        records(&k, "credential.enable", cred)[0]["outcome"],
+        "refused"
+    );
+    let alice = k.login("alice", ALICE_PASSWORD);
+    assert_error(
+        &authorize(&k, &alice, cred, 1),
+        400,
+        "invalid_request",
+        DISABLED,
+    );
+}
