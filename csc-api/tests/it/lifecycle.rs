@@ -117,23 +117,33 @@ fn records(k: &Kit, event: &str, cred: &str) -> Vec<Value> {
 
 #[test]
 fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
-    let k = Kit::new();
+    full_lifecycle(&Kit::new());
+}
+
+/// The same on PostgreSQL (row locks: `FOR UPDATE` on the credential while a SAD is issued).
+#[test]
+fn on_postgres_full_lifecycle_create_sign_disable_enable_rekey_revoke() {
+    let db = crate::api::PgDatabase::new();
+    full_lifecycle(&Kit::with(|c| c.database_url = db.url.clone()));
+}
+
+fn full_lifecycle(k: &Kit) {
     let alice = k.login("alice", ALICE_PASSWORD);
     let cred = k.id("multi"); // EC P-256, multisign 3
     let (h1, h2, h3) = (hash(b"one"), hash(b"two"), hash(b"three"));
 
     // create -> sign
-    let before_disable = sad_of(authorize(&k, &alice, cred, 3));
-    signs_verified(&k, &alice, cred, &before_disable, &h1);
+    let before_disable = sad_of(authorize(k, &alice, cred, 3));
+    signs_verified(k, &alice, cred, &before_disable, &h1);
 
     // disable: every call refused with the spec's words, the live SAD too (v1 and v2)
     let out = csc_api::admin::credential_disable(k.sam(), cred).expect("disable");
     assert_eq!(out["status"], "disabled");
     for got in [
-        authorize(&k, &alice, cred, 1),
-        sign(&k, &alice, cred, &before_disable, &h2),
-        sign_v2(&k, &alice, cred, &before_disable, &h2),
-        extend(&k, &alice, cred, &before_disable),
+        authorize(k, &alice, cred, 1),
+        sign(k, &alice, cred, &before_disable, &h2),
+        sign_v2(k, &alice, cred, &before_disable, &h2),
+        extend(k, &alice, cred, &before_disable),
     ] {
         assert_error(&got, 400, "invalid_request", DISABLED);
     }
@@ -142,24 +152,24 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
     let out = csc_api::admin::credential_enable(k.sam(), cred).expect("enable");
     assert_eq!(out["status"], "enabled");
     assert_error(
-        &sign(&k, &alice, cred, &before_disable, &h2),
+        &sign(k, &alice, cred, &before_disable, &h2),
         400,
         "invalid_request",
         "Invalid parameter SAD",
     );
     assert_error(
-        &extend(&k, &alice, cred, &before_disable),
+        &extend(k, &alice, cred, &before_disable),
         400,
         "invalid_request",
         "Invalid parameter SAD",
     );
-    let before_rekey = sad_of(authorize(&k, &alice, cred, 3));
-    signs_verified(&k, &alice, cred, &before_rekey, &h2);
+    let before_rekey = sad_of(authorize(k, &alice, cred, 3));
+    signs_verified(k, &alice, cred, &before_rekey, &h2);
 
     // rekey: same ID, new key and certificate; the old key is gone from the token and the
     // SAD issued before signs nothing
-    let old_key = key_id(&k, cred);
-    let old_cert = signer_cert(&k, &alice, cred);
+    let old_key = key_id(k, cred);
+    let old_cert = signer_cert(k, &alice, cred);
     assert!(k.sam().key_in_token(&old_key).expect("token"));
     let out = csc_api::admin::credential_rekey(k.sam(), cred, None, sam::RekeyCertifier::DevCa)
         .expect("rekey");
@@ -167,11 +177,11 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
     assert_eq!(out["status"], "enabled");
     assert_eq!(out["certificateStatus"], "valid");
     assert_eq!(out["keyAlgo"], "ec-p256");
-    let new_key = key_id(&k, cred);
+    let new_key = key_id(k, cred);
     assert_ne!(new_key, old_key);
     assert!(!k.sam().key_in_token(&old_key).expect("token"));
     assert!(k.sam().key_in_token(&new_key).expect("token"));
-    let new_cert = signer_cert(&k, &alice, cred);
+    let new_cert = signer_cert(k, &alice, cred);
     assert_ne!(
         new_cert.serial_number().to_bn().expect("bn"),
         old_cert.serial_number().to_bn().expect("bn")
@@ -183,22 +193,22 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
             .public_eq(&old_cert.public_key().expect("key"))
     );
     assert_error(
-        &sign(&k, &alice, cred, &before_rekey, &h3),
+        &sign(k, &alice, cred, &before_rekey, &h3),
         400,
         "invalid_request",
         "Invalid parameter SAD",
     );
-    let after_rekey = sad_of(authorize(&k, &alice, cred, 3));
-    signs_verified(&k, &alice, cred, &after_rekey, &h3);
+    let after_rekey = sad_of(authorize(k, &alice, cred, 3));
+    signs_verified(k, &alice, cred, &after_rekey, &h3);
 
     // revoke: refused for ever, enable and rekey refused, the key gone from the token
     let out = csc_api::admin::credential_revoke(k.sam(), cred, "key compromise").expect("revoke");
     assert_eq!(out["status"], "revoked");
     assert!(!k.sam().key_in_token(&new_key).expect("token"));
     for got in [
-        authorize(&k, &alice, cred, 1),
-        sign(&k, &alice, cred, &after_rekey, &h1),
-        sign_v2(&k, &alice, cred, &after_rekey, &h1),
+        authorize(k, &alice, cred, 1),
+        sign(k, &alice, cred, &after_rekey, &h1),
+        sign_v2(k, &alice, cred, &after_rekey, &h1),
     ] {
         assert_error(&got, 400, "invalid_request", DISABLED);
     }
@@ -215,11 +225,11 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
     );
 
     // every step audited, by the CLI's actor, and the chain intact
-    let disable = records(&k, "credential.disable", cred);
+    let disable = records(k, "credential.disable", cred);
     assert_eq!(disable.len(), 1);
     assert_eq!(disable[0]["sadsRevoked"], 1);
     assert_eq!(disable[0]["actor"], "operator:cli");
-    let enable = records(&k, "credential.enable", cred);
+    let enable = records(k, "credential.enable", cred);
     assert_eq!(
         enable
             .iter()
@@ -227,7 +237,7 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
             .collect::<Vec<_>>(),
         [json!("success"), json!("refused")]
     );
-    let rekey = records(&k, "credential.rekey", cred);
+    let rekey = records(k, "credential.rekey", cred);
     assert_eq!(rekey[0]["outcome"], "success");
     assert_eq!(rekey[0]["oldKeyId"], json!(old_key));
     assert_eq!(rekey[0]["newKeyId"], json!(new_key));
@@ -244,12 +254,12 @@ fn full_lifecycle_create_sign_disable_enable_rekey_revoke() {
     assert!(rekey[0]["newCertificateSerial"].is_string());
     assert_eq!(rekey[0]["sadsRevoked"], 1);
     assert_eq!(rekey.last().expect("refusal")["outcome"], "refused");
-    let revoke = records(&k, "credential.revoke", cred);
+    let revoke = records(k, "credential.revoke", cred);
     assert_eq!(revoke[0]["outcome"], "success");
     assert_eq!(revoke[0]["reason"], "key compromise");
     assert_eq!(revoke[0]["sadsRevoked"], 1);
     assert_eq!(revoke.last().expect("refusal")["outcome"], "refused");
-    let destroyed: Vec<Value> = records(&k, "key.destroy", cred)
+    let destroyed: Vec<Value> = records(k, "key.destroy", cred)
         .into_iter()
         .map(|r| r["keyId"].clone())
         .collect();
