@@ -263,6 +263,21 @@ pub fn credential_json(user: &User, c: &Credential) -> anyhow::Result<Value> {
         "certificate": chain.first(),
         "certificates": chain,
         "certificateStatus": certificate_status(c)?,
+        "certificateNotAfter": certificate_not_after(c)?,
+    }))
+}
+
+/// The signer certificate's notAfter (RFC 3339, UTC), `null` without one: what an operator
+/// watches for renewal (issue 14; `csc_certificates_expiring` counts those close to it).
+fn certificate_not_after(c: &Credential) -> anyhow::Result<Option<String>> {
+    let chain = c.cert_chain_der()?;
+    let Some(der) = chain.first() else {
+        return Ok(None);
+    };
+    let cert = openssl::x509::X509::from_der(der)?;
+    Ok(crate::certinfo::to_naive(cert.not_after()).map(|t| {
+        t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }))
 }
 
@@ -507,6 +522,67 @@ pub fn credential_destroy(sam: &Sam, id: &str) -> anyhow::Result<Value> {
         .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))?;
     sam.destroy_credential_key(&id, &cli_actor(Action::CredentialDestroy))?;
     Ok(json!({ "credentialID": id.to_string(), "status": "disabled", "keyDestroyed": true }))
+}
+
+fn parse_credential_id(id: &str) -> anyhow::Result<CredentialId> {
+    id.parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a credential ID"))
+}
+
+/// `csc-server credential disable ID`: the credential as it is now.
+pub fn credential_disable(sam: &Sam, id: &str) -> anyhow::Result<Value> {
+    let credential = sam.disable_credential(
+        &parse_credential_id(id)?,
+        &cli_actor(Action::CredentialDisable),
+    )?;
+    credential_json(&sam.owner_of(&credential)?, &credential)
+}
+
+/// `csc-server credential enable ID`: the credential as it is now.
+pub fn credential_enable(sam: &Sam, id: &str) -> anyhow::Result<Value> {
+    let credential = sam.enable_credential(
+        &parse_credential_id(id)?,
+        &cli_actor(Action::CredentialEnable),
+    )?;
+    credential_json(&sam.owner_of(&credential)?, &credential)
+}
+
+/// `csc-server credential revoke ID --reason TEXT`: the credential, `revoked`.
+pub fn credential_revoke(sam: &Sam, id: &str, reason: &str) -> anyhow::Result<Value> {
+    let credential = sam.revoke_credential(
+        &parse_credential_id(id)?,
+        reason,
+        &cli_actor(Action::CredentialRevoke),
+    )?;
+    let mut out = credential_json(&sam.owner_of(&credential)?, &credential)?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("keyDestroyed".into(), json!(true));
+    }
+    Ok(out)
+}
+
+/// `csc-server credential rekey ID [--key SPEC] [--csr [--subject DN]]`: the credential with
+/// its new certificate (or `csr`), and `oldKeyDestroyed`.
+pub fn credential_rekey(
+    sam: &Sam,
+    id: &str,
+    spec: Option<KeySpec>,
+    certifier: sam::RekeyCertifier<'_>,
+) -> anyhow::Result<Value> {
+    let rekeyed = sam.rekey_credential(
+        &parse_credential_id(id)?,
+        spec,
+        certifier,
+        &cli_actor(Action::CredentialRekey),
+    )?;
+    let mut out = credential_json(&sam.owner_of(&rekeyed.credential)?, &rekeyed.credential)?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("oldKeyDestroyed".into(), json!(true));
+        if let Some(csr) = rekeyed.csr_pem {
+            map.insert("csr".into(), json!(csr));
+        }
+    }
+    Ok(out)
 }
 
 /// `csc-server credential migrate-otp`: the one-time upgrade of a database made before TOTP

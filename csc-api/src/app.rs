@@ -36,6 +36,8 @@ pub struct AppState {
     /// Whether `GET /metrics` is answered here (false when `metrics_listen` gives it a
     /// listener of its own).
     pub metrics_on_main_listener: bool,
+    /// `cert_expiry_warning_days`: the window of `csc_certificates_expiring`.
+    pub cert_expiry_warning_days: u32,
 }
 
 /// The CSC v1 methods this server implements, exactly (spec §11.1 `methods`; v2's are

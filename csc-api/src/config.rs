@@ -65,6 +65,7 @@ pub const ENV_KEYS: &[&str] = &[
     "hsm_max_sessions",
     "hsm_key_vendor_attributes",
     "assurance_level",
+    "cert_expiry_warning_days",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -118,6 +119,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub metrics_listen: Option<String>,
     pub assurance_level: Option<u8>,
+    pub cert_expiry_warning_days: Option<u32>,
 }
 
 /// How the process writes its log on standard error (`log_format`).
@@ -255,6 +257,10 @@ pub struct Config {
     /// What differs between HSMs (README "HSMs"): the slot and serial number the token must
     /// have, per-session login, the session pool's size, vendor attributes of generated keys.
     pub hsm: HsmSettings,
+    /// `cert_expiry_warning_days`: a signer certificate whose notAfter is this close is
+    /// reported as expiring (`credential list`, `csc_certificates_expiring`, a log warning at
+    /// scrape); `0`: never.
+    pub cert_expiry_warning_days: u32,
 }
 
 /// The PKCS#11 settings beyond module, label and PIN (README "HSMs").
@@ -443,6 +449,7 @@ impl Config {
                 max_sessions: raw.hsm_max_sessions.unwrap_or(8).max(1),
                 key_vendor_attributes: raw.hsm_key_vendor_attributes.unwrap_or_default(),
             },
+            cert_expiry_warning_days: raw.cert_expiry_warning_days.unwrap_or(30),
         }
     }
 

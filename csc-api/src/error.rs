@@ -170,7 +170,7 @@ impl From<SamError> for ApiError {
         use SamError as S;
         match e {
             S::UnknownCredential(_) => Self::invalid_parameter("credentialID"),
-            S::CredentialDisabled => {
+            S::CredentialDisabled | S::CredentialRevoked => {
                 Self::invalid("The credential identified by credentialID is disabled")
             }
             S::InvalidNumSignatures => Self::invalid("Invalid value for parameter numSignatures"),

@@ -139,6 +139,10 @@ fn describe() {
         "csc_live_refresh_tokens",
         "Refresh tokens usable now, counted at scrape"
     );
+    describe_gauge!(
+        "csc_certificates_expiring",
+        "Enabled credentials whose signer certificate expires within cert_expiry_warning_days, counted at scrape"
+    );
     describe_gauge!("csc_build_info", "1, labelled with the server's version");
     metrics::gauge!("csc_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     // alarms read 0 rather than nothing until they fire
@@ -211,7 +215,8 @@ pub async fn metrics_only(state: web::Data<AppState>) -> HttpResponse {
     render(state).await
 }
 
-/// Counts the live SADs and tokens (one blocking read), then renders every metric.
+/// Counts the live SADs and tokens (one blocking read) and the certificates expiring within
+/// `cert_expiry_warning_days` (another), then renders every metric.
 async fn render(state: web::Data<AppState>) -> HttpResponse {
     let sam = state.sam.clone();
     match web::block(move || sam.live_counts()).await {
@@ -223,6 +228,15 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         // the other metrics still answer; the gauges keep their last values
         Ok(Err(e)) => tracing::warn!(error = %e, "could not count the live SADs and tokens"),
         Err(e) => tracing::warn!(error = %e, "could not count the live SADs and tokens"),
+    }
+    let sam = state.sam.clone();
+    let days = state.cert_expiry_warning_days;
+    match web::block(move || sam.expiring_certificates(days)).await {
+        Ok(Ok(expiring)) => {
+            metrics::gauge!("csc_certificates_expiring").set(expiring.len() as f64);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not count the expiring certificates"),
+        Err(e) => tracing::warn!(error = %e, "could not count the expiring certificates"),
     }
     let text = recorder().map(PrometheusHandle::render).unwrap_or_default();
     HttpResponse::Ok()

@@ -73,6 +73,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         "the SAM enforces assurance level {}",
         cfg.assurance_level.number()
     );
+    warn_expiring_certificates(&sam, cfg.cert_expiry_warning_days);
     let metrics_listen = cfg.metrics_listen.clone();
     let served = actix_web::rt::System::new().block_on(async move {
         if let Some(addr) = metrics_listen {
@@ -215,7 +216,24 @@ pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
         oauth: cfg.oauth_policy(),
         metrics_on_main_listener: cfg.metrics_listen.is_none()
             && crate::observability::recorder().is_some(),
+        cert_expiry_warning_days: cfg.cert_expiry_warning_days,
     })
+}
+
+/// Logs a warning at start for each enabled credential whose certificate ends within
+/// `days` (issue 14; `/metrics` counts them at every scrape: `csc_certificates_expiring`).
+fn warn_expiring_certificates(sam: &Sam, days: u32) {
+    match sam.expiring_certificates(days) {
+        Ok(expiring) => {
+            for e in expiring {
+                let not_after = chrono::DateTime::from_timestamp(e.not_after, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                tracing::warn!(credential = %e.credential, %not_after, "the credential's certificate expires soon: rekey it or import a new chain");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list the certificates near expiry"),
+    }
 }
 
 /// Rows deleted per table per transaction by the purger.

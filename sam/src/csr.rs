@@ -122,7 +122,17 @@ impl Sam {
         actor: &Actor,
     ) -> Result<String, SamError> {
         self.permit(actor, Action::CredentialCsr, &credential_id.to_string())?;
-        let actor = &actor.audit_name();
+        self.request_for_id(credential_id, subject, &actor.audit_name())
+    }
+
+    /// [`Sam::certificate_request`] once the caller's role is checked (also the request of a
+    /// rekey, whose own role check covers it), audited under `actor`.
+    pub(crate) fn request_for_id(
+        &self,
+        credential_id: &CredentialId,
+        subject: Option<&str>,
+        actor: &str,
+    ) -> Result<String, SamError> {
         let credential = self
             .store
             .read(|c| c.credential(credential_id))?

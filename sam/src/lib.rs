@@ -17,6 +17,7 @@ mod delegation;
 mod gate;
 pub mod integrity;
 mod level;
+mod lifecycle;
 pub mod lockout;
 mod login;
 pub mod oauth;
@@ -42,6 +43,7 @@ pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
+pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};
@@ -133,6 +135,9 @@ pub enum SamError {
     /// The credential is disabled (authorize, extendTransaction, signHash).
     #[error("the credential is disabled")]
     CredentialDisabled,
+    /// The credential is revoked for good: it is never enabled or rekeyed again (issue 14).
+    #[error("the credential is revoked")]
+    CredentialRevoked,
     /// `numSignatures` < 1.
     #[error("numSignatures must be at least 1")]
     InvalidNumSignatures,

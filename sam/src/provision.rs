@@ -409,14 +409,48 @@ impl Sam {
     ) -> Result<(), SamError> {
         self.permit(actor, Action::CredentialDestroy, &credential_id.to_string())?;
         let actor = &actor.audit_name();
-        let subject = credential_id.to_string();
         let key_id = self.stored_key_id(credential_id)?;
         self.store
             .write(|c| c.set_credential_status(credential_id, CredentialStatus::Disabled))?;
-        let destroyed = self.hsm.destroy_key(&key_id);
-        let otp = self
-            .store
-            .read(|c| c.factor(credential_id, FactorKind::Otp))?;
+        self.destroy_keys(credential_id, &key_id, actor)
+    }
+
+    /// Destroys a credential's signing key and its TOTP key, if any (best effort), audited
+    /// as `key.destroy`. The caller has made the credential unusable first.
+    pub(crate) fn destroy_keys(
+        &self,
+        credential_id: &CredentialId,
+        key_id: &KeyId,
+        actor: &str,
+    ) -> Result<(), SamError> {
+        self.destroy_key_audited(credential_id, key_id, true, actor)
+    }
+
+    /// Destroys a credential's former signing key only (rekey), audited as `key.destroy`.
+    pub(crate) fn destroy_signing_key(
+        &self,
+        credential_id: &CredentialId,
+        key_id: &KeyId,
+        actor: &str,
+    ) -> Result<(), SamError> {
+        self.destroy_key_audited(credential_id, key_id, false, actor)
+    }
+
+    fn destroy_key_audited(
+        &self,
+        credential_id: &CredentialId,
+        key_id: &KeyId,
+        with_otp_key: bool,
+        actor: &str,
+    ) -> Result<(), SamError> {
+        let subject = credential_id.to_string();
+        let destroyed = self.hsm.destroy_key(key_id);
+        let otp = if with_otp_key {
+            self.store
+                .read(|c| c.factor(credential_id, FactorKind::Otp))?
+        } else {
+            None
+        };
         let otp_key_destroyed = otp
             .filter(|f| TotpVerifier::parse(&f.verifier).is_some())
             .map(|f| self.destroy_totp_key(credential_id, &f.verifier));

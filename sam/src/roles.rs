@@ -57,6 +57,13 @@ pub enum Action {
     CredentialList,
     /// Destroy a credential's key (and TOTP key) in the token.
     CredentialDestroy,
+    /// Suspend a credential (`credential disable`) or lift that (`credential enable`).
+    CredentialDisable,
+    CredentialEnable,
+    /// End a credential for good, its key destroyed (`credential revoke`).
+    CredentialRevoke,
+    /// Replace a credential's key by a new one generated in the token (`credential rekey`).
+    CredentialRekey,
     /// Move TOTP seeds into token keys (`credential migrate-otp`).
     OtpMigrate,
     ClientRegister,
@@ -93,6 +100,10 @@ impl Action {
         Action::CredentialUnlock,
         Action::CredentialList,
         Action::CredentialDestroy,
+        Action::CredentialDisable,
+        Action::CredentialEnable,
+        Action::CredentialRevoke,
+        Action::CredentialRekey,
         Action::OtpMigrate,
         Action::ClientRegister,
         Action::ClientList,
@@ -123,6 +134,10 @@ impl Action {
             Action::CredentialUnlock => "credential.unlock",
             Action::CredentialList => "credential.list",
             Action::CredentialDestroy => "credential.destroy",
+            Action::CredentialDisable => "credential.disable",
+            Action::CredentialEnable => "credential.enable",
+            Action::CredentialRevoke => "credential.revoke",
+            Action::CredentialRekey => "credential.rekey",
             Action::OtpMigrate => "credential.migrate-otp",
             Action::ClientRegister => "client.register",
             Action::ClientList => "client.list",
@@ -167,11 +182,15 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::CredentialImportChain
                 | A::CredentialUnlock
                 | A::CredentialList
+                | A::CredentialDisable
+                | A::CredentialEnable
         ),
         Role::SecurityOfficer => matches!(
             action,
             A::UserCreate(Role::Operator | Role::SecurityOfficer | Role::Auditor)
                 | A::CredentialDestroy
+                | A::CredentialRevoke
+                | A::CredentialRekey
                 | A::OtpMigrate
                 | A::ClientRegister
                 | A::ClientList
@@ -277,6 +296,8 @@ mod tests {
                     "credential.import-chain",
                     "credential.unlock",
                     "credential.list",
+                    "credential.disable",
+                    "credential.enable",
                 ],
             ),
             (
@@ -286,6 +307,8 @@ mod tests {
                     "user.create.security-officer",
                     "user.create.auditor",
                     "credential.destroy",
+                    "credential.revoke",
+                    "credential.rekey",
                     "credential.migrate-otp",
                     "client.register",
                     "client.list",

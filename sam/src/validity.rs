@@ -62,11 +62,13 @@ fn parse(credential: &Credential) -> Result<Option<Validity>, SamError> {
 }
 
 impl ValidityCache {
-    /// A key is not activated under a certificate outside its validity period, judged on the
-    /// UTC clock now (Part I 7.1.1.12): [`SamError::CertificateExpired`] naming the subject. A
-    /// credential without a certificate (waiting for the operator's CA, issue 13) is
-    /// [`SamError::CertificatePending`].
-    pub(crate) fn check(&self, credential: &Credential) -> Result<(), SamError> {
+    /// The signer certificate's notAfter (Unix seconds), `None` without a certificate.
+    pub(crate) fn not_after(&self, credential: &Credential) -> Result<Option<i64>, SamError> {
+        Ok(self.validity(credential)?.map(|v| v.not_after))
+    }
+
+    /// The parsed validity of the credential's signer certificate, from the cache.
+    fn validity(&self, credential: &Credential) -> Result<Option<Arc<Validity>>, SamError> {
         let key = openssl::sha::sha256(credential.cert_chain.as_bytes());
         let cached = self
             .map
@@ -86,6 +88,15 @@ impl ValidityCache {
                 parsed
             }
         };
+        Ok(validity)
+    }
+
+    /// A key is not activated under a certificate outside its validity period, judged on the
+    /// UTC clock now (Part I 7.1.1.12): [`SamError::CertificateExpired`] naming the subject. A
+    /// credential without a certificate (waiting for the operator's CA, issue 13) is
+    /// [`SamError::CertificatePending`].
+    pub(crate) fn check(&self, credential: &Credential) -> Result<(), SamError> {
+        let validity = self.validity(credential)?;
         let Some(v) = validity else {
             return Err(SamError::CertificatePending);
         };

@@ -103,6 +103,18 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         }
         Action::CredentialUnlock => sam.unlock_credential(&fresh().id, actor).map(drop),
         Action::CredentialDestroy => sam.destroy_credential_key(&fresh().id, actor),
+        Action::CredentialDisable => sam.disable_credential(&fresh().id, actor).map(drop),
+        Action::CredentialEnable => {
+            let c = fresh();
+            sam.disable_credential(&c.id, &operator()).expect("disable");
+            sam.enable_credential(&c.id, actor).map(drop)
+        }
+        Action::CredentialRevoke => sam
+            .revoke_credential(&fresh().id, "key compromise", actor)
+            .map(drop),
+        Action::CredentialRekey => sam
+            .rekey_credential(&fresh().id, None, sam::RekeyCertifier::DevCa, actor)
+            .map(drop),
         Action::OtpMigrate => sam.migrate_otp_seeds(actor).map(drop),
         Action::ClientRegister => sam
             .register_client("app", &["https://app.example/cb".into()], false, actor)

@@ -84,6 +84,15 @@ pub enum AuditEvent {
     CredentialCsr,
     /// `credential.unlock`: an operator lifted a factor lock.
     CredentialUnlock,
+    /// `credential.disable`: an operator suspended a credential (its SADs revoked).
+    CredentialDisable,
+    /// `credential.enable`: an operator lifted a suspension.
+    CredentialEnable,
+    /// `credential.revoke`: a credential was revoked for good, with a reason (its SADs revoked,
+    /// its key destroyed).
+    CredentialRevoke,
+    /// `credential.rekey`: a credential got a new key and certificate; the old key destroyed.
+    CredentialRekey,
     /// `factor.lock`: a PIN or OTP locked after too many failures.
     FactorLock,
     /// `housekeeping.purge`: expired SADs, tokens, OTPs and codes were deleted.
@@ -158,6 +167,10 @@ impl AuditEvent {
             AuditEvent::CredentialImportChain => "credential.import_chain",
             AuditEvent::CredentialCsr => "credential.csr",
             AuditEvent::CredentialUnlock => "credential.unlock",
+            AuditEvent::CredentialDisable => "credential.disable",
+            AuditEvent::CredentialEnable => "credential.enable",
+            AuditEvent::CredentialRevoke => "credential.revoke",
+            AuditEvent::CredentialRekey => "credential.rekey",
             AuditEvent::FactorLock => "factor.lock",
             AuditEvent::HousekeepingPurge => "housekeeping.purge",
             AuditEvent::IntegrityViolation => "integrity.violation",

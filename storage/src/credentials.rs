@@ -6,7 +6,7 @@ use crate::connection::Conn;
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{Credential, CredentialRow, NewCredential, User, UserRow, encode_b64_list};
 use crate::schema::{credential_factors, credentials, sads, users};
-use crate::sealed::modify;
+use crate::sealed::{locked, modify};
 use crate::types::{CredentialId, CredentialStatus, UserId, utc_now};
 use crate::users::one_row;
 
@@ -45,6 +45,20 @@ impl Conn<'_> {
             .get_result::<CredentialRow>(self.conn)
             .optional()?;
         self.admit_opt(row)?.map(Credential::try_from).transpose()
+    }
+
+    /// The credential with this id, its row locked until the end of the transaction on
+    /// PostgreSQL (`FOR UPDATE`; on SQLite a [`crate::Store::write`] holds the write lock). A
+    /// transaction that issues a SAD reads it so: a concurrent disable, revoke or rekey (an
+    /// update of the row, which revokes the credential's SADs) either waits for it, and
+    /// revokes the new SAD, or commits first, and the issuing transaction sees it.
+    pub fn credential_for_update(
+        &mut self,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StorageError> {
+        locked!(self, credentials::table.find(id.to_string()), CredentialRow)?
+            .map(Credential::try_from)
+            .transpose()
     }
 
     /// A page of the user's credentials, ordered by id: at most `limit` of them, starting after
@@ -127,6 +141,33 @@ impl Conn<'_> {
             id.to_string(),
             |r: &mut CredentialRow| {
                 r.status = status.as_str().to_owned();
+                Ok(Some(()))
+            }
+        )?
+        .ok_or(StorageError::NotFound)
+    }
+
+    /// Replaces a credential's key (rekey): the token key id, its spec, the certificate chain
+    /// (DER, signer first; empty while a CSR awaits the CA) and the signer's hex serial.
+    pub fn set_credential_key(
+        &mut self,
+        id: &CredentialId,
+        key_id: &str,
+        key_spec: &str,
+        chain: &[Vec<u8>],
+        serial_hex: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let json = encode_b64_list(chain)?;
+        modify!(
+            self,
+            credentials,
+            CredentialRow,
+            id.to_string(),
+            |r: &mut CredentialRow| {
+                r.key_id = key_id.to_owned();
+                r.key_spec = key_spec.to_owned();
+                r.cert_chain = json;
+                r.cert_serial = serial_hex.map(str::to_owned);
                 Ok(Some(()))
             }
         )?

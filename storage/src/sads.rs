@@ -10,7 +10,7 @@ use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
 use crate::sealed::{locked, modify};
-use crate::types::{UserId, truncate_to_micros, utc_now};
+use crate::types::{CredentialId, UserId, truncate_to_micros, utc_now};
 
 /// What a signHash spends of a SAD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +194,26 @@ impl Conn<'_> {
             Ok(Some(()))
         })?;
         Ok(revoked.is_some())
+    }
+
+    /// Revokes every SAD of `credential` that is not revoked yet (a disable, revoke or rekey of
+    /// the credential). Returns how many this call revoked.
+    pub fn revoke_credential_sads(
+        &mut self,
+        credential: &CredentialId,
+    ) -> Result<usize, StorageError> {
+        let theirs: Vec<Vec<u8>> = s::table
+            .filter(s::credential_id.eq(credential.to_string()))
+            .filter(s::revoked.eq(false))
+            .select(s::sad_hash)
+            .load(self.conn)?;
+        let mut n = 0;
+        for hash in theirs {
+            if self.revoke_sad(&hash)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Revokes every SAD of `user` that is not revoked yet (a lock, an operator's disable).

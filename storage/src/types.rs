@@ -163,8 +163,11 @@ string_enum!(
     CredentialStatus, "credential status" {
         /// Usable.
         Enabled => "enabled",
-        /// Suspended by an administrator.
+        /// Suspended by an administrator; `credential enable` lifts it.
         Disabled => "disabled",
+        /// Revoked for good (`credential revoke`): its key is destroyed, it is never enabled
+        /// again.
+        Revoked => "revoked",
     }
 );
 

@@ -236,6 +236,32 @@ enum CredentialCommand {
     },
     /// Destroy a credential's key in the HSM and disable the credential.
     Destroy { credential_id: String },
+    /// Suspend a credential: it signs nothing, and every SAD issued for it is revoked now.
+    Disable { credential_id: String },
+    /// Lift `credential disable` (refused for a revoked credential).
+    Enable { credential_id: String },
+    /// Revoke a credential for good: disabled forever, its SADs revoked, its key destroyed in
+    /// the HSM.
+    Revoke {
+        credential_id: String,
+        /// Why (kept in the audit record).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a credential a new key generated in the HSM and a new certificate, keeping its ID;
+    /// its SADs are revoked and the old key destroyed.
+    Rekey {
+        credential_id: String,
+        /// The new key's algorithm; default the old one's.
+        #[arg(long, value_enum)]
+        key: Option<KeyArg>,
+        /// Leave the new key for your own CA: prints `csr`; pending until `import-chain`.
+        #[arg(long)]
+        csr: bool,
+        /// The subject of the request (RFC 4514); default CN=<the credential's user>.
+        #[arg(long, requires = "csr")]
+        subject: Option<String>,
+    },
     /// One-time upgrade of a database made before TOTP seeds moved into the HSM: import every
     /// plain TOTP seed into the token and rewrite its verifier (idempotent). Exits 1 if any
     /// could not be moved.
@@ -450,6 +476,35 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
                     admin::credential_destroy(sam, &credential_id)
                 })?)
             }
+            CredentialCommand::Disable { credential_id } => {
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::credential_disable(sam, &credential_id)
+                })?)
+            }
+            CredentialCommand::Enable { credential_id } => {
+                print(&admin::sealed_command(&cfg, |sam| {
+                    admin::credential_enable(sam, &credential_id)
+                })?)
+            }
+            CredentialCommand::Revoke {
+                credential_id,
+                reason,
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                admin::credential_revoke(sam, &credential_id, &reason)
+            })?),
+            CredentialCommand::Rekey {
+                credential_id,
+                key,
+                csr,
+                subject,
+            } => print(&admin::sealed_command(&cfg, |sam| {
+                let certifier = if csr {
+                    sam::RekeyCertifier::Csr(subject.as_deref())
+                } else {
+                    sam::RekeyCertifier::DevCa
+                };
+                admin::credential_rekey(sam, &credential_id, key.map(KeySpec::from), certifier)
+            })?),
             CredentialCommand::MigrateOtp => {
                 let (complete, report) =
                     admin::sealed_command(&cfg, admin::credential_migrate_otp)?;

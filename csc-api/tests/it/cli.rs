@@ -423,3 +423,70 @@ fn integrity_seal_upgrades_an_old_database_once() {
     let audit = crate::kit::audit_records(&dir);
     assert!(audit.iter().any(|r| r.event == "integrity.seal"));
 }
+
+/// Issue 14: `credential disable`, `enable`, `rekey` (with `--csr` too) and `revoke` as
+/// commands: each prints the credential as it is now, a revocation needs `--reason`, a revoked
+/// credential is never enabled again, and `audit verify` passes after them.
+#[test]
+fn credential_lifecycle_commands_follow_the_contract() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_with_user(dir);
+    let id = create(dir, "ec-p256", &[])["credentialID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let run = |args: &[&str]| run_ok(csc(dir).args(["credential"]).args(args));
+    assert_eq!(run(&["disable", &id])["status"], "disabled");
+    assert_eq!(run(&["enable", &id])["status"], "enabled");
+    let old_serial = run(&["list"])[0]["certificateSerial"].clone();
+    let rekeyed = run(&["rekey", &id, "--key", "ec-p384"]);
+    assert_eq!(rekeyed["credentialID"], id.as_str());
+    assert_eq!(rekeyed["keyAlgo"], "ec-p384");
+    assert_eq!(rekeyed["certificateStatus"], "valid");
+    assert_eq!(rekeyed["oldKeyDestroyed"], true);
+    assert_ne!(rekeyed["certificateSerial"], old_serial);
+    let pending = run(&["rekey", &id, "--csr", "--subject", "CN=Alice Example"]);
+    assert_eq!(pending["certificateStatus"], "pending");
+    assert!(
+        pending["csr"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE REQUEST-----"))
+    );
+    // no reason: clap refuses before anything happens
+    let out = csc(dir)
+        .args(["credential", "revoke", &id])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let revoked = run(&["revoke", &id, "--reason", "superseded"]);
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["keyDestroyed"], true);
+    let out = csc(dir)
+        .args(["credential", "enable", &id])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = run_ok(csc(dir).args(["audit", "verify"]));
+    assert_eq!(verify["intact"], true, "{verify}");
+    let events: Vec<String> = crate::kit::audit_records(dir)
+        .into_iter()
+        .filter(|r| r.subject == id)
+        .map(|r| format!("{} {}", r.event, r.outcome))
+        .collect();
+    for want in [
+        "credential.disable success",
+        "credential.enable success",
+        "credential.rekey success",
+        "credential.csr success",
+        "credential.revoke success",
+        "credential.enable refused",
+    ] {
+        assert!(events.iter().any(|e| e == want), "{want} in {events:?}");
+    }
+}

@@ -16,6 +16,7 @@ mod deploy;
 mod factors;
 mod insider;
 mod kit;
+mod lifecycle;
 mod methods;
 mod oauth2;
 mod oauth2_rar;

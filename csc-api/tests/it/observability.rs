@@ -21,11 +21,11 @@ use crate::common::*;
 use crate::kit::Kit;
 
 /// One sample of the text format: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub(crate) type Sample = (String, BTreeMap<String, String>, f64);
 
 /// Parses the Prometheus text exposition format (comments skipped; label values without
 /// escapes, as ours are).
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut out = vec![];
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -51,7 +51,7 @@ fn parse(text: &str) -> Vec<Sample> {
 }
 
 /// The value of the one series of `name` whose labels are exactly `labels`.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<String, String> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -76,7 +76,7 @@ fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-fn scrape(k: &Kit) -> Vec<Sample> {
+pub(crate) fn scrape(k: &Kit) -> Vec<Sample> {
     let r = k.send(k.get("/metrics"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(

@@ -152,6 +152,9 @@ impl Sam {
             {
                 let (user, credential, token_hash) = (caller.user, *credential, caller.token_hash);
                 move |c, granted| {
+                    if !super::still_enabled(c, &credential)? {
+                        return Ok(Err(SamError::CredentialDisabled));
+                    }
                     c.insert_sad(&NewSad {
                         sad_hash: sad_hash.to_vec(),
                         user_id: user,
@@ -260,6 +263,9 @@ impl Sam {
         let sad = random_token(SAD_BYTES)?;
         let new_hash = secret_hash(sad.as_bytes());
         let renewed = self.write_or_rollback(|c| {
+            if !super::still_enabled(c, credential)? {
+                return Ok(Err(SamError::CredentialDisabled));
+            }
             if !c.revoke_sad(&old_hash)? {
                 return Ok(Err(SamError::InvalidSad));
             }

@@ -141,7 +141,8 @@ impl Sam {
             Some(u) if !u.locked && !u.disabled => u,
             _ => return Ok(Err(OAuthError::InvalidCode.into())),
         };
-        let found = c.credential(&credential)?;
+        // locked: a concurrent disable/revoke/rekey cannot miss the SAD issued here (issue 14)
+        let found = c.credential_for_update(&credential)?;
         // the credential's sealed factor set says which factor rows must exist (issue 11)
         let required = match &found {
             Some(cred) => Some(c.required_factors(cred)?),
