@@ -316,6 +316,10 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
         print(&csc_api::probe::probe(&url)?);
         return Ok(ExitCode::SUCCESS);
     }
+    // `--as`: the role every act of this command is done and audited in (set before any act)
+    if let Some(role) = cli.act_as {
+        admin::act_as(role);
+    }
     // `init` and `demo` create the data directory and the SoftHSM2 configuration; every other
     // command needs them to exist
     let create = matches!(cli.command, Command::Init { .. } | Command::Demo { .. });
@@ -324,6 +328,17 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
         allow_rollback,
     } = &cli.command
     {
+        // the role is checked before anything is written (the table needs no token); the
+        // refusal is audited once the restored log can be written, i.e. never for a refusal:
+        // nothing is restored, so there is no log of this data directory to write to
+        let actor = admin::cli_actor(sam::Action::Restore);
+        if !sam::roles::allows(actor.role, sam::Action::Restore) {
+            anyhow::bail!(
+                "the role {} may not {}",
+                actor.role.as_str(),
+                sam::Action::Restore.as_str()
+            );
+        }
         // the token may come from the archive: unpack first, then read the configuration again
         // (the archive may bring config.toml) and point SoftHSM2 at the restored token
         let restored = backup::restore_files(&cfg, file, *allow_rollback)?;
@@ -346,9 +361,6 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
     }
     // SAFETY: no other thread exists yet (the contract of `run`).
     unsafe { admin::prepare_softhsm(&cfg, create) }?;
-    if let Some(role) = cli.act_as {
-        admin::act_as(role);
-    }
     match cli.command {
         Command::Init { security_officer } => {
             // the first security officer: --security-officer [NAME], or CSC_SO_PASSWORD set

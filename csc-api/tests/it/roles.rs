@@ -188,3 +188,26 @@ fn a_role_that_may_not_do_a_command_is_refused_and_audited() {
     let err = fails(csc(&dir).args(["--as", "root", "credential", "list"]));
     assert!(err.contains("is not a role"), "{err}");
 }
+
+/// `restore` checks the role before it writes anything: an operator's restore leaves the
+/// target directory as it was (the archive is never even read).
+#[test]
+fn a_restore_by_a_role_that_may_not_restore_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&target).expect("mkdir");
+    let err = fails(
+        csc(&target)
+            .args(["--as", "operator", "restore"])
+            .arg(tmp.path().join("no-such-backup.tar")),
+    );
+    assert!(
+        err.contains("the role operator may not backup.restore"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&target)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "restore wrote {left:?}");
+}
