@@ -207,13 +207,7 @@ impl Conn<'_> {
             .filter(s::revoked.eq(false))
             .select(s::sad_hash)
             .load(self.conn)?;
-        let mut n = 0;
-        for hash in theirs {
-            if self.revoke_sad(&hash)? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.revoke_sads(&theirs)
     }
 
     /// Revokes every SAD of `user` that is not revoked yet (a lock, an operator's disable).
@@ -224,9 +218,15 @@ impl Conn<'_> {
             .filter(s::revoked.eq(false))
             .select(s::sad_hash)
             .load(self.conn)?;
+        self.revoke_sads(&theirs)
+    }
+
+    /// Revokes each of these SADs (each a sealed change, [`Conn::revoke_sad`]); how many this
+    /// call revoked.
+    fn revoke_sads(&mut self, hashes: &[Vec<u8>]) -> Result<usize, StorageError> {
         let mut n = 0;
-        for hash in theirs {
-            if self.revoke_sad(&hash)? {
+        for hash in hashes {
+            if self.revoke_sad(hash)? {
                 n += 1;
             }
         }
