@@ -30,18 +30,13 @@ impl Sam {
         detail: Value,
         actor: &Actor,
     ) -> Result<(), SamError> {
-        self.permit(actor, Action::Backup, archive)?;
-        let actor = &actor.audit_name();
-        self.store.write(|c| {
-            c.append_audit(&audit_event(
-                AuditEvent::BackupCreate,
-                actor,
-                archive,
-                "success",
-                detail,
-            ))
-        })?;
-        Ok(())
+        self.record_archive(
+            Action::Backup,
+            AuditEvent::BackupCreate,
+            archive,
+            detail,
+            actor,
+        )
     }
 
     /// Audits, in the restored log, that it was restored from a backup (`backup.restore`,
@@ -53,17 +48,29 @@ impl Sam {
         detail: Value,
         actor: &Actor,
     ) -> Result<(), SamError> {
-        self.permit(actor, Action::Restore, archive)?;
+        self.record_archive(
+            Action::Restore,
+            AuditEvent::BackupRestore,
+            archive,
+            detail,
+            actor,
+        )
+    }
+
+    /// `actor` may do `action` on the archive ([`Sam::permit`]); then the act is audited as
+    /// `event`, subject the archive's path.
+    fn record_archive(
+        &self,
+        action: Action,
+        event: AuditEvent,
+        archive: &str,
+        detail: Value,
+        actor: &Actor,
+    ) -> Result<(), SamError> {
+        self.permit(actor, action, archive)?;
         let actor = &actor.audit_name();
-        self.store.write(|c| {
-            c.append_audit(&audit_event(
-                AuditEvent::BackupRestore,
-                actor,
-                archive,
-                "success",
-                detail,
-            ))
-        })?;
+        self.store
+            .write(|c| c.append_audit(&audit_event(event, actor, archive, "success", detail)))?;
         Ok(())
     }
 }

@@ -557,28 +557,7 @@ impl Sam {
 
     fn create_tsa(&self, settings: &TsaSettings) -> Result<Tsa, SamError> {
         let key_id = self.hsm.generate_key(TSA_SPEC, TSA_KEY_LABEL)?;
-        let created = (|| {
-            let public = self.hsm.public_key(&key_id)?;
-            let issued =
-                self.ca
-                    .issue_tsa_certificate(&self.hsm, &settings.common_name, &public)?;
-            let tsa = Tsa::new(key_id, issued.der, settings)?;
-            tsa.save(&settings.file)?;
-            self.store.write(|c| {
-                c.append_audit(&audit_event(
-                    AuditEvent::TsaCreate,
-                    "system",
-                    &issued.serial_hex,
-                    "success",
-                    json!({
-                        "keyId": key_id.to_string(),
-                        "subject": settings.common_name,
-                        "certificateSerial": issued.serial_hex,
-                    }),
-                ))
-            })?;
-            Ok(tsa)
-        })();
+        let created = self.certify_tsa(key_id, settings, false);
         if created.is_err() {
             // nothing half-made: a key without its certificate is of no use
             if let Err(e) = self.hsm.destroy_key(&key_id) {
@@ -610,11 +589,30 @@ impl Sam {
             file = %settings.file.display(),
             "the TSA certificate lacks proper key identifiers: certifying the TSA key again"
         );
-        let public = self.hsm.public_key(&old.key_id)?;
+        self.certify_tsa(old.key_id, settings, true)
+    }
+
+    /// Certifies the TSA key `key_id` by the dev CA, saves the TSA file and audits it as
+    /// `tsa.create` (`recertified`: the key was certified before).
+    fn certify_tsa(
+        &self,
+        key_id: KeyId,
+        settings: &TsaSettings,
+        recertified: bool,
+    ) -> Result<Tsa, SamError> {
+        let public = self.hsm.public_key(&key_id)?;
         let issued = self
             .ca
             .issue_tsa_certificate(&self.hsm, &settings.common_name, &public)?;
-        let tsa = Tsa::new(old.key_id, issued.der, settings)?;
+        let mut detail = json!({
+            "keyId": key_id.to_string(),
+            "subject": settings.common_name,
+            "certificateSerial": issued.serial_hex,
+        });
+        if recertified && let Some(map) = detail.as_object_mut() {
+            map.insert("recertified".into(), json!(true));
+        }
+        let tsa = Tsa::new(key_id, issued.der, settings)?;
         tsa.save(&settings.file)?;
         self.store.write(|c| {
             c.append_audit(&audit_event(
@@ -622,12 +620,7 @@ impl Sam {
                 "system",
                 &issued.serial_hex,
                 "success",
-                json!({
-                    "keyId": tsa.key_id.to_string(),
-                    "subject": settings.common_name,
-                    "certificateSerial": issued.serial_hex,
-                    "recertified": true,
-                }),
+                detail,
             ))
         })?;
         Ok(tsa)
