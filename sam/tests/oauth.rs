@@ -866,3 +866,47 @@ fn a_disabled_signers_code_buys_nothing() {
             .is_ok()
     );
 }
+
+/// A pushed request's `request_uri` (RFC 9126) is single-use however many present it at once:
+/// 16 threads take the same one together, exactly one gets the request, every other is told
+/// it is unknown or used (the take is one conditional delete in the write transaction), and
+/// the refusals are audited.
+fn sixteen_concurrent_takes_of_a_request_uri(f: Fixture) {
+    let pushed = f
+        .sam
+        .push_oauth_request(
+            "server-app",
+            "credential",
+            "{}".into(),
+            chrono::Duration::minutes(1),
+        )
+        .expect("pushed");
+    let sam = f.sam.clone();
+    let handle = pushed.handle.clone();
+    let results = race(16, move || sam.take_pushed_request(&handle, "server-app"));
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in results.into_iter().filter(Result::is_err) {
+        assert!(
+            matches!(r, Err(SamError::OAuth(OAuthError::UnknownRequest))),
+            "{r:?}"
+        );
+    }
+    assert_eq!(f.count("oauth2.authorize", "refused"), 15);
+    // and it stays used
+    assert!(matches!(
+        f.sam.take_pushed_request(&pushed.handle, "server-app"),
+        Err(SamError::OAuth(OAuthError::UnknownRequest))
+    ));
+}
+
+#[test]
+fn a_request_uri_is_taken_once_under_concurrency_sqlite() {
+    sixteen_concurrent_takes_of_a_request_uri(fixture());
+}
+
+#[test]
+fn a_request_uri_is_taken_once_under_concurrency_postgres() {
+    let db = PgDb::create();
+    sixteen_concurrent_takes_of_a_request_uri(fixture_on(Some(&db)));
+}
