@@ -2949,3 +2949,56 @@ fn credentials_made_below_the_level_are_refused_at_activation() {
         .authorize(&f.alice, &single.id, 1, h(), pin())
         .expect("level 1");
 }
+
+/// Disabling a credential while 16 activations of it run at once (issue 14, the lifecycle):
+/// once `disable_credential` returns, no SAD of the credential signs — not one issued before
+/// it (revoked in the disable's transaction), not one whose activation passed its checks just
+/// before the disable and wrote its SAD after (the activation re-reads the credential under
+/// lock in the transaction that writes the SAD) — even after the credential is enabled again.
+#[test]
+fn no_sad_outlives_a_disable_that_races_activations() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let operator = sam::Actor::new("test", sam::Role::Operator);
+    let barrier = Arc::new(Barrier::new(RACERS / 2 + 1));
+    let activations: Vec<_> = (0..RACERS / 2)
+        .map(|_| {
+            let (sam, alice, id, start) =
+                (f.sam.clone(), f.alice.clone(), cred.id, barrier.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sam.authorize(&alice, &id, 1, None, pin())
+            })
+        })
+        .collect();
+    barrier.wait();
+    f.sam
+        .disable_credential(&cred.id, &operator)
+        .expect("disable");
+    let issued: Vec<_> = activations
+        .into_iter()
+        .map(|h| h.join().expect("activation"))
+        .filter_map(Result::ok)
+        .collect();
+    f.sam
+        .enable_credential(&cred.id, &operator)
+        .expect("enable");
+    let d = vec![sha256(b"after the disable")];
+    for sad in &issued {
+        assert!(
+            matches!(
+                f.sam.sign_hash(&f.alice, &cred.id, &sad.sad, &d, &es256()),
+                Err(SamError::InvalidSad)
+            ),
+            "a SAD issued around the disable still signs"
+        );
+    }
+    // a new activation after the enable signs
+    let fresh = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize after enable");
+    f.sam
+        .sign_hash(&f.alice, &cred.id, &fresh.sad, &d, &es256())
+        .expect("sign after enable");
+}
