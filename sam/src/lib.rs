@@ -9,6 +9,7 @@
 mod activation;
 mod admin;
 pub mod algo;
+pub mod audit_export;
 mod backup;
 pub mod ca;
 mod credentials;
@@ -27,6 +28,7 @@ mod provision;
 pub mod roles;
 mod seals;
 pub mod secrets;
+mod service_key;
 mod tokens;
 pub mod totp;
 pub mod tsa;
@@ -62,6 +64,7 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
+pub use audit_export::{ExportError, ExportReport, ExportSummary, verify_audit_export};
 pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
@@ -254,6 +257,20 @@ pub enum SamError {
     /// The TSA could not be set up or used (its file, its certificate, an encoding).
     #[error("time-stamping authority: {0}")]
     Tsa(String),
+
+    // ---- the auditor's export (audit_export.rs)
+    /// The audit log (or a seal) does not verify under the audit key: nothing is exported.
+    #[error("the audit log is damaged at record {seq}: {reason}; nothing was exported")]
+    AuditLogBroken { seq: i64, reason: String },
+    /// `from`/`to` of an export outside the log.
+    #[error("invalid export range: {0}")]
+    ExportRange(String),
+    /// The export could not be written to its destination.
+    #[error("the audit export could not be written: {0}")]
+    ExportWrite(std::io::Error),
+    /// The audit seal key could not be set up or used.
+    #[error("audit seal key: {0}")]
+    AuditSealKey(String),
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
@@ -285,6 +302,8 @@ pub struct Sam {
     login_gate: PasswordGate,
     /// The time-stamping authority ([`Sam::with_tsa`]); none: time stamps fail.
     tsa: Option<Arc<tsa::Tsa>>,
+    /// The key that signs audit exports ([`Sam::with_audit_seal_key`]); none: exports fail.
+    audit_seal_key: Option<Arc<audit_export::SealKey>>,
 }
 
 impl Sam {
@@ -319,6 +338,7 @@ impl Sam {
             checks: lockout::CheckCounter::default(),
             login_gate: PasswordGate::new(LoginLimits::default()),
             tsa: None,
+            audit_seal_key: None,
         })
     }
 

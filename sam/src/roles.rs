@@ -82,6 +82,9 @@ pub enum Action {
     AuditVerify,
     Backup,
     Restore,
+    /// Export a range of the audit log with its seals, signed by the audit seal key (the
+    /// auditor: Part I 7.1.4.6, only auditors read audit records; Part I 7.1.5 archiving).
+    AuditExport,
 }
 
 impl Action {
@@ -116,6 +119,7 @@ impl Action {
         Action::AuditVerify,
         Action::Backup,
         Action::Restore,
+        Action::AuditExport,
     ];
 
     /// Its name in audit records and errors.
@@ -150,6 +154,7 @@ impl Action {
             Action::AuditVerify => "audit.verify",
             Action::Backup => "backup.create",
             Action::Restore => "backup.restore",
+            Action::AuditExport => "audit.export",
         }
     }
 
@@ -202,7 +207,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::Backup
                 | A::Restore
         ),
-        Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify),
+        Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify | A::AuditExport),
     }
 }
 
@@ -321,7 +326,10 @@ mod tests {
                     "backup.restore",
                 ],
             ),
-            (Role::Auditor, &["audit.read", "audit.verify"]),
+            (
+                Role::Auditor,
+                &["audit.read", "audit.verify", "audit.export"],
+            ),
         ];
         for (role, allowed) in expected {
             for action in Action::ALL {

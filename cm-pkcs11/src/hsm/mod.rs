@@ -247,6 +247,42 @@ impl Hsm {
         Ok(id)
     }
 
+    /// The key pair whose private key is labelled `label`, the one with the
+    /// smallest `CKA_ID` when several are (as [`Hsm::secret_key`] settles
+    /// duplicates: every process picks the same one); `None` when there is
+    /// none. For the server's own signing keys, found by their label (the
+    /// audit seal key). Searches the token: for start-up, not a hot path.
+    pub fn key_pair_labelled(&self, label: &str) -> Result<Option<KeyId>, HsmError> {
+        let session = self.inner.session()?;
+        let handles = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .map_err(|e| session.check(e))?;
+        let mut best: Option<KeyId> = None;
+        for handle in handles {
+            let attrs = match session.get_attributes(handle, &[AttributeType::Id]) {
+                Ok(a) => a,
+                Err(e) if rv_of(&e) == Some(RvError::ObjectHandleInvalid) => continue,
+                Err(e) => return Err(session.check(e)),
+            };
+            let id = attrs.into_iter().find_map(|a| match a {
+                Attribute::Id(v) => <[u8; KeyId::LEN]>::try_from(v.as_slice())
+                    .ok()
+                    .map(KeyId::from_bytes),
+                _ => None,
+            });
+            // a key of another id format is not one this server made: not ours
+            if let Some(id) = id
+                && best.is_none_or(|b| id < b)
+            {
+                best = Some(id);
+            }
+        }
+        Ok(best)
+    }
+
     /// Exports the public key as a DER SubjectPublicKeyInfo.
     pub fn public_key(&self, id: &KeyId) -> Result<PublicKey, HsmError> {
         let _timer = CallTimer::start("public_key");
