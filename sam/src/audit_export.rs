@@ -604,6 +604,9 @@ pub fn verify_audit_export(
     let mut seals = 0u64;
     let mut last_hash = anchor.clone();
     let mut last_seq = from - 1;
+    // the last line everything up to which is proven by a verified seal signature (none yet:
+    // even the header is proven only by the end line's)
+    let mut attested = 0u64;
     loop {
         let n = reader.line + 1;
         let Some((bytes, line)) = reader.next()? else {
@@ -651,34 +654,41 @@ pub fn verify_audit_export(
                 ref digest,
                 ref signature,
             } => {
-                if records == 0 || seq != last_seq {
-                    return Err(fail(
-                        n,
-                        format!("a seal of record {seq} not right after that record"),
-                    ));
-                }
-                if *hash != last_hash {
-                    return Err(fail(
-                        n,
-                        format!("the seal of record {seq} names another hash than the record's"),
-                    ));
-                }
-                if *digest != hex::encode(digests.records) {
+                // the line's own signature first: then a mismatch below blames the records
+                let claimed = hash_bytes(digest);
+                if !claimed.is_some_and(|d| verifies(&seal_message(seq, hash, at, &d), signature)) {
                     return Err(fail(
                         n,
                         format!(
-                            "the seal of record {seq} names another record digest than the records before it"
+                            "the seal line of record {seq} is not signed by the seal key (edited, \
+                             or made with another key)"
                         ),
                     ));
                 }
-                if !verifies(&seal_message(seq, hash, at, &digests.records), signature) {
+                if records == 0 || seq != last_seq {
                     return Err(fail(
                         n,
-                        format!("the seal of record {seq} is not signed by the seal key"),
+                        format!(
+                            "the seal of record {seq} is not right after that record (lines \
+                             removed, inserted or moved: {})",
+                            span(attested + 1, n)
+                        ),
+                    ));
+                }
+                if *hash != last_hash || claimed != Some(digests.records) {
+                    return Err(fail(
+                        n,
+                        format!(
+                            "the records before this seal of record {seq} are not those the seal \
+                             key signed: {} altered (a record edited, inserted, removed or \
+                             reordered)",
+                            span(attested + 1, n - 1)
+                        ),
                     ));
                 }
                 digests.seal(&bytes);
                 seals += 1;
+                attested = n;
             }
             Line::End {
                 from: end_from,
@@ -691,48 +701,60 @@ pub fn verify_audit_export(
                 exported_at: ref end_at,
                 ref signature,
             } => {
-                if (end_from, end_to, end_anchor, end_at) != (from, to, &anchor, &exported_at) {
+                let (Some(claimed_digest), Some(claimed_lines)) =
+                    (hash_bytes(digest), hash_bytes(lines))
+                else {
+                    return Err(fail(n, "the end line's digests are not hashes".into()));
+                };
+                let message = end_message(
+                    end_from,
+                    end_to,
+                    end_records,
+                    end_seals,
+                    &claimed_digest,
+                    &claimed_lines,
+                    end_anchor,
+                    end_at,
+                );
+                if !verifies(&message, signature) {
                     return Err(fail(
                         n,
-                        "the end line does not close this header (another export's end?)".into(),
+                        "the end line is not signed by the seal key (edited, or made with another \
+                         key)"
+                            .into(),
+                    ));
+                }
+                if (end_from, end_to, end_anchor, end_at) != (from, to, &anchor, &exported_at) {
+                    return Err(fail(
+                        1,
+                        "the header is not the one of this export's end line (edited, or two \
+                         exports spliced)"
+                            .into(),
                     ));
                 }
                 if last_seq != to {
                     return Err(fail(
                         n,
                         format!(
-                            "records {}..={to} are missing before the end line",
+                            "records {}..={to} are missing before the end line (removed, or the \
+                             export truncated and closed with another end line)",
                             last_seq + 1
                         ),
                     ));
                 }
-                if end_records != records || end_seals != seals {
+                if end_records != records
+                    || end_seals != seals
+                    || claimed_digest != digests.records
+                    || claimed_lines != digests.lines
+                {
                     return Err(fail(
                         n,
                         format!(
-                            "the end line counts {end_records} records and {end_seals} seals, the \
-                             export holds {records} and {seals}"
+                            "the lines before the end line are not those the seal key signed: {} \
+                             altered (a line edited, inserted, removed or reordered)",
+                            span(attested + 1, n - 1)
                         ),
                     ));
-                }
-                if *digest != hex::encode(digests.records) || *lines != hex::encode(digests.lines) {
-                    return Err(fail(
-                        n,
-                        "the lines before the end line are not those it was signed over".into(),
-                    ));
-                }
-                let message = end_message(
-                    from,
-                    to,
-                    records,
-                    seals,
-                    &digests.records,
-                    &digests.lines,
-                    &anchor,
-                    &exported_at,
-                );
-                if !verifies(&message, signature) {
-                    return Err(fail(n, "the end line is not signed by the seal key".into()));
                 }
                 let after = reader.line + 1;
                 if reader.next_raw()?.is_some() {
@@ -750,6 +772,15 @@ pub fn verify_audit_export(
                 });
             }
         }
+    }
+}
+
+/// "line N" or "lines A..=B" (the lines a signed checkpoint blames).
+fn span(first: u64, last: u64) -> String {
+    if first >= last {
+        format!("line {last}")
+    } else {
+        format!("lines {first}..={last}")
     }
 }
 
