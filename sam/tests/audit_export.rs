@@ -139,7 +139,10 @@ fn an_export_verifies_with_the_seal_key_alone_and_is_audited() {
     let all = f.sam.audit_records(0, 1000).expect("records");
     // the export's own record comes after the range it exports
     let exported = all.iter().filter(|r| r.event != "audit.export").count() as u64;
-    assert_eq!((report.from, report.to, report.records), (1, exported as i64, exported));
+    assert_eq!(
+        (report.from, report.to, report.records),
+        (1, exported as i64, exported)
+    );
     assert!(report.seals >= 4, "{report:?}");
     assert_eq!(report.anchor, storage::ZERO_HASH);
     // every record is there, as stored
@@ -347,8 +350,8 @@ fn a_recomputed_export_fails_on_its_signatures() {
     assert_eq!(same, original);
     // and with a seal line's signature replaced by a valid one over other content: refused
     let mut t = original.clone();
-    let other: serde_json::Value = serde_json::from_str(&t[find(&t, "seal", first_seal + 1)])
-        .unwrap();
+    let other: serde_json::Value =
+        serde_json::from_str(&t[find(&t, "seal", first_seal + 1)]).unwrap();
     let own: serde_json::Value = serde_json::from_str(&t[first_seal]).unwrap();
     t[first_seal] = t[first_seal].replace(
         own["signature"].as_str().unwrap(),

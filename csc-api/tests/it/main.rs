@@ -8,6 +8,7 @@
 
 mod api;
 mod architecture;
+mod audit_export;
 mod backup;
 mod cli;
 mod common;
