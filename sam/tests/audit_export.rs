@@ -85,7 +85,13 @@ impl Fixture {
     fn export(&self, from: Option<i64>, to: Option<i64>) -> String {
         let mut out = Vec::new();
         self.sam
-            .export_audit_as(&auditor(), &[self.seals.clone()], from, to, &mut out)
+            .export_audit_as(
+                &auditor(),
+                std::slice::from_ref(&self.seals),
+                from,
+                to,
+                &mut out,
+            )
             .expect("export");
         String::from_utf8(out).expect("utf-8")
     }
@@ -417,10 +423,13 @@ fn a_damaged_log_or_a_bad_range_is_not_exported() {
     let mut out = Vec::new();
     let head = f.sam.audit_records(0, 1000).expect("records").len() as i64;
     for (from, to) in [(Some(0), None), (None, Some(head + 1)), (Some(5), Some(3))] {
-        match f
-            .sam
-            .export_audit_as(&auditor(), &[f.seals.clone()], from, to, &mut out)
-        {
+        match f.sam.export_audit_as(
+            &auditor(),
+            std::slice::from_ref(&f.seals),
+            from,
+            to,
+            &mut out,
+        ) {
             Err(SamError::ExportRange(_)) => {}
             other => panic!("{from:?}..{to:?}: {other:?}"),
         }
@@ -436,10 +445,13 @@ fn a_damaged_log_or_a_bad_range_is_not_exported() {
     diesel::sql_query("UPDATE audit_log SET subject = 'someone-else' WHERE seq = 3")
         .execute(&mut db)
         .unwrap();
-    match f
-        .sam
-        .export_audit_as(&auditor(), &[f.seals.clone()], None, None, &mut out)
-    {
+    match f.sam.export_audit_as(
+        &auditor(),
+        std::slice::from_ref(&f.seals),
+        None,
+        None,
+        &mut out,
+    ) {
         Err(SamError::AuditLogBroken { seq, .. }) => assert_eq!(seq, 3),
         other => panic!("{other:?}"),
     }

@@ -67,7 +67,14 @@ fn an_auditors_export_verifies_on_another_machine_with_only_the_export_and_the_s
         );
         assert_eq!(status, 200, "{auth}");
         let sad = auth["SAD"].as_str().expect("SAD");
-        let (status, signed) = sign_hash(&api, &token, &cred, sad, &[digest.clone()], ECDSA_SHA256);
+        let (status, signed) = sign_hash(
+            &api,
+            &token,
+            &cred,
+            sad,
+            std::slice::from_ref(&digest),
+            ECDSA_SHA256,
+        );
         assert_eq!(status, 200, "{signed}");
         let signature = decode(signed["signatures"][0].as_str().expect("signature"));
         assert!(verifies(
