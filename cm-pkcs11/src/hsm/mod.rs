@@ -254,33 +254,15 @@ impl Hsm {
     /// audit seal key). Searches the token: for start-up, not a hot path.
     pub fn key_pair_labelled(&self, label: &str) -> Result<Option<KeyId>, HsmError> {
         let session = self.inner.session()?;
-        let handles = session
-            .find_objects(&[
+        let found = secret::smallest_id(
+            &session,
+            &[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
                 Attribute::Label(label.as_bytes().to_vec()),
-            ])
-            .map_err(|e| session.check(e))?;
-        let mut best: Option<KeyId> = None;
-        for handle in handles {
-            let attrs = match session.get_attributes(handle, &[AttributeType::Id]) {
-                Ok(a) => a,
-                Err(e) if rv_of(&e) == Some(RvError::ObjectHandleInvalid) => continue,
-                Err(e) => return Err(session.check(e)),
-            };
-            let id = attrs.into_iter().find_map(|a| match a {
-                Attribute::Id(v) => <[u8; KeyId::LEN]>::try_from(v.as_slice())
-                    .ok()
-                    .map(KeyId::from_bytes),
-                _ => None,
-            });
-            // a key of another id format is not one this server made: not ours
-            if let Some(id) = id
-                && best.is_none_or(|b| id < b)
-            {
-                best = Some(id);
-            }
-        }
-        Ok(best)
+            ],
+            &format!("a private key labelled {label:?}"),
+        )?;
+        Ok(found.map(|(id, _)| id))
     }
 
     /// Exports the public key as a DER SubjectPublicKeyInfo.
