@@ -457,3 +457,62 @@ fn a_damaged_log_or_a_bad_range_is_not_exported() {
     }
     assert!(out.is_empty(), "nothing of a damaged log is written");
 }
+
+/// The audit seal key is generated in the token once — by the first start after an upgrade when
+/// the data directory is older than it — audited as `audit.seal_key.create`, and found again by
+/// its label afterwards: sensitive, never extractable, generated in the token, sign-only
+/// (Part III 1, 3, 16, 17).
+#[test]
+fn the_seal_key_is_made_once_in_the_token_and_found_again() {
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+    let open = || {
+        let store = Store::open(&url, StoreOptions::default()).expect("store");
+        Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam")
+    };
+    Store::open_or_create(&url, StoreOptions::default()).expect("create");
+    // a data directory from before the seal key: no key, no record, and no export
+    let before = open();
+    let created = |sam: &Sam| {
+        sam.audit_records(0, 1000)
+            .expect("records")
+            .into_iter()
+            .filter(|r| r.event == "audit.seal_key.create")
+            .collect::<Vec<_>>()
+    };
+    assert!(created(&before).is_empty());
+    assert!(matches!(
+        before.export_audit_as(&auditor(), &[], None, None, &mut Vec::new()),
+        Err(SamError::AuditSealKey(_))
+    ));
+    let first = before.with_audit_seal_key().expect("seal key");
+    let records = created(&first);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].actor, "system");
+    let pem = first.audit_seal_public_key_pem(&auditor()).expect("pem");
+    // found again by its label at the next start: the same key, no second record
+    let again = open().with_audit_seal_key().expect("seal key again");
+    assert_eq!(
+        again.audit_seal_public_key_pem(&auditor()).expect("pem"),
+        pem
+    );
+    assert_eq!(created(&again).len(), 1);
+
+    let hsm = token.open();
+    let id = hsm
+        .key_pair_labelled("csc-audit-seal")
+        .expect("search")
+        .expect("the key");
+    let detail: serde_json::Value = serde_json::from_str(&records[0].detail).unwrap();
+    assert_eq!(detail["keyId"], id.to_string());
+    let attrs = hsm.key_attributes(&id).expect("attributes");
+    assert!(attrs.sensitive && attrs.never_extractable && attrs.local && attrs.sign);
+    assert!(!attrs.extractable && !attrs.decrypt && !attrs.modifiable && !attrs.copyable);
+    assert_eq!(attrs.private_value_len, 0);
+    assert_eq!(
+        hsm.public_key(&id).expect("public").to_pem(),
+        pem,
+        "the PEM is the token key's"
+    );
+}
