@@ -64,7 +64,6 @@ pub use tokens::{
     ACCESS_PREFIX, IssuedTokens, Principal, REFRESH_PREFIX, TokenPolicy, client_actor,
 };
 // plain value types of the store that the HTTP layer shows or passes back (never Store/Conn)
-pub use audit_export::{ExportError, ExportReport, ExportSummary, verify_audit_export};
 pub use backup::{SealedAhead, rollback_behind_seals};
 pub use otp::{ONLINE_OTP, OtpDelivery, OtpNotifier, OtpType};
 pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingCredential};
@@ -77,6 +76,9 @@ pub use storage::{
 };
 pub use totp::{OtpMigration, TotpVerifier};
 pub use tsa::TsaSettings;
+
+// the auditor's export and its offline check (issue 14)
+pub use audit_export::{ExportError, ExportReport, ExportSummary, verify_audit_export};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
