@@ -177,4 +177,45 @@ fn an_auditors_export_verifies_on_another_machine_with_only_the_export_and_the_s
     );
     assert!(ok, "{stderr}");
     assert!(!missing.exists());
+
+    // a range to standard output (the summary then on standard error), anchored where it starts
+    let part = csc(dir)
+        .args(["audit", "export", "--from", "2", "--to", "3"])
+        .output()
+        .expect("spawn");
+    assert!(
+        part.status.success(),
+        "{}",
+        String::from_utf8_lossy(&part.stderr)
+    );
+    let part_text = String::from_utf8(part.stdout).expect("utf-8");
+    let header: Value = serde_json::from_str(part_text.lines().next().expect("header")).unwrap();
+    assert_eq!(
+        (header["from"].as_i64(), header["to"].as_i64()),
+        (Some(2), Some(3))
+    );
+    let record_1: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(header["anchor"], record_1["hash"]);
+    std::fs::write(there.join("part.jsonl"), &part_text).expect("write");
+    let (ok, report, stderr) =
+        verify_export(there, &there.join("part.jsonl"), &there.join("seal.pem"));
+    assert!(ok, "{report} {stderr}");
+    assert_eq!(report["records"], 2);
+
+    // a log edited behind the server's back is not exported: exit 1, the record named, no file
+    crate::cli::tamper(dir, "UPDATE audit_log SET outcome = 'forged' WHERE seq = 2");
+    let damaged = host_out.path().join("damaged.jsonl");
+    let out = csc(dir)
+        .args(["audit", "export", "--out"])
+        .arg(&damaged)
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the audit log is damaged at record 2"),
+        "{stderr}"
+    );
+    assert!(!damaged.exists());
+    assert!(!damaged.with_extension("partial").exists());
 }
