@@ -12,6 +12,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
 use cm_pkcs11::KeySpec;
@@ -515,4 +517,59 @@ fn the_seal_key_is_made_once_in_the_token_and_found_again() {
         pem,
         "the PEM is the token key's"
     );
+}
+
+/// The same on PostgreSQL: a range read in pages from the other backend verifies, and an edit
+/// made with SQL behind the server's back stops the export (Part I 7.1.5, 7.1.4.8).
+#[test]
+fn an_export_from_postgresql_verifies_and_a_damaged_one_is_refused() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let db = common::PgDb::create();
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_or_create(&db.url, StoreOptions::default()).expect("store");
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
+        .and_then(Sam::with_audit_seal_key)
+        .expect("sam");
+    let seals = dir.path().join("audit-seals.jsonl");
+    let mut sealer = sam.audit_sealer(&seals).expect("sealer");
+    for name in ["alice", "bob", "carol"] {
+        sam.add_user(
+            name,
+            &SecretString::from("a-long-password"),
+            Role::Signer,
+            &operator(),
+        )
+        .expect("user");
+        sealer.seal_if_moved().expect("seal");
+    }
+    let mut out = Vec::new();
+    let summary = sam
+        .export_audit_as(
+            &auditor(),
+            std::slice::from_ref(&seals),
+            Some(2),
+            None,
+            &mut out,
+        )
+        .expect("export");
+    let pem = sam.audit_seal_public_key_pem(&auditor()).expect("pem");
+    let report = verify_audit_export(&mut out.as_slice(), pem.as_bytes()).expect("intact");
+    assert_eq!((report.from, report.to), (summary.from, summary.to));
+    assert_eq!(
+        (report.records, report.seals),
+        (summary.count, summary.seals)
+    );
+    assert_eq!(summary.seals, 3);
+
+    let mut conn = PgConnection::establish(&db.url).expect("connect");
+    diesel::sql_query("UPDATE audit_log SET actor = 'nobody' WHERE seq = 4")
+        .execute(&mut conn)
+        .expect("tamper");
+    let mut out = Vec::new();
+    match sam.export_audit_as(&auditor(), &[seals], None, None, &mut out) {
+        Err(SamError::AuditLogBroken { seq, .. }) => assert_eq!(seq, 4),
+        other => panic!("{other:?}"),
+    }
+    assert!(out.is_empty());
 }
