@@ -94,6 +94,19 @@ pub(crate) struct SealKey {
     fingerprint: String,
 }
 
+/// What an export covers, fixed before its first line is written.
+struct Plan<'a> {
+    from: i64,
+    to: i64,
+    count: u64,
+    /// The hash of record `from - 1`, hex and as bytes (`d_{from-1}`).
+    anchor: &'a str,
+    anchor_bytes: [u8; 32],
+    exported_at: &'a str,
+    /// The seals to re-attest, in record order.
+    seals: &'a [AuditSeal],
+}
+
 /// What [`Sam::export_audit_as`] exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportSummary {
@@ -433,15 +446,16 @@ impl Sam {
                 detail.clone(),
             ))
         })?;
-        let written = self.write_export(
-            key,
-            out,
-            &mut range,
-            &seals,
-            (from, to, count),
-            (&anchor, anchor_bytes),
-            &exported_at,
-        );
+        let plan = Plan {
+            from,
+            to,
+            count,
+            anchor: &anchor,
+            anchor_bytes,
+            exported_at: &exported_at,
+            seals: &seals,
+        };
+        let written = self.write_export(key, out, &mut range, &plan);
         if let Err(e) = &written {
             let mut failed = detail;
             if let Some(map) = failed.as_object_mut() {
@@ -458,17 +472,24 @@ impl Sam {
         written.map(|()| summary)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the export `plan` describes, reading its records from `range` and signing with
+    /// `key` (module doc).
     fn write_export(
         &self,
         key: &SealKey,
         out: &mut dyn Write,
         range: &mut storage::AuditRange,
-        seals: &[AuditSeal],
-        (from, to, count): (i64, i64, u64),
-        (anchor, anchor_bytes): (&str, [u8; 32]),
-        exported_at: &str,
+        plan: &Plan<'_>,
     ) -> Result<(), SamError> {
+        let &Plan {
+            from,
+            to,
+            count,
+            anchor,
+            anchor_bytes,
+            exported_at,
+            seals,
+        } = plan;
         let mut emit = |bytes: &[u8]| -> Result<(), SamError> {
             out.write_all(bytes)
                 .and_then(|()| out.write_all(b"\n"))
