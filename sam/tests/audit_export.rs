@@ -37,20 +37,22 @@ fn operator() -> Actor {
     Actor::new("olga", Role::Operator)
 }
 
-/// A SAM with activity (users, a credential) and seals between the acts, so that exports carry
-/// seal lines.
-fn fixture() -> Fixture {
-    let token = TestToken::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
-    let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
-    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
+/// A SAM with its seal key on the database at `url`, and `users` added with a seal after each
+/// (and one before), so that exports carry seal lines.
+fn with_users(
+    token: &TestToken,
+    dir: &std::path::Path,
+    url: &str,
+    users: &[&str],
+) -> (Sam, PathBuf, sam::AuditSealer) {
+    let store = Store::open_or_create(url, StoreOptions::default()).expect("store");
+    let sam = Sam::open(&token.config, store, &dir.join("dev-ca.json"))
         .and_then(Sam::with_audit_seal_key)
         .expect("sam");
-    let seals = dir.path().join("audit-seals.jsonl");
+    let seals = dir.join("audit-seals.jsonl");
     let mut sealer = sam.audit_sealer(&seals).expect("sealer");
     sealer.seal_if_moved().expect("seal");
-    for name in ["alice", "bob"] {
+    for name in users {
         sam.add_user(
             name,
             &SecretString::from("a-long-password"),
@@ -60,6 +62,15 @@ fn fixture() -> Fixture {
         .expect("user");
         sealer.seal_if_moved().expect("seal");
     }
+    (sam, seals, sealer)
+}
+
+/// [`with_users`] on SQLite, and a credential (sealed too).
+fn fixture() -> Fixture {
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("csc.db").display());
+    let (sam, seals, mut sealer) = with_users(&token, dir.path(), &url, &["alice", "bob"]);
     sam.create_credential(
         NewCredentialRequest {
             user_name: "alice".into(),
@@ -527,22 +538,7 @@ fn an_export_from_postgresql_verifies_and_a_damaged_one_is_refused() {
     let db = common::PgDb::create();
     let token = TestToken::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_or_create(&db.url, StoreOptions::default()).expect("store");
-    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
-        .and_then(Sam::with_audit_seal_key)
-        .expect("sam");
-    let seals = dir.path().join("audit-seals.jsonl");
-    let mut sealer = sam.audit_sealer(&seals).expect("sealer");
-    for name in ["alice", "bob", "carol"] {
-        sam.add_user(
-            name,
-            &SecretString::from("a-long-password"),
-            Role::Signer,
-            &operator(),
-        )
-        .expect("user");
-        sealer.seal_if_moved().expect("seal");
-    }
+    let (sam, seals, _) = with_users(&token, dir.path(), &db.url, &["alice", "bob", "carol"]);
     let mut out = Vec::new();
     let summary = sam
         .export_audit_as(
@@ -560,7 +556,8 @@ fn an_export_from_postgresql_verifies_and_a_damaged_one_is_refused() {
         (report.records, report.seals),
         (summary.count, summary.seals)
     );
-    assert_eq!(summary.seals, 3);
+    // the seal of the head at start (record 2) and one after each user
+    assert_eq!(summary.seals, 4);
 
     let mut conn = PgConnection::establish(&db.url).expect("connect");
     diesel::sql_query("UPDATE audit_log SET actor = 'nobody' WHERE seq = 4")
