@@ -59,6 +59,52 @@ pub fn machine_busy_ticks() -> u64 {
     total.saturating_sub(idle)
 }
 
+/// What a row counts as "the server" in its CPU accounting: `csc-server` processes, or the
+/// threads of this process that serve the bare baseline (their time is then taken out of the
+/// client's, which is the rest of this process).
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// `/proc` entries: process ids, or `self/task/TID` for threads of this process.
+    pub procs: Vec<String>,
+    /// The entries are threads of this process.
+    pub in_process: bool,
+}
+
+impl Watched {
+    /// Server processes, by pid.
+    pub fn processes(pids: impl IntoIterator<Item = String>) -> Watched {
+        Watched {
+            procs: pids.into_iter().collect(),
+            in_process: false,
+        }
+    }
+
+    /// Threads of this process, by thread id.
+    pub fn threads(tids: impl IntoIterator<Item = String>) -> Watched {
+        Watched {
+            procs: tids.into_iter().map(|t| format!("self/task/{t}")).collect(),
+            in_process: true,
+        }
+    }
+
+    fn ticks(&self) -> u64 {
+        self.procs.iter().map(|p| process_ticks(p)).sum()
+    }
+
+    /// The `perf record` arguments that attach to it: `-p PID,...` or `-t TID,...`.
+    pub fn perf_target(&self) -> [String; 2] {
+        let ids: Vec<&str> = self
+            .procs
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .collect();
+        [
+            if self.in_process { "-t" } else { "-p" }.to_owned(),
+            ids.join(","),
+        ]
+    }
+}
+
 /// A point-in-time reading.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -69,11 +115,18 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn take(server_pid: Option<&str>) -> Sample {
+    pub fn take(server: Option<&Watched>) -> Sample {
+        let own = process_ticks("self");
+        let server_ticks = server.map_or(0, Watched::ticks);
+        let in_process = server.is_some_and(|w| w.in_process);
         Sample {
             at: Instant::now(),
-            client: process_ticks("self"),
-            server: server_pid.map_or(0, process_ticks),
+            client: if in_process {
+                own.saturating_sub(server_ticks)
+            } else {
+                own
+            },
+            server: server_ticks,
             machine: machine_busy_ticks(),
         }
     }
@@ -104,18 +157,18 @@ impl Usage {
 }
 
 /// Waits (at most `max_wait`) for a 1-second window in which processes other than this one
-/// and `server_pid` use at most `max_other` % of a core; returns whether it came.
+/// and `server` use at most `max_other` % of a core; returns whether it came.
 pub fn wait_quiet(
-    server_pid: Option<&str>,
+    server: Option<&Watched>,
     max_other: f64,
     ticks: f64,
     max_wait: std::time::Duration,
 ) -> bool {
     let deadline = Instant::now() + max_wait;
     loop {
-        let a = Sample::take(server_pid);
+        let a = Sample::take(server);
         std::thread::sleep(std::time::Duration::from_secs(1));
-        let b = Sample::take(server_pid);
+        let b = Sample::take(server);
         if Usage::between(&a, &b, ticks).other_pct <= max_other {
             return true;
         }
@@ -131,7 +184,7 @@ pub fn wait_quiet(
 /// rather than retrying into the disturbance. Keeps the least disturbed attempt.
 pub fn least_disturbed<T>(
     timing: &crate::Timing,
-    server_pid: Option<&str>,
+    server: Option<&Watched>,
     usage: impl Fn(&T) -> &Usage,
     mut attempt: impl FnMut(usize) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -139,7 +192,7 @@ pub fn least_disturbed<T>(
     for n in 0..=timing.retries {
         if n > 0 {
             wait_quiet(
-                server_pid,
+                server,
                 timing.max_other,
                 timing.ticks,
                 std::time::Duration::from_secs(60),
