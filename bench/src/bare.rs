@@ -30,8 +30,10 @@ use crate::load::{ECDSA_WITH_SHA256, SHA256_WITH_RSA, SIGN_HASH};
 /// The name of the thread that runs the endpoint's actix system (its CPU counts as the
 /// server's, like actix-server's worker and acceptor threads).
 const SYSTEM_THREAD: &str = "csc-bench-bare";
-/// The prefix of actix-server's thread names (`/proc/.../comm` keeps 15 characters).
-const ACTIX_THREADS: &str = "actix-server";
+/// The prefixes of the names of actix-server's acceptor thread and of the workers (actix-rt
+/// arbiters: `actix-rt|system:N|arbiter:M`; `/proc/.../comm` keeps 15 characters).
+const ACCEPTOR_THREAD: &str = "actix-server";
+const WORKER_THREADS: &str = "actix-rt|";
 
 /// The HTTP workers `csc-server` runs here: actix-web's default, one per available core
 /// (`serve` does not set it).
@@ -140,10 +142,9 @@ fn server_threads(workers: usize) -> anyhow::Result<Vec<String>> {
             let entry = entry?;
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
             let comm = comm.trim_end();
-            if comm.starts_with(ACTIX_THREADS) || comm == SYSTEM_THREAD {
-                if comm.starts_with("actix-server wo") {
-                    running_workers += 1;
-                }
+            let worker = comm.starts_with(WORKER_THREADS);
+            if worker || comm.starts_with(ACCEPTOR_THREAD) || comm == SYSTEM_THREAD {
+                running_workers += usize::from(worker);
                 found.push(entry.file_name().to_string_lossy().into_owned());
             }
         }

@@ -449,10 +449,10 @@ impl Report {
         // PostgreSQL: one instance, and two on one database (on one box the two share its
         // cores, so their total is what is compared)
         for (setup, what) in [
-            (Setup::Postgres, "one instance"),
-            (Setup::Postgres2, "two instances, total"),
+            (Setup::Postgres, "x1"),
+            (Setup::Postgres2, "x2 total"),
         ] {
-            for (kind, row) in [(sh, "signHash (issued SAD)"), (Kind::Pairs, "pairs")] {
+            for (kind, row) in [(sh, "signHash"), (Kind::Pairs, "pairs")] {
                 let pg = self.row(Alg::Ec, setup, kind, 8);
                 let sqlite = self.row(Alg::Ec, Setup::Empty, kind, 8);
                 t.push(ratio_target(
