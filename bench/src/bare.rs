@@ -100,6 +100,7 @@ pub fn start(hsm: Hsm, keys: HashMap<String, KeyId>) -> anyhow::Result<BareServe
                 })
                 .workers(workers)
                 .disable_signals()
+                .shutdown_timeout(5)
                 .bind("127.0.0.1:0");
                 let server = match bound {
                     Ok(s) => s,
