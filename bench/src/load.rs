@@ -298,7 +298,9 @@ impl Target {
 fn digests() -> Vec<String> {
     (0..100)
         .map(|i| {
-            STANDARD.encode(cm_pkcs11::HashAlg::Sha256.digest(format!("csc-bench document {i}").as_bytes()))
+            STANDARD.encode(
+                cm_pkcs11::HashAlg::Sha256.digest(format!("csc-bench document {i}").as_bytes()),
+            )
         })
         .collect()
 }

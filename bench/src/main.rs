@@ -502,7 +502,11 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
     drop(rt);
 
     // ---- audit verify
-    let verified = if scale { data.loaded() } else { data.empty.clone() };
+    let verified = if scale {
+        data.loaded()
+    } else {
+        data.empty.clone()
+    };
     note("audit verify (in-process and through the CLI)");
     let (records, secs) = populate::verify_in_process(&verified.url, &keys)?;
     report.audit_in_process = Some((records, secs));
@@ -573,11 +577,7 @@ fn bare_rows(
     ));
     let hsm = data.open_token(module, bare::workers())?;
     let server = bare::start(hsm, keys.clone())?;
-    let target = Target::bare(
-        server.addr,
-        data.empty.credential(alg),
-        alg.sign_algo(),
-    )?;
+    let target = Target::bare(server.addr, data.empty.credential(alg), alg.sign_algo())?;
     let kinds: Vec<(Kind, usize)> = concs
         .iter()
         .map(|&c| (Kind::SignHash { batch: 1 }, c))
@@ -634,13 +634,7 @@ fn server_rows(
                 ("CSC_AUDIT_SEAL_FILE", seals.as_str()),
             ]
         };
-        servers.push(Running::start(
-            cmd,
-            data,
-            db,
-            &format!("{tag}-{n}"),
-            &env,
-        )?);
+        servers.push(Running::start(cmd, data, db, &format!("{tag}-{n}"), &env)?);
     }
     let mut targets = Vec::new();
     for s in &servers {
@@ -656,7 +650,11 @@ fn server_rows(
     let rows = measure_rows(bench, (alg, setup), &tag, &targets, &watched, kinds, raw_2t)?;
     let issued: usize = targets
         .iter()
-        .map(|t| *t.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        .map(|t| {
+            *t.issued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
         .sum();
     note(format!(
         "  ({issued} multi-signature SADs issued before the rows)"

@@ -21,10 +21,7 @@ impl Throwaway {
         let name = format!("csc_bench_{}", hex::encode(b));
         let url = database_url(admin, &name)?;
         let mut conn = PgConnection::establish(admin).with_context(|| {
-            format!(
-                "cannot connect to PostgreSQL at {}",
-                sam::redact_url(admin)
-            )
+            format!("cannot connect to PostgreSQL at {}", sam::redact_url(admin))
         })?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
@@ -45,8 +42,11 @@ impl Throwaway {
 impl Drop for Throwaway {
     fn drop(&mut self) {
         let dropped = PgConnection::establish(&self.admin).map(|mut conn| {
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
+            diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
         });
         if !matches!(dropped, Ok(Ok(_))) {
             eprintln!(

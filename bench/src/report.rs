@@ -144,7 +144,10 @@ fn ratio_target(
         Some((v, base)) => Target {
             issue,
             name: name.into(),
-            measured: format!("{} ({v:.0}{unit} vs {base:.0}{unit})", pct(v / base.max(1e-9))),
+            measured: format!(
+                "{} ({v:.0}{unit} vs {base:.0}{unit})",
+                pct(v / base.max(1e-9))
+            ),
             met: Some(v >= at_least * base),
         },
         None => Target {
@@ -161,7 +164,9 @@ fn p99_target(issue: u32, name: &str, row: Option<&HttpRow>, below_ms: f64) -> T
     Target {
         issue,
         name: name.into(),
-        measured: row.map_or("not measured".into(), |r| format!("{} ms", ms(r.result.p99_ms))),
+        measured: row.map_or("not measured".into(), |r| {
+            format!("{} ms", ms(r.result.p99_ms))
+        }),
         met: row.map(|r| r.result.p99_ms.is_some_and(|p| p < below_ms)),
     }
 }
@@ -330,7 +335,10 @@ impl Report {
         self.http
             .iter()
             .filter(|r| r.setup == Setup::Empty)
-            .filter_map(|e| self.row(e.alg, Setup::Loaded, e.kind, e.conc).map(|l| (e, l)))
+            .filter_map(|e| {
+                self.row(e.alg, Setup::Loaded, e.kind, e.conc)
+                    .map(|l| (e, l))
+            })
             .collect()
     }
 
@@ -448,10 +456,7 @@ impl Report {
         ));
         // PostgreSQL: one instance, and two on one database (on one box the two share its
         // cores, so their total is what is compared)
-        for (setup, what) in [
-            (Setup::Postgres, "x1"),
-            (Setup::Postgres2, "x2 total"),
-        ] {
+        for (setup, what) in [(Setup::Postgres, "x1"), (Setup::Postgres2, "x2 total")] {
             for (kind, row) in [(sh, "signHash"), (Kind::Pairs, "pairs")] {
                 let pg = self.row(Alg::Ec, setup, kind, 8);
                 let sqlite = self.row(Alg::Ec, Setup::Empty, kind, 8);
@@ -762,10 +767,7 @@ impl Report {
             self.rustc_running_at_start, self.rustc_running_at_end
         );
         let targets = self.targets();
-        for (issue, what) in [
-            (6, ""),
-            (15, ": ratios to the baselines of this run"),
-        ] {
+        for (issue, what) in [(6, ""), (15, ": ratios to the baselines of this run")] {
             println!();
             println!("Targets (issue {issue}){what}");
             for t in targets.iter().filter(|t| t.issue == issue) {

@@ -233,13 +233,21 @@ pub fn setup(
 }
 
 /// The bench user and its RSA-2048 and EC P-256 credentials, on the database `env` names.
-fn provision(cmd: &ServerCmd, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<(String, String)> {
+fn provision(
+    cmd: &ServerCmd,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(String, String)> {
     let with = |extra: (&'static str, &'static str)| {
         let mut all = env.to_vec();
         all.push(extra);
         all
     };
-    cmd.run_json(dir, &["user", "add", USER], &with(("CSC_PASSWORD", PASSWORD)))?;
+    cmd.run_json(
+        dir,
+        &["user", "add", USER],
+        &with(("CSC_PASSWORD", PASSWORD)),
+    )?;
     let multisign = MULTISIGN.to_string();
     let create = |key: &str| -> anyhow::Result<String> {
         let v = cmd.run_json(

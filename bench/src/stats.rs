@@ -65,7 +65,8 @@ mod tests {
     #[test]
     fn the_median_run_is_kept_whole() {
         let measured = [30.0, 10.0, 20.0];
-        let (kept, rates) = median_run(3, |r: &(usize, f64)| r.1, |i| Ok((i, measured[i]))).unwrap();
+        let (kept, rates) =
+            median_run(3, |r: &(usize, f64)| r.1, |i| Ok((i, measured[i]))).unwrap();
         assert_eq!(kept, (2, 20.0));
         assert_eq!(rates, measured);
         // even: the lower middle; one: that run

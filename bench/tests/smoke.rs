@@ -85,10 +85,7 @@ fn the_smoke_benchmark_runs_every_row_without_errors() {
     // PostgreSQL: one instance, then two on one database with the load split between them,
     // each compared with SQLite; the throwaway database is gone afterwards
     for (database, instances) in [("postgres", 1), ("postgres-2", 2)] {
-        let rows: Vec<&Value> = http
-            .iter()
-            .filter(|r| r["database"] == database)
-            .collect();
+        let rows: Vec<&Value> = http.iter().filter(|r| r["database"] == database).collect();
         assert_eq!(rows.len(), pg_rows / 2, "{database}: {stdout}");
         for row in rows {
             assert_eq!(row["concurrency"], 8, "{row}");
