@@ -2,6 +2,7 @@
 //! everything else used while a row was measured. On 2 cores the client competes with the
 //! server, and other engineers' compilers compete with both, so every row says so.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, 100 on every Linux we know).
@@ -68,6 +69,10 @@ pub struct Watched {
     pub procs: Vec<String>,
     /// The entries are threads of this process.
     pub in_process: bool,
+    /// The PostgreSQL database the server uses: the backends serving it (found by their
+    /// process title, `postgres: USER DATABASE ...`) are counted as the database's CPU, not as
+    /// other processes'.
+    pub database: Option<String>,
 }
 
 impl Watched {
@@ -76,6 +81,7 @@ impl Watched {
         Watched {
             procs: pids.into_iter().collect(),
             in_process: false,
+            database: None,
         }
     }
 
@@ -84,6 +90,7 @@ impl Watched {
         Watched {
             procs: tids.into_iter().map(|t| format!("self/task/{t}")).collect(),
             in_process: true,
+            database: None,
         }
     }
 
@@ -105,12 +112,36 @@ impl Watched {
     }
 }
 
+/// The PostgreSQL backends serving `database` (on this machine) and their ticks.
+fn database_backends(database: &str) -> HashMap<String, u64> {
+    let wanted = format!(" {database} ");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let title = String::from_utf8_lossy(&c);
+                title.starts_with("postgres: ") && title.contains(&wanted)
+            })
+        })
+        .map(|pid| {
+            let t = process_ticks(&pid);
+            (pid, t)
+        })
+        .collect()
+}
+
 /// A point-in-time reading.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sample {
     at: Instant,
     client: u64,
     server: u64,
+    /// Ticks of each database backend.
+    database: HashMap<String, u64>,
     machine: u64,
 }
 
@@ -127,6 +158,10 @@ impl Sample {
                 own
             },
             server: server_ticks,
+            database: server
+                .and_then(|w| w.database.as_deref())
+                .map(database_backends)
+                .unwrap_or_default(),
             machine: machine_busy_ticks(),
         }
     }
@@ -137,6 +172,9 @@ impl Sample {
 pub struct Usage {
     pub client_pct: f64,
     pub server_pct: f64,
+    /// The PostgreSQL backends serving the server's database (0 on SQLite, which runs inside
+    /// the server).
+    pub database_pct: f64,
     /// Everything else on the machine (other engineers' builds, the kernel's own work).
     pub other_pct: f64,
 }
@@ -148,10 +186,17 @@ impl Usage {
         let client = b.client.saturating_sub(a.client);
         let server = b.server.saturating_sub(a.server);
         let machine = b.machine.saturating_sub(a.machine);
+        // a backend that started between the samples did all its work in between
+        let database: u64 = b
+            .database
+            .iter()
+            .map(|(pid, t)| t.saturating_sub(a.database.get(pid).copied().unwrap_or(0)))
+            .sum();
         Usage {
             client_pct: pct(client),
             server_pct: pct(server),
-            other_pct: pct(machine.saturating_sub(client + server)),
+            database_pct: pct(database),
+            other_pct: pct(machine.saturating_sub(client + server + database)),
         }
     }
 }

@@ -646,7 +646,8 @@ fn server_rows(
             alg.sign_algo(),
         ))?));
     }
-    let watched = Watched::processes(servers.iter().map(|s| s.pid.clone()));
+    let mut watched = Watched::processes(servers.iter().map(|s| s.pid.clone()));
+    watched.database = db.postgres_name();
     let rows = measure_rows(bench, (alg, setup), &tag, &targets, &watched, kinds, raw_2t)?;
     let issued: usize = targets
         .iter()

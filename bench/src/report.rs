@@ -617,10 +617,10 @@ impl Report {
         if !pg.is_empty() {
             println!();
             println!(
-                "HTTP, PostgreSQL (throwaway database; x2 = two instances on it and one token, the load split evenly; sqlite% = ops/s / the empty SQLite row; vs x1 = total / one instance)"
+                "HTTP, PostgreSQL (throwaway database; x2 = two instances on it and one token, the load split evenly; sqlite% = ops/s / the empty SQLite row; vs x1 = total / one instance; db = its PostgreSQL backends' cpu)"
             );
             println!(
-                "  {:<9} {:<24} {:>4} {:>4} {:>8} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6}  errors",
+                "  {:<9} {:<24} {:>4} {:>4} {:>8} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6}  errors",
                 "alg",
                 "row",
                 "conc",
@@ -633,6 +633,7 @@ impl Report {
                 "sqlite%",
                 "vs x1",
                 "server",
+                "db",
                 "other"
             );
             for r in pg {
@@ -647,7 +648,7 @@ impl Report {
                     "-".into()
                 };
                 println!(
-                    "  {:<9} {:<24} {:>4} {:>4} {:>8.0} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>5.0}% {:>5.0}%  {}",
+                    "  {:<9} {:<24} {:>4} {:>4} {:>8.0} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>5.0}% {:>5.0}% {:>5.0}%  {}",
                     r.alg.label(),
                     r.kind.name(),
                     r.conc,
@@ -660,6 +661,7 @@ impl Report {
                     self.sqlite_ratio(r).map_or("-".into(), pct),
                     self.scaling(r).map_or("-".into(), |v| format!("{v:.2}x")),
                     r.result.usage.server_pct,
+                    r.result.usage.database_pct,
                     r.result.usage.other_pct,
                     flags(r)
                 );
@@ -783,7 +785,7 @@ impl Report {
     }
 
     pub fn json(&self) -> Value {
-        let usage = |u: &crate::cpu::Usage| json!({ "clientPct": u.client_pct, "serverPct": u.server_pct, "otherPct": u.other_pct });
+        let usage = |u: &crate::cpu::Usage| json!({ "clientPct": u.client_pct, "serverPct": u.server_pct, "databasePct": u.database_pct, "otherPct": u.other_pct });
         let raw = |v: &[(Alg, RawResult)]| -> Vec<Value> {
             v.iter()
                 .map(|(alg, r)| {

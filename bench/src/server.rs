@@ -111,6 +111,16 @@ impl Database {
         }
     }
 
+    /// The database's name when it is a PostgreSQL one (the last segment of its URL's path).
+    pub fn postgres_name(&self) -> Option<String> {
+        let rest = self
+            .url
+            .strip_prefix("postgresql://")
+            .or_else(|| self.url.strip_prefix("postgres://"))?;
+        let path = rest.split('?').next()?;
+        path.rsplit_once('/').map(|(_, name)| name.to_owned())
+    }
+
     /// `CSC_DATABASE_URL` and `CSC_AUDIT_SEAL_FILE` of every command run on it.
     fn env(&self) -> [(&str, &str); 2] {
         [
