@@ -74,6 +74,25 @@ struct State {
     keys: HashMap<String, KeyId>,
 }
 
+/// Checks `signature` of `digest` (SHA-256; DER ECDSA or PKCS#1 v1.5) against the public key
+/// of `key`: the baseline must sign for real.
+pub fn verify(hsm: &Hsm, key: &KeyId, digest: &[u8], signature: &[u8]) -> anyhow::Result<()> {
+    use openssl::md::Md;
+    use openssl::pkey_ctx::PkeyCtx;
+    use openssl::rsa::Padding;
+    let public = hsm.public_key(key)?.to_openssl()?;
+    let mut ctx = PkeyCtx::new(&public)?;
+    ctx.verify_init()?;
+    if public.rsa().is_ok() {
+        ctx.set_rsa_padding(Padding::PKCS1)?;
+    }
+    ctx.set_signature_md(Md::sha256())?;
+    if !ctx.verify(digest, signature).unwrap_or(false) {
+        bail!("the bare endpoint's signature does not verify with key {key}");
+    }
+    Ok(())
+}
+
 /// The endpoint, running on its own threads of this process.
 pub struct BareServer {
     pub addr: SocketAddr,

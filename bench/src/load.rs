@@ -191,6 +191,21 @@ impl Target {
         Ok(t)
     }
 
+    /// One signHash of the first digest on a connection of its own: (the digest, the first
+    /// signature returned), both decoded.
+    pub async fn sign_once(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        let body = self.claim(1).context("no signature left to claim")?;
+        let mut conn = Conn::open(self.addr).await?;
+        let (status, resp) = conn.post(&self.host, &self.bearer, SIGN_HASH, body).await?;
+        if status != StatusCode::OK {
+            bail!("signHash failed: {}", describe(status, &resp));
+        }
+        let resp: csc_types::SignHashResponse = serde_json::from_slice(&resp)?;
+        let signature = resp.signatures.first().context("no signature returned")?;
+        let digest = self.hashes.first().context("no digest")?;
+        Ok((STANDARD.decode(digest)?, STANDARD.decode(signature)?))
+    }
+
     /// The signHash body for `sad` with the first `n` digests.
     fn sign_body(&self, sad: &str, n: usize) -> Bytes {
         Bytes::from(
@@ -387,8 +402,8 @@ pub struct HttpResult {
     pub usage: Usage,
     /// Operations per second of each server instance (one entry per target).
     pub per_instance_ops_per_s: Vec<f64>,
-    /// With `--repeat N`: the ops/s of every run, in the order measured (this result is the
-    /// median one).
+    /// The ops/s of every run (`--repeat N`), in the order measured; this result is the
+    /// median one.
     pub runs: Vec<f64>,
 }
 

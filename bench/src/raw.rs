@@ -96,8 +96,8 @@ pub struct RawResult {
     pub usage: crate::cpu::Usage,
     /// Measurements made (more than 1 when other processes disturbed the first).
     pub attempts: usize,
-    /// With `--repeat N`: the signatures/s of every run, in the order measured (this result
-    /// is the median one).
+    /// The signatures/s of every run (`--repeat N`), in the order measured; this result is
+    /// the median one.
     pub runs: Vec<f64>,
 }
 
