@@ -20,7 +20,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::cpu::{Sample, Usage};
+use crate::cpu::{Sample, Usage, Watched};
 use crate::stats::{p50_p99_ms, window_end};
 
 pub const LOGIN: &str = "/csc/v1/auth/login";
@@ -117,6 +117,8 @@ pub struct Target {
     pool: Mutex<VecDeque<PoolSad>>,
     /// SADs issued so far (each cost one Argon2 PIN verification on the server).
     pub issued: Mutex<usize>,
+    /// The bare baseline's endpoint: every request carries this one body (no SAD to claim).
+    fixed: Option<Bytes>,
 }
 
 impl Target {
@@ -142,12 +144,7 @@ impl Target {
         }
         let token = json_str(&body, "access_token").context("no access_token")?;
         let bearer = HeaderValue::from_str(&format!("Bearer {token}"))?;
-        let hashes = (0..100)
-            .map(|i| {
-                let d = sha256(format!("csc-bench document {i}").as_bytes());
-                STANDARD.encode(d)
-            })
-            .collect();
+        let hashes = digests();
         let authorize_one = Bytes::from(
             serde_json::json!({
                 "credentialID": credential,
@@ -166,7 +163,47 @@ impl Target {
             authorize_one,
             pool: Mutex::new(VecDeque::new()),
             issued: Mutex::new(0),
+            fixed: None,
         })
+    }
+
+    /// The bare baseline's endpoint at `addr` ([`crate::bare`]): the same signHash body as the
+    /// server's rows (a placeholder SAD, which it never reads) and the same `Authorization`
+    /// header shape, no login.
+    pub fn bare(
+        addr: SocketAddr,
+        credential: &str,
+        sign_algo: &'static str,
+    ) -> anyhow::Result<Target> {
+        let mut t = Target {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string())?,
+            bearer: HeaderValue::from_static("Bearer bare-baseline-sends-no-token"),
+            credential: credential.to_owned(),
+            sign_algo,
+            hashes: digests(),
+            authorize_one: Bytes::new(),
+            pool: Mutex::new(VecDeque::new()),
+            issued: Mutex::new(0),
+            fixed: None,
+        };
+        t.fixed = Some(t.sign_body("bare-baseline-reads-no-sad", 1));
+        Ok(t)
+    }
+
+    /// One signHash of the first digest on a connection of its own: (the digest, the first
+    /// signature returned), both decoded.
+    pub async fn sign_once(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        let body = self.claim(1).context("no signature left to claim")?;
+        let mut conn = Conn::open(self.addr).await?;
+        let (status, resp) = conn.post(&self.host, &self.bearer, SIGN_HASH, body).await?;
+        if status != StatusCode::OK {
+            bail!("signHash failed: {}", describe(status, &resp));
+        }
+        let resp: csc_types::SignHashResponse = serde_json::from_slice(&resp)?;
+        let signature = resp.signatures.first().context("no signature returned")?;
+        let digest = self.hashes.first().context("no digest")?;
+        Ok((STANDARD.decode(digest)?, STANDARD.decode(signature)?))
     }
 
     /// The signHash body for `sad` with the first `n` digests.
@@ -194,8 +231,12 @@ impl Target {
     }
 
     /// Claims `batch` signatures of the first SAD that has them and returns the request body
-    /// (serialised once per SAD and batch size); `None` when the pool is dry.
+    /// (serialised once per SAD and batch size); `None` when the pool is dry. The bare
+    /// baseline's body is always the same.
     fn claim(&self, batch: usize) -> Option<Bytes> {
+        if let Some(body) = &self.fixed {
+            return Some(body.clone());
+        }
         let need = u32::try_from(batch).ok()?;
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         while pool.front().is_some_and(|p| p.left < need) {
@@ -229,7 +270,7 @@ impl Target {
         parallel: usize,
     ) -> anyhow::Result<()> {
         let have = self.available();
-        if have >= want {
+        if have >= want || self.fixed.is_some() {
             return Ok(());
         }
         let n = (want - have).div_ceil(u64::from(per_sad)) as usize;
@@ -267,9 +308,16 @@ impl Target {
     }
 }
 
-/// SHA-256 through cm-pkcs11's `HashAlg` (OpenSSL, already linked).
-fn sha256(data: &[u8]) -> Vec<u8> {
-    cm_pkcs11::HashAlg::Sha256.digest(data)
+/// 100 distinct base64 SHA-256 digests (through cm-pkcs11's `HashAlg`: OpenSSL, already
+/// linked).
+fn digests() -> Vec<String> {
+    (0..100)
+        .map(|i| {
+            STANDARD.encode(
+                cm_pkcs11::HashAlg::Sha256.digest(format!("csc-bench document {i}").as_bytes()),
+            )
+        })
+        .collect()
 }
 
 /// Polls futures concurrently on the current task (a tiny `join_all`).
@@ -352,10 +400,17 @@ pub struct HttpResult {
     /// Measurements made (more than 1 when other processes disturbed the first).
     pub attempts: usize,
     pub usage: Usage,
+    /// Operations per second of each server instance (one entry per target).
+    pub per_instance_ops_per_s: Vec<f64>,
+    /// The ops/s of every run (`--repeat N`), in the order measured; this result is the
+    /// median one.
+    pub runs: Vec<f64>,
 }
 
 #[derive(Default)]
 struct WorkerOut {
+    /// Which target (server instance) this worker loaded.
+    instance: usize,
     /// (end offset from the window start, latency), microseconds.
     ops: Vec<(u32, u32)>,
     /// Pairs only: (end offset of the pair, latency of its authorize / signHash half).
@@ -457,8 +512,11 @@ impl WorkerOut {
     }
 }
 
-async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
-    let mut out = WorkerOut::default();
+async fn worker(t: Arc<Target>, instance: usize, kind: Kind, w: Arc<Window>) -> WorkerOut {
+    let mut out = WorkerOut {
+        instance,
+        ..WorkerOut::default()
+    };
     let mut conn = match Conn::open(t.addr).await {
         Ok(c) => c,
         Err(e) => {
@@ -548,12 +606,15 @@ async fn worker(t: Arc<Target>, kind: Kind, w: Arc<Window>) -> WorkerOut {
 /// the warm-up and end before the deadline count. When none has ended by the deadline, the
 /// window is extended to the end of the first one (see [`Window`]): every row measures at least
 /// one operation unless every request failed or the SAD pool ran dry.
+///
+/// With several `targets` (server instances on one database), worker `i` loads target
+/// `i % targets.len()`: the load is split evenly, and each instance's rate is reported.
 pub async fn run(
-    t: Arc<Target>,
+    targets: &[Arc<Target>],
     kind: Kind,
     conc: usize,
     timing: &crate::Timing,
-    server_pid: &str,
+    server: &Watched,
     profile: Option<(&std::path::Path, &str)>,
 ) -> HttpResult {
     let from = Instant::now() + timing.warmup;
@@ -565,9 +626,13 @@ pub async fn run(
         settled: AtomicBool::new(false),
     });
     let handles: Vec<_> = (0..conc)
-        .map(|_| tokio::spawn(worker(t.clone(), kind, w.clone())))
+        .filter_map(|i| {
+            let n = i % targets.len().max(1);
+            let t = targets.get(n)?.clone();
+            Some(tokio::spawn(worker(t, n, kind, w.clone())))
+        })
         .collect();
-    let pid = server_pid.to_owned();
+    let watched = server.clone();
     let ticks = timing.ticks;
     let (wa, wend) = (w.from, w.end);
     let perf_out = profile.map(|(p, _)| p.to_path_buf());
@@ -580,7 +645,8 @@ pub async fn run(
             std::process::Command::new("perf")
                 .arg("record")
                 .args(perf_args.split_whitespace())
-                .args(["-p", &pid, "-o"])
+                .args(watched.perf_target())
+                .arg("-o")
                 .arg(&out)
                 .args(["--", "sleep", &format!("{perf_secs:.3}")])
                 .stdout(std::process::Stdio::null())
@@ -588,9 +654,9 @@ pub async fn run(
                 .spawn()
                 .ok()
         });
-        let a = Sample::take(Some(&pid));
+        let a = Sample::take(Some(&watched));
         tokio::time::sleep_until(wend.into()).await;
-        let b = Sample::take(Some(&pid));
+        let b = Sample::take(Some(&watched));
         if let Some(mut p) = perf {
             let _ = p.wait();
         }
@@ -625,13 +691,18 @@ pub async fn run(
         usage,
         ..HttpResult::default()
     };
+    let mut per_instance = vec![0u64; targets.len().max(1)];
     for o in outs {
+        let before = lat.len();
         lat.extend(
             o.ops
                 .iter()
                 .filter(|(end, _)| *end <= cutoff)
                 .map(|(_, l)| *l),
         );
+        if let Some(n) = per_instance.get_mut(o.instance) {
+            *n += (lat.len() - before) as u64;
+        }
         let kept = |v: Vec<(u32, u32)>| v.into_iter().filter(|(end, _)| *end <= cutoff);
         auth.extend(kept(o.authorize).map(|(_, l)| l));
         sign.extend(kept(o.sign).map(|(_, l)| l));
@@ -642,6 +713,7 @@ pub async fn run(
     }
     res.ops = lat.len() as u64;
     res.ops_per_s = res.ops as f64 / secs;
+    res.per_instance_ops_per_s = per_instance.iter().map(|&n| n as f64 / secs).collect();
     res.sig_per_s = res.ops_per_s * kind.signatures_per_op() as f64;
     (res.p50_ms, res.p99_ms) = p50_p99_ms(&mut lat);
     (res.authorize_p50_ms, res.authorize_p99_ms) = p50_p99_ms(&mut auth);

@@ -4,36 +4,44 @@
 //! One run on one machine measures, side by side:
 //! 1. the raw `cm-pkcs11` signing rate in-process (1 and 2 threads) on the bench's own
 //!    throwaway SoftHSM2 token: the baseline;
-//! 2. `signatures/signHash` over HTTP with already issued multi-signature SADs (concurrency 1,
+//! 2. the bare baseline: a signHash endpoint of this process that only parses, decodes and
+//!    signs in the server's token (no auth, SAD, database), with the same load client;
+//! 3. `signatures/signHash` over HTTP with already issued multi-signature SADs (concurrency 1,
 //!    8, 32);
-//! 3. `credentials/authorize` + `signatures/signHash` pairs (a fresh SAD each time);
-//! 4. one signHash carrying 100 hashes;
+//! 4. `credentials/authorize` + `signatures/signHash` pairs (a fresh SAD each time);
+//! 5. one signHash carrying 100 hashes;
 //!
 //! for RSA-2048 and EC P-256, against the release `csc-server` started as a child process,
 //! once on an empty database and once on one holding 100,000 more credentials and 1,000,000
-//! audit records; then `audit verify` on the big one. See README "Benchmark".
+//! audit records; with `--postgres`, the signHash and pair rows also on a throwaway
+//! PostgreSQL database, with one instance and with two instances sharing it; then `audit
+//! verify` on the big one. See README "Benchmark".
 //!
 //! Not a test: nothing here asserts. `--smoke` runs everything briefly (CI may use it).
 
+mod bare;
 mod cpu;
 mod load;
 mod populate;
+mod postgres;
 mod raw;
 mod report;
 mod server;
 mod stats;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use cm_pkcs11::KeySpec;
+use cm_pkcs11::{KeyId, KeySpec};
 
-use crate::load::Kind;
+use crate::cpu::Watched;
+use crate::load::{Kind, Target};
 use crate::report::{HttpRow, Report};
-use crate::server::{DataDir, Running, ServerCmd};
+use crate::server::{DataDir, Database, Running, ServerCmd};
 
 /// Measured window of every row.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +77,7 @@ impl Alg {
         }
     }
 
-    fn sign_algo(self) -> &'static str {
+    pub fn sign_algo(self) -> &'static str {
         match self {
             Alg::Rsa => load::SHA256_WITH_RSA,
             Alg::Ec => load::ECDSA_WITH_SHA256,
@@ -77,18 +85,39 @@ impl Alg {
     }
 }
 
-/// Which database a server run uses.
+/// What answers a row's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
+pub enum Setup {
+    /// The bench's own bare endpoint ([`bare`]): no server, no database.
+    Bare,
+    /// One `csc-server` on the empty SQLite database.
     Empty,
+    /// One `csc-server` on the loaded SQLite database (the scale check).
     Loaded,
+    /// One `csc-server` on the throwaway PostgreSQL database.
+    Postgres,
+    /// Two `csc-server` instances on that one PostgreSQL database and one token, the load
+    /// split evenly between them.
+    Postgres2,
 }
 
-impl Db {
+impl Setup {
+    /// The `database` of the JSON rows.
     pub fn label(self) -> &'static str {
         match self {
-            Db::Empty => "empty",
-            Db::Loaded => "loaded",
+            Setup::Bare => "bare",
+            Setup::Empty => "empty",
+            Setup::Loaded => "loaded",
+            Setup::Postgres => "postgres",
+            Setup::Postgres2 => "postgres-2",
+        }
+    }
+
+    /// Server instances.
+    pub fn instances(self) -> usize {
+        match self {
+            Setup::Postgres2 => 2,
+            _ => 1,
         }
     }
 }
@@ -164,6 +193,23 @@ struct Args {
     /// How many times a disturbed row is measured again (0 with --smoke).
     #[arg(long, default_value_t = 2)]
     retries: usize,
+    /// Measure every row N times and report the median run (by ops/s) with the rate of every
+    /// run (noisy rows: 3).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: usize,
+    /// Also measure the signHash and pair rows on PostgreSQL, one instance and two instances
+    /// on one database: an admin URL (e.g. postgresql://csc@127.0.0.1:54329/postgres) on
+    /// which a throwaway database is created for the run and dropped at its end.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CSC_BENCH_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    postgres: Option<String>,
+    /// Skip the bare baseline rows.
+    #[arg(long)]
+    no_bare: bool,
     /// Options of `perf record` for --perf-dir (dwarf call graphs work on binaries without
     /// debug info or frame pointers, through .eh_frame).
     #[arg(
@@ -277,7 +323,7 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
     let mut report = Report::new(&args_json(&args, &timing, n_credentials, n_audit, &cmd));
     report.rustc_running_at_start = count_rustc();
 
-    // ---- the data directory: one token, two databases
+    // ---- the data directory: one token, two SQLite databases (and a PostgreSQL one)
     let work = match &args.work_dir {
         Some(d) => tempfile::Builder::new()
             .prefix("csc-bench-")
@@ -290,8 +336,33 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         data_path.display()
     ));
     let data = server::setup(&cmd, &data_path, token)?;
+    // dropped (the database with it) when `run` returns, after every server stopped
+    let pg = match &args.postgres {
+        Some(admin) => {
+            let db = postgres::Throwaway::create(admin)?;
+            note(format!(
+                "PostgreSQL: throwaway database {} on {} (init, user, credentials; same token)",
+                db.name(),
+                sam::redact_url(admin)
+            ));
+            let database = data.setup_postgres(&cmd, &db.url)?;
+            Some((db, database))
+        }
+        None => None,
+    };
+    let module = raw::module_path();
     // before the raw baseline loads the module with the bench's own token (same directory)
-    let keys = data.integrity_keys(&raw::module_path())?;
+    let keys = data.integrity_keys(&module)?;
+    let bare = !args.no_bare;
+    let bare_keys = if bare {
+        bare::key_ids(
+            &data.empty.url,
+            &keys,
+            &[&data.empty.rsa_credential, &data.empty.ec_credential],
+        )?
+    } else {
+        HashMap::new()
+    };
     let scale = !args.no_scale;
     if scale {
         data.copy_to_loaded()?;
@@ -299,8 +370,8 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
             "populating loaded.db with {n_credentials} credentials and {n_audit} audit records"
         ));
         let p = populate::populate(
-            &data.loaded_db_url(),
-            &data.rsa_credential,
+            &data.loaded().url,
+            &data.empty.rsa_credential,
             n_credentials,
             n_audit,
             &keys,
@@ -316,7 +387,6 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
 
     // ---- the raw baseline
     note("raw cm-pkcs11 baseline");
-    let module = raw::module_path();
     let (hsm, rsa_key, ec_key) = raw::open_token(&module)?;
     note(format!(
         "  (own token under {}, module {})",
@@ -326,22 +396,28 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
     // ---- what one authorize spends checking the PIN
     report.argon2 = Some(report::pin_check(&hsm, if smoke { 20 } else { 2_000 })?);
     report.mac = Some(report::mac_costs(&hsm, if smoke { 200 } else { 20_000 })?);
+    let repeat = args.repeat.max(1);
     for alg in &args.alg {
         let key = if *alg == Alg::Rsa { &rsa_key } else { &ec_key };
-        for threads in [1, 2] {
-            let r = raw::run(&hsm, key, alg.spec(), threads, 1, &timing)?;
-            note(format!(
-                "  raw {} {threads}t: {:.0} sig/s",
-                alg.label(),
-                r.sig_per_s
-            ));
-            report.raw.push((*alg, r));
-        }
+        let mut batches = vec![(1, 1), (2, 1)];
         if args.rows.iter().any(|r| r == "batch") {
-            let r = raw::run(&hsm, key, alg.spec(), 1, 100, &timing)?;
+            batches.push((1, 100));
+        }
+        for (threads, batch) in batches {
+            let (mut r, runs) = stats::median_run(
+                repeat,
+                |r: &raw::RawResult| r.sig_per_s,
+                |_| raw::run(&hsm, key, alg.spec(), threads, batch, &timing),
+            )?;
+            r.runs = runs;
             note(format!(
-                "  raw {} 1t x100: {:.0} sig/s",
+                "  raw {} {threads}t{}: {:.0} sig/s",
                 alg.label(),
+                if batch > 1 {
+                    format!(" x{batch}")
+                } else {
+                    String::new()
+                },
                 r.sig_per_s
             ));
             report.raw.push((*alg, r));
@@ -374,48 +450,73 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         kinds.push((Kind::SignHash { batch: 100 }, 1));
         kinds.push((Kind::SignHash { batch: 100 }, 2));
     }
+    // PostgreSQL: the signHash and pair rows (at c8 only with --smoke); two instances split
+    // the load evenly, so only at concurrency 2 and more
+    let pg_kinds: Vec<(Kind, usize)> = kinds
+        .iter()
+        .copied()
+        .filter(|(k, c)| *k != Kind::SignHash { batch: 100 } && (!smoke || *c == 8))
+        .collect();
+    let bench = Bench {
+        rt: &rt,
+        timing: &timing,
+        repeat,
+        perf: args
+            .perf_dir
+            .as_deref()
+            .map(|d| (d, args.perf_args.as_str())),
+    };
     for (i, alg) in args.alg.iter().enumerate() {
-        // alternate the order so neither database always runs second
-        let dbs: Vec<Db> = match (scale, i % 2) {
-            (false, _) => vec![Db::Empty],
-            (true, 0) => vec![Db::Empty, Db::Loaded],
-            (true, _) => vec![Db::Loaded, Db::Empty],
-        };
         let raw2 = report.raw_rate(*alg, 2, 1).unwrap_or(30_000.0);
-        for db in dbs {
-            let rows = http_rows(
-                &rt,
-                &cmd,
-                &data,
-                (*alg, db),
-                &kinds,
-                &timing,
-                raw2,
-                args.perf_dir
-                    .as_deref()
-                    .map(|d| (d, args.perf_args.as_str())),
-            )?;
+        // the bare baseline first, while no csc-server runs on the token
+        if bare && args.rows.iter().any(|r| r == "signhash" || r == "pairs") {
+            let rows = bare_rows(&bench, &data, &module, &bare_keys, *alg, &args.concurrency)?;
             report.http.extend(rows);
+        }
+        // alternate the order so neither database always runs second
+        let dbs: Vec<Setup> = match (scale, i % 2) {
+            (false, _) => vec![Setup::Empty],
+            (true, 0) => vec![Setup::Empty, Setup::Loaded],
+            (true, _) => vec![Setup::Loaded, Setup::Empty],
+        };
+        for setup in dbs {
+            let db = match setup {
+                Setup::Loaded => data.loaded(),
+                _ => data.empty.clone(),
+            };
+            let rows = server_rows(&bench, &cmd, &data, &db, (*alg, setup), &kinds, raw2)?;
+            report.http.extend(rows);
+        }
+        if let Some((_, db)) = &pg {
+            for setup in [Setup::Postgres, Setup::Postgres2] {
+                let kinds: Vec<(Kind, usize)> = pg_kinds
+                    .iter()
+                    .copied()
+                    .filter(|(_, c)| *c >= setup.instances())
+                    .collect();
+                let rows = server_rows(&bench, &cmd, &data, db, (*alg, setup), &kinds, raw2)?;
+                report.http.extend(rows);
+            }
         }
     }
     drop(rt);
 
     // ---- audit verify
-    let url = if scale {
-        data.loaded_db_url()
+    let verified = if scale {
+        data.loaded()
     } else {
-        data.empty_db_url()
+        data.empty.clone()
     };
     note("audit verify (in-process and through the CLI)");
-    let (records, secs) = populate::verify_in_process(&url, &keys)?;
+    let (records, secs) = populate::verify_in_process(&verified.url, &keys)?;
     report.audit_in_process = Some((records, secs));
     let t = Instant::now();
     let v = cmd.run_json(
         &data.dir,
         &["audit", "verify"],
         &[
-            ("CSC_DATABASE_URL", url.as_str()),
-            ("CSC_AUDIT_SEAL_FILE", server::seal_file_for(&url).as_str()),
+            ("CSC_DATABASE_URL", verified.url.as_str()),
+            ("CSC_AUDIT_SEAL_FILE", verified.seal_file.as_str()),
         ],
     )?;
     let cli_secs = t.elapsed().as_secs_f64();
@@ -444,79 +545,206 @@ fn run(args: Args, token: &raw::BenchToken) -> anyhow::Result<()> {
         let kept = work.keep();
         note(format!("kept the data directory {}", kept.display()));
     }
+    drop(pg);
     Ok(())
 }
 
-/// Starts a server on `db`, logs in, and runs every row for `alg`.
-#[allow(clippy::too_many_arguments)]
-fn http_rows(
-    rt: &tokio::runtime::Runtime,
+/// How every HTTP row is measured.
+struct Bench<'a> {
+    /// The load generator's runtime.
+    rt: &'a tokio::runtime::Runtime,
+    timing: &'a Timing,
+    /// Runs per row (`--repeat`); the median one is kept.
+    repeat: usize,
+    /// `--perf-dir` and `--perf-args`.
+    perf: Option<(&'a Path, &'a str)>,
+}
+
+/// The bare baseline's rows of `alg`: signHash at each of `concs`, against this process's own
+/// endpoint ([`bare`]) signing with the key of the server's `alg` credential (in `csc.db`).
+fn bare_rows(
+    bench: &Bench<'_>,
+    data: &DataDir,
+    module: &Path,
+    keys: &HashMap<String, KeyId>,
+    alg: Alg,
+    concs: &[usize],
+) -> anyhow::Result<Vec<HttpRow>> {
+    note(format!(
+        "{} bare baseline (this process: parse, decode, sign; {} workers)",
+        alg.label(),
+        bare::workers()
+    ));
+    let hsm = data.open_token(module, bare::workers())?;
+    let server = bare::start(hsm.clone(), keys.clone())?;
+    let credential = data.empty.credential(alg);
+    let target = Arc::new(Target::bare(server.addr, credential, alg.sign_algo())?);
+    // one signature checked against the key first: the baseline signs for real
+    let checked = bench
+        .rt
+        .block_on(target.sign_once())
+        .and_then(|(digest, signature)| {
+            let key = keys.get(credential).context("no key for the credential")?;
+            bare::verify(&hsm, key, &digest, &signature)
+        });
+    drop(hsm);
+    let kinds: Vec<(Kind, usize)> = concs
+        .iter()
+        .map(|&c| (Kind::SignHash { batch: 1 }, c))
+        .collect();
+    let tag = format!("{}-bare", alg.label().replace([' ', '-'], ""));
+    let rows = checked.and_then(|()| {
+        measure_rows(
+            bench,
+            (alg, Setup::Bare),
+            &tag,
+            &[target],
+            &server.watched,
+            &kinds,
+            0.0,
+        )
+    });
+    server.stop(bench.rt)?;
+    rows
+}
+
+/// Starts the server instances of `setup` on `db` (two for [`Setup::Postgres2`]), logs in on
+/// each, and runs every row for `alg`.
+fn server_rows(
+    bench: &Bench<'_>,
     cmd: &ServerCmd,
     data: &DataDir,
-    (alg, db): (Alg, Db),
+    db: &Database,
+    (alg, setup): (Alg, Setup),
     kinds: &[(Kind, usize)],
-    timing: &Timing,
     raw_2t: f64,
-    perf: Option<(&std::path::Path, &str)>,
 ) -> anyhow::Result<Vec<HttpRow>> {
-    let url = match db {
-        Db::Empty => data.empty_db_url(),
-        Db::Loaded => data.loaded_db_url(),
-    };
-    let tag = format!("{}-{}", alg.label().replace([' ', '-'], ""), db.label());
-    note(format!("{} on the {} database", alg.label(), db.label()));
-    let mut server = Running::start(cmd, data, &url, &tag)?;
-    let credential = match alg {
-        Alg::Rsa => &data.rsa_credential,
-        Alg::Ec => &data.ec_credential,
-    };
-    let target = Arc::new(rt.block_on(load::Target::login(
-        server.addr,
-        server::USER,
-        server::PASSWORD,
-        credential,
-        alg.sign_algo(),
-    ))?);
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tag = format!("{}-{}", alg.label().replace([' ', '-'], ""), setup.label());
+    note(format!(
+        "{} on the {} database{}",
+        alg.label(),
+        setup.label(),
+        if setup.instances() > 1 {
+            format!(" ({} instances)", setup.instances())
+        } else {
+            String::new()
+        }
+    ));
+    let mut servers = Vec::new();
+    for n in 0..setup.instances() {
+        // every further instance: its own TSA serial prefix and seal file, as on its own machine
+        let prefix = n.to_string();
+        let seals = format!("{}.instance{n}", db.seal_file);
+        let env: Vec<(&str, &str)> = if n == 0 {
+            Vec::new()
+        } else {
+            vec![
+                ("CSC_TSA_SERIAL_PREFIX", prefix.as_str()),
+                ("CSC_AUDIT_SEAL_FILE", seals.as_str()),
+            ]
+        };
+        servers.push(Running::start(cmd, data, db, &format!("{tag}-{n}"), &env)?);
+    }
+    let mut targets = Vec::new();
+    for s in &servers {
+        targets.push(Arc::new(bench.rt.block_on(Target::login(
+            s.addr,
+            server::USER,
+            server::PASSWORD,
+            db.credential(alg),
+            alg.sign_algo(),
+        ))?));
+    }
+    let mut watched = Watched::processes(servers.iter().map(|s| s.pid.clone()));
+    watched.database = db.postgres_name();
+    let rows = measure_rows(bench, (alg, setup), &tag, &targets, &watched, kinds, raw_2t)?;
+    let issued: usize = targets
+        .iter()
+        .map(|t| {
+            *t.issued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
+        .sum();
+    note(format!(
+        "  ({issued} multi-signature SADs issued before the rows)"
+    ));
+    for mut s in servers {
+        s.stop();
+    }
+    Ok(rows)
+}
+
+/// Measures each of `kinds` against `targets` (the load split evenly between them), `server`
+/// being what answers them for the CPU accounting: `--repeat` runs, the median kept, each run
+/// measured again while other processes disturbed it.
+fn measure_rows(
+    bench: &Bench<'_>,
+    (alg, setup): (Alg, Setup),
+    tag: &str,
+    targets: &[Arc<Target>],
+    server: &Watched,
+    kinds: &[(Kind, usize)],
+    raw_2t: f64,
+) -> anyhow::Result<Vec<HttpRow>> {
+    let timing = bench.timing;
     let mut rows = Vec::new();
     for &(kind, conc) in kinds {
         // signHash rows: enough issued signatures for the fastest this row could possibly go
-        // (the raw 2-thread rate), issued before the clock starts (again before a retry)
+        // (the raw 2-thread rate, twice over: on a shared box the raw rows can be measured
+        // while others load it and an HTTP row while they do not), issued before the clock
+        // starts (again before a retry)
         let issued = match kind {
             Kind::SignHash { batch } => {
                 let window = (timing.warmup + timing.duration).as_secs_f64();
-                Some((raw_2t * window * 1.1) as u64 + (conc * batch) as u64)
+                Some((raw_2t * window * 2.0) as u64 + (conc * batch) as u64)
             }
             Kind::Pairs => None,
         };
-        let profile =
-            perf.map(|(d, a)| (d.join(format!("{tag}-{}-c{conc}.perf.data", kind.id())), a));
-        let r = cpu::least_disturbed(
-            timing,
-            Some(&server.pid),
-            |r: &load::HttpResult| &r.usage,
-            |attempt| {
-                if let Some(want) = issued {
-                    rt.block_on(target.ensure_sads(want, server::MULTISIGN, 2))?;
-                }
-                let mut r = rt.block_on(load::run(
-                    target.clone(),
-                    kind,
-                    conc,
+        let profile = bench
+            .perf
+            .map(|(d, a)| (d.join(format!("{tag}-{}-c{conc}.perf.data", kind.id())), a));
+        let (mut r, runs) = stats::median_run(
+            bench.repeat,
+            |r: &load::HttpResult| r.ops_per_s,
+            |_| {
+                cpu::least_disturbed(
                     timing,
-                    &server.pid,
-                    profile.as_ref().map(|(p, a)| (p.as_path(), *a)),
-                ));
-                r.attempts = attempt + 1;
-                if r.usage.other_pct > timing.max_other && attempt < timing.retries {
-                    note(format!(
-                        "  {:<24} c{conc:<3} disturbed (other processes {:.0}% of a core): waiting for quiet, again",
-                        kind.name(),
-                        r.usage.other_pct
-                    ));
-                }
-                Ok(r)
+                    Some(server),
+                    |r: &load::HttpResult| &r.usage,
+                    |attempt| {
+                        if let Some(want) = issued {
+                            for t in targets {
+                                bench
+                                    .rt
+                                    .block_on(t.ensure_sads(want, server::MULTISIGN, 2))?;
+                            }
+                        }
+                        let mut r = bench.rt.block_on(load::run(
+                            targets,
+                            kind,
+                            conc,
+                            timing,
+                            server,
+                            profile.as_ref().map(|(p, a)| (p.as_path(), *a)),
+                        ));
+                        r.attempts = attempt + 1;
+                        if r.usage.other_pct > timing.max_other && attempt < timing.retries {
+                            note(format!(
+                                "  {:<24} c{conc:<3} disturbed (other processes {:.0}% of a core): waiting for quiet, again",
+                                kind.name(),
+                                r.usage.other_pct
+                            ));
+                        }
+                        Ok(r)
+                    },
+                )
             },
         )?;
+        r.runs = runs;
         note(format!(
             "  {:<24} c{conc:<3} {:>8.0} ops/s {:>8.0} sig/s  p50 {:>7.2} ms  p99 {:>7.2} ms  client {:>3.0}%  server {:>3.0}%  other {:>3.0}%{}",
             kind.name(),
@@ -539,20 +767,12 @@ fn http_rows(
         ));
         rows.push(HttpRow {
             alg,
-            db,
+            setup,
             kind,
             conc,
             result: r,
         });
     }
-    let issued = *target
-        .issued
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    note(format!(
-        "  ({issued} multi-signature SADs issued before the rows)"
-    ));
-    server.stop();
     Ok(rows)
 }
 
@@ -580,6 +800,9 @@ fn args_json(
         "scaleCredentials": if args.no_scale { 0 } else { credentials },
         "scaleAuditRecords": if args.no_scale { 0 } else { audit },
         "clientThreads": args.client_threads,
+        "repeat": args.repeat.max(1),
+        "bareWorkers": if args.no_bare { None } else { Some(bare::workers()) },
+        "postgres": args.postgres.as_deref().map(sam::redact_url),
         "server": cmd.bin.display().to_string(),
         "serverPrefix": cmd.prefix,
         "serverEnv": args.server_env,

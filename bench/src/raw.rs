@@ -96,6 +96,9 @@ pub struct RawResult {
     pub usage: crate::cpu::Usage,
     /// Measurements made (more than 1 when other processes disturbed the first).
     pub attempts: usize,
+    /// The signatures/s of every run (`--repeat N`), in the order measured; this result is
+    /// the median one.
+    pub runs: Vec<f64>,
 }
 
 /// Signs with `threads` threads for `warmup` + `duration`; counts the calls that start after the
@@ -214,6 +217,7 @@ fn run_once(
         secs,
         usage,
         attempts: 1,
+        runs: Vec::new(),
     })
 }
 

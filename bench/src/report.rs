@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::load::{HttpResult, Kind};
 use crate::populate::Populated;
 use crate::raw::RawResult;
-use crate::{Alg, Db};
+use crate::{Alg, Setup};
 
 /// Fewer operations than this in a row make its ratios meaningless.
 const MIN_OPS: u64 = 20;
@@ -17,7 +17,7 @@ const MIN_OPS: u64 = 20;
 #[derive(Debug, Clone)]
 pub struct HttpRow {
     pub alg: Alg,
-    pub db: Db,
+    pub setup: Setup,
     pub kind: Kind,
     pub conc: usize,
     pub result: HttpResult,
@@ -125,9 +125,50 @@ pub struct Report {
 
 /// A performance target of the server and whether this run met it.
 struct Target {
+    /// The issue that set it (the report prints one block per issue).
+    issue: u32,
     name: String,
     measured: String,
     met: Option<bool>,
+}
+
+/// A ratio as a target's measurement: `62% (4,100/s vs 6,600/s)`, or "not measured".
+fn ratio_target(
+    issue: u32,
+    name: &str,
+    pair: Option<(f64, f64)>,
+    at_least: f64,
+    unit: &str,
+) -> Target {
+    match pair {
+        Some((v, base)) => Target {
+            issue,
+            name: name.into(),
+            measured: format!(
+                "{} ({v:.0}{unit} vs {base:.0}{unit})",
+                pct(v / base.max(1e-9))
+            ),
+            met: Some(v >= at_least * base),
+        },
+        None => Target {
+            issue,
+            name: name.into(),
+            measured: "not measured".into(),
+            met: None,
+        },
+    }
+}
+
+/// A p99 bound as a target.
+fn p99_target(issue: u32, name: &str, row: Option<&HttpRow>, below_ms: f64) -> Target {
+    Target {
+        issue,
+        name: name.into(),
+        measured: row.map_or("not measured".into(), |r| {
+            format!("{} ms", ms(r.result.p99_ms))
+        }),
+        met: row.map(|r| r.result.p99_ms.is_some_and(|p| p < below_ms)),
+    }
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -136,6 +177,48 @@ fn ms(v: Option<f64>) -> String {
 
 fn pct(v: f64) -> String {
     format!("{:.0}%", v * 100.0)
+}
+
+/// The errors column of an HTTP row: the error count (and the first), a cut-short window, retries,
+/// and with `--repeat` the rate of every run.
+fn flags(r: &HttpRow) -> String {
+    let mut flags = r.result.errors.to_string();
+    if r.result.errors > 0 {
+        flags.push_str(&format!(
+            " ({})",
+            r.result
+                .first_error
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect::<String>()
+        ));
+    }
+    if r.result.exhausted {
+        flags.push_str(" SADs ran out: window cut short");
+    }
+    if r.result.attempts > 1 {
+        flags.push_str(&format!(" ({} tries)", r.result.attempts));
+    }
+    flags.push_str(&runs(&r.result.runs));
+    flags
+}
+
+/// `  (median of 3: 4100 / 3900 / 4200)` when a row ran more than once.
+fn runs(rates: &[f64]) -> String {
+    if rates.len() < 2 {
+        return String::new();
+    }
+    format!(
+        "  (median of {}: {})",
+        rates.len(),
+        rates
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    )
 }
 
 impl Report {
@@ -177,10 +260,65 @@ impl Report {
         self.raw_rate(row.alg, threads, 1).map(|r| (name, r))
     }
 
-    fn row(&self, alg: Alg, db: Db, kind: Kind, conc: usize) -> Option<&HttpRow> {
+    /// The raw baseline's short name (`r1`, `r2`) and the row's ratio to it, printed.
+    fn raw_ratio(&self, row: &HttpRow) -> (&'static str, String) {
+        match self.baseline(row) {
+            Some((name, b)) => (
+                if name == "raw-1-thread" { "r1" } else { "r2" },
+                pct(row.result.sig_per_s / b),
+            ),
+            None => ("", "-".into()),
+        }
+    }
+
+    /// `bare%`, printed (`62%`, `62%@8` when compared with the c8 baseline).
+    fn bare_pct(&self, row: &HttpRow) -> String {
+        match self.bare_ratio(row) {
+            Some((ratio, conc)) if conc == row.conc => pct(ratio),
+            Some((ratio, conc)) => format!("{}@{conc}", pct(ratio)),
+            None => "-".into(),
+        }
+    }
+
+    fn row(&self, alg: Alg, setup: Setup, kind: Kind, conc: usize) -> Option<&HttpRow> {
         self.http
             .iter()
-            .find(|r| r.alg == alg && r.db == db && r.kind == kind && r.conc == conc)
+            .find(|r| r.alg == alg && r.setup == setup && r.kind == kind && r.conc == conc)
+    }
+
+    /// The bare baseline row a row is compared with: same algorithm and concurrency, else c8.
+    fn bare_of(&self, row: &HttpRow) -> Option<&HttpRow> {
+        if row.setup == Setup::Bare {
+            return None;
+        }
+        let sh = Kind::SignHash { batch: 1 };
+        self.row(row.alg, Setup::Bare, sh, row.conc)
+            .or_else(|| self.row(row.alg, Setup::Bare, sh, 8))
+    }
+
+    /// `bare%`: the row's signatures/s over its bare baseline's (for every row but the x100
+    /// ones, signatures/s = ops/s), and the concurrency of that baseline.
+    fn bare_ratio(&self, row: &HttpRow) -> Option<(f64, usize)> {
+        self.bare_of(row)
+            .map(|b| (row.result.sig_per_s / b.result.sig_per_s.max(1e-9), b.conc))
+    }
+
+    /// A PostgreSQL row's ops/s over the same row on the empty SQLite database.
+    fn sqlite_ratio(&self, row: &HttpRow) -> Option<f64> {
+        if !matches!(row.setup, Setup::Postgres | Setup::Postgres2) {
+            return None;
+        }
+        self.row(row.alg, Setup::Empty, row.kind, row.conc)
+            .map(|s| row.result.ops_per_s / s.result.ops_per_s.max(1e-9))
+    }
+
+    /// A two-instance row's total ops/s over the same row on one PostgreSQL instance.
+    fn scaling(&self, row: &HttpRow) -> Option<f64> {
+        if row.setup != Setup::Postgres2 {
+            return None;
+        }
+        self.row(row.alg, Setup::Postgres, row.kind, row.conc)
+            .map(|s| row.result.ops_per_s / s.result.ops_per_s.max(1e-9))
     }
 
     /// (empty, loaded) pairs of the same row, both with enough operations to compare
@@ -196,8 +334,11 @@ impl Report {
     fn scale_rows(&self) -> Vec<(&HttpRow, &HttpRow)> {
         self.http
             .iter()
-            .filter(|r| r.db == Db::Empty)
-            .filter_map(|e| self.row(e.alg, Db::Loaded, e.kind, e.conc).map(|l| (e, l)))
+            .filter(|r| r.setup == Setup::Empty)
+            .filter_map(|e| {
+                self.row(e.alg, Setup::Loaded, e.kind, e.conc)
+                    .map(|l| (e, l))
+            })
             .collect()
     }
 
@@ -208,97 +349,64 @@ impl Report {
     fn targets(&self) -> Vec<Target> {
         let mut t = Vec::new();
         let sh = Kind::SignHash { batch: 1 };
+        let sig = |r: Option<&HttpRow>| r.map(|r| r.result.sig_per_s);
+        let both = |a: Option<f64>, b: Option<f64>| a.zip(b);
         // 1. RSA signHash c8 >= 80 % of raw 2-thread
-        let rsa8 = self.row(Alg::Rsa, Db::Empty, sh, 8);
+        let rsa8 = self.row(Alg::Rsa, Setup::Empty, sh, 8);
         let raw2 = self.raw_rate(Alg::Rsa, 2, 1);
-        t.push(match (rsa8, raw2) {
-            (Some(r), Some(b)) => Target {
-                name: "RSA-2048 signHash (issued SAD) c8 >= 80% of raw 2-thread".into(),
-                measured: format!(
-                    "{} ({:.0}/s vs {b:.0}/s)",
-                    pct(r.result.sig_per_s / b),
-                    r.result.sig_per_s
-                ),
-                met: Some(r.result.sig_per_s >= 0.8 * b),
-            },
-            _ => Target {
-                name: "RSA-2048 signHash c8 >= 80% of raw 2-thread".into(),
-                measured: "not measured".into(),
-                met: None,
-            },
-        });
+        t.push(ratio_target(
+            6,
+            "RSA-2048 signHash (issued SAD) c8 >= 80% of raw 2-thread",
+            both(sig(rsa8), raw2),
+            0.8,
+            "/s",
+        ));
         // 2. EC signHash c8 >= 8000/s, p99 < 10 ms
-        let ec8 = self.row(Alg::Ec, Db::Empty, sh, 8);
+        let ec8 = self.row(Alg::Ec, Setup::Empty, sh, 8);
         t.push(Target {
+            issue: 6,
             name: "EC P-256 signHash (issued SAD) c8 >= 8,000/s".into(),
             measured: ec8.map_or("not measured".into(), |r| {
                 format!("{:.0}/s", r.result.sig_per_s)
             }),
             met: ec8.map(|r| r.result.sig_per_s >= 8000.0),
         });
-        t.push(Target {
-            name: "EC P-256 signHash (issued SAD) c8 p99 < 10 ms".into(),
-            measured: ec8.map_or("not measured".into(), |r| {
-                format!("{} ms", ms(r.result.p99_ms))
-            }),
-            met: ec8.map(|r| r.result.p99_ms.is_some_and(|p| p < 10.0)),
-        });
+        t.push(p99_target(
+            6,
+            "EC P-256 signHash (issued SAD) c8 p99 < 10 ms",
+            ec8,
+            10.0,
+        ));
         // 3. EC pairs c8 >= 4000/s, p99 < 10 ms
-        let pairs8 = self.row(Alg::Ec, Db::Empty, Kind::Pairs, 8);
+        let pairs8 = self.row(Alg::Ec, Setup::Empty, Kind::Pairs, 8);
         t.push(Target {
+            issue: 6,
             name: "EC P-256 authorize+signHash pairs c8 >= 4,000/s".into(),
             measured: pairs8.map_or("not measured".into(), |r| {
                 format!("{:.0} pairs/s", r.result.ops_per_s)
             }),
             met: pairs8.map(|r| r.result.ops_per_s >= 4000.0),
         });
-        t.push(Target {
-            name: "EC P-256 authorize+signHash pairs c8 p99 < 10 ms".into(),
-            measured: pairs8.map_or("not measured".into(), |r| {
-                format!("{} ms", ms(r.result.p99_ms))
-            }),
-            met: pairs8.map(|r| r.result.p99_ms.is_some_and(|p| p < 10.0)),
-        });
+        t.push(p99_target(
+            6,
+            "EC P-256 authorize+signHash pairs c8 p99 < 10 ms",
+            pairs8,
+            10.0,
+        ));
         // 4. RSA 100 hashes, c1, per signature >= 90 % of raw (1 thread: one request at a time)
-        let b100 = self.row(Alg::Rsa, Db::Empty, Kind::SignHash { batch: 100 }, 1);
-        let raw1 = self.raw_rate(Alg::Rsa, 1, 1);
-        t.push(match (b100, raw1) {
-            (Some(r), Some(b)) => Target {
-                name: "RSA-2048 one signHash of 100 hashes >= 90% of raw per signature".into(),
-                measured: format!(
-                    "{} ({:.0} sig/s vs raw 1-thread {b:.0}/s)",
-                    pct(r.result.sig_per_s / b),
-                    r.result.sig_per_s
-                ),
-                met: Some(r.result.sig_per_s >= 0.9 * b),
-            },
-            _ => Target {
-                name: "RSA-2048 one signHash of 100 hashes >= 90% of raw per signature".into(),
-                measured: "not measured".into(),
-                met: None,
-            },
-        });
+        let b100 = self.row(Alg::Rsa, Setup::Empty, Kind::SignHash { batch: 100 }, 1);
+        t.push(ratio_target(
+            6,
+            "RSA-2048 one signHash of 100 hashes >= 90% of raw per signature",
+            both(sig(b100), self.raw_rate(Alg::Rsa, 1, 1)),
+            0.9,
+            " sig/s",
+        ));
         // 5. scale: every row within 10 %
-        let pairs = self.scale_pairs();
-        let worst = pairs
-            .iter()
-            .map(|(e, l)| (l.result.ops_per_s / e.result.ops_per_s.max(1e-9), e))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        t.push(Target {
-            name: "loaded database: every HTTP row >= 90% of its empty-database throughput".into(),
-            measured: worst.map_or("not measured".into(), |(ratio, e)| {
-                format!(
-                    "worst {} ({} {} c{})",
-                    pct(ratio),
-                    e.alg.label(),
-                    e.kind.name(),
-                    e.conc
-                )
-            }),
-            met: worst.map(|(ratio, _)| ratio >= 0.9),
-        });
+        t.push(self.scale_target(6));
         // 6. audit verify >= 200k records/s
         t.push(Target {
+            issue: 6,
             name: "audit verify >= 200,000 records/s".into(),
             measured: self
                 .audit_in_process
@@ -310,7 +418,82 @@ impl Report {
                 }),
             met: self.audit_rate().map(|r| r >= 200_000.0),
         });
+
+        // the ratios to the bare baseline of the same run
+        let bare = |alg: Alg, conc: usize| sig(self.row(alg, Setup::Bare, sh, conc));
+        t.push(ratio_target(
+            15,
+            "EC P-256 signHash (issued SAD) c8 >= 60% of bare c8",
+            both(sig(ec8), bare(Alg::Ec, 8)),
+            0.6,
+            "/s",
+        ));
+        t.push(p99_target(
+            15,
+            "EC P-256 signHash (issued SAD) c8 p99 < 10 ms",
+            ec8,
+            10.0,
+        ));
+        t.push(p99_target(
+            15,
+            "EC P-256 signHash (issued SAD) c32 p99 < 20 ms",
+            self.row(Alg::Ec, Setup::Empty, sh, 32),
+            20.0,
+        ));
+        t.push(ratio_target(
+            15,
+            "RSA-2048 signHash (issued SAD) c8 >= 80% of raw 2-thread",
+            both(sig(rsa8), raw2),
+            0.8,
+            "/s",
+        ));
+        t.push(ratio_target(
+            15,
+            "EC P-256 authorize+signHash pairs c8 >= 25% of bare c8",
+            both(sig(pairs8), bare(Alg::Ec, 8)),
+            0.25,
+            "/s",
+        ));
+        // PostgreSQL: one instance, and two on one database (on one box the two share its
+        // cores, so their total is what is compared)
+        for (setup, what) in [(Setup::Postgres, "x1"), (Setup::Postgres2, "x2 total")] {
+            for (kind, row) in [(sh, "signHash"), (Kind::Pairs, "pairs")] {
+                let pg = self.row(Alg::Ec, setup, kind, 8);
+                let sqlite = self.row(Alg::Ec, Setup::Empty, kind, 8);
+                t.push(ratio_target(
+                    15,
+                    &format!("PostgreSQL {what}: EC P-256 {row} c8 >= 60% of SQLite"),
+                    both(sig(pg), sig(sqlite)),
+                    0.6,
+                    "/s",
+                ));
+            }
+        }
+        t.push(self.scale_target(15));
         t
+    }
+
+    /// Every loaded-database row within 10 % of the same row on the empty one.
+    fn scale_target(&self, issue: u32) -> Target {
+        let pairs = self.scale_pairs();
+        let worst = pairs
+            .iter()
+            .map(|(e, l)| (l.result.ops_per_s / e.result.ops_per_s.max(1e-9), e))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        Target {
+            issue,
+            name: "loaded database: every HTTP row >= 90% of its empty-database throughput".into(),
+            measured: worst.map_or("not measured".into(), |(ratio, e)| {
+                format!(
+                    "worst {} ({} {} c{})",
+                    pct(ratio),
+                    e.alg.label(),
+                    e.kind.name(),
+                    e.conc
+                )
+            }),
+            met: worst.map(|(ratio, _)| ratio >= 0.9),
+        }
     }
 
     pub fn print(&self) {
@@ -332,7 +515,7 @@ impl Report {
         );
         for (alg, r) in &self.raw {
             println!(
-                "  {:<9} {:>7} {:>12} {:>9.0} {:>7} {:>7} {:>5.0}% {:>5.0}%",
+                "  {:<9} {:>7} {:>12} {:>9.0} {:>7} {:>7} {:>5.0}% {:>5.0}%{}",
                 alg.label(),
                 r.threads,
                 r.batch,
@@ -340,21 +523,58 @@ impl Report {
                 ms(r.p50_ms),
                 ms(r.p99_ms),
                 r.usage.client_pct,
-                r.usage.other_pct
+                r.usage.other_pct,
+                runs(&r.runs)
             );
         }
-        for db in [Db::Empty, Db::Loaded] {
-            let rows: Vec<&HttpRow> = self.http.iter().filter(|r| r.db == db).collect();
+        let bare: Vec<&HttpRow> = self
+            .http
+            .iter()
+            .filter(|r| r.setup == Setup::Bare)
+            .collect();
+        if !bare.is_empty() {
+            println!();
+            println!(
+                "Bare baseline: this process's own actix-web signHash ({} workers): parse, base64, sign in the server's token and key; no auth, SAD, database (ratio to r1/r2 as below)",
+                self.config
+                    .get("bareWorkers")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            );
+            println!(
+                "  {:<9} {:>4} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}  errors",
+                "alg", "conc", "ops/s", "p50 ms", "p99 ms", "ratio", "client", "server", "other"
+            );
+            for r in bare {
+                let (base, ratio) = self.raw_ratio(r);
+                println!(
+                    "  {:<9} {:>4} {:>8.0} {:>7} {:>7} {:>4} {:<2} {:>6.0}% {:>6.0}% {:>5.0}%  {}",
+                    r.alg.label(),
+                    r.conc,
+                    r.result.ops_per_s,
+                    ms(r.result.p50_ms),
+                    ms(r.result.p99_ms),
+                    ratio,
+                    base,
+                    r.result.usage.client_pct,
+                    r.result.usage.server_pct,
+                    r.result.usage.other_pct,
+                    flags(r)
+                );
+            }
+        }
+        for setup in [Setup::Empty, Setup::Loaded] {
+            let rows: Vec<&HttpRow> = self.http.iter().filter(|r| r.setup == setup).collect();
             if rows.is_empty() {
                 continue;
             }
             println!();
             println!(
-                "HTTP, {} database  (ratio = sig/s / baseline; r1 = raw 1-thread for c1, r2 = raw 2-thread for c>=2; cpu in % of one core)",
-                db.label()
+                "HTTP, {} database  (ratio = sig/s / baseline; r1 = raw 1-thread for c1, r2 = raw 2-thread for c>=2; bare% = sig/s / bare baseline of the same concurrency, else c8; cpu in % of one core)",
+                setup.label()
             );
             println!(
-                "  {:<9} {:<24} {:>4} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}  errors",
+                "  {:<9} {:<24} {:>4} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}  errors",
                 "alg",
                 "row",
                 "conc",
@@ -363,39 +583,15 @@ impl Report {
                 "p50 ms",
                 "p99 ms",
                 "ratio",
+                "bare%",
                 "client",
                 "server",
                 "other"
             );
             for r in rows {
-                let (base, ratio) = match self.baseline(r) {
-                    Some((name, b)) => (
-                        if name == "raw-1-thread" { "r1" } else { "r2" },
-                        format!("{:.0}%", r.result.sig_per_s / b * 100.0),
-                    ),
-                    None => ("", "-".into()),
-                };
-                let mut flags = r.result.errors.to_string();
-                if r.result.errors > 0 {
-                    flags.push_str(&format!(
-                        " ({})",
-                        r.result
-                            .first_error
-                            .as_deref()
-                            .unwrap_or("")
-                            .chars()
-                            .take(80)
-                            .collect::<String>()
-                    ));
-                }
-                if r.result.exhausted {
-                    flags.push_str(" SADs ran out: window cut short");
-                }
-                if r.result.attempts > 1 {
-                    flags.push_str(&format!(" ({} tries)", r.result.attempts));
-                }
+                let (base, ratio) = self.raw_ratio(r);
                 println!(
-                    "  {:<9} {:<24} {:>4} {:>8.0} {:>8.0} {:>7} {:>7} {:>4} {:<2} {:>6.0}% {:>6.0}% {:>5.0}%  {}",
+                    "  {:<9} {:<24} {:>4} {:>8.0} {:>8.0} {:>7} {:>7} {:>4} {:<2} {:>6} {:>6.0}% {:>6.0}% {:>5.0}%  {}",
                     r.alg.label(),
                     r.kind.name(),
                     r.conc,
@@ -405,17 +601,76 @@ impl Report {
                     ms(r.result.p99_ms),
                     ratio,
                     base,
+                    self.bare_pct(r),
                     r.result.usage.client_pct,
                     r.result.usage.server_pct,
                     r.result.usage.other_pct,
-                    flags
+                    flags(r)
+                );
+            }
+        }
+        let pg: Vec<&HttpRow> = self
+            .http
+            .iter()
+            .filter(|r| matches!(r.setup, Setup::Postgres | Setup::Postgres2))
+            .collect();
+        if !pg.is_empty() {
+            println!();
+            println!(
+                "HTTP, PostgreSQL (throwaway database; x2 = two instances on it and one token, the load split evenly; sqlite% = ops/s / the empty SQLite row; vs x1 = total / one instance; db = its PostgreSQL backends' cpu)"
+            );
+            println!(
+                "  {:<9} {:<24} {:>4} {:>4} {:>8} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6}  errors",
+                "alg",
+                "row",
+                "conc",
+                "inst",
+                "ops/s",
+                "per instance",
+                "p50 ms",
+                "p99 ms",
+                "bare%",
+                "sqlite%",
+                "vs x1",
+                "server",
+                "db",
+                "other"
+            );
+            for r in pg {
+                let per = if r.result.per_instance_ops_per_s.len() > 1 {
+                    r.result
+                        .per_instance_ops_per_s
+                        .iter()
+                        .map(|v| format!("{v:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "  {:<9} {:<24} {:>4} {:>4} {:>8.0} {:>15} {:>7} {:>7} {:>6} {:>7} {:>6} {:>5.0}% {:>5.0}% {:>5.0}%  {}",
+                    r.alg.label(),
+                    r.kind.name(),
+                    r.conc,
+                    format!("x{}", r.setup.instances()),
+                    r.result.ops_per_s,
+                    per,
+                    ms(r.result.p50_ms),
+                    ms(r.result.p99_ms),
+                    self.bare_pct(r),
+                    self.sqlite_ratio(r).map_or("-".into(), pct),
+                    self.scaling(r).map_or("-".into(), |v| format!("{v:.2}x")),
+                    r.result.usage.server_pct,
+                    r.result.usage.database_pct,
+                    r.result.usage.other_pct,
+                    flags(r)
                 );
             }
         }
         let pair_rows: Vec<&HttpRow> = self
             .http
             .iter()
-            .filter(|r| r.kind == Kind::Pairs && r.db == Db::Empty)
+            .filter(|r| r.kind == Kind::Pairs && r.setup == Setup::Empty)
             .collect();
         if !pair_rows.is_empty() {
             println!();
@@ -513,21 +768,24 @@ impl Report {
             "noise: rustc processes at start {} / end {}; highest CPU taken by other processes during an HTTP row: {max_other:.0}% of a core",
             self.rustc_running_at_start, self.rustc_running_at_end
         );
-        println!();
-        println!("Targets (issue 6)");
-        for t in self.targets() {
-            let mark = match t.met {
-                Some(true) => "MET   ",
-                Some(false) => "MISSED",
-                None => "  -   ",
-            };
-            println!("  [{mark}] {:<76} {}", t.name, t.measured);
+        let targets = self.targets();
+        for (issue, what) in [(6, ""), (15, ": ratios to the baselines of this run")] {
+            println!();
+            println!("Targets (issue {issue}){what}");
+            for t in targets.iter().filter(|t| t.issue == issue) {
+                let mark = match t.met {
+                    Some(true) => "MET   ",
+                    Some(false) => "MISSED",
+                    None => "  -   ",
+                };
+                println!("  [{mark}] {:<76} {}", t.name, t.measured);
+            }
         }
         println!("(total {:.0} s)", self.total_secs);
     }
 
     pub fn json(&self) -> Value {
-        let usage = |u: &crate::cpu::Usage| json!({ "clientPct": u.client_pct, "serverPct": u.server_pct, "otherPct": u.other_pct });
+        let usage = |u: &crate::cpu::Usage| json!({ "clientPct": u.client_pct, "serverPct": u.server_pct, "databasePct": u.database_pct, "otherPct": u.other_pct });
         let raw = |v: &[(Alg, RawResult)]| -> Vec<Value> {
             v.iter()
                 .map(|(alg, r)| {
@@ -541,6 +799,7 @@ impl Report {
                         "signatures": r.signatures,
                         "secs": r.secs,
                         "attempts": r.attempts,
+                        "runsSigPerSec": r.runs,
                         "cpu": usage(&r.usage),
                     })
                 })
@@ -551,9 +810,11 @@ impl Report {
             .iter()
             .map(|r| {
                 let base = self.baseline(r);
+                let bare = self.bare_ratio(r);
                 json!({
                     "alg": r.alg.label(),
-                    "database": r.db.label(),
+                    "database": r.setup.label(),
+                    "instances": r.setup.instances(),
                     "row": r.kind.id(),
                     "concurrency": r.conc,
                     "signaturesPerRequest": r.kind.signatures_per_op(),
@@ -570,6 +831,13 @@ impl Report {
                     "baseline": base.map(|b| b.0),
                     "baselineSigPerSec": base.map(|b| b.1),
                     "ratioToBaseline": base.map(|b| r.result.sig_per_s / b.1),
+                    "bareConcurrency": bare.map(|b| b.1),
+                    "bareSigPerSec": self.bare_of(r).map(|b| b.result.sig_per_s),
+                    "ratioToBare": bare.map(|b| b.0),
+                    "ratioToSqlite": self.sqlite_ratio(r),
+                    "ratioToOneInstance": self.scaling(r),
+                    "perInstanceOpsPerSec": r.result.per_instance_ops_per_s,
+                    "runsOpsPerSec": r.result.runs,
                     "errors": r.result.errors,
                     "firstError": r.result.first_error,
                     "sadPoolExhausted": r.result.exhausted,
@@ -631,7 +899,7 @@ impl Report {
                 "cli": audit(self.audit_cli),
             },
             "targets": self.targets().iter().map(|t| json!({
-                "target": t.name, "measured": t.measured, "met": t.met,
+                "issue": t.issue, "target": t.name, "measured": t.measured, "met": t.met,
             })).collect::<Vec<_>>(),
             "totalSecs": self.total_secs,
         })

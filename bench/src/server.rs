@@ -82,8 +82,9 @@ impl ServerCmd {
     }
 }
 
-/// The audit seal file of the database at `db_url` (`…/csc.db` → `…/csc.db-seals.jsonl`): each
-/// database of the data directory has its own chain, so its own seals.
+/// The audit seal file of the SQLite database at `db_url` (`…/csc.db` →
+/// `…/csc.db-seals.jsonl`): each database of the data directory has its own chain, so its own
+/// seals.
 pub fn seal_file_for(db_url: &str) -> String {
     format!(
         "{}-seals.jsonl",
@@ -91,37 +92,83 @@ pub fn seal_file_for(db_url: &str) -> String {
     )
 }
 
-/// The data directory shared by both databases, and what the CLI created in it.
-pub struct DataDir {
-    pub dir: PathBuf,
+/// One database of the data directory and the bench user's credentials in it.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub url: String,
+    /// The audit seal file of its chain (`CSC_AUDIT_SEAL_FILE`).
+    pub seal_file: String,
     pub rsa_credential: String,
     pub ec_credential: String,
 }
 
+impl Database {
+    /// The credential of `alg`.
+    pub fn credential(&self, alg: crate::Alg) -> &str {
+        match alg {
+            crate::Alg::Rsa => &self.rsa_credential,
+            crate::Alg::Ec => &self.ec_credential,
+        }
+    }
+
+    /// The database's name when it is a PostgreSQL one (the last segment of its URL's path).
+    pub fn postgres_name(&self) -> Option<String> {
+        let rest = self
+            .url
+            .strip_prefix("postgresql://")
+            .or_else(|| self.url.strip_prefix("postgres://"))?;
+        let path = rest.split('?').next()?;
+        path.rsplit_once('/').map(|(_, name)| name.to_owned())
+    }
+
+    /// `CSC_DATABASE_URL` and `CSC_AUDIT_SEAL_FILE` of every command run on it.
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("CSC_DATABASE_URL", self.url.as_str()),
+            ("CSC_AUDIT_SEAL_FILE", self.seal_file.as_str()),
+        ]
+    }
+}
+
+/// The data directory shared by every database (one token, one CA), and the databases the
+/// CLI set up in it.
+pub struct DataDir {
+    pub dir: PathBuf,
+    /// The default SQLite database (`csc.db`).
+    pub empty: Database,
+}
+
 impl DataDir {
-    /// `sqlite://` URL of the empty database (the default one).
-    pub fn empty_db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("csc.db").display())
+    /// The copy of `csc.db` that gets 100k credentials and 1M audit records (`loaded.db`): the
+    /// same credentials.
+    pub fn loaded(&self) -> Database {
+        let url = format!("sqlite://{}", self.dir.join("loaded.db").display());
+        Database {
+            seal_file: seal_file_for(&url),
+            url,
+            ..self.empty.clone()
+        }
     }
 
-    /// `sqlite://` URL of the copy that gets 100k credentials and 1M audit records.
-    pub fn loaded_db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("loaded.db").display())
-    }
-
-    /// The integrity keys of the data directory's token (row MACs and the audit chain), as the
-    /// server derives them: what the storage crate needs to write rows and audit records the
-    /// server accepts. Opens that token in this process (it shares the bench's token directory,
-    /// see [`setup`]); call it before [`crate::raw::open_token`] loads the module.
-    pub fn integrity_keys(&self, module: &Path) -> anyhow::Result<storage::IntegrityKeys> {
+    /// Opens the data directory's token in this process (it shares the bench's token
+    /// directory, see [`setup`]) with a pool of `max_sessions` sessions.
+    pub fn open_token(&self, module: &Path, max_sessions: usize) -> anyhow::Result<cm_pkcs11::Hsm> {
         let pin = std::fs::read_to_string(self.dir.join("token.pin"))
             .context("cannot read the data directory's token PIN")?;
-        let cfg = cm_pkcs11::HsmConfig::new(
+        let mut cfg = cm_pkcs11::HsmConfig::new(
             module,
             "csc-server",
             secrecy::SecretString::from(pin.trim_end().to_owned()),
         );
-        let hsm = cm_pkcs11::Hsm::open(&cfg).context("cannot open the data directory's token")?;
+        cfg.max_sessions = max_sessions;
+        cm_pkcs11::Hsm::open(&cfg).context("cannot open the data directory's token")
+    }
+
+    /// The integrity keys of the data directory's token (row MACs and the audit chain), as the
+    /// server derives them: what the storage crate needs to write rows and audit records the
+    /// server accepts. Call it before [`crate::raw::open_token`] loads the module.
+    pub fn integrity_keys(&self, module: &Path) -> anyhow::Result<storage::IntegrityKeys> {
+        let hsm = self.open_token(module, 1)?;
         Ok(sam::integrity::derive_keys(&hsm)?)
     }
 
@@ -139,13 +186,32 @@ impl DataDir {
         }
         Ok(())
     }
+
+    /// `init` on the PostgreSQL database `url` with this data directory (its token, its CA:
+    /// `init` is idempotent and finds them), then the same user and credentials as on SQLite
+    /// (new keys in the same token). Its seal file is `pg-seals.jsonl`.
+    pub fn setup_postgres(&self, cmd: &ServerCmd, url: &str) -> anyhow::Result<Database> {
+        let seal_file = self.dir.join("pg-seals.jsonl").display().to_string();
+        let env = [
+            ("CSC_DATABASE_URL", url),
+            ("CSC_AUDIT_SEAL_FILE", seal_file.as_str()),
+        ];
+        cmd.run_json(&self.dir, &["init"], &env)?;
+        let (rsa_credential, ec_credential) = provision(cmd, &self.dir, &env)?;
+        Ok(Database {
+            url: url.to_owned(),
+            seal_file,
+            rsa_credential,
+            ec_credential,
+        })
+    }
 }
 
 /// `init`, one signer, one RSA-2048 and one EC P-256 credential (SCAL 1, PIN, multisign
-/// [`MULTISIGN`]).
+/// [`MULTISIGN`]) on the default SQLite database.
 ///
 /// The data directory's token lives in the bench's own token directory (`softhsm_conf` in its
-/// `config.toml`), so that this process can open it too ([`DataDir::integrity_keys`]).
+/// `config.toml`), so that this process can open it too ([`DataDir::open_token`]).
 pub fn setup(
     cmd: &ServerCmd,
     dir: &Path,
@@ -157,8 +223,41 @@ pub fn setup(
         dir.join("config.toml"),
         format!("softhsm_conf = {:?}\n", conf.display().to_string()),
     )?;
-    cmd.run_json(dir, &["init"], &[])?;
-    cmd.run_json(dir, &["user", "add", USER], &[("CSC_PASSWORD", PASSWORD)])?;
+    let url = format!("sqlite://{}", dir.join("csc.db").display());
+    let seal_file = seal_file_for(&url);
+    let env = [
+        ("CSC_DATABASE_URL", url.as_str()),
+        ("CSC_AUDIT_SEAL_FILE", seal_file.as_str()),
+    ];
+    cmd.run_json(dir, &["init"], &env)?;
+    let (rsa_credential, ec_credential) = provision(cmd, dir, &env)?;
+    Ok(DataDir {
+        dir: dir.to_path_buf(),
+        empty: Database {
+            url,
+            seal_file,
+            rsa_credential,
+            ec_credential,
+        },
+    })
+}
+
+/// The bench user and its RSA-2048 and EC P-256 credentials, on the database `env` names.
+fn provision(
+    cmd: &ServerCmd,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(String, String)> {
+    let with = |extra: (&'static str, &'static str)| {
+        let mut all = env.to_vec();
+        all.push(extra);
+        all
+    };
+    cmd.run_json(
+        dir,
+        &["user", "add", USER],
+        &with(("CSC_PASSWORD", PASSWORD)),
+    )?;
     let multisign = MULTISIGN.to_string();
     let create = |key: &str| -> anyhow::Result<String> {
         let v = cmd.run_json(
@@ -172,20 +271,14 @@ pub fn setup(
                 "--multisign",
                 &multisign,
             ],
-            &[("CSC_PIN", PIN)],
+            &with(("CSC_PIN", PIN)),
         )?;
         v.get("credentialID")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .context("credential create printed no credentialID")
     };
-    let rsa_credential = create("rsa-2048")?;
-    let ec_credential = create("ec-p256")?;
-    Ok(DataDir {
-        dir: dir.to_path_buf(),
-        rsa_credential,
-        ec_credential,
-    })
+    Ok((create("rsa-2048")?, create("ec-p256")?))
 }
 
 /// A running `serve`; stopped (SIGTERM, then SIGKILL) on drop.
@@ -198,13 +291,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `serve --listen 127.0.0.1:0` on `db_url` and waits for `listening on http://ADDR`
-    /// in its log (standard error goes to a file, so draining it costs this process nothing).
+    /// Starts `serve --listen 127.0.0.1:0` on `db` (with `env` besides) and waits for
+    /// `listening on http://ADDR` in its log (standard error goes to a file, so draining it
+    /// costs this process nothing).
     pub fn start(
         cmd: &ServerCmd,
         data: &DataDir,
-        db_url: &str,
+        db: &Database,
         tag: &str,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Running> {
         let log = data.dir.join(format!("serve-{tag}.log"));
         let err = File::create(&log)?;
@@ -212,8 +307,8 @@ impl Running {
         c.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .env("CSC_DATABASE_URL", db_url)
-            .env("CSC_AUDIT_SEAL_FILE", seal_file_for(db_url))
+            .envs(db.env())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err);
