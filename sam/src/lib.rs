@@ -8,6 +8,7 @@
 
 mod activation;
 mod admin;
+pub mod administration;
 pub mod algo;
 mod backup;
 pub mod ca;
@@ -40,6 +41,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
+pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
@@ -68,7 +70,7 @@ pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingC
 pub use roles::{Action, Actor};
 pub use seals::AuditSealer;
 pub use storage::{
-    AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
+    AuditEvent, AuditQuery, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
     ClientDelegation, Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient,
     OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };
@@ -86,6 +88,9 @@ pub enum SamError {
     UnknownUser(String),
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// An administrator asked to delete their own user (the admin API).
+    #[error("an administrator cannot delete themselves")]
+    SelfDeletion,
     /// An administrative act the actor's role does not allow ([`roles::allows`]); audited as
     /// `access.denied`.
     #[error("the role {} may not {action}", role.as_str())]

@@ -35,6 +35,9 @@ pub(crate) enum LoginMethod {
     Basic,
     /// The sign-in form of the OAuth 2.0 authorization page.
     OAuth2,
+    /// The admin API's token endpoint (`client_credentials` with an administrator's name and
+    /// password, [`crate::administration`]).
+    Admin,
 }
 
 impl LoginMethod {
@@ -43,6 +46,7 @@ impl LoginMethod {
         match self {
             LoginMethod::Basic => "basic",
             LoginMethod::OAuth2 => "oauth2",
+            LoginMethod::Admin => "admin",
         }
     }
 }
@@ -142,7 +146,7 @@ impl Sam {
     /// Refusals are audited as `auth.login` with `method`; an unknown user is
     /// [`LoginRefusal::Invalid`]. A crash between the reservation and the outcome leaves the
     /// slot counted (conservative); a storage error in the grant gives it back, best effort.
-    fn password_login<T>(
+    pub(crate) fn password_login<T>(
         &self,
         name: &str,
         password: &SecretString,

@@ -82,6 +82,10 @@ pub enum Action {
     AuditVerify,
     Backup,
     Restore,
+    /// Delete a user with all their credentials, keys destroyed in the token (admin API).
+    UserDelete,
+    /// Read the list of users (admin API).
+    UserList,
 }
 
 impl Action {
@@ -116,6 +120,8 @@ impl Action {
         Action::AuditVerify,
         Action::Backup,
         Action::Restore,
+        Action::UserDelete,
+        Action::UserList,
     ];
 
     /// Its name in audit records and errors.
@@ -150,6 +156,8 @@ impl Action {
             Action::AuditVerify => "audit.verify",
             Action::Backup => "backup.create",
             Action::Restore => "backup.restore",
+            Action::UserDelete => "user.delete",
+            Action::UserList => "user.list",
         }
     }
 
@@ -184,6 +192,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::CredentialList
                 | A::CredentialDisable
                 | A::CredentialEnable
+                | A::UserList
         ),
         Role::SecurityOfficer => matches!(
             action,
@@ -201,6 +210,8 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::AuditUpgrade
                 | A::Backup
                 | A::Restore
+                // it destroys keys in the token, the security officer's charge
+                | A::UserDelete
         ),
         Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify),
     }
@@ -298,6 +309,7 @@ mod tests {
                     "credential.list",
                     "credential.disable",
                     "credential.enable",
+                    "user.list",
                 ],
             ),
             (
@@ -319,6 +331,7 @@ mod tests {
                     "audit.upgrade",
                     "backup.create",
                     "backup.restore",
+                    "user.delete",
                 ],
             ),
             (Role::Auditor, &["audit.read", "audit.verify"]),

@@ -141,6 +141,13 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::ClientList => sam.clients_as(actor).map(drop),
         Action::AuditRead => sam.audit_records_as(actor, 0, 10).map(drop),
         Action::AuditVerify => sam.verify_audit_as(actor, &[]).map(drop),
+        Action::UserList => sam.users_as(actor).map(drop),
+        Action::UserDelete => {
+            let name = format!("gone{n}");
+            sam.add_user(&name, &SecretString::from("password-123"), Role::Signer, &operator())
+                .expect("user");
+            sam.delete_user_as(actor, &name).map(drop)
+        }
     }
 }
 
