@@ -326,7 +326,7 @@ impl CredentialOptions {
 
 /// What `credential create` prints of a new credential: its JSON, its OTP kind and, once, the
 /// TOTP seed's URI.
-fn created_json(
+pub(crate) fn created_json(
     sam: &Sam,
     credential: &Credential,
     otp: OtpChoice,

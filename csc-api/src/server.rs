@@ -79,6 +79,10 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         if let Some(addr) = metrics_listen {
             actix_web::rt::spawn(metrics_server(&addr, state.clone())?);
         }
+        // the admin API on a listener of its own (issue 14), never on this one
+        if let Some(admin) = crate::admin_api::admin_server(cfg, state.sam.clone())? {
+            actix_web::rt::spawn(admin);
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::observability::count_requests))
