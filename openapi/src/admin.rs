@@ -213,6 +213,30 @@ pub fn operations() -> Vec<Operation> {
             "Verify the audit chain and the seals",
             "Auditor: the chain under the audit key and the configured seal file. Audited as \
              `audit.verify`.", NOTHING, vec![], ok(200, "The report", "AdminAuditReport"), &[]),
+        admin("get", "/admin/v1/audit/export", "adminExportAudit", "audit",
+            "Export the audit log with its seals",
+            "Auditor: the records from..to (default from 1; at most 100,000 a call) and their \
+             seals as signed JSON lines, which verify on another machine with the seal key \
+             alone. A damaged log is not exported.", RequestBody::None,
+            vec![
+                ("from", json!({ "type": "integer", "minimum": 1 }), false),
+                ("to", json!({ "type": "integer", "minimum": 1 }), false),
+            ],
+            Response::Text {
+                status: 200,
+                description: "JSON lines",
+                media_type: "application/x-ndjson",
+            },
+            &[]),
+        admin("get", "/admin/v1/audit/seal-key", "adminAuditSealKey", "audit",
+            "The public audit seal key",
+            "Auditor: the PEM public key that verifies an export.", RequestBody::None, vec![],
+            Response::Text {
+                status: 200,
+                description: "A PEM public key",
+                media_type: "application/x-pem-file",
+            },
+            &[]),
         Operation {
             method: "get",
             path: "/admin/v1/openapi.json",
@@ -409,4 +433,70 @@ pub fn schemas() -> Value {
 /// A request body whose unknown fields the admin API refuses (so no `pin` slips in).
 fn closed_request(required: &[&str], properties: Value, description: &str) -> Value {
     response(required, properties, description)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    fn refs(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if let (true, Some(r)) = (k == "$ref", v.as_str()) {
+                        out.insert(r.to_owned());
+                    }
+                    refs(v, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_admin_document_is_well_formed_and_apart_from_the_csc_one() {
+        let doc = crate::admin_document();
+        let mut found = BTreeSet::new();
+        refs(&doc, &mut found);
+        for r in &found {
+            assert!(doc.pointer(&r[1..]).is_some(), "dangling {r}");
+        }
+        let schemes = &doc["components"]["securitySchemes"];
+        let mut ids = BTreeSet::new();
+        for (method, path) in crate::documented_routes(&doc) {
+            assert!(path.starts_with("/admin/v1/"), "{path}");
+            let op = &doc["paths"][&path][method.to_lowercase()];
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(ids.insert(id.clone()), "duplicate {id}");
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for scheme in requirement.as_object().into_iter().flat_map(|o| o.keys()) {
+                    assert!(schemes.get(scheme).is_some(), "{id}: {scheme}");
+                }
+            }
+            for (status, r) in op["responses"].as_object().into_iter().flatten() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorResponse",
+                        "{id} {status}"
+                    );
+                }
+            }
+        }
+        // the two documents share no path: neither app's 405 table knows the other's
+        let csc: BTreeSet<String> = crate::documented_routes(&crate::document())
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert!(csc.iter().all(|p| !p.starts_with("/admin")));
+        // a new credential's request validates; an unknown field does not
+        let schema = json!({ "$ref": "#/components/schemas/AdminNewCredential" });
+        let ok = json!({ "user": "alice", "keySpec": "ec-p256", "pin": "123456", "scal": 2, "otp": "online" });
+        assert_eq!(crate::check::validate(&doc, &schema, &ok), Vec::<String>::new());
+        let extra = json!({ "user": "alice", "keySpec": "ec-p256", "pin": "123456", "pinVerifier": "x" });
+        assert!(!crate::check::validate(&doc, &schema, &extra).is_empty());
+    }
 }

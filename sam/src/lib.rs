@@ -15,6 +15,8 @@ pub mod ca;
 mod credentials;
 pub mod csr;
 mod delegation;
+// STUB: deleted at merge, replaced by the export branch's audit_export.rs
+mod export_stub;
 mod gate;
 pub mod integrity;
 mod level;
@@ -42,6 +44,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
+pub use export_stub::ExportSummary;
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;

@@ -99,6 +99,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AdminState>, max
                 )
                 .route("/audit", web::get().to(r::audit))
                 .route("/audit/verify", web::post().to(r::audit_verify))
+                .route("/audit/export", web::get().to(r::audit_export))
+                .route("/audit/seal-key", web::get().to(r::audit_seal_key))
                 .route("/openapi.json", web::get().to(openapi_json)),
         )
         .default_service(web::to(not_served));

@@ -678,3 +678,69 @@ pub async fn audit_verify(
     }
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// The most records one `GET /admin/v1/audit/export` exports (ask for the next range after).
+pub const MAX_EXPORT_RECORDS: i64 = 100_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRange {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// `GET /admin/v1/audit/export?from=SEQ&to=SEQ`: the records `from..=to` (default from 1, at
+/// most [`MAX_EXPORT_RECORDS`]) with their seals as signed JSON lines (`sam`'s audit export),
+/// `application/x-ndjson`, for the auditor; it verifies offline with the seal key alone.
+pub async fn audit_export(
+    Admin(actor): Admin,
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminError> {
+    let range: ExportRange = query(&req)?;
+    let from = range.from.unwrap_or(1);
+    if from < 1 {
+        return Err(AdminError::invalid("Invalid parameter from: a record number from 1"));
+    }
+    let last = from.saturating_add(MAX_EXPORT_RECORDS - 1);
+    let to = match range.to {
+        Some(to) if to < from || to > last => {
+            return Err(AdminError::invalid(format!(
+                "Invalid parameter to: from {from} to at most {last} ({MAX_EXPORT_RECORDS} records a call)"
+            )));
+        }
+        Some(to) => Some(to),
+        None => None,
+    };
+    let files: Vec<std::path::PathBuf> = state
+        .seal_files
+        .iter()
+        .filter(|p| p.exists())
+        .cloned()
+        .collect();
+    let body = run(move || {
+        let mut out = Vec::new();
+        // without `to`, up to the cap (the export stops at the log's end)
+        let head = to.or(Some(last));
+        state
+            .sam
+            .export_audit_as(&actor, &files, Some(from), head, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(body))
+}
+
+/// `GET /admin/v1/audit/seal-key`: the public key of the audit seal key (PEM), which verifies
+/// an export on another machine.
+pub async fn audit_seal_key(
+    Admin(actor): Admin,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let pem = run(move || Ok(state.sam.audit_seal_public_key_pem(&actor)?)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(pem))
+}

@@ -754,3 +754,24 @@ fn the_admin_routes_and_the_admin_document_agree() {
     // and the CSC document names no admin path
     assert!(openapi::documented_routes(&openapi::document()).iter().all(|(_, p)| !p.starts_with("/admin")));
 }
+
+/// The export routes (the export itself is built on the export branch; here its contract):
+/// the auditor's, refused to other roles, the range capped at 100,000 records a call.
+#[test]
+fn the_audit_export_and_seal_key_routes_are_the_auditors() {
+    let k = Kit::new();
+    add_admins(&k);
+    let op = admin_token(&k, "olga");
+    let aud = admin_token(&k, "aude");
+    for path in ["/admin/v1/audit/export?from=1&to=10", "/admin/v1/audit/seal-key"] {
+        let r = call(&k, &op, "GET", path, &Value::Null);
+        assert_eq!((r.status, r.json()["error"].clone()), (403, json!("access_denied")), "{path}");
+        conforms("GET", path, &r);
+    }
+    let r = call(&k, &aud, "GET", "/admin/v1/audit/export?from=5&to=100005", &Value::Null);
+    assert_eq!(r.status, 400);
+    let d = r.json()["error_description"].as_str().unwrap_or_default().to_owned();
+    assert!(d.contains("Invalid parameter to") && d.contains("100004"), "{d}");
+    let r = call(&k, &aud, "GET", "/admin/v1/audit/export?from=0", &Value::Null);
+    assert_eq!(r.status, 400);
+}
