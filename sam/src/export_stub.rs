@@ -33,12 +33,16 @@ impl Sam {
         _out: &mut dyn Write,
     ) -> Result<ExportSummary, SamError> {
         self.permit(actor, Action::AuditRead, "audit-log")?;
-        Err(SamError::InvalidInput("the audit export is not built here".into()))
+        Err(SamError::InvalidInput(
+            "the audit export is not built here".into(),
+        ))
     }
 
     /// STUB of the export branch's function.
     pub fn audit_seal_public_key_pem(&self, actor: &Actor) -> Result<String, SamError> {
         self.permit(actor, Action::AuditVerify, "csc-audit-seal")?;
-        Err(SamError::InvalidInput("the audit seal key is not built here".into()))
+        Err(SamError::InvalidInput(
+            "the audit seal key is not built here".into(),
+        ))
     }
 }

@@ -44,14 +44,15 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
-pub use export_stub::ExportSummary;
 pub use credentials::CredentialView;
+pub use export_stub::ExportSummary;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
 pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};
+pub use storage::AuditQuery;
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -73,7 +74,7 @@ pub use provision::{CreatedCredential, NewCredentialRequest, OtpChoice, PendingC
 pub use roles::{Action, Actor};
 pub use seals::AuditSealer;
 pub use storage::{
-    AuditEvent, AuditQuery, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
+    AuditEvent, AuditRecord, AuditReport, AuditSeal, AuditUpgrade, AuditVerdict, AuthMode,
     ClientDelegation, Credential, CredentialId, CredentialStatus, FactorKind, OAuthClient,
     OAuthRequest, Purged, Role, Scal, User, UserId, secret_hash, utc_now,
 };

@@ -144,8 +144,13 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::UserList => sam.users_as(actor).map(drop),
         Action::UserDelete => {
             let name = format!("gone{n}");
-            sam.add_user(&name, &SecretString::from("password-123"), Role::Signer, &operator())
-                .expect("user");
+            sam.add_user(
+                &name,
+                &SecretString::from("password-123"),
+                Role::Signer,
+                &operator(),
+            )
+            .expect("user");
             sam.delete_user_as(actor, &name).map(drop)
         }
     }

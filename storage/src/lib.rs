@@ -47,7 +47,8 @@ mod types;
 mod upgrade;
 mod users;
 
-pub use audit::{AuditEvent, AuditQuery, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use audit::AuditQuery;
+pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
 pub use backup::highest_sealed_record;
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use delegations::ClientDelegation;

@@ -132,10 +132,8 @@ impl Conn<'_> {
             diesel::delete(oauth_requests::table.filter(oauth_requests::user_id.eq(&id)))
                 .execute(c)?;
             diesel::delete(auth_tokens::table.filter(auth_tokens::user_id.eq(&id))).execute(c)?;
-            diesel::delete(
-                client_delegations::table.filter(client_delegations::user_id.eq(&id)),
-            )
-            .execute(c)?;
+            diesel::delete(client_delegations::table.filter(client_delegations::user_id.eq(&id)))
+                .execute(c)?;
             // factors, online OTPs and the rest follow their credential (ON DELETE CASCADE)
             diesel::delete(credentials::table.filter(credentials::user_id.eq(&id))).execute(c)?;
             let n = diesel::delete(users::table.find(&id)).execute(c)?;

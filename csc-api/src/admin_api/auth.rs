@@ -125,8 +125,9 @@ pub async fn token(
     state: web::Data<AdminState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let form: TokenForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| AdminError::invalid("The body is not an application/x-www-form-urlencoded form"))?;
+    let form: TokenForm = serde_urlencoded::from_bytes(&body).map_err(|_| {
+        AdminError::invalid("The body is not an application/x-www-form-urlencoded form")
+    })?;
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
         None => return Err(AdminError::invalid("Missing parameter grant_type")),

@@ -25,7 +25,11 @@ pub struct AdminError {
 }
 
 impl AdminError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
         AdminError {
             status,
             error,

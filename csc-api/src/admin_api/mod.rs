@@ -149,10 +149,7 @@ async fn audit_integrity(
 /// may name the administrator, [`auth::on_connect`]). Without TLS it binds only on a loopback
 /// address, or where `allow_plain_http` says a TLS proxy terminates in front (then with a
 /// warning, as the CSC listener). Prints `admin listening on SCHEME://ADDR` once bound.
-pub fn admin_server(
-    cfg: &Config,
-    sam: sam::Sam,
-) -> anyhow::Result<Option<actix_web::dev::Server>> {
+pub fn admin_server(cfg: &Config, sam: sam::Sam) -> anyhow::Result<Option<actix_web::dev::Server>> {
     let Some(listen) = cfg.admin.listen.clone() else {
         return Ok(None);
     };

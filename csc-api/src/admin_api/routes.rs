@@ -92,9 +92,15 @@ fn user_json(u: &User) -> Value {
 }
 
 /// `GET /admin/v1/users`.
-pub async fn users(Admin(actor): Admin, state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+pub async fn users(
+    Admin(actor): Admin,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
     let users = run(move || Ok(state.sam.users_as(&actor)?)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })),
+    )
 }
 
 #[derive(Deserialize)]
@@ -186,7 +192,12 @@ pub async fn credentials(
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     let filter: CredentialFilter = query(&req)?;
-    let list = run(move || Ok(state.sam.list_credentials_as(&actor, filter.user.as_deref())?)).await?;
+    let list = run(move || {
+        Ok(state
+            .sam
+            .list_credentials_as(&actor, filter.user.as_deref())?)
+    })
+    .await?;
     let list = list
         .iter()
         .map(|(u, c)| credential_json(u, c))
@@ -259,7 +270,11 @@ pub async fn create_credential(
         None => OtpChoice::None,
         Some("offline") => OtpChoice::Totp,
         Some("online") => OtpChoice::Online,
-        Some(_) => return Err(AdminError::invalid("Invalid parameter otp: offline or online")),
+        Some(_) => {
+            return Err(AdminError::invalid(
+                "Invalid parameter otp: offline or online",
+            ));
+        }
     };
     let auth_mode = match body.auth_mode.as_deref() {
         None | Some("explicit") => AuthMode::Explicit,
@@ -271,7 +286,9 @@ pub async fn create_credential(
         }
     };
     if body.subject.is_some() && body.csr != Some(true) {
-        return Err(AdminError::invalid("Invalid parameter subject: it needs csr true"));
+        return Err(AdminError::invalid(
+            "Invalid parameter subject: it needs csr true",
+        ));
     }
     let request = NewCredentialRequest {
         user_name: body.user,
@@ -294,7 +311,8 @@ pub async fn create_credential(
             let c = sam.create_credential(request, &actor)?;
             (c.credential, c.otpauth_uri, None)
         };
-        let mut out = crate::admin::created_json(sam, &credential, otp, otpauth).map_err(internal)?;
+        let mut out =
+            crate::admin::created_json(sam, &credential, otp, otpauth).map_err(internal)?;
         if let (Some(csr), Some(map)) = (csr_pem, out.as_object_mut()) {
             map.insert("csr".into(), json!(csr));
         }
@@ -318,7 +336,12 @@ pub async fn csr(
     Json(body): Json<CsrBody>,
 ) -> Result<HttpResponse, AdminError> {
     let id = credential_id(&id)?;
-    let pem = run(move || Ok(state.sam.certificate_request(&id, body.subject.as_deref(), &actor)?)).await?;
+    let pem = run(move || {
+        Ok(state
+            .sam
+            .certificate_request(&id, body.subject.as_deref(), &actor)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "credentialID": id.to_string(), "csr": pem })))
 }
 
@@ -336,9 +359,7 @@ fn chain_der(entries: &[String]) -> Result<Vec<Vec<u8>>, AdminError> {
             chain.extend(sam::ca::pem_chain_to_der(entry.as_bytes())?);
         } else {
             chain.push(STANDARD.decode(entry.trim()).map_err(|_| {
-                AdminError::invalid(
-                    "Invalid parameter certificates: each is PEM or base64 DER",
-                )
+                AdminError::invalid("Invalid parameter certificates: each is PEM or base64 DER")
             })?);
         }
     }
@@ -425,7 +446,9 @@ pub async fn rekey(
         .map(|s| key_spec(s, "keySpec"))
         .transpose()?;
     if body.subject.is_some() && body.csr != Some(true) {
-        return Err(AdminError::invalid("Invalid parameter subject: it needs csr true"));
+        return Err(AdminError::invalid(
+            "Invalid parameter subject: it needs csr true",
+        ));
     }
     run(move || {
         let certifier = if body.csr == Some(true) {
@@ -478,7 +501,10 @@ pub async fn revoke(
 // ---- clients
 
 /// `GET /admin/v1/clients`: never a secret.
-pub async fn clients(Admin(actor): Admin, state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+pub async fn clients(
+    Admin(actor): Admin,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
     let (clients, delegations) = run(move || Ok(state.sam.list_clients_as(&actor)?)).await?;
     let list: Vec<Value> = clients
         .iter()
@@ -521,7 +547,8 @@ pub async fn create_client(
     } = body;
     let uris = redirect_uris.clone();
     let n = name.clone();
-    let client = run(move || Ok(state.sam.register_client(&n, &uris, confidential, &actor)?)).await?;
+    let client =
+        run(move || Ok(state.sam.register_client(&n, &uris, confidential, &actor)?)).await?;
     let mut out = json!({
         "clientId": client.client_id,
         "name": name.trim(),
@@ -565,9 +592,8 @@ pub async fn undelegate(
     let (client, user) = path.into_inner();
     let (c, u) = (client.clone(), user.clone());
     let changed = run(move || Ok(state.sam.undelegate_client(&c, &u, &actor)?)).await?;
-    Ok(HttpResponse::Ok().json(
-        json!({ "clientId": client, "user": user, "delegated": false, "changed": changed }),
-    ))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "clientId": client, "user": user, "delegated": false, "changed": changed })))
 }
 
 // ---- the audit log
@@ -596,7 +622,9 @@ fn rfc3339(value: Option<&str>, name: &str) -> Result<Option<chrono::NaiveDateTi
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.naive_utc())
-                .map_err(|_| AdminError::invalid(format!("Invalid parameter {name}: an RFC 3339 time")))
+                .map_err(|_| {
+                    AdminError::invalid(format!("Invalid parameter {name}: an RFC 3339 time"))
+                })
         })
         .transpose()
 }
@@ -700,7 +728,9 @@ pub async fn audit_export(
     let range: ExportRange = query(&req)?;
     let from = range.from.unwrap_or(1);
     if from < 1 {
-        return Err(AdminError::invalid("Invalid parameter from: a record number from 1"));
+        return Err(AdminError::invalid(
+            "Invalid parameter from: a record number from 1",
+        ));
     }
     let last = from.saturating_add(MAX_EXPORT_RECORDS - 1);
     let to = match range.to {

@@ -89,7 +89,8 @@ fn template(path: &str) -> String {
         .into_iter()
         .map(|(_, p)| p)
         .find(|p| {
-            let (a, b): (Vec<&str>, Vec<&str>) = (p.split('/').collect(), path.split('/').collect());
+            let (a, b): (Vec<&str>, Vec<&str>) =
+                (p.split('/').collect(), path.split('/').collect());
             a.len() == b.len()
                 && a.iter()
                     .zip(&b)
@@ -165,11 +166,41 @@ fn routes() -> Vec<Route> {
             A::UserCreate(Role::Auditor),
             "user.create",
         ),
-        r("DELETE", "/admin/v1/users/{user}", none, A::UserDelete, "user.delete"),
-        r("POST", "/admin/v1/users/{user}/disable", none, A::UserDisable, "user.disable"),
-        r("POST", "/admin/v1/users/{user}/enable", none, A::UserEnable, "user.enable"),
-        r("POST", "/admin/v1/users/{user}/unlock", none, A::UserUnlock, "user.unlock"),
-        r("GET", "/admin/v1/credentials", none, A::CredentialList, "credential.read"),
+        r(
+            "DELETE",
+            "/admin/v1/users/{user}",
+            none,
+            A::UserDelete,
+            "user.delete",
+        ),
+        r(
+            "POST",
+            "/admin/v1/users/{user}/disable",
+            none,
+            A::UserDisable,
+            "user.disable",
+        ),
+        r(
+            "POST",
+            "/admin/v1/users/{user}/enable",
+            none,
+            A::UserEnable,
+            "user.enable",
+        ),
+        r(
+            "POST",
+            "/admin/v1/users/{user}/unlock",
+            none,
+            A::UserUnlock,
+            "user.unlock",
+        ),
+        r(
+            "GET",
+            "/admin/v1/credentials",
+            none,
+            A::CredentialList,
+            "credential.read",
+        ),
         r(
             "POST",
             "/admin/v1/credentials",
@@ -177,8 +208,20 @@ fn routes() -> Vec<Route> {
             A::CredentialCreate,
             "credential.create",
         ),
-        r("GET", "/admin/v1/credentials/{cred}", none, A::CredentialList, "credential.read"),
-        r("POST", "/admin/v1/credentials/{cred}/csr", none, A::CredentialCsr, "credential.csr"),
+        r(
+            "GET",
+            "/admin/v1/credentials/{cred}",
+            none,
+            A::CredentialList,
+            "credential.read",
+        ),
+        r(
+            "POST",
+            "/admin/v1/credentials/{cred}/csr",
+            none,
+            A::CredentialCsr,
+            "credential.csr",
+        ),
         r(
             "POST",
             "/admin/v1/credentials/{cred}/chain",
@@ -186,10 +229,34 @@ fn routes() -> Vec<Route> {
             A::CredentialImportChain,
             "credential.import_chain",
         ),
-        r("POST", "/admin/v1/credentials/{cred}/disable", none, A::CredentialDisable, "credential.disable"),
-        r("POST", "/admin/v1/credentials/{cred}/enable", none, A::CredentialEnable, "credential.enable"),
-        r("POST", "/admin/v1/credentials/{cred}/unlock", none, A::CredentialUnlock, "credential.unlock"),
-        r("POST", "/admin/v1/credentials/{cred}/rekey", |_| json!({}), A::CredentialRekey, "credential.rekey"),
+        r(
+            "POST",
+            "/admin/v1/credentials/{cred}/disable",
+            none,
+            A::CredentialDisable,
+            "credential.disable",
+        ),
+        r(
+            "POST",
+            "/admin/v1/credentials/{cred}/enable",
+            none,
+            A::CredentialEnable,
+            "credential.enable",
+        ),
+        r(
+            "POST",
+            "/admin/v1/credentials/{cred}/unlock",
+            none,
+            A::CredentialUnlock,
+            "credential.unlock",
+        ),
+        r(
+            "POST",
+            "/admin/v1/credentials/{cred}/rekey",
+            |_| json!({}),
+            A::CredentialRekey,
+            "credential.rekey",
+        ),
         r(
             "POST",
             "/admin/v1/credentials/{cred}/revoke",
@@ -197,7 +264,13 @@ fn routes() -> Vec<Route> {
             A::CredentialRevoke,
             "credential.revoke",
         ),
-        r("GET", "/admin/v1/clients", none, A::ClientList, "client.list"),
+        r(
+            "GET",
+            "/admin/v1/clients",
+            none,
+            A::ClientList,
+            "client.list",
+        ),
         r(
             "POST",
             "/admin/v1/clients",
@@ -219,8 +292,20 @@ fn routes() -> Vec<Route> {
             A::ClientUndelegate,
             "client.undelegate",
         ),
-        r("GET", "/admin/v1/audit?limit=5", none, A::AuditRead, "audit.read"),
-        r("POST", "/admin/v1/audit/verify", none, A::AuditVerify, "audit.verify"),
+        r(
+            "GET",
+            "/admin/v1/audit?limit=5",
+            none,
+            A::AuditRead,
+            "audit.read",
+        ),
+        r(
+            "POST",
+            "/admin/v1/audit/verify",
+            none,
+            A::AuditVerify,
+            "audit.verify",
+        ),
     ]
 }
 
@@ -235,7 +320,10 @@ fn each_role_against_each_admin_call() {
     add_admins(&k);
     // a signer cannot even get a token, with the right password
     let r = token_request(&k, "alice", ALICE_PASSWORD, "client_credentials");
-    assert_eq!((r.status, r.json()["error"].clone()), (401, json!("invalid_client")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("invalid_client"))
+    );
     conforms("POST", "/admin/v1/token", &r);
 
     let mut n = 0;
@@ -285,7 +373,8 @@ fn each_role_against_each_admin_call() {
                     r.text()
                 );
                 assert!(
-                    own.iter().any(|rec| rec.event == route.event && rec.outcome == "success"),
+                    own.iter()
+                        .any(|rec| rec.event == route.event && rec.outcome == "success"),
                     "{role:?} {} {path}: no {} record in {own:?}",
                     route.method,
                     route.event
@@ -310,7 +399,10 @@ fn each_role_against_each_admin_call() {
                 );
                 assert_eq!(own.len(), 1, "{role:?} {} {path}: {own:?}", route.method);
                 let rec = &own[0];
-                assert_eq!((rec.event.as_str(), rec.outcome.as_str()), ("access.denied", "refused"));
+                assert_eq!(
+                    (rec.event.as_str(), rec.outcome.as_str()),
+                    ("access.denied", "refused")
+                );
                 let detail: Value = serde_json::from_str(&rec.detail).expect("detail");
                 assert_eq!(detail["role"], role.as_str());
                 assert_eq!(detail["action"], route.action.as_str());
@@ -327,12 +419,38 @@ fn each_role_against_each_admin_call() {
             .expect("called")
     };
     assert_eq!(status(Role::Operator, "POST", "/admin/v1/credentials"), 201);
-    assert_eq!(status(Role::Operator, "DELETE", "/admin/v1/users/{user}"), 403);
-    assert_eq!(status(Role::Operator, "POST", "/admin/v1/credentials/{cred}/revoke"), 403);
-    assert_eq!(status(Role::SecurityOfficer, "POST", "/admin/v1/credentials/{cred}/revoke"), 200);
-    assert_eq!(status(Role::SecurityOfficer, "DELETE", "/admin/v1/users/{user}"), 200);
-    assert_eq!(status(Role::SecurityOfficer, "GET", "/admin/v1/credentials"), 403);
-    assert_eq!(status(Role::SecurityOfficer, "GET", "/admin/v1/audit?limit=5"), 403);
+    assert_eq!(
+        status(Role::Operator, "DELETE", "/admin/v1/users/{user}"),
+        403
+    );
+    assert_eq!(
+        status(
+            Role::Operator,
+            "POST",
+            "/admin/v1/credentials/{cred}/revoke"
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            Role::SecurityOfficer,
+            "POST",
+            "/admin/v1/credentials/{cred}/revoke"
+        ),
+        200
+    );
+    assert_eq!(
+        status(Role::SecurityOfficer, "DELETE", "/admin/v1/users/{user}"),
+        200
+    );
+    assert_eq!(
+        status(Role::SecurityOfficer, "GET", "/admin/v1/credentials"),
+        403
+    );
+    assert_eq!(
+        status(Role::SecurityOfficer, "GET", "/admin/v1/audit?limit=5"),
+        403
+    );
     assert_eq!(status(Role::Auditor, "GET", "/admin/v1/audit?limit=5"), 200);
     assert_eq!(status(Role::Auditor, "POST", "/admin/v1/audit/verify"), 200);
     assert_eq!(status(Role::Auditor, "GET", "/admin/v1/users"), 403);
@@ -412,8 +530,18 @@ fn nobody_reads_or_sets_a_signers_pin_over_the_admin_api() {
             answers.push(r);
         }
         if method != "POST" {
-            let r = call(&k, &op, method, &format!("/admin/v1/credentials/{id}"), &json!({ "pin": "000000" }));
-            assert_eq!((r.status, r.header("allow")), (405, Some("GET")), "{method}");
+            let r = call(
+                &k,
+                &op,
+                method,
+                &format!("/admin/v1/credentials/{id}"),
+                &json!({ "pin": "000000" }),
+            );
+            assert_eq!(
+                (r.status, r.header("allow")),
+                (405, Some("GET")),
+                "{method}"
+            );
             answers.push(r);
         }
     }
@@ -428,15 +556,24 @@ fn nobody_reads_or_sets_a_signers_pin_over_the_admin_api() {
         let r = call(&k, &op, "POST", &path, &json!({ "pin": "000000" }));
         assert_eq!(r.status, 400, "{path}: {}", r.text());
         assert_eq!(r.json()["error"], "invalid_request");
-        let d = r.json()["error_description"].as_str().unwrap_or_default().to_owned();
+        let d = r.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(d.contains("unknown field `pin`"), "{path}: {d}");
         answers.push(r);
     }
     // the security officer's calls take no PIN either
     let so = admin_token(&k, "sofia");
     for (path, body) in [
-        (format!("/admin/v1/credentials/{id}/rekey"), json!({ "pin": "000000" })),
-        (format!("/admin/v1/credentials/{id}/revoke"), json!({ "reason": "x", "pin": "000000" })),
+        (
+            format!("/admin/v1/credentials/{id}/rekey"),
+            json!({ "pin": "000000" }),
+        ),
+        (
+            format!("/admin/v1/credentials/{id}/revoke"),
+            json!({ "reason": "x", "pin": "000000" }),
+        ),
     ] {
         let r = call(&k, &so, "POST", &path, &body);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
@@ -476,21 +613,39 @@ fn admin_tokens_only_for_active_administrators_and_only_on_the_admin_api() {
     let invalid_client = |r: &Resp| {
         assert_eq!(r.status, 401, "{}", r.text());
         assert_eq!(r.json()["error"], "invalid_client");
-        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"csc-admin\""));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"csc-admin\"")
+        );
     };
     // a wrong password, a signer, an unknown user
-    invalid_client(&token_request(&k, "olga", "wrong-password", "client_credentials"));
-    invalid_client(&token_request(&k, "alice", ALICE_PASSWORD, "client_credentials"));
+    invalid_client(&token_request(
+        &k,
+        "olga",
+        "wrong-password",
+        "client_credentials",
+    ));
+    invalid_client(&token_request(
+        &k,
+        "alice",
+        ALICE_PASSWORD,
+        "client_credentials",
+    ));
     invalid_client(&token_request(&k, "nobody", PASSWORD, "client_credentials"));
     // no Basic at all
-    invalid_client(&k.admin_send(
-        k.post("/admin/v1/token")
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload("grant_type=client_credentials"),
-    ));
+    invalid_client(
+        &k.admin_send(
+            k.post("/admin/v1/token")
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload("grant_type=client_credentials"),
+        ),
+    );
     // another grant
     let r = token_request(&k, "olga", PASSWORD, "password");
-    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("unsupported_grant_type")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("unsupported_grant_type"))
+    );
     // audited like logins: the refusals and the grant
     let op = admin_token(&k, "olga");
     let logins: Vec<_> = k
@@ -498,20 +653,39 @@ fn admin_tokens_only_for_active_administrators_and_only_on_the_admin_api() {
         .into_iter()
         .filter(|r| r.event == "auth.login" && r.detail.contains("\"method\":\"admin\""))
         .collect();
-    assert!(logins.iter().any(|r| r.actor == "olga" && r.outcome == "success"), "{logins:?}");
-    assert!(logins.iter().any(|r| r.actor == "olga" && r.detail.contains("wrong password")));
-    assert!(logins.iter().any(|r| r.actor == "alice" && r.detail.contains("not an administrative user")));
+    assert!(
+        logins
+            .iter()
+            .any(|r| r.actor == "olga" && r.outcome == "success"),
+        "{logins:?}"
+    );
+    assert!(
+        logins
+            .iter()
+            .any(|r| r.actor == "olga" && r.detail.contains("wrong password"))
+    );
+    assert!(
+        logins
+            .iter()
+            .any(|r| r.actor == "alice" && r.detail.contains("not an administrative user"))
+    );
 
     let bearer_refused = |r: &Resp| {
         assert_eq!(r.status, 401, "{}", r.text());
         assert_eq!(r.json()["error"], "invalid_token");
-        assert!(r.header("www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|h| h.contains("invalid_token"))
+        );
     };
     // no token, a malformed header, a CSC service token: refused on the admin API
     bearer_refused(&k.admin_send(k.get("/admin/v1/users")));
-    bearer_refused(&k.admin_send(
-        k.get("/admin/v1/users").insert_header(("authorization", basic("olga", PASSWORD))),
-    ));
+    bearer_refused(
+        &k.admin_send(
+            k.get("/admin/v1/users")
+                .insert_header(("authorization", basic("olga", PASSWORD))),
+        ),
+    );
     let csc = k.login("olga", PASSWORD);
     bearer_refused(&call(&k, &csc, "GET", "/admin/v1/users", &Value::Null));
     let alice = k.login("alice", ALICE_PASSWORD);
@@ -520,7 +694,10 @@ fn admin_tokens_only_for_active_administrators_and_only_on_the_admin_api() {
     let (status, v) = k.call("credentials/list", Some(&op), &json!({}));
     assert_eq!((status, v["error"].clone()), (401, json!("invalid_token")));
     // the admin token works...
-    assert_eq!(call(&k, &op, "GET", "/admin/v1/users", &Value::Null).status, 200);
+    assert_eq!(
+        call(&k, &op, "GET", "/admin/v1/users", &Value::Null).status,
+        200
+    );
     // ...until its user is disabled: at once (the role and state are read on every call)
     csc_api::admin::user_disable(k.sam(), "olga").expect("disable");
     bearer_refused(&call(&k, &op, "GET", "/admin/v1/users", &Value::Null));
@@ -529,7 +706,10 @@ fn admin_tokens_only_for_active_administrators_and_only_on_the_admin_api() {
     // the disable revoked it: enabling the user does not bring it back
     bearer_refused(&call(&k, &op, "GET", "/admin/v1/users", &Value::Null));
     let op = admin_token(&k, "olga");
-    assert_eq!(call(&k, &op, "GET", "/admin/v1/users", &Value::Null).status, 200);
+    assert_eq!(
+        call(&k, &op, "GET", "/admin/v1/users", &Value::Null).status,
+        200
+    );
 }
 
 #[test]
@@ -542,7 +722,10 @@ fn an_expired_admin_token_is_refused() {
     assert_eq!(r.json()["expires_in"], 0);
     let token = r.json()["access_token"].as_str().expect("token").to_owned();
     let r = call(&k, &token, "GET", "/admin/v1/clients", &Value::Null);
-    assert_eq!((r.status, r.json()["error"].clone()), (401, json!("invalid_token")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("invalid_token"))
+    );
 }
 
 #[test]
@@ -552,36 +735,117 @@ fn the_admin_api_refuses_bad_input_naming_it_and_answers_404_and_409() {
     let op = admin_token(&k, "olga");
     let so = admin_token(&k, "sofia");
     let aud = admin_token(&k, "aude");
-    let error = |r: Resp| (r.status, r.json()["error"].as_str().unwrap_or_default().to_owned(), r.json()["error_description"].as_str().unwrap_or_default().to_owned());
-    let (s, e, d) = error(call(&k, &op, "POST", "/admin/v1/users", &json!({ "name": "x1" })));
+    let error = |r: Resp| {
+        (
+            r.status,
+            r.json()["error"].as_str().unwrap_or_default().to_owned(),
+            r.json()["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let (s, e, d) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/users",
+        &json!({ "name": "x1" }),
+    ));
     assert_eq!((s, e.as_str()), (400, "invalid_request"));
     assert!(d.contains("missing field `role`"), "{d}");
-    let (s, _, d) = error(call(&k, &op, "POST", "/admin/v1/credentials", &json!({ "user": "alice", "keySpec": "dsa-1024", "pin": "123456" })));
+    let (s, _, d) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/credentials",
+        &json!({ "user": "alice", "keySpec": "dsa-1024", "pin": "123456" }),
+    ));
     assert_eq!(s, 400);
     assert!(d.contains("keySpec"), "{d}");
-    let (s, e, _) = error(call(&k, &op, "POST", "/admin/v1/credentials", &json!({ "user": "nobody", "keySpec": "ec-p256", "pin": "123456" })));
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/credentials",
+        &json!({ "user": "nobody", "keySpec": "ec-p256", "pin": "123456" }),
+    ));
     assert_eq!((s, e.as_str()), (404, "not_found"));
-    let (s, e, _) = error(call(&k, &op, "POST", "/admin/v1/users/nobody/disable", &Value::Null));
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/users/nobody/disable",
+        &Value::Null,
+    ));
     assert_eq!((s, e.as_str()), (404, "not_found"));
-    let (s, e, _) = error(call(&k, &op, "GET", "/admin/v1/credentials/not-an-id", &Value::Null));
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "GET",
+        "/admin/v1/credentials/not-an-id",
+        &Value::Null,
+    ));
     assert_eq!((s, e.as_str()), (404, "not_found"));
-    let (s, e, _) = error(call(&k, &op, "POST", "/admin/v1/users", &json!({ "name": "alice", "role": "signer", "password": "a-long-password" })));
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/users",
+        &json!({ "name": "alice", "role": "signer", "password": "a-long-password" }),
+    ));
     assert_eq!((s, e.as_str()), (409, "conflict"));
     // a revoked credential is never enabled again
-    let id = fresh_credential(&k)["credentialID"].as_str().expect("id").to_owned();
-    let r = call(&k, &so, "POST", &format!("/admin/v1/credentials/{id}/revoke"), &json!({ "reason": "left" }));
+    let id = fresh_credential(&k)["credentialID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = call(
+        &k,
+        &so,
+        "POST",
+        &format!("/admin/v1/credentials/{id}/revoke"),
+        &json!({ "reason": "left" }),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!((r.json()["status"].clone(), r.json()["keyDestroyed"].clone()), (json!("revoked"), json!(true)));
-    let (s, e, _) = error(call(&k, &op, "POST", &format!("/admin/v1/credentials/{id}/enable"), &Value::Null));
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["keyDestroyed"].clone()),
+        (json!("revoked"), json!(true))
+    );
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "POST",
+        &format!("/admin/v1/credentials/{id}/enable"),
+        &Value::Null,
+    ));
     assert_eq!((s, e.as_str()), (409, "conflict"));
     // nobody deletes themselves
-    let (s, e, _) = error(call(&k, &so, "DELETE", "/admin/v1/users/sofia", &Value::Null));
+    let (s, e, _) = error(call(
+        &k,
+        &so,
+        "DELETE",
+        "/admin/v1/users/sofia",
+        &Value::Null,
+    ));
     assert_eq!((s, e.as_str()), (409, "conflict"));
     // the audit search: bad times and limits are named
-    let (s, _, d) = error(call(&k, &aud, "GET", "/admin/v1/audit?from=yesterday", &Value::Null));
+    let (s, _, d) = error(call(
+        &k,
+        &aud,
+        "GET",
+        "/admin/v1/audit?from=yesterday",
+        &Value::Null,
+    ));
     assert_eq!(s, 400);
     assert!(d.contains("from"), "{d}");
-    let (s, _, d) = error(call(&k, &aud, "GET", "/admin/v1/audit?limit=1001", &Value::Null));
+    let (s, _, d) = error(call(
+        &k,
+        &aud,
+        "GET",
+        "/admin/v1/audit?limit=1001",
+        &Value::Null,
+    ));
     assert_eq!(s, 400);
     assert!(d.contains("limit"), "{d}");
     let (s, _, d) = error(call(&k, &aud, "GET", "/admin/v1/audit?pin=1", &Value::Null));
@@ -589,7 +853,13 @@ fn the_admin_api_refuses_bad_input_naming_it_and_answers_404_and_409() {
     assert!(d.contains("pin"), "{d}");
     // an oversized body
     let big = "x".repeat(k.cfg().max_body_bytes + 1);
-    let (s, e, _) = error(call(&k, &op, "POST", "/admin/v1/users", &json!({ "name": big, "role": "signer", "password": "p" })));
+    let (s, e, _) = error(call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/users",
+        &json!({ "name": big, "role": "signer", "password": "p" }),
+    ));
     assert_eq!((s, e.as_str()), (400, "invalid_request"));
 }
 
@@ -600,10 +870,26 @@ fn the_audit_search_filters_and_pages() {
     let op = admin_token(&k, "olga");
     let aud = admin_token(&k, "aude");
     for user in ["alice", "bob", "alice"] {
-        assert_eq!(call(&k, &op, "POST", &format!("/admin/v1/users/{user}/unlock"), &Value::Null).status, 200);
+        assert_eq!(
+            call(
+                &k,
+                &op,
+                "POST",
+                &format!("/admin/v1/users/{user}/unlock"),
+                &Value::Null
+            )
+            .status,
+            200
+        );
     }
     let search = |q: &str| {
-        let r = call(&k, &aud, "GET", &format!("/admin/v1/audit?{q}"), &Value::Null);
+        let r = call(
+            &k,
+            &aud,
+            "GET",
+            &format!("/admin/v1/audit?{q}"),
+            &Value::Null,
+        );
         assert_eq!(r.status, 200, "{q}: {}", r.text());
         conforms("GET", "/admin/v1/audit", &r);
         r.json()
@@ -611,7 +897,10 @@ fn the_audit_search_filters_and_pages() {
     let v = search("event=user.unlock&actor=operator:olga");
     let recs = v["records"].as_array().expect("records");
     assert_eq!(recs.len(), 3);
-    assert!(recs.iter().all(|r| r["event"] == "user.unlock" && r["actor"] == "operator:olga"));
+    assert!(
+        recs.iter()
+            .all(|r| r["event"] == "user.unlock" && r["actor"] == "operator:olga")
+    );
     assert_eq!(v["next"], Value::Null);
     let v = search("event=user.unlock&subject=alice&outcome=success");
     assert_eq!(v["records"].as_array().map(Vec::len), Some(2));
@@ -622,15 +911,29 @@ fn the_audit_search_filters_and_pages() {
     let second = search(&format!("event=user.unlock&limit=1&after={next}"));
     assert!(second["records"][0]["seq"].as_i64() > Some(next));
     // by time: nothing before the epoch's end of 2000, everything until far ahead
-    assert_eq!(search("event=user.unlock&to=2000-01-01T00:00:00Z")["records"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        search("event=user.unlock&to=2000-01-01T00:00:00Z")["records"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     assert_eq!(search("event=user.unlock&from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00%2B01:00")["records"].as_array().map(Vec::len), Some(3));
     // each search is itself audited, with its filters
-    let reads: Vec<_> = k.audit_records().into_iter().filter(|r| r.event == "audit.read").collect();
+    let reads: Vec<_> = k
+        .audit_records()
+        .into_iter()
+        .filter(|r| r.event == "audit.read")
+        .collect();
     assert!(reads.len() >= 6);
     assert!(reads.iter().all(|r| r.actor == "auditor:aude"));
     // verify: intact
     let r = call(&k, &aud, "POST", "/admin/v1/audit/verify", &Value::Null);
-    assert_eq!((r.status, r.json()["intact"].clone()), (200, json!(true)), "{}", r.text());
+    assert_eq!(
+        (r.status, r.json()["intact"].clone()),
+        (200, json!(true)),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -638,7 +941,9 @@ fn deleting_a_user_destroys_their_keys_and_ends_everything_of_theirs() {
     let k = Kit::new();
     add_admins(&k);
     let so = admin_token(&k, "sofia");
-    let created = k.credential_create("bob", &["--key", "ec-p256"]).expect("credential");
+    let created = k
+        .credential_create("bob", &["--key", "ec-p256"])
+        .expect("credential");
     let id = created["credentialID"].as_str().expect("id").to_owned();
     let key_id = k
         .sam()
@@ -654,7 +959,10 @@ fn deleting_a_user_destroys_their_keys_and_ends_everything_of_theirs() {
     assert_eq!(r.status, 200, "{}", r.text());
     conforms("DELETE", "/admin/v1/users/bob", &r);
     assert_eq!(r.json()["credentialsDeleted"], json!([id]));
-    assert!(!k.sam().key_in_token(&key_id).expect("key"), "the key is gone from the token");
+    assert!(
+        !k.sam().key_in_token(&key_id).expect("key"),
+        "the key is gone from the token"
+    );
     assert!(k.sam().user_by_name("bob").expect("read").is_none());
     // bob's token is dead, and so is his login
     let (status, _) = k.call("credentials/list", Some(&bob), &json!({}));
@@ -662,9 +970,17 @@ fn deleting_a_user_destroys_their_keys_and_ends_everything_of_theirs() {
     let (status, _) = k.login_with("bob", crate::common::BOB_PASSWORD, &json!({}));
     assert_eq!(status, 400);
     let recs = k.audit_records();
-    assert!(recs.iter().any(|r| r.event == "key.destroy" && r.subject == id && r.actor == "security-officer:sofia"));
-    assert!(recs.iter().any(|r| r.event == "user.delete" && r.subject == "bob" && r.outcome == "success"));
-    assert_eq!(call(&k, &so, "DELETE", "/admin/v1/users/bob", &Value::Null).status, 404);
+    assert!(recs.iter().any(|r| r.event == "key.destroy"
+        && r.subject == id
+        && r.actor == "security-officer:sofia"));
+    assert!(
+        recs.iter()
+            .any(|r| r.event == "user.delete" && r.subject == "bob" && r.outcome == "success")
+    );
+    assert_eq!(
+        call(&k, &so, "DELETE", "/admin/v1/users/bob", &Value::Null).status,
+        404
+    );
     assert!(k.audit_intact());
 }
 
@@ -678,16 +994,40 @@ fn no_admin_route_on_the_csc_app_and_no_csc_route_on_the_admin_app() {
     let op = admin_token(&k, "olga");
     let doc = openapi::admin_document();
     for (_, path) in openapi::documented_routes(&doc) {
-        let path = path.replace("{name}", "alice").replace("{id}", "x").replace("{user}", "alice");
+        let path = path
+            .replace("{name}", "alice")
+            .replace("{id}", "x")
+            .replace("{user}", "alice");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
-            let r = k.send(k.req(method, &path).insert_header(("authorization", format!("Bearer {op}"))));
-            assert_eq!(r.status, 404, "{method} {path} on the CSC app: {}", r.text());
-            assert_eq!(r.json()["error_description"], "The requested method does not exist");
+            let r = k.send(
+                k.req(method, &path)
+                    .insert_header(("authorization", format!("Bearer {op}"))),
+            );
+            assert_eq!(
+                r.status,
+                404,
+                "{method} {path} on the CSC app: {}",
+                r.text()
+            );
+            assert_eq!(
+                r.json()["error_description"],
+                "The requested method does not exist"
+            );
         }
     }
-    for path in ["/csc/v1/info", "/csc/v1/credentials/list", "/oauth2/token", "/health", "/openapi.json"] {
+    for path in [
+        "/csc/v1/info",
+        "/csc/v1/credentials/list",
+        "/oauth2/token",
+        "/health",
+        "/openapi.json",
+    ] {
         let r = k.admin_send(k.post(path).set_json(json!({})));
-        assert_eq!((r.status, r.json()["error"].clone()), (404, json!("not_found")), "{path}");
+        assert_eq!(
+            (r.status, r.json()["error"].clone()),
+            (404, json!("not_found")),
+            "{path}"
+        );
     }
 }
 
@@ -708,7 +1048,10 @@ fn the_admin_routes_and_the_admin_document_agree() {
         &mut scopes,
         &mut routes,
     );
-    assert!(scopes.contains("/admin/v1") && routes.contains("/token"), "{scopes:?} {routes:?}");
+    assert!(
+        scopes.contains("/admin/v1") && routes.contains("/token"),
+        "{scopes:?} {routes:?}"
+    );
     let mut paths: BTreeSet<String> = documented.iter().map(|(_, p)| p.clone()).collect();
     for r in &routes {
         for s in &scopes {
@@ -746,13 +1089,21 @@ fn the_admin_routes_and_the_admin_document_agree() {
             }
         }
     }
-    assert!(disagree.is_empty(), "the admin app and its document disagree:\n{}", disagree.join("\n"));
+    assert!(
+        disagree.is_empty(),
+        "the admin app and its document disagree:\n{}",
+        disagree.join("\n")
+    );
     // the document is served on the admin app, and is the one the routes follow
     let r = k.admin_send(k.get("/admin/v1/openapi.json"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), doc);
     // and the CSC document names no admin path
-    assert!(openapi::documented_routes(&openapi::document()).iter().all(|(_, p)| !p.starts_with("/admin")));
+    assert!(
+        openapi::documented_routes(&openapi::document())
+            .iter()
+            .all(|(_, p)| !p.starts_with("/admin"))
+    );
 }
 
 /// The export routes (the export itself is built on the export branch; here its contract):
@@ -763,15 +1114,40 @@ fn the_audit_export_and_seal_key_routes_are_the_auditors() {
     add_admins(&k);
     let op = admin_token(&k, "olga");
     let aud = admin_token(&k, "aude");
-    for path in ["/admin/v1/audit/export?from=1&to=10", "/admin/v1/audit/seal-key"] {
+    for path in [
+        "/admin/v1/audit/export?from=1&to=10",
+        "/admin/v1/audit/seal-key",
+    ] {
         let r = call(&k, &op, "GET", path, &Value::Null);
-        assert_eq!((r.status, r.json()["error"].clone()), (403, json!("access_denied")), "{path}");
+        assert_eq!(
+            (r.status, r.json()["error"].clone()),
+            (403, json!("access_denied")),
+            "{path}"
+        );
         conforms("GET", path, &r);
     }
-    let r = call(&k, &aud, "GET", "/admin/v1/audit/export?from=5&to=100005", &Value::Null);
+    let r = call(
+        &k,
+        &aud,
+        "GET",
+        "/admin/v1/audit/export?from=5&to=100005",
+        &Value::Null,
+    );
     assert_eq!(r.status, 400);
-    let d = r.json()["error_description"].as_str().unwrap_or_default().to_owned();
-    assert!(d.contains("Invalid parameter to") && d.contains("100004"), "{d}");
-    let r = call(&k, &aud, "GET", "/admin/v1/audit/export?from=0", &Value::Null);
+    let d = r.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        d.contains("Invalid parameter to") && d.contains("100004"),
+        "{d}"
+    );
+    let r = call(
+        &k,
+        &aud,
+        "GET",
+        "/admin/v1/audit/export?from=0",
+        &Value::Null,
+    );
     assert_eq!(r.status, 400);
 }

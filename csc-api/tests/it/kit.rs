@@ -204,9 +204,7 @@ impl Kit {
         });
         let admin_state = csc_api::admin_api::admin_state(&cfg, state.sam.clone());
         let admin_svc = Rc::new(rt.block_on(actix_web::test::init_service(
-            App::new().configure(move |c| {
-                csc_api::admin_api::configure(c, admin_state, max_body)
-            }),
+            App::new().configure(move |c| csc_api::admin_api::configure(c, admin_state, max_body)),
         )));
         let admin: AppFn = Rc::new(move |req: TestRequest| {
             let svc = admin_svc.clone();

@@ -733,9 +733,17 @@ fn admin_listener_with_client_certificates_names_the_administrator() {
     let sofia = issue("sofia", Role::Client, Some(&client_ca), None);
     let c = client(&files.ca, Some(&sofia));
     let (status, v) = get(&c, format!("{admin}/admin/v1/clients"));
-    assert_eq!((status, &v["clients"]), (200, &serde_json::json!([])), "{v}");
+    assert_eq!(
+        (status, &v["clients"]),
+        (200, &serde_json::json!([])),
+        "{v}"
+    );
     let (status, v) = get(&c, format!("{admin}/admin/v1/audit"));
-    assert_eq!((status, v["error"].as_str()), (403, Some("access_denied")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (403, Some("access_denied")),
+        "{v}"
+    );
     // the token endpoint works on this listener too (with the certificate the handshake needs)
     let r = c
         .post(format!("{admin}/admin/v1/token"))
@@ -748,8 +756,15 @@ fn admin_listener_with_client_certificates_names_the_administrator() {
     // a signer's certificate, an unknown name's: refused
     for cn in ["alice", "ghost"] {
         let id = issue(cn, Role::Client, Some(&client_ca), None);
-        let (status, v) = get(&client(&files.ca, Some(&id)), format!("{admin}/admin/v1/clients"));
-        assert_eq!((status, v["error"].as_str()), (401, Some("invalid_token")), "{cn}: {v}");
+        let (status, v) = get(
+            &client(&files.ca, Some(&id)),
+            format!("{admin}/admin/v1/clients"),
+        );
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (401, Some("invalid_token")),
+            "{cn}: {v}"
+        );
     }
     // a certificate of another CA, or none: no handshake
     let stranger = issue("sofia", Role::Client, Some(&files.ca), None);
@@ -757,12 +772,23 @@ fn admin_listener_with_client_certificates_names_the_administrator() {
         assert!(c.get(format!("{admin}/admin/v1/clients")).send().is_err());
     }
     // the CSC listener serves no admin path, and needs no client certificate
-    let (status, v) = get(&client(&files.ca, None), format!("{}/admin/v1/clients", server.base));
+    let (status, v) = get(
+        &client(&files.ca, None),
+        format!("{}/admin/v1/clients", server.base),
+    );
     assert_eq!(status, 404, "{v}");
     // audited with the role and the name the certificate gave
     let records = crate::kit::audit_records(&data);
-    assert!(records.iter().any(|r| r.event == "client.list" && r.actor == "security-officer:sofia"));
-    assert!(records.iter().any(|r| r.event == "access.denied" && r.actor == "security-officer:sofia"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "client.list" && r.actor == "security-officer:sofia")
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "access.denied" && r.actor == "security-officer:sofia")
+    );
 }
 
 /// Without TLS the admin listener binds only on loopback (or with `allow_plain_http`).
@@ -783,7 +809,10 @@ fn admin_listener_without_tls_only_on_loopback() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("admin_listen") && err.contains("no TLS"), "{err}");
+    assert!(
+        err.contains("admin_listen") && err.contains("no TLS"),
+        "{err}"
+    );
     // on loopback: served, plain
     let mut cmd = csc(&data);
     cmd.arg("serve").env("CSC_ADMIN_LISTEN", "127.0.0.1:0");
