@@ -195,13 +195,7 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
 /// The OpenAPI document as JSON.
 pub fn document() -> Value {
     let schemas = schemas();
-    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
-    for op in operations() {
-        paths
-            .entry(op.path)
-            .or_default()
-            .insert(op.method.to_owned(), operation_json(&op, &schemas));
-    }
+    let paths = paths_of(&operations(), &schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -238,6 +232,21 @@ pub fn document() -> Value {
     })
 }
 
+/// The `paths` object of `ops`.
+fn paths_of(ops: &[Operation], schemas: &Map<String, Value>) -> BTreeMap<String, Value> {
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for op in ops {
+        paths
+            .entry(op.path.to_owned())
+            .or_default()
+            .insert(op.method.to_owned(), operation_json(op, schemas));
+    }
+    paths
+        .into_iter()
+        .map(|(path, item)| (path, Value::Object(item)))
+        .collect()
+}
+
 /// The admin API's OpenAPI document (`admin_listen`, csc-api `admin_api`): a document of its
 /// own, since another app on another listener serves it ([`crate::admin`]).
 pub fn admin_document() -> Value {
@@ -251,13 +260,7 @@ pub fn admin_document() -> Value {
             schemas.insert(name.into(), s.clone());
         }
     }
-    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
-    for op in crate::admin::operations() {
-        paths
-            .entry(op.path)
-            .or_default()
-            .insert(op.method.to_owned(), operation_json(&op, &schemas));
-    }
+    let paths = paths_of(&crate::admin::operations(), &schemas);
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -134,11 +134,8 @@ async fn audit_integrity(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AdminState>>().cloned();
     let res = next.call(req).await?;
-    if let Some(state) = state
-        && state.sam.has_integrity_violations()
-    {
-        let sam = state.sam.clone();
-        let _ = web::block(move || sam.audit_integrity_violations()).await;
+    if let Some(state) = state {
+        crate::app::audit_violations(&state.sam).await;
     }
     Ok(res)
 }
