@@ -18,7 +18,8 @@ use std::path::PathBuf;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Logger, Next, from_fn};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, Logger, Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
@@ -52,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AdminState>, max
         .service(
             web::scope("/admin/v1")
                 .wrap(from_fn(audit_integrity))
+                // users, credentials, client secrets, audit records: never kept in a cache
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .route("/token", web::post().to(auth::token))
                 .route("/users", web::get().to(r::users))
                 .route("/users", web::post().to(r::create_user))

@@ -358,6 +358,7 @@ fn each_role_against_each_admin_call() {
             let before = last_seq(&k);
             let r = call(&k, &token, route.method, &path, &body);
             conforms(route.method, &path, &r);
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
             let actor = format!("{}:{name}", role.as_str());
             let own: Vec<_> = k
                 .audit_records()
