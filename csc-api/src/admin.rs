@@ -141,8 +141,12 @@ fn connect(cfg: &Config, create: bool) -> anyhow::Result<Sam> {
         .with_otp_notifier(crate::notify::from_config(&cfg.otp_channel)?);
     // the time-stamping authority: loaded, or created when its file is missing (by `init`, or
     // by the first command run on a data directory from before it)
-    sam.with_tsa(&cfg.tsa_settings())
-        .context("cannot set up the time-stamping authority")
+    let sam = sam
+        .with_tsa(&cfg.tsa_settings())
+        .context("cannot set up the time-stamping authority")?;
+    // the key that signs audit exports: found in the token, or created (same upgrade path)
+    sam.with_audit_seal_key()
+        .context("cannot set up the audit seal key")
 }
 
 /// `csc-server init`: the data directory, the SoftHSM2 token with a generated PIN readable only
@@ -758,4 +762,89 @@ pub fn demo_setup(sam: &Sam) -> anyhow::Result<Value> {
         .map(|(_, c)| json!({ "credentialID": c.id.to_string(), "keyAlgo": c.key_spec, "SCAL": c.scal.as_str() }))
         .collect();
     Ok(json!({ "user": user.name, "credentials": ids }))
+}
+
+/// `csc-server audit export [--from N] [--to N] [--out FILE] [--seals PATH]...` (issue 14; Part
+/// I 7.1.5): records `from..=to` with the seals of `seal_files` in that range, as signed JSON
+/// lines (`sam::audit_export`), to `out` (standard output when `None`), acting as the auditor by
+/// default. Refused, with nothing written, when the log or a seal does not verify.
+pub fn audit_export(
+    sam: &Sam,
+    seal_files: &[PathBuf],
+    from: Option<i64>,
+    to: Option<i64>,
+    out: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let actor = cli_actor(Action::AuditExport);
+    let summary = match out {
+        Some(path) => {
+            // written beside, then renamed: a failed export leaves no file that looks whole
+            let tmp = path.with_extension("partial");
+            let file = fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let exported = sam.export_audit_as(&actor, seal_files, from, to, &mut writer);
+            let done = exported.map_err(anyhow::Error::new).and_then(|summary| {
+                let file = writer.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                fs::rename(&tmp, path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(summary)
+            });
+            if done.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            done?
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            sam.export_audit_as(&actor, seal_files, from, to, &mut lock)?
+        }
+    };
+    Ok(json!({
+        "exported": true,
+        "from": summary.from,
+        "to": summary.to,
+        "records": summary.count,
+        "seals": summary.seals,
+        "out": out.map(|p| p.display().to_string()),
+    }))
+}
+
+/// `csc-server audit seal-key`: the audit seal key's public key (PEM), what an auditor verifies
+/// exports with; acting as the auditor by default.
+pub fn audit_seal_key(sam: &Sam) -> anyhow::Result<String> {
+    Ok(sam.audit_seal_public_key_pem(&cli_actor(Action::AuditExport))?)
+}
+
+/// `csc-server audit verify-export FILE --seal-key PEM`: checks an export with the seal key's
+/// public key alone (`sam::verify_audit_export`); opens neither a token nor a database, so it
+/// runs on any machine. `Ok(true)` and a summary when intact; `Ok(false)` with the first
+/// failing line and why (also one line on standard error) otherwise.
+pub fn audit_verify_export(file: &Path, seal_key: &Path) -> anyhow::Result<(bool, Value)> {
+    let pem = fs::read(seal_key).with_context(|| format!("cannot read {}", seal_key.display()))?;
+    let export = fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut reader = std::io::BufReader::new(export);
+    Ok(match sam::verify_audit_export(&mut reader, &pem) {
+        Ok(report) => (
+            true,
+            json!({
+                "intact": true,
+                "from": report.from,
+                "to": report.to,
+                "records": report.records,
+                "seals": report.seals,
+                "exportedAt": report.exported_at,
+                "sealKey": report.seal_key,
+            }),
+        ),
+        Err(e) => {
+            eprintln!("audit export damaged: {e}");
+            (
+                false,
+                json!({ "intact": false, "line": e.line, "reason": e.reason }),
+            )
+        }
+    })
 }

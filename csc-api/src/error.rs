@@ -252,6 +252,14 @@ impl From<SamError> for ApiError {
             },
             // ---- the time-stamping authority (spec §11.10)
             S::InvalidNonce => Self::invalid_parameter("nonce"),
+            // ---- the auditor's export (issue 14): a range outside the log is the caller's;
+            // a damaged log is a state of the server the auditor must see, not a 500
+            e @ S::ExportRange(_) => Self::invalid(e.to_string()),
+            e @ S::AuditLogBroken { .. } => ApiError::Csc {
+                status: StatusCode::CONFLICT,
+                error: "audit_log_damaged",
+                description: e.to_string().into(),
+            },
             // ---- not refusals: trouble inside the server (logged, a bare server_error)
             e @ (S::Hsm(_)
             | S::Storage(_)
@@ -268,7 +276,9 @@ impl From<SamError> for ApiError {
             | S::Hashing(_)
             | S::Random(_)
             | S::SigningFailed
-            | S::Tsa(_)) => ApiError::Internal(e.to_string()),
+            | S::Tsa(_)
+            | S::ExportWrite(_)
+            | S::AuditSealKey(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -296,6 +296,27 @@ impl Sam {
         Ok(report)
     }
 
+    /// [`Sam::export_audit_as`] of records `from..=to` (the admin API's export, one range per
+    /// call): without `to`, up to the log's head or `max_records`, whichever comes first.
+    pub fn export_audit_range_as(
+        &self,
+        actor: &Actor,
+        seal_files: &[PathBuf],
+        from: i64,
+        to: Option<i64>,
+        max_records: i64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<crate::ExportSummary, SamError> {
+        let to = match to {
+            Some(to) => to,
+            None => {
+                let (head, _) = self.store.read(|c| c.audit_head())?;
+                head.min(from.saturating_add(max_records.saturating_sub(1)))
+            }
+        };
+        self.export_audit_as(actor, seal_files, Some(from), Some(to), out)
+    }
+
     /// Deletes the user `name` with all their credentials (issue 14), for the security officer:
     /// first every credential's key (and TOTP key) is destroyed in the token (each audited as
     /// `key.destroy`; a key already gone is skipped), then, in one transaction, the user, their

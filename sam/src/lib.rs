@@ -10,13 +10,12 @@ mod activation;
 mod admin;
 pub mod administration;
 pub mod algo;
+pub mod audit_export;
 mod backup;
 pub mod ca;
 mod credentials;
 pub mod csr;
 mod delegation;
-// STUB: deleted at merge, replaced by the export branch's audit_export.rs
-mod export_stub;
 mod gate;
 pub mod integrity;
 mod level;
@@ -30,6 +29,7 @@ mod provision;
 pub mod roles;
 mod seals;
 pub mod secrets;
+mod service_key;
 mod tokens;
 pub mod totp;
 pub mod tsa;
@@ -45,7 +45,6 @@ pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
 pub use credentials::CredentialView;
-pub use export_stub::ExportSummary;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
 pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
@@ -80,6 +79,9 @@ pub use storage::{
 };
 pub use totp::{OtpMigration, TotpVerifier};
 pub use tsa::TsaSettings;
+
+// the auditor's export and its offline check (issue 14)
+pub use audit_export::{ExportError, ExportReport, ExportSummary, verify_audit_export};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +265,20 @@ pub enum SamError {
     /// The TSA could not be set up or used (its file, its certificate, an encoding).
     #[error("time-stamping authority: {0}")]
     Tsa(String),
+
+    // ---- the auditor's export (audit_export.rs)
+    /// The audit log (or a seal) does not verify under the audit key: nothing is exported.
+    #[error("the audit log is damaged at record {seq}: {reason}; nothing was exported")]
+    AuditLogBroken { seq: i64, reason: String },
+    /// `from`/`to` of an export outside the log.
+    #[error("invalid export range: {0}")]
+    ExportRange(String),
+    /// The export could not be written to its destination.
+    #[error("the audit export could not be written: {0}")]
+    ExportWrite(std::io::Error),
+    /// The audit seal key could not be set up or used.
+    #[error("audit seal key: {0}")]
+    AuditSealKey(String),
 }
 
 /// Creates the token unless one with `label` exists (see [`cm_pkcs11::Hsm::init_token`]).
@@ -294,6 +310,8 @@ pub struct Sam {
     login_gate: PasswordGate,
     /// The time-stamping authority ([`Sam::with_tsa`]); none: time stamps fail.
     tsa: Option<Arc<tsa::Tsa>>,
+    /// The key that signs audit exports ([`Sam::with_audit_seal_key`]); none: exports fail.
+    audit_seal_key: Option<Arc<audit_export::SealKey>>,
 }
 
 impl Sam {
@@ -328,6 +346,7 @@ impl Sam {
             checks: lockout::CheckCounter::default(),
             login_gate: PasswordGate::new(LoginLimits::default()),
             tsa: None,
+            audit_seal_key: None,
         })
     }
 

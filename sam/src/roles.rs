@@ -86,6 +86,9 @@ pub enum Action {
     UserDelete,
     /// Read the list of users (admin API).
     UserList,
+    /// Export a range of the audit log with its seals, signed by the audit seal key (the
+    /// auditor: Part I 7.1.4.6, only auditors read audit records; Part I 7.1.5 archiving).
+    AuditExport,
 }
 
 impl Action {
@@ -122,6 +125,7 @@ impl Action {
         Action::Restore,
         Action::UserDelete,
         Action::UserList,
+        Action::AuditExport,
     ];
 
     /// Its name in audit records and errors.
@@ -158,6 +162,7 @@ impl Action {
             Action::Restore => "backup.restore",
             Action::UserDelete => "user.delete",
             Action::UserList => "user.list",
+            Action::AuditExport => "audit.export",
         }
     }
 
@@ -213,7 +218,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 // it destroys keys in the token, the security officer's charge
                 | A::UserDelete
         ),
-        Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify),
+        Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify | A::AuditExport),
     }
 }
 
@@ -334,7 +339,10 @@ mod tests {
                     "user.delete",
                 ],
             ),
-            (Role::Auditor, &["audit.read", "audit.verify"]),
+            (
+                Role::Auditor,
+                &["audit.read", "audit.verify", "audit.export"],
+            ),
         ];
         for (role, allowed) in expected {
             for action in Action::ALL {

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cm_pkcs11::{HashAlg, KeyId, KeySpec, SignMechanism};
+use cm_pkcs11::{HashAlg, KeyId};
 use cmpv2::status::PkiStatus;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -59,6 +59,7 @@ use x509_tsp::{Accuracy, MessageImprint, TspVersion};
 
 use crate::ca::{read_key_file, write_key_file};
 use crate::secrets::random_bytes;
+use crate::service_key::ServiceKey;
 use crate::{AuditEvent, Principal, Sam, SamError, audit_event, client_actor};
 
 /// The `CKA_LABEL` of the TSA's key in the token; only a key with this label signs tokens.
@@ -71,7 +72,6 @@ pub const DEFAULT_ACCURACY: Duration = Duration::from_secs(1);
 /// The largest `nonce` accepted, in octets (RFC 3161 suggests 64 bits; 512 are plenty).
 pub const MAX_NONCE_BYTES: usize = 64;
 
-const TSA_SPEC: KeySpec = KeySpec::EcP256;
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
 const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 
@@ -556,7 +556,7 @@ impl Sam {
     }
 
     fn create_tsa(&self, settings: &TsaSettings) -> Result<Tsa, SamError> {
-        let key_id = self.hsm.generate_key(TSA_SPEC, TSA_KEY_LABEL)?;
+        let key_id = ServiceKey::generate(&self.hsm, TSA_KEY_LABEL)?.id;
         let created = self.certify_tsa(key_id, settings, false);
         if created.is_err() {
             // nothing half-made: a key without its certificate is of no use
@@ -775,18 +775,12 @@ impl Sam {
                 detail.clone(),
             ))
         })?;
+        let key = ServiceKey {
+            id: tsa.key_id,
+            label: TSA_KEY_LABEL,
+        };
         let signed = tsa.token(&tst, now, request.include_certificate, |digest| {
-            let mut signatures = self.hsm.sign_digests_for(
-                &tsa.key_id,
-                TSA_KEY_LABEL,
-                &SignMechanism::Ecdsa {
-                    hash: HashAlg::Sha256,
-                },
-                &[digest.to_vec()],
-            )?;
-            signatures
-                .pop()
-                .ok_or_else(|| tsa_error("the token returned no signature"))
+            key.sign_sha256(&self.hsm, digest)
         });
         if let Err(e) = &signed {
             let mut failed = detail;

@@ -29,7 +29,9 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("csc.db").display());
     let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
-    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json")).expect("sam");
+    let sam = Sam::open(&token.config, store, &dir.path().join("dev-ca.json"))
+        .and_then(Sam::with_audit_seal_key)
+        .expect("sam");
     sam.add_user(
         "alice",
         &SecretString::from("alice-password"),
@@ -153,6 +155,9 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
             .expect("user");
             sam.delete_user_as(actor, &name).map(drop)
         }
+        Action::AuditExport => sam
+            .export_audit_as(actor, &[], None, None, &mut Vec::new())
+            .map(drop),
     }
 }
 

@@ -159,6 +159,12 @@ pub enum AuditEvent {
     AuditRead,
     /// `audit.verify`: an auditor verified the audit chain and its seals over the admin API.
     AuditVerify,
+    /// `audit.export`: an auditor exported a range of the audit log, signed by the audit seal
+    /// key (issue 14; Part I 7.1.5).
+    AuditExport,
+    /// `audit.seal_key.create`: the audit seal key (EC P-256, signs exports) was generated in
+    /// the token.
+    AuditSealKeyCreate,
 }
 
 impl AuditEvent {
@@ -215,6 +221,8 @@ impl AuditEvent {
             AuditEvent::ClientList => "client.list",
             AuditEvent::AuditRead => "audit.read",
             AuditEvent::AuditVerify => "audit.verify",
+            AuditEvent::AuditExport => "audit.export",
+            AuditEvent::AuditSealKeyCreate => "audit.seal_key.create",
         }
     }
 }
@@ -608,6 +616,54 @@ impl Conn<'_> {
     }
 }
 
+/// Checks one record of a walk: it is record `expected`, links to `prev_hash`, and its hash
+/// is right under its rule (plain before `keyed_from`, keyed from it). `None` when it is; else
+/// the broken record and why. `buf` and `hex_buf` are scratch space.
+fn check_record(
+    rec: &AuditRecord,
+    expected: i64,
+    prev_hash: &str,
+    keyed_from: i64,
+    keys: &IntegrityKeys,
+    buf: &mut Vec<u8>,
+    hex_buf: &mut [u8; 64],
+) -> Option<(i64, String)> {
+    if rec.seq != expected {
+        return Some((
+            expected,
+            format!("record {expected} is missing (the next one is {})", rec.seq),
+        ));
+    }
+    if rec.prev_hash != prev_hash {
+        return Some((
+            rec.seq,
+            format!(
+                "prev_hash does not match the hash of record {}",
+                rec.seq - 1
+            ),
+        ));
+    }
+    let digest = if rec.seq < keyed_from {
+        rec.plain_digest(buf)
+    } else {
+        rec.keyed_digest(keys, buf)
+    };
+    // Cannot fail: 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(digest, hex_buf);
+    if hex_buf.as_slice() != rec.hash.as_bytes() {
+        return Some((
+            rec.seq,
+            if rec.seq < keyed_from {
+                "the record's content does not match its hash (plain SHA-256: before the switch to keyed links)"
+            } else {
+                "the record's content does not match its hash under the audit key"
+            }
+            .to_owned(),
+        ));
+    }
+    None
+}
+
 fn broken(seq: i64, reason: impl Into<String>) -> Result<AuditVerdict, StorageError> {
     Ok(AuditVerdict::Broken {
         seq,
@@ -703,38 +759,16 @@ fn walk_records(
             break;
         }
         for rec in page {
-            let expected = last_seq + 1;
-            if rec.seq != expected {
-                return broken(
-                    expected,
-                    format!("record {expected} is missing (the next one is {})", rec.seq),
-                );
-            }
-            if rec.prev_hash != prev_hash {
-                return broken(
-                    rec.seq,
-                    format!(
-                        "prev_hash does not match the hash of record {}",
-                        rec.seq - 1
-                    ),
-                );
-            }
-            let digest = if rec.seq < keyed_from {
-                rec.plain_digest(&mut buf)
-            } else {
-                rec.keyed_digest(keys, &mut buf)
-            };
-            // Cannot fail: 32 bytes always fit 64 hex digits.
-            let _ = hex::encode_to_slice(digest, &mut hex_buf);
-            if hex_buf.as_slice() != rec.hash.as_bytes() {
-                return broken(
-                    rec.seq,
-                    if rec.seq < keyed_from {
-                        "the record's content does not match its hash (plain SHA-256: before the switch to keyed links)"
-                    } else {
-                        "the record's content does not match its hash under the audit key"
-                    },
-                );
+            if let Some((seq, reason)) = check_record(
+                &rec,
+                last_seq + 1,
+                &prev_hash,
+                keyed_from,
+                keys,
+                &mut buf,
+                &mut hex_buf,
+            ) {
+                return broken(seq, reason);
             }
             if rec.seq == keyed_from - 1 {
                 if let Some(mac) = &head.keyed_mac
@@ -893,6 +927,110 @@ impl Store {
         Ok(AuditUpgrade::Confirmed {
             keyed_from,
             now: true,
+        })
+    }
+}
+
+/// A range of records `from..=to` read for an export ([`Store::audit_range`]): each page is
+/// checked as [`Store::verify_audit_chain`] checks the whole chain (numbers, links, hashes under
+/// the audit key), so a record edited after a verification is never handed out as intact.
+#[derive(Debug, Clone)]
+pub struct AuditRange {
+    /// The hash of record `from - 1` ([`ZERO_HASH`] when `from` is 1): what record `from` links
+    /// to, as stored.
+    pub anchor: String,
+    next: i64,
+    to: i64,
+    keyed_from: i64,
+    prev_hash: String,
+}
+
+/// One page of an [`AuditRange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditPage {
+    /// The next records, checked (never empty).
+    Records(Vec<AuditRecord>),
+    /// The range is exhausted.
+    Done,
+    /// The first record of the page that is not intact.
+    Broken {
+        /// Its sequence number.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Store {
+    /// Starts reading records `from..=to` (`from >= 1`; `to < from`: an empty range) for an
+    /// export; the anchor is read now, each record when its page is ([`Store::audit_page`]).
+    pub fn audit_range(&self, from: i64, to: i64) -> Result<AuditRange, StorageError> {
+        if from < 1 {
+            return Err(StorageError::Corrupt(format!(
+                "record numbers start at 1, not {from}"
+            )));
+        }
+        self.read(|c| {
+            let keyed_from = c.head_row()?.keyed_from;
+            let anchor = if from == 1 {
+                ZERO_HASH.to_owned()
+            } else {
+                audit_log::table
+                    .find(from - 1)
+                    .select(audit_log::hash)
+                    .get_result::<String>(c.conn)
+                    .optional()?
+                    .ok_or_else(|| {
+                        StorageError::Corrupt(format!("record {} is missing", from - 1))
+                    })?
+            };
+            Ok(AuditRange {
+                prev_hash: anchor.clone(),
+                anchor,
+                next: from,
+                to,
+                keyed_from,
+            })
+        })
+    }
+
+    /// The next page (at most 10,000 records) of `range`, each record checked.
+    pub fn audit_page(&self, range: &mut AuditRange) -> Result<AuditPage, StorageError> {
+        if range.next > range.to {
+            return Ok(AuditPage::Done);
+        }
+        self.read(|c| {
+            let keys = c.keys()?;
+            let page = audit_log::table
+                .filter(audit_log::seq.ge(range.next))
+                .filter(audit_log::seq.le(range.to))
+                .order(audit_log::seq.asc())
+                .limit(VERIFY_PAGE)
+                .load::<AuditRecord>(c.conn)?;
+            if page.is_empty() {
+                return Ok(AuditPage::Broken {
+                    seq: range.next,
+                    reason: format!("records {}..={} are missing", range.next, range.to),
+                });
+            }
+            let mut buf = Vec::with_capacity(512);
+            let mut hex_buf = [0u8; 64];
+            for rec in &page {
+                if let Some((seq, reason)) = check_record(
+                    rec,
+                    range.next,
+                    &range.prev_hash,
+                    range.keyed_from,
+                    keys,
+                    &mut buf,
+                    &mut hex_buf,
+                ) {
+                    return Ok(AuditPage::Broken { seq, reason });
+                }
+                range.next = rec.seq + 1;
+                range.prev_hash.clone_from(&rec.hash);
+            }
+            Ok(AuditPage::Records(page))
         })
     }
 }

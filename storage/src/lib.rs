@@ -48,7 +48,10 @@ mod upgrade;
 mod users;
 
 pub use audit::AuditQuery;
-pub use audit::{AuditEvent, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent, ZERO_HASH};
+pub use audit::{
+    AuditEvent, AuditPage, AuditRange, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent,
+    ZERO_HASH,
+};
 pub use backup::highest_sealed_record;
 pub use connection::{Backend, Conn, Store, StoreOptions};
 pub use delegations::ClientDelegation;

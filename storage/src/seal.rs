@@ -228,26 +228,10 @@ impl Store {
             let mut batch = Vec::with_capacity(SEAL_BATCH);
             for (index, (path, file)) in files.into_iter().enumerate() {
                 let name = names.get(index).map_or("?", String::as_str);
-                let mut reader = BufReader::new(file);
-                let mut bytes = Vec::with_capacity(256);
-                let mut line = 0u64;
-                loop {
-                    bytes.clear();
-                    let n = reader
-                        .read_until(b'\n', &mut bytes)
-                        .map_err(seal_error(path))?;
-                    // The end, or a line still being written when the file was measured.
-                    if n == 0 || bytes.last() != Some(&b'\n') {
-                        break;
-                    }
-                    line += 1;
-                    let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-                    if text.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
+                read_seal_lines(path, file, |line, parsed| {
                     seals += 1;
-                    match serde_json::from_slice::<AuditSeal>(text) {
-                        Ok(seal) if seal.seq >= 0 && seal.verifies(keys) => {
+                    match parsed {
+                        Some(seal) if seal.seq >= 0 && seal.verifies(keys) => {
                             batch.push(ReadSeal {
                                 seal,
                                 line,
@@ -257,7 +241,7 @@ impl Store {
                                 compare(c, &mut batch, head, &names, &mut first)?;
                             }
                         }
-                        Ok(seal) => first.note(
+                        Some(seal) => first.note(
                             seal.seq.max(0),
                             format!(
                                 "the seal on line {line} of {name} (record {}) does not verify \
@@ -265,14 +249,15 @@ impl Store {
                                 seal.seq
                             ),
                         ),
-                        Err(_) => first.note(
+                        None => first.note(
                             0,
                             format!(
                                 "line {line} of {name} is not a seal (edited, or torn by a crash)"
                             ),
                         ),
                     }
-                }
+                    Ok(())
+                })?;
             }
             compare(c, &mut batch, head, &names, &mut first)
         })?;
@@ -285,6 +270,69 @@ impl Store {
             seals,
         };
         Ok((report, walk))
+    }
+}
+
+/// Reads the complete lines of the seal file `file` (at `path`, for errors) and calls `each`
+/// with the line number and the seal on it (`None`: the line is not a seal); blank lines are
+/// skipped, and so is a last line without its newline (still being written).
+fn read_seal_lines(
+    path: &Path,
+    file: impl Read,
+    mut each: impl FnMut(u64, Option<AuditSeal>) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut reader = BufReader::new(file);
+    let mut bytes = Vec::with_capacity(256);
+    let mut line = 0u64;
+    loop {
+        bytes.clear();
+        let n = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(seal_error(path))?;
+        // The end, or a line still being written when the file was measured.
+        if n == 0 || bytes.last() != Some(&b'\n') {
+            return Ok(());
+        }
+        line += 1;
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        each(line, serde_json::from_slice::<AuditSeal>(text).ok())?;
+    }
+}
+
+impl Store {
+    /// The seals of `seal_files` that name a record in `from..=to` and verify under the audit
+    /// key, in the order of their records (then of their time), each once: what an export
+    /// re-attests ([`Store::verify_audit`] has checked the files as a whole before). Lines that
+    /// are not seals, or do not verify, are left out.
+    pub fn audit_seals_between(
+        &self,
+        seal_files: &[PathBuf],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AuditSeal>, StorageError> {
+        let mut found = Vec::new();
+        self.read(|c| {
+            let keys = c.keys()?;
+            for path in seal_files {
+                let file = File::open(path).map_err(seal_error(path))?;
+                read_seal_lines(path, file, |_, parsed| {
+                    if let Some(seal) = parsed
+                        && (from..=to).contains(&seal.seq)
+                        && seal.verifies(keys)
+                    {
+                        found.push(seal);
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })?;
+        found.sort_by(|a, b| (a.seq, &a.at, &a.hash).cmp(&(b.seq, &b.at, &b.hash)));
+        found.dedup_by(|a, b| a.seq == b.seq && a.at == b.at && a.hash == b.hash);
+        Ok(found)
     }
 }
 

@@ -247,6 +247,24 @@ impl Hsm {
         Ok(id)
     }
 
+    /// The key pair whose private key is labelled `label`, the one with the
+    /// smallest `CKA_ID` when several are (as [`Hsm::secret_key`] settles
+    /// duplicates: every process picks the same one); `None` when there is
+    /// none. For the server's own signing keys, found by their label (the
+    /// audit seal key). Searches the token: for start-up, not a hot path.
+    pub fn key_pair_labelled(&self, label: &str) -> Result<Option<KeyId>, HsmError> {
+        let session = self.inner.session()?;
+        let found = secret::smallest_id(
+            &session,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ],
+            &format!("a private key labelled {label:?}"),
+        )?;
+        Ok(found.map(|(id, _)| id))
+    }
+
     /// Exports the public key as a DER SubjectPublicKeyInfo.
     pub fn public_key(&self, id: &KeyId) -> Result<PublicKey, HsmError> {
         let _timer = CallTimer::start("public_key");

@@ -284,6 +284,47 @@ fn secret_protections() -> [Attribute; 13] {
     ]
 }
 
+/// Of the objects matching `template`, the one with the smallest `CKA_ID`
+/// (compared as bytes), if any: how duplicates made by processes racing to
+/// create a key under one label are settled (see [`Hsm::secret_key`]).
+/// Objects destroyed while being looked at are skipped; a `CKA_ID` of another
+/// length than the server's is an error naming `what`.
+pub(super) fn smallest_id(
+    session: &PooledSession<'_>,
+    template: &[Attribute],
+    what: &str,
+) -> Result<Option<(KeyId, ObjectHandle)>, HsmError> {
+    let handles = session
+        .find_objects(template)
+        .map_err(|e| session.check(e))?;
+    let mut best: Option<(KeyId, ObjectHandle)> = None;
+    for handle in handles {
+        let attrs = match session.get_attributes(handle, &[AttributeType::Id]) {
+            Ok(a) => a,
+            Err(e) if rv_of(&e) == Some(RvError::ObjectHandleInvalid) => continue,
+            Err(e) => return Err(session.check(e)),
+        };
+        let raw = attrs.into_iter().find_map(|a| match a {
+            Attribute::Id(v) => Some(v),
+            _ => None,
+        });
+        let bytes = raw.as_deref().unwrap_or_default();
+        let id = <[u8; KeyId::LEN]>::try_from(bytes)
+            .map(KeyId::from_bytes)
+            .map_err(|_| {
+                HsmError::Config(format!(
+                    "{what} in the token has a CKA_ID of {} bytes, expected {}",
+                    bytes.len(),
+                    KeyId::LEN
+                ))
+            })?;
+        if best.is_none_or(|(b, _)| id < b) {
+            best = Some((id, handle));
+        }
+    }
+    Ok(best)
+}
+
 /// The search template of the HMAC secret keys ([`Hsm::secret_key`]),
 /// narrowed by `by` (`CKA_LABEL` or `CKA_ID`).
 fn secret_template(by: Attribute) -> [Attribute; 3] {
@@ -378,38 +419,11 @@ impl Inner {
         session: &PooledSession<'_>,
         label: &str,
     ) -> Result<Option<(KeyId, ObjectHandle)>, HsmError> {
-        let handles = session
-            .find_objects(&secret_template(Attribute::Label(
-                label.as_bytes().to_vec(),
-            )))
-            .map_err(|e| session.check(e))?;
-        let mut best: Option<(KeyId, ObjectHandle)> = None;
-        for handle in handles {
-            let attrs = match session.get_attributes(handle, &[AttributeType::Id]) {
-                Ok(a) => a,
-                Err(e) if rv_of(&e) == Some(RvError::ObjectHandleInvalid) => continue,
-                Err(e) => return Err(session.check(e)),
-            };
-            let raw = attrs.into_iter().find_map(|a| match a {
-                Attribute::Id(v) => Some(v),
-                _ => None,
-            });
-            let bytes = raw.as_deref().unwrap_or_default();
-            let id = <[u8; KeyId::LEN]>::try_from(bytes)
-                .map(KeyId::from_bytes)
-                .map_err(|_| {
-                    HsmError::Config(format!(
-                        "a secret key labelled {label:?} in the token has a CKA_ID of {} \
-                         bytes, expected {}",
-                        bytes.len(),
-                        KeyId::LEN
-                    ))
-                })?;
-            if best.is_none_or(|(b, _)| id < b) {
-                best = Some((id, handle));
-            }
-        }
-        Ok(best)
+        smallest_id(
+            session,
+            &secret_template(Attribute::Label(label.as_bytes().to_vec())),
+            &format!("a secret key labelled {label:?}"),
+        )
     }
 
     /// Checks the protections of secret key `id` for `alg` (see

@@ -159,14 +159,17 @@ impl From<SamError> for AdminError {
             | S::SelfDeletion
             | S::CredentialRevoked
             | S::CredentialDisabled
-            | S::CertificatePending) => Self::conflict(e.to_string()),
+            | S::CertificatePending
+            // a damaged log is not exported (the auditor verifies it to find where)
+            | S::AuditLogBroken { .. }) => Self::conflict(e.to_string()),
             // ---- a bad field
             e @ (S::InvalidInput(_)
             | S::InvalidChain(_)
             | S::KeyMismatch
             | S::AssuranceLevel { .. }
             | S::TwoFactorsRequired
-            | S::CertificateExpired(_)) => Self::invalid(e.to_string()),
+            | S::CertificateExpired(_)
+            | S::ExportRange(_)) => Self::invalid(e.to_string()),
             // ---- refusals of the CSC and OAuth 2.0 flows, which no admin route reaches
             e @ (S::OAuth(_)
             | S::InvalidNumSignatures
@@ -206,7 +209,9 @@ impl From<SamError> for AdminError {
             | S::Hashing(_)
             | S::Random(_)
             | S::SigningFailed
-            | S::Tsa(_)) => Self::internal(e),
+            | S::Tsa(_)
+            | S::ExportWrite(_)
+            | S::AuditSealKey(_)) => Self::internal(e),
         }
     }
 }

@@ -750,11 +750,9 @@ pub async fn audit_export(
         .collect();
     let body = run(move || {
         let mut out = Vec::new();
-        // without `to`, up to the cap (the export stops at the log's end)
-        let head = to.or(Some(last));
         state
             .sam
-            .export_audit_as(&actor, &files, Some(from), head, &mut out)?;
+            .export_audit_range_as(&actor, &files, from, to, MAX_EXPORT_RECORDS, &mut out)?;
         Ok(out)
     })
     .await?;

@@ -286,6 +286,33 @@ enum AuditCommand {
         #[arg(long = "seals", value_name = "PATH")]
         seals: Vec<PathBuf>,
     },
+    /// Export records (all, or --from/--to) with their seals as JSON lines signed by the audit
+    /// seal key, after verifying the whole log and the seals; refused if either is damaged.
+    Export {
+        /// The first record (default 1).
+        #[arg(long)]
+        from: Option<i64>,
+        /// The last record (default: the last one).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Where to write the export (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// As for `verify`.
+        #[arg(long = "seals", value_name = "PATH")]
+        seals: Vec<PathBuf>,
+    },
+    /// Print the audit seal key's public key (PEM): what verifies exports elsewhere.
+    SealKey,
+    /// Verify an export with the seal key's public key only: no token, no database (any
+    /// machine, any --data-dir, even empty or missing); exits 1 naming the first bad line.
+    VerifyExport {
+        /// The export (`audit export --out FILE`).
+        file: PathBuf,
+        /// The seal key's public key, PEM (`audit seal-key`).
+        #[arg(long, value_name = "PEM")]
+        seal_key: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -315,6 +342,20 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| csc_api::probe::health_url(&cfg.listen));
         print(&csc_api::probe::probe(&url)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    // checking an export needs only the file and the public key: no token, no database, and
+    // nothing created in the data directory (it may be empty or missing: another machine)
+    if let Command::Audit {
+        command: AuditCommand::VerifyExport { file, seal_key },
+    } = &cli.command
+    {
+        let (intact, report) = admin::audit_verify_export(file, seal_key)?;
+        println!("{report}");
+        return Ok(if intact {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     // `--as`: the role every act of this command is done and audited in (set before any act)
     if let Some(role) = cli.act_as {
@@ -554,6 +595,39 @@ unsafe fn run(cli: Cli, cfg: Config) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    from,
+                    to,
+                    out,
+                    seals,
+                },
+        } => {
+            let files = admin::seal_files(&cfg, seals);
+            // audited (`audit.export`), so the head is sealed afterwards
+            let summary = admin::sealed_command(&cfg, |sam| {
+                admin::audit_export(sam, &files, from, to, out.as_deref())
+            })?;
+            // the export itself may be on standard output: the summary goes to standard error
+            // then, and to standard output when the export went to a file
+            if out.is_some() {
+                print(&summary);
+            } else {
+                eprintln!("{summary}");
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::SealKey,
+        } => {
+            // read-only: neither a record nor a seal
+            let sam = admin::open(&cfg)?;
+            print!("{}", admin::audit_seal_key(&sam)?);
+        }
+        // answered above, before the token is prepared
+        Command::Audit {
+            command: AuditCommand::VerifyExport { .. },
+        } => {}
         Command::Backup { file } => {
             if backup::is_postgres(&cfg.database_url) {
                 anyhow::bail!(

@@ -116,6 +116,18 @@ fn conforms(method: &str, path: &str, r: &Resp) {
             assert!(r.header(name).is_some(), "{method} {t}: no {name}");
         }
     }
+    // a text body (the export's JSON lines, the PEM seal key): its media type
+    if let Some(media) = documented["content"]
+        .as_object()
+        .and_then(|c| c.keys().find(|m| *m != "application/json"))
+    {
+        let ct = r.header("content-type").unwrap_or_default();
+        assert!(
+            ct.starts_with(media.as_str()),
+            "{method} {t}: {ct}, not {media}"
+        );
+        return;
+    }
     let schema = &documented["content"]["application/json"]["schema"];
     let errors = openapi::check::validate(&doc, schema, &r.json());
     assert!(
@@ -305,6 +317,13 @@ fn routes() -> Vec<Route> {
             none,
             A::AuditVerify,
             "audit.verify",
+        ),
+        r(
+            "GET",
+            "/admin/v1/audit/export?from=1&to=3",
+            none,
+            A::AuditExport,
+            "audit.export",
         ),
     ]
 }
@@ -1107,10 +1126,11 @@ fn the_admin_routes_and_the_admin_document_agree() {
     );
 }
 
-/// The export routes (the export itself is built on the export branch; here its contract):
-/// the auditor's, refused to other roles, the range capped at 100,000 records a call.
+/// The auditor's export over the admin API verifies with nothing but the seal key's public
+/// key (`sam::verify_audit_export`: no token, no database, as on another machine); other roles
+/// get neither; the range is capped at 100,000 records a call.
 #[test]
-fn the_audit_export_and_seal_key_routes_are_the_auditors() {
+fn the_auditors_export_verifies_with_the_seal_key_alone() {
     let k = Kit::new();
     add_admins(&k);
     let op = admin_token(&k, "olga");
@@ -1127,6 +1147,35 @@ fn the_audit_export_and_seal_key_routes_are_the_auditors() {
         );
         conforms("GET", path, &r);
     }
+    let key = call(&k, &aud, "GET", "/admin/v1/audit/seal-key", &Value::Null);
+    assert_eq!(key.status, 200, "{}", key.text());
+    assert_eq!(key.header("content-type"), Some("application/x-pem-file"));
+    assert!(key.text().starts_with("-----BEGIN PUBLIC KEY-----"));
+    // the whole log (no `to`: up to its head)
+    let head = last_seq(&k);
+    let export = call(&k, &aud, "GET", "/admin/v1/audit/export", &Value::Null);
+    assert_eq!(export.status, 200, "{}", export.text());
+    assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
+    let report =
+        sam::verify_audit_export(&mut export.body.as_ref(), key.body.as_ref()).expect("verifies");
+    assert_eq!((report.from, report.to), (1, head));
+    // a range, and a one-byte edit that fails
+    let part = call(
+        &k,
+        &aud,
+        "GET",
+        "/admin/v1/audit/export?from=2&to=4",
+        &Value::Null,
+    );
+    assert_eq!(part.status, 200);
+    let report = sam::verify_audit_export(&mut part.body.as_ref(), key.body.as_ref())
+        .expect("a range verifies from its anchor");
+    assert_eq!((report.from, report.to, report.records), (2, 4, 3));
+    let text = String::from_utf8(part.body.to_vec()).expect("utf-8");
+    let edited = text.replacen("\"outcome\":\"success\"", "\"outcome\":\"successs\"", 1);
+    assert_ne!(edited, text);
+    assert!(sam::verify_audit_export(&mut edited.as_bytes(), key.body.as_ref()).is_err());
+    // refused ranges, named
     let r = call(
         &k,
         &aud,
@@ -1143,12 +1192,32 @@ fn the_audit_export_and_seal_key_routes_are_the_auditors() {
         d.contains("Invalid parameter to") && d.contains("100004"),
         "{d}"
     );
+    assert_eq!(
+        call(
+            &k,
+            &aud,
+            "GET",
+            "/admin/v1/audit/export?from=0",
+            &Value::Null
+        )
+        .status,
+        400
+    );
     let r = call(
         &k,
         &aud,
         "GET",
-        "/admin/v1/audit/export?from=0",
+        "/admin/v1/audit/export?from=1&to=99999",
         &Value::Null,
     );
-    assert_eq!(r.status, 400);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid_request")),
+        "beyond the log"
+    );
+    assert!(
+        k.audit_records()
+            .iter()
+            .any(|r| r.event == "audit.export" && r.actor == "auditor:aude")
+    );
 }

@@ -9,6 +9,7 @@
 mod admin_api;
 mod api;
 mod architecture;
+mod audit_export;
 mod backup;
 mod cli;
 mod common;
