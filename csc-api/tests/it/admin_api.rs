@@ -1221,3 +1221,219 @@ fn the_auditors_export_verifies_with_the_seal_key_alone() {
             .any(|r| r.event == "audit.export" && r.actor == "auditor:aude")
     );
 }
+
+/// Signs `digest` with `cred` through the CSC API as alice (authorize with the PIN, then
+/// signHash): the answer, and the signature checked against `cert` when it succeeded.
+fn sign_as_alice(k: &Kit, token: &str, cred: &str, digest: &[u8]) -> (u16, Value) {
+    use base64::engine::general_purpose::STANDARD;
+    let (status, v) = k.call(
+        "credentials/authorize",
+        Some(token),
+        &json!({ "credentialID": cred, "numSignatures": 1, "PIN": PIN }),
+    );
+    if status != 200 {
+        return (status, v);
+    }
+    k.call(
+        "signatures/signHash",
+        Some(token),
+        &json!({ "credentialID": cred, "SAD": v["SAD"], "hash": [STANDARD.encode(digest)],
+                 "signAlgo": "1.2.840.10045.4.3.2" }),
+    )
+}
+
+fn verifies_with(cert_b64: &Value, digest: &[u8], answer: &Value) -> bool {
+    let cert = openssl::x509::X509::from_der(&crate::common::decode(
+        cert_b64.as_str().expect("certificate"),
+    ))
+    .expect("der");
+    let sig = crate::common::decode(answer["signatures"][0].as_str().expect("signature"));
+    crate::api::verifies(
+        &cert,
+        digest,
+        openssl::hash::MessageDigest::sha256(),
+        &sig,
+        None,
+    )
+}
+
+/// The whole life of a credential over the admin API (issue 14): create for the operator's CA
+/// → CSR → import the chain → sign → disable → refused → enable → sign → rekey → the old key is
+/// gone and the new one signs → revoke → refused, the key gone from the token; each act by its
+/// role, audited.
+#[test]
+fn the_full_lifecycle_over_the_admin_api() {
+    let k = Kit::new();
+    add_admins(&k);
+    let op = admin_token(&k, "olga");
+    let so = admin_token(&k, "sofia");
+    let r = call(
+        &k,
+        &op,
+        "POST",
+        "/admin/v1/credentials",
+        &json!({ "user": "alice", "keySpec": "ec-p256", "pin": PIN, "csr": true,
+                 "subject": "CN=alice,O=Example Signers,C=BE" }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    assert_eq!(created["certificateStatus"], "pending");
+    let id = created["credentialID"].as_str().expect("id").to_owned();
+    // the operator's CA certifies the request (openssl)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ca(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Admin Test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    std::fs::write(
+        dir.path().join("req.pem"),
+        created["csr"].as_str().expect("csr"),
+    )
+    .expect("write");
+    let csr = call(
+        &k,
+        &op,
+        "POST",
+        &format!("/admin/v1/credentials/{id}/csr"),
+        &Value::Null,
+    );
+    assert_eq!(csr.status, 200, "{}", csr.text());
+    ca(&[
+        "x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "10",
+        "-out", "cert.pem",
+    ]);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("read");
+    let r = call(
+        &k,
+        &op,
+        "POST",
+        &format!("/admin/v1/credentials/{id}/chain"),
+        &json!({ "certificates": [read("cert.pem"), read("ca.pem")] }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["certificateStatus"], "valid");
+    let first_cert = r.json()["certificate"].clone();
+
+    let alice = k.login("alice", ALICE_PASSWORD);
+    let digest = [1u8; 32];
+    let (status, signed) = sign_as_alice(&k, &alice, &id, &digest);
+    assert_eq!(status, 200, "{signed}");
+    assert!(verifies_with(&first_cert, &digest, &signed));
+
+    let act = |token: &str, what: &str, body: &Value| {
+        let r = call(
+            &k,
+            token,
+            "POST",
+            &format!("/admin/v1/credentials/{id}/{what}"),
+            body,
+        );
+        assert_eq!(r.status, 200, "{what}: {}", r.text());
+        r.json()
+    };
+    assert_eq!(act(&op, "disable", &Value::Null)["status"], "disabled");
+    let (status, v) = sign_as_alice(&k, &alice, &id, &digest);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["error_description"],
+        "The credential identified by credentialID is disabled"
+    );
+    assert_eq!(act(&op, "enable", &Value::Null)["status"], "enabled");
+    let (status, signed) = sign_as_alice(&k, &alice, &id, &digest);
+    assert_eq!(status, 200, "{signed}");
+    assert!(verifies_with(&first_cert, &digest, &signed));
+
+    let old_key = k
+        .sam()
+        .credentials_with_owners(Some("alice"))
+        .expect("list")
+        .into_iter()
+        .find(|(_, c)| c.id.to_string() == id)
+        .map(|(_, c)| c.key_id)
+        .expect("credential");
+    let rekeyed = act(&so, "rekey", &json!({}));
+    assert_eq!(rekeyed["oldKeyDestroyed"], true);
+    assert!(
+        !k.sam().key_in_token(&old_key).expect("key"),
+        "the old key is gone"
+    );
+    let (status, signed) = sign_as_alice(&k, &alice, &id, &digest);
+    assert_eq!(status, 200, "{signed}");
+    assert!(verifies_with(&rekeyed["certificate"], &digest, &signed));
+    assert!(
+        !verifies_with(&first_cert, &digest, &signed),
+        "not the old key"
+    );
+
+    let revoked = act(&so, "revoke", &json!({ "reason": "the signer left" }));
+    assert_eq!(
+        (revoked["status"].clone(), revoked["keyDestroyed"].clone()),
+        (json!("revoked"), json!(true))
+    );
+    let (status, v) = sign_as_alice(&k, &alice, &id, &digest);
+    assert_eq!(status, 400, "{v}");
+    let new_key = k
+        .sam()
+        .credentials_with_owners(Some("alice"))
+        .expect("list")
+        .into_iter()
+        .find(|(_, c)| c.id.to_string() == id)
+        .map(|(_, c)| c.key_id)
+        .expect("credential");
+    assert!(
+        !k.sam().key_in_token(&new_key).expect("key"),
+        "the key is gone from the token"
+    );
+
+    let acts: Vec<(String, String)> = k
+        .audit_records()
+        .into_iter()
+        .filter(|r| r.subject == id && r.outcome == "success")
+        .map(|r| (r.event, r.actor))
+        .collect();
+    for (event, actor) in [
+        ("credential.create", "operator:olga"),
+        ("credential.csr", "operator:olga"),
+        ("credential.import_chain", "operator:olga"),
+        ("credential.disable", "operator:olga"),
+        ("credential.enable", "operator:olga"),
+        ("credential.rekey", "security-officer:sofia"),
+        ("credential.revoke", "security-officer:sofia"),
+        ("key.destroy", "security-officer:sofia"),
+    ] {
+        assert!(
+            acts.iter().any(|(e, a)| e == event && a == actor),
+            "{event} by {actor}: {acts:?}"
+        );
+    }
+    assert!(k.audit_intact());
+}
