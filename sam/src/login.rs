@@ -262,7 +262,7 @@ impl Sam {
     /// only by [`Sam::enable_user`] (not by `user unlock`). Audited as `user.disable` by
     /// `actor`, with what was revoked. Returns the user as it was before.
     pub fn disable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserDisable, name)?;
+        self.permit(actor, self.act_on_user(Action::UserDisable, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -289,7 +289,7 @@ impl Sam {
     /// Lifts an operator's disable (`csc-server user enable`); a login lock stays as it is.
     /// Audited as `user.enable` by `actor`. Returns the user as it was before.
     pub fn enable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserEnable, name)?;
+        self.permit(actor, self.act_on_user(Action::UserEnable, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -359,7 +359,7 @@ impl Sam {
     /// Lifts a login lock and clears the failure count (`csc-server user unlock`), audited as
     /// `user.unlock` by `actor`. Returns the user as it was before.
     pub fn unlock_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserUnlock, name)?;
+        self.permit(actor, self.act_on_user(Action::UserUnlock, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -377,6 +377,16 @@ impl Sam {
                 Ok(Some(user))
             })?
             .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
+    }
+
+    /// What disabling, enabling or unlocking the user `name` is ([`Action::on_user`]): an
+    /// administrative user is the security officer's to manage. Users never change role, so
+    /// the read needs no lock; an unknown user is `signer_act` (then answered as unknown).
+    pub fn act_on_user(&self, signer_act: Action, name: &str) -> Result<Action, SamError> {
+        Ok(match self.store.read(|c| c.user_by_name(name))? {
+            Some(u) => Action::on_user(signer_act, u.role),
+            None => signer_act,
+        })
     }
 
     /// The user named `name`, if any.

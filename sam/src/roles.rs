@@ -86,6 +86,10 @@ pub enum Action {
     UserDelete,
     /// Read the list of users (admin API).
     UserList,
+    /// Disable, enable or unlock an administrative user (an operator, security officer or
+    /// auditor): the security officer's, so that an operator manages signers only and cannot
+    /// lock out, or lift the lock of, the roles that watch it.
+    AdministratorManage,
     /// Export a range of the audit log with its seals, signed by the audit seal key (the
     /// auditor: Part I 7.1.4.6, only auditors read audit records; Part I 7.1.5 archiving).
     AuditExport,
@@ -125,6 +129,7 @@ impl Action {
         Action::Restore,
         Action::UserDelete,
         Action::UserList,
+        Action::AdministratorManage,
         Action::AuditExport,
     ];
 
@@ -162,7 +167,18 @@ impl Action {
             Action::Restore => "backup.restore",
             Action::UserDelete => "user.delete",
             Action::UserList => "user.list",
+            Action::AdministratorManage => "user.manage-administrator",
             Action::AuditExport => "audit.export",
+        }
+    }
+
+    /// What disabling, enabling or unlocking a user of `role` is: `signer_act` for a signer,
+    /// [`Action::AdministratorManage`] for an administrative user.
+    pub fn on_user(signer_act: Action, role: Role) -> Action {
+        if role == Role::Signer {
+            signer_act
+        } else {
+            Action::AdministratorManage
         }
     }
 
@@ -217,6 +233,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::Restore
                 // it destroys keys in the token, the security officer's charge
                 | A::UserDelete
+                | A::AdministratorManage
         ),
         Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify | A::AuditExport),
     }
@@ -337,6 +354,7 @@ mod tests {
                     "backup.create",
                     "backup.restore",
                     "user.delete",
+                    "user.manage-administrator",
                 ],
             ),
             (

@@ -144,6 +144,18 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::AuditRead => sam.audit_records_as(actor, 0, 10).map(drop),
         Action::AuditVerify => sam.verify_audit_as(actor, &[]).map(drop),
         Action::UserList => sam.users_as(actor).map(drop),
+        Action::AdministratorManage => {
+            // an administrative user: disabling one is the security officer's
+            let name = format!("admin{n}");
+            sam.add_user(
+                &name,
+                &SecretString::from("password-123"),
+                Role::Auditor,
+                &officer(),
+            )
+            .expect("user");
+            sam.disable_user(&name, actor).map(drop)
+        }
         Action::UserDelete => {
             let name = format!("gone{n}");
             sam.add_user(

@@ -206,6 +206,21 @@ fn routes() -> Vec<Route> {
             A::UserUnlock,
             "user.unlock",
         ),
+        // an administrative user is the security officer's to manage, not the operator's
+        r(
+            "POST",
+            "/admin/v1/users/{admin}/disable",
+            none,
+            A::AdministratorManage,
+            "user.disable",
+        ),
+        r(
+            "POST",
+            "/admin/v1/users/{admin}/unlock",
+            none,
+            A::AdministratorManage,
+            "user.unlock",
+        ),
         r(
             "GET",
             "/admin/v1/credentials",
@@ -367,6 +382,17 @@ fn each_role_against_each_admin_call() {
                     .expect("user");
                 path = path.replace("{user}", &user);
             }
+            if path.contains("{admin}") {
+                let admin = format!("auditor-{n}");
+                csc_api::admin::user_add_with_role(
+                    k.sam(),
+                    &admin,
+                    &SecretString::from("a-long-password"),
+                    Role::Auditor,
+                )
+                .expect("user");
+                path = path.replace("{admin}", &admin);
+            }
             if path.contains("{client}") {
                 let (client, _) = k.client_add("svc", &["https://svc.example/cb"], true);
                 if route.action == Action::ClientUndelegate {
@@ -470,6 +496,22 @@ fn each_role_against_each_admin_call() {
     assert_eq!(
         status(Role::SecurityOfficer, "GET", "/admin/v1/audit?limit=5"),
         403
+    );
+    assert_eq!(
+        status(Role::Operator, "POST", "/admin/v1/users/{user}/disable"),
+        200
+    );
+    assert_eq!(
+        status(Role::Operator, "POST", "/admin/v1/users/{admin}/disable"),
+        403
+    );
+    assert_eq!(
+        status(
+            Role::SecurityOfficer,
+            "POST",
+            "/admin/v1/users/{admin}/unlock"
+        ),
+        200
     );
     assert_eq!(status(Role::Auditor, "GET", "/admin/v1/audit?limit=5"), 200);
     assert_eq!(status(Role::Auditor, "POST", "/admin/v1/audit/verify"), 200);
