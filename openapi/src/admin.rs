@@ -180,7 +180,8 @@ pub fn operations() -> Vec<Operation> {
             "adminDisableUser",
             "users",
             "Disable a user",
-            "Operator: login refused, every token and SAD revoked.",
+            "Operator (a signer), security officer (an administrative user): login refused, \
+             every token and SAD revoked.",
             NOTHING,
             vec![],
             user,
@@ -192,7 +193,8 @@ pub fn operations() -> Vec<Operation> {
             "adminEnableUser",
             "users",
             "Enable a user",
-            "Operator: lifts a disable (a login lock stays).",
+            "Operator (a signer), security officer (an administrative user): lifts a disable \
+             (a login lock stays).",
             NOTHING,
             vec![],
             user,
@@ -204,7 +206,7 @@ pub fn operations() -> Vec<Operation> {
             "adminUnlockUser",
             "users",
             "Lift a login lock",
-            "Operator.",
+            "Operator (a signer), security officer (an administrative user).",
             NOTHING,
             vec![],
             user,
