@@ -520,22 +520,9 @@ fn each_role_against_each_admin_call() {
     assert!(k.audit_intact());
 }
 
-/// The stored PIN verifier of a credential, read with SQL of the test's own.
+/// The stored PIN verifier of a credential.
 fn pin_verifier(db: &Path, credential: &str) -> String {
-    use diesel::{Connection, RunQueryDsl};
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        verifier: String,
-    }
-    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("db");
-    let row: Row = diesel::sql_query(
-        "SELECT verifier FROM credential_factors WHERE credential_id = ? AND kind = 'pin'",
-    )
-    .bind::<diesel::sql_types::Text, _>(credential)
-    .get_result(&mut conn)
-    .expect("the PIN factor");
-    row.verifier
+    crate::common::factor_verifier(db, credential, "pin")
 }
 
 /// An operator cannot read or reset a signer's PIN verifier: no answer of any read (users,
@@ -1335,27 +1322,7 @@ fn the_full_lifecycle_over_the_admin_api() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    ca(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=Admin Test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ]);
+    crate::operator_ca::make_external_ca(dir.path());
     std::fs::write(
         dir.path().join("req.pem"),
         created["csr"].as_str().expect("csr"),
