@@ -15,6 +15,7 @@ pub mod error;
 pub mod routes;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -23,6 +24,7 @@ use actix_web::middleware::{DefaultHeaders, Logger, Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
+use crate::tls::ReloadingCert;
 use error::AdminError;
 use routes::{CredentialAct, UserAct};
 
@@ -149,7 +151,11 @@ async fn audit_integrity(
 /// may name the administrator, [`auth::on_connect`]). Without TLS it binds only on a loopback
 /// address, or where `allow_plain_http` says a TLS proxy terminates in front (then with a
 /// warning, as the CSC listener). Prints `admin listening on SCHEME://ADDR` once bound.
-pub fn admin_server(cfg: &Config, sam: sam::Sam) -> anyhow::Result<Option<actix_web::dev::Server>> {
+/// Returns the server and, with TLS, its certificate for `serve`'s SIGHUP reload.
+pub fn admin_server(
+    cfg: &Config,
+    sam: sam::Sam,
+) -> anyhow::Result<Option<(actix_web::dev::Server, Option<Arc<ReloadingCert>>)>> {
     let Some(listen) = cfg.admin.listen.clone() else {
         return Ok(None);
     };
@@ -163,12 +169,14 @@ pub fn admin_server(cfg: &Config, sam: sam::Sam) -> anyhow::Result<Option<actix_
     })
     .workers(2)
     .on_connect(auth::on_connect);
+    let mut reload = None;
     let server = match &cfg.admin.tls {
         Some(settings) => {
-            let cert = std::sync::Arc::new(crate::tls::ReloadingCert::load(
+            let cert = Arc::new(ReloadingCert::load(
                 &settings.cert_file,
                 &settings.key_file,
             )?);
+            reload = Some(cert.clone());
             server.bind_rustls_0_23(&listen, crate::tls::server_config(settings, cert)?)
         }
         None => server.bind(&listen),
@@ -189,5 +197,5 @@ pub fn admin_server(cfg: &Config, sam: sam::Sam) -> anyhow::Result<Option<actix_
         }
         crate::observability::announce(&format!("admin listening on {scheme}://{addr}"));
     }
-    Ok(Some(server.run()))
+    Ok(Some((server.run(), reload)))
 }

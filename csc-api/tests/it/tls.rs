@@ -777,6 +777,24 @@ fn admin_listener_with_client_certificates_names_the_administrator() {
         format!("{}/admin/v1/clients", server.base),
     );
     assert_eq!(status, 404, "{v}");
+    // SIGHUP reloads the admin listener's certificate too
+    let admin_addr = admin.trim_start_matches("https://").to_owned();
+    let served = || {
+        connect(&admin_addr, &files.ca, false, |b| {
+            b.set_certificate(&sofia.cert).expect("client certificate");
+            b.set_private_key(&sofia.key).expect("client key");
+        })
+        .expect("handshake")
+        .ssl()
+        .peer_certificate()
+        .expect("a server certificate")
+    };
+    let renewed = issue("server B", Role::Server, Some(&files.ca), None);
+    files.install(&renewed);
+    sighup(&server);
+    wait_until("the admin listener serves the new certificate", || {
+        same_cert(&served(), &renewed.cert)
+    });
     // audited with the role and the name the certificate gave
     let records = crate::kit::audit_records(&data);
     assert!(
