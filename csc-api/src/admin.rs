@@ -330,7 +330,7 @@ impl CredentialOptions {
 
 /// What `credential create` prints of a new credential: its JSON, its OTP kind and, once, the
 /// TOTP seed's URI.
-fn created_json(
+pub(crate) fn created_json(
     sam: &Sam,
     credential: &Credential,
     otp: OtpChoice,
@@ -414,21 +414,24 @@ pub fn credential_unlock(sam: &Sam, id: &str) -> anyhow::Result<Value> {
 
 /// `csc-server user unlock NAME`: lifts a login lock and clears the failure count, audited.
 pub fn user_unlock(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.unlock_user(name, &cli_actor(Action::UserUnlock))?;
+    let user = sam.unlock_user(name, &cli_actor(sam.act_on_user(Action::UserUnlock, name)?))?;
     Ok(json!({ "user": user.name, "wasLocked": user.locked, "locked": false }))
 }
 
 /// `csc-server user disable NAME`: login refused and every token and SAD of the user revoked,
 /// in one transaction; no client acts for the user. Audited as `user.disable`.
 pub fn user_disable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.disable_user(name, &cli_actor(Action::UserDisable))?;
+    let user = sam.disable_user(
+        name,
+        &cli_actor(sam.act_on_user(Action::UserDisable, name)?),
+    )?;
     Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": true }))
 }
 
 /// `csc-server user enable NAME`: lifts `user disable` (a login lock stays). Audited as
 /// `user.enable`.
 pub fn user_enable(sam: &Sam, name: &str) -> anyhow::Result<Value> {
-    let user = sam.enable_user(name, &cli_actor(Action::UserEnable))?;
+    let user = sam.enable_user(name, &cli_actor(sam.act_on_user(Action::UserEnable, name)?))?;
     Ok(json!({ "user": user.name, "wasDisabled": user.disabled, "disabled": false }))
 }
 

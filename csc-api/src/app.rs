@@ -118,14 +118,20 @@ async fn audit_integrity(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
-    if let Some(state) = state
-        && state.sam.has_integrity_violations()
-    {
-        let sam = state.sam.clone();
+    if let Some(state) = state {
+        audit_violations(&state.sam).await;
+    }
+    Ok(res)
+}
+
+/// Audits the rows with a bad MAC that a request met, if any (the CSC app's and the admin
+/// app's middleware).
+pub(crate) async fn audit_violations(sam: &sam::Sam) {
+    if sam.has_integrity_violations() {
+        let sam = sam.clone();
         // best effort: a failed audit write is logged by the SAM
         let _ = web::block(move || sam.audit_integrity_violations()).await;
     }
-    Ok(res)
 }
 
 async fn health() -> HttpResponse {

@@ -66,6 +66,11 @@ pub const ENV_KEYS: &[&str] = &[
     "hsm_key_vendor_attributes",
     "assurance_level",
     "cert_expiry_warning_days",
+    "admin_listen",
+    "admin_tls_cert_file",
+    "admin_tls_key_file",
+    "admin_tls_client_ca_file",
+    "admin_token_ttl_secs",
 ];
 
 /// What the operator may set. Every field is optional; [`Config::resolve`] fills the defaults
@@ -120,6 +125,11 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub assurance_level: Option<u8>,
     pub cert_expiry_warning_days: Option<u32>,
+    pub admin_listen: Option<String>,
+    pub admin_tls_cert_file: Option<PathBuf>,
+    pub admin_tls_key_file: Option<PathBuf>,
+    pub admin_tls_client_ca_file: Option<PathBuf>,
+    pub admin_token_ttl_secs: Option<u32>,
 }
 
 /// How the process writes its log on standard error (`log_format`).
@@ -261,6 +271,20 @@ pub struct Config {
     /// reported as expiring (`credential list`, `csc_certificates_expiring`, a log warning at
     /// scrape); `0`: never.
     pub cert_expiry_warning_days: u32,
+    /// The admin API's listener (`admin_listen`, `admin_tls_*`, `admin_token_ttl_secs`).
+    pub admin: AdminSettings,
+}
+
+/// The admin API (issue 14): its own listener, never the CSC one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// `admin_listen`; `None`: no admin listener.
+    pub listen: Option<String>,
+    /// `admin_tls_cert_file` + `admin_tls_key_file` (+ `admin_tls_client_ca_file`: client
+    /// certificates required, their subject CN naming the administrator).
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// `admin_token_ttl_secs`: the lifetime of an admin token (default 900; 0: born expired).
+    pub token_ttl_secs: u32,
 }
 
 /// The PKCS#11 settings beyond module, label and PIN (README "HSMs").
@@ -310,6 +334,7 @@ impl Config {
             .merge(EnvText::read());
         let raw: FileConfig = figment.extract().context("invalid configuration")?;
         Self::check_tls(&raw)?;
+        Self::check_admin_tls(&raw)?;
         anyhow::ensure!(
             raw.assurance_level
                 .is_none_or(|n| sam::AssuranceLevel::from_number(n).is_some()),
@@ -330,6 +355,21 @@ impl Config {
         anyhow::ensure!(
             cert || !set(&raw.tls_client_ca_file),
             "invalid configuration: tls_client_ca_file needs tls_cert_file and tls_key_file"
+        );
+        Ok(())
+    }
+
+    /// As [`Config::check_tls`], for the admin listener's keys.
+    fn check_admin_tls(raw: &FileConfig) -> anyhow::Result<()> {
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let (cert, key) = (set(&raw.admin_tls_cert_file), set(&raw.admin_tls_key_file));
+        anyhow::ensure!(
+            cert == key,
+            "invalid configuration: admin_tls_cert_file and admin_tls_key_file must be set together"
+        );
+        anyhow::ensure!(
+            cert || !set(&raw.admin_tls_client_ca_file),
+            "invalid configuration: admin_tls_client_ca_file needs admin_tls_cert_file and admin_tls_key_file"
         );
         Ok(())
     }
@@ -450,6 +490,25 @@ impl Config {
                 key_vendor_attributes: raw.hsm_key_vendor_attributes.unwrap_or_default(),
             },
             cert_expiry_warning_days: raw.cert_expiry_warning_days.unwrap_or(30),
+            admin: AdminSettings {
+                listen: raw
+                    .admin_listen
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty()),
+                tls: {
+                    let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+                    match (set(raw.admin_tls_cert_file), set(raw.admin_tls_key_file)) {
+                        (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsSettings {
+                            cert_file,
+                            key_file,
+                            client_ca_file: set(raw.admin_tls_client_ca_file),
+                            client_auth: crate::tls::ClientAuth::Required,
+                        }),
+                        _ => None,
+                    }
+                },
+                token_ttl_secs: raw.admin_token_ttl_secs.unwrap_or(900),
+            },
         }
     }
 
@@ -715,6 +774,51 @@ mod tests {
             "tls_key_file = \"/t/k.pem\"\n",
             "tls_client_ca_file = \"/t/ca.pem\"\n",
             "tls_cert_file = \"/t/c.pem\"\ntls_key_file = \"/t/k.pem\"\ntls_client_auth = \"maybe\"\n",
+        ] {
+            assert!(load(lone).is_err(), "{lone}");
+        }
+    }
+
+    #[test]
+    fn the_admin_listener_is_off_unless_set_and_its_tls_keys_go_together() {
+        let c = Config::resolve(Path::new("/d"), FileConfig::default());
+        assert_eq!(
+            c.admin,
+            AdminSettings {
+                listen: None,
+                tls: None,
+                token_ttl_secs: 900
+            }
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).expect("write");
+            Config::load(dir.path(), Some(&f))
+        };
+        let c = load(
+            "admin_listen = \"127.0.0.1:9443\"\nadmin_tls_cert_file = \"/t/c.pem\"\n\
+             admin_tls_key_file = \"/t/k.pem\"\nadmin_tls_client_ca_file = \"/t/ca.pem\"\n\
+             admin_token_ttl_secs = 60\n",
+        )
+        .expect("load");
+        assert_eq!(c.admin.listen.as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(c.admin.token_ttl_secs, 60);
+        assert_eq!(
+            c.admin.tls,
+            Some(crate::tls::TlsSettings {
+                cert_file: "/t/c.pem".into(),
+                key_file: "/t/k.pem".into(),
+                client_ca_file: Some("/t/ca.pem".into()),
+                client_auth: crate::tls::ClientAuth::Required,
+            })
+        );
+        // the CSC listener's TLS is not the admin listener's
+        assert_eq!(c.tls, None);
+        for lone in [
+            "admin_tls_cert_file = \"/t/c.pem\"\n",
+            "admin_tls_key_file = \"/t/k.pem\"\n",
+            "admin_tls_client_ca_file = \"/t/ca.pem\"\n",
         ] {
             assert!(load(lone).is_err(), "{lone}");
         }

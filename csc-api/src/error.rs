@@ -266,6 +266,7 @@ impl From<SamError> for ApiError {
             | S::Database { .. }
             | S::UnknownUser(_)
             | S::UserExists(_)
+            | S::SelfDeletion
             | S::KeyMismatch
             | S::InvalidChain(_)
             | S::InvalidInput(_)

@@ -4,6 +4,7 @@
 //! function and maps the result; every rule, database row and key is behind `sam`.
 
 pub mod admin;
+pub mod admin_api;
 pub mod app;
 pub mod auth;
 pub mod backup;

@@ -35,19 +35,28 @@ use crate::error::ApiError;
 /// sorted.
 fn table() -> &'static BTreeMap<String, Vec<String>> {
     static TABLE: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (method, path) in openapi::documented_routes(&openapi::document()) {
-            let methods = table.entry(path).or_default();
-            if !methods.contains(&method) {
-                methods.push(method);
-            }
+    TABLE.get_or_init(|| table_of(&openapi::document()))
+}
+
+/// The same table for the admin listener, a separate app with a document of its own
+/// (`openapi::admin_document()`): neither app's 405s know the other's paths.
+fn admin_table() -> &'static BTreeMap<String, Vec<String>> {
+    static TABLE: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    TABLE.get_or_init(|| table_of(&openapi::admin_document()))
+}
+
+fn table_of(doc: &serde_json::Value) -> BTreeMap<String, Vec<String>> {
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (method, path) in openapi::documented_routes(doc) {
+        let methods = table.entry(path).or_default();
+        if !methods.contains(&method) {
+            methods.push(method);
         }
-        for methods in table.values_mut() {
-            methods.sort();
-        }
-        table
-    })
+    }
+    for methods in table.values_mut() {
+        methods.sort();
+    }
+    table
 }
 
 /// Whether a documented path (`/a/{id}/b`) matches a request path: literal segments equal,
@@ -71,7 +80,18 @@ fn matches(pattern: &str, path: &str) -> bool {
 /// The methods `path` serves (upper-case, sorted), or `None` when the server does not serve
 /// the path at all.
 pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
-    let table = table();
+    allowed_in(table(), path)
+}
+
+/// The methods `path` serves on the admin listener, or `None` when it does not serve it.
+pub fn admin_allowed_methods(path: &str) -> Option<&'static [String]> {
+    allowed_in(admin_table(), path)
+}
+
+fn allowed_in(
+    table: &'static BTreeMap<String, Vec<String>>,
+    path: &str,
+) -> Option<&'static [String]> {
     if let Some(methods) = table.get(path) {
         return Some(methods);
     }

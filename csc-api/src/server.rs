@@ -79,6 +79,12 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         if let Some(addr) = metrics_listen {
             actix_web::rt::spawn(metrics_server(&addr, state.clone())?);
         }
+        // the admin API on a listener of its own (issue 14), never on this one
+        let mut admin_cert = None;
+        if let Some((admin, cert)) = crate::admin_api::admin_server(cfg, state.sam.clone())? {
+            actix_web::rt::spawn(admin);
+            admin_cert = cert;
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::observability::count_requests))
@@ -92,7 +98,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         };
         let server = server.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         // before the address is printed: from then on a SIGHUP reloads rather than kills
-        spawn_reloader(reload)?;
+        spawn_reloader(reload.into_iter().chain(admin_cert).collect())?;
         for (addr, scheme) in server.addrs_with_scheme() {
             if scheme == "http" && !addr.ip().is_loopback() && !allow_plain_http {
                 tracing::warn!(
@@ -137,21 +143,21 @@ fn metrics_server(
 }
 
 /// Listens for SIGHUP on the server's runtime: each reloads the TLS certificate and key from
-/// their files (a pair that does not load is logged and the current one stays); without TLS
-/// there is nothing to reload.
-fn spawn_reloader(cert: Option<std::sync::Arc<crate::tls::ReloadingCert>>) -> anyhow::Result<()> {
+/// their files (a pair that does not load is logged and the current one stays): the CSC
+/// listener's and the admin listener's; without TLS there is nothing to reload.
+fn spawn_reloader(certs: Vec<std::sync::Arc<crate::tls::ReloadingCert>>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())
         .map_err(|e| anyhow::anyhow!("cannot listen for SIGHUP: {e}"))?;
     actix_web::rt::spawn(async move {
         while hangups.recv().await.is_some() {
-            match &cert {
-                Some(cert) => {
-                    if let Err(e) = cert.reload() {
-                        tracing::error!(error = %e, "TLS reload failed; the current certificate stays");
-                    }
+            if certs.is_empty() {
+                tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+            }
+            for cert in &certs {
+                if let Err(e) = cert.reload() {
+                    tracing::error!(error = %e, "TLS reload failed; the current certificate stays");
                 }
-                None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
             }
         }
     });

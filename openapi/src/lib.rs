@@ -26,6 +26,7 @@
 //! parameters are supported for the OAuth2 endpoints) and, for a new wire type, one schema in
 //! [`schemas`] named like its `csc-types` type plus a sample in the tests.
 
+mod admin;
 mod oauth2_v2;
 mod operation;
 mod render;
@@ -36,7 +37,7 @@ mod v2;
 pub mod check;
 
 pub use operation::{Operation, RequestBody, Response, Security, links, operations};
-pub use render::{document, documented_routes};
+pub use render::{admin_document, document, documented_routes};
 pub use schema::schemas;
 
 /// The CSC specification version the document describes.

@@ -17,6 +17,10 @@ pub enum Security {
     /// An OAuth 2.0 client: HTTP Basic with its client_id and secret, or none (the client
     /// identifies itself in the form body, RFC 6749 §2.3.1).
     ClientBasicOrNone,
+    /// The admin API: an admin token (`Authorization: Bearer`) or a TLS client certificate.
+    Admin,
+    /// The admin API's token endpoint: HTTP Basic with an administrator's name and password.
+    AdminClientBasic,
 }
 
 /// The body of a request.

@@ -32,6 +32,8 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
         Security::BasicOrNone => json!([{ "BasicAuth": [] }, {}]),
         Security::Bearer => json!([{ "BearerAuth": [] }]),
         Security::ClientBasicOrNone => json!([{ "OAuthClientBasic": [] }, {}]),
+        Security::Admin => json!([{ "AdminBearer": [] }, { "AdminMutualTls": [] }]),
+        Security::AdminClientBasic => json!([{ "AdminClientBasic": [] }]),
     };
     o.insert("security".into(), security);
     match op.body {
@@ -134,6 +136,23 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
                 }),
             ),
         };
+        let admin_401 = if matches!(r, Response::Json { .. }) && status == 401 {
+            match op.security {
+                Security::Admin => Some(json!({ "WWW-Authenticate": {
+                    "required": true,
+                    "description": "`Bearer realm=\"csc-admin\", error=\"invalid_token\"`",
+                    "schema": { "type": "string" },
+                }})),
+                Security::AdminClientBasic => Some(json!({ "WWW-Authenticate": {
+                    "required": true,
+                    "description": "`Basic realm=\"csc-admin\"`",
+                    "schema": { "type": "string" },
+                }})),
+                _ => None,
+            }
+        } else {
+            None
+        };
         let headers = if matches!(r, Response::Json { .. })
             && status == 401
             && op.security == Security::Bearer
@@ -147,7 +166,9 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
             None
         };
         // The operation's own headers, if any, win over the Bearer 401 ones.
-        if let Some(headers) = response_headers(op.operation_id, status).or(headers)
+        if let Some(headers) = response_headers(op.operation_id, status)
+            .or(headers)
+            .or(admin_401)
             && let Some(value) = value.as_object_mut()
         {
             value.insert("headers".into(), headers);
@@ -174,13 +195,7 @@ fn operation_json(op: &Operation, schemas: &Map<String, Value>) -> Value {
 /// The OpenAPI document as JSON.
 pub fn document() -> Value {
     let schemas = schemas();
-    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
-    for op in operations() {
-        paths
-            .entry(op.path)
-            .or_default()
-            .insert(op.method.to_owned(), operation_json(&op, &schemas));
-    }
+    let paths = paths_of(&operations(), &schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -210,6 +225,75 @@ pub fn document() -> Value {
                     "type": "http",
                     "scheme": "basic",
                     "description": "An OAuth 2.0 client's client_id and secret (oauth2/token, oauth2/revoke)",
+                },
+            },
+            "schemas": schemas,
+        },
+    })
+}
+
+/// The `paths` object of `ops`.
+fn paths_of(ops: &[Operation], schemas: &Map<String, Value>) -> BTreeMap<String, Value> {
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for op in ops {
+        paths
+            .entry(op.path.to_owned())
+            .or_default()
+            .insert(op.method.to_owned(), operation_json(op, schemas));
+    }
+    paths
+        .into_iter()
+        .map(|(path, item)| (path, Value::Object(item)))
+        .collect()
+}
+
+/// The admin API's OpenAPI document (`admin_listen`, csc-api `admin_api`): a document of its
+/// own, since another app on another listener serves it ([`crate::admin`]).
+pub fn admin_document() -> Value {
+    let mut schemas = match crate::admin::schemas() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let shared = crate::schema::schemas();
+    for name in ["ErrorResponse", "OpenApiDocument"] {
+        if let Some(s) = shared.get(name) {
+            schemas.insert(name.into(), s.clone());
+        }
+    }
+    let paths = paths_of(&crate::admin::operations(), &schemas);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CSC remote signing server: admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Remote administration (users, credentials and their lifecycle, \
+                 OAuth 2.0 clients, the audit log), served only on the admin listener \
+                 (`admin_listen`), never on the CSC one. Every call is authorised by the \
+                 caller's role and audited. Every error is `{error, error_description}`. A \
+                 served path asked with a method it does not serve answers 405 with `Allow`; \
+                 an unknown path answers 404 `not_found`.",
+        },
+        "servers": [{ "url": "/" }],
+        "tags": [
+            { "name": "admin" }, { "name": "users" }, { "name": "credentials" },
+            { "name": "clients" }, { "name": "audit" },
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "AdminBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An admin token from POST /admin/v1/token",
+                },
+                "AdminMutualTls": {
+                    "type": "mutualTLS",
+                    "description": "A client certificate under admin_tls_client_ca_file; its subject CN names the administrator",
+                },
+                "AdminClientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "An administrative user's name and password",
                 },
             },
             "schemas": schemas,

@@ -8,6 +8,7 @@
 
 mod activation;
 mod admin;
+pub mod administration;
 pub mod algo;
 pub mod audit_export;
 mod backup;
@@ -42,6 +43,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
+pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
@@ -49,6 +51,7 @@ pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekey
 pub use lockout::SecretChecks;
 pub use login::LoginRefusal;
 pub use observe::{LiveCounts, Readiness};
+pub use storage::AuditQuery;
 // The domain's value types, owned by storage's schema and re-used here: the HTTP edge names
 // them through `sam`, never through `storage` (which it does not depend on).
 pub use algo::AlgoError;
@@ -91,6 +94,9 @@ pub enum SamError {
     UnknownUser(String),
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// An administrator asked to delete their own user (the admin API).
+    #[error("an administrator cannot delete themselves")]
+    SelfDeletion,
     /// An administrative act the actor's role does not allow ([`roles::allows`]); audited as
     /// `access.denied`.
     #[error("the role {} may not {action}", role.as_str())]

@@ -35,6 +35,9 @@ pub(crate) enum LoginMethod {
     Basic,
     /// The sign-in form of the OAuth 2.0 authorization page.
     OAuth2,
+    /// The admin API's token endpoint (`client_credentials` with an administrator's name and
+    /// password, [`crate::administration`]).
+    Admin,
 }
 
 impl LoginMethod {
@@ -43,6 +46,7 @@ impl LoginMethod {
         match self {
             LoginMethod::Basic => "basic",
             LoginMethod::OAuth2 => "oauth2",
+            LoginMethod::Admin => "admin",
         }
     }
 }
@@ -142,7 +146,7 @@ impl Sam {
     /// Refusals are audited as `auth.login` with `method`; an unknown user is
     /// [`LoginRefusal::Invalid`]. A crash between the reservation and the outcome leaves the
     /// slot counted (conservative); a storage error in the grant gives it back, best effort.
-    fn password_login<T>(
+    pub(crate) fn password_login<T>(
         &self,
         name: &str,
         password: &SecretString,
@@ -258,7 +262,7 @@ impl Sam {
     /// only by [`Sam::enable_user`] (not by `user unlock`). Audited as `user.disable` by
     /// `actor`, with what was revoked. Returns the user as it was before.
     pub fn disable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserDisable, name)?;
+        self.permit(actor, self.act_on_user(Action::UserDisable, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -285,7 +289,7 @@ impl Sam {
     /// Lifts an operator's disable (`csc-server user enable`); a login lock stays as it is.
     /// Audited as `user.enable` by `actor`. Returns the user as it was before.
     pub fn enable_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserEnable, name)?;
+        self.permit(actor, self.act_on_user(Action::UserEnable, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -355,7 +359,7 @@ impl Sam {
     /// Lifts a login lock and clears the failure count (`csc-server user unlock`), audited as
     /// `user.unlock` by `actor`. Returns the user as it was before.
     pub fn unlock_user(&self, name: &str, actor: &Actor) -> Result<User, SamError> {
-        self.permit(actor, Action::UserUnlock, name)?;
+        self.permit(actor, self.act_on_user(Action::UserUnlock, name)?, name)?;
         let actor = &actor.audit_name();
         self.store
             .write(|c| {
@@ -373,6 +377,16 @@ impl Sam {
                 Ok(Some(user))
             })?
             .ok_or_else(|| SamError::UnknownUser(name.to_owned()))
+    }
+
+    /// What disabling, enabling or unlocking the user `name` is ([`Action::on_user`]): an
+    /// administrative user is the security officer's to manage. Users never change role, so
+    /// the read needs no lock; an unknown user is `signer_act` (then answered as unknown).
+    pub fn act_on_user(&self, signer_act: Action, name: &str) -> Result<Action, SamError> {
+        Ok(match self.store.read(|c| c.user_by_name(name))? {
+            Some(u) => Action::on_user(signer_act, u.role),
+            None => signer_act,
+        })
     }
 
     /// The user named `name`, if any.

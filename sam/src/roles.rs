@@ -82,6 +82,14 @@ pub enum Action {
     AuditVerify,
     Backup,
     Restore,
+    /// Delete a user with all their credentials, keys destroyed in the token (admin API).
+    UserDelete,
+    /// Read the list of users (admin API).
+    UserList,
+    /// Disable, enable or unlock an administrative user (an operator, security officer or
+    /// auditor): the security officer's, so that an operator manages signers only and cannot
+    /// lock out, or lift the lock of, the roles that watch it.
+    AdministratorManage,
     /// Export a range of the audit log with its seals, signed by the audit seal key (the
     /// auditor: Part I 7.1.4.6, only auditors read audit records; Part I 7.1.5 archiving).
     AuditExport,
@@ -119,6 +127,9 @@ impl Action {
         Action::AuditVerify,
         Action::Backup,
         Action::Restore,
+        Action::UserDelete,
+        Action::UserList,
+        Action::AdministratorManage,
         Action::AuditExport,
     ];
 
@@ -154,7 +165,20 @@ impl Action {
             Action::AuditVerify => "audit.verify",
             Action::Backup => "backup.create",
             Action::Restore => "backup.restore",
+            Action::UserDelete => "user.delete",
+            Action::UserList => "user.list",
+            Action::AdministratorManage => "user.manage-administrator",
             Action::AuditExport => "audit.export",
+        }
+    }
+
+    /// What disabling, enabling or unlocking a user of `role` is: `signer_act` for a signer,
+    /// [`Action::AdministratorManage`] for an administrative user.
+    pub fn on_user(signer_act: Action, role: Role) -> Action {
+        if role == Role::Signer {
+            signer_act
+        } else {
+            Action::AdministratorManage
         }
     }
 
@@ -189,6 +213,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::CredentialList
                 | A::CredentialDisable
                 | A::CredentialEnable
+                | A::UserList
         ),
         Role::SecurityOfficer => matches!(
             action,
@@ -206,6 +231,9 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | A::AuditUpgrade
                 | A::Backup
                 | A::Restore
+                // it destroys keys in the token, the security officer's charge
+                | A::UserDelete
+                | A::AdministratorManage
         ),
         Role::Auditor => matches!(action, A::AuditRead | A::AuditVerify | A::AuditExport),
     }
@@ -303,6 +331,7 @@ mod tests {
                     "credential.list",
                     "credential.disable",
                     "credential.enable",
+                    "user.list",
                 ],
             ),
             (
@@ -324,6 +353,8 @@ mod tests {
                     "audit.upgrade",
                     "backup.create",
                     "backup.restore",
+                    "user.delete",
+                    "user.manage-administrator",
                 ],
             ),
             (

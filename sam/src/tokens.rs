@@ -30,6 +30,9 @@ pub const ACCESS_PREFIX: &str = "csc_at_";
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "csc_rt_";
 
+/// The scope of every service token (`auth/login`, the OAuth 2.0 token endpoint).
+pub(crate) const SERVICE_SCOPE: &str = "service";
+
 /// Lifetimes of the service tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenPolicy {
@@ -169,7 +172,7 @@ impl Minted {
             kind,
             user_id: grant.user,
             client_id: grant.client_id.map(str::to_owned),
-            scope: "service".into(),
+            scope: SERVICE_SCOPE.into(),
             expires_at,
             parent_hash,
             family: family.clone(),
@@ -202,6 +205,15 @@ impl Minted {
             user: grant.user,
             rows,
         }
+    }
+
+    /// The same tokens with another scope (`admin`: the admin API's, [`crate::administration`];
+    /// every other token is `service`).
+    pub(crate) fn with_scope(mut self, scope: &str) -> Minted {
+        for row in &mut self.rows {
+            row.scope = scope.to_owned();
+        }
+        self
     }
 
     /// Stores the tokens in the caller's transaction, unless the user they act for is locked,
@@ -429,7 +441,8 @@ impl Sam {
         let Some((t, user)) = self.store.read(|c| c.token_and_user(&token_hash))? else {
             return Err(SamError::InvalidToken);
         };
-        if t.kind != TokenKind::Access {
+        // an admin API token (scope `admin`) is no service token: refused as unknown
+        if t.kind != TokenKind::Access || t.scope != SERVICE_SCOPE {
             return Err(SamError::InvalidToken);
         }
         if !t.is_active(utc_now()) {

@@ -143,6 +143,30 @@ fn call(f: &Fixture, action: Action, actor: &Actor, n: usize) -> Result<(), SamE
         Action::ClientList => sam.clients_as(actor).map(drop),
         Action::AuditRead => sam.audit_records_as(actor, 0, 10).map(drop),
         Action::AuditVerify => sam.verify_audit_as(actor, &[]).map(drop),
+        Action::UserList => sam.users_as(actor).map(drop),
+        Action::AdministratorManage => {
+            // an administrative user: disabling one is the security officer's
+            let name = format!("admin{n}");
+            sam.add_user(
+                &name,
+                &SecretString::from("password-123"),
+                Role::Auditor,
+                &officer(),
+            )
+            .expect("user");
+            sam.disable_user(&name, actor).map(drop)
+        }
+        Action::UserDelete => {
+            let name = format!("gone{n}");
+            sam.add_user(
+                &name,
+                &SecretString::from("password-123"),
+                Role::Signer,
+                &operator(),
+            )
+            .expect("user");
+            sam.delete_user_as(actor, &name).map(drop)
+        }
         Action::AuditExport => sam
             .export_audit_as(actor, &[], None, None, &mut Vec::new())
             .map(drop),

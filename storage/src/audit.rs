@@ -147,6 +147,18 @@ pub enum AuditEvent {
     UserUnlock,
     /// `access.denied`: an administrative act refused to the actor's role (issue 14).
     AccessDenied,
+    /// `user.delete`: a user was deleted with all their credentials, keys destroyed (issue 14).
+    UserDelete,
+    /// `user.list`: an administrator read the list of users (the admin API).
+    UserList,
+    /// `credential.read`: an administrator read credentials (the admin API).
+    CredentialRead,
+    /// `client.list`: an administrator read the registered clients (the admin API).
+    ClientList,
+    /// `audit.read`: an auditor searched the audit log (Part I 7.1.4.5-6).
+    AuditRead,
+    /// `audit.verify`: an auditor verified the audit chain and its seals over the admin API.
+    AuditVerify,
     /// `audit.export`: an auditor exported a range of the audit log, signed by the audit seal
     /// key (issue 14; Part I 7.1.5).
     AuditExport,
@@ -203,6 +215,12 @@ impl AuditEvent {
             AuditEvent::UserLock => "user.lock",
             AuditEvent::UserUnlock => "user.unlock",
             AuditEvent::AccessDenied => "access.denied",
+            AuditEvent::UserDelete => "user.delete",
+            AuditEvent::UserList => "user.list",
+            AuditEvent::CredentialRead => "credential.read",
+            AuditEvent::ClientList => "client.list",
+            AuditEvent::AuditRead => "audit.read",
+            AuditEvent::AuditVerify => "audit.verify",
             AuditEvent::AuditExport => "audit.export",
             AuditEvent::AuditSealKeyCreate => "audit.seal_key.create",
         }
@@ -277,6 +295,24 @@ pub struct AuditRecord {
     /// Hex HMAC-SHA256 under the audit key of this record's canonical bytes (plain SHA-256 for
     /// records before the switch point, see the module doc).
     pub hash: String,
+}
+
+/// A search of the audit log ([`Conn::search_audit`]): every filter that is set must match
+/// exactly (times inclusive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only records at or after this time (UTC).
+    pub from: Option<NaiveDateTime>,
+    /// Only records at or before this time (UTC).
+    pub to: Option<NaiveDateTime>,
+    pub event: Option<String>,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub outcome: Option<String>,
+    /// Only records with `seq` above this (the cursor of the previous page; 0 from the start).
+    pub after: i64,
+    /// At most this many records.
+    pub limit: i64,
 }
 
 /// Result of [`Store::verify_audit_chain`].
@@ -500,6 +536,35 @@ impl Conn<'_> {
             .order(audit_log::seq.asc())
             .limit(limit.max(0))
             .load::<AuditRecord>(self.conn)?)
+    }
+
+    /// Up to `q.limit` records with `seq > q.after` that match every filter of `q`, in order
+    /// (the auditor's search, Part I 7.1.4.5: by time, type, user, subject and outcome).
+    pub fn search_audit(&mut self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StorageError> {
+        let mut query = audit_log::table
+            .filter(audit_log::seq.gt(q.after))
+            .order(audit_log::seq.asc())
+            .limit(q.limit.max(0))
+            .into_boxed();
+        if let Some(from) = q.from {
+            query = query.filter(audit_log::at.ge(from));
+        }
+        if let Some(to) = q.to {
+            query = query.filter(audit_log::at.le(to));
+        }
+        if let Some(event) = &q.event {
+            query = query.filter(audit_log::event.eq(event.clone()));
+        }
+        if let Some(actor) = &q.actor {
+            query = query.filter(audit_log::actor.eq(actor.clone()));
+        }
+        if let Some(subject) = &q.subject {
+            query = query.filter(audit_log::subject.eq(subject.clone()));
+        }
+        if let Some(outcome) = &q.outcome {
+            query = query.filter(audit_log::outcome.eq(outcome.clone()));
+        }
+        Ok(query.load::<AuditRecord>(self.conn)?)
     }
 
     /// The chain head: `(seq, hash)` of the last record, `(0, ZERO_HASH)` for an empty log.

@@ -47,6 +47,7 @@ mod types;
 mod upgrade;
 mod users;
 
+pub use audit::AuditQuery;
 pub use audit::{
     AuditEvent, AuditPage, AuditRange, AuditRecord, AuditUpgrade, AuditVerdict, NewAuditEvent,
     ZERO_HASH,

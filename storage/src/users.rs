@@ -116,6 +116,32 @@ impl Conn<'_> {
     }
 }
 
+impl Conn<'_> {
+    /// Deletes a user and everything of theirs, in one transaction: their credentials (with
+    /// factors, SADs, online OTPs and OAuth 2.0 codes, by cascade), tokens, SADs, pending OAuth
+    /// 2.0 requests and codes, and client delegations. The keys in the token are the caller's
+    /// business. [`StorageError::NotFound`] if no such user.
+    pub fn delete_user(&mut self, id: &UserId) -> Result<(), StorageError> {
+        use crate::schema::{
+            auth_tokens, client_delegations, credentials, oauth_codes, oauth_requests, sads,
+        };
+        let id = id.to_string();
+        self.atomic(|c| {
+            diesel::delete(sads::table.filter(sads::user_id.eq(&id))).execute(c)?;
+            diesel::delete(oauth_codes::table.filter(oauth_codes::user_id.eq(&id))).execute(c)?;
+            diesel::delete(oauth_requests::table.filter(oauth_requests::user_id.eq(&id)))
+                .execute(c)?;
+            diesel::delete(auth_tokens::table.filter(auth_tokens::user_id.eq(&id))).execute(c)?;
+            diesel::delete(client_delegations::table.filter(client_delegations::user_id.eq(&id)))
+                .execute(c)?;
+            // factors, online OTPs and the rest follow their credential (ON DELETE CASCADE)
+            diesel::delete(credentials::table.filter(credentials::user_id.eq(&id))).execute(c)?;
+            let n = diesel::delete(users::table.find(&id)).execute(c)?;
+            one_row(n)
+        })
+    }
+}
+
 /// `Ok` if an update touched a row, [`StorageError::NotFound`] otherwise.
 pub(crate) fn one_row(n: usize) -> Result<(), StorageError> {
     if n == 0 {

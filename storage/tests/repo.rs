@@ -183,6 +183,8 @@ macro_rules! both {
 }
 
 both!(
+    audit_search_filters_and_pages,
+    user_delete_takes_everything_of_theirs,
     sealed_rows_edited_behind_the_store_are_absent_and_reported,
     sealed_rows_need_the_keys,
     sealed_oauth_and_delegation_rows_edited_behind_the_store_are_refused,
@@ -2913,4 +2915,132 @@ fn postgres_snapshot_is_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(!dir.path().join("copy.db").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// the admin API: the audit search and user deletion
+
+fn audit_search_filters_and_pages(db: &TestDb) {
+    fill_chain(db, 21);
+    db.write(|c| {
+        c.append_audit(
+            &NewAuditEvent::new(
+                AuditEvent::AccessDenied,
+                "operator:olga",
+                "users",
+                "refused",
+            )
+            .with_detail(json!({})),
+        )
+    })
+    .unwrap();
+    let search = |q: AuditQuery| db.read(|c| c.search_audit(&q)).unwrap();
+    let all = AuditQuery {
+        limit: 1000,
+        ..AuditQuery::default()
+    };
+    assert_eq!(search(all.clone()).len(), 22);
+    // by actor: i % 7 == 3
+    let seqs: Vec<i64> = search(AuditQuery {
+        actor: Some("user3".into()),
+        ..all.clone()
+    })
+    .iter()
+    .map(|r| r.seq)
+    .collect();
+    assert_eq!(seqs, [4, 11, 18]);
+    // pages: after the cursor, at most limit
+    let page: Vec<i64> = search(AuditQuery {
+        actor: Some("user3".into()),
+        after: 4,
+        limit: 1,
+        ..all.clone()
+    })
+    .iter()
+    .map(|r| r.seq)
+    .collect();
+    assert_eq!(page, [11]);
+    // by event, subject and outcome together
+    let refused = search(AuditQuery {
+        event: Some("access.denied".into()),
+        subject: Some("users".into()),
+        outcome: Some("refused".into()),
+        ..all.clone()
+    });
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].actor, "operator:olga");
+    assert!(
+        search(AuditQuery {
+            event: Some("access.denied".into()),
+            outcome: Some("success".into()),
+            ..all.clone()
+        })
+        .is_empty()
+    );
+    // by time, bounds inclusive
+    let records = search(all.clone());
+    let (first, last) = (records[0].at, records[21].at);
+    assert_eq!(
+        search(AuditQuery {
+            from: Some(first),
+            to: Some(last),
+            ..all.clone()
+        })
+        .len(),
+        22
+    );
+    assert!(
+        search(AuditQuery {
+            from: Some(last + secs(1)),
+            ..all.clone()
+        })
+        .is_empty()
+    );
+    assert!(
+        search(AuditQuery {
+            to: Some(first - secs(1)),
+            ..all.clone()
+        })
+        .is_empty()
+    );
+    assert!(search(AuditQuery { limit: 0, ..all }).is_empty());
+}
+
+fn user_delete_takes_everything_of_theirs(db: &TestDb) {
+    let bob = new_user(db, "bob");
+    let alice = new_user(db, "alice");
+    let gone = new_credential(db, &bob, Scal::One);
+    let kept = new_credential(db, &alice, Scal::One);
+    let token = |user: &User, name: &[u8]| NewToken {
+        token_hash: secret_hash(name).to_vec(),
+        kind: TokenKind::Access,
+        user_id: Some(user.id),
+        client_id: None,
+        scope: "admin".into(),
+        expires_at: utc_now() + secs(300),
+        parent_hash: None,
+        family: None,
+    };
+    db.write(|c| {
+        c.insert_token(&token(&bob, b"bob-token"))?;
+        c.insert_token(&token(&alice, b"alice-token"))
+    })
+    .unwrap();
+    db.write(|c| c.delete_user(&bob.id)).unwrap();
+    assert_eq!(db.read(|c| c.user(&bob.id)).unwrap(), None);
+    assert_eq!(db.read(|c| c.credential(&gone.id)).unwrap(), None);
+    assert_eq!(
+        db.read(|c| c.token(&secret_hash(b"bob-token"))).unwrap(),
+        None
+    );
+    // nobody else's
+    assert!(db.read(|c| c.user(&alice.id)).unwrap().is_some());
+    assert!(db.read(|c| c.credential(&kept.id)).unwrap().is_some());
+    assert!(
+        db.read(|c| c.token(&secret_hash(b"alice-token")))
+            .unwrap()
+            .is_some()
+    );
+    let again = db.write(|c| c.delete_user(&bob.id));
+    assert!(matches!(again, Err(StorageError::NotFound)), "{again:?}");
 }

@@ -160,6 +160,11 @@ pub fn as_before_row_integrity(db: &Path) {
 
 /// The OTP verifier of a credential, read with SQL of the test's own.
 pub fn otp_verifier(db: &Path, credential: &str) -> String {
+    factor_verifier(db, credential, "otp")
+}
+
+/// The verifier of a credential's factor (`pin`, `otp`), read with SQL of the test's own.
+pub fn factor_verifier(db: &Path, credential: &str, kind: &str) -> String {
     use diesel::{Connection, RunQueryDsl};
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -168,11 +173,12 @@ pub fn otp_verifier(db: &Path, credential: &str) -> String {
     }
     let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
     let row: Row = diesel::sql_query(
-        "SELECT verifier FROM credential_factors WHERE credential_id = ? AND kind = 'otp'",
+        "SELECT verifier FROM credential_factors WHERE credential_id = ? AND kind = ?",
     )
     .bind::<diesel::sql_types::Text, _>(credential)
+    .bind::<diesel::sql_types::Text, _>(kind)
     .get_result(&mut conn)
-    .expect("the OTP factor");
+    .expect("the factor");
     row.verifier
 }
 

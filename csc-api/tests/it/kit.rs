@@ -94,6 +94,8 @@ impl Resp {
 pub struct Kit {
     // drop order: the app, its runtime, the state (the SAM), then the directory
     app: AppFn,
+    /// The admin API's app (`csc_api::admin_api::configure`), on the same SAM.
+    admin: AppFn,
     rt: actix_web::rt::SystemRunner,
     state: actix_web::web::Data<AppState>,
     cfg: Config,
@@ -200,8 +202,21 @@ impl Kit {
                     .map(ServiceResponse::map_into_boxed_body)
             })
         });
+        let admin_state = csc_api::admin_api::admin_state(&cfg, state.sam.clone());
+        let admin_svc = Rc::new(rt.block_on(actix_web::test::init_service(
+            App::new().configure(move |c| csc_api::admin_api::configure(c, admin_state, max_body)),
+        )));
+        let admin: AppFn = Rc::new(move |req: TestRequest| {
+            let svc = admin_svc.clone();
+            Box::pin(async move {
+                svc.call(req.to_request())
+                    .await
+                    .map(ServiceResponse::map_into_boxed_body)
+            })
+        });
         Kit {
             app,
+            admin,
             rt,
             state,
             cfg,
@@ -345,6 +360,11 @@ impl Kit {
     /// Sends one request; an error the app returns is answered as actix answers it.
     pub fn send(&self, req: TestRequest) -> Resp {
         self.block_on(answer(self.app.clone(), req))
+    }
+
+    /// Sends one request to the admin API's app (the admin listener's).
+    pub fn admin_send(&self, req: TestRequest) -> Resp {
+        self.block_on(answer(self.admin.clone(), req))
     }
 
     /// Sends every request at once (one future each, joined on the runtime: the handlers'

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin_api;
 mod api;
 mod architecture;
 mod audit_export;

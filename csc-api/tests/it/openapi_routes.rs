@@ -78,7 +78,11 @@ const SURFACE: &[&str] = &[
 
 /// The path literals in the Rust sources under `dir`: `(scopes, routes)`, from `scope("...")`
 /// and from `route(`, `resource(`, `service(` or a routing attribute macro.
-fn path_literals(dir: &Path, scopes: &mut BTreeSet<String>, routes: &mut BTreeSet<String>) {
+pub(crate) fn path_literals(
+    dir: &Path,
+    scopes: &mut BTreeSet<String>,
+    routes: &mut BTreeSet<String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

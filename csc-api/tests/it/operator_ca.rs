@@ -40,7 +40,7 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 /// The operator's CA: a P-256 root made by `openssl req -x509` (with its own SKI), and an
 /// `openssl ca` configuration that issues signer certificates (keyUsage digitalSignature +
 /// nonRepudiation, critical; SKI; AKI) and ignores the request's extensions.
-fn make_external_ca(dir: &Path) {
+pub(crate) fn make_external_ca(dir: &Path) {
     std::fs::create_dir_all(dir.join("newcerts")).unwrap();
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("serial"), "1000\n").unwrap();

@@ -679,3 +679,187 @@ fn demo_stays_plain_http_even_with_tls_configured() {
         "{info}"
     );
 }
+
+/// The admin listener's address, from what `serve` logged (`admin listening on URL`).
+fn admin_base(server: &Server) -> String {
+    let log = server.log.lock().expect("log").clone();
+    log.lines()
+        .find_map(|l| l.strip_prefix("admin listening on "))
+        .unwrap_or_else(|| panic!("no admin listener in the log:\n{log}"))
+        .to_owned()
+}
+
+const SO_PASSWORD: &str = "officer-password";
+
+/// The admin API over its own TLS listener with client certificates (issue 14): the verified
+/// certificate's subject CN names the administrator (no Bearer needed), in the role of their
+/// user row; a signer's or an unknown name's certificate is refused 401, a connection without
+/// one does not get through the handshake; the admin paths are not on the CSC listener.
+#[test]
+fn admin_listener_with_client_certificates_names_the_administrator() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = Files::new(tmp.path());
+    files.install(&issue("server A", Role::Server, Some(&files.ca), None));
+    let client_ca = issue("Admin Client CA", Role::Ca, None, None);
+    std::fs::write(tmp.path().join("admin-ca.pem"), client_ca.cert_pem()).expect("write");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    files.write_config(&format!(
+        "admin_listen = \"127.0.0.1:0\"\nadmin_tls_cert_file = \"{0}/server.pem\"\n\
+         admin_tls_key_file = \"{0}/server.key\"\nadmin_tls_client_ca_file = \"{0}/admin-ca.pem\"\n",
+        tmp.path().display()
+    ));
+    run_ok(
+        csc(&data)
+            .args(["init", "--security-officer", "sofia"])
+            .env("CSC_SO_PASSWORD", SO_PASSWORD),
+    );
+    run_ok(
+        csc(&data)
+            .args(["user", "add", "alice"])
+            .env("CSC_PASSWORD", ALICE_PASSWORD),
+    );
+    let server = serve(&data);
+    let admin = admin_base(&server);
+    assert!(admin.starts_with("https://127.0.0.1:"), "{admin}");
+    assert_ne!(admin, server.base, "a listener of its own");
+
+    let get = |c: &reqwest::blocking::Client, url: String| {
+        let r = c.get(url).send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    // the security officer by certificate alone
+    let sofia = issue("sofia", Role::Client, Some(&client_ca), None);
+    let c = client(&files.ca, Some(&sofia));
+    let (status, v) = get(&c, format!("{admin}/admin/v1/clients"));
+    assert_eq!(
+        (status, &v["clients"]),
+        (200, &serde_json::json!([])),
+        "{v}"
+    );
+    let (status, v) = get(&c, format!("{admin}/admin/v1/audit"));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (403, Some("access_denied")),
+        "{v}"
+    );
+    // the token endpoint works on this listener too (with the certificate the handshake needs)
+    let r = c
+        .post(format!("{admin}/admin/v1/token"))
+        .basic_auth("sofia", Some(SO_PASSWORD))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .expect("token");
+    assert_eq!(r.status().as_u16(), 200);
+    // a signer's certificate, an unknown name's: refused
+    for cn in ["alice", "ghost"] {
+        let id = issue(cn, Role::Client, Some(&client_ca), None);
+        let (status, v) = get(
+            &client(&files.ca, Some(&id)),
+            format!("{admin}/admin/v1/clients"),
+        );
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (401, Some("invalid_token")),
+            "{cn}: {v}"
+        );
+    }
+    // a certificate of another CA, or none: no handshake
+    let stranger = issue("sofia", Role::Client, Some(&files.ca), None);
+    for c in [client(&files.ca, Some(&stranger)), client(&files.ca, None)] {
+        assert!(c.get(format!("{admin}/admin/v1/clients")).send().is_err());
+    }
+    // the CSC listener serves no admin path, and needs no client certificate
+    let (status, v) = get(
+        &client(&files.ca, None),
+        format!("{}/admin/v1/clients", server.base),
+    );
+    assert_eq!(status, 404, "{v}");
+    // SIGHUP reloads the admin listener's certificate too
+    let admin_addr = admin.trim_start_matches("https://").to_owned();
+    let served = || {
+        connect(&admin_addr, &files.ca, false, |b| {
+            b.set_certificate(&sofia.cert).expect("client certificate");
+            b.set_private_key(&sofia.key).expect("client key");
+        })
+        .expect("handshake")
+        .ssl()
+        .peer_certificate()
+        .expect("a server certificate")
+    };
+    let renewed = issue("server B", Role::Server, Some(&files.ca), None);
+    files.install(&renewed);
+    sighup(&server);
+    wait_until("the admin listener serves the new certificate", || {
+        same_cert(&served(), &renewed.cert)
+    });
+    // audited with the role and the name the certificate gave
+    let records = crate::kit::audit_records(&data);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "client.list" && r.actor == "security-officer:sofia")
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event == "access.denied" && r.actor == "security-officer:sofia")
+    );
+}
+
+/// Without TLS the admin listener binds only on loopback (or with `allow_plain_http`).
+#[test]
+fn admin_listener_without_tls_only_on_loopback() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    run_ok(
+        csc(&data)
+            .args(["init", "--security-officer", "sofia"])
+            .env("CSC_SO_PASSWORD", SO_PASSWORD),
+    );
+    let out = csc(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CSC_ADMIN_LISTEN", "0.0.0.0:0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin_listen") && err.contains("no TLS"),
+        "{err}"
+    );
+    // on loopback: served, plain
+    let mut cmd = csc(&data);
+    cmd.arg("serve").env("CSC_ADMIN_LISTEN", "127.0.0.1:0");
+    let server = start(cmd);
+    let admin = admin_base(&server);
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{admin}/admin/v1/token"))
+        .basic_auth("sofia", Some(SO_PASSWORD))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .expect("token");
+    assert_eq!(r.status().as_u16(), 200);
+    let token = r.json::<Value>().expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{admin}/admin/v1/clients"))
+        .bearer_auth(&token)
+        .send()
+        .expect("clients");
+    assert_eq!(r.status().as_u16(), 200);
+    // the same path and token on the CSC listener: not there
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}/admin/v1/clients", server.base))
+        .bearer_auth(&token)
+        .send()
+        .expect("clients");
+    assert_eq!(r.status().as_u16(), 404);
+}
