@@ -15,6 +15,7 @@ mod credentials;
 pub mod csr;
 mod delegation;
 mod gate;
+mod hot;
 pub mod integrity;
 mod level;
 mod lifecycle;
@@ -41,6 +42,7 @@ use storage::{NewAuditEvent, Store, StoreOptions};
 pub use activation::{Caller, Factors, IssuedSad, SamPolicy, SignAlgoRequest};
 pub use admin::RegisteredClient;
 pub use credentials::CredentialView;
+pub use hot::CACHE_BOUND;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
 pub use level::AssuranceLevel;
 pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
@@ -279,6 +281,8 @@ pub struct Sam {
     pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
+    /// Verified token and credential rows of the hot path ([`hot`]).
+    hot: Arc<hot::HotCache>,
     /// How many secrets were verified ([`Sam::secret_checks`]).
     checks: lockout::CheckCounter,
     /// The bound on concurrent password checks ([`Sam::with_login_limits`]).
@@ -316,6 +320,7 @@ impl Sam {
             notifier: None,
             pin_key,
             validity: Arc::default(),
+            hot: Arc::default(),
             checks: lockout::CheckCounter::default(),
             login_gate: PasswordGate::new(LoginLimits::default()),
             tsa: None,

@@ -426,7 +426,12 @@ impl Sam {
     /// One read.
     pub fn principal_of(&self, token: &str) -> Result<Principal, SamError> {
         let token_hash = secret_hash(token.as_bytes());
-        let Some((t, user)) = self.store.read(|c| c.token_and_user(&token_hash))? else {
+        let found = self.hot.token(
+            &token_hash,
+            || self.store.epoch(),
+            || self.store.read(|c| c.token_and_user(&token_hash)),
+        )?;
+        let Some((t, user)) = found else {
             return Err(SamError::InvalidToken);
         };
         if t.kind != TokenKind::Access {
