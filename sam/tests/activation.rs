@@ -3026,13 +3026,21 @@ fn a_cached_credential_is_dropped_by_a_disable_and_an_enable_at_once() {
         .expect("disable");
     let refused = f
         .sam
-        .sign_hash(&f.alice, &cred.id, &issued.sad, std::slice::from_ref(&h), &es256())
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &issued.sad,
+            std::slice::from_ref(&h),
+            &es256(),
+        )
         .expect_err("disabled");
     assert!(
         matches!(refused, SamError::CredentialDisabled),
         "{refused:?}"
     );
-    f.sam.enable_credential(&cred.id, &operator).expect("enable");
+    f.sam
+        .enable_credential(&cred.id, &operator)
+        .expect("enable");
     let sigs = sign(&f, &cred, std::slice::from_ref(&h), &es256());
     assert_all_verify(
         &cred,

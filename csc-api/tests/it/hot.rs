@@ -11,6 +11,7 @@ use openssl::hash::MessageDigest;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::insider::insider;
 use crate::kit::Kit;
 
 const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
@@ -43,14 +44,6 @@ fn sign(k: &Kit, token: &str, sad: &str) -> (u16, Value) {
             "hash": [STANDARD.encode(digest(b"hot path"))],
         }),
     )
-}
-
-/// SQL as the insider: straight to the database file.
-fn insider(k: &Kit, sql: &str) -> usize {
-    use diesel::{Connection, RunQueryDsl, SqliteConnection};
-    let db = k.dir().join("csc.db");
-    let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("open the database");
-    diesel::sql_query(sql).execute(&mut c).expect(sql)
 }
 
 fn violations(k: &Kit, table: &str) -> usize {
@@ -104,9 +97,7 @@ fn an_insiders_edit_of_a_cached_token_or_credential_is_caught_within_the_bound()
     let token_hash = hex::encode(digest(alice.as_bytes()));
     let edited = insider(
         &k,
-        &format!(
-            "UPDATE auth_tokens SET scope = scope || ' x' WHERE token_hash = X'{token_hash}'"
-        ),
+        &format!("UPDATE auth_tokens SET scope = scope || ' x' WHERE token_hash = X'{token_hash}'"),
     );
     assert_eq!(edited, 1);
     std::thread::sleep(sam::CACHE_BOUND);
