@@ -17,6 +17,7 @@ mod credentials;
 pub mod csr;
 mod delegation;
 mod gate;
+mod hot;
 pub mod integrity;
 mod level;
 mod lifecycle;
@@ -46,6 +47,7 @@ pub use admin::RegisteredClient;
 pub use administration::{ADMIN_SCOPE, AdminToken, DeletedUser, MAX_AUDIT_PAGE};
 pub use credentials::CredentialView;
 pub use gate::{GateLoad, GatePermit, LoginLimits, PasswordGate};
+pub use hot::CACHE_BOUND;
 pub use level::AssuranceLevel;
 pub use lifecycle::{ExpiringCertificate, MAX_REASON_CHARS, RekeyCertifier, Rekeyed};
 pub use lockout::SecretChecks;
@@ -304,6 +306,8 @@ pub struct Sam {
     pin_key: cm_pkcs11::KeyId,
     /// Signer certificate validity periods, parsed once per chain.
     validity: Arc<validity::ValidityCache>,
+    /// Verified token and credential rows of the hot path ([`hot`]).
+    hot: Arc<hot::HotCache>,
     /// How many secrets were verified ([`Sam::secret_checks`]).
     checks: lockout::CheckCounter,
     /// The bound on concurrent password checks ([`Sam::with_login_limits`]).
@@ -343,6 +347,7 @@ impl Sam {
             notifier: None,
             pin_key,
             validity: Arc::default(),
+            hot: Arc::default(),
             checks: lockout::CheckCounter::default(),
             login_gate: PasswordGate::new(LoginLimits::default()),
             tsa: None,

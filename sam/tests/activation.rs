@@ -3002,3 +3002,52 @@ fn no_sad_outlives_a_disable_that_races_activations() {
         .sign_hash(&f.alice, &cred.id, &fresh.sad, &d, &es256())
         .expect("sign after enable");
 }
+
+// ---------------------------------------------------------------------------------------------
+// the hot cache (sam/src/hot.rs)
+
+/// signHash takes the credential from the SAM's cache of verified rows: a disable, and an
+/// enable after it, are seen by the very next signHash of this process (a stale entry would
+/// answer "invalid SAD" for the SAD the disable revoked, then refuse the enabled credential).
+#[test]
+fn a_cached_credential_is_dropped_by_a_disable_and_an_enable_at_once() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 5);
+    let operator = sam::Actor::new("test", sam::Role::Operator);
+    let h = sha256(b"cached");
+    // the credential is in the cache
+    sign(&f, &cred, std::slice::from_ref(&h), &es256());
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    f.sam
+        .disable_credential(&cred.id, &operator)
+        .expect("disable");
+    let refused = f
+        .sam
+        .sign_hash(
+            &f.alice,
+            &cred.id,
+            &issued.sad,
+            std::slice::from_ref(&h),
+            &es256(),
+        )
+        .expect_err("disabled");
+    assert!(
+        matches!(refused, SamError::CredentialDisabled),
+        "{refused:?}"
+    );
+    f.sam
+        .enable_credential(&cred.id, &operator)
+        .expect("enable");
+    let sigs = sign(&f, &cred, std::slice::from_ref(&h), &es256());
+    assert_all_verify(
+        &cred,
+        &SignMechanism::Ecdsa {
+            hash: HashAlg::Sha256,
+        },
+        &[h],
+        &sigs,
+    );
+}

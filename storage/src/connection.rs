@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -207,6 +208,7 @@ pub struct Store {
     gate: Arc<WriterGate>,
     keys: Option<IntegrityKeys>,
     violations: Violations,
+    epoch: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Store {
@@ -265,6 +267,7 @@ impl Store {
             gate: Arc::default(),
             keys: None,
             violations: Violations::default(),
+            epoch: Arc::default(),
         })
     }
 
@@ -292,7 +295,29 @@ impl Store {
             conn: c,
             keys: self.keys.as_ref(),
             violations: &self.violations,
+            epoch: &self.epoch,
         }
+    }
+
+    /// The change epoch of this store: it moves whenever this process changes a user,
+    /// credential or token row, or deletes a credential, once while
+    /// the change's transaction runs and once more after it ends. A cache of rows read at
+    /// epoch `e` is current for this process's changes while the epoch is still `e`: read the
+    /// epoch BEFORE reading the rows. Changes by other processes (the CLI, other instances
+    /// on PostgreSQL) do not move it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Runs `f`, then moves the epoch again if it moved while `f` ran (a change that was
+    /// noted inside a transaction is moved past once that transaction is over).
+    fn settling<T>(&self, f: impl FnOnce() -> T) -> T {
+        let before = self.epoch();
+        let out = f();
+        if self.epoch() != before {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        out
     }
 
     /// A pooled connection, waiting at most `wait` for one ([`Store::ping`]).
@@ -317,7 +342,7 @@ impl Store {
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut pooled = self.pool.get()?;
-        f(&mut self.conn(&mut pooled))
+        self.settling(|| f(&mut self.conn(&mut pooled)))
     }
 
     /// Runs `f` in one transaction, committed only if `f` returns `Ok`. BLOCKING.
@@ -341,7 +366,7 @@ impl Store {
     ) -> Result<T, StorageError> {
         let _writer = (self.backend == Backend::Sqlite).then(|| self.gate.enter());
         let mut pooled = self.pool.get()?;
-        write_transaction(&mut pooled, |c| f(&mut self.conn(c)))
+        self.settling(|| write_transaction(&mut pooled, |c| f(&mut self.conn(c))))
     }
 
     /// `(transactions, jobs)` that [`Store::write_grouped`] has run on SQLite since this store
@@ -372,9 +397,11 @@ impl Store {
                 Ok(value)
             });
         }
-        self.gate.submit(job, |run| {
-            let mut pooled = self.pool.get()?;
-            write_transaction(&mut pooled, |c| run(&mut self.conn(c)))
+        self.settling(|| {
+            self.gate.submit(job, |run| {
+                let mut pooled = self.pool.get()?;
+                write_transaction(&mut pooled, |c| run(&mut self.conn(c)))
+            })
         })
     }
 }
@@ -451,6 +478,7 @@ pub struct Conn<'a> {
     pub(crate) conn: &'a mut AnyConnection,
     keys: Option<&'a IntegrityKeys>,
     pub(crate) violations: &'a Violations,
+    epoch: &'a AtomicU64,
 }
 
 impl Conn<'_> {
@@ -483,12 +511,13 @@ impl<'a> Conn<'a> {
         &mut self,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let (keys, violations) = (self.keys, self.violations);
+        let (keys, violations, epoch) = (self.keys, self.violations, self.epoch);
         self.atomic(|c| {
             f(&mut Conn {
                 conn: c,
                 keys,
                 violations,
+                epoch,
             })
         })
     }
@@ -512,6 +541,21 @@ impl<'a> Conn<'a> {
     /// borrow of `self`, so it can be used inside [`Conn::atomic`].
     pub(crate) fn keys(&self) -> Result<&'a IntegrityKeys, StorageError> {
         self.keys.ok_or(StorageError::NoIntegrityKeys)
+    }
+
+    /// Notes a change of a user, credential or token row (or a credential's deletion): moves
+    /// the store's epoch ([`Store::epoch`]), so caches of those rows drop what they hold.
+    pub(crate) fn note_change(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// [`Conn::note_change`] when `table` is one whose rows are cached (users, credentials,
+    /// tokens); a change of a factor, SAD or OAuth row leaves the epoch alone (SADs are
+    /// always read under lock, never cached).
+    pub(crate) fn note_change_of(&self, table: &str) {
+        if matches!(table, "users" | "credentials" | "auth_tokens") {
+            self.note_change();
+        }
     }
 }
 

@@ -178,6 +178,7 @@ impl Conn<'_> {
     /// The key in the token is the caller's business.
     pub fn delete_credential(&mut self, id: &CredentialId) -> Result<(), StorageError> {
         let id = id.to_string();
+        self.note_change();
         self.atomic(|c| {
             diesel::delete(
                 credential_factors::table.filter(credential_factors::credential_id.eq(&id)),

@@ -149,6 +149,7 @@ macro_rules! modify {
                 return Ok(None);
             };
             c.seal(&mut row)?;
+            c.note_change_of(<$row as $crate::sealed::Sealed>::TABLE);
             let n = diesel::update($table::table.find(key))
                 .set(&row)
                 .execute(c.conn)?;

@@ -23,7 +23,7 @@ fn b64(d: &[u8]) -> String {
 }
 
 /// SQL as the insider: straight to the database file.
-fn insider(k: &Kit, sql: &str) -> usize {
+pub(crate) fn insider(k: &Kit, sql: &str) -> usize {
     let db = k.dir().join("csc.db");
     let mut c = SqliteConnection::establish(&db.to_string_lossy()).expect("open the database");
     diesel::sql_query(sql).execute(&mut c).expect(sql)

@@ -16,6 +16,7 @@ mod common;
 mod conformance;
 mod deploy;
 mod factors;
+mod hot;
 mod insider;
 mod kit;
 mod lifecycle;

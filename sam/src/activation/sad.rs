@@ -335,8 +335,9 @@ impl Sam {
     /// reservation is given back (count and hashes), a `failure` record for the same SAD
     /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
     ///
-    /// Cost per request: one read (credential and SAD), one shared write transaction, one HSM
-    /// batch; the certificate's validity period is parsed once per chain.
+    /// Cost per request: no read but the SAD's, inside one shared write transaction (the
+    /// token and the credential come from the hot cache, [`crate::hot`]), one HSM batch; the
+    /// certificate's validity period is parsed once per chain.
     ///
     /// Counted in `csc_signatures_total` by algorithm and outcome (crate::observe).
     pub fn sign_hash(
@@ -383,9 +384,13 @@ impl Sam {
         };
         let now = utc_now();
 
-        let (found, sad_record) = self
-            .store
-            .read(|c| Ok((c.credential(credential)?, c.sad(&sad_hash)?)))?;
+        // The credential from the hot cache (crate::hot: verified rows, current for this
+        // process's changes, re-read after CACHE_BOUND); the SAD is read in the write below.
+        let found = self.hot.credential(
+            credential,
+            || self.store.epoch(),
+            || self.store.read(|c| c.credential(credential)),
+        )?;
         let cred = self.usable(caller, credential, found).map_err(refuse)?;
         if hashes.is_empty() {
             return Err(refuse(SamError::EmptyHashes));
@@ -403,10 +408,6 @@ impl Sam {
         if hashes.iter().any(|h| h.len() != digest_len) {
             return Err(refuse(SamError::InvalidDigestLength));
         }
-        let record = check_sad(sad_record.as_ref(), caller, credential, now, &self.policy)
-            .map_err(refuse)?;
-        check_spend(record, cred.scal, hashes).map_err(refuse)?;
-        let hash_bound = record.hashes.is_some();
         let count = i32::try_from(hashes.len()).map_err(|_| refuse(SamError::TooManyHashes))?;
 
         let base = json!({
@@ -429,32 +430,43 @@ impl Sam {
         };
         let signed_record = record("success", base.clone());
 
-        // Spend and audit in ONE transaction (group-committed with concurrent requests): one
-        // conditional update spends the SAD and, only if it won, the record is written with it
-        // (write-ahead: committed before the HSM is asked, so no signature can ever leave
-        // without its record). On a lost race, say why from the row as it is now.
+        // Check, spend and audit in ONE transaction (group-committed with concurrent
+        // requests): the SAD is read there (no read transaction of its own), checked (known,
+        // not revoked, this caller's and this credential's, unexpired, signatures left; SCAL
+        // 2: every hash covered), then one conditional update spends it and, only if it won,
+        // the record is written with it (write-ahead: committed before the HSM is asked, so
+        // no signature can ever leave without its record). A refusal writes nothing; on a lost
+        // race, say why from the row as it is now.
         let spend = {
             let hashes = hashes.to_vec();
+            let (caller, credential, policy, scal) =
+                (caller.clone(), *credential, self.policy.clone(), cred.scal);
             move |c: &mut Conn<'_>| {
+                let why_not = |s: Option<&Sad>| {
+                    check_sad(s, &caller, &credential, now, &policy)
+                        .and_then(|s| check_spend(s, scal, &hashes))
+                        .err()
+                };
+                let current = c.sad(&sad_hash)?;
+                if let Some(why) = why_not(current.as_ref()) {
+                    return Ok((Err(why), Vec::new()));
+                }
+                let hash_bound = current.as_ref().is_some_and(|s| s.hashes.is_some());
                 let won = if hash_bound {
                     c.consume_sad_hashes(&sad_hash, &hashes, now)?
                 } else {
                     c.consume_sad(&sad_hash, count, now)?
                 };
                 if won {
-                    Ok((None, vec![signed_record]))
+                    Ok((Ok(hash_bound), vec![signed_record]))
                 } else {
-                    Ok((Some(c.sad(&sad_hash)?), Vec::new()))
+                    let now_found = c.sad(&sad_hash)?;
+                    let why = why_not(now_found.as_ref()).unwrap_or(SamError::InvalidSad);
+                    Ok((Err(why), Vec::new()))
                 }
             }
         };
-        if let Some(current) = self.store.write_grouped(spend)? {
-            let why = check_sad(current.as_ref(), caller, credential, now, &self.policy)
-                .and_then(|s| check_spend(s, cred.scal, hashes))
-                .err()
-                .unwrap_or(SamError::InvalidSad);
-            return Err(refuse(why));
-        }
+        let hash_bound = self.store.write_grouped(spend)?.map_err(refuse)?;
 
         // The key must carry this credential's ID as its label (issue 11: a re-pointed key
         // id cannot sign).
