@@ -126,6 +126,8 @@ impl Conn<'_> {
             auth_tokens, client_delegations, credentials, oauth_codes, oauth_requests, sads,
         };
         let id = id.to_string();
+        // cached token and credential rows of this user drop at once (`Store::epoch`)
+        self.note_change();
         self.atomic(|c| {
             diesel::delete(sads::table.filter(sads::user_id.eq(&id))).execute(c)?;
             diesel::delete(oauth_codes::table.filter(oauth_codes::user_id.eq(&id))).execute(c)?;
