@@ -196,7 +196,7 @@ impl From<SamError> for ApiError {
             S::CertificateExpired(subject) => {
                 Self::invalid(format!("Signing certificate '{subject}' is expired."))
             }
-            // issue 13: `credential create --csr` until `credential import-chain`
+            // `credential create --csr` until `credential import-chain`
             S::CertificatePending => {
                 Self::invalid("Invalid certificate status: the credential has no certificate yet")
             }
@@ -204,7 +204,7 @@ impl From<SamError> for ApiError {
                 "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
             ),
             S::TwoFactorsRequired => Self::invalid("SCAL 2 requires two activation factors"),
-            // issue 14: a credential made before `assurance_level` was raised (sam::level)
+            // a credential made before `assurance_level` was raised (sam::level; JT2A Part I 3.5.1)
             S::AssuranceLevel { level, reason } => Self::invalid(format!(
                 "The credential does not meet the server's assurance level {level}: {reason}"
             )),
@@ -244,7 +244,7 @@ impl From<SamError> for ApiError {
                 retry_after_secs: RETRY_AFTER_SECS,
             },
             S::OAuth(o) => o.into(),
-            // ---- roles (issue 14): an administrative act the caller's role may not do
+            // ---- roles (JT2A Part I 7.1.1): an administrative act the caller's role may not do
             e @ S::Forbidden { .. } => ApiError::Csc {
                 status: StatusCode::FORBIDDEN,
                 error: "access_denied",
@@ -353,7 +353,7 @@ mod tests {
                 "Signing certificate 'O=Example,CN=alice' is expired.".into()
             )
         );
-        // issue 13: a credential waiting for its certificate from the operator's CA
+        // a credential waiting for its certificate from the operator's CA
         assert_eq!(
             parts(SamError::CertificatePending.into()),
             (

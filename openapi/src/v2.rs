@@ -1,4 +1,4 @@
-//! CSC API v2.0.0.2 at `/csc/v2` (REFERENCE §6): one function per operation, then the v2
+//! CSC API v2.0.0.2 at `/csc/v2` (CSC v2 §11): one function per operation, then the v2
 //! schemas. Shapes shared with v1 (the error body, `KeyInfo`, `CertInfo`, `SadResponse`, the
 //! login and revoke bodies, `SignHashResponse`) are the v1 schemas; v2-only ones are named
 //! `V2...`. `signatures/timestamp` of both versions is in `tsa.rs`.

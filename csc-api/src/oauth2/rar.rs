@@ -1,5 +1,5 @@
 //! `authorization_details` (RFC 9396) of the CSC v2 types `credential` and
-//! `https://cloudsignatureconsortium.org/2025/credential` (CSC v2 §8.4; REFERENCE §6.15):
+//! `https://cloudsignatureconsortium.org/2025/credential` (CSC v2 §8.4):
 //! parsed strictly into what the consent page shows and the SAD binds.
 //!
 //! Decisions where the sources are silent or leave a choice:
@@ -19,7 +19,7 @@
 //! the member.
 //!
 //! The plain CSC v2 parameters (`credentialID` or `signatureQualifier`, `numSignatures`,
-//! `hashes`, `hashAlgorithmOID`; REFERENCE §6.15) are the same request in another form:
+//! `hashes`, `hashAlgorithmOID`; CSC v2 §8.4.2) are the same request in another form:
 //! [`from_params`] turns them into the equivalent element (type `credential`, digests without
 //! labels) through the same validation, so both forms share the consent page, the grant and the
 //! `Bearer` token answer (which echoes the approved element in either case: one answer shape
@@ -194,7 +194,7 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
     check(w, Form::Details)
 }
 
-/// The parameters only a CSC v2 credential request has (REFERENCE §6.15): a request with any
+/// The parameters only a CSC v2 credential request has (CSC v2 §8.4.2): a request with any
 /// of them is one ([`from_params`]).
 pub const PLAIN_V2: [&str; 3] = ["hashes", "hashAlgorithmOID", "signatureQualifier"];
 
@@ -203,7 +203,7 @@ pub fn plain_v2(p: &Params) -> Option<&'static str> {
     PLAIN_V2.into_iter().find(|n| p.get(n).is_some())
 }
 
-/// The plain CSC v2 parameters of `oauth2/authorize` (CSC v2 §8.4.2; REFERENCE §6.15) as the
+/// The plain CSC v2 parameters of `oauth2/authorize` (CSC v2 §8.4.2) as the
 /// equivalent `authorization_details` element, so that both forms take one path (consent
 /// page, grant, `Bearer` token): `None` when the request has none of [`PLAIN_V2`] (a v1 or
 /// service request). `credentialID` xor `signatureQualifier`; `hashes` (required here, as

@@ -456,7 +456,7 @@ impl Sam {
             return Err(refuse(why));
         }
 
-        // The key must carry this credential's ID as its label (issue 11: a re-pointed key
+        // The key must carry this credential's ID as its label (Part II 3.1.1.3: a re-pointed key
         // id cannot sign).
         match self.hsm.sign_digests_for(&key_id, &subject, &mech, hashes) {
             Ok(signatures) => Ok(signatures),
