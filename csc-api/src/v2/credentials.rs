@@ -257,7 +257,7 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
 ///
 /// An `authData` id that is not among the credential's objects (`OTP` for a credential without
 /// an OTP) is `Invalid parameter authData`, found from the credential's sealed factor set
-/// before the activation: a malformed request, not a wrong secret, so neither the V2T-only
+/// before the activation: a malformed request, not a wrong secret, so neither the v2-only
 /// `invalid_authentication_data` (which reads as a failed verification) nor a count towards
 /// the lock. A wrong PIN or OTP is `invalid_pin` / `invalid_otp` as in v1.
 pub async fn authorize(
