@@ -697,7 +697,7 @@ mod tests {
     }
 
     /// SoftHSM2 returns `CKA_EC_POINT` DER-wrapped (PKCS#11 2.40), kryoptic raw unless
-    /// `KRYOPTIC_EC_POINT_ENCODING=DER` (issue 13): both give the same SPKI, anything else is
+    /// `KRYOPTIC_EC_POINT_ENCODING=DER` (README "HSMs"): both give the same SPKI, anything else is
     /// refused.
     #[test]
     fn ec_points_raw_and_der_wrapped() {

@@ -715,7 +715,8 @@ pub fn expect_invalid_request(r: &Resp, description: Option<&str>) -> Outcome {
 }
 
 /// Expects a CSC error with this status and one of these (`error`, `error_description`)
-/// pairs: for the v2 strings REFERENCE marks "V2T only", where the v1 wording is accepted too.
+/// pairs: for the v2 strings whose only source is the v2 specification's text (no schema or
+/// second implementation confirms them), where the v1 wording is accepted too.
 pub fn expect_error_any(r: &Resp, status: u16, pairs: &[(&str, Option<&str>)]) -> Outcome {
     let expected = pairs
         .iter()

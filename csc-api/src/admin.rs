@@ -26,7 +26,7 @@ pub const CLI_NAME: &str = "cli";
 
 /// The role every command of this process acts as (`--as ROLE`); unset: each command acts in
 /// the role its act needs ([`sam::Action::default_role`]), since whoever runs the CLI on the
-/// host holds the data directory and the token PIN anyway (issue 14: the CLI is the bootstrap
+/// host holds the data directory and the token PIN anyway (README "Roles": the CLI is the bootstrap
 /// path; the admin API is where roles separate people).
 static ACT_AS: std::sync::OnceLock<Role> = std::sync::OnceLock::new();
 
@@ -224,8 +224,8 @@ pub fn user_add_with_role(
     Ok(sam.add_user(name, password, role, &cli_actor(Action::UserCreate(role)))?)
 }
 
-/// `csc-server init [--security-officer NAME]`: the first security officer (issue 14), once.
-/// Returns its name and whether it was created now; a user of that name in another role is
+/// `csc-server init [--security-officer NAME]`: the first security officer (JT2A Part I 7.1.1.1),
+/// once. Returns its name and whether it was created now; a user of that name in another role is
 /// refused (one person, one role).
 pub fn init_security_officer(
     sam: &Sam,
@@ -272,7 +272,7 @@ pub fn credential_json(user: &User, c: &Credential) -> anyhow::Result<Value> {
 }
 
 /// The signer certificate's notAfter (RFC 3339, UTC), `null` without one: what an operator
-/// watches for renewal (issue 14; `csc_certificates_expiring` counts those close to it).
+/// watches for renewal (`csc_certificates_expiring` counts those close to it).
 fn certificate_not_after(c: &Credential) -> anyhow::Result<Option<String>> {
     let chain = c.cert_chain_der()?;
     let Some(der) = chain.first() else {
@@ -285,8 +285,9 @@ fn certificate_not_after(c: &Credential) -> anyhow::Result<Option<String>> {
     }))
 }
 
-/// `pending` (no certificate yet: `credential create --csr` until `credential import-chain`,
-/// issue 13), else `valid` or `expired` (the signer certificate's validity period, now).
+/// `pending` (no certificate yet: `credential create --csr` until `credential import-chain`, README
+/// "Certificates from your CA"), else `valid` or `expired` (the signer certificate's validity
+/// period, now).
 fn certificate_status(c: &Credential) -> anyhow::Result<&'static str> {
     let chain = c.cert_chain_der()?;
     let Some(der) = chain.first() else {
@@ -369,9 +370,10 @@ pub fn credential_create(
     created_json(sam, &created.credential, opts.otp, created.otpauth_uri)
 }
 
-/// `csc-server credential create ... --csr [--subject DN]` (issue 13): the key is generated
-/// for the operator's CA; prints what `credential create` prints (no certificate,
-/// `certificateStatus` `pending`) and `csr`, the PKCS#10 request (PEM) signed in the token.
+/// `csc-server credential create ... --csr [--subject DN]` (README "Certificates from your CA"):
+/// the key is generated for the operator's CA; prints what `credential create` prints (no
+/// certificate, `certificateStatus` `pending`) and `csr`, the PKCS#10 request (PEM) signed in the
+/// token.
 pub fn credential_create_for_csr(
     sam: &Sam,
     user_name: &str,
@@ -389,7 +391,7 @@ pub fn credential_create_for_csr(
     Ok(out)
 }
 
-/// `csc-server credential csr ID [--subject DN]` (issue 13): a PKCS#10 request (PEM) over the
+/// `csc-server credential csr ID [--subject DN]`: a PKCS#10 request (PEM) over the
 /// credential's key, signed in the token: `{"credentialID", "csr"}`.
 pub fn credential_csr(sam: &Sam, id: &str, subject: Option<&str>) -> anyhow::Result<Value> {
     let id: CredentialId = id

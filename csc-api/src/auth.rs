@@ -102,9 +102,9 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// The Bearer token of a request, present and well-formed but not yet checked. For the hot
-/// handlers (signHash, authorize), which check it first thing inside their own blocking call:
-/// one trip to the blocking pool per request instead of two (issue 6). No `Debug`: it holds the
+/// The Bearer token of a request, present and well-formed but not yet checked. For the hot handlers
+/// (signHash, authorize), which check it first thing inside their own blocking call: one trip to
+/// the blocking pool per request instead of two (README "Benchmark"). No `Debug`: it holds the
 /// token.
 pub struct Bearer(String);
 

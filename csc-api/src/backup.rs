@@ -1,4 +1,4 @@
-//! `csc-server backup FILE` and `csc-server restore FILE` (issue 13; README "Backups"): an
+//! `csc-server backup FILE` and `csc-server restore FILE` (JT2A Part I 7.1.7; README "Backups"): an
 //! online backup of an SQLite data directory as one tar archive, and its restore into a fresh
 //! data directory, refused when it would roll the audit log back behind the live seals.
 //!

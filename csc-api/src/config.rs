@@ -848,7 +848,7 @@ mod tests {
         assert!(Config::load(dir.path(), Some(&f)).is_err());
     }
 
-    /// Issue 13: `CSC_TOKEN_PIN=1234` was refused ("invalid type: found unsigned int"). Every
+    /// `CSC_TOKEN_PIN=1234` was once refused ("invalid type: found unsigned int"). Every
     /// text setting is taken exactly as written (leading zeros, dots and all), while the number
     /// settings still parse.
     #[test]

@@ -188,9 +188,9 @@ pub fn key_and_cert(
         cert.valid_to = certinfo::generalized_time(c.not_after());
     }
     let key = KeyInfo {
-        // a key waiting for its certificate (issue 13) cannot sign: `disabled` (§11.5: e.g.
-        // "because the cert is expired"); `cert.status` is then absent, none of the spec's
-        // four values being accurate
+        // a key waiting for its certificate (`credential create --csr`) cannot sign: `disabled`
+        // (§11.5: e.g. "because the cert is expired"); `cert.status` is then absent, none of the
+        // spec's four values being accurate
         status: if credential.status == CredentialStatus::Enabled && signer.is_some() {
             "enabled".into()
         } else {
@@ -305,8 +305,8 @@ fn secret(body: &Body, name: &str) -> Result<Option<SecretString>, ApiError> {
         .map(|s| SecretString::from(s.to_owned())))
 }
 
-/// The activation factors as v1 sends them (and some v2 clients, REFERENCE §10.18): the
-/// optional strings `PIN` and `OTP` ([`secret`]), read in that order.
+/// The activation factors as v1 sends them (and some v2 clients instead of v2 §11.6 `authData`):
+/// the optional strings `PIN` and `OTP` ([`secret`]), read in that order.
 pub(crate) fn flat_factors(body: &Body) -> Result<Factors, ApiError> {
     Ok(Factors {
         pin: secret(body, "PIN")?,

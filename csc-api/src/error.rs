@@ -26,8 +26,8 @@ pub enum ApiError {
     },
     /// A bearer token that is unknown, revoked or expired (RFC 6750: 401 with
     /// `WWW-Authenticate`).
-    #[error("401 {error}")]
-    Token { error: &'static str },
+    #[error("401 {}", error.code())]
+    Token { error: TokenError },
     /// Overload: 429 `temporarily_unavailable` with `Retry-After` (spec §10 Table 2: "rejected
     /// due to rate limiting"; applicable to every method).
     #[error("429 temporarily_unavailable: {description}")]
@@ -47,6 +47,33 @@ pub enum ApiError {
 
 /// What a client is told to wait after a 429 (seconds): one password check's worth, rounded up.
 pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Why a Bearer token is refused (RFC 6750 §3.1 codes; spec §10.1 descriptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Unknown, malformed or not a token of this server: `invalid_token`.
+    Invalid,
+    /// Expired or revoked: `expired_token`.
+    Expired,
+}
+
+impl TokenError {
+    /// The `error` code (and the `WWW-Authenticate` `error` attribute).
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::Invalid => "invalid_token",
+            TokenError::Expired => "expired_token",
+        }
+    }
+
+    /// The `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenError::Invalid => "The access or refresh token is invalid",
+            TokenError::Expired => "The access or refresh token is expired or has been revoked",
+        }
+    }
+}
 
 impl ApiError {
     /// 400 `invalid_request` with `description`.
@@ -117,14 +144,7 @@ impl ResponseError for ApiError {
             ApiError::Csc {
                 error, description, ..
             } => (error, Cow::Borrowed(description.as_ref())),
-            ApiError::Token { error } => (
-                error,
-                Cow::Borrowed(if *error == "expired_token" {
-                    "The access or refresh token is expired or has been revoked"
-                } else {
-                    "The access or refresh token is invalid"
-                }),
-            ),
+            ApiError::Token { error } => (error.code(), Cow::Borrowed(error.description())),
             ApiError::Busy { description, .. } => {
                 ("temporarily_unavailable", Cow::Borrowed(*description))
             }
@@ -146,7 +166,7 @@ impl ResponseError for ApiError {
         if let ApiError::Token { error } = self {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
-                format!("Bearer error=\"{error}\""),
+                format!("Bearer error=\"{}\"", error.code()),
             ));
         }
         if let ApiError::Busy {
@@ -196,7 +216,7 @@ impl From<SamError> for ApiError {
             S::CertificateExpired(subject) => {
                 Self::invalid(format!("Signing certificate '{subject}' is expired."))
             }
-            // issue 13: `credential create --csr` until `credential import-chain`
+            // `credential create --csr` until `credential import-chain`
             S::CertificatePending => {
                 Self::invalid("Invalid certificate status: the credential has no certificate yet")
             }
@@ -204,7 +224,7 @@ impl From<SamError> for ApiError {
                 "The credential must be authorized with OAuth 2.0 (authMode oauth2code)",
             ),
             S::TwoFactorsRequired => Self::invalid("SCAL 2 requires two activation factors"),
-            // issue 14: a credential made before `assurance_level` was raised (sam::level)
+            // a credential made before `assurance_level` was raised (sam::level; JT2A Part I 3.5.1)
             S::AssuranceLevel { level, reason } => Self::invalid(format!(
                 "The credential does not meet the server's assurance level {level}: {reason}"
             )),
@@ -225,10 +245,10 @@ impl From<SamError> for ApiError {
             },
             // ---- service tokens and the OAuth 2.0 server
             S::InvalidToken => ApiError::Token {
-                error: "invalid_token",
+                error: TokenError::Invalid,
             },
             S::ExpiredToken => ApiError::Token {
-                error: "expired_token",
+                error: TokenError::Expired,
             },
             S::InvalidRefreshToken => Self::invalid("Invalid refresh_token"),
             S::UnknownToken => Self::invalid("Invalid string parameter token"),
@@ -244,7 +264,7 @@ impl From<SamError> for ApiError {
                 retry_after_secs: RETRY_AFTER_SECS,
             },
             S::OAuth(o) => o.into(),
-            // ---- roles (issue 14): an administrative act the caller's role may not do
+            // ---- roles (JT2A Part I 7.1.1): an administrative act the caller's role may not do
             e @ S::Forbidden { .. } => ApiError::Csc {
                 status: StatusCode::FORBIDDEN,
                 error: "access_denied",
@@ -364,7 +384,7 @@ mod tests {
                 "Signing certificate 'O=Example,CN=alice' is expired.".into()
             )
         );
-        // issue 13: a credential waiting for its certificate from the operator's CA
+        // a credential waiting for its certificate from the operator's CA
         assert_eq!(
             parts(SamError::CertificatePending.into()),
             (
@@ -454,13 +474,13 @@ mod tests {
         assert!(matches!(
             ApiError::from(SamError::InvalidToken),
             ApiError::Token {
-                error: "invalid_token"
+                error: TokenError::Invalid
             }
         ));
         assert!(matches!(
             ApiError::from(SamError::ExpiredToken),
             ApiError::Token {
-                error: "expired_token"
+                error: TokenError::Expired
             }
         ));
         assert_eq!(

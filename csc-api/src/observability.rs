@@ -1,7 +1,7 @@
-//! What an operator watches (issue 13): `GET /metrics` in the Prometheus text format, `GET
-//! /ready` (a database round trip and an HSM call; 503 with the reasons when either fails),
-//! the per-request counter and latency middleware, and the log's set-up (`log_format`; no
-//! colours unless standard error is a terminal).
+//! What an operator watches (README "Observability"): `GET /metrics` in the Prometheus text format,
+//! `GET /ready` (a database round trip and an HSM call; 503 with the reasons when either fails),
+//! the per-request counter and latency middleware, and the log's set-up (`log_format`; no colours
+//! unless standard error is a terminal).
 //!
 //! The metrics are recorded through the `metrics` facade: `sam`, `storage` and `cm-pkcs11`
 //! record their own (signatures, authorizations, lockouts, alarms, commit latency, batch sizes,

@@ -67,7 +67,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         )?;
     }
     crate::observability::spawn_upkeep()?;
-    // issue 14: the operator sees the level the SAM enforces (JT2A Part I 3.5.1)
+    // the operator sees the level the SAM enforces (JT2A Part I 3.5.1)
     tracing::info!(
         assurance_level = cfg.assurance_level.number(),
         "the SAM enforces assurance level {}",
@@ -226,8 +226,8 @@ pub fn app_state(cfg: &Config, sam: sam::Sam) -> web::Data<AppState> {
     })
 }
 
-/// Logs a warning at start for each enabled credential whose certificate ends within
-/// `days` (issue 14; `/metrics` counts them at every scrape: `csc_certificates_expiring`).
+/// Logs a warning at start for each enabled credential whose certificate ends within `days` (README
+/// "Credential lifecycle"; `/metrics` counts them at every scrape: `csc_certificates_expiring`).
 fn warn_expiring_certificates(sam: &Sam, days: u32) {
     match sam.expiring_certificates(days) {
         Ok(expiring) => {

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 additions of CSC v2 (REFERENCE §6.15): pushed authorization requests
+//! The OAuth 2.0 additions of CSC v2 (CSC v2 §8.4): pushed authorization requests
 //! (RFC 9126) with `authorization_details` (RFC 9396), the token endpoint's credential token
 //! answer for them, and the authorization server's metadata (RFC 8414).
 

@@ -56,6 +56,30 @@ pub(crate) fn client_data() -> Value {
     nullable(string("Opaque application data, never interpreted"))
 }
 
+/// The `info` output members of both versions (v1 and v2 §11.1) with the version's `specs`,
+/// and `extra`'s members (the version's own) added.
+pub(crate) fn info_properties(specs: &str, extra: Value) -> Value {
+    let mut properties = json!({
+        "specs": { "type": "string", "const": specs },
+        "name": string("Commercial name"),
+        "logo": string("URI of the logo"),
+        "region": string("ISO 3166-1 alpha-2 country code"),
+        "lang": string("The language of the answers (RFC 5646)"),
+        "description": string("What the service is"),
+        "authType": {
+            "type": "array",
+            "items": { "type": "string", "enum":
+                ["external", "TLS", "basic", "digest", "oauth2code", "oauth2client"] },
+        },
+        "oauth2": string("Base URI of the OAuth2 authorization server"),
+        "methods": { "type": "array", "items": { "type": "string" } },
+    });
+    if let (Some(common), Value::Object(own)) = (properties.as_object_mut(), extra) {
+        common.extend(own);
+    }
+    properties
+}
+
 fn object(required: &[&str], properties: Value, closed: bool, description: &str) -> Value {
     let mut o = Map::new();
     o.insert("type".into(), json!("object"));
@@ -132,21 +156,7 @@ fn v1_schemas() -> Map<String, Value> {
         }), "`info` input"),
         "InfoResponse": response(
             &["specs", "name", "logo", "region", "lang", "description", "authType", "methods"],
-            json!({
-                "specs": { "type": "string", "const": CSC_SPECS },
-                "name": string("Commercial name"),
-                "logo": string("URI of the logo"),
-                "region": string("ISO 3166-1 alpha-2 country code"),
-                "lang": string("The language of the answers (RFC 5646)"),
-                "description": string("What the service is"),
-                "authType": {
-                    "type": "array",
-                    "items": { "type": "string", "enum":
-                        ["external", "TLS", "basic", "digest", "oauth2code", "oauth2client"] },
-                },
-                "oauth2": string("Base URI of the OAuth2 authorization server"),
-                "methods": { "type": "array", "items": { "type": "string" } },
-            }),
+            info_properties(CSC_SPECS, json!({})),
             "`info` output",
         ),
         "LoginRequest": request(&[], json!({

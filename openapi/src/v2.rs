@@ -1,4 +1,4 @@
-//! CSC API v2.0.0.2 at `/csc/v2` (REFERENCE §6): one function per operation, then the v2
+//! CSC API v2.0.0.2 at `/csc/v2` (CSC v2 §11): one function per operation, then the v2
 //! schemas. Shapes shared with v1 (the error body, `KeyInfo`, `CertInfo`, `SadResponse`, the
 //! login and revoke bodies, `SignHashResponse`) are the v1 schemas; v2-only ones are named
 //! `V2...`. `signatures/timestamp` of both versions is in `tsa.rs`.
@@ -11,7 +11,8 @@ use crate::operation::{
     v1_and_oauth2,
 };
 use crate::schema::{
-    base64, client_data, hashes, nullable, positive_integer, request, response, string,
+    base64, client_data, hashes, info_properties, nullable, positive_integer, request, response,
+    string,
 };
 
 /// Every v2 operation, in the order of the spec's §11.
@@ -326,24 +327,11 @@ pub(crate) fn schemas() -> Value {
             &["specs", "name", "logo", "region", "lang", "description", "authType",
               "asynchronousOperationMode", "methods", "validationInfo", "signAlgorithms",
               "signature_formats", "conformance_levels"],
-            json!({
-                "specs": { "type": "string", "const": CSC_SPECS_V2 },
-                "name": string("Commercial name"),
-                "logo": string("URI of the logo"),
-                "region": string("ISO 3166-1 alpha-2 country code"),
-                "lang": string("The language of the answers (RFC 5646)"),
-                "description": string("What the service is"),
-                "authType": {
-                    "type": "array",
-                    "items": { "type": "string", "enum":
-                        ["external", "TLS", "basic", "digest", "oauth2code", "oauth2client"] },
-                },
-                "oauth2": string("Base URI of the OAuth2 authorization server"),
+            info_properties(CSC_SPECS_V2, json!({
                 "oauth2Issuer": string(
                     "The authorization server's issuer (RFC 8414 metadata at \
                      `/.well-known/oauth-authorization-server`)"
                 ),
-                "methods": { "type": "array", "items": { "type": "string" } },
                 "asynchronousOperationMode": {
                     "type": "boolean", "const": false,
                     "description": "Every authorization and signature is synchronous",
@@ -358,7 +346,7 @@ pub(crate) fn schemas() -> Value {
                     "type": "array",
                     "items": string("e.g. `Ades-B-B`"),
                 },
-            }),
+            })),
             "v2 `info` output",
         ),
         "V2SignAlgorithms": response(&["algos"], json!({

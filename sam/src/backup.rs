@@ -1,8 +1,9 @@
-//! Backups (issue 13): the SAM's part of `csc-server backup` and `restore` — an online snapshot
-//! of the SQLite database with a seal of its audit head, the rule that refuses a restore behind
-//! the live seals ([`rollback_behind_seals`]), and the audit records of both acts
-//! (`backup.create` in the live log, `backup.restore` in the restored one; Part I 7.1.4.1: the
-//! operator's acts are audited). Bundling the data directory's files is the command's job.
+//! Backups (JT2A Part I 7.1.7; README "Backups"): the SAM's part of `csc-server backup` and
+//! `restore` — an online snapshot of the SQLite database with a seal of its audit head, the rule
+//! that refuses a restore behind the live seals ([`rollback_behind_seals`]), and the audit records
+//! of both acts (`backup.create` in the live log, `backup.restore` in the restored one; Part I
+//! 7.1.4.1: the operator's acts are audited). Bundling the data directory's files is the command's
+//! job.
 
 use std::path::Path;
 

@@ -255,7 +255,7 @@ impl DevCa {
         let raw_public_key = public.try_raw_public_key_bits()?;
         let ski = cert.subject_key_id().map(|id| id.as_slice().to_vec());
         if ski.as_deref() != Some(key_identifier(&raw_public_key).as_slice()) {
-            // A CA certificate made before issue 13 carries an empty subjectKeyIdentifier, to
+            // A CA certificate made by an older version carries an empty subjectKeyIdentifier, to
             // which no correct authorityKeyIdentifier can point: the same key is certified
             // again (same name, new serial and validity) and the file replaced. Certificates
             // issued before keep the old CA certificate in their stored chains.

@@ -1,8 +1,8 @@
-//! Certificate signing requests for the operator's own CA (issue 13): a PKCS#10 request
-//! (RFC 2986) over a credential's key, its `CertificationRequestInfo` built with RustCrypto's
-//! `x509-cert` types (DER by `der`) and signed IN THE TOKEN with the credential's key (bound to
-//! the credential by its label, as every signature is). `credential import-chain` completes
-//! it; until then the credential has no certificate and cannot sign
+//! Certificate signing requests for the operator's own CA (README "Certificates from your CA"): a
+//! PKCS#10 request (RFC 2986) over a credential's key, its `CertificationRequestInfo` built with
+//! RustCrypto's `x509-cert` types (DER by `der`) and signed IN THE TOKEN with the credential's key
+//! (bound to the credential by its label, as every signature is). `credential import-chain`
+//! completes it; until then the credential has no certificate and cannot sign
 //! ([`SamError::CertificatePending`]).
 
 use cm_pkcs11::{HashAlg, KeyId, KeySpec, SignMechanism};

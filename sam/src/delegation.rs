@@ -1,12 +1,13 @@
-//! Client delegations (issue 11): an OAuth 2.0 client's own token (`client_credentials`, spec
-//! §8.1 "non-user-specific", `authType` `oauth2client`) names no user, and acts for no user
-//! unless an operator delegated that user to that client (`csc-server client delegate CLIENT
-//! USER`). Every user-specific method asks [`Sam::client_may_act_for`] first: `credentials/list`
-//! with `userID`, and every method that names a credential (through [`Sam::caller_for`]:
-//! `credentials/info`, `authorize`, `extendTransaction`, `sendOTP`, `signatures/signHash`).
-//! A disabled user is acted for by no client. Key activation still needs the signer's own
-//! factors; a delegation lets a client ask, never sign alone. (Part I 7.1.3.1, access control
-//! on objects; Part II 3.1.2.2, signer data touched only by the signer or a privileged user.)
+//! Client delegations (JT2A Part II 3.1.2.2, Part I 7.1.3.1): an OAuth 2.0 client's own token
+//! (`client_credentials`, spec §8.1 "non-user-specific", `authType` `oauth2client`) names no user,
+//! and acts for no user unless an operator delegated that user to that client (`csc-server client
+//! delegate CLIENT USER`). Every user-specific method asks [`Sam::client_may_act_for`] first:
+//! `credentials/list` with `userID`, and every method that names a credential (through
+//! [`Sam::caller_for`]: `credentials/info`, `authorize`, `extendTransaction`, `sendOTP`,
+//! `signatures/signHash`). A disabled user is acted for by no client. Key activation still needs
+//! the signer's own factors; a delegation lets a client ask, never sign alone. (Part I 7.1.3.1,
+//! access control on objects; Part II 3.1.2.2, signer data touched only by the signer or a
+//! privileged user.)
 
 use serde_json::json;
 use storage::{NewAuditEvent, UserId};

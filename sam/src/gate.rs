@@ -1,10 +1,10 @@
-//! The bound on password checks (issue 11, "bounded cost of bad logins"). A password check is an
-//! Argon2id of 19 MiB and tens of milliseconds of CPU, for an unknown user as for a known one:
-//! without a bound, a flood of bad logins runs as many at once as the blocking pool has threads
-//! (hundreds), and the server's memory grows with the flood. [`PasswordGate`] lets
-//! `concurrency` checks run at once and `queue` more wait for a turn; any further check is
-//! refused at once ([`crate::SamError::LoginBusy`], HTTP 429 `temporarily_unavailable` with
-//! `Retry-After` at the edge), before it reads the database or allocates anything.
+//! The bound on password checks (README "Threat model": bounded cost of bad logins). A password
+//! check is an Argon2id of 19 MiB and tens of milliseconds of CPU, for an unknown user as for a
+//! known one: without a bound, a flood of bad logins runs as many at once as the blocking pool has
+//! threads (hundreds), and the server's memory grows with the flood. [`PasswordGate`] lets
+//! `concurrency` checks run at once and `queue` more wait for a turn; any further check is refused
+//! at once ([`crate::SamError::LoginBusy`], HTTP 429 `temporarily_unavailable` with `Retry-After`
+//! at the edge), before it reads the database or allocates anything.
 //!
 //! A refused check is logged, not audited: an audit record is a database write, and the point of
 //! refusing is that a flood costs nothing.

@@ -1,5 +1,5 @@
-//! The keys that make the database untrusted storage (issue 11, DESIGN.md trust model;
-//! REQUIREMENTS.md: sole control survives an insider).
+//! The keys that make the database untrusted storage (README "Threat model": the signer's
+//! sole control survives an insider; JT2A Part II 3.2.1.2).
 //!
 //! Two HMAC-SHA256 secret keys live in the token, generated there by `init`, sensitive and
 //! non-extractable like the PIN pepper ([`cm_pkcs11::Hsm::secret_key`]): [`INTEGRITY_KEY_LABEL`]

@@ -148,7 +148,7 @@ pub enum SamError {
     /// The credential is disabled (authorize, extendTransaction, signHash).
     #[error("the credential is disabled")]
     CredentialDisabled,
-    /// The credential is revoked for good: it is never enabled or rekeyed again (issue 14).
+    /// The credential is revoked for good: it is never enabled or rekeyed again (JT2A Part I 6.4).
     #[error("the credential is revoked")]
     CredentialRevoked,
     /// `numSignatures` < 1.

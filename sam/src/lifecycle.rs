@@ -1,10 +1,11 @@
-//! The credential lifecycle after creation (issue 14): disable, enable, revoke and rekey. Each
-//! takes the acting principal's name (the CLI's `operator:cli`; the admin API's later), changes
-//! the credential's sealed status and revokes its live SADs in the same transaction, and is
-//! audited (`credential.disable`, `.enable`, `.revoke` with its reason, `.rekey` with the old
-//! and new key ids and certificate serials). A credential that is not `enabled`, or whose
-//! certificate is outside its validity period, never signs: authorize, extendTransaction,
-//! signHash (v1 and v2) and the OAuth 2.0 consent all go through [`Sam::usable`].
+//! The credential lifecycle after creation (JT2A Part I 6.4, appendix 4): disable, enable, revoke
+//! and rekey. Each takes the acting principal's name (the CLI's `operator:cli`; the admin API's
+//! later), changes the credential's sealed status and revokes its live SADs in the same
+//! transaction, and is audited (`credential.disable`, `.enable`, `.revoke` with its reason,
+//! `.rekey` with the old and new key ids and certificate serials). A credential that is not
+//! `enabled`, or whose certificate is outside its validity period, never signs: authorize,
+//! extendTransaction, signHash (v1 and v2) and the OAuth 2.0 consent all go through
+//! [`Sam::usable`].
 //!
 //! Rekey policy: the credential ID is kept (the new key is labelled with the same ID, which
 //! `sign_digests_for` checks), so signers and clients keep the ID they know; the old key is

@@ -1,7 +1,7 @@
 //! The one lockout rule (Part I 7.1.2.5.1), for every secret the service counts: a user's
-//! password and a credential's activation factors (PIN, OTP). It counts first (DESIGN.md:
-//! "every limit holds under concurrency: count first, then act"; storage's `lockout` module
-//! has the statements):
+//! password and a credential's activation factors (PIN, OTP). It counts first (every limit
+//! holds under concurrency: count first, then act; storage's `lockout` module has the
+//! statements):
 //!
 //! 1. `Lockout::reserve`: every attempt takes its failure slot BEFORE the secret is verified,
 //!    in one conditional update that also checks the lock. No slot: refused as locked, the
@@ -33,7 +33,8 @@ use crate::AuditEvent as Event;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
     max_failures: i32,
-    /// How long an attempt waits for a slot held by attempts in flight ([`Lockout::until_not_busy`]).
+    /// How long an attempt waits for a slot held by attempts in flight
+    /// ([`Lockout::until_not_busy`]).
     slot_wait: std::time::Duration,
 }
 
@@ -89,9 +90,9 @@ impl Lockout {
 
     /// Step 1: reserves the attempt's failure slot of `counter` before its secret is verified.
     /// [`Reservation::Locked`]: refused as locked, the secret must not be verified;
-    /// [`Reservation::Busy`]: not locked, but every slot is held by failures and attempts still
-    /// in flight: the caller waits a little and asks again ([`Lockout::until_not_busy`]), since an attempt
-    /// in flight may yet succeed and clear the count.
+    /// [`Reservation::Busy`]: not locked, but every slot is held by failures and attempts still in
+    /// flight: the caller waits a little and asks again ([`Lockout::until_not_busy`]), since an
+    /// attempt in flight may yet succeed and clear the count.
     pub(crate) fn reserve(
         self,
         c: &mut Conn<'_>,

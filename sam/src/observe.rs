@@ -1,9 +1,9 @@
-//! What the operator's monitoring sees of the domain (issue 13): readiness (a database round
-//! trip and an HSM session) and the live SADs and tokens, computed on demand; and the counters
-//! the SAM records on the global `metrics` facade as it works (signatures, authorizations,
-//! lockouts, alarms). The facade costs an atomic add per event once `csc-api` installs its
-//! Prometheus recorder, nothing before; README "Observability" lists every name and label.
-//! Labels are fixed sets of words, never user input, so the number of series stays bounded.
+//! What the operator's monitoring sees of the domain (README "Observability"): readiness (a
+//! database round trip and an HSM session) and the live SADs and tokens, computed on demand; and
+//! the counters the SAM records on the global `metrics` facade as it works (signatures,
+//! authorizations, lockouts, alarms). The facade costs an atomic add per event once `csc-api`
+//! installs its Prometheus recorder, nothing before; README "Observability" lists every name and
+//! label. Labels are fixed sets of words, never user input, so the number of series stays bounded.
 
 use std::time::Duration;
 

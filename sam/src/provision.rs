@@ -78,8 +78,8 @@ fn check_pin_policy(pin: &SecretString) -> Result<(), SamError> {
     Ok(())
 }
 
-/// A credential created for the operator's CA (`credential create --csr`, issue 13): no
-/// certificate yet, and the request to get one.
+/// A credential created for the operator's CA (`credential create --csr`; README "Certificates from
+/// your CA"): no certificate yet, and the request to get one.
 pub struct PendingCredential {
     pub credential: Credential,
     /// The PKCS#10 request (PEM), signed in the token with the credential's key.

@@ -1,4 +1,4 @@
-//! Roles and separation of duties (issue 14; JT2A Part I 7.1.3, EN 419 241-1 roles): who may do
+//! Roles and separation of duties (JT2A Part I 7.1.1.1-7, 7.1.3.1; EN 419 241-1 roles): who may do
 //! which administrative act. [`allows`] is the one table, role → actions; every administrative
 //! domain function takes the acting [`Actor`] and calls [`Sam::permit`] first, which refuses
 //! with [`SamError::Forbidden`] and audits the refusal as `access.denied` (the allowed act is
@@ -9,7 +9,7 @@
 //!
 //! No domain function returns or sets a PIN or OTP verifier: the signer's PIN is given once, at
 //! credential creation, by the signer (standard input or `CSC_PIN` of the command the operator
-//! runs, issue 14 "operator creates credential"), and only its peppered verifier is stored. So no
+//! runs: the operator creates the credential), and only its peppered verifier is stored. So no
 //! role can both create a credential and read its signer's factors; an operator may lift a
 //! factor lock ([`Action::CredentialUnlock`]) but never read or set a PIN.
 
@@ -192,7 +192,7 @@ impl Action {
     }
 }
 
-/// THE role table (issue 14 "Roles"; JT2A Part I 7.1.3). A signer administers nothing; the
+/// THE role table (README "Roles"; JT2A Part I 7.1.1.1-7). A signer administers nothing; the
 /// operator registers (signers, credentials, unlocks); the security officer keeps keys, the
 /// token, the integrity and audit keys, clients and delegations, and creates the
 /// administrative users; the auditor reads and verifies the audit log, nothing else.

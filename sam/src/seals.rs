@@ -1,4 +1,4 @@
-//! The audit chain's seals (issue 11; DESIGN.md trust model; Part I 7.1.4.3): the chain head,
+//! The audit chain's seals (README "Audit log"; JT2A Part I 7.1.4.3): the chain head,
 //! MACed under the audit key, appended to a file outside the database ([`storage::SealLog`];
 //! format and what it proves in `storage`'s `seal` module). `serve` runs an [`AuditSealer`]
 //! every second and when it stops; the operator commands seal what they appended.

@@ -17,7 +17,7 @@
 //!
 //! Stored form: `hsm-hmac-sha256:` + the PHC string. Nothing else verifies: a verifier of the
 //! older, unpeppered form (a plain Argon2id PHC string of the PIN) never matches, so an insider
-//! who writes one for a PIN of their choice gains nothing (issue 11: no downgrade; the factor
+//! who writes one for a PIN of their choice gains nothing (no downgrade; the factor
 //! row's MAC refuses the edit anyway). `csc-server integrity seal`, the upgrade step of a
 //! database made before, lists the credentials whose PIN must be set again.
 

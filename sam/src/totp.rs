@@ -1,7 +1,6 @@
 //! Offline OTPs (`--otp`, CSC `OTP.type` "offline"): RFC 6238 TOTP whose seed lives in the
-//! token, not in the database (DESIGN.md trust model: "second-factor secrets (TOTP seeds) live in
-//! the token as non-extractable secret keys"; REQUIREMENTS.md III 1, 17 applied to the second
-//! factor, I 3.5.2 level 2).
+//! token as a non-extractable secret key, not in the database (README "Threat model"; JT2A
+//! Part III 1, 17 applied to the second factor, Part I 3.5.2 level 2).
 //!
 //! * **Provisioning** ([`Sam::provision_totp`]): the SAM draws a 20-byte seed from the OS CSPRNG
 //!   (Part II 3.2.2.2), imports it once into the token as a sensitive, non-extractable,

@@ -567,7 +567,7 @@ impl Sam {
         created
     }
 
-    /// Whether the TSA certificate has the key identifiers of issue 13: its own key's as
+    /// Whether the TSA certificate has both key identifiers (RFC 5280 4.2.1.1-2): its own key's as
     /// subjectKeyIdentifier, the CA's as authorityKeyIdentifier (certificates made before were
     /// issued with empty ones).
     fn tsa_key_ids_ok(&self, tsa: &Tsa) -> Result<bool, SamError> {
@@ -581,7 +581,7 @@ impl Sam {
         Ok(ski == Some(crate::ca::key_identifier(&own)) && aki == Some(self.ca.key_identifier()))
     }
 
-    /// Certifies the TSA's key again (a certificate made before issue 13, or by a CA
+    /// Certifies the TSA's key again (a certificate without key identifiers, or by a CA
     /// certificate since re-certified: [`crate::DevCa`]), keeping the key; audited as
     /// `tsa.create` with `"recertified": true`.
     fn recertify_tsa(&self, old: Tsa, settings: &TsaSettings) -> Result<Tsa, SamError> {

@@ -93,7 +93,7 @@ impl ValidityCache {
 
     /// A key is not activated under a certificate outside its validity period, judged on the
     /// UTC clock now (Part I 7.1.1.12): [`SamError::CertificateExpired`] naming the subject. A
-    /// credential without a certificate (waiting for the operator's CA, issue 13) is
+    /// credential without a certificate (waiting for the operator's CA) is
     /// [`SamError::CertificatePending`].
     pub(crate) fn check(&self, credential: &Credential) -> Result<(), SamError> {
         let validity = self.validity(credential)?;

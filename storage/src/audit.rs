@@ -1,5 +1,5 @@
-//! The append-only audit log, chained with HMAC-SHA256 under the audit key (issue 11: an audit
-//! log an insider cannot rewrite; Part I 7.1.4.3, Part II 3.2.2.4, Part III 14).
+//! The append-only audit log, chained with HMAC-SHA256 under the audit key (an audit log an
+//! insider cannot rewrite; Part I 7.1.4.3, Part II 3.2.2.4, Part III 14).
 //!
 //! Record `n` stores `prev_hash` = hash of record `n-1` (64 zeros for record 1) and
 //! `hash = hex(HMAC-SHA256(audit key, canonical bytes))`, where the canonical bytes are a domain
@@ -80,7 +80,7 @@ pub enum AuditEvent {
     CredentialCreate,
     /// `credential.import_chain`: a certificate chain was imported for a credential.
     CredentialImportChain,
-    /// `credential.csr`: a certificate request was signed with a credential's key (issue 13).
+    /// `credential.csr`: a certificate request was signed with a credential's key.
     CredentialCsr,
     /// `credential.unlock`: an operator lifted a factor lock.
     CredentialUnlock,
@@ -145,7 +145,7 @@ pub enum AuditEvent {
     UserLock,
     /// `user.unlock`: an operator lifted a login lock.
     UserUnlock,
-    /// `access.denied`: an administrative act refused to the actor's role (issue 14).
+    /// `access.denied`: an administrative act refused to the actor's role (JT2A Part I 7.1.4.1).
     AccessDenied,
     /// `user.delete`: a user was deleted with all their credentials, keys destroyed (issue 14).
     UserDelete,

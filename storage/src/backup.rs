@@ -1,5 +1,5 @@
-//! Online snapshots of an SQLite database (issue 13, backups): a consistent copy taken while
-//! `serve` keeps writing, and the seal of the copy's audit head.
+//! Online snapshots of an SQLite database (README "Backups"; JT2A Part I 7.1.7): a consistent copy
+//! taken while `serve` keeps writing, and the seal of the copy's audit head.
 //!
 //! The copy is made with `VACUUM INTO`, not with the page-by-page online backup API
 //! (`sqlite3_backup_step`): `VACUUM INTO` reads the whole database in ONE read transaction, so

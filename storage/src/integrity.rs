@@ -1,6 +1,6 @@
 //! Integrity of the rows the SAM trusts: HMAC-SHA256 under keys that only the HSM can give.
 //!
-//! The database is untrusted storage (DESIGN.md, trust model): an insider may write any row.
+//! The database is untrusted storage (README "Threat model"): an insider may write any row.
 //! Every security-relevant row therefore carries a `mac` column, computed by this crate on every
 //! write and checked on every read, over the row's identity (its primary key, so a copy under
 //! another key does not verify) and its meaning (the fields that decide what the row allows).

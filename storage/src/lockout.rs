@@ -4,8 +4,8 @@
 //! step; the row's MAC covers the count and the lock, so neither can be reset behind the
 //! server's back).
 //!
-//! The rule counts first (DESIGN.md: "every limit holds under concurrency: count first, then
-//! act"). An attempt
+//! The rule counts first (every limit holds under concurrency: count first, then act). An
+//! attempt
 //!
 //! 1. **reserves** its failure slot before the secret is verified
 //!    ([`Conn::reserve_attempt`]: `failures + 1` if not locked and `failures <

@@ -383,10 +383,24 @@ pub struct Token {
 }
 
 impl Token {
-    /// Not revoked and not expired at `now`.
+    /// Not revoked and not expired at `now` (its SQL form: [`token_active_sql`]).
     pub fn is_active(&self, now: NaiveDateTime) -> bool {
         !self.revoked && self.expires_at > now
     }
+}
+
+/// [`Token::is_active`] as a filter on `auth_tokens`.
+pub(crate) type TokenActiveSql = diesel::dsl::And<
+    diesel::dsl::Eq<auth_tokens::revoked, bool>,
+    diesel::dsl::Gt<auth_tokens::expires_at, NaiveDateTime>,
+>;
+
+/// The SQL form of [`Token::is_active`], for a query that counts active tokens without reading
+/// them: the one place the rule is written as SQL.
+pub(crate) fn token_active_sql(now: NaiveDateTime) -> TokenActiveSql {
+    auth_tokens::revoked
+        .eq(false)
+        .and(auth_tokens::expires_at.gt(now))
 }
 
 #[derive(Queryable, Insertable, AsChangeset)]
@@ -488,9 +502,9 @@ impl Sad {
 }
 
 /// THE rule of whether a SAD may give `n` more signatures at `now`: not revoked, not expired,
-/// at least `n` signatures left. Rust callers use [`Sad::is_usable`]; the conditional updates
-/// that spend a SAD apply the same rule as SQL (`sads::may_sign`), and the locked read of a
-/// hash-bound SAD calls this function.
+/// at least `n` signatures left. Rust callers use [`Sad::is_usable`]; spending applies it to
+/// the row read under its lock (`sads::apply_spend`); a query that counts usable SADs without
+/// reading them uses its SQL form for one signature, [`sad_usable_sql`].
 pub(crate) fn sad_may_sign(
     revoked: bool,
     expires_at: NaiveDateTime,
@@ -499,6 +513,24 @@ pub(crate) fn sad_may_sign(
     now: NaiveDateTime,
 ) -> bool {
     !revoked && expires_at > now && remaining >= n && n >= 1
+}
+
+/// [`sad_may_sign`] for one signature, as a filter on `sads`.
+pub(crate) type SadUsableSql = diesel::dsl::And<
+    diesel::dsl::And<
+        diesel::dsl::Eq<sads::revoked, bool>,
+        diesel::dsl::Gt<sads::expires_at, NaiveDateTime>,
+    >,
+    diesel::dsl::GtEq<sads::remaining, i32>,
+>;
+
+/// The SQL form of [`sad_may_sign`] with `n` = 1 (what [`Sad::is_usable`] says of a row): the
+/// one place the rule is written as SQL.
+pub(crate) fn sad_usable_sql(now: NaiveDateTime) -> SadUsableSql {
+    sads::revoked
+        .eq(false)
+        .and(sads::expires_at.gt(now))
+        .and(sads::remaining.ge(1))
 }
 
 #[derive(Queryable, Insertable, AsChangeset)]

@@ -9,9 +9,10 @@ use diesel::prelude::*;
 
 use crate::connection::{Conn, Store};
 use crate::error::StorageError;
+use crate::models::{sad_usable_sql, token_active_sql};
 
 /// SADs and service tokens that could still be used now: not revoked, not expired (and, for a
-/// SAD, with signatures left).
+/// SAD, with signatures left): [`crate::Sad::is_usable`], [`crate::Token::is_active`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LiveCounts {
     pub sads: i64,
@@ -36,17 +37,11 @@ impl Conn<'_> {
         use crate::schema::auth_tokens::dsl as t;
         use crate::schema::sads::dsl as s;
         let c = &mut *self.conn;
-        let sads = s::sads
-            .filter(s::revoked.eq(false))
-            .filter(s::remaining.gt(0))
-            .filter(s::expires_at.gt(now))
-            .count()
-            .get_result(c)?;
+        let sads = s::sads.filter(sad_usable_sql(now)).count().get_result(c)?;
         let tokens = |kind: &str, c: &mut _| -> Result<i64, StorageError> {
             Ok(t::auth_tokens
                 .filter(t::kind.eq(kind))
-                .filter(t::revoked.eq(false))
-                .filter(t::expires_at.gt(now))
+                .filter(token_active_sql(now))
                 .count()
                 .get_result(c)?)
         };

@@ -1,6 +1,6 @@
-//! Seals of the audit chain's head, kept outside the database (issue 11, DESIGN.md trust model:
-//! "the audit chain is keyed by the token and sealed outside the database, so truncation,
-//! recomputation and rollback are detected"; Part I 7.1.4.3, Part II 3.2.2.4).
+//! Seals of the audit chain's head, kept outside the database (README "Threat model": the
+//! audit chain is keyed by the token and sealed outside the database, so truncation,
+//! recomputation and rollback are detected; Part I 7.1.4.3, Part II 3.2.2.4).
 //!
 //! A seal is one line of JSON, `{"seq":N,"hash":"…","at":"…Z","mac":"…"}`: the head of the
 //! audit chain (the last record's sequence number and hash, `0` and [`ZERO_HASH`] for an empty

@@ -208,7 +208,7 @@ string_enum!(
     Role, "role" {
         /// Owns credentials and signs.
         Signer => "signer",
-        /// Registration: users, credentials, unlocks (issue 14; JT2A Part I 7.1.3 operator).
+        /// Registration: users, credentials, unlocks (JT2A Part I 7.1.1.3 operator).
         Operator => "operator",
         /// Keys, the token, integrity and audit keys, OAuth 2.0 clients and delegation
         /// (JT2A Part I 7.1.3 security officer).

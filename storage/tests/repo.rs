@@ -232,6 +232,7 @@ both!(
     grouped_concurrent_consume pool = 16,
     grouped_failed_job_is_undone_alone pool = 16,
     timestamps_round_trip,
+    live_counts_are_exactly_the_usable_rows,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -796,6 +797,82 @@ fn sad_consume_counts(db: &TestDb) {
     };
     let r = db.write(|c| c.insert_sad(&dup));
     assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
+}
+
+/// The live counts (`/metrics`) count exactly the rows `Sad::is_usable` and `Token::is_active`
+/// accept: each rule's SQL form and its Rust form agree on each way a row stops being usable.
+fn live_counts_are_exactly_the_usable_rows(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let now = utc_now();
+    let usable = sad_for(db, &cred, 3, secs(300), None);
+    let last_one = sad_for(db, &cred, 1, secs(300), None);
+    let expired = sad_for(db, &cred, 3, secs(-60), None);
+    let spent = sad_for(db, &cred, 1, secs(300), None);
+    assert!(db.write(|c| c.consume_sad(&spent, 1, now)).unwrap());
+    let revoked = sad_for(db, &cred, 3, secs(300), None);
+    assert!(db.write(|c| c.revoke_sad(&revoked)).unwrap());
+    let scal2 = sad_for(db, &cred, 1, secs(300), Some(vec![b"h".to_vec()]));
+
+    let usable_now: Vec<bool> = [&usable, &last_one, &expired, &spent, &revoked, &scal2]
+        .iter()
+        .map(|h| db.read(|c| c.sad(h)).unwrap().unwrap().is_usable(now))
+        .collect();
+    assert_eq!(usable_now, [true, true, false, false, false, true]);
+    assert_eq!(db.read(|c| c.live_counts(now)).unwrap().sads, 3);
+    // at a later `now` the ones that expire in between leave both counts alike
+    let later = now + secs(3600);
+    assert_eq!(db.read(|c| c.live_counts(later)).unwrap().sads, 0);
+    assert!(
+        !db.read(|c| c.sad(&usable))
+            .unwrap()
+            .unwrap()
+            .is_usable(later)
+    );
+    // and at an earlier one the expired SAD was still live
+    let earlier = now - secs(120);
+    assert!(
+        db.read(|c| c.sad(&expired))
+            .unwrap()
+            .unwrap()
+            .is_usable(earlier)
+    );
+    assert_eq!(db.read(|c| c.live_counts(earlier)).unwrap().sads, 4);
+
+    let token = |name: &[u8], kind: TokenKind, ttl: i64| {
+        let new = NewToken {
+            token_hash: secret_hash(name).to_vec(),
+            kind,
+            user_id: Some(alice.id),
+            client_id: None,
+            scope: "service".into(),
+            expires_at: now + secs(ttl),
+            parent_hash: None,
+            family: None,
+        };
+        db.write(|c| c.insert_token(&new)).unwrap();
+        new.token_hash
+    };
+    let active = token(b"live-access", TokenKind::Access, 300);
+    let refresh = token(b"live-refresh", TokenKind::Refresh, 300);
+    let expired = token(b"expired-access", TokenKind::Access, -60);
+    let revoked = token(b"revoked-access", TokenKind::Access, 300);
+    assert!(db.write(|c| c.revoke_token(&revoked)).unwrap());
+    let active_now: Vec<bool> = [&active, &refresh, &expired, &revoked]
+        .iter()
+        .map(|h| db.read(|c| c.token(h)).unwrap().unwrap().is_active(now))
+        .collect();
+    assert_eq!(active_now, [true, true, false, false]);
+    let counts = db.read(|c| c.live_counts(now)).unwrap();
+    assert_eq!((counts.access_tokens, counts.refresh_tokens), (1, 1));
+    let counts = db.read(|c| c.live_counts(earlier)).unwrap();
+    assert_eq!((counts.access_tokens, counts.refresh_tokens), (2, 1));
+    assert!(
+        db.read(|c| c.token(&expired))
+            .unwrap()
+            .unwrap()
+            .is_active(earlier)
+    );
 }
 
 fn sad_expired_and_revoked(db: &TestDb) {

@@ -346,12 +346,11 @@ impl Hsm {
         self.sign_digests_inner(id, mech, &refs)
     }
 
-    /// [`Hsm::sign_digests`] with a key that must belong to `owner`: its
-    /// `CKA_LABEL` (set at generation, not modifiable) must be `owner`,
-    /// otherwise [`HsmError::KeyNotBound`] and nothing is signed. The SAM
-    /// signs for a credential with its credential ID as `owner`, so a key id
-    /// re-pointed at another credential's key (or the CA's) cannot sign
-    /// (issue 11). One comparison of cached digests: free on the hot path.
+    /// [`Hsm::sign_digests`] with a key that must belong to `owner`: its `CKA_LABEL` (set at
+    /// generation, not modifiable) must be `owner`, otherwise [`HsmError::KeyNotBound`] and nothing
+    /// is signed. The SAM signs for a credential with its credential ID as `owner`, so a key id
+    /// re-pointed at another credential's key (or the CA's) cannot sign (JT2A Part II 3.1.1.3: the
+    /// key assigned to the signer). One comparison of cached digests: free on the hot path.
     pub fn sign_digests_for(
         &self,
         id: &KeyId,

@@ -18,7 +18,7 @@ use crate::report::Outcome;
 const S: &str = "§11.6 credentials/authorize";
 
 /// The wrong-PIN answer in v2: v1's `invalid_pin`, or v2's `invalid_authentication_data`
-/// (V2T only).
+/// (v2 §11.6 only).
 pub(crate) const WRONG_PIN: &[(&str, Option<&str>)] = &[
     ("invalid_pin", Some("The PIN is invalid")),
     (
@@ -28,7 +28,7 @@ pub(crate) const WRONG_PIN: &[(&str, Option<&str>)] = &[
 ];
 
 /// The wrong-OTP answer in v2: v1's `invalid_otp`, or v2's `invalid_authentication_data`
-/// (V2T only).
+/// (v2 §11.6 only).
 pub(crate) const WRONG_OTP: &[(&str, Option<&str>)] = &[
     ("invalid_otp", Some("The OTP is invalid")),
     (

@@ -1,5 +1,5 @@
 //! `authorization_details` (RFC 9396) of the CSC v2 types `credential` and
-//! `https://cloudsignatureconsortium.org/2025/credential` (CSC v2 §8.4; REFERENCE §6.15):
+//! `https://cloudsignatureconsortium.org/2025/credential` (CSC v2 §8.4):
 //! parsed strictly into what the consent page shows and the SAD binds.
 //!
 //! Decisions where the sources are silent or leave a choice:
@@ -19,7 +19,7 @@
 //! the member.
 //!
 //! The plain CSC v2 parameters (`credentialID` or `signatureQualifier`, `numSignatures`,
-//! `hashes`, `hashAlgorithmOID`; REFERENCE §6.15) are the same request in another form:
+//! `hashes`, `hashAlgorithmOID`; CSC v2 §8.4.2) are the same request in another form:
 //! [`from_params`] turns them into the equivalent element (type `credential`, digests without
 //! labels) through the same validation, so both forms share the consent page, the grant and the
 //! `Bearer` token answer (which echoes the approved element in either case: one answer shape
@@ -181,20 +181,52 @@ pub fn parse(value: &str) -> Result<CredentialDetails, Refusal> {
     if !TYPES.contains(&kind) {
         return Err(format!("Unsupported authorization_details type {kind}"));
     }
-    let w: Wire = serde_json::from_value(element).map_err(|e| {
-        let e = e.to_string();
-        // serde names the member: keep that part only (never echo values)
-        match e.split_once('`').and_then(|(_, r)| r.split_once('`')) {
-            Some((field, _)) if e.starts_with("unknown field") => {
-                format!("Unsupported member {field} in authorization_details")
-            }
-            _ => "Malformed authorization_details".to_owned(),
-        }
-    })?;
+    // the member is named, never its value
+    if let Some(member) = unknown_member(&element) {
+        return Err(format!(
+            "Unsupported member {member} in authorization_details"
+        ));
+    }
+    let w: Wire = serde_json::from_value(element)
+        .map_err(|_| "Malformed authorization_details".to_owned())?;
     check(w, Form::Details)
 }
 
-/// The parameters only a CSC v2 credential request has (REFERENCE §6.15): a request with any
+/// The members an element may carry: the fields of [`Wire`].
+const MEMBERS: [&str; 7] = [
+    "type",
+    "credentialID",
+    "signatureQualifier",
+    "documentDigests",
+    "hashAlgorithmOID",
+    "numSignatures",
+    "locations",
+];
+
+/// The members a `documentDigests` entry may carry: the fields of [`WireDigest`].
+const DIGEST_MEMBERS: [&str; 2] = ["hash", "label"];
+
+/// The first member of the element, or of one of its `documentDigests` entries, that is not
+/// one of [`MEMBERS`] / [`DIGEST_MEMBERS`].
+fn unknown_member(element: &Value) -> Option<&str> {
+    let top = element.as_object()?;
+    let entries = top
+        .get("documentDigests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object);
+    top.keys()
+        .find(|k| !MEMBERS.contains(&k.as_str()))
+        .or_else(|| {
+            entries
+                .flat_map(|d| d.keys())
+                .find(|k| !DIGEST_MEMBERS.contains(&k.as_str()))
+        })
+        .map(String::as_str)
+}
+
+/// The parameters only a CSC v2 credential request has (CSC v2 §8.4.2): a request with any
 /// of them is one ([`from_params`]).
 pub const PLAIN_V2: [&str; 3] = ["hashes", "hashAlgorithmOID", "signatureQualifier"];
 
@@ -203,7 +235,7 @@ pub fn plain_v2(p: &Params) -> Option<&'static str> {
     PLAIN_V2.into_iter().find(|n| p.get(n).is_some())
 }
 
-/// The plain CSC v2 parameters of `oauth2/authorize` (CSC v2 §8.4.2; REFERENCE §6.15) as the
+/// The plain CSC v2 parameters of `oauth2/authorize` (CSC v2 §8.4.2) as the
 /// equivalent `authorization_details` element, so that both forms take one path (consent
 /// page, grant, `Bearer` token): `None` when the request has none of [`PLAIN_V2`] (a v1 or
 /// service request). `credentialID` xor `signatureQualifier`; `hashes` (required here, as
@@ -391,6 +423,14 @@ mod tests {
                 "Unsupported authorization_details type",
             ),
             (&one(r#","extra":1"#), "Unsupported member extra"),
+            (
+                &one("").replace(r#""label":"#, r#""size":1,"label":"#),
+                "Unsupported member size in authorization_details",
+            ),
+            (
+                &one(r#","locations":"eu""#),
+                "Malformed authorization_details",
+            ),
             (&one(r#","signatureQualifier":"eu_eidas_qes""#), "not both"),
             (
                 &one("").replace(r#""credentialID":"c1","#, ""),
@@ -408,6 +448,31 @@ mod tests {
             let e = parse(input).expect_err(input);
             assert!(e.contains(expected), "{input}: {e}");
         }
+    }
+
+    /// [`MEMBERS`] and [`DIGEST_MEMBERS`] are exactly the fields of the wire structs: an element
+    /// carrying every one of them deserializes (`deny_unknown_fields` would refuse a name that
+    /// is not a field).
+    #[test]
+    fn the_member_lists_are_the_wire_fields() {
+        let value = |m: &str| match m {
+            "documentDigests" => serde_json::json!([{ "hash": H32, "label": "l" }]),
+            "numSignatures" => serde_json::json!(1),
+            "locations" => serde_json::json!(["eu"]),
+            _ => serde_json::json!("x"),
+        };
+        let element: serde_json::Map<String, Value> = MEMBERS
+            .iter()
+            .map(|m| ((*m).to_owned(), value(m)))
+            .collect();
+        let element = Value::Object(element);
+        assert_eq!(unknown_member(&element), None);
+        assert!(serde_json::from_value::<Wire>(element).is_ok());
+        let entry: serde_json::Map<String, Value> = DIGEST_MEMBERS
+            .iter()
+            .map(|m| ((*m).to_owned(), serde_json::json!("x")))
+            .collect();
+        assert!(serde_json::from_value::<WireDigest>(Value::Object(entry)).is_ok());
     }
 
     fn params(query: &str) -> Params {

@@ -201,7 +201,7 @@ pub async fn info(
 }
 
 /// The activation factors of a v2 authorize: `authData` (`[{"id","value"}]`, v2 §11.6) or the
-/// flat v1 `PIN`/`OTP` some v2 clients still send (REFERENCE §10.18), never both (`Invalid
+/// flat v1 `PIN`/`OTP` some v2 clients still send instead (as v1 §11.6), never both (`Invalid
 /// parameter authData`). With `authData`: not an array is `Missing (or invalid type) array
 /// parameter authData`; an entry that is not an object with a string `id` (and, if present, a
 /// string `value`), an id given twice, or an id that is not `PIN` or `OTP` (no credential has
@@ -257,7 +257,7 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
 ///
 /// An `authData` id that is not among the credential's objects (`OTP` for a credential without
 /// an OTP) is `Invalid parameter authData`, found from the credential's sealed factor set
-/// before the activation: a malformed request, not a wrong secret, so neither the V2T-only
+/// before the activation: a malformed request, not a wrong secret, so neither the v2-only
 /// `invalid_authentication_data` (which reads as a failed verification) nor a count towards
 /// the lock. A wrong PIN or OTP is `invalid_pin` / `invalid_otp` as in v1.
 pub async fn authorize(

@@ -1,4 +1,4 @@
-//! The CSC API v2.0.0.2 skin (`/csc/v2/...`; REFERENCE §6): v2's wire format over the one core.
+//! The CSC API v2.0.0.2 skin (`/csc/v2/...`; CSC v2 §11): v2's wire format over the one core.
 //! Its handlers parse and answer v2's names (`hashes` + `hashAlgorithmOID`, `auth` objects,
 //! `authData`, ...) and call the same `sam` functions as v1, so no rule, limit or audit record
 //! differs by version: a SAD from either version signs on the other, PIN failures count towards
@@ -17,7 +17,7 @@
 //!   `signatures/signHash` offers no asynchronous mode (`info.asynchronousOperationMode`
 //!   false).
 //!
-//! Where the v2 sources are only the V2T transcription (REFERENCE §10.21), the answers keep
+//! Where only the v2 specification's text words an error (no schema confirms it), the answers keep
 //! v1's exact strings (`The PIN is invalid`, `PIN locked`, `Hash is not authorized by the
 //! SAD.`, the generic malformed-request text): the same refusal reads the same in both
 //! versions; only a description naming a parameter v2 renamed says it in v2's words
@@ -143,7 +143,7 @@ pub fn sign_algorithms() -> SignAlgorithms {
 /// PKCS#1 v1.5 or PSS value and an ECDSA `ECDSA-Sig-Value` in DER (what is returned for
 /// `1.2.840.10045.4.3.*`). XAdES and JAdES are not claimed: they carry ECDSA as plain `r‖s`,
 /// which this server does not return. The envelope properties are those of each format
-/// (REFERENCE §6.12); the client, which builds the envelope, picks one.
+/// (CSC v2 §11.11); the client, which builds the envelope, picks one.
 pub fn signature_formats() -> SignatureFormats {
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     SignatureFormats {

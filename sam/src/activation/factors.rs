@@ -164,7 +164,7 @@ impl Sam {
         let cred = self.usable(caller, credential, found).map_err(refuse)?;
         // The credential's sealed factor set decides what must be presented: a required
         // factor whose row is gone or fails its MAC refuses the activation as a locked factor
-        // would (issue 11: deleting a factor row never drops a factor).
+        // would (README "Threat model": deleting a factor row never drops a factor).
         if let Some(&kind) = required.missing.first() {
             return Err(refuse(lock_error(kind)));
         }

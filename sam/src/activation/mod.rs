@@ -293,7 +293,7 @@ fn check_request(
 /// Whether the credential is still enabled, read under lock in the transaction that issues a
 /// SAD for it ([`storage::Conn::credential_for_update`]): a disable, revoke or rekey
 /// committed since the first check is seen, and one committing later revokes the new SAD
-/// (issue 14: a SAD from before a disable never signs after enable).
+/// (JT2A Part I 6.4: a SAD from before a disable never signs after enable).
 pub(crate) fn still_enabled(c: &mut Conn<'_>, id: &CredentialId) -> Result<bool, StorageError> {
     Ok(c.credential_for_update(id)?
         .is_some_and(|cred| cred.status == CredentialStatus::Enabled))

@@ -468,7 +468,7 @@ impl Sam {
         };
         let hash_bound = self.store.write_grouped(spend)?.map_err(refuse)?;
 
-        // The key must carry this credential's ID as its label (issue 11: a re-pointed key
+        // The key must carry this credential's ID as its label (Part II 3.1.1.3: a re-pointed key
         // id cannot sign).
         match self.hsm.sign_digests_for(&key_id, &subject, &mech, hashes) {
             Ok(signatures) => Ok(signatures),

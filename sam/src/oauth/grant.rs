@@ -141,9 +141,10 @@ impl Sam {
             Some(u) if !u.locked && !u.disabled => u,
             _ => return Ok(Err(OAuthError::InvalidCode.into())),
         };
-        // locked: a concurrent disable/revoke/rekey cannot miss the SAD issued here (issue 14)
+        // locked: a concurrent disable/revoke/rekey cannot miss the SAD issued here (Part I 6.4)
         let found = c.credential_for_update(&credential)?;
-        // the credential's sealed factor set says which factor rows must exist (issue 11)
+        // the credential's sealed factor set names the factor rows that must exist (README
+        // "Threat model": deleting a factor row never drops a factor)
         let required = match &found {
             Some(cred) => Some(c.required_factors(cred)?),
             None => None,
