@@ -80,7 +80,7 @@ pub fn pin_check(hsm: &cm_pkcs11::Hsm, n: usize) -> anyhow::Result<Argon2Timing>
 
 /// Row MACs computed in the token (`Hsm::hmac_sha256`, one `C_Sign` each) against the same
 /// HMAC-SHA256 with a key in memory (`storage::IntegrityKeys`), one thread, `n` of each: the
-/// measurement behind the choice of `sam::integrity` (issue 11).
+/// measurement behind the choice of `sam::integrity` (README "Benchmark").
 pub struct MacTiming {
     pub token_per_s: f64,
     pub memory_per_s: f64,

@@ -769,7 +769,7 @@ pub fn demo_setup(sam: &Sam) -> anyhow::Result<Value> {
     Ok(json!({ "user": user.name, "credentials": ids }))
 }
 
-/// `csc-server audit export [--from N] [--to N] [--out FILE] [--seals PATH]...` (issue 14; Part
+/// `csc-server audit export [--from N] [--to N] [--out FILE] [--seals PATH]...` (Part
 /// I 7.1.5): records `from..=to` with the seals of `seal_files` in that range, as signed JSON
 /// lines (`sam::audit_export`), to `out` (standard output when `None`), acting as the auditor by
 /// default. Refused, with nothing written, when the log or a seal does not verify.

@@ -275,7 +275,7 @@ pub struct Config {
     pub admin: AdminSettings,
 }
 
-/// The admin API (issue 14): its own listener, never the CSC one.
+/// The admin API (README "Administration"): its own listener, never the CSC one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSettings {
     /// `admin_listen`; `None`: no admin listener.

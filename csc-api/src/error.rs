@@ -272,7 +272,7 @@ impl From<SamError> for ApiError {
             },
             // ---- the time-stamping authority (spec §11.10)
             S::InvalidNonce => Self::invalid_parameter("nonce"),
-            // ---- the auditor's export (issue 14): a range outside the log is the caller's;
+            // ---- the auditor's export (Part I 7.1.5): a range outside the log is the caller's;
             // a damaged log is a state of the server the auditor must see, not a 500
             e @ S::ExportRange(_) => Self::invalid(e.to_string()),
             e @ S::AuditLogBroken { .. } => ApiError::Csc {

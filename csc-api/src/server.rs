@@ -79,7 +79,7 @@ pub fn serve(cfg: &Config, sam: sam::Sam, listen: &str) -> anyhow::Result<()> {
         if let Some(addr) = metrics_listen {
             actix_web::rt::spawn(metrics_server(&addr, state.clone())?);
         }
-        // the admin API on a listener of its own (issue 14), never on this one
+        // the admin API on a listener of its own, never on this one
         let mut admin_cert = None;
         if let Some((admin, cert)) = crate::admin_api::admin_server(cfg, state.sam.clone())? {
             actix_web::rt::spawn(admin);

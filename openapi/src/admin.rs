@@ -1,4 +1,4 @@
-//! The admin API (issue 14, csc-api `admin_api`): a document of its own
+//! The admin API (csc-api `admin_api`): a document of its own
 //! ([`crate::admin_document`]), since it is served by another app on another listener
 //! (`admin_listen`): the CSC document, and the CSC app's 405 table, never name an `/admin/v1`
 //! path, and the admin app's 405 table comes from this one. Every operation but the token

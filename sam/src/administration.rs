@@ -1,4 +1,4 @@
-//! Remote administration (issue 14, the admin API): how an administrative user (a `users` row
+//! Remote administration (the admin API; JT2A Part II 3.1.2.1): how an administrative user (a `users` row
 //! whose role is operator, security officer or auditor) becomes an [`Actor`], and the
 //! administrative acts the command line did not need.
 //!
@@ -317,7 +317,7 @@ impl Sam {
         self.export_audit_as(actor, seal_files, Some(from), Some(to), out)
     }
 
-    /// Deletes the user `name` with all their credentials (issue 14), for the security officer:
+    /// Deletes the user `name` with all their credentials, for the security officer:
     /// first every credential's key (and TOTP key) is destroyed in the token (each audited as
     /// `key.destroy`; a key already gone is skipped), then, in one transaction, the user, their
     /// credentials, tokens, SADs, OAuth 2.0 codes and client delegations are deleted and

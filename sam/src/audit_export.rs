@@ -1,5 +1,5 @@
 //! The auditor's export of the audit log, verifiable on another machine without the token, the
-//! database or any secret (issue 14 "export as JSON lines with the seals; verify"; JT2A Part I
+//! database or any secret (JT2A Part I
 //! 7.1.5: archive with its time, integrity checkable; Part I 7.1.4.3, 7.1.4.8, Part II 3.2.2.4).
 //!
 //! The chain's own hashes are HMACs under the audit key, which never leaves the server: nobody

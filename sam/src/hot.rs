@@ -1,6 +1,6 @@
 //! The hot path's cache of verified rows: service tokens with their user (what
 //! [`crate::Sam::principal_of`] reads on every request) and credentials (what signHash reads),
-//! so that a signHash reads no row but the SAD it spends (issue 15).
+//! so that a signHash reads no row but the SAD it spends (README "Benchmark").
 //!
 //! What is cached is exactly what a read returned after its row MAC verified (storage's
 //! `admit`): a row that fails its MAC is never cached (it reads as absent, and absence is not

@@ -82,7 +82,7 @@ pub use storage::{
 pub use totp::{OtpMigration, TotpVerifier};
 pub use tsa::TsaSettings;
 
-// the auditor's export and its offline check (issue 14)
+// the auditor's export and its offline check (Part I 7.1.5)
 pub use audit_export::{ExportError, ExportReport, ExportSummary, verify_audit_export};
 
 /// Everything that can go wrong inside the SAM. The HTTP edge maps these to CSC errors once.

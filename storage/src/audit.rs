@@ -147,7 +147,7 @@ pub enum AuditEvent {
     UserUnlock,
     /// `access.denied`: an administrative act refused to the actor's role (JT2A Part I 7.1.4.1).
     AccessDenied,
-    /// `user.delete`: a user was deleted with all their credentials, keys destroyed (issue 14).
+    /// `user.delete`: a user was deleted with all their credentials, keys destroyed.
     UserDelete,
     /// `user.list`: an administrator read the list of users (the admin API).
     UserList,
@@ -160,7 +160,7 @@ pub enum AuditEvent {
     /// `audit.verify`: an auditor verified the audit chain and its seals over the admin API.
     AuditVerify,
     /// `audit.export`: an auditor exported a range of the audit log, signed by the audit seal
-    /// key (issue 14; Part I 7.1.5).
+    /// key (Part I 7.1.5).
     AuditExport,
     /// `audit.seal_key.create`: the audit seal key (EC P-256, signs exports) was generated in
     /// the token.

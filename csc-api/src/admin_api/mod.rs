@@ -1,4 +1,4 @@
-//! The admin API (issue 14): remote administration over HTTP on a listener of its own
+//! The admin API (JT2A Part II 3.1.2.1, Part I 7.1.1): remote administration over HTTP on a listener of its own
 //! (`admin_listen`; never on the CSC listener), under `/admin/v1/`. Users, credentials and
 //! their lifecycle, OAuth 2.0 clients and delegations, the audit log (search, verify). Every
 //! call authenticates an administrative user ([`auth`]: an admin token from `POST
