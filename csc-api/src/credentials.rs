@@ -218,16 +218,24 @@ pub async fn info(
     // one language is served; the output `lang` says which (as for `info`)
     body.opt_string("lang")?;
     let lang = state.info.lang.clone();
-    let CredentialView {
-        credential,
-        has_pin,
-        otp: otp_type,
-    } = blocking(move || {
+    let (
+        CredentialView {
+            credential,
+            has_pin,
+            otp: otp_type,
+        },
+        expires_in_days,
+    ) = blocking(move || {
         let caller = auth.caller_for(&state, &id)?;
-        Ok(state.sam.describe_credential(&caller, &id)?)
+        let view = state.sam.describe_credential(&caller, &id)?;
+        let expires = state
+            .sam
+            .certificate_expires_in_days(&view.credential, state.cert_expiry_warning_days)?;
+        Ok((view, expires))
     })
     .await?;
-    let (key, cert) = key_and_cert(&credential, &opts)?;
+    let (key, mut cert) = key_and_cert(&credential, &opts)?;
+    cert.expires_in_days = expires_in_days;
     let explicit = credential.auth_mode == AuthMode::Explicit;
     let (pin, otp) = if opts.auth_info && explicit {
         (

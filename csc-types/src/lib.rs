@@ -160,6 +160,12 @@ pub struct CertInfo {
     /// GeneralizedTime `YYYYMMDDHHMMSSZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_to: Option<String>,
+    /// Extension (not in the spec): whole days left before the signer certificate expires,
+    /// present only when the credential is enabled, the certificate valid, and it ends within
+    /// the server's `cert_expiry_warning_days`. Clients that ignore unknown members see the
+    /// spec's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 /// `credentials/info` → `PIN` (spec §11.5).

@@ -222,6 +222,10 @@ fn v1_schemas() -> Map<String, Value> {
             "subjectDN": string("RFC 4514"),
             "validFrom": generalized_time,
             "validTo": generalized_time,
+            "expiresInDays": {
+                "type": "integer", "minimum": 0,
+                "description": "Extension: whole days left before the signer certificate expires; present only when it is valid and ends within the server's `cert_expiry_warning_days`",
+            },
         }), "`credentials/info` cert"),
         "PinInfo": response(&["presence"], json!({
             "presence": presence,

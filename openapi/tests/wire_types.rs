@@ -104,6 +104,7 @@ fn samples() -> Vec<Sample> {
         subject_dn: some("CN=alice"),
         valid_from: some("20260101000000Z"),
         valid_to: some("20270101000000Z"),
+        expires_in_days: Some(12),
     };
     let pin = PinInfo {
         presence: s("true"),

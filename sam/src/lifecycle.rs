@@ -55,8 +55,8 @@ pub struct ExpiringCertificate {
 impl Sam {
     /// The enabled credentials whose signer certificate is valid now but expires within
     /// `within_days` days (none when `0`): what `cert_expiry_warning_days` reports on
-    /// `/metrics` (`csc_certificates_expiring`) and in `credential list`. CSC has no member for
-    /// it, so `credentials/info` stays as the spec words it (`cert.status` `valid`). Reads every
+    /// `/metrics` (`csc_certificates_expiring`) and in `credential list` (and, per credential,
+    /// [`Sam::certificate_expires_in_days`] in `credentials/info`). Reads every
     /// credential (the certificates are parsed once, then cached). Blocking.
     pub fn expiring_certificates(
         &self,
@@ -73,8 +73,7 @@ impl Sam {
                 continue;
             }
             if let Some(not_after) = self.validity.not_after(&credential)?
-                && not_after >= now
-                && not_after <= horizon
+                && expires_between(not_after, now, horizon)
             {
                 out.push(ExpiringCertificate {
                     credential: credential.id,
@@ -84,6 +83,27 @@ impl Sam {
             }
         }
         Ok(out)
+    }
+
+    /// Whole days left before `credential`'s signer certificate expires, when it is enabled,
+    /// valid now and expires within `within_days` days (the rule of
+    /// [`Sam::expiring_certificates`]); `None` otherwise. What `credentials/info` reports as
+    /// `cert.expiresInDays` (Part I appendix 4: the end of a certificate's use is announced).
+    pub fn certificate_expires_in_days(
+        &self,
+        credential: &Credential,
+        within_days: u32,
+    ) -> Result<Option<u32>, SamError> {
+        if within_days == 0 || credential.status != CredentialStatus::Enabled {
+            return Ok(None);
+        }
+        let now = storage::utc_now().and_utc().timestamp();
+        let horizon = now.saturating_add(i64::from(within_days).saturating_mul(86_400));
+        Ok(self
+            .validity
+            .not_after(credential)?
+            .filter(|not_after| expires_between(*not_after, now, horizon))
+            .map(|not_after| u32::try_from((not_after - now) / 86_400).unwrap_or(u32::MAX)))
     }
 
     /// Whether the token still holds the key `key_id` (a credential's `key_id`): `false` once
@@ -368,4 +388,10 @@ impl Sam {
         })??;
         Ok((credential, cert.map(|c| c.der).unwrap_or_default()))
     }
+}
+
+/// The expiry rule: a certificate ending at `not_after` (Unix seconds) is valid at `now` and
+/// ends no later than `horizon`.
+fn expires_between(not_after: i64, now: i64, horizon: i64) -> bool {
+    now <= not_after && not_after <= horizon
 }

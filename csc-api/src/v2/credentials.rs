@@ -178,7 +178,7 @@ pub async fn info(
     body: Body,
 ) -> Result<web::Json<CredentialInfo>, ApiError> {
     let lang = state.info.lang.clone();
-    let (view, opts) = blocking(move || {
+    let (view, opts, expires) = blocking(move || {
         let who = credential_bearer(&state, &bearer)?;
         body.check_client_data()?;
         let id = credential_id(&body)?;
@@ -194,10 +194,15 @@ pub async fn info(
             .sam
             .describe_credential(&caller, &id)
             .map_err(ApiError::v2)?;
-        Ok((view, opts))
+        let expires = state
+            .sam
+            .certificate_expires_in_days(&view.credential, state.cert_expiry_warning_days)?;
+        Ok((view, opts, expires))
     })
     .await?;
-    Ok(web::Json(describe(&view, &opts, &lang, false)?))
+    let mut info = describe(&view, &opts, &lang, false)?;
+    info.cert.expires_in_days = expires;
+    Ok(web::Json(info))
 }
 
 /// The activation factors of a v2 authorize: `authData` (`[{"id","value"}]`, v2 §11.6) or the

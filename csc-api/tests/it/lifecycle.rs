@@ -323,6 +323,40 @@ fn certificates_near_expiry_are_counted_by_the_metrics() {
     );
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["cert"]["status"], "valid");
+    // credentials/info reports it too (v1 and v2): whole days left, 729 or 730 for a certificate
+    // of 730 days made a moment ago, the same count as the gauge's notAfter gives
+    let days = (expiring[0].not_after - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((729..=730).contains(&days), "{days}");
+    assert_eq!(info["cert"]["expiresInDays"], json!(days), "{info}");
+    let (status, v2) = k.call_v2(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": k.id("ec") }),
+    );
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(v2["cert"]["expiresInDays"], json!(days), "{v2}");
+    // not for the disabled credential, nor outside the window
+    let (_, rsa) = k.call(
+        "credentials/info",
+        Some(&alice),
+        &json!({ "credentialID": k.id("rsa") }),
+    );
+    assert!(rsa["cert"].get("expiresInDays").is_none(), "{rsa}");
+    // (one kit per process, so the window the HTTP answer uses is fixed: the rule itself is
+    // the SAM's, asked with other windows)
+    let owned = k
+        .sam()
+        .credentials_with_owners(Some("alice"))
+        .expect("credentials");
+    let ec = &owned
+        .iter()
+        .find(|(_, c)| c.id.to_string() == k.id("ec"))
+        .expect("ec")
+        .1;
+    let rule = |days| k.sam().certificate_expires_in_days(ec, days).expect("rule");
+    assert_eq!(rule(731), Some(u32::try_from(days).expect("days")));
+    assert_eq!(rule(30), None, "outside the window");
+    assert_eq!(rule(0), None, "no window");
 }
 
 /// `credential destroy` leaves a credential without a key: it is never enabled again.
