@@ -22,7 +22,7 @@ use crate::common::*;
 const SUBJECT: &str = "CN=alice,O=Example Signers,C=BE";
 const PENDING: &str = "Invalid certificate status: the credential has no certificate yet";
 
-fn openssl(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
