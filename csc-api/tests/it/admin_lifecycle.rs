@@ -436,6 +436,19 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     let out3 = work.join("pdf3");
     let pdf3 = signed(&pyhanko_sign(&server, &alice, &id, &ca, &out3), &out3, &second_serial);
 
+    // revoking destroys a key: not the operator's act (JT2A I 7.1.3), refused and audited
+    let (status, v) = admin.call(
+        &op,
+        "POST",
+        &format!("{creds}/revoke"),
+        &json!({ "reason": "not mine to say" }),
+    );
+    assert_eq!(
+        (status, &v["error"]),
+        (403, &json!("access_denied")),
+        "{v}"
+    );
+
     // the security officer revokes: pyHanko refused, enable refused, the key gone
     let revoked = admin.ok(
         &so,
@@ -459,6 +472,11 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
             .iter()
             .any(|(_, label, k)| *k == second_key || *k == first_key || *label == id),
         "no key of the credential is left in the token: {left:?}"
+    );
+    assert!(
+        left.iter()
+            .any(|(kind, label, _)| kind == "Private" && label == "csc-dev-ca"),
+        "the listing shows the keys that remain: {left:?}"
     );
 
     // after the revocation pyHanko's validator still finds PDFs #1-#3 intact, valid and
@@ -556,6 +574,7 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
         ("signature.refused", signer, no),
         ("sad.authorize", signer, ok),
         ("signature.sign_hash", signer, ok),
+        ("access.denied", op, no),
         // revoked: refused, not enabled again
         ("credential.revoke", so, ok),
         ("key.destroy", so, ok),
@@ -592,6 +611,7 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     assert_eq!(detail("key.destroy", 0)["keyId"], json!(first_key));
     assert_eq!(detail("key.destroy", 1)["keyId"], json!(second_key));
     assert_eq!(detail("credential.revoke", 0)["reason"], "the signer left");
+    assert_eq!(detail("access.denied", 0)["role"], "operator");
     assert_eq!(
         detail("credential.import_chain", 0)["certificateSerial"],
         json!(first_serial)
