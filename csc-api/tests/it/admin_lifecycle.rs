@@ -95,7 +95,14 @@ fn pyhanko_sign(server: &Server, token: &str, cred: &str, ca: &Path, out: &Path)
         .arg(ca)
         .arg("--out")
         .arg(out)
-        .args(["--scenario", "ec-p256", "--credential", cred, "--batch", "1"])
+        .args([
+            "--scenario",
+            "ec-p256",
+            "--credential",
+            cred,
+            "--batch",
+            "1",
+        ])
         .output()
         .expect("run csc_e2e.py");
     let exchanges: Vec<Value> = std::fs::read_to_string(out.join("requests.jsonl"))
@@ -201,7 +208,13 @@ fn token_keys(dir: &Path) -> Vec<(String, String, String)> {
     let out = Command::new("pkcs11-tool")
         .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
         .args(["--module", csc_api::config::DEFAULT_MODULE])
-        .args(["--token-label", "csc-server", "--login", "--pin", pin.trim()])
+        .args([
+            "--token-label",
+            "csc-server",
+            "--login",
+            "--pin",
+            pin.trim(),
+        ])
         .arg("--list-objects")
         .output()
         .expect("pkcs11-tool (opensc)");
@@ -327,19 +340,18 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     make_external_ca(&ca_dir);
     let ca_pem = std::fs::read_to_string(ca_dir.join("ca.pem")).expect("ca.pem");
     let ca = ca_dir.join("ca.pem");
-    let csr = admin.ok(
-        &op,
-        "POST",
-        &format!("{creds}/csr"),
-        &json!({ "subject": SUBJECT }),
-        200,
-    )["csr"]
-        .clone();
+    // the operator's round: a CSR over the admin API, the outside CA's certificate for it, the
+    // chain imported; (the CSR, the certificate's serial, the credential after the import)
+    let certify_and_import = |name: &str| -> (Value, String, Value) {
+        let body = json!({ "subject": SUBJECT });
+        let csr = admin.ok(&op, "POST", &format!("{creds}/csr"), &body, 200)["csr"].clone();
+        let cert = certify(&ca_dir, &csr, name);
+        let body = json!({ "certificates": [cert, ca_pem] });
+        let imported = admin.ok(&op, "POST", &format!("{creds}/chain"), &body, 200);
+        (csr, serial_hex(&cert), imported)
+    };
+    let (csr, first_serial, imported) = certify_and_import("first");
     assert!(csr_key(&csr).public_eq(&csr_key(&created["csr"])));
-    let first_cert = certify(&ca_dir, &csr, "first");
-    let first_serial = serial_hex(&first_cert);
-    let body = json!({ "certificates": [first_cert, ca_pem] });
-    let imported = admin.ok(&op, "POST", &format!("{creds}/chain"), &body, 200);
     assert_eq!(
         (&imported["certificateStatus"], &imported["status"]),
         (&json!("valid"), &json!("enabled")),
@@ -350,19 +362,31 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     let api = Api::new(&server.base);
     let alice = api.login("alice", ALICE_PASSWORD);
     let out1 = work.join("pdf1");
-    let pdf1 = signed(&pyhanko_sign(&server, &alice, &id, &ca, &out1), &out1, &first_serial);
+    let pdf1 = signed(
+        &pyhanko_sign(&server, &alice, &id, &ca, &out1),
+        &out1,
+        &first_serial,
+    );
 
     // disabled: pyHanko is refused with the server's words
     let v = admin.ok(&op, "POST", &format!("{creds}/disable"), &Value::Null, 200);
     assert_eq!(v["status"], "disabled", "{v}");
     let out = work.join("refused-disabled");
-    refused(&pyhanko_sign(&server, &alice, &id, &ca, &out), &out, DISABLED);
+    refused(
+        &pyhanko_sign(&server, &alice, &id, &ca, &out),
+        &out,
+        DISABLED,
+    );
 
     // enabled again: PDF #2
     let v = admin.ok(&op, "POST", &format!("{creds}/enable"), &Value::Null, 200);
     assert_eq!(v["status"], "enabled", "{v}");
     let out2 = work.join("pdf2");
-    let pdf2 = signed(&pyhanko_sign(&server, &alice, &id, &ca, &out2), &out2, &first_serial);
+    let pdf2 = signed(
+        &pyhanko_sign(&server, &alice, &id, &ca, &out2),
+        &out2,
+        &first_serial,
+    );
 
     // the security officer rekeys: a SAD issued before signs nothing, the old key is gone
     let hash = base64::Engine::encode(
@@ -409,22 +433,11 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     );
 
     // a new certificate: CSR over the admin API for the new key, certified, imported; PDF #3
-    let csr = admin.ok(
-        &op,
-        "POST",
-        &format!("{creds}/csr"),
-        &json!({ "subject": SUBJECT }),
-        200,
-    )["csr"]
-        .clone();
+    let (csr, second_serial, imported) = certify_and_import("second");
     let new_key = csr_key(&csr);
     assert!(new_key.public_eq(&csr_key(&rekeyed["csr"])));
     assert!(!new_key.public_eq(&csr_key(&created["csr"])), "a new key");
-    let second_cert = certify(&ca_dir, &csr, "second");
-    let second_serial = serial_hex(&second_cert);
     assert_ne!(second_serial, first_serial);
-    let body = json!({ "certificates": [second_cert, ca_pem] });
-    let imported = admin.ok(&op, "POST", &format!("{creds}/chain"), &body, 200);
     assert_eq!(imported["certificateStatus"], "valid", "{imported}");
     // the credential signs again, but never with the SAD issued before the rekey
     assert_error(
@@ -434,7 +447,11 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
         "Invalid parameter SAD",
     );
     let out3 = work.join("pdf3");
-    let pdf3 = signed(&pyhanko_sign(&server, &alice, &id, &ca, &out3), &out3, &second_serial);
+    let pdf3 = signed(
+        &pyhanko_sign(&server, &alice, &id, &ca, &out3),
+        &out3,
+        &second_serial,
+    );
 
     // revoking destroys a key: not the operator's act (JT2A I 7.1.3), refused and audited
     let (status, v) = admin.call(
@@ -443,11 +460,7 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
         &format!("{creds}/revoke"),
         &json!({ "reason": "not mine to say" }),
     );
-    assert_eq!(
-        (status, &v["error"]),
-        (403, &json!("access_denied")),
-        "{v}"
-    );
+    assert_eq!((status, &v["error"]), (403, &json!("access_denied")), "{v}");
 
     // the security officer revokes: pyHanko refused, enable refused, the key gone
     let revoked = admin.ok(
@@ -463,7 +476,11 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
         "{revoked}"
     );
     let out = work.join("refused-revoked");
-    refused(&pyhanko_sign(&server, &alice, &id, &ca, &out), &out, DISABLED);
+    refused(
+        &pyhanko_sign(&server, &alice, &id, &ca, &out),
+        &out,
+        DISABLED,
+    );
     let (status, v) = admin.call(&op, "POST", &format!("{creds}/enable"), &Value::Null);
     assert_error(&(status, v), 409, "conflict", "the credential is revoked");
     let left = token_keys(&dir);
@@ -485,7 +502,10 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     let (ok, lines, ctx) = pyhanko_validate(&ca, &pdfs);
     assert!(ok, "{ctx}");
     assert_eq!(lines.len(), 3, "{ctx}");
-    for (line, serial) in lines.iter().zip([&first_serial, &first_serial, &second_serial]) {
+    for (line, serial) in lines
+        .iter()
+        .zip([&first_serial, &first_serial, &second_serial])
+    {
         for key in ["ok", "intact", "valid", "trusted", "bottom_line"] {
             assert_eq!(line[key], true, "{key} of {line}\n{ctx}");
         }
@@ -623,7 +643,14 @@ fn the_full_lifecycle_over_the_admin_api_with_pyhanko() {
     let serials: Vec<Value> = (0..3)
         .map(|n| detail("signature.sign_hash", n)["certificateSerial"].clone())
         .collect();
-    assert_eq!(serials, [json!(first_serial), json!(first_serial), json!(second_serial)]);
+    assert_eq!(
+        serials,
+        [
+            json!(first_serial),
+            json!(first_serial),
+            json!(second_serial)
+        ]
+    );
     // and the log verifies
     let verdict = admin.ok(&aude, "POST", "/admin/v1/audit/verify", &Value::Null, 200);
     assert_eq!(verdict["intact"], true, "{verdict}");
