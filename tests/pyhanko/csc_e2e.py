@@ -3,6 +3,7 @@
 
     python csc_e2e.py --base-url URL --token TOKEN --pin PIN [--otp CODE] --ca CA.der --out DIR \
         --scenario NAME --credential ID [--batch N]
+    python csc_e2e.py --ca CA.der --validate SIGNED.pdf [SIGNED.pdf ...]
 
 Scenarios:
   rsa-pkcs1    CSCSigner defaults on an RSA credential (sha256WithRSAEncryption)
@@ -25,6 +26,11 @@ given CA certificate (--ca: the dev CA, or the operator's CA of a credential mad
 (`"kind": "pdf"`) and a last line about the HTTP exchanges (`"kind": "requests"`) go to standard
 output; every exchange is also written to DIR/requests.jsonl (PIN and SAD redacted). Exits 1 on any
 failure, with the reason on standard error and in the JSON.
+
+--validate only validates PDFs signed earlier (e.g. before their credential was revoked), with the
+same checks and the same JSON line per PDF (`"kind": "pdf"`, `"scenario": "validate"`), nothing
+signed and no server contacted; each line also gives the signer certificate's serial number
+(`signer_serial`, lowercase hex).
 """
 
 import argparse
@@ -207,12 +213,55 @@ async def validate(signed: bytes, ca: x509.Certificate) -> dict:
         "bottom_line": bool(status.bottom_line),
         "coverage": status.coverage.name if status.coverage is not None else None,
         "signer": subject.get("common_name"),
+        "signer_serial": format(status.signing_cert.serial_number, "x"),
         "md_algorithm": status.md_algorithm,
         "mechanism": status.pkcs7_signature_mechanism,
         "trust_problem": str(status.trust_problem_indic) if status.trust_problem_indic else None,
         "subfilter": sigs[0].sig_object.get("/SubFilter"),
         "timestamp": timestamp,
     }
+
+
+async def validate_into(line: dict, signed: bytes, ca: x509.Certificate, timestamped: bool):
+    """Validates `signed` into `line`: its findings, `ok`, and the `reason` when not ok."""
+    try:
+        line.update(await validate(signed, ca))
+        reasons = [f"not {k}" for k in ("intact", "valid", "trusted", "bottom_line") if not line[k]]
+        if line["coverage"] != "ENTIRE_FILE":
+            reasons.append(f"coverage {line['coverage']}")
+        if line["signer"] != EXPECTED_SIGNER_CN:
+            reasons.append(f"signer CN {line['signer']!r}, not {EXPECTED_SIGNER_CN!r}")
+        if timestamped:
+            ts = line["timestamp"]
+            if ts is None:
+                reasons.append("no signature time-stamp")
+            else:
+                reasons += [f"time-stamp not {k}" for k in ("intact", "valid", "trusted") if not ts[k]]
+        line["ok"] = not reasons
+        if reasons:
+            line["reason"] = "validation: " + ", ".join(reasons)
+    except Exception as e:
+        line["ok"] = False
+        line["reason"] = f"validation failed: {type(e).__name__}: {e}"
+        traceback.print_exc()
+
+
+async def validate_only(args) -> int:
+    """--validate: the PDFs given, validated against --ca alone; one line each."""
+    ca = load_cert(Path(args.ca))
+    failures = []
+    for path in map(Path, args.validate):
+        line = {"kind": "pdf", "scenario": "validate", "pdf": str(path)}
+        await validate_into(line, path.read_bytes(), ca, timestamped=False)
+        if not line["ok"]:
+            failures.append(f"{line['pdf']}: {line['reason']}")
+        print(json.dumps(line), flush=True)
+    if failures:
+        for f in failures:
+            print(f"FAIL: {f}", file=sys.stderr)
+        print(json.dumps({"kind": "failures", "scenario": "validate", "failures": failures}))
+        return 1
+    return 0
 
 
 async def run(args) -> int:
@@ -257,30 +306,7 @@ async def run(args) -> int:
                 print("".join(traceback.format_exception(result)), file=sys.stderr)
             else:
                 (out_dir / f"{name}.pdf").write_bytes(result)
-                try:
-                    line.update(await validate(result, ca))
-                    reasons = [
-                        f"not {k}" for k in ("intact", "valid", "trusted", "bottom_line") if not line[k]
-                    ]
-                    if line["coverage"] != "ENTIRE_FILE":
-                        reasons.append(f"coverage {line['coverage']}")
-                    if line["signer"] != EXPECTED_SIGNER_CN:
-                        reasons.append(f"signer CN {line['signer']!r}, not {EXPECTED_SIGNER_CN!r}")
-                    if args.scenario in TIMESTAMPED:
-                        ts = line["timestamp"]
-                        if ts is None:
-                            reasons.append("no signature time-stamp")
-                        else:
-                            reasons += [
-                                f"time-stamp not {k}" for k in ("intact", "valid", "trusted") if not ts[k]
-                            ]
-                    line["ok"] = not reasons
-                    if reasons:
-                        line["reason"] = "validation: " + ", ".join(reasons)
-                except Exception as e:
-                    line["ok"] = False
-                    line["reason"] = f"validation failed: {type(e).__name__}: {e}"
-                    traceback.print_exc()
+                await validate_into(line, result, ca, args.scenario in TIMESTAMPED)
             if not line["ok"]:
                 failures.append(f"{line['pdf']}: {line['reason']}")
             lines.append(line)
@@ -345,16 +371,26 @@ async def run(args) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="the server's URL before /csc/v1")
-    p.add_argument("--token", required=True, help="a bearer access token (auth/login)")
-    p.add_argument("--pin", required=True)
+    p.add_argument("--base-url", help="the server's URL before /csc/v1")
+    p.add_argument("--token", help="a bearer access token (auth/login)")
+    p.add_argument("--pin")
     p.add_argument("--otp", help="the OTP, for a credential with two factors (SCAL 2)")
     p.add_argument("--ca", required=True, help="the trust root, DER or PEM")
-    p.add_argument("--out", required=True, help="where the signed PDFs go")
-    p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
-    p.add_argument("--credential", required=True, help="the credentialID")
+    p.add_argument("--out", help="where the signed PDFs go")
+    p.add_argument("--scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--credential", help="the credentialID")
     p.add_argument("--batch", type=int, default=3, help="signatures per authorization (scal2-batch)")
+    p.add_argument("--validate", nargs="+", metavar="PDF", help="only validate these signed PDFs")
     args = p.parse_args()
+    if args.validate:
+        return asyncio.run(validate_only(args))
+    missing = [
+        f"--{k.replace('_', '-')}"
+        for k in ("base_url", "token", "pin", "out", "scenario", "credential")
+        if getattr(args, k) is None
+    ]
+    if missing:
+        p.error(f"to sign, these are required: {', '.join(missing)}")
     try:
         return asyncio.run(run(args))
     except Exception as e:

@@ -7,6 +7,7 @@
 )]
 
 mod admin_api;
+mod admin_lifecycle;
 mod api;
 mod architecture;
 mod audit_export;

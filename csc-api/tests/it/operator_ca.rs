@@ -22,7 +22,7 @@ use crate::common::*;
 const SUBJECT: &str = "CN=alice,O=Example Signers,C=BE";
 const PENDING: &str = "Invalid certificate status: the credential has no certificate yet";
 
-fn openssl(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -274,13 +274,9 @@ fn a_credential_certified_by_the_operators_ca_signs_pdfs_trusted_under_that_ca_o
     assert!(verifier.verify(&signature).unwrap(), "ECDSA signature");
 
     // 6. pyHanko signs a PDF through the CSC API; its validator trusts only the operator's CA
-    let python = std::env::var("CSC_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .expect("CSC_TEST_PYTHON (set by scripts/test) names a Python with pyHanko");
     let out_dir = ca_dir.join("out");
-    let out = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyhanko/csc_e2e.py"))
+    let out = Command::new(crate::pyhanko::python())
+        .arg(crate::pyhanko::script())
         .args(["--base-url", &api.base, "--token", &alice, "--pin", PIN])
         .arg("--ca")
         .arg(ca_dir.join("ca.pem"))

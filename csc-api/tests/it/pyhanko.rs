@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     match std::env::var("CSC_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => p,
         _ => panic!(
@@ -26,7 +26,7 @@ fn python() -> String {
     }
 }
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyhanko/csc_e2e.py")
 }
 

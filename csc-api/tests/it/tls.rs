@@ -681,7 +681,7 @@ fn demo_stays_plain_http_even_with_tls_configured() {
 }
 
 /// The admin listener's address, from what `serve` logged (`admin listening on URL`).
-fn admin_base(server: &Server) -> String {
+pub(crate) fn admin_base(server: &Server) -> String {
     let log = server.log.lock().expect("log").clone();
     log.lines()
         .find_map(|l| l.strip_prefix("admin listening on "))
@@ -689,7 +689,7 @@ fn admin_base(server: &Server) -> String {
         .to_owned()
 }
 
-const SO_PASSWORD: &str = "officer-password";
+pub(crate) const SO_PASSWORD: &str = "officer-password";
 
 /// The admin API over its own TLS listener with client certificates (issue 14): the verified
 /// certificate's subject CN names the administrator (no Bearer needed), in the role of their
