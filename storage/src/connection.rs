@@ -714,6 +714,36 @@ mod tests {
         assert!(parse_url("sqlite::memory:").is_err());
     }
 
+    /// The names of the threads of this process (`/proc/self/task/*/comm`).
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect()
+    }
+
+    /// The writer thread lives as long as some clone of its store, and ends when the last
+    /// one drops (tests open many stores: none may leave a thread behind).
+    #[test]
+    fn the_writer_thread_ends_when_the_last_store_drops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+        let names = store.writer.thread_names();
+        assert_eq!(names.len(), 1);
+        // a job has run on it, so it has started (and named itself)
+        assert_eq!(store.write_grouped(|_| Ok((1, Vec::new()))).expect("write"), 1);
+        assert!(names.iter().all(|n| thread_names().contains(n)), "{names:?}");
+        let clone = store.clone();
+        drop(store);
+        let grouped = clone.write_grouped(|_| Ok((7, Vec::new())));
+        assert_eq!(grouped.expect("the clone still writes"), 7);
+        drop(clone);
+        let left = thread_names();
+        assert!(names.iter().all(|n| !left.contains(n)), "{left:?}");
+    }
+
     fn postgres_url(url: &str) -> Option<String> {
         match parse_url(url) {
             Ok(Target::Postgres(u)) => Some(u),
