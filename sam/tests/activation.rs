@@ -3183,7 +3183,10 @@ fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_
         .write(|_| {
             let algo = es256();
             let mut fut =
-                std::pin::pin!(f.sam.sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &algo));
+                std::pin::pin!(
+                    f.sam
+                        .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &algo)
+                );
             // one poll runs the checks and queues the spend; then the client goes away
             let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
             assert!(matches!(polled, Poll::Pending), "waits for the commit");
@@ -3193,7 +3196,10 @@ fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_
     // the queued job commits on the writer thread whatever became of its caller
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while sad_record(&f.sam, &issued.sad).remaining != 0 {
-        assert!(std::time::Instant::now() < deadline, "the spend never committed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spend never committed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let records = sign_hash_records(&f.sam);

@@ -733,8 +733,14 @@ mod tests {
         let names = store.writer.thread_names();
         assert_eq!(names.len(), 1);
         // a job has run on it, so it has started (and named itself)
-        assert_eq!(store.write_grouped(|_| Ok((1, Vec::new()))).expect("write"), 1);
-        assert!(names.iter().all(|n| thread_names().contains(n)), "{names:?}");
+        assert_eq!(
+            store.write_grouped(|_| Ok((1, Vec::new()))).expect("write"),
+            1
+        );
+        assert!(
+            names.iter().all(|n| thread_names().contains(n)),
+            "{names:?}"
+        );
         let clone = store.clone();
         drop(store);
         let grouped = clone.write_grouped(|_| Ok((7, Vec::new())));

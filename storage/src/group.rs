@@ -155,7 +155,8 @@ struct DrainGuard<'a>(&'a WriterGate);
 impl Drop for DrainGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.fail_queued(&StorageError::Commit("the batch writer failed".into()));
+            self.0
+                .fail_queued(&StorageError::Commit("the batch writer failed".into()));
         }
     }
 }

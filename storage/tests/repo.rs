@@ -2023,7 +2023,10 @@ fn grouped_async_jobs_of_a_failed_batch_all_fail(db: &TestDb) {
                     password_hash: "x".into(),
                     role: Role::Signer,
                 })?;
-                Ok(((), vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")]))
+                Ok((
+                    (),
+                    vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+                ))
             })
         })
         .collect();

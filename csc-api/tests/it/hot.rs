@@ -201,7 +201,11 @@ fn no_signature_leaves_when_its_batch_cannot_commit() {
             "hashes": [STANDARD.encode(digest(b"hot path"))],
         }),
     );
-    assert_eq!((status, &v["error"]), (500, &json!("server_error")), "v2: {v}");
+    assert_eq!(
+        (status, &v["error"]),
+        (500, &json!("server_error")),
+        "v2: {v}"
+    );
     assert!(v.get("signatures").is_none());
     diesel::sql_query("DROP TRIGGER refuse_signatures")
         .execute(&mut db)

@@ -613,7 +613,7 @@ impl Sam {
     /// Signs once the spend is durable; on an HSM failure, says what gives the reservation
     /// back. The key must carry this credential's ID as its label (Part II 3.1.1.3: a
     /// re-pointed key id cannot sign).
-    fn sign_planned(&self, s: &Signing, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Restore> {
+    fn sign_planned(&self, s: &Signing, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Box<Restore>> {
         self.hsm
             .sign_digests_for(&s.key_id, &s.subject, &s.mech, hashes)
             .map_err(|hsm_error| {
@@ -624,7 +624,7 @@ impl Sam {
                 if let Some(map) = detail.as_object_mut() {
                     map.insert("error".into(), json!(hsm_error.to_string()));
                 }
-                Restore {
+                Box::new(Restore {
                     sad_hash: s.sad_hash,
                     count: s.count,
                     event: audit_event(
@@ -634,7 +634,7 @@ impl Sam {
                         "failure",
                         detail,
                     ),
-                }
+                })
             })
     }
 }
@@ -676,7 +676,11 @@ impl Restore {
         hash_bound: bool,
         hashes: &[Vec<u8>],
     ) -> impl FnOnce(&mut Conn<'_>) -> Result<Grouped<()>, StorageError> + Send + 'static {
-        let spent: Vec<Vec<u8>> = if hash_bound { hashes.to_vec() } else { Vec::new() };
+        let spent: Vec<Vec<u8>> = if hash_bound {
+            hashes.to_vec()
+        } else {
+            Vec::new()
+        };
         move |c: &mut Conn<'_>| {
             c.restore_sad(&self.sad_hash, self.count, &spent)?;
             Ok(((), vec![self.event]))
