@@ -340,6 +340,8 @@ impl Sam {
     /// certificate's validity period is parsed once per chain.
     ///
     /// Counted in `csc_signatures_total` by algorithm and outcome (crate::observe).
+    ///
+    /// BLOCKING: it is [`Sam::sign_hash_async`], this thread parked while it waits.
     pub fn sign_hash(
         &self,
         caller: &Caller,
@@ -348,30 +350,8 @@ impl Sam {
         hashes: &[Vec<u8>],
         mechanism: &SignAlgoRequest,
     ) -> Result<Vec<Vec<u8>>, SamError> {
-        let mut algorithm = None;
-        let result = match self.plan_sign_hash(caller, credential, sad, hashes, mechanism) {
-            Err(e) => Err(e),
-            Ok(Err(e)) => Err(self.refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)),
-            Ok(Ok(plan)) => {
-                algorithm = Some(crate::observe::algorithm_label(&plan.signing.mech));
-                match self.store.write_grouped(plan.spend) {
-                    Err(e) => Err(e.into()),
-                    Ok(Err(e)) => {
-                        Err(self.refuse_sign_hash(caller, credential, sad, hashes, mechanism, e))
-                    }
-                    Ok(Ok(hash_bound)) => match self.sign_planned(&plan.signing, hashes) {
-                        Ok(signatures) => Ok(signatures),
-                        Err(restore) => self
-                            .store
-                            .write_grouped(restore.job(hash_bound, hashes))
-                            .map_err(SamError::from)
-                            .and(Err(SamError::SigningFailed)),
-                    },
-                }
-            }
-        };
-        crate::observe::count_signatures(algorithm, &result, hashes.len());
-        result
+        // one implementation of the rules: the async one, this thread parked while it waits
+        wait(self.sign_hash_async(caller, credential, sad, hashes, mechanism))
     }
 
     /// [`Sam::sign_hash`] for an async caller (the HTTP worker): the same checks in the same
@@ -398,14 +378,14 @@ impl Sam {
         let result = match self.plan_sign_hash(caller, credential, sad, hashes, mechanism) {
             Err(e) => Err(e),
             Ok(Err(e)) => Err(self
-                .refuse_sign_hash_async(caller, credential, sad, hashes, mechanism, e)
+                .refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)
                 .await),
             Ok(Ok(plan)) => {
                 algorithm = Some(crate::observe::algorithm_label(&plan.signing.mech));
                 match self.store.write_grouped_async(plan.spend).await {
                     Err(e) => Err(e.into()),
                     Ok(Err(e)) => Err(self
-                        .refuse_sign_hash_async(caller, credential, sad, hashes, mechanism, e)
+                        .refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)
                         .await),
                     Ok(Ok(hash_bound)) => match self.sign_planned(&plan.signing, hashes) {
                         Ok(signatures) => Ok(signatures),
@@ -423,62 +403,32 @@ impl Sam {
         result
     }
 
-    /// The audit detail of a refused signHash (client input bounded, so a refusal cannot
-    /// flood the log).
-    fn sign_hash_refusal(
+    /// Audits a signHash refusal as `signature.refused`, as [`Sam::refuse`] does, the record
+    /// queued to the group commit and awaited.
+    async fn refuse_sign_hash(
+        &self,
         caller: &Caller,
         credential: &CredentialId,
         sad: &str,
         hashes: &[Vec<u8>],
         mechanism: &SignAlgoRequest,
-        e: &SamError,
-    ) -> storage::NewAuditEvent {
-        refusal_event(
+        e: SamError,
+    ) -> SamError {
+        if matches!(e, SamError::Storage(_)) {
+            return e;
+        }
+        let event = refusal_event(
             AuditEvent::SignatureRefused,
             caller,
             &credential.to_string(),
-            e,
+            &e,
             json!({
                 "sad": sad_ref(&secret_hash(sad.as_bytes())),
                 "count": hashes.len(),
+                // client input: bounded, so a refusal cannot flood the log
                 "signAlgo": mechanism.sign_algo.chars().take(64).collect::<String>(),
             }),
-        )
-    }
-
-    /// Audits a signHash refusal as `signature.refused` ([`Sam::refuse`]).
-    fn refuse_sign_hash(
-        &self,
-        caller: &Caller,
-        credential: &CredentialId,
-        sad: &str,
-        hashes: &[Vec<u8>],
-        mechanism: &SignAlgoRequest,
-        e: SamError,
-    ) -> SamError {
-        if matches!(e, SamError::Storage(_)) {
-            return e;
-        }
-        let event = Self::sign_hash_refusal(caller, credential, sad, hashes, mechanism, &e);
-        self.audit_best_effort(&event);
-        self.audit_integrity_violations();
-        e
-    }
-
-    /// [`Sam::refuse_sign_hash`], the record queued to the group commit and awaited.
-    async fn refuse_sign_hash_async(
-        &self,
-        caller: &Caller,
-        credential: &CredentialId,
-        sad: &str,
-        hashes: &[Vec<u8>],
-        mechanism: &SignAlgoRequest,
-        e: SamError,
-    ) -> SamError {
-        if matches!(e, SamError::Storage(_)) {
-            return e;
-        }
-        let event = Self::sign_hash_refusal(caller, credential, sad, hashes, mechanism, &e);
+        );
         let name = event.event.clone();
         let written = self
             .store
@@ -685,5 +635,25 @@ impl Restore {
             c.restore_sad(&self.sad_hash, self.count, &spent)?;
             Ok(((), vec![self.event]))
         }
+    }
+}
+
+/// Runs `f` to completion on this thread, parked between polls (the blocking
+/// [`Sam::sign_hash`]; what it awaits is woken by the store's writer thread).
+fn wait<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
