@@ -1765,6 +1765,20 @@ fn purge_in_batches(db: &TestDb) {
     );
 }
 
+/// A grouped job that spends one signature of `sad` and audits whether job `i` won it.
+fn consume_one(
+    sad: Vec<u8>,
+    i: usize,
+) -> impl FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send + 'static
+{
+    move |c| {
+        let won = c.consume_sad(&sad, 1, utc_now())?;
+        let ev = NewAuditEvent::new(AuditEvent::SignatureSignHash, format!("t{i}"), "cred", "ok")
+            .with_detail(json!({ "won": won }));
+        Ok((won, vec![ev]))
+    }
+}
+
 /// Group commit (`write_grouped`): 16 threads race for a one-signature SAD, each job auditing
 /// its outcome in the same transaction. Exactly one wins per round, every job's record is in an
 /// intact chain, and on SQLite the jobs really shared transactions.
@@ -1782,17 +1796,7 @@ fn grouped_concurrent_consume(db: &TestDb) {
                 let (sad, barrier) = (sad.clone(), barrier.clone());
                 thread::spawn(move || {
                     barrier.wait();
-                    store.write_grouped(move |c| {
-                        let won = c.consume_sad(&sad, 1, utc_now())?;
-                        let ev = NewAuditEvent::new(
-                            AuditEvent::SignatureSignHash,
-                            format!("t{i}"),
-                            "cred",
-                            "ok",
-                        )
-                        .with_detail(json!({ "won": won }));
-                        Ok((won, vec![ev]))
-                    })
+                    store.write_grouped(consume_one(sad, i))
                 })
             })
             .collect();
@@ -1945,17 +1949,7 @@ fn grouped_async_jobs_queued_behind_a_writer_commit_together(db: &TestDb) {
             let futures: Vec<_> = (0..JOBS)
                 .map(|i| {
                     let sad = sad.clone();
-                    db.write_grouped_async(move |c| {
-                        let won = c.consume_sad(&sad, 1, utc_now())?;
-                        let ev = NewAuditEvent::new(
-                            AuditEvent::SignatureSignHash,
-                            format!("t{i}"),
-                            "cred",
-                            "ok",
-                        )
-                        .with_detail(json!({ "won": won }));
-                        Ok((won, vec![ev]))
-                    })
+                    db.write_grouped_async(consume_one(sad, i))
                 })
                 .collect();
             Ok(futures)
