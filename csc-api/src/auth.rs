@@ -50,6 +50,22 @@ impl Authenticated {
         Ok(state.sam.caller_for(&self.0, credential)?)
     }
 
+    /// [`Authenticated::caller_for`] from an async handler: a user token's caller at once, a
+    /// client token's (which reads the delegation) on the blocking pool.
+    pub async fn caller_for_async(
+        self,
+        state: &web::Data<AppState>,
+        credential: CredentialId,
+    ) -> Result<Caller, ApiError> {
+        match self.0 {
+            Principal::User(caller) => Ok(caller),
+            client @ Principal::Client { .. } => {
+                let state = state.clone();
+                blocking(move || Authenticated(client).caller_for(&state, &credential)).await
+            }
+        }
+    }
+
     /// The user whose credentials `credentials/list` lists (spec §11.4 NOTE 1): a user token's
     /// own (then `userID` must be absent); for a client token, the user named by `userID` (a
     /// login name), which is then required, and whom an operator must have delegated to the

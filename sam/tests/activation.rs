@@ -3051,3 +3051,175 @@ fn a_cached_credential_is_dropped_by_a_disable_and_an_enable_at_once() {
         &sigs,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// the async signHash path (`Sam::sign_hash_async`, what the HTTP workers call)
+
+/// Runs `f` to completion on a one-thread runtime, as an HTTP worker would.
+fn on_worker<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn sign_hash_records(sam: &Sam) -> Vec<storage::AuditRecord> {
+    sam.store()
+        .read(|c| c.audit_records(0, 1_000))
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event.starts_with("signature."))
+        .collect()
+}
+
+/// The async path signs exactly as the blocking one: a signature that verifies against the
+/// certificate, the SAD spent, one `success` record written ahead, a second use refused
+/// (`InvalidSad`, audited as `signature.refused`), the chain intact.
+#[test]
+fn sign_hash_async_signs_spends_and_audits_as_sign_hash_does() {
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let d = vec![sha256(b"async")];
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    let sigs = on_worker(
+        f.sam
+            .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
+    )
+    .expect("sign_hash_async");
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    assert!(verifies(&cred, &mech, &d[0], &sigs[0]));
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 0);
+    let again = on_worker(
+        f.sam
+            .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
+    );
+    assert!(matches!(again, Err(SamError::InvalidSad)), "{again:?}");
+    let outcomes: Vec<(String, String)> = sign_hash_records(&f.sam)
+        .into_iter()
+        .map(|r| (r.event, r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("signature.sign_hash".to_owned(), "success".to_owned()),
+            ("signature.refused".to_owned(), "refused".to_owned()),
+        ]
+    );
+    assert!(matches!(
+        f.sam.store().verify_audit_chain().expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+/// Write-ahead on the async path: when the batch holding the spend cannot commit (the
+/// database refuses the `signature.sign_hash` record), no signature is made, the spend is
+/// rolled back with it, and once the database accepts records again the same SAD signs.
+#[test]
+fn a_failing_batch_releases_no_signature_on_the_async_path() {
+    use diesel::{Connection, RunQueryDsl};
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let d = vec![sha256(b"refused record")];
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    // the database refuses every signature.sign_hash record (SQL of the test's own)
+    let mut db =
+        diesel::SqliteConnection::establish(&f._dir.path().join("csc.db").display().to_string())
+            .expect("open db");
+    diesel::sql_query(
+        "CREATE TRIGGER refuse_signatures BEFORE INSERT ON audit_log \
+         WHEN NEW.event = 'signature.sign_hash' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&mut db)
+    .expect("trigger");
+    let r = on_worker(
+        f.sam
+            .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
+    );
+    assert!(
+        matches!(r, Err(SamError::Storage(storage::StorageError::Commit(_)))),
+        "{r:?}"
+    );
+    assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 1, "not spent");
+    assert!(sign_hash_records(&f.sam).is_empty(), "nothing audited");
+    diesel::sql_query("DROP TRIGGER refuse_signatures")
+        .execute(&mut db)
+        .expect("drop trigger");
+    let sigs = on_worker(
+        f.sam
+            .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
+    )
+    .expect("signs once the record can be written");
+    let mech = SignMechanism::Ecdsa {
+        hash: HashAlg::Sha256,
+    };
+    assert!(verifies(&cred, &mech, &d[0], &sigs[0]));
+}
+
+/// A client gone mid-request: the signHash future is dropped once its spend is queued. The
+/// spend still commits WITH its record (never a SAD spent unaudited), no signature is made,
+/// and the store's writer goes on serving the next request.
+#[test]
+fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_on() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let d = vec![sha256(b"gone")];
+    let issued = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    // this thread holds the writer lock meanwhile, so the spend cannot commit before the drop
+    f.sam
+        .store()
+        .write(|_| {
+            let algo = es256();
+            let mut fut =
+                std::pin::pin!(
+                    f.sam
+                        .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &algo)
+                );
+            // one poll runs the checks and queues the spend; then the client goes away
+            let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(matches!(polled, Poll::Pending), "waits for the commit");
+            Ok(())
+        })
+        .expect("write");
+    // the queued job commits on the writer thread whatever became of its caller
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sad_record(&f.sam, &issued.sad).remaining != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spend never committed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let records = sign_hash_records(&f.sam);
+    assert_eq!(records.len(), 1, "the spend's record, committed with it");
+    assert_eq!(
+        (records[0].event.as_str(), records[0].outcome.as_str()),
+        ("signature.sign_hash", "success")
+    );
+    // the writer is still there: the next request signs
+    let next = f
+        .sam
+        .authorize(&f.alice, &cred.id, 1, None, pin())
+        .expect("authorize");
+    on_worker(
+        f.sam
+            .sign_hash_async(&f.alice, &cred.id, &next.sad, &d, &es256()),
+    )
+    .expect("the next request signs");
+    assert!(matches!(
+        f.sam.store().verify_audit_chain().expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
+}

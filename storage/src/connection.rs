@@ -12,7 +12,7 @@ use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StorageError;
-use crate::group::{Grouped, WriterGate};
+use crate::group::{Grouped, Pending, Reply, Task, Writer, WriterGate};
 use crate::integrity::{IntegrityKeys, Violation, Violations};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -203,19 +203,62 @@ impl ManageConnection for Manager {
 /// Handle to the database: a pool of connections to one backend. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<Manager>,
+    core: Core,
     backend: Backend,
     gate: Arc<WriterGate>,
+    writer: Arc<Writer>,
+}
+
+/// What a transaction needs, shared with the writer threads (which hold no [`Store`], so the
+/// last store dropped ends them).
+#[derive(Clone)]
+struct Core {
+    pool: Pool<Manager>,
     keys: Option<IntegrityKeys>,
     violations: Violations,
     epoch: Arc<AtomicU64>,
+}
+
+impl Core {
+    fn conn<'a>(&'a self, c: &'a mut AnyConnection) -> Conn<'a> {
+        Conn {
+            conn: c,
+            keys: self.keys.as_ref(),
+            violations: &self.violations,
+            epoch: &self.epoch,
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Runs `f`, then moves the epoch again if it moved while `f` ran (a change that was
+    /// noted inside a transaction is moved past once that transaction is over).
+    fn settling<T>(&self, f: impl FnOnce() -> T) -> T {
+        let before = self.epoch();
+        let out = f();
+        if self.epoch() != before {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        out
+    }
+
+    /// [`Store::write`] without the writer lock.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut pooled = self.pool.get()?;
+        self.settling(|| write_transaction(&mut pooled, |c| f(&mut self.conn(c))))
+    }
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("backend", &self.backend)
-            .field("pool_size", &self.pool.max_size())
+            .field("pool_size", &self.core.pool.max_size())
             .finish_non_exhaustive()
     }
 }
@@ -261,13 +304,21 @@ impl Store {
             .test_on_check_out(backend == Backend::Postgres)
             .build(manager)?;
         tracing::info!(%backend, pool_size = pool.max_size(), migrations_applied = applied, "database opened");
+        // SQLite: one writer thread drains the group commit; PostgreSQL: one per connection.
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => pool.max_size() as usize,
+        };
         Ok(Store {
-            pool,
+            core: Core {
+                pool,
+                keys: None,
+                violations: Violations::default(),
+                epoch: Arc::default(),
+            },
             backend,
             gate: Arc::default(),
-            keys: None,
-            violations: Violations::default(),
-            epoch: Arc::default(),
+            writer: Arc::new(Writer::spawn(writers)?),
         })
     }
 
@@ -275,28 +326,23 @@ impl Store {
     /// ([`crate::integrity`]). Without them every such read or write fails with
     /// [`StorageError::NoIntegrityKeys`].
     pub fn with_keys(mut self, keys: IntegrityKeys) -> Store {
-        self.keys = Some(keys);
+        self.core.keys = Some(keys);
         self
     }
 
     /// The rows found with a MAC that does not verify since the last call (each was treated
     /// as absent). The SAM audits them as `integrity.violation`.
     pub fn take_violations(&self) -> Vec<Violation> {
-        self.violations.take()
+        self.core.violations.take()
     }
 
     /// Whether [`Store::take_violations`] has something to give (cheap: one mutex).
     pub fn has_violations(&self) -> bool {
-        self.violations.any()
+        self.core.violations.any()
     }
 
     fn conn<'a>(&'a self, c: &'a mut AnyConnection) -> Conn<'a> {
-        Conn {
-            conn: c,
-            keys: self.keys.as_ref(),
-            violations: &self.violations,
-            epoch: &self.epoch,
-        }
+        self.core.conn(c)
     }
 
     /// The change epoch of this store: it moves whenever this process changes a user,
@@ -306,18 +352,11 @@ impl Store {
     /// epoch BEFORE reading the rows. Changes by other processes (the CLI, other instances
     /// on PostgreSQL) do not move it.
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.core.epoch()
     }
 
-    /// Runs `f`, then moves the epoch again if it moved while `f` ran (a change that was
-    /// noted inside a transaction is moved past once that transaction is over).
     fn settling<T>(&self, f: impl FnOnce() -> T) -> T {
-        let before = self.epoch();
-        let out = f();
-        if self.epoch() != before {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        out
+        self.core.settling(f)
     }
 
     /// A pooled connection, waiting at most `wait` for one ([`Store::ping`]).
@@ -325,7 +364,7 @@ impl Store {
         &self,
         wait: std::time::Duration,
     ) -> Result<diesel::r2d2::PooledConnection<Manager>, StorageError> {
-        Ok(self.pool.get_timeout(wait)?)
+        Ok(self.core.pool.get_timeout(wait)?)
     }
 
     /// The backend chosen by the URL.
@@ -341,7 +380,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut pooled = self.pool.get()?;
+        let mut pooled = self.core.pool.get()?;
         self.settling(|| f(&mut self.conn(&mut pooled)))
     }
 
@@ -365,8 +404,7 @@ impl Store {
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let _writer = (self.backend == Backend::Sqlite).then(|| self.gate.enter());
-        let mut pooled = self.pool.get()?;
-        self.settling(|| write_transaction(&mut pooled, |c| f(&mut self.conn(c))))
+        self.core.write(f)
     }
 
     /// `(transactions, jobs)` that [`Store::write_grouped`] has run on SQLite since this store
@@ -384,26 +422,94 @@ impl Store {
     /// shared commit fails, every job of the batch gets [`StorageError::Commit`].
     ///
     /// For the hot path (signHash, authorize): on SQLite one fsync serves every writer that
-    /// queued during the previous commit. The job may run on another thread, hence `'static`.
+    /// queued during the previous commit. The job runs on the store's writer thread, hence
+    /// `'static`; on SQLite a caller that holds the writer lock ([`Store::write`]) is refused
+    /// ([`StorageError::Commit`]) instead of waiting for itself.
     pub fn write_grouped<T, F>(&self, job: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
         if self.backend == Backend::Postgres {
-            return self.write(|c| {
-                let (value, events) = job(c)?;
-                c.append_audit_batch(&events)?;
-                Ok(value)
-            });
+            return self.write(|c| grouped_alone(c, job));
         }
-        self.settling(|| {
-            self.gate.submit(job, |run| {
-                let mut pooled = self.pool.get()?;
-                write_transaction(&mut pooled, |c| run(&mut self.conn(c)))
-            })
-        })
+        if WriterGate::held_here() {
+            return Err(StorageError::Commit(
+                "a grouped write inside a write transaction would wait for itself".into(),
+            ));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.queue(Box::new(Pending {
+            job,
+            reply: Reply::Blocking(tx),
+        }));
+        rx.recv().unwrap_or_else(|_| Err(writer_stopped()))
     }
+
+    /// [`Store::write_grouped`] for an async caller: the job is queued NOW (at the call, not at
+    /// the first poll), and the future completes once the transaction holding it is settled,
+    /// without blocking the thread that awaits it. On SQLite the store's writer thread runs it
+    /// in a group commit; on PostgreSQL one of its writer threads runs it in its own
+    /// transaction.
+    ///
+    /// Dropping the future does not withdraw the job: it runs and commits (or rolls back) all
+    /// the same, with its audit events; only its outcome is lost.
+    pub fn write_grouped_async<T, F>(
+        &self,
+        job: F,
+    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.backend {
+            Backend::Sqlite => self.queue(Box::new(Pending {
+                job,
+                reply: Reply::Async(tx),
+            })),
+            Backend::Postgres => {
+                let core = self.core.clone();
+                // if no writer thread takes it, the task drops with `tx`: the future says so
+                let _ = self.writer.run(Box::new(move || {
+                    let _ = tx.send(core.write(|c| grouped_alone(c, job)));
+                }));
+            }
+        }
+        async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
+    }
+
+    /// Queues a grouped job on SQLite, starting the writer thread's drain if none is under way.
+    fn queue(&self, job: Box<dyn crate::group::Job>) {
+        if !self.gate.enqueue(job) {
+            return;
+        }
+        let (gate, core) = (Arc::clone(&self.gate), self.core.clone());
+        let drain: Task = Box::new(move || {
+            gate.drain(&|run| {
+                let mut pooled = core.pool.get()?;
+                // the epoch settles before any job's outcome is released
+                core.settling(|| write_transaction(&mut pooled, |c| run(&mut core.conn(c))))
+            })
+        });
+        if self.writer.run(drain).is_err() {
+            self.gate.fail_queued(&writer_stopped());
+        }
+    }
+}
+
+/// A grouped job run alone in the transaction `c` is in (PostgreSQL), its events after it.
+fn grouped_alone<T>(
+    c: &mut Conn<'_>,
+    job: impl FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError>,
+) -> Result<T, StorageError> {
+    let (value, events) = job(c)?;
+    c.append_audit_batch(&events)?;
+    Ok(value)
+}
+
+fn writer_stopped() -> StorageError {
+    StorageError::Commit("the batch writer stopped".into())
 }
 
 /// Applies the embedded migrations of the connection's backend; returns how many ran.
@@ -606,6 +712,42 @@ mod tests {
         assert!(parse_url("sqlite://").is_err());
         assert!(parse_url(":memory:").is_err());
         assert!(parse_url("sqlite::memory:").is_err());
+    }
+
+    /// The names of the threads of this process (`/proc/self/task/*/comm`).
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect()
+    }
+
+    /// The writer thread lives as long as some clone of its store, and ends when the last
+    /// one drops (tests open many stores: none may leave a thread behind).
+    #[test]
+    fn the_writer_thread_ends_when_the_last_store_drops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::open_or_create(&url, StoreOptions::default()).expect("store");
+        let names = store.writer.thread_names();
+        assert_eq!(names.len(), 1);
+        // a job has run on it, so it has started (and named itself)
+        assert_eq!(
+            store.write_grouped(|_| Ok((1, Vec::new()))).expect("write"),
+            1
+        );
+        assert!(
+            names.iter().all(|n| thread_names().contains(n)),
+            "{names:?}"
+        );
+        let clone = store.clone();
+        drop(store);
+        let grouped = clone.write_grouped(|_| Ok((7, Vec::new())));
+        assert_eq!(grouped.expect("the clone still writes"), 7);
+        drop(clone);
+        let left = thread_names();
+        assert!(names.iter().all(|n| !left.contains(n)), "{left:?}");
     }
 
     fn postgres_url(url: &str) -> Option<String> {

@@ -1,12 +1,20 @@
 //! Group commit for the hot write path.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
-//! fsync of the WAL (about 0.4 ms on the CI machines). Writers that arrive while a commit is
-//! under way queue their jobs; when it is done, the waiter of the first queued job becomes the
-//! *leader*: it runs every queued job in ONE transaction (each job in its own savepoint, so a
-//! failing job undoes only its own statements), appends all their audit events with one head
-//! update, commits once, and hands every job its outcome. A job's result is never released
-//! before the transaction holding it (and its audit records) is durable.
+//! fsync of the WAL (about 0.4 ms on the CI machines). Grouped jobs are queued; ONE writer
+//! thread per store ([`Writer`], spawned when the store opens, ended when its last clone
+//! drops) takes everything queued, runs it in ONE transaction (each job in its own savepoint,
+//! so a failing job undoes only its own statements), appends all their audit events with one
+//! head update, commits once, and hands every job its outcome; jobs queued during that commit
+//! form the next batch. A job's result is never released before the transaction holding it
+//! (and its audit records) is durable.
+//!
+//! A job's outcome reaches its caller either through a blocking channel
+//! ([`crate::Store::write_grouped`], for callers on a blocking thread) or through a oneshot
+//! channel that an async caller awaits ([`crate::Store::write_grouped_async`]): the awaiting
+//! task blocks no thread, so an async worker keeps serving requests while the batch holding its
+//! job commits, and those requests' jobs join the next batch. Both kinds share one queue, so
+//! SQLite keeps one writer and one order.
 //!
 //! The same writer lock is taken by [`crate::Store::write`], so in-process writers queue on a
 //! mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
@@ -14,12 +22,17 @@
 //!
 //! On PostgreSQL a grouped job simply runs in its own transaction: the server already groups
 //! commits, and batching jobs of one instance in one transaction could deadlock against another
-//! instance locking the same rows in another order.
+//! instance locking the same rows in another order. An async caller's job runs on one of the
+//! store's PostgreSQL writer threads (as many as pooled connections), never on its own thread.
 
 use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
+
+use tokio::sync::oneshot;
 
 use crate::audit::NewAuditEvent;
 use crate::connection::Conn;
@@ -37,28 +50,42 @@ pub type Grouped<T> = (T, Vec<NewAuditEvent>);
 /// Called once the batch's transaction is settled: `Ok` when committed.
 type Finish = Box<dyn FnOnce(Result<(), &StorageError>) + Send>;
 
-/// What a waiting writer is told.
-pub(crate) enum Msg<T> {
-    /// Its job's outcome, once its batch is settled.
-    Done(Result<T, StorageError>),
-    /// Its job is first in the queue and nobody leads: it runs the next batch.
-    Lead,
+/// Where a job's outcome goes.
+pub(crate) enum Reply<T> {
+    /// A caller blocked on a channel.
+    Blocking(SyncSender<Result<T, StorageError>>),
+    /// An async caller awaiting a oneshot (it may have gone: then the outcome is dropped).
+    Async(oneshot::Sender<Result<T, StorageError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, outcome: Result<T, StorageError>) {
+        // A caller that went away (a dropped request future) no longer wants the outcome; the
+        // job's effects are committed or rolled back all the same.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
 }
 
 /// A queued job, type-erased.
-trait Job: Send {
+pub(crate) trait Job: Send {
     /// Runs the job inside the batch transaction (in its own savepoint), collecting its audit
     /// events; returns what to do once the batch is settled.
     fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish;
     /// The batch failed before this job could run.
     fn abandon(self: Box<Self>, why: &StorageError);
-    /// Makes this job's waiter the next leader.
-    fn promote(&self);
 }
 
-struct Pending<T, F> {
-    job: F,
-    reply: SyncSender<Msg<T>>,
+/// A job and where its outcome goes.
+pub(crate) struct Pending<T, F> {
+    pub(crate) job: F,
+    pub(crate) reply: Reply<T>,
 }
 
 fn settle_error(e: &StorageError) -> StorageError {
@@ -76,40 +103,32 @@ where
             Ok((value, events)) => {
                 audit.extend(events);
                 Box::new(move |settled| {
-                    // The waiter never goes away (it blocks on this); nothing to do if it did.
-                    let _ = reply.send(Msg::Done(settled.map(|()| value).map_err(settle_error)));
+                    reply.send(settled.map(|()| value).map_err(settle_error));
                 })
             }
-            Err(e) => Box::new(move |_| {
-                let _ = reply.send(Msg::Done(Err(e)));
-            }),
+            Err(e) => Box::new(move |_| reply.send(Err(e))),
         }
     }
 
     fn abandon(self: Box<Self>, why: &StorageError) {
-        let _ = self.reply.send(Msg::Done(Err(settle_error(why))));
-    }
-
-    fn promote(&self) {
-        // capacity 2: a waiter gets at most Lead, then Done
-        let _ = self.reply.try_send(Msg::Lead);
+        self.reply.send(Err(settle_error(why)));
     }
 }
 
-/// The queue and whether some thread is leading.
+/// The queue and whether the writer thread has been asked to drain it.
 #[derive(Default)]
 struct GroupState {
     queue: Vec<Box<dyn Job>>,
     leading: bool,
 }
 
+/// Opens a batch's transaction and runs the closure it is given inside it.
+pub(crate) type Transaction<'a> = &'a dyn Fn(
+    &mut dyn FnMut(&mut Conn<'_>) -> Result<(), StorageError>,
+) -> Result<(), StorageError>;
+
 /// The in-process writer lock and the queue of grouped jobs. One per [`crate::Store`] (shared
 /// by its clones).
-///
-/// One thread leads at a time. It drains the queue, runs the batch under the writer lock, and
-/// then hands the lead to the waiter of the first job queued meanwhile (or gives it up): every
-/// waiter is woken exactly once with its outcome, never to queue for a lock just to learn that
-/// its job is done.
 #[derive(Default)]
 pub(crate) struct WriterGate {
     lock: Mutex<()>,
@@ -129,15 +148,15 @@ impl Drop for WriterGuard<'_> {
     }
 }
 
-/// The lead, passed on when dropped (also when a job panics, so writers never wait forever).
-struct Leadership<'a>(&'a WriterGate);
+/// Ends a drain of the queue that did not end normally (a job panicked): every job still
+/// queued learns it failed, and the next job queued starts a new drain.
+struct DrainGuard<'a>(&'a WriterGate);
 
-impl Drop for Leadership<'_> {
+impl Drop for DrainGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        match state.queue.first() {
-            Some(next) => next.promote(),
-            None => state.leading = false,
+        if std::thread::panicking() {
+            self.0
+                .fail_queued(&StorageError::Commit("the batch writer failed".into()));
         }
     }
 }
@@ -154,59 +173,56 @@ impl WriterGate {
         WriterGuard(Some(guard))
     }
 
+    /// Whether this thread holds the writer lock (then a grouped job would wait for itself).
+    pub(crate) fn held_here() -> bool {
+        HOLDS_WRITER.get()
+    }
+
     fn state(&self) -> MutexGuard<'_, GroupState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `job` in a batch with whatever else is queued: leads the batch when nobody does,
-    /// otherwise waits to be told the outcome (or to lead the next batch). `transaction` opens
-    /// the batch's transaction and runs the closure it is given inside it.
-    pub(crate) fn submit<T, F>(
-        &self,
-        job: F,
-        transaction: impl FnOnce(
-            &mut dyn FnMut(&mut Conn<'_>) -> Result<(), StorageError>,
-        ) -> Result<(), StorageError>,
-    ) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
-    {
-        let (reply, rx) = sync_channel(2);
-        let lead_now = {
+    /// Queues `job`; `true` when no drain is under way, so the caller must start one
+    /// ([`WriterGate::drain`] on the writer thread).
+    pub(crate) fn enqueue(&self, job: Box<dyn Job>) -> bool {
+        let mut state = self.state();
+        state.queue.push(job);
+        !std::mem::replace(&mut state.leading, true)
+    }
+
+    /// Every queued job fails with `why`, and no drain is under way any more (the writer
+    /// thread could not be reached, or a drain failed).
+    pub(crate) fn fail_queued(&self, why: &StorageError) {
+        let jobs = {
             let mut state = self.state();
-            state.queue.push(Box::new(Pending { job, reply }));
-            !std::mem::replace(&mut state.leading, true)
+            state.leading = false;
+            std::mem::take(&mut state.queue)
         };
-        if !lead_now {
-            match rx.recv() {
-                Ok(Msg::Done(outcome)) => return outcome,
-                Ok(Msg::Lead) => {}
-                Err(_) => return Err(StorageError::Commit("the batch writer stopped".into())),
-            }
-        }
-        {
-            let _lead = Leadership(self);
-            self.run_batch(transaction);
-        }
-        match rx.recv() {
-            Ok(Msg::Done(outcome)) => outcome,
-            _ => Err(StorageError::Commit("the batch writer stopped".into())),
+        for job in jobs {
+            job.abandon(why);
         }
     }
 
-    /// Runs every queued job in one transaction, under the writer lock.
-    fn run_batch(
-        &self,
-        transaction: impl FnOnce(
-            &mut dyn FnMut(&mut Conn<'_>) -> Result<(), StorageError>,
-        ) -> Result<(), StorageError>,
-    ) {
-        let _writer = self.enter();
-        let jobs = std::mem::take(&mut self.state().queue);
-        if jobs.is_empty() {
-            return;
+    /// Runs batches until the queue is empty (on the writer thread): each batch is everything
+    /// queued when it starts, in one transaction opened by `transaction`.
+    pub(crate) fn drain(&self, transaction: Transaction<'_>) {
+        let _guard = DrainGuard(self);
+        loop {
+            let _writer = self.enter();
+            let jobs = {
+                let mut state = self.state();
+                if state.queue.is_empty() {
+                    state.leading = false;
+                    return;
+                }
+                std::mem::take(&mut state.queue)
+            };
+            self.run_batch(jobs, transaction);
         }
+    }
+
+    /// Runs `jobs` in one transaction, under the writer lock.
+    fn run_batch(&self, jobs: Vec<Box<dyn Job>>, transaction: Transaction<'_>) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         // jobs sharing this transaction's commit (the group-commit factor)
@@ -239,5 +255,99 @@ impl WriterGate {
             self.batches.load(Ordering::Relaxed),
             self.jobs.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// Work handed to a writer thread.
+pub(crate) type Task = Box<dyn FnOnce() + Send>;
+
+/// The writer threads of a store: one on SQLite (it drains the group-commit queue), as many
+/// as pooled connections on PostgreSQL (each runs one async caller's job in its own
+/// transaction). They end when the last clone of the store drops: the channel closes, each
+/// thread finishes its task and returns, and the drop joins them.
+pub(crate) struct Writer {
+    tasks: Mutex<Option<Sender<Task>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Names the writer threads of each store apart (`csc-dbw-N`).
+static WRITERS: AtomicU64 = AtomicU64::new(0);
+
+impl Writer {
+    /// Spawns `threads` writer threads.
+    pub(crate) fn spawn(threads: usize) -> Result<Writer, StorageError> {
+        let (tx, rx) = channel::<Task>();
+        let rx = Arc::new(Mutex::new(rx));
+        let n = WRITERS.fetch_add(1, Ordering::Relaxed);
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let rx = Arc::clone(&rx);
+                std::thread::Builder::new()
+                    .name(format!("csc-dbw-{n}-{i}"))
+                    .spawn(move || serve(&rx))
+                    .map_err(|e| StorageError::Connection(format!("no writer thread: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Writer {
+            tasks: Mutex::new(Some(tx)),
+            threads,
+        })
+    }
+
+    /// Hands `task` to a writer thread; gives it back if none is left.
+    pub(crate) fn run(&self, task: Task) -> Result<(), Task> {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        match tasks.as_ref() {
+            Some(tx) => tx.send(task).map_err(|e| e.0),
+            None => Err(task),
+        }
+    }
+
+    /// The names of this store's writer threads.
+    #[cfg(test)]
+    pub(crate) fn thread_names(&self) -> Vec<String> {
+        self.threads
+            .iter()
+            .filter_map(|t| t.thread().name().map(str::to_owned))
+            .collect()
+    }
+
+    fn thread_ids(&self) -> Vec<ThreadId> {
+        self.threads.iter().map(|t| t.thread().id()).collect()
+    }
+}
+
+/// A writer thread's loop: one task at a time until the channel closes. A task that panics
+/// ends only itself (its callers learn it failed: their reply channels drop).
+fn serve(rx: &Mutex<Receiver<Task>>) {
+    loop {
+        let task = {
+            let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.recv()
+        };
+        match task {
+            Ok(task) => {
+                if catch_unwind(AssertUnwindSafe(task)).is_err() {
+                    tracing::error!("a database writer task panicked");
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // A writer thread that dropped the last store itself cannot wait for itself.
+        if self.thread_ids().contains(&std::thread::current().id()) {
+            return;
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }

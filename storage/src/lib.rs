@@ -4,7 +4,8 @@
 //!
 //! Entry point: [`Store::open`] (or [`Store::open_or_create`] for a new SQLite file). Work runs
 //! through [`Store::read`] or [`Store::write`], both blocking (async callers wrap them in
-//! `spawn_blocking` / `web::block`). The closure gets a [`Conn`], which carries every repository
+//! `spawn_blocking` / `web::block`; the hot path's grouped write has an awaitable form,
+//! [`Store::write_grouped_async`]). The closure gets a [`Conn`], which carries every repository
 //! method, so several operations can share one transaction:
 //!
 //! ```no_run

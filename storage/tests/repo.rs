@@ -231,6 +231,8 @@ both!(
     purge_in_batches,
     grouped_concurrent_consume pool = 16,
     grouped_failed_job_is_undone_alone pool = 16,
+    grouped_async_jobs_queued_behind_a_writer_commit_together pool = 16,
+    grouped_async_jobs_of_a_failed_batch_all_fail,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
 );
@@ -1763,6 +1765,20 @@ fn purge_in_batches(db: &TestDb) {
     );
 }
 
+/// A grouped job that spends one signature of `sad` and audits whether job `i` won it.
+fn consume_one(
+    sad: Vec<u8>,
+    i: usize,
+) -> impl FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send + 'static
+{
+    move |c| {
+        let won = c.consume_sad(&sad, 1, utc_now())?;
+        let ev = NewAuditEvent::new(AuditEvent::SignatureSignHash, format!("t{i}"), "cred", "ok")
+            .with_detail(json!({ "won": won }));
+        Ok((won, vec![ev]))
+    }
+}
+
 /// Group commit (`write_grouped`): 16 threads race for a one-signature SAD, each job auditing
 /// its outcome in the same transaction. Exactly one wins per round, every job's record is in an
 /// intact chain, and on SQLite the jobs really shared transactions.
@@ -1780,17 +1796,7 @@ fn grouped_concurrent_consume(db: &TestDb) {
                 let (sad, barrier) = (sad.clone(), barrier.clone());
                 thread::spawn(move || {
                     barrier.wait();
-                    store.write_grouped(move |c| {
-                        let won = c.consume_sad(&sad, 1, utc_now())?;
-                        let ev = NewAuditEvent::new(
-                            AuditEvent::SignatureSignHash,
-                            format!("t{i}"),
-                            "cred",
-                            "ok",
-                        )
-                        .with_detail(json!({ "won": won }));
-                        Ok((won, vec![ev]))
-                    })
+                    store.write_grouped(consume_one(sad, i))
                 })
             })
             .collect();
@@ -1922,6 +1928,111 @@ fn grouped_failed_job_is_undone_alone(db: &TestDb) {
             "{batches} transactions for {jobs} jobs: no grouping"
         );
     }
+}
+
+/// `write_grouped_async`: 16 jobs race for a one-signature SAD, all queued by ONE thread
+/// that never blocks (a one-thread runtime, as an HTTP worker) while another thread holds the
+/// writer. Exactly one wins, every job's record is in the intact chain, and on SQLite the 16
+/// shared ONE transaction: they were all queued while the writer was held.
+fn grouped_async_jobs_queued_behind_a_writer_commit_together(db: &TestDb) {
+    const JOBS: usize = 16;
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let sad = sad_for(db, &cred, 1, secs(300), None);
+    let before = db.group_commit_stats();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let wins = db
+        .write(|_| {
+            // this thread holds the writer (SQLite): nothing below can commit until it returns
+            let futures: Vec<_> = (0..JOBS)
+                .map(|i| {
+                    let sad = sad.clone();
+                    db.write_grouped_async(consume_one(sad, i))
+                })
+                .collect();
+            Ok(futures)
+        })
+        .map(|futures| {
+            rt.block_on(async {
+                let mut wins = 0;
+                for f in futures {
+                    wins += usize::from(f.await.expect("grouped consume"));
+                }
+                wins
+            })
+        })
+        .expect("write");
+    assert_eq!(wins, 1);
+    assert_eq!(remaining(db, &sad), 0);
+    let records = db.read(|c| c.audit_records(0, 1_000)).unwrap();
+    assert_eq!(records.len(), JOBS);
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: JOBS as u64
+        }
+    );
+    let after = db.group_commit_stats();
+    match db.backend() {
+        Backend::Sqlite => assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, JOBS as u64),
+            "one transaction for the {JOBS} jobs"
+        ),
+        Backend::Postgres => assert_eq!(after, (0, 0)),
+    }
+}
+
+/// A batch whose audit append fails fails every async job of it (SQLite: one transaction;
+/// PostgreSQL: each job's own), undoing their statements: nothing is released as done.
+fn grouped_async_jobs_of_a_failed_batch_all_fail(db: &TestDb) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    match db.backend() {
+        Backend::Sqlite => db.exec_raw(
+            "CREATE TRIGGER refuse_user_records BEFORE INSERT ON audit_log \
+             WHEN NEW.event = 'user.create' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        ),
+        Backend::Postgres => {
+            db.exec_raw(
+                "CREATE FUNCTION refuse_user_records() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN IF NEW.event = 'user.create' THEN RAISE EXCEPTION 'refused'; \
+                 END IF; RETURN NEW; END $$",
+            );
+            db.exec_raw(
+                "CREATE TRIGGER refuse_user_records BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_user_records()",
+            )
+        }
+    };
+    let futures: Vec<_> = (0..4)
+        .map(|i| {
+            db.write_grouped_async(move |c| {
+                let name = format!("u{i}");
+                c.create_user(&NewUser {
+                    name: name.clone(),
+                    password_hash: "x".into(),
+                    role: Role::Signer,
+                })?;
+                Ok((
+                    (),
+                    vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+                ))
+            })
+        })
+        .collect();
+    for f in futures {
+        let r = rt.block_on(f);
+        assert!(r.is_err(), "{r:?}");
+    }
+    for i in 0..4 {
+        let present = db.read(|c| c.user_by_name(&format!("u{i}"))).unwrap();
+        assert!(present.is_none(), "u{i} was rolled back");
+    }
+    assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
 }
 
 fn timestamps_round_trip(db: &TestDb) {

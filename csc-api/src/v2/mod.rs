@@ -216,6 +216,24 @@ pub(crate) fn credential_bearer(
     }
 }
 
+/// [`credential_bearer`] from an async handler: a service token from the SAM's hot cache on
+/// this thread; only a token tried as a SAD (a row read) goes to the blocking pool.
+pub(crate) async fn credential_bearer_async(
+    state: &web::Data<AppState>,
+    bearer: &Bearer,
+) -> Result<CredentialBearer, ApiError> {
+    match state.sam.principal_of(bearer.token()) {
+        Ok(principal) => Ok(CredentialBearer::Service(Authenticated(principal))),
+        Err(SamError::InvalidToken) => {
+            let (state, token) = (state.clone(), bearer.token().to_owned());
+            let (caller, credential) =
+                crate::error::blocking(move || Ok(state.sam.caller_of_sad(&token)?)).await?;
+            Ok(CredentialBearer::Sad(caller, credential))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

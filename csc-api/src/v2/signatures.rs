@@ -6,16 +6,16 @@ use actix_web::web;
 use csc_types::SignHashResponse;
 use sam::{CredentialId, SignAlgoRequest};
 
-use super::{CredentialBearer, credential_bearer};
+use super::{CredentialBearer, credential_bearer_async};
 use crate::app::AppState;
 use crate::auth::Bearer;
 use crate::body::Body;
 use crate::credentials::credential_id;
-use crate::error::{ApiError, blocking};
+use crate::error::ApiError;
 use crate::signatures::{sign_algo, sign_hash_response};
 
-/// `signatures/signHash`. The token, the body and the signing are handled in ONE blocking call,
-/// the token first (a bad token is 401 whatever the body):
+/// `signatures/signHash`, on the worker thread as v1's ([`crate::signatures::sign_hash`]), the
+/// token first (a bad token is 401 whatever the body):
 ///
 /// * a service token: the body's `SAD` is spent (absent: `Missing (or invalid type) string
 ///   parameter SAD`);
@@ -36,28 +36,26 @@ pub async fn sign_hash(
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SignHashResponse>, ApiError> {
-    let signatures = blocking(move || {
-        let who = credential_bearer(&state, &bearer)?;
-        let service = matches!(who, CredentialBearer::Service(_));
-        let r = parse(&body, service)?;
-        let (caller, sad) = match who {
-            CredentialBearer::Service(auth) => {
-                let sad = r.sad.ok_or_else(|| ApiError::missing("string", "SAD"))?;
-                (auth.caller_for(&state, &r.id)?, sad)
+    let who = credential_bearer_async(&state, &bearer).await?;
+    let service = matches!(who, CredentialBearer::Service(_));
+    let r = parse(&body, service)?;
+    let (caller, sad) = match who {
+        CredentialBearer::Service(auth) => {
+            let sad = r.sad.ok_or_else(|| ApiError::missing("string", "SAD"))?;
+            (auth.caller_for_async(&state, r.id).await?, sad)
+        }
+        CredentialBearer::Sad(caller, _) => {
+            if r.sad.as_deref().is_some_and(|s| s != bearer.token()) {
+                return Err(ApiError::invalid_parameter("SAD"));
             }
-            CredentialBearer::Sad(caller, _) => {
-                if r.sad.as_deref().is_some_and(|s| s != bearer.token()) {
-                    return Err(ApiError::invalid_parameter("SAD"));
-                }
-                (caller, bearer.token().to_owned())
-            }
-        };
-        state
-            .sam
-            .sign_hash(&caller, &r.id, &sad, &r.hashes, &r.algo)
-            .map_err(ApiError::v2)
-    })
-    .await?;
+            (caller, bearer.token().to_owned())
+        }
+    };
+    let signatures = state
+        .sam
+        .sign_hash_async(&caller, &r.id, &sad, &r.hashes, &r.algo)
+        .await
+        .map_err(ApiError::v2)?;
     Ok(sign_hash_response(&signatures))
 }
 

@@ -21,7 +21,9 @@
 //! OTP, SAD) never reach a record; a SAD is referred to by the first 8 hex digits of its
 //! SHA-256.
 //!
-//! All methods block (Argon2, database, HSM): the HTTP layer calls them inside `web::block`.
+//! All methods block (Argon2, database, HSM): the HTTP layer calls them inside `web::block`,
+//! except [`Sam::sign_hash_async`], which awaits its database work and signs on the caller's
+//! thread (the HTTP worker).
 //!
 //! This module holds the request types, the policy and the checks every activation shares;
 //! [`factors`] verifies the PIN and OTP (with their lockout) and grants in one transaction;

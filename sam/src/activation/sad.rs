@@ -340,6 +340,8 @@ impl Sam {
     /// certificate's validity period is parsed once per chain.
     ///
     /// Counted in `csc_signatures_total` by algorithm and outcome (crate::observe).
+    ///
+    /// BLOCKING: it is [`Sam::sign_hash_async`], this thread parked while it waits.
     pub fn sign_hash(
         &self,
         caller: &Caller,
@@ -348,40 +350,115 @@ impl Sam {
         hashes: &[Vec<u8>],
         mechanism: &SignAlgoRequest,
     ) -> Result<Vec<Vec<u8>>, SamError> {
-        let mut algorithm = None;
-        let result =
-            self.sign_hash_uncounted(caller, credential, sad, hashes, mechanism, &mut algorithm);
-        crate::observe::count_signatures(algorithm, &result, hashes.len());
-        result
+        // one implementation of the rules: the async one, this thread parked while it waits
+        wait(self.sign_hash_async(caller, credential, sad, hashes, mechanism))
     }
 
-    /// [`Sam::sign_hash`]; sets `algorithm` to the mechanism's label once it is resolved.
-    fn sign_hash_uncounted(
+    /// [`Sam::sign_hash`] for an async caller (the HTTP worker): the same checks in the same
+    /// order, the same spend and audit records, but the thread is never blocked on the
+    /// database: the credential comes from the hot cache ([`crate::hot`]; a miss, once per
+    /// [`crate::hot::CACHE_BOUND`], reads one row), the SAD check, spend and write-ahead
+    /// `signature.sign_hash` record are one job of the store's group commit, awaited
+    /// ([`storage::Store::write_grouped_async`]), and a refusal's record is queued the same way.
+    /// Only once that job's batch is durable does the calling thread ask the HSM (Part II
+    /// 3.2.1.1; write-ahead audit, Part I 7.1.4.3-4), with the same key-binding check.
+    ///
+    /// If the future is dropped while the job is queued or committing (the client went away),
+    /// the job still commits: the SAD is spent and its record written (the record is the
+    /// authorisation to sign, as after a crash at that point), and no signature is made.
+    pub async fn sign_hash_async(
         &self,
         caller: &Caller,
         credential: &CredentialId,
         sad: &str,
         hashes: &[Vec<u8>],
         mechanism: &SignAlgoRequest,
-        algorithm: &mut Option<String>,
     ) -> Result<Vec<Vec<u8>>, SamError> {
+        let mut algorithm = None;
+        let result = match self.plan_sign_hash(caller, credential, sad, hashes, mechanism) {
+            Err(e) => Err(e),
+            Ok(Err(e)) => Err(self
+                .refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)
+                .await),
+            Ok(Ok(plan)) => {
+                algorithm = Some(crate::observe::algorithm_label(&plan.signing.mech));
+                match self.store.write_grouped_async(plan.spend).await {
+                    Err(e) => Err(e.into()),
+                    Ok(Err(e)) => Err(self
+                        .refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)
+                        .await),
+                    Ok(Ok(hash_bound)) => match self.sign_planned(&plan.signing, hashes) {
+                        Ok(signatures) => Ok(signatures),
+                        Err(restore) => self
+                            .store
+                            .write_grouped_async(restore.job(hash_bound, hashes))
+                            .await
+                            .map_err(SamError::from)
+                            .and(Err(SamError::SigningFailed)),
+                    },
+                }
+            }
+        };
+        crate::observe::count_signatures(algorithm, &result, hashes.len());
+        result
+    }
+
+    /// Audits a signHash refusal as `signature.refused`, as [`Sam::refuse`] does, the record
+    /// queued to the group commit and awaited.
+    async fn refuse_sign_hash(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        mechanism: &SignAlgoRequest,
+        e: SamError,
+    ) -> SamError {
+        if matches!(e, SamError::Storage(_)) {
+            return e;
+        }
+        let event = refusal_event(
+            AuditEvent::SignatureRefused,
+            caller,
+            &credential.to_string(),
+            &e,
+            json!({
+                "sad": sad_ref(&secret_hash(sad.as_bytes())),
+                "count": hashes.len(),
+                // client input: bounded, so a refusal cannot flood the log
+                "signAlgo": mechanism.sign_algo.chars().take(64).collect::<String>(),
+            }),
+        );
+        let name = event.event.clone();
+        let written = self
+            .store
+            .write_grouped_async(move |_| Ok(((), vec![event])))
+            .await;
+        if let Err(failed) = written {
+            crate::observe::count_audit_write_failure();
+            tracing::error!(error = %failed, event = %name, "could not write an audit record");
+        }
+        // a refusal may come from a row that failed its integrity check (rare: blocking)
+        if self.store.has_violations() {
+            self.audit_integrity_violations();
+        }
+        e
+    }
+
+    /// Everything signHash checks before the SAD, and the job that checks and spends the SAD
+    /// with its write-ahead record. `Ok(Err)` is a refusal, which the caller audits; `Err` is
+    /// a failure (storage, a malformed stored key), not audited as a refusal.
+    fn plan_sign_hash(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        mechanism: &SignAlgoRequest,
+    ) -> Result<Result<SignPlan, SamError>, SamError> {
         let subject = credential.to_string();
         let sad_hash = secret_hash(sad.as_bytes());
         let sad_reference = sad_ref(&sad_hash);
-        let refuse = |e: SamError| {
-            self.refuse(
-                AuditEvent::SignatureRefused,
-                caller,
-                &subject,
-                e,
-                json!({
-                    "sad": sad_reference,
-                    "count": hashes.len(),
-                    // client input: bounded, so a refusal cannot flood the log
-                    "signAlgo": mechanism.sign_algo.chars().take(64).collect::<String>(),
-                }),
-            )
-        };
         let now = utc_now();
 
         // The credential from the hot cache (crate::hot: verified rows, current for this
@@ -391,24 +468,30 @@ impl Sam {
             || self.store.epoch(),
             || self.store.read(|c| c.credential(credential)),
         )?;
-        let cred = self.usable(caller, credential, found).map_err(refuse)?;
+        let cred = match self.usable(caller, credential, found) {
+            Ok(cred) => cred,
+            Err(e) => return Ok(Err(e)),
+        };
         if hashes.is_empty() {
-            return Err(refuse(SamError::EmptyHashes));
+            return Ok(Err(SamError::EmptyHashes));
         }
         let (spec, key_id) = key_of(&cred)?;
-        let mech: SignMechanism = resolve_mechanism(
+        let mech: SignMechanism = match resolve_mechanism(
             spec,
             &mechanism.sign_algo,
             mechanism.hash_algo.as_deref(),
             mechanism.sign_algo_params.as_deref(),
-        )
-        .map_err(|e| refuse(e.into()))?;
-        *algorithm = Some(crate::observe::algorithm_label(&mech));
+        ) {
+            Ok(mech) => mech,
+            Err(e) => return Ok(Err(e.into())),
+        };
         let digest_len = mech.hash().digest_len();
         if hashes.iter().any(|h| h.len() != digest_len) {
-            return Err(refuse(SamError::InvalidDigestLength));
+            return Ok(Err(SamError::InvalidDigestLength));
         }
-        let count = i32::try_from(hashes.len()).map_err(|_| refuse(SamError::TooManyHashes))?;
+        let Ok(count) = i32::try_from(hashes.len()) else {
+            return Ok(Err(SamError::TooManyHashes));
+        };
 
         let base = json!({
             "sad": sad_reference,
@@ -419,16 +502,13 @@ impl Sam {
             "mechanism": mech.to_string(),
             "digests": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let record = |outcome: &str, detail: serde_json::Value| {
-            audit_event(
-                AuditEvent::SignatureSignHash,
-                &caller.user_name,
-                &subject,
-                outcome,
-                detail,
-            )
-        };
-        let signed_record = record("success", base.clone());
+        let signed_record = audit_event(
+            AuditEvent::SignatureSignHash,
+            &caller.user_name,
+            &subject,
+            "success",
+            base.clone(),
+        );
 
         // Check, spend and audit in ONE transaction (group-committed with concurrent
         // requests): the SAD is read there (no read transaction of its own), checked (known,
@@ -437,11 +517,11 @@ impl Sam {
         // the record is written with it (write-ahead: committed before the HSM is asked, so
         // no signature can ever leave without its record). A refusal writes nothing; on a lost
         // race, say why from the row as it is now.
-        let spend = {
+        let spend: SpendJob = {
             let hashes = hashes.to_vec();
             let (caller, credential, policy, scal) =
                 (caller.clone(), *credential, self.policy.clone(), cred.scal);
-            move |c: &mut Conn<'_>| {
+            Box::new(move |c: &mut Conn<'_>| {
                 let why_not = |s: Option<&Sad>| {
                     check_sad(s, &caller, &credential, now, &policy)
                         .and_then(|s| check_spend(s, scal, &hashes))
@@ -464,30 +544,116 @@ impl Sam {
                     let why = why_not(now_found.as_ref()).unwrap_or(SamError::InvalidSad);
                     Ok((Err(why), Vec::new()))
                 }
-            }
+            })
         };
-        let hash_bound = self.store.write_grouped(spend)?.map_err(refuse)?;
+        Ok(Ok(SignPlan {
+            spend,
+            signing: Signing {
+                key_id,
+                mech,
+                subject,
+                actor: caller.user_name.clone(),
+                sad_hash,
+                count,
+                base,
+            },
+        }))
+    }
 
-        // The key must carry this credential's ID as its label (Part II 3.1.1.3: a re-pointed key
-        // id cannot sign).
-        match self.hsm.sign_digests_for(&key_id, &subject, &mech, hashes) {
-            Ok(signatures) => Ok(signatures),
-            Err(hsm_error) => {
-                tracing::error!(error = %hsm_error, credential = %subject, "the HSM failed to sign; giving the SAD reservation back");
-                // The success record above stands (it was the authorisation to sign); this
-                // one, for the same SAD reference and digests, says no signature came of it.
-                let mut detail = base;
+    /// Signs once the spend is durable; on an HSM failure, says what gives the reservation
+    /// back. The key must carry this credential's ID as its label (Part II 3.1.1.3: a
+    /// re-pointed key id cannot sign).
+    fn sign_planned(&self, s: &Signing, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Box<Restore>> {
+        self.hsm
+            .sign_digests_for(&s.key_id, &s.subject, &s.mech, hashes)
+            .map_err(|hsm_error| {
+                tracing::error!(error = %hsm_error, credential = %s.subject, "the HSM failed to sign; giving the SAD reservation back");
+                // The success record stands (it was the authorisation to sign); this one, for
+                // the same SAD reference and digests, says no signature came of it.
+                let mut detail = s.base.clone();
                 if let Some(map) = detail.as_object_mut() {
                     map.insert("error".into(), json!(hsm_error.to_string()));
                 }
-                let event = record("failure", detail);
-                let spent: &[Vec<u8>] = if hash_bound { hashes } else { &[] };
-                self.store.write(|c| {
-                    c.restore_sad(&sad_hash, count, spent)?;
-                    c.append_audit(&event)
-                })?;
-                Err(SamError::SigningFailed)
-            }
+                Box::new(Restore {
+                    sad_hash: s.sad_hash,
+                    count: s.count,
+                    event: audit_event(
+                        AuditEvent::SignatureSignHash,
+                        &s.actor,
+                        &s.subject,
+                        "failure",
+                        detail,
+                    ),
+                })
+            })
+    }
+}
+
+/// The job of signHash's group commit: the SAD checked and spent with its record; `Ok(true)`
+/// when the SAD is hash-bound (SCAL 2), a refusal as `Err`.
+type SpendJob =
+    Box<dyn FnOnce(&mut Conn<'_>) -> Result<Grouped<Result<bool, SamError>>, StorageError> + Send>;
+
+/// A signHash checked up to its SAD: the spend to run, then what to sign with.
+struct SignPlan {
+    spend: SpendJob,
+    signing: Signing,
+}
+
+/// What signs once the spend is durable (and what to audit if the HSM fails).
+struct Signing {
+    key_id: KeyId,
+    mech: SignMechanism,
+    subject: String,
+    actor: String,
+    sad_hash: [u8; 32],
+    count: i32,
+    base: serde_json::Value,
+}
+
+/// The HSM failed after the spend: the reservation to give back and the `failure` record.
+struct Restore {
+    sad_hash: [u8; 32],
+    count: i32,
+    event: storage::NewAuditEvent,
+}
+
+impl Restore {
+    /// The job giving the reservation back (count, and the hashes if the SAD is hash-bound)
+    /// with its `failure` record, in one transaction.
+    fn job(
+        self,
+        hash_bound: bool,
+        hashes: &[Vec<u8>],
+    ) -> impl FnOnce(&mut Conn<'_>) -> Result<Grouped<()>, StorageError> + Send + 'static {
+        let spent: Vec<Vec<u8>> = if hash_bound {
+            hashes.to_vec()
+        } else {
+            Vec::new()
+        };
+        move |c: &mut Conn<'_>| {
+            c.restore_sad(&self.sad_hash, self.count, &spent)?;
+            Ok(((), vec![self.event]))
         }
+    }
+}
+
+/// Runs `f` to completion on this thread, parked between polls (the blocking
+/// [`Sam::sign_hash`]; what it awaits is woken by the store's writer thread).
+fn wait<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
