@@ -322,27 +322,27 @@ pub(crate) fn flat_factors(body: &Body) -> Result<Factors, ApiError> {
     })
 }
 
-/// `credentials/authorize`. The token, the body and the activation are handled in ONE
-/// blocking call, the token first (so a bad token is 401 whatever the body).
+/// `credentials/authorize`. The token first (so a bad token is 401 whatever the body), then
+/// the body, then [`sam::Sam::authorize_async`], on the worker thread as signHash: its durable
+/// writes are awaited, not blocked on. Only a client token's caller (a delegation read) goes
+/// to the blocking pool.
 pub async fn authorize(
     bearer: Bearer,
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SadResponse>, ApiError> {
-    let issued = blocking(move || {
-        let auth = bearer.authenticate(&state)?;
-        body.check_client_data()?;
-        let id = credential_id(&body)?;
-        let num_signatures = body.integer("numSignatures")?;
-        let hashes = body.opt_hashes("hash")?;
-        let factors = flat_factors(&body)?;
-        body.opt_string("description")?;
-        let caller = auth.caller_for(&state, &id)?;
-        Ok(state
-            .sam
-            .authorize(&caller, &id, num_signatures, hashes, factors)?)
-    })
-    .await?;
+    let auth = bearer.authenticate(&state)?;
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    let num_signatures = body.integer("numSignatures")?;
+    let hashes = body.opt_hashes("hash")?;
+    let factors = flat_factors(&body)?;
+    body.opt_string("description")?;
+    let caller = auth.caller_for_async(&state, id).await?;
+    let issued = state
+        .sam
+        .authorize_async(&caller, &id, num_signatures, hashes, factors)
+        .await?;
     Ok(sad_response(issued))
 }
 

@@ -83,6 +83,11 @@ impl Lockout {
         }
     }
 
+    /// How long an attempt waits for a slot held by attempts in flight.
+    pub(crate) fn slot_wait(self) -> std::time::Duration {
+        self.slot_wait
+    }
+
     /// The limit, as storage's counters take it.
     pub fn limit(self) -> i32 {
         self.max_failures
@@ -178,7 +183,7 @@ pub(crate) enum Reservation {
 }
 
 /// How often an attempt asks again for a slot held by attempts in flight.
-const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+pub(crate) const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How many times each kind of secret was compared with its verifier since the SAM opened:
 /// what an online guesser gets (monitoring: a jump is guessing), and what the lockout tests

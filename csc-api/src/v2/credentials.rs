@@ -257,8 +257,8 @@ fn factors(body: &Body) -> Result<(Factors, Option<Vec<String>>), ApiError> {
 /// `hashAlgorithmOID` ([`Body::opt_hashes_with_algorithm`]), the factors ([`factors`]),
 /// `description`, `clientData` → `{SAD, expiresIn}`, always synchronously (200). Every rule
 /// (ownership, `numSignatures`, SCAL 2 hash binding, factors and their lock, the audit record) is
-/// [`sam::Sam::authorize`]'s, as in v1. The token is checked first (a bad token is 401 whatever
-/// the body), then the body, in ONE blocking call.
+/// [`sam::Sam::authorize_async`]'s, as in v1. The token is checked first (a bad token is 401
+/// whatever the body), then the body, on the worker thread as in v1.
 ///
 /// An `authData` id that is not among the credential's objects (`OTP` for a credential without
 /// an OTP) is `Invalid parameter authData`, found from the credential's sealed factor set
@@ -270,36 +270,34 @@ pub async fn authorize(
     state: web::Data<AppState>,
     body: Body,
 ) -> Result<web::Json<SadResponse>, ApiError> {
-    let issued = blocking(move || {
-        let auth = bearer.authenticate(&state)?;
-        body.check_client_data()?;
-        let id = credential_id(&body)?;
-        let num_signatures = body.integer("numSignatures")?;
-        let hashes = body.opt_hashes_with_algorithm("hashes")?;
-        let (factors, ids) = factors(&body)?;
-        body.opt_string("description")?;
-        let caller = auth.caller_for(&state, &id)?;
-        if let Some(ids) = ids
-            // not the caller's, or unknown: the activation refuses it (and audits that)
-            && let Ok(credential) = state.sam.credential_of(&caller, &id)
-            && credential.auth_mode != AuthMode::Oauth2Code
-        {
-            let has = |kind| credential.factors.contains(&kind);
-            let known = |id: &str| match id {
-                PIN_ID => has(FactorKind::Pin),
-                OTP_ID => has(FactorKind::Otp),
-                _ => false,
-            };
-            if !ids.iter().all(|i| known(i)) {
-                return Err(ApiError::invalid_parameter("authData"));
-            }
+    let auth = bearer.authenticate(&state)?;
+    body.check_client_data()?;
+    let id = credential_id(&body)?;
+    let num_signatures = body.integer("numSignatures")?;
+    let hashes = body.opt_hashes_with_algorithm("hashes")?;
+    let (factors, ids) = factors(&body)?;
+    body.opt_string("description")?;
+    let caller = auth.caller_for_async(&state, id).await?;
+    if let Some(ids) = ids
+        // not the caller's, or unknown: the activation refuses it (and audits that)
+        && let Ok(credential) = state.sam.credential_of(&caller, &id)
+        && credential.auth_mode != AuthMode::Oauth2Code
+    {
+        let has = |kind| credential.factors.contains(&kind);
+        let known = |id: &str| match id {
+            PIN_ID => has(FactorKind::Pin),
+            OTP_ID => has(FactorKind::Otp),
+            _ => false,
+        };
+        if !ids.iter().all(|i| known(i)) {
+            return Err(ApiError::invalid_parameter("authData"));
         }
-        state
-            .sam
-            .authorize(&caller, &id, num_signatures, hashes, factors)
-            .map_err(ApiError::v2)
-    })
-    .await?;
+    }
+    let issued = state
+        .sam
+        .authorize_async(&caller, &id, num_signatures, hashes, factors)
+        .await
+        .map_err(ApiError::v2)?;
     Ok(sad_response(issued))
 }
 

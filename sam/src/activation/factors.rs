@@ -82,6 +82,89 @@ pub(super) fn record_failure(
     Ok(())
 }
 
+/// How an activation waits between two asks for a slot held by attempts in flight.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Pace {
+    /// The thread sleeps (the blocking [`Sam::activate`], which owns its thread).
+    Blocking,
+    /// The task sleeps on the runtime's timer: the HTTP worker keeps serving.
+    Async,
+}
+
+impl Pace {
+    async fn sleep(self, d: std::time::Duration) {
+        match self {
+            Pace::Blocking => std::thread::sleep(d),
+            Pace::Async => tokio::time::sleep(d).await,
+        }
+    }
+}
+
+/// Whether an activation's reserved slots are held, and whether it went away.
+#[derive(Debug, Default)]
+struct Slots {
+    held: bool,
+    abandoned: bool,
+}
+
+/// Gives back an activation's reserved slots if dropped armed: its future was dropped between
+/// the reservation and the queueing of the slots' outcome, so no factor was settled. The give
+/// back is a job queued to the group commit; it and the reservation job agree through
+/// [`Slots`] (in whatever order they run) so exactly one of them gives the slots back, and
+/// only once they were taken.
+struct Abandon<'a> {
+    sam: &'a Sam,
+    credential: CredentialId,
+    kinds: Vec<FactorKind>,
+    slots: Arc<Mutex<Slots>>,
+    armed: bool,
+}
+
+impl Abandon<'_> {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // queued now; commits whether or not anyone awaits it
+        drop(self.sam.store.write_grouped_async(release_job(
+            self.sam.policy.factor_lockout(),
+            self.credential,
+            std::mem::take(&mut self.kinds),
+            Some(Arc::clone(&self.slots)),
+        )));
+    }
+}
+
+/// The job that gives back the slots of `kinds`; with `slots`, only if the reservation job
+/// took them (and it marks the activation abandoned, so a reservation job still to come takes
+/// none).
+fn release_job(
+    lockout: Lockout,
+    credential: CredentialId,
+    kinds: Vec<FactorKind>,
+    slots: Option<Arc<Mutex<Slots>>>,
+) -> impl FnOnce(&mut Conn<'_>) -> Result<Grouped<()>, StorageError> + Send + 'static {
+    move |c| {
+        if let Some(slots) = slots {
+            let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.abandoned = true;
+            if !std::mem::take(&mut slots.held) {
+                return Ok(((), Vec::new()));
+            }
+        }
+        for kind in &kinds {
+            lockout.release(c, counter(&credential, *kind))?;
+        }
+        Ok(((), Vec::new()))
+    }
+}
+
 /// The factors of `kinds` other than `kind`.
 fn others(kinds: &[FactorKind], kind: FactorKind) -> Vec<FactorKind> {
     kinds.iter().copied().filter(|k| *k != kind).collect()
@@ -116,16 +199,21 @@ impl Sam {
         + Send
         + 'static,
     ) -> Result<Granted, SamError> {
-        let result = self.activate_uncounted(req, factors, grant);
-        let via = match req.via {
-            Via::Authorize => "authorize",
-            Via::OAuth2 => "oauth2",
-        };
-        crate::observe::count_authorization(via, &result);
-        result
+        // one implementation of the rules: the async one, this thread parked while it waits
+        super::wait(self.activate_paced(req, factors, grant, Pace::Blocking))
     }
 
-    fn activate_uncounted(
+    /// [`Sam::activate`] for an async caller (the HTTP worker, with [`Pace::Async`]): the same checks in the same
+    /// order, the same bookkeeping and audit records, but each durable write (the slot
+    /// reservation, the outcome with the grant) is a job of the store's group commit, awaited
+    /// ([`storage::Store::write_grouped_async`]), and the wait for a slot held by attempts in
+    /// flight is an async sleep. The credential's read and the PIN's check (an HMAC in the
+    /// token and a light Argon2id) run on the calling thread.
+    ///
+    /// Dropped (the client went away): a job already queued still commits; a reservation whose
+    /// outcome was never queued is given back by a job queued from the drop, so an abandoned
+    /// activation neither loses a failure already settled nor keeps a slot reserved.
+    pub(super) async fn activate_paced(
         &self,
         req: &ActivationRequest<'_>,
         factors: Factors,
@@ -135,6 +223,28 @@ impl Sam {
         ) -> Result<Result<serde_json::Value, SamError>, StorageError>
         + Send
         + 'static,
+        pace: Pace,
+    ) -> Result<Granted, SamError> {
+        let result = self.activate_uncounted(req, factors, grant, pace).await;
+        let via = match req.via {
+            Via::Authorize => "authorize",
+            Via::OAuth2 => "oauth2",
+        };
+        crate::observe::count_authorization(via, &result);
+        result
+    }
+
+    async fn activate_uncounted(
+        &self,
+        req: &ActivationRequest<'_>,
+        factors: Factors,
+        grant: impl FnOnce(
+            &mut Conn<'_>,
+            &Granted,
+        ) -> Result<Result<serde_json::Value, SamError>, StorageError>
+        + Send
+        + 'static,
+        pace: Pace,
     ) -> Result<Granted, SamError> {
         let ActivationRequest {
             event,
@@ -257,7 +367,11 @@ impl Sam {
 
         // Count first: a failure slot of every factor, or a refusal as locked, before any
         // factor is verified.
-        self.reserve_factors(event, caller, &subject, credential, &kinds)?;
+        let mut abandon = self.reserve_factors(event, caller, &subject, credential, &kinds, pace)
+            .await?;
+        // from here every path queues the slots' outcome (eagerly: it commits even if this
+        // future is dropped), so a drop no longer needs to give them back
+        abandon.disarm();
 
         // PIN first: a wrong PIN must not burn the OTP code.
         if let Some((factor, given)) = pin {
@@ -278,11 +392,12 @@ impl Sam {
                         FactorKind::Pin,
                         &others(&kinds, FactorKind::Pin),
                         "wrong PIN",
-                    )?);
+                    )
+                    .await?);
                 }
                 Ok(PinMatch::Yes) => {}
                 Err(e) => {
-                    self.release_slots(credential, &kinds);
+                    self.release_slots(credential, &kinds).await;
                     return Err(e);
                 }
             }
@@ -294,7 +409,7 @@ impl Sam {
                 match online_otp_digest(&self.hsm, &self.pin_key, credential, given) {
                     Ok(digest) => Some(OtpProof::Online(digest)),
                     Err(e) => {
-                        self.release_slots(credential, &kinds);
+                        self.release_slots(credential, &kinds).await;
                         return Err(e);
                     }
                 }
@@ -311,10 +426,11 @@ impl Sam {
                             FactorKind::Otp,
                             &others(&kinds, FactorKind::Otp),
                             "wrong OTP",
-                        )?);
+                        )
+                        .await?);
                     }
                     Err(e) => {
-                        self.release_slots(credential, &kinds);
+                        self.release_slots(credential, &kinds).await;
                         return Err(e);
                     }
                 }
@@ -417,7 +533,7 @@ impl Sam {
                 Ok((Ok(()), vec![success]))
             }
         };
-        let outcome = self.store.write_grouped(job);
+        let outcome = self.store.write_grouped_async(job).await;
         let refused = grant_refusal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -428,86 +544,115 @@ impl Sam {
             (Ok(Err(e)), _) => Err(e),
             // rolled back: no verdict on the factors, their slots are given back
             (Err(_), Some(e)) => {
-                self.release_slots(credential, &kinds);
+                self.release_slots(credential, &kinds).await;
                 Err(refuse(e))
             }
             (Err(e), None) => {
-                self.release_slots(credential, &kinds);
+                self.release_slots(credential, &kinds).await;
                 Err(e.into())
             }
         }
     }
 
     /// Step 1 of the lockout rule for an activation: reserves a failure slot of every factor
-    /// in `kinds`, in one transaction. If one has no slot, the slots taken are given back; if
-    /// it is locked, the refusal is audited in the same transaction and returned
-    /// ([`SamError::PinLocked`] / [`SamError::OtpLocked`]); if its slots are only held by
-    /// attempts still in flight, it waits for one (a few milliseconds at a time, at most
-    /// the policy's `max_slot_wait`) and is refused as locked only after that.
-    fn reserve_factors(
+    /// in `kinds`, in one transaction (a job of the group commit, awaited). If one has no
+    /// slot, the slots taken are given back; if it is locked, the refusal is audited in the
+    /// same transaction and returned ([`SamError::PinLocked`] / [`SamError::OtpLocked`]); if
+    /// its slots are only held by attempts still in flight, it waits for one (a few
+    /// milliseconds at a time, at most the policy's `max_slot_wait`, paced by `pace`) and is
+    /// refused as locked only after that.
+    ///
+    /// The returned [`Abandon`] gives the slots back if it is dropped armed (the activation's
+    /// future dropped before it queued the slots' outcome); so does a reservation job that
+    /// finds its future already dropped.
+    async fn reserve_factors(
         &self,
         event: AuditEvent,
         caller: &Caller,
         subject: &str,
         credential: &CredentialId,
         kinds: &[FactorKind],
-    ) -> Result<(), SamError> {
+        pace: Pace,
+    ) -> Result<Abandon<'_>, SamError> {
         let lockout = self.policy.factor_lockout();
-        let (caller, subject, credential, kinds) = (
-            caller.clone(),
-            subject.to_owned(),
-            *credential,
-            kinds.to_vec(),
-        );
-        let (got, refused) = lockout.until_not_busy(|patient| {
-            let (caller, subject, kinds) = (caller.clone(), subject.clone(), kinds.clone());
-            self.store.write_grouped(move |c| {
-                let mut taken = Vec::with_capacity(kinds.len());
-                for kind in kinds {
-                    let got = lockout.reserve(c, counter(&credential, kind))?;
-                    if got == Reservation::Reserved {
-                        taken.push(kind);
-                        continue;
+        let mut abandon = Abandon {
+            sam: self,
+            credential: *credential,
+            kinds: kinds.to_vec(),
+            slots: Arc::new(Mutex::new(Slots::default())),
+            armed: true,
+        };
+        let deadline = std::time::Instant::now() + lockout.slot_wait();
+        loop {
+            let patient = std::time::Instant::now() < deadline;
+            let (caller, subject, kinds) = (caller.clone(), subject.to_owned(), kinds.to_vec());
+            let (credential, slots) = (*credential, Arc::clone(&abandon.slots));
+            let (got, refused) = self
+                .store
+                .write_grouped_async(move |c| {
+                    let mut taken = Vec::with_capacity(kinds.len());
+                    for kind in kinds {
+                        let got = lockout.reserve(c, counter(&credential, kind))?;
+                        if got == Reservation::Reserved {
+                            taken.push(kind);
+                            continue;
+                        }
+                        for k in taken {
+                            lockout.release(c, counter(&credential, k))?;
+                        }
+                        if got == Reservation::Busy && patient {
+                            return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
+                        }
+                        let refusal =
+                            refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
+                        return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
                     }
-                    for k in taken {
-                        lockout.release(c, counter(&credential, k))?;
+                    let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slots.abandoned {
+                        // the activation went away before this job ran: nothing is verified
+                        for k in taken {
+                            lockout.release(c, counter(&credential, k))?;
+                        }
+                    } else {
+                        slots.held = true;
                     }
-                    if got == Reservation::Busy && patient {
-                        return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
-                    }
-                    let refusal =
-                        refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
-                    return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
+                    Ok(((Reservation::Reserved, None), Vec::new()))
+                })
+                .await?;
+            match (got, refused) {
+                (Reservation::Reserved, _) | (_, None) => return Ok(abandon),
+                (Reservation::Busy, _) => pace.sleep(crate::lockout::SLOT_POLL).await,
+                (Reservation::Locked, Some(kind)) => {
+                    abandon.disarm();
+                    return Err(lock_error(kind));
                 }
-                Ok(((Reservation::Reserved, None), Vec::new()))
-            })
-        })?;
-        match (got, refused) {
-            (Reservation::Reserved, _) | (_, None) => Ok(()),
-            (_, Some(kind)) => Err(lock_error(kind)),
+            }
         }
     }
 
     /// Gives back the slots of an activation that ended without a verdict on its factors (an
-    /// HSM or storage error, a refused grant). Best effort: if this write fails too, the slots
-    /// stay counted (conservative) and the failure is logged.
-    fn release_slots(&self, credential: &CredentialId, kinds: &[FactorKind]) {
-        let lockout = self.policy.factor_lockout();
-        let released = self.store.write(|c| {
-            for kind in kinds {
-                lockout.release(c, counter(credential, *kind))?;
-            }
-            Ok(())
-        });
+    /// HSM or storage error, a refused grant), in a job of the group commit. Best effort: if
+    /// this write fails too, the slots stay counted (conservative) and the failure is logged.
+    async fn release_slots(&self, credential: &CredentialId, kinds: &[FactorKind]) {
+        let released = self
+            .store
+            .write_grouped_async(release_job(
+                self.policy.factor_lockout(),
+                *credential,
+                kinds.to_vec(),
+                None,
+            ))
+            .await;
         if let Err(e) = released {
             tracing::error!(error = %e, credential = %credential, "could not give back the failure slots of an activation");
         }
     }
 
     /// Settles a wrong factor value (its slot stays counted; the lock is set at the policy's
-    /// limit; the slots of `others` are given back) and audits it, in one transaction; returns
+    /// limit; the slots of `others` are given back) and audits it, in one transaction (a job
+    /// of the group commit, queued at once: it commits even if the caller goes away); returns
     /// the error to give the client.
-    pub(super) fn factor_failure(
+    pub(super) async fn factor_failure(
         &self,
         event: AuditEvent,
         caller: &Caller,
@@ -517,22 +662,31 @@ impl Sam {
         what: &str,
     ) -> Result<SamError, SamError> {
         let err = invalid_factor(kind);
-        let subject = credential.id.to_string();
         let lockout = self.policy.factor_lockout();
-        self.store.write(|c| {
-            record_failure(
-                c,
-                event,
-                caller,
-                &subject,
-                &credential.id,
-                kind,
-                others,
-                lockout,
-                &err,
-                what,
-            )
-        })?;
+        let (caller, id, others, what) = (
+            caller.clone(),
+            credential.id,
+            others.to_vec(),
+            what.to_owned(),
+        );
+        let subject = id.to_string();
+        self.store
+            .write_grouped_async(move |c| {
+                record_failure(
+                    c,
+                    event,
+                    &caller,
+                    &subject,
+                    &id,
+                    kind,
+                    &others,
+                    lockout,
+                    &invalid_factor(kind),
+                    &what,
+                )?;
+                Ok(((), Vec::new()))
+            })
+            .await?;
         Ok(err)
     }
 

@@ -44,6 +44,7 @@ use storage::{
 
 use crate::algo::resolve_mechanism;
 use crate::lockout::{Checked, Lockout, Reservation};
+use factors::Pace;
 use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
@@ -478,5 +479,25 @@ mod tests {
         assert_eq!(p.max_transaction_life, Duration::from_secs(3600));
         assert_eq!(p.max_factor_failures, 5);
         assert_eq!(p.online_otp_lifetime, Duration::from_secs(300));
+    }
+}
+
+/// Runs `f` to completion on this thread, parked between polls (the blocking
+/// [`Sam::sign_hash`], [`Sam::authorize`]; what it awaits is woken by the store's writer thread).
+pub(crate) fn wait<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }

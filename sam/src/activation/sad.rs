@@ -126,6 +126,8 @@ impl Sam {
     /// `authorized_at`, which renewals keep).
     ///
     /// Audited as `sad.authorize` (success or refused, with the reason).
+    ///
+    /// BLOCKING: it is [`Sam::authorize_async`], this thread parked while it waits.
     pub fn authorize(
         &self,
         caller: &Caller,
@@ -134,12 +136,42 @@ impl Sam {
         hashes: Option<Vec<Vec<u8>>>,
         factors: Factors,
     ) -> Result<IssuedSad, SamError> {
+        // one implementation of the rules: the async one, this thread parked while it waits
+        wait(self.authorize_paced(caller, credential, num_signatures, hashes, factors, Pace::Blocking))
+    }
+
+    /// [`Sam::authorize`] for an async caller (the HTTP worker): the same checks in the same
+    /// order and the same audit records; the slot reservation, and then the outcome with the
+    /// SAD, are each a job of the store's group commit, awaited, so the reservation is durable
+    /// before the PIN is verified and the SAD before it is returned (see
+    /// [`Sam::activate_paced`] for what a dropped future leaves).
+    pub async fn authorize_async(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        num_signatures: i64,
+        hashes: Option<Vec<Vec<u8>>>,
+        factors: Factors,
+    ) -> Result<IssuedSad, SamError> {
+        self.authorize_paced(caller, credential, num_signatures, hashes, factors, Pace::Async)
+            .await
+    }
+
+    async fn authorize_paced(
+        &self,
+        caller: &Caller,
+        credential: &CredentialId,
+        num_signatures: i64,
+        hashes: Option<Vec<Vec<u8>>>,
+        factors: Factors,
+        pace: Pace,
+    ) -> Result<IssuedSad, SamError> {
         let sad = random_token(SAD_BYTES)?;
         let sad_hash = secret_hash(sad.as_bytes());
         let now = utc_now();
         let expires_at = self.policy.sad_expiry(now, now)?;
         let lifetime = seconds_until(expires_at, now);
-        self.activate(
+        self.activate_paced(
             &ActivationRequest {
                 event: AuditEvent::SadAuthorize,
                 caller,
@@ -170,7 +202,9 @@ impl Sam {
                     ))
                 }
             },
-        )?;
+            pace,
+        )
+        .await?;
         Ok(IssuedSad {
             sad,
             expires_in: lifetime,
@@ -635,25 +669,5 @@ impl Restore {
             c.restore_sad(&self.sad_hash, self.count, &spent)?;
             Ok(((), vec![self.event]))
         }
-    }
-}
-
-/// Runs `f` to completion on this thread, parked between polls (the blocking
-/// [`Sam::sign_hash`]; what it awaits is woken by the store's writer thread).
-fn wait<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
     }
 }
