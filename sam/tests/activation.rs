@@ -3223,3 +3223,80 @@ fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_
         AuditVerdict::Intact { .. }
     ));
 }
+
+/// A client gone mid-authorize (count first, Part I 7.1.2.5.1): the activation's future is
+/// dropped (1) while its slot reservation is queued: the reservation is given back once it
+/// commits, so no slot stays reserved and no PIN is verified; (2) once a wrong PIN was verified
+/// and its failure queued: the failure still commits, counted and audited, never given back.
+#[test]
+fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let before = f.sam.secret_checks();
+    let flush = || {
+        // the group commit is one queue: this job commits after every job queued before it
+        f.sam
+            .store()
+            .write_grouped(|_| Ok(((), Vec::new())))
+            .expect("flush")
+    };
+    fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    // (1) this thread holds the writer lock, so the reservation cannot commit before the drop
+    f.sam
+        .store()
+        .write(|_| {
+            let mut fut = Box::pin(f.sam.authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()));
+            assert!(poll_once(fut.as_mut()).is_pending(), "waits for the reservation");
+            drop(fut);
+            Ok(())
+        })
+        .expect("write");
+    flush();
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!(
+        (pin_factor.failures, pin_factor.locked),
+        (0, false),
+        "the abandoned reservation is given back"
+    );
+    assert_eq!(f.sam.secret_checks().pins, before.pins, "no PIN verified");
+
+    // (2) the reservation commits; then, the writer held again, the next poll verifies the
+    // wrong PIN and queues its failure; the client goes away
+    let mut fut = Box::pin(f.sam.authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()));
+    assert!(poll_once(fut.as_mut()).is_pending(), "waits for the reservation");
+    flush();
+    assert_eq!(
+        factor(&f.sam, &cred.id, FactorKind::Pin).failures,
+        1,
+        "reserved"
+    );
+    f.sam
+        .store()
+        .write(|_| {
+            assert!(poll_once(fut.as_mut()).is_pending(), "waits for the failure's commit");
+            Ok(())
+        })
+        .expect("write");
+    drop(fut);
+    flush();
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 1, "one PIN verified");
+    let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!(
+        (pin_factor.failures, pin_factor.locked),
+        (1, false),
+        "the failure is kept"
+    );
+    assert_eq!(
+        audit(&f.sam)
+            .iter()
+            .filter(|r| r.event == "sad.authorize" && r.detail.contains("wrong PIN"))
+            .count(),
+        1,
+        "and audited"
+    );
+}
