@@ -3250,8 +3250,14 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
     f.sam
         .store()
         .write(|_| {
-            let mut fut = Box::pin(f.sam.authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()));
-            assert!(poll_once(fut.as_mut()).is_pending(), "waits for the reservation");
+            let mut fut = Box::pin(
+                f.sam
+                    .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
+            );
+            assert!(
+                poll_once(fut.as_mut()).is_pending(),
+                "waits for the reservation"
+            );
             drop(fut);
             Ok(())
         })
@@ -3267,8 +3273,14 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
 
     // (2) the reservation commits; then, the writer held again, the next poll verifies the
     // wrong PIN and queues its failure; the client goes away
-    let mut fut = Box::pin(f.sam.authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()));
-    assert!(poll_once(fut.as_mut()).is_pending(), "waits for the reservation");
+    let mut fut = Box::pin(
+        f.sam
+            .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
+    );
+    assert!(
+        poll_once(fut.as_mut()).is_pending(),
+        "waits for the reservation"
+    );
     flush();
     assert_eq!(
         factor(&f.sam, &cred.id, FactorKind::Pin).failures,
@@ -3278,13 +3290,20 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
     f.sam
         .store()
         .write(|_| {
-            assert!(poll_once(fut.as_mut()).is_pending(), "waits for the failure's commit");
+            assert!(
+                poll_once(fut.as_mut()).is_pending(),
+                "waits for the failure's commit"
+            );
             Ok(())
         })
         .expect("write");
     drop(fut);
     flush();
-    assert_eq!(f.sam.secret_checks().pins - before.pins, 1, "one PIN verified");
+    assert_eq!(
+        f.sam.secret_checks().pins - before.pins,
+        1,
+        "one PIN verified"
+    );
     let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
     assert_eq!(
         (pin_factor.failures, pin_factor.locked),

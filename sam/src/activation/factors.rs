@@ -367,7 +367,8 @@ impl Sam {
 
         // Count first: a failure slot of every factor, or a refusal as locked, before any
         // factor is verified.
-        let mut abandon = self.reserve_factors(event, caller, &subject, credential, &kinds, pace)
+        let mut abandon = self
+            .reserve_factors(event, caller, &subject, credential, &kinds, pace)
             .await?;
         // from here every path queues the slots' outcome (eagerly: it commits even if this
         // future is dropped), so a drop no longer needs to give them back
@@ -385,15 +386,16 @@ impl Sam {
             );
             match verdict {
                 Ok(PinMatch::No) => {
-                    return Err(self.factor_failure(
-                        event,
-                        caller,
-                        &cred,
-                        FactorKind::Pin,
-                        &others(&kinds, FactorKind::Pin),
-                        "wrong PIN",
-                    )
-                    .await?);
+                    return Err(self
+                        .factor_failure(
+                            event,
+                            caller,
+                            &cred,
+                            FactorKind::Pin,
+                            &others(&kinds, FactorKind::Pin),
+                            "wrong PIN",
+                        )
+                        .await?);
                 }
                 Ok(PinMatch::Yes) => {}
                 Err(e) => {
@@ -419,15 +421,16 @@ impl Sam {
                 match totp_step(&self.hsm, &verifier, given) {
                     Ok(Some(step)) => Some(OtpProof::Step(step)),
                     Ok(None) => {
-                        return Err(self.factor_failure(
-                            event,
-                            caller,
-                            &cred,
-                            FactorKind::Otp,
-                            &others(&kinds, FactorKind::Otp),
-                            "wrong OTP",
-                        )
-                        .await?);
+                        return Err(self
+                            .factor_failure(
+                                event,
+                                caller,
+                                &cred,
+                                FactorKind::Otp,
+                                &others(&kinds, FactorKind::Otp),
+                                "wrong OTP",
+                            )
+                            .await?);
                     }
                     Err(e) => {
                         self.release_slots(credential, &kinds).await;

@@ -23,7 +23,10 @@
 //!
 //! All methods block (Argon2, database, HSM): the HTTP layer calls them inside `web::block`,
 //! except [`Sam::sign_hash_async`], which awaits its database work and signs on the caller's
-//! thread (the HTTP worker).
+//! thread (the HTTP worker), and [`Sam::authorize_async`], which awaits its two grouped writes
+//! (the slot reservation, then the outcome with the SAD) and checks the factors there. The
+//! blocking [`Sam::sign_hash`] and [`Sam::authorize`] are those futures run on the calling
+//! thread (one implementation of each rule).
 //!
 //! This module holds the request types, the policy and the checks every activation shares;
 //! [`factors`] verifies the PIN and OTP (with their lockout) and grants in one transaction;
@@ -44,11 +47,11 @@ use storage::{
 
 use crate::algo::resolve_mechanism;
 use crate::lockout::{Checked, Lockout, Reservation};
-use factors::Pace;
 use crate::otp::{OtpType, online_otp_digest};
 use crate::secrets::{PinMatch, random_token, verify_pin};
 use crate::totp::{TotpVerifier, totp_step};
 use crate::{AuditEvent, Sam, SamError, audit_event};
+use factors::Pace;
 
 mod bearer;
 mod factors;
@@ -413,6 +416,26 @@ pub(crate) fn refusal_event(
     audit_event(event, &caller.user_name, subject, "refused", detail)
 }
 
+/// Runs `f` to completion on this thread, parked between polls (the blocking
+/// [`Sam::sign_hash`], [`Sam::authorize`]; what it awaits is woken by the store's writer thread).
+pub(crate) fn wait<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sad::covers;
@@ -479,25 +502,5 @@ mod tests {
         assert_eq!(p.max_transaction_life, Duration::from_secs(3600));
         assert_eq!(p.max_factor_failures, 5);
         assert_eq!(p.online_otp_lifetime, Duration::from_secs(300));
-    }
-}
-
-/// Runs `f` to completion on this thread, parked between polls (the blocking
-/// [`Sam::sign_hash`], [`Sam::authorize`]; what it awaits is woken by the store's writer thread).
-pub(crate) fn wait<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
     }
 }

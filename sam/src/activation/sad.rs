@@ -137,7 +137,14 @@ impl Sam {
         factors: Factors,
     ) -> Result<IssuedSad, SamError> {
         // one implementation of the rules: the async one, this thread parked while it waits
-        wait(self.authorize_paced(caller, credential, num_signatures, hashes, factors, Pace::Blocking))
+        wait(self.authorize_paced(
+            caller,
+            credential,
+            num_signatures,
+            hashes,
+            factors,
+            Pace::Blocking,
+        ))
     }
 
     /// [`Sam::authorize`] for an async caller (the HTTP worker): the same checks in the same
@@ -153,8 +160,15 @@ impl Sam {
         hashes: Option<Vec<Vec<u8>>>,
         factors: Factors,
     ) -> Result<IssuedSad, SamError> {
-        self.authorize_paced(caller, credential, num_signatures, hashes, factors, Pace::Async)
-            .await
+        self.authorize_paced(
+            caller,
+            credential,
+            num_signatures,
+            hashes,
+            factors,
+            Pace::Async,
+        )
+        .await
     }
 
     async fn authorize_paced(
