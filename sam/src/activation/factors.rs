@@ -92,13 +92,18 @@ pub(super) enum Pace {
 }
 
 impl Pace {
-    async fn sleep(self, d: std::time::Duration) {
+    /// Waits before asking again for a slot: [`crate::lockout::SLOT_POLL`] for a thread; a
+    /// task asks more often ([`ASYNC_SLOT_POLL`]), since its wait holds no thread.
+    async fn pause(self) {
         match self {
-            Pace::Blocking => std::thread::sleep(d),
-            Pace::Async => tokio::time::sleep(d).await,
+            Pace::Blocking => std::thread::sleep(crate::lockout::SLOT_POLL),
+            Pace::Async => tokio::time::sleep(ASYNC_SLOT_POLL).await,
         }
     }
 }
+
+/// How often an async activation asks again for a slot held by attempts in flight.
+const ASYNC_SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Whether an activation's reserved slots are held, and whether it went away.
 #[derive(Debug, Default)]
@@ -624,7 +629,7 @@ impl Sam {
                 .await?;
             match (got, refused) {
                 (Reservation::Reserved, _) | (_, None) => return Ok(abandon),
-                (Reservation::Busy, _) => pace.sleep(crate::lockout::SLOT_POLL).await,
+                (Reservation::Busy, _) => pace.pause().await,
                 (Reservation::Locked, Some(kind)) => {
                     abandon.disarm();
                     return Err(lock_error(kind));
