@@ -3319,3 +3319,78 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
         "and audited"
     );
 }
+
+/// The async path (the HTTP worker: one thread, every activation a task on it) keeps both sides
+/// of counting first: 32 concurrent wrong PINs against the limit of 5 have exactly 5 verified,
+/// the rest refused as locked; and, on another credential, 32 concurrent right PINs are all
+/// granted, the attempts whose slots are held by attempts in flight waiting (an async sleep,
+/// the worker serving the others meanwhile) instead of being refused.
+#[test]
+fn async_activations_on_one_worker_keep_the_lockout_rule_both_ways_sqlite() {
+    async_activations_on_one_worker_keep_the_lockout_rule_both_ways(None);
+}
+
+#[test]
+fn async_activations_on_one_worker_keep_the_lockout_rule_both_ways_postgres() {
+    let db = PgDb::create();
+    async_activations_on_one_worker_keep_the_lockout_rule_both_ways(Some(&db.url));
+}
+
+fn async_activations_on_one_worker_keep_the_lockout_rule_both_ways(url: Option<&str>) {
+    // a bound no machine reaches: the test shows the wait, not how fast attempts settle
+    let f = fixture_on(
+        url,
+        SamPolicy {
+            max_slot_wait: Duration::from_secs(600),
+            ..SamPolicy::default()
+        },
+    );
+    let worker = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let race = |id: CredentialId, factors: fn() -> Factors| {
+        let tasks = tokio::task::LocalSet::new();
+        let handles: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (sam, alice) = (f.sam.clone(), f.alice.clone());
+                tasks.spawn_local(async move {
+                    sam.authorize_async(&alice, &id, 1, None, factors())
+                        .await
+                        .map(drop)
+                })
+            })
+            .collect();
+        worker.block_on(tasks.run_until(async {
+            let mut results = Vec::new();
+            for h in handles {
+                results.push(h.await.expect("activation"));
+            }
+            results
+        }))
+    };
+
+    let guessed = ec(&f.sam, "alice", Scal::One, 1);
+    let before = f.sam.secret_checks();
+    let results = race(guessed.id, wrong_pin);
+    let wrong = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::InvalidPin)))
+        .count();
+    let locked = results
+        .iter()
+        .filter(|r| matches!(r, Err(SamError::PinLocked)))
+        .count();
+    assert_eq!((wrong, locked), (5, RACERS - 5), "{results:?}");
+    assert_eq!(f.sam.secret_checks().pins - before.pins, 5, "PINs verified");
+    let stored = factor(&f.sam, &guessed.id, FactorKind::Pin);
+    assert_eq!((stored.failures, stored.locked), (5, true));
+    assert_eq!(count_events(&f.sam, "factor.lock", "success"), 1);
+
+    let used = ec(&f.sam, "alice", Scal::One, 1);
+    for r in race(used.id, pin) {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let stored = factor(&f.sam, &used.id, FactorKind::Pin);
+    assert_eq!((stored.failures, stored.locked), (0, false));
+}
