@@ -608,6 +608,16 @@ fn the_pin_locks_after_max_failures_and_then_refuses_even_the_right_pin() {
 
 const RACERS: usize = 32;
 
+/// How many of `results` are `InvalidPin` (verified and wrong) and `PinLocked`.
+fn wrong_and_locked<T>(results: &[Result<T, SamError>]) -> (usize, usize) {
+    let count =
+        |f: fn(&SamError) -> bool| results.iter().filter(|r| r.as_ref().is_err_and(f)).count();
+    (
+        count(|e| matches!(e, SamError::InvalidPin)),
+        count(|e| matches!(e, SamError::PinLocked)),
+    )
+}
+
 /// Count first (Part I 7.1.2.5.1; DESIGN.md "count first, then act"): 32 concurrent wrong PINs
 /// against the default limit of 5. Every PIN is refused; exactly 5 are verified — counted where
 /// the SAM compares a PIN with its verifier ([`Sam::secret_checks`]), so a guess refused
@@ -632,15 +642,7 @@ fn concurrent_wrong_pins_are_verified_at_most_max_failures_times(f: &Fixture) {
         .into_iter()
         .map(|h| h.join().expect("guess"))
         .collect();
-    let wrong = results
-        .iter()
-        .filter(|r| matches!(r, Err(SamError::InvalidPin)))
-        .count();
-    let locked = results
-        .iter()
-        .filter(|r| matches!(r, Err(SamError::PinLocked)))
-        .count();
-    assert_eq!((wrong, locked), (5, RACERS - 5), "{results:?}");
+    assert_eq!(wrong_and_locked(&results), (5, RACERS - 5), "{results:?}");
     assert_eq!(f.sam.secret_checks().pins - before.pins, 5, "PINs verified");
     let pin_factor = factor(&f.sam, &cred.id, FactorKind::Pin);
     assert_eq!((pin_factor.failures, pin_factor.locked), (5, true));
@@ -3373,15 +3375,7 @@ fn async_activations_on_one_worker_keep_the_lockout_rule_both_ways(url: Option<&
     let guessed = ec(&f.sam, "alice", Scal::One, 1);
     let before = f.sam.secret_checks();
     let results = race(guessed.id, wrong_pin);
-    let wrong = results
-        .iter()
-        .filter(|r| matches!(r, Err(SamError::InvalidPin)))
-        .count();
-    let locked = results
-        .iter()
-        .filter(|r| matches!(r, Err(SamError::PinLocked)))
-        .count();
-    assert_eq!((wrong, locked), (5, RACERS - 5), "{results:?}");
+    assert_eq!(wrong_and_locked(&results), (5, RACERS - 5), "{results:?}");
     assert_eq!(f.sam.secret_checks().pins - before.pins, 5, "PINs verified");
     let stored = factor(&f.sam, &guessed.id, FactorKind::Pin);
     assert_eq!((stored.failures, stored.locked), (5, true));
