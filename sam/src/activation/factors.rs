@@ -170,6 +170,13 @@ fn release_job(
     }
 }
 
+/// What an activation yields once its factors are right, in the granting transaction (a SAD, an
+/// OAuth 2.0 code): audit details, or a refusal that rolls the transaction back.
+pub(super) type Grant = Box<
+    dyn FnOnce(&mut Conn<'_>, &Granted) -> Result<Result<serde_json::Value, SamError>, StorageError>
+        + Send,
+>;
+
 /// The factors of `kinds` other than `kind`.
 fn others(kinds: &[FactorKind], kind: FactorKind) -> Vec<FactorKind> {
     kinds.iter().copied().filter(|k| *k != kind).collect()
@@ -205,7 +212,7 @@ impl Sam {
         + 'static,
     ) -> Result<Granted, SamError> {
         // one implementation of the rules: the async one, this thread parked while it waits
-        super::wait(self.activate_paced(req, factors, grant, Pace::Blocking))
+        super::wait(self.activate_paced(req, factors, Box::new(grant), Pace::Blocking))
     }
 
     /// [`Sam::activate`] for an async caller (the HTTP worker, with [`Pace::Async`]): the same checks in the same
@@ -222,12 +229,7 @@ impl Sam {
         &self,
         req: &ActivationRequest<'_>,
         factors: Factors,
-        grant: impl FnOnce(
-            &mut Conn<'_>,
-            &Granted,
-        ) -> Result<Result<serde_json::Value, SamError>, StorageError>
-        + Send
-        + 'static,
+        grant: Grant,
         pace: Pace,
     ) -> Result<Granted, SamError> {
         let result = self.activate_uncounted(req, factors, grant, pace).await;
@@ -243,12 +245,7 @@ impl Sam {
         &self,
         req: &ActivationRequest<'_>,
         factors: Factors,
-        grant: impl FnOnce(
-            &mut Conn<'_>,
-            &Granted,
-        ) -> Result<Result<serde_json::Value, SamError>, StorageError>
-        + Send
-        + 'static,
+        grant: Grant,
         pace: Pace,
     ) -> Result<Granted, SamError> {
         let ActivationRequest {

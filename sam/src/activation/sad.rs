@@ -195,7 +195,7 @@ impl Sam {
                 via: Via::Authorize,
             },
             factors,
-            {
+            Box::new({
                 let (user, credential, token_hash) = (caller.user, *credential, caller.token_hash);
                 move |c, granted| {
                     if !super::still_enabled(c, &credential)? {
@@ -215,7 +215,7 @@ impl Sam {
                         json!({ "sad": sad_ref(&sad_hash), "expiresIn": lifetime }),
                     ))
                 }
-            },
+            }),
             pace,
         )
         .await?;
