@@ -1446,3 +1446,62 @@ fn the_full_lifecycle_over_the_admin_api() {
     }
     assert!(k.audit_intact());
 }
+
+/// The insider (Part I 7.1.1.6-7; the database is not trusted): a role raised in SQL behind the
+/// server's back grants nothing. An operator made security officer in its row, and the signer
+/// made operator, are refused as users that do not exist (the row fails its MAC): the
+/// operator's live token stops at the next call, no new token is issued to either, and the
+/// violation is audited naming the users row.
+#[test]
+fn a_role_raised_in_sql_grants_nothing_over_the_admin_api() {
+    let k = Kit::new();
+    add_admins(&k);
+    let olga = admin_token(&k, "olga");
+    // before: the operator lists users, and may not list clients (the security officer's)
+    assert_eq!(
+        call(&k, &olga, "GET", "/admin/v1/users", &Value::Null).status,
+        200
+    );
+    let r = call(&k, &olga, "GET", "/admin/v1/clients", &Value::Null);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("access_denied"))
+    );
+
+    let raised = crate::insider::insider(
+        &k,
+        "UPDATE users SET role = 'security-officer' WHERE name = 'olga'",
+    );
+    assert_eq!(raised, 1);
+    assert_eq!(
+        crate::insider::insider(
+            &k,
+            "UPDATE users SET role = 'operator' WHERE name = 'alice'"
+        ),
+        1
+    );
+    // the live token (within the cache bound or not) never reaches the security officer's act
+    for path in ["/admin/v1/clients", "/admin/v1/users"] {
+        let r = call(&k, &olga, "GET", path, &Value::Null);
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"], "invalid_token", "{path}");
+    }
+    for (user, password) in [("olga", PASSWORD), ("alice", ALICE_PASSWORD)] {
+        let r = token_request(&k, user, password, "client_credentials");
+        assert_eq!(r.status, 401, "{user}: {}", r.text());
+        assert_eq!(r.json()["error"], "invalid_client", "{user}");
+    }
+    assert!(
+        k.audit_records()
+            .iter()
+            .any(|r| r.event == "integrity.violation" && r.subject.starts_with("users/")),
+        "the edited users row is audited"
+    );
+    // nobody acted as a security officer: no client listing by olga was audited as allowed
+    assert!(
+        !k.audit_records()
+            .iter()
+            .any(|r| r.event == "client.list" && r.actor.starts_with("security-officer:olga")),
+        "no act in the raised role"
+    );
+}
