@@ -65,8 +65,7 @@ impl Sam {
         if within_days == 0 {
             return Ok(Vec::new());
         }
-        let now = storage::utc_now().and_utc().timestamp();
-        let horizon = now.saturating_add(i64::from(within_days).saturating_mul(86_400));
+        let (now, horizon) = expiry_window(within_days);
         let mut out = Vec::new();
         for (user, credential) in self.store.read(|c| c.list_credentials(None))? {
             if credential.status != CredentialStatus::Enabled {
@@ -97,8 +96,7 @@ impl Sam {
         if within_days == 0 || credential.status != CredentialStatus::Enabled {
             return Ok(None);
         }
-        let now = storage::utc_now().and_utc().timestamp();
-        let horizon = now.saturating_add(i64::from(within_days).saturating_mul(86_400));
+        let (now, horizon) = expiry_window(within_days);
         Ok(self
             .validity
             .not_after(credential)?
@@ -388,6 +386,15 @@ impl Sam {
         })??;
         Ok((credential, cert.map(|c| c.der).unwrap_or_default()))
     }
+}
+
+/// Now and the end of a `within_days` warning window, Unix seconds.
+fn expiry_window(within_days: u32) -> (i64, i64) {
+    let now = storage::utc_now().and_utc().timestamp();
+    (
+        now,
+        now.saturating_add(i64::from(within_days).saturating_mul(86_400)),
+    )
 }
 
 /// The expiry rule: a certificate ending at `not_after` (Unix seconds) is valid at `now` and
