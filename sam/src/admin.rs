@@ -91,7 +91,8 @@ impl Sam {
                 "{bad:?} is not an absolute redirect URI without a fragment"
             )));
         }
-        let client_id = secrets::random_token(16)?;
+        // a prefix, so that no id starts with `-` (base64url), which a command line would take for an option
+        let client_id = format!("csc_ci_{}", secrets::random_token(16)?);
         let secret = if confidential {
             Some(format!("csc_cs_{}", secrets::random_token(32)?))
         } else {
