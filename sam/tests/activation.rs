@@ -3119,8 +3119,9 @@ fn sign_hash_async_signs_spends_and_audits_as_sign_hash_does() {
 }
 
 /// Write-ahead on the async path: when the batch holding the spend cannot commit (the
-/// database refuses the `signature.sign_hash` record), no signature is made, the spend is
-/// rolled back with it, and once the database accepts records again the same SAD signs.
+/// database refuses the `signature.sign_hash` record), no signature leaves (the HSM may have
+/// signed while the batch committed: that signature is dropped), the spend is rolled back with
+/// it, and once the database accepts records again the same SAD signs.
 #[test]
 fn a_failing_batch_releases_no_signature_on_the_async_path() {
     use diesel::{Connection, RunQueryDsl};
@@ -3166,7 +3167,7 @@ fn a_failing_batch_releases_no_signature_on_the_async_path() {
 }
 
 /// A client gone mid-request: the signHash future is dropped once its spend is queued. The
-/// spend still commits WITH its record (never a SAD spent unaudited), no signature is made,
+/// spend still commits WITH its record (never a SAD spent unaudited), no signature leaves,
 /// and the store's writer goes on serving the next request.
 #[test]
 fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_on() {

@@ -479,6 +479,42 @@ impl Store {
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
     }
 
+    /// [`Store::write_grouped_async`] in two stages, for a caller that may start work that
+    /// needs the job's outcome while the batch commits, but releases nothing before it is
+    /// durable: [`Staged::ran`] gives the job's own outcome as soon as it has run inside its
+    /// batch transaction (under the write lock, its savepoint released: authoritative, but NOT
+    /// yet committed), with a [`Durable`] that completes once that batch is settled. If the
+    /// commit fails, every effect of the job is undone and [`Durable::settled`] says so.
+    ///
+    /// On PostgreSQL the job runs alone in its own transaction and `ran` completes after its
+    /// commit (so `settled` is already known).
+    pub fn write_grouped_staged<T, F>(&self, job: F) -> Staged<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
+        let (ran, ran_rx) = tokio::sync::oneshot::channel();
+        let (settled, settled_rx) = tokio::sync::oneshot::channel();
+        match self.backend {
+            Backend::Sqlite => self.queue(Box::new(Pending {
+                job,
+                reply: Reply::Staged { ran, settled },
+            })),
+            Backend::Postgres => {
+                let core = self.core.clone();
+                let _ = self.writer.run(Box::new(move || {
+                    let outcome = core.write(|c| grouped_alone(c, job));
+                    let _ = settled.send(Ok(()));
+                    let _ = ran.send(outcome);
+                }));
+            }
+        }
+        Staged {
+            ran: ran_rx,
+            settled: settled_rx,
+        }
+    }
+
     /// Queues a grouped job on SQLite, starting the writer thread's drain if none is under way.
     fn queue(&self, job: Box<dyn crate::group::Job>) {
         if !self.gate.enqueue(job) {
@@ -495,6 +531,32 @@ impl Store {
         if self.writer.run(drain).is_err() {
             self.gate.fail_queued(&writer_stopped());
         }
+    }
+}
+
+/// A job queued by [`Store::write_grouped_staged`].
+pub struct Staged<T> {
+    ran: tokio::sync::oneshot::Receiver<Result<T, StorageError>>,
+    settled: tokio::sync::oneshot::Receiver<Result<(), StorageError>>,
+}
+
+/// Whether the batch holding a [`Staged`] job committed.
+pub struct Durable(tokio::sync::oneshot::Receiver<Result<(), StorageError>>);
+
+impl<T> Staged<T> {
+    /// The job's own outcome as soon as it has run inside its batch: its effects are visible
+    /// to the rest of the batch but NOT durable until [`Durable::settled`] says so.
+    pub async fn ran(self) -> (Result<T, StorageError>, Durable) {
+        let outcome = self.ran.await.unwrap_or_else(|_| Err(writer_stopped()));
+        (outcome, Durable(self.settled))
+    }
+}
+
+impl Durable {
+    /// `Ok` once the batch that ran the job is committed (fsynced on SQLite); an error when it
+    /// rolled back (then the job left no effect) or its outcome is unknown.
+    pub async fn settled(self) -> Result<(), StorageError> {
+        self.0.await.unwrap_or_else(|_| Err(writer_stopped()))
     }
 }
 

@@ -56,6 +56,13 @@ pub(crate) enum Reply<T> {
     Blocking(SyncSender<Result<T, StorageError>>),
     /// An async caller awaiting a oneshot (it may have gone: then the outcome is dropped).
     Async(oneshot::Sender<Result<T, StorageError>>),
+    /// An async caller told twice ([`crate::Store::write_grouped_staged`]): the job's own
+    /// outcome as soon as it has run inside its batch (its savepoint released, NOT yet
+    /// durable), then whether the batch committed.
+    Staged {
+        ran: oneshot::Sender<Result<T, StorageError>>,
+        settled: oneshot::Sender<Result<(), StorageError>>,
+    },
 }
 
 impl<T> Reply<T> {
@@ -68,6 +75,10 @@ impl<T> Reply<T> {
             }
             Reply::Async(tx) => {
                 let _ = tx.send(outcome);
+            }
+            // the job never ran (or failed): `ran` says so, and `settled` is dropped unsent
+            Reply::Staged { ran, .. } => {
+                let _ = ran.send(outcome);
             }
         }
     }
@@ -99,7 +110,18 @@ where
 {
     fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish {
         let Pending { job, reply } = *self;
-        match conn.atomic_conn(job) {
+        let outcome = conn.atomic_conn(job);
+        if let Reply::Staged { ran, settled } = reply {
+            // the job's outcome now, before the commit; whether it is durable once settled
+            let _ = ran.send(outcome.map(|(value, events)| {
+                audit.extend(events);
+                value
+            }));
+            return Box::new(move |done| {
+                let _ = settled.send(done.map_err(settle_error));
+            });
+        }
+        match outcome {
             Ok((value, events)) => {
                 audit.extend(events);
                 Box::new(move |settled| {

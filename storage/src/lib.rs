@@ -54,7 +54,7 @@ pub use audit::{
     ZERO_HASH,
 };
 pub use backup::highest_sealed_record;
-pub use connection::{Backend, Conn, Store, StoreOptions};
+pub use connection::{Backend, Conn, Durable, Staged, Store, StoreOptions};
 pub use delegations::ClientDelegation;
 pub use error::StorageError;
 pub use factors::RequiredFactors;

@@ -233,6 +233,7 @@ both!(
     grouped_failed_job_is_undone_alone pool = 16,
     grouped_async_jobs_queued_behind_a_writer_commit_together pool = 16,
     grouped_async_jobs_of_a_failed_batch_all_fail,
+    staged_jobs_say_what_ran_then_whether_it_is_durable,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
 );
@@ -2033,6 +2034,70 @@ fn grouped_async_jobs_of_a_failed_batch_all_fail(db: &TestDb) {
         assert!(present.is_none(), "u{i} was rolled back");
     }
     assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
+}
+
+/// `write_grouped_staged`: a job's outcome (`ran`) comes first, then whether its batch is
+/// durable (`settled`). A committed batch settles `Ok` with the spend in place; a batch whose
+/// audit append fails settles `Err` even though its spend `ran` as won, and leaves nothing: the
+/// SAD keeps its signature and no record exists. (signHash signs between the two and releases
+/// the signature only on `Ok`.)
+fn staged_jobs_say_what_ran_then_whether_it_is_durable(db: &TestDb) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let committed = sad_for(db, &cred, 1, secs(300), None);
+    let (won, durable) = rt.block_on(
+        db.write_grouped_staged(consume_one(committed.clone(), 0))
+            .ran(),
+    );
+    assert!(won.expect("ran"), "the spend won");
+    rt.block_on(durable.settled()).expect("committed");
+    assert_eq!(remaining(db, &committed), 0);
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+
+    let refused = sad_for(db, &cred, 1, secs(300), None);
+    match db.backend() {
+        Backend::Sqlite => db.exec_raw(
+            "CREATE TRIGGER refuse_records BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        ),
+        Backend::Postgres => {
+            db.exec_raw(
+                "CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            );
+            db.exec_raw(
+                "CREATE TRIGGER refuse_records BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_records()",
+            )
+        }
+    };
+    let (ran, durable) = rt.block_on(
+        db.write_grouped_staged(consume_one(refused.clone(), 1))
+            .ran(),
+    );
+    match db.backend() {
+        // the spend ran and won inside the batch, before the append failed it
+        Backend::Sqlite => assert!(ran.expect("ran"), "the spend won in the batch"),
+        // its own transaction, settled before `ran` answers
+        Backend::Postgres => assert!(ran.is_err(), "{ran:?}"),
+    }
+    let settled = rt.block_on(durable.settled());
+    if db.backend() == Backend::Sqlite {
+        assert!(settled.is_err(), "the batch rolled back: {settled:?}");
+    }
+    assert_eq!(
+        remaining(db, &refused),
+        1,
+        "the rolled-back spend left nothing"
+    );
+    assert_eq!(
+        db.read(|c| c.audit_records(0, 100)).unwrap(),
+        records,
+        "no record of the rolled-back spend"
+    );
 }
 
 fn timestamps_round_trip(db: &TestDb) {

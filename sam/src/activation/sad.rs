@@ -376,10 +376,13 @@ impl Sam {
     ///
     /// Then ONE transaction spends the SAD by an atomic conditional update (SCAL 1
     /// `consume_sad`, hash-bound `consume_sad_hashes`) and writes the `signature.sign_hash`
-    /// record (credential, certificate serial, count, algorithm, SAD reference, digests); it is
-    /// committed (fsynced on SQLite, group-committed with concurrent requests) BEFORE the HSM is
-    /// asked, so no signature can leave without its record (Part I 7.1.4.3-4: write-ahead
-    /// audit). Losing a race is diagnosed again and never signs. If the HSM then fails, the
+    /// record (credential, certificate serial, count, algorithm, SAD reference, digests). The
+    /// HSM is asked only once that check and spend have run inside the write transaction
+    /// (under the write lock: no concurrent spend can pass the same check), and the signatures
+    /// are released only once the transaction is committed (fsynced on SQLite, group-committed
+    /// with concurrent requests), so no signature can leave without its durable record (Part I
+    /// 7.1.4.3-4: write-ahead audit); a commit that fails drops them. Losing a race is
+    /// diagnosed again and never signs. If the HSM fails, the
     /// reservation is given back (count and hashes), a `failure` record for the same SAD
     /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
     ///
@@ -406,14 +409,16 @@ impl Sam {
     /// order, the same spend and audit records, but the thread is never blocked on the
     /// database: the credential comes from the hot cache ([`crate::hot`]; a miss, once per
     /// [`crate::hot::CACHE_BOUND`], reads one row), the SAD check, spend and write-ahead
-    /// `signature.sign_hash` record are one job of the store's group commit, awaited
-    /// ([`storage::Store::write_grouped_async`]), and a refusal's record is queued the same way.
-    /// Only once that job's batch is durable does the calling thread ask the HSM (Part II
-    /// 3.2.1.1; write-ahead audit, Part I 7.1.4.3-4), with the same key-binding check.
+    /// `signature.sign_hash` record are one job of the store's group commit
+    /// ([`storage::Store::write_grouped_staged`]), and a refusal's record is queued the same way.
+    /// As soon as that job has passed and spent inside its batch transaction, the calling thread
+    /// asks the HSM (Part II 3.2.1.1), with the same key-binding check, while the batch commits;
+    /// the signatures are returned only once the batch is durable (write-ahead audit, Part I
+    /// 7.1.4.3-4), and dropped if it rolls back (then nothing was spent or recorded).
     ///
     /// If the future is dropped while the job is queued or committing (the client went away),
     /// the job still commits: the SAD is spent and its record written (the record is the
-    /// authorisation to sign, as after a crash at that point), and no signature is made.
+    /// authorisation to sign, as after a crash at that point), and no signature leaves.
     pub async fn sign_hash_async(
         &self,
         caller: &Caller,
@@ -430,20 +435,29 @@ impl Sam {
                 .await),
             Ok(Ok(plan)) => {
                 algorithm = Some(crate::observe::algorithm_label(&plan.signing.mech));
-                match self.store.write_grouped_async(plan.spend).await {
+                let (spent, durable) = self.store.write_grouped_staged(plan.spend).ran().await;
+                match spent {
                     Err(e) => Err(e.into()),
                     Ok(Err(e)) => Err(self
                         .refuse_sign_hash(caller, credential, sad, hashes, mechanism, e)
                         .await),
-                    Ok(Ok(hash_bound)) => match self.sign_planned(&plan.signing, hashes) {
-                        Ok(signatures) => Ok(signatures),
-                        Err(restore) => self
-                            .store
-                            .write_grouped_async(restore.job(hash_bound, hashes))
-                            .await
-                            .map_err(SamError::from)
-                            .and(Err(SamError::SigningFailed)),
-                    },
+                    // The SAD passed its check and is spent inside the batch transaction,
+                    // under the write lock; the HSM signs while that batch commits, and the
+                    // signatures leave only once it (with their record) is durable.
+                    Ok(Ok(hash_bound)) => {
+                        let signed = self.sign_planned(&plan.signing, hashes);
+                        match (durable.settled().await, signed) {
+                            // rolled back: no spend, no record, so no signature may leave
+                            (Err(e), _) => Err(e.into()),
+                            (Ok(()), Ok(signatures)) => Ok(signatures),
+                            (Ok(()), Err(restore)) => self
+                                .store
+                                .write_grouped_async(restore.job(hash_bound, hashes))
+                                .await
+                                .map_err(SamError::from)
+                                .and(Err(SamError::SigningFailed)),
+                        }
+                    }
                 }
             }
         };
@@ -562,7 +576,7 @@ impl Sam {
         // requests): the SAD is read there (no read transaction of its own), checked (known,
         // not revoked, this caller's and this credential's, unexpired, signatures left; SCAL
         // 2: every hash covered), then one conditional update spends it and, only if it won,
-        // the record is written with it (write-ahead: committed before the HSM is asked, so
+        // the record is written with it (write-ahead: committed before a signature leaves, so
         // no signature can ever leave without its record). A refusal writes nothing; on a lost
         // race, say why from the row as it is now.
         let spend: SpendJob = {
