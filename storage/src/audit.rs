@@ -525,6 +525,21 @@ impl Conn<'_> {
         })
     }
 
+    /// PostgreSQL: locks the audit head row until the end of the transaction, as the first
+    /// statement of a group-commit batch or a [`Store::write`] (the lock order of
+    /// [`crate::group`]). A missing head row locks nothing: the next append reports it.
+    pub(crate) fn lock_audit_head(&mut self) -> Result<(), StorageError> {
+        if let AnyConnection::Postgresql(pg) = &mut *self.conn {
+            audit_head::table
+                .find(1)
+                .select(audit_head::seq)
+                .for_update()
+                .get_result::<i64>(pg)
+                .optional()?;
+        }
+        Ok(())
+    }
+
     /// Up to `limit` records with `seq > after_seq`, in order.
     pub fn audit_records(
         &mut self,

@@ -1,4 +1,4 @@
-//! Group commit for the hot write path.
+//! Group commit for the hot write path, on both backends.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
 //! fsync of the WAL (about 0.4 ms on the CI machines). Grouped jobs are queued; ONE writer
@@ -14,16 +14,44 @@
 //! channel that an async caller awaits ([`crate::Store::write_grouped_async`]): the awaiting
 //! task blocks no thread, so an async worker keeps serving requests while the batch holding its
 //! job commits, and those requests' jobs join the next batch. Both kinds share one queue, so
-//! SQLite keeps one writer and one order.
+//! a store keeps one writer and one order.
 //!
 //! The same writer lock is taken by [`crate::Store::write`], so in-process writers queue on a
 //! mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
 //! (the admin CLI) still wait on `busy_timeout`.
 //!
-//! On PostgreSQL a grouped job simply runs in its own transaction: the server already groups
-//! commits, and batching jobs of one instance in one transaction could deadlock against another
-//! instance locking the same rows in another order. An async caller's job runs on one of the
-//! store's PostgreSQL writer threads (as many as pooled connections), never on its own thread.
+//! **PostgreSQL** runs the same batches. Row locks are held until commit, so with one
+//! transaction per job every job held the SAD it spends and the audit head for its whole
+//! transaction (about ten round trips), and the jobs spending one SAD ran one after another at
+//! that pace; in a batch a row lock is taken once and held for the batch, and the audit chain
+//! moves once per batch. One writer thread per store is enough: an instance runs one batch at
+//! a time anyway (batches serialise on the audit head, below), and async callers await their
+//! outcome without a thread of their own.
+//!
+//! *Lock order.* Several instances share the database, and a batch locks rows (SADs, factor
+//! counters, the audit head) in the order its jobs come. Its FIRST statement therefore locks
+//! the audit head row (`SELECT ... FROM audit_head WHERE id = 1 FOR UPDATE`): batches of all
+//! instances serialise from their start, and a batch never waits for a row while another
+//! batch holds one. A plain [`crate::Store::write`] (the CLI, the admin API, the purge,
+//! login) would otherwise lock rows first and the head last, at its audit append: holding SAD
+//! `X` and waiting for the head while a batch holds the head and waits for `X` is a cycle,
+//! which PostgreSQL breaks after `deadlock_timeout` (1 s, every batch of every instance
+//! stalled meanwhile) by failing one side. So a write's first statement locks the head too:
+//! every transaction that may wait for a lock while holding one holds the head, only one
+//! transaction holds it at a time, and no wait cycle can form. The cost is that plain writes
+//! serialise with batches for their whole duration, as they do on SQLite (`BEGIN IMMEDIATE`);
+//! none is on the hot path (signHash and authorize are grouped). What stays outside the rule:
+//! a repository method called under [`crate::Store::read`] runs in its own transaction on the
+//! rows of one conditional change (it holds nothing while it waits), and a write nested in
+//! another on the same thread takes no head lock (it would wait for itself).
+//!
+//! *Failures.* A job's error, including a statement PostgreSQL refused (a constraint, a
+//! deadlock or lock timeout from a transaction outside the rule), rolls back to the job's
+//! savepoint, which releases the locks taken after it: that job alone fails, with that error,
+//! and the others commit with their audit records. A job must return the error of a failed
+//! statement (a swallowed one leaves the transaction aborted: then the whole batch fails, and
+//! nothing of it is written). If the batch's audit append or its commit fails, every job of the
+//! batch gets [`StorageError::Commit`] and none of its changes is visible: never half a batch.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -139,6 +167,13 @@ pub(crate) struct WriterGate {
 
 /// Holds the writer lock (or nothing, for a nested write on the thread that holds it).
 pub(crate) struct WriterGuard<'a>(Option<MutexGuard<'a, ()>>);
+
+impl WriterGuard<'_> {
+    /// Whether this guard took the lock (it is not a write nested in another of this thread).
+    pub(crate) fn is_outermost(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
@@ -261,10 +296,9 @@ impl WriterGate {
 /// Work handed to a writer thread.
 pub(crate) type Task = Box<dyn FnOnce() + Send>;
 
-/// The writer threads of a store: one on SQLite (it drains the group-commit queue), as many
-/// as pooled connections on PostgreSQL (each runs one async caller's job in its own
-/// transaction). They end when the last clone of the store drops: the channel closes, each
-/// thread finishes its task and returns, and the drop joins them.
+/// The writer threads of a store (one: it drains the group-commit queue). They end when the
+/// last clone of the store drops: the channel closes, each thread finishes its task and
+/// returns, and the drop joins them.
 pub(crate) struct Writer {
     tasks: Mutex<Option<Sender<Task>>>,
     threads: Vec<JoinHandle<()>>,

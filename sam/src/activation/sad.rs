@@ -2,6 +2,7 @@
 //! spending (`signatures/signHash`), the only path to [`cm_pkcs11::Hsm::sign_digests`].
 
 use super::*;
+use storage::SadSpend;
 
 /// The audit reference of a SAD: the first 8 hex digits of its SHA-256.
 pub(crate) fn sad_ref(sad_hash: &[u8]) -> String {
@@ -575,22 +576,26 @@ impl Sam {
                         .and_then(|s| check_spend(s, scal, &hashes))
                         .err()
                 };
-                let current = c.sad(&sad_hash)?;
-                if let Some(why) = why_not(current.as_ref()) {
-                    return Ok((Err(why), Vec::new()));
-                }
-                let hash_bound = current.as_ref().is_some_and(|s| s.hashes.is_some());
-                let won = if hash_bound {
-                    c.consume_sad_hashes(&sad_hash, &hashes, now)?
-                } else {
-                    c.consume_sad(&sad_hash, count, now)?
-                };
-                if won {
-                    Ok((Ok(hash_bound), vec![signed_record]))
-                } else {
-                    let now_found = c.sad(&sad_hash)?;
-                    let why = why_not(now_found.as_ref()).unwrap_or(SamError::InvalidSad);
-                    Ok((Err(why), Vec::new()))
+                // ONE read of the SAD, under its lock: checked, then spent only if the check
+                // passed and the spending rule applies (a hash-bound SAD spends its hashes)
+                let spent = c.spend_sad_checked(&sad_hash, now, |current| {
+                    if let Some(why) = why_not(current) {
+                        return Err(why);
+                    }
+                    Ok(if current.is_some_and(|s| s.hashes.is_some()) {
+                        SadSpend::Hashes(hashes.clone())
+                    } else {
+                        SadSpend::Count(count)
+                    })
+                })?;
+                match spent {
+                    Ok(Some(spend)) => Ok((
+                        Ok(matches!(spend, SadSpend::Hashes(_))),
+                        vec![signed_record],
+                    )),
+                    Err(why) => Ok((Err(why), Vec::new())),
+                    // the check passed on the locked row but the spending rule refused it
+                    Ok(None) => Ok((Err(SamError::InvalidSad), Vec::new())),
                 }
             })
         };
