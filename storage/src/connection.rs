@@ -395,25 +395,29 @@ impl Store {
     /// When a repository method fails inside `f`, return its error: on PostgreSQL a failed
     /// statement aborts the whole transaction, so carrying on is not portable.
     ///
-    /// Writers of this process queue on one in-process lock (shared with the group commit of
-    /// [`Store::write_grouped`]): on SQLite rather than in SQLite's busy handler. On PostgreSQL
+    /// On SQLite, writers of this process queue on one in-process lock (shared with the group
+    /// commit of [`Store::write_grouped`]) rather than in SQLite's busy handler. On PostgreSQL
     /// the transaction's first statement locks the audit head row, as a group-commit batch's
     /// does, so writes and batches of every instance serialise from their start and never wait
-    /// for each other's row locks in a cycle ([`crate::group`]). A write nested in another on
-    /// the same thread takes neither (it would wait for itself).
+    /// for each other's row locks in a cycle ([`crate::group`]); a write nested in another on
+    /// the same thread does not (it would wait for itself).
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let writer = self.gate.enter();
-        if self.backend == Backend::Postgres && writer.is_outermost() {
-            // the audit head first, as a batch takes it: no lock-order cycle (crate::group)
-            return self.core.write(|c| {
-                c.lock_audit_head()?;
-                f(c)
-            });
+        if self.backend == Backend::Sqlite {
+            let _writer = self.gate.enter();
+            return self.core.write(f);
         }
-        self.core.write(f)
+        let writer = self.gate.mark();
+        if !writer.is_outermost() {
+            return self.core.write(f);
+        }
+        // the audit head first, as a batch takes it: no lock-order cycle (crate::group)
+        self.core.write(|c| {
+            c.lock_audit_head()?;
+            f(c)
+        })
     }
 
     /// `(transactions, jobs)` that [`Store::write_grouped`] and [`Store::write_grouped_async`]

@@ -166,18 +166,23 @@ pub(crate) struct WriterGate {
 }
 
 /// Holds the writer lock (or nothing, for a nested write on the thread that holds it).
-pub(crate) struct WriterGuard<'a>(Option<MutexGuard<'a, ()>>);
+pub(crate) struct WriterGuard<'a> {
+    /// The in-process lock (SQLite), if taken.
+    _lock: Option<MutexGuard<'a, ()>>,
+    /// Whether this guard marked the thread as the writer (not a nested write).
+    outermost: bool,
+}
 
 impl WriterGuard<'_> {
-    /// Whether this guard took the lock (it is not a write nested in another of this thread).
+    /// Whether this guard is the thread's outermost write (not one nested in another).
     pub(crate) fn is_outermost(&self) -> bool {
-        self.0.is_some()
+        self.outermost
     }
 }
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        if self.0.is_some() {
+        if self.outermost {
             HOLDS_WRITER.set(false);
         }
     }
@@ -201,11 +206,29 @@ impl WriterGate {
     /// gets an empty guard (its nested write then meets SQLite's own lock, as before).
     pub(crate) fn enter(&self) -> WriterGuard<'_> {
         if HOLDS_WRITER.get() {
-            return WriterGuard(None);
+            return WriterGuard {
+                _lock: None,
+                outermost: false,
+            };
         }
         let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         HOLDS_WRITER.set(true);
-        WriterGuard(Some(guard))
+        WriterGuard {
+            _lock: Some(guard),
+            outermost: true,
+        }
+    }
+
+    /// Marks this thread as a writer without taking the in-process lock (PostgreSQL, whose
+    /// writers wait for each other on the audit head row, in the database, across instances):
+    /// a grouped job queued from inside the write is then refused, as [`WriterGate::enter`]'s
+    /// would be.
+    pub(crate) fn mark(&self) -> WriterGuard<'_> {
+        let outermost = !HOLDS_WRITER.replace(true);
+        WriterGuard {
+            _lock: None,
+            outermost,
+        }
     }
 
     /// Whether this thread holds the writer lock (then a grouped job would wait for itself).
@@ -239,44 +262,52 @@ impl WriterGate {
     }
 
     /// Runs batches until the queue is empty (on the writer thread): each batch is everything
-    /// queued when it starts, in one transaction opened by `transaction`.
+    /// queued once its transaction is open (on PostgreSQL, once it holds the audit head: jobs
+    /// that queued while another instance's batch held it join this one), in one transaction
+    /// opened by `transaction`.
     pub(crate) fn drain(&self, transaction: Transaction<'_>) {
         let _guard = DrainGuard(self);
         loop {
             let _writer = self.enter();
-            let jobs = {
+            {
                 let mut state = self.state();
                 if state.queue.is_empty() {
                     state.leading = false;
                     return;
                 }
-                std::mem::take(&mut state.queue)
-            };
-            self.run_batch(jobs, transaction);
+            }
+            self.run_batch(transaction);
         }
     }
 
-    /// Runs `jobs` in one transaction, under the writer lock.
-    fn run_batch(&self, jobs: Vec<Box<dyn Job>>, transaction: Transaction<'_>) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        // jobs sharing this transaction's commit (the group-commit factor)
-        metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
-        let mut jobs = Some(jobs);
+    /// Runs what is queued in one transaction, under the writer lock.
+    fn run_batch(&self, transaction: Transaction<'_>) {
         let mut finishers: Vec<Finish> = Vec::new();
+        let mut ran = false;
         let outcome = transaction(&mut |conn| {
+            ran = true;
+            let jobs = std::mem::take(&mut self.state().queue);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            // jobs sharing this transaction's commit (the group-commit factor)
+            metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
             let mut audit = Vec::new();
-            for job in jobs.take().into_iter().flatten() {
+            for job in jobs {
                 finishers.push(job.run(conn, &mut audit));
             }
             conn.append_audit_batch(&audit)?;
             Ok(())
         });
-        // Jobs that never ran (no connection, BEGIN failed) learn why.
-        if let (Err(e), Some(left)) = (&outcome, jobs) {
-            for job in left {
-                job.abandon(e);
+        match &outcome {
+            // No transaction (no connection, BEGIN or the head lock failed): the jobs queued
+            // learn why.
+            Err(e) if !ran => {
+                let jobs = std::mem::take(&mut self.state().queue);
+                for job in jobs {
+                    job.abandon(e);
+                }
             }
+            _ => {}
         }
         let settled = outcome.as_ref().map(|_| ());
         for finish in finishers {
