@@ -244,13 +244,14 @@ impl Core {
         out
     }
 
-    /// [`Store::write`] without the writer lock.
+    /// [`Store::write`] without the writer lock; `head_first`: see [`write_transaction_as`].
     fn write<T>(
         &self,
+        head_first: bool,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut pooled = self.pool.get()?;
-        self.settling(|| write_transaction(&mut pooled, |c| f(&mut self.conn(c))))
+        self.settling(|| write_transaction_as(&mut pooled, head_first, |c| f(&mut self.conn(c))))
     }
 }
 
@@ -407,17 +408,11 @@ impl Store {
     ) -> Result<T, StorageError> {
         if self.backend == Backend::Sqlite {
             let _writer = self.gate.enter();
-            return self.core.write(f);
+            return self.core.write(false, f);
         }
         let writer = self.gate.mark();
-        if !writer.is_outermost() {
-            return self.core.write(f);
-        }
         // the audit head first, as a batch takes it: no lock-order cycle (crate::group)
-        self.core.write(|c| {
-            c.lock_audit_head()?;
-            f(c)
-        })
+        self.core.write(writer.is_outermost(), f)
     }
 
     /// `(transactions, jobs)` that [`Store::write_grouped`] and [`Store::write_grouped_async`]
@@ -487,20 +482,24 @@ impl Store {
         }
         let (gate, core) = (Arc::clone(&self.gate), self.core.clone());
         let drain: Task = Box::new(move || {
+            // one connection for the batches of this drain (no check-out, no `SELECT 1` of the
+            // pool's test, per batch); back to the pool when the queue is empty or it failed
+            let held = std::cell::RefCell::new(None);
             gate.drain(&|run| {
-                let mut pooled = core.pool.get()?;
-                // the epoch settles before any job's outcome is released
-                core.settling(|| {
-                    write_transaction(&mut pooled, |c| {
-                        let mut c = core.conn(c);
-                        // FIRST the audit head: batches of every instance serialise from their
-                        // start, so no two hold row locks at once (crate::group)
-                        if c.backend() == Backend::Postgres {
-                            c.lock_audit_head()?;
-                        }
-                        run(&mut c)
-                    })
-                })
+                let mut held = held.borrow_mut();
+                let pooled = match held.as_mut() {
+                    Some(pooled) => pooled,
+                    None => held.insert(core.pool.get()?),
+                };
+                // FIRST the audit head (PostgreSQL): batches of every instance serialise from
+                // their start, so no two hold row locks at once (crate::group); the epoch
+                // settles before any job's outcome is released
+                let outcome = core
+                    .settling(|| write_transaction_as(pooled, true, |c| run(&mut core.conn(c))));
+                if outcome.is_err() {
+                    *held = None;
+                }
+                outcome
             })
         });
         if self.writer.run(drain).is_err() {
@@ -546,14 +545,32 @@ fn in_transaction(conn: &mut AnyConnection) -> Result<bool, StorageError> {
     Ok(status.transaction_depth()?.is_some())
 }
 
+/// What opens a PostgreSQL transaction that locks the audit head first ([`crate::group`]):
+/// both statements in one round trip.
+const PG_BEGIN_HEAD_FIRST: &str = "BEGIN; SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
+
 /// Runs `f` in a new top-level transaction (`BEGIN IMMEDIATE` on SQLite).
 fn write_transaction<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
+    write_transaction_as(conn, false, f)
+}
+
+/// [`write_transaction`]; with `head_first`, a PostgreSQL transaction whose first statement
+/// locks the audit head row (a group-commit batch, a [`Store::write`]: the lock order of
+/// [`crate::group`]).
+fn write_transaction_as<T>(
+    conn: &mut AnyConnection,
+    head_first: bool,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     match conn {
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgresql(c) if head_first => {
+            AnsiTransactionManager::begin_transaction_sql(c, PG_BEGIN_HEAD_FIRST)?
         }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }

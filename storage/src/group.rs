@@ -48,10 +48,18 @@
 //! *Failures.* A job's error, including a statement PostgreSQL refused (a constraint, a
 //! deadlock or lock timeout from a transaction outside the rule), rolls back to the job's
 //! savepoint, which releases the locks taken after it: that job alone fails, with that error,
-//! and the others commit with their audit records. A job must return the error of a failed
-//! statement (a swallowed one leaves the transaction aborted: then the whole batch fails, and
-//! nothing of it is written). If the batch's audit append or its commit fails, every job of the
-//! batch gets [`StorageError::Commit`] and none of its changes is visible: never half a batch.
+//! and the others commit with their audit records. A job that swallowed a failed statement's
+//! error (the transaction is then aborted) is found when its savepoint is released: it is
+//! rolled back to it and fails alone ([`StorageError::Commit`]). If the batch's audit append or
+//! its commit fails, every job of the batch gets [`StorageError::Commit`] and none of its
+//! changes is visible: never half a batch.
+//!
+//! *Round trips.* A batch opens with `BEGIN` and the head lock in one round trip; each job's
+//! savepoint costs one (the release of the job before it goes with it, see [`run_jobs_pg`]);
+//! the audit append takes three for the whole batch (the head moved and read back with
+//! `RETURNING`, one multi-row insert, the new head hash), then `COMMIT`. The writer thread
+//! keeps its pooled connection while batches follow each other, so the pool's check-out test
+//! is not paid per batch.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -63,7 +71,9 @@ use std::thread::{JoinHandle, ThreadId};
 use tokio::sync::oneshot;
 
 use crate::audit::NewAuditEvent;
-use crate::connection::Conn;
+use diesel::connection::SimpleConnection;
+
+use crate::connection::{Backend, Conn};
 use crate::error::StorageError;
 
 thread_local! {
@@ -103,9 +113,15 @@ impl<T> Reply<T> {
 
 /// A queued job, type-erased.
 pub(crate) trait Job: Send {
-    /// Runs the job inside the batch transaction (in its own savepoint), collecting its audit
-    /// events; returns what to do once the batch is settled.
-    fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish;
+    /// Runs the job inside the batch transaction, in its own savepoint when `own_savepoint`
+    /// (else in the one the batch opened for it), collecting its audit events when it
+    /// succeeds; returns what to do once the batch is settled, and whether it succeeded.
+    fn run(
+        self: Box<Self>,
+        conn: &mut Conn<'_>,
+        audit: &mut Vec<NewAuditEvent>,
+        own_savepoint: bool,
+    ) -> (Finish, bool);
     /// The batch failed before this job could run.
     fn abandon(self: Box<Self>, why: &StorageError);
 }
@@ -125,16 +141,27 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish {
+    fn run(
+        self: Box<Self>,
+        conn: &mut Conn<'_>,
+        audit: &mut Vec<NewAuditEvent>,
+        own_savepoint: bool,
+    ) -> (Finish, bool) {
         let Pending { job, reply } = *self;
-        match conn.atomic_conn(job) {
+        let outcome = if own_savepoint {
+            conn.atomic_conn(job)
+        } else {
+            job(conn)
+        };
+        match outcome {
             Ok((value, events)) => {
                 audit.extend(events);
-                Box::new(move |settled| {
+                let finish: Finish = Box::new(move |settled| {
                     reply.send(settled.map(|()| value).map_err(settle_error));
-                })
+                });
+                (finish, true)
             }
-            Err(e) => Box::new(move |_| reply.send(Err(e))),
+            Err(e) => (Box::new(move |_| reply.send(Err(e))), false),
         }
     }
 
@@ -292,8 +319,13 @@ impl WriterGate {
             // jobs sharing this transaction's commit (the group-commit factor)
             metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
             let mut audit = Vec::new();
-            for job in jobs {
-                finishers.push(job.run(conn, &mut audit));
+            match conn.backend() {
+                Backend::Sqlite => {
+                    for job in jobs {
+                        finishers.push(job.run(conn, &mut audit, true).0);
+                    }
+                }
+                Backend::Postgres => run_jobs_pg(conn, jobs, &mut audit, &mut finishers)?,
             }
             conn.append_audit_batch(&audit)?;
             Ok(())
@@ -322,6 +354,96 @@ impl WriterGate {
             self.jobs.load(Ordering::Relaxed),
         )
     }
+}
+
+/// The savepoint of each job of a PostgreSQL batch (one name, reused: the newest is the job's).
+const JOB_SAVEPOINT: &str = "SAVEPOINT csc_job";
+
+/// Runs `jobs` on PostgreSQL, each in a savepoint of its own, with one round trip per job
+/// for it: a job that succeeded is released together with the next job's savepoint
+/// (`RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job`, one simple query); a job that failed is
+/// rolled back to its savepoint (which releases the row locks it took), and the savepoint,
+/// still there, serves the next job. If a release fails, the job before it left the
+/// transaction aborted (a failed statement whose error it did not return): it is rolled back
+/// to its savepoint and fails alone, its events dropped. Every job's finisher ends in
+/// `finishers`, also when this returns `Err` (the batch fails: every job learns it).
+fn run_jobs_pg(
+    conn: &mut Conn<'_>,
+    jobs: Vec<Box<dyn Job>>,
+    audit: &mut Vec<NewAuditEvent>,
+    finishers: &mut Vec<Finish>,
+) -> Result<(), StorageError> {
+    // the last job that succeeded, not yet released: its finisher and where its events start
+    let mut unreleased: Option<(Finish, usize)> = None;
+    // a savepoint with nothing after it is open
+    let mut clean = false;
+    // the transaction cannot go on: the jobs left never run
+    let mut broken: Option<StorageError> = None;
+    for job in jobs {
+        if broken.is_none() {
+            let opened = match unreleased.take() {
+                Some(last) => release(conn, last, audit, finishers, true),
+                None if clean => Ok(()),
+                None => exec(conn, JOB_SAVEPOINT),
+            };
+            broken = opened.err();
+        }
+        if let Some(why) = &broken {
+            job.abandon(why);
+            continue;
+        }
+        let mark = audit.len();
+        let (finish, ok) = job.run(conn, audit, false);
+        if ok {
+            unreleased = Some((finish, mark));
+            clean = false;
+        } else {
+            finishers.push(finish);
+            broken = exec(conn, "ROLLBACK TO SAVEPOINT csc_job").err();
+            clean = true;
+        }
+    }
+    if let Some(last) = unreleased {
+        release(conn, last, audit, finishers, false)?;
+    }
+    broken.map_or(Ok(()), Err)
+}
+
+/// Releases the savepoint of the job that succeeded last (`last`: its finisher, where its
+/// events start) and, with `reopen`, opens the next job's in the same round trip. If the
+/// release fails, that job left the transaction aborted: rolled back to its savepoint, it
+/// fails now, its events dropped (and the savepoint, still open, serves the next job).
+fn release(
+    conn: &mut Conn<'_>,
+    (finish, mark): (Finish, usize),
+    audit: &mut Vec<NewAuditEvent>,
+    finishers: &mut Vec<Finish>,
+    reopen: bool,
+) -> Result<(), StorageError> {
+    let sql = if reopen {
+        "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job"
+    } else {
+        "RELEASE SAVEPOINT csc_job"
+    };
+    match exec(conn, sql) {
+        Ok(()) => {
+            finishers.push(finish);
+            Ok(())
+        }
+        Err(release_error) => {
+            audit.truncate(mark);
+            let why = StorageError::Commit(format!(
+                "the job left its transaction aborted: {release_error}"
+            ));
+            finish(Err(&why));
+            exec(conn, "ROLLBACK TO SAVEPOINT csc_job")
+        }
+    }
+}
+
+/// Runs `sql` (one or more statements, one round trip).
+fn exec(conn: &mut Conn<'_>, sql: &str) -> Result<(), StorageError> {
+    Ok(conn.conn.batch_execute(sql)?)
 }
 
 /// Work handed to a writer thread.

@@ -3544,11 +3544,41 @@ fn user_job(
     })
 }
 
+/// A job that breaks the rule of returning a failed statement's error: it creates `name`,
+/// then swallows the refusal of a duplicate name and says it succeeded.
+fn swallowing_job(
+    name: &str,
+) -> Box<dyn FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send> {
+    let name = name.to_owned();
+    Box::new(move |c| {
+        c.create_user(&NewUser {
+            name: name.clone(),
+            password_hash: "x".into(),
+            role: Role::Signer,
+        })?;
+        let refused = c.create_user(&NewUser {
+            name: "alice".into(),
+            password_hash: "x".into(),
+            role: Role::Signer,
+        });
+        assert!(
+            matches!(refused, Err(StorageError::Conflict(_))),
+            "{refused:?}"
+        );
+        Ok((
+            true,
+            vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+        ))
+    })
+}
+
 /// Inside one PostgreSQL batch a failing job undoes only itself: its savepoint is rolled back
 /// and the row locks it took are released at once (another connection locks its SAD while the
 /// batch still runs), while a job that succeeded keeps its SAD locked until the batch commits;
 /// a statement PostgreSQL refuses (a duplicate name) fails its job alone and the jobs after it
-/// still run; the others commit with their audit records.
+/// still run; a job that swallowed such a refusal and said it succeeded is rolled back and
+/// fails alone, in the middle of the batch or at its end; the others commit with their audit
+/// records.
 #[test]
 fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
     let db = TestDb::postgres(4);
@@ -3605,7 +3635,9 @@ fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
         probe(&y, "y"),
         // a statement PostgreSQL refuses: the name is taken
         user_job("alice", false),
+        swallowing_job("carol"),
         user_job("bob", false),
+        swallowing_job("dave"),
     ];
     let outcomes = one_batch(&db, jobs);
     let summary: Vec<String> = outcomes
@@ -3614,6 +3646,9 @@ fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
             Ok(v) => format!("ok {v}"),
             Err(StorageError::Conflict(_)) => "conflict".into(),
             Err(StorageError::Corrupt(m)) => format!("corrupt {m}"),
+            Err(StorageError::Commit(m)) if m.contains("left its transaction aborted") => {
+                "error the job left its transaction aborted".into()
+            }
             Err(e) => format!("error {e}"),
         })
         .collect();
@@ -3625,11 +3660,16 @@ fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
             "ok true",  // Y spent
             "ok false", // Y still locked by the batch
             "conflict",
+            "error the job left its transaction aborted",
             "ok true",
+            "error the job left its transaction aborted",
         ]
     );
     assert_eq!((remaining(&db, &x), remaining(&db, &y)), (3, 2));
     assert!(db.read(|c| c.user_by_name("bob")).unwrap().is_some());
+    for undone in ["carol", "dave"] {
+        assert!(db.read(|c| c.user_by_name(undone)).unwrap().is_none());
+    }
     let records = db.read(|c| c.audit_records(0, 100)).unwrap();
     let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
     assert_eq!(subjects, ["x", "y", "y", "bob"]);
