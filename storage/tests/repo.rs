@@ -3341,10 +3341,10 @@ fn two_instances_spend(revokers: bool) -> (Vec<Pool>, Vec<usize>, Vec<bool>) {
                         let p = &pool[i];
                         let h = p.names[(worker + round) % p.names.len()].clone();
                         let job = spend_one(p.sad.clone(), h, format!("w{worker}"));
-                        let outcome = if worker % 2 == 0 {
+                        let outcome = if worker.is_multiple_of(2) {
                             store.write_grouped(job)
                         } else {
-                            futures_lite_block_on(store.write_grouped_async(job))
+                            block_on(store.write_grouped_async(job))
                         };
                         match outcome {
                             Ok(true) => won[i] += 1,
@@ -3454,7 +3454,7 @@ fn two_instances_spend(revokers: bool) -> (Vec<Pool>, Vec<usize>, Vec<bool>) {
 }
 
 /// Awaits `f` on this thread (a one-thread runtime per call: the worker of an async caller).
-fn futures_lite_block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
@@ -3484,13 +3484,15 @@ fn postgres_two_instances_spend_while_plain_writes_revoke() {
     }
 }
 
+/// A grouped job, boxed (jobs of several kinds in one batch).
+type BoxedJob<T> =
+    Box<dyn FnOnce(&mut Conn<'_>) -> Result<(T, Vec<NewAuditEvent>), StorageError> + Send>;
+
 /// Jobs queued while this thread holds the writer (`Store::write`), so they run as ONE batch
 /// once it returns; their outcomes in queue order.
 fn one_batch<T: Send + 'static>(
     db: &TestDb,
-    jobs: Vec<
-        Box<dyn FnOnce(&mut Conn<'_>) -> Result<(T, Vec<NewAuditEvent>), StorageError> + Send>,
-    >,
+    jobs: Vec<BoxedJob<T>>,
 ) -> Vec<Result<T, StorageError>> {
     let before = db.group_commit_stats();
     let n = jobs.len() as u64;
@@ -3502,7 +3504,7 @@ fn one_batch<T: Send + 'static>(
                 .collect::<Vec<_>>())
         })
         .unwrap();
-    let outcomes = futures.into_iter().map(futures_lite_block_on).collect();
+    let outcomes = futures.into_iter().map(block_on).collect();
     let after = db.group_commit_stats();
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
@@ -3523,10 +3525,7 @@ fn lockable(url: &str, sad: &[u8]) -> bool {
     .is_ok()
 }
 
-fn user_job(
-    name: &str,
-    fail: bool,
-) -> Box<dyn FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send> {
+fn user_job(name: &str, fail: bool) -> BoxedJob<bool> {
     let name = name.to_owned();
     Box::new(move |c| {
         c.create_user(&NewUser {
@@ -3546,9 +3545,7 @@ fn user_job(
 
 /// A job that breaks the rule of returning a failed statement's error: it creates `name`,
 /// then swallows the refusal of a duplicate name and says it succeeded.
-fn swallowing_job(
-    name: &str,
-) -> Box<dyn FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send> {
+fn swallowing_job(name: &str) -> BoxedJob<bool> {
     let name = name.to_owned();
     Box::new(move |c| {
         c.create_user(&NewUser {
@@ -3589,8 +3586,7 @@ fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
         sad_for(&db, &cred, 3, secs(300), None),
         sad_for(&db, &cred, 3, secs(300), None),
     );
-    type Job =
-        Box<dyn FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send>;
+    type Job = BoxedJob<bool>;
     let probe = |sad: &[u8], subject: &str| -> Job {
         let (url, sad, subject) = (url.clone(), sad.to_vec(), subject.to_owned());
         Box::new(move |_| {
