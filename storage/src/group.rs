@@ -16,8 +16,8 @@
 //! job commits, and those requests' jobs join the next batch. Both kinds share one queue, so
 //! a store keeps one writer and one order.
 //!
-//! The same writer lock is taken by [`crate::Store::write`], so in-process writers queue on a
-//! mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
+//! On SQLite the same writer lock is taken by [`crate::Store::write`], so in-process writers
+//! queue on a mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
 //! (the admin CLI) still wait on `busy_timeout`.
 //!
 //! **PostgreSQL** runs the same batches. Row locks are held until commit, so with one
@@ -40,10 +40,14 @@
 //! every transaction that may wait for a lock while holding one holds the head, only one
 //! transaction holds it at a time, and no wait cycle can form. The cost is that plain writes
 //! serialise with batches for their whole duration, as they do on SQLite (`BEGIN IMMEDIATE`);
-//! none is on the hot path (signHash and authorize are grouped). What stays outside the rule:
-//! a repository method called under [`crate::Store::read`] runs in its own transaction on the
-//! rows of one conditional change (it holds nothing while it waits), and a write nested in
-//! another on the same thread takes no head lock (it would wait for itself).
+//! none is on the hot path (signHash and authorize are grouped), and the head lock rides in
+//! the `BEGIN`'s round trip. What stays outside the rule: a repository method called under
+//! [`crate::Store::read`] runs in a transaction of its own without the head (most change one
+//! row and hold nothing while they wait; the SAM calls the ones that change several, the
+//! deletions, only inside writes), and a write nested in another on the same thread takes no
+//! head lock (it would wait for itself). Should one of those ever close a cycle with a batch,
+//! PostgreSQL fails one side after `deadlock_timeout`: that call, or one job of the batch
+//! (below), never the batch.
 //!
 //! *Failures.* A job's error, including a statement PostgreSQL refused (a constraint, a
 //! deadlock or lock timeout from a transaction outside the rule), rolls back to the job's
@@ -68,11 +72,10 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
+use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
 use crate::audit::NewAuditEvent;
-use diesel::connection::SimpleConnection;
-
 use crate::connection::{Backend, Conn};
 use crate::error::StorageError;
 
@@ -356,8 +359,14 @@ impl WriterGate {
     }
 }
 
-/// The savepoint of each job of a PostgreSQL batch (one name, reused: the newest is the job's).
+/// The savepoint of each job of a PostgreSQL batch (one name: at most one is open).
 const JOB_SAVEPOINT: &str = "SAVEPOINT csc_job";
+/// Undoes the job since its savepoint, which stays open.
+const JOB_ROLLBACK: &str = "ROLLBACK TO SAVEPOINT csc_job";
+/// Keeps what the job did.
+const JOB_RELEASE: &str = "RELEASE SAVEPOINT csc_job";
+/// Keeps what the job did and opens the next job's savepoint, in one round trip.
+const JOB_RELEASE_AND_NEXT: &str = "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job";
 
 /// Runs `jobs` on PostgreSQL, each in a savepoint of its own, with one round trip per job
 /// for it: a job that succeeded is released together with the next job's savepoint
@@ -399,7 +408,7 @@ fn run_jobs_pg(
             clean = false;
         } else {
             finishers.push(finish);
-            broken = exec(conn, "ROLLBACK TO SAVEPOINT csc_job").err();
+            broken = exec(conn, JOB_ROLLBACK).err();
             clean = true;
         }
     }
@@ -421,9 +430,9 @@ fn release(
     reopen: bool,
 ) -> Result<(), StorageError> {
     let sql = if reopen {
-        "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job"
+        JOB_RELEASE_AND_NEXT
     } else {
-        "RELEASE SAVEPOINT csc_job"
+        JOB_RELEASE
     };
     match exec(conn, sql) {
         Ok(()) => {
@@ -436,7 +445,7 @@ fn release(
                 "the job left its transaction aborted: {release_error}"
             ));
             finish(Err(&why));
-            exec(conn, "ROLLBACK TO SAVEPOINT csc_job")
+            exec(conn, JOB_ROLLBACK)
         }
     }
 }
