@@ -375,12 +375,13 @@ impl Sam {
     /// (known, not revoked, this user's and this credential's, unexpired, signatures left; SCAL
     /// 2: every hash covered). Refusals are audited as `signature.refused` and burn nothing.
     ///
-    /// Then ONE transaction spends the SAD by an atomic conditional update (SCAL 1
-    /// `consume_sad`, hash-bound `consume_sad_hashes`) and writes the `signature.sign_hash`
-    /// record (credential, certificate serial, count, algorithm, SAD reference, digests); it is
-    /// committed (fsynced on SQLite, group-committed with concurrent requests) BEFORE the HSM is
-    /// asked, so no signature can leave without its record (Part I 7.1.4.3-4: write-ahead
-    /// audit). Losing a race is diagnosed again and never signs. If the HSM then fails, the
+    /// Then ONE transaction reads the SAD once, under its lock, checks it and spends it
+    /// (`spend_sad_checked`: SCAL 1 a count, hash-bound its hashes) and writes the
+    /// `signature.sign_hash` record (credential, certificate serial, count, algorithm, SAD
+    /// reference, digests); it is committed (group-committed with concurrent requests, fsynced
+    /// on SQLite) BEFORE the HSM is asked, so no signature can leave without its record (Part I
+    /// 7.1.4.3-4: write-ahead audit). A lost race is judged on the row as the winner left it
+    /// and never signs. If the HSM then fails, the
     /// reservation is given back (count and hashes), a `failure` record for the same SAD
     /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
     ///
