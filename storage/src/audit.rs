@@ -469,18 +469,29 @@ impl Conn<'_> {
             .map_err(|_| StorageError::Corrupt("cannot encode audit detail".into()))?;
         self.atomic(|c| {
             // FIRST the increment: it takes the lock that serialises every appender.
-            let n = diesel::update(audit_head::table.find(1))
-                .set(audit_head::seq.eq(audit_head::seq + count))
-                .execute(c)?;
-            if n != 1 {
+            let increment = diesel::update(audit_head::table.find(1))
+                .set(audit_head::seq.eq(audit_head::seq + count));
+            let head = match &mut *c {
+                // one round trip
+                AnyConnection::Postgresql(pg) => increment
+                    .returning((audit_head::seq, audit_head::hash))
+                    .get_result::<(i64, String)>(pg)
+                    .optional()?,
+                AnyConnection::Sqlite(sqlite) => match increment.execute(sqlite)? {
+                    1 => Some(
+                        audit_head::table
+                            .find(1)
+                            .select((audit_head::seq, audit_head::hash))
+                            .get_result::<(i64, String)>(sqlite)?,
+                    ),
+                    _ => None,
+                },
+            };
+            let Some((last_seq, mut prev_hash)) = head else {
                 return Err(StorageError::Corrupt(
                     "the audit head row is missing".into(),
                 ));
-            }
-            let (last_seq, mut prev_hash) = audit_head::table
-                .find(1)
-                .select((audit_head::seq, audit_head::hash))
-                .get_result::<(i64, String)>(c)?;
+            };
             let at = utc_now();
             let mut buf = Vec::with_capacity(512);
             let mut records = Vec::with_capacity(events.len());

@@ -244,13 +244,14 @@ impl Core {
         out
     }
 
-    /// [`Store::write`] without the writer lock.
+    /// [`Store::write`] without the writer lock; `head_first`: see [`write_transaction_as`].
     fn write<T>(
         &self,
+        head_first: bool,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut pooled = self.pool.get()?;
-        self.settling(|| write_transaction(&mut pooled, |c| f(&mut self.conn(c))))
+        self.settling(|| write_transaction_as(&mut pooled, head_first, |c| f(&mut self.conn(c))))
     }
 }
 
@@ -304,11 +305,9 @@ impl Store {
             .test_on_check_out(backend == Backend::Postgres)
             .build(manager)?;
         tracing::info!(%backend, pool_size = pool.max_size(), migrations_applied = applied, "database opened");
-        // SQLite: one writer thread drains the group commit; PostgreSQL: one per connection.
-        let writers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => pool.max_size() as usize,
-        };
+        // One writer thread drains the group commit, on either backend: async callers queue
+        // their jobs and await them, so they need no thread of their own (crate::group).
+        let writers = 1;
         Ok(Store {
             core: Core {
                 pool,
@@ -392,23 +391,32 @@ impl Store {
     /// the repository methods lock what they change (conditional updates, `FOR UPDATE`).
     ///
     /// [`Conn::append_audit`] serialises every writer on the audit head until commit: call it
-    /// last in the transaction.
+    /// last in the transaction (on PostgreSQL the head is locked first anyway, see below).
     ///
     /// When a repository method fails inside `f`, return its error: on PostgreSQL a failed
     /// statement aborts the whole transaction, so carrying on is not portable.
     ///
-    /// On SQLite, writers of this process queue on one in-process lock (shared with
-    /// [`Store::write_grouped`]) rather than in SQLite's busy handler.
+    /// On SQLite, writers of this process queue on one in-process lock (shared with the group
+    /// commit of [`Store::write_grouped`]) rather than in SQLite's busy handler. On PostgreSQL
+    /// the transaction's first statement locks the audit head row, as a group-commit batch's
+    /// does, so writes and batches of every instance serialise from their start and never wait
+    /// for each other's row locks in a cycle ([`crate::group`]); a write nested in another on
+    /// the same thread does not (it would wait for itself).
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Conn<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let _writer = (self.backend == Backend::Sqlite).then(|| self.gate.enter());
-        self.core.write(f)
+        if self.backend == Backend::Sqlite {
+            let _writer = self.gate.enter();
+            return self.core.write(false, f);
+        }
+        let writer = self.gate.mark();
+        // the audit head first, as a batch takes it: no lock-order cycle (crate::group)
+        self.core.write(writer.is_outermost(), f)
     }
 
-    /// `(transactions, jobs)` that [`Store::write_grouped`] has run on SQLite since this store
-    /// was opened: jobs per transaction is the group-commit factor (PostgreSQL: always `(0, 0)`).
+    /// `(transactions, jobs)` that [`Store::write_grouped`] and [`Store::write_grouped_async`]
+    /// have run since this store was opened: jobs per transaction is the group-commit factor.
     pub fn group_commit_stats(&self) -> (u64, u64) {
         self.gate.stats()
     }
@@ -421,18 +429,16 @@ impl Store {
     /// undone, its events are dropped and the error is returned to this caller alone. If the
     /// shared commit fails, every job of the batch gets [`StorageError::Commit`].
     ///
-    /// For the hot path (signHash, authorize): on SQLite one fsync serves every writer that
-    /// queued during the previous commit. The job runs on the store's writer thread, hence
-    /// `'static`; on SQLite a caller that holds the writer lock ([`Store::write`]) is refused
-    /// ([`StorageError::Commit`]) instead of waiting for itself.
+    /// For the hot path (signHash, authorize): one commit (one fsync on SQLite, one round trip
+    /// and WAL flush on PostgreSQL) serves every writer that queued during the previous one.
+    /// The job runs on the store's writer thread, hence `'static`; a caller that holds the
+    /// writer lock ([`Store::write`]) is refused ([`StorageError::Commit`]) instead of waiting
+    /// for itself.
     pub fn write_grouped<T, F>(&self, job: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        if self.backend == Backend::Postgres {
-            return self.write(|c| grouped_alone(c, job));
-        }
         if WriterGate::held_here() {
             return Err(StorageError::Commit(
                 "a grouped write inside a write transaction would wait for itself".into(),
@@ -448,9 +454,8 @@ impl Store {
 
     /// [`Store::write_grouped`] for an async caller: the job is queued NOW (at the call, not at
     /// the first poll), and the future completes once the transaction holding it is settled,
-    /// without blocking the thread that awaits it. On SQLite the store's writer thread runs it
-    /// in a group commit; on PostgreSQL one of its writer threads runs it in its own
-    /// transaction.
+    /// without blocking the thread that awaits it. The store's writer thread runs it in a group
+    /// commit, on either backend.
     ///
     /// Dropping the future does not withdraw the job: it runs and commits (or rolls back) all
     /// the same, with its audit events; only its outcome is lost.
@@ -463,19 +468,10 @@ impl Store {
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.backend {
-            Backend::Sqlite => self.queue(Box::new(Pending {
-                job,
-                reply: Reply::Async(tx),
-            })),
-            Backend::Postgres => {
-                let core = self.core.clone();
-                // if no writer thread takes it, the task drops with `tx`: the future says so
-                let _ = self.writer.run(Box::new(move || {
-                    let _ = tx.send(core.write(|c| grouped_alone(c, job)));
-                }));
-            }
-        }
+        self.queue(Box::new(Pending {
+            job,
+            reply: Reply::Async(tx),
+        }));
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
     }
 
@@ -485,9 +481,6 @@ impl Store {
     /// batch transaction (under the write lock, its savepoint released: authoritative, but NOT
     /// yet committed), with a [`Durable`] that completes once that batch is settled. If the
     /// commit fails, every effect of the job is undone and [`Durable::settled`] says so.
-    ///
-    /// On PostgreSQL the job runs alone in its own transaction and `ran` completes after its
-    /// commit (so `settled` is already known).
     pub fn write_grouped_staged<T, F>(&self, job: F) -> Staged<T>
     where
         T: Send + 'static,
@@ -495,37 +488,41 @@ impl Store {
     {
         let (ran, ran_rx) = tokio::sync::oneshot::channel();
         let (settled, settled_rx) = tokio::sync::oneshot::channel();
-        match self.backend {
-            Backend::Sqlite => self.queue(Box::new(Pending {
-                job,
-                reply: Reply::Staged { ran, settled },
-            })),
-            Backend::Postgres => {
-                let core = self.core.clone();
-                let _ = self.writer.run(Box::new(move || {
-                    let outcome = core.write(|c| grouped_alone(c, job));
-                    let _ = settled.send(Ok(()));
-                    let _ = ran.send(outcome);
-                }));
-            }
-        }
+        self.queue(Box::new(Pending {
+            job,
+            reply: Reply::Staged { ran, settled },
+        }));
         Staged {
             ran: ran_rx,
             settled: settled_rx,
         }
     }
 
-    /// Queues a grouped job on SQLite, starting the writer thread's drain if none is under way.
+    /// Queues a grouped job, starting the writer thread's drain if none is under way.
     fn queue(&self, job: Box<dyn crate::group::Job>) {
         if !self.gate.enqueue(job) {
             return;
         }
         let (gate, core) = (Arc::clone(&self.gate), self.core.clone());
         let drain: Task = Box::new(move || {
+            // one connection for the batches of this drain (no check-out, no `SELECT 1` of the
+            // pool's test, per batch); back to the pool when the queue is empty or it failed
+            let held = std::cell::RefCell::new(None);
             gate.drain(&|run| {
-                let mut pooled = core.pool.get()?;
-                // the epoch settles before any job's outcome is released
-                core.settling(|| write_transaction(&mut pooled, |c| run(&mut core.conn(c))))
+                let mut held = held.borrow_mut();
+                let pooled = match held.as_mut() {
+                    Some(pooled) => pooled,
+                    None => held.insert(core.pool.get()?),
+                };
+                // FIRST the audit head (PostgreSQL): batches of every instance serialise from
+                // their start, so no two hold row locks at once (crate::group); the epoch
+                // settles before any job's outcome is released
+                let outcome = core
+                    .settling(|| write_transaction_as(pooled, true, |c| run(&mut core.conn(c))));
+                if outcome.is_err() {
+                    *held = None;
+                }
+                outcome
             })
         });
         if self.writer.run(drain).is_err() {
@@ -558,16 +555,6 @@ impl Durable {
     pub async fn settled(self) -> Result<(), StorageError> {
         self.0.await.unwrap_or_else(|_| Err(writer_stopped()))
     }
-}
-
-/// A grouped job run alone in the transaction `c` is in (PostgreSQL), its events after it.
-fn grouped_alone<T>(
-    c: &mut Conn<'_>,
-    job: impl FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError>,
-) -> Result<T, StorageError> {
-    let (value, events) = job(c)?;
-    c.append_audit_batch(&events)?;
-    Ok(value)
 }
 
 fn writer_stopped() -> StorageError {
@@ -607,14 +594,32 @@ fn in_transaction(conn: &mut AnyConnection) -> Result<bool, StorageError> {
     Ok(status.transaction_depth()?.is_some())
 }
 
+/// What opens a PostgreSQL transaction that locks the audit head first ([`crate::group`]):
+/// both statements in one round trip.
+const PG_BEGIN_HEAD_FIRST: &str = "BEGIN; SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
+
 /// Runs `f` in a new top-level transaction (`BEGIN IMMEDIATE` on SQLite).
 fn write_transaction<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
+    write_transaction_as(conn, false, f)
+}
+
+/// [`write_transaction`]; with `head_first`, a PostgreSQL transaction whose first statement
+/// locks the audit head row (a group-commit batch, a [`Store::write`]: the lock order of
+/// [`crate::group`]).
+fn write_transaction_as<T>(
+    conn: &mut AnyConnection,
+    head_first: bool,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     match conn {
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgresql(c) if head_first => {
+            AnsiTransactionManager::begin_transaction_sql(c, PG_BEGIN_HEAD_FIRST)?
         }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }

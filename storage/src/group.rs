@@ -1,4 +1,4 @@
-//! Group commit for the hot write path.
+//! Group commit for the hot write path, on both backends.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
 //! fsync of the WAL (about 0.4 ms on the CI machines). Grouped jobs are queued; ONE writer
@@ -7,23 +7,66 @@
 //! so a failing job undoes only its own statements), appends all their audit events with one
 //! head update, commits once, and hands every job its outcome; jobs queued during that commit
 //! form the next batch. A job's result is never released before the transaction holding it
-//! (and its audit records) is durable.
+//! (and its audit records) is durable, except to a staged caller
+//! ([`crate::Store::write_grouped_staged`]), which learns its job's outcome as soon as the job
+//! is kept in the batch (its savepoint released) and whether it is durable once the batch is
+//! settled: signHash signs in between and releases the signature only after the second.
 //!
 //! A job's outcome reaches its caller either through a blocking channel
 //! ([`crate::Store::write_grouped`], for callers on a blocking thread) or through a oneshot
 //! channel that an async caller awaits ([`crate::Store::write_grouped_async`]): the awaiting
 //! task blocks no thread, so an async worker keeps serving requests while the batch holding its
 //! job commits, and those requests' jobs join the next batch. Both kinds share one queue, so
-//! SQLite keeps one writer and one order.
+//! a store keeps one writer and one order.
 //!
-//! The same writer lock is taken by [`crate::Store::write`], so in-process writers queue on a
-//! mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
+//! On SQLite the same writer lock is taken by [`crate::Store::write`], so in-process writers
+//! queue on a mutex instead of sleeping in SQLite's busy handler. Other processes writing the same file
 //! (the admin CLI) still wait on `busy_timeout`.
 //!
-//! On PostgreSQL a grouped job simply runs in its own transaction: the server already groups
-//! commits, and batching jobs of one instance in one transaction could deadlock against another
-//! instance locking the same rows in another order. An async caller's job runs on one of the
-//! store's PostgreSQL writer threads (as many as pooled connections), never on its own thread.
+//! **PostgreSQL** runs the same batches. Row locks are held until commit, so with one
+//! transaction per job every job held the SAD it spends and the audit head for its whole
+//! transaction (about ten round trips), and the jobs spending one SAD ran one after another at
+//! that pace; in a batch a row lock is taken once and held for the batch, and the audit chain
+//! moves once per batch. One writer thread per store is enough: an instance runs one batch at
+//! a time anyway (batches serialise on the audit head, below), and async callers await their
+//! outcome without a thread of their own.
+//!
+//! *Lock order.* Several instances share the database, and a batch locks rows (SADs, factor
+//! counters, the audit head) in the order its jobs come. Its FIRST statement therefore locks
+//! the audit head row (`SELECT ... FROM audit_head WHERE id = 1 FOR UPDATE`): batches of all
+//! instances serialise from their start, and a batch never waits for a row while another
+//! batch holds one. A plain [`crate::Store::write`] (the CLI, the admin API, the purge,
+//! login) would otherwise lock rows first and the head last, at its audit append: holding SAD
+//! `X` and waiting for the head while a batch holds the head and waits for `X` is a cycle,
+//! which PostgreSQL breaks after `deadlock_timeout` (1 s, every batch of every instance
+//! stalled meanwhile) by failing one side. So a write's first statement locks the head too:
+//! every transaction that may wait for a lock while holding one holds the head, only one
+//! transaction holds it at a time, and no wait cycle can form. The cost is that plain writes
+//! serialise with batches for their whole duration, as they do on SQLite (`BEGIN IMMEDIATE`);
+//! none is on the hot path (signHash and authorize are grouped), and the head lock rides in
+//! the `BEGIN`'s round trip. What stays outside the rule: a repository method called under
+//! [`crate::Store::read`] runs in a transaction of its own without the head (most change one
+//! row and hold nothing while they wait; the SAM calls the ones that change several, the
+//! deletions, only inside writes), and a write nested in another on the same thread takes no
+//! head lock (it would wait for itself). Should one of those ever close a cycle with a batch,
+//! PostgreSQL fails one side after `deadlock_timeout`: that call, or one job of the batch
+//! (below), never the batch.
+//!
+//! *Failures.* A job's error, including a statement PostgreSQL refused (a constraint, a
+//! deadlock or lock timeout from a transaction outside the rule), rolls back to the job's
+//! savepoint, which releases the locks taken after it: that job alone fails, with that error,
+//! and the others commit with their audit records. A job that swallowed a failed statement's
+//! error (the transaction is then aborted) is found when its savepoint is released: it is
+//! rolled back to it and fails alone ([`StorageError::Commit`]). If the batch's audit append or
+//! its commit fails, every job of the batch gets [`StorageError::Commit`] and none of its
+//! changes is visible: never half a batch.
+//!
+//! *Round trips.* A batch opens with `BEGIN` and the head lock in one round trip; each job's
+//! savepoint costs one (the release of the job before it goes with it, see [`run_jobs_pg`]);
+//! the audit append takes three for the whole batch (the head moved and read back with
+//! `RETURNING`, one multi-row insert, the new head hash), then `COMMIT`. The writer thread
+//! keeps its pooled connection while batches follow each other, so the pool's check-out test
+//! is not paid per batch.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -32,10 +75,11 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
+use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
 use crate::audit::NewAuditEvent;
-use crate::connection::Conn;
+use crate::connection::{Backend, Conn};
 use crate::error::StorageError;
 
 thread_local! {
@@ -49,6 +93,10 @@ pub type Grouped<T> = (T, Vec<NewAuditEvent>);
 
 /// Called once the batch's transaction is settled: `Ok` when committed.
 type Finish = Box<dyn FnOnce(Result<(), &StorageError>) + Send>;
+
+/// Called once a job that succeeded is kept in its batch (its savepoint released: `Ok`), or
+/// with the error that undid it after all; a staged job's outcome is sent then.
+type Kept = Box<dyn FnOnce(Result<(), &StorageError>) + Send>;
 
 /// Where a job's outcome goes.
 pub(crate) enum Reply<T> {
@@ -86,9 +134,17 @@ impl<T> Reply<T> {
 
 /// A queued job, type-erased.
 pub(crate) trait Job: Send {
-    /// Runs the job inside the batch transaction (in its own savepoint), collecting its audit
-    /// events; returns what to do once the batch is settled.
-    fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish;
+    /// Runs the job inside the batch transaction, in its own savepoint when `own_savepoint`
+    /// (else in the one the batch opened for it), collecting its audit events when it
+    /// succeeds; returns what to do once the batch is settled and, when it succeeded, what to
+    /// do once its savepoint is released ([`Kept`]: the caller must call it before the batch
+    /// settles).
+    fn run(
+        self: Box<Self>,
+        conn: &mut Conn<'_>,
+        audit: &mut Vec<NewAuditEvent>,
+        own_savepoint: bool,
+    ) -> (Finish, Option<Kept>);
     /// The batch failed before this job could run.
     fn abandon(self: Box<Self>, why: &StorageError);
 }
@@ -108,27 +164,43 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &mut Conn<'_>, audit: &mut Vec<NewAuditEvent>) -> Finish {
+    fn run(
+        self: Box<Self>,
+        conn: &mut Conn<'_>,
+        audit: &mut Vec<NewAuditEvent>,
+        own_savepoint: bool,
+    ) -> (Finish, Option<Kept>) {
         let Pending { job, reply } = *self;
-        let outcome = conn.atomic_conn(job);
-        if let Reply::Staged { ran, settled } = reply {
-            // the job's outcome now, before the commit; whether it is durable once settled
-            let _ = ran.send(outcome.map(|(value, events)| {
+        let outcome = if own_savepoint {
+            conn.atomic_conn(job)
+        } else {
+            job(conn)
+        };
+        match (outcome, reply) {
+            // A staged job's outcome goes out as soon as it is kept in the batch (before the
+            // commit); whether it is durable, once the batch is settled.
+            (Ok((value, events)), Reply::Staged { ran, settled }) => {
                 audit.extend(events);
-                value
-            }));
-            return Box::new(move |done| {
-                let _ = settled.send(done.map_err(settle_error));
-            });
-        }
-        match outcome {
-            Ok((value, events)) => {
-                audit.extend(events);
-                Box::new(move |settled| {
-                    reply.send(settled.map(|()| value).map_err(settle_error));
-                })
+                let kept: Kept = Box::new(move |kept| {
+                    let _ = ran.send(kept.map(|()| value).map_err(settle_error));
+                });
+                let finish: Finish = Box::new(move |done| {
+                    let _ = settled.send(done.map_err(settle_error));
+                });
+                (finish, Some(kept))
             }
-            Err(e) => Box::new(move |_| reply.send(Err(e))),
+            (Ok((value, events)), reply) => {
+                audit.extend(events);
+                let finish: Finish = Box::new(move |settled| {
+                    reply.send(settled.map(|()| value).map_err(settle_error));
+                });
+                (finish, Some(Box::new(|_| {})))
+            }
+            (Err(e), Reply::Staged { ran, .. }) => {
+                let _ = ran.send(Err(e));
+                (Box::new(|_| {}), None)
+            }
+            (Err(e), reply) => (Box::new(move |_| reply.send(Err(e))), None),
         }
     }
 
@@ -160,11 +232,23 @@ pub(crate) struct WriterGate {
 }
 
 /// Holds the writer lock (or nothing, for a nested write on the thread that holds it).
-pub(crate) struct WriterGuard<'a>(Option<MutexGuard<'a, ()>>);
+pub(crate) struct WriterGuard<'a> {
+    /// The in-process lock (SQLite), if taken.
+    _lock: Option<MutexGuard<'a, ()>>,
+    /// Whether this guard marked the thread as the writer (not a nested write).
+    outermost: bool,
+}
+
+impl WriterGuard<'_> {
+    /// Whether this guard is the thread's outermost write (not one nested in another).
+    pub(crate) fn is_outermost(&self) -> bool {
+        self.outermost
+    }
+}
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        if self.0.is_some() {
+        if self.outermost {
             HOLDS_WRITER.set(false);
         }
     }
@@ -188,11 +272,29 @@ impl WriterGate {
     /// gets an empty guard (its nested write then meets SQLite's own lock, as before).
     pub(crate) fn enter(&self) -> WriterGuard<'_> {
         if HOLDS_WRITER.get() {
-            return WriterGuard(None);
+            return WriterGuard {
+                _lock: None,
+                outermost: false,
+            };
         }
         let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         HOLDS_WRITER.set(true);
-        WriterGuard(Some(guard))
+        WriterGuard {
+            _lock: Some(guard),
+            outermost: true,
+        }
+    }
+
+    /// Marks this thread as a writer without taking the in-process lock (PostgreSQL, whose
+    /// writers wait for each other on the audit head row, in the database, across instances):
+    /// a grouped job queued from inside the write is then refused, as [`WriterGate::enter`]'s
+    /// would be.
+    pub(crate) fn mark(&self) -> WriterGuard<'_> {
+        let outermost = !HOLDS_WRITER.replace(true);
+        WriterGuard {
+            _lock: None,
+            outermost,
+        }
     }
 
     /// Whether this thread holds the writer lock (then a grouped job would wait for itself).
@@ -226,44 +328,62 @@ impl WriterGate {
     }
 
     /// Runs batches until the queue is empty (on the writer thread): each batch is everything
-    /// queued when it starts, in one transaction opened by `transaction`.
+    /// queued once its transaction is open (on PostgreSQL, once it holds the audit head: jobs
+    /// that queued while another instance's batch held it join this one), in one transaction
+    /// opened by `transaction`.
     pub(crate) fn drain(&self, transaction: Transaction<'_>) {
         let _guard = DrainGuard(self);
         loop {
             let _writer = self.enter();
-            let jobs = {
+            {
                 let mut state = self.state();
                 if state.queue.is_empty() {
                     state.leading = false;
                     return;
                 }
-                std::mem::take(&mut state.queue)
-            };
-            self.run_batch(jobs, transaction);
+            }
+            self.run_batch(transaction);
         }
     }
 
-    /// Runs `jobs` in one transaction, under the writer lock.
-    fn run_batch(&self, jobs: Vec<Box<dyn Job>>, transaction: Transaction<'_>) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        // jobs sharing this transaction's commit (the group-commit factor)
-        metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
-        let mut jobs = Some(jobs);
+    /// Runs what is queued in one transaction, under the writer lock.
+    fn run_batch(&self, transaction: Transaction<'_>) {
         let mut finishers: Vec<Finish> = Vec::new();
+        let mut ran = false;
         let outcome = transaction(&mut |conn| {
+            ran = true;
+            let jobs = std::mem::take(&mut self.state().queue);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            // jobs sharing this transaction's commit (the group-commit factor)
+            metrics::histogram!("csc_db_group_commit_batch_size").record(jobs.len() as f64);
             let mut audit = Vec::new();
-            for job in jobs.take().into_iter().flatten() {
-                finishers.push(job.run(conn, &mut audit));
+            match conn.backend() {
+                Backend::Sqlite => {
+                    for job in jobs {
+                        // its own savepoint is released when `run` returns
+                        let (finish, kept) = job.run(conn, &mut audit, true);
+                        if let Some(kept) = kept {
+                            kept(Ok(()));
+                        }
+                        finishers.push(finish);
+                    }
+                }
+                Backend::Postgres => run_jobs_pg(conn, jobs, &mut audit, &mut finishers)?,
             }
             conn.append_audit_batch(&audit)?;
             Ok(())
         });
-        // Jobs that never ran (no connection, BEGIN failed) learn why.
-        if let (Err(e), Some(left)) = (&outcome, jobs) {
-            for job in left {
-                job.abandon(e);
+        match &outcome {
+            // No transaction (no connection, BEGIN or the head lock failed): the jobs queued
+            // learn why.
+            Err(e) if !ran => {
+                let jobs = std::mem::take(&mut self.state().queue);
+                for job in jobs {
+                    job.abandon(e);
+                }
             }
+            _ => {}
         }
         let settled = outcome.as_ref().map(|_| ());
         for finish in finishers {
@@ -280,13 +400,113 @@ impl WriterGate {
     }
 }
 
+/// The savepoint of each job of a PostgreSQL batch (one name: at most one is open).
+const JOB_SAVEPOINT: &str = "SAVEPOINT csc_job";
+/// Undoes the job since its savepoint, which stays open.
+const JOB_ROLLBACK: &str = "ROLLBACK TO SAVEPOINT csc_job";
+/// Keeps what the job did.
+const JOB_RELEASE: &str = "RELEASE SAVEPOINT csc_job";
+/// Keeps what the job did and opens the next job's savepoint, in one round trip.
+const JOB_RELEASE_AND_NEXT: &str = "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job";
+
+/// Runs `jobs` on PostgreSQL, each in a savepoint of its own, with one round trip per job
+/// for it: a job that succeeded is released together with the next job's savepoint
+/// (`RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job`, one simple query); a job that failed is
+/// rolled back to its savepoint (which releases the row locks it took), and the savepoint,
+/// still there, serves the next job. If a release fails, the job before it left the
+/// transaction aborted (a failed statement whose error it did not return): it is rolled back
+/// to its savepoint and fails alone, its events dropped. Every job's finisher ends in
+/// `finishers`, also when this returns `Err` (the batch fails: every job learns it).
+fn run_jobs_pg(
+    conn: &mut Conn<'_>,
+    jobs: Vec<Box<dyn Job>>,
+    audit: &mut Vec<NewAuditEvent>,
+    finishers: &mut Vec<Finish>,
+) -> Result<(), StorageError> {
+    // the last job that succeeded, not yet released: its finisher, what to do once it is
+    // released, and where its events start
+    let mut unreleased: Option<(Finish, Kept, usize)> = None;
+    // a savepoint with nothing after it is open
+    let mut clean = false;
+    // the transaction cannot go on: the jobs left never run
+    let mut broken: Option<StorageError> = None;
+    for job in jobs {
+        if broken.is_none() {
+            let opened = match unreleased.take() {
+                Some(last) => release(conn, last, audit, finishers, true),
+                None if clean => Ok(()),
+                None => exec(conn, JOB_SAVEPOINT),
+            };
+            broken = opened.err();
+        }
+        if let Some(why) = &broken {
+            job.abandon(why);
+            continue;
+        }
+        let mark = audit.len();
+        match job.run(conn, audit, false) {
+            (finish, Some(kept)) => {
+                unreleased = Some((finish, kept, mark));
+                clean = false;
+            }
+            (finish, None) => {
+                finishers.push(finish);
+                broken = exec(conn, JOB_ROLLBACK).err();
+                clean = true;
+            }
+        }
+    }
+    if let Some(last) = unreleased {
+        release(conn, last, audit, finishers, false)?;
+    }
+    broken.map_or(Ok(()), Err)
+}
+
+/// Releases the savepoint of the job that succeeded last (`last`: its finisher, what to do
+/// once it is kept, where its events start) and, with `reopen`, opens the next job's in the same round trip. If the
+/// release fails, that job left the transaction aborted: rolled back to its savepoint, it
+/// fails now, its events dropped (and the savepoint, still open, serves the next job).
+fn release(
+    conn: &mut Conn<'_>,
+    (finish, kept, mark): (Finish, Kept, usize),
+    audit: &mut Vec<NewAuditEvent>,
+    finishers: &mut Vec<Finish>,
+    reopen: bool,
+) -> Result<(), StorageError> {
+    let sql = if reopen {
+        JOB_RELEASE_AND_NEXT
+    } else {
+        JOB_RELEASE
+    };
+    match exec(conn, sql) {
+        Ok(()) => {
+            kept(Ok(()));
+            finishers.push(finish);
+            Ok(())
+        }
+        Err(release_error) => {
+            audit.truncate(mark);
+            let why = StorageError::Commit(format!(
+                "the job left its transaction aborted: {release_error}"
+            ));
+            kept(Err(&why));
+            finish(Err(&why));
+            exec(conn, JOB_ROLLBACK)
+        }
+    }
+}
+
+/// Runs `sql` (one or more statements, one round trip).
+fn exec(conn: &mut Conn<'_>, sql: &str) -> Result<(), StorageError> {
+    Ok(conn.conn.batch_execute(sql)?)
+}
+
 /// Work handed to a writer thread.
 pub(crate) type Task = Box<dyn FnOnce() + Send>;
 
-/// The writer threads of a store: one on SQLite (it drains the group-commit queue), as many
-/// as pooled connections on PostgreSQL (each runs one async caller's job in its own
-/// transaction). They end when the last clone of the store drops: the channel closes, each
-/// thread finishes its task and returns, and the drop joins them.
+/// The writer threads of a store (one: it drains the group-commit queue). They end when the
+/// last clone of the store drops: the channel closes, each thread finishes its task and
+/// returns, and the drop joins them.
 pub(crate) struct Writer {
     tasks: Mutex<Option<Sender<Task>>>,
     threads: Vec<JoinHandle<()>>,

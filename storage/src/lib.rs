@@ -68,6 +68,7 @@ pub use oauth::{
 };
 pub use observe::LiveCounts;
 pub use purge::Purged;
+pub use sads::SadSpend;
 
 pub use seal::{AuditReport, AuditSeal, SealLog};
 pub use types::{

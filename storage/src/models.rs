@@ -533,7 +533,7 @@ pub(crate) fn sad_usable_sql(now: NaiveDateTime) -> SadUsableSql {
         .and(sads::remaining.ge(1))
 }
 
-#[derive(Queryable, Insertable, AsChangeset)]
+#[derive(Clone, Queryable, Insertable, AsChangeset)]
 #[diesel(primary_key(sad_hash))]
 #[diesel(table_name = sads)]
 #[diesel(treat_none_as_null = true)]

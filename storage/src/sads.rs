@@ -14,7 +14,7 @@ use crate::types::{CredentialId, UserId, truncate_to_micros, utc_now};
 
 /// What a signHash spends of a SAD.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Spend {
+pub enum SadSpend {
     /// SCAL 1: this many signatures (a SAD not bound to hashes).
     Count(i32),
     /// SCAL 2: these hashes (a multiset), and as many signatures.
@@ -23,9 +23,9 @@ pub(crate) enum Spend {
 
 /// THE spending rule on a SAD row: `true` and the row changed iff the SAD may give what
 /// `spend` asks at `now` ([`sad_may_sign`]; for hashes, each occurrence still unspent).
-fn apply_spend(r: &mut SadRow, spend: &Spend, now: NaiveDateTime) -> Result<bool, StorageError> {
+fn apply_spend(r: &mut SadRow, spend: &SadSpend, now: NaiveDateTime) -> Result<bool, StorageError> {
     match spend {
-        Spend::Count(n) => {
+        SadSpend::Count(n) => {
             let n = *n;
             if n < 1
                 || r.hashes.is_some()
@@ -36,7 +36,7 @@ fn apply_spend(r: &mut SadRow, spend: &Spend, now: NaiveDateTime) -> Result<bool
             r.remaining -= n;
             Ok(true)
         }
-        Spend::Hashes(to_spend) => {
+        SadSpend::Hashes(to_spend) => {
             let Ok(n) = i32::try_from(to_spend.len()) else {
                 return Ok(false);
             };
@@ -104,14 +104,14 @@ impl Conn<'_> {
     /// [`sad_may_sign`] at `now`; `true` iff this call won them. Concurrent callers, on one
     /// instance or several sharing PostgreSQL, can never both spend the last signature. Refuses
     /// `n < 1`, and refuses hash-bound (SCAL 2) SADs: those are spent only with
-    /// [`Spend::Hashes`].
+    /// [`SadSpend::Hashes`].
     pub fn consume_sad(
         &mut self,
         hash: &[u8],
         n: i32,
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
-        self.spend_locked(hash, &Spend::Count(n), now)
+        self.spend_locked(hash, &SadSpend::Count(n), now)
     }
 
     /// SCAL 2: spends the hashes `to_spend` (a multiset: each occurrence needs its own stored
@@ -123,7 +123,39 @@ impl Conn<'_> {
         to_spend: &[Vec<u8>],
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
-        self.spend_locked(hash, &Spend::Hashes(to_spend.to_vec()), now)
+        self.spend_locked(hash, &SadSpend::Hashes(to_spend.to_vec()), now)
+    }
+
+    /// signHash's spend with ONE read of the SAD: reads the row under its lock (absent when
+    /// its MAC does not verify, as [`Conn::sad`]), hands it to `check`, which refuses (`Err`)
+    /// or says what to spend, and spends that under the same lock by the rule of
+    /// [`Conn::consume_sad`] / [`Conn::consume_sad_hashes`]. Atomic: in the caller's
+    /// transaction, or its own.
+    ///
+    /// `Ok(Err(e))`: `check` refused, nothing changed. `Ok(Ok(None))`: `check` passed but the
+    /// spend does not apply to the row (the spending rule refused it), nothing changed.
+    /// `Ok(Ok(Some(spend)))`: spent. The row `check` sees is the row as it is, locked: a lost
+    /// race is judged on the winner's result, and no one can change the row before the spend.
+    pub fn spend_sad_checked<E>(
+        &mut self,
+        hash: &[u8],
+        now: NaiveDateTime,
+        check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
+    ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
+        let now = truncate_to_micros(now);
+        // a read under lock, then one write: nothing half-done to undo, so no savepoint
+        self.in_transaction(|c| {
+            let row = locked!(c, s::table.find(hash), SadRow)?;
+            let sad = row.clone().map(Sad::try_from).transpose()?;
+            let spend = match check(sad.as_ref()) {
+                Ok(spend) => spend,
+                Err(e) => return Ok(Err(e)),
+            };
+            let Some(mut row) = row else {
+                return Ok(Ok(None));
+            };
+            Ok(Ok(c.spend_row(&mut row, &spend, now)?.then_some(spend)))
+        })
     }
 
     /// Spends `spend` under the row's lock and reseals the row (the hot path of signHash, so
@@ -131,7 +163,7 @@ impl Conn<'_> {
     fn spend_locked(
         &mut self,
         hash: &[u8],
-        spend: &Spend,
+        spend: &SadSpend,
         now: NaiveDateTime,
     ) -> Result<bool, StorageError> {
         let now = truncate_to_micros(now);
@@ -140,19 +172,30 @@ impl Conn<'_> {
             let Some(mut row) = locked!(c, s::table.find(hash), SadRow)? else {
                 return Ok(false);
             };
-            if !apply_spend(&mut row, spend, now)? {
-                return Ok(false);
-            }
-            c.seal(&mut row)?;
-            let n = diesel::update(s::table.find(hash))
-                .set((
-                    s::remaining.eq(row.remaining),
-                    s::hashes.eq(&row.hashes),
-                    s::mac.eq(&row.mac),
-                ))
-                .execute(c.conn)?;
-            Ok(n == 1)
+            c.spend_row(&mut row, spend, now)
         })
+    }
+
+    /// Spends `spend` from `row`, read under its lock in this transaction, if [`apply_spend`]
+    /// allows it at `now`; writes the spent, resealed row. `true` iff spent.
+    fn spend_row(
+        &mut self,
+        row: &mut SadRow,
+        spend: &SadSpend,
+        now: NaiveDateTime,
+    ) -> Result<bool, StorageError> {
+        if !apply_spend(row, spend, now)? {
+            return Ok(false);
+        }
+        self.seal(row)?;
+        let n = diesel::update(s::table.find(&row.sad_hash))
+            .set((
+                s::remaining.eq(row.remaining),
+                s::hashes.eq(&row.hashes),
+                s::mac.eq(&row.mac),
+            ))
+            .execute(self.conn)?;
+        Ok(n == 1)
     }
 
     /// Compensation after a failed HSM operation: gives back `n` signatures and, for SCAL 2, the

@@ -236,6 +236,7 @@ both!(
     staged_jobs_say_what_ran_then_whether_it_is_durable,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
+    grouped_inside_a_write_is_refused,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1821,13 +1822,8 @@ fn grouped_concurrent_consume(db: &TestDb) {
         }
     );
     let (batches, jobs) = db.group_commit_stats();
-    match db.backend() {
-        Backend::Sqlite => {
-            assert_eq!(jobs, (THREADS * ROUNDS) as u64);
-            assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
-        }
-        Backend::Postgres => assert_eq!((batches, jobs), (0, 0)),
-    }
+    assert_eq!(jobs, (THREADS * ROUNDS) as u64);
+    assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
 }
 
 /// A failing job in a shared transaction undoes only its own statements and events; its
@@ -1884,7 +1880,6 @@ fn grouped_failed_job_is_undone_alone(db: &TestDb) {
             })
         })
         .collect();
-    // the slow job may not be the leader of the others' batch on PostgreSQL; fine either way
     slow.join().expect("thread").expect("slow job");
     for (i, h) in handles.into_iter().enumerate() {
         let r = h.join().expect("thread");
@@ -1920,15 +1915,13 @@ fn grouped_failed_job_is_undone_alone(db: &TestDb) {
             records: expected as u64
         }
     );
-    if db.backend() == Backend::Sqlite {
-        let (batches, jobs) = db.group_commit_stats();
-        assert_eq!(jobs, (THREADS + 1) as u64);
-        // the slow job alone, then the 12 queued behind it in (nearly) one transaction
-        assert!(
-            batches <= 4,
-            "{batches} transactions for {jobs} jobs: no grouping"
-        );
-    }
+    let (batches, jobs) = db.group_commit_stats();
+    assert_eq!(jobs, (THREADS + 1) as u64);
+    // the slow job alone, then the 12 queued behind it in (nearly) one transaction
+    assert!(
+        batches <= 4,
+        "{batches} transactions for {jobs} jobs: no grouping"
+    );
 }
 
 /// `write_grouped_async`: 16 jobs race for a one-signature SAD, all queued by ONE thread
@@ -1976,14 +1969,11 @@ fn grouped_async_jobs_queued_behind_a_writer_commit_together(db: &TestDb) {
         }
     );
     let after = db.group_commit_stats();
-    match db.backend() {
-        Backend::Sqlite => assert_eq!(
-            (after.0 - before.0, after.1 - before.1),
-            (1, JOBS as u64),
-            "one transaction for the {JOBS} jobs"
-        ),
-        Backend::Postgres => assert_eq!(after, (0, 0)),
-    }
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, JOBS as u64),
+        "one transaction for the {JOBS} jobs"
+    );
 }
 
 /// A batch whose audit append fails fails every async job of it (SQLite: one transaction;
@@ -2078,16 +2068,10 @@ fn staged_jobs_say_what_ran_then_whether_it_is_durable(db: &TestDb) {
         db.write_grouped_staged(consume_one(refused.clone(), 1))
             .ran(),
     );
-    match db.backend() {
-        // the spend ran and won inside the batch, before the append failed it
-        Backend::Sqlite => assert!(ran.expect("ran"), "the spend won in the batch"),
-        // its own transaction, settled before `ran` answers
-        Backend::Postgres => assert!(ran.is_err(), "{ran:?}"),
-    }
+    // the spend ran and won inside the batch, before the append failed the batch
+    assert!(ran.expect("ran"), "the spend won in the batch");
     let settled = rt.block_on(durable.settled());
-    if db.backend() == Backend::Sqlite {
-        assert!(settled.is_err(), "the batch rolled back: {settled:?}");
-    }
+    assert!(settled.is_err(), "the batch rolled back: {settled:?}");
     assert_eq!(
         remaining(db, &refused),
         1,
@@ -3296,4 +3280,551 @@ fn user_delete_takes_everything_of_theirs(db: &TestDb) {
     );
     let again = db.write(|c| c.delete_user(&bob.id));
     assert!(matches!(again, Err(StorageError::NotFound)), "{again:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// group commit on PostgreSQL: batches of several instances on one database
+
+/// The admin-free URL of `db`'s PostgreSQL database.
+fn pg_url(db: &TestDb) -> String {
+    match &db.raw {
+        Raw::Postgres { url, .. } => url.clone(),
+        Raw::Sqlite { .. } => panic!("a PostgreSQL test"),
+    }
+}
+
+/// A signHash-like grouped job: spends one signature of `sad` (for a hash-bound SAD, the hash
+/// `h`) with ONE locked read ([`Conn::spend_sad_checked`]), auditing only a win (the
+/// write-ahead record). Its value: whether it won.
+fn spend_one(
+    sad: Vec<u8>,
+    h: Vec<u8>,
+    actor: String,
+) -> impl FnOnce(&mut Conn<'_>) -> Result<(bool, Vec<NewAuditEvent>), StorageError> + Send + 'static
+{
+    move |c| {
+        let now = utc_now();
+        let spent = c.spend_sad_checked(&sad, now, |s| {
+            let s = s.ok_or("unknown")?;
+            if !s.is_usable(now) {
+                return Err("unusable");
+            }
+            Ok(match &s.hashes {
+                Some(_) => SadSpend::Hashes(vec![h.clone()]),
+                None => SadSpend::Count(1),
+            })
+        })?;
+        let won = matches!(spent, Ok(Some(_)));
+        let events = if won {
+            vec![
+                NewAuditEvent::new(AuditEvent::SignatureSignHash, actor, "cred", "success")
+                    .with_detail(json!({ "sad": hex_of(&sad) })),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok((won, events))
+    }
+}
+
+/// A SAD under test: its hash, what it allows, the distinct hashes a spend may name.
+struct Pool {
+    sad: Vec<u8>,
+    signatures: i32,
+    names: Vec<Vec<u8>>,
+}
+
+/// Two SCAL 1 and two SCAL 2 multi-signature SADs (SCAL 2 with repeated hashes).
+fn sad_pool(db: &TestDb) -> Vec<Pool> {
+    let alice = new_user(db, "alice");
+    let one = new_credential(db, &alice, Scal::One);
+    let two = new_credential(db, &alice, Scal::Two);
+    let h = |s: &str| secret_hash(s.as_bytes()).to_vec();
+    let mut pool = Vec::new();
+    for n in [7, 5] {
+        pool.push(Pool {
+            sad: sad_for(db, &one, n, secs(300), None),
+            signatures: n,
+            names: vec![Vec::new()],
+        });
+    }
+    for bound in [
+        vec![h("a"), h("a"), h("b"), h("c")],
+        vec![h("d"), h("e"), h("d")],
+    ] {
+        let mut names = bound.clone();
+        names.sort();
+        names.dedup();
+        pool.push(Pool {
+            sad: sad_for(db, &two, bound.len() as i32, secs(300), Some(bound.clone())),
+            signatures: bound.len() as i32,
+            names,
+        });
+    }
+    pool
+}
+
+/// Two stores ("instances") on one PostgreSQL database, 6 threads each, every thread spending
+/// from the same multi-signature SADs in its own order (rotated, half reversed), each spend a
+/// grouped job of its instance's batches; optionally a plain `Store::write` per instance that
+/// revokes two of those SADs in opposite orders, a pause between them. Returns, per SAD, the
+/// spends won, after checking what holds either way: every job and every write answered Ok (no
+/// deadlock, no timeout, nothing failed), a SAD never gave more than it allowed and what it
+/// gave is exactly what it lost (remaining, and the hashes left for SCAL 2), one success record
+/// per spend won, an intact chain.
+fn two_instances_spend(revokers: bool) -> (Vec<Pool>, Vec<usize>, Vec<bool>) {
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 3;
+    let db = TestDb::postgres(8);
+    let pool = Arc::new(sad_pool(&db));
+    let second = Store::open(&pg_url(&db), opts(8))
+        .unwrap()
+        .with_keys(test_keys());
+    let stores = [(*db).clone(), second];
+    let barrier = Arc::new(Barrier::new(2 * THREADS + if revokers { 2 } else { 0 }));
+    let mut spenders = Vec::new();
+    for (instance, store) in stores.iter().enumerate() {
+        for t in 0..THREADS {
+            let (store, pool, barrier) = (store.clone(), pool.clone(), barrier.clone());
+            let worker = instance * THREADS + t;
+            spenders.push(thread::spawn(move || {
+                let mut order: Vec<usize> = (0..pool.len()).collect();
+                order.rotate_left(worker % pool.len());
+                if worker % 2 == 1 {
+                    order.reverse();
+                }
+                barrier.wait();
+                let mut won = vec![0usize; pool.len()];
+                for round in 0..ROUNDS {
+                    for &i in &order {
+                        let p = &pool[i];
+                        let h = p.names[(worker + round) % p.names.len()].clone();
+                        let job = spend_one(p.sad.clone(), h, format!("w{worker}"));
+                        let outcome = if worker.is_multiple_of(2) {
+                            store.write_grouped(job)
+                        } else {
+                            block_on(store.write_grouped_async(job))
+                        };
+                        match outcome {
+                            Ok(true) => won[i] += 1,
+                            Ok(false) => {}
+                            Err(e) => panic!("worker {worker}, SAD {i}: {e}"),
+                        }
+                    }
+                }
+                won
+            }));
+        }
+    }
+    let mut writers = Vec::new();
+    if revokers {
+        for (instance, store) in stores.iter().enumerate() {
+            let (store, pool, barrier) = (store.clone(), pool.clone(), barrier.clone());
+            writers.push(thread::spawn(move || {
+                // instance 0 revokes SAD 1 then SAD 3, instance 1 the other way round
+                let (first, then) = if instance == 0 { (1, 3) } else { (3, 1) };
+                barrier.wait();
+                store.write(|c| {
+                    c.revoke_sad(&pool[first].sad)?;
+                    thread::sleep(Duration::from_millis(30));
+                    c.revoke_sad(&pool[then].sad)?;
+                    c.append_audit(&NewAuditEvent::new(
+                        AuditEvent::CredentialDisable,
+                        format!("revoker{instance}"),
+                        "cred",
+                        "ok",
+                    ))
+                })
+            }));
+        }
+    }
+    let mut won = vec![0usize; pool.len()];
+    for h in spenders {
+        for (total, w) in won.iter_mut().zip(h.join().expect("spender")) {
+            *total += w;
+        }
+    }
+    for h in writers {
+        h.join()
+            .expect("revoker")
+            .expect("the revoking write commits");
+    }
+    let records = db.read(|c| c.audit_records(0, 10_000)).unwrap();
+    for (i, p) in pool.iter().enumerate() {
+        let sad = db.read(|c| c.sad(&p.sad)).unwrap().expect("intact SAD");
+        assert!(
+            won[i] <= p.signatures as usize,
+            "SAD {i} over-spent: {won:?}"
+        );
+        assert_eq!(
+            won[i] + sad.remaining as usize,
+            p.signatures as usize,
+            "SAD {i}: spent {} of {}, {} left",
+            won[i],
+            p.signatures,
+            sad.remaining
+        );
+        if let Some(left) = &sad.hashes {
+            assert_eq!(left.len(), sad.remaining as usize, "SAD {i}");
+        }
+        let recorded = records
+            .iter()
+            .filter(|r| r.outcome == "success" && r.detail.contains(&hex_of(&p.sad)))
+            .count();
+        assert_eq!(
+            recorded, won[i],
+            "SAD {i}: one success record per spend won"
+        );
+    }
+    let revocations: Vec<i64> = records
+        .iter()
+        .filter(|r| r.event == "credential.disable")
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(revocations.len(), if revokers { 2 } else { 0 });
+    // the first revoking write revoked both SADs: no spend of them committed after it (the
+    // log's order is the commit order: every writer holds the head until its commit)
+    if let Some(&first) = revocations.first() {
+        for i in [1, 3] {
+            let late = records.iter().filter(|r| {
+                r.seq > first && r.outcome == "success" && r.detail.contains(&hex_of(&pool[i].sad))
+            });
+            assert_eq!(late.count(), 0, "SAD {i} spent after its revocation");
+        }
+    }
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact {
+            records: records.len() as u64
+        }
+    );
+    let attempts = (THREADS * ROUNDS * pool.len()) as u64;
+    for store in &stores {
+        let (batches, jobs) = store.group_commit_stats();
+        assert_eq!(jobs, attempts);
+        assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
+    }
+    let revoked = pool
+        .iter()
+        .map(|p| db.read(|c| c.sad(&p.sad)).unwrap().expect("SAD").revoked)
+        .collect();
+    drop(stores);
+    (Arc::try_unwrap(pool).ok().expect("pool"), won, revoked)
+}
+
+/// Awaits `f` on this thread (a one-thread runtime per call: the worker of an async caller).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Two instances spend the same SADs through their group commits: exactly every signature of
+/// every SAD is spent, never one more, and every job is answered.
+#[test]
+fn postgres_two_instances_spend_exactly_what_the_sads_allow() {
+    let (pool, won, _) = two_instances_spend(false);
+    for (i, p) in pool.iter().enumerate() {
+        assert_eq!(won[i], p.signatures as usize, "SAD {i} spent whole");
+    }
+}
+
+/// The same with a plain write on each instance revoking two of those SADs (rows first, the
+/// audit last, in opposite orders): writes and batches both take the audit head first, so no
+/// lock cycle forms; nothing fails, nothing is over-spent, and the revoked SADs gave nothing
+/// after their revocation committed.
+#[test]
+fn postgres_two_instances_spend_while_plain_writes_revoke() {
+    let (pool, won, revoked) = two_instances_spend(true);
+    assert_eq!(revoked, vec![false, true, false, true]);
+    for i in [0, 2] {
+        assert_eq!(won[i], pool[i].signatures as usize, "SAD {i} spent whole");
+    }
+}
+
+/// A grouped job, boxed (jobs of several kinds in one batch).
+type BoxedJob<T> =
+    Box<dyn FnOnce(&mut Conn<'_>) -> Result<(T, Vec<NewAuditEvent>), StorageError> + Send>;
+
+/// Jobs queued while this thread holds the writer (`Store::write`), so they run as ONE batch
+/// once it returns; their outcomes in queue order.
+fn one_batch<T: Send + 'static>(
+    db: &TestDb,
+    jobs: Vec<BoxedJob<T>>,
+) -> Vec<Result<T, StorageError>> {
+    let before = db.group_commit_stats();
+    let n = jobs.len() as u64;
+    let futures = db
+        .write(|_| {
+            Ok(jobs
+                .into_iter()
+                .map(|j| db.write_grouped_async(j))
+                .collect::<Vec<_>>())
+        })
+        .unwrap();
+    let outcomes = futures.into_iter().map(block_on).collect();
+    let after = db.group_commit_stats();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, n),
+        "one transaction for the {n} jobs"
+    );
+    outcomes
+}
+
+/// Whether `sad`'s row can be locked right now from a connection outside the store.
+fn lockable(url: &str, sad: &[u8]) -> bool {
+    let mut c = PgConnection::establish(url).expect("raw pg");
+    diesel::sql_query(format!(
+        "SELECT sad_hash FROM sads WHERE sad_hash = '\\x{}' FOR UPDATE NOWAIT",
+        hex_of(sad)
+    ))
+    .execute(&mut c)
+    .is_ok()
+}
+
+fn user_job(name: &str, fail: bool) -> BoxedJob<bool> {
+    let name = name.to_owned();
+    Box::new(move |c| {
+        c.create_user(&NewUser {
+            name: name.clone(),
+            password_hash: "x".into(),
+            role: Role::Signer,
+        })?;
+        if fail {
+            return Err(StorageError::Corrupt(format!("{name} gives up")));
+        }
+        Ok((
+            true,
+            vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+        ))
+    })
+}
+
+/// A job that breaks the rule of returning a failed statement's error: it creates `name`,
+/// then swallows the refusal of a duplicate name and says it succeeded.
+fn swallowing_job(name: &str) -> BoxedJob<bool> {
+    let name = name.to_owned();
+    Box::new(move |c| {
+        c.create_user(&NewUser {
+            name: name.clone(),
+            password_hash: "x".into(),
+            role: Role::Signer,
+        })?;
+        let refused = c.create_user(&NewUser {
+            name: "alice".into(),
+            password_hash: "x".into(),
+            role: Role::Signer,
+        });
+        assert!(
+            matches!(refused, Err(StorageError::Conflict(_))),
+            "{refused:?}"
+        );
+        Ok((
+            true,
+            vec![NewAuditEvent::new(AuditEvent::UserCreate, "t", name, "ok")],
+        ))
+    })
+}
+
+/// Inside one PostgreSQL batch a failing job undoes only itself: its savepoint is rolled back
+/// and the row locks it took are released at once (another connection locks its SAD while the
+/// batch still runs), while a job that succeeded keeps its SAD locked until the batch commits;
+/// a statement PostgreSQL refuses (a duplicate name) fails its job alone and the jobs after it
+/// still run; a job that swallowed such a refusal and said it succeeded is rolled back and
+/// fails alone, in the middle of the batch or at its end; the others commit with their audit
+/// records.
+#[test]
+fn postgres_a_failing_job_in_a_batch_undoes_only_itself() {
+    let db = TestDb::postgres(4);
+    let url = pg_url(&db);
+    let alice = new_user(&db, "alice");
+    let cred = new_credential(&db, &alice, Scal::One);
+    let (x, y) = (
+        sad_for(&db, &cred, 3, secs(300), None),
+        sad_for(&db, &cred, 3, secs(300), None),
+    );
+    type Job = BoxedJob<bool>;
+    let probe = |sad: &[u8], subject: &str| -> Job {
+        let (url, sad, subject) = (url.clone(), sad.to_vec(), subject.to_owned());
+        Box::new(move |_| {
+            let free = lockable(&url, &sad);
+            Ok((
+                free,
+                vec![NewAuditEvent::new(
+                    AuditEvent::UserList,
+                    "probe",
+                    subject,
+                    "ok",
+                )],
+            ))
+        })
+    };
+    let jobs: Vec<Job> = vec![
+        // spends X, then fails: its spend and its lock on X are undone
+        Box::new({
+            let x = x.clone();
+            move |c| {
+                assert!(c.consume_sad(&x, 1, utc_now())?);
+                Err(StorageError::Corrupt("the spend of X gives up".into()))
+            }
+        }),
+        probe(&x, "x"),
+        // spends Y and succeeds: Y stays locked by the batch
+        Box::new({
+            let y = y.clone();
+            move |c| {
+                let won = c.consume_sad(&y, 1, utc_now())?;
+                Ok((
+                    won,
+                    vec![NewAuditEvent::new(
+                        AuditEvent::SignatureSignHash,
+                        "t",
+                        "y",
+                        "success",
+                    )],
+                ))
+            }
+        }),
+        probe(&y, "y"),
+        // a statement PostgreSQL refuses: the name is taken
+        user_job("alice", false),
+        swallowing_job("carol"),
+        user_job("bob", false),
+        swallowing_job("dave"),
+    ];
+    let outcomes = one_batch(&db, jobs);
+    let summary: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(v) => format!("ok {v}"),
+            Err(StorageError::Conflict(_)) => "conflict".into(),
+            Err(StorageError::Corrupt(m)) => format!("corrupt {m}"),
+            Err(StorageError::Commit(m)) if m.contains("left its transaction aborted") => {
+                "error the job left its transaction aborted".into()
+            }
+            Err(e) => format!("error {e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "corrupt the spend of X gives up",
+            "ok true",  // X was free again inside the batch
+            "ok true",  // Y spent
+            "ok false", // Y still locked by the batch
+            "conflict",
+            "error the job left its transaction aborted",
+            "ok true",
+            "error the job left its transaction aborted",
+        ]
+    );
+    assert_eq!((remaining(&db, &x), remaining(&db, &y)), (3, 2));
+    assert!(db.read(|c| c.user_by_name("bob")).unwrap().is_some());
+    for undone in ["carol", "dave"] {
+        assert!(db.read(|c| c.user_by_name(undone)).unwrap().is_none());
+    }
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
+    assert_eq!(subjects, ["x", "y", "y", "bob"]);
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 4 }
+    );
+}
+
+/// A staged job (`write_grouped_staged`, signHash's) is told it ran only once it is KEPT in
+/// its PostgreSQL batch: a job that swallowed a refused statement and said it succeeded is
+/// rolled back when its savepoint is released, and its `ran` is that error, never `Ok`; a job
+/// after it in the same batch runs, is kept, and settles committed.
+#[test]
+fn postgres_a_staged_job_hears_it_ran_only_once_kept() {
+    let db = TestDb::postgres(4);
+    new_user(&db, "alice");
+    let before = db.group_commit_stats();
+    let staged = db
+        .write(|_| {
+            Ok(vec![
+                db.write_grouped_staged(swallowing_job("carol")),
+                db.write_grouped_staged(user_job("bob", false)),
+            ])
+        })
+        .unwrap();
+    let outcomes: Vec<_> = staged
+        .into_iter()
+        .map(|s| {
+            block_on(async {
+                let (ran, durable) = s.ran().await;
+                (ran, durable.settled().await)
+            })
+        })
+        .collect();
+    let after = db.group_commit_stats();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 2),
+        "one batch"
+    );
+    assert!(
+        matches!(&outcomes[0].0, Err(StorageError::Commit(m)) if m.contains("left its transaction aborted")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(outcomes[1], (Ok(true), Ok(()))),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(db.read(|c| c.user_by_name("carol")).unwrap().is_none());
+    assert!(db.read(|c| c.user_by_name("bob")).unwrap().is_some());
+}
+
+/// A PostgreSQL batch whose COMMIT fails (a deferred constraint refuses one job's record at
+/// commit) fails every job of it, also those whose savepoints were released: none of their
+/// users or records is there.
+#[test]
+fn postgres_a_failed_batch_commit_fails_every_job() {
+    let db = TestDb::postgres(4);
+    db.exec_raw(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF NEW.subject = 'poison' THEN RAISE EXCEPTION 'refused at commit'; \
+         END IF; RETURN NEW; END $$",
+    );
+    db.exec_raw(
+        "CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON audit_log \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    );
+    let jobs = vec![
+        user_job("u0", false),
+        user_job("u1", false),
+        user_job("poison", false),
+        user_job("u3", false),
+    ];
+    for (i, outcome) in one_batch(&db, jobs).into_iter().enumerate() {
+        assert!(
+            matches!(outcome, Err(StorageError::Commit(ref m)) if m.contains("refused at commit")),
+            "job {i}: {outcome:?}"
+        );
+    }
+    for name in ["u0", "u1", "poison", "u3"] {
+        assert!(
+            db.read(|c| c.user_by_name(name)).unwrap().is_none(),
+            "{name}"
+        );
+    }
+    assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
+    // the next batch commits
+    let outcomes = one_batch(&db, vec![user_job("u4", false)]);
+    assert!(matches!(outcomes[..], [Ok(true)]), "{outcomes:?}");
+}
+
+/// A grouped write inside a plain write would wait for itself on either backend (the write
+/// holds the writer, and on PostgreSQL the audit head): it is refused at once.
+fn grouped_inside_a_write_is_refused(db: &TestDb) {
+    let r = db.write(|_| Ok(db.write_grouped(|_| Ok(((), Vec::new())))));
+    assert!(
+        matches!(r, Ok(Err(StorageError::Commit(ref m))) if m.contains("wait for itself")),
+        "{r:?}"
+    );
 }

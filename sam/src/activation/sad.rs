@@ -2,6 +2,7 @@
 //! spending (`signatures/signHash`), the only path to [`cm_pkcs11::Hsm::sign_digests`].
 
 use super::*;
+use storage::SadSpend;
 
 /// The audit reference of a SAD: the first 8 hex digits of its SHA-256.
 pub(crate) fn sad_ref(sad_hash: &[u8]) -> String {
@@ -374,15 +375,15 @@ impl Sam {
     /// (known, not revoked, this user's and this credential's, unexpired, signatures left; SCAL
     /// 2: every hash covered). Refusals are audited as `signature.refused` and burn nothing.
     ///
-    /// Then ONE transaction spends the SAD by an atomic conditional update (SCAL 1
-    /// `consume_sad`, hash-bound `consume_sad_hashes`) and writes the `signature.sign_hash`
-    /// record (credential, certificate serial, count, algorithm, SAD reference, digests). The
-    /// HSM is asked only once that check and spend have run inside the write transaction
-    /// (under the write lock: no concurrent spend can pass the same check), and the signatures
-    /// are released only once the transaction is committed (fsynced on SQLite, group-committed
-    /// with concurrent requests), so no signature can leave without its durable record (Part I
-    /// 7.1.4.3-4: write-ahead audit); a commit that fails drops them. Losing a race is
-    /// diagnosed again and never signs. If the HSM fails, the
+    /// Then ONE transaction reads the SAD once, under its lock, checks it and spends it
+    /// (`spend_sad_checked`: SCAL 1 a count, hash-bound its hashes) and writes the
+    /// `signature.sign_hash` record (credential, certificate serial, count, algorithm, SAD
+    /// reference, digests). The HSM is asked only once that check and spend have run inside the
+    /// write transaction (under its locks: no concurrent spend can pass the same check), and the
+    /// signatures are released only once the transaction is committed (group-committed with
+    /// concurrent requests, fsynced on SQLite), so no signature can leave without its durable
+    /// record (Part I 7.1.4.3-4: write-ahead audit); a commit that fails drops them. A lost race
+    /// is judged on the row as the winner left it and never signs. If the HSM fails, the
     /// reservation is given back (count and hashes), a `failure` record for the same SAD
     /// reference follows, and [`SamError::SigningFailed`] is returned (Part III 13).
     ///
@@ -589,22 +590,26 @@ impl Sam {
                         .and_then(|s| check_spend(s, scal, &hashes))
                         .err()
                 };
-                let current = c.sad(&sad_hash)?;
-                if let Some(why) = why_not(current.as_ref()) {
-                    return Ok((Err(why), Vec::new()));
-                }
-                let hash_bound = current.as_ref().is_some_and(|s| s.hashes.is_some());
-                let won = if hash_bound {
-                    c.consume_sad_hashes(&sad_hash, &hashes, now)?
-                } else {
-                    c.consume_sad(&sad_hash, count, now)?
-                };
-                if won {
-                    Ok((Ok(hash_bound), vec![signed_record]))
-                } else {
-                    let now_found = c.sad(&sad_hash)?;
-                    let why = why_not(now_found.as_ref()).unwrap_or(SamError::InvalidSad);
-                    Ok((Err(why), Vec::new()))
+                // ONE read of the SAD, under its lock: checked, then spent only if the check
+                // passed and the spending rule applies (a hash-bound SAD spends its hashes)
+                let spent = c.spend_sad_checked(&sad_hash, now, |current| {
+                    if let Some(why) = why_not(current) {
+                        return Err(why);
+                    }
+                    Ok(if current.is_some_and(|s| s.hashes.is_some()) {
+                        SadSpend::Hashes(hashes.clone())
+                    } else {
+                        SadSpend::Count(count)
+                    })
+                })?;
+                match spent {
+                    Ok(Some(spend)) => Ok((
+                        Ok(matches!(spend, SadSpend::Hashes(_))),
+                        vec![signed_record],
+                    )),
+                    Err(why) => Ok((Err(why), Vec::new())),
+                    // the check passed on the locked row but the spending rule refused it
+                    Ok(None) => Ok((Err(SamError::InvalidSad), Vec::new())),
                 }
             })
         };
