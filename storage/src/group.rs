@@ -8,9 +8,11 @@
 //! head update, commits once, and hands every job its outcome; jobs queued during that commit
 //! form the next batch. A job's result is never released before the transaction holding it
 //! (and its audit records) is durable, except to a staged caller
-//! ([`crate::Store::write_grouped_staged`]), which learns its job's outcome as soon as the job
-//! is kept in the batch (its savepoint released) and whether it is durable once the batch is
-//! settled: signHash signs in between and releases the signature only after the second.
+//! ([`crate::Store::write_grouped_staged`]), which on SQLite learns its job's outcome as soon
+//! as the job is kept in the batch (its savepoint released) and whether it is durable once the
+//! batch is settled: signHash signs in between (while the writer waits for the fsync) and
+//! releases the signature only after the second. On PostgreSQL it learns both once the batch
+//! is settled (work done meanwhile would slow the batch holding the audit head).
 //!
 //! A job's outcome reaches its caller either through a blocking channel
 //! ([`crate::Store::write_grouped`], for callers on a blocking thread) or through a oneshot
@@ -105,11 +107,12 @@ pub(crate) enum Reply<T> {
     /// An async caller awaiting a oneshot (it may have gone: then the outcome is dropped).
     Async(oneshot::Sender<Result<T, StorageError>>),
     /// An async caller told twice ([`crate::Store::write_grouped_staged`]): the job's own
-    /// outcome as soon as it has run inside its batch (its savepoint released, NOT yet
-    /// durable), then whether the batch committed.
+    /// outcome (with `early`, as soon as it is kept in its batch, NOT yet durable; else once
+    /// the batch is settled), then whether the batch committed.
     Staged {
         ran: oneshot::Sender<Result<T, StorageError>>,
         settled: oneshot::Sender<Result<(), StorageError>>,
+        early: bool,
     },
 }
 
@@ -179,7 +182,22 @@ where
         match (outcome, reply) {
             // A staged job's outcome goes out as soon as it is kept in the batch (before the
             // commit); whether it is durable, once the batch is settled.
-            (Ok((value, events)), Reply::Staged { ran, settled }) => {
+            (
+                Ok((value, events)),
+                Reply::Staged {
+                    ran,
+                    settled,
+                    early: false,
+                },
+            ) => {
+                audit.extend(events);
+                let finish: Finish = Box::new(move |done| {
+                    let _ = ran.send(done.map(|()| value).map_err(settle_error));
+                    let _ = settled.send(done.map_err(settle_error));
+                });
+                (finish, Some(Box::new(|_| {})))
+            }
+            (Ok((value, events)), Reply::Staged { ran, settled, .. }) => {
                 audit.extend(events);
                 let kept: Kept = Box::new(move |kept| {
                     let _ = ran.send(kept.map(|()| value).map_err(settle_error));

@@ -413,7 +413,8 @@ impl Sam {
     /// `signature.sign_hash` record are one job of the store's group commit
     /// ([`storage::Store::write_grouped_staged`]), and a refusal's record is queued the same way.
     /// As soon as that job has passed and spent inside its batch transaction, the calling thread
-    /// asks the HSM (Part II 3.2.1.1), with the same key-binding check, while the batch commits;
+    /// asks the HSM (Part II 3.2.1.1), with the same key-binding check, while the batch commits
+    /// (SQLite; on PostgreSQL once the batch is settled, see `write_grouped_staged`);
     /// the signatures are returned only once the batch is durable (write-ahead audit, Part I
     /// 7.1.4.3-4), and dropped if it rolls back (then nothing was spent or recorded).
     ///
