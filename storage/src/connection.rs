@@ -307,7 +307,6 @@ impl Store {
         tracing::info!(%backend, pool_size = pool.max_size(), migrations_applied = applied, "database opened");
         // One writer thread drains the group commit, on either backend: async callers queue
         // their jobs and await them, so they need no thread of their own (crate::group).
-        let writers = 1;
         Ok(Store {
             core: Core {
                 pool,
@@ -317,7 +316,7 @@ impl Store {
             },
             backend,
             gate: Arc::default(),
-            writer: Arc::new(Writer::spawn(writers)?),
+            writer: Arc::new(Writer::spawn()?),
         })
     }
 

@@ -74,8 +74,8 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
@@ -180,8 +180,7 @@ where
             job(conn)
         };
         match (outcome, reply) {
-            // A staged job's outcome goes out as soon as it is kept in the batch (before the
-            // commit); whether it is durable, once the batch is settled.
+            // A staged job without `early` (PostgreSQL): both answers once the batch is settled.
             (
                 Ok((value, events)),
                 Reply::Staged {
@@ -197,6 +196,8 @@ where
                 });
                 (finish, Some(Box::new(|_| {})))
             }
+            // An early staged job's outcome goes out as soon as it is kept in the batch (before
+            // the commit); whether it is durable, once the batch is settled.
             (Ok((value, events)), Reply::Staged { ran, settled, .. }) => {
                 audit.extend(events);
                 let kept: Kept = Box::new(move |kept| {
@@ -522,39 +523,33 @@ fn exec(conn: &mut Conn<'_>, sql: &str) -> Result<(), StorageError> {
 /// Work handed to a writer thread.
 pub(crate) type Task = Box<dyn FnOnce() + Send>;
 
-/// The writer threads of a store (one: it drains the group-commit queue). They end when the
-/// last clone of the store drops: the channel closes, each thread finishes its task and
-/// returns, and the drop joins them.
+/// The writer thread of a store: it drains the group-commit queue. It ends when the last clone
+/// of the store drops: the channel closes, the thread finishes its task and returns, and the
+/// drop joins it.
 pub(crate) struct Writer {
     tasks: Mutex<Option<Sender<Task>>>,
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// Names the writer threads of each store apart (`csc-dbw-N`).
 static WRITERS: AtomicU64 = AtomicU64::new(0);
 
 impl Writer {
-    /// Spawns `threads` writer threads.
-    pub(crate) fn spawn(threads: usize) -> Result<Writer, StorageError> {
+    /// Spawns the writer thread.
+    pub(crate) fn spawn() -> Result<Writer, StorageError> {
         let (tx, rx) = channel::<Task>();
-        let rx = Arc::new(Mutex::new(rx));
         let n = WRITERS.fetch_add(1, Ordering::Relaxed);
-        let threads = (0..threads.max(1))
-            .map(|i| {
-                let rx = Arc::clone(&rx);
-                std::thread::Builder::new()
-                    .name(format!("csc-dbw-{n}-{i}"))
-                    .spawn(move || serve(&rx))
-                    .map_err(|e| StorageError::Connection(format!("no writer thread: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("csc-dbw-{n}"))
+            .spawn(move || serve(&rx))
+            .map_err(|e| StorageError::Connection(format!("no writer thread: {e}")))?;
         Ok(Writer {
             tasks: Mutex::new(Some(tx)),
-            threads,
+            thread: Some(thread),
         })
     }
 
-    /// Hands `task` to a writer thread; gives it back if none is left.
+    /// Hands `task` to the writer thread; gives it back if it is gone.
     pub(crate) fn run(&self, task: Task) -> Result<(), Task> {
         let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         match tasks.as_ref() {
@@ -563,35 +558,23 @@ impl Writer {
         }
     }
 
-    /// The names of this store's writer threads.
+    /// The name of this store's writer thread (a list, for the thread listing it is checked
+    /// against).
     #[cfg(test)]
     pub(crate) fn thread_names(&self) -> Vec<String> {
-        self.threads
+        self.thread
             .iter()
             .filter_map(|t| t.thread().name().map(str::to_owned))
             .collect()
     }
-
-    fn thread_ids(&self) -> Vec<ThreadId> {
-        self.threads.iter().map(|t| t.thread().id()).collect()
-    }
 }
 
-/// A writer thread's loop: one task at a time until the channel closes. A task that panics
+/// The writer thread's loop: one task at a time until the channel closes. A task that panics
 /// ends only itself (its callers learn it failed: their reply channels drop).
-fn serve(rx: &Mutex<Receiver<Task>>) {
-    loop {
-        let task = {
-            let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
-            rx.recv()
-        };
-        match task {
-            Ok(task) => {
-                if catch_unwind(AssertUnwindSafe(task)).is_err() {
-                    tracing::error!("a database writer task panicked");
-                }
-            }
-            Err(_) => return,
+fn serve(rx: &Receiver<Task>) {
+    while let Ok(task) = rx.recv() {
+        if catch_unwind(AssertUnwindSafe(task)).is_err() {
+            tracing::error!("a database writer task panicked");
         }
     }
 }
@@ -602,12 +585,12 @@ impl Drop for Writer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        // A writer thread that dropped the last store itself cannot wait for itself.
-        if self.thread_ids().contains(&std::thread::current().id()) {
+        let Some(thread) = self.thread.take() else {
             return;
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        };
+        // The writer thread that dropped the last store itself cannot wait for itself.
+        if thread.thread().id() != std::thread::current().id() {
+            let _ = thread.join();
         }
     }
 }
