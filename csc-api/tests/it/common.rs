@@ -142,6 +142,35 @@ pub fn set_otp_verifier(db: &Path, credential: &str, verifier: &str) {
     assert_eq!(n, 1, "the credential has an OTP factor");
 }
 
+/// Makes an SQLite database refuse every audit record of `event` (a trigger, SQL of the
+/// test's own): how a database that can no longer write that record looks to the server.
+/// [`accept_audit_records`] undoes it.
+pub fn refuse_audit_records(db: &Path, event: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
+    diesel::sql_query(format!(
+        "CREATE TRIGGER {} BEFORE INSERT ON audit_log \
+         WHEN NEW.event = '{event}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        refusal_trigger(event)
+    ))
+    .execute(&mut conn)
+    .expect("trigger");
+}
+
+/// Undoes [`refuse_audit_records`].
+pub fn accept_audit_records(db: &Path, event: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string()).expect("open db");
+    diesel::sql_query(format!("DROP TRIGGER {}", refusal_trigger(event)))
+        .execute(&mut conn)
+        .expect("drop trigger");
+}
+
+/// The name of [`refuse_audit_records`]'s trigger for `event`.
+fn refusal_trigger(event: &str) -> String {
+    format!("refuse_{}", event.replace('.', "_"))
+}
+
 /// Makes a data directory's database look like one made before row integrity: no row MACs, no
 /// factor sets. `integrity seal` (the documented upgrade step) then seals it as it is.
 pub fn as_before_row_integrity(db: &Path) {

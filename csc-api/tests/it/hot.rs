@@ -177,19 +177,12 @@ fn a_token_revoked_on_one_postgres_instance_is_refused_by_the_other_within_the_b
 /// (500 `server_error`), the SAD is not spent, and once records are accepted again it signs.
 #[test]
 fn no_signature_leaves_when_its_batch_cannot_commit() {
-    use diesel::{Connection, RunQueryDsl};
     let k = Kit::new();
     let alice = k.login("alice", ALICE_PASSWORD);
     let sad = authorize(&k, &alice, 1);
     // the database refuses every signature.sign_hash record (SQL of the test's own)
-    let mut db = diesel::SqliteConnection::establish(&k.dir().join("csc.db").display().to_string())
-        .expect("open db");
-    diesel::sql_query(
-        "CREATE TRIGGER refuse_signatures BEFORE INSERT ON audit_log \
-         WHEN NEW.event = 'signature.sign_hash' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&mut db)
-    .expect("trigger");
+    let db = k.dir().join("csc.db");
+    refuse_audit_records(&db, "signature.sign_hash");
     let (status, v) = sign(&k, &alice, &sad);
     assert_eq!((status, &v["error"]), (500, &json!("server_error")), "{v}");
     assert!(v.get("signatures").is_none());
@@ -207,9 +200,7 @@ fn no_signature_leaves_when_its_batch_cannot_commit() {
         "v2: {v}"
     );
     assert!(v.get("signatures").is_none());
-    diesel::sql_query("DROP TRIGGER refuse_signatures")
-        .execute(&mut db)
-        .expect("drop trigger");
+    accept_audit_records(&db, "signature.sign_hash");
     let (status, v) = sign(&k, &alice, &sad);
     assert_eq!(status, 200, "the SAD was not spent: {v}");
     let signed = k

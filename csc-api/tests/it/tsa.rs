@@ -920,18 +920,10 @@ fn openssl_ts_verify_accepts_tokens_of_both_doors() {
 /// `server_error`, `/tsa` a rejection with systemFailure (PKIFailureInfo 25).
 #[test]
 fn no_token_leaves_without_its_audit_record() {
-    use diesel::{Connection, RunQueryDsl};
     let k = Kit::new();
     let alice = k.login("alice", ALICE_PASSWORD);
     // the database refuses every timestamp.issue record (SQL of the test's own)
-    let mut db = diesel::SqliteConnection::establish(&k.dir().join("csc.db").display().to_string())
-        .expect("open db");
-    diesel::sql_query(
-        "CREATE TRIGGER refuse_timestamps BEFORE INSERT ON audit_log \
-         WHEN NEW.event = 'timestamp.issue' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&mut db)
-    .expect("trigger");
+    refuse_audit_records(&k.dir().join("csc.db"), "timestamp.issue");
     let digest = openssl::sha::sha256(b"f");
     let (status, v) = timestamp(
         &k,
