@@ -480,7 +480,7 @@ impl Store {
     /// batch transaction (under the write lock, its savepoint released: authoritative, but NOT
     /// yet committed), with a [`Durable`] that completes once that batch is settled. If the
     /// commit fails, every effect of the job is undone and [`Durable::settled`] says so. On
-    /// PostgreSQL `ran` comes only once the batch is settled (see below), as with
+    /// PostgreSQL `ran` comes only once the batch is settled (the group module's `Kept`), as with
     /// [`Store::write_grouped_async`].
     pub fn write_grouped_staged<T, F>(&self, job: F) -> Staged<T>
     where
@@ -491,15 +491,7 @@ impl Store {
         let (settled, settled_rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
-            // PostgreSQL: told once the batch is settled. Work started on `ran` runs while the
-            // batch holds the audit head, the section every instance's batches take in turn,
-            // and slows it for all of them (EC signHash c8 on two instances: 3,158-3,304/s
-            // without early answers, 1,752-1,786/s with them)
-            reply: Reply::Staged {
-                ran,
-                settled,
-                early: self.backend == Backend::Sqlite,
-            },
+            reply: Reply::Staged { ran, settled },
         }));
         Staged {
             ran: ran_rx,
