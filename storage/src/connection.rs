@@ -226,6 +226,7 @@ impl Core {
             keys: self.keys.as_ref(),
             violations: &self.violations,
             epoch: &self.epoch,
+            sad_batch: None,
         }
     }
 
@@ -446,6 +447,7 @@ impl Store {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.queue(Box::new(Pending {
             job,
+            sad: None,
             reply: Reply::Blocking(tx),
         }));
         rx.recv().unwrap_or_else(|_| Err(writer_stopped()))
@@ -469,6 +471,7 @@ impl Store {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
+            sad: None,
             reply: Reply::Async(tx),
         }));
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
@@ -491,6 +494,35 @@ impl Store {
         let (settled, settled_rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
+            sad: None,
+            reply: Reply::Staged { ran, settled },
+        }));
+        Staged {
+            ran: ran_rx,
+            settled: settled_rx,
+        }
+    }
+
+    /// [`Store::write_grouped_staged`] for signHash's job, which spends the SAD `sad_hash` and
+    /// changes nothing else: it must read and spend it only with [`Conn::spend_sad_checked`],
+    /// and write no other row. On SQLite that is all. On PostgreSQL such declared spends run
+    /// first in their batch, without savepoints: the batch locks and reads every declared SAD
+    /// in ONE statement, each job checks and spends its copy of the row (later jobs of the
+    /// batch see the spends before them), and the spent rows are written back in ONE
+    /// statement before the batch's other jobs run. So a spend costs no round trip of its own
+    /// instead of three (its savepoint, its locked read, its update). A declared job that fails
+    /// (`Err`, not a refusal it returns as its value) fails its whole batch: nothing of the
+    /// batch is kept, every job of it learns [`StorageError::Commit`].
+    pub fn spend_grouped_staged<T, F>(&self, sad_hash: &[u8], job: F) -> Staged<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
+        let (ran, ran_rx) = tokio::sync::oneshot::channel();
+        let (settled, settled_rx) = tokio::sync::oneshot::channel();
+        self.queue(Box::new(Pending {
+            job,
+            sad: Some(sad_hash.to_vec()),
             reply: Reply::Staged { ran, settled },
         }));
         Staged {
@@ -653,6 +685,9 @@ pub struct Conn<'a> {
     keys: Option<&'a IntegrityKeys>,
     pub(crate) violations: &'a Violations,
     epoch: &'a AtomicU64,
+    /// The SADs a PostgreSQL batch locked for its declared spends, while those run
+    /// ([`crate::sads::SadBatch`]).
+    pub(crate) sad_batch: Option<crate::sads::SadBatch>,
 }
 
 impl Conn<'_> {
@@ -692,6 +727,7 @@ impl<'a> Conn<'a> {
                 keys,
                 violations,
                 epoch,
+                sad_batch: None,
             })
         })
     }

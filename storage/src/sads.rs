@@ -5,7 +5,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::connection::Conn;
+use std::collections::{BTreeSet, HashMap};
+
+use diesel::sql_types::{Array, Binary, Integer, Nullable, Text};
+
+use crate::connection::{AnyConnection, Conn};
 use crate::error::{StorageError, fk_as_not_found};
 use crate::models::{NewSad, Sad, SadRow, encode_b64_list, parse_string_list, sad_may_sign};
 use crate::schema::sads as s;
@@ -20,6 +24,20 @@ pub enum SadSpend {
     /// SCAL 2: these hashes (a multiset), and as many signatures.
     Hashes(Vec<Vec<u8>>),
 }
+
+/// The SADs a PostgreSQL batch locked for its declared spends
+/// ([`crate::Store::spend_grouped_staged`]), by hash, as the spends before left them, and which
+/// of them were spent (to write back at the end of the declared spends).
+pub(crate) struct SadBatch {
+    rows: HashMap<Vec<u8>, SadRow>,
+    spent: BTreeSet<Vec<u8>>,
+}
+
+/// What a spend changes (the count, the hash list, the MAC), for every spent SAD of a batch at
+/// once.
+const WRITE_SPENT_SADS: &str = "UPDATE sads SET remaining = v.remaining, hashes = v.hashes, \
+     mac = v.mac FROM unnest($1::bytea[], $2::int4[], $3::text[], $4::bytea[]) \
+     AS v(sad_hash, remaining, hashes, mac) WHERE sads.sad_hash = v.sad_hash";
 
 /// THE spending rule on a SAD row: `true` and the row changed iff the SAD may give what
 /// `spend` asks at `now` ([`sad_may_sign`]; for hashes, each occurrence still unspent).
@@ -136,6 +154,10 @@ impl Conn<'_> {
     /// spend does not apply to the row (the spending rule refused it), nothing changed.
     /// `Ok(Ok(Some(spend)))`: spent. The row `check` sees is the row as it is, locked: a lost
     /// race is judged on the winner's result, and no one can change the row before the spend.
+    ///
+    /// In a PostgreSQL batch's declared spends ([`crate::Store::spend_grouped_staged`]), a SAD
+    /// the batch locked is read from and spent on the batch's copy ([`SadBatch`]), written
+    /// back with the others at the end of the declared spends.
     pub fn spend_sad_checked<E>(
         &mut self,
         hash: &[u8],
@@ -143,6 +165,10 @@ impl Conn<'_> {
         check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
     ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
         let now = truncate_to_micros(now);
+        if let Some(row) = self.sad_batch.as_ref().and_then(|b| b.rows.get(hash)) {
+            let row = row.clone();
+            return self.spend_batch_copy(row, now, check);
+        }
         // a read under lock, then one write: nothing half-done to undo, so no savepoint
         self.in_transaction(|c| {
             let row = locked!(c, s::table.find(hash), SadRow)?;
@@ -156,6 +182,95 @@ impl Conn<'_> {
             };
             Ok(Ok(c.spend_row(&mut row, &spend, now)?.then_some(spend)))
         })
+    }
+
+    /// [`Conn::spend_sad_checked`] on the batch's copy `row` of a SAD the batch locked: checked
+    /// as read (its MAC first), spent and resealed on the copy, which then stands for the row.
+    fn spend_batch_copy<E>(
+        &mut self,
+        row: SadRow,
+        now: NaiveDateTime,
+        check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
+    ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
+        let row = self.admit(row)?;
+        let sad = row.clone().map(Sad::try_from).transpose()?;
+        let spend = match check(sad.as_ref()) {
+            Ok(spend) => spend,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(mut row) = row else {
+            return Ok(Ok(None));
+        };
+        if !apply_spend(&mut row, &spend, now)? {
+            return Ok(Ok(None));
+        }
+        self.seal(&mut row)?;
+        let batch = self
+            .sad_batch
+            .as_mut()
+            .ok_or_else(|| StorageError::Commit("the batch's SADs are gone".into()))?;
+        batch.spent.insert(row.sad_hash.clone());
+        batch.rows.insert(row.sad_hash.clone(), row);
+        Ok(Ok(Some(spend)))
+    }
+
+    /// Locks and reads every SAD of `hashes` in one statement, in the order of their hashes,
+    /// as the copies the batch's declared spends run on (PostgreSQL; nothing on SQLite, whose
+    /// write transaction holds the database). A hash with no row has no copy: a spend of it
+    /// reads the table, and finds nothing or what a job of the batch inserted.
+    pub(crate) fn lock_sads(&mut self, hashes: &[Vec<u8>]) -> Result<(), StorageError> {
+        let AnyConnection::Postgresql(pg) = &mut *self.conn else {
+            return Ok(());
+        };
+        let rows: Vec<SadRow> = s::table
+            .filter(s::sad_hash.eq_any(hashes))
+            .order(s::sad_hash)
+            .for_update()
+            .load(pg)?;
+        self.sad_batch = Some(SadBatch {
+            rows: rows.into_iter().map(|r| (r.sad_hash.clone(), r)).collect(),
+            spent: BTreeSet::new(),
+        });
+        Ok(())
+    }
+
+    /// Writes back every SAD the batch's declared spends changed, in one statement, and drops
+    /// the batch's copies. Fails unless every one of those rows was written.
+    pub(crate) fn write_spent_sads(&mut self) -> Result<(), StorageError> {
+        let Some(mut batch) = self.sad_batch.take() else {
+            return Ok(());
+        };
+        if batch.spent.is_empty() {
+            return Ok(());
+        }
+        let AnyConnection::Postgresql(pg) = &mut *self.conn else {
+            return Err(StorageError::Commit("SAD copies outside PostgreSQL".into()));
+        };
+        let spent: Vec<SadRow> = batch
+            .spent
+            .iter()
+            .filter_map(|h| batch.rows.remove(h))
+            .collect();
+        let n = diesel::sql_query(WRITE_SPENT_SADS)
+            .bind::<Array<Binary>, _>(spent.iter().map(|r| &r.sad_hash).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(spent.iter().map(|r| r.remaining).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                spent
+                    .iter()
+                    .map(|r| r.hashes.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Binary>>, _>(
+                spent.iter().map(|r| r.mac.as_deref()).collect::<Vec<_>>(),
+            )
+            .execute(pg)?;
+        if n != spent.len() {
+            return Err(StorageError::Commit(format!(
+                "{n} of the batch's {} spent SADs written",
+                spent.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Spends `spend` under the row's lock and reseals the row (the hot path of signHash, so

@@ -234,6 +234,9 @@ both!(
     grouped_async_jobs_queued_behind_a_writer_commit_together pool = 16,
     grouped_async_jobs_of_a_failed_batch_all_fail,
     staged_jobs_say_what_ran_then_whether_it_is_durable,
+    declared_spends_of_one_batch_see_each_other,
+    a_declared_spend_and_a_revoke_in_one_batch_leave_an_intact_row,
+    a_declared_spend_of_an_edited_sad_is_refused_and_reported,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
     grouped_inside_a_write_is_refused,
@@ -1826,6 +1829,210 @@ fn grouped_concurrent_consume(db: &TestDb) {
     assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
 }
 
+/// Declared spends (`Store::spend_grouped_staged`, signHash's), queued while this thread holds
+/// the writer so that they run as ONE batch together with `others` (plain grouped jobs, queued
+/// first); the spends' outcomes in queue order once their batch is settled (a spend whose batch
+/// failed: `Err`), then the others'.
+fn one_batch_of_spends(
+    db: &TestDb,
+    spends: Vec<(Vec<u8>, BoxedJob<bool>)>,
+    others: Vec<BoxedJob<bool>>,
+) -> (Outcomes, Outcomes) {
+    let before = db.group_commit_stats();
+    let n = (spends.len() + others.len()) as u64;
+    let (others, spends) = db
+        .write(|_| {
+            let others: Vec<_> = others
+                .into_iter()
+                .map(|j| db.write_grouped_async(j))
+                .collect();
+            let spends: Vec<_> = spends
+                .into_iter()
+                .map(|(sad, j)| db.spend_grouped_staged(&sad, j))
+                .collect();
+            Ok((others, spends))
+        })
+        .unwrap();
+    let spends = spends
+        .into_iter()
+        .map(|staged| {
+            block_on(async {
+                let (ran, durable) = staged.ran().await;
+                let settled = durable.settled().await;
+                ran.and_then(|won| settled.map(|()| won))
+            })
+        })
+        .collect();
+    let others = others.into_iter().map(block_on).collect();
+    let after = db.group_commit_stats();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, n),
+        "one transaction for the {n} jobs"
+    );
+    (spends, others)
+}
+
+/// The outcomes of a batch's jobs, in queue order.
+type Outcomes = Vec<Result<bool, StorageError>>;
+
+/// `spend_one` boxed, with the SAD it declares.
+fn declared(sad: &[u8], h: &[u8], actor: &str) -> (Vec<u8>, BoxedJob<bool>) {
+    (
+        sad.to_vec(),
+        Box::new(spend_one(sad.to_vec(), h.to_vec(), actor.to_owned())),
+    )
+}
+
+/// Declared spends of the same SADs in one batch (on PostgreSQL: locked and read in one
+/// statement, spent on the batch's copies, written back in one) follow each other as separate
+/// transactions would: of three spends of a two-signature SAD two win, a hash-bound SAD gives
+/// each of its hashes once, the rows stay intact (their MACs verify) with exactly what is left,
+/// and one record per spend won is in an intact chain.
+fn declared_spends_of_one_batch_see_each_other(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let one = new_credential(db, &alice, Scal::One);
+    let two = new_credential(db, &alice, Scal::Two);
+    let h = |s: &str| secret_hash(s.as_bytes()).to_vec();
+    let counted = sad_for(db, &one, 2, secs(300), None);
+    let bound = sad_for(db, &two, 2, secs(300), Some(vec![h("a"), h("b")]));
+    let untouched = sad_for(db, &one, 1, secs(300), None);
+    let (spends, _) = one_batch_of_spends(
+        db,
+        vec![
+            declared(&counted, &[], "s0"),
+            declared(&bound, &h("a"), "s1"),
+            declared(&counted, &[], "s2"),
+            declared(&bound, &h("a"), "s3"),
+            declared(&counted, &[], "s4"),
+            declared(&bound, &h("b"), "s5"),
+            declared(&h("no such SAD"), &[], "s6"),
+        ],
+        Vec::new(),
+    );
+    let won: Vec<bool> = spends.into_iter().map(|r| r.expect("settled")).collect();
+    assert_eq!(won, [true, true, true, false, false, true, false]);
+    assert!(db.take_violations().is_empty(), "every row read intact");
+    assert_eq!(remaining(db, &counted), 0);
+    let left = db.read(|c| c.sad(&bound)).unwrap().expect("intact SAD");
+    assert_eq!((left.remaining, left.hashes), (0, Some(Vec::new())));
+    assert_eq!(remaining(db, &untouched), 1);
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
+    assert_eq!(actors, ["s0", "s1", "s2", "s5"]);
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 4 }
+    );
+}
+
+/// A plain grouped job revoking a SAD and a declared spend of it in one batch: whichever runs
+/// first (PostgreSQL runs the declared spends first, SQLite the queue's order), the row ends
+/// revoked, intact (the spend's copy was written back before the revoke read the row), and
+/// spent at most once, with a record iff it was.
+fn a_declared_spend_and_a_revoke_in_one_batch_leave_an_intact_row(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let sad = sad_for(db, &cred, 1, secs(300), None);
+    let revoke: BoxedJob<bool> = {
+        let sad = sad.clone();
+        Box::new(move |c| Ok((c.revoke_sad(&sad)?, Vec::new())))
+    };
+    let (spends, others) =
+        one_batch_of_spends(db, vec![declared(&sad, &[], "spender")], vec![revoke]);
+    let won = spends.into_iter().next().expect("one").expect("settled");
+    assert!(
+        others.into_iter().next().expect("one").expect("settled"),
+        "revoked"
+    );
+    let row = db
+        .read(|c| c.sad(&sad))
+        .unwrap()
+        .expect("the row is intact");
+    assert!(db.take_violations().is_empty());
+    assert!(row.revoked);
+    assert_eq!(row.remaining, if won { 0 } else { 1 });
+    match db.backend() {
+        Backend::Postgres => assert!(won, "the declared spend ran first"),
+        Backend::Sqlite => assert!(!won, "the revoke ran first"),
+    }
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    assert_eq!(records.len(), usize::from(won));
+}
+
+/// A SAD whose row was edited behind the store (its MAC no longer verifies) is absent to a
+/// declared spend, as to every read: refused, the row left as the editor left it, and the
+/// violation reported for the SAM to audit.
+fn a_declared_spend_of_an_edited_sad_is_refused_and_reported(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let sad = sad_for(db, &cred, 1, secs(300), None);
+    let intact = sad_for(db, &cred, 1, secs(300), None);
+    let hex_lit = match db.raw {
+        Raw::Sqlite { .. } => format!("X'{}'", hex_of(&sad)),
+        Raw::Postgres { .. } => format!("'\\x{}'::bytea", hex_of(&sad)),
+    };
+    assert_eq!(
+        db.exec_raw(&format!(
+            "UPDATE sads SET remaining = 50 WHERE sad_hash = {hex_lit}"
+        )),
+        1
+    );
+    let (spends, _) = one_batch_of_spends(
+        db,
+        vec![declared(&sad, &[], "s0"), declared(&intact, &[], "s1")],
+        Vec::new(),
+    );
+    let won: Vec<bool> = spends.into_iter().map(|r| r.expect("settled")).collect();
+    assert_eq!(won, [false, true]);
+    let violations = db.take_violations();
+    assert!(
+        !violations.is_empty()
+            && violations
+                .iter()
+                .all(|v| v.table == "sads" && v.row == hex_of(&sad)),
+        "{violations:?}"
+    );
+    assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None, "still refused");
+    assert_eq!(remaining(db, &intact), 0);
+}
+
+/// On PostgreSQL a declared spend runs without a savepoint, so one that fails (`Err`) cannot be
+/// undone alone: its whole batch fails and leaves nothing, the other declared spends and the
+/// plain jobs included (every one of them told so), and the next batch spends the same SAD.
+#[test]
+fn postgres_a_failing_declared_spend_undoes_its_batch() {
+    let db = TestDb::postgres(4);
+    let alice = new_user(&db, "alice");
+    let cred = new_credential(&db, &alice, Scal::One);
+    let sad = sad_for(&db, &cred, 2, secs(300), None);
+    let failing: BoxedJob<bool> = {
+        let spend = spend_one(sad.clone(), Vec::new(), "s1".into());
+        Box::new(move |c| {
+            let (won, _) = spend(c)?;
+            assert!(won, "spent before failing");
+            Err(StorageError::Corrupt("the job gives up".into()))
+        })
+    };
+    let (spends, others) = one_batch_of_spends(
+        &db,
+        vec![declared(&sad, &[], "s0"), (sad.clone(), failing)],
+        vec![user_job("bob", false)],
+    );
+    for outcome in spends.iter().chain(&others) {
+        assert!(outcome.is_err(), "{outcome:?}");
+    }
+    assert_eq!(remaining(&db, &sad), 2, "nothing spent");
+    assert!(db.read(|c| c.user_by_name("bob")).unwrap().is_none());
+    assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
+    let (spends, _) = one_batch_of_spends(&db, vec![declared(&sad, &[], "s2")], Vec::new());
+    assert!(
+        spends[0].as_ref().expect("settled"),
+        "the next batch spends it"
+    );
+    assert_eq!(remaining(&db, &sad), 1);
+}
+
 /// A failing job in a shared transaction undoes only its own statements and events; its
 /// neighbours commit. The first job holds the writer for a while so the others queue behind it
 /// and (on SQLite) run as one batch.
@@ -3404,10 +3611,17 @@ fn two_instances_spend(revokers: bool) -> (Vec<Pool>, Vec<usize>, Vec<bool>) {
                         let p = &pool[i];
                         let h = p.names[(worker + round) % p.names.len()].clone();
                         let job = spend_one(p.sad.clone(), h, format!("w{worker}"));
-                        let outcome = if worker.is_multiple_of(2) {
-                            store.write_grouped(job)
-                        } else {
-                            block_on(store.write_grouped_async(job))
+                        // blocking, async, and declared (signHash's: on PostgreSQL locked,
+                        // read and written with the batch's other declared SADs)
+                        let outcome = match worker % 3 {
+                            0 => store.write_grouped(job),
+                            1 => block_on(store.write_grouped_async(job)),
+                            _ => block_on(async {
+                                let (ran, durable) =
+                                    store.spend_grouped_staged(&p.sad, job).ran().await;
+                                let settled = durable.settled().await;
+                                ran.and_then(|won| settled.map(|()| won))
+                            }),
                         };
                         match outcome {
                             Ok(true) => won[i] += 1,

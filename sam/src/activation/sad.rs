@@ -411,7 +411,8 @@ impl Sam {
     /// database: the credential comes from the hot cache ([`crate::hot`]; a miss, once per
     /// [`crate::hot::CACHE_BOUND`], reads one row), the SAD check, spend and write-ahead
     /// `signature.sign_hash` record are one job of the store's group commit
-    /// ([`storage::Store::write_grouped_staged`]), and a refusal's record is queued the same way.
+    /// ([`storage::Store::spend_grouped_staged`]: on PostgreSQL the batch locks and writes
+    /// all its SADs at once), and a refusal's record is queued the same way.
     /// As soon as that job has passed and spent inside its batch transaction, the calling thread
     /// asks the HSM (Part II 3.2.1.1), with the same key-binding check, while the batch commits
     /// (SQLite; on PostgreSQL once the batch is settled, see `write_grouped_staged`);
@@ -437,7 +438,11 @@ impl Sam {
                 .await),
             Ok(Ok(plan)) => {
                 algorithm = Some(crate::observe::algorithm_label(&plan.signing.mech));
-                let (spent, durable) = self.store.write_grouped_staged(plan.spend).ran().await;
+                let (spent, durable) = self
+                    .store
+                    .spend_grouped_staged(&plan.signing.sad_hash, plan.spend)
+                    .ran()
+                    .await;
                 match spent {
                     Err(e) => Err(e.into()),
                     Ok(Err(e)) => Err(self
