@@ -237,6 +237,7 @@ both!(
     declared_spends_of_one_batch_see_each_other,
     a_declared_spend_and_a_revoke_in_one_batch_leave_an_intact_row,
     a_declared_spend_of_an_edited_sad_is_refused_and_reported,
+    a_declared_spend_without_records_is_kept,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
     grouped_inside_a_write_is_refused,
@@ -1995,6 +1996,23 @@ fn a_declared_spend_of_an_edited_sad_is_refused_and_reported(db: &TestDb) {
     );
     assert_eq!(db.read(|c| c.sad(&sad)).unwrap(), None, "still refused");
     assert_eq!(remaining(db, &intact), 0);
+}
+
+/// A declared spend whose job audits nothing (a batch with no record to append) is kept all the
+/// same, and the chain is untouched.
+fn a_declared_spend_without_records_is_kept(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let sad = sad_for(db, &cred, 2, secs(300), None);
+    let silent: BoxedJob<bool> = {
+        let spend = spend_one(sad.clone(), Vec::new(), "s0".into());
+        Box::new(move |c| spend(c).map(|(won, _)| (won, Vec::new())))
+    };
+    let (spends, _) = one_batch_of_spends(db, vec![(sad.clone(), silent)], Vec::new());
+    assert!(spends[0].as_ref().expect("settled"), "won");
+    assert_eq!(remaining(db, &sad), 1);
+    assert!(db.take_violations().is_empty());
+    assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
 }
 
 /// On PostgreSQL a declared spend runs without a savepoint, so one that fails (`Err`) cannot be
