@@ -490,17 +490,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        let (ran, ran_rx) = tokio::sync::oneshot::channel();
-        let (settled, settled_rx) = tokio::sync::oneshot::channel();
-        self.queue(Box::new(Pending {
-            job,
-            sad: None,
-            reply: Reply::Staged { ran, settled },
-        }));
-        Staged {
-            ran: ran_rx,
-            settled: settled_rx,
-        }
+        self.queue_staged(None, job)
     }
 
     /// [`Store::write_grouped_staged`] for signHash's job, which spends the SAD `sad_hash` and
@@ -518,11 +508,20 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
+        self.queue_staged(Some(sad_hash.to_vec()), job)
+    }
+
+    /// Queues a staged job, declaring the SAD it spends if `sad`.
+    fn queue_staged<T, F>(&self, sad: Option<Vec<u8>>, job: F) -> Staged<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
         let (ran, ran_rx) = tokio::sync::oneshot::channel();
         let (settled, settled_rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
-            sad: Some(sad_hash.to_vec()),
+            sad,
             reply: Reply::Staged { ran, settled },
         }));
         Staged {

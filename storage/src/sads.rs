@@ -25,6 +25,16 @@ pub enum SadSpend {
     Hashes(Vec<Vec<u8>>),
 }
 
+/// Runs signHash's `check` on `row` (read under lock, its MAC verified; `None` when absent):
+/// its refusal, or the row (if any) with what to spend from it.
+fn checked<E>(
+    row: Option<SadRow>,
+    check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
+) -> Result<Result<Option<(SadRow, SadSpend)>, E>, StorageError> {
+    let sad = row.clone().map(Sad::try_from).transpose()?;
+    Ok(check(sad.as_ref()).map(|spend| row.map(|row| (row, spend))))
+}
+
 /// The SADs a PostgreSQL batch locked for its declared spends
 /// ([`crate::Store::spend_grouped_staged`]), by hash, as the spends before left them, and which
 /// of them were spent (to write back at the end of the declared spends).
@@ -172,12 +182,10 @@ impl Conn<'_> {
         // a read under lock, then one write: nothing half-done to undo, so no savepoint
         self.in_transaction(|c| {
             let row = locked!(c, s::table.find(hash), SadRow)?;
-            let sad = row.clone().map(Sad::try_from).transpose()?;
-            let spend = match check(sad.as_ref()) {
-                Ok(spend) => spend,
+            let Some((mut row, spend)) = (match checked(row, check)? {
+                Ok(found) => found,
                 Err(e) => return Ok(Err(e)),
-            };
-            let Some(mut row) = row else {
+            }) else {
                 return Ok(Ok(None));
             };
             Ok(Ok(c.spend_row(&mut row, &spend, now)?.then_some(spend)))
@@ -193,12 +201,10 @@ impl Conn<'_> {
         check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
     ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
         let row = self.admit(row)?;
-        let sad = row.clone().map(Sad::try_from).transpose()?;
-        let spend = match check(sad.as_ref()) {
-            Ok(spend) => spend,
+        let Some((mut row, spend)) = (match checked(row, check)? {
+            Ok(found) => found,
             Err(e) => return Ok(Err(e)),
-        };
-        let Some(mut row) = row else {
+        }) else {
             return Ok(Ok(None));
         };
         if !apply_spend(&mut row, &spend, now)? {
