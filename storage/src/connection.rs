@@ -142,6 +142,20 @@ pub(crate) struct Manager {
     target: Target,
     create: bool,
     busy_timeout_ms: u128,
+    /// Statements sent by the connections this manager made ([`Store::statements`]).
+    statements: Arc<AtomicU64>,
+}
+
+/// Counts the statements a connection sends (diesel's instrumentation: one `StartQuery` per
+/// query or simple-query string, so statements sent together in one string count once).
+struct StatementCount(Arc<AtomicU64>);
+
+impl diesel::connection::Instrumentation for StatementCount {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Manager {
@@ -184,9 +198,18 @@ impl ManageConnection for Manager {
     type Error = StorageError;
 
     fn connect(&self) -> Result<AnyConnection, StorageError> {
+        let count = StatementCount(Arc::clone(&self.statements));
         match &self.target {
-            Target::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),
-            Target::Sqlite(path) => Ok(AnyConnection::Sqlite(self.establish_sqlite(path)?)),
+            Target::Postgres(url) => {
+                let mut pg = PgConnection::establish(url)?;
+                pg.set_instrumentation(count);
+                Ok(AnyConnection::Postgresql(pg))
+            }
+            Target::Sqlite(path) => {
+                let mut sqlite = self.establish_sqlite(path)?;
+                sqlite.set_instrumentation(count);
+                Ok(AnyConnection::Sqlite(sqlite))
+            }
         }
     }
 
@@ -217,6 +240,8 @@ struct Core {
     keys: Option<IntegrityKeys>,
     violations: Violations,
     epoch: Arc<AtomicU64>,
+    /// What the pool's connections count ([`Store::statements`]).
+    statements: Arc<AtomicU64>,
 }
 
 impl Core {
@@ -291,7 +316,9 @@ impl Store {
             target,
             create,
             busy_timeout_ms: opts.busy_timeout.as_millis(),
+            statements: Arc::default(),
         };
+        let statements = Arc::clone(&manager.statements);
         // One direct connection first: a clear error if the database is unreachable, and the
         // migrations run before the pool hands out connections.
         let mut conn = manager.connect()?;
@@ -314,6 +341,7 @@ impl Store {
                 keys: None,
                 violations: Violations::default(),
                 epoch: Arc::default(),
+                statements,
             },
             backend,
             gate: Arc::default(),
@@ -419,6 +447,12 @@ impl Store {
     /// have run since this store was opened: jobs per transaction is the group-commit factor.
     pub fn group_commit_stats(&self) -> (u64, u64) {
         self.gate.stats()
+    }
+
+    /// Statements this store's connections have sent since it was opened, each query or
+    /// simple-query string counted once: on PostgreSQL, the round trips to the server.
+    pub fn statements(&self) -> u64 {
+        self.core.statements.load(Ordering::Relaxed)
     }
 
     /// Runs `job` in a write transaction, possibly shared with jobs of other threads (group

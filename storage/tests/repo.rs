@@ -2015,6 +2015,36 @@ fn a_declared_spend_without_records_is_kept(db: &TestDb) {
     assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
 }
 
+/// On PostgreSQL a batch of declared spends costs the same round trips however many spends it
+/// holds (its SADs are locked and read in one statement and written back in one): a batch of
+/// two spends and a batch of eight, queued the same way, send the same number of statements
+/// (per-job statements would add three a spend: eighteen more).
+#[test]
+fn postgres_a_batch_of_declared_spends_costs_the_same_round_trips_however_many() {
+    let db = TestDb::postgres(4);
+    let alice = new_user(&db, "alice");
+    let one = new_credential(&db, &alice, Scal::One);
+    let two = new_credential(&db, &alice, Scal::Two);
+    let h = |s: &str| secret_hash(s.as_bytes()).to_vec();
+    let mut sent = Vec::new();
+    for n in [2, 8] {
+        let counted = sad_for(&db, &one, n, secs(300), None);
+        let bound = sad_for(&db, &two, 1, secs(300), Some(vec![h("a")]));
+        // the first spends the hash-bound SAD, the others the counted one
+        let mut spends = vec![declared(&bound, &h("a"), "s0")];
+        spends.extend((1..n).map(|i| declared(&counted, &[], &format!("s{i}"))));
+        let before = db.statements();
+        let (outcomes, _) = one_batch_of_spends(&db, spends, Vec::new());
+        sent.push(db.statements() - before);
+        assert!(outcomes.into_iter().all(|won| won.expect("settled")));
+        assert_eq!(remaining(&db, &counted), 1);
+    }
+    assert_eq!(
+        sent[0], sent[1],
+        "statements for 2 and for 8 spends: {sent:?}"
+    );
+}
+
 /// On PostgreSQL a declared spend runs without a savepoint, so one that fails (`Err`) cannot be
 /// undone alone: its whole batch fails and leaves nothing, the other declared spends and the
 /// plain jobs included (every one of them told so), and the next batch spends the same SAD.
