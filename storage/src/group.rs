@@ -70,7 +70,7 @@
 //! release of the job before it goes with it, see [`run_jobs_pg`]); the audit append takes two
 //! for the whole batch (the head moved and read back with `RETURNING`, then every record
 //! inserted and the head's hash set in one statement), then `COMMIT`. A batch of signHash
-//! spends is thus six round trips however many it holds (it was three per job and six more
+//! spends is thus six round trips however many it holds (it was three per job and eight more
 //! per batch: EC signHash c8 on one instance went from 1,615-1,694/s to 3,391-5,853/s in
 //! alternating runs; `storage/tests/repo.rs` holds it to the same statements for 2 spends as
 //! for 8, [`crate::Store::statements`]). The writer thread keeps its pooled connection while
