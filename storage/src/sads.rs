@@ -1,12 +1,11 @@
 //! SAD records: single-use, counted, optionally hash-bound activation data.
 
+use std::collections::{BTreeSet, HashMap};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-
-use std::collections::{BTreeSet, HashMap};
-
 use diesel::sql_types::{Array, Binary, Integer, Nullable, Text};
 
 use crate::connection::{AnyConnection, Conn};
