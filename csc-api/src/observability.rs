@@ -109,7 +109,11 @@ fn describe() {
     describe_histogram!(
         "csc_db_group_commit_batch_size",
         Unit::Count,
-        "Jobs sharing one group-committed transaction (SQLite)"
+        "Jobs sharing one group-committed transaction (SQLite and PostgreSQL)"
+    );
+    describe_counter!(
+        "csc_db_statements_total",
+        "Statements sent to the database (on PostgreSQL, each a round trip)"
     );
     describe_counter!(
         "csc_integrity_violations_total",

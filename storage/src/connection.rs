@@ -154,6 +154,7 @@ impl diesel::connection::Instrumentation for StatementCount {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
         if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
             self.0.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("csc_db_statements_total").increment(1);
         }
     }
 }

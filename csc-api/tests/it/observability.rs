@@ -237,6 +237,11 @@ fn metrics_count_a_sign_hash_and_refused_authorizations_with_their_labels() {
     );
     assert!(total(&m, "csc_db_group_commit_batch_size_count", &[]) >= 2.0);
     assert!(total(&m, "csc_db_group_commit_batch_size_sum", &[]) >= 2.0);
+    // every batch sent at least its BEGIN and its COMMIT
+    assert!(
+        total(&m, "csc_db_statements_total", &[])
+            >= 2.0 * total(&m, "csc_db_group_commit_batch_size_count", &[])
+    );
     // live now: alice's SAD has one signature left; bob's and alice's access tokens
     assert_eq!(value(&m, "csc_live_sads", &[]), Some(1.0));
     assert_eq!(value(&m, "csc_live_access_tokens", &[]), Some(2.0));
