@@ -148,7 +148,8 @@ impl<T> Reply<T> {
 /// A queued job, type-erased.
 pub(crate) trait Job: Send {
     /// Runs the job inside the batch transaction, in its own savepoint when `own_savepoint`
-    /// (else in the one the batch opened for it), collecting its audit events when it
+    /// (else in the one the batch opened for it, or in none: a declared spend on PostgreSQL,
+    /// [`run_spends_pg`]), collecting its audit events when it
     /// succeeds; returns what to do once the batch is settled and, when it succeeded, what to
     /// do once its savepoint is released ([`Kept`]: the caller must call it before the batch
     /// settles).
