@@ -149,10 +149,9 @@ impl<T> Reply<T> {
 pub(crate) trait Job: Send {
     /// Runs the job inside the batch transaction, in its own savepoint when `own_savepoint`
     /// (else in the one the batch opened for it, or in none: a declared spend on PostgreSQL,
-    /// [`run_spends_pg`]), collecting its audit events when it
-    /// succeeds; returns what to do once the batch is settled and, when it succeeded, what to
-    /// do once its savepoint is released ([`Kept`]: the caller must call it before the batch
-    /// settles).
+    /// [`run_spends_pg`]), collecting its audit events when it succeeds; returns what to do
+    /// once the batch is settled and, when it succeeded, what to do once it is kept
+    /// ([`Kept`]: the caller must call it before the batch settles).
     fn run(
         self: Box<Self>,
         conn: &mut Conn<'_>,
@@ -345,9 +344,7 @@ impl WriterGate {
             state.leading = false;
             std::mem::take(&mut state.queue)
         };
-        for job in jobs {
-            job.abandon(why);
-        }
+        abandon_all(jobs, why);
     }
 
     /// Runs batches until the queue is empty (on the writer thread): each batch is everything
@@ -400,12 +397,7 @@ impl WriterGate {
         match &outcome {
             // No transaction (no connection, BEGIN or the head lock failed): the jobs queued
             // learn why.
-            Err(e) if !ran => {
-                let jobs = std::mem::take(&mut self.state().queue);
-                for job in jobs {
-                    job.abandon(e);
-                }
-            }
+            Err(e) if !ran => abandon_all(std::mem::take(&mut self.state().queue), e),
             _ => {}
         }
         let settled = outcome.as_ref().map(|_| ());
@@ -432,11 +424,12 @@ const JOB_RELEASE: &str = "RELEASE SAVEPOINT csc_job";
 /// Keeps what the job did and opens the next job's savepoint, in one round trip.
 const JOB_RELEASE_AND_NEXT: &str = "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job";
 
-/// Runs `jobs` on PostgreSQL, each in a savepoint of its own, with one round trip per job
-/// for it: a job that succeeded is released together with the next job's savepoint
-/// (`RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job`, one simple query); a job that failed is
-/// rolled back to its savepoint (which releases the row locks it took), and the savepoint,
-/// still there, serves the next job. If a release fails, the job before it left the
+/// Runs `jobs` on PostgreSQL: the declared spends first, together ([`run_spends_pg`]), then
+/// every other job in a savepoint of its own, with one round trip per job for it: a job that
+/// succeeded is released together with the next job's savepoint (`RELEASE SAVEPOINT csc_job;
+/// SAVEPOINT csc_job`, one simple query); a job that failed is rolled back to its savepoint
+/// (which releases the row locks it took), and the savepoint, still there, serves the next
+/// job. If a release fails, the job before it left the
 /// transaction aborted (a failed statement whose error it did not return): it is rolled back
 /// to its savepoint and fails alone, its events dropped. Every job's finisher ends in
 /// `finishers`, also when this returns `Err` (the batch fails: every job learns it).
@@ -453,9 +446,7 @@ fn run_jobs_pg(
     if !spends.is_empty()
         && let Err(why) = run_spends_pg(conn, spends, audit, finishers)
     {
-        for job in jobs {
-            job.abandon(&why);
-        }
+        abandon_all(jobs, &why);
         return Err(why);
     }
     // the last job that succeeded, not yet released: its finisher, what to do once it is
@@ -515,9 +506,7 @@ fn run_spends_pg(
         .filter_map(|job| job.declared_sad().map(<[u8]>::to_vec))
         .collect();
     if let Err(why) = conn.lock_sads(&hashes) {
-        for job in spends {
-            job.abandon(&why);
-        }
+        abandon_all(spends, &why);
         return Err(why);
     }
     let mut broken: Option<StorageError> = None;
@@ -527,10 +516,7 @@ fn run_spends_pg(
             continue;
         }
         match job.run(conn, audit, false) {
-            (finish, Some(kept)) => finishers.push(Box::new(move |done| {
-                kept(done);
-                finish(done);
-            })),
+            (finish, Some(kept)) => finishers.push(kept_at_settle(kept, finish)),
             (finish, None) => {
                 finishers.push(finish);
                 broken = Some(StorageError::Commit(
@@ -545,9 +531,10 @@ fn run_spends_pg(
 }
 
 /// Releases the savepoint of the job that succeeded last (`last`: its finisher, what to do
-/// once it is kept, where its events start) and, with `reopen`, opens the next job's in the same round trip. If the
-/// release fails, that job left the transaction aborted: rolled back to its savepoint, it
-/// fails now, its events dropped (and the savepoint, still open, serves the next job).
+/// once it is kept, where its events start) and, with `reopen`, opens the next job's in the
+/// same round trip. If the release fails, that job left the transaction aborted: rolled back
+/// to its savepoint, it fails now, its events dropped (and the savepoint, still open, serves
+/// the next job).
 fn release(
     conn: &mut Conn<'_>,
     (finish, kept, mark): (Finish, Kept, usize),
@@ -561,12 +548,8 @@ fn release(
         JOB_RELEASE
     };
     match exec(conn, sql) {
-        // kept once the batch is settled (see [`Kept`])
         Ok(()) => {
-            finishers.push(Box::new(move |done| {
-                kept(done);
-                finish(done);
-            }));
+            finishers.push(kept_at_settle(kept, finish));
             Ok(())
         }
         Err(release_error) => {
@@ -578,6 +561,22 @@ fn release(
             finish(Err(&why));
             exec(conn, JOB_ROLLBACK)
         }
+    }
+}
+
+/// A PostgreSQL job's finisher: it is kept once the batch is settled (see [`Kept`]), then
+/// finished.
+fn kept_at_settle(kept: Kept, finish: Finish) -> Finish {
+    Box::new(move |done| {
+        kept(done);
+        finish(done);
+    })
+}
+
+/// Every job of `jobs` learns that its batch failed before it could run.
+fn abandon_all(jobs: Vec<Box<dyn Job>>, why: &StorageError) {
+    for job in jobs {
+        job.abandon(why);
     }
 }
 

@@ -24,16 +24,6 @@ pub enum SadSpend {
     Hashes(Vec<Vec<u8>>),
 }
 
-/// Runs signHash's `check` on `row` (read under lock, its MAC verified; `None` when absent):
-/// its refusal, or the row (if any) with what to spend from it.
-fn checked<E>(
-    row: Option<SadRow>,
-    check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
-) -> Result<Result<Option<(SadRow, SadSpend)>, E>, StorageError> {
-    let sad = row.clone().map(Sad::try_from).transpose()?;
-    Ok(check(sad.as_ref()).map(|spend| row.map(|row| (row, spend))))
-}
-
 /// The SADs a PostgreSQL batch locked for its declared spends
 /// ([`crate::Store::spend_grouped_staged`]), by hash, as the spends before left them, and which
 /// of them were spent (to write back at the end of the declared spends).
@@ -174,49 +164,48 @@ impl Conn<'_> {
         check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
     ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
         let now = truncate_to_micros(now);
-        if let Some(row) = self.sad_batch.as_ref().and_then(|b| b.rows.get(hash)) {
-            let row = row.clone();
-            return self.spend_batch_copy(row, now, check);
+        if let Some(copy) = self.sad_batch.as_ref().and_then(|b| b.rows.get(hash)) {
+            // the batch's copy, checked as read (its MAC first), stands for the row
+            let row = self.admit(copy.clone())?;
+            return self.spend_checked(row, now, check, Conn::keep_batch_copy);
         }
         // a read under lock, then one write: nothing half-done to undo, so no savepoint
         self.in_transaction(|c| {
             let row = locked!(c, s::table.find(hash), SadRow)?;
-            let Some((mut row, spend)) = (match checked(row, check)? {
-                Ok(found) => found,
-                Err(e) => return Ok(Err(e)),
-            }) else {
-                return Ok(Ok(None));
-            };
-            Ok(Ok(c.spend_row(&mut row, &spend, now)?.then_some(spend)))
+            c.spend_checked(row, now, check, Conn::write_spent_row)
         })
     }
 
-    /// [`Conn::spend_sad_checked`] on the batch's copy `row` of a SAD the batch locked: checked
-    /// as read (its MAC first), spent and resealed on the copy, which then stands for the row.
-    fn spend_batch_copy<E>(
+    /// [`Conn::spend_sad_checked`] on `row` (read under lock, its MAC verified; `None` when
+    /// absent): `check` on it, then the spend it names, kept by `keep`.
+    fn spend_checked<E>(
         &mut self,
-        row: SadRow,
+        row: Option<SadRow>,
         now: NaiveDateTime,
         check: impl FnOnce(Option<&Sad>) -> Result<SadSpend, E>,
+        keep: fn(&mut Self, SadRow) -> Result<bool, StorageError>,
     ) -> Result<Result<Option<SadSpend>, E>, StorageError> {
-        let row = self.admit(row)?;
-        let Some((mut row, spend)) = (match checked(row, check)? {
-            Ok(found) => found,
+        let sad = row.clone().map(Sad::try_from).transpose()?;
+        let spend = match check(sad.as_ref()) {
+            Ok(spend) => spend,
             Err(e) => return Ok(Err(e)),
-        }) else {
+        };
+        let Some(row) = row else {
             return Ok(Ok(None));
         };
-        if !apply_spend(&mut row, &spend, now)? {
-            return Ok(Ok(None));
-        }
-        self.seal(&mut row)?;
+        Ok(Ok(self.spend_row(row, &spend, now, keep)?.then_some(spend)))
+    }
+
+    /// Keeps a spent, resealed SAD row as the batch's copy, to be written back with the
+    /// others ([`Conn::write_spent_sads`]).
+    fn keep_batch_copy(&mut self, row: SadRow) -> Result<bool, StorageError> {
         let batch = self
             .sad_batch
             .as_mut()
             .ok_or_else(|| StorageError::Commit("the batch's SADs are gone".into()))?;
         batch.spent.insert(row.sad_hash.clone());
         batch.rows.insert(row.sad_hash.clone(), row);
-        Ok(Ok(Some(spend)))
+        Ok(true)
     }
 
     /// Locks and reads every SAD of `hashes` in one statement, in the order of their hashes,
@@ -278,8 +267,7 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Spends `spend` under the row's lock and reseals the row (the hot path of signHash, so
-    /// the update sets only what spending changes: no timestamps formatted again).
+    /// Spends `spend` under the row's lock and reseals the row.
     fn spend_locked(
         &mut self,
         hash: &[u8],
@@ -289,25 +277,33 @@ impl Conn<'_> {
         let now = truncate_to_micros(now);
         // a read under lock, then one write: nothing half-done to undo, so no savepoint
         self.in_transaction(|c| {
-            let Some(mut row) = locked!(c, s::table.find(hash), SadRow)? else {
+            let Some(row) = locked!(c, s::table.find(hash), SadRow)? else {
                 return Ok(false);
             };
-            c.spend_row(&mut row, spend, now)
+            c.spend_row(row, spend, now, Conn::write_spent_row)
         })
     }
 
     /// Spends `spend` from `row`, read under its lock in this transaction, if [`apply_spend`]
-    /// allows it at `now`; writes the spent, resealed row. `true` iff spent.
+    /// allows it at `now`, reseals it and hands it to `keep` (the table, or a batch's copy).
+    /// `true` iff spent and kept.
     fn spend_row(
         &mut self,
-        row: &mut SadRow,
+        mut row: SadRow,
         spend: &SadSpend,
         now: NaiveDateTime,
+        keep: fn(&mut Self, SadRow) -> Result<bool, StorageError>,
     ) -> Result<bool, StorageError> {
-        if !apply_spend(row, spend, now)? {
+        if !apply_spend(&mut row, spend, now)? {
             return Ok(false);
         }
-        self.seal(row)?;
+        self.seal(&mut row)?;
+        keep(self, row)
+    }
+
+    /// Writes what a spend changed of `row` (the hot path of signHash: only the count, the
+    /// hash list and the MAC, no timestamps formatted again). `true` iff the row was there.
+    fn write_spent_row(&mut self, row: SadRow) -> Result<bool, StorageError> {
         let n = diesel::update(s::table.find(&row.sad_hash))
             .set((
                 s::remaining.eq(row.remaining),
