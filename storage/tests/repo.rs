@@ -3815,28 +3815,8 @@ type BoxedJob<T> =
 
 /// Jobs queued while this thread holds the writer (`Store::write`), so they run as ONE batch
 /// once it returns; their outcomes in queue order.
-fn one_batch<T: Send + 'static>(
-    db: &TestDb,
-    jobs: Vec<BoxedJob<T>>,
-) -> Vec<Result<T, StorageError>> {
-    let before = db.group_commit_stats();
-    let n = jobs.len() as u64;
-    let futures = db
-        .write(|_| {
-            Ok(jobs
-                .into_iter()
-                .map(|j| db.write_grouped_async(j))
-                .collect::<Vec<_>>())
-        })
-        .unwrap();
-    let outcomes = futures.into_iter().map(block_on).collect();
-    let after = db.group_commit_stats();
-    assert_eq!(
-        (after.0 - before.0, after.1 - before.1),
-        (1, n),
-        "one transaction for the {n} jobs"
-    );
-    outcomes
+fn one_batch(db: &TestDb, jobs: Vec<BoxedJob<bool>>) -> Outcomes {
+    one_batch_of_spends(db, Vec::new(), jobs).1
 }
 
 /// Whether `sad`'s row can be locked right now from a connection outside the store.
