@@ -11,8 +11,9 @@ use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::declared::DeclaredRows;
 use crate::error::StorageError;
-use crate::group::{Grouped, Pending, Reply, Task, Writer, WriterGate};
+use crate::group::{Declared, Grouped, Pending, Reply, Task, Writer, WriterGate};
 use crate::integrity::{IntegrityKeys, Violation, Violations};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -150,9 +151,21 @@ pub(crate) struct Manager {
 /// query or simple-query string, so statements sent together in one string count once).
 struct StatementCount(Arc<AtomicU64>);
 
+thread_local! {
+    /// Statements this thread has sent, on any connection ([`sent_here`]).
+    static SENT_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Statements this thread has sent so far: a batch compares it before and after a declared
+/// job to learn whether the job sent any of its own (crate::declared).
+pub(crate) fn sent_here() -> u64 {
+    SENT_HERE.get()
+}
+
 impl diesel::connection::Instrumentation for StatementCount {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
         if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+            SENT_HERE.set(SENT_HERE.get().wrapping_add(1));
             self.0.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("csc_db_statements_total").increment(1);
         }
@@ -253,6 +266,7 @@ impl Core {
             violations: &self.violations,
             epoch: &self.epoch,
             sad_batch: None,
+            row_batch: None,
         }
     }
 
@@ -482,7 +496,7 @@ impl Store {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.queue(Box::new(Pending {
             job,
-            sad: None,
+            declared: Declared::Nothing,
             reply: Reply::Blocking(tx),
         }));
         rx.recv().unwrap_or_else(|_| Err(writer_stopped()))
@@ -506,7 +520,37 @@ impl Store {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
-            sad: None,
+            declared: Declared::Nothing,
+            reply: Reply::Async(tx),
+        }));
+        async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
+    }
+
+    /// [`Store::write_grouped_async`] for a key activation's job, which reads and changes the
+    /// factor rows of `rows.factors_of`, reads the credentials of `rows.credentials` under
+    /// lock and may issue SADs, only with [`Conn::factor`], the lockout steps,
+    /// [`Conn::advance_otp_step`], [`Conn::credential_for_update`] and [`Conn::insert_sad`],
+    /// and should send no statement of its own (an audit record it appends is one). On SQLite
+    /// that is all. On PostgreSQL such declared jobs run first in their batch, on copies of
+    /// those rows that the batch locks and reads in one statement per table for all of them,
+    /// and writes back (the new SADs inserted) in one statement per table: a job costs no
+    /// round trip of its own instead of one per statement and one for its savepoint. A job
+    /// that fails is undone by restoring the copies, unless it sent a statement of its own:
+    /// then the batch fails (every job of it learns [`StorageError::Commit`]). A SAD it issues
+    /// is inserted with the batch's others: a duplicate hash fails the batch.
+    pub fn write_grouped_declared_async<T, F>(
+        &self,
+        rows: DeclaredRows,
+        job: F,
+    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue(Box::new(Pending {
+            job,
+            declared: Declared::Rows(rows),
             reply: Reply::Async(tx),
         }));
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
@@ -525,7 +569,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        self.queue_staged(None, job)
+        self.queue_staged(Declared::Nothing, job)
     }
 
     /// [`Store::write_grouped_staged`] for signHash's job, which spends the SAD `sad_hash` and
@@ -543,11 +587,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        self.queue_staged(Some(sad_hash.to_vec()), job)
+        self.queue_staged(Declared::Spend(sad_hash.to_vec()), job)
     }
 
-    /// Queues a staged job, declaring the SAD it spends if `sad`.
-    fn queue_staged<T, F>(&self, sad: Option<Vec<u8>>, job: F) -> Staged<T>
+    /// Queues a staged job with what it declared.
+    fn queue_staged<T, F>(&self, declared: Declared, job: F) -> Staged<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
@@ -556,7 +600,7 @@ impl Store {
         let (settled, settled_rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
-            sad,
+            declared,
             reply: Reply::Staged { ran, settled },
         }));
         Staged {
@@ -722,6 +766,9 @@ pub struct Conn<'a> {
     /// The SADs a PostgreSQL batch locked for its declared spends, while those run
     /// ([`crate::sads::SadBatch`]).
     pub(crate) sad_batch: Option<crate::sads::SadBatch>,
+    /// The rows a PostgreSQL batch locked for its declared jobs, while those run
+    /// ([`crate::declared::RowBatch`]).
+    pub(crate) row_batch: Option<crate::declared::RowBatch>,
 }
 
 impl Conn<'_> {
@@ -762,6 +809,7 @@ impl<'a> Conn<'a> {
                 violations,
                 epoch,
                 sad_batch: None,
+                row_batch: None,
             })
         })
     }

@@ -56,9 +56,12 @@ impl Conn<'_> {
         &mut self,
         id: &CredentialId,
     ) -> Result<Option<Credential>, StorageError> {
-        locked!(self, credentials::table.find(id.to_string()), CredentialRow)?
-            .map(Credential::try_from)
-            .transpose()
+        let row = match self.credential_copy(id) {
+            // a declared job's batch holds it locked (crate::declared)
+            Some(copy) => self.admit_opt(copy)?,
+            None => locked!(self, credentials::table.find(id.to_string()), CredentialRow)?,
+        };
+        row.map(Credential::try_from).transpose()
     }
 
     /// A page of the user's credentials, ordered by id: at most `limit` of them, starting after

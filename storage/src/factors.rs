@@ -113,11 +113,40 @@ impl Conn<'_> {
         id: &CredentialId,
         kind: FactorKind,
     ) -> Result<Option<Factor>, StorageError> {
-        let row = cf::table
-            .find((id.to_string(), kind.as_str()))
-            .get_result::<FactorRow>(self.conn)
-            .optional()?;
+        let row = match self.factor_copy(id, kind) {
+            // a declared job's batch holds the row (crate::declared): its copy stands for it
+            Some(copy) => copy,
+            None => cf::table
+                .find((id.to_string(), kind.as_str()))
+                .get_result::<FactorRow>(self.conn)
+                .optional()?,
+        };
         self.admit_opt(row)?.map(Factor::try_from).transpose()
+    }
+
+    /// Changes one factor row atomically ([`modify!`]), or its copy when a declared job's
+    /// batch holds it (crate::declared): the copy is checked as a read row would be (its MAC),
+    /// changed by `f`, resealed and kept, to be written back with the batch's others. EVERY
+    /// change of a factor row goes through here, so a batch's copy is never bypassed.
+    pub(crate) fn modify_factor<T>(
+        &mut self,
+        id: &CredentialId,
+        kind: FactorKind,
+        f: impl FnOnce(&mut FactorRow) -> Result<Option<T>, StorageError>,
+    ) -> Result<Option<T>, StorageError> {
+        if let Some(copy) = self.factor_copy(id, kind) {
+            let Some(mut row) = self.admit_opt(copy)? else {
+                return Ok(None);
+            };
+            let Some(value) = f(&mut row)? else {
+                return Ok(None);
+            };
+            self.seal(&mut row)?;
+            self.keep_factor_copy(row);
+            return Ok(Some(value));
+        }
+        let key = (id.to_string(), kind.as_str().to_owned());
+        modify!(self, cf, FactorRow, key, f)
     }
 
     /// Every factor of `kind`, of every credential, in credential order (the operator's one-time
@@ -143,8 +172,7 @@ impl Conn<'_> {
         old: &str,
         new: &str,
     ) -> Result<bool, StorageError> {
-        let key = (id.to_string(), kind.as_str().to_owned());
-        let replaced = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+        let replaced = self.modify_factor(id, kind, |r: &mut FactorRow| {
             if r.verifier != old {
                 return Ok(None);
             }
@@ -161,8 +189,7 @@ impl Conn<'_> {
         kind: FactorKind,
         locked: bool,
     ) -> Result<(), StorageError> {
-        let key = (id.to_string(), kind.as_str().to_owned());
-        modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+        self.modify_factor(id, kind, |r: &mut FactorRow| {
             r.locked = locked;
             if !locked {
                 r.failures = 0;
@@ -176,8 +203,7 @@ impl Conn<'_> {
     /// in one conditional update. Returns `false` for a replayed or older step (or when the
     /// credential has no OTP factor).
     pub fn advance_otp_step(&mut self, id: &CredentialId, step: i64) -> Result<bool, StorageError> {
-        let key = (id.to_string(), FactorKind::Otp.as_str().to_owned());
-        let advanced = modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
+        let advanced = self.modify_factor(id, FactorKind::Otp, |r: &mut FactorRow| {
             if r.last_otp_step.is_some_and(|last| last >= step) {
                 return Ok(None);
             }

@@ -77,6 +77,7 @@
 //! batches follow each other, so the pool's check-out test is not paid per batch.
 
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
@@ -87,7 +88,8 @@ use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
 use crate::audit::NewAuditEvent;
-use crate::connection::{Backend, Conn};
+use crate::connection::{Backend, Conn, sent_here};
+use crate::declared::DeclaredRows;
 use crate::error::StorageError;
 
 thread_local! {
@@ -160,16 +162,26 @@ pub(crate) trait Job: Send {
     ) -> (Finish, Option<Kept>);
     /// The batch failed before this job could run.
     fn abandon(self: Box<Self>, why: &StorageError);
-    /// The SAD this job spends and the only row it changes, when it declared one
-    /// ([`crate::Store::spend_grouped_staged`]).
-    fn declared_sad(&self) -> Option<&[u8]>;
+    /// What this job declared it reads and changes.
+    fn declared(&self) -> &Declared;
+}
+
+/// What a job declared it reads and changes: on PostgreSQL, declared jobs run first in their
+/// batch, on copies of those rows locked for all of them at once ([`run_declared_pg`]).
+pub(crate) enum Declared {
+    /// Nothing: the job runs in a savepoint of its own.
+    Nothing,
+    /// The SAD it spends, and changes nothing else ([`crate::Store::spend_grouped_staged`]).
+    Spend(Vec<u8>),
+    /// The factor rows and credentials of a key activation
+    /// ([`crate::Store::write_grouped_declared_async`]).
+    Rows(DeclaredRows),
 }
 
 /// A job and where its outcome goes.
 pub(crate) struct Pending<T, F> {
     pub(crate) job: F,
-    /// The SAD it declared it spends, and changes nothing else.
-    pub(crate) sad: Option<Vec<u8>>,
+    pub(crate) declared: Declared,
     pub(crate) reply: Reply<T>,
 }
 
@@ -226,8 +238,8 @@ where
         self.reply.send(Err(settle_error(why)));
     }
 
-    fn declared_sad(&self) -> Option<&[u8]> {
-        self.sad.as_deref()
+    fn declared(&self) -> &Declared {
+        &self.declared
     }
 }
 
@@ -439,12 +451,12 @@ fn run_jobs_pg(
     audit: &mut Vec<NewAuditEvent>,
     finishers: &mut Vec<Finish>,
 ) -> Result<(), StorageError> {
-    // the declared spends first (any order of a batch's jobs is one they could have come in)
-    let (spends, jobs): (Vec<_>, Vec<_>) = jobs
+    // the declared jobs first (any order of a batch's jobs is one they could have come in)
+    let (declared, jobs): (Vec<_>, Vec<_>) = jobs
         .into_iter()
-        .partition(|job| job.declared_sad().is_some());
-    if !spends.is_empty()
-        && let Err(why) = run_spends_pg(conn, spends, audit, finishers)
+        .partition(|job| !matches!(job.declared(), Declared::Nothing));
+    if !declared.is_empty()
+        && let Err(why) = run_declared_pg(conn, declared, audit, finishers)
     {
         abandon_all(jobs, &why);
         return Err(why);
@@ -488,46 +500,89 @@ fn run_jobs_pg(
     broken.map_or(Ok(()), Err)
 }
 
-/// Runs the declared SAD spends of a PostgreSQL batch ([`crate::Store::spend_grouped_staged`])
-/// in two round trips, however many: every declared SAD locked and read in one statement
-/// (in the order of their hashes), each job run on the batch's copies without a savepoint
-/// (a spend changes only its copy: a refusal leaves nothing to undo), then every spent row
-/// written back in one statement. Each job is kept once the batch is settled, as every job
-/// on PostgreSQL. A job that fails, or a failed statement, fails the batch (`Err`): a job
-/// without a savepoint cannot be undone alone. Every job's finisher ends in `finishers`.
-fn run_spends_pg(
+/// Runs the declared jobs of a PostgreSQL batch, without savepoints, in at most six round
+/// trips however many: every declared SAD ([`crate::Store::spend_grouped_staged`]) locked and
+/// read in one statement (in the order of their hashes), every declared credential and the
+/// factor rows of the declared ones in one statement each ([`Conn::lock_declared`]); each job
+/// run on the batch's copies; then the spent SADs written back in one statement, the changed
+/// factor rows in one and the new SADs inserted in one ([`Conn::write_declared`]). Each job is
+/// kept once the batch is settled, as every job on PostgreSQL.
+///
+/// A spend changes only its copy, and a refusal is its value: a spend that fails (`Err`)
+/// fails the batch. A job declaring rows that fails is undone alone by restoring the copies as
+/// they were before it ([`Conn::snapshot_declared`]), unless it sent a statement of its own,
+/// which only a savepoint could undo: then it fails the batch (every job learns
+/// [`StorageError::Commit`]). Every job's finisher ends in `finishers`.
+fn run_declared_pg(
     conn: &mut Conn<'_>,
-    spends: Vec<Box<dyn Job>>,
+    jobs: Vec<Box<dyn Job>>,
     audit: &mut Vec<NewAuditEvent>,
     finishers: &mut Vec<Finish>,
 ) -> Result<(), StorageError> {
-    let hashes: Vec<Vec<u8>> = spends
-        .iter()
-        .filter_map(|job| job.declared_sad().map(<[u8]>::to_vec))
-        .collect();
-    if let Err(why) = conn.lock_sads(&hashes) {
-        abandon_all(spends, &why);
+    let mut hashes: Vec<Vec<u8>> = Vec::new();
+    let (mut factors_of, mut credentials) = (BTreeSet::new(), BTreeSet::new());
+    for job in &jobs {
+        match job.declared() {
+            Declared::Nothing => {}
+            Declared::Spend(hash) => hashes.push(hash.clone()),
+            Declared::Rows(rows) => {
+                factors_of.extend(rows.factors_of.iter().map(ToString::to_string));
+                credentials.extend(rows.credentials.iter().map(ToString::to_string));
+            }
+        }
+    }
+    let locked = if hashes.is_empty() {
+        Ok(())
+    } else {
+        conn.lock_sads(&hashes)
+    };
+    let locked = locked.and_then(|()| {
+        if factors_of.is_empty() && credentials.is_empty() {
+            Ok(())
+        } else {
+            conn.lock_declared(&factors_of, &credentials)
+        }
+    });
+    if let Err(why) = locked {
+        abandon_all(jobs, &why);
         return Err(why);
     }
     let mut broken: Option<StorageError> = None;
-    for job in spends {
+    for job in jobs {
         if let Some(why) = &broken {
             job.abandon(why);
             continue;
         }
+        let undo = match job.declared() {
+            Declared::Rows(_) => conn.snapshot_declared().map(|s| (s, sent_here())),
+            _ => None,
+        };
         match job.run(conn, audit, false) {
             (finish, Some(kept)) => finishers.push(kept_at_settle(kept, finish)),
             (finish, None) => {
                 finishers.push(finish);
-                broken = Some(StorageError::Commit(
-                    "a SAD spend of the batch failed, so the batch is undone".into(),
-                ));
+                match undo {
+                    Some((snapshot, sent)) if sent_here() == sent => {
+                        conn.restore_declared(snapshot);
+                    }
+                    _ => {
+                        broken = Some(StorageError::Commit(
+                            "a declared job of the batch failed after it wrote, so the batch is undone"
+                                .into(),
+                        ));
+                    }
+                }
             }
         }
     }
-    // always: the batch's copies end here
-    let written = conn.write_spent_sads();
-    broken.map_or(written, Err)
+    if let Some(why) = broken {
+        // the batch's copies end here
+        conn.sad_batch = None;
+        conn.row_batch = None;
+        return Err(why);
+    }
+    conn.write_spent_sads()?;
+    conn.write_declared()
 }
 
 /// Releases the savepoint of the job that succeeded last (`last`: its finisher, what to do

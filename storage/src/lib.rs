@@ -29,6 +29,7 @@ mod audit;
 mod backup;
 mod connection;
 mod credentials;
+mod declared;
 mod delegations;
 mod error;
 mod factors;
@@ -55,6 +56,7 @@ pub use audit::{
 };
 pub use backup::highest_sealed_record;
 pub use connection::{Backend, Conn, Durable, Staged, Store, StoreOptions};
+pub use declared::DeclaredRows;
 pub use delegations::ClientDelegation;
 pub use error::StorageError;
 pub use factors::RequiredFactors;

@@ -34,7 +34,7 @@ use diesel::prelude::*;
 use crate::connection::Conn;
 use crate::error::StorageError;
 use crate::models::{FactorRow, UserRow};
-use crate::schema::{credential_factors as cf, users};
+use crate::schema::users;
 use crate::sealed::modify;
 use crate::types::{CredentialId, FactorKind, UserId};
 
@@ -65,14 +65,11 @@ impl Conn<'_> {
                     }))
                 })?
             }
-            Counter::Factor(id, kind) => {
-                let key = (id.to_string(), kind.as_str().to_owned());
-                modify!(self, cf, FactorRow, key, |r: &mut FactorRow| {
-                    Ok(step(r.failures, r.locked).map(|(f, l)| {
-                        (r.failures, r.locked) = (f, l);
-                    }))
-                })?
-            }
+            Counter::Factor(id, kind) => self.modify_factor(&id, kind, |r: &mut FactorRow| {
+                Ok(step(r.failures, r.locked).map(|(f, l)| {
+                    (r.failures, r.locked) = (f, l);
+                }))
+            })?,
         };
         Ok(changed.is_some())
     }

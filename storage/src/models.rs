@@ -221,7 +221,7 @@ impl Credential {
     }
 }
 
-#[derive(Queryable, Insertable, AsChangeset)]
+#[derive(Clone, Queryable, Insertable, AsChangeset)]
 #[diesel(table_name = credentials)]
 #[diesel(treat_none_as_null = true)]
 pub(crate) struct CredentialRow {
@@ -301,7 +301,7 @@ impl fmt::Debug for Factor {
     }
 }
 
-#[derive(Queryable, Insertable, AsChangeset)]
+#[derive(Clone, Queryable, Insertable, AsChangeset)]
 #[diesel(primary_key(credential_id, kind))]
 #[diesel(table_name = credential_factors)]
 #[diesel(treat_none_as_null = true)]

@@ -101,6 +101,10 @@ impl Conn<'_> {
             authorized_at: truncate_to_micros(new.authorized_at),
         };
         self.seal(&mut row)?;
+        // a declared job's batch inserts its SADs together (crate::declared)
+        let Some(row) = self.defer_sad_insert(row) else {
+            return Ok(());
+        };
         diesel::insert_into(s::table)
             .values(&row)
             .execute(self.conn)

@@ -238,6 +238,9 @@ both!(
     a_declared_spend_and_a_revoke_in_one_batch_leave_an_intact_row,
     a_declared_spend_of_an_edited_sad_is_refused_and_reported,
     a_declared_spend_without_records_is_kept,
+    declared_activations_of_one_batch_see_each_other,
+    a_failing_declared_activation_is_undone_alone,
+    a_declared_activation_of_an_edited_factor_is_refused_and_reported,
     timestamps_round_trip,
     live_counts_are_exactly_the_usable_rows,
     grouped_inside_a_write_is_refused,
@@ -1830,48 +1833,73 @@ fn grouped_concurrent_consume(db: &TestDb) {
     assert!(batches >= 1 && batches <= jobs, "{batches} {jobs}");
 }
 
-/// Declared spends (`Store::spend_grouped_staged`, signHash's), queued while this thread holds
-/// the writer so that they run as ONE batch together with `others` (plain grouped jobs, queued
-/// first); the spends' outcomes in queue order once their batch is settled (a spend whose batch
-/// failed: `Err`), then the others'.
-fn one_batch_of_spends(
-    db: &TestDb,
-    spends: Vec<(Vec<u8>, BoxedJob<bool>)>,
-    others: Vec<BoxedJob<bool>>,
-) -> (Outcomes, Outcomes) {
+/// A job of a batch built by [`one_batch_of`], with what it declares.
+enum Queued {
+    /// A plain grouped job (`Store::write_grouped_async`).
+    Plain(BoxedJob<bool>),
+    /// A declared spend of a SAD (`Store::spend_grouped_staged`, signHash's).
+    Spend(Vec<u8>, BoxedJob<bool>),
+    /// A job declaring rows (`Store::write_grouped_declared_async`, a key activation's).
+    Rows(DeclaredRows, BoxedJob<bool>),
+}
+
+/// `jobs` queued in order while this thread holds the writer, so that they run as ONE batch;
+/// their outcomes in queue order once their batch is settled (a job whose batch failed: `Err`).
+fn one_batch_of(db: &TestDb, jobs: Vec<Queued>) -> Outcomes {
+    enum Waiting<A, S> {
+        Awaited(A),
+        Staged(S),
+    }
     let before = db.group_commit_stats();
-    let n = (spends.len() + others.len()) as u64;
-    let (others, spends) = db
+    let n = jobs.len() as u64;
+    let waiting: Vec<_> = db
         .write(|_| {
-            let others: Vec<_> = others
+            Ok(jobs
                 .into_iter()
-                .map(|j| db.write_grouped_async(j))
-                .collect();
-            let spends: Vec<_> = spends
-                .into_iter()
-                .map(|(sad, j)| db.spend_grouped_staged(&sad, j))
-                .collect();
-            Ok((others, spends))
+                .map(|job| match job {
+                    Queued::Plain(j) => Waiting::Awaited(Box::pin(db.write_grouped_async(j))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>),
+                    Queued::Rows(rows, j) => {
+                        Waiting::Awaited(Box::pin(db.write_grouped_declared_async(rows, j)) as _)
+                    }
+                    Queued::Spend(sad, j) => Waiting::Staged(db.spend_grouped_staged(&sad, j)),
+                })
+                .collect())
         })
         .unwrap();
-    let spends = spends
+    let outcomes = waiting
         .into_iter()
-        .map(|staged| {
-            block_on(async {
+        .map(|w| match w {
+            Waiting::Awaited(f) => block_on(f),
+            Waiting::Staged(staged) => block_on(async {
                 let (ran, durable) = staged.ran().await;
                 let settled = durable.settled().await;
                 ran.and_then(|won| settled.map(|()| won))
-            })
+            }),
         })
         .collect();
-    let others = others.into_iter().map(block_on).collect();
     let after = db.group_commit_stats();
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
         (1, n),
         "one transaction for the {n} jobs"
     );
-    (spends, others)
+    outcomes
+}
+
+/// Declared spends and plain grouped jobs in ONE batch ([`one_batch_of`], the plain ones queued
+/// first): the spends' outcomes, then the others'.
+fn one_batch_of_spends(
+    db: &TestDb,
+    spends: Vec<(Vec<u8>, BoxedJob<bool>)>,
+    others: Vec<BoxedJob<bool>>,
+) -> (Outcomes, Outcomes) {
+    let n = others.len();
+    let mut jobs: Vec<Queued> = others.into_iter().map(Queued::Plain).collect();
+    jobs.extend(spends.into_iter().map(|(sad, j)| Queued::Spend(sad, j)));
+    let mut outcomes = one_batch_of(db, jobs);
+    let spends = outcomes.split_off(n);
+    (spends, outcomes)
 }
 
 /// The outcomes of a batch's jobs, in queue order.
@@ -2079,6 +2107,268 @@ fn postgres_a_failing_declared_spend_undoes_its_batch() {
         "the next batch spends it"
     );
     assert_eq!(remaining(&db, &sad), 1);
+}
+
+/// The slot reservation of a key activation as a declared job (the SAM's): reserves a failure
+/// slot of `cred`'s PIN under a limit of 2, audited as `actor` when it got one.
+fn reserve_pin(cred: &Credential, actor: &str) -> Queued {
+    let (id, actor) = (cred.id, actor.to_owned());
+    Queued::Rows(
+        DeclaredRows::activation(id, false),
+        Box::new(move |c| {
+            let got = c.reserve_attempt(Counter::Factor(id, FactorKind::Pin), 2)?;
+            let events = if got {
+                vec![NewAuditEvent::new(
+                    AuditEvent::SadAuthorize,
+                    actor,
+                    id.to_string(),
+                    "reserved",
+                )]
+            } else {
+                Vec::new()
+            };
+            Ok((got, events))
+        }),
+    )
+}
+
+/// The outcome of a key activation as a declared job (the SAM's): reads the credential under
+/// lock, clears the PIN's counter and issues the SAD `sad` (one signature); when `fail`, gives
+/// up after all that (`Err`), as a refused grant does.
+fn grant_pin(cred: &Credential, sad: &[u8], actor: &str, fail: bool) -> Queued {
+    let (id, user, sad, actor) = (cred.id, cred.user_id, sad.to_vec(), actor.to_owned());
+    Queued::Rows(
+        DeclaredRows::activation(id, true),
+        Box::new(move |c| {
+            let enabled = c
+                .credential_for_update(&id)?
+                .is_some_and(|cr| cr.status == CredentialStatus::Enabled);
+            if !enabled || !c.clear_attempts(Counter::Factor(id, FactorKind::Pin))? {
+                return Ok((false, Vec::new()));
+            }
+            c.insert_sad(&NewSad {
+                sad_hash: sad,
+                user_id: user,
+                credential_id: id,
+                token_hash: secret_hash(b"access token").to_vec(),
+                remaining: 1,
+                expires_at: utc_now() + secs(300),
+                hashes: None,
+                authorized_at: utc_now(),
+            })?;
+            if fail {
+                return Err(StorageError::Conflict("refused: rolled back".into()));
+            }
+            let ev = NewAuditEvent::new(AuditEvent::SadAuthorize, actor, id.to_string(), "ok");
+            Ok((true, vec![ev]))
+        }),
+    )
+}
+
+/// `cred`'s PIN failures as stored (its row read, MAC checked).
+fn pin_failures(db: &TestDb, cred: &Credential) -> i32 {
+    db.read(|c| c.factor(&cred.id, FactorKind::Pin))
+        .unwrap()
+        .expect("an intact PIN row")
+        .failures
+}
+
+/// Key activations' declared jobs in one batch (on PostgreSQL: the factor rows and the
+/// credentials locked and read in one statement each, changed on the batch's copies, written
+/// back and the new SADs inserted in one each) follow each other as separate transactions
+/// would (Part I 7.1.2.5.1: the lockout counts first): of three reservations under a limit of
+/// 2 the third is refused, the grant clears the counter, so the reservation after it gets a
+/// slot again; another credential's rows are untouched; the rows end intact, the SAD issued
+/// is stored and spendable, and one record per job that audited is in an intact chain.
+fn declared_activations_of_one_batch_see_each_other(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    let other = new_credential(db, &alice, Scal::One);
+    for id in [cred.id, other.id] {
+        db.write(|c| c.set_factor(&id, FactorKind::Pin, "$argon2id$pin"))
+            .unwrap();
+    }
+    let sad = secret_hash(b"issued in the batch").to_vec();
+    let outcomes = one_batch_of(
+        db,
+        vec![
+            reserve_pin(&cred, "r0"),
+            reserve_pin(&cred, "r1"),
+            reserve_pin(&cred, "r2"),
+            grant_pin(&cred, &sad, "g3", false),
+            reserve_pin(&cred, "r4"),
+            reserve_pin(&other, "o5"),
+        ],
+    );
+    let got: Vec<bool> = outcomes.into_iter().map(|r| r.expect("settled")).collect();
+    assert_eq!(got, [true, true, false, true, true, true]);
+    assert_eq!(
+        pin_failures(db, &cred),
+        1,
+        "cleared by the grant, then one slot"
+    );
+    assert_eq!(pin_failures(db, &other), 1);
+    assert!(db.take_violations().is_empty(), "every row intact");
+    assert_eq!(remaining(db, &sad), 1, "the SAD issued is stored");
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
+    assert_eq!(actors, ["r0", "r1", "g3", "r4", "o5"]);
+    assert_eq!(
+        db.verify_audit_chain().unwrap(),
+        AuditVerdict::Intact { records: 5 }
+    );
+}
+
+/// A declared job that fails (a grant refused after it cleared the counter and issued its SAD)
+/// is undone alone (on PostgreSQL by restoring the batch's copies, on SQLite by its
+/// savepoint): the reservation after it sees the counter as the job before it left it, so it
+/// gets the second slot of two; the refused SAD is not stored; the others commit.
+fn a_failing_declared_activation_is_undone_alone(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    let refused = secret_hash(b"refused").to_vec();
+    let issued = secret_hash(b"issued").to_vec();
+    let outcomes = one_batch_of(
+        db,
+        vec![
+            reserve_pin(&cred, "r0"),
+            grant_pin(&cred, &refused, "g1", true),
+            reserve_pin(&cred, "r2"),
+            reserve_pin(&cred, "r3"),
+            grant_pin(&cred, &issued, "g4", false),
+        ],
+    );
+    assert!(
+        matches!(outcomes[1], Err(StorageError::Conflict(_))),
+        "{outcomes:?}"
+    );
+    let got: Vec<bool> = [0, 2, 3, 4]
+        .iter()
+        .map(|&i| *outcomes[i].as_ref().expect("settled"))
+        .collect();
+    assert_eq!(got, [true, true, false, true]);
+    assert_eq!(pin_failures(db, &cred), 0, "cleared by the last grant");
+    assert!(
+        db.read(|c| c.sad(&refused)).unwrap().is_none(),
+        "refused SAD not stored"
+    );
+    assert_eq!(remaining(db, &issued), 1);
+    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
+    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
+    assert_eq!(actors, ["r0", "r2", "g4"]);
+}
+
+/// A factor row edited behind the store (its MAC no longer verifies) is absent to a declared
+/// job, as to every read: the reservation is refused (as locked, by the lockout rule), the
+/// row is left as the editor left it, and the violation is reported for the SAM to audit.
+fn a_declared_activation_of_an_edited_factor_is_refused_and_reported(db: &TestDb) {
+    let alice = new_user(db, "alice");
+    let cred = new_credential(db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    assert_eq!(
+        db.exec_raw(&format!(
+            "UPDATE credential_factors SET verifier = 'edited' WHERE credential_id = '{}'",
+            cred.id
+        )),
+        1
+    );
+    let outcomes = one_batch_of(db, vec![reserve_pin(&cred, "r0")]);
+    assert!(!outcomes[0].as_ref().expect("settled"), "refused");
+    let violations = db.take_violations();
+    assert!(
+        !violations.is_empty() && violations.iter().all(|v| v.table == "credential_factors"),
+        "{violations:?}"
+    );
+    assert!(
+        db.read(|c| c.factor(&cred.id, FactorKind::Pin))
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// On PostgreSQL a declared job that sent a statement of its own (here an audit record it
+/// appended itself) and then failed cannot be undone by restoring the copies: its whole batch
+/// fails and leaves nothing (every job told so), and the next batch runs as usual.
+#[test]
+fn postgres_a_declared_activation_that_wrote_and_failed_undoes_its_batch() {
+    let db = TestDb::postgres(4);
+    let alice = new_user(&db, "alice");
+    let cred = new_credential(&db, &alice, Scal::One);
+    db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
+        .unwrap();
+    let id = cred.id;
+    let wrote_and_failed = Queued::Rows(
+        DeclaredRows::activation(id, false),
+        Box::new(move |c| {
+            assert!(c.reserve_attempt(Counter::Factor(id, FactorKind::Pin), 2)?);
+            c.append_audit(&NewAuditEvent::new(
+                AuditEvent::SadAuthorize,
+                "w1",
+                id.to_string(),
+                "x",
+            ))?;
+            Err(StorageError::Corrupt("the job gives up".into()))
+        }),
+    );
+    let outcomes = one_batch_of(
+        &db,
+        vec![
+            Queued::Plain(user_job("bob", false)),
+            reserve_pin(&cred, "r0"),
+            wrote_and_failed,
+        ],
+    );
+    for outcome in &outcomes {
+        assert!(outcome.is_err(), "{outcome:?}");
+    }
+    assert_eq!(pin_failures(&db, &cred), 0, "nothing reserved");
+    assert!(db.read(|c| c.user_by_name("bob")).unwrap().is_none());
+    assert!(db.read(|c| c.audit_records(0, 100)).unwrap().is_empty());
+    let outcomes = one_batch_of(&db, vec![reserve_pin(&cred, "r2")]);
+    assert!(
+        outcomes[0].as_ref().expect("settled"),
+        "the next batch runs"
+    );
+    assert_eq!(pin_failures(&db, &cred), 1);
+}
+
+/// On PostgreSQL a batch of key activations' declared jobs costs the same round trips however
+/// many it holds: a reservation and a grant for each of 2 credentials and for each of 8, queued
+/// the same way, send the same number of statements (per-job statements would add nine an
+/// activation: fifty-four more).
+#[test]
+fn postgres_a_batch_of_declared_activations_costs_the_same_round_trips_however_many() {
+    let db = TestDb::postgres(4);
+    let alice = new_user(&db, "alice");
+    let mut sent = Vec::new();
+    for n in [2, 8] {
+        let creds: Vec<Credential> = (0..n)
+            .map(|_| {
+                let cred = new_credential(&db, &alice, Scal::One);
+                db.write(|c| c.set_factor(&cred.id, FactorKind::Pin, "$argon2id$pin"))
+                    .unwrap();
+                cred
+            })
+            .collect();
+        let mut jobs = Vec::new();
+        for (i, cred) in creds.iter().enumerate() {
+            jobs.push(reserve_pin(cred, &format!("r{i}")));
+            let sad = secret_hash(format!("{n} {i}").as_bytes()).to_vec();
+            jobs.push(grant_pin(cred, &sad, &format!("g{i}"), false));
+        }
+        let before = db.statements();
+        let outcomes = one_batch_of(&db, jobs);
+        sent.push(db.statements() - before);
+        assert!(outcomes.into_iter().all(|got| got.expect("settled")));
+        assert!(creds.iter().all(|cred| pin_failures(&db, cred) == 0));
+    }
+    assert_eq!(
+        sent[0], sent[1],
+        "statements for 2 and for 8 activations: {sent:?}"
+    );
 }
 
 /// A failing job in a shared transaction undoes only its own statements and events; its

@@ -137,12 +137,15 @@ impl Drop for Abandon<'_> {
             return;
         }
         // queued now; commits whether or not anyone awaits it
-        drop(self.sam.store.write_grouped_async(release_job(
-            self.sam.policy.factor_lockout(),
-            self.credential,
-            std::mem::take(&mut self.kinds),
-            Some(Arc::clone(&self.slots)),
-        )));
+        drop(self.sam.store.write_grouped_declared_async(
+            DeclaredRows::activation(self.credential, false),
+            release_job(
+                self.sam.policy.factor_lockout(),
+                self.credential,
+                std::mem::take(&mut self.kinds),
+                Some(Arc::clone(&self.slots)),
+            ),
+        ));
     }
 }
 
@@ -457,6 +460,11 @@ impl Sam {
         // back), grant, audit. Factor refusals found here commit their own bookkeeping
         // (failure count, lock, audit); a refusal from `grant` rolls the job back. The job may
         // run on another thread: it owns what it uses.
+        // Declared (storage::Store::write_grouped_declared_async: on PostgreSQL the batch holds
+        // the factor rows and the credential for all its activations, no round trip of their
+        // own) when everything the job touches is held there: not an online OTP (its code is
+        // taken from a table of its own), not an OAuth 2.0 grant (it writes a code).
+        let declare = via == Via::Authorize && !matches!(otp_proof, Some(OtpProof::Online(_)));
         let grant_refusal = Arc::new(Mutex::new(None));
         let job = {
             let (event, caller, subject, credential) =
@@ -538,7 +546,13 @@ impl Sam {
                 Ok((Ok(()), vec![success]))
             }
         };
-        let outcome = self.store.write_grouped_async(job).await;
+        let outcome = if declare {
+            self.store
+                .write_grouped_declared_async(DeclaredRows::activation(*credential, true), job)
+                .await
+        } else {
+            self.store.write_grouped_async(job).await
+        };
         let refused = grant_refusal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -594,35 +608,43 @@ impl Sam {
             let (credential, slots) = (*credential, Arc::clone(&abandon.slots));
             let (got, refused) = self
                 .store
-                .write_grouped_async(move |c| {
-                    let mut taken = Vec::with_capacity(kinds.len());
-                    for kind in kinds {
-                        let got = lockout.reserve(c, counter(&credential, kind))?;
-                        if got == Reservation::Reserved {
-                            taken.push(kind);
-                            continue;
+                .write_grouped_declared_async(
+                    DeclaredRows::activation(credential, false),
+                    move |c| {
+                        let mut taken = Vec::with_capacity(kinds.len());
+                        for kind in kinds {
+                            let got = lockout.reserve(c, counter(&credential, kind))?;
+                            if got == Reservation::Reserved {
+                                taken.push(kind);
+                                continue;
+                            }
+                            for k in taken {
+                                lockout.release(c, counter(&credential, k))?;
+                            }
+                            if got == Reservation::Busy && patient {
+                                return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
+                            }
+                            let refusal = refusal_event(
+                                event,
+                                &caller,
+                                &subject,
+                                &lock_error(kind),
+                                json!({}),
+                            );
+                            return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
                         }
-                        for k in taken {
-                            lockout.release(c, counter(&credential, k))?;
+                        let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                        if slots.abandoned {
+                            // the activation went away before this job ran: nothing is verified
+                            for k in taken {
+                                lockout.release(c, counter(&credential, k))?;
+                            }
+                        } else {
+                            slots.held = true;
                         }
-                        if got == Reservation::Busy && patient {
-                            return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
-                        }
-                        let refusal =
-                            refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
-                        return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
-                    }
-                    let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                    if slots.abandoned {
-                        // the activation went away before this job ran: nothing is verified
-                        for k in taken {
-                            lockout.release(c, counter(&credential, k))?;
-                        }
-                    } else {
-                        slots.held = true;
-                    }
-                    Ok(((Reservation::Reserved, None), Vec::new()))
-                })
+                        Ok(((Reservation::Reserved, None), Vec::new()))
+                    },
+                )
                 .await?;
             match (got, refused) {
                 (Reservation::Reserved, _) | (_, None) => return Ok(abandon),
@@ -641,12 +663,15 @@ impl Sam {
     async fn release_slots(&self, credential: &CredentialId, kinds: &[FactorKind]) {
         let released = self
             .store
-            .write_grouped_async(release_job(
-                self.policy.factor_lockout(),
-                *credential,
-                kinds.to_vec(),
-                None,
-            ))
+            .write_grouped_declared_async(
+                DeclaredRows::activation(*credential, false),
+                release_job(
+                    self.policy.factor_lockout(),
+                    *credential,
+                    kinds.to_vec(),
+                    None,
+                ),
+            )
             .await;
         if let Err(e) = released {
             tracing::error!(error = %e, credential = %credential, "could not give back the failure slots of an activation");
