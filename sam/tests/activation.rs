@@ -1876,6 +1876,79 @@ fn concurrent_sign_hash_spends_a_one_signature_sad_once_postgres_two_instances()
     drop(first);
 }
 
+/// Count first across instances (Part I 7.1.2.5.1; an attacker may send requests in parallel
+/// to every instance): 32 concurrent wrong PINs against the limit of 5, sent in turn to two
+/// instances sharing one PostgreSQL database, whose batches hold the factor rows of all their
+/// activations at once (storage's declared rows): exactly 5 are verified in all, the factor
+/// ends locked with one `factor.lock` record; then 32 concurrent right PINs on another
+/// credential, across both, are all granted and leave its counter clear.
+#[test]
+fn concurrent_wrong_pins_across_two_postgres_instances_are_verified_at_most_max_failures_times() {
+    let db = PgDb::create();
+    let token = TestToken::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("dev-ca.json");
+    let policy = SamPolicy {
+        // a bound no machine reaches: the right PINs wait for slots held by attempts in flight
+        max_slot_wait: Duration::from_secs(600),
+        ..SamPolicy::default()
+    };
+    let open = || {
+        let store = Store::open(&db.url, StoreOptions::default()).expect("PostgreSQL store");
+        Sam::open(&token.config, store, &ca_file)
+            .expect("sam")
+            .with_policy(policy.clone())
+    };
+    let first = open();
+    add_users(first.store());
+    let sams = [first.clone(), open()];
+    let alice = caller(first.store(), "alice");
+    let race = |id: CredentialId, factors: fn() -> Factors| {
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let handles: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (sam, alice, start) = (sams[i % 2].clone(), alice.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    sam.authorize(&alice, &id, 1, None, factors()).map(drop)
+                })
+            })
+            .collect::<Vec<_>>();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("activation"))
+            .collect::<Vec<_>>()
+    };
+    let pins_checked = || sams.iter().map(|s| s.secret_checks().pins).sum::<u64>();
+
+    let guessed = ec(&first, "alice", Scal::One, 1);
+    let before = pins_checked();
+    let results = race(guessed.id, wrong_pin);
+    assert_eq!(wrong_and_locked(&results), (5, RACERS - 5), "{results:?}");
+    assert_eq!(
+        pins_checked() - before,
+        5,
+        "PINs verified on both instances"
+    );
+    let stored = factor(&first, &guessed.id, FactorKind::Pin);
+    assert_eq!((stored.failures, stored.locked), (5, true));
+    assert_eq!(count_events(&first, "factor.lock", "success"), 1);
+
+    let used = ec(&first, "alice", Scal::One, 1);
+    for r in race(used.id, pin) {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let stored = factor(&first, &used.id, FactorKind::Pin);
+    assert_eq!((stored.failures, stored.locked), (0, false));
+    assert!(
+        matches!(
+            first.store().verify_audit_chain().expect("verify"),
+            AuditVerdict::Intact { .. }
+        ),
+        "the audit chain is intact"
+    );
+}
+
 #[test]
 fn audit_records_hold_no_secrets() {
     let f = fixture();
