@@ -64,9 +64,14 @@
 //! changes is visible: never half a batch.
 //!
 //! *Round trips.* A batch opens with `BEGIN` and the head lock in one round trip. signHash's
-//! spends are declared ([`crate::Store::spend_grouped_staged`]) and run first, two round trips
-//! for all of them ([`run_spends_pg`]: every declared SAD locked and read in one statement,
-//! spent on the batch's copies, written back in one). Each other job's savepoint costs one (the
+//! spends are declared ([`crate::Store::spend_grouped_staged`]), and so are a key activation's
+//! reservation and outcome ([`crate::Store::write_grouped_declared_async`]); declared jobs run
+//! first, at most six round trips for all of them ([`run_declared_pg`]: the declared SADs, the
+//! credentials and the factor rows each locked and read in one statement, the jobs run on the
+//! batch's copies, the spent SADs and the changed factor rows each written back in one, the
+//! new SADs inserted in one; one statement for all three, with CTEs, was no faster: pairs
+//! within the noise, signHash on two instances 5-8% slower, in alternating runs). Each other
+//! job's savepoint costs one (the
 //! release of the job before it goes with it, see [`run_jobs_pg`]); the audit append takes two
 //! for the whole batch (the head moved and read back with `RETURNING`, then every record
 //! inserted and the head's hash set in one statement), then `COMMIT`. A batch of signHash
@@ -150,8 +155,8 @@ impl<T> Reply<T> {
 /// A queued job, type-erased.
 pub(crate) trait Job: Send {
     /// Runs the job inside the batch transaction, in its own savepoint when `own_savepoint`
-    /// (else in the one the batch opened for it, or in none: a declared spend on PostgreSQL,
-    /// [`run_spends_pg`]), collecting its audit events when it succeeds; returns what to do
+    /// (else in the one the batch opened for it, or in none: a declared job on PostgreSQL,
+    /// [`run_declared_pg`]), collecting its audit events when it succeeds; returns what to do
     /// once the batch is settled and, when it succeeded, what to do once it is kept
     /// ([`Kept`]: the caller must call it before the batch settles).
     fn run(
@@ -436,7 +441,7 @@ const JOB_RELEASE: &str = "RELEASE SAVEPOINT csc_job";
 /// Keeps what the job did and opens the next job's savepoint, in one round trip.
 const JOB_RELEASE_AND_NEXT: &str = "RELEASE SAVEPOINT csc_job; SAVEPOINT csc_job";
 
-/// Runs `jobs` on PostgreSQL: the declared spends first, together ([`run_spends_pg`]), then
+/// Runs `jobs` on PostgreSQL: the declared jobs first, together ([`run_declared_pg`]), then
 /// every other job in a savepoint of its own, with one round trip per job for it: a job that
 /// succeeded is released together with the next job's savepoint (`RELEASE SAVEPOINT csc_job;
 /// SAVEPOINT csc_job`, one simple query); a job that failed is rolled back to its savepoint
