@@ -3347,16 +3347,24 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
     );
     assert_eq!(f.sam.secret_checks().pins, before.pins, "no PIN verified");
 
-    // (2) the reservation commits; then, the writer held again, the next poll verifies the
-    // wrong PIN and queues its failure; the client goes away
+    // (2) the reservation commits (queued with the writer held: the PIN is verified as soon
+    // as the reservation is kept in its batch, so a free writer could take the future past it
+    // in its first poll); then, the writer held again, the next poll verifies the wrong PIN
+    // and queues its failure; the client goes away
     let mut fut = Box::pin(
         f.sam
             .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
     );
-    assert!(
-        poll_once(fut.as_mut()).is_pending(),
-        "waits for the reservation"
-    );
+    f.sam
+        .store()
+        .write(|_| {
+            assert!(
+                poll_once(fut.as_mut()).is_pending(),
+                "waits for the reservation"
+            );
+            Ok(())
+        })
+        .expect("write");
     flush();
     assert_eq!(
         factor(&f.sam, &cred.id, FactorKind::Pin).failures,
@@ -3394,6 +3402,88 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
         1,
         "and audited"
     );
+}
+
+/// Count first when the reservation's batch does not commit (Part I 7.1.2.5.1): on SQLite an
+/// activation verifies its factors as soon as its failure slots are reserved in a batch, while
+/// that batch commits; if the commit fails (here the database refuses another job's audit
+/// record in the same batch) the reservation is undone, so no verdict may leave: a wrong PIN
+/// is answered with a storage error, not `InvalidPin`, and counts and audits nothing; a right
+/// PIN gets no SAD. The factor ends as it was, and the next activation is answered as usual.
+#[test]
+fn an_activation_whose_reservation_did_not_commit_gets_no_verdict() {
+    use diesel::{Connection, RunQueryDsl};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(Waker::noop()))
+    }
+    let f = fixture();
+    let cred = ec(&f.sam, "alice", Scal::One, 1);
+    let mut db =
+        diesel::SqliteConnection::establish(&f._dir.path().join("csc.db").display().to_string())
+            .expect("open db");
+    diesel::sql_query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_log \
+         WHEN NEW.subject = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&mut db)
+    .expect("trigger");
+    let records = audit(&f.sam).len();
+    let pins = f.sam.secret_checks().pins;
+    for factors in [wrong_pin as fn() -> Factors, pin] {
+        let mut fut = Box::pin(
+            f.sam
+                .authorize_async(&f.alice, &cred.id, 1, None, factors()),
+        );
+        // the writer held: the reservation and the poisoned job are queued into one batch
+        f.sam
+            .store()
+            .write(|_| {
+                assert!(poll_once(fut.as_mut()).is_pending(), "waits for its slot");
+                drop(f.sam.store().write_grouped_async(|_| {
+                    let poison = storage::NewAuditEvent::new(
+                        storage::AuditEvent::UserCreate,
+                        "t",
+                        "poison",
+                        "x",
+                    );
+                    Ok(((), vec![poison]))
+                }));
+                Ok(())
+            })
+            .expect("write");
+        let r = on_worker(fut);
+        assert!(
+            matches!(r, Err(SamError::Storage(storage::StorageError::Commit(_)))),
+            "no verdict: {r:?}"
+        );
+    }
+    assert_eq!(
+        f.sam.secret_checks().pins - pins,
+        2,
+        "both PINs were verified"
+    );
+    let stored = factor(&f.sam, &cred.id, FactorKind::Pin);
+    assert_eq!(
+        (stored.failures, stored.locked),
+        (0, false),
+        "nothing counted"
+    );
+    assert_eq!(
+        audit(&f.sam).len(),
+        records,
+        "nothing audited, no SAD issued"
+    );
+    diesel::sql_query("DROP TRIGGER refuse_poison")
+        .execute(&mut db)
+        .expect("drop trigger");
+    let r = on_worker(
+        f.sam
+            .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
+    );
+    assert!(matches!(r, Err(SamError::InvalidPin)), "{r:?}");
+    assert_eq!(factor(&f.sam, &cred.id, FactorKind::Pin).failures, 1);
 }
 
 /// The async path (the HTTP worker: one thread, every activation a task on it) keeps both sides

@@ -526,6 +526,17 @@ impl Store {
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
     }
 
+    /// [`Store::write_grouped_declared_async`] in two stages ([`Store::write_grouped_staged`]):
+    /// a key activation verifies its factors once its failure slots are reserved, while the
+    /// batch holding the reservation commits, and sends no verdict before it is durable.
+    pub fn write_grouped_declared_staged<T, F>(&self, rows: DeclaredRows, job: F) -> Staged<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
+        self.queue_staged(Declared::Rows(rows), job)
+    }
+
     /// [`Store::write_grouped_async`] for a key activation's job, which reads and changes the
     /// factor rows of `rows.factors_of`, reads the credentials of `rows.credentials` under
     /// lock and may issue SADs, only with [`Conn::factor`], the lockout steps,
@@ -665,6 +676,20 @@ impl Durable {
     /// rolled back (then the job left no effect) or its outcome is unknown.
     pub async fn settled(self) -> Result<(), StorageError> {
         self.0.await.unwrap_or_else(|_| Err(writer_stopped()))
+    }
+
+    /// [`Durable::settled`] without waiting, for a grouped job of the same store queued after
+    /// this job's outcome came ([`Staged::ran`]): that job runs in a later batch, and one
+    /// writer settles its batches in order, so this one is settled by then. `Ok` iff it
+    /// committed; an error if it rolled back or (the job asked too early) is not settled yet.
+    pub fn settled_now(mut self) -> Result<(), StorageError> {
+        match self.0.try_recv() {
+            Ok(settled) => settled,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => Err(StorageError::Commit(
+                "the batch it depends on is not settled yet".into(),
+            )),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Err(writer_stopped()),
+        }
     }
 }
 

@@ -144,6 +144,7 @@ impl Drop for Abandon<'_> {
                 self.credential,
                 std::mem::take(&mut self.kinds),
                 Some(Arc::clone(&self.slots)),
+                None,
             ),
         ));
     }
@@ -151,14 +152,21 @@ impl Drop for Abandon<'_> {
 
 /// The job that gives back the slots of `kinds`; with `slots`, only if the reservation job
 /// took them (and it marks the activation abandoned, so a reservation job still to come takes
-/// none).
+/// none); with `reserved`, only if the batch holding the reservation committed.
 fn release_job(
     lockout: Lockout,
     credential: CredentialId,
     kinds: Vec<FactorKind>,
     slots: Option<Arc<Mutex<Slots>>>,
+    reserved: Option<Durable>,
 ) -> impl FnOnce(&mut Conn<'_>) -> Result<Grouped<()>, StorageError> + Send + 'static {
     move |c| {
+        if let Some(reserved) = reserved
+            && reserved.settled_now().is_err()
+        {
+            // the reservation was undone with its batch: there is nothing to give back
+            return Ok(((), Vec::new()));
+        }
         if let Some(slots) = slots {
             let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots.abandoned = true;
@@ -371,8 +379,12 @@ impl Sam {
         };
 
         // Count first: a failure slot of every factor, or a refusal as locked, before any
-        // factor is verified.
-        let mut abandon = self
+        // factor is verified. The factors are verified as soon as the reservation is kept in
+        // its batch, while that batch commits (SQLite: the check overlaps the fsync, and the
+        // outcome job joins the very next batch); every job that settles the slots runs in a
+        // later batch and does nothing unless the reservation committed (`reserved`), so no
+        // verdict leaves unless the slot it counts is durable.
+        let (mut abandon, reserved) = self
             .reserve_factors(event, caller, &subject, credential, &kinds, pace)
             .await?;
         // from here every path queues the slots' outcome (eagerly: it commits even if this
@@ -399,12 +411,13 @@ impl Sam {
                             FactorKind::Pin,
                             &others(&kinds, FactorKind::Pin),
                             "wrong PIN",
+                            reserved,
                         )
                         .await?);
                 }
                 Ok(PinMatch::Yes) => {}
                 Err(e) => {
-                    self.release_slots(credential, &kinds).await;
+                    self.release_slots(credential, &kinds, Some(reserved)).await;
                     return Err(e);
                 }
             }
@@ -416,7 +429,7 @@ impl Sam {
                 match online_otp_digest(&self.hsm, &self.pin_key, credential, given) {
                     Ok(digest) => Some(OtpProof::Online(digest)),
                     Err(e) => {
-                        self.release_slots(credential, &kinds).await;
+                        self.release_slots(credential, &kinds, Some(reserved)).await;
                         return Err(e);
                     }
                 }
@@ -434,11 +447,12 @@ impl Sam {
                                 FactorKind::Otp,
                                 &others(&kinds, FactorKind::Otp),
                                 "wrong OTP",
+                                reserved,
                             )
                             .await?);
                     }
                     Err(e) => {
-                        self.release_slots(credential, &kinds).await;
+                        self.release_slots(credential, &kinds, Some(reserved)).await;
                         return Err(e);
                     }
                 }
@@ -474,6 +488,10 @@ impl Sam {
             let kinds = kinds.clone();
             let checks = self.checks.clone();
             move |c: &mut Conn<'_>| -> Result<Grouped<Result<(), SamError>>, StorageError> {
+                if let Err(e) = reserved.settled_now() {
+                    // the reservation was undone with its batch: no verdict, nothing to settle
+                    return Ok((Err(e.into()), Vec::new()));
+                }
                 let rollback = |e: SamError| {
                     *grant_refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
                     Err(StorageError::Conflict("refused: rolled back".into()))
@@ -563,11 +581,11 @@ impl Sam {
             (Ok(Err(e)), _) => Err(e),
             // rolled back: no verdict on the factors, their slots are given back
             (Err(_), Some(e)) => {
-                self.release_slots(credential, &kinds).await;
+                self.release_slots(credential, &kinds, None).await;
                 Err(refuse(e))
             }
             (Err(e), None) => {
-                self.release_slots(credential, &kinds).await;
+                self.release_slots(credential, &kinds, None).await;
                 Err(e.into())
             }
         }
@@ -581,6 +599,11 @@ impl Sam {
     /// milliseconds at a time, at most the policy's `max_slot_wait`, paced by `pace`) and is
     /// refused as locked only after that.
     ///
+    /// Returned once the reservation is kept in its batch ([`storage::Store::write_grouped_declared_staged`]:
+    /// on SQLite before that batch commits), with the [`Durable`] that says whether it
+    /// committed: every job settling the slots checks it first. A refusal as locked is
+    /// returned only once its record is durable.
+    ///
     /// The returned [`Abandon`] gives the slots back if it is dropped armed (the activation's
     /// future dropped before it queued the slots' outcome); so does a reservation job that
     /// finds its future already dropped.
@@ -592,7 +615,7 @@ impl Sam {
         credential: &CredentialId,
         kinds: &[FactorKind],
         pace: Pace,
-    ) -> Result<Abandon<'_>, SamError> {
+    ) -> Result<(Abandon<'_>, Durable), SamError> {
         let lockout = self.policy.factor_lockout();
         let mut abandon = Abandon {
             sam: self,
@@ -606,51 +629,47 @@ impl Sam {
             let patient = std::time::Instant::now() < deadline;
             let (caller, subject, kinds) = (caller.clone(), subject.to_owned(), kinds.to_vec());
             let (credential, slots) = (*credential, Arc::clone(&abandon.slots));
-            let (got, refused) = self
-                .store
-                .write_grouped_declared_async(
-                    DeclaredRows::activation(credential, false),
-                    move |c| {
-                        let mut taken = Vec::with_capacity(kinds.len());
-                        for kind in kinds {
-                            let got = lockout.reserve(c, counter(&credential, kind))?;
-                            if got == Reservation::Reserved {
-                                taken.push(kind);
-                                continue;
-                            }
-                            for k in taken {
-                                lockout.release(c, counter(&credential, k))?;
-                            }
-                            if got == Reservation::Busy && patient {
-                                return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
-                            }
-                            let refusal = refusal_event(
-                                event,
-                                &caller,
-                                &subject,
-                                &lock_error(kind),
-                                json!({}),
-                            );
-                            return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
+            let staged = self.store.write_grouped_declared_staged(
+                DeclaredRows::activation(credential, false),
+                move |c| {
+                    let mut taken = Vec::with_capacity(kinds.len());
+                    for kind in kinds {
+                        let got = lockout.reserve(c, counter(&credential, kind))?;
+                        if got == Reservation::Reserved {
+                            taken.push(kind);
+                            continue;
                         }
-                        let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                        if slots.abandoned {
-                            // the activation went away before this job ran: nothing is verified
-                            for k in taken {
-                                lockout.release(c, counter(&credential, k))?;
-                            }
-                        } else {
-                            slots.held = true;
+                        for k in taken {
+                            lockout.release(c, counter(&credential, k))?;
                         }
-                        Ok(((Reservation::Reserved, None), Vec::new()))
-                    },
-                )
-                .await?;
+                        if got == Reservation::Busy && patient {
+                            return Ok(((Reservation::Busy, Some(kind)), Vec::new()));
+                        }
+                        let refusal =
+                            refusal_event(event, &caller, &subject, &lock_error(kind), json!({}));
+                        return Ok(((Reservation::Locked, Some(kind)), vec![refusal]));
+                    }
+                    let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slots.abandoned {
+                        // the activation went away before this job ran: nothing is verified
+                        for k in taken {
+                            lockout.release(c, counter(&credential, k))?;
+                        }
+                    } else {
+                        slots.held = true;
+                    }
+                    Ok(((Reservation::Reserved, None), Vec::new()))
+                },
+            );
+            let (outcome, durable) = staged.ran().await;
+            let (got, refused) = outcome?;
             match (got, refused) {
-                (Reservation::Reserved, _) | (_, None) => return Ok(abandon),
+                (Reservation::Reserved, _) | (_, None) => return Ok((abandon, durable)),
                 (Reservation::Busy, _) => pace.pause().await,
                 (Reservation::Locked, Some(kind)) => {
                     abandon.disarm();
+                    // the refusal is answered once its record is durable
+                    durable.settled().await?;
                     return Err(lock_error(kind));
                 }
             }
@@ -658,9 +677,15 @@ impl Sam {
     }
 
     /// Gives back the slots of an activation that ended without a verdict on its factors (an
-    /// HSM or storage error, a refused grant), in a job of the group commit. Best effort: if
-    /// this write fails too, the slots stay counted (conservative) and the failure is logged.
-    async fn release_slots(&self, credential: &CredentialId, kinds: &[FactorKind]) {
+    /// HSM or storage error, a refused grant), in a job of the group commit; with `reserved`,
+    /// only if the reservation committed. Best effort: if this write fails too, the slots stay
+    /// counted (conservative) and the failure is logged.
+    async fn release_slots(
+        &self,
+        credential: &CredentialId,
+        kinds: &[FactorKind],
+        reserved: Option<Durable>,
+    ) {
         let released = self
             .store
             .write_grouped_declared_async(
@@ -670,6 +695,7 @@ impl Sam {
                     *credential,
                     kinds.to_vec(),
                     None,
+                    reserved,
                 ),
             )
             .await;
@@ -681,8 +707,11 @@ impl Sam {
     /// Settles a wrong factor value (its slot stays counted; the lock is set at the policy's
     /// limit; the slots of `others` are given back) and audits it, in one transaction (a job
     /// of the group commit, queued at once: it commits even if the caller goes away); returns
-    /// the error to give the client.
-    pub(super) async fn factor_failure(
+    /// the error to give the client. If the batch holding the slots' reservation (`reserved`)
+    /// did not commit, nothing is settled and the client learns nothing of its value (a
+    /// storage error instead of the verdict: no guess is answered uncounted).
+    #[allow(clippy::too_many_arguments)]
+    async fn factor_failure(
         &self,
         event: AuditEvent,
         caller: &Caller,
@@ -690,6 +719,7 @@ impl Sam {
         kind: FactorKind,
         others: &[FactorKind],
         what: &str,
+        reserved: Durable,
     ) -> Result<SamError, SamError> {
         let err = invalid_factor(kind);
         let lockout = self.policy.factor_lockout();
@@ -702,6 +732,7 @@ impl Sam {
         let subject = id.to_string();
         self.store
             .write_grouped_async(move |c| {
+                reserved.settled_now()?;
                 record_failure(
                     c,
                     event,

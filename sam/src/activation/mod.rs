@@ -41,8 +41,9 @@ use cm_pkcs11::{KeyId, KeySpec, SignMechanism};
 use secrecy::SecretString;
 use serde_json::json;
 use storage::{
-    AuthMode, Conn, Counter, Credential, CredentialId, CredentialStatus, DeclaredRows, FactorKind,
-    Grouped, NewSad, RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash, utc_now,
+    AuthMode, Conn, Counter, Credential, CredentialId, CredentialStatus, DeclaredRows, Durable,
+    FactorKind, Grouped, NewSad, RequiredFactors, Sad, Scal, StorageError, UserId, secret_hash,
+    utc_now,
 };
 
 use crate::algo::resolve_mechanism;
