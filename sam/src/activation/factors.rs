@@ -662,7 +662,15 @@ impl Sam {
                 },
             );
             let (outcome, durable) = staged.ran().await;
-            let (got, refused) = outcome?;
+            let (got, refused) = match outcome {
+                Ok(got) => got,
+                Err(e) => {
+                    // the job failed, or its batch did: nothing was reserved (or, the writer
+                    // gone, it is unknown, and a slot left counted is the safe side)
+                    abandon.disarm();
+                    return Err(e.into());
+                }
+            };
             match (got, refused) {
                 (Reservation::Reserved, _) | (_, None) => return Ok((abandon, durable)),
                 (Reservation::Busy, _) => pace.pause().await,
