@@ -3355,32 +3355,24 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
         f.sam
             .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
     );
-    f.sam
-        .store()
-        .write(|_| {
-            assert!(
-                poll_once(fut.as_mut()).is_pending(),
-                "waits for the reservation"
-            );
-            Ok(())
-        })
-        .expect("write");
+    // one poll while this thread holds the writer, so no batch runs meanwhile: it must wait
+    let pending_with_writer_held = |fut: std::pin::Pin<&mut _>, what: &str| {
+        f.sam
+            .store()
+            .write(|_| {
+                assert!(poll_once(fut).is_pending(), "{what}");
+                Ok(())
+            })
+            .expect("write");
+    };
+    pending_with_writer_held(fut.as_mut(), "waits for the reservation");
     flush();
     assert_eq!(
         factor(&f.sam, &cred.id, FactorKind::Pin).failures,
         1,
         "reserved"
     );
-    f.sam
-        .store()
-        .write(|_| {
-            assert!(
-                poll_once(fut.as_mut()).is_pending(),
-                "waits for the failure's commit"
-            );
-            Ok(())
-        })
-        .expect("write");
+    pending_with_writer_held(fut.as_mut(), "waits for the failure's commit");
     drop(fut);
     flush();
     assert_eq!(

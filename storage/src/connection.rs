@@ -517,13 +517,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue(Box::new(Pending {
-            job,
-            declared: Declared::Nothing,
-            reply: Reply::Async(tx),
-        }));
-        async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
+        self.queue_async(Declared::Nothing, job)
     }
 
     /// [`Store::write_grouped_declared_async`] in two stages ([`Store::write_grouped_staged`]):
@@ -558,10 +552,23 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
     {
+        self.queue_async(Declared::Rows(rows), job)
+    }
+
+    /// Queues an awaited job with what it declared.
+    fn queue_async<T, F>(
+        &self,
+        declared: Declared,
+        job: F,
+    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn<'_>) -> Result<Grouped<T>, StorageError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue(Box::new(Pending {
             job,
-            declared: Declared::Rows(rows),
+            declared,
             reply: Reply::Async(tx),
         }));
         async move { rx.await.unwrap_or_else(|_| Err(writer_stopped())) }
