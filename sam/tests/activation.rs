@@ -3127,6 +3127,24 @@ fn a_cached_credential_is_dropped_by_a_disable_and_an_enable_at_once() {
     );
 }
 
+/// The fixture's SQLite database, opened beside the store (for SQL of the test's own).
+fn raw_sqlite(f: &Fixture) -> diesel::SqliteConnection {
+    use diesel::Connection;
+    diesel::SqliteConnection::establish(&f._dir.path().join("csc.db").display().to_string())
+        .expect("open db")
+}
+
+/// Runs `sql` (the test's own) on `db`.
+fn raw_exec(db: &mut diesel::SqliteConnection, sql: &str) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql).execute(db).expect(sql);
+}
+
+/// Polls `fut` once, with a waker that does nothing (the test polls again itself).
+fn poll_once<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // the async signHash path (`Sam::sign_hash_async`, what the HTTP workers call)
 
@@ -3197,7 +3215,6 @@ fn sign_hash_async_signs_spends_and_audits_as_sign_hash_does() {
 /// it, and once the database accepts records again the same SAD signs.
 #[test]
 fn a_failing_batch_releases_no_signature_on_the_async_path() {
-    use diesel::{Connection, RunQueryDsl};
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     let d = vec![sha256(b"refused record")];
@@ -3206,15 +3223,12 @@ fn a_failing_batch_releases_no_signature_on_the_async_path() {
         .authorize(&f.alice, &cred.id, 1, None, pin())
         .expect("authorize");
     // the database refuses every signature.sign_hash record (SQL of the test's own)
-    let mut db =
-        diesel::SqliteConnection::establish(&f._dir.path().join("csc.db").display().to_string())
-            .expect("open db");
-    diesel::sql_query(
+    let mut db = raw_sqlite(&f);
+    raw_exec(
+        &mut db,
         "CREATE TRIGGER refuse_signatures BEFORE INSERT ON audit_log \
          WHEN NEW.event = 'signature.sign_hash' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&mut db)
-    .expect("trigger");
+    );
     let r = on_worker(
         f.sam
             .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
@@ -3225,9 +3239,7 @@ fn a_failing_batch_releases_no_signature_on_the_async_path() {
     );
     assert_eq!(sad_record(&f.sam, &issued.sad).remaining, 1, "not spent");
     assert!(sign_hash_records(&f.sam).is_empty(), "nothing audited");
-    diesel::sql_query("DROP TRIGGER refuse_signatures")
-        .execute(&mut db)
-        .expect("drop trigger");
+    raw_exec(&mut db, "DROP TRIGGER refuse_signatures");
     let sigs = on_worker(
         f.sam
             .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &es256()),
@@ -3244,8 +3256,6 @@ fn a_failing_batch_releases_no_signature_on_the_async_path() {
 /// and the store's writer goes on serving the next request.
 #[test]
 fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_on() {
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     let d = vec![sha256(b"gone")];
@@ -3264,8 +3274,7 @@ fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_
                         .sign_hash_async(&f.alice, &cred.id, &issued.sad, &d, &algo)
                 );
             // one poll runs the checks and queues the spend; then the client goes away
-            let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-            assert!(matches!(polled, Poll::Pending), "waits for the commit");
+            assert!(poll_once(fut.as_mut()).is_pending(), "waits for the commit");
             Ok(())
         })
         .expect("write");
@@ -3306,8 +3315,6 @@ fn a_dropped_sign_hash_async_still_spends_with_its_record_and_the_writer_serves_
 /// and its failure queued: the failure still commits, counted and audited, never given back.
 #[test]
 fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
     let before = f.sam.secret_checks();
@@ -3318,9 +3325,6 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
             .write_grouped(|_| Ok(((), Vec::new())))
             .expect("flush")
     };
-    fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        fut.poll(&mut Context::from_waker(Waker::noop()))
-    }
 
     // (1) this thread holds the writer lock, so the reservation cannot commit before the drop
     f.sam
@@ -3404,23 +3408,14 @@ fn a_dropped_authorize_neither_keeps_its_slot_nor_loses_its_failure() {
 /// PIN gets no SAD. The factor ends as it was, and the next activation is answered as usual.
 #[test]
 fn an_activation_whose_reservation_did_not_commit_gets_no_verdict() {
-    use diesel::{Connection, RunQueryDsl};
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
-    fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        fut.poll(&mut Context::from_waker(Waker::noop()))
-    }
     let f = fixture();
     let cred = ec(&f.sam, "alice", Scal::One, 1);
-    let mut db =
-        diesel::SqliteConnection::establish(&f._dir.path().join("csc.db").display().to_string())
-            .expect("open db");
-    diesel::sql_query(
+    let mut db = raw_sqlite(&f);
+    raw_exec(
+        &mut db,
         "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_log \
          WHEN NEW.subject = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&mut db)
-    .expect("trigger");
+    );
     let records = audit(&f.sam).len();
     let pins = f.sam.secret_checks().pins;
     for factors in [wrong_pin as fn() -> Factors, pin] {
@@ -3467,9 +3462,7 @@ fn an_activation_whose_reservation_did_not_commit_gets_no_verdict() {
         records,
         "nothing audited, no SAD issued"
     );
-    diesel::sql_query("DROP TRIGGER refuse_poison")
-        .execute(&mut db)
-        .expect("drop trigger");
+    raw_exec(&mut db, "DROP TRIGGER refuse_poison");
     let r = on_worker(
         f.sam
             .authorize_async(&f.alice, &cred.id, 1, None, wrong_pin()),
