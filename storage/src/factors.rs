@@ -126,8 +126,10 @@ impl Conn<'_> {
 
     /// Changes one factor row atomically ([`modify!`]), or its copy when a declared job's
     /// batch holds it (crate::declared): the copy is checked as a read row would be (its MAC),
-    /// changed by `f`, resealed and kept, to be written back with the batch's others. EVERY
-    /// change of a factor row goes through here, so a batch's copy is never bypassed.
+    /// changed by `f`, resealed and kept, to be written back with the batch's others. Every
+    /// change of an existing factor row goes through here (the lockout steps, the OTP step,
+    /// the lock, the verifier's form), so a batch's copy is never bypassed; `set_factor`, which
+    /// replaces a row whole, is an operator's write and never runs in a declared job.
     pub(crate) fn modify_factor<T>(
         &mut self,
         id: &CredentialId,
