@@ -83,7 +83,7 @@ const WRITE_FACTORS: &str = "UPDATE credential_factors SET verifier = v.verifier
 impl Conn<'_> {
     /// Locks and reads, in one statement each, every credential in `credentials` and every
     /// factor row of the credentials in `factors_of`, in key order, as the copies the batch's
-    /// declared jobs run on (PostgreSQL only).
+    /// declared jobs run on (PostgreSQL only). An empty set sends no statement.
     pub(crate) fn lock_declared(
         &mut self,
         factors_of: &BTreeSet<String>,

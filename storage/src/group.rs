@@ -536,18 +536,10 @@ fn run_declared_pg(
             }
         }
     }
-    let locked = if hashes.is_empty() {
-        Ok(())
-    } else {
-        conn.lock_sads(&hashes)
-    };
-    let locked = locked.and_then(|()| {
-        if factors_of.is_empty() && credentials.is_empty() {
-            Ok(())
-        } else {
-            conn.lock_declared(&factors_of, &credentials)
-        }
-    });
+    // each sends its statement only for what was declared
+    let locked = conn
+        .lock_sads(&hashes)
+        .and_then(|()| conn.lock_declared(&factors_of, &credentials));
     if let Err(why) = locked {
         abandon_all(jobs, &why);
         return Err(why);
@@ -581,9 +573,7 @@ fn run_declared_pg(
         }
     }
     if let Some(why) = broken {
-        // the batch's copies end here
-        conn.sad_batch = None;
-        conn.row_batch = None;
+        // the batch fails; its `Conn`, copies and all, ends with it
         return Err(why);
     }
     conn.write_spent_sads()?;

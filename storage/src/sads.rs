@@ -215,16 +215,21 @@ impl Conn<'_> {
     /// Locks and reads every SAD of `hashes` in one statement, in the order of their hashes,
     /// as the copies the batch's declared spends run on (PostgreSQL; nothing on SQLite, whose
     /// write transaction holds the database). A hash with no row has no copy: a spend of it
-    /// reads the table, and finds nothing or what a job of the batch inserted.
+    /// reads the table, and finds nothing or what a job of the batch inserted. No hash, no
+    /// statement.
     pub(crate) fn lock_sads(&mut self, hashes: &[Vec<u8>]) -> Result<(), StorageError> {
         let AnyConnection::Postgresql(pg) = &mut *self.conn else {
             return Ok(());
         };
-        let rows: Vec<SadRow> = s::table
-            .filter(s::sad_hash.eq_any(hashes))
-            .order(s::sad_hash)
-            .for_update()
-            .load(pg)?;
+        let rows: Vec<SadRow> = if hashes.is_empty() {
+            Vec::new()
+        } else {
+            s::table
+                .filter(s::sad_hash.eq_any(hashes))
+                .order(s::sad_hash)
+                .for_update()
+                .load(pg)?
+        };
         self.sad_batch = Some(SadBatch {
             rows: rows.into_iter().map(|r| (r.sad_hash.clone(), r)).collect(),
             spent: BTreeSet::new(),

@@ -310,6 +310,16 @@ fn sad_for(
     sad_hash
 }
 
+/// The actors of the audit records, in chain order.
+fn audit_actors(store: &Store) -> Vec<String> {
+    store
+        .read(|c| c.audit_records(0, 100))
+        .expect("audit records")
+        .into_iter()
+        .map(|r| r.actor)
+        .collect()
+}
+
 fn remaining(store: &Store, sad: &[u8]) -> i32 {
     store
         .read(|c| c.sad(sad))
@@ -1946,9 +1956,7 @@ fn declared_spends_of_one_batch_see_each_other(db: &TestDb) {
     let left = db.read(|c| c.sad(&bound)).unwrap().expect("intact SAD");
     assert_eq!((left.remaining, left.hashes), (0, Some(Vec::new())));
     assert_eq!(remaining(db, &untouched), 1);
-    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
-    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
-    assert_eq!(actors, ["s0", "s1", "s2", "s5"]);
+    assert_eq!(audit_actors(db), ["s0", "s1", "s2", "s5"]);
     assert_eq!(
         db.verify_audit_chain().unwrap(),
         AuditVerdict::Intact { records: 4 }
@@ -2210,9 +2218,7 @@ fn declared_activations_of_one_batch_see_each_other(db: &TestDb) {
     assert_eq!(pin_failures(db, &other), 1);
     assert!(db.take_violations().is_empty(), "every row intact");
     assert_eq!(remaining(db, &sad), 1, "the SAD issued is stored");
-    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
-    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
-    assert_eq!(actors, ["r0", "r1", "g3", "r4", "o5"]);
+    assert_eq!(audit_actors(db), ["r0", "r1", "g3", "r4", "o5"]);
     assert_eq!(
         db.verify_audit_chain().unwrap(),
         AuditVerdict::Intact { records: 5 }
@@ -2255,9 +2261,7 @@ fn a_failing_declared_activation_is_undone_alone(db: &TestDb) {
         "refused SAD not stored"
     );
     assert_eq!(remaining(db, &issued), 1);
-    let records = db.read(|c| c.audit_records(0, 100)).unwrap();
-    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
-    assert_eq!(actors, ["r0", "r2", "g4"]);
+    assert_eq!(audit_actors(db), ["r0", "r2", "g4"]);
 }
 
 /// A factor row edited behind the store (its MAC no longer verifies) is absent to a declared
